@@ -1,0 +1,38 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "RecurrentKit",
+    products: [
+        .library(name: "RecurrentKit", targets: ["RecurrentKit"]),
+        .executable(name: "rnn", targets: ["RecurrentKitCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - Public API
+        .target(
+            name: "RecurrentKit",
+            dependencies: ["CRecurrentKernels"]
+        ),
+        .executableTarget(
+            name: "RecurrentKitCLI",
+            dependencies: [
+                "RecurrentKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - Implementation details
+        // Hot loops (GEMM, gate non-linearities) in C, with AVX-512 / AVX2+FMA kernels chosen at run time.
+        .target(name: "CRecurrentKernels"),
+
+        // MARK: - Unit test bundles
+        .testTarget(
+            name: "RecurrentKitTests",
+            dependencies: ["RecurrentKit", "CRecurrentKernels"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)
