@@ -14,7 +14,7 @@ let package = Package(
         // MARK: - Public API
         .target(
             name: "RecurrentKit",
-            dependencies: ["CRecurrentKernels"]
+            dependencies: ["CRecurrentKernels", "CEmbeddedCorpora"]
         ),
         .executableTarget(
             name: "RecurrentKitCLI",
@@ -27,12 +27,16 @@ let package = Package(
         // MARK: - Implementation details
         // Hot loops (GEMM, gate non-linearities) in C, with AVX-512 / AVX2+FMA kernels chosen at run time.
         .target(name: "CRecurrentKernels"),
+        // The Time Machine and tiny Shakespeare, compiled in so nothing is downloaded or located at run time.
+        .target(name: "CEmbeddedCorpora", exclude: ["corpora"]),
 
         // MARK: - Unit test bundles
         .testTarget(
             name: "RecurrentKitTests",
-            dependencies: ["RecurrentKit", "CRecurrentKernels"]
+            dependencies: ["RecurrentKit", "CRecurrentKernels"],
+            exclude: ["Fixtures"]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v5],
+    cLanguageStandard: .gnu2x
 )

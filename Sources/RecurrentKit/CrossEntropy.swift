@@ -1,0 +1,66 @@
+/// Softmax cross-entropy averaged over rows (PyTorch `F.cross_entropy`, reduction "mean"), log-sum-exp stable.
+///
+/// - Parameters:
+///   - logits: (rows, V) scores, not modified.
+///   - targets: `rows` class indices in [0, V).
+///   - gradient: when non-nil, (rows, V) receives dL/dlogits = (softmax - onehot) / rows (overwritten).
+///   - weightScale: multiplies the gradient (1 by default), e.g. to fold a loss weight in.
+/// - Returns: mean cross-entropy in nats, accumulated in Double.
+/// - Throws: when a target is outside [0, V) or rows/V are not positive.
+public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
+    logits: UnsafePointer<Scalar>, rows: Int, classes V: Int, targets: [Int],
+    gradient: UnsafeMutablePointer<Scalar>?, gradientScale: Double = 1
+) throws -> Double {
+    guard rows >= 1 else { throw RecurrentKitError.invalidArgument("rows", rows, "must be at least 1") }
+    guard V >= 1 else { throw RecurrentKitError.invalidArgument("classes", V, "must be at least 1") }
+    guard targets.count == rows else { throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows") }
+    for (i, y) in targets.enumerated() where y < 0 || y >= V {
+        throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(V))")
+    }
+    var total = 0.0
+    let scale = Scalar(gradientScale / Double(rows))
+    for r in 0..<rows {
+        let z = logits + r * V
+        var maxLogit = z[0]
+        for j in 1..<max(V, 1) where z[j] > maxLogit { maxLogit = z[j] }
+        var sum: Scalar = 0
+        for j in 0..<V { sum += Scalar.exp(z[j] - maxLogit) }
+        let logSum = Scalar.log(sum) + maxLogit
+        total += Double(logSum - z[targets[r]])
+        if let gradient {
+            let g = gradient + r * V
+            for j in 0..<V { g[j] = Scalar.exp(z[j] - logSum) * scale }
+            g[targets[r]] -= scale
+        }
+    }
+    return total / Double(rows)
+}
+
+/// Tensor form of ``softmaxCrossEntropy(logits:rows:classes:targets:gradient:gradientScale:)``:
+/// logits (rows, V); returns the mean loss and dL/dlogits (rows, V).
+public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int]) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+    guard logits.shape.count == 2 else { throw RecurrentKitError("logits must be (rows, classes), got shape \(logits.shape)") }
+    var gradient = Tensor<Scalar>(zeros: logits.shape)
+    let loss = try logits.scalars.withUnsafeBufferPointer { z in
+        try gradient.scalars.withUnsafeMutableBufferPointer { g in
+            try softmaxCrossEntropy(logits: z.baseAddress!, rows: logits.shape[0], classes: logits.shape[1],
+                                    targets: targets, gradient: g.baseAddress!)
+        }
+    }
+    return (loss, gradient)
+}
+
+/// Perplexity = exp(mean cross-entropy in nats).
+public func perplexity(meanCrossEntropy: Double) -> Double {
+    #if canImport(Glibc)
+    return Glibc.exp(meanCrossEntropy)
+    #else
+    return Darwin.exp(meanCrossEntropy)
+    #endif
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,191 @@
+/// The worst disagreement between the hand-written backward and finite differences for one tensor.
+public struct GradientCheckResult: Sendable, Equatable {
+    /// Tensor name: a parameter (`weight_ih_l0`, ...), `input`, `input_chunk2`, `h0` or `c0`.
+    public let name: String
+    /// Number of elements checked.
+    public let count: Int
+    /// max |analytic - numeric| / max(|analytic|, |numeric|, floor).
+    public let worstRelativeError: Double
+    /// max |analytic - numeric|.
+    public let worstAbsoluteError: Double
+    /// Position (one index per dimension) of the worst relative error.
+    public let worstIndex: [Int]
+    /// Analytic and numeric values at that position.
+    public let analytic: Double, numeric: Double
+}
+
+/// Finite-difference checks of ``RecurrentNetwork`` backward passes in `Double`.
+///
+/// The loss is L = sum(out * dOut) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with random dOut, dh_n, dc_n, or, with
+/// `lastStepOnly`, L = sum(out_T * dOut_T). With `chunks` = 2 the sequence is split in two and the second chunk
+/// starts from the first chunk's final state held constant (truncated BPTT): the numeric derivative then keeps that
+/// state fixed too, exactly what the cut gradient path means. Derivatives use the five-point stencil
+/// (f(x-2h) - 8 f(x-h) + 8 f(x+h) - f(x+2h)) / 12h, whose error is O(h^4).
+public enum GradientCheck {
+    /// Options of one check.
+    public struct Options: Sendable {
+        /// Recurrent layers to check.
+        public var configuration: RecurrentConfiguration
+        /// Batch size B (>= 1). Default 3.
+        public var batch: Int
+        /// Steps T per chunk (>= 1). Default 6.
+        public var steps: Int
+        /// Number of truncated chunks, 1 or more. Default 1.
+        public var chunks: Int
+        /// Loss on the last step only. Default false.
+        public var lastStepOnly: Bool
+        /// Dropout active (masks fixed by the seed, so the function is deterministic). Default false.
+        public var training: Bool
+        /// Finite-difference step h (> 0). Default 1e-4.
+        public var step: Double
+        /// Denominator floor of the relative error (> 0). Default 1e-4.
+        public var floor: Double
+        /// Seed for weights, inputs, states, loss weights and dropout masks.
+        public var seed: UInt64
+        /// Parameter initialisation. Default PyTorch's.
+        public var initialization: Initialization
+
+        /// Options with the defaults above.
+        public init(configuration: RecurrentConfiguration, batch: Int = 3, steps: Int = 6, chunks: Int = 1,
+                    lastStepOnly: Bool = false, training: Bool = false, step: Double = 1e-4, floor: Double = 1e-4,
+                    seed: UInt64 = 0, initialization: Initialization = .pytorch) {
+            self.configuration = configuration
+            self.batch = batch
+            self.steps = steps
+            self.chunks = chunks
+            self.lastStepOnly = lastStepOnly
+            self.training = training
+            self.step = step
+            self.floor = floor
+            self.seed = seed
+            self.initialization = initialization
+        }
+    }
+
+    /// Runs the check and returns one result per tensor: every parameter, each chunk's input, h0 (and c0).
+    public static func run(_ options: Options) throws -> [GradientCheckResult] {
+        let config = options.configuration
+        try config.validate()
+        guard options.batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", options.batch, "must be at least 1") }
+        guard options.steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", options.steps, "must be at least 1") }
+        guard options.chunks >= 1 else { throw RecurrentKitError.invalidArgument("chunks", options.chunks, "must be at least 1") }
+        guard options.step > 0, options.step.isFinite else { throw RecurrentKitError.invalidArgument("step", options.step, "must be > 0") }
+        let (B, T, L, H) = (options.batch, options.steps, config.numLayers, config.hiddenSize)
+        var generator = SeededGenerator(seed: options.seed)
+        let network = try RecurrentNetwork<Double>(config, initialization: options.initialization, generator: &generator)
+        let inputs = (0..<options.chunks).map { _ in Tensor<Double>(shape: [T, B, config.inputSize]) { generator.normal() } }
+        let h0 = Tensor<Double>(shape: [L, B, H]) { 0.5 * generator.normal() }
+        let c0: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { 0.5 * generator.normal() } : nil
+        let dOutputs: [Tensor<Double>] = (0..<options.chunks).map { _ in
+            var d = Tensor<Double>(shape: [T, B, H]) { generator.normal() }
+            if options.lastStepOnly { for i in 0..<((T - 1) * B * H) { d.scalars[i] = 0 } }
+            return d
+        }
+        let weightsOnState = !options.lastStepOnly
+        let dhn = Tensor<Double>(shape: [L, B, H]) { weightsOnState ? generator.normal() : 0 }
+        let dcn: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { weightsOnState ? generator.normal() : 0 } : nil
+        let maskSeed = generator.next()
+
+        // Chunk start states from the unperturbed model: later chunks start from these constants.
+        var startStates = [RecurrentState(h: h0, c: c0)]
+        for c in 0..<(options.chunks - 1) {
+            var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
+            let (_, final) = try network.forward(.dense(inputs[c]), initialState: startStates[c], training: options.training, generator: &masks)
+            startStates.append(final)
+        }
+
+        // L as a function of the current parameters, inputs and first state.
+        func totalLoss(_ inputs: [Tensor<Double>], _ first: RecurrentState<Double>) throws -> Double {
+            var sum = 0.0
+            for c in 0..<options.chunks {
+                var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
+                let (out, final) = try network.forward(.dense(inputs[c]), initialState: c == 0 ? first : startStates[c],
+                                                       training: options.training, generator: &masks)
+                for i in out.scalars.indices { sum += out.scalars[i] * dOutputs[c].scalars[i] }
+                if c == options.chunks - 1 {
+                    for i in final.h.scalars.indices { sum += final.h.scalars[i] * dhn.scalars[i] }
+                    if let fc = final.c, let dcn { for i in fc.scalars.indices { sum += fc.scalars[i] * dcn.scalars[i] } }
+                }
+            }
+            return sum
+        }
+
+        // Analytic gradients: backward per chunk, parameter gradients accumulating across chunks.
+        network.parameters.zeroGradients()
+        var inputGradients: [Tensor<Double>] = []
+        var firstStateGradient: RecurrentState<Double>? = nil
+        for c in 0..<options.chunks {
+            var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
+            _ = try network.forward(.dense(inputs[c]), initialState: startStates[c], training: options.training, generator: &masks)
+            let last = c == options.chunks - 1
+            let (dx, dState) = try network.backward(outputGradient: dOutputs[c],
+                                                    finalStateGradient: last ? RecurrentState(h: dhn, c: dcn) : nil)
+            inputGradients.append(dx!)
+            if c == 0 { firstStateGradient = dState }
+        }
+
+        /// `set(delta)` puts the perturbed value original + delta in place; `set(0)` restores it exactly.
+        func numeric(_ set: (Double) throws -> Void) throws -> Double {
+            let h = options.step
+            var f: [Double] = []
+            for delta in [-2 * h, -h, h, 2 * h] {
+                try set(delta)
+                f.append(try totalLoss(inputs, startStates[0]))
+            }
+            try set(0)
+            return (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+        }
+
+        var results: [GradientCheckResult] = []
+        func compare(_ name: String, shape: [Int], analytic: [Double], numericAt: (Int) throws -> Double) rethrows {
+            var worst = (rel: 0.0, abs: 0.0, index: 0, a: 0.0, n: 0.0)
+            for i in analytic.indices {
+                let n = try numericAt(i), a = analytic[i]
+                let absError = abs(a - n)
+                let relError = absError / max(abs(a), abs(n), options.floor)
+                if relError > worst.rel || relError.isNaN { worst = (relError, max(worst.abs, absError), i, a, n) }
+                worst.abs = max(worst.abs, absError)
+            }
+            let probe = Tensor<Double>(zeros: shape)
+            results.append(GradientCheckResult(name: name, count: analytic.count, worstRelativeError: worst.rel,
+                                               worstAbsoluteError: worst.abs, worstIndex: probe.multiIndex(ofFlat: worst.index),
+                                               analytic: worst.a, numeric: worst.n))
+        }
+
+        let store = network.parameters
+        for entry in store.entries {
+            let analytic = Array(UnsafeBufferPointer(start: store.gradients + entry.offset, count: entry.count))
+            try compare(entry.name, shape: entry.shape, analytic: analytic) { i in
+                let p = store.values + entry.offset + i
+                let original = p.pointee
+                return try numeric { delta in p.pointee = original + delta }
+            }
+        }
+        var perturbedInputs = inputs
+        for c in 0..<options.chunks {
+            try compare(c == 0 ? "input" : "input_chunk\(c + 1)", shape: [T, B, config.inputSize], analytic: inputGradients[c].scalars) { i in
+                let h = options.step
+                func loss(_ delta: Double) throws -> Double {
+                    perturbedInputs[c].scalars[i] = inputs[c].scalars[i] + delta
+                    defer { perturbedInputs[c].scalars[i] = inputs[c].scalars[i] }
+                    return try totalLoss(perturbedInputs, startStates[0])
+                }
+                return (try loss(-2 * h) - 8 * loss(-h) + 8 * loss(h) - loss(2 * h)) / (12 * h)
+            }
+        }
+        func stateLoss(h: Tensor<Double>, c: Tensor<Double>?) throws -> Double { try totalLoss(inputs, RecurrentState(h: h, c: c)) }
+        try compare("h0", shape: [L, B, H], analytic: firstStateGradient!.h.scalars) { i in
+            let step = options.step
+            func loss(_ delta: Double) throws -> Double { var h = h0; h.scalars[i] += delta; return try stateLoss(h: h, c: c0) }
+            return (try loss(-2 * step) - 8 * loss(-step) + 8 * loss(step) - loss(2 * step)) / (12 * step)
+        }
+        if let c0 {
+            try compare("c0", shape: [L, B, H], analytic: firstStateGradient!.c!.scalars) { i in
+                let step = options.step
+                func loss(_ delta: Double) throws -> Double { var c = c0; c.scalars[i] += delta; return try stateLoss(h: h0, c: c) }
+                return (try loss(-2 * step) - 8 * loss(-step) + 8 * loss(step) - loss(2 * step)) / (12 * step)
+            }
+        }
+        return results
+    }
+}

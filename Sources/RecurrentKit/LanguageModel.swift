@@ -1,0 +1,166 @@
+/// Sizes and options of a character (or token) language model: input -> recurrent layers -> linear output.
+public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
+    /// Vocabulary size V (>= 1).
+    public var vocabularySize: Int
+    /// Recurrent cell.
+    public var cell: CellKind
+    /// Hidden units H (>= 1).
+    public var hiddenSize: Int
+    /// Recurrent layers L (>= 1).
+    public var numLayers: Int
+    /// Dropout between recurrent layers in training, [0, 1). Default 0.
+    public var dropout: Double
+    /// Embedding width E, or nil for one-hot input (d2l's choice). Default nil.
+    public var embeddingSize: Int?
+
+    /// Creates a configuration (validated by ``validate()``).
+    public init(vocabularySize: Int, cell: CellKind, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, embeddingSize: Int? = nil) {
+        self.vocabularySize = vocabularySize
+        self.cell = cell
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.dropout = dropout
+        self.embeddingSize = embeddingSize
+    }
+
+    /// The recurrent part: its input is the one-hot width V or the embedding width E.
+    public var recurrent: RecurrentConfiguration {
+        RecurrentConfiguration(cell: cell, inputSize: embeddingSize ?? vocabularySize, hiddenSize: hiddenSize,
+                               numLayers: numLayers, dropout: dropout)
+    }
+
+    /// Throws an error naming the first invalid field.
+    public func validate() throws {
+        guard vocabularySize >= 1 else { throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at least 1") }
+        if let e = embeddingSize, e < 1 { throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at least 1") }
+        try recurrent.validate()
+    }
+
+    /// `state_dict` layout: `embedding.weight` (V, E) when embedded, `rnn.*`, `output.weight` (V, H), `output.bias` (V).
+    public var parameterLayout: ParameterLayout {
+        var layout = ParameterLayout()
+        if let e = embeddingSize { Embedding<Float>.declareParameters(prefix: "embedding.", vocabularySize: vocabularySize, dimension: e, into: &layout) }
+        recurrent.declareParameters(prefix: "rnn.", into: &layout)
+        Linear<Float>.declareParameters(prefix: "output.", inputSize: hiddenSize, outputSize: vocabularySize, into: &layout)
+        return layout
+    }
+}
+
+/// A recurrent language model over token indices: one-hot or embedding input, a ``RecurrentNetwork``,
+/// and a linear layer to V logits; trained with softmax cross-entropy averaged over T*B.
+public final class LanguageModel<Scalar: RecurrentScalar> {
+    /// Sizes and options.
+    public let configuration: LanguageModelConfiguration
+    /// Every parameter under its PyTorch `state_dict` name, in one flat buffer.
+    public let parameters: ParameterStore<Scalar>
+    /// The recurrent layers (`rnn.` names).
+    public let recurrent: RecurrentNetwork<Scalar>
+    /// Token vectors (`embedding.weight`), nil with one-hot input.
+    public let embedding: Embedding<Scalar>?
+    /// Hidden state to logits (`output.weight` (V, H), `output.bias` (V)).
+    public let output: Linear<Scalar>
+
+    private let embedded = Workspace<Scalar>()     // (T, B, E) embedding output
+    private let gradEmbedded = Workspace<Scalar>() // (T, B, E)
+    private let logitBuffer = Workspace<Scalar>()  // (T, B, V)
+    private let gradLogits = Workspace<Scalar>()   // (T, B, V)
+    private let gradHidden = Workspace<Scalar>()   // (T, B, H)
+    private var cachedTokens: [Int] = []
+
+    /// A model with fresh parameters drawn by `initialization` from `generator`.
+    public convenience init(_ configuration: LanguageModelConfiguration, initialization: Initialization = .pytorch,
+                            generator: inout SeededGenerator) throws {
+        try self.init(configuration)
+        embedding?.initialize(initialization, generator: &generator)
+        recurrent.initialize(initialization, generator: &generator)
+        output.initialize(initialization, generator: &generator)
+    }
+
+    /// A model with all parameters zero (to be loaded from a checkpoint).
+    public init(_ configuration: LanguageModelConfiguration) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        parameters = ParameterStore(layout: configuration.parameterLayout)
+        recurrent = try RecurrentNetwork(configuration.recurrent, parameters: parameters, prefix: "rnn.")
+        if let e = configuration.embeddingSize {
+            embedding = try Embedding(prefix: "embedding.", vocabularySize: configuration.vocabularySize, dimension: e, store: parameters)
+        } else {
+            embedding = nil
+        }
+        output = try Linear(prefix: "output.", inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, store: parameters)
+    }
+
+    /// Runs the model over `inputs` (T*B indices, time-major) and returns the logits (T, B, V), valid until the next call.
+    /// `state` is the initial state (zeros when nil); the final state is available from ``finalState()``.
+    @discardableResult
+    func forwardLogits(inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>?, training: Bool,
+                       generator: inout SeededGenerator) throws -> UnsafeMutablePointer<Scalar> {
+        let V = configuration.vocabularySize
+        guard T >= 1, B >= 1, inputs.count == T * B else {
+            throw RecurrentKitError("expected \(T)x\(B) = \(T * B) input tokens, got \(inputs.count)")
+        }
+        for (i, token) in inputs.enumerated() where token < 0 || token >= V {
+            throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
+        }
+        let L = configuration.numLayers, H = configuration.hiddenSize
+        if let state {
+            try state.h.requireShape([L, B, H], name: "state.h")
+            if configuration.cell.hasCellState, let c = state.c { try c.requireShape([L, B, H], name: "state.c") }
+        }
+        cachedTokens = inputs
+        try withOptionalPointer(state?.h) { h0 in
+            try withOptionalPointer(configuration.cell.hasCellState ? state?.c : nil) { c0 in
+                if let embedding {
+                    let x = embedded.reserve(T * B * embedding.dimension)
+                    embedding.forward(inputs, into: x)
+                    try recurrent.forward(steps: T, batch: B, input: x, tokens: nil, h0: h0, c0: c0, training: training, generator: &generator)
+                } else {
+                    try recurrent.forward(steps: T, batch: B, input: nil, tokens: inputs, h0: h0, c0: c0, training: training, generator: &generator)
+                }
+            }
+        }
+        let logits = logitBuffer.reserve(T * B * V)
+        output.forward(recurrent.output, rows: T * B, into: logits)
+        return logits
+    }
+
+    /// Mean cross-entropy of predicting `targets` from `inputs` (both T*B, time-major), and, when `computeGradients`,
+    /// adds dL/dparameters into `parameters.gradients` (zero them first yourself).
+    /// - Parameters:
+    ///   - state: initial state (L, B, H), zeros when nil; pass the previous ``finalState()`` to carry it with
+    ///     its gradient cut (truncated BPTT, d2l's `detach_`).
+    ///   - training: enables dropout.
+    /// - Returns: mean cross-entropy in nats over the T*B predictions.
+    public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
+                     training: Bool = false, computeGradients: Bool = true, generator: inout SeededGenerator) throws -> Double {
+        guard targets.count == T * B else { throw RecurrentKitError("expected \(T * B) targets, got \(targets.count)") }
+        let V = configuration.vocabularySize, H = configuration.hiddenSize
+        let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
+        let dLogits = computeGradients ? gradLogits.reserve(T * B * V) : nil
+        let loss = try softmaxCrossEntropy(logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits)
+        guard computeGradients, let dLogits else { return loss }
+        let dHidden = gradHidden.reserve(T * B * H)
+        output.backward(dLogits, x: recurrent.output, rows: T * B, inputGradient: dHidden)
+        if let embedding {
+            let dx = gradEmbedded.reserve(T * B * embedding.dimension)
+            try recurrent.backward(outputGradient: dHidden, finalHiddenGradient: nil, finalCellGradient: nil,
+                                   inputGradient: dx, initialHiddenGradient: nil, initialCellGradient: nil)
+            embedding.backward(cachedTokens, outputGradient: dx)
+        } else {
+            try recurrent.backward(outputGradient: dHidden, finalHiddenGradient: nil, finalCellGradient: nil,
+                                   inputGradient: nil, initialHiddenGradient: nil, initialCellGradient: nil)
+        }
+        return loss
+    }
+
+    /// Logits (T, B, V) for `inputs` (T*B indices) from `state`, in evaluation mode (no dropout).
+    public func logits(inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil) throws -> Tensor<Scalar> {
+        var generator = SeededGenerator(seed: 0)
+        let p = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: false, generator: &generator)
+        let V = configuration.vocabularySize
+        return try Tensor(shape: [T, B, V], scalars: Array(UnsafeBufferPointer(start: p, count: T * B * V)))
+    }
+
+    /// Final state of every layer after the last forward (a value: carrying it cuts the gradient path).
+    public func finalState() throws -> RecurrentState<Scalar> { try recurrent.finalState() }
+}

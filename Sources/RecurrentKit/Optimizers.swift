@@ -1,0 +1,215 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How ``clipGradientNorm(_:maxNorm:style:)`` scales.
+public enum ClipStyle: String, Codable, CaseIterable, Sendable {
+    /// d2l `grad_clipping` and Pascanu et al.: when norm > maxNorm, g *= maxNorm / norm; otherwise untouched.
+    case d2l
+    /// `torch.nn.utils.clip_grad_norm_`: g *= min(1, maxNorm / (norm + 1e-6)), always multiplied.
+    case pytorch
+}
+
+/// Clips all gradients of `store` by their global L2 norm and returns the norm before clipping.
+/// - Parameters:
+///   - maxNorm: threshold, > 0 and finite.
+///   - style: ``ClipStyle/d2l`` (default) or ``ClipStyle/pytorch``; they differ only by PyTorch's 1e-6.
+/// - Throws: when maxNorm is invalid, or when the norm is NaN or infinite (the gradients are left untouched,
+///   never silently scaled by NaN).
+@discardableResult
+public func clipGradientNorm<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>, maxNorm: Double, style: ClipStyle = .d2l) throws -> Double {
+    guard maxNorm.isFinite, maxNorm > 0 else { throw RecurrentKitError.invalidArgument("maxNorm", maxNorm, "must be a positive finite number") }
+    let norm = store.gradientSquaredNorm().squareRoot()
+    guard norm.isFinite else { throw RecurrentKitError("gradient norm is \(norm): a NaN or infinite gradient reached clipping") }
+    let coefficient: Double
+    switch style {
+    case .d2l: coefficient = norm > maxNorm ? maxNorm / norm : 1
+    case .pytorch: coefficient = min(1, maxNorm / (norm + 1e-6))
+    }
+    if coefficient != 1 || style == .pytorch {
+        let c = Scalar(coefficient)
+        for i in 0..<store.count { store.gradients[i] *= c }
+    }
+    return norm
+}
+
+/// An optimizer updates every value of a ``ParameterStore`` from its gradients in one loop.
+public protocol Optimizer: AnyObject {
+    /// Learning rate (>= 0); may be changed between steps (schedules).
+    var learningRate: Double { get set }
+    /// Applies one update from `store.gradients` (which it does not zero).
+    func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws
+    /// Number of updates applied so far.
+    var stepCount: Int { get }
+    /// Internal buffers (momentum, moments) for checkpoints, name -> values; empty for plain SGD.
+    var stateBuffers: [String: [Double]] { get }
+    /// Restores buffers saved by `stateBuffers` and the step count.
+    func restore(stateBuffers: [String: [Double]], stepCount: Int) throws
+}
+
+/// Stochastic gradient descent with PyTorch's `torch.optim.SGD` semantics.
+///
+/// d_p = g + weightDecay * p; buf = momentum * buf + (1 - dampening) * d_p (buf = d_p on the first step);
+/// d_p = nesterov ? d_p + momentum * buf : buf; p -= lr * d_p. d2l's `sgd(params, lr, batch_size=1)` is lr only.
+public final class SGD: Optimizer {
+    /// Learning rate, >= 0.
+    public var learningRate: Double
+    /// Momentum in [0, 1); 0 disables the buffer. Default 0.
+    public let momentum: Double
+    /// Dampening in [0, 1]; default 0.
+    public let dampening: Double
+    /// L2 penalty added to the gradient, >= 0; default 0.
+    public let weightDecay: Double
+    /// Nesterov momentum (needs momentum > 0 and dampening 0); default false.
+    public let nesterov: Bool
+    /// Updates applied so far.
+    public private(set) var stepCount = 0
+    private var buffer: [Double] = []
+
+    /// Creates SGD; throws an error naming the first invalid argument.
+    public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) throws {
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
+        guard dampening.isFinite, dampening >= 0, dampening <= 1 else { throw RecurrentKitError.invalidArgument("dampening", dampening, "must be in [0, 1]") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+        guard !nesterov || (momentum > 0 && dampening == 0) else { throw RecurrentKitError("nesterov momentum needs momentum > 0 and dampening 0") }
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+    }
+
+    /// One SGD update.
+    public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        let p = store.values, g = store.gradients, n = store.count
+        let lr = Scalar(learningRate), wd = Scalar(weightDecay)
+        if momentum == 0 {
+            if weightDecay == 0 { for i in 0..<n { p[i] -= lr * g[i] } }
+            else { for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) } }
+        } else {
+            if buffer.count != n { buffer = Array(repeating: 0, count: n) }
+            let mu = Scalar(momentum), keep = Scalar(1 - dampening)
+            let first = stepCount == 0
+            buffer.withUnsafeMutableBufferPointer { bufferPointer in
+                let buf = bufferPointer.baseAddress!
+                for i in 0..<n {
+                    let d = g[i] + wd * p[i]
+                    let b = first ? d : mu * Scalar(buf[i]) + keep * d
+                    buf[i] = Double(b)
+                    p[i] -= lr * (nesterov ? d + mu * b : b)
+                }
+            }
+        }
+        stepCount += 1
+    }
+
+    /// The momentum buffer, when there is one.
+    public var stateBuffers: [String: [Double]] { buffer.isEmpty ? [:] : ["momentum_buffer": buffer] }
+
+    /// Restores the momentum buffer and step count.
+    public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
+        buffer = stateBuffers["momentum_buffer"] ?? []
+        self.stepCount = max(0, stepCount)
+    }
+}
+
+/// Adam (Kingma and Ba) with PyTorch's `torch.optim.Adam` arithmetic and bias correction; `decoupled` gives AdamW.
+///
+/// g += weightDecay * p (Adam) or p *= 1 - lr * weightDecay (AdamW); m = lerp(m, g, 1 - beta1);
+/// v = beta2 v + (1 - beta2) g^2; p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+public final class Adam: Optimizer {
+    /// Learning rate, >= 0. Default 0.001.
+    public var learningRate: Double
+    /// Exponential decay of the first moment, in [0, 1). Default 0.9.
+    public let beta1: Double
+    /// Exponential decay of the second moment, in [0, 1). Default 0.999.
+    public let beta2: Double
+    /// Added to the denominator, > 0. Default 1e-8.
+    public let epsilon: Double
+    /// Weight decay, >= 0. Default 0 (Adam) / 0.01 (AdamW, PyTorch's default).
+    public let weightDecay: Double
+    /// True for AdamW (decoupled weight decay).
+    public let decoupled: Bool
+    /// Updates applied so far (t in the bias corrections).
+    public private(set) var stepCount = 0
+    // Moments kept in the parameters' precision, as PyTorch does.
+    private var firstMoment: [Double] = []
+    private var secondMoment: [Double] = []
+
+    /// Creates Adam (or AdamW when `decoupled`); throws an error naming the first invalid argument.
+    public init(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
+                weightDecay: Double = 0, decoupled: Bool = false) throws {
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        guard beta1.isFinite, beta1 >= 0, beta1 < 1 else { throw RecurrentKitError.invalidArgument("beta1", beta1, "must be in [0, 1)") }
+        guard beta2.isFinite, beta2 >= 0, beta2 < 1 else { throw RecurrentKitError.invalidArgument("beta2", beta2, "must be in [0, 1)") }
+        guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.decoupled = decoupled
+    }
+
+    /// AdamW (Loshchilov and Hutter) with PyTorch's defaults (weight decay 0.01).
+    public static func adamW(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
+                             epsilon: Double = 1e-8, weightDecay: Double = 0.01) throws -> Adam {
+        try Adam(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, decoupled: true)
+    }
+
+    /// One Adam update.
+    public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        let n = store.count
+        if firstMoment.count != n {
+            firstMoment = Array(repeating: 0, count: n)
+            secondMoment = Array(repeating: 0, count: n)
+        }
+        stepCount += 1
+        let t = Double(stepCount)
+        let biasCorrection1 = 1 - pow(beta1, t)
+        let biasCorrection2Sqrt = (1 - pow(beta2, t)).squareRoot()
+        let stepSize = Scalar(learningRate / biasCorrection1)
+        let b1 = Scalar(1 - beta1), b2 = Scalar(beta2), oneMinusB2 = Scalar(1 - beta2)
+        let eps = Scalar(epsilon), wd = Scalar(weightDecay), bc2 = Scalar(biasCorrection2Sqrt)
+        let decay = Scalar(1 - learningRate * weightDecay)
+        let p = store.values, g = store.gradients
+        let decoupled = self.decoupled, hasDecay = weightDecay != 0
+        firstMoment.withUnsafeMutableBufferPointer { mPointer in
+            secondMoment.withUnsafeMutableBufferPointer { vPointer in
+                let mBuf = mPointer.baseAddress!, vBuf = vPointer.baseAddress!
+                for i in 0..<n {
+                    var grad = g[i]
+                    if hasDecay {
+                        if decoupled { p[i] *= decay } else { grad += wd * p[i] }
+                    }
+                    var m = Scalar(mBuf[i]), v = Scalar(vBuf[i])
+                    m += (grad - m) * b1
+                    v = v * b2 + oneMinusB2 * grad * grad
+                    mBuf[i] = Double(m); vBuf[i] = Double(v)
+                    let denominator = v.squareRoot() / bc2 + eps
+                    p[i] -= stepSize * (m / denominator)
+                }
+            }
+        }
+    }
+
+    /// `exp_avg` and `exp_avg_sq` (PyTorch's names).
+    public var stateBuffers: [String: [Double]] {
+        firstMoment.isEmpty ? [:] : ["exp_avg": firstMoment, "exp_avg_sq": secondMoment]
+    }
+
+    /// Restores the moments and step count.
+    public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
+        let m = stateBuffers["exp_avg"] ?? [], v = stateBuffers["exp_avg_sq"] ?? []
+        guard m.count == v.count else { throw RecurrentKitError("Adam state buffers have different sizes (\(m.count), \(v.count))") }
+        firstMoment = m
+        secondMoment = v
+        self.stepCount = max(0, stepCount)
+    }
+}

@@ -1,0 +1,106 @@
+/// The recurrent cell: vanilla RNN (tanh or ReLU), GRU or LSTM, with PyTorch's equations.
+public enum CellKind: String, Codable, CaseIterable, Sendable {
+    /// `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` (PyTorch `nn.RNN`, the default nonlinearity).
+    case rnnTanh = "rnn_tanh"
+    /// `h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` (`nn.RNN(nonlinearity='relu')`).
+    case rnnReLU = "rnn_relu"
+    /// PyTorch `nn.GRU`, gates r|z|n, `n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`.
+    case gru
+    /// PyTorch `nn.LSTM`, gates i|f|g|o.
+    case lstm
+
+    /// Number of gate blocks G stacked along dim 0 of the weights: 1, 1, 3, 4.
+    public var gateCount: Int {
+        switch self {
+        case .rnnTanh, .rnnReLU: return 1
+        case .gru: return 3
+        case .lstm: return 4
+        }
+    }
+
+    /// True for the LSTM, the only cell with a memory cell state `c`.
+    public var hasCellState: Bool { self == .lstm }
+
+    /// Parses "rnn" / "rnn_tanh" / "tanh", "rnn_relu" / "relu", "gru", "lstm" (case-insensitive).
+    public init(parsing name: String) throws {
+        switch name.lowercased() {
+        case "rnn", "rnn_tanh", "rnn-tanh", "tanh": self = .rnnTanh
+        case "rnn_relu", "rnn-relu", "relu": self = .rnnReLU
+        case "gru": self = .gru
+        case "lstm": self = .lstm
+        default:
+            throw RecurrentKitError.invalidArgument("cell", "'\(name)'", "expected one of rnn_tanh, rnn_relu, gru, lstm")
+        }
+    }
+
+    /// The vanilla RNN for a PyTorch `nonlinearity` string: "tanh" or "relu"; anything else throws.
+    public static func rnn(nonlinearity: String) throws -> CellKind {
+        switch nonlinearity {
+        case "tanh": return .rnnTanh
+        case "relu": return .rnnReLU
+        default: throw RecurrentKitError.invalidArgument("nonlinearity", "'\(nonlinearity)'", "expected 'tanh' or 'relu'")
+        }
+    }
+}
+
+/// How parameters are initialised.
+public enum Initialization: String, Codable, CaseIterable, Sendable {
+    /// PyTorch: every weight and bias from U(-1/sqrt(H), 1/sqrt(H)).
+    case pytorch
+    /// d2l's scratch models: weights from N(0, 0.01^2), biases zero.
+    case d2l
+    /// IRNN (Le et al. 2015): W_hh = identity, W_ih from N(0, 0.001^2), biases zero (meant for ReLU RNNs).
+    case identity
+}
+
+/// Sizes and options of a stack of recurrent layers (PyTorch `nn.RNN`/`nn.GRU`/`nn.LSTM` arguments).
+public struct RecurrentConfiguration: Codable, Equatable, Sendable {
+    /// Which cell every layer uses.
+    public var cell: CellKind
+    /// Features per input step I (>= 1); for one-hot input, the vocabulary size.
+    public var inputSize: Int
+    /// Hidden units per layer H (>= 1).
+    public var hiddenSize: Int
+    /// Stacked layers L (>= 1).
+    public var numLayers: Int
+    /// Dropout probability on the outputs of every layer but the last, in training only; in [0, 1). Default 0.
+    public var dropout: Double
+
+    /// Creates a configuration (validated by ``validate()`` when a network is built).
+    public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0) {
+        self.cell = cell
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.dropout = dropout
+    }
+
+    /// Throws an error naming the first invalid field and its value.
+    public func validate() throws {
+        guard inputSize >= 1 else { throw RecurrentKitError.invalidArgument("inputSize", inputSize, "must be at least 1") }
+        guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hiddenSize", hiddenSize, "must be at least 1") }
+        guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("numLayers", numLayers, "must be at least 1") }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else {
+            throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)")
+        }
+        // Guard against sizes whose buffers would overflow Int arithmetic or memory.
+        let gateRows = cell.gateCount * hiddenSize
+        guard hiddenSize <= 1 << 20, inputSize <= 1 << 24, numLayers <= 1024,
+              gateRows.multipliedReportingOverflow(by: max(inputSize, hiddenSize)).overflow == false
+        else { throw RecurrentKitError("configuration too large: inputSize \(inputSize), hiddenSize \(hiddenSize), numLayers \(numLayers)") }
+    }
+
+    /// Input features of layer `k`: `inputSize` for layer 0, `hiddenSize` above.
+    public func layerInputSize(_ k: Int) -> Int { k == 0 ? inputSize : hiddenSize }
+
+    /// PyTorch parameter names and shapes in `state_dict` order, each name prefixed by `prefix`.
+    public func declareParameters(prefix: String = "", into layout: inout ParameterLayout) {
+        let rows = cell.gateCount * hiddenSize
+        for k in 0..<numLayers {
+            layout.append("\(prefix)weight_ih_l\(k)", shape: [rows, layerInputSize(k)])
+            layout.append("\(prefix)weight_hh_l\(k)", shape: [rows, hiddenSize])
+            layout.append("\(prefix)bias_ih_l\(k)", shape: [rows])
+            layout.append("\(prefix)bias_hh_l\(k)", shape: [rows])
+        }
+    }
+}

@@ -1,0 +1,674 @@
+/// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H).
+public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
+    /// Hidden states, (L, B, H).
+    public var h: Tensor<Scalar>
+    /// LSTM memory cells, (L, B, H); nil for RNN and GRU.
+    public var c: Tensor<Scalar>?
+
+    /// Creates a state from tensors (shapes are checked where the state is used).
+    public init(h: Tensor<Scalar>, c: Tensor<Scalar>? = nil) {
+        self.h = h
+        self.c = c
+    }
+
+    /// Zeros for `configuration` and batch size `batch`.
+    public init(zerosFor configuration: RecurrentConfiguration, batch: Int) {
+        let shape = [configuration.numLayers, batch, configuration.hiddenSize]
+        h = Tensor(zeros: shape)
+        c = configuration.cell.hasCellState ? Tensor(zeros: shape) : nil
+    }
+}
+
+/// Where the first layer's input comes from.
+public enum RecurrentInput<Scalar: RecurrentScalar> {
+    /// Dense features, (T, B, I), time-major.
+    case dense(Tensor<Scalar>)
+    /// Class indices in [0, I), (T, B) time-major, read as one-hot vectors of width I.
+    /// Computed as a row gather from `weight_ih_l0`, never as a dense I-wide product; the results are identical.
+    case oneHot(tokens: [Int], steps: Int, batch: Int)
+}
+
+/// What one layer's forward keeps for its backward (T steps, batch B, H hidden, G gates, In inputs).
+final class LayerCache<Scalar: RecurrentScalar> {
+    /// (T, B, In) layer input as used (dropout applied); layer 0 dense input copy; unused for one-hot.
+    let input = Workspace<Scalar>()
+    /// (T, B, G*H): input projection W_ih x_t + b_ih, then (LSTM, GRU) the activated gates i|f|g|o or r|z|n.
+    let gates = Workspace<Scalar>()
+    /// (T+1, B, H): h_0 (the initial state) then h_1 ... h_T.
+    let hidden = Workspace<Scalar>()
+    /// (T+1, B, H): LSTM c_0 ... c_T.
+    let cell = Workspace<Scalar>()
+    /// (T, B, H): LSTM tanh(c_t).
+    let tanhCell = Workspace<Scalar>()
+    /// (T, B, H): GRU W_hn h_{t-1} + b_hn, the term the reset gate multiplies.
+    let recurrentNew = Workspace<Scalar>()
+    /// (T, B, H): dropout keep mask of this layer's output, already scaled by 1/(1-p); valid when `droppedOut`.
+    let dropoutMask = Workspace<Scalar>()
+    /// Whether this layer's output went through dropout in the last forward.
+    var droppedOut = false
+}
+
+/// A stack of recurrent layers with PyTorch's semantics (`nn.RNN`, `nn.GRU`, `nn.LSTM`, time-major),
+/// and backpropagation through time written by hand.
+///
+/// `forward` runs all layers over T steps and keeps what `backward` needs; `backward` takes the gradient
+/// of every output h_t of the last layer and of the final states, adds parameter gradients into
+/// ``ParameterStore/gradients`` (`+=`), and returns gradients for the input and the initial states.
+/// Truncated BPTT: pass the previous chunk's ``RecurrentState`` as the next initial state (its gradient
+/// path is cut, like d2l's `detach_`, because states are plain values), or pass nil to reset to zeros.
+public final class RecurrentNetwork<Scalar: RecurrentScalar> {
+    /// Sizes and options.
+    public let configuration: RecurrentConfiguration
+    /// Holds `weight_ih_l{k}` (G*H, In), `weight_hh_l{k}` (G*H, H), `bias_ih_l{k}` (G*H), `bias_hh_l{k}` (G*H).
+    public let parameters: ParameterStore<Scalar>
+    let prefix: String
+
+    // Per-layer parameter and gradient pointers, resolved once.
+    let weightIH: [UnsafeMutablePointer<Scalar>]
+    let weightHH: [UnsafeMutablePointer<Scalar>]
+    let biasIH: [UnsafeMutablePointer<Scalar>]
+    let biasHH: [UnsafeMutablePointer<Scalar>]
+    let gradWeightIH: [UnsafeMutablePointer<Scalar>]
+    let gradWeightHH: [UnsafeMutablePointer<Scalar>]
+    let gradBiasIH: [UnsafeMutablePointer<Scalar>]
+    let gradBiasHH: [UnsafeMutablePointer<Scalar>]
+
+    // Forward cache.
+    let layers: [LayerCache<Scalar>]
+    /// Steps and batch of the cached forward; 0 when there is none.
+    private(set) var cachedSteps = 0
+    private(set) var cachedBatch = 0
+    /// (T, B) token indices of the cached forward when the input was one-hot.
+    private var cachedTokens: [Int]? = nil
+
+    // Backward scratch, reused.
+    private let gradProjected = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_ih x + b_ih)
+    private let gradRecurrent = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_hh h + b_hh); GRU only (others alias gradProjected)
+    private let gradOutput = Workspace<Scalar>()      // (T, B, max(In, H)) gradient w.r.t. the current layer's output / input
+    private let gradHidden = Workspace<Scalar>()      // (B, H) dL/dh_t carried backwards
+    private let gradHiddenNext = Workspace<Scalar>()  // (B, H)
+    private let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
+    private let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
+
+    /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
+    public convenience init(
+        _ configuration: RecurrentConfiguration,
+        initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
+        try configuration.validate()
+        var layout = ParameterLayout()
+        configuration.declareParameters(into: &layout)
+        let store = ParameterStore<Scalar>(layout: layout)
+        try self.init(configuration, parameters: store, prefix: "")
+        initialize(initialization, generator: &generator)
+    }
+
+    /// A network whose parameters live in a larger store under `prefix` (e.g. "rnn.").
+    public init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.parameters = parameters
+        self.prefix = prefix
+        var layout = ParameterLayout()
+        configuration.declareParameters(prefix: prefix, into: &layout)
+        for entry in layout.entries {
+            let existing = try parameters.requireEntry(entry.name)
+            guard existing.shape == entry.shape else {
+                throw RecurrentKitError.shapeMismatch(entry.name, expected: entry.shape, got: existing.shape)
+            }
+        }
+        let L = configuration.numLayers
+        weightIH = (0..<L).map { parameters.value("\(prefix)weight_ih_l\($0)") }
+        weightHH = (0..<L).map { parameters.value("\(prefix)weight_hh_l\($0)") }
+        biasIH = (0..<L).map { parameters.value("\(prefix)bias_ih_l\($0)") }
+        biasHH = (0..<L).map { parameters.value("\(prefix)bias_hh_l\($0)") }
+        gradWeightIH = (0..<L).map { parameters.gradient("\(prefix)weight_ih_l\($0)") }
+        gradWeightHH = (0..<L).map { parameters.gradient("\(prefix)weight_hh_l\($0)") }
+        gradBiasIH = (0..<L).map { parameters.gradient("\(prefix)bias_ih_l\($0)") }
+        gradBiasHH = (0..<L).map { parameters.gradient("\(prefix)bias_hh_l\($0)") }
+        layers = (0..<L).map { _ in LayerCache() }
+    }
+
+    /// Draws every parameter of this network again (in `state_dict` order, row-major).
+    public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
+        let H = configuration.hiddenSize
+        let bound = 1 / Double(H).squareRoot()
+        for k in 0..<configuration.numLayers {
+            let rows = configuration.cell.gateCount * H
+            let inCount = rows * configuration.layerInputSize(k)
+            let hhCount = rows * H
+            switch initialization {
+            case .pytorch:
+                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount), (biasIH[k], rows), (biasHH[k], rows)] {
+                    for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
+                }
+            case .d2l:
+                for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
+                for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
+                biasIH[k].update(repeating: 0, count: rows)
+                biasHH[k].update(repeating: 0, count: rows)
+            case .identity:
+                for i in 0..<inCount { weightIH[k][i] = Scalar(0.001 * generator.normal()) }
+                weightHH[k].update(repeating: 0, count: hhCount)
+                // Identity on each gate block's diagonal (for the RNN, the whole W_hh).
+                for r in 0..<rows { weightHH[k][r * H + r % H] = 1 }
+                biasIH[k].update(repeating: 0, count: rows)
+                biasHH[k].update(repeating: 0, count: rows)
+            }
+        }
+    }
+
+    // MARK: - Public tensor API
+
+    /// Runs every layer over the sequence.
+    /// - Parameters:
+    ///   - input: (T, B, I) dense features, or (T, B) one-hot indices.
+    ///   - initialState: h0 (L, B, H) and, for the LSTM, c0 (L, B, H); zeros when nil (or when `c` is nil).
+    ///   - training: applies dropout between layers when true and `dropout > 0`.
+    ///   - generator: draws the dropout masks.
+    /// - Returns: every h_t of the last layer (T, B, H) and the final state of every layer.
+    public func forward(
+        _ input: RecurrentInput<Scalar>,
+        initialState: RecurrentState<Scalar>? = nil,
+        training: Bool = false,
+        generator: inout SeededGenerator
+    ) throws -> (output: Tensor<Scalar>, finalState: RecurrentState<Scalar>) {
+        let (T, B) = try checkInput(input)
+        let L = configuration.numLayers, H = configuration.hiddenSize
+        if let state = initialState {
+            try state.h.requireShape([L, B, H], name: "h0")
+            if configuration.cell.hasCellState, let c = state.c { try c.requireShape([L, B, H], name: "c0") }
+        }
+        try withInputPointer(input) { inputPointer, tokens in
+            try withOptionalPointer(initialState?.h) { h0 in
+                try withOptionalPointer(configuration.cell.hasCellState ? initialState?.c : nil) { c0 in
+                    try forward(steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0,
+                                training: training, generator: &generator)
+                }
+            }
+        }
+        return (try outputTensor(), try finalState())
+    }
+
+    /// Backpropagates through the last forward.
+    /// - Parameters:
+    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H).
+    ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (L, B, H); zeros when nil.
+    /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
+    ///   Parameter gradients are added into `parameters.gradients`.
+    public func backward(
+        outputGradient: Tensor<Scalar>,
+        finalStateGradient: RecurrentState<Scalar>? = nil
+    ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
+        let T = cachedSteps, B = cachedBatch
+        guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize
+        try outputGradient.requireShape([T, B, H], name: "outputGradient")
+        if let g = finalStateGradient {
+            try g.h.requireShape([L, B, H], name: "finalStateGradient.h")
+            if let c = g.c { try c.requireShape([L, B, H], name: "finalStateGradient.c") }
+        }
+        let dense = cachedTokens == nil
+        var inputGradient = dense ? Tensor<Scalar>(zeros: [T, B, I]) : nil
+        var dh0 = Tensor<Scalar>(zeros: [L, B, H])
+        var dc0: Tensor<Scalar>? = configuration.cell.hasCellState ? Tensor(zeros: [L, B, H]) : nil
+        try outputGradient.scalars.withUnsafeBufferPointer { dOut in
+            try withOptionalPointer(finalStateGradient?.h) { dhn in
+                try withOptionalPointer(configuration.cell.hasCellState ? finalStateGradient?.c : nil) { dcn in
+                    try dh0.scalars.withUnsafeMutableBufferPointer { dh0p in
+                        try withOptionalMutablePointer(&dc0) { dc0p in
+                            try withOptionalMutablePointer(&inputGradient) { dx in
+                                try backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: dhn,
+                                             finalCellGradient: dcn, inputGradient: dx,
+                                             initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (inputGradient, RecurrentState(h: dh0, c: dc0))
+    }
+
+    /// Every h_t of the last layer from the cached forward, (T, B, H).
+    public func outputTensor() throws -> Tensor<Scalar> {
+        let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize
+        guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
+        return try Tensor(shape: [T, B, H], scalars: Array(UnsafeBufferPointer(start: output, count: T * B * H)))
+    }
+
+    /// Final h (and c) of every layer from the cached forward, (L, B, H); a plain value, so carrying it
+    /// into the next chunk cuts the gradient path (truncated BPTT).
+    public func finalState() throws -> RecurrentState<Scalar> {
+        let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
+        guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
+        var h = [Scalar](), c = [Scalar]()
+        h.reserveCapacity(L * B * H)
+        for k in 0..<L { h.append(contentsOf: UnsafeBufferPointer(start: layers[k].hidden.pointer + T * B * H, count: B * H)) }
+        if configuration.cell.hasCellState {
+            for k in 0..<L { c.append(contentsOf: UnsafeBufferPointer(start: layers[k].cell.pointer + T * B * H, count: B * H)) }
+        }
+        return RecurrentState(h: try Tensor(shape: [L, B, H], scalars: h),
+                              c: configuration.cell.hasCellState ? try Tensor(shape: [L, B, H], scalars: c) : nil)
+    }
+
+    // MARK: - Pointer API (no allocation after the first call at a given size)
+
+    /// Every h_t of the last layer after `forward`, (T, B, H), valid until the next forward.
+    var output: UnsafeMutablePointer<Scalar> {
+        layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
+    }
+
+    /// Final hidden state of layer `k`, (B, H), after `forward`.
+    func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
+        layers[k].hidden.pointer + cachedSteps * cachedBatch * configuration.hiddenSize
+    }
+
+    /// Final cell state of layer `k`, (B, H), after `forward` (LSTM only).
+    func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
+        layers[k].cell.pointer + cachedSteps * cachedBatch * configuration.hiddenSize
+    }
+
+    /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
+    /// `h0`, `c0` are (L, B, H) or nil for zeros. May alias `finalHidden` of a previous call (it is copied first).
+    func forward(
+        steps T: Int, batch B: Int,
+        input: UnsafePointer<Scalar>?, tokens: [Int]?,
+        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?,
+        training: Bool, generator: inout SeededGenerator
+    ) throws {
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
+        let GH = G * H
+        guard T >= 1 else { throw RecurrentKitError.invalidArgument("steps", T, "must be at least 1") }
+        guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
+        if let tokens {
+            guard tokens.count == T * B else { throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)") }
+            for (i, token) in tokens.enumerated() where token < 0 || token >= configuration.inputSize {
+                throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(configuration.inputSize))")
+            }
+        } else if input == nil {
+            throw RecurrentKitError("forward needs dense input or one-hot tokens")
+        }
+        let isLSTM = configuration.cell == .lstm
+        // Reserve every buffer first: initial states may alias last call's final states, so copy them in before anything moves.
+        for k in 0..<L {
+            let cache = layers[k]
+            let inSize = configuration.layerInputSize(k)
+            if k > 0 || tokens == nil { cache.input.reserve(T * B * inSize) }
+            cache.gates.reserve(T * B * GH)
+            if isLSTM { cache.cell.reserve((T + 1) * B * H); cache.tanhCell.reserve(T * B * H) }
+            if configuration.cell == .gru { cache.recurrentNew.reserve(T * B * H) }
+            if k < L - 1 { cache.dropoutMask.reserve(T * B * H) }
+        }
+        stepScratch.reserve(B * GH)
+        // h0/c0 may point into these caches' final-state slots (the previous chunk): stage them before resizing `hidden`.
+        let stagedStates = Workspace<Scalar>(capacity: 2 * L * B * H)
+        if let h0 { stagedStates.pointer.update(from: h0, count: L * B * H) } else { stagedStates.pointer.update(repeating: 0, count: L * B * H) }
+        if isLSTM {
+            if let c0 { (stagedStates.pointer + L * B * H).update(from: c0, count: L * B * H) }
+            else { (stagedStates.pointer + L * B * H).update(repeating: 0, count: L * B * H) }
+        }
+        for k in 0..<L {
+            let cache = layers[k]
+            cache.hidden.reserve((T + 1) * B * H)
+            cache.hidden.pointer.update(from: stagedStates.pointer + k * B * H, count: B * H)
+            if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + (L + k) * B * H, count: B * H) }
+        }
+        cachedTokens = tokens
+        cachedSteps = T
+        cachedBatch = B
+
+        for k in 0..<L {
+            let cache = layers[k]
+            let inSize = configuration.layerInputSize(k)
+            let projected = cache.gates.pointer
+            // 1. Input projection for all steps at once: (T*B, In) x W_ih^T + b_ih -> (T*B, G*H).
+            if k == 0, let tokens {
+                let w = weightIH[0], b = biasIH[0]
+                for row in 0..<(T * B) {
+                    let token = tokens[row]
+                    let out = projected + row * GH
+                    for j in 0..<GH { out[j] = w[j * inSize + token] + b[j] }
+                }
+            } else {
+                let x: UnsafePointer<Scalar>
+                if k == 0 {
+                    cache.input.pointer.update(from: input!, count: T * B * inSize)
+                    x = UnsafePointer(cache.input.pointer)
+                } else {
+                    x = UnsafePointer(cache.input.pointer)
+                }
+                fillRows(projected, rows: T * B, with: biasIH[k], width: GH)
+                Scalar.gemm(transA: false, transB: true, m: T * B, n: GH, k: inSize,
+                            alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
+                            beta: 1, c: projected, ldc: GH)
+            }
+            // 2. The recurrence, one step at a time.
+            switch configuration.cell {
+            case .rnnTanh, .rnnReLU: rnnForward(layer: k, steps: T, batch: B)
+            case .lstm: lstmForward(layer: k, steps: T, batch: B)
+            case .gru: gruForward(layer: k, steps: T, batch: B)
+            }
+            // 3. Dropout on this layer's output feeds the next layer.
+            if k < L - 1 {
+                let next = layers[k + 1].input.pointer
+                let out = cache.hidden.pointer + B * H
+                let p = configuration.dropout
+                cache.droppedOut = training && p > 0
+                if cache.droppedOut {
+                    let mask = cache.dropoutMask.pointer
+                    let keepScale = Scalar(1 / (1 - p))
+                    for i in 0..<(T * B * H) {
+                        mask[i] = generator.nextUnit() < p ? 0 : keepScale
+                        next[i] = out[i] * mask[i]
+                    }
+                } else {
+                    next.update(from: out, count: T * B * H)
+                }
+            } else {
+                cache.droppedOut = false
+            }
+        }
+    }
+
+    /// Backward through the cached forward. `outputGradient` is (T, B, H); `finalHiddenGradient` and
+    /// `finalCellGradient` are (L, B, H) or nil for zeros. Writes (overwrites) `inputGradient` (T, B, I) when
+    /// non-nil and the input was dense, and `initialHiddenGradient`/`initialCellGradient` (L, B, H) when non-nil.
+    /// Adds every parameter gradient into the store.
+    func backward(
+        outputGradient: UnsafePointer<Scalar>,
+        finalHiddenGradient: UnsafePointer<Scalar>?,
+        finalCellGradient: UnsafePointer<Scalar>?,
+        inputGradient: UnsafeMutablePointer<Scalar>?,
+        initialHiddenGradient: UnsafeMutablePointer<Scalar>?,
+        initialCellGradient: UnsafeMutablePointer<Scalar>?
+    ) throws {
+        let T = cachedSteps, B = cachedBatch
+        guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
+        let GH = G * H
+        let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
+        let dProjected = gradProjected.reserve(T * B * GH)
+        let dRecurrent = isGRU ? gradRecurrent.reserve(T * B * GH) : dProjected
+        let dLayerOutput = gradOutput.reserve(T * B * max(configuration.inputSize, H))
+        gradHidden.reserve(B * H); gradHiddenNext.reserve(B * H); gradCell.reserve(B * H)
+        dLayerOutput.update(from: outputGradient, count: T * B * H)
+
+        for k in stride(from: L - 1, through: 0, by: -1) {
+            let cache = layers[k]
+            let inSize = configuration.layerInputSize(k)
+            // Gradient arriving at h_T (and c_T) from the loss on the final states.
+            if let g = finalHiddenGradient { gradHidden.pointer.update(from: g + k * B * H, count: B * H) }
+            else { gradHidden.pointer.update(repeating: 0, count: B * H) }
+            if isLSTM {
+                if let g = finalCellGradient { gradCell.pointer.update(from: g + k * B * H, count: B * H) }
+                else { gradCell.pointer.update(repeating: 0, count: B * H) }
+            }
+            switch configuration.cell {
+            case .rnnTanh, .rnnReLU: rnnBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
+            case .lstm: lstmBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
+            case .gru: gruBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
+            }
+            if let g = initialHiddenGradient { (g + k * B * H).update(from: gradHidden.pointer, count: B * H) }
+            if isLSTM, let g = initialCellGradient { (g + k * B * H).update(from: gradCell.pointer, count: B * H) }
+
+            // Recurrent weights for all steps at once: dW_hh += dRec^T (G*H, T*B) x [h_0 .. h_{T-1}] (T*B, H).
+            Scalar.gemm(transA: true, transB: false, m: GH, n: H, k: T * B,
+                        alpha: 1, a: dRecurrent, lda: GH, b: cache.hidden.pointer, ldb: H,
+                        beta: 1, c: gradWeightHH[k], ldc: H)
+            addColumnSums(of: dRecurrent, rows: T * B, width: GH, into: gradBiasHH[k])
+            addColumnSums(of: dProjected, rows: T * B, width: GH, into: gradBiasIH[k])
+
+            if k == 0, let tokens = cachedTokens {
+                // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather).
+                let dw = gradWeightIH[0]
+                for row in 0..<(T * B) {
+                    let token = tokens[row]
+                    let d = dProjected + row * GH
+                    for j in 0..<GH { dw[j * inSize + token] += d[j] }
+                }
+                continue
+            }
+            Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: T * B,
+                        alpha: 1, a: dProjected, lda: GH, b: cache.input.pointer, ldb: inSize,
+                        beta: 1, c: gradWeightIH[k], ldc: inSize)
+            if k == 0 && inputGradient == nil { continue }
+            // dL/dinput (T*B, In) = dProjected x W_ih; for k > 0 it is the gradient of layer k-1's (dropped-out) output.
+            Scalar.gemm(transA: false, transB: false, m: T * B, n: inSize, k: GH,
+                        alpha: 1, a: dProjected, lda: GH, b: weightIH[k], ldb: inSize,
+                        beta: 0, c: dLayerOutput, ldc: inSize)
+            if k == 0 {
+                inputGradient!.update(from: dLayerOutput, count: T * B * inSize)
+            } else if layers[k - 1].droppedOut {
+                let mask = layers[k - 1].dropoutMask.pointer
+                for i in 0..<(T * B * H) { dLayerOutput[i] *= mask[i] }
+            }
+        }
+    }
+
+    // MARK: - Vanilla RNN
+
+    /// h_t = act(P_t + b_hh + h_{t-1} W_hh^T), P_t = W_ih x_t + b_ih already in `gates`.
+    private func rnnForward(layer k: Int, steps T: Int, batch B: Int) {
+        let H = configuration.hiddenSize
+        let cache = layers[k]
+        let relu = configuration.cell == .rnnReLU
+        for t in 0..<T {
+            let hPrev = cache.hidden.pointer + t * B * H
+            let h = hPrev + B * H
+            let p = cache.gates.pointer + t * B * H
+            for b in 0..<B {
+                let row = h + b * H, pRow = p + b * H
+                for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
+            }
+            Scalar.gemm(transA: false, transB: true, m: B, n: H, k: H, alpha: 1, a: hPrev, lda: H,
+                        b: weightHH[k], ldb: H, beta: 1, c: h, ldc: H)
+            if relu { for i in 0..<(B * H) where !(h[i] > 0) { h[i] = 0 } }
+            else { for i in 0..<(B * H) { h[i] = Scalar.tanh(h[i]) } }
+        }
+    }
+
+    /// dPre_t = (dOut_t + dh_next) * act'(h_t); dh_next = dPre_t W_hh. Starts from `gradHidden` (dL/dh_T).
+    private func rnnBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize
+        let cache = layers[k]
+        let relu = configuration.cell == .rnnReLU
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            let h = cache.hidden.pointer + (t + 1) * B * H
+            let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
+            for i in 0..<(B * H) {
+                let total = dh[i] + dOut[i]
+                d[i] = relu ? (h[i] > 0 ? total : 0) : total * (1 - h[i] * h[i])
+            }
+            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: H, alpha: 1, a: d, lda: H,
+                        b: weightHH[k], ldb: H, beta: 0, c: dh, ldc: H)
+        }
+    }
+
+    // MARK: - LSTM
+
+    /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+    private func lstmForward(layer k: Int, steps T: Int, batch B: Int) {
+        let H = configuration.hiddenSize, GH = 4 * H
+        let cache = layers[k]
+        let bhh = biasHH[k]
+        for t in 0..<T {
+            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
+            let cPrev = cache.cell.pointer + t * B * H, c = cPrev + B * H
+            let tc = cache.tanhCell.pointer + t * B * H
+            let gates = cache.gates.pointer + t * B * GH
+            for b in 0..<B {
+                let g = gates + b * GH
+                for j in 0..<GH { g[j] += bhh[j] }
+            }
+            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: hPrev, lda: H,
+                        b: weightHH[k], ldb: H, beta: 1, c: gates, ldc: GH)
+            for b in 0..<B {
+                let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
+                let row = b * H
+                for j in 0..<H {
+                    let i = Scalar.sigmoid(gi[j]), f = Scalar.sigmoid(gf[j])
+                    let g = Scalar.tanh(gg[j]), o = Scalar.sigmoid(go[j])
+                    gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o
+                    let cNew = f * cPrev[row + j] + i * g
+                    c[row + j] = cNew
+                    let tcNew = Scalar.tanh(cNew)
+                    tc[row + j] = tcNew
+                    h[row + j] = o * tcNew
+                }
+            }
+        }
+    }
+
+    /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
+    /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
+    private func lstmBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = 4 * H
+        let cache = layers[k]
+        let dh = gradHidden.pointer, dc = gradCell.pointer
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            let cPrev = cache.cell.pointer + t * B * H
+            let tc = cache.tanhCell.pointer + t * B * H
+            let gates = cache.gates.pointer + t * B * GH
+            let dOut = dOutput + t * B * H
+            let dGates = dPre + t * B * GH
+            for b in 0..<B {
+                let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
+                let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
+                let row = b * H
+                for j in 0..<H {
+                    let i = gi[j], f = gf[j], g = gg[j], o = go[j], tanhC = tc[row + j]
+                    let dhTotal = dh[row + j] + dOut[row + j]
+                    let dcTotal = dc[row + j] + dhTotal * o * (1 - tanhC * tanhC)
+                    di[j] = dcTotal * g * i * (1 - i)
+                    df[j] = dcTotal * cPrev[row + j] * f * (1 - f)
+                    dg[j] = dcTotal * i * (1 - g * g)
+                    dO[j] = dhTotal * tanhC * o * (1 - o)
+                    dc[row + j] = dcTotal * f
+                }
+            }
+            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dGates, lda: GH,
+                        b: weightHH[k], ldb: H, beta: 0, c: dh, ldc: H)
+        }
+    }
+
+    // MARK: - GRU
+
+    /// r, z = sigmoid(P + R), R = h_{t-1} W_hh^T + b_hh; n = tanh(P_n + r R_n); h_t = (1 - z) n + z h_{t-1}.
+    private func gruForward(layer k: Int, steps T: Int, batch B: Int) {
+        let H = configuration.hiddenSize, GH = 3 * H
+        let cache = layers[k]
+        let recurrent = stepScratch.pointer
+        let bhh = biasHH[k]
+        for t in 0..<T {
+            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
+            let gates = cache.gates.pointer + t * B * GH
+            let hn = cache.recurrentNew.pointer + t * B * H
+            fillRows(recurrent, rows: B, with: bhh, width: GH)
+            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: hPrev, lda: H,
+                        b: weightHH[k], ldb: H, beta: 1, c: recurrent, ldc: GH)
+            for b in 0..<B {
+                let gr = gates + b * GH, gz = gr + H, gn = gz + H
+                let rr = recurrent + b * GH, rz = rr + H, rn = rz + H
+                let row = b * H
+                for j in 0..<H {
+                    let r = Scalar.sigmoid(gr[j] + rr[j])
+                    let z = Scalar.sigmoid(gz[j] + rz[j])
+                    let n = Scalar.tanh(gn[j] + r * rn[j])
+                    gr[j] = r; gz[j] = z; gn[j] = n
+                    hn[row + j] = rn[j]
+                    h[row + j] = (1 - z) * n + z * hPrev[row + j]
+                }
+            }
+        }
+    }
+
+    /// dn = dh (1 - z); dz = dh (h_{t-1} - n); dn_pre = dn (1 - n^2); dr = dn_pre R_n;
+    /// dP = [dr_pre, dz_pre, dn_pre]; dR = [dr_pre, dz_pre, dn_pre r]; dh_next = dR W_hh + dh z.
+    private func gruBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>,
+                             dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = 3 * H
+        let cache = layers[k]
+        var dh = gradHidden.pointer, dhNext = gradHiddenNext.pointer
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            let hPrev = cache.hidden.pointer + t * B * H
+            let gates = cache.gates.pointer + t * B * GH
+            let hn = cache.recurrentNew.pointer + t * B * H
+            let dOut = dOutput + t * B * H
+            let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
+            for b in 0..<B {
+                let row = b * H
+                for j in 0..<H {
+                    let r = gates[b * GH + j], z = gates[b * GH + H + j], n = gates[b * GH + 2 * H + j]
+                    let dhTotal = dh[row + j] + dOut[row + j]
+                    let dnPre = dhTotal * (1 - z) * (1 - n * n)
+                    let dzPre = dhTotal * (hPrev[row + j] - n) * z * (1 - z)
+                    let drPre = dnPre * hn[row + j] * r * (1 - r)
+                    dP[b * GH + j] = drPre; dP[b * GH + H + j] = dzPre; dP[b * GH + 2 * H + j] = dnPre
+                    dR[b * GH + j] = drPre; dR[b * GH + H + j] = dzPre; dR[b * GH + 2 * H + j] = dnPre * r
+                    dh[row + j] = dhTotal * z // the direct path z h_{t-1}; the matrix path is added below
+                }
+            }
+            for i in 0..<(B * H) { dhNext[i] = dh[i] }
+            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dR, lda: GH,
+                        b: weightHH[k], ldb: H, beta: 1, c: dhNext, ldc: H)
+            swap(&dh, &dhNext)
+        }
+        if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: B * H) }
+    }
+
+    // MARK: - Input checks
+
+    private func checkInput(_ input: RecurrentInput<Scalar>) throws -> (Int, Int) {
+        switch input {
+        case .dense(let x):
+            guard x.shape.count == 3, x.shape[2] == configuration.inputSize else {
+                throw RecurrentKitError.shapeMismatch("input", expected: [-1, -1, configuration.inputSize], got: x.shape)
+            }
+            guard x.shape[0] >= 1, x.shape[1] >= 1 else { throw RecurrentKitError("input has shape \(x.shape): T and B must be at least 1") }
+            return (x.shape[0], x.shape[1])
+        case .oneHot(let tokens, let steps, let batch):
+            guard steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
+            guard batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", batch, "must be at least 1") }
+            guard tokens.count == steps * batch else {
+                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected steps*batch = \(steps * batch)")
+            }
+            return (steps, batch)
+        }
+    }
+
+    private func withInputPointer<R>(_ input: RecurrentInput<Scalar>, _ body: (UnsafePointer<Scalar>?, [Int]?) throws -> R) rethrows -> R {
+        switch input {
+        case .dense(let x): return try x.scalars.withUnsafeBufferPointer { try body($0.baseAddress!, nil) }
+        case .oneHot(let tokens, _, _): return try body(nil, tokens)
+        }
+    }
+}
+
+// MARK: - Small helpers shared by the layers
+
+/// Copies `row` (width) into each of `rows` rows of `destination`.
+@inline(__always)
+func fillRows<Scalar: RecurrentScalar>(_ destination: UnsafeMutablePointer<Scalar>, rows: Int, with row: UnsafePointer<Scalar>, width: Int) {
+    for r in 0..<rows { (destination + r * width).update(from: row, count: width) }
+}
+
+/// `sums[j] += sum_r matrix[r, j]` for a (rows, width) matrix.
+@inline(__always)
+func addColumnSums<Scalar: RecurrentScalar>(of matrix: UnsafePointer<Scalar>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Scalar>) {
+    for r in 0..<rows {
+        let row = matrix + r * width
+        for j in 0..<width { sums[j] += row[j] }
+    }
+}
+
+func withOptionalPointer<Scalar, R>(_ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R) rethrows -> R {
+    guard let tensor else { return try body(nil) }
+    return try tensor.scalars.withUnsafeBufferPointer { try body($0.baseAddress) }
+}
+
+func withOptionalMutablePointer<Scalar, R>(_ tensor: inout Tensor<Scalar>?, _ body: (UnsafeMutablePointer<Scalar>?) throws -> R) rethrows -> R {
+    guard tensor != nil else { return try body(nil) }
+    return try tensor!.scalars.withUnsafeMutableBufferPointer { try body($0.baseAddress) }
+}

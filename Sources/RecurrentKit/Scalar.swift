@@ -1,0 +1,75 @@
+import CRecurrentKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A floating-point type the networks compute in: `Float` for speed, `Double` for proofs
+/// (gradient checks and PyTorch float64 fixtures).
+public protocol RecurrentScalar: BinaryFloatingPoint, Codable, Sendable, CustomStringConvertible
+where RawSignificand: FixedWidthInteger {
+    /// Hyperbolic tangent.
+    static func tanh(_ x: Self) -> Self
+    /// Natural exponential.
+    static func exp(_ x: Self) -> Self
+    /// Natural logarithm.
+    static func log(_ x: Self) -> Self
+    /// Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C (see `rk_sgemm`); C is not read when beta == 0.
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Self, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    /// Bytes per element in a safetensors file, and its dtype name ("F32", "F64").
+    static var safetensorsDType: String { get }
+}
+
+extension Float: RecurrentScalar {
+    /// tanhf.
+    @inlinable public static func tanh(_ x: Float) -> Float { tanhf(x) }
+    /// expf.
+    @inlinable public static func exp(_ x: Float) -> Float { expf(x) }
+    /// logf.
+    @inlinable public static func log(_ x: Float) -> Float { logf(x) }
+    /// Single-precision GEMM through the C kernels (AVX-512, AVX2+FMA or portable, chosen at run time).
+    @inlinable public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        rk_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+    /// "F32".
+    public static var safetensorsDType: String { "F32" }
+}
+
+extension Double: RecurrentScalar {
+    /// tanh.
+    @inlinable public static func tanh(_ x: Double) -> Double { Glibc.tanh(x) }
+    /// exp.
+    @inlinable public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
+    /// log.
+    @inlinable public static func log(_ x: Double) -> Double { Glibc.log(x) }
+    /// Double-precision GEMM through the C kernels.
+    @inlinable public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Double, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        rk_dgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+    /// "F64".
+    public static var safetensorsDType: String { "F64" }
+}
+
+extension RecurrentScalar {
+    /// Logistic sigmoid 1 / (1 + e^-x), computed without overflow for large |x|.
+    @inlinable static func sigmoid(_ x: Self) -> Self {
+        if x >= 0 { return 1 / (1 + exp(-x)) }
+        let e = exp(x)
+        return e / (1 + e)
+    }
+}

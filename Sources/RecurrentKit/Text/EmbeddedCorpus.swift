@@ -1,0 +1,22 @@
+import CEmbeddedCorpora
+
+/// A text corpus compiled into the library (see /work/shared/data/README.md for origins and checksums).
+///
+/// Both are ASCII with LF line endings, so ``text`` is exactly the file's bytes.
+public enum EmbeddedCorpus: String, CaseIterable, Sendable {
+    /// "The Time Machine" (H. G. Wells), d2l's copy: 178,979 bytes, 3,221 lines.
+    case timeMachine = "timemachine"
+    /// Karpathy's tiny Shakespeare (char-rnn): 1,115,394 bytes, 40,000 lines, 65 distinct characters.
+    case tinyShakespeare = "tinyshakespeare"
+
+    /// The corpus decoded as UTF-8 (decoded on each access; about 1 MB at most, so keep the result if you reuse it).
+    public var text: String {
+        var count = 0
+        let bytes: UnsafePointer<UInt8>
+        switch self {
+        case .timeMachine: bytes = rk_corpus_timemachine(&count)
+        case .tinyShakespeare: bytes = rk_corpus_tinyshakespeare(&count)
+        }
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Reads a UTF-8 text file, throwing a ``RecurrentKitError`` that names the problem instead of trapping.
+///
+/// Fails with a message for: a missing file, a directory, an unreadable file, bytes that are not
+/// valid UTF-8 (the message gives the byte offset of the first invalid byte), and an empty file.
+/// The bytes are returned unchanged (a leading byte-order mark or "\r\n" line endings are kept).
+/// - Parameter path: a file path, absolute or relative to the current directory.
+/// - Returns: the file's contents.
+public func loadTextFile(at path: String) throws -> String {
+    let fileManager = FileManager.default
+    var isDirectory: ObjCBool = false
+    guard fileManager.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw RecurrentKitError("text file not found: '\(path)' does not exist")
+    }
+    if isDirectory.boolValue {
+        throw RecurrentKitError("cannot read text file '\(path)': it is a directory, not a file")
+    }
+    guard fileManager.isReadableFile(atPath: path) else {
+        throw RecurrentKitError("cannot read text file '\(path)': permission denied (file is not readable)")
+    }
+    let data: Data
+    do {
+        data = try Data(contentsOf: URL(fileURLWithPath: path))
+    } catch {
+        throw RecurrentKitError("cannot read text file '\(path)': \(error.localizedDescription)")
+    }
+    if data.isEmpty {
+        throw RecurrentKitError("text file '\(path)' is empty (0 bytes)")
+    }
+    // Fast path: the standard library validates in one pass; only on failure do we look for the offset.
+    if let text = String(validating: data, as: UTF8.self) {
+        return text
+    }
+    // String(validating:) and the parser apply the same rules, so the fallback 0 is never used.
+    let offset = firstInvalidUTF8Offset(data) ?? 0
+    let byte = data[data.startIndex + offset]
+    throw RecurrentKitError(
+        "text file '\(path)' is not valid UTF-8: invalid byte 0x\(hex(byte)) at byte offset \(offset)"
+            + " (of \(data.count) bytes); convert it to UTF-8 first (for example with iconv)")
+}
+
+/// Byte offset where the first ill-formed UTF-8 sequence starts, or nil if all bytes are valid UTF-8.
+///
+/// Same convention as Python's UnicodeDecodeError: for C3 28 the offset is 0 (the lead byte C3
+/// cannot be decoded because 28 is not a continuation byte).
+func firstInvalidUTF8Offset<Bytes: Collection>(_ bytes: Bytes) -> Int? where Bytes.Element == UInt8 {
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let encoded): offset += encoded.count
+        case .emptyInput: return nil
+        case .error: return offset
+        }
+    }
+}
+
+private func hex(_ byte: UInt8) -> String {
+    let digits = String(byte, radix: 16, uppercase: true)
+    return digits.count == 1 ? "0" + digits : digits
+}

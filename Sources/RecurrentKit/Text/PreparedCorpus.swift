@@ -1,0 +1,81 @@
+/// A corpus turned into token indices: its vocabulary and the training (and validation) token lists.
+public struct PreparedCorpus: Equatable, Sendable {
+    /// The vocabulary, built from the whole text (before any `maxTokens` truncation).
+    public let vocabulary: Vocabulary
+    /// Token indices used for training, in text order.
+    public let trainTokens: [Int]
+    /// Token indices held out for validation, in text order; empty in d2l mode (d2l 0.17 has no split).
+    public let validationTokens: [Int]
+
+    /// Creates a corpus from parts that are already consistent (indices in `0..<vocabulary.count`).
+    public init(vocabulary: Vocabulary, trainTokens: [Int], validationTokens: [Int]) {
+        self.vocabulary = vocabulary
+        self.trainTokens = trainTokens
+        self.validationTokens = validationTokens
+    }
+
+    /// Tokenises `text` in the given mode.
+    ///
+    /// - d2l mode (d2l 0.17 `load_corpus_time_machine`): the text goes through
+    ///   ``TextPreparation/d2lNormalize(_:)``, the vocabulary is built from all of its tokens, then
+    ///   the token list is cut to the first `maxTokens`. Everything is training data
+    ///   (`validationFraction` is checked but unused). The Time Machine: 170,580 tokens, 28 entries.
+    /// - raw mode (nanoGPT `shakespeare_char/prepare.py`): every Unicode scalar is a token, the
+    ///   vocabulary is built from the whole text, the token list is cut to the first `maxTokens`,
+    ///   then the first `floor(n * (1 - validationFraction))` tokens are training data and the rest
+    ///   validation. Tiny Shakespeare: 65 entries, 1,003,854 train and 111,540 validation tokens.
+    ///
+    /// Throws a ``RecurrentKitError`` for empty text (or, in d2l mode, text with no ASCII letter),
+    /// `maxTokens <= 0`, a fraction outside [0, 0.5], and a split that leaves no training token.
+    /// - Parameters:
+    ///   - text: the whole corpus as read (see ``loadTextFile(at:)``, ``EmbeddedCorpus/text``).
+    ///   - mode: ``TextMode/d2l`` or ``TextMode/raw``.
+    ///   - maxTokens: keep only the first `maxTokens` tokens (> 0); nil (default) keeps all. d2l uses 10,000.
+    ///   - validationFraction: share of the tokens held out in raw mode, in [0, 0.5]; default 0.1.
+    public static func prepare(
+        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double = 0.1
+    ) throws -> PreparedCorpus {
+        if let maxTokens, maxTokens <= 0 {
+            throw RecurrentKitError.invalidArgument(
+                "maxTokens", maxTokens, "must be positive (leave it out to use the whole text)")
+        }
+        guard validationFraction >= 0 && validationFraction <= 0.5 else {  // also rejects NaN
+            throw RecurrentKitError.invalidArgument("validationFraction", validationFraction, "must be in [0, 0.5]")
+        }
+        guard !text.isEmpty else {
+            throw RecurrentKitError("text is empty: there is nothing to train on")
+        }
+        switch mode {
+        case .d2l:
+            let prepared = TextPreparation.d2lNormalize(text)
+            guard !prepared.isEmpty else {
+                throw RecurrentKitError(
+                    "text is empty after d2l preparation: it has no ASCII letter A-Z or a-z"
+                        + " (use raw mode to keep every character)")
+            }
+            let vocabulary = Vocabulary.d2l(from: prepared)
+            // Every character of `prepared` is in the vocabulary, so this never throws.
+            let tokens = try vocabulary.encode(prepared)
+            return PreparedCorpus(
+                vocabulary: vocabulary, trainTokens: truncated(tokens, to: maxTokens), validationTokens: [])
+        case .raw:
+            let vocabulary = Vocabulary.raw(from: text)
+            let tokens = truncated(try vocabulary.encode(text), to: maxTokens)
+            // nanoGPT: train = data[:int(n * 0.9)]; 1 - 0.1 is exactly the Double 0.9.
+            let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
+            guard trainCount > 0 else {
+                throw RecurrentKitError(
+                    "text too short to split: \(tokens.count) token(s) leave no training token"
+                        + " with validationFraction \(validationFraction)")
+            }
+            return PreparedCorpus(
+                vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]),
+                validationTokens: Array(tokens[trainCount...]))
+        }
+    }
+
+    private static func truncated(_ tokens: [Int], to maxTokens: Int?) -> [Int] {
+        guard let maxTokens, maxTokens < tokens.count else { return tokens }
+        return Array(tokens.prefix(maxTokens))
+    }
+}

@@ -1,0 +1,253 @@
+/// The mapping between tokens (one Unicode scalar each, plus `<unk>` in d2l mode) and indices `0..<count`.
+///
+/// Tokens are compared by Unicode scalar value, never by Swift's canonical string equivalence, so
+/// "Å" (U+00C5) and "Å" (U+212B ANGSTROM SIGN) are two tokens, as they are two characters in the file.
+/// Build one with ``d2l(from:)`` or ``raw(from:)``; ``init(tokens:mode:)`` validates a saved list.
+/// Encoding as JSON keeps `tokens` and `mode`; decoding runs the same validation.
+public struct Vocabulary: Equatable, Codable, Sendable {
+    /// The unknown token of d2l mode, always at index 0 there (never produced by encoding a character).
+    public static let unknownToken = "<unk>"
+
+    /// The tokens in index order: token `i` has index `i`.
+    public let tokens: [String]
+    /// The text mode the vocabulary was built for; it decides how unknown characters are handled.
+    public let mode: TextMode
+
+    /// Number of tokens, the model's vocabulary size (28 for The Time Machine in d2l mode).
+    public var count: Int { tokens.count }
+
+    // Lookup tables built from `tokens` (not encoded; rebuilt on decode).
+    private let scalarOfIndex: [Unicode.Scalar?]  // nil for `<unk>`
+    private let asciiIndex: [Int]  // 128 entries, -1 = not in the vocabulary (fast path for ASCII text)
+    private let indexOfScalar: [UInt32: Int]
+
+    private enum CodingKeys: String, CodingKey { case tokens, mode }
+
+    /// Validates and stores a token list (for example one read from a checkpoint).
+    ///
+    /// Requirements: at least one token; in d2l mode the first token is `<unk>`; every other token
+    /// is exactly one Unicode scalar; no token appears twice. Raw-mode tokens need not be sorted.
+    /// - Parameters:
+    ///   - tokens: the tokens in index order.
+    ///   - mode: the mode the tokens were built for.
+    public init(tokens: [String], mode: TextMode) throws {
+        guard !tokens.isEmpty else {
+            throw RecurrentKitError.invalidArgument("vocabulary tokens", "[]", "need at least one token")
+        }
+        var scalars: [Unicode.Scalar?] = []
+        scalars.reserveCapacity(tokens.count)
+        var seen: [UInt32: Int] = [:]
+        for (index, token) in tokens.enumerated() {
+            if mode == .d2l && index == 0 {
+                guard Vocabulary.isUnknownToken(token) else {
+                    throw RecurrentKitError.invalidArgument(
+                        "d2l vocabulary token 0", Vocabulary.quoted(token), "must be \"\(Vocabulary.unknownToken)\"")
+                }
+                scalars.append(nil)
+                continue
+            }
+            let tokenScalars = Array(token.unicodeScalars)
+            guard tokenScalars.count == 1 else {
+                throw RecurrentKitError.invalidArgument(
+                    "vocabulary token \(index)", Vocabulary.quoted(token),
+                    "must be exactly one Unicode scalar (\(Vocabulary.unknownToken) only at index 0 in d2l mode)")
+            }
+            let scalar = tokenScalars[0]
+            if let previous = seen[scalar.value] {
+                throw RecurrentKitError(
+                    "invalid vocabulary: token \(index) \(Vocabulary.describe(scalar)) duplicates token \(previous)")
+            }
+            seen[scalar.value] = index
+            scalars.append(scalar)
+        }
+        self.init(validatedTokens: tokens, mode: mode, scalars: scalars)
+    }
+
+    /// Stores tokens already known to be valid and builds the lookup tables.
+    private init(validatedTokens tokens: [String], mode: TextMode, scalars: [Unicode.Scalar?]) {
+        self.tokens = tokens
+        self.mode = mode
+        self.scalarOfIndex = scalars
+        var ascii = [Int](repeating: -1, count: 128)
+        var byScalar: [UInt32: Int] = [:]
+        for (index, scalar) in scalars.enumerated() {
+            guard let scalar else { continue }
+            byScalar[scalar.value] = index
+            if scalar.isASCII { ascii[Int(scalar.value)] = index }
+        }
+        self.asciiIndex = ascii
+        self.indexOfScalar = byScalar
+    }
+
+    /// Decodes `tokens` and `mode` and validates them as ``init(tokens:mode:)`` does.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            tokens: container.decode([String].self, forKey: .tokens),
+            mode: container.decode(TextMode.self, forKey: .mode))
+    }
+
+    /// Encodes `tokens` and `mode` (the lookup tables are rebuilt when decoding).
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tokens, forKey: .tokens)
+        try container.encode(mode, forKey: .mode)
+    }
+
+    /// Same mode and the same tokens in the same order, compared scalar by scalar.
+    public static func == (lhs: Vocabulary, rhs: Vocabulary) -> Bool {
+        lhs.mode == rhs.mode && lhs.scalarOfIndex == rhs.scalarOfIndex
+    }
+
+    // MARK: - Building
+
+    /// d2l 0.17's `Vocab`: `<unk>`, then the distinct characters by descending count, ties in first-seen order.
+    ///
+    /// Python's `sorted(counter.items(), key=count, reverse=True)` is stable and `Counter` keeps
+    /// first-insertion order, which is what decides ties. Empty text gives `["<unk>"]`.
+    /// - Parameter preparedText: text already passed through ``TextPreparation/d2lNormalize(_:)``
+    ///   (it is not normalised again here).
+    /// - Returns: a d2l-mode vocabulary (28 tokens for The Time Machine).
+    public static func d2l(from preparedText: String) -> Vocabulary {
+        var distinct: [Unicode.Scalar] = []  // first-seen order
+        var asciiCounts = [Int](repeating: 0, count: 128)
+        var otherCounts: [UInt32: Int] = [:]
+        for scalar in preparedText.unicodeScalars {
+            if scalar.isASCII {
+                let value = Int(scalar.value)
+                if asciiCounts[value] == 0 { distinct.append(scalar) }
+                asciiCounts[value] += 1
+            } else {
+                if otherCounts[scalar.value] == nil { distinct.append(scalar) }
+                otherCounts[scalar.value, default: 0] += 1
+            }
+        }
+        func count(_ scalar: Unicode.Scalar) -> Int {
+            scalar.isASCII ? asciiCounts[Int(scalar.value)] : otherCounts[scalar.value]!
+        }
+        // Swift's sort is not guaranteed stable, so break ties on the first-seen position explicitly.
+        let ordered = distinct.enumerated()
+            .map { (position: $0.offset, scalar: $0.element, count: count($0.element)) }
+            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.position < $1.position }
+            .map(\.scalar)
+        return Vocabulary(
+            validatedTokens: [unknownToken] + ordered.map { String($0) }, mode: .d2l,
+            scalars: [nil] + ordered.map { Optional($0) })
+    }
+
+    /// char-rnn / nanoGPT vocabulary: the distinct Unicode scalars of `text`, sorted by scalar value.
+    ///
+    /// "\r" and "\n" are separate tokens (no grapheme clustering). Empty text gives an empty
+    /// vocabulary (``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:)`` rejects empty text first).
+    /// - Parameter text: the whole corpus, unchanged.
+    /// - Returns: a raw-mode vocabulary (65 tokens for tiny Shakespeare).
+    public static func raw(from text: String) -> Vocabulary {
+        var asciiSeen = [Bool](repeating: false, count: 128)
+        var others = Set<UInt32>()
+        for scalar in text.unicodeScalars {
+            if scalar.isASCII { asciiSeen[Int(scalar.value)] = true } else { others.insert(scalar.value) }
+        }
+        let values = (0..<128).filter { asciiSeen[$0] }.map { UInt32($0) } + others.sorted()
+        let scalars = values.map { Unicode.Scalar($0)! }
+        return Vocabulary(
+            validatedTokens: scalars.map { String($0) }, mode: .raw, scalars: scalars.map { Optional($0) })
+    }
+
+    // MARK: - Lookup
+
+    /// Index of `token`, or nil if it is not in the vocabulary (`<unk>` is 0 in d2l mode).
+    /// - Parameter token: one Unicode scalar, or `<unk>`.
+    public func index(of token: String) -> Int? {
+        if mode == .d2l && Vocabulary.isUnknownToken(token) { return 0 }
+        var iterator = token.unicodeScalars.makeIterator()
+        guard let scalar = iterator.next(), iterator.next() == nil else { return nil }
+        return index(of: scalar)
+    }
+
+    private func index(of scalar: Unicode.Scalar) -> Int? {
+        if scalar.isASCII {
+            let index = asciiIndex[Int(scalar.value)]
+            return index >= 0 ? index : nil
+        }
+        return indexOfScalar[scalar.value]
+    }
+
+    /// Token indices of `text`, one per Unicode scalar (length = `text.unicodeScalars.count`).
+    ///
+    /// d2l mode: the text is used as given (call ``TextPreparation/d2lNormalize(_:)`` first to match
+    /// training); a character not in the vocabulary becomes 0 (`<unk>`), as d2l's `vocab[token]` does.
+    /// Raw mode: a character not in the vocabulary throws a ``RecurrentKitError`` naming it
+    /// (for example `U+00E9 'é'`) and its position (0-based Unicode scalar offset).
+    /// - Parameter text: the text to encode.
+    /// - Returns: indices in `0..<count`.
+    public func encode(_ text: String) throws -> [Int] {
+        var indices: [Int] = []
+        indices.reserveCapacity(text.utf8.count)
+        var position = 0
+        for scalar in text.unicodeScalars {
+            if let index = index(of: scalar) {
+                indices.append(index)
+            } else if mode == .d2l {
+                indices.append(0)
+            } else {
+                throw RecurrentKitError(
+                    "character \(Vocabulary.describe(scalar)) at position \(position) is not in the vocabulary"
+                        + " (\(count) characters, raw mode has no <unk>)")
+            }
+            position += 1
+        }
+        return indices
+    }
+
+    /// The text of `indices`: the tokens concatenated (index 0 in d2l mode gives the five characters `<unk>`).
+    ///
+    /// Throws a ``RecurrentKitError`` naming the first index outside `0..<count` and its position.
+    /// - Parameter indices: token indices.
+    /// - Returns: the decoded text.
+    public func decode(_ indices: [Int]) throws -> String {
+        var scalars = String.UnicodeScalarView()
+        for (position, index) in indices.enumerated() {
+            guard index >= 0 && index < count else {
+                throw RecurrentKitError(
+                    "token index \(index) at position \(position) is out of range: vocabulary indices are 0..<\(count)")
+            }
+            if let scalar = scalarOfIndex[index] {
+                scalars.append(scalar)
+            } else {
+                scalars.append(contentsOf: Vocabulary.unknownToken.unicodeScalars)
+            }
+        }
+        return String(scalars)
+    }
+
+    // MARK: - Helpers
+
+    /// Exact (scalar-wise) comparison with `<unk>`.
+    private static func isUnknownToken(_ token: String) -> Bool {
+        token.unicodeScalars.elementsEqual(unknownToken.unicodeScalars)
+    }
+
+    /// `U+00E9 'é'`; invisible or control characters are shown escaped, for example `U+000D '\r'`.
+    static func describe(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        let shown: String
+        if scalar.isASCII {
+            shown = scalar.escaped(asASCII: true)  // \r \n \t \' \\ \u{7F}
+        } else {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator,
+                .spaceSeparator, .nonspacingMark, .enclosingMark, .spacingMark:
+                shown = scalar.escaped(asASCII: true)  // would be invisible or combine with the quote
+            default:
+                shown = String(scalar)
+            }
+        }
+        return "\(code) '\(shown)'"
+    }
+
+    /// A token shown with its scalars, for error messages about saved vocabularies.
+    private static func quoted(_ token: String) -> String {
+        "\"" + token.unicodeScalars.map { $0.escaped(asASCII: true) }.joined() + "\""
+    }
+}
