@@ -44,6 +44,8 @@ public enum GradientCheck {
         public var seed: UInt64
         /// Parameter initialisation. Default PyTorch's.
         public var initialization: Initialization
+        /// Test hook: adds 1e-3 to one analytic gradient element, to prove the check can fail.
+        var corruptGradient: (name: String, index: Int)? = nil
 
         /// Options with the defaults above.
         public init(configuration: RecurrentConfiguration, batch: Int = 3, steps: Int = 6, chunks: Int = 1,
@@ -122,6 +124,10 @@ public enum GradientCheck {
                                                     finalStateGradient: last ? RecurrentState(h: dhn, c: dcn) : nil)
             inputGradients.append(dx!)
             if c == 0 { firstStateGradient = dState }
+        }
+
+        if let (name, index) = options.corruptGradient, let entry = network.parameters.entry(named: name) {
+            network.parameters.gradients[entry.offset + index] += 1e-3
         }
 
         /// `set(delta)` puts the perturbed value original + delta in place; `set(0)` restores it exactly.

@@ -1,0 +1,61 @@
+import XCTest
+@testable import RecurrentKit
+
+/// Finite differences in Double on every parameter, input and initial state of every cell.
+final class GradientCheckTests: XCTestCase {
+    func assertPasses(_ options: GradientCheck.Options, tolerance: Double = 1e-6, file: StaticString = #filePath, line: UInt = #line) throws {
+        let results = try GradientCheck.run(options)
+        let expectedNames = Set(["input", "h0"] + (options.configuration.cell.hasCellState ? ["c0"] : [])
+            + (1..<max(options.chunks, 1)).map { "input_chunk\($0 + 1)" })
+        XCTAssertTrue(expectedNames.isSubset(of: Set(results.map(\.name))), "missing tensors", file: file, line: line)
+        XCTAssertEqual(results.count, 4 * options.configuration.numLayers + expectedNames.count, file: file, line: line)
+        for r in results {
+            XCTAssertLessThanOrEqual(r.worstRelativeError, tolerance,
+                "\(options.configuration.cell) \(r.name) at \(r.worstIndex): analytic \(r.analytic) numeric \(r.numeric)", file: file, line: line)
+            XCTAssertGreaterThan(r.count, 0, file: file, line: line)
+        }
+    }
+
+    func testEveryCellTwoLayersAllSteps() throws {
+        for cell in CellKind.allCases {
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 4, hiddenSize: 5, numLayers: 2), batch: 3, steps: 5, seed: 11))
+        }
+    }
+
+    func testEveryCellLastStepOnly() throws {
+        for cell in CellKind.allCases {
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), batch: 2, steps: 4,
+                                   lastStepOnly: true, seed: 12))
+        }
+    }
+
+    func testEveryCellTruncatedChunks() throws {
+        for cell in CellKind.allCases {
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), batch: 2, steps: 3,
+                                   chunks: 2, seed: 13))
+        }
+    }
+
+    func testDropoutBetweenLayers() throws {
+        for cell in [CellKind.lstm, .gru, .rnnTanh] {
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 3, dropout: 0.3),
+                                   batch: 2, steps: 3, training: true, seed: 14))
+        }
+    }
+
+    func testD2LInitialisationAndSingleLayer() throws {
+        try assertPasses(.init(configuration: .init(cell: .gru, inputSize: 6, hiddenSize: 2, numLayers: 1), batch: 1, steps: 7,
+                               seed: 15, initialization: .d2l))
+    }
+
+    func testCheckDetectsABrokenGradient() throws {
+        // A check that cannot fail proves nothing: corrupt one analytic gradient element and it must be flagged.
+        var options = GradientCheck.Options(configuration: .init(cell: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 1), batch: 2, steps: 3, seed: 16)
+        XCTAssertTrue(try GradientCheck.run(options).allSatisfy { $0.worstRelativeError < 1e-6 })
+        options.corruptGradient = ("weight_hh_l0", 7)
+        let results = try GradientCheck.run(options)
+        let corrupted = try XCTUnwrap(results.first { $0.name == "weight_hh_l0" })
+        XCTAssertGreaterThan(corrupted.worstRelativeError, 1e-4)
+        XCTAssertEqual(corrupted.worstIndex, [1, 3])
+    }
+}
