@@ -26,25 +26,21 @@ struct GradCheckCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
 
     func run() throws {
-        do {
-            let kind = try CellKind(parsing: cell)
-            let config = RecurrentConfiguration(cell: kind, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, dropout: dropout)
-            let options = GradientCheck.Options(configuration: config, batch: batch, steps: steps, chunks: chunks,
-                                                lastStepOnly: lastStep, training: dropout > 0, step: step, seed: seed)
-            let results = try GradientCheck.run(options)
-            print("gradcheck \(kind.rawValue): I=\(inputSize) H=\(hiddenSize) layers=\(layers) B=\(batch) T=\(steps) chunks=\(chunks)\(lastStep ? " last-step" : "")\(dropout > 0 ? " dropout=\(dropout)" : "")")
-            print(pad("tensor", 14) + pad("elements", 10) + pad("worst rel", 12) + pad("worst abs", 12) + "at")
-            var worst = 0.0
-            for r in results {
-                worst = max(worst, r.worstRelativeError.isNaN ? .infinity : r.worstRelativeError)
-                print(pad(r.name, 14) + pad("\(r.count)", 10) + pad(format(r.worstRelativeError), 12) + pad(format(r.worstAbsoluteError), 12) + "\(r.worstIndex)")
-            }
-            let ok = worst <= tolerance
-            print("\(ok ? "PASS" : "FAIL"): worst relative error \(format(worst)) (tolerance \(format(tolerance)))")
-            if !ok { throw ExitCode(1) }
-        } catch let error as RecurrentKitError {
-            throw ValidationError(error.message)
+        let kind = try CellKind(parsing: cell)
+        let config = RecurrentConfiguration(cell: kind, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, dropout: dropout)
+        let options = GradientCheck.Options(configuration: config, batch: batch, steps: steps, chunks: chunks,
+                                            lastStepOnly: lastStep, training: dropout > 0, step: step, seed: seed)
+        let results = try GradientCheck.run(options)
+        print("gradcheck \(kind.rawValue): I=\(inputSize) H=\(hiddenSize) layers=\(layers) B=\(batch) T=\(steps) chunks=\(chunks)\(lastStep ? " last-step" : "")\(dropout > 0 ? " dropout=\(dropout)" : "")")
+        print(pad("tensor", 14) + pad("elements", 10) + pad("worst rel", 12) + pad("worst abs", 12) + "at")
+        var worst = 0.0
+        for r in results {
+            worst = max(worst, r.worstRelativeError.isNaN ? .infinity : r.worstRelativeError)
+            print(pad(r.name, 14) + pad("\(r.count)", 10) + pad(format(r.worstRelativeError), 12) + pad(format(r.worstAbsoluteError), 12) + "\(r.worstIndex)")
         }
+        let ok = worst <= tolerance
+        print("\(ok ? "PASS" : "FAIL"): worst relative error \(format(worst)) (tolerance \(format(tolerance)))")
+        if !ok { throw ExitCode(1) }
     }
 }
 

@@ -1,5 +1,8 @@
 import ArgumentParser
 import RecurrentKit
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `rnn`: train, sample, evaluate and check recurrent networks.
 @main
@@ -7,6 +10,35 @@ struct RNNCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rnn",
         abstract: "Recurrent networks (RNN, GRU, LSTM) with hand-written backpropagation through time.",
-        subcommands: [GradCheckCommand.self]
+        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, GradCheckCommand.self]
     )
+
+    /// Every failure is one line on stderr and a non-zero exit; help and version go to stdout with exit 0.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as RecurrentKitError {
+            fail(error.message)
+        } catch let code as ExitCode {
+            Glibc.exit(code.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            fail(message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)", code: code.rawValue)
+        }
+    }
 }
+
+/// Prints `rnn: error: message` on stderr and exits.
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    var line = "rnn: error: \(message)\n"
+    line.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
+    exit(code)
+}
+
+/// True when standard output is a terminal (live progress line) rather than a file or pipe (plain lines).
+var standardOutputIsTerminal: Bool { isatty(1) == 1 }

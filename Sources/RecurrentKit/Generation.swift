@@ -1,0 +1,72 @@
+/// Text generation from a ``LanguageModel``: d2l's greedy `predict_ch8` and seeded sampling.
+public enum TextGenerator {
+    /// How the next token is chosen.
+    public enum Decoding: Sendable, Equatable {
+        /// Argmax (d2l `predict_ch8`).
+        case greedy
+        /// Sample from softmax(logits / temperature), optionally from the `topK` most likely tokens only.
+        /// temperature > 0; topK nil or >= 1.
+        case sample(temperature: Double, topK: Int?)
+    }
+
+    /// Warms the state up on the true `prefix` tokens, then produces `length` new tokens.
+    /// - Parameters:
+    ///   - prefix: at least one token index.
+    ///   - length: new tokens to produce (>= 0).
+    ///   - generator: draws the samples (unused when greedy).
+    /// - Returns: prefix followed by the new tokens.
+    public static func generate(model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,
+                                generator: inout SeededGenerator) throws -> [Int] {
+        guard !prefix.isEmpty else { throw RecurrentKitError("prefix must contain at least one character") }
+        guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
+        if case .sample(let temperature, let topK) = decoding {
+            guard temperature.isFinite, temperature > 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be > 0") }
+            if let k = topK, k < 1 { throw RecurrentKitError.invalidArgument("top-k", k, "must be at least 1") }
+        }
+        let V = model.configuration.vocabularySize
+        var output = prefix
+        // Warm-up: one pass over the whole prefix; its last logits predict the first new token.
+        var logits = try model.logits(inputs: prefix, steps: prefix.count, batch: 1)
+        var state = try model.finalState()
+        var scores = Array(logits.scalars[((prefix.count - 1) * V)...])
+        for _ in 0..<length {
+            let next = choose(scores, decoding: decoding, generator: &generator)
+            output.append(next)
+            logits = try model.logits(inputs: [next], steps: 1, batch: 1, state: state)
+            state = try model.finalState()
+            scores = logits.scalars
+        }
+        return output
+    }
+
+    /// d2l `predict_ch8(prefix, num_preds)`: greedy continuation as a string.
+    public static func predict(model: LanguageModel<Float>, vocabulary: Vocabulary, prefix: String, length: Int) throws -> String {
+        var generator = SeededGenerator(seed: 0)
+        let tokens = try generate(model: model, prefix: try vocabulary.encode(prefix), length: length, decoding: .greedy, generator: &generator)
+        return try vocabulary.decode(tokens)
+    }
+
+    static func choose(_ logits: [Float], decoding: Decoding, generator: inout SeededGenerator) -> Int {
+        switch decoding {
+        case .greedy:
+            var best = 0
+            for j in 1..<logits.count where logits[j] > logits[best] { best = j }
+            return best
+        case .sample(let temperature, let topK):
+            var candidates = Array(logits.indices)
+            if let k = topK, k < logits.count {
+                candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+                candidates = Array(candidates.prefix(k))
+            }
+            let scaled = candidates.map { Double(logits[$0]) / temperature }
+            let maximum = scaled.max()!
+            let weights = scaled.map { Double.exp($0 - maximum) }
+            var u = generator.nextUnit() * weights.reduce(0, +)
+            for (i, w) in weights.enumerated() {
+                u -= w
+                if u < 0 { return candidates[i] }
+            }
+            return candidates.last!
+        }
+    }
+}

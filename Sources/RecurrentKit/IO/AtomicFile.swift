@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes `bytes` to `path` so that a reader sees either the old file or the complete new one, never a mix:
+/// a temporary file in the same folder, written, flushed to disk (fsync), then renamed over `path`.
+/// On any failure the temporary file is removed and the old file at `path` is left untouched.
+public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    let folder = parentFolder(of: path)
+    let name = path.split(separator: "/").last.map(String.init) ?? path
+    let temporary = (folder == "." && !path.hasPrefix("./") ? "" : folder + "/") + ".\(name).tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw RecurrentKitError("cannot write \(path): \(errnoDescription()) (folder \(folder))") }
+    var ok = false
+    defer {
+        if !ok { unlink(temporary) }
+    }
+    var written = 0
+    try bytes.withUnsafeBytes { raw in
+        while written < raw.count {
+            let n = write(fd, raw.baseAddress! + written, raw.count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = errnoDescription()
+                close(fd)
+                throw RecurrentKitError("cannot write \(path): \(reason); the previous file, if any, is unchanged")
+            }
+            written += n
+        }
+    }
+    guard fsync(fd) == 0 else {
+        let reason = errnoDescription()
+        close(fd)
+        throw RecurrentKitError("cannot flush \(path) to disk: \(reason); the previous file, if any, is unchanged")
+    }
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+        throw RecurrentKitError("cannot move the new file into place at \(path): \(errnoDescription())")
+    }
+    ok = true
+    // Make the rename itself durable.
+    let dirFD = open(folder, O_RDONLY)
+    if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+}
+
+/// Throws a clear error unless a file can be created in the folder that will hold `path` (checked before long work starts).
+public func checkWritableLocation(_ path: String) throws {
+    let folder = parentFolder(of: path)
+    var info = stat()
+    guard stat(folder, &info) == 0 else { throw RecurrentKitError("output folder \(folder) does not exist") }
+    guard (info.st_mode & S_IFMT) == S_IFDIR else { throw RecurrentKitError("\(folder) is not a folder") }
+    guard access(folder, W_OK) == 0 else { throw RecurrentKitError("output folder \(folder) is not writable") }
+    if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { throw RecurrentKitError("\(path) is a folder, not a file") }
+}
+
+/// Reads a whole file; a clear error when it is missing, a folder, or unreadable.
+public func readFileBytes(_ path: String, what: String = "file") throws -> [UInt8] {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw RecurrentKitError("\(what) \(path) does not exist") }
+    guard (info.st_mode & S_IFMT) != S_IFDIR else { throw RecurrentKitError("\(what) \(path) is a folder, not a file") }
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+    defer { close(fd) }
+    var result = [UInt8]()
+    result.reserveCapacity(Int(info.st_size))
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+        if n == 0 { break }
+        result.append(contentsOf: chunk[0..<n])
+    }
+    return result
+}
+
+func parentFolder(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    let folder = String(path[..<slash])
+    return folder.isEmpty ? "/" : folder
+}
+
+func errnoDescription() -> String { String(cString: strerror(errno)) }

@@ -1,0 +1,195 @@
+import Foundation
+
+/// A parsed safetensors file (https://github.com/huggingface/safetensors): an 8-byte little-endian header length,
+/// a JSON header `{name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}`, then the data.
+///
+/// Parsing validates everything before any tensor is read: header length within bounds and the file, JSON well
+/// formed, known dtypes, non-negative shapes whose byte size matches the offsets, every range inside the data,
+/// no overlaps and no holes. A bad file gets an error naming the problem, never a trap or an out-of-bounds read.
+public struct SafetensorsFile: Sendable {
+    /// Element types this reader understands.
+    public enum DType: String, Sendable, CaseIterable {
+        /// IEEE half precision.
+        case f16 = "F16"
+        /// bfloat16.
+        case bf16 = "BF16"
+        /// IEEE single precision.
+        case f32 = "F32"
+        /// IEEE double precision.
+        case f64 = "F64"
+        /// Bytes per element.
+        public var size: Int {
+            switch self {
+            case .f16, .bf16: return 2
+            case .f32: return 4
+            case .f64: return 8
+            }
+        }
+    }
+
+    /// One tensor's description and bytes.
+    public struct Entry: Sendable {
+        /// Element type.
+        public let dtype: DType
+        /// Dimensions.
+        public let shape: [Int]
+        /// Little-endian element bytes, `shape.product * dtype.size` of them.
+        public let bytes: [UInt8]
+    }
+
+    /// Largest header accepted (100 MB), so a hostile length cannot make us allocate gigabytes.
+    public static let maximumHeaderBytes = 100_000_000
+
+    /// Free-form string metadata (`__metadata__`).
+    public var metadata: [String: String]
+    /// Tensors by name.
+    public var tensors: [String: Entry]
+
+    /// An empty file.
+    public init(metadata: [String: String] = [:]) {
+        self.metadata = metadata
+        tensors = [:]
+    }
+
+    /// Adds a float tensor stored as `dtype` (F32 or F64).
+    public mutating func add<Scalar: RecurrentScalar>(_ name: String, _ tensor: Tensor<Scalar>, as dtype: DType = .f32) {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(tensor.count * dtype.size)
+        for v in tensor.scalars {
+            switch dtype {
+            case .f64: withUnsafeBytes(of: Double(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            case .f16: withUnsafeBytes(of: Float16(Float(v)).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            case .bf16:
+                let bits = Float(v).bitPattern
+                let rounded = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+                withUnsafeBytes(of: rounded.littleEndian) { bytes.append(contentsOf: $0) }
+            case .f32: withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            }
+        }
+        tensors[name] = Entry(dtype: dtype, shape: tensor.shape, bytes: bytes)
+    }
+
+    /// The tensor `name` converted to `Scalar`; throws if it is missing.
+    public func tensor<Scalar: RecurrentScalar>(_ name: String, as: Scalar.Type = Scalar.self) throws -> Tensor<Scalar> {
+        guard let entry = tensors[name] else { throw RecurrentKitError("checkpoint has no tensor named \(name)") }
+        let count = entry.shape.reduce(1, *)
+        var values = [Scalar]()
+        values.reserveCapacity(count)
+        entry.bytes.withUnsafeBytes { raw in
+            for i in 0..<count {
+                switch entry.dtype {
+                case .f32: values.append(Scalar(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))))
+                case .f64: values.append(Scalar(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))))
+                case .f16: values.append(Scalar(Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))))
+                case .bf16:
+                    let bits = UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16
+                    values.append(Scalar(Float(bitPattern: bits)))
+                }
+            }
+        }
+        return try Tensor(shape: entry.shape, scalars: values)
+    }
+
+    /// The file's bytes: header padded with spaces to a multiple of 8, tensors in name order, no holes.
+    public func serialized() throws -> [UInt8] {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for name in names {
+            let entry = tensors[name]!
+            header[name] = ["dtype": entry.dtype.rawValue, "shape": entry.shape, "data_offsets": [offset, offset + entry.bytes.count]] as [String: Any]
+            offset += entry.bytes.count
+        }
+        var json = Array(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = [UInt8]()
+        out.reserveCapacity(8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: json)
+        for name in names { out.append(contentsOf: tensors[name]!.bytes) }
+        return out
+    }
+
+    /// Parses and validates a whole file.
+    public init(bytes: [UInt8], maximumHeaderBytes: Int = SafetensorsFile.maximumHeaderBytes) throws {
+        func bad(_ reason: String) -> RecurrentKitError { RecurrentKitError("not a valid safetensors file: \(reason)") }
+        guard bytes.count >= 8 else { throw bad("\(bytes.count) bytes, shorter than the 8-byte header length") }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(maximumHeaderBytes) else { throw bad("header length \(headerLength) exceeds the limit of \(maximumHeaderBytes) bytes") }
+        guard headerLength >= 2, Int(headerLength) <= bytes.count - 8 else {
+            throw bad("header length \(headerLength) does not fit in a \(bytes.count)-byte file")
+        }
+        let headerEnd = 8 + Int(headerLength)
+        let headerBytes = Data(bytes[8..<headerEnd])
+        guard String(data: headerBytes, encoding: .utf8) != nil else { throw bad("header is not UTF-8") }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: headerBytes) } catch { throw bad("header is not well-formed JSON") }
+        guard let header = parsed as? [String: Any] else { throw bad("header is not a JSON object") }
+        let dataCount = bytes.count - headerEnd
+        var metadata: [String: String] = [:]
+        var ranges: [(name: String, begin: Int, end: Int)] = []
+        var entries: [String: (DType, [Int])] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let dict = value as? [String: Any] else { throw bad("__metadata__ is not an object") }
+                for (k, v) in dict {
+                    guard let s = v as? String else { throw bad("metadata value for \(k) is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let info = value as? [String: Any] else { throw bad("entry \(name) is not an object") }
+            guard let dtypeName = info["dtype"] as? String else { throw bad("tensor \(name) has no dtype") }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw bad("tensor \(name) has dtype \(dtypeName); supported: \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let shapeValues = info["shape"] as? [Any] else { throw bad("tensor \(name) has no shape") }
+            var shape: [Int] = []
+            var count = 1
+            for d in shapeValues {
+                guard let n = exactInteger(d), n >= 0, n <= Int(Int32.max) else { throw bad("tensor \(name) has an invalid dimension \(d)") }
+                let (product, overflow) = count.multipliedReportingOverflow(by: n)
+                guard !overflow, product <= bytes.count else { throw bad("tensor \(name) with shape \(shapeValues) is larger than the file") }
+                count = product
+                shape.append(n)
+            }
+            guard let offsets = info["data_offsets"] as? [Any], offsets.count == 2,
+                  let begin = exactInteger(offsets[0]), let end = exactInteger(offsets[1]) else {
+                throw bad("tensor \(name) has no valid data_offsets")
+            }
+            guard begin >= 0, end >= begin, end <= dataCount else {
+                throw bad("tensor \(name) data_offsets [\(begin), \(end)] fall outside the \(dataCount) data bytes")
+            }
+            guard end - begin == count * dtype.size else {
+                throw bad("tensor \(name) has \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs \(count * dtype.size)")
+            }
+            ranges.append((name, begin, end))
+            entries[name] = (dtype, shape)
+        }
+        ranges.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var position = 0
+        for r in ranges {
+            guard r.begin >= position else { throw bad("tensor \(r.name) overlaps the previous tensor") }
+            guard r.begin == position else { throw bad("unused bytes before tensor \(r.name)") }
+            position = r.end
+        }
+        guard position == dataCount else { throw bad("\(dataCount - position) unused bytes after the last tensor") }
+        self.metadata = metadata
+        var tensors: [String: Entry] = [:]
+        for r in ranges {
+            let (dtype, shape) = entries[r.name]!
+            tensors[r.name] = Entry(dtype: dtype, shape: shape, bytes: Array(bytes[(headerEnd + r.begin)..<(headerEnd + r.end)]))
+        }
+        self.tensors = tensors
+    }
+}
+
+/// An integer JSON number (not fractional, not huge), or nil.
+private func exactInteger(_ value: Any) -> Int? {
+    guard let number = value as? NSNumber else { return nil }
+    let d = number.doubleValue
+    guard d.isFinite, d == d.rounded(), abs(d) < 9.0e15 else { return nil }
+    return number.intValue
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// Metrics as JSON lines (one object per epoch) and an SVG plot of perplexity per epoch, like d2l's animator.
+public enum TrainingReports {
+    /// One JSON object per line: epoch, step, train_perplexity, validation_perplexity (when present),
+    /// gradient_norm, tokens_per_second, elapsed_seconds.
+    public static func jsonLines(_ history: [EpochReport]) -> String {
+        history.map { r in
+            var fields = ["\"epoch\":\(r.epoch)", "\"step\":\(r.step)", "\"train_perplexity\":\(json(r.trainPerplexity))"]
+            if let v = r.validationPerplexity { fields.append("\"validation_perplexity\":\(json(v))") }
+            fields += ["\"gradient_norm\":\(json(r.gradientNorm))", "\"tokens_per_second\":\(json(r.tokensPerSecond))",
+                       "\"elapsed_seconds\":\(json(r.elapsedSeconds))"]
+            return "{" + fields.joined(separator: ",") + "}\n"
+        }.joined()
+    }
+
+    /// An SVG line plot of training (and validation) perplexity against epoch, log-free linear axes.
+    public static func perplexitySVG(_ history: [EpochReport], title: String) -> String {
+        let width = 640.0, height = 400.0, left = 60.0, right = 20.0, top = 40.0, bottom = 50.0
+        let train = history.map { ($0.epoch, $0.trainPerplexity) }
+        let validation = history.compactMap { r in r.validationPerplexity.map { (r.epoch, $0) } }
+        let values = (train + validation).map(\.1).filter(\.isFinite)
+        let maxEpoch = Double(max(history.last?.epoch ?? 1, 1))
+        let yMax = max(values.max() ?? 2, 1.0001), yMin = min(values.min() ?? 1, yMax - 1e-3)
+        func x(_ e: Int) -> Double { left + (Double(e) / maxEpoch) * (width - left - right) }
+        func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
+        func path(_ points: [(Int, Double)]) -> String {
+            points.filter { $0.1.isFinite }.enumerated().map { i, p in "\(i == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))" }.joined(separator: " ")
+        }
+        var svg = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(fmt(width / 2))" y="22" text-anchor="middle" font-size="14">\(escape(title))</text>
+        <line x1="\(left)" y1="\(height - bottom)" x2="\(width - right)" y2="\(height - bottom)" stroke="black"/>
+        <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(height - bottom)" stroke="black"/>
+        <text x="\(fmt(width / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
+        <text x="16" y="\(fmt(height / 2))" text-anchor="middle" transform="rotate(-90 16 \(fmt(height / 2)))">perplexity</text>
+
+        """
+        for i in 0...4 {
+            let v = yMin + (yMax - yMin) * Double(i) / 4
+            svg += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(v) + 4))\" text-anchor=\"end\">\(fmt(v))</text>\n"
+            svg += "<line x1=\"\(left)\" y1=\"\(fmt(y(v)))\" x2=\"\(width - right)\" y2=\"\(fmt(y(v)))\" stroke=\"#ddd\"/>\n"
+            let e = Int((maxEpoch * Double(i) / 4).rounded())
+            svg += "<text x=\"\(fmt(x(e)))\" y=\"\(fmt(height - bottom + 16))\" text-anchor=\"middle\">\(e)</text>\n"
+        }
+        svg += "<path d=\"\(path(train))\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n"
+        svg += "<text x=\"\(fmt(width - right - 110))\" y=\"\(fmt(top + 4))\" fill=\"#1f77b4\">train</text>\n"
+        if !validation.isEmpty {
+            svg += "<path d=\"\(path(validation))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n"
+            svg += "<text x=\"\(fmt(width - right - 110))\" y=\"\(fmt(top + 20))\" fill=\"#ff7f0e\">validation</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
+    private static func json(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+    private static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
+    private static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}

@@ -1,0 +1,157 @@
+/// Which optimizer training uses.
+public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
+    /// ``SGD`` (d2l's `sgd` with batch_size=1 is plain SGD).
+    case sgd
+    /// ``Adam`` with PyTorch defaults.
+    case adam
+    /// ``Adam`` with decoupled weight decay.
+    case adamw
+}
+
+/// Everything a training run needs; the defaults reproduce d2l 8.5 (scratch tanh RNN on The Time Machine).
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    /// Text source: an embedded corpus name (`timemachine`, `tinyshakespeare`) or a path to a UTF-8 file.
+    public var corpus: String = EmbeddedCorpus.timeMachine.rawValue
+    /// `d2l` (letters only, lower-case, 28 tokens) or `raw` (every character, 90/10 split).
+    public var textMode: TextMode = .d2l
+    /// Use only the first N tokens (d2l: 10,000); nil for all. >= 1.
+    public var maxTokens: Int? = 10_000
+    /// Validation share in raw mode, [0, 0.5]. Default 0.1.
+    public var validationFraction: Double = 0.1
+
+    /// Recurrent cell. Default tanh RNN.
+    public var cell: CellKind = .rnnTanh
+    /// Hidden units, >= 1. Default 512.
+    public var hiddenSize: Int = 512
+    /// Recurrent layers, >= 1. Default 1.
+    public var numLayers: Int = 1
+    /// Dropout between layers, [0, 1). Default 0.
+    public var dropout: Double = 0
+    /// Embedding width, or nil for one-hot input (d2l). Default nil.
+    public var embeddingSize: Int? = nil
+    /// Parameter initialisation. Default d2l's scratch N(0, 0.01^2).
+    public var initialization: Initialization = .d2l
+
+    /// Optimizer. Default SGD.
+    public var optimizer: OptimizerKind = .sgd
+    /// Learning rate, >= 0. Default 1.
+    public var learningRate: Double = 1
+    /// SGD momentum, [0, 1). Default 0.
+    public var momentum: Double = 0
+    /// Weight decay, >= 0. Default 0.
+    public var weightDecay: Double = 0
+    /// Global-norm clipping threshold, > 0, or 0 to disable. Default 1.
+    public var clip: Double = 1
+    /// Clipping rule. Default d2l's.
+    public var clipStyle: ClipStyle = .d2l
+
+    /// Minibatch rows B, >= 1. Default 32.
+    public var batchSize: Int = 32
+    /// Truncated-BPTT length T, >= 1. Default 35.
+    public var numSteps: Int = 35
+    /// Minibatch sampling. Default sequential (state carried and detached).
+    public var sampling: SamplingStrategy = .sequential
+    /// Passes over the training tokens, >= 1. Default 500.
+    public var epochs: Int = 500
+    /// Seed of every random choice. Default 0.
+    public var seed: UInt64 = 0
+    /// Stop after the first epoch that ends past this many seconds of training; nil for no limit. > 0.
+    public var timeLimitSeconds: Double? = nil
+
+    /// Print a sample every N epochs (0 disables). Default 10 (d2l).
+    public var sampleEvery: Int = 10
+    /// Prefix of the periodic sample. Default "time traveller".
+    public var samplePrefix: String = "time traveller"
+    /// Characters generated in the periodic sample, >= 0. Default 50.
+    public var sampleLength: Int = 50
+
+    /// d2l 8.5 defaults.
+    public init() {}
+
+    /// Throws an error naming the first invalid option and its value.
+    public func validate() throws {
+        if let m = maxTokens, m < 1 { throw RecurrentKitError.invalidArgument("max-tokens", m, "must be at least 1") }
+        guard validationFraction.isFinite, validationFraction >= 0, validationFraction <= 0.5 else {
+            throw RecurrentKitError.invalidArgument("validation-fraction", validationFraction, "must be in [0, 0.5]")
+        }
+        guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1") }
+        guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("layers", numLayers, "must be at least 1") }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)") }
+        if let e = embeddingSize, e < 1 { throw RecurrentKitError.invalidArgument("embedding", e, "must be at least 1") }
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("lr", learningRate, "must be >= 0") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight-decay", weightDecay, "must be >= 0") }
+        guard clip.isFinite, clip >= 0 else { throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0 (0 disables clipping)") }
+        guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
+        guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
+        guard epochs >= 1 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be at least 1") }
+        if let t = timeLimitSeconds, !(t > 0) { throw RecurrentKitError.invalidArgument("time-limit", t, "must be > 0 seconds") }
+        guard sampleEvery >= 0 else { throw RecurrentKitError.invalidArgument("sample-every", sampleEvery, "must be >= 0") }
+        guard sampleLength >= 0 else { throw RecurrentKitError.invalidArgument("sample-length", sampleLength, "must be >= 0") }
+        guard batchSize.multipliedReportingOverflow(by: numSteps).overflow == false, batchSize * numSteps <= 1 << 26 else {
+            throw RecurrentKitError("batch \(batchSize) x steps \(numSteps) is too large")
+        }
+    }
+
+    /// The optimizer these options describe.
+    public func makeOptimizer() throws -> Optimizer {
+        switch optimizer {
+        case .sgd: return try SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
+        case .adam: return try Adam(learningRate: learningRate, weightDecay: weightDecay)
+        case .adamw: return try Adam.adamW(learningRate: learningRate, weightDecay: weightDecay)
+        }
+    }
+}
+
+/// Named settings that reproduce a published result; each value's reason is in the comment beside it.
+public enum TrainingPreset: String, CaseIterable, Sendable {
+    /// d2l 8.5: scratch tanh RNN, H 512, sequential sampling; d2l reports perplexity 1.0.
+    case d2lRNN = "d2l-rnn"
+    /// d2l 8.5 with `use_random_iter=True`; d2l reports 1.5.
+    case d2lRNNRandom = "d2l-rnn-random"
+    /// d2l 9.1: GRU H 256, lr 1; d2l reports 1.1 (scratch) / 1.0 (concise).
+    case d2lGRU = "d2l-gru"
+    /// d2l 9.2: LSTM H 256, lr 1; d2l reports 1.2 (scratch) / 1.1 (concise).
+    case d2lLSTM = "d2l-lstm"
+    /// d2l 9.3: 2-layer LSTM H 256, lr 2; d2l reports 1.0.
+    case d2lDeepLSTM = "d2l-deep-lstm"
+    /// char-rnn / nanoGPT-style character model on tiny Shakespeare.
+    case shakespeareLSTM = "shakespeare-lstm"
+
+    /// The options of this preset.
+    public var options: TrainingOptions {
+        var o = TrainingOptions() // d2l 8.5: The Time Machine, first 10,000 tokens, batch 32, 35 steps, SGD, clip 1, 500 epochs
+        switch self {
+        case .d2lRNN:
+            break                                    // the defaults are d2l 8.5 exactly
+        case .d2lRNNRandom:
+            o.sampling = .random                     // d2l 8.5 `use_random_iter=True`: state reset every minibatch
+        case .d2lGRU:
+            o.cell = .gru; o.hiddenSize = 256        // d2l 9.1 `num_hiddens = 256`, lr 1
+        case .d2lLSTM:
+            o.cell = .lstm; o.hiddenSize = 256       // d2l 9.2 `num_hiddens = 256`, lr 1
+        case .d2lDeepLSTM:
+            o.cell = .lstm; o.hiddenSize = 256
+            o.numLayers = 2                          // d2l 9.3 `num_layers = 2`
+            o.learningRate = 2                       // d2l 9.3 uses lr 2 for the deep model
+            o.initialization = .pytorch              // d2l 9.3 uses nn.LSTM, PyTorch's default init
+        case .shakespeareLSTM:
+            o.corpus = EmbeddedCorpus.tinyShakespeare.rawValue
+            o.textMode = .raw                        // keep case and punctuation (char-rnn), 65 characters
+            o.maxTokens = nil                        // all 1.1 M characters
+            o.cell = .lstm; o.numLayers = 2          // char-rnn's default 2-layer LSTM
+            o.hiddenSize = 512                       // large enough to learn the style, small enough for a CPU
+            o.embeddingSize = 64                     // a learned 64-wide embedding instead of 65-wide one-hot rows
+            o.dropout = 0.2                          // nanoGPT shakespeare-char: "dropout 0.2" against overfitting
+            o.initialization = .pytorch
+            o.optimizer = .adam; o.learningRate = 2e-3 // char-rnn's Adam-family default learning rate
+            o.clip = 1                               // nanoGPT grad_clip = 1.0
+            o.batchSize = 64; o.numSteps = 100       // longer context than d2l; 6,400 tokens per update
+            o.epochs = 50                            // about 156 updates per epoch; use --time-limit to stop earlier
+            o.sampleEvery = 1
+            o.samplePrefix = "ROMEO:"
+            o.sampleLength = 200
+        }
+        return o
+    }
+}

@@ -1,0 +1,221 @@
+import ArgumentParser
+import Foundation
+import RecurrentKit
+import CRecurrentKernels
+
+/// `rnn train`: d2l 8.5 by default; presets and options override.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a character language model (default: d2l 8.5, tanh RNN H512 on The Time Machine).",
+        discussion: "Presets: \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ")). Options given override the preset."
+    )
+
+    @Option(help: "Preset: d2l-rnn (default), d2l-rnn-random, d2l-gru, d2l-lstm, d2l-deep-lstm, shakespeare-lstm.") var preset: String = "d2l-rnn"
+    @Option(help: "Embedded corpus (timemachine, tinyshakespeare) or a UTF-8 text file.") var corpus: String?
+    @Option(help: "Text preparation: d2l (letters, lower-case) or raw (every character, 90/10 split).") var textMode: String?
+    @Option(help: "Use only the first N tokens (0 = all).") var maxTokens: Int?
+    @Option(help: "Cell: rnn_tanh, rnn_relu, gru, lstm.") var cell: String?
+    @Option(help: "Hidden units.") var hidden: Int?
+    @Option(help: "Recurrent layers.") var layers: Int?
+    @Option(help: "Dropout between layers, [0, 1).") var dropout: Double?
+    @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
+    @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN).") var initialization: String?
+    @Option(help: "Optimizer: sgd, adam, adamw.") var optimizer: String?
+    @Option(help: "Learning rate (>= 0).") var lr: Double?
+    @Option(help: "SGD momentum, [0, 1).") var momentum: Double?
+    @Option(help: "Weight decay (>= 0).") var weightDecay: Double?
+    @Option(help: "Clip the global gradient norm to this (0 disables).") var clip: Double?
+    @Option(help: "Minibatch rows B.") var batch: Int?
+    @Option(help: "Truncated BPTT length T.") var steps: Int?
+    @Option(help: "Minibatch sampling: sequential or random.") var sampling: String?
+    @Option(help: "Epochs.") var epochs: Int?
+    @Option(help: "Stop after this many seconds of training.") var timeLimit: Double?
+    @Option(help: "Random seed.") var seed: UInt64?
+    @Option(help: "Print a greedy sample every N epochs (0 = never).") var sampleEvery: Int?
+    @Option(help: "Prefix of the periodic sample.") var prefix: String?
+    @Option(help: "Characters per periodic sample.") var sampleLength: Int?
+    @Option(help: "Folder for model.safetensors, metrics.jsonl and perplexity.svg (default runs/<preset>).") var output: String?
+    @Option(help: "Threads for large matrix products (1 or more).") var threads: Int = 1
+
+    func resolvedOptions() throws -> TrainingOptions {
+        guard let p = TrainingPreset(rawValue: preset) else {
+            throw RecurrentKitError.invalidArgument("preset", "'\(preset)'", "expected one of \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var o = p.options
+        if let corpus { o.corpus = corpus }
+        if let textMode {
+            guard let mode = TextMode(rawValue: textMode) else { throw RecurrentKitError.invalidArgument("text-mode", "'\(textMode)'", "expected d2l or raw") }
+            o.textMode = mode
+        }
+        if let maxTokens {
+            guard maxTokens >= 0 else { throw RecurrentKitError.invalidArgument("max-tokens", maxTokens, "must be >= 0 (0 = all)") }
+            o.maxTokens = maxTokens == 0 ? nil : maxTokens
+        }
+        if let cell { o.cell = try CellKind(parsing: cell) }
+        if let hidden { o.hiddenSize = hidden }
+        if let layers { o.numLayers = layers }
+        if let dropout { o.dropout = dropout }
+        if let embedding {
+            guard embedding >= 0 else { throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)") }
+            o.embeddingSize = embedding == 0 ? nil : embedding
+        }
+        if let initialization {
+            guard let i = Initialization(rawValue: initialization) else {
+                throw RecurrentKitError.invalidArgument("initialization", "'\(initialization)'", "expected d2l, pytorch or identity")
+            }
+            o.initialization = i
+        }
+        if let optimizer {
+            guard let kind = OptimizerKind(rawValue: optimizer) else { throw RecurrentKitError.invalidArgument("optimizer", "'\(optimizer)'", "expected sgd, adam or adamw") }
+            o.optimizer = kind
+        }
+        if let lr { o.learningRate = lr }
+        if let momentum { o.momentum = momentum }
+        if let weightDecay { o.weightDecay = weightDecay }
+        if let clip { o.clip = clip }
+        if let batch { o.batchSize = batch }
+        if let steps { o.numSteps = steps }
+        if let sampling {
+            guard let s = SamplingStrategy(rawValue: sampling) else { throw RecurrentKitError.invalidArgument("sampling", "'\(sampling)'", "expected sequential or random") }
+            o.sampling = s
+        }
+        if let epochs { o.epochs = epochs }
+        if let timeLimit { o.timeLimitSeconds = timeLimit }
+        if let seed { o.seed = seed }
+        if let sampleEvery { o.sampleEvery = sampleEvery }
+        if let prefix { o.samplePrefix = prefix }
+        if let sampleLength { o.sampleLength = sampleLength }
+        try o.validate()
+        return o
+    }
+
+    func run() throws {
+        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
+        rk_set_threads(Int32(threads))
+        let options = try resolvedOptions()
+        let folder = output ?? "runs/\(preset)"
+        try createFolder(folder)
+        let checkpointPath = folder + "/model.safetensors"
+        try checkWritableLocation(checkpointPath)
+
+        let trainer = try Trainer(options: options)
+        let config = trainer.model.configuration
+        let parameterCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
+        print("corpus \(options.corpus) (\(options.textMode.rawValue)): \(trainer.corpus.trainTokens.count) training tokens"
+              + (trainer.corpus.validationTokens.isEmpty ? "" : ", \(trainer.corpus.validationTokens.count) validation tokens")
+              + ", vocabulary \(config.vocabularySize)")
+        print("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
+              + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(parameterCount) parameters, init \(options.initialization.rawValue)")
+        print("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
+              + "\(options.sampling.rawValue) sampling, \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed)")
+
+        let live = standardOutputIsTerminal
+        var lastLine = 0.0
+        try trainer.train { event in
+            switch event {
+            case let .step(epoch, step, stepsPerEpoch, ppl, rate, left):
+                guard live else { return }
+                let now = Date().timeIntervalSince1970
+                if now - lastLine < 0.1 && step != stepsPerEpoch { return }
+                lastLine = now
+                let line = "epoch \(epoch)/\(options.epochs) step \(step)/\(stepsPerEpoch) ppl \(fixed(ppl, 3)) \(Int(rate)) tok/s ETA \(duration(left))"
+                print("\r" + line + "\u{1B}[K", terminator: "")
+                fflush(stdout)
+            case let .epoch(r):
+                if live { print("\r\u{1B}[K", terminator: "") }
+                var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
+                if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
+                line += " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
+                print(line)
+            case let .sample(_, text):
+                if live { print("\r\u{1B}[K", terminator: "") }
+                print("  > \(text)")
+            }
+        }
+        let checkpoint = try trainer.checkpoint()
+        try checkpoint.save(to: checkpointPath)
+        try writeFileAtomically(Array(TrainingReports.jsonLines(trainer.history).utf8), to: folder + "/metrics.jsonl")
+        try writeFileAtomically(Array(TrainingReports.perplexitySVG(trainer.history, title: "\(preset): perplexity per epoch").utf8),
+                                to: folder + "/perplexity.svg")
+        if let last = trainer.history.last {
+            let bestRate = trainer.history.map(\.tokensPerSecond).max() ?? 0
+            print("perplexity \(fixed(last.trainPerplexity, 2))" + (last.validationPerplexity.map { ", validation \(fixed($0, 2))" } ?? "")
+                  + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))")
+        }
+        print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg")
+    }
+}
+
+func createFolder(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else { throw RecurrentKitError("output \(path) exists and is not a folder") }
+        return
+    }
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+    catch { throw RecurrentKitError("cannot create output folder \(path)") }
+}
+
+func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let s = Int(seconds.rounded())
+    if s < 60 { return "\(s)s" }
+    if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+    return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m"
+}
+
+/// `rnn sample`: continue a prefix with a trained model.
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sample", abstract: "Generate text from a checkpoint.")
+
+    @Option(help: "Checkpoint written by rnn train (safetensors).") var checkpoint: String
+    @Option(help: "Text the model reads first (warm-up), at least one character.") var prefix: String = "time traveller"
+    @Option(help: "Characters to generate.") var length: Int = 200
+    @Option(help: "Sampling temperature (> 0); 0 means greedy argmax (d2l predict_ch8).") var temperature: Double = 1
+    @Option(help: "Sample only among the k most likely characters (>= 1).") var topK: Int?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        guard temperature.isFinite, temperature >= 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be >= 0 (0 = greedy)") }
+        guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
+        let loaded = try Checkpoint.load(from: checkpoint)
+        let tokens: [Int]
+        do { tokens = try loaded.vocabulary.encode(prefix) }
+        catch let error as RecurrentKitError { throw RecurrentKitError("prefix: \(error.message)") }
+        var generator = SeededGenerator(seed: seed)
+        let decoding: TextGenerator.Decoding = temperature == 0 ? .greedy : .sample(temperature: temperature, topK: topK)
+        let output = try TextGenerator.generate(model: loaded.model, prefix: tokens, length: length, decoding: decoding, generator: &generator)
+        print(try loaded.vocabulary.decode(output))
+    }
+}
+
+/// `rnn eval`: perplexity and bits per character of a checkpoint on a text.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Perplexity and bits per character of a checkpoint on a text.")
+
+    @Option(help: "Checkpoint written by rnn train (safetensors).") var checkpoint: String
+    @Option(help: "UTF-8 text file to evaluate (default: the embedded corpus named by --corpus).") var text: String?
+    @Option(help: "Embedded corpus used when --text is absent.") var corpus: String = "timemachine"
+    @Option(help: "Parallel rows while evaluating (does not change the result much).") var batch: Int = 32
+    @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
+
+    func run() throws {
+        let loaded = try Checkpoint.load(from: checkpoint)
+        let raw: String
+        if let text { raw = try loadTextFile(at: text) }
+        else {
+            guard let embedded = EmbeddedCorpus(rawValue: corpus) else { throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare") }
+            raw = embedded.text
+        }
+        let prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
+        let tokens = try loaded.vocabulary.encode(prepared)
+        let ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
+        print("tokens \(tokens.count - 1) predicted")
+        print("cross-entropy \(fixed(ce, 4)) nats/char")
+        print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 4))")
+        print("bits per character \(fixed(ce / log(2), 4))")
+    }
+}
