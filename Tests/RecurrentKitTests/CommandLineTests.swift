@@ -1,0 +1,110 @@
+import Foundation
+import XCTest
+
+/// The `rnn` binary end to end: a clear one-line error and a non-zero exit for each bad input.
+final class CommandLineTests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// The `rnn` executable next to the test bundle (swift test builds every product).
+    var binary: URL {
+        var url = Bundle.main.bundleURL
+        for _ in 0..<3 {
+            let candidate = url.appendingPathComponent("rnn")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            url = url.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL.appendingPathComponent("rnn")
+    }
+
+    @discardableResult
+    func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    func assertFails(_ arguments: [String], mentioning fragment: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try run(arguments)
+        XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
+        let lines = result.err.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line expected, got: \(result.err)", file: file, line: line)
+        XCTAssertTrue(result.err.contains(fragment), "'\(result.err)' should mention '\(fragment)'", file: file, line: line)
+        XCTAssertFalse(result.err.contains("Fatal error"), file: file, line: line)
+    }
+
+    func write(_ name: String, _ bytes: [UInt8]) -> String {
+        let path = folder + "/" + name
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    func testBadInputsGetOneClearLine() throws {
+        let out = ["--output", folder + "/run"]
+        try assertFails(["train", "--corpus", write("empty.txt", [])] + out, mentioning: "empty")
+        try assertFails(["train", "--corpus", write("short.txt", Array("a short text".utf8))] + out, mentioning: "too short")
+        try assertFails(["train", "--corpus", write("latin1.txt", [0x63, 0x61, 0x66, 0xE9, 0x0A])] + out, mentioning: "UTF-8")
+        try assertFails(["train", "--corpus", folder + "/nope.txt"] + out, mentioning: "does not exist")
+        try assertFails(["train", "--hidden", "0"] + out, mentioning: "hidden")
+        try assertFails(["train", "--cell", "transformer"] + out, mentioning: "transformer")
+        try assertFails(["train", "--lr=-1"] + out, mentioning: "lr")
+        try assertFails(["train", "--dropout", "1.5"] + out, mentioning: "dropout")
+        try assertFails(["train", "--preset", "gpt"] + out, mentioning: "preset")
+        try assertFails(["train", "--hidden", "abc"] + out, mentioning: "hidden")
+        try assertFails(["train", "--threads", "0"] + out, mentioning: "threads")
+        try assertFails(["sample", "--checkpoint", folder + "/missing.safetensors"], mentioning: "does not exist")
+        try assertFails(["sample", "--checkpoint", write("junk.safetensors", Array(repeating: 7, count: 100))], mentioning: "safetensors")
+        try assertFails(["eval", "--checkpoint", folder], mentioning: "folder")
+        try assertFails(["gradcheck", "--hidden-size=-3"], mentioning: "hiddenSize")
+    }
+
+    func testTrainSampleEvalRoundTrip() throws {
+        let run1 = folder + "/run"
+        let trained = try run(["train", "--preset", "d2l-gru", "--hidden", "16", "--epochs", "1", "--sample-every", "1",
+                               "--sample-length", "10", "--output", run1])
+        XCTAssertEqual(trained.status, 0, trained.err)
+        XCTAssertTrue(trained.out.contains("epoch 1 ppl"), trained.out)
+        XCTAssertTrue(trained.out.contains("> time traveller"), trained.out)
+        for file in ["model.safetensors", "metrics.jsonl", "perplexity.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run1 + "/" + file), file)
+        }
+        let checkpoint = run1 + "/model.safetensors"
+        let sampled = try run(["sample", "--checkpoint", checkpoint, "--prefix", "the time", "--length", "20", "--seed", "3"])
+        XCTAssertEqual(sampled.status, 0, sampled.err)
+        XCTAssertTrue(sampled.out.hasPrefix("the time"))
+        XCTAssertEqual(sampled.out.trimmingCharacters(in: .newlines).count, 28)
+        // d2l mode maps unknown characters to <unk> instead of failing.
+        let unknown = try run(["sample", "--checkpoint", checkpoint, "--prefix", "Zé!", "--length", "5", "--temperature", "0"])
+        XCTAssertEqual(unknown.status, 0, unknown.err)
+        let evaluated = try run(["eval", "--checkpoint", checkpoint, "--text", write("eval.txt", Array("The Time Traveller (for so it will be convenient to speak of him)".utf8))])
+        XCTAssertEqual(evaluated.status, 0, evaluated.err)
+        XCTAssertTrue(evaluated.out.contains("bits per character"))
+        try assertFails(["sample", "--checkpoint", checkpoint, "--prefix", ""], mentioning: "prefix")
+        try assertFails(["sample", "--checkpoint", checkpoint, "--temperature=-1"], mentioning: "temperature")
+        try assertFails(["eval", "--checkpoint", checkpoint, "--text", write("one.txt", Array("a".utf8))], mentioning: "at least 2")
+    }
+
+    func testRawModeRejectsUnknownPrefixCharacters() throws {
+        let run1 = folder + "/raw"
+        let text = String(repeating: "abc abd. ", count: 400)
+        let trained = try run(["train", "--corpus", write("abc.txt", Array(text.utf8)), "--text-mode", "raw", "--hidden", "8",
+                               "--epochs", "1", "--batch", "4", "--steps", "8", "--sample-every", "0", "--output", run1])
+        XCTAssertEqual(trained.status, 0, trained.err)
+        XCTAssertTrue(trained.out.contains("val ppl"), trained.out)
+        try assertFails(["sample", "--checkpoint", run1 + "/model.safetensors", "--prefix", "abz"], mentioning: "'z'")
+    }
+}
