@@ -90,16 +90,32 @@ struct TrainCommand: ParsableCommand {
         return o
     }
 
+    @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored).") var resume: String?
+    @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery: Int = 0
+    @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
+
     func run() throws {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
+        guard checkpointEvery >= 0 else { throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0") }
         rk_set_threads(Int32(threads))
-        let options = try resolvedOptions()
-        let folder = output ?? "runs/\(preset)"
-        try createFolder(folder)
+        let trainer: Trainer
+        let folder: String
+        if let resume {
+            trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
+            folder = output ?? parentFolderOf(resume)
+            print("resuming \(resume) at update \(trainer.step)")
+        } else {
+            var options = try resolvedOptions()
+            options.skipNonFinite = skipNonfinite
+            folder = output ?? "runs/\(preset)"
+            try createFolder(folder)
+            try checkWritableLocation(folder + "/model.safetensors")
+            trainer = try Trainer(options: options)
+        }
+        let options = trainer.options
         let checkpointPath = folder + "/model.safetensors"
+        try createFolder(folder)
         try checkWritableLocation(checkpointPath)
-
-        let trainer = try Trainer(options: options)
         let config = trainer.model.configuration
         let parameterCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
         print("corpus \(options.corpus) (\(options.textMode.rawValue)): \(trainer.corpus.trainTokens.count) training tokens"
@@ -108,43 +124,77 @@ struct TrainCommand: ParsableCommand {
         print("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
               + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(parameterCount) parameters, init \(options.initialization.rawValue)")
         print("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
-              + "\(options.sampling.rawValue) sampling, \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed)")
+              + "\(options.sampling.rawValue) sampling, \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)")
 
+        installStopHandlers()
         let live = standardOutputIsTerminal
         var lastLine = 0.0
-        try trainer.train { event in
-            switch event {
-            case let .step(epoch, step, stepsPerEpoch, ppl, rate, left):
-                guard live else { return }
-                let now = Date().timeIntervalSince1970
-                if now - lastLine < 0.1 && step != stepsPerEpoch { return }
-                lastLine = now
-                let line = "epoch \(epoch)/\(options.epochs) step \(step)/\(stepsPerEpoch) ppl \(fixed(ppl, 3)) \(Int(rate)) tok/s ETA \(duration(left))"
-                print("\r" + line + "\u{1B}[K", terminator: "")
-                fflush(stdout)
-            case let .epoch(r):
-                if live { print("\r\u{1B}[K", terminator: "") }
-                var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
-                if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
-                line += " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
-                print(line)
-            case let .sample(_, text):
-                if live { print("\r\u{1B}[K", terminator: "") }
-                print("  > \(text)")
-            }
+        var savedAtStep = -1
+        func save() throws {
+            try trainer.checkpoint().save(to: checkpointPath)
+            savedAtStep = trainer.step
         }
-        let checkpoint = try trainer.checkpoint()
-        try checkpoint.save(to: checkpointPath)
+        let finished: Bool
+        do {
+            finished = try trainer.train(progress: { event in
+                switch event {
+                case let .step(s):
+                    if s.skipped { print("\r\u{1B}[Kskipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)") }
+                    guard live else { return }
+                    let now = Date().timeIntervalSince1970
+                    if now - lastLine < 0.1 && s.stepInEpoch != s.stepsPerEpoch { return }
+                    lastLine = now
+                    let line = "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                    print("\r" + line + "\u{1B}[K", terminator: "")
+                    fflush(stdout)
+                case let .epoch(r):
+                    if live { print("\r\u{1B}[K", terminator: "") }
+                    var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
+                    if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
+                    line += " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
+                    print(line)
+                case let .sample(_, text):
+                    if live { print("\r\u{1B}[K", terminator: "") }
+                    print("  > \(text)")
+                }
+            }, shouldStop: { stopRequested != 0 }, afterStep: { trainer in
+                if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }
+            })
+        } catch let error as RecurrentKitError {
+            let last = savedAtStep >= 0 ? "; last good checkpoint: \(checkpointPath) (update \(savedAtStep))" : "; no checkpoint was saved in this run"
+            throw RecurrentKitError(error.message + last)
+        }
+        try save()
         try writeFileAtomically(Array(TrainingReports.jsonLines(trainer.history).utf8), to: folder + "/metrics.jsonl")
-        try writeFileAtomically(Array(TrainingReports.perplexitySVG(trainer.history, title: "\(preset): perplexity per epoch").utf8),
+        try writeFileAtomically(Array(TrainingReports.perplexitySVG(trainer.history, title: "\(options.cell.rawValue) H\(options.hiddenSize): perplexity per epoch").utf8),
                                 to: folder + "/perplexity.svg")
+        if live { print("\r\u{1B}[K", terminator: "") }
+        if !finished {
+            print("stopped at update \(trainer.step); saved \(checkpointPath); continue with: rnn train --resume \(checkpointPath)")
+            return
+        }
         if let last = trainer.history.last {
             let bestRate = trainer.history.map(\.tokensPerSecond).max() ?? 0
             print("perplexity \(fixed(last.trainPerplexity, 2))" + (last.validationPerplexity.map { ", validation \(fixed($0, 2))" } ?? "")
-                  + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))")
+                  + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
+                  + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : ""))
         }
         print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg")
     }
+}
+
+/// Set by SIGINT/SIGTERM: the trainer finishes its update, saves, and exits 0.
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+func installStopHandlers() {
+    signal(SIGINT) { _ in stopRequested = 1 }
+    signal(SIGTERM) { _ in stopRequested = 1 }
+}
+
+func parentFolderOf(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    let folder = String(path[..<slash])
+    return folder.isEmpty ? "/" : folder
 }
 
 func createFolder(_ path: String) throws {

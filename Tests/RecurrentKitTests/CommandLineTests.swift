@@ -108,3 +108,49 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["sample", "--checkpoint", run1 + "/model.safetensors", "--prefix", "abz"], mentioning: "'z'")
     }
 }
+
+extension CommandLineTests {
+    func start(_ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        return (process, out)
+    }
+
+    func testInterruptSavesAndExitsZero() throws {
+        let run1 = folder + "/interrupt"
+        let (process, out) = try start(["train", "--preset", "d2l-lstm", "--hidden", "24", "--epochs", "100000", "--sample-every", "0", "--output", run1])
+        Thread.sleep(forTimeInterval: 2.0)
+        process.interrupt() // SIGINT: finish the update, save, exit 0
+        process.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("stopped at update"), text)
+        XCTAssertTrue(text.contains("--resume"), text)
+        let resumed = try run(["sample", "--checkpoint", run1 + "/model.safetensors", "--length", "5"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+    }
+
+    func testKillDuringSavesNeverLeavesABrokenCheckpoint() throws {
+        // Save after every update and SIGKILL at arbitrary moments: the file is always a complete, loadable checkpoint.
+        let run1 = folder + "/kill"
+        var loadedAfterKill = 0
+        for delay in [0.6, 0.9, 1.3, 1.7] {
+            let (process, _) = try start(["train", "--preset", "d2l-gru", "--hidden", "32", "--epochs", "100000", "--checkpoint-every", "1",
+                                          "--sample-every", "0", "--output", run1])
+            Thread.sleep(forTimeInterval: delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let path = run1 + "/model.safetensors"
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let check = try run(["eval", "--checkpoint", path, "--text", write("probe.txt", Array("the time machine".utf8))])
+            XCTAssertEqual(check.status, 0, "checkpoint after SIGKILL at \(delay)s: \(check.err)")
+            loadedAfterKill += 1
+        }
+        XCTAssertGreaterThan(loadedAfterKill, 0, "at least one run should have saved before being killed")
+    }
+}

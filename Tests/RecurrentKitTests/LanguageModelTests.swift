@@ -24,7 +24,8 @@ final class LanguageModelTests: XCTestCase {
         let before = perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(model: trainer.model, tokens: trainer.corpus.trainTokens))
         XCTAssertGreaterThan(before, 20)
         var epochs = 0
-        let history = try trainer.train { if case .epoch = $0 { epochs += 1 } }
+        XCTAssertTrue(try trainer.train(progress: { if case .epoch = $0 { epochs += 1 } }))
+        let history = trainer.history
         XCTAssertEqual(epochs, 8)
         XCTAssertEqual(trainer.step, history.last!.step)
         let last = try XCTUnwrap(history.last)
@@ -42,10 +43,11 @@ final class LanguageModelTests: XCTestCase {
         o.sampling = .random
         o.dropout = 0.1
         o.numLayers = 2
-        let a = try Trainer(options: o).train(), b = try Trainer(options: o).train()
+        func run(_ o: TrainingOptions) throws -> [EpochReport] { let t = try Trainer(options: o); try t.train(); return t.history }
+        let a = try run(o), b = try run(o)
         XCTAssertEqual(a.map(\.trainPerplexity), b.map(\.trainPerplexity))
         o.seed = 1
-        XCTAssertNotEqual(try Trainer(options: o).train().map(\.trainPerplexity), a.map(\.trainPerplexity))
+        XCTAssertNotEqual(try run(o).map(\.trainPerplexity), a.map(\.trainPerplexity))
     }
 
     func testPredictWarmsUpOnThePrefixThenGreedy() throws {

@@ -12,15 +12,28 @@ public struct Checkpoint {
     public let vocabulary: Vocabulary
     /// Free-form training information (epoch, step, options), JSON; empty when absent.
     public let training: String
+    /// Training-state tensors stored as F32 (names start with `_trainer.`), e.g. the carried hidden state.
+    public let extraTensors: [String: Tensor<Float>]
+    /// Training-state tensors stored as F64 (names start with `_trainer.`), e.g. optimizer moments.
+    public let extraDoubleTensors: [String: Tensor<Double>]
+
+    /// Prefix of tensors that are not model weights; PyTorch loaders drop them before `load_state_dict`.
+    public static let trainingTensorPrefix = "_trainer."
 
     /// Packages a model and its vocabulary (the vocabulary size must equal the model's V).
-    public init(model: LanguageModel<Float>, vocabulary: Vocabulary, training: String = "") throws {
+    public init(model: LanguageModel<Float>, vocabulary: Vocabulary, training: String = "",
+                extraTensors: [String: Tensor<Float>] = [:], extraDoubleTensors: [String: Tensor<Double>] = [:]) throws {
         guard vocabulary.count == model.configuration.vocabularySize else {
             throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(model.configuration.vocabularySize)")
+        }
+        for name in Array(extraTensors.keys) + Array(extraDoubleTensors.keys) where !name.hasPrefix(Self.trainingTensorPrefix) {
+            throw RecurrentKitError("training tensor \(name) must start with \(Self.trainingTensorPrefix)")
         }
         self.model = model
         self.vocabulary = vocabulary
         self.training = training
+        self.extraTensors = extraTensors
+        self.extraDoubleTensors = extraDoubleTensors
     }
 
     /// The safetensors bytes. Throws if any weight is NaN or infinite (such a model is never written).
@@ -37,6 +50,8 @@ public struct Checkpoint {
         ])
         if !training.isEmpty { file.metadata["training"] = training }
         for entry in model.parameters.entries { file.add(entry.name, try model.parameters.tensor(entry.name)) }
+        for (name, tensor) in extraTensors { file.add(name, tensor, as: .f32) }
+        for (name, tensor) in extraDoubleTensors { file.add(name, tensor, as: .f64) }
         return try file.serialized()
     }
 
@@ -79,7 +94,7 @@ public struct Checkpoint {
         }
         let model = try LanguageModel<Float>(configuration)
         let expected = Set(model.parameters.entries.map(\.name))
-        let present = Set(file.tensors.keys)
+        let present = Set(file.tensors.keys.filter { !$0.hasPrefix(trainingTensorPrefix) })
         if let missing = expected.subtracting(present).sorted().first { throw RecurrentKitError("tensor \(missing) is missing") }
         if let extra = present.subtracting(expected).sorted().first {
             throw RecurrentKitError("unexpected tensor \(extra) for a \(configuration.cell.rawValue) model with \(configuration.numLayers) layer(s)")
@@ -93,7 +108,12 @@ public struct Checkpoint {
         guard vocabulary.count == configuration.vocabularySize else {
             throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(configuration.vocabularySize)")
         }
-        return try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "")
+        var extra: [String: Tensor<Float>] = [:], extra64: [String: Tensor<Double>] = [:]
+        for (name, entry) in file.tensors where name.hasPrefix(trainingTensorPrefix) {
+            if entry.dtype == .f64 { extra64[name] = try file.tensor(name) } else { extra[name] = try file.tensor(name) }
+        }
+        return try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
+                              extraTensors: extra, extraDoubleTensors: extra64)
     }
 }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// One epoch's measurements.
 public struct EpochReport: Codable, Equatable, Sendable {
@@ -22,11 +23,34 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var elapsedSeconds: Double
 }
 
+/// One update's measurements.
+public struct StepReport: Sendable, Equatable {
+    /// 1-based epoch.
+    public var epoch: Int
+    /// 1-based update within the epoch.
+    public var stepInEpoch: Int
+    /// Updates in this epoch.
+    public var stepsPerEpoch: Int
+    /// Updates applied so far, all epochs (this one included).
+    public var step: Int
+    /// Mean cross-entropy of this minibatch (nats).
+    public var loss: Double
+    /// Gradient norm before clipping.
+    public var gradientNorm: Double
+    /// exp(mean cross-entropy) so far in this epoch.
+    public var runningPerplexity: Double
+    /// Tokens per second so far in this epoch.
+    public var tokensPerSecond: Double
+    /// Estimated seconds until the last epoch ends.
+    public var secondsLeft: Double
+    /// True when the update was skipped because a value was not finite (`skipNonFinite`).
+    public var skipped: Bool
+}
+
 /// What the trainer reports while it runs.
 public enum TrainingEvent: Sendable {
-    /// After every update: epoch (1-based), update within the epoch (1-based), updates per epoch, running perplexity,
-    /// tokens per second so far in this epoch, estimated seconds left.
-    case step(epoch: Int, step: Int, stepsPerEpoch: Int, perplexity: Double, tokensPerSecond: Double, secondsLeft: Double)
+    /// After every update.
+    case step(StepReport)
     /// After every epoch.
     case epoch(EpochReport)
     /// A periodic greedy sample (d2l `predict_ch8`).
@@ -36,6 +60,9 @@ public enum TrainingEvent: Sendable {
 /// Trains a ``LanguageModel`` on a text with truncated BPTT, d2l's `train_ch8` loop:
 /// per minibatch, reset the state (first minibatch of a sequential epoch, every random minibatch) or carry it
 /// with its gradient cut, forward, cross-entropy averaged over T*B, backward, clip, update.
+///
+/// A trainer can stop after any update and be saved with ``checkpoint()``; ``init(resumingFrom:)`` continues
+/// bit-identically (weights, optimizer moments, both random streams, the position in the epoch, the carried state).
 public final class Trainer {
     /// The options (validated).
     public let options: TrainingOptions
@@ -47,19 +74,31 @@ public final class Trainer {
     public let optimizer: Optimizer
     /// Per-epoch history.
     public private(set) var history: [EpochReport] = []
-    /// Updates applied.
+    /// Updates applied (skipped ones excluded).
     public private(set) var step = 0
-    private var generator: SeededGenerator
+    /// Updates skipped because of NaN or infinite values (`skipNonFinite`).
+    public private(set) var skippedSteps = 0
+    /// True when every epoch has run.
+    public var isFinished: Bool { epoch > options.epochs }
+
     private let schedule: MinibatchSchedule
+    // Position: `epoch` (1-based) and how many of its minibatches are done.
+    private var epoch = 1
+    private var doneInEpoch = 0
+    // Two streams, so that the epoch's minibatches can be rebuilt on resume independently of dropout draws.
+    private var dataGenerator: SeededGenerator       // offsets and shuffles
+    private var epochStartGenerator: SeededGenerator // dataGenerator before this epoch's draw
+    private var dropoutGenerator: SeededGenerator
+    private var minibatches: [Minibatch] = []
+    private var carried: RecurrentState<Float>? = nil
+    // This epoch's running sums.
+    private var lossSum = 0.0, tokenCount = 0, normSum = 0.0, epochSeconds = 0.0
+    private var elapsedBefore = 0.0 // seconds trained before this process (resume)
 
     /// Prepares the text (loading a file when `options.corpus` is not an embedded name) and builds the model.
     public convenience init(options: TrainingOptions) throws {
         try options.validate()
-        let text: String
-        if let embedded = EmbeddedCorpus(rawValue: options.corpus) { text = embedded.text } else { text = try loadTextFile(at: options.corpus) }
-        let corpus = try PreparedCorpus.prepare(text: text, mode: options.textMode, maxTokens: options.maxTokens,
-                                                validationFraction: options.textMode == .raw ? options.validationFraction : 0)
-        try self.init(options: options, corpus: corpus)
+        try self.init(options: options, corpus: try Trainer.prepareCorpus(options))
     }
 
     /// Trains on an already prepared corpus.
@@ -69,91 +108,213 @@ public final class Trainer {
         self.corpus = corpus
         schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize, numSteps: options.numSteps,
                                          strategy: options.sampling)
-        generator = SeededGenerator(seed: options.seed)
+        var generator = SeededGenerator(seed: options.seed)
         let configuration = LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count, cell: options.cell,
                                                        hiddenSize: options.hiddenSize, numLayers: options.numLayers,
                                                        dropout: options.dropout, embeddingSize: options.embeddingSize)
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
         optimizer = try options.makeOptimizer()
+        dataGenerator = SeededGenerator(seed: generator.next())
+        dropoutGenerator = SeededGenerator(seed: generator.next())
+        epochStartGenerator = dataGenerator
+    }
+
+    static func prepareCorpus(_ options: TrainingOptions) throws -> PreparedCorpus {
+        let text: String
+        if let embedded = EmbeddedCorpus(rawValue: options.corpus) { text = embedded.text } else { text = try loadTextFile(at: options.corpus) }
+        return try PreparedCorpus.prepare(text: text, mode: options.textMode, maxTokens: options.maxTokens,
+                                          validationFraction: options.textMode == .raw ? options.validationFraction : 0)
     }
 
     /// Minibatches (updates) per epoch (the count for the worst random offset; an epoch may have one more).
     public var minibatchesPerEpoch: Int { schedule.minibatchesPerEpoch }
 
-    /// Runs all epochs (or until the time limit), reporting through `progress`.
-    /// Throws, naming the update, when the loss or the gradient norm becomes NaN or infinite.
+    /// Runs until every epoch is done, the time limit passes, or `shouldStop` returns true (checked after each update).
+    /// - Parameters:
+    ///   - progress: receives every step, epoch and sample event.
+    ///   - afterStep: called after every update, e.g. to save a checkpoint every N steps.
+    /// - Returns: true when training finished, false when it stopped early (it can be resumed).
+    /// - Throws: naming the update, when the loss or the gradient norm becomes NaN or infinite (unless `skipNonFinite`).
     @discardableResult
-    public func train(progress: (TrainingEvent) -> Void = { _ in }) throws -> [EpochReport] {
+    public func train(progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
+                      afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
         let start = monotonicSeconds()
         let B = options.batchSize, T = options.numSteps
-        for epoch in (history.count + 1)...options.epochs {
-            let epochStart = monotonicSeconds()
-            let minibatches = schedule.epoch(using: &generator)
-            var lossSum = 0.0, tokenCount = 0, normSum = 0.0
-            var state: RecurrentState<Float>? = nil
-            for (index, batch) in minibatches.enumerated() {
-                if batch.resetsState { state = nil } // nil = zeros; otherwise the carried value (gradient cut)
-                model.parameters.zeroGradients()
-                let loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: state,
-                                          training: true, generator: &generator)
-                guard loss.isFinite else {
-                    throw RecurrentKitError("training diverged: loss is \(loss) at update \(step + 1) (epoch \(epoch)); try a lower learning rate or clipping")
-                }
-                let norm: Double
-                if options.clip > 0 {
-                    do { norm = try clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle) }
-                    catch { throw RecurrentKitError("training diverged at update \(step + 1) (epoch \(epoch)): \(error)") }
-                } else {
-                    norm = model.parameters.gradientSquaredNorm().squareRoot()
-                    guard norm.isFinite else { throw RecurrentKitError("training diverged: gradient norm is \(norm) at update \(step + 1) (epoch \(epoch))") }
-                }
-                try optimizer.step(model.parameters)
-                step += 1
-                state = try model.finalState()
-                lossSum += loss * Double(T * B)
-                tokenCount += T * B
-                normSum += norm
-                let elapsed = monotonicSeconds() - epochStart
-                let rate = Double(tokenCount) / max(elapsed, 1e-9)
-                let updatesLeft = Double(minibatches.count - index - 1 + (options.epochs - epoch) * minibatches.count)
-                progress(.step(epoch: epoch, step: index + 1, stepsPerEpoch: minibatches.count,
-                               perplexity: perplexity(meanCrossEntropy: lossSum / Double(tokenCount)), tokensPerSecond: rate,
-                               secondsLeft: updatesLeft * elapsed / Double(index + 1)))
-                if let limit = options.timeLimitSeconds, monotonicSeconds() - start >= limit { break }
+        while epoch <= options.epochs {
+            if doneInEpoch == 0 {
+                epochStartGenerator = dataGenerator
+                minibatches = schedule.epoch(using: &dataGenerator)
+                lossSum = 0; tokenCount = 0; normSum = 0; epochSeconds = 0; carried = nil
+            } else if minibatches.isEmpty {
+                // Resumed mid-epoch: rebuild this epoch's minibatches from the generator state at its start.
+                dataGenerator = epochStartGenerator
+                minibatches = schedule.epoch(using: &dataGenerator)
             }
-            let seconds = monotonicSeconds() - epochStart
+            while doneInEpoch < minibatches.count {
+                let stepStart = monotonicSeconds()
+                let batch = minibatches[doneInEpoch]
+                if batch.resetsState { carried = nil } // nil = zeros; otherwise the carried value (gradient cut)
+                model.parameters.zeroGradients()
+                let loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
+                                          training: true, generator: &dropoutGenerator)
+                let norm = model.parameters.gradientSquaredNorm().squareRoot()
+                var skipped = false
+                if !loss.isFinite || !norm.isFinite {
+                    guard options.skipNonFinite else {
+                        throw RecurrentKitError("training stopped: \(loss.isFinite ? "gradient norm" : "loss") is \(loss.isFinite ? norm : loss) at update \(step + 1) (epoch \(epoch)); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
+                    }
+                    skipped = true
+                    skippedSteps += 1
+                    carried = nil // the state may hold NaN now
+                } else {
+                    if options.clip > 0 { try clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle) }
+                    try optimizer.step(model.parameters)
+                    step += 1
+                    carried = try model.finalState()
+                    lossSum += loss * Double(T * B)
+                    tokenCount += T * B
+                    normSum += norm
+                }
+                doneInEpoch += 1
+                epochSeconds += monotonicSeconds() - stepStart
+                let updatesLeft = Double(minibatches.count - doneInEpoch + (options.epochs - epoch) * minibatches.count)
+                progress(.step(StepReport(epoch: epoch, stepInEpoch: doneInEpoch, stepsPerEpoch: minibatches.count, step: step,
+                                          loss: loss, gradientNorm: norm,
+                                          runningPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
+                                          tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9),
+                                          secondsLeft: updatesLeft * epochSeconds / Double(doneInEpoch), skipped: skipped)))
+                try afterStep(self)
+                let timeUp = options.timeLimitSeconds.map { elapsedBefore + monotonicSeconds() - start >= $0 } ?? false
+                if (timeUp || shouldStop()) && doneInEpoch < minibatches.count {
+                    elapsedBefore += monotonicSeconds() - start
+                    return false
+                }
+            }
             var report = EpochReport(epoch: epoch, step: step, trainPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
-                                     validationPerplexity: nil, gradientNorm: normSum / Double(max(minibatches.count, 1)),
-                                     tokensPerSecond: Double(tokenCount) / max(seconds, 1e-9), elapsedSeconds: 0)
+                                     validationPerplexity: nil, gradientNorm: normSum / Double(max(tokenCount / (T * B), 1)),
+                                     tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0)
             if !corpus.validationTokens.isEmpty {
                 report.validationPerplexity = perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(
                     model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: T))
             }
-            report.elapsedSeconds = monotonicSeconds() - start
+            report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
             history.append(report)
             progress(.epoch(report))
-            let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-            if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || epoch == options.epochs || timeUp, !options.samplePrefix.isEmpty {
+            let timeUp = options.timeLimitSeconds.map { report.elapsedSeconds >= $0 } ?? false
+            let last = epoch == options.epochs
+            if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
                 progress(.sample(epoch: epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
                                                                                prefix: options.samplePrefix, length: options.sampleLength)))
             }
-            if timeUp { break }
+            epoch += 1
+            doneInEpoch = 0
+            minibatches = []
+            if (timeUp || shouldStop()) && !last {
+                elapsedBefore += monotonicSeconds() - start
+                return false
+            }
         }
-        return history
+        return true
     }
 
-    /// A checkpoint of the current model with these options and the history as training metadata.
+    // MARK: - Checkpoints with training state
+
+    /// The model plus everything needed to resume exactly: options, position, random streams, optimizer moments,
+    /// the carried state and the history (tensors under `_trainer.`, which PyTorch loaders should drop).
     public func checkpoint() throws -> Checkpoint {
-        try Checkpoint(model: model, vocabulary: corpus.vocabulary, training: trainingMetadataJSON())
+        var extra: [String: Tensor<Float>] = [:]
+        var extra64: [String: Tensor<Double>] = [:]
+        for (name, values) in optimizer.stateBuffers { extra64["_trainer.optimizer.\(name)"] = try Tensor(shape: [values.count], scalars: values) }
+        if let carried {
+            extra["_trainer.state.h"] = carried.h
+            if let c = carried.c { extra["_trainer.state.c"] = c }
+        }
+        let state = TrainerState(options: options, epoch: epoch, doneInEpoch: doneInEpoch, step: step, skippedSteps: skippedSteps,
+                                 optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
+                                 dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
+                                 dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
+                                 epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try Checkpoint(model: model, vocabulary: corpus.vocabulary,
+                              training: String(decoding: try encoder.encode(state), as: UTF8.self),
+                              extraTensors: extra, extraDoubleTensors: extra64)
     }
 
-    private func trainingMetadataJSON() -> String {
-        let last = history.last
-        var fields = ["\"epoch\": \(history.count)", "\"step\": \(step)", "\"seed\": \(options.seed)"]
-        if let last { fields.append("\"train_perplexity\": \(last.trainPerplexity)") }
-        if let v = last?.validationPerplexity { fields.append("\"validation_perplexity\": \(v)") }
-        return "{" + fields.joined(separator: ", ") + "}"
+    /// Restores a trainer saved by ``checkpoint()`` so that training continues exactly where it stopped.
+    public convenience init(resumingFrom checkpoint: Checkpoint) throws {
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: Data(checkpoint.training.utf8)) }
+        catch { throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))") }
+        try self.init(options: state.options)
+        guard corpus.vocabulary == checkpoint.vocabulary else {
+            throw RecurrentKitError("the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
+        }
+        guard model.configuration == checkpoint.model.configuration else { throw RecurrentKitError("checkpoint model does not match its training options") }
+        try model.parameters.copyValues(from: checkpoint.model.parameters)
+        var buffers: [String: [Double]] = [:]
+        for (name, tensor) in checkpoint.extraDoubleTensors where name.hasPrefix("_trainer.optimizer.") {
+            buffers[String(name.dropFirst("_trainer.optimizer.".count))] = tensor.scalars
+        }
+        for values in buffers.values where values.count != model.parameters.count {
+            throw RecurrentKitError("optimizer state has \(values.count) values for \(model.parameters.count) parameters")
+        }
+        try optimizer.restore(stateBuffers: buffers, stepCount: state.optimizerSteps)
+        optimizer.learningRate = state.learningRate
+        if let h = checkpoint.extraTensors["_trainer.state.h"] {
+            let shape = [model.configuration.numLayers, options.batchSize, model.configuration.hiddenSize]
+            try h.requireShape(shape, name: "_trainer.state.h")
+            let c = checkpoint.extraTensors["_trainer.state.c"]
+            if model.configuration.cell.hasCellState {
+                guard let c else { throw RecurrentKitError("checkpoint has no carried cell state _trainer.state.c") }
+                try c.requireShape(shape, name: "_trainer.state.c")
+            }
+            carried = RecurrentState(h: h, c: c)
+        }
+        guard state.epoch >= 1, state.doneInEpoch >= 0, state.step >= 0 else { throw RecurrentKitError("checkpoint training position is invalid") }
+        epoch = state.epoch
+        doneInEpoch = state.doneInEpoch
+        step = state.step
+        skippedSteps = state.skippedSteps
+        dataGenerator = try generator(state.dataGenerator)
+        epochStartGenerator = try generator(state.epochStartGenerator)
+        dropoutGenerator = try generator(state.dropoutGenerator)
+        lossSum = state.lossSum; tokenCount = state.tokenCount; normSum = state.normSum
+        epochSeconds = state.epochSeconds; elapsedBefore = state.elapsedSeconds
+        history = state.history
+        if doneInEpoch > 0 {
+            minibatches = []
+            var rebuilt = epochStartGenerator
+            guard doneInEpoch <= schedule.epoch(using: &rebuilt).count else { throw RecurrentKitError("checkpoint position is past the end of its epoch") }
+        }
     }
+
+    private func words(_ g: SeededGenerator) -> [String] { [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) } }
+    private func generator(_ words: [String]) throws -> SeededGenerator {
+        let values = words.compactMap(UInt64.init)
+        guard values.count == 4 else { throw RecurrentKitError("checkpoint random state is invalid") }
+        return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
+    }
+}
+
+/// What a checkpoint's `training` metadata holds for ``Trainer/init(resumingFrom:)``.
+struct TrainerState: Codable {
+    var options: TrainingOptions
+    var epoch: Int
+    var doneInEpoch: Int
+    var step: Int
+    var skippedSteps: Int
+    var optimizerSteps: Int
+    var learningRate: Double
+    var dataGenerator: [String]
+    var epochStartGenerator: [String]
+    var dropoutGenerator: [String]
+    var lossSum: Double
+    var tokenCount: Int
+    var normSum: Double
+    var epochSeconds: Double
+    var elapsedSeconds: Double
+    var history: [EpochReport]
 }
 
 /// Perplexity of a model on a token sequence.

@@ -55,8 +55,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var epochs: Int = 500
     /// Seed of every random choice. Default 0.
     public var seed: UInt64 = 0
-    /// Stop after the first epoch that ends past this many seconds of training; nil for no limit. > 0.
+    /// Stop once this many seconds of training have passed (checked after every update); nil for no limit. > 0.
     public var timeLimitSeconds: Double? = nil
+    /// Skip (and count) updates whose loss or gradient norm is NaN or infinite instead of stopping. Default false.
+    public var skipNonFinite: Bool = false
 
     /// Print a sample every N epochs (0 disables). Default 10 (d2l).
     public var sampleEvery: Int = 10
