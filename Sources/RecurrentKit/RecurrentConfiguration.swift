@@ -4,6 +4,8 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     case rnnTanh = "rnn_tanh"
     /// `h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` (`nn.RNN(nonlinearity='relu')`).
     case rnnReLU = "rnn_relu"
+    /// `h_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh`, no nonlinearity: the linear RNN of d2l 8.7 eq. (9), for analysis.
+    case rnnLinear = "rnn_linear"
     /// PyTorch `nn.GRU`, gates r|z|n, `n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`.
     case gru
     /// PyTorch `nn.LSTM`, gates i|f|g|o.
@@ -12,7 +14,7 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// Number of gate blocks G stacked along dim 0 of the weights: 1, 1, 3, 4.
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnReLU: return 1
+        case .rnnTanh, .rnnReLU, .rnnLinear: return 1
         case .gru: return 3
         case .lstm: return 4
         }
@@ -21,15 +23,16 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// True for the LSTM, the only cell with a memory cell state `c`.
     public var hasCellState: Bool { self == .lstm }
 
-    /// Parses "rnn" / "rnn_tanh" / "tanh", "rnn_relu" / "relu", "gru", "lstm" (case-insensitive).
+    /// Parses "rnn" / "rnn_tanh" / "tanh", "rnn_relu" / "relu", "rnn_linear" / "linear", "gru", "lstm" (case-insensitive).
     public init(parsing name: String) throws {
         switch name.lowercased() {
         case "rnn", "rnn_tanh", "rnn-tanh", "tanh": self = .rnnTanh
         case "rnn_relu", "rnn-relu", "relu": self = .rnnReLU
+        case "rnn_linear", "rnn-linear", "linear": self = .rnnLinear
         case "gru": self = .gru
         case "lstm": self = .lstm
         default:
-            throw RecurrentKitError.invalidArgument("cell", "'\(name)'", "expected one of rnn_tanh, rnn_relu, gru, lstm")
+            throw RecurrentKitError.invalidArgument("cell", "'\(name)'", "expected one of rnn_tanh, rnn_relu, rnn_linear, gru, lstm")
         }
     }
 

@@ -19,6 +19,19 @@ public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
     }
 }
 
+/// How far gradients travel backwards in time inside one backward pass (d2l 8.7.1).
+public enum BackwardTruncation: Sendable, Equatable {
+    /// Full backpropagation through every step of the chunk.
+    case none
+    /// Regular truncation: the recurrent gradient is cut between steps t-1 and t whenever t is a multiple of `length`
+    /// (the same gradient as running the sequence in chunks of `length` with the state carried).
+    case fixed(length: Int)
+    /// Randomized truncation (Tallec and Ollivier 2017): at each step the recurrent gradient continues with weight
+    /// 1/p with probability p (`continueProbability`, in (0, 1]) and stops otherwise, so its expectation is the full
+    /// gradient. Draws come from a generator seeded with `seed`.
+    case randomized(continueProbability: Double, seed: UInt64)
+}
+
 /// Where the first layer's input comes from.
 public enum RecurrentInput<Scalar: RecurrentScalar> {
     /// Dense features, (T, B, I), time-major.
@@ -80,6 +93,26 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private(set) var cachedBatch = 0
     /// (T, B) token indices of the cached forward when the input was one-hot.
     private var cachedTokens: [Int]? = nil
+
+    // Backward truncation of the current backward pass.
+    private var truncation: BackwardTruncation = .none
+    private var truncationGenerator: SeededGenerator? = nil
+
+    /// When true, backward records ``hiddenGradients``.
+    public var recordsHiddenGradients = false
+    /// After a backward with ``recordsHiddenGradients``: per layer, dL/dh_t for every step, (T, B, H) flattened:
+    /// the output gradient plus the recurrent gradient from step t+1, the quantity d2l 8.7 eq. (8) recurses on.
+    public private(set) var hiddenGradients: [[Scalar]] = []
+
+    /// [layer][t] = ||dL/dh_t|| over the batch, from ``hiddenGradients``.
+    public var hiddenGradientNorms: [[Double]] {
+        let B = cachedBatch, H = configuration.hiddenSize
+        return hiddenGradients.map { g in
+            stride(from: 0, to: g.count, by: B * H).map { start in
+                (start..<(start + B * H)).reduce(0.0) { $0 + Double(g[$1]) * Double(g[$1]) }.squareRoot()
+            }
+        }
+    }
 
     // Backward scratch, reused.
     private let gradProjected = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_ih x + b_ih)
@@ -197,9 +230,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (L, B, H); zeros when nil.
     /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
     ///   Parameter gradients are added into `parameters.gradients`.
+    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     public func backward(
         outputGradient: Tensor<Scalar>,
-        finalStateGradient: RecurrentState<Scalar>? = nil
+        finalStateGradient: RecurrentState<Scalar>? = nil,
+        truncation: BackwardTruncation = .none
     ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
@@ -221,7 +256,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                             try withOptionalMutablePointer(&inputGradient) { dx in
                                 try backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: dhn,
                                              finalCellGradient: dcn, inputGradient: dx,
-                                             initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p)
+                                             initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p,
+                                             truncation: truncation)
                             }
                         }
                     }
@@ -346,7 +382,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             }
             // 2. The recurrence, one step at a time.
             switch configuration.cell {
-            case .rnnTanh, .rnnReLU: rnnForward(layer: k, steps: T, batch: B)
+            case .rnnTanh, .rnnReLU, .rnnLinear: rnnForward(layer: k, steps: T, batch: B)
             case .lstm: lstmForward(layer: k, steps: T, batch: B)
             case .gru: gruForward(layer: k, steps: T, batch: B)
             }
@@ -382,10 +418,23 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         finalCellGradient: UnsafePointer<Scalar>?,
         inputGradient: UnsafeMutablePointer<Scalar>?,
         initialHiddenGradient: UnsafeMutablePointer<Scalar>?,
-        initialCellGradient: UnsafeMutablePointer<Scalar>?
+        initialCellGradient: UnsafeMutablePointer<Scalar>?,
+        truncation: BackwardTruncation = .none
     ) throws {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        switch truncation {
+        case .none: truncationGenerator = nil
+        case .fixed(let length):
+            guard length >= 1 else { throw RecurrentKitError.invalidArgument("truncation length", length, "must be at least 1") }
+        case .randomized(let p, let seed):
+            guard p > 0, p <= 1 else { throw RecurrentKitError.invalidArgument("continue probability", p, "must be in (0, 1]") }
+            truncationGenerator = SeededGenerator(seed: seed)
+        }
+        self.truncation = truncation
+        if recordsHiddenGradients {
+            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * configuration.hiddenSize), count: configuration.numLayers)
+        }
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
         let GH = G * H
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
@@ -406,7 +455,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 else { gradCell.pointer.update(repeating: 0, count: B * H) }
             }
             switch configuration.cell {
-            case .rnnTanh, .rnnReLU: rnnBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
+            case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
             case .lstm: lstmBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
             case .gru: gruBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
             }
@@ -447,13 +496,40 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
     }
 
+    // MARK: - Truncation and recording
+
+    /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
+    @inline(__always)
+    private func truncateRecurrentGradient(step t: Int, count: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
+        switch truncation {
+        case .none: return
+        case .fixed(let length):
+            guard t > 0, t % length == 0 else { return } // t = 0 feeds h0, whose gradient the first chunk keeps
+            dh.update(repeating: 0, count: count)
+            dc?.update(repeating: 0, count: count)
+        case .randomized(let p, _):
+            let keep = truncationGenerator!.nextUnit() < p
+            let weight: Scalar = keep ? Scalar(1 / p) : 0
+            if keep && p == 1 { return }
+            for i in 0..<count { dh[i] *= weight }
+            if let dc { for i in 0..<count { dc[i] *= weight } }
+        }
+    }
+
+    /// Records dL/dh_t = dOut_t + dh_recurrent for layer k at step t when enabled.
+    @inline(__always)
+    private func recordGradientNorm(layer k: Int, step t: Int, count: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
+        guard recordsHiddenGradients else { return }
+        for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
+    }
+
     // MARK: - Vanilla RNN
 
     /// h_t = act(P_t + b_hh + h_{t-1} W_hh^T), P_t = W_ih x_t + b_ih already in `gates`.
     private func rnnForward(layer k: Int, steps T: Int, batch B: Int) {
         let H = configuration.hiddenSize
         let cache = layers[k]
-        let relu = configuration.cell == .rnnReLU
+        let relu = configuration.cell == .rnnReLU, linear = configuration.cell == .rnnLinear
         for t in 0..<T {
             let hPrev = cache.hidden.pointer + t * B * H
             let h = hPrev + B * H
@@ -465,7 +541,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             Scalar.gemm(transA: false, transB: true, m: B, n: H, k: H, alpha: 1, a: hPrev, lda: H,
                         b: weightHH[k], ldb: H, beta: 1, c: h, ldc: H)
             if relu { for i in 0..<(B * H) where !(h[i] > 0) { h[i] = 0 } }
-            else { for i in 0..<(B * H) { h[i] = Scalar.tanh(h[i]) } }
+            else if !linear { for i in 0..<(B * H) { h[i] = Scalar.tanh(h[i]) } }
         }
     }
 
@@ -473,16 +549,17 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private func rnnBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize
         let cache = layers[k]
-        let relu = configuration.cell == .rnnReLU
+        let relu = configuration.cell == .rnnReLU, linear = configuration.cell == .rnnLinear
         for t in stride(from: T - 1, through: 0, by: -1) {
             let h = cache.hidden.pointer + (t + 1) * B * H
             let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
-            for i in 0..<(B * H) {
-                let total = dh[i] + dOut[i]
-                d[i] = relu ? (h[i] > 0 ? total : 0) : total * (1 - h[i] * h[i])
-            }
+            recordGradientNorm(layer: k, step: t, count: B * H, dh, dOut)
+            if linear { for i in 0..<(B * H) { d[i] = dh[i] + dOut[i] } }
+            else if relu { for i in 0..<(B * H) { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
+            else { for i in 0..<(B * H) { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
             Scalar.gemm(transA: false, transB: false, m: B, n: H, k: H, alpha: 1, a: d, lda: H,
                         b: weightHH[k], ldb: H, beta: 0, c: dh, ldc: H)
+            truncateRecurrentGradient(step: t, count: B * H, dh, nil)
         }
     }
 
@@ -533,6 +610,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let gates = cache.gates.pointer + t * B * GH
             let dOut = dOutput + t * B * H
             let dGates = dPre + t * B * GH
+            recordGradientNorm(layer: k, step: t, count: B * H, dh, dOut)
             for b in 0..<B {
                 let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
                 let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
@@ -550,6 +628,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             }
             Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dGates, lda: GH,
                         b: weightHH[k], ldb: H, beta: 0, c: dh, ldc: H)
+            truncateRecurrentGradient(step: t, count: B * H, dh, dc)
         }
     }
 
@@ -597,6 +676,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let hn = cache.recurrentNew.pointer + t * B * H
             let dOut = dOutput + t * B * H
             let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
+            recordGradientNorm(layer: k, step: t, count: B * H, dh, dOut)
             for b in 0..<B {
                 let row = b * H
                 for j in 0..<H {
@@ -613,6 +693,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             for i in 0..<(B * H) { dhNext[i] = dh[i] }
             Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dR, lda: GH,
                         b: weightHH[k], ldb: H, beta: 1, c: dhNext, ldc: H)
+            truncateRecurrentGradient(step: t, count: B * H, dhNext, nil)
             swap(&dh, &dhNext)
         }
         if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: B * H) }
