@@ -1,0 +1,163 @@
+/// How gradients travel back through time in a trained or fresh model (d2l 8.7, Pascanu et al. 2013).
+public enum GradientFlow {
+    /// The result of one analysis.
+    public struct Report: Sendable {
+        /// Recurrent cell.
+        public var cell: CellKind
+        /// Steps T analysed.
+        public var steps: Int
+        /// [layer][t]: ||dL/dh_t|| for a loss on the last step only; index T-1-t is the time distance to the loss.
+        public var hiddenGradientNorms: [[Double]]
+        /// [layer][gate]: spectral radius of each H x H gate block of `weight_hh` (power iteration on W^T W gives the
+        /// largest singular value; the radius is estimated by power iteration on W itself).
+        public var spectralRadius: [[Double]]
+        /// [layer][gate]: largest singular value of each gate block (the operator norm that bounds one step's growth).
+        public var largestSingularValue: [[Double]]
+    }
+
+    /// Runs the model over `tokens` (at least 2), puts the cross-entropy on the last prediction only, and records
+    /// ||dL/dh_t|| for every step and layer, with the spectral radius of every recurrent gate block.
+    public static func analyze(model: LanguageModel<Float>, tokens: [Int]) throws -> Report {
+        guard tokens.count >= 2 else { throw RecurrentKitError("analysis needs at least 2 tokens, got \(tokens.count)") }
+        let T = tokens.count - 1
+        let V = model.configuration.vocabularySize, H = model.configuration.hiddenSize, L = model.configuration.numLayers
+        let logits = try model.logits(inputs: Array(tokens.dropLast()), steps: T, batch: 1)
+        let last = try Tensor<Float>(shape: [1, V], scalars: Array(logits.scalars[((T - 1) * V)...]))
+        let (_, dLogits) = try softmaxCrossEntropy(logits: last, targets: [tokens[T]])
+        // dL/dh_T = W_out^T dLogits; every other step's output gradient is 0.
+        var dOut = Tensor<Float>(zeros: [T, 1, H])
+        let w = try model.parameters.tensor("output.weight") // (V, H)
+        for j in 0..<H { dOut.scalars[(T - 1) * H + j] = (0..<V).reduce(0) { $0 + w.scalars[$1 * H + j] * dLogits.scalars[$1] } }
+        model.recurrent.recordsHiddenGradients = true
+        defer { model.recurrent.recordsHiddenGradients = false }
+        // The forward above cached the sequence; backward reuses it (the model's gradients are restored afterwards).
+        let saved = Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count))
+        defer { model.parameters.gradients.update(from: saved, count: saved.count) }
+        _ = try model.recurrent.backward(outputGradient: dOut)
+        var radius: [[Double]] = [], singular: [[Double]] = []
+        for k in 0..<L {
+            let whh = try model.parameters.tensor("rnn.weight_hh_l\(k)").scalars.map(Double.init)
+            var r: [Double] = [], s: [Double] = []
+            for g in 0..<model.configuration.cell.gateCount {
+                let block = Array(whh[(g * H * H)..<((g + 1) * H * H)])
+                r.append(spectralRadius(block, size: H))
+                s.append(largestSingularValue(block, size: H))
+            }
+            radius.append(r); singular.append(s)
+        }
+        return Report(cell: model.configuration.cell, steps: T, hiddenGradientNorms: model.recurrent.hiddenGradientNorms,
+                      spectralRadius: radius, largestSingularValue: singular)
+    }
+
+    /// |largest eigenvalue| of a square row-major matrix by power iteration (the ratio ||W^k v|| growth, averaged
+    /// over the last iterations so complex eigenvalue pairs do not oscillate the estimate).
+    public static func spectralRadius(_ matrix: [Double], size n: Int, iterations: Int = 500) -> Double {
+        guard n > 0, matrix.count == n * n else { return 0 }
+        var v = (0..<n).map { 1.0 + 0.01 * Double($0) }
+        var logGrowth = 0.0, counted = 0
+        for i in 0..<iterations {
+            var w = [Double](repeating: 0, count: n)
+            for r in 0..<n { for c in 0..<n { w[r] += matrix[r * n + c] * v[c] } }
+            let norm = w.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            if norm == 0 || !norm.isFinite { return 0 }
+            if i >= iterations / 2 { logGrowth += Double.log(norm); counted += 1 }
+            v = w.map { $0 / norm }
+        }
+        return Double.exp(logGrowth / Double(max(counted, 1)))
+    }
+
+    /// Largest singular value of a square row-major matrix (power iteration on W^T W).
+    public static func largestSingularValue(_ matrix: [Double], size n: Int, iterations: Int = 300) -> Double {
+        guard n > 0, matrix.count == n * n else { return 0 }
+        var v = (0..<n).map { 1.0 + 0.01 * Double($0) }
+        var sigma = 0.0
+        for _ in 0..<iterations {
+            var w = [Double](repeating: 0, count: n)
+            for r in 0..<n { for c in 0..<n { w[r] += matrix[r * n + c] * v[c] } }
+            var u = [Double](repeating: 0, count: n)
+            for r in 0..<n { for c in 0..<n { u[c] += matrix[r * n + c] * w[r] } }
+            let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            if norm == 0 || !norm.isFinite { return 0 }
+            sigma = norm.squareRoot()
+            v = u.map { $0 / norm }
+        }
+        return sigma
+    }
+
+    /// Rescales every H x H gate block of every `weight_hh` so that its spectral radius becomes `radius` (> 0):
+    /// the knob that moves a fresh model between vanishing and exploding gradients.
+    public static func setRecurrentSpectralRadius(_ model: LanguageModel<Float>, radius: Double) throws {
+        guard radius > 0, radius.isFinite else { throw RecurrentKitError.invalidArgument("radius", radius, "must be > 0") }
+        let H = model.configuration.hiddenSize
+        for k in 0..<model.configuration.numLayers {
+            var w = try model.parameters.tensor("rnn.weight_hh_l\(k)")
+            for g in 0..<model.configuration.cell.gateCount {
+                let range = (g * H * H)..<((g + 1) * H * H)
+                let current = spectralRadius(w.scalars[range].map(Double.init), size: H)
+                guard current > 0 else { continue }
+                let scale = Float(radius / current)
+                for i in range { w.scalars[i] *= scale }
+            }
+            try model.parameters.setTensor("rnn.weight_hh_l\(k)", w)
+        }
+    }
+
+    /// CSV with columns layer, t, distance (T-1-t), grad_norm.
+    public static func csv(_ report: Report) -> String {
+        var out = "layer,t,distance,grad_norm\n"
+        for (k, norms) in report.hiddenGradientNorms.enumerated() {
+            for (t, n) in norms.enumerated() { out += "\(k),\(t),\(report.steps - 1 - t),\(n)\n" }
+        }
+        return out
+    }
+
+    /// SVG plot of log10 ||dL/dh|| against time distance, one line per (label, layer) series.
+    public static func svg(_ series: [(label: String, norms: [Double])], title: String) -> String {
+        let width = 640.0, height = 400.0, left = 60.0, right = 150.0, top = 40.0, bottom = 50.0
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+        let logs = series.flatMap { $0.norms.filter { $0 > 0 && $0.isFinite }.map { Double.log($0) / Double.log(10) } }
+        let yMin = (logs.min() ?? -1).rounded(.down), yMax = max((logs.max() ?? 0).rounded(.up), yMin + 1)
+        let maxDistance = Double(max(series.map { $0.norms.count }.max() ?? 1, 2) - 1)
+        func x(_ d: Int) -> Double { left + Double(d) / maxDistance * (width - left - right) }
+        func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
+        func f(_ v: Double) -> String { String(Int((v * 100).rounded())) .withDecimal }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        svg += "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(title)</text>\n"
+        svg += "<line x1=\"\(f(left))\" y1=\"\(f(height - bottom))\" x2=\"\(f(width - right))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
+        svg += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
+        svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">time distance to the loss (steps)</text>\n"
+        svg += "<text x=\"16\" y=\"\(f(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(height / 2)))\">log10 ||dL/dh_t||</text>\n"
+        var tick = yMin
+        while tick <= yMax {
+            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">\(Int(tick))</text>\n"
+            svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>\n"
+            tick += max(1, ((yMax - yMin) / 8).rounded(.up))
+        }
+        for i in 0...4 {
+            let d = Int((maxDistance * Double(i) / 4).rounded())
+            svg += "<text x=\"\(f(x(d)))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">\(d)</text>\n"
+        }
+        for (i, s) in series.enumerated() {
+            let color = colors[i % colors.count]
+            let T = s.norms.count
+            var path = ""
+            for (t, n) in s.norms.enumerated() where n > 0 && n.isFinite {
+                path += "\(path.isEmpty ? "M" : " L")\(f(x(T - 1 - t))),\(f(y(Double.log(n) / Double.log(10))))"
+            }
+            svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+            svg += "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 16 * Double(i)))\" fill=\"\(color)\">\(s.label)</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+}
+
+private extension String {
+    /// "1234" (hundredths) -> "12.34".
+    var withDecimal: String {
+        let negative = hasPrefix("-")
+        var digits = negative ? String(dropFirst()) : self
+        while digits.count < 3 { digits = "0" + digits }
+        return (negative ? "-" : "") + digits.dropLast(2) + "." + digits.suffix(2)
+    }
+}
