@@ -131,8 +131,10 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     ///     its gradient cut (truncated BPTT, d2l's `detach_`).
     ///   - training: enables dropout.
     /// - Returns: mean cross-entropy in nats over the T*B predictions.
+    ///   - truncation: how far the recurrent gradient travels back inside the chunk (full by default).
     public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
-                     training: Bool = false, computeGradients: Bool = true, generator: inout SeededGenerator) throws -> Double {
+                     training: Bool = false, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
+                     generator: inout SeededGenerator) throws -> Double {
         guard targets.count == T * B else { throw RecurrentKitError("expected \(T * B) targets, got \(targets.count)") }
         let V = configuration.vocabularySize, H = configuration.hiddenSize
         let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
@@ -144,11 +146,11 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         if let embedding {
             let dx = gradEmbedded.reserve(T * B * embedding.dimension)
             try recurrent.backward(outputGradient: dHidden, finalHiddenGradient: nil, finalCellGradient: nil,
-                                   inputGradient: dx, initialHiddenGradient: nil, initialCellGradient: nil)
+                                   inputGradient: dx, initialHiddenGradient: nil, initialCellGradient: nil, truncation: truncation)
             embedding.backward(cachedTokens, outputGradient: dx)
         } else {
             try recurrent.backward(outputGradient: dHidden, finalHiddenGradient: nil, finalCellGradient: nil,
-                                   inputGradient: nil, initialHiddenGradient: nil, initialCellGradient: nil)
+                                   inputGradient: nil, initialHiddenGradient: nil, initialCellGradient: nil, truncation: truncation)
         }
         return loss
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import CRecurrentKernels
 
 /// `rnn analyze`: gradient norms through time and spectral radii.
 struct AnalyzeCommand: ParsableCommand {
@@ -128,5 +129,54 @@ struct AddingCommand: ParsableCommand {
             print("update \(e.update) train MSE \(String(format: "%.4f", e.trainMSE)) test MSE \(String(format: "%.4f", e.testMSE))")
         }
         print("final test MSE \(String(format: "%.4f", results.last!.testMSE)) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+    }
+}
+
+/// `rnn compare-bptt`: d2l 8.7's comparison on The Time Machine in one command.
+struct CompareBPTTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare-bptt",
+        abstract: "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of perplexity curves."
+    )
+
+    @Option(help: "Cell.") var cell: String = "rnn_tanh"
+    @Option(help: "Hidden units.") var hidden: Int = 256
+    @Option(help: "Epochs per run.") var epochs: Int = 100
+    @Option(help: "Learning rate (SGD, clip 1).") var lr: Double = 1
+    @Option(help: "Folder for comparison.svg and comparison.csv.") var output: String = "runs/compare-bptt"
+    @Option(help: "Threads.") var threads: Int = 1
+    @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
+        rk_set_threads(Int32(threads))
+        try createFolder(output)
+        var series: [(label: String, points: [(Int, Double)])] = []
+        var csv = "run,epoch,updates,train_perplexity,seconds\n"
+        let runs: [(String, SamplingStrategy, BPTTStrategy)] = [
+            ("sequential, truncated", .sequential, .truncated), ("random, truncated", .random, .truncated),
+            ("sequential, randomized", .sequential, .randomized), ("sequential, full", .sequential, .full),
+        ]
+        for (label, sampling, bptt) in runs {
+            var o = TrainingOptions()
+            o.cell = try CellKind(parsing: cell)
+            o.hiddenSize = hidden
+            o.epochs = epochs
+            o.learningRate = lr
+            o.sampling = sampling
+            o.bptt = bptt
+            o.seed = seed
+            o.sampleEvery = 0
+            let trainer = try Trainer(options: o)
+            try trainer.train()
+            let last = trainer.history.last!
+            print("\(label): chunks of \(trainer.chunkLength) steps, \(trainer.step) updates, final perplexity \(fixed(last.trainPerplexity, 2)), \(duration(last.elapsedSeconds))")
+            series.append((label, trainer.history.map { ($0.epoch, $0.trainPerplexity) }))
+            for r in trainer.history { csv += "\(label),\(r.epoch),\(r.step),\(r.trainPerplexity),\(r.elapsedSeconds)\n" }
+        }
+        try writeFileAtomically(Array(csv.utf8), to: output + "/comparison.csv")
+        try writeFileAtomically(Array(TrainingReports.perplexitySVG(series: series, title: "BPTT strategies on The Time Machine (\(cell) H\(hidden))").utf8),
+                                to: output + "/comparison.svg")
+        print("wrote \(output)/comparison.svg and \(output)/comparison.csv")
     }
 }

@@ -29,6 +29,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Minibatch rows B.") var batch: Int?
     @Option(help: "Truncated BPTT length T.") var steps: Int?
     @Option(help: "Minibatch sampling: sequential or random.") var sampling: String?
+    @Option(help: "Backpropagation through time: truncated (chunks of --steps), full (whole rows), randomized (unbiased, expected length --steps).") var bptt: String?
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Stop after this many seconds of training.") var timeLimit: Double?
     @Option(help: "Random seed.") var seed: UInt64?
@@ -80,6 +81,10 @@ struct TrainCommand: ParsableCommand {
             guard let s = SamplingStrategy(rawValue: sampling) else { throw RecurrentKitError.invalidArgument("sampling", "'\(sampling)'", "expected sequential or random") }
             o.sampling = s
         }
+        if let bptt {
+            guard let b = BPTTStrategy(rawValue: bptt) else { throw RecurrentKitError.invalidArgument("bptt", "'\(bptt)'", "expected truncated, full or randomized") }
+            o.bptt = b
+        }
         if let epochs { o.epochs = epochs }
         if let timeLimit { o.timeLimitSeconds = timeLimit }
         if let seed { o.seed = seed }
@@ -124,7 +129,7 @@ struct TrainCommand: ParsableCommand {
         print("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
               + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(parameterCount) parameters, init \(options.initialization.rawValue)")
         print("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
-              + "\(options.sampling.rawValue) sampling, \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)")
+              + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)")
 
         installStopHandlers()
         let live = standardOutputIsTerminal

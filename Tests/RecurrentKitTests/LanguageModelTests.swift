@@ -50,6 +50,22 @@ final class LanguageModelTests: XCTestCase {
         XCTAssertNotEqual(try run(o).map(\.trainPerplexity), a.map(\.trainPerplexity))
     }
 
+    func testFullAndRandomizedBPTTUseWholeRows() throws {
+        var o = smallOptions()
+        o.hiddenSize = 16
+        o.epochs = 3
+        o.learningRate = 0.02
+        for bptt in [BPTTStrategy.full, .randomized] {
+            o.bptt = bptt
+            let trainer = try Trainer(options: o)
+            XCTAssertEqual(trainer.chunkLength, 9_999 / 33, "(N - 1) / (B + 1)")
+            XCTAssertEqual(trainer.minibatchesPerEpoch, 1)
+            try trainer.train()
+            XCTAssertEqual(trainer.step, 3)
+            XCTAssertLessThan(trainer.history.last!.trainPerplexity, trainer.history.first!.trainPerplexity, "\(bptt)")
+        }
+    }
+
     func testPredictWarmsUpOnThePrefixThenGreedy() throws {
         var g = SeededGenerator(seed: 2)
         let model = try LanguageModel<Float>(.init(vocabularySize: 6, cell: .lstm, hiddenSize: 8), generator: &g)

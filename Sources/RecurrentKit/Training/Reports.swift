@@ -14,26 +14,30 @@ public enum TrainingReports {
         }.joined()
     }
 
-    /// An SVG line plot of training (and validation) perplexity against epoch, log-free linear axes.
+    /// An SVG line plot of training (and validation) perplexity against epoch.
     public static func perplexitySVG(_ history: [EpochReport], title: String) -> String {
-        let width = 640.0, height = 400.0, left = 60.0, right = 20.0, top = 40.0, bottom = 50.0
-        let train = history.map { ($0.epoch, $0.trainPerplexity) }
+        var series = [(label: "train", points: history.map { ($0.epoch, $0.trainPerplexity) })]
         let validation = history.compactMap { r in r.validationPerplexity.map { (r.epoch, $0) } }
-        let values = (train + validation).map(\.1).filter(\.isFinite)
-        let maxEpoch = Double(max(history.last?.epoch ?? 1, 1))
+        if !validation.isEmpty { series.append((label: "validation", points: validation)) }
+        return perplexitySVG(series: series, title: title)
+    }
+
+    /// An SVG line plot of several perplexity curves (label, [(epoch, perplexity)]) on shared linear axes.
+    public static func perplexitySVG(series: [(label: String, points: [(Int, Double)])], title: String) -> String {
+        let width = 640.0, height = 400.0, left = 60.0, right = 170.0, top = 40.0, bottom = 50.0
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+        let values = series.flatMap { $0.points.map(\.1) }.filter(\.isFinite)
+        let maxEpoch = Double(max(series.flatMap { $0.points.map(\.0) }.max() ?? 1, 1))
         let yMax = max(values.max() ?? 2, 1.0001), yMin = min(values.min() ?? 1, yMax - 1e-3)
         func x(_ e: Int) -> Double { left + (Double(e) / maxEpoch) * (width - left - right) }
         func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
-        func path(_ points: [(Int, Double)]) -> String {
-            points.filter { $0.1.isFinite }.enumerated().map { i, p in "\(i == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))" }.joined(separator: " ")
-        }
         var svg = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(fmt(width / 2))" y="22" text-anchor="middle" font-size="14">\(escape(title))</text>
+        <text x="\(fmt((left + width - right) / 2))" y="22" text-anchor="middle" font-size="14">\(escape(title))</text>
         <line x1="\(left)" y1="\(height - bottom)" x2="\(width - right)" y2="\(height - bottom)" stroke="black"/>
         <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(height - bottom)" stroke="black"/>
-        <text x="\(fmt(width / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
+        <text x="\(fmt((left + width - right) / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
         <text x="16" y="\(fmt(height / 2))" text-anchor="middle" transform="rotate(-90 16 \(fmt(height / 2)))">perplexity</text>
 
         """
@@ -44,11 +48,11 @@ public enum TrainingReports {
             let e = Int((maxEpoch * Double(i) / 4).rounded())
             svg += "<text x=\"\(fmt(x(e)))\" y=\"\(fmt(height - bottom + 16))\" text-anchor=\"middle\">\(e)</text>\n"
         }
-        svg += "<path d=\"\(path(train))\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n"
-        svg += "<text x=\"\(fmt(width - right - 110))\" y=\"\(fmt(top + 4))\" fill=\"#1f77b4\">train</text>\n"
-        if !validation.isEmpty {
-            svg += "<path d=\"\(path(validation))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n"
-            svg += "<text x=\"\(fmt(width - right - 110))\" y=\"\(fmt(top + 20))\" fill=\"#ff7f0e\">validation</text>\n"
+        for (i, s) in series.enumerated() {
+            let color = colors[i % colors.count]
+            let path = s.points.filter { $0.1.isFinite }.enumerated().map { j, p in "\(j == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))" }
+            svg += "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(i % 2 == 1 ? " stroke-dasharray=\"6 3\"" : "")/>\n"
+            svg += "<text x=\"\(fmt(width - right + 8))\" y=\"\(fmt(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">\(escape(s.label))</text>\n"
         }
         return svg + "</svg>\n"
     }

@@ -106,7 +106,8 @@ public final class Trainer {
         try options.validate()
         self.options = options
         self.corpus = corpus
-        schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize, numSteps: options.numSteps,
+        schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
+                                         numSteps: Trainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
                                          strategy: options.sampling)
         var generator = SeededGenerator(seed: options.seed)
         let configuration = LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count, cell: options.cell,
@@ -118,6 +119,15 @@ public final class Trainer {
         dropoutGenerator = SeededGenerator(seed: generator.next())
         epochStartGenerator = dataGenerator
     }
+
+    /// Steps per chunk: `numSteps` for truncated BPTT; for full and randomized, the longest chunk that still gives
+    /// every row one chunk per epoch for any offset, (N - 1) / (B + 1).
+    static func chunkLength(_ options: TrainingOptions, tokenCount: Int) -> Int {
+        options.bptt == .truncated ? options.numSteps : max(1, (tokenCount - 1) / (options.batchSize + 1))
+    }
+
+    /// Steps per training chunk (T of every minibatch).
+    public var chunkLength: Int { schedule.numSteps }
 
     static func prepareCorpus(_ options: TrainingOptions) throws -> PreparedCorpus {
         let text: String
@@ -139,7 +149,7 @@ public final class Trainer {
     public func train(progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
                       afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
         let start = monotonicSeconds()
-        let B = options.batchSize, T = options.numSteps
+        let B = options.batchSize, T = schedule.numSteps
         while epoch <= options.epochs {
             if doneInEpoch == 0 {
                 epochStartGenerator = dataGenerator
@@ -155,8 +165,11 @@ public final class Trainer {
                 let batch = minibatches[doneInEpoch]
                 if batch.resetsState { carried = nil } // nil = zeros; otherwise the carried value (gradient cut)
                 model.parameters.zeroGradients()
+                let truncation: BackwardTruncation = options.bptt == .randomized
+                    ? .randomized(continueProbability: 1 - 1 / Double(max(options.numSteps, 2)), seed: dropoutGenerator.next())
+                    : .none
                 let loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
-                                          training: true, generator: &dropoutGenerator)
+                                          training: true, truncation: truncation, generator: &dropoutGenerator)
                 let norm = model.parameters.gradientSquaredNorm().squareRoot()
                 var skipped = false
                 if !loss.isFinite || !norm.isFinite {
@@ -195,7 +208,7 @@ public final class Trainer {
                                      tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0)
             if !corpus.validationTokens.isEmpty {
                 report.validationPerplexity = perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(
-                    model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: T))
+                    model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps))
             }
             report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
             history.append(report)

@@ -8,6 +8,17 @@ public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
     case adamw
 }
 
+/// How far gradients travel back in time during language-model training (d2l 8.7).
+public enum BPTTStrategy: String, Codable, CaseIterable, Sendable {
+    /// Regular truncation: chunks of `numSteps`, the state carried between them with its gradient cut (d2l 8.5).
+    case truncated
+    /// Full BPTT: each row of the epoch is one chunk of (N-1)/(B+1) steps, backpropagated end to end (one update per epoch).
+    case full
+    /// Randomized truncation (Tallec and Ollivier 2017) over the same long chunks as `full`: the recurrent gradient
+    /// continues each step with probability 1 - 1/numSteps (expected length numSteps), weighted so it is unbiased.
+    case randomized
+}
+
 /// Everything a training run needs; the defaults reproduce d2l 8.5 (scratch tanh RNN on The Time Machine).
 public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Text source: an embedded corpus name (`timemachine`, `tinyshakespeare`) or a path to a UTF-8 file.
@@ -51,6 +62,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var numSteps: Int = 35
     /// Minibatch sampling. Default sequential (state carried and detached).
     public var sampling: SamplingStrategy = .sequential
+    /// Backpropagation through time: truncated (default), full or randomized.
+    public var bptt: BPTTStrategy = .truncated
     /// Passes over the training tokens, >= 1. Default 500.
     public var epochs: Int = 500
     /// Seed of every random choice. Default 0.

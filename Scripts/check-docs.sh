@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Checks RecurrentKit's documentation. Fails (non-zero exit) when
+#   (a) the DocC catalog (Sources/RecurrentKit/Documentation.docc) and the `///` comments do not build
+#       without warnings (unresolved symbol links, parameters documented that do not exist, ...), or
+#   (b) a public or open symbol of the RecurrentKit module has no `///` doc comment.
+#
+# Usage: Scripts/check-docs.sh            (from anywhere; runs at the package root)
+#        SCRATCH=/path Scripts/check-docs.sh   to use another build folder (default .build-docs, kept apart from
+#                                              .build so it never contends for the lock of a normal build)
+#
+# Rule for (b). A symbol counts as documented when the symbol graph gives it a doc comment written in this
+# module (the graph is dumped with --skip-inherited-docs, so a witness does not borrow the text of the protocol
+# requirement it implements). These are excluded, because they have no source of their own to document:
+#   1. compiler-synthesized members: symbols without a source location (the implicit `init(rawValue:)` of a
+#      raw-value enum, the implicit `init(from:)`/`encode(to:)` of a Codable type, `==`/`hash(into:)` of an
+#      Equatable/Hashable type), and identifiers containing "::SYNTHESIZED::" (default implementations
+#      inherited from protocol extensions; --skip-synthesized-members already drops most of them);
+#   2. members whose name is a requirement of a standard-library protocol listed in STDLIB_WITNESSES below
+#      (==, hash(into:), init(from:), encode(to:), description, ...): their meaning is fixed by the protocol.
+#      Only type members are excluded this way, never top-level functions.
+# Everything else that is public or open, including members of extensions on Float and Double (the
+# RecurrentKit@Swift symbol graph), must have its own `///` comment.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+SCRATCH="${SCRATCH:-$ROOT/.build-docs}"
+status=0
+
+# ---------------------------------------------------------------------------------------------------------
+# (a) DocC, warnings as errors (the swift-docc-plugin passes --warnings-as-errors on to docc).
+# ---------------------------------------------------------------------------------------------------------
+echo "== (a) DocC build of RecurrentKit (warnings are errors)"
+docc_log="$(mktemp)"
+trap 'rm -f "$docc_log"' EXIT
+if swift package --scratch-path "$SCRATCH" generate-documentation --target RecurrentKit --warnings-as-errors \
+        >"$docc_log" 2>&1; then
+    docc_ok=1
+else
+    docc_ok=0
+fi
+# docc reports diagnostics as "warning: ..." / "error: ..." followed by a " --> file:line" line. Swift compiler
+# warnings printed while the plugin builds the target are not documentation problems and are not counted here
+# (they carry a path and a line before "warning:", docc's do not).
+docc_diagnostics="$(grep -E -A1 '^(warning|error): ' "$docc_log" || true)"
+if [[ $docc_ok -eq 1 && -z "$docc_diagnostics" ]]; then
+    echo "ok: documentation built with no warnings"
+else
+    echo "FAIL: the documentation build reported problems:"
+    if [[ -n "$docc_diagnostics" ]]; then
+        printf '%s\n' "$docc_diagnostics" | sed 's/^/    /'
+    else
+        tail -n 40 "$docc_log" | sed 's/^/    /'
+    fi
+    status=1
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+# (b) Public symbols without a doc comment.
+# ---------------------------------------------------------------------------------------------------------
+echo "== (b) public and open symbols of RecurrentKit without a /// comment"
+graph_dir="$SCRATCH/$(uname -m)-unknown-linux-gnu/symbolgraph"
+[[ "$(uname -s)" == "Darwin" ]] && graph_dir="$SCRATCH/$(uname -m)-apple-macosx/symbolgraph"
+rm -rf "$graph_dir"
+if ! swift package --scratch-path "$SCRATCH" dump-symbol-graph \
+        --minimum-access-level public --skip-synthesized-members --skip-inherited-docs >/dev/null 2>"$docc_log"; then
+    echo "FAIL: could not dump the symbol graph:"
+    grep -E 'error' "$docc_log" | head -n 20 | sed 's/^/    /' || true
+    exit 1
+fi
+# dump-symbol-graph prints where it wrote the files; fall back to a search when the triple differs.
+if [[ ! -f "$graph_dir/RecurrentKit.symbols.json" ]]; then
+    graph_dir="$(dirname "$(find "$SCRATCH" -path '*symbolgraph/RecurrentKit.symbols.json' -print -quit)")"
+fi
+
+if ! python3 - "$graph_dir" "$ROOT" <<'PYTHON'
+import glob, json, os, sys
+from urllib.parse import unquote, urlparse
+
+graph_dir, root = sys.argv[1], sys.argv[2]
+# Requirements of standard-library protocols (Equatable, Hashable, Comparable, Codable, RawRepresentable,
+# CaseIterable, CustomStringConvertible, CustomDebugStringConvertible): see the rule at the top of the script.
+STDLIB_WITNESSES = {
+    "==", "!=", "<", "<=", ">", ">=", "hash(into:)", "hashValue",
+    "init(from:)", "encode(to:)", "init(rawValue:)", "rawValue", "allCases",
+    "description", "debugDescription",
+}
+files = sorted(glob.glob(os.path.join(graph_dir, "RecurrentKit.symbols.json"))
+               + glob.glob(os.path.join(graph_dir, "RecurrentKit@*.symbols.json")))
+if not files:
+    sys.exit(f"no RecurrentKit symbol graph in {graph_dir}")
+missing, checked = [], 0
+for path in files:
+    with open(path, encoding="utf-8") as f:
+        graph = json.load(f)
+    for symbol in graph["symbols"]:
+        if symbol.get("accessLevel") not in ("public", "open"):
+            continue
+        location = symbol.get("location")
+        precise = symbol["identifier"]["precise"]
+        name = symbol["pathComponents"][-1]
+        if location is None or "::SYNTHESIZED::" in precise:
+            continue                                   # rule 1: compiler-synthesized
+        if len(symbol["pathComponents"]) > 1 and name in STDLIB_WITNESSES:
+            continue                                   # rule 2: stdlib protocol requirement
+        checked += 1
+        doc = symbol.get("docComment")
+        lines = [l.get("text", "") for l in (doc or {}).get("lines", [])]
+        if doc and doc.get("module", "RecurrentKit") == "RecurrentKit" and any(l.strip() for l in lines):
+            continue
+        file = unquote(urlparse(location["uri"]).path)
+        file = os.path.relpath(file, root) if file.startswith(root) else file
+        line = location["position"]["line"] + 1        # the graph counts lines from 0
+        missing.append((file, line, symbol["kind"]["displayName"], ".".join(symbol["pathComponents"])))
+for file, line, kind, name in sorted(missing):
+    print(f"    {file}:{line}: {kind} {name}")
+if missing:
+    print(f"FAIL: {len(missing)} of {checked} public symbols have no doc comment")
+    sys.exit(1)
+print(f"ok: all {checked} public symbols have a doc comment")
+PYTHON
+then
+    status=1
+fi
+
+exit $status
