@@ -25,16 +25,17 @@ public enum TextGenerator {
         }
         let V = model.configuration.vocabularySize
         var output = prefix
+        output.reserveCapacity(prefix.count + length)
         // Warm-up: one pass over the whole prefix; its last logits predict the first new token.
-        var logits = try model.logits(inputs: prefix, steps: prefix.count, batch: 1)
-        var state = try model.finalState()
-        var scores = Array(logits.scalars[((prefix.count - 1) * V)...])
+        var logits = try model.generationLogits(prefix, reset: true)
+        var scores = [Float](repeating: 0, count: V)
+        var step = [0]
         for _ in 0..<length {
+            for j in 0..<V { scores[j] = logits[j] }
             let next = choose(scores, decoding: decoding, generator: &generator)
             output.append(next)
-            logits = try model.logits(inputs: [next], steps: 1, batch: 1, state: state)
-            state = try model.finalState()
-            scores = logits.scalars
+            step[0] = next
+            logits = try model.generationLogits(step, reset: false)
         }
         return output
     }

@@ -163,6 +163,38 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         return try Tensor(shape: [T, B, V], scalars: Array(UnsafeBufferPointer(start: p, count: T * B * V)))
     }
 
+    // Generation: the carried state, (2, L, 1, H) h then c, so each step reads it as h0/c0 without allocating.
+    private let generationState = Workspace<Scalar>()
+
+    /// Batch-1 generation step: feeds `tokens` (the prefix on the first call, then one token at a time), carrying the
+    /// state from the previous call unless `reset`; returns the logits of the last position (V values, valid until the
+    /// next call).
+    func generationLogits(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Scalar> {
+        let L = configuration.numLayers, H = configuration.hiddenSize, V = configuration.vocabularySize
+        let state = generationState.reserve(2 * L * H)
+        if reset { state.update(repeating: 0, count: 2 * L * H) }
+        var generator = SeededGenerator(seed: 0)
+        let T = tokens.count
+        guard T >= 1 else { throw RecurrentKitError("generation needs at least one token") }
+        for (i, token) in tokens.enumerated() where token < 0 || token >= V {
+            throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
+        }
+        if let embedding {
+            let x = embedded.reserve(T * embedding.dimension)
+            embedding.forward(tokens, into: x)
+            try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, h0: state, c0: state + L * H, training: false, generator: &generator)
+        } else {
+            try recurrent.forward(steps: T, batch: 1, input: nil, tokens: tokens, h0: state, c0: state + L * H, training: false, generator: &generator)
+        }
+        for k in 0..<L {
+            (state + k * H).update(from: recurrent.finalHidden(layer: k), count: H)
+            if configuration.cell.hasCellState { (state + (L + k) * H).update(from: recurrent.finalCell(layer: k), count: H) }
+        }
+        let logits = logitBuffer.reserve(V)
+        output.forward(recurrent.output + (T - 1) * H, rows: 1, into: logits)
+        return logits
+    }
+
     /// Final state of every layer after the last forward (a value: carrying it cuts the gradient path).
     public func finalState() throws -> RecurrentState<Scalar> { try recurrent.finalState() }
 }

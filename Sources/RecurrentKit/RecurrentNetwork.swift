@@ -122,6 +122,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private let gradHiddenNext = Workspace<Scalar>()  // (B, H)
     private let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
     private let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
+    private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -339,7 +340,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
         stepScratch.reserve(B * GH)
         // h0/c0 may point into these caches' final-state slots (the previous chunk): stage them before resizing `hidden`.
-        let stagedStates = Workspace<Scalar>(capacity: 2 * L * B * H)
+        stagedStates.reserve(2 * L * B * H)
         if let h0 { stagedStates.pointer.update(from: h0, count: L * B * H) } else { stagedStates.pointer.update(repeating: 0, count: L * B * H) }
         if isLSTM {
             if let c0 { (stagedStates.pointer + L * B * H).update(from: c0, count: L * B * H) }

@@ -6,6 +6,7 @@
 
 #ifdef __cplusplus
 extern "C" {
+#include "rk_peak.h"
 #endif
 
 /// Instruction-set levels the kernels can run at.
@@ -44,4 +45,5 @@ int rk_threads(void);
 #ifdef __cplusplus
 }
 #endif
+#include "rk_peak.h"
 #endif

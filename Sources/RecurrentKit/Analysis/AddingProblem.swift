@@ -125,7 +125,7 @@ public enum AddingProblem {
             var dy = zip(y, targets).map { 2 * ($0 - $1) / Float(B) }
             let lastOffset = (T - 1) * B * H
             try dOutput.scalars.withUnsafeMutableBufferPointer { dOut in
-                try dy.withUnsafeMutableBufferPointer { dyPointer in
+                dy.withUnsafeMutableBufferPointer { dyPointer in
                     head.backward(dyPointer.baseAddress!, x: network.output + lastOffset, rows: B, inputGradient: dOut.baseAddress! + lastOffset)
                 }
                 try network.backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: nil, finalCellGradient: nil,

@@ -1,0 +1,80 @@
+import CRecurrentKernels
+
+/// Throughput measurements (run in release builds; tests never assert a time).
+public enum Benchmarks {
+    /// One measured row.
+    public struct Result: Sendable {
+        /// What was measured, e.g. "train RNN tanh H512 B32 T35 V28 one-hot".
+        public var name: String
+        /// Tokens per second (training: T*B predictions per update; generation: new tokens).
+        public var tokensPerSecond: Double
+        /// Estimated floating-point operations per second (multiply-add = 2), in GFLOP/s.
+        public var gflops: Double
+        /// Wall seconds measured (after warm-up).
+        public var seconds: Double
+    }
+
+    /// Trains on random tokens: zero gradients, forward, cross-entropy, backward, clip 1, SGD, for at least `seconds`.
+    /// - Parameters: cell, hidden H, layers, batch B, steps T, vocabulary V, embedding E (nil = one-hot).
+    public static func training(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
+                                embedding: Int? = nil, seconds: Double = 3) throws -> Result {
+        var g = SeededGenerator(seed: 1)
+        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
+                                             generator: &g)
+        let sgd = try SGD(learningRate: 0.01)
+        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
+        func update() throws {
+            model.parameters.zeroGradients()
+            _ = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            try clipGradientNorm(model.parameters, maxNorm: 1)
+            try sgd.step(model.parameters)
+        }
+        for _ in 0..<2 { try update() } // warm-up: buffers reach their size, caches warm
+        var updates = 0
+        let start = monotonicSeconds()
+        var elapsed = 0.0
+        repeat { try update(); updates += 1; elapsed = monotonicSeconds() - start } while elapsed < seconds
+        // Multiply-adds per token: recurrent G*H*(In+H) per layer (no input product for one-hot rows), output H*V;
+        // backward costs about twice the forward.
+        let G = Double(cell.gateCount), h = Double(H)
+        var perToken = h * Double(V)
+        for k in 0..<layers {
+            let inputWidth = k == 0 ? (embedding.map(Double.init) ?? 0) : h
+            perToken += G * h * (inputWidth + h)
+        }
+        let flops = 2 * 3 * perToken * Double(T * B * updates)
+        let tokens = Double(T * B * updates)
+        return Result(name: "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")",
+                      tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
+    }
+
+    /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix.
+    public static func generation(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
+                                  tokens: Int = 2000) throws -> Result {
+        var g = SeededGenerator(seed: 2)
+        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
+                                             generator: &g)
+        let prefix = (0..<10).map { _ in g.nextInt(below: V) }
+        _ = try TextGenerator.generate(model: model, prefix: prefix, length: 50, decoding: .greedy, generator: &g)
+        let start = monotonicSeconds()
+        _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: .greedy, generator: &g)
+        let elapsed = monotonicSeconds() - start
+        let G = Double(cell.gateCount), h = Double(H)
+        var perToken = h * Double(V)
+        for k in 0..<layers { perToken += G * h * ((k == 0 ? (embedding.map(Double.init) ?? 0) : h) + h) }
+        return Result(name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy",
+                      tokensPerSecond: Double(tokens) / elapsed, gflops: 2 * perToken * Double(tokens) / elapsed / 1e9, seconds: elapsed)
+    }
+
+    /// Measured single-core FMA peak in GFLOP/s at an instruction-set level (0 portable, 1 AVX2+FMA, 2 AVX-512).
+    public static func fmaPeak(level: Int) -> Double {
+        _ = rk_fma_peak_flops(Int32(level), 1_000_000)
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = monotonicSeconds()
+            let flops = rk_fma_peak_flops(Int32(level), 20_000_000)
+            best = max(best, flops / (monotonicSeconds() - start) / 1e9)
+        }
+        return best
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import RecurrentKit
+import CRecurrentKernels
+
+/// `rnn bench`: tokens/s for the training and generation rows of the performance table.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure training and generation tokens/s (build with -c release).",
+        discussion: "Rows match Scripts/bench/torch_bench.py, so the two can be compared side by side."
+    )
+
+    @Option(help: "Threads for large matrix products.") var threads: Int = 1
+    @Option(help: "Which rows: all, train, generate.") var rows: String = "all"
+    @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
+    @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable).") var peak = false
+    @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
+
+    func run() throws {
+        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
+        guard ["all", "train", "generate"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train or generate") }
+        guard seconds > 0 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be > 0") }
+        rk_set_threads(Int32(threads))
+        let levelName = ["portable", "AVX2+FMA", "AVX-512"][Int(rk_active_level())]
+        if !csv { print("kernels: \(levelName), threads: \(threads)") }
+        if peak {
+            for level in stride(from: Int(rk_detected_level()), through: 0, by: -1) {
+                let name = ["portable", "AVX2+FMA", "AVX-512"][level]
+                let value = Benchmarks.fmaPeak(level: level)
+                print(csv ? "peak \(name),0,\(value)" : "FMA peak \(name): \(fixed(value, 1)) GFLOP/s per core")
+            }
+        }
+        var results: [Benchmarks.Result] = []
+        func report(_ r: Benchmarks.Result) {
+            results.append(r)
+            print(csv ? "\(r.name),\(Int(r.tokensPerSecond)),\(fixed(r.gflops, 1))"
+                      : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s")
+        }
+        if rows != "generate" {
+            report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds))
+            report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds))
+            report(try Benchmarks.training(cell: .lstm, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds))
+            report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds))
+        }
+        if rows != "train" {
+            report(try Benchmarks.generation(cell: .lstm, hidden: 512, layers: 2, vocabulary: 65, embedding: 512))
+            report(try Benchmarks.generation(cell: .gru, hidden: 512, layers: 2, vocabulary: 65, embedding: 512))
+            report(try Benchmarks.generation(cell: .rnnTanh, hidden: 512, layers: 2, vocabulary: 65, embedding: 512))
+        }
+    }
+}
