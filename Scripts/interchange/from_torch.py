@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep Scripts/interchange free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rk_interchange import (CELLS, InterchangeError, build_model, d2l_normalize, encode,  # noqa: E402
@@ -51,7 +52,7 @@ def train(model, tokens, steps, lr, seed, batch=8, window=20):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return losses
 

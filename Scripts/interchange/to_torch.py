@@ -19,6 +19,7 @@ import json
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep Scripts/interchange free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rk_interchange import InterchangeError, evaluate, load_checkpoint, perplexity, prepare_and_encode  # noqa: E402
