@@ -96,6 +96,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored).") var resume: String?
+    @Option(help: "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding.") var initFrom: String?
     @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery: Int = 0
     @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
 
@@ -112,10 +113,25 @@ struct TrainCommand: ParsableCommand {
         } else {
             var options = try resolvedOptions()
             options.skipNonFinite = skipNonfinite
+            let start = try initFrom.map { try Checkpoint.load(from: $0) }
+            if let model = start?.model.configuration {
+                options.cell = model.cell
+                options.hiddenSize = model.hiddenSize
+                options.numLayers = model.numLayers
+                options.embeddingSize = model.embeddingSize
+                options.textMode = start!.vocabulary.mode
+            }
             folder = output ?? "runs/\(preset)"
             try createFolder(folder)
             try checkWritableLocation(folder + "/model.safetensors")
             trainer = try Trainer(options: options)
+            if let start {
+                guard trainer.corpus.vocabulary == start.vocabulary else {
+                    throw RecurrentKitError("--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this text's (\(trainer.corpus.vocabulary.count))")
+                }
+                try trainer.model.parameters.copyValues(from: start.model.parameters)
+                print("starting from the weights of \(initFrom!)")
+            }
         }
         let options = trainer.options
         let checkpointPath = folder + "/model.safetensors"
@@ -269,8 +285,8 @@ struct EvalCommand: ParsableCommand {
         let tokens = try loaded.vocabulary.encode(prepared)
         let ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
         print("tokens \(tokens.count - 1) predicted")
-        print("cross-entropy \(fixed(ce, 4)) nats/char")
-        print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 4))")
-        print("bits per character \(fixed(ce / log(2), 4))")
+        print("cross-entropy \(fixed(ce, 6)) nats/char")
+        print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6))")
+        print("bits per character \(fixed(ce / log(2), 6))")
     }
 }

@@ -98,6 +98,16 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["eval", "--checkpoint", checkpoint, "--text", write("one.txt", Array("a".utf8))], mentioning: "at least 2")
     }
 
+    func testTrainingStartsFromAPyTorchExportedCheckpoint() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/interchange/lstm_l2_emb8.safetensors").path
+        let result = try run(["train", "--init-from", fixture, "--epochs", "1", "--sample-every", "0", "--output", folder + "/init"])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.out.contains("starting from the weights"), result.out)
+        XCTAssertTrue(result.out.contains("model lstm H="), result.out)
+        try assertFails(["train", "--init-from", fixture, "--corpus", "tinyshakespeare", "--text-mode", "raw", "--output", folder + "/init2"],
+                        mentioning: "vocabulary")
+    }
+
     func testRawModeRejectsUnknownPrefixCharacters() throws {
         let run1 = folder + "/raw"
         let text = String(repeating: "abc abd. ", count: 400)

@@ -74,6 +74,9 @@ public struct Checkpoint {
     /// Parses checkpoint bytes (see ``load(from:)``).
     public static func parse(_ bytes: [UInt8]) throws -> Checkpoint {
         let file = try SafetensorsFile(bytes: bytes)
+        if let format = file.metadata["format"], format != formatName {
+            throw RecurrentKitError("format \(format) is not supported (expected \(formatName))")
+        }
         guard let modelJSON = file.metadata["model"] else {
             throw RecurrentKitError("no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)")
         }
