@@ -542,7 +542,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             Scalar.gemm(transA: false, transB: true, m: B, n: H, k: H, alpha: 1, a: hPrev, lda: H,
                         b: weightHH[k], ldb: H, beta: 1, c: h, ldc: H)
             if relu { for i in 0..<(B * H) where !(h[i] > 0) { h[i] = 0 } }
-            else if !linear { for i in 0..<(B * H) { h[i] = Scalar.tanh(h[i]) } }
+            else if !linear { Scalar.tanh(h, count: B * H) }
         }
     }
 
@@ -583,18 +583,18 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: hPrev, lda: H,
                         b: weightHH[k], ldb: H, beta: 1, c: gates, ldc: GH)
             for b in 0..<B {
-                let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
-                let row = b * H
-                for j in 0..<H {
-                    let i = Scalar.sigmoid(gi[j]), f = Scalar.sigmoid(gf[j])
-                    let g = Scalar.tanh(gg[j]), o = Scalar.sigmoid(go[j])
-                    gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o
-                    let cNew = f * cPrev[row + j] + i * g
-                    c[row + j] = cNew
-                    let tcNew = Scalar.tanh(cNew)
-                    tc[row + j] = tcNew
-                    h[row + j] = o * tcNew
-                }
+                let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
+                Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
+                Scalar.tanh(gg, count: H)
+                Scalar.sigmoid(go, count: H)
+                let gf = gi + H, row = b * H
+                for j in 0..<H { c[row + j] = gf[j] * cPrev[row + j] + gi[j] * gg[j] }
+            }
+            tc.update(from: c, count: B * H)
+            Scalar.tanh(tc, count: B * H)
+            for b in 0..<B {
+                let go = gates + b * GH + 3 * H, row = b * H
+                for j in 0..<H { h[row + j] = go[j] * tc[row + j] }
             }
         }
     }
@@ -650,16 +650,16 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                         b: weightHH[k], ldb: H, beta: 1, c: recurrent, ldc: GH)
             for b in 0..<B {
                 let gr = gates + b * GH, gz = gr + H, gn = gz + H
-                let rr = recurrent + b * GH, rz = rr + H, rn = rz + H
+                let rr = recurrent + b * GH, rn = rr + 2 * H
                 let row = b * H
+                for j in 0..<(2 * H) { gr[j] += rr[j] } // r and z pre-activations are adjacent
+                Scalar.sigmoid(gr, count: 2 * H)
                 for j in 0..<H {
-                    let r = Scalar.sigmoid(gr[j] + rr[j])
-                    let z = Scalar.sigmoid(gz[j] + rz[j])
-                    let n = Scalar.tanh(gn[j] + r * rn[j])
-                    gr[j] = r; gz[j] = z; gn[j] = n
                     hn[row + j] = rn[j]
-                    h[row + j] = (1 - z) * n + z * hPrev[row + j]
+                    gn[j] += gr[j] * rn[j]
                 }
+                Scalar.tanh(gn, count: H)
+                for j in 0..<H { h[row + j] = (1 - gz[j]) * gn[j] + gz[j] * hPrev[row + j] }
             }
         }
     }

@@ -23,6 +23,10 @@ where RawSignificand: FixedWidthInteger {
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
     /// Bytes per element in a safetensors file, and its dtype name ("F32", "F64").
     static var safetensorsDType: String { get }
+    /// In place tanh of `count` values (vectorised for Float).
+    static func tanh(_ x: UnsafeMutablePointer<Self>, count: Int)
+    /// In place logistic sigmoid of `count` values (vectorised for Float).
+    static func sigmoid(_ x: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Float: RecurrentScalar {
@@ -43,6 +47,10 @@ extension Float: RecurrentScalar {
     }
     /// "F32".
     public static var safetensorsDType: String { "F32" }
+    /// Vectorised tanh (AVX2+FMA when available, libm otherwise).
+    @inlinable public static func tanh(_ x: UnsafeMutablePointer<Float>, count: Int) { rk_tanh_f32(x, count) }
+    /// Vectorised sigmoid (AVX2+FMA when available, libm otherwise).
+    @inlinable public static func sigmoid(_ x: UnsafeMutablePointer<Float>, count: Int) { rk_sigmoid_f32(x, count) }
 }
 
 extension Double: RecurrentScalar {
@@ -63,6 +71,10 @@ extension Double: RecurrentScalar {
     }
     /// "F64".
     public static var safetensorsDType: String { "F64" }
+    /// Element-wise libm tanh (Double stays on the exact scalar path used for proofs).
+    public static func tanh(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = Glibc.tanh(x[i]) } }
+    /// Element-wise sigmoid.
+    public static func sigmoid(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = Double.sigmoid(x[i]) } }
 }
 
 extension RecurrentScalar {

@@ -7,6 +7,7 @@
 #ifdef __cplusplus
 extern "C" {
 #include "rk_peak.h"
+#include "rk_activations.h"
 #endif
 
 /// Instruction-set levels the kernels can run at.
@@ -46,4 +47,5 @@ int rk_threads(void);
 }
 #endif
 #include "rk_peak.h"
+#include "rk_activations.h"
 #endif
