@@ -25,33 +25,60 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 SCRATCH="${SCRATCH:-$ROOT/.build-docs}"
-start_time="$(date +%s)"
 status=0
+docc_log="$(mktemp)"     # output of the swift commands
+run_stamp="$(mktemp)"    # files newer than this were written by this run
+dump_stamp=""
+trap 'rm -f "$docc_log" "$run_stamp" "$dump_stamp"' EXIT
 
 # ---------------------------------------------------------------------------------------------------------
 # (a) DocC, warnings as errors (the swift-docc-plugin passes --warnings-as-errors on to docc).
 # ---------------------------------------------------------------------------------------------------------
 echo "== (a) DocC build of RecurrentKit (warnings are errors)"
-docc_log="$(mktemp)"
-trap 'rm -f "$docc_log"' EXIT
-if swift package --scratch-path "$SCRATCH" generate-documentation --target RecurrentKit --warnings-as-errors \
-        >"$docc_log" 2>&1; then
+# docc writes its diagnostics (unresolved links, documented parameters that do not exist, ...) as JSON to
+# --diagnostics-file; they are listed from there as file:line. Swift compiler warnings printed while the plugin
+# builds the target are not documentation problems and are not counted.
+diagnostics="$(mktemp)"
+listing="$(mktemp)"
+trap 'rm -f "$docc_log" "$run_stamp" "$dump_stamp" "$diagnostics" "$listing"' EXIT
+if swift package --scratch-path "$SCRATCH" generate-documentation --target RecurrentKit \
+        --warnings-as-errors --diagnostics-file "$diagnostics" >"$docc_log" 2>&1; then
     docc_ok=1
 else
     docc_ok=0
 fi
-# docc reports diagnostics as "warning: ..." / "error: ..." followed by a " --> file:line" line. Swift compiler
-# warnings printed while the plugin builds the target are not documentation problems and are not counted here
-# (they carry a path and a line before "warning:", docc's do not).
-docc_diagnostics="$(grep -E -A1 '^(warning|error): ' "$docc_log" || true)"
-if [[ $docc_ok -eq 1 && -z "$docc_diagnostics" ]]; then
+count="$(python3 - "$diagnostics" "$ROOT" "$listing" <<'PYTHON'
+import json, os, sys
+from urllib.parse import unquote, urlparse
+path, root, listing = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    with open(path, encoding="utf-8") as f:
+        diagnostics = json.load(f).get("diagnostics", [])
+except (OSError, ValueError):
+    print(-1)          # no diagnostics file: docc did not run
+    sys.exit(0)
+lines = []
+for d in diagnostics:
+    if d.get("severity") not in ("warning", "error"):
+        continue
+    file = unquote(urlparse(d.get("source") or "").path) or "?"
+    file = os.path.relpath(file, root) if file.startswith(root + "/") else file
+    line = (d.get("range") or {}).get("start", {}).get("line", "?")
+    lines.append(f"    {file}:{line}: {d['summary']}")
+with open(listing, "w", encoding="utf-8") as f:
+    f.writelines(l + "\n" for l in sorted(lines))
+print(len(lines))
+PYTHON
+)"
+if [[ $docc_ok -eq 1 && "$count" == "0" ]]; then
     echo "ok: documentation built with no warnings"
 else
-    echo "FAIL: the documentation build reported problems:"
-    if [[ -n "$docc_diagnostics" ]]; then
-        printf '%s\n' "$docc_diagnostics" | sed 's/^/    /'
-    else
+    if [[ "$count" == "-1" ]]; then
+        echo "FAIL: docc did not run; the end of the output:"
         tail -n 40 "$docc_log" | sed 's/^/    /'
+    else
+        echo "FAIL: $count documentation warning(s):"
+        cat "$listing"
     fi
     status=1
 fi
@@ -66,15 +93,13 @@ echo "== (b) public and open symbols of RecurrentKit without a /// comment"
 # because another target of the package does not compile), the graph that the DocC plugin extracted in (a) is used,
 # provided it was written during this run. The plugin's graph includes inherited doc comments; they carry the module
 # they come from ("Swift", ...), which the check below does not accept as documentation.
-stamp="$(mktemp)"
-trap 'rm -f "$docc_log" "$stamp"' EXIT
-graph_dir=""
-for dir in "$SCRATCH"/*/symbolgraph; do [[ -d "$dir" ]] && rm -rf "$dir"; done
+dump_stamp="$(mktemp)"
+for dir in "$SCRATCH"/*/symbolgraph; do if [[ -d "$dir" ]]; then rm -rf "$dir"; fi; done
 swift package --scratch-path "$SCRATCH" dump-symbol-graph \
     --minimum-access-level public --skip-synthesized-members --skip-inherited-docs >"$docc_log" 2>&1 || true
-graph="$(find "$SCRATCH" -path '*/symbolgraph/RecurrentKit.symbols.json' -newer "$stamp" -print -quit 2>/dev/null || true)"
+graph="$(find "$SCRATCH" -path '*/symbolgraph/RecurrentKit.symbols.json' -newer "$dump_stamp" -print -quit 2>/dev/null || true)"
 if [[ -z "$graph" ]]; then
-    graph="$(find "$SCRATCH" -path '*/extracted-symbols/*/RecurrentKit/RecurrentKit.symbols.json' -newermt "@$start_time" \
+    graph="$(find "$SCRATCH" -path '*/extracted-symbols/*/RecurrentKit/RecurrentKit.symbols.json' -newer "$run_stamp" \
         -print -quit 2>/dev/null || true)"
 fi
 if [[ -z "$graph" ]]; then

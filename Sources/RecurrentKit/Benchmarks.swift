@@ -15,7 +15,15 @@ public enum Benchmarks {
     }
 
     /// Trains on random tokens: zero gradients, forward, cross-entropy, backward, clip 1, SGD, for at least `seconds`.
-    /// - Parameters: cell, hidden H, layers, batch B, steps T, vocabulary V, embedding E (nil = one-hot).
+    /// - Parameters:
+    ///   - cell: recurrent cell.
+    ///   - H: hidden units.
+    ///   - layers: recurrent layers.
+    ///   - B: batch rows.
+    ///   - T: steps per chunk.
+    ///   - V: vocabulary size.
+    ///   - embedding: embedding width, nil for one-hot input.
+    ///   - seconds: minimum measured time after warm-up.
     public static func training(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
                                 embedding: Int? = nil, seconds: Double = 3) throws -> Result {
         var g = SeededGenerator(seed: 1)

@@ -2,9 +2,11 @@
 ///
 /// - Parameters:
 ///   - logits: (rows, V) scores, not modified.
+///   - rows: number of predictions (>= 1).
+///   - V: number of classes (>= 1).
 ///   - targets: `rows` class indices in [0, V).
 ///   - gradient: when non-nil, (rows, V) receives dL/dlogits = (softmax - onehot) / rows (overwritten).
-///   - weightScale: multiplies the gradient (1 by default), e.g. to fold a loss weight in.
+///   - gradientScale: multiplies the gradient (1 by default), e.g. to fold a loss weight in.
 /// - Returns: mean cross-entropy in nats, accumulated in Double.
 /// - Throws: when a target is outside [0, V) or rows/V are not positive.
 public func softmaxCrossEntropy<Scalar: RecurrentScalar>(

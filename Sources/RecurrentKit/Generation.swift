@@ -11,8 +11,10 @@ public enum TextGenerator {
 
     /// Warms the state up on the true `prefix` tokens, then produces `length` new tokens.
     /// - Parameters:
+    ///   - model: the language model.
     ///   - prefix: at least one token index.
     ///   - length: new tokens to produce (>= 0).
+    ///   - decoding: greedy (d2l `predict_ch8`) or `sample(temperature:topK:)`.
     ///   - generator: draws the samples (unused when greedy).
     /// - Returns: prefix followed by the new tokens.
     public static func generate(model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,

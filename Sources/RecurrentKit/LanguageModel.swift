@@ -127,11 +127,17 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     /// Mean cross-entropy of predicting `targets` from `inputs` (both T*B, time-major), and, when `computeGradients`,
     /// adds dL/dparameters into `parameters.gradients` (zero them first yourself).
     /// - Parameters:
+    ///   - inputs: T*B token indices, time-major.
+    ///   - targets: T*B token indices to predict, time-major.
+    ///   - T: steps (>= 1).
+    ///   - B: batch rows (>= 1).
     ///   - state: initial state (L, B, H), zeros when nil; pass the previous ``finalState()`` to carry it with
     ///     its gradient cut (truncated BPTT, d2l's `detach_`).
     ///   - training: enables dropout.
-    /// - Returns: mean cross-entropy in nats over the T*B predictions.
+    ///   - computeGradients: run the backward pass too (default true).
     ///   - truncation: how far the recurrent gradient travels back inside the chunk (full by default).
+    ///   - generator: draws the dropout masks.
+    /// - Returns: mean cross-entropy in nats over the T*B predictions.
     public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
                      training: Bool = false, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
                      generator: inout SeededGenerator) throws -> Double {

@@ -14,6 +14,7 @@ public enum ClipStyle: String, Codable, CaseIterable, Sendable {
 
 /// Clips all gradients of `store` by their global L2 norm and returns the norm before clipping.
 /// - Parameters:
+///   - store: the parameters whose gradients are scaled in place.
 ///   - maxNorm: threshold, > 0 and finite.
 ///   - style: ``ClipStyle/d2l`` (default) or ``ClipStyle/pytorch``; they differ only by PyTorch's 1e-6.
 /// - Throws: when maxNorm is invalid, or when the norm is NaN or infinite (the gradients are left untouched,

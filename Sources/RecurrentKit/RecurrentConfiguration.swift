@@ -52,7 +52,7 @@ public enum Initialization: String, Codable, CaseIterable, Sendable {
     case pytorch
     /// d2l's scratch models: weights from N(0, 0.01^2), biases zero.
     case d2l
-    /// IRNN (Le et al. 2015): W_hh = identity, W_ih from N(0, 0.001^2), biases zero (meant for ReLU RNNs).
+    /// IRNN (Le et al. 2015): each H x H gate block of W_hh = identity, W_ih from N(0, 0.001^2), biases zero (meant for ReLU RNNs).
     case identity
 }
 

@@ -12,7 +12,7 @@ public struct RecurrentKitError: Error, CustomStringConvertible, Equatable, Send
     /// The message.
     public var description: String { message }
 
-    /// "`name` must be ..., got `value`" for an invalid argument.
+    /// "invalid `name` `value`: `requirement`" for an invalid argument.
     public static func invalidArgument(_ name: String, _ value: Any, _ requirement: String) -> RecurrentKitError {
         RecurrentKitError("invalid \(name) \(value): \(requirement)")
     }

@@ -229,9 +229,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// - Parameters:
     ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H).
     ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (L, B, H); zeros when nil.
+    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
     ///   Parameter gradients are added into `parameters.gradients`.
-    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     public func backward(
         outputGradient: Tensor<Scalar>,
         finalStateGradient: RecurrentState<Scalar>? = nil,

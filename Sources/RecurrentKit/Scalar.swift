@@ -21,7 +21,7 @@ where RawSignificand: FixedWidthInteger {
         alpha: Self, a: UnsafePointer<Self>, lda: Int,
         b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
-    /// Bytes per element in a safetensors file, and its dtype name ("F32", "F64").
+    /// The safetensors dtype name of this type ("F32", "F64").
     static var safetensorsDType: String { get }
     /// In place tanh of `count` values (vectorised for Float).
     static func tanh(_ x: UnsafeMutablePointer<Self>, count: Int)

@@ -284,7 +284,7 @@ struct EvalCommand: ParsableCommand {
         let prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
         let tokens = try loaded.vocabulary.encode(prepared)
         let ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
-        print("tokens \(tokens.count - 1) predicted")
+        print("characters predicted \(tokens.count - 1)")
         print("cross-entropy \(fixed(ce, 6)) nats/char")
         print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6))")
         print("bits per character \(fixed(ce / log(2), 6))")

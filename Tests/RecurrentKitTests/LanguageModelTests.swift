@@ -66,6 +66,27 @@ final class LanguageModelTests: XCTestCase {
         }
     }
 
+    func testEvaluationPredictsEveryTokenExactly() throws {
+        var g = SeededGenerator(seed: 4)
+        let model = try LanguageModel<Float>(.init(vocabularySize: 7, cell: .lstm, hiddenSize: 5, numLayers: 2), generator: &g)
+        let tokens = (0..<50).map { _ in g.nextInt(below: 7) }
+        /// Sum of cross-entropies of one stream from a zero state.
+        func streamLoss(_ stream: ArraySlice<Int>) throws -> Double {
+            let s = Array(stream)
+            let logits = try model.logits(inputs: Array(s.dropLast()), steps: s.count - 1, batch: 1)
+            let (loss, _) = try softmaxCrossEntropy(logits: try Tensor(shape: [s.count - 1, 7], scalars: logits.scalars), targets: Array(s.dropFirst()))
+            return loss * Double(s.count - 1)
+        }
+        // 49 predictions, batch 3, steps 4: rows of 16 predictions; the last one continues row 3.
+        let expected = (try streamLoss(tokens[0...16]) + streamLoss(tokens[16...32]) + streamLoss(tokens[32...49])) / 49
+        XCTAssertEqual(try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 3, numSteps: 4), expected, accuracy: 1e-6)
+        // One stream, any chunk length: the same number.
+        let single = try streamLoss(tokens[0...49]) / 49
+        XCTAssertEqual(try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: 7), single, accuracy: 1e-6)
+        XCTAssertEqual(try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: 1000), single, accuracy: 1e-6)
+        XCTAssertThrowsError(try Evaluation.meanCrossEntropy(model: model, tokens: [1], batchSize: 1, numSteps: 4))
+    }
+
     func testPredictWarmsUpOnThePrefixThenGreedy() throws {
         var g = SeededGenerator(seed: 2)
         let model = try LanguageModel<Float>(.init(vocabularySize: 6, cell: .lstm, hiddenSize: 8), generator: &g)

@@ -51,7 +51,7 @@ public struct SafetensorsFile: Sendable {
         tensors = [:]
     }
 
-    /// Adds a float tensor stored as `dtype` (F32 or F64).
+    /// Adds a float tensor stored as `dtype` (F32 by default; F64, F16 and BF16 are rounded from the values).
     public mutating func add<Scalar: RecurrentScalar>(_ name: String, _ tensor: Tensor<Scalar>, as dtype: DType = .f32) {
         var bytes = [UInt8]()
         bytes.reserveCapacity(tensor.count * dtype.size)

@@ -1,6 +1,6 @@
 import CEmbeddedCorpora
 
-/// A text corpus compiled into the library (see /work/shared/data/README.md for origins and checksums).
+/// A text corpus compiled into the library (origins and SHA-1 checksums in Sources/CEmbeddedCorpora/corpora/README.md).
 ///
 /// Both are ASCII with LF line endings, so ``text`` is exactly the file's bytes.
 public enum EmbeddedCorpus: String, CaseIterable, Sendable {

@@ -142,6 +142,7 @@ public final class Trainer {
     /// Runs until every epoch is done, the time limit passes, or `shouldStop` returns true (checked after each update).
     /// - Parameters:
     ///   - progress: receives every step, epoch and sample event.
+    ///   - shouldStop: checked after every update and epoch; return true to stop (the trainer can be resumed).
     ///   - afterStep: called after every update, e.g. to save a checkpoint every N steps.
     /// - Returns: true when training finished, false when it stopped early (it can be resumed).
     /// - Throws: naming the update, when the loss or the gradient norm becomes NaN or infinite (unless `skipNonFinite`).
@@ -332,35 +333,57 @@ struct TrainerState: Codable {
 
 /// Perplexity of a model on a token sequence.
 public enum Evaluation {
-    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i], the state carried across
-    /// chunks of `numSteps`: the sequence is cut into `batchSize` contiguous rows read in parallel (fewer rows when
-    /// the text is short). Needs at least 2 tokens.
+    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] for every i, the state carried
+    /// across chunks of `numSteps`: the sequence is cut into `batchSize` contiguous rows read in parallel (fewer when
+    /// the text is short), and the few tokens left after the last full row continue that row's state. Needs >= 2 tokens.
     public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int = 32, numSteps: Int = 35) throws -> Double {
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
-        guard batchSize >= 1, numSteps >= 1 else { throw RecurrentKitError("batch and steps must be at least 1") }
-        let rows = max(1, min(batchSize, (tokens.count - 1) / numSteps))
-        let rowLength = (tokens.count - 1) / rows
-        var state: RecurrentState<Float>? = nil
-        var total = 0.0, count = 0
+        guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
+        guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
+        let predictions = tokens.count - 1
+        let rows = max(1, min(batchSize, predictions / numSteps))
+        let rowLength = predictions / rows
         var generator = SeededGenerator(seed: 0)
-        var start = 0
-        while start < rowLength {
-            let T = min(numSteps, rowLength - start)
-            var inputs = [Int](repeating: 0, count: T * rows), targets = inputs
-            for t in 0..<T {
-                for b in 0..<rows {
-                    inputs[t * rows + b] = tokens[b * rowLength + start + t]
-                    targets[t * rows + b] = tokens[b * rowLength + start + t + 1]
+        var total = 0.0
+        /// Runs `rows` streams starting at `starts` for `length` predictions each; returns the final state.
+        func run(starts: [Int], length: Int, state initial: RecurrentState<Float>?) throws -> RecurrentState<Float>? {
+            var state = initial
+            var offset = 0
+            let B = starts.count
+            while offset < length {
+                let T = min(numSteps, length - offset)
+                var inputs = [Int](repeating: 0, count: T * B), targets = inputs
+                for t in 0..<T {
+                    for b in 0..<B {
+                        inputs[t * B + b] = tokens[starts[b] + offset + t]
+                        targets[t * B + b] = tokens[starts[b] + offset + t + 1]
+                    }
                 }
+                let loss = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, state: state,
+                                          training: false, computeGradients: false, generator: &generator)
+                state = try model.finalState()
+                total += loss * Double(T * B)
+                offset += T
             }
-            let loss = try model.loss(inputs: inputs, targets: targets, steps: T, batch: rows, state: state,
-                                      training: false, computeGradients: false, generator: &generator)
-            state = try model.finalState()
-            total += loss * Double(T * rows)
-            count += T * rows
-            start += T
+            return state
         }
-        return total / Double(count)
+        let final = try run(starts: (0..<rows).map { $0 * rowLength }, length: rowLength, state: nil)
+        let remainder = predictions - rows * rowLength
+        if remainder > 0, let final {
+            // Continue the last row, whose text the remainder directly follows, with batch 1.
+            let L = model.configuration.numLayers, H = model.configuration.hiddenSize
+            func lastRow(_ t: Tensor<Float>) throws -> Tensor<Float> {
+                var values: [Float] = []
+                for k in 0..<L {
+                    let start = (k * rows + rows - 1) * H
+                    values.append(contentsOf: t.scalars[start..<(start + H)])
+                }
+                return try Tensor(shape: [L, 1, H], scalars: values)
+            }
+            let state = RecurrentState(h: try lastRow(final.h), c: try final.c.map(lastRow))
+            _ = try run(starts: [rows * rowLength], length: remainder, state: state)
+        }
+        return total / Double(predictions)
     }
 }
 
