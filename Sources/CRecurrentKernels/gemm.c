@@ -1,47 +1,133 @@
-// Portable reference GEMM. Fast kernels replace the inner loops per instruction-set level.
-#include "CRecurrentKernels.h"
+// GEMM entry points: instruction-set level selection, path choice (packed micro-kernel,
+// direct small-M kernel, dot-product kernel for A * B^T), threading and pre-packed B.
+#include "rk_internal.h"
 
-static int g_level = -1;
-static int g_threads = 1;
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+// Products below this many flops run on one thread.
+#define RK_PARALLEL_MIN_FLOPS 1.0e6
+// A * B^T with at most this many rows of C uses the dot-product kernel (no packing of B);
+// beyond it, packing B per call pays off (measured on Zen 4: equal at M = 32, packed +10-30% at 64+).
+#ifndef RK_DOT_MAX_M
+#define RK_DOT_MAX_M 32
+#endif
+// A * B with at most this many rows of C reads B in place (no packing).
+#ifndef RK_DIRECT_MAX_M
+#define RK_DIRECT_MAX_M 4
+#endif
+#ifndef RK_FUSED_PANELS
+#define RK_FUSED_PANELS 2
+#endif
+#define RK_PACK_MAGIC 0x524B5042u // "RKPB" (+ element size)
+
+static _Atomic int g_level = -1;
+static _Atomic int g_threads = 1;
 
 int rk_detected_level(void) {
-#if defined(__x86_64__) || defined(_M_X64)
+    static _Atomic int detected = -1;
+    int d = atomic_load_explicit(&detected, memory_order_relaxed);
+    if (d >= 0) return d;
+    d = RK_LEVEL_PORTABLE;
+#if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return RK_LEVEL_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RK_LEVEL_AVX2_FMA;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) d = RK_LEVEL_AVX2_FMA;
+    if (d == RK_LEVEL_AVX2_FMA && __builtin_cpu_supports("avx512f")) d = RK_LEVEL_AVX512;
 #endif
-    return RK_LEVEL_PORTABLE;
+    atomic_store_explicit(&detected, d, memory_order_relaxed);
+    return d;
 }
 
 int rk_active_level(void) {
-    if (g_level < 0) g_level = rk_detected_level();
-    return g_level;
+    int l = atomic_load_explicit(&g_level, memory_order_relaxed);
+    if (l < 0) {
+        l = rk_detected_level();
+        atomic_store_explicit(&g_level, l, memory_order_relaxed);
+    }
+    return l;
 }
 
 int rk_set_level(int level) {
     int detected = rk_detected_level();
-    g_level = level < 0 ? 0 : (level > detected ? detected : level);
-    return g_level;
+    int l = level < 0 ? 0 : (level > detected ? detected : level);
+    atomic_store_explicit(&g_level, l, memory_order_relaxed);
+    return l;
 }
 
-void rk_set_threads(int threads) { g_threads = threads < 1 ? 1 : threads; }
-int rk_threads(void) { return g_threads; }
-
-#define DEFINE_PORTABLE_GEMM(NAME, T)                                                        \
-void NAME(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,                     \
-          T alpha, const T *A, ptrdiff_t lda, const T *B, ptrdiff_t ldb,                    \
-          T beta, T *C, ptrdiff_t ldc) {                                                     \
-    for (ptrdiff_t i = 0; i < M; i++) {                                                      \
-        T *c = C + i * ldc;                                                                  \
-        if (beta == 0) { for (ptrdiff_t j = 0; j < N; j++) c[j] = 0; }                       \
-        else if (beta != 1) { for (ptrdiff_t j = 0; j < N; j++) c[j] *= beta; }              \
-        for (ptrdiff_t k = 0; k < K; k++) {                                                  \
-            T a = alpha * (transA ? A[k * lda + i] : A[i * lda + k]);                        \
-            if (!transB) { const T *b = B + k * ldb; for (ptrdiff_t j = 0; j < N; j++) c[j] += a * b[j]; } \
-            else { for (ptrdiff_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k]; }           \
-        }                                                                                    \
-    }                                                                                        \
+void rk_set_threads(int threads) {
+    atomic_store_explicit(&g_threads, threads < 1 ? 1 : (threads > 64 ? 64 : threads),
+                          memory_order_relaxed);
 }
 
-DEFINE_PORTABLE_GEMM(rk_sgemm, float)
-DEFINE_PORTABLE_GEMM(rk_dgemm, double)
+int rk_threads(void) { return atomic_load_explicit(&g_threads, memory_order_relaxed); }
+
+void *rk_alloc(size_t bytes) {
+    size_t align = 64;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= ((size_t)4 << 20)) align = (size_t)2 << 20;
+#endif
+    size_t rounded = (bytes + align - 1) / align * align;
+    if (rounded == 0) rounded = align;
+    void *p = NULL;
+    if (posix_memalign(&p, align, rounded) != 0) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // Transparent huge pages (when the system allows them via madvise) spare the TLB misses of
+    // streaming a large packed weight: ~10% on a 16 MB weight on Zen 4. Failure is harmless.
+    if (align > 64) (void)madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void rk_free(void *p) { free(p); }
+
+static const rk_ops_s *rk_ops_s_for(int level) {
+#if defined(__x86_64__)
+    if (level >= RK_LEVEL_AVX512) return &rk_ops_s_avx512;
+    if (level >= RK_LEVEL_AVX2_FMA) return &rk_ops_s_avx2;
+#endif
+    (void)level;
+    return &rk_ops_s_portable;
+}
+
+static const rk_ops_d *rk_ops_d_for(int level) {
+#if defined(__x86_64__)
+    if (level >= RK_LEVEL_AVX512) return &rk_ops_d_avx512;
+    if (level >= RK_LEVEL_AVX2_FMA) return &rk_ops_d_avx2;
+#endif
+    (void)level;
+    return &rk_ops_d_portable;
+}
+
+#define T float
+#define OPS rk_ops_s
+#define P(x) x##_s
+#define OPS_FOR_LEVEL(l) rk_ops_s_for(l)
+#define PUBLIC_GEMM rk_sgemm
+#define PUBLIC_PACK_SIZE rk_sgemm_pack_b_size
+#define PUBLIC_PACK rk_sgemm_pack_b
+#define PUBLIC_PACKED rk_sgemm_packed
+#include "gemm_driver.h"
+#undef T
+#undef OPS
+#undef P
+#undef OPS_FOR_LEVEL
+#undef PUBLIC_GEMM
+#undef PUBLIC_PACK_SIZE
+#undef PUBLIC_PACK
+#undef PUBLIC_PACKED
+
+#define T double
+#define OPS rk_ops_d
+#define P(x) x##_d
+#define OPS_FOR_LEVEL(l) rk_ops_d_for(l)
+#define PUBLIC_GEMM rk_dgemm
+#define PUBLIC_PACK_SIZE rk_dgemm_pack_b_size
+#define PUBLIC_PACK rk_dgemm_pack_b
+#define PUBLIC_PACKED rk_dgemm_packed
+#include "gemm_driver.h"

@@ -1,0 +1,64 @@
+// Internal declarations shared by the GEMM driver and the per-level kernel files.
+#ifndef RK_INTERNAL_H
+#define RK_INTERNAL_H
+
+#include "CRecurrentKernels.h"
+#include <stddef.h>
+
+// Kernel table for one element type at one instruction-set level.
+//
+// Packed layout (BLIS style): a packed A micro-panel holds kc columns of MR rows,
+// element (i, k) at pa[k*MR + i]; a packed B micro-panel holds kc rows of NR columns,
+// element (k, j) at pb[k*NR + j]. Panels are zero-padded to MR / NR.
+#define RK_DECLARE_OPS(T, NAME)                                                              \
+    typedef struct {                                                                         \
+        int mr, nr;          /* micro-tile */                                                \
+        int kc, mc, nc;      /* cache blocking (mc % mr == 0, nc % nr == 0) */               \
+        /* C[mr x nr] = alpha * PA * PB + beta * C over kc steps (beta == 0: C not read). */ \
+        void (*kern)(int mr, int nr, ptrdiff_t kc, const T *pa, const T *pb,                 \
+                     T *c, ptrdiff_t ldc, T alpha, T beta);                                  \
+        /* kern with mr = 1 over np consecutive packed panels (same results, more ILP). */   \
+        void (*kern_row)(ptrdiff_t np, int nr_last, ptrdiff_t kc, const T *pa, const T *pb,  \
+                         T *c, T alpha, T beta);                                             \
+        /* Small-M product without packing (m <= 4, n <= RK_GEMV_NB, y: m*(n+32) scratch):        \
+           C[i, 0:n] = alpha * sum_k A(i,k) * B[k, 0:n] + beta * C, A(i,k) = a[i*rsa + k*csa]. */ \
+        void (*gemv_n)(int m, ptrdiff_t n, ptrdiff_t K, const T *a, ptrdiff_t rsa,           \
+                       ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc,        \
+                       T alpha, T beta, T *y);                                               \
+        /* dst[k*W + r] = src[k*ld + r] (r < w), zero for w <= r < W. */                    \
+        void (*pack_n)(T *dst, const T *src, ptrdiff_t ld, ptrdiff_t kc, int w, int W);      \
+        /* dst[k*W + r] = src[r*ld + k] (r < w), zero for w <= r < W. */                    \
+        void (*pack_t)(T *dst, const T *src, ptrdiff_t ld, ptrdiff_t kc, int w, int W);      \
+        /* Optional dot-product kernel for op(B) = B^T with contiguous A rows:              \
+           C[i][j] = alpha * dot(a + i*lda, b + j*ldb, K) + beta * C[i][j], i < mr <= dr,    \
+           j < nr <= dc. NULL when the level has none. */                                    \
+        int dr, dc;                                                                          \
+        void (*dot)(int mr, int nr, ptrdiff_t K, const T *a, ptrdiff_t lda, const T *b,      \
+                    ptrdiff_t ldb, T *c, ptrdiff_t ldc, T alpha, T beta);                    \
+    } NAME;
+
+// Column block of the small-M kernel (its scratch holds 4 x (RK_GEMV_NB + 32) elements).
+#ifndef RK_GEMV_NB
+#define RK_GEMV_NB 1024
+#endif
+
+RK_DECLARE_OPS(float, rk_ops_s)
+RK_DECLARE_OPS(double, rk_ops_d)
+
+extern const rk_ops_s rk_ops_s_portable;
+extern const rk_ops_d rk_ops_d_portable;
+#if defined(__x86_64__)
+extern const rk_ops_s rk_ops_s_avx2;
+extern const rk_ops_d rk_ops_d_avx2;
+extern const rk_ops_s rk_ops_s_avx512;
+extern const rk_ops_d rk_ops_d_avx512;
+#endif
+
+// Fork-join over the persistent worker pool: runs fn(ctx, c, n) once for every chunk c in
+// [0, n) (n < 65536), on the calling thread and on idle workers (chunks are claimed
+// dynamically). Runs every chunk on the caller when n <= 1 or the pool is busy (another thread
+// is inside rk_parallel). Returns when all chunks are done.
+typedef void (*rk_task_fn)(void *ctx, int chunk, int nchunks);
+void rk_parallel(int nchunks, rk_task_fn fn, void *ctx);
+
+#endif
