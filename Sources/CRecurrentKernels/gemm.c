@@ -22,6 +22,7 @@
 #ifndef RK_DIRECT_MAX_M
 #define RK_DIRECT_MAX_M 4
 #endif
+// Packed path with few rows (<= MC): B panels packed at a time, right before use.
 #ifndef RK_FUSED_PANELS
 #define RK_FUSED_PANELS 2
 #endif
