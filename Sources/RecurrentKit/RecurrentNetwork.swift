@@ -94,6 +94,16 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// (T, B) token indices of the cached forward when the input was one-hot.
     private var cachedTokens: [Int]? = nil
 
+    // W_hh packed once per forward (the weights do not change between a forward and its backward):
+    // op(B) = W_hh^T (H, G*H) for h W_hh^T, and W_hh (G*H, H) for dGates W_hh.
+    private var packedForward: [PackedWeight<Scalar>] = []
+    private var packedBackward: [PackedWeight<Scalar>] = []
+    private var packedBackwardReady = false
+    /// Whether the cached forward packed W_hh (sequences of at least `packingMinimumSteps` steps).
+    private var usesPackedWeights = false
+    /// Shorter sequences (generation, one token at a time) read W_hh in place: packing would cost more than it saves.
+    static var packingMinimumSteps: Int { 4 }
+
     // Backward truncation of the current backward pass.
     private var truncation: BackwardTruncation = .none
     private var truncationGenerator: SeededGenerator? = nil
@@ -162,6 +172,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         gradBiasIH = (0..<L).map { parameters.gradient("\(prefix)bias_ih_l\($0)") }
         gradBiasHH = (0..<L).map { parameters.gradient("\(prefix)bias_hh_l\($0)") }
         layers = (0..<L).map { _ in LayerCache() }
+        packedForward = (0..<L).map { _ in PackedWeight() }
+        packedBackward = (0..<L).map { _ in PackedWeight() }
     }
 
     /// Draws every parameter of this network again (in `state_dict` order, row-major).
@@ -355,6 +367,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         cachedTokens = tokens
         cachedSteps = T
         cachedBatch = B
+        usesPackedWeights = T >= Self.packingMinimumSteps
+        packedBackwardReady = false
+        if usesPackedWeights {
+            for k in 0..<L { packedForward[k].pack(transB: true, k: H, n: GH, b: weightHH[k], ldb: H) }
+        }
 
         for k in 0..<L {
             let cache = layers[k]
@@ -433,6 +450,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             truncationGenerator = SeededGenerator(seed: seed)
         }
         self.truncation = truncation
+        if usesPackedWeights && !packedBackwardReady {
+            let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+            for k in 0..<configuration.numLayers { packedBackward[k].pack(transB: false, k: GH, n: H, b: weightHH[k], ldb: H) }
+            packedBackwardReady = true
+        }
         if recordsHiddenGradients {
             hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * configuration.hiddenSize), count: configuration.numLayers)
         }
@@ -497,6 +519,30 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
     }
 
+    // MARK: - Recurrent products
+
+    /// out (B, G*H) = h (B, H) W_hh^T + beta * out, from the packed weight when this forward packed it.
+    @inline(__always)
+    private func recurrentProduct(layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        if usesPackedWeights {
+            packedForward[k].multiply(h, m: B, lda: H, beta: beta, into: out, ldc: GH)
+        } else {
+            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: h, lda: H, b: weightHH[k], ldb: H, beta: beta, c: out, ldc: GH)
+        }
+    }
+
+    /// dh (B, H) = dGates (B, G*H) W_hh + beta * dh: the hidden slice of the gradient, to step t-1.
+    @inline(__always)
+    private func recurrentGradientProduct(layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        if usesPackedWeights {
+            packedBackward[k].multiply(dGates, m: B, lda: GH, beta: beta, into: dh, ldc: H)
+        } else {
+            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dGates, lda: GH, b: weightHH[k], ldb: H, beta: beta, c: dh, ldc: H)
+        }
+    }
+
     // MARK: - Truncation and recording
 
     /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
@@ -539,8 +585,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 let row = h + b * H, pRow = p + b * H
                 for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
             }
-            Scalar.gemm(transA: false, transB: true, m: B, n: H, k: H, alpha: 1, a: hPrev, lda: H,
-                        b: weightHH[k], ldb: H, beta: 1, c: h, ldc: H)
+            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
             if relu { for i in 0..<(B * H) where !(h[i] > 0) { h[i] = 0 } }
             else if !linear { Scalar.tanh(h, count: B * H) }
         }
@@ -558,8 +603,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             if linear { for i in 0..<(B * H) { d[i] = dh[i] + dOut[i] } }
             else if relu { for i in 0..<(B * H) { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
             else { for i in 0..<(B * H) { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
-            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: H, alpha: 1, a: d, lda: H,
-                        b: weightHH[k], ldb: H, beta: 0, c: dh, ldc: H)
+            recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
             truncateRecurrentGradient(step: t, count: B * H, dh, nil)
         }
     }
@@ -580,8 +624,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 let g = gates + b * GH
                 for j in 0..<GH { g[j] += bhh[j] }
             }
-            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: hPrev, lda: H,
-                        b: weightHH[k], ldb: H, beta: 1, c: gates, ldc: GH)
+            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
             for b in 0..<B {
                 let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
                 Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
@@ -627,8 +670,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                     dc[row + j] = dcTotal * f
                 }
             }
-            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dGates, lda: GH,
-                        b: weightHH[k], ldb: H, beta: 0, c: dh, ldc: H)
+            recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
             truncateRecurrentGradient(step: t, count: B * H, dh, dc)
         }
     }
@@ -646,8 +688,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let gates = cache.gates.pointer + t * B * GH
             let hn = cache.recurrentNew.pointer + t * B * H
             fillRows(recurrent, rows: B, with: bhh, width: GH)
-            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: hPrev, lda: H,
-                        b: weightHH[k], ldb: H, beta: 1, c: recurrent, ldc: GH)
+            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
             for b in 0..<B {
                 let gr = gates + b * GH, gz = gr + H, gn = gz + H
                 let rr = recurrent + b * GH, rn = rr + 2 * H
@@ -692,8 +733,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 }
             }
             for i in 0..<(B * H) { dhNext[i] = dh[i] }
-            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dR, lda: GH,
-                        b: weightHH[k], ldb: H, beta: 1, c: dhNext, ldc: H)
+            recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
             truncateRecurrentGradient(step: t, count: B * H, dhNext, nil)
             swap(&dh, &dhNext)
         }

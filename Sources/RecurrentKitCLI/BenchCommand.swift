@@ -15,6 +15,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
     @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable).") var peak = false
     @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
+    @Option(help: "Only rows whose name contains this text, e.g. 'lstm H512'.") var filter: String?
 
     func run() throws {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
@@ -31,21 +32,31 @@ struct BenchCommand: ParsableCommand {
             }
         }
         var results: [Benchmarks.Result] = []
-        func report(_ r: Benchmarks.Result) {
+        func wanted(_ name: String) -> Bool { filter.map { name.contains($0) } ?? true }
+        func report(_ r: @autoclosure () throws -> Benchmarks.Result, name: String) rethrows {
+            guard wanted(name) else { return }
+            let r = try r()
             results.append(r)
             print(csv ? "\(r.name),\(Int(r.tokensPerSecond)),\(fixed(r.gflops, 1))"
                       : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s")
         }
         if rows != "generate" {
-            report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds))
-            report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds))
-            report(try Benchmarks.training(cell: .lstm, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds))
-            report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds))
+            try report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
+                       name: "train rnn_tanh H512 B32 T35 V28 one-hot")
+            try report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
+                       name: "train lstm H512 B32 T35 V28 one-hot")
+            try report(try Benchmarks.training(cell: .lstm, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
+                       name: "train lstm H1024 B64 T35 V65 embedding 1024")
+            try report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
+                       name: "train gru H1024 B64 T35 V65 embedding 1024")
         }
         if rows != "train" {
-            report(try Benchmarks.generation(cell: .lstm, hidden: 512, layers: 2, vocabulary: 65, embedding: 512))
-            report(try Benchmarks.generation(cell: .gru, hidden: 512, layers: 2, vocabulary: 65, embedding: 512))
-            report(try Benchmarks.generation(cell: .rnnTanh, hidden: 512, layers: 2, vocabulary: 65, embedding: 512))
+            try report(try Benchmarks.generation(cell: .lstm, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
+                       name: "generate lstm H512 L2 V65 batch 1 greedy")
+            try report(try Benchmarks.generation(cell: .gru, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
+                       name: "generate gru H512 L2 V65 batch 1 greedy")
+            try report(try Benchmarks.generation(cell: .rnnTanh, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
+                       name: "generate rnn_tanh H512 L2 V65 batch 1 greedy")
         }
     }
 }

@@ -30,8 +30,9 @@ final class BPTTStrategyTests: XCTestCase {
             let (dx2, _) = try network.backward(outputGradient: d2)
             let chunked = gradients(network)
             for i in truncated.indices { XCTAssertEqual(truncated[i], chunked[i], accuracy: 1e-12, "\(cell) parameter gradient \(i)") }
-            XCTAssertEqual(dx!.scalars, dx1!.scalars + dx2!.scalars)
-            XCTAssertEqual(dState.h, dState1.h)
+            // Equal up to summation order (a 6-step pass uses pre-packed weights, 3-step chunks read them in place).
+            assertClose(dx!, try Tensor(shape: [6, 2, 3], scalars: dx1!.scalars + dx2!.scalars), tolerance: 1e-14, "\(cell) input gradient")
+            assertClose(dState.h, dState1.h, tolerance: 1e-14, "\(cell) h0 gradient")
             // And it really differs from full BPTT.
             network.parameters.zeroGradients()
             _ = try network.forward(.dense(x), initialState: state0, generator: &g)
