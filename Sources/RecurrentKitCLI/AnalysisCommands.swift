@@ -94,7 +94,7 @@ struct AddingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adding",
         abstract: "The adding problem: sum the two marked values of a sequence (baseline MSE 1/6 = 0.167).",
-        discussion: "IRNN (Le et al. 2015) = --cell rnn_relu --init identity."
+        discussion: "IRNN (Le et al. 2015) = --cell rnn_relu --initialization identity."
     )
 
     @Option(help: "Sequence length T.") var length: Int = 100

@@ -58,5 +58,6 @@ struct BenchCommand: ParsableCommand {
             try report(try Benchmarks.generation(cell: .rnnTanh, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
                        name: "generate rnn_tanh H512 L2 V65 batch 1 greedy")
         }
+        if !csv { print("peak memory \(Int(peakResidentMegabytes())) MB") }
     }
 }

@@ -42,3 +42,10 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 
 /// True when standard output is a terminal (live progress line) rather than a file or pipe (plain lines).
 var standardOutputIsTerminal: Bool { isatty(1) == 1 }
+
+/// Peak resident memory of this process in MB (getrusage ru_maxrss, which Linux reports in KB).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}

@@ -198,7 +198,8 @@ struct TrainCommand: ParsableCommand {
             let bestRate = trainer.history.map(\.tokensPerSecond).max() ?? 0
             print("perplexity \(fixed(last.trainPerplexity, 2))" + (last.validationPerplexity.map { ", validation \(fixed($0, 2))" } ?? "")
                   + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
-                  + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : ""))
+                  + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
+                  + ", peak memory \(Int(peakResidentMegabytes())) MB")
         }
         print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg")
     }
