@@ -46,6 +46,6 @@ var standardOutputIsTerminal: Bool { isatty(1) == 1 }
 /// Peak resident memory of this process in MB (getrusage ru_maxrss, which Linux reports in KB).
 func peakResidentMegabytes() -> Double {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
 }
