@@ -133,6 +133,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
     private let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
     private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
+    private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) W_ih^T for the one-hot gather, or its gradient
+    private let columnSumScratch = Workspace<Scalar>() // (G*H) bias gradient sums
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -379,11 +381,22 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let projected = cache.gates.pointer
             // 1. Input projection for all steps at once: (T*B, In) x W_ih^T + b_ih -> (T*B, G*H).
             if k == 0, let tokens {
+                // Row gather from W_ih^T (I, G*H), transposed once per forward so each row is contiguous.
+                // Few rows (generation) gather in place; the transpose would cost more than it saves.
                 let w = weightIH[0], b = biasIH[0]
-                for row in 0..<(T * B) {
-                    let token = tokens[row]
-                    let out = projected + row * GH
-                    for j in 0..<GH { out[j] = w[j * inSize + token] + b[j] }
+                if T * B < 64 {
+                    for row in 0..<(T * B) {
+                        let token = tokens[row], out = projected + row * GH
+                        for j in 0..<GH { out[j] = w[j * inSize + token] + b[j] }
+                    }
+                } else {
+                    let wT = oneHotScratch.reserve(inSize * GH)
+                    for j in 0..<GH { for v in 0..<inSize { wT[v * GH + j] = w[j * inSize + v] } }
+                    for row in 0..<(T * B) {
+                        let source = wT + tokens[row] * GH
+                        let out = projected + row * GH
+                        for j in 0..<GH { out[j] = source[j] + b[j] }
+                    }
                 }
             } else {
                 let x: UnsafePointer<Scalar>
@@ -489,17 +502,29 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             Scalar.gemm(transA: true, transB: false, m: GH, n: H, k: T * B,
                         alpha: 1, a: dRecurrent, lda: GH, b: cache.hidden.pointer, ldb: H,
                         beta: 1, c: gradWeightHH[k], ldc: H)
-            addColumnSums(of: dRecurrent, rows: T * B, width: GH, into: gradBiasHH[k])
-            addColumnSums(of: dProjected, rows: T * B, width: GH, into: gradBiasIH[k])
+            if dRecurrent == dProjected {
+                // RNN and LSTM: both biases receive the same column sums; compute them once.
+                let sums = columnSumScratch.reserve(GH)
+                sums.update(repeating: 0, count: GH)
+                addColumnSums(of: dProjected, rows: T * B, width: GH, into: sums)
+                for j in 0..<GH { gradBiasHH[k][j] += sums[j]; gradBiasIH[k][j] += sums[j] }
+            } else {
+                addColumnSums(of: dRecurrent, rows: T * B, width: GH, into: gradBiasHH[k])
+                addColumnSums(of: dProjected, rows: T * B, width: GH, into: gradBiasIH[k])
+            }
 
             if k == 0, let tokens = cachedTokens {
-                // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather).
-                let dw = gradWeightIH[0]
+                // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather),
+                // accumulated in a contiguous (I, G*H) buffer and added transposed.
+                let dwT = oneHotScratch.reserve(inSize * GH)
+                dwT.update(repeating: 0, count: inSize * GH)
                 for row in 0..<(T * B) {
-                    let token = tokens[row]
+                    let target = dwT + tokens[row] * GH
                     let d = dProjected + row * GH
-                    for j in 0..<GH { dw[j * inSize + token] += d[j] }
+                    for j in 0..<GH { target[j] += d[j] }
                 }
+                let dw = gradWeightIH[0]
+                for j in 0..<GH { for v in 0..<inSize { dw[j * inSize + v] += dwT[v * GH + j] } }
                 continue
             }
             Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: T * B,
