@@ -21,6 +21,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Embedded corpus when --text is absent.") var corpus: String = "timemachine"
     @Option(help: "Steps T to backpropagate through.") var steps: Int = 100
     @Flag(help: "Compare vanishing (tanh, radius 0.5), exploding (linear, radius 1.1) and an LSTM in one plot.") var demo = false
+    @Option(parsing: .singleValue, help: "With --demo, also plot this trained checkpoint (repeatable).") var also: [String] = []
     @Option(help: "Folder for gradient-flow.csv and gradient-flow.svg.") var output: String = "runs/analyze"
     @Option(help: "Seed of a fresh model.") var seed: UInt64 = 0
 
@@ -57,6 +58,10 @@ struct AnalyzeCommand: ParsableCommand {
                 let model = try LanguageModel<Float>(.init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden), generator: &g)
                 if let r { try GradientFlow.setRecurrentSpectralRadius(model, radius: r) }
                 try add(label, model, vocabulary)
+            }
+            for path in also {
+                let loaded = try Checkpoint.load(from: path)
+                try add("trained \(loaded.model.configuration.cell.rawValue)", loaded.model, loaded.vocabulary)
             }
         } else if let checkpoint {
             let loaded = try Checkpoint.load(from: checkpoint)
@@ -154,8 +159,8 @@ struct CompareBPTTCommand: ParsableCommand {
         var series: [(label: String, points: [(Int, Double)])] = []
         var csv = "run,epoch,updates,train_perplexity,seconds\n"
         let runs: [(String, SamplingStrategy, BPTTStrategy)] = [
-            ("sequential, truncated", .sequential, .truncated), ("random, truncated", .random, .truncated),
-            ("sequential, randomized", .sequential, .randomized), ("sequential, full", .sequential, .full),
+            ("sequential / truncated", .sequential, .truncated), ("random / truncated", .random, .truncated),
+            ("sequential / randomized", .sequential, .randomized), ("sequential / full", .sequential, .full),
         ]
         for (label, sampling, bptt) in runs {
             var o = TrainingOptions()
