@@ -136,14 +136,17 @@ struct TrainCommand: ParsableCommand {
         let options = trainer.options
         let checkpointPath = folder + "/model.safetensors"
         try createFolder(folder)
-        try checkWritableLocation(checkpointPath)
+        // A checkpoint holds the weights (F32) and the optimizer moments (F64); saving needs room for a second copy.
+        let parameterCount = trainer.model.parameters.count
+        let moments = options.optimizer == .sgd ? (options.momentum > 0 ? 1 : 0) : 2
+        try checkWritableLocation(checkpointPath, requiredBytes: 2 * (4 + 8 * moments) * parameterCount + 1_000_000)
         let config = trainer.model.configuration
-        let parameterCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
+        let weightCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
         print("corpus \(options.corpus) (\(options.textMode.rawValue)): \(trainer.corpus.trainTokens.count) training tokens"
               + (trainer.corpus.validationTokens.isEmpty ? "" : ", \(trainer.corpus.validationTokens.count) validation tokens")
               + ", vocabulary \(config.vocabularySize)")
         print("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
-              + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(parameterCount) parameters, init \(options.initialization.rawValue)")
+              + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
         print("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
               + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)")
 
@@ -160,9 +163,17 @@ struct TrainCommand: ParsableCommand {
             finished = try trainer.train(progress: { event in
                 switch event {
                 case let .step(s):
-                    if s.skipped { print("\r\u{1B}[Kskipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)") }
-                    guard live else { return }
+                    if s.skipped { print("\(live ? "\r\u{1B}[K" : "")skipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)") }
                     let now = Date().timeIntervalSince1970
+                    guard live else {
+                        // Plain lines for logs: one progress line every 30 seconds, flushed so `tail -f` shows it.
+                        if now - lastLine >= 30 && s.stepInEpoch != s.stepsPerEpoch {
+                            lastLine = now
+                            print("epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))")
+                            fflush(stdout)
+                        }
+                        return
+                    }
                     if now - lastLine < 0.1 && s.stepInEpoch != s.stepsPerEpoch { return }
                     lastLine = now
                     let line = "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
@@ -174,9 +185,11 @@ struct TrainCommand: ParsableCommand {
                     if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
                     line += " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
                     print(line)
+                    fflush(stdout)
                 case let .sample(_, text):
                     if live { print("\r\u{1B}[K", terminator: "") }
                     print("  > \(text)")
+                    fflush(stdout)
                 }
             }, shouldStop: { stopRequested != 0 }, afterStep: { trainer in
                 if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }

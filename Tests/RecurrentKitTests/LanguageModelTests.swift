@@ -144,6 +144,11 @@ final class LanguageModelTests: XCTestCase {
         // An unwritable location fails cleanly.
         XCTAssertThrowsError(try trainer.checkpoint().save(to: folder + "/missing/model.safetensors"))
         XCTAssertThrowsError(try checkWritableLocation(folder + "/missing/model.safetensors")) { XCTAssertTrue("\($0)".contains("does not exist")) }
+        // A disk too small for the checkpoints is reported before training starts.
+        XCTAssertThrowsError(try checkWritableLocation(folder + "/model.safetensors", requiredBytes: Int.max / 2)) {
+            XCTAssertTrue("\($0)".contains("not enough free space"), "\($0)")
+        }
+        XCTAssertNoThrow(try checkWritableLocation(folder + "/model.safetensors", requiredBytes: 1000))
     }
 
     func testCorruptCheckpointsGetErrors() throws {

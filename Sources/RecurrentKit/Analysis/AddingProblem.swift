@@ -131,7 +131,10 @@ public enum AddingProblem {
                 try network.backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: nil, finalCellGradient: nil,
                                      inputGradient: nil, initialHiddenGradient: nil, initialCellGradient: nil)
             }
-            if options.clip > 0 { try clipGradientNorm(store, maxNorm: options.clip) }
+            if options.clip > 0 {
+                do { try clipGradientNorm(store, maxNorm: options.clip) }
+                catch { throw RecurrentKitError("adding problem diverged at update \(update): \(error); try a lower learning rate") }
+            }
             try adam.step(store)
             if update % options.evaluateEvery == 0 || update == options.updates {
                 let evaluation = Evaluation(update: update, trainMSE: trainSum / Double(trainCount),

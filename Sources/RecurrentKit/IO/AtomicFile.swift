@@ -45,14 +45,24 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     if dirFD >= 0 { fsync(dirFD); close(dirFD) }
 }
 
-/// Throws a clear error unless a file can be created in the folder that will hold `path` (checked before long work starts).
-public func checkWritableLocation(_ path: String) throws {
+/// Throws a clear error unless a file can be created in the folder that will hold `path` and, when `requiredBytes`
+/// is given, the file system has that much free space (checked before long work starts).
+public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws {
     let folder = parentFolder(of: path)
     var info = stat()
     guard stat(folder, &info) == 0 else { throw RecurrentKitError("output folder \(folder) does not exist") }
     guard (info.st_mode & S_IFMT) == S_IFDIR else { throw RecurrentKitError("\(folder) is not a folder") }
     guard access(folder, W_OK) == 0 else { throw RecurrentKitError("output folder \(folder) is not writable") }
     if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { throw RecurrentKitError("\(path) is a folder, not a file") }
+    if requiredBytes > 0 {
+        var fs = statvfs()
+        if statvfs(folder, &fs) == 0 {
+            let free = Double(fs.f_bavail) * Double(fs.f_frsize)
+            guard free >= Double(requiredBytes) else {
+                throw RecurrentKitError("not enough free space in \(folder): \(Int(free / 1_000_000)) MB free, checkpoints need about \(requiredBytes / 1_000_000 + 1) MB")
+            }
+        }
+    }
 }
 
 /// Reads a whole file; a clear error when it is missing, a folder, or unreadable.
