@@ -71,6 +71,10 @@ public enum GradientCheck {
         guard options.batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", options.batch, "must be at least 1") }
         guard options.steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", options.steps, "must be at least 1") }
         guard options.chunks >= 1 else { throw RecurrentKitError.invalidArgument("chunks", options.chunks, "must be at least 1") }
+        guard options.batch <= 1024, options.steps <= 10_000, options.chunks <= 100 else {
+            throw RecurrentKitError("gradient check too large: batch \(options.batch) (max 1024), steps \(options.steps) (max 10000), chunks \(options.chunks) (max 100)")
+        }
+        guard options.floor > 0, options.floor.isFinite else { throw RecurrentKitError.invalidArgument("floor", options.floor, "must be > 0") }
         guard options.step > 0, options.step.isFinite else { throw RecurrentKitError.invalidArgument("step", options.step, "must be > 0") }
         let (B, T, L, H) = (options.batch, options.steps, config.numLayers, config.hiddenSize)
         var generator = SeededGenerator(seed: options.seed)

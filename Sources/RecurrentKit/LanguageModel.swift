@@ -32,7 +32,9 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// Throws an error naming the first invalid field.
     public func validate() throws {
         guard vocabularySize >= 1 else { throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at least 1") }
+        guard vocabularySize <= 1 << 24 else { throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at most 16777216") }
         if let e = embeddingSize, e < 1 { throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at least 1") }
+        if let e = embeddingSize, e > 1 << 16 { throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at most 65536") }
         try recurrent.validate()
     }
 
@@ -96,7 +98,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     func forwardLogits(inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>?, training: Bool,
                        generator: inout SeededGenerator) throws -> UnsafeMutablePointer<Scalar> {
         let V = configuration.vocabularySize
-        guard T >= 1, B >= 1, inputs.count == T * B else {
+        guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false, inputs.count == T * B else {
             throw RecurrentKitError("expected \(T)x\(B) = \(T * B) input tokens, got \(inputs.count)")
         }
         for (i, token) in inputs.enumerated() where token < 0 || token >= V {
@@ -141,6 +143,9 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
                      training: Bool = false, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
                      generator: inout SeededGenerator) throws -> Double {
+        guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false else {
+            throw RecurrentKitError("invalid steps \(T) x batch \(B): both must be at least 1 and the number of tokens representable")
+        }
         guard targets.count == T * B else { throw RecurrentKitError("expected \(T * B) targets, got \(targets.count)") }
         let V = configuration.vocabularySize, H = configuration.hiddenSize
         let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)

@@ -4,6 +4,7 @@ public struct Linear<Scalar: RecurrentScalar> {
     public let inputSize: Int
     /// Output features Out.
     public let outputSize: Int
+    private let store: ParameterStore<Scalar> // keeps the memory behind the pointers alive
     let weight: UnsafeMutablePointer<Scalar>      // (Out, In)
     let bias: UnsafeMutablePointer<Scalar>        // (Out)
     let gradWeight: UnsafeMutablePointer<Scalar>  // (Out, In)
@@ -22,6 +23,7 @@ public struct Linear<Scalar: RecurrentScalar> {
         guard b.shape == [outputSize] else { throw RecurrentKitError.shapeMismatch(b.name, expected: [outputSize], got: b.shape) }
         self.inputSize = inputSize
         self.outputSize = outputSize
+        self.store = store
         weight = store.values + w.offset
         bias = store.values + b.offset
         gradWeight = store.gradients + w.offset
@@ -66,6 +68,7 @@ public struct Embedding<Scalar: RecurrentScalar> {
     public let vocabularySize: Int
     /// Vector width E.
     public let dimension: Int
+    private let store: ParameterStore<Scalar> // keeps the memory behind the pointers alive
     let weight: UnsafeMutablePointer<Scalar>      // (V, E)
     let gradWeight: UnsafeMutablePointer<Scalar>  // (V, E)
 
@@ -80,6 +83,7 @@ public struct Embedding<Scalar: RecurrentScalar> {
         guard w.shape == [vocabularySize, dimension] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [vocabularySize, dimension], got: w.shape) }
         self.vocabularySize = vocabularySize
         self.dimension = dimension
+        self.store = store
         weight = store.values + w.offset
         gradWeight = store.gradients + w.offset
     }

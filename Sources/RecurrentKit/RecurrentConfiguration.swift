@@ -86,11 +86,15 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         guard dropout.isFinite, dropout >= 0, dropout < 1 else {
             throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)")
         }
-        // Guard against sizes whose buffers would overflow Int arithmetic or memory.
+        // Sizes whose buffers would overflow Int arithmetic or any realistic memory are refused, not trapped on.
+        guard hiddenSize <= 1 << 16, inputSize <= 1 << 24, numLayers <= 1024 else {
+            throw RecurrentKitError("configuration too large: inputSize \(inputSize) (max 16777216), hiddenSize \(hiddenSize) (max 65536), numLayers \(numLayers) (max 1024)")
+        }
         let gateRows = cell.gateCount * hiddenSize
-        guard hiddenSize <= 1 << 20, inputSize <= 1 << 24, numLayers <= 1024,
-              gateRows.multipliedReportingOverflow(by: max(inputSize, hiddenSize)).overflow == false
-        else { throw RecurrentKitError("configuration too large: inputSize \(inputSize), hiddenSize \(hiddenSize), numLayers \(numLayers)") }
+        let perLayer = gateRows * (max(inputSize, hiddenSize) + hiddenSize + 2)
+        guard perLayer * numLayers <= 1 << 31 else {
+            throw RecurrentKitError("configuration too large: \(perLayer * numLayers) recurrent parameters (max 2147483648)")
+        }
     }
 
     /// Input features of layer `k`: `inputSize` for layer 0, `hiddenSize` above.

@@ -113,10 +113,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// After a backward with ``recordsHiddenGradients``: per layer, dL/dh_t for every step, (T, B, H) flattened:
     /// the output gradient plus the recurrent gradient from step t+1, the quantity d2l 8.7 eq. (8) recurses on.
     public private(set) var hiddenGradients: [[Scalar]] = []
+    private var recordedBatch = 1
 
     /// [layer][t] = ||dL/dh_t|| over the batch, from ``hiddenGradients``.
     public var hiddenGradientNorms: [[Double]] {
-        let B = cachedBatch, H = configuration.hiddenSize
+        let B = recordedBatch, H = configuration.hiddenSize
         return hiddenGradients.map { g in
             stride(from: 0, to: g.count, by: B * H).map { start in
                 (start..<(start + B * H)).reduce(0.0) { $0 + Double(g[$1]) * Double(g[$1]) }.squareRoot()
@@ -322,7 +323,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     }
 
     /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
-    /// `h0`, `c0` are (L, B, H) or nil for zeros. May alias `finalHidden` of a previous call (it is copied first).
+    /// `h0`, `c0` are (L, B, H) or nil for zeros; they are copied before any cache is resized, so they may point into
+    /// memory the previous forward wrote (when L = 1, `finalHidden(layer: 0)` itself).
     func forward(
         steps T: Int, batch B: Int,
         input: UnsafePointer<Scalar>?, tokens: [Int]?,
@@ -348,7 +350,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let inSize = configuration.layerInputSize(k)
             if k > 0 || tokens == nil { cache.input.reserve(T * B * inSize) }
             cache.gates.reserve(T * B * GH)
-            if isLSTM { cache.cell.reserve((T + 1) * B * H); cache.tanhCell.reserve(T * B * H) }
+            if isLSTM { cache.tanhCell.reserve(T * B * H) }
             if configuration.cell == .gru { cache.recurrentNew.reserve(T * B * H) }
             if k < L - 1 { cache.dropoutMask.reserve(T * B * H) }
         }
@@ -363,6 +365,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         for k in 0..<L {
             let cache = layers[k]
             cache.hidden.reserve((T + 1) * B * H)
+            if isLSTM { cache.cell.reserve((T + 1) * B * H) }
             cache.hidden.pointer.update(from: stagedStates.pointer + k * B * H, count: B * H)
             if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + (L + k) * B * H, count: B * H) }
         }
@@ -469,6 +472,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             packedBackwardReady = true
         }
         if recordsHiddenGradients {
+            recordedBatch = B
             hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * configuration.hiddenSize), count: configuration.numLayers)
         }
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount

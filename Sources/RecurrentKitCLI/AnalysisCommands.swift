@@ -26,7 +26,8 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Seed of a fresh model.") var seed: UInt64 = 0
 
     func run() throws {
-        guard steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
+        guard steps >= 1, steps <= 1_000_000 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be in 1...1000000") }
+        guard !also.isEmpty ? demo : true else { throw RecurrentKitError("--also needs --demo") }
         let raw: String
         if let text { raw = try loadTextFile(at: text) }
         else {
@@ -38,7 +39,7 @@ struct AnalyzeCommand: ParsableCommand {
         var csv = "model,layer,t,distance,grad_norm\n"
         func add(_ label: String, _ model: LanguageModel<Float>, _ vocabulary: Vocabulary) throws {
             let prepared = vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
-            let tokens = Array(try vocabulary.encode(String(prepared.prefix(steps + 1))))
+            let tokens = Array(try vocabulary.encode(String(String.UnicodeScalarView(prepared.unicodeScalars.prefix(steps + 1)))))
             guard tokens.count == steps + 1 else { throw RecurrentKitError("text has only \(tokens.count) tokens; \(steps + 1) needed for --steps \(steps)") }
             let report = try GradientFlow.analyze(model: model, tokens: tokens)
             for (k, norms) in report.hiddenGradientNorms.enumerated() {

@@ -20,7 +20,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard ["all", "train", "generate"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train or generate") }
-        guard seconds > 0 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be > 0") }
+        guard seconds > 0, seconds <= 3600 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]") }
         rk_set_threads(Int32(threads))
         let levelName = ["portable", "AVX2+FMA", "AVX-512"][Int(rk_active_level())]
         if !csv { print("kernels: \(levelName), threads: \(threads)") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import RecurrentKit
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +36,10 @@ struct RNNCommand: ParsableCommand {
 
 /// Prints `rnn: error: message` on stderr and exits.
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    var line = "rnn: error: \(message)\n"
+    // One line, whatever the message holds (paths and user text may contain newlines); clear a live progress line first.
+    let flat = message.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+    if standardOutputIsTerminal { print("\r\u{1B}[K", terminator: ""); fflush(stdout) }
+    var line = "rnn: error: \(flat)\n"
     line.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
     exit(code)
 }

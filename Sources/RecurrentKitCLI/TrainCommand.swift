@@ -265,7 +265,7 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         guard temperature.isFinite, temperature >= 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be >= 0 (0 = greedy)") }
-        guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
+        guard length >= 0, length <= 10_000_000 else { throw RecurrentKitError.invalidArgument("length", length, "must be in 0...10000000") }
         let loaded = try Checkpoint.load(from: checkpoint)
         let tokens: [Int]
         do { tokens = try loaded.vocabulary.encode(prefix) }

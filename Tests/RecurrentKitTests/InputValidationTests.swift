@@ -136,3 +136,22 @@ final class InputValidationTests: XCTestCase {
         XCTAssertEqual(try irnn.parameters.tensor("weight_hh_l0").scalars, [1, 0, 0, 0, 1, 0, 0, 0, 1])
     }
 }
+
+extension InputValidationTests {
+    func testHugeSizesAreRefusedNotTrapped() throws {
+        var g = SeededGenerator(seed: 0)
+        assertThrows(try RecurrentNetwork<Float>(.init(cell: .lstm, inputSize: 4, hiddenSize: 1_048_576), generator: &g), mentions: ["too large"])
+        assertThrows(try RecurrentNetwork<Float>(.init(cell: .lstm, inputSize: 16_000_000, hiddenSize: 65_536), generator: &g), mentions: ["too large"])
+        assertThrows(try LanguageModel<Float>(.init(vocabularySize: 1 << 60, cell: .gru, hiddenSize: 4, embeddingSize: 8)), mentions: ["vocabularySize"])
+        var adding = AddingProblem.Options()
+        adding.hiddenSize = 3_037_000_500
+        assertThrows(try AddingProblem.train(adding), mentions: ["too large"])
+        adding = AddingProblem.Options()
+        adding.length = 100_000
+        adding.testSize = 1_000_000
+        assertThrows(try AddingProblem.train(adding), mentions: ["too large"])
+        assertThrows(try GradientCheck.run(.init(configuration: .init(cell: .gru, inputSize: 2, hiddenSize: 2), batch: 1 << 40)), mentions: ["too large"])
+        let model = try LanguageModel<Float>(.init(vocabularySize: 5, cell: .gru, hiddenSize: 4))
+        assertThrows(try model.loss(inputs: [1], targets: [1], steps: Int.max, batch: 2, generator: &g), mentions: ["steps"])
+    }
+}

@@ -59,14 +59,17 @@ public enum AddingProblem {
 
         /// Throws naming the first invalid option.
         public func validate() throws {
-            guard length >= 2 else { throw RecurrentKitError.invalidArgument("length", length, "must be at least 2") }
+            guard length >= 2, length <= 100_000 else { throw RecurrentKitError.invalidArgument("length", length, "must be in 2...100000") }
             guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1") }
             guard updates >= 1 else { throw RecurrentKitError.invalidArgument("updates", updates, "must be at least 1") }
-            guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
+            guard batchSize >= 1, batchSize <= 100_000 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be in 1...100000") }
             guard learningRate > 0, learningRate.isFinite else { throw RecurrentKitError.invalidArgument("lr", learningRate, "must be > 0") }
             guard clip >= 0, clip.isFinite else { throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0") }
-            guard testSize >= 1 else { throw RecurrentKitError.invalidArgument("test-size", testSize, "must be at least 1") }
+            guard testSize >= 1, testSize <= 1_000_000 else { throw RecurrentKitError.invalidArgument("test-size", testSize, "must be in 1...1000000") }
             guard evaluateEvery >= 1 else { throw RecurrentKitError.invalidArgument("evaluate-every", evaluateEvery, "must be at least 1") }
+            guard length * max(batchSize, testSize) <= 1 << 26 else {
+                throw RecurrentKitError("length \(length) x batch \(max(batchSize, testSize)) is too large (max 67108864 steps x sequences)")
+            }
         }
     }
 
@@ -89,6 +92,7 @@ public enum AddingProblem {
         let H = options.hiddenSize
         var layout = ParameterLayout()
         let config = RecurrentConfiguration(cell: options.cell, inputSize: 2, hiddenSize: H)
+        try config.validate()
         config.declareParameters(prefix: "rnn.", into: &layout)
         Linear<Float>.declareParameters(prefix: "output.", inputSize: H, outputSize: 1, into: &layout)
         let store = ParameterStore<Float>(layout: layout)

@@ -90,6 +90,9 @@ public struct Checkpoint {
         catch let error as RecurrentKitError { throw error }
         catch { throw RecurrentKitError("vocabulary is not valid: \(shortDescription(error))") }
         try configuration.validate()
+        guard vocabulary.count == configuration.vocabularySize else {
+            throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(configuration.vocabularySize)")
+        }
         // Refuse absurd sizes before allocating: the weights must be in the file, so its size bounds the model.
         let expectedCount = configuration.parameterLayout.entries.reduce(0) { $0 + $1.count }
         guard expectedCount <= bytes.count else {

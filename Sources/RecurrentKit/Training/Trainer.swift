@@ -198,7 +198,8 @@ public final class Trainer {
                                           tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9),
                                           secondsLeft: updatesLeft * epochSeconds / Double(doneInEpoch), skipped: skipped)))
                 try afterStep(self)
-                let timeUp = options.timeLimitSeconds.map { elapsedBefore + monotonicSeconds() - start >= $0 } ?? false
+                // The limit counts this process's training time, so a resumed run gets the full limit again.
+                let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
                 if (timeUp || shouldStop()) && doneInEpoch < minibatches.count {
                     elapsedBefore += monotonicSeconds() - start
                     return false
@@ -214,7 +215,7 @@ public final class Trainer {
             report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
             history.append(report)
             progress(.epoch(report))
-            let timeUp = options.timeLimitSeconds.map { report.elapsedSeconds >= $0 } ?? false
+            let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
             let last = epoch == options.epochs
             if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
                 progress(.sample(epoch: epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
