@@ -134,16 +134,10 @@ public enum GradientCheck {
             network.parameters.gradients[entry.offset + index] += 1e-3
         }
 
-        /// `set(delta)` puts the perturbed value original + delta in place; `set(0)` restores it exactly.
-        func numeric(_ set: (Double) throws -> Void) throws -> Double {
+        /// The five-point derivative of `loss(delta)`, the loss with one value moved by delta (and restored after).
+        func fivePoint(_ loss: (Double) throws -> Double) rethrows -> Double {
             let h = options.step
-            var f: [Double] = []
-            for delta in [-2 * h, -h, h, 2 * h] {
-                try set(delta)
-                f.append(try totalLoss(inputs, startStates[0]))
-            }
-            try set(0)
-            return (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+            return (try loss(-2 * h) - 8 * loss(-h) + 8 * loss(h) - loss(2 * h)) / (12 * h)
         }
 
         var results: [GradientCheckResult] = []
@@ -168,32 +162,30 @@ public enum GradientCheck {
             try compare(entry.name, shape: entry.shape, analytic: analytic) { i in
                 let p = store.values + entry.offset + i
                 let original = p.pointee
-                return try numeric { delta in p.pointee = original + delta }
+                return try fivePoint { delta in
+                    p.pointee = original + delta
+                    defer { p.pointee = original }
+                    return try totalLoss(inputs, startStates[0])
+                }
             }
         }
         var perturbedInputs = inputs
         for c in 0..<options.chunks {
             try compare(c == 0 ? "input" : "input_chunk\(c + 1)", shape: [T, B, config.inputSize], analytic: inputGradients[c].scalars) { i in
-                let h = options.step
-                func loss(_ delta: Double) throws -> Double {
+                try fivePoint { delta in
                     perturbedInputs[c].scalars[i] = inputs[c].scalars[i] + delta
                     defer { perturbedInputs[c].scalars[i] = inputs[c].scalars[i] }
                     return try totalLoss(perturbedInputs, startStates[0])
                 }
-                return (try loss(-2 * h) - 8 * loss(-h) + 8 * loss(h) - loss(2 * h)) / (12 * h)
             }
         }
         func stateLoss(h: Tensor<Double>, c: Tensor<Double>?) throws -> Double { try totalLoss(inputs, RecurrentState(h: h, c: c)) }
         try compare("h0", shape: [L, B, H], analytic: firstStateGradient!.h.scalars) { i in
-            let step = options.step
-            func loss(_ delta: Double) throws -> Double { var h = h0; h.scalars[i] += delta; return try stateLoss(h: h, c: c0) }
-            return (try loss(-2 * step) - 8 * loss(-step) + 8 * loss(step) - loss(2 * step)) / (12 * step)
+            try fivePoint { delta in var h = h0; h.scalars[i] += delta; return try stateLoss(h: h, c: c0) }
         }
         if let c0 {
             try compare("c0", shape: [L, B, H], analytic: firstStateGradient!.c!.scalars) { i in
-                let step = options.step
-                func loss(_ delta: Double) throws -> Double { var c = c0; c.scalars[i] += delta; return try stateLoss(h: h0, c: c) }
-                return (try loss(-2 * step) - 8 * loss(-step) + 8 * loss(step) - loss(2 * step)) / (12 * step)
+                try fivePoint { delta in var c = c0; c.scalars[i] += delta; return try stateLoss(h: h0, c: c) }
             }
         }
         return results

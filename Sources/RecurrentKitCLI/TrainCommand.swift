@@ -108,7 +108,7 @@ struct TrainCommand: ParsableCommand {
         let folder: String
         if let resume {
             trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
-            folder = output ?? parentFolderOf(resume)
+            folder = output ?? parentFolder(of: resume)
             print("resuming \(resume) at update \(trainer.step)")
         } else {
             var options = try resolvedOptions()
@@ -226,11 +226,6 @@ func installStopHandlers() {
     signal(SIGTERM) { _ in stopRequested = 1 }
 }
 
-func parentFolderOf(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    let folder = String(path[..<slash])
-    return folder.isEmpty ? "/" : folder
-}
 
 func createFolder(_ path: String) throws {
     var isDirectory: ObjCBool = false

@@ -85,7 +85,8 @@ public func readFileBytes(_ path: String, what: String = "file") throws -> [UInt
     return result
 }
 
-func parentFolder(of path: String) -> String {
+/// The folder part of `path` ("." for a bare file name, "/" for a file at the root).
+public func parentFolder(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     let folder = String(path[..<slash])
     return folder.isEmpty ? "/" : folder

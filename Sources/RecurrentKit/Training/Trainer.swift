@@ -171,7 +171,15 @@ public final class Trainer {
                     : .none
                 let loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
                                           training: true, truncation: truncation, generator: &dropoutGenerator)
-                let norm = model.parameters.gradientSquaredNorm().squareRoot()
+                // One pass: clipping returns the norm before clipping and refuses a non-finite one.
+                var norm = Double.nan
+                if loss.isFinite {
+                    if options.clip > 0 {
+                        norm = (try? clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle)) ?? .nan
+                    } else {
+                        norm = model.parameters.gradientSquaredNorm().squareRoot()
+                    }
+                }
                 var skipped = false
                 if !loss.isFinite || !norm.isFinite {
                     guard options.skipNonFinite else {
@@ -181,7 +189,6 @@ public final class Trainer {
                     skippedSteps += 1
                     carried = nil // the state may hold NaN now
                 } else {
-                    if options.clip > 0 { try clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle) }
                     try optimizer.step(model.parameters)
                     step += 1
                     carried = try model.finalState()
