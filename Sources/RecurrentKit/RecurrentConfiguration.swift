@@ -56,6 +56,16 @@ public enum Initialization: String, Codable, CaseIterable, Sendable {
     case identity
 }
 
+extension Initialization {
+    /// Parses "pytorch", "d2l" or "identity"; anything else throws an error naming the value.
+    public init(parsing name: String) throws {
+        guard let value = Initialization(rawValue: name) else {
+            throw RecurrentKitError.invalidArgument("initialization", "'\(name)'", "expected pytorch, d2l or identity")
+        }
+        self = value
+    }
+}
+
 /// Sizes and options of a stack of recurrent layers (PyTorch `nn.RNN`/`nn.GRU`/`nn.LSTM` arguments).
 public struct RecurrentConfiguration: Codable, Equatable, Sendable {
     /// Which cell every layer uses.

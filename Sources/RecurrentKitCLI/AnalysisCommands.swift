@@ -28,12 +28,10 @@ struct AnalyzeCommand: ParsableCommand {
     func run() throws {
         guard steps >= 1, steps <= 1_000_000 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be in 1...1000000") }
         guard !also.isEmpty ? demo : true else { throw RecurrentKitError("--also needs --demo") }
-        let raw: String
-        if let text { raw = try loadTextFile(at: text) }
-        else {
-            guard let embedded = EmbeddedCorpus(rawValue: corpus) else { throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare") }
-            raw = embedded.text
+        guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
+            throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
         }
+        let raw = try loadCorpusText(text ?? corpus)
         try createFolder(output)
         var series: [(label: String, norms: [Double])] = []
         var csv = "model,layer,t,distance,grad_norm\n"
@@ -70,9 +68,7 @@ struct AnalyzeCommand: ParsableCommand {
             try add(loaded.model.configuration.cell.rawValue, loaded.model, loaded.vocabulary)
         } else {
             let kind = try CellKind(parsing: cell)
-            guard let initial = Initialization(rawValue: initialization) else {
-                throw RecurrentKitError.invalidArgument("initialization", "'\(initialization)'", "expected pytorch, d2l or identity")
-            }
+            let initial = try Initialization(parsing: initialization)
             let vocabulary = try PreparedCorpus.prepare(text: raw, mode: .d2l).vocabulary
             var g = SeededGenerator(seed: seed)
             let model = try LanguageModel<Float>(.init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden, numLayers: layers),
@@ -119,10 +115,7 @@ struct AddingCommand: ParsableCommand {
         o.length = length
         o.cell = try CellKind(parsing: cell)
         o.hiddenSize = hidden
-        guard let initial = Initialization(rawValue: initialization) else {
-            throw RecurrentKitError.invalidArgument("initialization", "'\(initialization)'", "expected pytorch, d2l or identity")
-        }
-        o.initialization = initial
+        o.initialization = try Initialization(parsing: initialization)
         o.updates = updates
         o.batchSize = batch
         o.learningRate = lr
@@ -130,7 +123,7 @@ struct AddingCommand: ParsableCommand {
         o.evaluateEvery = evaluateEvery
         o.seed = seed
         let start = Date()
-        print("adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(initial.rawValue), \(updates) Adam updates of \(batch), lr \(lr); baseline MSE 0.1667")
+        print("adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(o.initialization.rawValue), \(updates) Adam updates of \(batch), lr \(lr); baseline MSE 0.1667")
         let results = try AddingProblem.train(o) { e in
             print("update \(e.update) train MSE \(String(format: "%.4f", e.trainMSE)) test MSE \(String(format: "%.4f", e.testMSE))")
         }

@@ -61,12 +61,7 @@ struct TrainCommand: ParsableCommand {
             guard embedding >= 0 else { throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)") }
             o.embeddingSize = embedding == 0 ? nil : embedding
         }
-        if let initialization {
-            guard let i = Initialization(rawValue: initialization) else {
-                throw RecurrentKitError.invalidArgument("initialization", "'\(initialization)'", "expected d2l, pytorch or identity")
-            }
-            o.initialization = i
-        }
+        if let initialization { o.initialization = try Initialization(parsing: initialization) }
         if let optimizer {
             guard let kind = OptimizerKind(rawValue: optimizer) else { throw RecurrentKitError.invalidArgument("optimizer", "'\(optimizer)'", "expected sgd, adam or adamw") }
             o.optimizer = kind
@@ -284,12 +279,10 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try Checkpoint.load(from: checkpoint)
-        let raw: String
-        if let text { raw = try loadTextFile(at: text) }
-        else {
-            guard let embedded = EmbeddedCorpus(rawValue: corpus) else { throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare") }
-            raw = embedded.text
+        guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
+            throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
         }
+        let raw = try loadCorpusText(text ?? corpus)
         let prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
         let tokens = try loaded.vocabulary.encode(prepared)
         let ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)

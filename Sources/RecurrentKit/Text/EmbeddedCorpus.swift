@@ -1,5 +1,11 @@
 import CEmbeddedCorpora
 
+/// The text of an embedded corpus named `nameOrPath` ("timemachine", "tinyshakespeare"), or of the UTF-8 file at that path.
+public func loadCorpusText(_ nameOrPath: String) throws -> String {
+    if let embedded = EmbeddedCorpus(rawValue: nameOrPath) { return embedded.text }
+    return try loadTextFile(at: nameOrPath)
+}
+
 /// A text corpus compiled into the library (origins and SHA-1 checksums in Sources/CEmbeddedCorpora/corpora/README.md).
 ///
 /// Both are ASCII with LF line endings, so ``text`` is exactly the file's bytes.

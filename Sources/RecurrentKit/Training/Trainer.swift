@@ -130,9 +130,7 @@ public final class Trainer {
     public var chunkLength: Int { schedule.numSteps }
 
     static func prepareCorpus(_ options: TrainingOptions) throws -> PreparedCorpus {
-        let text: String
-        if let embedded = EmbeddedCorpus(rawValue: options.corpus) { text = embedded.text } else { text = try loadTextFile(at: options.corpus) }
-        return try PreparedCorpus.prepare(text: text, mode: options.textMode, maxTokens: options.maxTokens,
+        return try PreparedCorpus.prepare(text: try loadCorpusText(options.corpus), mode: options.textMode, maxTokens: options.maxTokens,
                                           validationFraction: options.textMode == .raw ? options.validationFraction : 0)
     }
 
