@@ -45,10 +45,7 @@ struct TrainCommand: ParsableCommand {
         }
         var o = p.options
         if let corpus { o.corpus = corpus }
-        if let textMode {
-            guard let mode = TextMode(rawValue: textMode) else { throw RecurrentKitError.invalidArgument("text-mode", "'\(textMode)'", "expected d2l or raw") }
-            o.textMode = mode
-        }
+        if let textMode { o.textMode = try parseChoice(textMode, name: "text-mode") }
         if let maxTokens {
             guard maxTokens >= 0 else { throw RecurrentKitError.invalidArgument("max-tokens", maxTokens, "must be >= 0 (0 = all)") }
             o.maxTokens = maxTokens == 0 ? nil : maxTokens
@@ -62,24 +59,15 @@ struct TrainCommand: ParsableCommand {
             o.embeddingSize = embedding == 0 ? nil : embedding
         }
         if let initialization { o.initialization = try Initialization(parsing: initialization) }
-        if let optimizer {
-            guard let kind = OptimizerKind(rawValue: optimizer) else { throw RecurrentKitError.invalidArgument("optimizer", "'\(optimizer)'", "expected sgd, adam or adamw") }
-            o.optimizer = kind
-        }
+        if let optimizer { o.optimizer = try parseChoice(optimizer, name: "optimizer") }
         if let lr { o.learningRate = lr }
         if let momentum { o.momentum = momentum }
         if let weightDecay { o.weightDecay = weightDecay }
         if let clip { o.clip = clip }
         if let batch { o.batchSize = batch }
         if let steps { o.numSteps = steps }
-        if let sampling {
-            guard let s = SamplingStrategy(rawValue: sampling) else { throw RecurrentKitError.invalidArgument("sampling", "'\(sampling)'", "expected sequential or random") }
-            o.sampling = s
-        }
-        if let bptt {
-            guard let b = BPTTStrategy(rawValue: bptt) else { throw RecurrentKitError.invalidArgument("bptt", "'\(bptt)'", "expected truncated, full or randomized") }
-            o.bptt = b
-        }
+        if let sampling { o.sampling = try parseChoice(sampling, name: "sampling") }
+        if let bptt { o.bptt = try parseChoice(bptt, name: "bptt") }
         if let epochs { o.epochs = epochs }
         if let timeLimit { o.timeLimitSeconds = timeLimit }
         if let seed { o.seed = seed }
@@ -221,6 +209,14 @@ func installStopHandlers() {
     signal(SIGTERM) { _ in stopRequested = 1 }
 }
 
+
+/// The case of `E` named `value`, or an error "invalid NAME 'value': expected a, b or c" listing every case.
+func parseChoice<E: RawRepresentable & CaseIterable>(_ value: String, name: String) throws -> E where E.RawValue == String {
+    if let choice = E(rawValue: value) { return choice }
+    let names = E.allCases.map(\.rawValue)
+    let list = names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
+    throw RecurrentKitError.invalidArgument(name, "'\(value)'", "expected \(list)")
+}
 
 func createFolder(_ path: String) throws {
     var isDirectory: ObjCBool = false
