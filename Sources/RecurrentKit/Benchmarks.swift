@@ -12,6 +12,8 @@ public enum Benchmarks {
         public var gflops: Double
         /// Wall seconds measured (after warm-up).
         public var seconds: Double
+        /// Bytes the recurrent layers held for activations and backward scratch (training rows).
+        public var activationBytes: Int? = nil
     }
 
     /// Trains on random tokens: zero gradients, forward, cross-entropy, backward, clip 1, SGD, for at least `seconds`.
@@ -24,11 +26,13 @@ public enum Benchmarks {
     ///   - V: vocabulary size.
     ///   - embedding: embedding width, nil for one-hot input.
     ///   - seconds: minimum measured time after warm-up.
+    ///   - recomputeInterval: memory-efficient BPTT interval (``RecurrentNetwork/recomputeInterval``), nil keeps everything.
     public static func training(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
-                                embedding: Int? = nil, seconds: Double = 3) throws -> Result {
+                                embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil) throws -> Result {
         var g = SeededGenerator(seed: 1)
         let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
                                              generator: &g)
+        model.recurrent.recomputeInterval = recomputeInterval
         let sgd = try SGD(learningRate: 0.01)
         let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         func update() throws {
@@ -52,8 +56,10 @@ public enum Benchmarks {
         }
         let flops = 2 * 3 * perToken * Double(T * B * updates)
         let tokens = Double(T * B * updates)
-        return Result(name: "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")",
-                      tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
+        return Result(name: "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")"
+                          + (recomputeInterval.map { " recompute \($0)" } ?? ""),
+                      tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed,
+                      activationBytes: model.recurrent.activationMemoryBytes)
     }
 
     /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix.

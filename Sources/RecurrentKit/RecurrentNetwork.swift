@@ -43,7 +43,7 @@ public enum RecurrentInput<Scalar: RecurrentScalar> {
 
 /// What one layer's forward keeps for its backward (T steps, batch B, H hidden, G gates, In inputs).
 final class LayerCache<Scalar: RecurrentScalar> {
-    /// (T, B, In) layer input as used (dropout applied); layer 0 dense input copy; unused for one-hot.
+    /// (T, B, In) input of layers k > 0 as used (dropout applied); unused for layer 0 (see `inputCopy`).
     let input = Workspace<Scalar>()
     /// (T, B, G*H): input projection W_ih x_t + b_ih, then (LSTM, GRU) the activated gates i|f|g|o or r|z|n.
     let gates = Workspace<Scalar>()
@@ -104,9 +104,25 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// Shorter sequences (generation, one token at a time) read W_hh in place: packing would cost more than it saves.
     static var packingMinimumSteps: Int { 4 }
 
-    // Backward truncation of the current backward pass.
+    // Backward truncation of the current backward pass; randomized truncation draws from one stream per layer.
     private var truncation: BackwardTruncation = .none
-    private var truncationGenerator: SeededGenerator? = nil
+    private var truncationGenerators: [SeededGenerator] = []
+
+    /// Opt-in memory-efficient BPTT (after Gruslys et al. 2016): when set, forward keeps every layer's state only at
+    /// the start of each segment of `recomputeInterval` steps (plus the last layer's outputs) and backward recomputes
+    /// one segment's activations at a time, so activation memory follows the interval instead of T, for about one
+    /// extra forward pass. Gradients are bit-identical to the default. A positive multiple of ``timeBlockSteps``;
+    /// nil (default) keeps every activation.
+    public var recomputeInterval: Int? = nil
+    /// Products over time (input projections, weight gradients) run in blocks of this many steps at fixed positions,
+    /// so a recomputing backward issues exactly the same calls as the default one.
+    public static var timeBlockSteps: Int { 16 }
+    /// Whether the cached forward kept states at segment starts only.
+    private var recomputes = false
+    /// Whether the cached forward was in training mode (dropout), for recomputation.
+    private var cachedTraining = false
+    /// Seed of the cached forward's dropout masks.
+    private var dropoutSeed: UInt64 = 0
 
     /// When true, backward records ``hiddenGradients``.
     public var recordsHiddenGradients = false
@@ -134,8 +150,16 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
     private let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
     private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
-    private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) W_ih^T for the one-hot gather, or its gradient
+    private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) transposed one-hot W_ih gradient of one time block
     private let columnSumScratch = Workspace<Scalar>() // (G*H) bias gradient sums
+    private let carriedGradients = Workspace<Scalar>() // (2, L, B, H) dL/dh, dL/dc per layer at the current segment end
+    private let oneHotWeightT = Workspace<Scalar>()   // (I, G*H) W_ih^T for the one-hot gather
+
+    // Forward data kept whole.
+    private let inputCopy = Workspace<Scalar>()        // (T, B, I) dense input of layer 0
+    private let outputSequence = Workspace<Scalar>()   // (T, B, H) last layer's h_1 ... h_T when recomputing
+    private let stateCheckpoints = Workspace<Scalar>() // (segments, 2, L, B, H) h then c of every layer at each segment start
+    private let finalStates = Workspace<Scalar>()      // (2, L, B, H) h_T then c_T when recomputing
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -297,9 +321,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
         var h = [Scalar](), c = [Scalar]()
         h.reserveCapacity(L * B * H)
-        for k in 0..<L { h.append(contentsOf: UnsafeBufferPointer(start: layers[k].hidden.pointer + T * B * H, count: B * H)) }
+        for k in 0..<L { h.append(contentsOf: UnsafeBufferPointer(start: finalHidden(layer: k), count: B * H)) }
         if configuration.cell.hasCellState {
-            for k in 0..<L { c.append(contentsOf: UnsafeBufferPointer(start: layers[k].cell.pointer + T * B * H, count: B * H)) }
+            for k in 0..<L { c.append(contentsOf: UnsafeBufferPointer(start: finalCell(layer: k), count: B * H)) }
         }
         return RecurrentState(h: try Tensor(shape: [L, B, H], scalars: h),
                               c: configuration.cell.hasCellState ? try Tensor(shape: [L, B, H], scalars: c) : nil)
@@ -309,22 +333,58 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// Every h_t of the last layer after `forward`, (T, B, H), valid until the next forward.
     var output: UnsafeMutablePointer<Scalar> {
-        layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
+        recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
     }
 
     /// Final hidden state of layer `k`, (B, H), after `forward`.
     func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
-        layers[k].hidden.pointer + cachedSteps * cachedBatch * configuration.hiddenSize
+        let BH = cachedBatch * configuration.hiddenSize
+        return recomputes ? finalStates.pointer + k * BH : layers[k].hidden.pointer + cachedSteps * BH
     }
 
     /// Final cell state of layer `k`, (B, H), after `forward` (LSTM only).
     func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
-        layers[k].cell.pointer + cachedSteps * cachedBatch * configuration.hiddenSize
+        let BH = cachedBatch * configuration.hiddenSize
+        return recomputes ? finalStates.pointer + (configuration.numLayers + k) * BH : layers[k].cell.pointer + cachedSteps * BH
+    }
+
+    /// Bytes this network holds for forward caches and backward scratch (packed weights and parameters excluded).
+    /// Buffers grow to the largest sequence seen and are reused; with ``recomputeInterval`` they hold one segment.
+    public var activationMemoryBytes: Int {
+        var workspaces = [inputCopy, outputSequence, stateCheckpoints, finalStates, stagedStates, carriedGradients,
+                          gradProjected, gradRecurrent, gradOutput, gradHidden, gradHiddenNext, gradCell, stepScratch,
+                          oneHotWeightT, oneHotScratch, columnSumScratch]
+        for cache in layers {
+            workspaces += [cache.input, cache.gates, cache.hidden, cache.cell, cache.tanhCell, cache.recurrentNew, cache.dropoutMask]
+        }
+        return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
+    }
+
+    /// Absolute step ranges [start, end) of the time blocks covering [first, first + n): boundaries at multiples of
+    /// ``timeBlockSteps``, so every caller of the block products (plain or recomputing) issues the same calls.
+    @inline(__always)
+    private func timeBlocks(first: Int, steps n: Int) -> [(start: Int, end: Int)] {
+        let P = Self.timeBlockSteps
+        var blocks: [(start: Int, end: Int)] = []
+        var start = first
+        while start < first + n {
+            let end = min((start / P + 1) * P, first + n)
+            blocks.append((start, end))
+            start = end
+        }
+        return blocks
+    }
+
+    /// Segments [first, first + n) the sequence is processed in: one when all activations are kept, else
+    /// ``recomputeInterval`` steps each.
+    private func segments(steps T: Int) -> [(first: Int, steps: Int)] {
+        let length = recomputes ? recomputeInterval! : T
+        return stride(from: 0, to: T, by: length).map { ($0, min(length, T - $0)) }
     }
 
     /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
     /// `h0`, `c0` are (L, B, H) or nil for zeros; they are copied before any cache is resized, so they may point into
-    /// memory the previous forward wrote (when L = 1, `finalHidden(layer: 0)` itself).
+    /// memory the previous forward wrote (`finalHidden(layer:)` itself).
     func forward(
         steps T: Int, batch B: Int,
         input: UnsafePointer<Scalar>?, tokens: [Int]?,
@@ -332,30 +392,35 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         training: Bool, generator: inout SeededGenerator
     ) throws {
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
-        let GH = G * H
+        let GH = G * H, I = configuration.inputSize
         guard T >= 1 else { throw RecurrentKitError.invalidArgument("steps", T, "must be at least 1") }
         guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
+        if let interval = recomputeInterval, interval < 1 || interval % Self.timeBlockSteps != 0 {
+            throw RecurrentKitError.invalidArgument("recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
+        }
         if let tokens {
             guard tokens.count == T * B else { throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)") }
-            for (i, token) in tokens.enumerated() where token < 0 || token >= configuration.inputSize {
-                throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(configuration.inputSize))")
+            for (i, token) in tokens.enumerated() where token < 0 || token >= I {
+                throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(I))")
             }
         } else if input == nil {
             throw RecurrentKitError("forward needs dense input or one-hot tokens")
         }
         let isLSTM = configuration.cell == .lstm
+        let willRecompute = recomputeInterval.map { $0 < T } ?? false
+        let segmentSteps = willRecompute ? recomputeInterval! : T
+        let dropsOut = training && configuration.dropout > 0
         // Reserve every buffer first: initial states may alias last call's final states, so copy them in before anything moves.
         for k in 0..<L {
             let cache = layers[k]
-            let inSize = configuration.layerInputSize(k)
-            if k > 0 || tokens == nil { cache.input.reserve(T * B * inSize) }
-            cache.gates.reserve(T * B * GH)
-            if isLSTM { cache.tanhCell.reserve(T * B * H) }
-            if configuration.cell == .gru { cache.recurrentNew.reserve(T * B * H) }
-            if k < L - 1 { cache.dropoutMask.reserve(T * B * H) }
+            if k > 0 { cache.input.reserve(segmentSteps * B * configuration.layerInputSize(k)) }
+            cache.gates.reserve(segmentSteps * B * GH)
+            if isLSTM { cache.tanhCell.reserve(segmentSteps * B * H) }
+            if configuration.cell == .gru { cache.recurrentNew.reserve(segmentSteps * B * H) }
+            if k < L - 1 && dropsOut { cache.dropoutMask.reserve(segmentSteps * B * H) }
         }
+        if tokens == nil { inputCopy.reserve(T * B * I).update(from: input!, count: T * B * I) }
         stepScratch.reserve(B * GH)
-        // h0/c0 may point into these caches' final-state slots (the previous chunk): stage them before resizing `hidden`.
         stagedStates.reserve(2 * L * B * H)
         if let h0 { stagedStates.pointer.update(from: h0, count: L * B * H) } else { stagedStates.pointer.update(repeating: 0, count: L * B * H) }
         if isLSTM {
@@ -364,80 +429,120 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
         for k in 0..<L {
             let cache = layers[k]
-            cache.hidden.reserve((T + 1) * B * H)
-            if isLSTM { cache.cell.reserve((T + 1) * B * H) }
+            cache.hidden.reserve((segmentSteps + 1) * B * H)
+            if isLSTM { cache.cell.reserve((segmentSteps + 1) * B * H) }
             cache.hidden.pointer.update(from: stagedStates.pointer + k * B * H, count: B * H)
             if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + (L + k) * B * H, count: B * H) }
         }
         cachedTokens = tokens
         cachedSteps = T
         cachedBatch = B
+        cachedTraining = training
+        recomputes = willRecompute
+        // One seed per forward; each (layer, time block) mask draws from its own stream, so a recomputed segment
+        // gets the same masks.
+        dropoutSeed = dropsOut && L > 1 ? generator.next() : 0
         usesPackedWeights = T >= Self.packingMinimumSteps
         packedBackwardReady = false
         if usesPackedWeights {
             for k in 0..<L { packedForward[k].pack(transB: true, k: H, n: GH, b: weightHH[k], ldb: H) }
         }
+        if let tokens, tokens.count >= 64 {
+            // W_ih^T (I, G*H), transposed once per forward so each gathered row is contiguous.
+            let w = weightIH[0], wT = oneHotWeightT.reserve(I * GH)
+            for j in 0..<GH { for v in 0..<I { wT[v * GH + j] = w[j * I + v] } }
+        }
 
-        for k in 0..<L {
-            let cache = layers[k]
-            let inSize = configuration.layerInputSize(k)
-            let projected = cache.gates.pointer
-            // 1. Input projection for all steps at once: (T*B, In) x W_ih^T + b_ih -> (T*B, G*H).
-            if k == 0, let tokens {
-                // Row gather from W_ih^T (I, G*H), transposed once per forward so each row is contiguous.
-                // Few rows (generation) gather in place; the transpose would cost more than it saves.
-                let w = weightIH[0], b = biasIH[0]
-                if T * B < 64 {
-                    for row in 0..<(T * B) {
-                        let token = tokens[row], out = projected + row * GH
+        let segmentList = segments(steps: T)
+        if recomputes {
+            stateCheckpoints.reserve(segmentList.count * 2 * L * B * H)
+            outputSequence.reserve(T * B * H)
+            finalStates.reserve(2 * L * B * H)
+        }
+        for (index, segment) in segmentList.enumerated() {
+            for k in 0..<L {
+                let cache = layers[k]
+                if index > 0 {
+                    // Carry the state from the end of the previous segment (same buffer, earlier slot).
+                    let previous = segmentList[index - 1].steps
+                    cache.hidden.pointer.update(from: cache.hidden.pointer + previous * B * H, count: B * H)
+                    if isLSTM { cache.cell.pointer.update(from: cache.cell.pointer + previous * B * H, count: B * H) }
+                }
+                if recomputes {
+                    let slot = stateCheckpoints.pointer + index * 2 * L * B * H
+                    (slot + k * B * H).update(from: cache.hidden.pointer, count: B * H)
+                    if isLSTM { (slot + (L + k) * B * H).update(from: cache.cell.pointer, count: B * H) }
+                }
+                layerForward(k, first: segment.first, steps: segment.steps, batch: B)
+            }
+            if recomputes {
+                (outputSequence.pointer + segment.first * B * H).update(from: layers[L - 1].hidden.pointer + B * H, count: segment.steps * B * H)
+            }
+        }
+        if recomputes {
+            let n = segmentList.last!.steps
+            for k in 0..<L {
+                (finalStates.pointer + k * B * H).update(from: layers[k].hidden.pointer + n * B * H, count: B * H)
+                if isLSTM { (finalStates.pointer + (L + k) * B * H).update(from: layers[k].cell.pointer + n * B * H, count: B * H) }
+            }
+        }
+    }
+
+    /// Forward of layer `k` over absolute steps [first, first + n); its `hidden` (and `cell`) slot 0 already holds the
+    /// state at `first`, and for k > 0 its `input` holds the layer below's (dropped-out) output for these steps.
+    private func layerForward(_ k: Int, first: Int, steps n: Int, batch B: Int) {
+        let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let cache = layers[k]
+        let inSize = configuration.layerInputSize(k)
+        // 1. Input projection, one product per time block: (rows, In) x W_ih^T + b_ih -> (rows, G*H).
+        for block in timeBlocks(first: first, steps: n) {
+            let rows = (block.end - block.start) * B
+            let projected = cache.gates.pointer + (block.start - first) * B * GH
+            if k == 0, let tokens = cachedTokens {
+                // One-hot input: a row gather (exact). Few rows (generation) gather in place.
+                let b = biasIH[0]
+                if tokens.count < 64 {
+                    let w = weightIH[0]
+                    for row in 0..<rows {
+                        let token = tokens[block.start * B + row], out = projected + row * GH
                         for j in 0..<GH { out[j] = w[j * inSize + token] + b[j] }
                     }
                 } else {
-                    let wT = oneHotScratch.reserve(inSize * GH)
-                    for j in 0..<GH { for v in 0..<inSize { wT[v * GH + j] = w[j * inSize + v] } }
-                    for row in 0..<(T * B) {
-                        let source = wT + tokens[row] * GH
-                        let out = projected + row * GH
+                    let wT = oneHotWeightT.pointer
+                    for row in 0..<rows {
+                        let source = wT + tokens[block.start * B + row] * GH, out = projected + row * GH
                         for j in 0..<GH { out[j] = source[j] + b[j] }
                     }
                 }
             } else {
-                let x: UnsafePointer<Scalar>
-                if k == 0 {
-                    cache.input.pointer.update(from: input!, count: T * B * inSize)
-                    x = UnsafePointer(cache.input.pointer)
-                } else {
-                    x = UnsafePointer(cache.input.pointer)
-                }
-                fillRows(projected, rows: T * B, with: biasIH[k], width: GH)
-                Scalar.gemm(transA: false, transB: true, m: T * B, n: GH, k: inSize,
+                let x = k == 0 ? inputCopy.pointer + block.start * B * inSize : cache.input.pointer + (block.start - first) * B * inSize
+                fillRows(projected, rows: rows, with: biasIH[k], width: GH)
+                Scalar.gemm(transA: false, transB: true, m: rows, n: GH, k: inSize,
                             alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
                             beta: 1, c: projected, ldc: GH)
             }
-            // 2. The recurrence, one step at a time.
-            switch configuration.cell {
-            case .rnnTanh, .rnnReLU, .rnnLinear: rnnForward(layer: k, steps: T, batch: B)
-            case .lstm: lstmForward(layer: k, steps: T, batch: B)
-            case .gru: gruForward(layer: k, steps: T, batch: B)
-            }
-            // 3. Dropout on this layer's output feeds the next layer.
-            if k < L - 1 {
-                let next = layers[k + 1].input.pointer
-                let out = cache.hidden.pointer + B * H
-                let p = configuration.dropout
-                cache.droppedOut = training && p > 0
-                if cache.droppedOut {
-                    let mask = cache.dropoutMask.pointer
-                    let keepScale = Scalar(1 / (1 - p))
-                    for i in 0..<(T * B * H) {
-                        mask[i] = generator.nextUnit() < p ? 0 : keepScale
-                        next[i] = out[i] * mask[i]
-                    }
-                } else {
-                    next.update(from: out, count: T * B * H)
-                }
-            } else {
-                cache.droppedOut = false
+        }
+        // 2. The recurrence, one step at a time.
+        switch configuration.cell {
+        case .rnnTanh, .rnnReLU, .rnnLinear: rnnForward(layer: k, steps: n, batch: B)
+        case .lstm: lstmForward(layer: k, steps: n, batch: B)
+        case .gru: gruForward(layer: k, steps: n, batch: B)
+        }
+        // 3. Dropout on this layer's output feeds the next layer.
+        guard k < L - 1 else { cache.droppedOut = false; return }
+        let next = layers[k + 1].input.pointer
+        let out = cache.hidden.pointer + B * H
+        let p = configuration.dropout
+        cache.droppedOut = cachedTraining && p > 0
+        guard cache.droppedOut else { next.update(from: out, count: n * B * H); return }
+        let mask = cache.dropoutMask.pointer
+        let keepScale = Scalar(1 / (1 - p))
+        for block in timeBlocks(first: first, steps: n) {
+            var blockGenerator = SeededGenerator(
+                seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
+            for i in ((block.start - first) * B * H)..<((block.end - first) * B * H) {
+                mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
+                next[i] = out[i] * mask[i]
             }
         }
     }
@@ -457,93 +562,126 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     ) throws {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
+        let GH = G * H
         switch truncation {
-        case .none: truncationGenerator = nil
+        case .none: truncationGenerators = []
         case .fixed(let length):
             guard length >= 1 else { throw RecurrentKitError.invalidArgument("truncation length", length, "must be at least 1") }
         case .randomized(let p, let seed):
             guard p > 0, p <= 1 else { throw RecurrentKitError.invalidArgument("continue probability", p, "must be in (0, 1]") }
-            truncationGenerator = SeededGenerator(seed: seed)
+            // One stream per layer, each drawn backwards in time, so segment order does not change the draws.
+            truncationGenerators = (0..<L).map { SeededGenerator(seed: seed ^ (UInt64($0) &* 0x9E37_79B9_7F4A_7C15)) }
         }
         self.truncation = truncation
         if usesPackedWeights && !packedBackwardReady {
-            let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
-            for k in 0..<configuration.numLayers { packedBackward[k].pack(transB: false, k: GH, n: H, b: weightHH[k], ldb: H) }
+            for k in 0..<L { packedBackward[k].pack(transB: false, k: GH, n: H, b: weightHH[k], ldb: H) }
             packedBackwardReady = true
         }
         if recordsHiddenGradients {
             recordedBatch = B
-            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * configuration.hiddenSize), count: configuration.numLayers)
+            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * H), count: L)
         }
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
-        let GH = G * H
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
-        let dProjected = gradProjected.reserve(T * B * GH)
-        let dRecurrent = isGRU ? gradRecurrent.reserve(T * B * GH) : dProjected
-        let dLayerOutput = gradOutput.reserve(T * B * max(configuration.inputSize, H))
+        let segmentList = segments(steps: T)
+        let segmentSteps = segmentList[0].steps
+        let dProjected = gradProjected.reserve(segmentSteps * B * GH)
+        let dRecurrent = isGRU ? gradRecurrent.reserve(segmentSteps * B * GH) : dProjected
+        let dLayerOutput = gradOutput.reserve(segmentSteps * B * H)
         gradHidden.reserve(B * H); gradHiddenNext.reserve(B * H); gradCell.reserve(B * H)
-        dLayerOutput.update(from: outputGradient, count: T * B * H)
+        // dL/dh (then dL/dc) per layer at the end of the segment being processed, (2, L, B, H).
+        let carried = carriedGradients.reserve(2 * L * B * H)
+        if let g = finalHiddenGradient { carried.update(from: g, count: L * B * H) } else { carried.update(repeating: 0, count: L * B * H) }
+        if isLSTM, let g = finalCellGradient { (carried + L * B * H).update(from: g, count: L * B * H) }
+        else { (carried + L * B * H).update(repeating: 0, count: L * B * H) }
 
-        for k in stride(from: L - 1, through: 0, by: -1) {
-            let cache = layers[k]
-            let inSize = configuration.layerInputSize(k)
-            // Gradient arriving at h_T (and c_T) from the loss on the final states.
-            if let g = finalHiddenGradient { gradHidden.pointer.update(from: g + k * B * H, count: B * H) }
-            else { gradHidden.pointer.update(repeating: 0, count: B * H) }
-            if isLSTM {
-                if let g = finalCellGradient { gradCell.pointer.update(from: g + k * B * H, count: B * H) }
-                else { gradCell.pointer.update(repeating: 0, count: B * H) }
+        for (index, segment) in segmentList.enumerated().reversed() {
+            let first = segment.first, n = segment.steps
+            if recomputes && index < segmentList.count - 1 { recomputeSegment(index, first: first, steps: n, batch: B) }
+            dLayerOutput.update(from: outputGradient + first * B * H, count: n * B * H)
+            for k in stride(from: L - 1, through: 0, by: -1) {
+                gradHidden.pointer.update(from: carried + k * B * H, count: B * H)
+                if isLSTM { gradCell.pointer.update(from: carried + (L + k) * B * H, count: B * H) }
+                switch configuration.cell {
+                case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, first: first, steps: n, batch: B, dOutput: dLayerOutput, dPre: dProjected)
+                case .lstm: lstmBackward(layer: k, first: first, steps: n, batch: B, dOutput: dLayerOutput, dPre: dProjected)
+                case .gru: gruBackward(layer: k, first: first, steps: n, batch: B, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
+                }
+                (carried + k * B * H).update(from: gradHidden.pointer, count: B * H)
+                if isLSTM { (carried + (L + k) * B * H).update(from: gradCell.pointer, count: B * H) }
+                accumulateWeightGradients(k, first: first, steps: n, batch: B, dProjected: dProjected, dRecurrent: dRecurrent)
+                // dL/dinput (rows, In) = dProjected x W_ih, per time block; for k > 0 the layer below's output gradient.
+                if k == 0 && (cachedTokens != nil || inputGradient == nil) { continue }
+                let inSize = configuration.layerInputSize(k)
+                for block in timeBlocks(first: first, steps: n) {
+                    let local = (block.start - first) * B
+                    let target = k == 0 ? inputGradient! + block.start * B * inSize : dLayerOutput + local * inSize
+                    Scalar.gemm(transA: false, transB: false, m: (block.end - block.start) * B, n: inSize, k: GH,
+                                alpha: 1, a: dProjected + local * GH, lda: GH, b: weightIH[k], ldb: inSize,
+                                beta: 0, c: target, ldc: inSize)
+                }
+                if k > 0 && layers[k - 1].droppedOut {
+                    let mask = layers[k - 1].dropoutMask.pointer
+                    for i in 0..<(n * B * H) { dLayerOutput[i] *= mask[i] }
+                }
             }
-            switch configuration.cell {
-            case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
-            case .lstm: lstmBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dPre: dProjected)
-            case .gru: gruBackward(layer: k, steps: T, batch: B, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
-            }
-            if let g = initialHiddenGradient { (g + k * B * H).update(from: gradHidden.pointer, count: B * H) }
-            if isLSTM, let g = initialCellGradient { (g + k * B * H).update(from: gradCell.pointer, count: B * H) }
+        }
+        if let g = initialHiddenGradient { g.update(from: carried, count: L * B * H) }
+        if isLSTM, let g = initialCellGradient { g.update(from: carried + L * B * H, count: L * B * H) }
+    }
 
-            // Recurrent weights for all steps at once: dW_hh += dRec^T (G*H, T*B) x [h_0 .. h_{T-1}] (T*B, H).
-            Scalar.gemm(transA: true, transB: false, m: GH, n: H, k: T * B,
-                        alpha: 1, a: dRecurrent, lda: GH, b: cache.hidden.pointer, ldb: H,
+    /// Recomputes every layer's activations of segment `index` from its state checkpoint (same calls as the forward,
+    /// so the same bits).
+    private func recomputeSegment(_ index: Int, first: Int, steps n: Int, batch B: Int) {
+        let L = configuration.numLayers, H = configuration.hiddenSize
+        let slot = stateCheckpoints.pointer + index * 2 * L * B * H
+        for k in 0..<L {
+            layers[k].hidden.pointer.update(from: slot + k * B * H, count: B * H)
+            if configuration.cell == .lstm { layers[k].cell.pointer.update(from: slot + (L + k) * B * H, count: B * H) }
+            layerForward(k, first: first, steps: n, batch: B)
+        }
+    }
+
+    /// Adds layer k's weight and bias gradients for steps [first, first + n), one product per time block, latest
+    /// block first (the order is the same whether the sequence is one segment or many).
+    private func accumulateWeightGradients(_ k: Int, first: Int, steps n: Int, batch B: Int,
+                                           dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let cache = layers[k]
+        let inSize = configuration.layerInputSize(k)
+        let sums = columnSumScratch.reserve(GH)
+        for block in timeBlocks(first: first, steps: n).reversed() {
+            let local = (block.start - first) * B, rows = (block.end - block.start) * B
+            let dP = dProjected + local * GH, dR = dRecurrent + local * GH
+            // dW_hh += dRec^T (G*H, rows) x [h_{t-1}] (rows, H).
+            Scalar.gemm(transA: true, transB: false, m: GH, n: H, k: rows,
+                        alpha: 1, a: dR, lda: GH, b: cache.hidden.pointer + local * H, ldb: H,
                         beta: 1, c: gradWeightHH[k], ldc: H)
-            if dRecurrent == dProjected {
+            if dR == dP {
                 // RNN and LSTM: both biases receive the same column sums; compute them once.
-                let sums = columnSumScratch.reserve(GH)
                 sums.update(repeating: 0, count: GH)
-                addColumnSums(of: dProjected, rows: T * B, width: GH, into: sums)
+                addColumnSums(of: dP, rows: rows, width: GH, into: sums)
                 for j in 0..<GH { gradBiasHH[k][j] += sums[j]; gradBiasIH[k][j] += sums[j] }
             } else {
-                addColumnSums(of: dRecurrent, rows: T * B, width: GH, into: gradBiasHH[k])
-                addColumnSums(of: dProjected, rows: T * B, width: GH, into: gradBiasIH[k])
+                addColumnSums(of: dR, rows: rows, width: GH, into: gradBiasHH[k])
+                addColumnSums(of: dP, rows: rows, width: GH, into: gradBiasIH[k])
             }
-
             if k == 0, let tokens = cachedTokens {
                 // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather),
                 // accumulated in a contiguous (I, G*H) buffer and added transposed.
                 let dwT = oneHotScratch.reserve(inSize * GH)
                 dwT.update(repeating: 0, count: inSize * GH)
-                for row in 0..<(T * B) {
-                    let target = dwT + tokens[row] * GH
-                    let d = dProjected + row * GH
+                for row in 0..<rows {
+                    let target = dwT + tokens[block.start * B + row] * GH, d = dP + row * GH
                     for j in 0..<GH { target[j] += d[j] }
                 }
                 let dw = gradWeightIH[0]
                 for j in 0..<GH { for v in 0..<inSize { dw[j * inSize + v] += dwT[v * GH + j] } }
-                continue
-            }
-            Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: T * B,
-                        alpha: 1, a: dProjected, lda: GH, b: cache.input.pointer, ldb: inSize,
-                        beta: 1, c: gradWeightIH[k], ldc: inSize)
-            if k == 0 && inputGradient == nil { continue }
-            // dL/dinput (T*B, In) = dProjected x W_ih; for k > 0 it is the gradient of layer k-1's (dropped-out) output.
-            Scalar.gemm(transA: false, transB: false, m: T * B, n: inSize, k: GH,
-                        alpha: 1, a: dProjected, lda: GH, b: weightIH[k], ldb: inSize,
-                        beta: 0, c: dLayerOutput, ldc: inSize)
-            if k == 0 {
-                inputGradient!.update(from: dLayerOutput, count: T * B * inSize)
-            } else if layers[k - 1].droppedOut {
-                let mask = layers[k - 1].dropoutMask.pointer
-                for i in 0..<(T * B * H) { dLayerOutput[i] *= mask[i] }
+            } else {
+                let x = k == 0 ? inputCopy.pointer + block.start * B * inSize : cache.input.pointer + local * inSize
+                Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: rows,
+                            alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
+                            beta: 1, c: gradWeightIH[k], ldc: inSize)
             }
         }
     }
@@ -576,7 +714,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
     @inline(__always)
-    private func truncateRecurrentGradient(step t: Int, count: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
+    private func truncateRecurrentGradient(layer k: Int, step t: Int, count: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
         switch truncation {
         case .none: return
         case .fixed(let length):
@@ -584,7 +722,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             dh.update(repeating: 0, count: count)
             dc?.update(repeating: 0, count: count)
         case .randomized(let p, _):
-            let keep = truncationGenerator!.nextUnit() < p
+            let keep = truncationGenerators[k].nextUnit() < p
             let weight: Scalar = keep ? Scalar(1 / p) : 0
             if keep && p == 1 { return }
             for i in 0..<count { dh[i] *= weight }
@@ -621,19 +759,19 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     }
 
     /// dPre_t = (dOut_t + dh_next) * act'(h_t); dh_next = dPre_t W_hh. Starts from `gradHidden` (dL/dh_T).
-    private func rnnBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+    private func rnnBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize
         let cache = layers[k]
         let relu = configuration.cell == .rnnReLU, linear = configuration.cell == .rnnLinear
         for t in stride(from: T - 1, through: 0, by: -1) {
             let h = cache.hidden.pointer + (t + 1) * B * H
             let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
-            recordGradientNorm(layer: k, step: t, count: B * H, dh, dOut)
+            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
             if linear { for i in 0..<(B * H) { d[i] = dh[i] + dOut[i] } }
             else if relu { for i in 0..<(B * H) { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
             else { for i in 0..<(B * H) { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
             recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(step: t, count: B * H, dh, nil)
+            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, nil)
         }
     }
 
@@ -673,7 +811,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
     /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
-    private func lstmBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+    private func lstmBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize, GH = 4 * H
         let cache = layers[k]
         let dh = gradHidden.pointer, dc = gradCell.pointer
@@ -683,7 +821,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let gates = cache.gates.pointer + t * B * GH
             let dOut = dOutput + t * B * H
             let dGates = dPre + t * B * GH
-            recordGradientNorm(layer: k, step: t, count: B * H, dh, dOut)
+            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
             for b in 0..<B {
                 let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
                 let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
@@ -700,7 +838,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 }
             }
             recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(step: t, count: B * H, dh, dc)
+            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, dc)
         }
     }
 
@@ -736,7 +874,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// dn = dh (1 - z); dz = dh (h_{t-1} - n); dn_pre = dn (1 - n^2); dr = dn_pre R_n;
     /// dP = [dr_pre, dz_pre, dn_pre]; dR = [dr_pre, dz_pre, dn_pre r]; dh_next = dR W_hh + dh z.
-    private func gruBackward(layer k: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>,
+    private func gruBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>,
                              dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize, GH = 3 * H
         let cache = layers[k]
@@ -747,7 +885,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let hn = cache.recurrentNew.pointer + t * B * H
             let dOut = dOutput + t * B * H
             let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
-            recordGradientNorm(layer: k, step: t, count: B * H, dh, dOut)
+            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
             for b in 0..<B {
                 let row = b * H
                 for j in 0..<H {
@@ -763,7 +901,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             }
             for i in 0..<(B * H) { dhNext[i] = dh[i] }
             recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
-            truncateRecurrentGradient(step: t, count: B * H, dhNext, nil)
+            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dhNext, nil)
             swap(&dh, &dhNext)
         }
         if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: B * H) }

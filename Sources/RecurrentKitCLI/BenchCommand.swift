@@ -11,7 +11,7 @@ struct BenchCommand: ParsableCommand {
     )
 
     @Option(help: "Threads for large matrix products.") var threads: Int = 1
-    @Option(help: "Which rows: all, train, generate.") var rows: String = "all"
+    @Option(help: "Which rows: all, train, generate, memory (LSTM T=1000 with and without memory-efficient BPTT).") var rows: String = "all"
     @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
     @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable).") var peak = false
     @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
@@ -19,7 +19,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
-        guard ["all", "train", "generate"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train or generate") }
+        guard ["all", "train", "generate", "memory"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train, generate or memory") }
         guard seconds > 0, seconds <= 3600 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]") }
         rk_set_threads(Int32(threads))
         let levelName = ["portable", "AVX2+FMA", "AVX-512"][Int(rk_active_level())]
@@ -37,10 +37,18 @@ struct BenchCommand: ParsableCommand {
             guard wanted(name) else { return }
             let r = try r()
             results.append(r)
+            let memory = r.activationBytes.map { "  activations \(fixed(Double($0) / 1_048_576, 1)) MiB" } ?? ""
             print(csv ? "\(r.name),\(Int(r.tokensPerSecond)),\(fixed(r.gflops, 1))"
-                      : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s")
+                      : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s\(rows == "memory" ? memory : "")")
         }
-        if rows != "generate" {
+        if rows == "memory" {
+            for interval in [nil, 64, 32] as [Int?] {
+                try report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 8, steps: 1000, vocabulary: 65, embedding: 512,
+                                                   seconds: seconds, recomputeInterval: interval),
+                           name: "train lstm H512 B8 T1000 V65 embedding 512" + (interval.map { " recompute \($0)" } ?? ""))
+            }
+        }
+        if rows == "all" || rows == "train" {
             try report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
                        name: "train rnn_tanh H512 B32 T35 V28 one-hot")
             try report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
@@ -50,7 +58,7 @@ struct BenchCommand: ParsableCommand {
             try report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
                        name: "train gru H1024 B64 T35 V65 embedding 1024")
         }
-        if rows != "train" {
+        if rows == "all" || rows == "generate" {
             try report(try Benchmarks.generation(cell: .lstm, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
                        name: "generate lstm H512 L2 V65 batch 1 greedy")
             try report(try Benchmarks.generation(cell: .gru, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),

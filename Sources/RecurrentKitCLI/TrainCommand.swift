@@ -30,6 +30,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Truncated BPTT length T.") var steps: Int?
     @Option(help: "Minibatch sampling: sequential or random.") var sampling: String?
     @Option(help: "Backpropagation through time: truncated (chunks of --steps), full (whole rows), randomized (unbiased, expected length --steps).") var bptt: String?
+    @Option(help: "Memory-efficient BPTT: keep states every N steps (a multiple of 16) and recompute the rest in backward; 0 keeps every activation.") var recomputeInterval: Int?
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Stop after this many seconds of training.") var timeLimit: Double?
     @Option(help: "Random seed.") var seed: UInt64?
@@ -68,6 +69,10 @@ struct TrainCommand: ParsableCommand {
         if let steps { o.numSteps = steps }
         if let sampling { o.sampling = try parseChoice(sampling, name: "sampling") }
         if let bptt { o.bptt = try parseChoice(bptt, name: "bptt") }
+        if let recomputeInterval {
+            guard recomputeInterval >= 0 else { throw RecurrentKitError.invalidArgument("recompute-interval", recomputeInterval, "must be >= 0 (0 keeps every activation)") }
+            o.recomputeInterval = recomputeInterval == 0 ? nil : recomputeInterval
+        }
         if let epochs { o.epochs = epochs }
         if let timeLimit { o.timeLimitSeconds = timeLimit }
         if let seed { o.seed = seed }

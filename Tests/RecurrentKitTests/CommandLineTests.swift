@@ -66,6 +66,7 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--preset", "gpt"] + out, mentioning: "preset")
         try assertFails(["train", "--hidden", "abc"] + out, mentioning: "hidden")
         try assertFails(["train", "--threads", "0"] + out, mentioning: "threads")
+        try assertFails(["train", "--recompute-interval", "10"] + out, mentioning: "multiple of 16")
         try assertFails(["sample", "--checkpoint", folder + "/missing.safetensors"], mentioning: "does not exist")
         try assertFails(["sample", "--checkpoint", write("junk.safetensors", Array(repeating: 7, count: 100))], mentioning: "safetensors")
         try assertFails(["eval", "--checkpoint", folder], mentioning: "folder")

@@ -114,6 +114,7 @@ public final class Trainer {
                                                        hiddenSize: options.hiddenSize, numLayers: options.numLayers,
                                                        dropout: options.dropout, embeddingSize: options.embeddingSize)
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
+        model.recurrent.recomputeInterval = options.recomputeInterval
         optimizer = try options.makeOptimizer()
         dataGenerator = SeededGenerator(seed: generator.next())
         dropoutGenerator = SeededGenerator(seed: generator.next())

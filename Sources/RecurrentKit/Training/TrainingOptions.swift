@@ -64,6 +64,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var sampling: SamplingStrategy = .sequential
     /// Backpropagation through time: truncated (default), full or randomized.
     public var bptt: BPTTStrategy = .truncated
+    /// Memory-efficient BPTT: keep states every this many steps and recompute the rest in backward (a positive
+    /// multiple of 16), or nil to keep every activation (default). Same gradients, about one extra forward pass.
+    public var recomputeInterval: Int? = nil
     /// Passes over the training tokens, >= 1. Default 500.
     public var epochs: Int = 500
     /// Seed of every random choice. Default 0.
@@ -99,6 +102,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard clip.isFinite, clip >= 0 else { throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0 (0 disables clipping)") }
         guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
         guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
+        if let r = recomputeInterval, r < 1 || r % RecurrentNetwork<Float>.timeBlockSteps != 0 {
+            throw RecurrentKitError.invalidArgument("recompute-interval", r, "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps) (or 0 to keep every activation)")
+        }
         guard epochs >= 1 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be at least 1") }
         if let t = timeLimitSeconds, !(t > 0) { throw RecurrentKitError.invalidArgument("time-limit", t, "must be > 0 seconds") }
         guard sampleEvery >= 0 else { throw RecurrentKitError.invalidArgument("sample-every", sampleEvery, "must be >= 0") }

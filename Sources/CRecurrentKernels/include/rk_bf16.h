@@ -1,0 +1,15 @@
+#ifndef RK_BF16_H
+#define RK_BF16_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// dst[i] = bf16(src[i]) for n elements, round to nearest even; NaN stays NaN (quieted, sign kept), overflow gives +-inf.
+void rk_f32_to_bf16(const float *src, uint16_t *dst, ptrdiff_t n);
+/// dst[i] = float(src[i]) for n elements (exact: the bf16 bits become the high half of the float).
+void rk_bf16_to_f32(const uint16_t *src, float *dst, ptrdiff_t n);
+/// y[r] = sum_{k<cols} float(w[r*ldw + k]) * x[k] + beta * y[r] for r < rows: bf16 weights w (rows, ldw >= cols),
+/// f32 x (cols) and y (rows), f32 accumulation. When beta == 0, y is not read. Each row's result depends only on
+/// that row, cols and the instruction-set level (not on rows, the row offset or the thread count).
+void rk_gemv_bf16(ptrdiff_t rows, ptrdiff_t cols, const uint16_t *w, ptrdiff_t ldw, const float *x, float beta,
+                  float *y);
+#endif
