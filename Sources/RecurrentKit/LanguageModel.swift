@@ -106,8 +106,8 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         }
         let L = configuration.numLayers, H = configuration.hiddenSize
         if let state {
-            try state.h.requireShape([L, B, H], name: "state.h")
-            if configuration.cell.hasCellState, let c = state.c { try c.requireShape([L, B, H], name: "state.c") }
+            try state.h.requireShape(L, B, H, name: "state.h")
+            if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "state.c") }
         }
         cachedTokens = inputs
         try withOptionalPointer(state?.h) { h0 in
@@ -208,4 +208,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
 
     /// Final state of every layer after the last forward (a value: carrying it cuts the gradient path).
     public func finalState() throws -> RecurrentState<Scalar> { try recurrent.finalState() }
+
+    /// Writes the final state into `state`, reusing its storage when the shapes match (no allocation per update).
+    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws { try recurrent.copyFinalState(into: &state) }
 }

@@ -250,8 +250,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         let (T, B) = try checkInput(input)
         let L = configuration.numLayers, H = configuration.hiddenSize
         if let state = initialState {
-            try state.h.requireShape([L, B, H], name: "h0")
-            if configuration.cell.hasCellState, let c = state.c { try c.requireShape([L, B, H], name: "c0") }
+            try state.h.requireShape(L, B, H, name: "h0")
+            if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "c0") }
         }
         try withInputPointer(input) { inputPointer, tokens in
             try withOptionalPointer(initialState?.h) { h0 in
@@ -279,10 +279,10 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
         let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize
-        try outputGradient.requireShape([T, B, H], name: "outputGradient")
+        try outputGradient.requireShape(T, B, H, name: "outputGradient")
         if let g = finalStateGradient {
-            try g.h.requireShape([L, B, H], name: "finalStateGradient.h")
-            if let c = g.c { try c.requireShape([L, B, H], name: "finalStateGradient.c") }
+            try g.h.requireShape(L, B, H, name: "finalStateGradient.h")
+            if let c = g.c { try c.requireShape(L, B, H, name: "finalStateGradient.c") }
         }
         let dense = cachedTokens == nil
         var inputGradient = dense ? Tensor<Scalar>(zeros: [T, B, I]) : nil
@@ -329,6 +329,28 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                               c: configuration.cell.hasCellState ? try Tensor(shape: [L, B, H], scalars: c) : nil)
     }
 
+    /// Writes the final state (as ``finalState()``) into `state`, reusing its storage when the shapes already match,
+    /// so a training loop that carries the state allocates nothing.
+    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
+        let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
+        guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
+        let hasCell = configuration.cell.hasCellState
+        guard var current = state, current.h.hasShape(L, B, H), !hasCell || current.c?.hasShape(L, B, H) == true else {
+            state = try finalState()
+            return
+        }
+        state = nil // leave `current` the only reference, so the writes below happen in place
+        current.h.scalars.withUnsafeMutableBufferPointer { h in
+            for k in 0..<L { (h.baseAddress! + k * B * H).update(from: finalHidden(layer: k), count: B * H) }
+        }
+        if hasCell {
+            current.c!.scalars.withUnsafeMutableBufferPointer { c in
+                for k in 0..<L { (c.baseAddress! + k * B * H).update(from: finalCell(layer: k), count: B * H) }
+            }
+        }
+        state = current
+    }
+
     // MARK: - Pointer API (no allocation after the first call at a given size)
 
     /// Every h_t of the last layer after `forward`, (T, B, H), valid until the next forward.
@@ -360,26 +382,16 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
     }
 
-    /// Absolute step ranges [start, end) of the time blocks covering [first, first + n): boundaries at multiples of
+    /// Absolute step ranges of the time blocks covering [first, first + n): boundaries at multiples of
     /// ``timeBlockSteps``, so every caller of the block products (plain or recomputing) issues the same calls.
     @inline(__always)
-    private func timeBlocks(first: Int, steps n: Int) -> [(start: Int, end: Int)] {
-        let P = Self.timeBlockSteps
-        var blocks: [(start: Int, end: Int)] = []
-        var start = first
-        while start < first + n {
-            let end = min((start / P + 1) * P, first + n)
-            blocks.append((start, end))
-            start = end
-        }
-        return blocks
+    private func timeBlocks(first: Int, steps n: Int) -> TimeSpans {
+        TimeSpans(first: first, end: first + n, boundary: Self.timeBlockSteps)
     }
 
-    /// Segments [first, first + n) the sequence is processed in: one when all activations are kept, else
-    /// ``recomputeInterval`` steps each.
-    private func segments(steps T: Int) -> [(first: Int, steps: Int)] {
-        let length = recomputes ? recomputeInterval! : T
-        return stride(from: 0, to: T, by: length).map { ($0, min(length, T - $0)) }
+    /// Segments the sequence is processed in: one when all activations are kept, else ``recomputeInterval`` steps each.
+    private func segments(steps T: Int) -> TimeSpans {
+        TimeSpans(first: 0, end: T, boundary: recomputes ? recomputeInterval! : T)
     }
 
     /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
@@ -464,7 +476,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 let cache = layers[k]
                 if index > 0 {
                     // Carry the state from the end of the previous segment (same buffer, earlier slot).
-                    let previous = segmentList[index - 1].steps
+                    let previous = segmentList[index - 1].count
                     cache.hidden.pointer.update(from: cache.hidden.pointer + previous * B * H, count: B * H)
                     if isLSTM { cache.cell.pointer.update(from: cache.cell.pointer + previous * B * H, count: B * H) }
                 }
@@ -473,14 +485,14 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                     (slot + k * B * H).update(from: cache.hidden.pointer, count: B * H)
                     if isLSTM { (slot + (L + k) * B * H).update(from: cache.cell.pointer, count: B * H) }
                 }
-                layerForward(k, first: segment.first, steps: segment.steps, batch: B)
+                layerForward(k, first: segment.start, steps: segment.count, batch: B)
             }
             if recomputes {
-                (outputSequence.pointer + segment.first * B * H).update(from: layers[L - 1].hidden.pointer + B * H, count: segment.steps * B * H)
+                (outputSequence.pointer + segment.start * B * H).update(from: layers[L - 1].hidden.pointer + B * H, count: segment.count * B * H)
             }
         }
         if recomputes {
-            let n = segmentList.last!.steps
+            let n = segmentList.last!.count
             for k in 0..<L {
                 (finalStates.pointer + k * B * H).update(from: layers[k].hidden.pointer + n * B * H, count: B * H)
                 if isLSTM { (finalStates.pointer + (L + k) * B * H).update(from: layers[k].cell.pointer + n * B * H, count: B * H) }
@@ -584,7 +596,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
         let segmentList = segments(steps: T)
-        let segmentSteps = segmentList[0].steps
+        let segmentSteps = segmentList[0].count
         let dProjected = gradProjected.reserve(segmentSteps * B * GH)
         let dRecurrent = isGRU ? gradRecurrent.reserve(segmentSteps * B * GH) : dProjected
         let dLayerOutput = gradOutput.reserve(segmentSteps * B * H)
@@ -595,8 +607,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         if isLSTM, let g = finalCellGradient { (carried + L * B * H).update(from: g, count: L * B * H) }
         else { (carried + L * B * H).update(repeating: 0, count: L * B * H) }
 
-        for (index, segment) in segmentList.enumerated().reversed() {
-            let first = segment.first, n = segment.steps
+        for index in segmentList.indices.reversed() {
+            let segment = segmentList[index]
+            let first = segment.start, n = segment.count
             if recomputes && index < segmentList.count - 1 { recomputeSegment(index, first: first, steps: n, batch: B) }
             dLayerOutput.update(from: outputGradient + first * B * H, count: n * B * H)
             for k in stride(from: L - 1, through: 0, by: -1) {
@@ -936,6 +949,20 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 }
 
 // MARK: - Small helpers shared by the layers
+
+/// Consecutive step ranges covering [first, end) whose boundaries fall on multiples of `boundary` (a collection, so
+/// iterating it, forwards or reversed, allocates nothing).
+struct TimeSpans: RandomAccessCollection {
+    /// One range of absolute steps [start, start + count).
+    struct Span { let start: Int, count: Int; var end: Int { start + count } }
+    let first: Int, end: Int, boundary: Int
+    var startIndex: Int { 0 }
+    var endIndex: Int { end > first ? (end - 1) / boundary - first / boundary + 1 : 0 }
+    subscript(i: Int) -> Span {
+        let start = i == 0 ? first : (first / boundary + i) * boundary
+        return Span(start: start, count: Swift.min((first / boundary + i + 1) * boundary, end) - start)
+    }
+}
 
 /// Copies `row` (width) into each of `rows` rows of `destination`.
 @inline(__always)

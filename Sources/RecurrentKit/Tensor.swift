@@ -47,6 +47,16 @@ public struct Tensor<Scalar: RecurrentScalar>: Equatable, Sendable {
         guard shape == expected else { throw RecurrentKitError.shapeMismatch(name, expected: expected, got: shape) }
     }
 
+    /// Whether the shape is (d0, d1, d2); allocates nothing (an array literal would, on every call).
+    public func hasShape(_ d0: Int, _ d1: Int, _ d2: Int) -> Bool {
+        shape.count == 3 && shape[0] == d0 && shape[1] == d1 && shape[2] == d2
+    }
+
+    /// Throws a shape mismatch naming `name` unless the shape is (d0, d1, d2); allocates nothing when it is.
+    public func requireShape(_ d0: Int, _ d1: Int, _ d2: Int, name: String) throws {
+        guard hasShape(d0, d1, d2) else { throw RecurrentKitError.shapeMismatch(name, expected: [d0, d1, d2], got: shape) }
+    }
+
     /// Largest absolute element difference and its flat index; throws if shapes differ.
     public func maxAbsDifference(_ other: Tensor) throws -> (value: Double, index: Int) {
         try other.requireShape(shape, name: "compared tensor")

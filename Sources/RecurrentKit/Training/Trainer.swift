@@ -91,6 +91,8 @@ public final class Trainer {
     private var dropoutGenerator: SeededGenerator
     private var minibatches: [Minibatch] = []
     private var carried: RecurrentState<Float>? = nil
+    /// Storage of a dropped carried state, reused for the next one so updates allocate nothing.
+    private var spareState: RecurrentState<Float>? = nil
     // This epoch's running sums.
     private var lossSum = 0.0, tokenCount = 0, normSum = 0.0, epochSeconds = 0.0
     private var elapsedBefore = 0.0 // seconds trained before this process (resume)
@@ -154,7 +156,7 @@ public final class Trainer {
             if doneInEpoch == 0 {
                 epochStartGenerator = dataGenerator
                 minibatches = schedule.epoch(using: &dataGenerator)
-                lossSum = 0; tokenCount = 0; normSum = 0; epochSeconds = 0; carried = nil
+                lossSum = 0; tokenCount = 0; normSum = 0; epochSeconds = 0; dropCarriedState()
             } else if minibatches.isEmpty {
                 // Resumed mid-epoch: rebuild this epoch's minibatches from the generator state at its start.
                 dataGenerator = epochStartGenerator
@@ -163,7 +165,7 @@ public final class Trainer {
             while doneInEpoch < minibatches.count {
                 let stepStart = monotonicSeconds()
                 let batch = minibatches[doneInEpoch]
-                if batch.resetsState { carried = nil } // nil = zeros; otherwise the carried value (gradient cut)
+                if batch.resetsState { dropCarriedState() } // nil = zeros; otherwise the carried value (gradient cut)
                 model.parameters.zeroGradients()
                 let truncation: BackwardTruncation = options.bptt == .randomized
                     ? .randomized(continueProbability: 1 - 1 / Double(max(options.numSteps, 2)), seed: dropoutGenerator.next())
@@ -186,11 +188,12 @@ public final class Trainer {
                     }
                     skipped = true
                     skippedSteps += 1
-                    carried = nil // the state may hold NaN now
+                    dropCarriedState() // the state may hold NaN now
                 } else {
                     try optimizer.step(model.parameters)
                     step += 1
-                    carried = try model.finalState()
+                    if carried == nil { swap(&carried, &spareState) }
+                    try model.copyFinalState(into: &carried)
                     lossSum += loss * Double(T * B)
                     tokenCount += T * B
                     normSum += norm
@@ -236,6 +239,12 @@ public final class Trainer {
             }
         }
         return true
+    }
+
+    /// Resets the carried state to zeros (nil), keeping its storage for reuse.
+    private func dropCarriedState() {
+        if carried != nil { spareState = carried }
+        carried = nil
     }
 
     // MARK: - Checkpoints with training state
