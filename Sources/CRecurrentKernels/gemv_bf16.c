@@ -83,33 +83,34 @@ RK_INLINE RK_AVX2 __m128 rk_bf16_reduce4_avx2(__m256 a, __m256 b, __m256 c, __m2
 
 // 16 weights per row and step into two accumulators (even, odd k): 4 rows x 2 = 8 FMA chains cover the
 // latency. The tail (< 16) reads x with a mask and the weights through a zero-padded copy.
+RK_INLINE RK_AVX2 void rk_bf16_fma_avx2(const uint16_t *p, __m256 xe, __m256 xo, __m256 *ae, __m256 *ao) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    *ae = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, *ae);
+    *ao = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xFFFF0000u))), xo, *ao);
+}
+
 RK_INLINE RK_AVX2 void rk_bf16_rows_avx2(int R, ptrdiff_t cols, const uint16_t *w, ptrdiff_t ldw,
                                          const float *x, float beta, float *y) {
-    const __m256i eo = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), hm = _mm256_set1_epi32((int)0xFFFF0000u);
+    const __m256i eo = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256 ae[4], ao[4];
     for (int r = 0; r < 4; r++) ae[r] = ao[r] = _mm256_setzero_ps();
-    for (ptrdiff_t k = 0; k < cols; k += 16) {
-        int n = cols - k < 16 ? (int)(cols - k) : 16;
-        __m256 x0, x1;
-        if (n == 16) {
-            x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-        } else {
-            const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            x0 = _mm256_maskload_ps(x + k, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
-            x1 = _mm256_maskload_ps(x + k + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane));
-        }
+    ptrdiff_t k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        __m256 x0 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k), eo);
+        __m256 x1 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k + 8), eo);
+        __m256 xe = _mm256_permute2f128_ps(x0, x1, 0x20), xo = _mm256_permute2f128_ps(x0, x1, 0x31);
+        for (int r = 0; r < R; r++) rk_bf16_fma_avx2(w + r * ldw + k, xe, xo, &ae[r], &ao[r]);
+    }
+    if (k < cols) {
+        int n = (int)(cols - k);
+        __m256 x0 = _mm256_maskload_ps(x + k, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+        __m256 x1 = _mm256_maskload_ps(x + k + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane));
         x0 = _mm256_permutevar8x32_ps(x0, eo), x1 = _mm256_permutevar8x32_ps(x1, eo);
         __m256 xe = _mm256_permute2f128_ps(x0, x1, 0x20), xo = _mm256_permute2f128_ps(x0, x1, 0x31);
         for (int r = 0; r < R; r++) {
             uint16_t t[16] = {0};
-            const uint16_t *p = w + r * ldw + k;
-            if (n < 16) {
-                for (int j = 0; j < n; j++) t[j] = p[j];
-                p = t;
-            }
-            __m256i v = _mm256_loadu_si256((const __m256i *)p);
-            ae[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, ae[r]);
-            ao[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hm)), xo, ao[r]);
+            for (int j = 0; j < n; j++) t[j] = w[r * ldw + k + j];
+            rk_bf16_fma_avx2(t, xe, xo, &ae[r], &ao[r]);
         }
     }
     __m256 s[4];
@@ -137,30 +138,35 @@ RK_INLINE RK_AVX512 __m128 rk_bf16_reduce4_avx512(__m512 a, __m512 b, __m512 c, 
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, u));
 }
 
+RK_INLINE RK_AVX512 void rk_bf16_fma_avx512(const uint16_t *p, __m512 xe, __m512 xo, __m512 *ae, __m512 *ao) {
+    __m512i v = _mm512_loadu_si512(p);
+    *ae = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, *ae);
+    *ao = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xFFFF0000u))), xo, *ao);
+}
+
 // As rk_bf16_rows_avx2 with 32 weights per row and step (AVX-512F has no 16-bit masked load either).
 RK_INLINE RK_AVX512 void rk_bf16_rows_avx512(int R, ptrdiff_t cols, const uint16_t *w, ptrdiff_t ldw,
                                              const float *x, float beta, float *y) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512i hm = _mm512_set1_epi32((int)0xFFFF0000u);
     __m512 ae[4], ao[4];
     for (int r = 0; r < 4; r++) ae[r] = ao[r] = _mm512_setzero_ps();
-    for (ptrdiff_t k = 0; k < cols; k += 32) {
-        int n = cols - k < 32 ? (int)(cols - k) : 32;
+    ptrdiff_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+        __m512 xe = _mm512_permutex2var_ps(x0, ie, x1), xo = _mm512_permutex2var_ps(x0, io, x1);
+        for (int r = 0; r < R; r++) rk_bf16_fma_avx512(w + r * ldw + k, xe, xo, &ae[r], &ao[r]);
+    }
+    if (k < cols) {
+        int n = (int)(cols - k);
         __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
-        __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n <= 16 ? 0u : (1u << (n - 16)) - 1u);
+        __mmask16 m1 = (__mmask16)(n <= 16 ? 0u : (1u << (n - 16)) - 1u);
         __m512 x0 = _mm512_maskz_loadu_ps(m0, x + k), x1 = _mm512_maskz_loadu_ps(m1, x + k + 16);
         __m512 xe = _mm512_permutex2var_ps(x0, ie, x1), xo = _mm512_permutex2var_ps(x0, io, x1);
         for (int r = 0; r < R; r++) {
             uint16_t t[32] = {0};
-            const uint16_t *p = w + r * ldw + k;
-            if (n < 32) {
-                for (int j = 0; j < n; j++) t[j] = p[j];
-                p = t;
-            }
-            __m512i v = _mm512_loadu_si512(p);
-            ae[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, ae[r]);
-            ao[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hm)), xo, ao[r]);
+            for (int j = 0; j < n; j++) t[j] = w[r * ldw + k + j];
+            rk_bf16_fma_avx512(t, xe, xo, &ae[r], &ao[r]);
         }
     }
     __m512 s[4];

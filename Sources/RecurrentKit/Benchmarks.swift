@@ -62,21 +62,21 @@ public enum Benchmarks {
                       activationBytes: model.recurrent.activationMemoryBytes)
     }
 
-    /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix.
+    /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix, weights stored in `precision`.
     public static func generation(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
-                                  tokens: Int = 2000) throws -> Result {
+                                  tokens: Int = 2000, precision: WeightPrecision = .float32) throws -> Result {
         var g = SeededGenerator(seed: 2)
         let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
                                              generator: &g)
         let prefix = (0..<10).map { _ in g.nextInt(below: V) }
-        _ = try TextGenerator.generate(model: model, prefix: prefix, length: 50, decoding: .greedy, generator: &g)
+        _ = try TextGenerator.generate(model: model, prefix: prefix, length: 50, decoding: .greedy, generator: &g, precision: precision)
         let start = monotonicSeconds()
-        _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: .greedy, generator: &g)
+        _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: .greedy, generator: &g, precision: precision)
         let elapsed = monotonicSeconds() - start
         let G = Double(cell.gateCount), h = Double(H)
         var perToken = h * Double(V)
         for k in 0..<layers { perToken += G * h * ((k == 0 ? (embedding.map(Double.init) ?? 0) : h) + h) }
-        return Result(name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy",
+        return Result(name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy" + (precision == .bfloat16 ? " bf16" : ""),
                       tokensPerSecond: Double(tokens) / elapsed, gflops: 2 * perToken * Double(tokens) / elapsed / 1e9, seconds: elapsed)
     }
 

@@ -16,9 +16,10 @@ public enum TextGenerator {
     ///   - length: new tokens to produce (>= 0).
     ///   - decoding: greedy (d2l `predict_ch8`) or `sample(temperature:topK:)`.
     ///   - generator: draws the samples (unused when greedy).
+    ///   - precision: weight storage for the per-token products (``WeightPrecision/float32`` by default).
     /// - Returns: prefix followed by the new tokens.
     public static func generate(model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,
-                                generator: inout SeededGenerator) throws -> [Int] {
+                                generator: inout SeededGenerator, precision: WeightPrecision = .float32) throws -> [Int] {
         guard !prefix.isEmpty else { throw RecurrentKitError("prefix must contain at least one character") }
         guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
         if case .sample(let temperature, let topK) = decoding {
@@ -28,8 +29,13 @@ public enum TextGenerator {
         let V = model.configuration.vocabularySize
         var output = prefix
         output.reserveCapacity(prefix.count + length)
+        let session = precision == .bfloat16 ? BFloat16GenerationSession(model: model) : nil
+        func logitsAfter(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Float> {
+            if let session { return try session.logits(after: tokens, reset: reset) }
+            return try model.generationLogits(tokens, reset: reset)
+        }
         // Warm-up: one pass over the whole prefix; its last logits predict the first new token.
-        var logits = try model.generationLogits(prefix, reset: true)
+        var logits = try logitsAfter(prefix, reset: true)
         var scores = [Float](repeating: 0, count: V)
         var step = [0]
         for _ in 0..<length {
@@ -37,7 +43,7 @@ public enum TextGenerator {
             let next = choose(scores, decoding: decoding, generator: &generator)
             output.append(next)
             step[0] = next
-            logits = try model.generationLogits(step, reset: false)
+            logits = try logitsAfter(step, reset: false)
         }
         return output
     }

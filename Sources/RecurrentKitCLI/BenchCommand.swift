@@ -59,12 +59,13 @@ struct BenchCommand: ParsableCommand {
                        name: "train gru H1024 B64 T35 V65 embedding 1024")
         }
         if rows == "all" || rows == "generate" {
-            try report(try Benchmarks.generation(cell: .lstm, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
-                       name: "generate lstm H512 L2 V65 batch 1 greedy")
-            try report(try Benchmarks.generation(cell: .gru, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
-                       name: "generate gru H512 L2 V65 batch 1 greedy")
-            try report(try Benchmarks.generation(cell: .rnnTanh, hidden: 512, layers: 2, vocabulary: 65, embedding: 512),
-                       name: "generate rnn_tanh H512 L2 V65 batch 1 greedy")
+            for precision in [WeightPrecision.float32, .bfloat16] {
+                let suffix = precision == .bfloat16 ? " bf16" : ""
+                for cell in [CellKind.lstm, .gru, .rnnTanh] {
+                    try report(try Benchmarks.generation(cell: cell, hidden: 512, layers: 2, vocabulary: 65, embedding: 512, precision: precision),
+                               name: "generate \(cell.rawValue) H512 L2 V65 batch 1 greedy" + suffix)
+                }
+            }
         }
         if !csv { print("peak memory \(Int(peakResidentMegabytes())) MB") }
     }

@@ -223,6 +223,12 @@ func parseChoice<E: RawRepresentable & CaseIterable>(_ value: String, name: Stri
     throw RecurrentKitError.invalidArgument(name, "'\(value)'", "expected \(list)")
 }
 
+/// `--precision`: float32 or bfloat16 (also bf16, fp32, f32).
+func parsePrecision(_ value: String) throws -> WeightPrecision {
+    let aliases = ["bf16": "bfloat16", "fp32": "float32", "f32": "float32"]
+    return try parseChoice(aliases[value.lowercased()] ?? value, name: "precision")
+}
+
 func createFolder(_ path: String) throws {
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
@@ -253,8 +259,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Sampling temperature (> 0); 0 means greedy argmax (d2l predict_ch8).") var temperature: Double = 1
     @Option(help: "Sample only among the k most likely characters (>= 1).") var topK: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Weight storage while generating: float32 or bfloat16 (half the bytes per token, faster).") var precision: String = "float32"
 
     func run() throws {
+        let weightPrecision = try parsePrecision(precision)
         guard temperature.isFinite, temperature >= 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be >= 0 (0 = greedy)") }
         guard length >= 0, length <= 10_000_000 else { throw RecurrentKitError.invalidArgument("length", length, "must be in 0...10000000") }
         let loaded = try Checkpoint.load(from: checkpoint)
@@ -263,7 +271,8 @@ struct SampleCommand: ParsableCommand {
         catch let error as RecurrentKitError { throw RecurrentKitError("prefix: \(error.message)") }
         var generator = SeededGenerator(seed: seed)
         let decoding: TextGenerator.Decoding = temperature == 0 ? .greedy : .sample(temperature: temperature, topK: topK)
-        let output = try TextGenerator.generate(model: loaded.model, prefix: tokens, length: length, decoding: decoding, generator: &generator)
+        let output = try TextGenerator.generate(model: loaded.model, prefix: tokens, length: length, decoding: decoding, generator: &generator,
+                                                precision: weightPrecision)
         print(try loaded.vocabulary.decode(output))
     }
 }
@@ -277,16 +286,23 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Embedded corpus used when --text is absent.") var corpus: String = "timemachine"
     @Option(help: "Parallel rows while evaluating (does not change the result much).") var batch: Int = 32
     @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
+    @Option(help: "Weight storage: float32, or bfloat16 (reads the text as one stream, token by token, like generation; compare with --batch 1).") var precision: String = "float32"
+    @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
 
     func run() throws {
+        let weightPrecision = try parsePrecision(precision)
         let loaded = try Checkpoint.load(from: checkpoint)
         guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
             throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
         }
         let raw = try loadCorpusText(text ?? corpus)
         let prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
-        let tokens = try loaded.vocabulary.encode(prepared)
-        let ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
+        guard maxChars >= 0 else { throw RecurrentKitError.invalidArgument("max-chars", maxChars, "must be >= 0 (0 = all)") }
+        var tokens = try loaded.vocabulary.encode(prepared)
+        if maxChars > 0 && tokens.count > maxChars { tokens = Array(tokens[..<maxChars]) }
+        let ce = weightPrecision == .bfloat16
+            ? try Evaluation.meanCrossEntropyBFloat16(model: loaded.model, tokens: tokens)
+            : try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
         print("characters predicted \(tokens.count - 1)")
         print("cross-entropy \(fixed(ce, 6)) nats/char")
         print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6))")

@@ -94,6 +94,19 @@ final class CommandLineTests: XCTestCase {
         let evaluated = try run(["eval", "--checkpoint", checkpoint, "--text", write("eval.txt", Array("The Time Traveller (for so it will be convenient to speak of him)".utf8))])
         XCTAssertEqual(evaluated.status, 0, evaluated.err)
         XCTAssertTrue(evaluated.out.contains("bits per character"))
+        // bfloat16 weights: the same length of text, and a perplexity within 1% of the Float one on the same stream.
+        let compact = try run(["sample", "--checkpoint", checkpoint, "--prefix", "the time", "--length", "20", "--precision", "bf16"])
+        XCTAssertEqual(compact.status, 0, compact.err)
+        XCTAssertEqual(compact.out.trimmingCharacters(in: .newlines).count, 28)
+        func perplexityLine(_ arguments: [String]) throws -> Double {
+            let result = try run(["eval", "--checkpoint", checkpoint, "--max-chars", "3000"] + arguments)
+            XCTAssertEqual(result.status, 0, result.err)
+            let line = result.out.split(separator: "\n").first { $0.hasPrefix("perplexity ") } ?? ""
+            return Double(line.dropFirst("perplexity ".count)) ?? .nan
+        }
+        let floatPerplexity = try perplexityLine(["--batch", "1"]), compactPerplexity = try perplexityLine(["--precision", "bfloat16"])
+        XCTAssertEqual(compactPerplexity, floatPerplexity, accuracy: 0.01 * floatPerplexity)
+        try assertFails(["sample", "--checkpoint", checkpoint, "--precision", "fp8"], mentioning: "precision")
         try assertFails(["sample", "--checkpoint", checkpoint, "--prefix", ""], mentioning: "prefix")
         try assertFails(["sample", "--checkpoint", checkpoint, "--temperature=-1"], mentioning: "temperature")
         try assertFails(["eval", "--checkpoint", checkpoint, "--text", write("one.txt", Array("a".utf8))], mentioning: "at least 2")

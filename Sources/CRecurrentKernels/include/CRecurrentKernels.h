@@ -8,6 +8,7 @@
 extern "C" {
 #include "rk_peak.h"
 #include "rk_activations.h"
+#include "rk_bf16.h"
 #endif
 
 /// Instruction-set levels the kernels can run at.
@@ -83,4 +84,5 @@ void rk_dgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double a
 #endif
 #include "rk_peak.h"
 #include "rk_activations.h"
+#include "rk_bf16.h"
 #endif

@@ -349,6 +349,26 @@ struct TrainerState: Codable {
 
 /// Perplexity of a model on a token sequence.
 public enum Evaluation {
+    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
+    /// token at a time through a ``BFloat16GenerationSession``: what generation with bf16 weights sees. Compare with
+    /// ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
+    public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
+        guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
+        let session = BFloat16GenerationSession(model: model)
+        let V = model.configuration.vocabularySize
+        var total = 0.0, single = [0]
+        for i in 0..<(tokens.count - 1) {
+            single[0] = tokens[i]
+            let logits = try session.logits(after: single, reset: i == 0)
+            var maximum = -Double.infinity
+            for j in 0..<V { maximum = max(maximum, Double(logits[j])) }
+            var sum = 0.0
+            for j in 0..<V { sum += Double.exp(Double(logits[j]) - maximum) }
+            total += maximum + Double.log(sum) - Double(logits[tokens[i + 1]])
+        }
+        return total / Double(tokens.count - 1)
+    }
+
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] for every i, the state carried
     /// across chunks of `numSteps`: the sequence is cut into `batchSize` contiguous rows read in parallel (fewer when
     /// the text is short), and the few tokens left after the last full row continue that row's state. Needs >= 2 tokens.

@@ -1,0 +1,156 @@
+import CRecurrentKernels
+
+/// How generation stores the weight matrices it re-reads for every token.
+public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
+    /// The model's own Float weights (the default; the path the PyTorch fixtures check).
+    case float32
+    /// bfloat16 copies (8 significant bits, Float's exponent range), widened exactly to Float inside the
+    /// matrix-vector kernel; inputs, states and sums stay Float. Half the bytes per token.
+    case bfloat16
+}
+
+/// Batch-1 generation with bfloat16 copies of a ``LanguageModel``'s weight matrices.
+///
+/// At batch 1 every token re-reads every weight matrix once, so generation is limited by how fast the weights
+/// stream from cache; halving their size is the lever. The copies are made once, when the session is created;
+/// biases, embeddings, states and all arithmetic stay in Float. Later changes to the model are not seen.
+public final class BFloat16GenerationSession {
+    /// The model the weights were copied from.
+    public let model: LanguageModel<Float>
+    private let L: Int, H: Int, V: Int, G: Int
+    private let cell: CellKind
+    /// Per layer: W_ih (G*H, In) in bf16; for one-hot input layer 0 holds W_ih^T (V, G*H) so a token is one row.
+    private let inputWeights: [UnsafeMutablePointer<UInt16>]
+    /// Per layer: W_hh (G*H, H) in bf16.
+    private let recurrentWeights: [UnsafeMutablePointer<UInt16>]
+    /// output.weight (V, H) in bf16.
+    private let outputWeight: UnsafeMutablePointer<UInt16>
+    private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, the model's own
+    private let recurrentBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer
+    private let outputBias: UnsafeMutablePointer<Float>       // (V)
+    private let embedding: UnsafeMutablePointer<Float>?       // (V, E), Float
+    private let embeddingSize: Int
+    private let hidden: UnsafeMutablePointer<Float>           // (L, H) h of every layer
+    private let cellState: UnsafeMutablePointer<Float>        // (L, H) LSTM c
+    private let gates: UnsafeMutablePointer<Float>            // (G*H) input part, then the gates
+    private let recurrent: UnsafeMutablePointer<Float>        // (G*H) W_hh h + b_hh (GRU)
+    private let logitBuffer: UnsafeMutablePointer<Float>      // (V)
+
+    /// Copies `model`'s weight matrices to bfloat16 (round to nearest even) and starts from a zero state.
+    public init(model: LanguageModel<Float>) {
+        self.model = model
+        let configuration = model.configuration
+        let L = configuration.numLayers, H = configuration.hiddenSize, V = configuration.vocabularySize
+        let G = configuration.cell.gateCount, GH = G * H, p = model.parameters
+        self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell
+        embeddingSize = configuration.embeddingSize ?? 0
+        func compact(_ source: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<UInt16> {
+            let copy = allocateAligned(UInt16.self, count: count)
+            rk_f32_to_bf16(source, copy, count)
+            return copy
+        }
+        var inputs: [UnsafeMutablePointer<UInt16>] = []
+        for k in 0..<L {
+            let w = p.value("rnn.weight_ih_l\(k)")
+            if k == 0 && configuration.embeddingSize == nil {
+                let transposed = allocateAligned(Float.self, count: V * GH)
+                for j in 0..<GH { for v in 0..<V { transposed[v * GH + j] = w[j * V + v] } }
+                inputs.append(compact(transposed, count: V * GH))
+                transposed.deallocate()
+            } else {
+                inputs.append(compact(w, count: GH * configuration.recurrent.layerInputSize(k)))
+            }
+        }
+        inputWeights = inputs
+        recurrentWeights = (0..<L).map { compact(p.value("rnn.weight_hh_l\($0)"), count: GH * H) }
+        outputWeight = compact(p.value("output.weight"), count: V * H)
+        inputBias = (0..<L).map { p.value("rnn.bias_ih_l\($0)") }
+        recurrentBias = (0..<L).map { p.value("rnn.bias_hh_l\($0)") }
+        outputBias = p.value("output.bias")
+        embedding = configuration.embeddingSize == nil ? nil : p.value("embedding.weight")
+        hidden = allocateAligned(Float.self, count: L * H)
+        cellState = allocateAligned(Float.self, count: L * H)
+        gates = allocateAligned(Float.self, count: GH)
+        recurrent = allocateAligned(Float.self, count: GH)
+        logitBuffer = allocateAligned(Float.self, count: V)
+    }
+
+    deinit {
+        for w in inputWeights + recurrentWeights { w.deallocate() }
+        for buffer in [hidden, cellState, gates, recurrent, logitBuffer] { buffer.deallocate() }
+        outputWeight.deallocate()
+    }
+
+    /// Bytes of the bfloat16 weight copies (what each token streams).
+    public var weightBytes: Int {
+        let GH = G * H
+        var count = V * H
+        for k in 0..<L { count += GH * (k == 0 ? (embeddingSize > 0 ? embeddingSize : V) : H) + GH * H }
+        return count * 2
+    }
+
+    /// Zeros every layer's state.
+    public func reset() {
+        hidden.update(repeating: 0, count: L * H)
+        cellState.update(repeating: 0, count: L * H)
+    }
+
+    /// Feeds `tokens` in order (the state carries over from the previous call unless `reset`) and returns the logits
+    /// after the last one, V values valid until the next call.
+    public func logits(after tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Float> {
+        guard !tokens.isEmpty else { throw RecurrentKitError("generation needs at least one token") }
+        for (i, token) in tokens.enumerated() where token < 0 || token >= V {
+            throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
+        }
+        if reset { self.reset() }
+        for token in tokens { step(token) }
+        rk_gemv_bf16(V, H, outputWeight, H, hidden + (L - 1) * H, 0, logitBuffer)
+        for j in 0..<V { logitBuffer[j] += outputBias[j] }
+        return logitBuffer
+    }
+
+    /// One token through every layer: the same equations as ``RecurrentNetwork``'s forward, with bf16 weights.
+    private func step(_ token: Int) {
+        let GH = G * H
+        for k in 0..<L {
+            let h = hidden + k * H, bih = inputBias[k], bhh = recurrentBias[k]
+            // Input part W_ih x + b_ih.
+            if k == 0 && embedding == nil {
+                rk_bf16_to_f32(inputWeights[0] + token * GH, gates, GH)
+            } else {
+                let x = k == 0 ? UnsafePointer(embedding! + token * embeddingSize) : UnsafePointer(hidden + (k - 1) * H)
+                rk_gemv_bf16(GH, k == 0 ? embeddingSize : H, inputWeights[k], k == 0 ? embeddingSize : H, x, 0, gates)
+            }
+            for j in 0..<GH { gates[j] += bih[j] }
+            switch cell {
+            case .rnnTanh, .rnnReLU, .rnnLinear:
+                for j in 0..<GH { gates[j] += bhh[j] }
+                rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
+                if cell == .rnnTanh { Float.tanh(gates, count: H) }
+                else if cell == .rnnReLU { for j in 0..<H where !(gates[j] > 0) { gates[j] = 0 } }
+                h.update(from: gates, count: H)
+            case .lstm:
+                for j in 0..<GH { gates[j] += bhh[j] }
+                rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
+                let c = cellState + k * H, gi = gates, gf = gates + H, gg = gates + 2 * H, go = gates + 3 * H
+                Float.sigmoid(gi, count: 2 * H) // i and f are adjacent
+                Float.tanh(gg, count: H)
+                Float.sigmoid(go, count: H)
+                for j in 0..<H { c[j] = gf[j] * c[j] + gi[j] * gg[j] }
+                h.update(from: c, count: H)
+                Float.tanh(h, count: H)
+                for j in 0..<H { h[j] *= go[j] }
+            case .gru:
+                // r, z = sigmoid(P + R), n = tanh(P_n + r R_n), R = W_hh h + b_hh; h = (1 - z) n + z h.
+                recurrent.update(from: bhh, count: GH)
+                rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, recurrent)
+                for j in 0..<(2 * H) { gates[j] += recurrent[j] }
+                Float.sigmoid(gates, count: 2 * H)
+                let r = gates, z = gates + H, n = gates + 2 * H, rn = recurrent + 2 * H
+                for j in 0..<H { n[j] += r[j] * rn[j] }
+                Float.tanh(n, count: H)
+                for j in 0..<H { h[j] = (1 - z[j]) * n[j] + z[j] * h[j] }
+            }
+        }
+    }
+}
