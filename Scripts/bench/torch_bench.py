@@ -60,17 +60,18 @@ def train_row(cell, hidden, batch, steps, vocab, embedding, seconds):
     return f"train {cell} H{hidden} B{batch} T{steps} V{vocab} {emb}", n * steps * batch / elapsed
 
 
-def generate_row(cell, hidden, layers, vocab, embedding, tokens):
-    """Per-layer nn.*Cell, batch 1, greedy: PyTorch's fast path for token-by-token generation."""
+def generate_row(cell, hidden, layers, vocab, embedding, tokens, dtype=torch.float32):
+    """Per-layer nn.*Cell, batch 1, greedy: PyTorch's fast path for token-by-token generation.
+    With dtype=torch.bfloat16 every module and state is bf16 (the row to compare with our bf16 weights)."""
     torch.manual_seed(2)
-    emb = nn.Embedding(vocab, embedding)
+    emb = nn.Embedding(vocab, embedding).to(dtype)
     cls = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn_tanh": nn.RNNCell}[cell]
-    cells = [cls(embedding if k == 0 else hidden, hidden) for k in range(layers)]
-    out = nn.Linear(hidden, vocab)
+    cells = [cls(embedding if k == 0 else hidden, hidden).to(dtype) for k in range(layers)]
+    out = nn.Linear(hidden, vocab).to(dtype)
     with torch.no_grad():
         def run(n):
-            h = [torch.zeros(1, hidden) for _ in range(layers)]
-            c = [torch.zeros(1, hidden) for _ in range(layers)]
+            h = [torch.zeros(1, hidden, dtype=dtype) for _ in range(layers)]
+            c = [torch.zeros(1, hidden, dtype=dtype) for _ in range(layers)]
             token = torch.tensor([1])
             for _ in range(n):
                 x = emb(token)
@@ -85,7 +86,8 @@ def generate_row(cell, hidden, layers, vocab, embedding, tokens):
         start = time.perf_counter()
         run(tokens)
         elapsed = time.perf_counter() - start
-    return f"generate {cell} H{hidden} L{layers} V{vocab} batch 1 greedy", tokens / elapsed
+    suffix = " bf16" if dtype == torch.bfloat16 else ""
+    return f"generate {cell} H{hidden} L{layers} V{vocab} batch 1 greedy{suffix}", tokens / elapsed
 
 
 def main():
@@ -106,6 +108,8 @@ def main():
         rows.append(generate_row("lstm", 512, 2, 65, 512, 2000))
         rows.append(generate_row("gru", 512, 2, 65, 512, 2000))
         rows.append(generate_row("rnn_tanh", 512, 2, 65, 512, 2000))
+        for cell in ["lstm", "gru", "rnn_tanh"]:
+            rows.append(generate_row(cell, 512, 2, 65, 512, 2000, dtype=torch.bfloat16))
     if not a.csv:
         print(f"torch {torch.__version__}, threads {a.threads}")
     for name, rate in rows:
