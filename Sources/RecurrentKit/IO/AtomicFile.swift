@@ -43,6 +43,24 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     // Make the rename itself durable.
     let dirFD = open(folder, O_RDONLY)
     if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+    removeStaleTemporaries(of: name, in: folder)
+}
+
+/// Deletes `.<name>.tmp-<pid>` files left by writers that were killed (SIGKILL, power loss) before they could
+/// clean up: only those whose process no longer exists, so a concurrent writer's file is never touched.
+func removeStaleTemporaries(of name: String, in folder: String) {
+    guard let directory = opendir(folder) else { return }
+    defer { closedir(directory) }
+    let prefix = ".\(name).tmp-"
+    var stale: [String] = []
+    while let entry = readdir(directory) {
+        let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+        if kill(pid, 0) != 0 && errno == ESRCH { stale.append(entryName) }
+    }
+    for entryName in stale { unlink(folder + "/" + entryName) }
 }
 
 /// Throws a clear error unless a file can be created in the folder that will hold `path` and, when `requiredBytes`
