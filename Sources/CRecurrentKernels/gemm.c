@@ -1,5 +1,6 @@
 // GEMM entry points: instruction-set level selection, path choice (packed micro-kernel,
-// direct small-M kernel, dot-product kernel for A * B^T), threading and pre-packed B.
+// direct small-M kernel, dot-product kernel for A * B^T, rk_gemv_f32 for one row times B^T),
+// threading and pre-packed B.
 #include "rk_internal.h"
 
 #include <stdatomic.h>
@@ -113,7 +114,9 @@ static const rk_ops_d *rk_ops_d_for(int level) {
 #define PUBLIC_PACK_SIZE rk_sgemm_pack_b_size
 #define PUBLIC_PACK rk_sgemm_pack_b
 #define PUBLIC_PACKED rk_sgemm_packed
+#define GEMV_ROW rk_gemv_f32
 #include "gemm_driver.h"
+#undef GEMV_ROW
 #undef T
 #undef OPS
 #undef P

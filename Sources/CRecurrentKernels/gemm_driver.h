@@ -1,6 +1,7 @@
 // GEMM driver template, included twice by gemm.c (float, double). Not a public header.
 // Expects: T, OPS (ops table type), P(x) (name prefixing: x ## _s / x ## _d),
-// PUBLIC_GEMM, PUBLIC_PACK_SIZE, PUBLIC_PACK, PUBLIC_PACKED (public function names), OPS_FOR_LEVEL(level).
+// PUBLIC_GEMM, PUBLIC_PACK_SIZE, PUBLIC_PACK, PUBLIC_PACKED (public function names), OPS_FOR_LEVEL(level);
+// optional GEMV_ROW (matrix-vector kernel with the signature of rk_gemv_f32 for PUBLIC_GEMM with M == 1, op(B) = B^T).
 
 enum { P(PATH_PACKED), P(PATH_DIRECT), P(PATH_DOT), P(PATH_PREPACKED_GENERIC) };
 
@@ -248,6 +249,20 @@ void PUBLIC_GEMM(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
                  ptrdiff_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) { P(scale_c)(M, N, beta, C, ldc); return; }
+#ifdef GEMV_ROW
+    // One row times B^T is the matrix-vector product C[0, :] = alpha * B a + beta * C (rows of B contiguous):
+    // GEMV_ROW(rows, cols, w, ldw, x, alpha, beta, y) streams B once, 4 rows at a time.
+    if (M == 1 && transB) {
+        const T *a = A;
+        if (transA && lda != 1 && K > 1) { // A(0, k) = A[k * lda]: gather the column first
+            T *t = P(buffer)(&P(tls_a), &P(tls_a_n), (size_t)K);
+            for (ptrdiff_t k = 0; k < K; k++) t[k] = A[k * lda];
+            a = t;
+        }
+        GEMV_ROW(N, K, B, ldb, a, alpha, beta, C);
+        return;
+    }
+#endif
     P(job) jb;
     memset(&jb, 0, sizeof jb);
     jb.o = OPS_FOR_LEVEL(rk_active_level());

@@ -118,6 +118,56 @@ static TGT void SFX(kern_row)(ptrdiff_t np, int nr_last, ptrdiff_t kc, const T *
 #ifndef GEMV_KU
 #define GEMV_KU 2
 #endif
+// gemv_n for one row (m == 1): up to 8 vectors of columns at a time, their sums kept in registers
+// over all of K. Each element of C gets the operations of the general loop below (an FMA chain
+// over k from zero, then alpha and beta), so the results are the same bits. nvb vectors, the last
+// one masked to its first `last` lanes when `masked`.
+static RK_AI TGT void SFX(gemv_n1_block)(const int nvb, const int masked, int last, ptrdiff_t K,
+                                         const T *restrict a, ptrdiff_t csa, const T *restrict b,
+                                         ptrdiff_t ldb, T *restrict c, T alpha, T beta) {
+    VT acc[8];
+    VMASK lm = VMASK_FIRST(masked ? last : VL);
+    for (int v = 0; v < nvb; v++) acc[v] = VZERO();
+    for (ptrdiff_t k = 0; k < K; k++) {
+        VT av = VBCAST(a[k * csa]);
+        const T *bk = b + k * ldb;
+        for (int v = 0; v < nvb; v++)
+            acc[v] = VFMA(av, masked && v == nvb - 1 ? VLOADM(bk + v * VL, lm) : VLOAD(bk + v * VL), acc[v]);
+    }
+    VT va = VBCAST(alpha), vb = VBCAST(beta);
+    int bnz = beta != 0;
+    for (int v = 0; v < nvb; v++) {
+        VT r = VMUL(acc[v], va);
+        if (masked && v == nvb - 1) {
+            if (bnz) r = VFMA(vb, VLOADM(c + v * VL, lm), r);
+            VSTOREM(c + v * VL, lm, r);
+        } else {
+            if (bnz) r = VFMA(vb, VLOAD(c + v * VL), r);
+            VSTORE(c + v * VL, r);
+        }
+    }
+}
+
+static TGT void SFX(gemv_n1)(ptrdiff_t n, ptrdiff_t K, const T *a, ptrdiff_t csa, const T *b,
+                             ptrdiff_t ldb, T *c, T alpha, T beta) {
+    ptrdiff_t j = 0;
+    for (; j + 8 * VL <= n; j += 8 * VL) SFX(gemv_n1_block)(8, 0, VL, K, a, csa, b + j, ldb, c + j, alpha, beta);
+    if (j == n) return;
+    int nvec = (int)((n - j + VL - 1) / VL), last = (int)(n - j) - (nvec - 1) * VL;
+    b += j;
+    c += j;
+    switch (nvec) { // the last vector masked (possibly to all lanes)
+    case 1: SFX(gemv_n1_block)(1, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    case 2: SFX(gemv_n1_block)(2, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    case 3: SFX(gemv_n1_block)(3, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    case 4: SFX(gemv_n1_block)(4, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    case 5: SFX(gemv_n1_block)(5, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    case 6: SFX(gemv_n1_block)(6, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    case 7: SFX(gemv_n1_block)(7, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    default: SFX(gemv_n1_block)(8, 1, last, K, a, csa, b, ldb, c, alpha, beta); break;
+    }
+}
+
 // Small-M A * B without packing (M <= 4): C[i, 0:n] = alpha * sum_k A(i,k) B[k, 0:n] + beta C,
 // A(i,k) = a[i*rsa + k*csa]. Streams whole rows of B (prefetch- and TLB-friendly) and keeps the
 // m x n accumulators in the scratch y (n <= RK_GEMV_NB), so each element of C is the plain
@@ -125,6 +175,10 @@ static TGT void SFX(kern_row)(ptrdiff_t np, int nr_last, ptrdiff_t kc, const T *
 static TGT void SFX(gemv_n)(int m, ptrdiff_t n, ptrdiff_t K, const T *a, ptrdiff_t rsa,
                             ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc,
                             T alpha, T beta, T *restrict y) {
+    if (m == 1) {
+        SFX(gemv_n1)(n, K, a, csa, b, ldb, c, alpha, beta);
+        return;
+    }
     const ptrdiff_t nv = n / VL;
     const int tail = (int)(n - nv * VL);
     const VMASK tm = VMASK_FIRST(tail);

@@ -72,6 +72,40 @@ final class BFloat16Tests: XCTestCase {
         XCTAssertEqual(one, two)
     }
 
+    func testFloatMatrixVectorKernelOnEveryLevel() {
+        // rk_gemv_f32 is also the path rk_sgemm takes for M = 1 with op(B) = B^T (generation's products).
+        var g = SeededGenerator(seed: 6)
+        for level in 0...rk_detected_level() {
+            rk_set_level(level)
+            for (rows, cols) in [1, 3, 4, 5, 17, 33, 64].flatMap({ r in [1, 3, 8, 17, 33, 100].map { (r, $0) } }) {
+                let ldw = cols + 5
+                let weights = (0..<(rows * ldw)).map { _ in Float(g.normal()) }, x = (0..<cols).map { _ in Float(g.normal()) }
+                let start = (0..<rows).map { _ in Float(g.normal()) }
+                for (alpha, beta) in [(Float(1), Float(0)), (-0.5, 1), (1, 0.5)] {
+                    var y = beta == 0 ? [Float](repeating: .nan, count: rows) : start
+                    rk_set_threads(1)
+                    rk_gemv_f32(rows, cols, weights, ldw, x, alpha, beta, &y)
+                    var viaGemm = beta == 0 ? [Float](repeating: .nan, count: rows) : start
+                    rk_sgemm(0, 1, 1, rows, cols, alpha, x, cols, weights, ldw, beta, &viaGemm, rows)
+                    XCTAssertEqual(viaGemm, y, "level \(level) \(rows)x\(cols): rk_sgemm with M = 1 is the GEMV")
+                    for r in 0..<rows {
+                        var sum = 0.0, magnitude = abs(Double(beta) * Double(start[r]))
+                        for k in 0..<cols { sum += Double(weights[r * ldw + k]) * Double(x[k]); magnitude += abs(Double(weights[r * ldw + k]) * Double(x[k])) }
+                        let exact = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(start[r]))
+                        XCTAssertEqual(Double(y[r]), exact, accuracy: 1e-6 * (magnitude + 1), "level \(level) \(rows)x\(cols) row \(r)")
+                        var alone: [Float] = [beta == 0 ? .nan : start[r]]
+                        weights.withUnsafeBufferPointer { w in rk_gemv_f32(1, cols, w.baseAddress! + r * ldw, ldw, x, alpha, beta, &alone) }
+                        XCTAssertEqual(alone[0], y[r], "level \(level) \(rows)x\(cols) row \(r) alone")
+                    }
+                    var twoThreads = beta == 0 ? [Float](repeating: .nan, count: rows) : start
+                    rk_set_threads(2)
+                    rk_gemv_f32(rows, cols, weights, ldw, x, alpha, beta, &twoThreads)
+                    XCTAssertEqual(twoThreads, y, "level \(level) \(rows)x\(cols): 2 threads")
+                }
+            }
+        }
+    }
+
     func model(_ cell: CellKind, embedding: Int?, roundedToBFloat16: Bool) throws -> LanguageModel<Float> {
         var g = SeededGenerator(seed: 12)
         let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: 11, cell: cell, hiddenSize: 17, numLayers: 2,

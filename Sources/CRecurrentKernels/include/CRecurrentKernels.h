@@ -8,7 +8,7 @@
 extern "C" {
 #include "rk_peak.h"
 #include "rk_activations.h"
-#include "rk_bf16.h"
+#include "rk_gemv.h"
 #endif
 
 /// Instruction-set levels the kernels can run at.
@@ -28,6 +28,7 @@ int rk_set_level(int level);
 /// Row-major GEMM: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
 /// op(X) = X when trans is 0, X^T when 1. lda/ldb/ldc are row strides of the stored matrices.
 /// When beta == 0, C is not read (NaN in C does not propagate).
+/// M == 1 with transB == 1 runs rk_gemv_f32: another summation order than M > 1 (last bits may differ).
 void rk_sgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
               float alpha, const float *A, ptrdiff_t lda,
               const float *B, ptrdiff_t ldb,
@@ -84,5 +85,5 @@ void rk_dgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double a
 #endif
 #include "rk_peak.h"
 #include "rk_activations.h"
-#include "rk_bf16.h"
+#include "rk_gemv.h"
 #endif

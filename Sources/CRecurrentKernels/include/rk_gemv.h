@@ -1,5 +1,5 @@
-#ifndef RK_BF16_H
-#define RK_BF16_H
+#ifndef RK_GEMV_H
+#define RK_GEMV_H
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,4 +12,10 @@ void rk_bf16_to_f32(const uint16_t *src, float *dst, ptrdiff_t n);
 /// that row, cols and the instruction-set level (not on rows, the row offset or the thread count).
 void rk_gemv_bf16(ptrdiff_t rows, ptrdiff_t cols, const uint16_t *w, ptrdiff_t ldw, const float *x, float beta,
                   float *y);
+/// y[r] = alpha * sum_{k<cols} w[r*ldw + k] * x[k] + beta * y[r] for r < rows: f32 weights w (rows, ldw >= cols),
+/// x (cols), y (rows). When beta == 0, y is not read (NaN in y does not propagate). Each row's result depends only
+/// on that row, cols, alpha and the instruction-set level (not on rows, the row offset or the thread count).
+/// rk_sgemm uses it for M == 1 with op(B) = B^T.
+void rk_gemv_f32(ptrdiff_t rows, ptrdiff_t cols, const float *w, ptrdiff_t ldw, const float *x, float alpha,
+                 float beta, float *y);
 #endif
