@@ -25,6 +25,8 @@ public final class BFloat16GenerationSession {
     private let recurrentWeights: [UnsafeMutablePointer<UInt16>]
     /// output.weight (V, H) in bf16.
     private let outputWeight: UnsafeMutablePointer<UInt16>
+    /// The one block holding every bf16 matrix above.
+    private let compactWeights: UnsafeMutablePointer<UInt16>
     private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, the model's own
     private let recurrentBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer
     private let outputBias: UnsafeMutablePointer<Float>       // (V)
@@ -44,9 +46,17 @@ public final class BFloat16GenerationSession {
         let G = configuration.cell.gateCount, GH = G * H, p = model.parameters
         self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell
         embeddingSize = configuration.embeddingSize ?? 0
+        // All copies in one block: one allocation large enough for huge pages, streamed in order every token.
+        var sizes: [Int] = []
+        for k in 0..<L { sizes.append(GH * (k == 0 ? (configuration.embeddingSize ?? V) : H)) }
+        sizes += Array(repeating: GH * H, count: L) + [V * H]
+        let block = allocateAligned(UInt16.self, count: sizes.reduce(0) { $0 + ($1 + 31) / 32 * 32 })
+        compactWeights = block
+        var next = block
         func compact(_ source: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<UInt16> {
-            let copy = allocateAligned(UInt16.self, count: count)
+            let copy = next
             rk_f32_to_bf16(source, copy, count)
+            next += (count + 31) / 32 * 32 // keep every matrix 64-byte aligned
             return copy
         }
         var inputs: [UnsafeMutablePointer<UInt16>] = []
@@ -56,7 +66,7 @@ public final class BFloat16GenerationSession {
                 let transposed = allocateAligned(Float.self, count: V * GH)
                 for j in 0..<GH { for v in 0..<V { transposed[v * GH + j] = w[j * V + v] } }
                 inputs.append(compact(transposed, count: V * GH))
-                transposed.deallocate()
+                freeAligned(transposed)
             } else {
                 inputs.append(compact(w, count: GH * configuration.recurrent.layerInputSize(k)))
             }
@@ -76,9 +86,8 @@ public final class BFloat16GenerationSession {
     }
 
     deinit {
-        for w in inputWeights + recurrentWeights { w.deallocate() }
-        for buffer in [hidden, cellState, gates, recurrent, logitBuffer] { buffer.deallocate() }
-        outputWeight.deallocate()
+        freeAligned(compactWeights)
+        for buffer in [hidden, cellState, gates, recurrent, logitBuffer] { freeAligned(buffer) }
     }
 
     /// Bytes of the bfloat16 weight copies (what each token streams).
