@@ -60,6 +60,49 @@ def train_row(cell, hidden, batch, steps, vocab, embedding, seconds):
     return f"train {cell} H{hidden} B{batch} T{steps} V{vocab} {emb}", n * steps * batch / elapsed
 
 
+def d2l_scratch_row(seconds, hidden=512, batch=32, steps=35, vocab=28):
+    """d2l 8.5's from-scratch RNN and train_epoch_ch8: parameters as plain tensors, one-hot input, a Python loop
+    over the steps, d2l's grad_clipping(theta=1) and its sgd; the state carried between minibatches and detached."""
+    torch.manual_seed(1)
+    def normal(*shape):
+        return (torch.randn(*shape) * 0.01).requires_grad_()
+    W_xh, W_hh, b_h = normal(vocab, hidden), normal(hidden, hidden), torch.zeros(hidden, requires_grad=True)
+    W_hq, b_q = normal(hidden, vocab), torch.zeros(vocab, requires_grad=True)
+    params = [W_xh, W_hh, b_h, W_hq, b_q]
+    x = torch.randint(0, vocab, (batch, steps))
+    y = torch.randint(0, vocab, (batch, steps))
+    state = torch.zeros(batch, hidden)
+
+    def update(state):
+        state = state.detach()
+        outputs = []
+        for X in F.one_hot(x.T, vocab).float():  # (T, B, V): d2l's forward loop
+            state = torch.tanh(X @ W_xh + state @ W_hh + b_h)
+            outputs.append(state @ W_hq + b_q)
+        loss = F.cross_entropy(torch.cat(outputs, dim=0), y.T.reshape(-1))
+        loss.backward()
+        norm = torch.sqrt(sum(torch.sum(p.grad ** 2) for p in params))  # d2l grad_clipping
+        if norm > 1:
+            for p in params:
+                p.grad[:] *= 1 / norm
+        with torch.no_grad():  # d2l sgd (the loss is already a mean, so batch_size=1)
+            for p in params:
+                p -= 1 * p.grad
+                p.grad.zero_()
+        return state
+
+    for _ in range(2):
+        state = update(state)
+    n, start = 0, time.perf_counter()
+    while True:
+        state = update(state)
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+    return f"train rnn_tanh H{hidden} B{batch} T{steps} V{vocab} d2l scratch loop", n * steps * batch / elapsed
+
+
 def generate_row(cell, hidden, layers, vocab, embedding, tokens, dtype=torch.float32):
     """Per-layer nn.*Cell, batch 1, greedy: PyTorch's fast path for token-by-token generation.
     With dtype=torch.bfloat16 every module and state is bf16 (the row to compare with our bf16 weights)."""
@@ -101,6 +144,7 @@ def main():
     rows = []
     if a.rows != "generate":
         rows.append(train_row("rnn_tanh", 512, 32, 35, 28, None, a.seconds))
+        rows.append(d2l_scratch_row(a.seconds))
         rows.append(train_row("lstm", 512, 32, 35, 28, None, a.seconds))
         rows.append(train_row("lstm", 1024, 64, 35, 65, 1024, a.seconds))
         rows.append(train_row("gru", 1024, 64, 35, 65, 1024, a.seconds))

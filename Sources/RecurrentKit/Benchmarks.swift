@@ -62,6 +62,24 @@ public enum Benchmarks {
                       activationBytes: model.recurrent.activationMemoryBytes)
     }
 
+    /// d2l 8.5's `train_ch8` as ``Trainer`` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
+    /// clipping, sequential minibatches from The Time Machine with the state carried), for at least `seconds`.
+    public static func d2lTrainingLoop(seconds: Double = 3) throws -> Result {
+        var options = TrainingPreset.d2lRNN.options
+        options.epochs = 1_000_000
+        options.sampleEvery = 0
+        let trainer = try Trainer(options: options)
+        var start = 0.0, elapsed = 0.0, updates = 0
+        _ = try trainer.train(shouldStop: { elapsed >= seconds }, afterStep: { trainer in
+            if trainer.step == 2 { start = monotonicSeconds() } // after warm-up
+            if trainer.step > 2 { updates += 1; elapsed = monotonicSeconds() - start }
+        })
+        let T = options.numSteps, B = options.batchSize, H = options.hiddenSize, V = trainer.model.configuration.vocabularySize
+        let flops = 2 * 3 * Double(H * H + H * V) * Double(T * B * updates)
+        return Result(name: "train rnn_tanh H\(H) B\(B) T\(T) V\(V) d2l scratch loop",
+                      tokensPerSecond: Double(T * B * updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
+    }
+
     /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix, weights stored in `precision`.
     public static func generation(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
                                   tokens: Int = 2000, precision: WeightPrecision = .float32) throws -> Result {

@@ -84,6 +84,9 @@ public final class SGD: Optimizer {
     }
 
     /// One SGD update.
+    // Called through the `Optimizer` existential, so without these the loop would run unspecialized (boxed scalars).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
         guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
         let p = store.values, g = store.gradients, n = store.count
@@ -164,6 +167,8 @@ public final class Adam: Optimizer {
     }
 
     /// One Adam update.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
         guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
         let n = store.count

@@ -51,6 +51,7 @@ struct BenchCommand: ParsableCommand {
         if rows == "all" || rows == "train" {
             try report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
                        name: "train rnn_tanh H512 B32 T35 V28 one-hot")
+            try report(try Benchmarks.d2lTrainingLoop(seconds: seconds), name: "train rnn_tanh H512 B32 T35 V28 d2l scratch loop")
             try report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
                        name: "train lstm H512 B32 T35 V28 one-hot")
             try report(try Benchmarks.training(cell: .lstm, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
