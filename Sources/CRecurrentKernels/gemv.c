@@ -357,6 +357,10 @@ void rk_gemv_f32(ptrdiff_t rows, ptrdiff_t cols, const float *w, ptrdiff_t ldw, 
                  float beta, float *y) {
     if (rows <= 0) return;
     if (cols < 0) cols = 0;
+    if (alpha == 0.0f) { // as rk_sgemm: W and x are not read, so Inf/NaN in them do not reach y
+        for (ptrdiff_t r = 0; r < rows; r++) y[r] = beta == 0.0f ? 0.0f : beta * y[r];
+        return;
+    }
     rk_gemv_fn fn = rk_gemv_f32_portable;
 #if defined(__x86_64__)
     int level = rk_active_level();

@@ -12,8 +12,9 @@ public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
 /// Batch-1 generation with bfloat16 copies of a ``LanguageModel``'s weight matrices.
 ///
 /// At batch 1 every token re-reads every weight matrix once, so generation is limited by how fast the weights
-/// stream from cache; halving their size is the lever. The copies are made once, when the session is created;
-/// biases, embeddings, states and all arithmetic stay in Float. Later changes to the model are not seen.
+/// stream from cache; halving their size is the lever. The session is a snapshot taken when it is created: bf16
+/// copies of the weight matrices, Float copies of the biases and the embedding; states and all arithmetic are Float.
+/// Later changes to the model are not seen (make a new session).
 public final class BFloat16GenerationSession {
     /// The model the weights were copied from.
     public let model: LanguageModel<Float>
@@ -27,10 +28,12 @@ public final class BFloat16GenerationSession {
     private let outputWeight: UnsafeMutablePointer<UInt16>
     /// The one block holding every bf16 matrix above.
     private let compactWeights: UnsafeMutablePointer<UInt16>
-    private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, the model's own
-    private let recurrentBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer
-    private let outputBias: UnsafeMutablePointer<Float>       // (V)
-    private let embedding: UnsafeMutablePointer<Float>?       // (V, E), Float
+    /// The block holding the Float copies of the biases and the embedding.
+    private let floatCopies: UnsafeMutablePointer<Float>
+    private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, copied
+    private let recurrentBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer, copied
+    private let outputBias: UnsafeMutablePointer<Float>       // (V), copied
+    private let embedding: UnsafeMutablePointer<Float>?       // (V, E), Float, copied
     private let embeddingSize: Int
     private let hidden: UnsafeMutablePointer<Float>           // (L, H) h of every layer
     private let cellState: UnsafeMutablePointer<Float>        // (L, H) LSTM c
@@ -74,10 +77,24 @@ public final class BFloat16GenerationSession {
         inputWeights = inputs
         recurrentWeights = (0..<L).map { compact(p.value("rnn.weight_hh_l\($0)"), count: GH * H) }
         outputWeight = compact(p.value("output.weight"), count: V * H)
-        inputBias = (0..<L).map { p.value("rnn.bias_ih_l\($0)") }
-        recurrentBias = (0..<L).map { p.value("rnn.bias_hh_l\($0)") }
-        outputBias = p.value("output.bias")
-        embedding = configuration.embeddingSize == nil ? nil : p.value("embedding.weight")
+        // Float copies of the biases and the embedding, so the session stays a consistent snapshot.
+        let E = configuration.embeddingSize ?? 0
+        let floats = allocateAligned(Float.self, count: 2 * L * GH + V + V * E)
+        floatCopies = floats
+        for k in 0..<L {
+            (floats + k * GH).update(from: p.value("rnn.bias_ih_l\(k)"), count: GH)
+            (floats + (L + k) * GH).update(from: p.value("rnn.bias_hh_l\(k)"), count: GH)
+        }
+        inputBias = (0..<L).map { floats + $0 * GH }
+        recurrentBias = (0..<L).map { floats + (L + $0) * GH }
+        outputBias = floats + 2 * L * GH
+        outputBias.update(from: p.value("output.bias"), count: V)
+        if E > 0 {
+            embedding = outputBias + V
+            embedding!.update(from: p.value("embedding.weight"), count: V * E)
+        } else {
+            embedding = nil
+        }
         hidden = allocateAligned(Float.self, count: L * H)
         cellState = allocateAligned(Float.self, count: L * H)
         gates = allocateAligned(Float.self, count: GH)
@@ -87,6 +104,7 @@ public final class BFloat16GenerationSession {
 
     deinit {
         freeAligned(compactWeights)
+        freeAligned(floatCopies)
         for buffer in [hidden, cellState, gates, recurrent, logitBuffer] { freeAligned(buffer) }
     }
 

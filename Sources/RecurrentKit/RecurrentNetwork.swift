@@ -109,7 +109,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private var truncationGenerators: [SeededGenerator] = []
 
     /// Opt-in memory-efficient BPTT (after Gruslys et al. 2016): when set, forward keeps every layer's state only at
-    /// the start of each segment of `recomputeInterval` steps (plus the last layer's outputs) and backward recomputes
+    /// the start of each segment of `recomputeInterval` steps (plus the layer-0 input and the last layer's outputs, kept
+    /// whole) and backward recomputes
     /// one segment's activations at a time, so activation memory follows the interval instead of T, for about one
     /// extra forward pass. Gradients are bit-identical to the default. A positive multiple of ``timeBlockSteps``;
     /// nil (default) keeps every activation.
@@ -119,6 +120,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     public static var timeBlockSteps: Int { 16 }
     /// Whether the cached forward kept states at segment starts only.
     private var recomputes = false
+    /// Segment length of the cached forward (T when not recomputing): later changes to `recomputeInterval` do not
+    /// affect a backward through a forward that already ran.
+    private var cachedSegmentSteps = 0
+    /// Which segment's activations the layer caches hold now (the last after forward; backward recomputes others).
+    private var heldSegment = 0
     /// Whether the cached forward was in training mode (dropout), for recomputation.
     private var cachedTraining = false
     /// Seed of the cached forward's dropout masks.
@@ -335,7 +341,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
         guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
         let hasCell = configuration.cell.hasCellState
-        guard var current = state, current.h.hasShape(L, B, H), !hasCell || current.c?.hasShape(L, B, H) == true else {
+        guard var current = state, current.h.hasShape(L, B, H), hasCell ? current.c?.hasShape(L, B, H) == true : current.c == nil else {
             state = try finalState()
             return
         }
@@ -391,7 +397,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// Segments the sequence is processed in: one when all activations are kept, else ``recomputeInterval`` steps each.
     private func segments(steps T: Int) -> TimeSpans {
-        TimeSpans(first: 0, end: T, boundary: recomputes ? recomputeInterval! : T)
+        TimeSpans(first: 0, end: T, boundary: max(cachedSegmentSteps, 1))
     }
 
     /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
@@ -451,6 +457,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         cachedBatch = B
         cachedTraining = training
         recomputes = willRecompute
+        cachedSegmentSteps = segmentSteps
         // One seed per forward; each (layer, time block) mask draws from its own stream, so a recomputed segment
         // gets the same masks.
         dropoutSeed = dropsOut && L > 1 ? generator.next() : 0
@@ -466,6 +473,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
 
         let segmentList = segments(steps: T)
+        heldSegment = segmentList.count - 1
         if recomputes {
             stateCheckpoints.reserve(segmentList.count * 2 * L * B * H)
             outputSequence.reserve(T * B * H)
@@ -607,10 +615,17 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         if isLSTM, let g = finalCellGradient { (carried + L * B * H).update(from: g, count: L * B * H) }
         else { (carried + L * B * H).update(repeating: 0, count: L * B * H) }
 
+        if cachedTokens != nil {
+            let I = configuration.inputSize
+            oneHotScratch.reserve(I * GH).update(repeating: 0, count: I * GH)
+        }
         for index in segmentList.indices.reversed() {
             let segment = segmentList[index]
             let first = segment.start, n = segment.count
-            if recomputes && index < segmentList.count - 1 { recomputeSegment(index, first: first, steps: n, batch: B) }
+            if index != heldSegment {
+                recomputeSegment(index, first: first, steps: n, batch: B)
+                heldSegment = index
+            }
             dLayerOutput.update(from: outputGradient + first * B * H, count: n * B * H)
             for k in stride(from: L - 1, through: 0, by: -1) {
                 gradHidden.pointer.update(from: carried + k * B * H, count: B * H)
@@ -641,6 +656,10 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
         if let g = initialHiddenGradient { g.update(from: carried, count: L * B * H) }
         if isLSTM, let g = initialCellGradient { g.update(from: carried + L * B * H, count: L * B * H) }
+        if cachedTokens != nil {
+            let I = configuration.inputSize, dw = gradWeightIH[0], dwT = oneHotScratch.pointer
+            for j in 0..<GH { for v in 0..<I { dw[j * I + v] += dwT[v * GH + j] } }
+        }
     }
 
     /// Recomputes every layer's activations of segment `index` from its state checkpoint (same calls as the forward,
@@ -681,15 +700,12 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             }
             if k == 0, let tokens = cachedTokens {
                 // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather),
-                // accumulated in a contiguous (I, G*H) buffer and added transposed.
-                let dwT = oneHotScratch.reserve(inSize * GH)
-                dwT.update(repeating: 0, count: inSize * GH)
+                // accumulated in a contiguous (I, G*H) buffer (zeroed by backward, added transposed at its end).
+                let dwT = oneHotScratch.pointer
                 for row in 0..<rows {
                     let target = dwT + tokens[block.start * B + row] * GH, d = dP + row * GH
                     for j in 0..<GH { target[j] += d[j] }
                 }
-                let dw = gradWeightIH[0]
-                for j in 0..<GH { for v in 0..<inSize { dw[j * inSize + v] += dwT[v * GH + j] } }
             } else {
                 let x = k == 0 ? inputCopy.pointer + block.start * B * inSize : cache.input.pointer + local * inSize
                 Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: rows,

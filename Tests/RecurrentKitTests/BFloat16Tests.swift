@@ -106,6 +106,16 @@ final class BFloat16Tests: XCTestCase {
         }
     }
 
+    func testFloatMatrixVectorWithAlphaZeroReadsNoWeights() {
+        let w: [Float] = [.nan, .infinity, 1, 2], x: [Float] = [1, .nan]
+        var y: [Float] = [3, 4]
+        rk_gemv_f32(2, 2, w, 2, x, 0, 0.5, &y)
+        XCTAssertEqual(y, [1.5, 2])
+        var fresh: [Float] = [.nan, .nan]
+        rk_gemv_f32(2, 2, w, 2, x, 0, 0, &fresh)
+        XCTAssertEqual(fresh, [0, 0])
+    }
+
     func model(_ cell: CellKind, embedding: Int?, roundedToBFloat16: Bool) throws -> LanguageModel<Float> {
         var g = SeededGenerator(seed: 12)
         let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: 11, cell: cell, hiddenSize: 17, numLayers: 2,
@@ -168,5 +178,13 @@ final class BFloat16Tests: XCTestCase {
         let m = try model(.lstm, embedding: nil, roundedToBFloat16: false)
         XCTAssertThrowsError(try BFloat16GenerationSession(model: m).logits(after: [11], reset: true))
         XCTAssertThrowsError(try BFloat16GenerationSession(model: m).logits(after: [], reset: true))
+        XCTAssertThrowsError(try Evaluation.meanCrossEntropyBFloat16(model: m, tokens: [0, 11]))
+        XCTAssertThrowsError(try Evaluation.meanCrossEntropyBFloat16(model: m, tokens: [0, -1]))
+        // A session is a snapshot: changing the model afterwards does not change its logits.
+        let session = BFloat16GenerationSession(model: m)
+        let before = Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11))
+        m.parameters.value("output.bias")[0] += 1
+        m.parameters.value("rnn.bias_hh_l0")[0] += 1
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11)), before)
     }
 }

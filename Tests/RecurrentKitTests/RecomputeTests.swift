@@ -144,6 +144,36 @@ final class RecomputeTests: XCTestCase {
         XCTAssertThrowsError(try bad.validate())
     }
 
+    func testBackwardTwiceAndIntervalChangedAfterForward() throws {
+        for cell in [CellKind.lstm, .gru] {
+            var g = SeededGenerator(seed: 15)
+            let config = RecurrentConfiguration(cell: cell, inputSize: 3, hiddenSize: 5, numLayers: 2, dropout: 0.2)
+            let network = try RecurrentNetwork<Float>(config, generator: &g)
+            network.recomputeInterval = 16
+            let x = Tensor<Float>(shape: [64, 2, 3]) { Float(g.normal()) }, dOut = Tensor<Float>(shape: [64, 2, 5]) { Float(g.normal()) }
+            _ = try network.forward(.dense(x), training: true, generator: &g)
+            network.parameters.zeroGradients()
+            let first = try network.backward(outputGradient: dOut)
+            let once = Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count))
+            // The caches now hold segment 0; a second backward must recompute the others, and the interval set after
+            // the forward must not change which segments exist.
+            network.recomputeInterval = 32
+            network.parameters.zeroGradients()
+            let second = try network.backward(outputGradient: dOut)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)), once, "\(cell)")
+            XCTAssertEqual(first.inputGradient, second.inputGradient, "\(cell)")
+            network.recomputeInterval = nil
+            _ = try network.backward(outputGradient: dOut)
+        }
+        // The carried state of a cell without c has no c, even when the storage passed in had one.
+        var g = SeededGenerator(seed: 16)
+        let rnn = try RecurrentNetwork<Float>(RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
+        _ = try rnn.forward(.dense(Tensor(shape: [4, 1, 2]) { 0.5 }), generator: &g)
+        var state: RecurrentState<Float>? = RecurrentState(h: Tensor(zeros: [1, 1, 3]), c: Tensor(zeros: [1, 1, 3]))
+        try rnn.copyFinalState(into: &state)
+        XCTAssertEqual(state, try rnn.finalState())
+    }
+
     func testInvalidIntervalIsAClearError() throws {
         var g = SeededGenerator(seed: 1)
         let network = try RecurrentNetwork<Float>(RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)

@@ -47,7 +47,8 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
 }
 
 /// Deletes `.<name>.tmp-<pid>` files left by writers that were killed (SIGKILL, power loss) before they could
-/// clean up: only those whose process no longer exists, so a concurrent writer's file is never touched.
+/// clean up: only those whose process does not exist here and that nobody has written to for 10 minutes (a writer in
+/// another PID namespace sharing the folder has its own PIDs; its live temporary is still being written).
 func removeStaleTemporaries(of name: String, in folder: String) {
     guard let directory = opendir(folder) else { return }
     defer { closedir(directory) }
@@ -58,7 +59,14 @@ func removeStaleTemporaries(of name: String, in folder: String) {
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
         guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
-        if kill(pid, 0) != 0 && errno == ESRCH { stale.append(entryName) }
+        var info = stat()
+        guard kill(pid, 0) != 0, errno == ESRCH, stat(folder + "/" + entryName, &info) == 0 else { continue }
+        #if canImport(Glibc)
+        let modified = info.st_mtim.tv_sec
+        #else
+        let modified = info.st_mtimespec.tv_sec
+        #endif
+        if time(nil) - modified > 600 { stale.append(entryName) }
     }
     for entryName in stale { unlink(folder + "/" + entryName) }
 }

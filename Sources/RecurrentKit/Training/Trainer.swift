@@ -354,8 +354,11 @@ public enum Evaluation {
     /// ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
     public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
-        let session = BFloat16GenerationSession(model: model)
         let V = model.configuration.vocabularySize
+        for (i, token) in tokens.enumerated() where token < 0 || token >= V {
+            throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
+        }
+        let session = BFloat16GenerationSession(model: model)
         var total = 0.0, single = [0]
         for i in 0..<(tokens.count - 1) {
             single[0] = tokens[i]

@@ -103,7 +103,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
         guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
         if let r = recomputeInterval, r < 1 || r % RecurrentNetwork<Float>.timeBlockSteps != 0 {
-            throw RecurrentKitError.invalidArgument("recompute-interval", r, "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps) (or 0 to keep every activation)")
+            throw RecurrentKitError.invalidArgument("recompute-interval", r, "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps), or nil to keep every activation")
         }
         guard epochs >= 1 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be at least 1") }
         if let t = timeLimitSeconds, !(t > 0) { throw RecurrentKitError.invalidArgument("time-limit", t, "must be > 0 seconds") }
