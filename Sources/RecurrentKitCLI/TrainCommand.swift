@@ -83,7 +83,7 @@ struct TrainCommand: ParsableCommand {
         return o
     }
 
-    @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored).") var resume: String?
+    @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored, except --recompute-interval and --threads).") var resume: String?
     @Option(help: "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding.") var initFrom: String?
     @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery: Int = 0
     @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
@@ -98,6 +98,10 @@ struct TrainCommand: ParsableCommand {
             trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
             folder = output ?? parentFolder(of: resume)
             print("resuming \(resume) at update \(trainer.step)")
+            if let recomputeInterval { // changes memory, never the gradients, so it may differ from the saved run's
+                guard recomputeInterval >= 0 else { throw RecurrentKitError.invalidArgument("recompute-interval", recomputeInterval, "must be >= 0 (0 keeps every activation)") }
+                try trainer.setRecomputeInterval(recomputeInterval == 0 ? nil : recomputeInterval)
+            }
         } else {
             var options = try resolvedOptions()
             options.skipNonFinite = skipNonfinite

@@ -107,6 +107,10 @@ final class CommandLineTests: XCTestCase {
         let floatPerplexity = try perplexityLine(["--batch", "1"]), compactPerplexity = try perplexityLine(["--precision", "bfloat16"])
         XCTAssertEqual(compactPerplexity, floatPerplexity, accuracy: 0.01 * floatPerplexity)
         try assertFails(["sample", "--checkpoint", checkpoint, "--precision", "fp8"], mentioning: "precision")
+        // Memory-efficient BPTT may be switched on when resuming (it never changes the gradients).
+        let resumed = try run(["train", "--resume", checkpoint, "--recompute-interval", "16"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        try assertFails(["train", "--resume", checkpoint, "--recompute-interval", "20"], mentioning: "multiple of 16")
         try assertFails(["sample", "--checkpoint", checkpoint, "--prefix", ""], mentioning: "prefix")
         try assertFails(["sample", "--checkpoint", checkpoint, "--temperature=-1"], mentioning: "temperature")
         try assertFails(["eval", "--checkpoint", checkpoint, "--text", write("one.txt", Array("a".utf8))], mentioning: "at least 2")

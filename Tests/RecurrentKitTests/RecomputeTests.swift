@@ -142,6 +142,19 @@ final class RecomputeTests: XCTestCase {
         var bad = TrainingOptions()
         bad.recomputeInterval = 20
         XCTAssertThrowsError(try bad.validate())
+        // Switched on halfway through, after a save and resume: the same run.
+        var o = TrainingOptions()
+        o.maxTokens = 3000; o.cell = .lstm; o.hiddenSize = 16; o.numLayers = 2; o.dropout = 0.1
+        o.bptt = .full; o.epochs = 2; o.sampleEvery = 0
+        let first = try Trainer(options: o)
+        _ = try first.train(shouldStop: { first.step >= 1 })
+        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+        try resumed.setRecomputeInterval(32)
+        XCTAssertThrowsError(try resumed.setRecomputeInterval(8))
+        XCTAssertEqual(resumed.options.recomputeInterval, 32)
+        try resumed.train()
+        let p = resumed.model.parameters
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: p.values, count: p.count)), weights)
     }
 
     func testBackwardTwiceAndIntervalChangedAfterForward() throws {

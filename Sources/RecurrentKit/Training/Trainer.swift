@@ -65,7 +65,7 @@ public enum TrainingEvent: Sendable {
 /// bit-identically (weights, optimizer moments, both random streams, the position in the epoch, the carried state).
 public final class Trainer {
     /// The options (validated).
-    public let options: TrainingOptions
+    public private(set) var options: TrainingOptions
     /// Tokens and vocabulary.
     public let corpus: PreparedCorpus
     /// The model being trained.
@@ -239,6 +239,16 @@ public final class Trainer {
             }
         }
         return true
+    }
+
+    /// Switches memory-efficient BPTT on (a positive multiple of 16) or off (nil), also for a resumed run: it changes
+    /// memory and time, never the gradients, so the run continues exactly as it would have.
+    public func setRecomputeInterval(_ interval: Int?) throws {
+        var changed = options
+        changed.recomputeInterval = interval
+        try changed.validate()
+        options = changed
+        model.recurrent.recomputeInterval = interval
     }
 
     /// Resets the carried state to zeros (nil), keeping its storage for reuse.
