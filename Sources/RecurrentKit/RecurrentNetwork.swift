@@ -1,3 +1,5 @@
+import CRecurrentKernels
+
 /// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H).
 public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
     /// Hidden states, (L, B, H).
@@ -782,8 +784,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
             }
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
-            if relu { for i in 0..<(B * H) where !(h[i] > 0) { h[i] = 0 } }
-            else if !linear { Scalar.tanh(h, count: B * H) }
+            forEachRowChunk(batch: B, width: H) { rows in
+                let start = h + rows.lowerBound * H, count = rows.count * H
+                if relu { for i in 0..<count where !(start[i] > 0) { start[i] = 0 } }
+                else if !linear { Scalar.tanh(start, count: count) }
+            }
         }
     }
 
@@ -796,9 +801,12 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let h = cache.hidden.pointer + (t + 1) * B * H
             let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
             recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            if linear { for i in 0..<(B * H) { d[i] = dh[i] + dOut[i] } }
-            else if relu { for i in 0..<(B * H) { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
-            else { for i in 0..<(B * H) { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
+            forEachRowChunk(batch: B, width: H) { rows in
+                let elements = (rows.lowerBound * H)..<(rows.upperBound * H)
+                if linear { for i in elements { d[i] = dh[i] + dOut[i] } }
+                else if relu { for i in elements { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
+                else { for i in elements { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
+            }
             recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
             truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, nil)
         }
@@ -821,13 +829,15 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 for j in 0..<GH { g[j] += bhh[j] }
             }
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
-            for b in 0..<B {
-                let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
-                Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
-                Scalar.tanh(gg, count: H)
-                Scalar.sigmoid(go, count: H)
-                let gf = gi + H, row = b * H
-                for j in 0..<H { c[row + j] = gf[j] * cPrev[row + j] + gi[j] * gg[j] }
+            forEachRowChunk(batch: B, width: GH) { rows in
+                for b in rows {
+                    let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
+                    Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
+                    Scalar.tanh(gg, count: H)
+                    Scalar.sigmoid(go, count: H)
+                    let gf = gi + H, row = b * H
+                    for j in 0..<H { c[row + j] = gf[j] * cPrev[row + j] + gi[j] * gg[j] }
+                }
             }
             tc.update(from: c, count: B * H)
             Scalar.tanh(tc, count: B * H)
@@ -851,19 +861,21 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let dOut = dOutput + t * B * H
             let dGates = dPre + t * B * GH
             recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            for b in 0..<B {
-                let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
-                let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
-                let row = b * H
-                for j in 0..<H {
-                    let i = gi[j], f = gf[j], g = gg[j], o = go[j], tanhC = tc[row + j]
-                    let dhTotal = dh[row + j] + dOut[row + j]
-                    let dcTotal = dc[row + j] + dhTotal * o * (1 - tanhC * tanhC)
-                    di[j] = dcTotal * g * i * (1 - i)
-                    df[j] = dcTotal * cPrev[row + j] * f * (1 - f)
-                    dg[j] = dcTotal * i * (1 - g * g)
-                    dO[j] = dhTotal * tanhC * o * (1 - o)
-                    dc[row + j] = dcTotal * f
+            forEachRowChunk(batch: B, width: GH) { rows in
+                for b in rows {
+                    let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
+                    let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
+                    let row = b * H
+                    for j in 0..<H {
+                        let i = gi[j], f = gf[j], g = gg[j], o = go[j], tanhC = tc[row + j]
+                        let dhTotal = dh[row + j] + dOut[row + j]
+                        let dcTotal = dc[row + j] + dhTotal * o * (1 - tanhC * tanhC)
+                        di[j] = dcTotal * g * i * (1 - i)
+                        df[j] = dcTotal * cPrev[row + j] * f * (1 - f)
+                        dg[j] = dcTotal * i * (1 - g * g)
+                        dO[j] = dhTotal * tanhC * o * (1 - o)
+                        dc[row + j] = dcTotal * f
+                    }
                 }
             }
             recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
@@ -885,18 +897,20 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let hn = cache.recurrentNew.pointer + t * B * H
             fillRows(recurrent, rows: B, with: bhh, width: GH)
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
-            for b in 0..<B {
-                let gr = gates + b * GH, gz = gr + H, gn = gz + H
-                let rr = recurrent + b * GH, rn = rr + 2 * H
-                let row = b * H
-                for j in 0..<(2 * H) { gr[j] += rr[j] } // r and z pre-activations are adjacent
-                Scalar.sigmoid(gr, count: 2 * H)
-                for j in 0..<H {
-                    hn[row + j] = rn[j]
-                    gn[j] += gr[j] * rn[j]
+            forEachRowChunk(batch: B, width: GH) { rows in
+                for b in rows {
+                    let gr = gates + b * GH, gz = gr + H, gn = gz + H
+                    let rr = recurrent + b * GH, rn = rr + 2 * H
+                    let row = b * H
+                    for j in 0..<(2 * H) { gr[j] += rr[j] } // r and z pre-activations are adjacent
+                    Scalar.sigmoid(gr, count: 2 * H)
+                    for j in 0..<H {
+                        hn[row + j] = rn[j]
+                        gn[j] += gr[j] * rn[j]
+                    }
+                    Scalar.tanh(gn, count: H)
+                    for j in 0..<H { h[row + j] = (1 - gz[j]) * gn[j] + gz[j] * hPrev[row + j] }
                 }
-                Scalar.tanh(gn, count: H)
-                for j in 0..<H { h[row + j] = (1 - gz[j]) * gn[j] + gz[j] * hPrev[row + j] }
             }
         }
     }
@@ -915,20 +929,25 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let dOut = dOutput + t * B * H
             let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
             recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            for b in 0..<B {
-                let row = b * H
-                for j in 0..<H {
-                    let r = gates[b * GH + j], z = gates[b * GH + H + j], n = gates[b * GH + 2 * H + j]
-                    let dhTotal = dh[row + j] + dOut[row + j]
-                    let dnPre = dhTotal * (1 - z) * (1 - n * n)
-                    let dzPre = dhTotal * (hPrev[row + j] - n) * z * (1 - z)
-                    let drPre = dnPre * hn[row + j] * r * (1 - r)
-                    dP[b * GH + j] = drPre; dP[b * GH + H + j] = dzPre; dP[b * GH + 2 * H + j] = dnPre
-                    dR[b * GH + j] = drPre; dR[b * GH + H + j] = dzPre; dR[b * GH + 2 * H + j] = dnPre * r
-                    dh[row + j] = dhTotal * z // the direct path z h_{t-1}; the matrix path is added below
+            let dhNow = dh, dhNew = dhNext
+            forEachRowChunk(batch: B, width: GH) { rows in
+                for b in rows {
+                    let row = b * H
+                    for j in 0..<H {
+                        let r = gates[b * GH + j], z = gates[b * GH + H + j], n = gates[b * GH + 2 * H + j]
+                        let dhTotal = dhNow[row + j] + dOut[row + j]
+                        let dnPre = dhTotal * (1 - z) * (1 - n * n)
+                        let dzPre = dhTotal * (hPrev[row + j] - n) * z * (1 - z)
+                        let drPre = dnPre * hn[row + j] * r * (1 - r)
+                        dP[b * GH + j] = drPre; dP[b * GH + H + j] = dzPre; dP[b * GH + 2 * H + j] = dnPre
+                        dR[b * GH + j] = drPre; dR[b * GH + H + j] = dzPre; dR[b * GH + 2 * H + j] = dnPre * r
+                        // The direct path z h_{t-1}; the matrix path is added to dhNew below.
+                        let direct = dhTotal * z
+                        dhNow[row + j] = direct
+                        dhNew[row + j] = direct
+                    }
                 }
             }
-            for i in 0..<(B * H) { dhNext[i] = dh[i] }
             recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
             truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dhNext, nil)
             swap(&dh, &dhNext)
@@ -965,6 +984,29 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 }
 
 // MARK: - Small helpers shared by the layers
+
+/// Runs a step's element-wise work over batch rows [0, B) in two halves on the kernel pool when the step is large
+/// enough (B >= 2, B * width >= 16384). The split depends on the sizes only, never on the thread count, and each row's
+/// arithmetic is the same either way, so results are identical for any thread count.
+@inline(__always)
+func forEachRowChunk(batch B: Int, width: Int, _ body: (Range<Int>) -> Void) {
+    guard B >= 2, B * width >= 16384 else { body(0..<B); return }
+    withoutActuallyEscaping(body) { body in
+        var job = RowJob(rows: B, body: body)
+        withUnsafeMutablePointer(to: &job) { pointer in
+            rk_parallel_for(2, { context, chunk, chunks in
+                let job = context!.assumingMemoryBound(to: RowJob.self).pointee
+                job.body((Int(chunk) * job.rows / Int(chunks))..<((Int(chunk) + 1) * job.rows / Int(chunks)))
+            }, pointer)
+        }
+    }
+}
+
+/// What ``forEachRowChunk(batch:width:_:)`` hands to the pool.
+struct RowJob {
+    let rows: Int
+    let body: (Range<Int>) -> Void
+}
 
 /// Consecutive step ranges covering [first, end) whose boundaries fall on multiples of `boundary` (a collection, so
 /// iterating it, forwards or reversed, allocates nothing).

@@ -1,4 +1,5 @@
 import XCTest
+import CRecurrentKernels
 @testable import RecurrentKit
 
 /// Memory-efficient BPTT (`recomputeInterval`): the same bits as keeping every activation, for far less memory.
@@ -195,6 +196,31 @@ final class RecomputeTests: XCTestCase {
             XCTAssertThrowsError(try network.forward(.dense(Tensor(shape: [40, 1, 2]) { 0.1 }), generator: &g)) { error in
                 XCTAssertTrue("\(error)".contains("multiple of 16"), "\(error)")
             }
+        }
+    }
+}
+
+/// Element-wise step work is split over the kernel pool for large steps; the bits must not depend on the thread count.
+final class ThreadCountTests: XCTestCase {
+    func testGradientsAreIdenticalForOneAndTwoThreads() throws {
+        let saved = rk_threads()
+        defer { rk_set_threads(saved) }
+        for (cell, hidden) in [(CellKind.rnnTanh, 512), (.gru, 176), (.lstm, 128)] {
+            func run(threads: Int32) throws -> ([Float], [Float]) {
+                rk_set_threads(threads)
+                var g = SeededGenerator(seed: 17)
+                let config = RecurrentConfiguration(cell: cell, inputSize: 8, hiddenSize: hidden, numLayers: 2)
+                let network = try RecurrentNetwork<Float>(config, generator: &g)
+                let x = Tensor<Float>(shape: [5, 32, 8]) { Float(g.normal()) }
+                let dOut = Tensor<Float>(shape: [5, 32, hidden]) { Float(g.normal()) }
+                network.parameters.zeroGradients()
+                let (output, _) = try network.forward(.dense(x), generator: &g)
+                _ = try network.backward(outputGradient: dOut)
+                return (output.scalars, Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)))
+            }
+            let one = try run(threads: 1), two = try run(threads: 2)
+            XCTAssertEqual(one.0, two.0, "\(cell) outputs")
+            XCTAssertEqual(one.1, two.1, "\(cell) gradients")
         }
     }
 }
