@@ -54,11 +54,8 @@ extern const rk_ops_s rk_ops_s_avx512;
 extern const rk_ops_d rk_ops_d_avx512;
 #endif
 
-// Fork-join over the persistent worker pool: runs fn(ctx, c, n) once for every chunk c in
-// [0, n) (n < 65536), on the calling thread and on idle workers (chunks are claimed
-// dynamically). Runs every chunk on the caller when n <= 1 or the pool is busy (another thread
-// is inside rk_parallel). Returns when all chunks are done.
+// Task of rk_parallel (declared in CRecurrentKernels.h): chunks are claimed dynamically by the
+// caller and idle workers; every chunk runs on the caller when n <= 1 or the pool is busy.
 typedef void (*rk_task_fn)(void *ctx, int chunk, int nchunks);
-void rk_parallel(int nchunks, rk_task_fn fn, void *ctx);
 
 #endif

@@ -93,10 +93,6 @@ static void *rk_worker(void *arg) {
     return 0;
 }
 
-void rk_parallel_for(int nchunks, void (*fn)(void *ctx, int chunk, int nchunks), void *ctx) {
-    rk_parallel(nchunks, fn, ctx);
-}
-
 void rk_parallel(int nchunks, rk_task_fn fn, void *ctx) {
     if (nchunks > 0xFFFF) nchunks = 0xFFFF; // callers keep chunk counts small
     if (nchunks <= 1 || pthread_mutex_trylock(&g_job_lock) != 0) {

@@ -53,6 +53,7 @@ public final class BFloat16GenerationSession {
         var sizes: [Int] = []
         for k in 0..<L { sizes.append(GH * (k == 0 ? (configuration.embeddingSize ?? V) : H)) }
         sizes += Array(repeating: GH * H, count: L) + [V * H]
+        weightBytes = 2 * sizes.reduce(0, +)
         let block = allocateAligned(UInt16.self, count: sizes.reduce(0) { $0 + ($1 + 31) / 32 * 32 })
         compactWeights = block
         var next = block
@@ -109,12 +110,7 @@ public final class BFloat16GenerationSession {
     }
 
     /// Bytes of the bfloat16 weight copies (what each token streams).
-    public var weightBytes: Int {
-        let GH = G * H
-        var count = V * H
-        for k in 0..<L { count += GH * (k == 0 ? (embeddingSize > 0 ? embeddingSize : V) : H) + GH * H }
-        return count * 2
-    }
+    public let weightBytes: Int
 
     /// Zeros every layer's state.
     public func reset() {

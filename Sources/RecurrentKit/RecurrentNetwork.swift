@@ -325,16 +325,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// Final h (and c) of every layer from the cached forward, (L, B, H); a plain value, so carrying it
     /// into the next chunk cuts the gradient path (truncated BPTT).
     public func finalState() throws -> RecurrentState<Scalar> {
-        let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
-        guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
-        var h = [Scalar](), c = [Scalar]()
-        h.reserveCapacity(L * B * H)
-        for k in 0..<L { h.append(contentsOf: UnsafeBufferPointer(start: finalHidden(layer: k), count: B * H)) }
-        if configuration.cell.hasCellState {
-            for k in 0..<L { c.append(contentsOf: UnsafeBufferPointer(start: finalCell(layer: k), count: B * H)) }
-        }
-        return RecurrentState(h: try Tensor(shape: [L, B, H], scalars: h),
-                              c: configuration.cell.hasCellState ? try Tensor(shape: [L, B, H], scalars: c) : nil)
+        var state: RecurrentState<Scalar>? = nil
+        try copyFinalState(into: &state)
+        return state!
     }
 
     /// Writes the final state (as ``finalState()``) into `state`, reusing its storage when the shapes already match,
@@ -343,11 +336,13 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
         guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
         let hasCell = configuration.cell.hasCellState
-        guard var current = state, current.h.hasShape(L, B, H), hasCell ? current.c?.hasShape(L, B, H) == true : current.c == nil else {
-            state = try finalState()
-            return
+        var current: RecurrentState<Scalar>
+        if let given = state, given.h.hasShape(L, B, H), hasCell ? given.c?.hasShape(L, B, H) == true : given.c == nil {
+            current = given
+            state = nil // leave `current` the only reference, so the writes below happen in place
+        } else {
+            current = RecurrentState(zerosFor: configuration, batch: B)
         }
-        state = nil // leave `current` the only reference, so the writes below happen in place
         current.h.scalars.withUnsafeMutableBufferPointer { h in
             for k in 0..<L { (h.baseAddress! + k * B * H).update(from: finalHidden(layer: k), count: B * H) }
         }
@@ -994,7 +989,7 @@ func forEachRowChunk(batch B: Int, width: Int, _ body: (Range<Int>) -> Void) {
     withoutActuallyEscaping(body) { body in
         var job = RowJob(rows: B, body: body)
         withUnsafeMutablePointer(to: &job) { pointer in
-            rk_parallel_for(2, { context, chunk, chunks in
+            rk_parallel(2, { context, chunk, chunks in
                 let job = context!.assumingMemoryBound(to: RowJob.self).pointee
                 job.body((Int(chunk) * job.rows / Int(chunks))..<((Int(chunk) + 1) * job.rows / Int(chunks)))
             }, pointer)

@@ -69,10 +69,7 @@ struct TrainCommand: ParsableCommand {
         if let steps { o.numSteps = steps }
         if let sampling { o.sampling = try parseChoice(sampling, name: "sampling") }
         if let bptt { o.bptt = try parseChoice(bptt, name: "bptt") }
-        if let recomputeInterval {
-            guard recomputeInterval >= 0 else { throw RecurrentKitError.invalidArgument("recompute-interval", recomputeInterval, "must be >= 0 (0 keeps every activation)") }
-            o.recomputeInterval = recomputeInterval == 0 ? nil : recomputeInterval
-        }
+        if let recomputeInterval { o.recomputeInterval = try parseRecomputeInterval(recomputeInterval) }
         if let epochs { o.epochs = epochs }
         if let timeLimit { o.timeLimitSeconds = timeLimit }
         if let seed { o.seed = seed }
@@ -99,8 +96,7 @@ struct TrainCommand: ParsableCommand {
             folder = output ?? parentFolder(of: resume)
             print("resuming \(resume) at update \(trainer.step)")
             if let recomputeInterval { // changes memory, never the gradients, so it may differ from the saved run's
-                guard recomputeInterval >= 0 else { throw RecurrentKitError.invalidArgument("recompute-interval", recomputeInterval, "must be >= 0 (0 keeps every activation)") }
-                try trainer.setRecomputeInterval(recomputeInterval == 0 ? nil : recomputeInterval)
+                try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))
             }
         } else {
             var options = try resolvedOptions()
@@ -225,6 +221,12 @@ func parseChoice<E: RawRepresentable & CaseIterable>(_ value: String, name: Stri
     let names = E.allCases.map(\.rawValue)
     let list = names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
     throw RecurrentKitError.invalidArgument(name, "'\(value)'", "expected \(list)")
+}
+
+/// `--recompute-interval`: 0 keeps every activation (nil); other values are checked by the options.
+func parseRecomputeInterval(_ value: Int) throws -> Int? {
+    guard value >= 0 else { throw RecurrentKitError.invalidArgument("recompute-interval", value, "must be >= 0 (0 keeps every activation)") }
+    return value == 0 ? nil : value
 }
 
 /// `--precision`: float32 or bfloat16 (also bf16, fp32, f32).

@@ -13,7 +13,7 @@ final class AtomicFileTests: XCTestCase {
         // A temporary left by a writer that no longer exists, and one of a live process (our parent).
         let stale = folder + "/.model.safetensors.tmp-999999999", live = folder + "/.model.safetensors.tmp-\(getppid())"
         let other = folder + "/.other.bin.tmp-999999999", recent = folder + "/.model.safetensors.tmp-999999998"
-        for file in [stale, live, other, recent] { FileManager.default.createFile(atPath: file, contents: Data("partial".utf8)) }
+        for file in [stale, live, other, recent] { _ = FileManager.default.createFile(atPath: file, contents: Data("partial".utf8)) }
         let hourAgo = Date(timeIntervalSinceNow: -3600)
         for file in [stale, live, other] { try FileManager.default.setAttributes([.modificationDate: hourAgo], ofItemAtPath: file) }
         try writeFileAtomically(Array("new".utf8), to: path)

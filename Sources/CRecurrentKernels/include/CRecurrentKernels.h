@@ -46,8 +46,8 @@ void rk_set_threads(int threads);
 int rk_threads(void);
 /// Runs fn(ctx, chunk, nchunks) once for every chunk in [0, nchunks) on the caller and the kernel pool's workers
 /// (all on the caller with 1 thread or when the pool is busy); returns when every chunk is done. Chunks must write
-/// disjoint memory; which thread runs a chunk must not change its result.
-void rk_parallel_for(int nchunks, void (*fn)(void *ctx, int chunk, int nchunks), void *ctx);
+/// disjoint memory; which thread runs a chunk must not change its result. nchunks < 65536.
+void rk_parallel(int nchunks, void (*fn)(void *ctx, int chunk, int nchunks), void *ctx);
 
 /// Pre-packed B ("weights"): pack op(B) once, reuse it for many products with the same B
 /// (e.g. W_hh for every time step of a sequence), which saves the per-call packing.

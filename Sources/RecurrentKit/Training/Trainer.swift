@@ -365,19 +365,14 @@ public enum Evaluation {
     public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
         let V = model.configuration.vocabularySize
-        for (i, token) in tokens.enumerated() where token < 0 || token >= V {
-            throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
-        }
         let session = BFloat16GenerationSession(model: model)
-        var total = 0.0, single = [0]
+        // The session checks each input token, the cross-entropy each target.
+        var total = 0.0, input = [0], target = [0]
         for i in 0..<(tokens.count - 1) {
-            single[0] = tokens[i]
-            let logits = try session.logits(after: single, reset: i == 0)
-            var maximum = -Double.infinity
-            for j in 0..<V { maximum = max(maximum, Double(logits[j])) }
-            var sum = 0.0
-            for j in 0..<V { sum += Double.exp(Double(logits[j]) - maximum) }
-            total += maximum + Double.log(sum) - Double(logits[tokens[i + 1]])
+            input[0] = tokens[i]
+            target[0] = tokens[i + 1]
+            let logits = try session.logits(after: input, reset: i == 0)
+            total += try softmaxCrossEntropy(logits: logits, rows: 1, classes: V, targets: target, gradient: nil)
         }
         return total / Double(tokens.count - 1)
     }
