@@ -98,6 +98,67 @@ public enum Benchmarks {
                       tokensPerSecond: Double(tokens) / elapsed, gflops: 2 * perToken * Double(tokens) / elapsed / 1e9, seconds: elapsed)
     }
 
+    /// Runs exactly `updates` training updates after two warm-up updates (zero gradients, forward, cross-entropy,
+    /// backward, clip 1, optimizer step) on random tokens. Used to count heap allocations per update: the same call
+    /// with `updates` N and 2N must allocate the same number of times (`Scripts/check-allocations.sh`).
+    /// - Parameters:
+    ///   - cell: recurrent cell.
+    ///   - H: hidden units.
+    ///   - layers: recurrent layers.
+    ///   - B: batch rows.
+    ///   - T: steps per chunk.
+    ///   - V: vocabulary size.
+    ///   - embedding: embedding width, nil for one-hot input.
+    ///   - dropout: dropout between layers.
+    ///   - optimizer: ``OptimizerKind/sgd`` (learning rate 0.01) or ``OptimizerKind/adam``/``OptimizerKind/adamw`` (1e-3).
+    ///   - recomputeInterval: memory-efficient BPTT interval, nil keeps every step.
+    ///   - updates: measured updates (>= 0).
+    public static func trainingUpdates(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
+                                       embedding: Int? = nil, dropout: Double = 0, optimizer: OptimizerKind = .sgd,
+                                       recomputeInterval: Int? = nil, updates: Int) throws {
+        guard updates >= 0 else { throw RecurrentKitError.invalidArgument("updates", updates, "must be >= 0") }
+        var g = SeededGenerator(seed: 1)
+        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, dropout: dropout,
+                                                   embeddingSize: embedding), generator: &g)
+        model.recurrent.recomputeInterval = recomputeInterval
+        let step: Optimizer
+        switch optimizer {
+        case .sgd: step = try SGD(learningRate: 0.01)
+        case .adam: step = try Adam(learningRate: 1e-3)
+        case .adamw: step = try Adam.adamW(learningRate: 1e-3)
+        }
+        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
+        for _ in 0..<(2 + updates) {
+            model.parameters.zeroGradients()
+            _ = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            try clipGradientNorm(model.parameters, maxNorm: 1)
+            try step.step(model.parameters)
+        }
+    }
+
+    /// Batch-1 generation of `tokens` new tokens after a 10-token prefix (and a 50-token warm-up run), for counting
+    /// heap allocations per generated token like ``trainingUpdates(cell:hidden:layers:batch:steps:vocabulary:embedding:dropout:optimizer:recomputeInterval:updates:)``.
+    public static func generationTokens(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
+                                        decoding: TextGenerator.Decoding, precision: WeightPrecision = .float32, tokens: Int) throws {
+        var g = SeededGenerator(seed: 2)
+        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
+                                             generator: &g)
+        let prefix = (0..<10).map { _ in g.nextInt(below: V) }
+        _ = try TextGenerator.generate(model: model, prefix: prefix, length: 50, decoding: decoding, generator: &g, precision: precision)
+        _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: decoding, generator: &g, precision: precision)
+    }
+
+    /// Runs ``Trainer`` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.
+    /// Counting heap allocations of two runs that differ only in `updates` gives the loop's allocations per update;
+    /// of two runs that differ only in `epochs`, its allocations per epoch (minibatch arrays and the epoch report).
+    public static func trainerRun(options: TrainingOptions, epochs: Int, updates: Int? = nil) throws {
+        var options = options
+        options.epochs = epochs
+        options.sampleEvery = 0
+        let trainer = try Trainer(options: options)
+        _ = try trainer.train(shouldStop: { updates.map { trainer.step >= $0 } ?? false })
+    }
+
     /// Measured single-core FMA peak in GFLOP/s at an instruction-set level (0 portable, 1 AVX2+FMA, 2 AVX-512).
     public static func fmaPeak(level: Int) -> Double {
         _ = rk_fma_peak_flops(Int32(level), 1_000_000)

@@ -36,11 +36,10 @@ public enum TextGenerator {
         }
         // Warm-up: one pass over the whole prefix; its last logits predict the first new token.
         var logits = try logitsAfter(prefix, reset: true)
-        var scores = [Float](repeating: 0, count: V)
+        var chooser = TokenChooser(vocabularySize: V)
         var step = [0]
         for _ in 0..<length {
-            for j in 0..<V { scores[j] = logits[j] }
-            let next = choose(scores, decoding: decoding, generator: &generator)
+            let next = chooser.choose(logits, decoding: decoding, generator: &generator)
             output.append(next)
             step[0] = next
             logits = try logitsAfter(step, reset: false)
@@ -54,28 +53,68 @@ public enum TextGenerator {
         let tokens = try generate(model: model, prefix: try vocabulary.encode(prefix), length: length, decoding: .greedy, generator: &generator)
         return try vocabulary.decode(tokens)
     }
+}
 
-    static func choose(_ logits: [Float], decoding: Decoding, generator: inout SeededGenerator) -> Int {
+/// Picks the next token from a row of logits with buffers allocated once per generation, so choosing a token (greedy or
+/// sampled, with or without top-k) allocates nothing.
+struct TokenChooser {
+    private var candidates: [Int]
+    private var weights: [Double]
+
+    init(vocabularySize V: Int) {
+        candidates = [Int](repeating: 0, count: V)
+        weights = [Double](repeating: 0, count: V)
+    }
+
+    /// Greedy: the first index of the largest logit. Sampling: candidates are every index in order, or with top-k the k
+    /// most likely in descending order (ties by index); one draw from softmax(logit / temperature) over them.
+    mutating func choose(_ logits: UnsafePointer<Float>, decoding: TextGenerator.Decoding, generator: inout SeededGenerator) -> Int {
+        let V = candidates.count
         switch decoding {
         case .greedy:
             var best = 0
-            for j in 1..<logits.count where logits[j] > logits[best] { best = j }
+            for j in 1..<V where logits[j] > logits[best] { best = j }
             return best
         case .sample(let temperature, let topK):
-            var candidates = Array(logits.indices)
-            if let k = topK, k < logits.count {
-                candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-                candidates = Array(candidates.prefix(k))
+            return candidates.withUnsafeMutableBufferPointer { candidates in
+                weights.withUnsafeMutableBufferPointer { weights in
+                    var count = V
+                    if let k = topK, k < V {
+                        // Insertion into a sorted prefix of length k: descending logits, ties by index (j rises, so a
+                        // new index goes after equal logits).
+                        count = 0
+                        for j in 0..<V {
+                            let value = logits[j]
+                            if count == k && !(value > logits[candidates[k - 1]]) { continue }
+                            var position = Swift.min(count, k - 1)
+                            while position > 0 && value > logits[candidates[position - 1]] {
+                                candidates[position] = candidates[position - 1]
+                                position -= 1
+                            }
+                            candidates[position] = j
+                            if count < k { count += 1 }
+                        }
+                    } else {
+                        for j in 0..<V { candidates[j] = j }
+                    }
+                    var maximum = -Double.infinity
+                    for i in 0..<count {
+                        weights[i] = Double(logits[candidates[i]]) / temperature
+                        maximum = Swift.max(maximum, weights[i])
+                    }
+                    var total = 0.0
+                    for i in 0..<count {
+                        weights[i] = Double.exp(weights[i] - maximum)
+                        total += weights[i]
+                    }
+                    var u = generator.nextUnit() * total
+                    for i in 0..<count {
+                        u -= weights[i]
+                        if u < 0 { return candidates[i] }
+                    }
+                    return candidates[count - 1]
+                }
             }
-            let scaled = candidates.map { Double(logits[$0]) / temperature }
-            let maximum = scaled.max()!
-            let weights = scaled.map { Double.exp($0 - maximum) }
-            var u = generator.nextUnit() * weights.reduce(0, +)
-            for (i, w) in weights.enumerated() {
-                u -= w
-                if u < 0 { return candidates[i] }
-            }
-            return candidates.last!
         }
     }
 }

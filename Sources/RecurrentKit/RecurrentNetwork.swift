@@ -156,6 +156,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private let gradHidden = Workspace<Scalar>()      // (B, H) dL/dh_t carried backwards
     private let gradHiddenNext = Workspace<Scalar>()  // (B, H)
     private let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
+    private let rowTasks = StepRowTasks<Scalar>()
     private let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
     private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
     private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) transposed one-hot W_ih gradient of one time block
@@ -779,11 +780,10 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
             }
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
-            forEachRowChunk(batch: B, width: H) { rows in
-                let start = h + rows.lowerBound * H, count = rows.count * H
-                if relu { for i in 0..<count where !(start[i] > 0) { start[i] = 0 } }
-                else if !linear { Scalar.tanh(start, count: count) }
-            }
+            guard relu || !linear else { continue }
+            let task = rowTasks.rnnForward
+            task.h = h; task.width = H; task.relu = relu
+            forEachRowChunk(task, batch: B, width: H)
         }
     }
 
@@ -791,17 +791,15 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private func rnnBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize
         let cache = layers[k]
-        let relu = configuration.cell == .rnnReLU, linear = configuration.cell == .rnnLinear
+        let task = rowTasks.rnnBackward
+        task.width = H
+        task.activation = configuration.cell == .rnnReLU ? 1 : configuration.cell == .rnnLinear ? 2 : 0
         for t in stride(from: T - 1, through: 0, by: -1) {
             let h = cache.hidden.pointer + (t + 1) * B * H
             let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
             recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            forEachRowChunk(batch: B, width: H) { rows in
-                let elements = (rows.lowerBound * H)..<(rows.upperBound * H)
-                if linear { for i in elements { d[i] = dh[i] + dOut[i] } }
-                else if relu { for i in elements { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
-                else { for i in elements { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
-            }
+            task.h = h; task.dh = dh; task.dOut = dOut; task.d = d
+            forEachRowChunk(task, batch: B, width: H)
             recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
             truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, nil)
         }
@@ -824,16 +822,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 for j in 0..<GH { g[j] += bhh[j] }
             }
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
-            forEachRowChunk(batch: B, width: GH) { rows in
-                for b in rows {
-                    let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
-                    Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
-                    Scalar.tanh(gg, count: H)
-                    Scalar.sigmoid(go, count: H)
-                    let gf = gi + H, row = b * H
-                    for j in 0..<H { c[row + j] = gf[j] * cPrev[row + j] + gi[j] * gg[j] }
-                }
-            }
+            let task = rowTasks.lstmForward
+            task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
+            forEachRowChunk(task, batch: B, width: GH)
             tc.update(from: c, count: B * H)
             Scalar.tanh(tc, count: B * H)
             for b in 0..<B {
@@ -856,23 +847,10 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let dOut = dOutput + t * B * H
             let dGates = dPre + t * B * GH
             recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            forEachRowChunk(batch: B, width: GH) { rows in
-                for b in rows {
-                    let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
-                    let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
-                    let row = b * H
-                    for j in 0..<H {
-                        let i = gi[j], f = gf[j], g = gg[j], o = go[j], tanhC = tc[row + j]
-                        let dhTotal = dh[row + j] + dOut[row + j]
-                        let dcTotal = dc[row + j] + dhTotal * o * (1 - tanhC * tanhC)
-                        di[j] = dcTotal * g * i * (1 - i)
-                        df[j] = dcTotal * cPrev[row + j] * f * (1 - f)
-                        dg[j] = dcTotal * i * (1 - g * g)
-                        dO[j] = dhTotal * tanhC * o * (1 - o)
-                        dc[row + j] = dcTotal * f
-                    }
-                }
-            }
+            let task = rowTasks.lstmBackward
+            task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
+            task.dh = dh; task.dc = dc; task.dOut = dOut
+            forEachRowChunk(task, batch: B, width: GH)
             recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
             truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, dc)
         }
@@ -892,21 +870,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let hn = cache.recurrentNew.pointer + t * B * H
             fillRows(recurrent, rows: B, with: bhh, width: GH)
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
-            forEachRowChunk(batch: B, width: GH) { rows in
-                for b in rows {
-                    let gr = gates + b * GH, gz = gr + H, gn = gz + H
-                    let rr = recurrent + b * GH, rn = rr + 2 * H
-                    let row = b * H
-                    for j in 0..<(2 * H) { gr[j] += rr[j] } // r and z pre-activations are adjacent
-                    Scalar.sigmoid(gr, count: 2 * H)
-                    for j in 0..<H {
-                        hn[row + j] = rn[j]
-                        gn[j] += gr[j] * rn[j]
-                    }
-                    Scalar.tanh(gn, count: H)
-                    for j in 0..<H { h[row + j] = (1 - gz[j]) * gn[j] + gz[j] * hPrev[row + j] }
-                }
-            }
+            let task = rowTasks.gruForward
+            task.width = H; task.gates = gates; task.recurrent = recurrent; task.recurrentNew = hn; task.h = h; task.hPrev = hPrev
+            forEachRowChunk(task, batch: B, width: GH)
         }
     }
 
@@ -924,25 +890,10 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
             let dOut = dOutput + t * B * H
             let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
             recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            let dhNow = dh, dhNew = dhNext
-            forEachRowChunk(batch: B, width: GH) { rows in
-                for b in rows {
-                    let row = b * H
-                    for j in 0..<H {
-                        let r = gates[b * GH + j], z = gates[b * GH + H + j], n = gates[b * GH + 2 * H + j]
-                        let dhTotal = dhNow[row + j] + dOut[row + j]
-                        let dnPre = dhTotal * (1 - z) * (1 - n * n)
-                        let dzPre = dhTotal * (hPrev[row + j] - n) * z * (1 - z)
-                        let drPre = dnPre * hn[row + j] * r * (1 - r)
-                        dP[b * GH + j] = drPre; dP[b * GH + H + j] = dzPre; dP[b * GH + 2 * H + j] = dnPre
-                        dR[b * GH + j] = drPre; dR[b * GH + H + j] = dzPre; dR[b * GH + 2 * H + j] = dnPre * r
-                        // The direct path z h_{t-1}; the matrix path is added to dhNew below.
-                        let direct = dhTotal * z
-                        dhNow[row + j] = direct
-                        dhNew[row + j] = direct
-                    }
-                }
-            }
+            let task = rowTasks.gruBackward
+            task.width = H; task.gates = gates; task.hPrev = hPrev; task.recurrentNew = hn; task.dOut = dOut
+            task.dProjected = dP; task.dRecurrent = dR; task.dh = dh; task.dhNext = dhNext
+            forEachRowChunk(task, batch: B, width: GH)
             recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
             truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dhNext, nil)
             swap(&dh, &dhNext)
@@ -980,27 +931,19 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
 // MARK: - Small helpers shared by the layers
 
-/// Runs a step's element-wise work over batch rows [0, B) in two halves on the kernel pool when the step is large
-/// enough (B >= 2, B * width >= 16384). The split depends on the sizes only, never on the thread count, and each row's
-/// arithmetic is the same either way, so results are identical for any thread count.
+/// Runs `task` over batch rows [0, B) in two halves on the kernel pool when the step is large enough (B >= 2,
+/// B * width >= 16384). The split depends on the sizes only, never on the thread count, and each row's arithmetic is
+/// the same either way, so results are identical for any thread count. The task is an object built once per network
+/// (`StepRowTasks`) and re-pointed each step, and the pool receives it as an unretained pointer, so a step
+/// allocates nothing (a closure here would box its captures on the heap at every step).
 @inline(__always)
-func forEachRowChunk(batch B: Int, width: Int, _ body: (Range<Int>) -> Void) {
-    guard B >= 2, B * width >= 16384 else { body(0..<B); return }
-    withoutActuallyEscaping(body) { body in
-        var job = RowJob(rows: B, body: body)
-        withUnsafeMutablePointer(to: &job) { pointer in
-            rk_parallel(2, { context, chunk, chunks in
-                let job = context!.assumingMemoryBound(to: RowJob.self).pointee
-                job.body((Int(chunk) * job.rows / Int(chunks))..<((Int(chunk) + 1) * job.rows / Int(chunks)))
-            }, pointer)
-        }
-    }
-}
-
-/// What ``forEachRowChunk(batch:width:_:)`` hands to the pool.
-struct RowJob {
-    let rows: Int
-    let body: (Range<Int>) -> Void
+func forEachRowChunk(_ task: RowTask, batch B: Int, width: Int) {
+    guard B >= 2, B * width >= 16384 else { task.run(0..<B); return }
+    task.rows = B
+    rk_parallel(2, { context, chunk, chunks in
+        let task = Unmanaged<RowTask>.fromOpaque(context!).takeUnretainedValue()
+        task.run((Int(chunk) * task.rows / Int(chunks))..<((Int(chunk) + 1) * task.rows / Int(chunks)))
+    }, Unmanaged.passUnretained(task).toOpaque())
 }
 
 /// Consecutive step ranges covering [first, end) whose boundaries fall on multiples of `boundary` (a collection, so
