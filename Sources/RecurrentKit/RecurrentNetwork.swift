@@ -316,6 +316,19 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         return (inputGradient, RecurrentState(h: dh0, c: dc0))
     }
 
+    /// Appends, for a ReLU RNN, whether each pre-activation of the cached forward was positive (every layer, step,
+    /// row and unit: h_t > 0 exactly when its pre-activation is), so a gradient check can tell whether a perturbation
+    /// moved any pre-activation across the kink at 0. Other cells have no kink and append nothing. Requires caches
+    /// that hold every step (no recompute interval).
+    func appendReLUSigns(to signs: inout [Bool]) {
+        guard configuration.cell == .rnnReLU, !recomputes else { return }
+        let count = cachedSteps * cachedBatch * configuration.hiddenSize
+        for k in 0..<configuration.numLayers {
+            let h = layers[k].hidden.pointer + cachedBatch * configuration.hiddenSize // h_1 ... h_T
+            for i in 0..<count { signs.append(h[i] > 0) }
+        }
+    }
+
     /// Every h_t of the last layer from the cached forward, (T, B, H).
     public func outputTensor() throws -> Tensor<Scalar> {
         let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize

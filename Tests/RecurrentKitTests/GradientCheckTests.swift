@@ -58,4 +58,46 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertGreaterThan(corrupted.worstRelativeError, 1e-4)
         XCTAssertEqual(corrupted.worstIndex, [1, 3])
     }
+
+    func testReLUKinksAreCheckedOneSidedNotFailed() throws {
+        // Seeds 0, 3 and 8 of the CLI's default ReLU check straddle a kink with the five-point stencil (1.8e-3, up to
+        // 5.2e-1 before one-sided differences); every element is now compared or counted.
+        var oneSided = 0
+        for seed: UInt64 in [0, 3, 8] {
+            let options = GradientCheck.Options(configuration: .init(cell: .rnnReLU, inputSize: 4, hiddenSize: 5, numLayers: 2),
+                                                batch: 3, steps: 6, seed: seed)
+            try assertPasses(options)
+            let results = try GradientCheck.run(options)
+            oneSided += results.reduce(0) { $0 + $1.oneSidedCount }
+            XCTAssertEqual(results.reduce(0) { $0 + $1.skippedCount }, 0)
+        }
+        XCTAssertGreaterThan(oneSided, 0, "these seeds do cross kinks")
+        // Smooth cells never take the one-sided path.
+        let lstm = try GradientCheck.run(.init(configuration: .init(cell: .lstm, inputSize: 4, hiddenSize: 5, numLayers: 2), batch: 3, steps: 6, seed: 3))
+        XCTAssertTrue(lstm.allSatisfy { $0.oneSidedCount == 0 && $0.skippedCount == 0 })
+    }
+
+    func testKinkOnBothSidesIsSkippedAndCounted() throws {
+        // A step so large that many stencils cross kinks on both sides: those elements are skipped and counted.
+        let options = GradientCheck.Options(configuration: .init(cell: .rnnReLU, inputSize: 4, hiddenSize: 5, numLayers: 2),
+                                            batch: 3, steps: 6, step: 0.3, seed: 0)
+        let results = try GradientCheck.run(options)
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.skippedCount }, 0)
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.oneSidedCount }, 0)
+    }
+
+    func testCorruptedReLUGradientStillFails() throws {
+        for seed: UInt64 in [0, 3, 8] {
+            var options = GradientCheck.Options(configuration: .init(cell: .rnnReLU, inputSize: 4, hiddenSize: 5, numLayers: 2),
+                                                batch: 3, steps: 6, seed: seed)
+            options.corruption = .init(tensor: "weight_ih_l0", relativeError: 1e-3)
+            let results = try GradientCheck.run(options)
+            let corrupted = try XCTUnwrap(results.first { $0.name == "weight_ih_l0" })
+            XCTAssertGreaterThan(corrupted.worstRelativeError, 5e-4, "seed \(seed)")
+            XCTAssertTrue(results.filter { $0.name != "weight_ih_l0" }.allSatisfy { $0.worstRelativeError < 1e-6 })
+        }
+        var options = GradientCheck.Options(configuration: .init(cell: .rnnReLU, inputSize: 4, hiddenSize: 5))
+        options.corruption = .init(tensor: "weight_xx", relativeError: 1e-3)
+        XCTAssertThrowsError(try GradientCheck.run(options))
+    }
 }

@@ -116,7 +116,9 @@ public enum GradientFlow {
         let width = 640.0, height = 400.0, left = 60.0, right = 150.0, top = 40.0, bottom = 50.0
         let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
         let logs = series.flatMap { $0.norms.filter { $0 > 0 && $0.isFinite }.map { Double.log($0) / Double.log(10) } }
-        let yMin = (logs.min() ?? -1).rounded(.down), yMax = max((logs.max() ?? 0).rounded(.up), yMin + 1)
+        // A log axis: ticks at powers of ten, every 1, 2 or 5 decades.
+        let yAxis = AxisTicks.axis(low: logs.min() ?? -1, high: logs.max() ?? 0, target: 8, integer: true)
+        let yMin = yAxis.low, yMax = yAxis.high
         let maxDistance = Double(max(series.map { $0.norms.count }.max() ?? 1, 2) - 1)
         func x(_ d: Int) -> Double { left + Double(d) / maxDistance * (width - left - right) }
         func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
@@ -127,15 +129,13 @@ public enum GradientFlow {
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(height - bottom))\" x2=\"\(f(width - right))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
         svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">time distance to the loss (steps)</text>\n"
-        svg += "<text x=\"16\" y=\"\(f(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(height / 2)))\">log10 ||dL/dh_t||</text>\n"
-        var tick = yMin
-        while tick <= yMax {
-            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">\(Int(tick))</text>\n"
+        svg += "<text x=\"16\" y=\"\(f(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(height / 2)))\">||dL/dh_t|| (log scale)</text>\n"
+        for tick in yAxis.ticks {
+            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">1e\(Int(tick))</text>\n"
             svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>\n"
-            tick += max(1, ((yMax - yMin) / 8).rounded(.up))
         }
-        for i in 0...4 {
-            let d = Int((maxDistance * Double(i) / 4).rounded())
+        for tick in AxisTicks.inside(low: 0, high: maxDistance, integer: true) {
+            let d = Int(tick)
             svg += "<text x=\"\(f(x(d)))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">\(d)</text>\n"
         }
         for (i, s) in series.enumerated() {

@@ -28,7 +28,8 @@ public enum TrainingReports {
         let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
         let values = series.flatMap { $0.points.map(\.1) }.filter(\.isFinite)
         let maxEpoch = Double(max(series.flatMap { $0.points.map(\.0) }.max() ?? 1, 1))
-        let yMax = max(values.max() ?? 2, 1.0001), yMin = min(values.min() ?? 1, yMax - 1e-3)
+        let yAxis = AxisTicks.axis(low: values.min() ?? 1, high: values.max() ?? 2)
+        let yMin = yAxis.low, yMax = yAxis.high
         func x(_ e: Int) -> Double { left + (Double(e) / maxEpoch) * (width - left - right) }
         func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
         var svg = """
@@ -41,11 +42,12 @@ public enum TrainingReports {
         <text x="16" y="\(fmt(height / 2))" text-anchor="middle" transform="rotate(-90 16 \(fmt(height / 2)))">perplexity</text>
 
         """
-        for i in 0...4 {
-            let v = yMin + (yMax - yMin) * Double(i) / 4
-            svg += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(v) + 4))\" text-anchor=\"end\">\(fmt(v))</text>\n"
+        for v in yAxis.ticks {
+            svg += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(v) + 4))\" text-anchor=\"end\">\(AxisTicks.label(v, step: yAxis.step))</text>\n"
             svg += "<line x1=\"\(left)\" y1=\"\(fmt(y(v)))\" x2=\"\(width - right)\" y2=\"\(fmt(y(v)))\" stroke=\"#ddd\"/>\n"
-            let e = Int((maxEpoch * Double(i) / 4).rounded())
+        }
+        for tick in AxisTicks.inside(low: 0, high: maxEpoch, integer: true) {
+            let e = Int(tick)
             svg += "<text x=\"\(fmt(x(e)))\" y=\"\(fmt(height - bottom + 16))\" text-anchor=\"middle\">\(e)</text>\n"
         }
         for (i, s) in series.enumerated() {
