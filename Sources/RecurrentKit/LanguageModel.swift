@@ -81,8 +81,12 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     /// A model with all parameters zero (to be loaded from a checkpoint).
     public init(_ configuration: LanguageModelConfiguration) throws {
         try configuration.validate()
+        let layout = configuration.parameterLayout
+        // Values and gradients; refused with the sizes before the allocation could fail.
+        try checkMemory(layout.totalCount * MemoryLayout<Scalar>.stride * 2,
+                        for: "a \(configuration.cell.rawValue) model with H \(configuration.hiddenSize), \(configuration.numLayers) layer(s) and \(layout.totalCount) parameters")
         self.configuration = configuration
-        parameters = ParameterStore(layout: configuration.parameterLayout)
+        parameters = ParameterStore(layout: layout)
         recurrent = try RecurrentNetwork(configuration.recurrent, parameters: parameters, prefix: "rnn.")
         if let e = configuration.embeddingSize {
             embedding = try Embedding(prefix: "embedding.", vocabularySize: configuration.vocabularySize, dimension: e, store: parameters)

@@ -20,8 +20,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
         state = (next(), next(), next(), next())
     }
 
-    /// Restores a generator from saved state words.
-    public init(state: (UInt64, UInt64, UInt64, UInt64)) { self.state = state }
+    /// Restores a generator from saved state words. The all-zero state, which xoshiro256** never leaves (every draw
+    /// would be 0 and bounded or normal draws would never end), cannot come from a seed; it is replaced by the state of
+    /// `SeededGenerator(seed: 0)`.
+    public init(state: (UInt64, UInt64, UInt64, UInt64)) {
+        if state == (0, 0, 0, 0) { self = SeededGenerator(seed: 0) } else { self.state = state }
+    }
 
     /// Next 64 random bits.
     public mutating func next() -> UInt64 {

@@ -33,6 +33,7 @@ struct AnalyzeCommand: ParsableCommand {
         }
         let raw = try loadCorpusText(text ?? corpus)
         try createFolder(output)
+        try checkWritableLocation(output + "/gradient-flow.svg") // before the work, not after it
         var series: [(label: String, norms: [Double])] = []
         var csv = "model,layer,t,distance,grad_norm\n"
         func add(_ label: String, _ model: LanguageModel<Float>, _ vocabulary: Vocabulary) throws {
@@ -150,6 +151,7 @@ struct CompareBPTTCommand: ParsableCommand {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         rk_set_threads(Int32(threads))
         try createFolder(output)
+        try checkWritableLocation(output + "/comparison.svg") // before the work, not after it
         var series: [(label: String, points: [(Int, Double)])] = []
         var csv = "run,epoch,updates,train_perplexity,seconds\n"
         let runs: [(String, SamplingStrategy, BPTTStrategy)] = [

@@ -16,6 +16,9 @@ struct RNNCommand: ParsableCommand {
 
     /// Every failure is one line on stderr and a non-zero exit; help and version go to stdout with exit 0.
     static func main() {
+        // `rnn train` saves and exits cleanly on SIGINT/SIGTERM: the handlers go in before anything else runs, so a
+        // signal during start-up is not lost (the run stops after its first update and saves).
+        if CommandLine.arguments.dropFirst().first == "train" { installStopHandlers() }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -80,7 +80,7 @@ struct TrainCommand: ParsableCommand {
         return o
     }
 
-    @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored, except --recompute-interval and --threads).") var resume: String?
+    @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored, except --recompute-interval, --time-limit and --threads).") var resume: String?
     @Option(help: "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding.") var initFrom: String?
     @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery: Int = 0
     @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
@@ -91,13 +91,24 @@ struct TrainCommand: ParsableCommand {
         rk_set_threads(Int32(threads))
         let trainer: Trainer
         let folder: String
+        // One writer per output folder: the lock is taken before anything is read or written there, and held until exit.
+        var lock: OutputFolderLock? = nil
+        func lockFolder(_ folder: String) throws {
+            try createFolder(folder)
+            lock = try OutputFolderLock(folder: folder, staleTemporariesOf: ["model.safetensors", "metrics.jsonl", "perplexity.svg"])
+        }
+        // The checkpoint that stays good if this run fails: the one resumed from, then each one saved.
+        var lastGood: (path: String, step: Int)? = nil
         if let resume {
-            trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
             folder = output ?? parentFolder(of: resume)
+            try lockFolder(folder)
+            trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
+            lastGood = (resume, trainer.step)
             print("resuming \(resume) at update \(trainer.step)")
             if let recomputeInterval { // changes memory, never the gradients, so it may differ from the saved run's
                 try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))
             }
+            if let timeLimit { try trainer.setTimeLimit(timeLimit) } // this process's limit, whatever the checkpoint says
         } else {
             var options = try resolvedOptions()
             options.skipNonFinite = skipNonfinite
@@ -110,7 +121,7 @@ struct TrainCommand: ParsableCommand {
                 options.textMode = start!.vocabulary.mode
             }
             folder = output ?? "runs/\(preset)"
-            try createFolder(folder)
+            try lockFolder(folder)
             try checkWritableLocation(folder + "/model.safetensors")
             trainer = try Trainer(options: options)
             if let start {
@@ -123,7 +134,6 @@ struct TrainCommand: ParsableCommand {
         }
         let options = trainer.options
         let checkpointPath = folder + "/model.safetensors"
-        try createFolder(folder)
         // A checkpoint holds the weights (F32) and the optimizer moments (F64); saving needs room for a second copy.
         let parameterCount = trainer.model.parameters.count
         let moments = options.optimizer == .sgd ? (options.momentum > 0 ? 1 : 0) : 2
@@ -145,6 +155,7 @@ struct TrainCommand: ParsableCommand {
         func save() throws {
             try trainer.checkpoint().save(to: checkpointPath)
             savedAtStep = trainer.step
+            lastGood = (checkpointPath, trainer.step)
         }
         let finished: Bool
         do {
@@ -183,7 +194,7 @@ struct TrainCommand: ParsableCommand {
                 if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }
             })
         } catch let error as RecurrentKitError {
-            let last = savedAtStep >= 0 ? "; last good checkpoint: \(checkpointPath) (update \(savedAtStep))" : "; no checkpoint was saved in this run"
+            let last = lastGood.map { "; last good checkpoint: \($0.path) (update \($0.step))" } ?? "; no checkpoint was saved in this run"
             throw RecurrentKitError(error.message + last)
         }
         try save()
@@ -203,6 +214,7 @@ struct TrainCommand: ParsableCommand {
                   + ", peak memory \(Int(peakResidentMegabytes())) MB")
         }
         print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg")
+        withExtendedLifetime(lock) {}
     }
 }
 
@@ -309,6 +321,9 @@ struct EvalCommand: ParsableCommand {
         let ce = weightPrecision == .bfloat16
             ? try Evaluation.meanCrossEntropyBFloat16(model: loaded.model, tokens: tokens)
             : try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
+        guard ce.isFinite, perplexity(meanCrossEntropy: ce).isFinite else {
+            throw RecurrentKitError("the checkpoint's predictions overflow (cross-entropy \(ce) nats per character, perplexity \(perplexity(meanCrossEntropy: ce))): the model diverged and cannot be evaluated")
+        }
         print("characters predicted \(tokens.count - 1)")
         print("cross-entropy \(fixed(ce, 6)) nats/char")
         print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6))")

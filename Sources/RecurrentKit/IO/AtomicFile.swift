@@ -11,7 +11,11 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     let folder = parentFolder(of: path)
     let name = path.split(separator: "/").last.map(String.init) ?? path
     let temporary = (folder == "." && !path.hasPrefix("./") ? "" : folder + "/") + ".\(name).tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    // O_EXCL | O_NOFOLLOW: never write through a file or symbolic link someone placed at the temporary's name. A
+    // leftover of an earlier process with this PID (or a planted link) is removed (the link, not its target) once.
+    let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+    var fd = open(temporary, flags, 0o644)
+    if fd < 0 && errno == EEXIST && unlink(temporary) == 0 { fd = open(temporary, flags, 0o644) }
     guard fd >= 0 else { throw RecurrentKitError("cannot write \(path): \(errnoDescription()) (folder \(folder))") }
     var ok = false
     defer {
@@ -37,7 +41,7 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     }
     close(fd)
     guard rename(temporary, path) == 0 else {
-        throw RecurrentKitError("cannot move the new file into place at \(path): \(errnoDescription())")
+        throw RecurrentKitError("cannot move the new file into place at \(path): \(errnoDescription()); the previous file, if any, is unchanged")
     }
     ok = true
     // Make the rename itself durable.
@@ -47,9 +51,11 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
 }
 
 /// Deletes `.<name>.tmp-<pid>` files left by writers that were killed (SIGKILL, power loss) before they could
-/// clean up: only those whose process does not exist here and that nobody has written to for 10 minutes (a writer in
-/// another PID namespace sharing the folder has its own PIDs; its live temporary is still being written).
-func removeStaleTemporaries(of name: String, in folder: String) {
+/// clean up: only those whose process does not exist here and that nobody has written to for `minimumAge` seconds
+/// (10 minutes by default: a writer in another PID namespace sharing the folder has its own PIDs, and its live
+/// temporary is still being written). A process holding the folder's ``OutputFolderLock`` passes 0: no other
+/// trainer can be writing there.
+func removeStaleTemporaries(of name: String, in folder: String, minimumAge: Int = 600) {
     guard let directory = opendir(folder) else { return }
     defer { closedir(directory) }
     let prefix = ".\(name).tmp-"
@@ -66,7 +72,7 @@ func removeStaleTemporaries(of name: String, in folder: String) {
         #else
         let modified = info.st_mtimespec.tv_sec
         #endif
-        if time(nil) - modified > 600 { stale.append(entryName) }
+        if Int(time(nil) - modified) >= minimumAge { stale.append(entryName) }
     }
     for entryName in stale { unlink(folder + "/" + entryName) }
 }
@@ -91,24 +97,153 @@ public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws
     }
 }
 
-/// Reads a whole file; a clear error when it is missing, a folder, or unreadable.
-public func readFileBytes(_ path: String, what: String = "file") throws -> [UInt8] {
-    var info = stat()
-    guard stat(path, &info) == 0 else { throw RecurrentKitError("\(what) \(path) does not exist") }
-    guard (info.st_mode & S_IFMT) != S_IFDIR else { throw RecurrentKitError("\(what) \(path) is a folder, not a file") }
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+/// Reads a whole file; a clear error when it is missing, a folder, unreadable, or larger than `maximumBytes`.
+///
+/// The file is opened with `O_NONBLOCK`, so a FIFO with no writer never blocks, and checked with `fstat` on the open
+/// descriptor. Unless `allowStreams` is true, only regular files are accepted (a checkpoint must be one): a FIFO,
+/// socket or device such as `/dev/zero` is refused at once. With `allowStreams` (a corpus may come from a pipe, e.g.
+/// `--corpus <(zcat big.txt.gz)`), pipes and character devices are read to their end, and an endless one stops at
+/// `maximumBytes` with an error.
+/// - Parameters:
+///   - path: the file.
+///   - what: how messages name it ("checkpoint", "text file").
+///   - maximumBytes: the most bytes accepted (default 16 GiB).
+///   - allowStreams: accept FIFOs, pipes and character devices.
+/// - Returns: the bytes.
+public func readFileBytes(_ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+    guard fd >= 0 else {
+        if errno == ENOENT { throw RecurrentKitError("\(what) not found: \(path) does not exist") }
+        throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
+    }
     defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+    let type = info.st_mode & S_IFMT
+    if type == S_IFDIR { throw RecurrentKitError("\(what) \(path) is a directory (a folder), not a file") }
+    let regular = type == S_IFREG
+    if !regular {
+        guard allowStreams, type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK else {
+            throw RecurrentKitError("\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
+        }
+        // Streams are read with blocking reads (the writer may be slower than we are).
+        let current = fcntl(fd, F_GETFL)
+        if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
+    }
+    let declared = Int(info.st_size)
+    if regular && declared > maximumBytes {
+        throw RecurrentKitError("\(what) \(path) is \(declared) bytes, more than the \(maximumBytes) bytes accepted")
+    }
     var result = [UInt8]()
-    result.reserveCapacity(Int(info.st_size))
+    result.reserveCapacity(regular ? min(max(declared, 0), maximumBytes) : 1 << 16)
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
+        }
         if n == 0 { break }
+        guard result.count <= maximumBytes - n else {
+            throw RecurrentKitError("\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as /dev/zero?)")
+        }
         result.append(contentsOf: chunk[0..<n])
     }
     return result
+}
+
+private func fileTypeName(_ type: mode_t) -> String {
+    switch type {
+    case S_IFIFO: return "a FIFO or pipe"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFSOCK: return "a socket"
+    case S_IFLNK: return "a symbolic link"
+    default: return "not a regular file"
+    }
+}
+
+/// Exclusive use of an output folder by one writer, through `flock` on a lock file `.rnn.lock` in it (released when
+/// the lock is deinitialized or the process ends, even by SIGKILL). A second process asking for the same folder gets
+/// an error naming the process that holds it. While the lock is held, temporaries of dead processes in the folder
+/// are removed at once (no other writer can own them).
+public final class OutputFolderLock {
+    /// The locked folder.
+    public let folder: String
+    private let fd: Int32
+
+    /// Locks `folder` (which must exist) or throws naming the holder.
+    /// - Parameter staleTemporariesOf: file names (e.g. `model.safetensors`) whose leftover temporaries from dead
+    ///   processes are removed once the lock is held.
+    public init(folder: String, staleTemporariesOf names: [String] = []) throws {
+        let path = folder + "/.rnn.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RecurrentKitError("cannot lock output folder \(folder): \(errnoDescription())") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 31, 0) }
+            close(fd)
+            let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingWhitespace : ""
+            if busy {
+                throw RecurrentKitError("output folder \(folder) is in use by another training run\(holder.isEmpty ? "" : " (pid \(holder))"); wait for it to finish or choose another --output")
+            }
+            throw RecurrentKitError("cannot lock output folder \(folder): \(errnoDescription())")
+        }
+        var pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeMutableBytes { pwrite(fd, $0.baseAddress!, $0.count, 0) }
+        self.fd = fd
+        self.folder = folder
+        for name in names { removeStaleTemporaries(of: name, in: folder, minimumAge: 0) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+private extension String {
+    var trimmingWhitespace: String {
+        String(unicodeScalars.drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed().map(Character.init))
+    }
+}
+
+/// The memory this process may still use, in bytes: the smaller of the cgroup limit (minus current use, cgroup v2
+/// `memory.max` / `memory.current` or v1 `memory.limit_in_bytes` / `memory.usage_in_bytes`) and `MemAvailable` of
+/// `/proc/meminfo`; nil where neither can be read (non-Linux systems).
+public func availableMemoryBytes() -> Int? {
+    func number(_ path: String) -> Int? {
+        guard let bytes = try? readFileBytes(path, maximumBytes: 4096) else { return nil }
+        return Int(String(decoding: bytes, as: UTF8.self).trimmingWhitespace)
+    }
+    var best: Int? = nil
+    if let meminfo = try? readFileBytes("/proc/meminfo", maximumBytes: 1 << 20) {
+        for line in String(decoding: meminfo, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            if let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kb < Int.max / 1024 { best = kb * 1024 }
+        }
+    }
+    for (limitPath, usagePath) in [("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")] {
+        if let limit = number(limitPath), limit > 0, limit < 1 << 60 {
+            let free = max(limit - (number(usagePath) ?? 0), 0)
+            best = min(best ?? free, free)
+            break
+        }
+    }
+    return best
+}
+
+/// Throws a clear error when `bytes` (what `purpose` needs) exceeds what ``availableMemoryBytes()`` reports, before
+/// anything that large is allocated.
+public func checkMemory(_ bytes: Int, for purpose: String) throws {
+    guard let available = availableMemoryBytes(), bytes > available else { return }
+    throw RecurrentKitError("\(purpose) needs about \(megabytes(bytes)) of memory, but only \(megabytes(available)) are available")
+}
+
+func megabytes(_ bytes: Int) -> String {
+    bytes >= 10 << 30 ? "\(bytes >> 30) GiB (\(bytes) bytes)" : "\(max(bytes >> 20, 1)) MiB (\(bytes) bytes)"
 }
 
 /// The folder part of `path` ("." for a bare file name, "/" for a file at the root).

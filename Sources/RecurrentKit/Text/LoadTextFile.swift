@@ -1,43 +1,34 @@
-import Foundation
-
 /// Reads a UTF-8 text file, throwing a ``RecurrentKitError`` that names the problem instead of trapping.
 ///
-/// Fails with a message for: a missing file, a directory, an unreadable file, bytes that are not
-/// valid UTF-8 (the message gives the byte offset of the first invalid byte), and an empty file.
+/// Fails with a message for: a missing file, a directory, an unreadable file, more than `maximumBytes` bytes, bytes
+/// that are not valid UTF-8 (the message gives the byte offset of the first invalid byte), and an empty file. A pipe
+/// or FIFO is read to its end (`--corpus <(zcat big.txt.gz)`), and an endless device such as `/dev/zero` stops at
+/// `maximumBytes` with an error (see ``readFileBytes(_:what:maximumBytes:allowStreams:)``).
 /// The bytes are returned unchanged (a leading byte-order mark or "\r\n" line endings are kept).
-/// - Parameter path: a file path, absolute or relative to the current directory.
+/// - Parameters:
+///   - path: a file path, absolute or relative to the current directory.
+///   - maximumBytes: the largest text accepted; 1 GiB by default.
 /// - Returns: the file's contents.
-public func loadTextFile(at path: String) throws -> String {
-    let fileManager = FileManager.default
-    var isDirectory: ObjCBool = false
-    guard fileManager.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw RecurrentKitError("text file not found: '\(path)' does not exist")
-    }
-    if isDirectory.boolValue {
-        throw RecurrentKitError("cannot read text file '\(path)': it is a directory, not a file")
-    }
-    guard fileManager.isReadableFile(atPath: path) else {
-        throw RecurrentKitError("cannot read text file '\(path)': permission denied (file is not readable)")
-    }
-    let data: Data
-    do {
-        data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-        throw RecurrentKitError("cannot read text file '\(path)': \(error.localizedDescription)")
-    }
+public func loadTextFile(at path: String, maximumBytes: Int = 1 << 30) throws -> String {
+    let data = try readFileBytes(path, what: "text file", maximumBytes: maximumBytes, allowStreams: true)
     if data.isEmpty {
         throw RecurrentKitError("text file '\(path)' is empty (0 bytes)")
     }
     // Fast path: the standard library validates in one pass; only on failure do we look for the offset.
-    if let text = String(validating: data, as: UTF8.self) {
+    if let text = validatedUTF8(data) {
         return text
     }
-    // String(validating:) and the parser apply the same rules, so the fallback 0 is never used.
+    // Validation and the parser apply the same rules, so the fallback 0 is never used.
     let offset = firstInvalidUTF8Offset(data) ?? 0
     let byte = data[data.startIndex + offset]
     throw RecurrentKitError(
         "text file '\(path)' is not valid UTF-8: invalid byte 0x\(hex(byte)) at byte offset \(offset)"
             + " (of \(data.count) bytes); convert it to UTF-8 first (for example with iconv)")
+}
+
+/// The bytes as a String when they are valid UTF-8, else nil (no repair, unlike `String(decoding:as:)`).
+func validatedUTF8(_ bytes: [UInt8]) -> String? {
+    firstInvalidUTF8Offset(bytes) == nil ? String(decoding: bytes, as: UTF8.self) : nil
 }
 
 /// Byte offset where the first ill-formed UTF-8 sequence starts, or nil if all bytes are valid UTF-8.

@@ -205,19 +205,22 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     /// - Parameter indices: token indices.
     /// - Returns: the decoded text.
     public func decode(_ indices: [Int]) throws -> String {
-        var scalars = String.UnicodeScalarView()
+        // UTF-8 bytes into one growing buffer, then one String: linear in the length.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(indices.count)
+        let unknown = Array(Vocabulary.unknownToken.utf8)
         for (position, index) in indices.enumerated() {
             guard index >= 0 && index < count else {
                 throw RecurrentKitError(
                     "token index \(index) at position \(position) is out of range: vocabulary indices are 0..<\(count)")
             }
             if let scalar = scalarOfIndex[index] {
-                scalars.append(scalar)
+                bytes.append(contentsOf: UTF8.encode(scalar)!)
             } else {
-                scalars.append(contentsOf: Vocabulary.unknownToken.unicodeScalars)
+                bytes.append(contentsOf: unknown)
             }
         }
-        return String(scalars)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     // MARK: - Helpers

@@ -111,6 +111,15 @@ public final class Trainer {
         schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
                                          numSteps: Trainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
                                          strategy: options.sampling)
+        guard let bytes = options.estimatedMemoryBytes(vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps) else {
+            throw RecurrentKitError("model and minibatch sizes too large: the memory they need does not fit in a 64-bit count")
+        }
+        try checkMemory(bytes, for: "training \(options.cell.rawValue) H \(options.hiddenSize) x \(options.numLayers) layer(s), batch \(options.batchSize) x \(schedule.numSteps) steps")
+        if options.sampleEvery > 0, !options.samplePrefix.isEmpty {
+            // A prefix the vocabulary cannot encode fails now, not after the first epoch.
+            do { _ = try corpus.vocabulary.encode(options.samplePrefix) }
+            catch let error as RecurrentKitError { throw RecurrentKitError("sample prefix: \(error.message)") }
+        }
         var generator = SeededGenerator(seed: options.seed)
         let configuration = LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count, cell: options.cell,
                                                        hiddenSize: options.hiddenSize, numLayers: options.numLayers,
@@ -146,7 +155,8 @@ public final class Trainer {
     ///   - shouldStop: checked after every update and epoch; return true to stop (the trainer can be resumed).
     ///   - afterStep: called after every update, e.g. to save a checkpoint every N steps.
     /// - Returns: true when training finished, false when it stopped early (it can be resumed).
-    /// - Throws: naming the update, when the loss or the gradient norm becomes NaN or infinite (unless `skipNonFinite`).
+    /// - Throws: naming the update, when the loss or the gradient norm becomes NaN or infinite, or an epoch's training
+    ///   perplexity overflows (unless `skipNonFinite`).
     @discardableResult
     public func train(progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
                       afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
@@ -224,6 +234,10 @@ public final class Trainer {
             report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
             history.append(report)
             progress(.epoch(report))
+            if !report.trainPerplexity.isFinite && !options.skipNonFinite {
+                // Every loss was finite, but so large that exp overflows: the run has diverged.
+                throw RecurrentKitError("training stopped: the training perplexity of epoch \(epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
+            }
             let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
             let last = epoch == options.epochs
             if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
@@ -276,6 +290,8 @@ public final class Trainer {
                                  epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try Checkpoint(model: model, vocabulary: corpus.vocabulary,
                               training: String(decoding: try encoder.encode(state), as: UTF8.self),
                               extraTensors: extra, extraDoubleTensors: extra64)
@@ -284,9 +300,12 @@ public final class Trainer {
     /// Restores a trainer saved by ``checkpoint()`` so that training continues exactly where it stopped.
     public convenience init(resumingFrom checkpoint: Checkpoint) throws {
         let state: TrainerState
-        do { state = try JSONDecoder().decode(TrainerState.self, from: Data(checkpoint.training.utf8)) }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { state = try decoder.decode(TrainerState.self, from: Data(checkpoint.training.utf8)) }
         catch { throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))") }
         try self.init(options: state.options)
+        try state.validate(minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
         guard corpus.vocabulary == checkpoint.vocabulary else {
             throw RecurrentKitError("the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
         }
@@ -329,10 +348,21 @@ public final class Trainer {
         }
     }
 
+    /// Changes the time limit of this process's training (nil: none), also for a resumed run: `rnn train --resume
+    /// --time-limit` bounds the new run whatever the checkpoint says.
+    public func setTimeLimit(_ seconds: Double?) throws {
+        var changed = options
+        changed.timeLimitSeconds = seconds
+        try changed.validate()
+        options = changed
+    }
+
     private func words(_ g: SeededGenerator) -> [String] { [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) } }
     private func generator(_ words: [String]) throws -> SeededGenerator {
         let values = words.compactMap(UInt64.init)
-        guard values.count == 4 else { throw RecurrentKitError("checkpoint random state is invalid") }
+        guard words.count == 4, values.count == 4 else { throw RecurrentKitError("checkpoint random state is invalid") }
+        // xoshiro256** never leaves the all-zero state (every draw would be 0, and bounded draws would never end).
+        guard values.contains(where: { $0 != 0 }) else { throw RecurrentKitError("checkpoint random state is all zeros") }
         return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
     }
 }
@@ -355,6 +385,40 @@ struct TrainerState: Codable {
     var epochSeconds: Double
     var elapsedSeconds: Double
     var history: [EpochReport]
+
+    /// Every field within what a run with these options could have reached; a hostile or corrupted file gets an error
+    /// naming the field, never a trap or a hang later.
+    func validate(minibatchesPerEpoch: Int, tokensPerUpdate: Int) throws {
+        func bad(_ field: String, _ value: Any, _ rule: String) -> RecurrentKitError {
+            RecurrentKitError("checkpoint training state: \(field) \(value) \(rule)")
+        }
+        let perEpoch = minibatchesPerEpoch + 1 // an epoch may have one more for some offsets
+        let (maximumUpdates, overflow) = options.epochs.multipliedReportingOverflow(by: perEpoch)
+        guard !overflow else { throw bad("epochs", options.epochs, "is too large") }
+        guard epoch >= 1, epoch <= options.epochs + 1 else { throw bad("epoch", epoch, "is outside 1...\(options.epochs + 1)") }
+        guard doneInEpoch >= 0, doneInEpoch <= perEpoch else { throw bad("doneInEpoch", doneInEpoch, "is outside 0...\(perEpoch)") }
+        guard step >= 0, step <= maximumUpdates else { throw bad("step", step, "is outside 0...\(maximumUpdates)") }
+        guard skippedSteps >= 0, skippedSteps <= maximumUpdates else { throw bad("skippedSteps", skippedSteps, "is outside 0...\(maximumUpdates)") }
+        guard optimizerSteps >= 0, optimizerSteps <= step else { throw bad("optimizerSteps", optimizerSteps, "is outside 0...\(step) (the updates done)") }
+        guard learningRate.isFinite, learningRate >= 0 else { throw bad("learningRate", learningRate, "must be finite and >= 0") }
+        let maximumTokens = perEpoch * tokensPerUpdate // the sums of the current or (between epochs) the last epoch
+        guard tokenCount >= 0, tokenCount <= maximumTokens else { throw bad("tokenCount", tokenCount, "is outside 0...\(maximumTokens)") }
+        guard lossSum.isFinite, lossSum >= 0 else { throw bad("lossSum", lossSum, "must be finite and >= 0") }
+        guard normSum.isFinite, normSum >= 0 else { throw bad("normSum", normSum, "must be finite and >= 0") }
+        for (name, value) in [("epochSeconds", epochSeconds), ("elapsedSeconds", elapsedSeconds)] {
+            guard value.isFinite, value >= 0, value <= TrainingOptions.maximumSeconds else {
+                throw bad(name, value, "must be a finite duration in [0, \(Int(TrainingOptions.maximumSeconds))] seconds")
+            }
+        }
+        guard history.count <= epoch else { throw bad("history", "of \(history.count) epochs", "is longer than the epochs done") }
+        for (i, report) in history.enumerated() {
+            guard report.epoch >= 1, report.epoch <= options.epochs, report.step >= 0, report.step <= maximumUpdates,
+                  report.elapsedSeconds.isFinite, report.elapsedSeconds >= 0, report.elapsedSeconds <= TrainingOptions.maximumSeconds,
+                  !report.tokensPerSecond.isNaN, report.tokensPerSecond >= 0 else {
+                throw bad("history[\(i)]", "(epoch \(report.epoch))", "has a counter or duration out of range")
+            }
+        }
+    }
 }
 
 /// Perplexity of a model on a token sequence.

@@ -105,13 +105,64 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if let r = recomputeInterval, r < 1 || r % RecurrentNetwork<Float>.timeBlockSteps != 0 {
             throw RecurrentKitError.invalidArgument("recompute-interval", r, "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps), or nil to keep every activation")
         }
-        guard epochs >= 1 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be at least 1") }
-        if let t = timeLimitSeconds, !(t > 0) { throw RecurrentKitError.invalidArgument("time-limit", t, "must be > 0 seconds") }
-        guard sampleEvery >= 0 else { throw RecurrentKitError.invalidArgument("sample-every", sampleEvery, "must be >= 0") }
-        guard sampleLength >= 0 else { throw RecurrentKitError.invalidArgument("sample-length", sampleLength, "must be >= 0") }
+        guard epochs >= 1, epochs <= TrainingOptions.maximumEpochs else {
+            throw RecurrentKitError.invalidArgument("epochs", epochs, "must be in 1...\(TrainingOptions.maximumEpochs)")
+        }
+        if let t = timeLimitSeconds, !(t > 0 && t <= TrainingOptions.maximumSeconds) {
+            throw RecurrentKitError.invalidArgument("time-limit", t, "must be a number of seconds in (0, \(Int(TrainingOptions.maximumSeconds))]")
+        }
+        guard sampleEvery >= 0, sampleEvery <= TrainingOptions.maximumEpochs else {
+            throw RecurrentKitError.invalidArgument("sample-every", sampleEvery, "must be in 0...\(TrainingOptions.maximumEpochs)")
+        }
+        guard sampleLength >= 0, sampleLength <= TrainingOptions.maximumSampleLength else {
+            throw RecurrentKitError.invalidArgument("sample-length", sampleLength, "must be in 0...\(TrainingOptions.maximumSampleLength)")
+        }
+        guard hiddenSize <= 1 << 16, numLayers <= 1024 else {
+            throw RecurrentKitError("model too large: hidden \(hiddenSize) (max 65536), layers \(numLayers) (max 1024)")
+        }
+        if let e = embeddingSize, e > 1 << 16 { throw RecurrentKitError.invalidArgument("embedding", e, "must be at most 65536") }
         guard batchSize.multipliedReportingOverflow(by: numSteps).overflow == false, batchSize * numSteps <= 1 << 26 else {
             throw RecurrentKitError("batch \(batchSize) x steps \(numSteps) is too large")
         }
+    }
+
+    /// The most epochs a run may ask for (a million: counters derived from it cannot overflow).
+    public static let maximumEpochs = 1_000_000
+    /// The longest time limit and recorded duration accepted, in seconds (about 31 years).
+    public static let maximumSeconds = 1e9
+    /// The longest periodic sample, in tokens.
+    public static let maximumSampleLength = 10_000_000
+
+    /// Bytes a run with these options needs for a vocabulary of `vocabularySize` tokens: parameters and gradients
+    /// (Float), optimizer moments (Double), and the activations and backward buffers of one (T, B) minibatch. An
+    /// estimate for refusing hopeless sizes before allocating; nil when the sizes overflow Int.
+    public func estimatedMemoryBytes(vocabularySize V: Int, chunkLength T: Int) -> Int? {
+        let H = hiddenSize, L = numLayers, G = cell.gateCount, B = batchSize, In = embeddingSize ?? V
+        func product(_ values: Int...) -> Int? {
+            var result = 1
+            for v in values {
+                let (p, overflow) = result.multipliedReportingOverflow(by: v)
+                if overflow { return nil }
+                result = p
+            }
+            return result
+        }
+        func sum(_ values: Int?...) -> Int? {
+            var result = 0
+            for v in values {
+                guard let v else { return nil }
+                let (s, overflow) = result.addingReportingOverflow(v)
+                if overflow { return nil }
+                result = s
+            }
+            return result
+        }
+        let moments = optimizer == .sgd ? (momentum > 0 ? 1 : 0) : 2
+        guard let parameters = sum(product(G, H, In + H + 2), product(L - 1, G, H, 2 * H + 2), product(V, H + 1), product(V, embeddingSize ?? 0)),
+              let weights = sum(product(parameters, 8), product(parameters, 8, moments)) else { return nil }
+        // Per step and row: gates, h, c, tanh c, dropout mask and gradients per layer; input, logits and their gradients.
+        let activations = sum(product(T, B, L, (2 * G + 6) * H, 4), product(T, B, 2 * (V + In) + 2 * H, 4))
+        return sum(weights, activations)
     }
 
     /// The optimizer these options describe.
