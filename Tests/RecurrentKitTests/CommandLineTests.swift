@@ -181,4 +181,88 @@ extension CommandLineTests {
         }
         XCTAssertGreaterThan(loadedAfterKill, 0, "at least one run should have saved before being killed")
     }
+
+    /// Runs `rnn` in a child process and kills it after `seconds`: a hang becomes a failure, not a stuck test run.
+    func runBounded(_ arguments: [String], seconds: Double = 60) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let outFile = folder + "/bounded-\(UUID().uuidString).out", errFile = outFile + ".err"
+        FileManager.default.createFile(atPath: outFile, contents: nil)
+        FileManager.default.createFile(atPath: errFile, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
+        try process.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let timedOut = process.isRunning
+        if timedOut { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return (process.terminationStatus, (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
+                (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "", timedOut)
+    }
+
+    func assertFailsBounded(_ arguments: [String], mentioning fragment: String, seconds: Double = 60,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try runBounded(arguments, seconds: seconds)
+        XCTAssertFalse(result.timedOut, "\(arguments) hangs", file: file, line: line)
+        XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
+        XCTAssertEqual(result.err.split(separator: "\n").count, 1, "one line expected, got: \(result.err)", file: file, line: line)
+        XCTAssertTrue(result.err.contains(fragment), "'\(result.err)' should mention '\(fragment)'", file: file, line: line)
+    }
+
+    func testExtremeValuesAndSpecialFilesNeverTrapOrHang() throws {
+        let out = ["--output", folder + "/extreme"]
+        try assertFailsBounded(["train", "--epochs", "9223372036854775807"] + out, mentioning: "epochs")
+        try assertFailsBounded(["train", "--sample-length", "9223372036854775807"] + out, mentioning: "sample-length")
+        try assertFailsBounded(["train", "--sample-length", "1000000000000"] + out, mentioning: "sample-length")
+        try assertFailsBounded(["train", "--time-limit", "inf"] + out, mentioning: "time-limit")
+        for tolerance in ["nan", "0", "-1"] { try assertFailsBounded(["gradcheck", "--tolerance=\(tolerance)"], mentioning: "tolerance") }
+        try assertFailsBounded(["sample", "--length", "9223372036854775807", "--checkpoint", "x"], mentioning: "length")
+        try assertFailsBounded(["train", "--hidden", "46000", "--optimizer", "adam"] + out, mentioning: "memory")
+        // Special files: refused at once as checkpoints, read (bounded) as corpora.
+        let fifo = folder + "/fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try assertFailsBounded(["sample", "--checkpoint", "/dev/zero"], mentioning: "not a regular file", seconds: 20)
+        try assertFailsBounded(["sample", "--checkpoint", "/dev/urandom"], mentioning: "not a regular file", seconds: 20)
+        try assertFailsBounded(["sample", "--checkpoint", fifo], mentioning: "FIFO", seconds: 20)
+        try assertFailsBounded(["train", "--resume", fifo], mentioning: "FIFO", seconds: 20)
+        try assertFailsBounded(["train", "--init-from", fifo] + out, mentioning: "FIFO", seconds: 20)
+        try assertFailsBounded(["train", "--corpus", "/dev/null"] + out, mentioning: "empty", seconds: 20)
+        try assertFailsBounded(["train", "--corpus", "/proc/self/mem"] + out, mentioning: "/proc/self/mem", seconds: 20)
+        try assertFailsBounded(["eval", "--checkpoint", "/dev/zero"], mentioning: "not a regular file", seconds: 20)
+    }
+
+    func testSecondTrainerOnAFolderIsRefusedAndTheFirstSaves() throws {
+        let run1 = folder + "/shared"
+        let (first, _) = try start(["train", "--hidden", "16", "--epochs", "100000", "--sample-every", "0", "--output", run1])
+        Thread.sleep(forTimeInterval: 1.5)
+        try assertFailsBounded(["train", "--hidden", "16", "--epochs", "1", "--output", run1], mentioning: "in use by another training run")
+        first.interrupt()
+        first.waitUntilExit()
+        XCTAssertEqual(first.terminationStatus, 0)
+        XCTAssertEqual(try run(["sample", "--checkpoint", run1 + "/model.safetensors", "--length", "3"]).status, 0)
+    }
+
+    func testResumeHonoursTimeLimitAndDivergenceKeepsTheLastGoodCheckpoint() throws {
+        // A run with no time limit and a million epochs, interrupted: resuming it with --time-limit ends on time.
+        let run1 = folder + "/unbounded"
+        let (process, _) = try start(["train", "--hidden", "16", "--epochs", "1000000", "--sample-every", "0", "--output", run1])
+        Thread.sleep(forTimeInterval: 1.5)
+        process.interrupt()
+        process.waitUntilExit()
+        let checkpoint = run1 + "/model.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+        let resumed = try runBounded(["train", "--resume", checkpoint, "--time-limit", "1"], seconds: 60)
+        XCTAssertFalse(resumed.timedOut)
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.out.contains("stopped at update"), resumed.out)
+        // Divergence into a folder that holds a good checkpoint: one line naming the update, and the file unchanged.
+        let good = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+        XCTAssertNotEqual(good, before)
+        try assertFailsBounded(["train", "--hidden", "16", "--lr", "1e30", "--clip", "0", "--epochs", "3", "--output", run1],
+                               mentioning: "training stopped")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint)), good)
+        XCTAssertEqual(try run(["sample", "--checkpoint", checkpoint, "--length", "3"]).status, 0)
+    }
 }

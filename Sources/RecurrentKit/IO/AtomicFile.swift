@@ -111,7 +111,7 @@ public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws
 ///   - allowStreams: accept FIFOs, pipes and character devices.
 /// - Returns: the bytes.
 public func readFileBytes(_ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+    var fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
     guard fd >= 0 else {
         if errno == ENOENT { throw RecurrentKitError("\(what) not found: \(path) does not exist") }
         throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
@@ -126,9 +126,18 @@ public func readFileBytes(_ path: String, what: String = "file", maximumBytes: I
         guard allowStreams, type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK else {
             throw RecurrentKitError("\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
         }
-        // Streams are read with blocking reads (the writer may be slower than we are).
-        let current = fcntl(fd, F_GETFL)
-        if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
+        if type == S_IFIFO {
+            // A named FIFO is read like `cat` reads it: opened again without O_NONBLOCK, which waits for its writer
+            // (without one, a non-blocking read would see end-of-file at once).
+            let blocking = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+            guard blocking >= 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+            close(fd)
+            fd = blocking
+        } else {
+            // Other streams are read with blocking reads (the writer may be slower than we are).
+            let current = fcntl(fd, F_GETFL)
+            if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
+        }
     }
     let declared = Int(info.st_size)
     if regular && declared > maximumBytes {
