@@ -182,8 +182,10 @@ public final class OutputFolderLock {
     private let fd: Int32
 
     /// Locks `folder` (which must exist) or throws naming the holder.
-    /// - Parameter staleTemporariesOf: file names (e.g. `model.safetensors`) whose leftover temporaries from dead
-    ///   processes are removed once the lock is held.
+    /// - Parameters:
+    ///   - folder: the output folder.
+    ///   - names: file names (e.g. `model.safetensors`) whose leftover temporaries from dead processes are removed
+    ///     once the lock is held.
     public init(folder: String, staleTemporariesOf names: [String] = []) throws {
         let path = folder + "/.rnn.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
