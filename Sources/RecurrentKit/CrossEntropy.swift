@@ -54,15 +54,6 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
 
 /// Perplexity = exp(mean cross-entropy in nats).
 public func perplexity(meanCrossEntropy: Double) -> Double {
-    #if canImport(Glibc)
-    return Glibc.exp(meanCrossEntropy)
-    #else
-    return Darwin.exp(meanCrossEntropy)
-    #endif
+    Double.exp(meanCrossEntropy)
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

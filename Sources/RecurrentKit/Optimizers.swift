@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import CRecurrentKernels
 
 /// How ``clipGradientNorm(_:maxNorm:style:)`` scales.
 public enum ClipStyle: String, Codable, CaseIterable, Sendable {
@@ -178,8 +174,8 @@ public final class Adam: Optimizer {
         }
         stepCount += 1
         let t = Double(stepCount)
-        let biasCorrection1 = 1 - pow(beta1, t)
-        let biasCorrection2Sqrt = (1 - pow(beta2, t)).squareRoot()
+        let biasCorrection1 = 1 - rk_pow(beta1, t)
+        let biasCorrection2Sqrt = (1 - rk_pow(beta2, t)).squareRoot()
         let stepSize = Scalar(learningRate / biasCorrection1)
         let b1 = Scalar(1 - beta1), b2 = Scalar(beta2), oneMinusB2 = Scalar(1 - beta2)
         let eps = Scalar(epsilon), wd = Scalar(weightDecay), bc2 = Scalar(biasCorrection2Sqrt)

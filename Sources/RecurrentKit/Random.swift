@@ -1,3 +1,4 @@
+import CRecurrentKernels
 /// A seeded, reproducible pseudo-random generator (xoshiro256**, seeded through SplitMix64).
 ///
 /// Every random choice in RecurrentKit (initialisation, dropout masks, minibatch offsets,
@@ -72,12 +73,5 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     private func rotateLeft(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
 
-#if canImport(Glibc)
-import Glibc
-@inline(__always) private func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-#elseif canImport(Darwin)
-import Darwin
-@inline(__always) private func _log(_ x: Double) -> Double { Darwin.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Darwin.cos(x) }
-#endif
+@inline(__always) private func _log(_ x: Double) -> Double { rk_log(x) }
+@inline(__always) private func _cos(_ x: Double) -> Double { rk_cos(x) }

@@ -1,9 +1,4 @@
 import CRecurrentKernels
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A floating-point type the networks compute in: `Float` for speed, `Double` for proofs
 /// (gradient checks and PyTorch float64 fixtures).
@@ -38,11 +33,11 @@ where RawSignificand: FixedWidthInteger {
 
 extension Float: RecurrentScalar {
     /// tanhf.
-    @inlinable public static func tanh(_ x: Float) -> Float { tanhf(x) }
+    @inlinable public static func tanh(_ x: Float) -> Float { rk_tanhf(x) }
     /// expf.
-    @inlinable public static func exp(_ x: Float) -> Float { expf(x) }
+    @inlinable public static func exp(_ x: Float) -> Float { rk_expf(x) }
     /// logf.
-    @inlinable public static func log(_ x: Float) -> Float { logf(x) }
+    @inlinable public static func log(_ x: Float) -> Float { rk_logf(x) }
     /// Single-precision GEMM through the C kernels (AVX-512, AVX2+FMA or portable, chosen at run time).
     @inlinable public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -73,11 +68,11 @@ extension Float: RecurrentScalar {
 
 extension Double: RecurrentScalar {
     /// tanh.
-    @inlinable public static func tanh(_ x: Double) -> Double { Glibc.tanh(x) }
+    @inlinable public static func tanh(_ x: Double) -> Double { rk_tanh(x) }
     /// exp.
-    @inlinable public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
+    @inlinable public static func exp(_ x: Double) -> Double { rk_exp(x) }
     /// log.
-    @inlinable public static func log(_ x: Double) -> Double { Glibc.log(x) }
+    @inlinable public static func log(_ x: Double) -> Double { rk_log(x) }
     /// Double-precision GEMM through the C kernels.
     @inlinable public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -101,7 +96,7 @@ extension Double: RecurrentScalar {
         rk_dgemm_packed(transA ? 1 : 0, m, n, k, alpha, a, lda, packedB, beta, c, ldc)
     }
     /// Element-wise libm tanh (Double stays on the exact scalar path used for proofs).
-    public static func tanh(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = Glibc.tanh(x[i]) } }
+    public static func tanh(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = rk_tanh(x[i]) } }
     /// Element-wise sigmoid.
     public static func sigmoid(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = Double.sigmoid(x[i]) } }
 }

@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `rnn`: train, sample, evaluate and check recurrent networks.
 @main
@@ -25,17 +22,20 @@ struct RNNCommand: ParsableCommand {
         } catch let error as RecurrentKitError {
             fail(error.message)
         } catch let code as ExitCode {
-            Glibc.exit(code.rawValue)
+            exitProcess(code.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
-                Glibc.exit(0)
+                exitProcess(0)
             }
             fail(message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)", code: code.rawValue)
         }
     }
 }
+
+/// Ends the process with `code` (the C library's `exit`, which the command types' own `exit(withError:)` shadows).
+func exitProcess(_ code: Int32) -> Never { exit(code) }
 
 /// Prints `rnn: error: message` on stderr and exits.
 func fail(_ message: String, code: Int32 = 1) -> Never {
@@ -50,9 +50,5 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 /// True when standard output is a terminal (live progress line) rather than a file or pipe (plain lines).
 var standardOutputIsTerminal: Bool { isatty(1) == 1 }
 
-/// Peak resident memory of this process in MB (getrusage ru_maxrss, which Linux reports in KB).
-func peakResidentMegabytes() -> Double {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_maxrss) / 1024
-}
+/// Peak resident memory of this process in MB.
+func peakResidentMegabytes() -> Double { Double(peakResidentBytes()) / 1_048_576 }

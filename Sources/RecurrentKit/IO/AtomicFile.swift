@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -34,7 +36,7 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
             written += n
         }
     }
-    guard fsync(fd) == 0 else {
+    guard flushToDisk(fd) == 0 else {
         let reason = errnoDescription()
         close(fd)
         throw RecurrentKitError("cannot flush \(path) to disk: \(reason); the previous file, if any, is unchanged")
@@ -67,12 +69,7 @@ func removeStaleTemporaries(of name: String, in folder: String, minimumAge: Int 
         guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
         var info = stat()
         guard kill(pid, 0) != 0, errno == ESRCH, stat(folder + "/" + entryName, &info) == 0 else { continue }
-        #if canImport(Glibc)
-        let modified = info.st_mtim.tv_sec
-        #else
-        let modified = info.st_mtimespec.tv_sec
-        #endif
-        if Int(time(nil) - modified) >= minimumAge { stale.append(entryName) }
+        if Int(time(nil)) - modificationSeconds(info) >= minimumAge { stale.append(entryName) }
     }
     for entryName in stale { unlink(folder + "/" + entryName) }
 }

@@ -58,7 +58,7 @@ public struct SafetensorsFile: Sendable {
         for v in tensor.scalars {
             switch dtype {
             case .f64: withUnsafeBytes(of: Double(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            case .f16: withUnsafeBytes(of: Float16(Float(v)).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            case .f16: withUnsafeBytes(of: halfBits(Float(v)).littleEndian) { bytes.append(contentsOf: $0) }
             case .bf16:
                 let bits = Float(v).bitPattern
                 let rounded = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
@@ -80,7 +80,7 @@ public struct SafetensorsFile: Sendable {
                 switch entry.dtype {
                 case .f32: values.append(Scalar(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))))
                 case .f64: values.append(Scalar(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))))
-                case .f16: values.append(Scalar(Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))))
+                case .f16: values.append(Scalar(floatFromHalf(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))))
                 case .bf16:
                     let bits = UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16
                     values.append(Scalar(Float(bitPattern: bits)))
@@ -192,4 +192,33 @@ private func exactInteger(_ value: Any) -> Int? {
     let d = number.doubleValue
     guard d.isFinite, d == d.rounded(), abs(d) < 9.0e15 else { return nil }
     return number.intValue
+}
+
+// IEEE 754 binary16 by hand, as bfloat16 is: Swift's `Float16` is not available on every platform (macOS on x86_64).
+
+/// The Float value of half-precision bits (exact: every half is a Float).
+func floatFromHalf(_ h: UInt16) -> Float {
+    let sign: Float = h & 0x8000 != 0 ? -1 : 1
+    let exponent = UInt32((h >> 10) & 0x1F), mantissa = UInt32(h & 0x3FF)
+    if exponent == 0 { return sign * Float(mantissa) * 0x1p-24 } // zero and subnormals
+    if exponent == 31 { return Float(bitPattern: UInt32(h & 0x8000) << 16 | 0x7F80_0000 | mantissa << 13) } // inf, NaN
+    return Float(bitPattern: UInt32(h & 0x8000) << 16 | (exponent + 112) << 23 | mantissa << 13)
+}
+
+/// Half-precision bits of `x`, rounded to nearest even (overflow to infinity), as `Float16(x)` gives.
+func halfBits(_ x: Float) -> UInt16 {
+    let bits = x.bitPattern
+    let sign = UInt16(truncatingIfNeeded: bits >> 16) & 0x8000
+    if x.isNaN { return sign | 0x7E00 | UInt16(truncatingIfNeeded: (bits >> 13) & 0x3FF) }
+    let magnitude = abs(x)
+    if magnitude >= 65520 { return sign | 0x7C00 } // rounds past the largest half, 65504
+    if magnitude < 0x1p-14 {
+        // Subnormal halves are multiples of 2^-24; scaling by 2^24 is exact, and 1024 is the smallest normal's bits.
+        return sign | UInt16((magnitude * 0x1p24).rounded(.toNearestOrEven))
+    }
+    let exponent = (bits >> 23) & 0xFF, mantissa = bits & 0x7F_FFFF
+    var half = (exponent - 112) << 10 | mantissa >> 13
+    let rest = mantissa & 0x1FFF
+    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half += 1 } // a carry moves into the exponent correctly
+    return sign | UInt16(half)
 }
