@@ -26,6 +26,10 @@ let package = Package(
             ]
         ),
 
+        // MARK: - Examples (public API only; built by `swift build`, run by .ci/run)
+        .executableTarget(name: "SequenceRegression", dependencies: ["RecurrentKit"], path: "Examples/SequenceRegression"),
+        .executableTarget(name: "SequenceClassification", dependencies: ["RecurrentKit"], path: "Examples/SequenceClassification"),
+
         // MARK: - Implementation details
         // Hot loops (GEMM, gate non-linearities) in C, with AVX-512 / AVX2+FMA kernels chosen at run time.
         .target(name: "CRecurrentKernels"),

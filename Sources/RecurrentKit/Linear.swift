@@ -43,15 +43,44 @@ public struct Linear<Scalar: RecurrentScalar> {
         }
     }
 
-    /// y (rows, Out) = x (rows, In) W^T + b.
-    func forward(_ x: UnsafePointer<Scalar>, rows: Int, into y: UnsafeMutablePointer<Scalar>) {
+    /// y = x W^T + b for a batch of rows.
+    /// - Parameter x: (rows, In), or any shape whose last dimension is In (e.g. (T, B, In)).
+    /// - Returns: y with the last dimension Out.
+    public func callAsFunction(_ x: Tensor<Scalar>) throws -> Tensor<Scalar> {
+        let rows = try checkedRows(x, width: inputSize, name: "Linear input")
+        var y = Tensor<Scalar>(zeros: Array(x.shape.dropLast()) + [outputSize])
+        x.scalars.withUnsafeBufferPointer { xs in y.scalars.withUnsafeMutableBufferPointer { forward(xs.baseAddress!, rows: rows, into: $0.baseAddress!) } }
+        return y
+    }
+
+    /// Adds dL/dW = dy^T x and dL/db = column sums of dy to the gradients, and returns dL/dx = dy W.
+    /// - Parameters:
+    ///   - x: the input given to the forward, (rows, In) or any shape ending in In.
+    ///   - dy: dL/dy, x's shape with the last dimension Out.
+    /// - Returns: dL/dx, x's shape.
+    public func backward(input x: Tensor<Scalar>, outputGradient dy: Tensor<Scalar>) throws -> Tensor<Scalar> {
+        let rows = try checkedRows(x, width: inputSize, name: "Linear input")
+        guard dy.shape == Array(x.shape.dropLast()) + [outputSize] else {
+            throw RecurrentKitError.shapeMismatch("Linear outputGradient", expected: Array(x.shape.dropLast()) + [outputSize], got: dy.shape)
+        }
+        var dx = Tensor<Scalar>(zeros: x.shape)
+        x.scalars.withUnsafeBufferPointer { xs in
+            dy.scalars.withUnsafeBufferPointer { dys in
+                dx.scalars.withUnsafeMutableBufferPointer { backward(dys.baseAddress!, x: xs.baseAddress!, rows: rows, inputGradient: $0.baseAddress!) }
+            }
+        }
+        return dx
+    }
+
+    /// y (rows, Out) = x (rows, In) W^T + b, into caller-owned memory (the allocation-free path).
+    public func forward(_ x: UnsafePointer<Scalar>, rows: Int, into y: UnsafeMutablePointer<Scalar>) {
         fillRows(y, rows: rows, with: bias, width: outputSize)
         Scalar.gemm(transA: false, transB: true, m: rows, n: outputSize, k: inputSize,
                     alpha: 1, a: x, lda: inputSize, b: weight, ldb: inputSize, beta: 1, c: y, ldc: outputSize)
     }
 
-    /// dW += dy^T x, db += column sums of dy; dx (rows, In) = dy W (overwritten) when non-nil.
-    func backward(_ dy: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>, rows: Int, inputGradient dx: UnsafeMutablePointer<Scalar>?) {
+    /// dW += dy^T x, db += column sums of dy; dx (rows, In) = dy W (overwritten) when non-nil. Caller-owned memory.
+    public func backward(_ dy: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>, rows: Int, inputGradient dx: UnsafeMutablePointer<Scalar>?) {
         Scalar.gemm(transA: true, transB: false, m: outputSize, n: inputSize, k: rows,
                     alpha: 1, a: dy, lda: outputSize, b: x, ldb: inputSize, beta: 1, c: gradWeight, ldc: inputSize)
         addColumnSums(of: dy, rows: rows, width: outputSize, into: gradBias)
@@ -94,16 +123,51 @@ public struct Embedding<Scalar: RecurrentScalar> {
         for i in 0..<(vocabularySize * dimension) { weight[i] = Scalar(scale * generator.normal()) }
     }
 
-    /// out (count, E) = rows of the table for `tokens` (already range-checked).
-    func forward(_ tokens: [Int], into out: UnsafeMutablePointer<Scalar>) {
+    /// The vectors of `tokens`, (count, E).
+    /// - Throws: when a token is outside [0, V).
+    public func callAsFunction(_ tokens: [Int]) throws -> Tensor<Scalar> {
+        try checkTokens(tokens)
+        var out = Tensor<Scalar>(zeros: [tokens.count, dimension])
+        out.scalars.withUnsafeMutableBufferPointer { forward(tokens, into: $0.baseAddress!) }
+        return out
+    }
+
+    /// Adds dL/dout rows into the table's gradient at each token's row.
+    /// - Parameters:
+    ///   - tokens: the tokens given to the forward.
+    ///   - dOut: (count, E).
+    public func backward(tokens: [Int], outputGradient dOut: Tensor<Scalar>) throws {
+        try checkTokens(tokens)
+        guard dOut.shape == [tokens.count, dimension] else {
+            throw RecurrentKitError.shapeMismatch("Embedding outputGradient", expected: [tokens.count, dimension], got: dOut.shape)
+        }
+        dOut.scalars.withUnsafeBufferPointer { backward(tokens, outputGradient: $0.baseAddress!) }
+    }
+
+    private func checkTokens(_ tokens: [Int]) throws {
+        for (i, t) in tokens.enumerated() where t < 0 || t >= vocabularySize {
+            throw RecurrentKitError("token \(t) at position \(i) is outside [0, \(vocabularySize))")
+        }
+    }
+
+    /// out (count, E) = rows of the table for `tokens` (already range-checked), into caller-owned memory.
+    public func forward(_ tokens: [Int], into out: UnsafeMutablePointer<Scalar>) {
         for (r, token) in tokens.enumerated() { (out + r * dimension).update(from: weight + token * dimension, count: dimension) }
     }
 
-    /// dW[token] += dOut row, for every position.
-    func backward(_ tokens: [Int], outputGradient dOut: UnsafePointer<Scalar>) {
+    /// dW[token] += dOut row, for every position (tokens already range-checked; caller-owned memory).
+    public func backward(_ tokens: [Int], outputGradient dOut: UnsafePointer<Scalar>) {
         for (r, token) in tokens.enumerated() {
             let g = gradWeight + token * dimension, d = dOut + r * dimension
             for j in 0..<dimension { g[j] += d[j] }
         }
     }
+}
+
+/// Rows of a tensor whose last dimension must be `width`.
+private func checkedRows<Scalar>(_ x: Tensor<Scalar>, width: Int, name: String) throws -> Int {
+    guard let last = x.shape.last, last == width, x.shape.count >= 2 else {
+        throw RecurrentKitError.shapeMismatch(name, expected: [-1, width], got: x.shape)
+    }
+    return x.scalars.count / width
 }

@@ -91,7 +91,14 @@ public final class SGD: Optimizer {
             if weightDecay == 0 { for i in 0..<n { p[i] -= lr * g[i] } }
             else { for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) } }
         } else {
-            if buffer.count != n { buffer = Array(repeating: 0, count: n) }
+            if buffer.count != n {
+                // A buffer of another size, or a step count without a buffer, belongs to another store: refuse it
+                // rather than restart the momentum silently.
+                guard buffer.isEmpty, stepCount == 0 else {
+                    throw RecurrentKitError("SGD momentum state holds \(buffer.count) values after \(stepCount) steps, but the parameters have \(n); it was restored from or used with another model")
+                }
+                buffer = Array(repeating: 0, count: n)
+            }
             let mu = Scalar(momentum), keep = Scalar(1 - dampening)
             let first = stepCount == 0
             buffer.withUnsafeMutableBufferPointer { bufferPointer in
@@ -111,9 +118,12 @@ public final class SGD: Optimizer {
     public var stateBuffers: [String: [Double]] { buffer.isEmpty ? [:] : ["momentum_buffer": buffer] }
 
     /// Restores the momentum buffer and step count.
+    /// - Throws: on a negative step count, an unknown buffer name, or a non-finite value; a buffer whose size differs
+    ///   from the parameters' is refused by the next ``step(_:)``.
     public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
+        try checkOptimizerState(stateBuffers, names: ["momentum_buffer"], stepCount: stepCount)
         buffer = stateBuffers["momentum_buffer"] ?? []
-        self.stepCount = max(0, stepCount)
+        self.stepCount = stepCount
     }
 }
 
@@ -169,6 +179,9 @@ public final class Adam: Optimizer {
         guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
         let n = store.count
         if firstMoment.count != n {
+            guard firstMoment.isEmpty, stepCount == 0 else {
+                throw RecurrentKitError("Adam state holds \(firstMoment.count) values after \(stepCount) steps, but the parameters have \(n); it was restored from or used with another model")
+            }
             firstMoment = Array(repeating: 0, count: n)
             secondMoment = Array(repeating: 0, count: n)
         }
@@ -207,11 +220,23 @@ public final class Adam: Optimizer {
     }
 
     /// Restores the moments and step count.
+    /// - Throws: on a negative step count, unknown or mismatched buffers, or a non-finite value; buffers whose size
+    ///   differs from the parameters' are refused by the next ``step(_:)``.
     public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
+        try checkOptimizerState(stateBuffers, names: ["exp_avg", "exp_avg_sq"], stepCount: stepCount)
         let m = stateBuffers["exp_avg"] ?? [], v = stateBuffers["exp_avg_sq"] ?? []
         guard m.count == v.count else { throw RecurrentKitError("Adam state buffers have different sizes (\(m.count), \(v.count))") }
         firstMoment = m
         secondMoment = v
-        self.stepCount = max(0, stepCount)
+        self.stepCount = stepCount
+    }
+}
+
+/// The checks every optimizer's `restore` makes: known buffer names, finite values, a non-negative step count.
+private func checkOptimizerState(_ buffers: [String: [Double]], names: Set<String>, stepCount: Int) throws {
+    guard stepCount >= 0 else { throw RecurrentKitError.invalidArgument("optimizer step count", stepCount, "must be >= 0") }
+    for (name, values) in buffers {
+        guard names.contains(name) else { throw RecurrentKitError("unknown optimizer state buffer '\(name)'") }
+        guard values.allSatisfy(\.isFinite) else { throw RecurrentKitError("optimizer state buffer '\(name)' holds a non-finite value") }
     }
 }

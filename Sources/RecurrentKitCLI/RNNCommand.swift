@@ -8,6 +8,7 @@ struct RNNCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rnn",
         abstract: "Recurrent networks (RNN, GRU, LSTM) with hand-written backpropagation through time.",
+        version: RecurrentKitVersion.string,
         subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, GradCheckCommand.self, AnalyzeCommand.self, CompareBPTTCommand.self, TaskCommand.self, BenchCommand.self, ProbeCommand.self]
     )
 

@@ -268,6 +268,24 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 20) // quadratic took minutes at this length
     }
 
+    func testOptimizerStateOfAnotherSizeIsRefused() throws {
+        var layout = ParameterLayout()
+        layout.append("w", shape: [3])
+        let store = ParameterStore<Float>(layout: layout)
+        let adam = try Adam()
+        try adam.restore(stateBuffers: ["exp_avg": [0, 0], "exp_avg_sq": [0, 0]], stepCount: 5)
+        XCTAssertThrowsError(try adam.step(store)) { XCTAssertTrue("\($0)".contains("another model"), "\($0)") }
+        let sgd = try SGD(learningRate: 0.1, momentum: 0.9, dampening: 0.5)
+        try sgd.restore(stateBuffers: [:], stepCount: 4) // a step count without its momentum buffer
+        XCTAssertThrowsError(try sgd.step(store))
+        XCTAssertThrowsError(try adam.restore(stateBuffers: ["exp_avg": [.nan], "exp_avg_sq": [0]], stepCount: 1))
+        XCTAssertThrowsError(try adam.restore(stateBuffers: ["bogus": [0]], stepCount: 1))
+        XCTAssertThrowsError(try sgd.restore(stateBuffers: [:], stepCount: -1))
+        let fresh = try Adam()
+        try fresh.step(store) // a fresh optimizer sizes its state from the store
+        XCTAssertEqual(fresh.stateBuffers["exp_avg"]?.count, store.count)
+    }
+
     /// The training JSON with one top-level (or `options`) field's value replaced by raw JSON text.
     private func replacingField(_ field: String, with raw: String, in training: String) throws -> String {
         var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(training.utf8)) as? [String: Any])

@@ -1,0 +1,61 @@
+// A GRU reads sequences of 16 symbols (0 and 1 are noise; 2 = A and 3 = B each appear once) and says which of A and
+// B came first, trained with softmax cross-entropy on its last state. Public API only.
+// Usage: SequenceClassification [updates]   (exits 1 unless the test accuracy is at least 95%)
+import Foundation
+import RecurrentKit
+
+let updates = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 400
+let (T, B, H, symbols) = (16, 64, 32, 4)
+var rng = SeededGenerator(seed: 7)
+/// `count` sequences as one-hot token indices (T, count) time-major, and their labels (0: A first, 1: B first).
+func batch(_ count: Int) -> (tokens: [Int], labels: [Int]) {
+    var tokens = [Int](repeating: 0, count: T * count), labels = [Int](repeating: 0, count: count)
+    for b in 0..<count {
+        for t in 0..<T { tokens[t * count + b] = rng.nextInt(below: 2) }
+        let a = rng.nextInt(below: T)
+        var other = rng.nextInt(below: T - 1)
+        if other >= a { other += 1 }
+        tokens[a * count + b] = 2
+        tokens[other * count + b] = 3
+        labels[b] = a < other ? 0 : 1
+    }
+    return (tokens, labels)
+}
+
+let config = RecurrentConfiguration(cell: .gru, inputSize: symbols, hiddenSize: H, numLayers: 1)
+var layout = ParameterLayout()
+config.declareParameters(prefix: "gru.", into: &layout)
+Linear<Float>.declareParameters(prefix: "head.", inputSize: H, outputSize: 2, into: &layout)
+let parameters = ParameterStore<Float>(layout: layout)
+let gru = try RecurrentNetwork(config, parameters: parameters, prefix: "gru.")
+let head = try Linear(prefix: "head.", inputSize: H, outputSize: 2, store: parameters)
+gru.initialize(.pytorch, generator: &rng)
+head.initialize(.pytorch, generator: &rng)
+let adam = try Adam(learningRate: 0.01)
+
+/// Class scores (count, 2) from the final hidden state, and that state (count, H).
+func classify(_ tokens: [Int], count: Int) throws -> (logits: Tensor<Float>, last: Tensor<Float>) {
+    let (_, final) = try gru.forward(.oneHot(tokens: tokens, steps: T, batch: count), generator: &rng)
+    let last = try Tensor(shape: [count, H], scalars: final.h.scalars) // one layer: h_T is (1, count, H)
+    return (try head(last), last)
+}
+
+for update in 1...updates {
+    let (tokens, labels) = batch(B)
+    parameters.zeroGradients()
+    let (logits, last) = try classify(tokens, count: B)
+    let (loss, dLogits) = try softmaxCrossEntropy(logits: logits, targets: labels, ignoreIndex: nil)
+    let dLast = try head.backward(input: last, outputGradient: dLogits)
+    // The loss reads only the final state: no gradient on the outputs, dL/dh_T through the final-state gradient.
+    _ = try gru.backward(outputGradient: Tensor(zeros: [T, B, H]),
+                         finalStateGradient: RecurrentState(h: try Tensor(shape: [1, B, H], scalars: dLast.scalars)))
+    try clipGradientNorm(parameters, maxNorm: 1, style: .pytorch)
+    try adam.step(parameters)
+    if update % 100 == 0 { print("update \(update): training loss \(loss)") }
+}
+
+let (tokens, labels) = batch(2000)
+let logits = try classify(tokens, count: 2000).logits
+let correct = (0..<2000).filter { (logits.scalars[2 * $0 + 1] > logits.scalars[2 * $0] ? 1 : 0) == labels[$0] }.count
+print("test accuracy \(Double(correct) / 20)% on 2000 sequences")
+if correct < 1900 { print("FAIL: accuracy below 95%"); exit(1) }

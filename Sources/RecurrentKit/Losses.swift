@@ -1,0 +1,97 @@
+/// Losses for sequence models beyond language modelling: each returns the mean loss and its gradient with respect to
+/// the predictions, ready for a layer's `backward`. PyTorch's definitions and reductions ("mean").
+
+/// Softmax cross-entropy over any number of classes (PyTorch `F.cross_entropy`), optionally ignoring a padding class
+/// and weighting each position.
+///
+/// The loss is sum_i w_i l_i / sum_i w_i over the rows whose target is not `ignoreIndex`, with
+/// l_i = logsumexp(z_i) - z_i[y_i] and w_i = 1 without `weights` (PyTorch's mean over non-ignored targets).
+/// - Parameters:
+///   - logits: (rows, classes) scores.
+///   - targets: `rows` class indices in [0, classes), or `ignoreIndex`.
+///   - ignoreIndex: a target value whose rows contribute neither loss nor gradient (e.g. padding).
+///   - weights: `rows` non-negative finite weights, one per position.
+/// - Returns: the loss (0 when every row is ignored or weighs 0) and dL/dlogits (rows, classes).
+/// - Throws: on a shape mismatch, a target outside [0, classes), or an invalid weight.
+public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?,
+                                                         weights: [Double]? = nil) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+    guard logits.shape.count == 2, logits.shape[0] >= 1, logits.shape[1] >= 1 else {
+        throw RecurrentKitError("logits must be (rows, classes) with both at least 1, got shape \(logits.shape)")
+    }
+    let (rows, classes) = (logits.shape[0], logits.shape[1])
+    guard targets.count == rows else { throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows") }
+    if let weights {
+        guard weights.count == rows else { throw RecurrentKitError("cross-entropy got \(weights.count) weights for \(rows) rows") }
+        for (i, w) in weights.enumerated() where !(w.isFinite && w >= 0) {
+            throw RecurrentKitError("weight \(w) at position \(i) must be finite and >= 0")
+        }
+    }
+    var total = 0.0
+    for (i, y) in targets.enumerated() where y != ignoreIndex {
+        guard y >= 0 && y < classes else { throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(classes))") }
+        total += weights?[i] ?? 1
+    }
+    var gradient = Tensor<Scalar>(zeros: logits.shape)
+    guard total > 0 else { return (0, gradient) }
+    var loss = 0.0
+    logits.scalars.withUnsafeBufferPointer { z in
+        gradient.scalars.withUnsafeMutableBufferPointer { g in
+            for r in 0..<rows where targets[r] != ignoreIndex {
+                let w = (weights?[r] ?? 1) / total
+                let row = z.baseAddress! + r * classes, gRow = g.baseAddress! + r * classes
+                var maxLogit = row[0]
+                for j in 1..<classes where row[j] > maxLogit { maxLogit = row[j] }
+                var sum = 0.0
+                for j in 0..<classes { sum += Double.exp(Double(row[j] - maxLogit)) }
+                let logSum = Double.log(sum) + Double(maxLogit)
+                loss += w * (logSum - Double(row[targets[r]]))
+                for j in 0..<classes { gRow[j] = Scalar(w * Double.exp(Double(row[j]) - logSum)) }
+                gRow[targets[r]] -= Scalar(w)
+            }
+        }
+    }
+    return (loss, gradient)
+}
+
+/// Mean squared error (PyTorch `F.mse_loss`): mean over every element of (p - y)^2; gradient 2 (p - y) / count.
+/// - Parameters:
+///   - predictions: any shape.
+///   - targets: the same shape.
+/// - Returns: the loss and dL/dpredictions (the predictions' shape).
+public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>) throws
+    -> (loss: Double, gradient: Tensor<Scalar>) {
+    guard predictions.shape == targets.shape else { throw RecurrentKitError.shapeMismatch("targets", expected: predictions.shape, got: targets.shape) }
+    let n = predictions.scalars.count
+    guard n > 0 else { throw RecurrentKitError("mean squared error of an empty tensor") }
+    var gradient = Tensor<Scalar>(zeros: predictions.shape)
+    var loss = 0.0
+    for i in 0..<n {
+        let d = Double(predictions.scalars[i]) - Double(targets.scalars[i])
+        loss += d * d
+        gradient.scalars[i] = Scalar(2 * d / Double(n))
+    }
+    return (loss / Double(n), gradient)
+}
+
+/// Binary cross-entropy on logits (PyTorch `F.binary_cross_entropy_with_logits`), stable for any logit:
+/// mean of max(x, 0) - x y + log(1 + exp(-|x|)); gradient (sigmoid(x) - y) / count.
+/// - Parameters:
+///   - logits: any shape.
+///   - targets: the same shape, values in [0, 1].
+/// - Returns: the loss and dL/dlogits (the logits' shape).
+public func binaryCrossEntropyWithLogits<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: Tensor<Scalar>) throws
+    -> (loss: Double, gradient: Tensor<Scalar>) {
+    guard logits.shape == targets.shape else { throw RecurrentKitError.shapeMismatch("targets", expected: logits.shape, got: targets.shape) }
+    let n = logits.scalars.count
+    guard n > 0 else { throw RecurrentKitError("binary cross-entropy of an empty tensor") }
+    var gradient = Tensor<Scalar>(zeros: logits.shape)
+    var loss = 0.0
+    for i in 0..<n {
+        let x = Double(logits.scalars[i]), y = Double(targets.scalars[i])
+        guard y >= 0 && y <= 1 else { throw RecurrentKitError("target \(y) at position \(i) is outside [0, 1]") }
+        loss += max(x, 0) - x * y + Double.log(1 + Double.exp(-abs(x)))
+        let sigmoid = x >= 0 ? 1 / (1 + Double.exp(-x)) : Double.exp(x) / (1 + Double.exp(x))
+        gradient.scalars[i] = Scalar((sigmoid - y) / Double(n))
+    }
+    return (loss / Double(n), gradient)
+}
