@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+@testable import RecurrentKit
+
+/// Any model's parameters and optimizer state save and load, so a user's own model resumes exactly.
+final class ParameterFileTests: XCTestCase {
+    /// An LSTM + Linear model in one store, as in Examples/SequenceRegression.
+    func model(seed: UInt64) throws -> (ParameterStore<Float>, RecurrentNetwork<Float>, Linear<Float>) {
+        var g = SeededGenerator(seed: seed)
+        let config = RecurrentConfiguration(cell: .lstm, inputSize: 2, hiddenSize: 6, numLayers: 2)
+        var layout = ParameterLayout()
+        config.declareParameters(prefix: "lstm.", into: &layout)
+        Linear<Float>.declareParameters(prefix: "head.", inputSize: 6, outputSize: 1, into: &layout)
+        let store = ParameterStore<Float>(layout: layout)
+        let lstm = try RecurrentNetwork(config, parameters: store, prefix: "lstm.")
+        let head = try Linear(prefix: "head.", inputSize: 6, outputSize: 1, store: store)
+        lstm.initialize(.pytorch, generator: &g)
+        head.initialize(.pytorch, generator: &g)
+        return (store, lstm, head)
+    }
+
+    func update(_ m: (ParameterStore<Float>, RecurrentNetwork<Float>, Linear<Float>), _ adam: Adam, step: Int) throws {
+        var g = SeededGenerator(seed: UInt64(100 + step))
+        let x = Tensor<Float>(shape: [5, 3, 2]) { Float(g.normal()) }, y = Tensor<Float>(shape: [15, 1]) { Float(g.normal()) }
+        m.0.zeroGradients()
+        let (out, _) = try m.1.forward(.dense(x), generator: &g)
+        let flat = try Tensor(shape: [15, 6], scalars: out.scalars)
+        let (_, d) = try meanSquaredError(predictions: try m.2(flat), targets: y)
+        let dOut = try m.2.backward(input: flat, outputGradient: d)
+        _ = try m.1.backward(outputGradient: try Tensor(shape: [5, 3, 6], scalars: dOut.scalars))
+        try adam.step(m.0)
+    }
+
+    func testSaveLoadResumesBitIdentically() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-params-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/model.safetensors"
+        let a = try model(seed: 1), adamA = try Adam(learningRate: 0.01)
+        for s in 0..<3 { try update(a, adamA, step: s) }
+        try a.0.save(to: path, metadata: ["epoch": "3"], optimizer: adamA)
+        let b = try model(seed: 2), adamB = try Adam(learningRate: 0.01)
+        let metadata = try b.0.load(from: path, optimizer: adamB)
+        XCTAssertEqual(metadata["epoch"], "3")
+        XCTAssertEqual(adamB.stepCount, 3)
+        for s in 3..<6 { try update(a, adamA, step: s); try update(b, adamB, step: s) }
+        XCTAssertTrue(zip(UnsafeBufferPointer(start: a.0.values, count: a.0.count), UnsafeBufferPointer(start: b.0.values, count: b.0.count)).allSatisfy { $0 == $1 })
+    }
+
+    func testInvalidFilesChangeNothing() throws {
+        let a = try model(seed: 1)
+        let bytes = try a.0.serialized()
+        // A model of other sizes: a misshapen tensor is named, and the store is untouched.
+        var layout = ParameterLayout()
+        RecurrentConfiguration(cell: .lstm, inputSize: 2, hiddenSize: 7, numLayers: 2).declareParameters(prefix: "lstm.", into: &layout)
+        Linear<Float>.declareParameters(prefix: "head.", inputSize: 7, outputSize: 1, into: &layout)
+        let other = ParameterStore<Float>(layout: layout)
+        XCTAssertThrowsError(try other.load(serialized: bytes)) { XCTAssertTrue("\($0)".contains("lstm.weight_ih_l0"), "\($0)") }
+        XCTAssertTrue(UnsafeBufferPointer(start: other.values, count: other.count).allSatisfy { $0 == 0 })
+        // Missing and extra names.
+        var file = try SafetensorsFile(bytes: bytes)
+        file.tensors["head.bias"] = nil
+        XCTAssertThrowsError(try a.0.load(serialized: try file.serialized())) { XCTAssertTrue("\($0)".contains("missing"), "\($0)") }
+        file = try SafetensorsFile(bytes: bytes)
+        file.add("decoder.weight", Tensor<Float>(zeros: [1]))
+        XCTAssertThrowsError(try a.0.load(serialized: try file.serialized())) { XCTAssertTrue("\($0)".contains("unexpected"), "\($0)") }
+        // No optimizer state where one is asked for; reserved metadata; non-finite values are never saved.
+        XCTAssertThrowsError(try a.0.load(serialized: bytes, optimizer: try Adam()))
+        XCTAssertThrowsError(try a.0.serialized(metadata: ["format": "x"]))
+        a.0.values[0] = .nan
+        XCTAssertThrowsError(try a.0.serialized())
+        // Double stores write F64 and read F32 files.
+        var doubleLayout = ParameterLayout()
+        Linear<Double>.declareParameters(prefix: "head.", inputSize: 6, outputSize: 1, into: &doubleLayout)
+        let d = ParameterStore<Double>(layout: doubleLayout)
+        var g = SeededGenerator(seed: 3)
+        try Linear(prefix: "head.", inputSize: 6, outputSize: 1, store: d).initialize(.pytorch, generator: &g)
+        let copy = ParameterStore<Double>(layout: doubleLayout)
+        try copy.load(serialized: try d.serialized())
+        XCTAssertEqual(try copy.tensor("head.weight"), try d.tensor("head.weight"))
+    }
+}
