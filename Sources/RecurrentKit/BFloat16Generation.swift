@@ -40,6 +40,9 @@ public final class BFloat16GenerationSession {
     private let gates: UnsafeMutablePointer<Float>            // (G*H) input part, then the gates
     private let recurrent: UnsafeMutablePointer<Float>        // (G*H) W_hh h + b_hh (GRU)
     private let logitBuffer: UnsafeMutablePointer<Float>      // (V)
+    private let scratch: UnsafeMutablePointer<Float>          // (H) tanh(c) (LSTM) or R_n (GRU)
+    // The cells' element-wise step work, one row at a time.
+    private let rnnRows = RNNForwardRows<Float>(), lstmRows = LSTMForwardRows<Float>(), gruRows = GRUForwardRows<Float>()
 
     /// Copies `model`'s weight matrices to bfloat16 (round to nearest even) and starts from a zero state.
     public init(model: LanguageModel<Float>) {
@@ -101,12 +104,13 @@ public final class BFloat16GenerationSession {
         gates = allocateAligned(Float.self, count: GH)
         recurrent = allocateAligned(Float.self, count: GH)
         logitBuffer = allocateAligned(Float.self, count: V)
+        scratch = allocateAligned(Float.self, count: H)
     }
 
     deinit {
         freeAligned(compactWeights)
         freeAligned(floatCopies)
-        for buffer in [hidden, cellState, gates, recurrent, logitBuffer] { freeAligned(buffer) }
+        for buffer in [hidden, cellState, gates, recurrent, logitBuffer, scratch] { freeAligned(buffer) }
     }
 
     /// Bytes of the bfloat16 weight copies (what each token streams).
@@ -145,34 +149,29 @@ public final class BFloat16GenerationSession {
                 rk_gemv_bf16(GH, k == 0 ? embeddingSize : H, inputWeights[k], k == 0 ? embeddingSize : H, x, 0, gates)
             }
             for j in 0..<GH { gates[j] += bih[j] }
+            // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (bf16 weights).
             switch cell {
             case .rnnTanh, .rnnReLU, .rnnLinear:
                 for j in 0..<GH { gates[j] += bhh[j] }
                 rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
-                if cell == .rnnTanh { Float.tanh(gates, count: H) }
-                else if cell == .rnnReLU { for j in 0..<H where !(gates[j] > 0) { gates[j] = 0 } }
+                if cell != .rnnLinear {
+                    rnnRows.h = gates; rnnRows.width = H; rnnRows.relu = cell == .rnnReLU
+                    rnnForwardRows(rnnRows, 0..<1)
+                }
                 h.update(from: gates, count: H)
             case .lstm:
                 for j in 0..<GH { gates[j] += bhh[j] }
                 rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
-                let c = cellState + k * H, gi = gates, gf = gates + H, gg = gates + 2 * H, go = gates + 3 * H
-                Float.sigmoid(gi, count: 2 * H) // i and f are adjacent
-                Float.tanh(gg, count: H)
-                Float.sigmoid(go, count: H)
-                for j in 0..<H { c[j] = gf[j] * c[j] + gi[j] * gg[j] }
-                h.update(from: c, count: H)
-                Float.tanh(h, count: H)
-                for j in 0..<H { h[j] *= go[j] }
+                let c = cellState + k * H
+                lstmRows.gates = gates; lstmRows.c = c; lstmRows.cPrev = c; lstmRows.width = H
+                lstmForwardRows(lstmRows, 0..<1)
+                lstmOutput(gates: gates, cell: c, tanhCell: scratch, hidden: h, batch: 1, width: H)
             case .gru:
-                // r, z = sigmoid(P + R), n = tanh(P_n + r R_n), R = W_hh h + b_hh; h = (1 - z) n + z h.
                 recurrent.update(from: bhh, count: GH)
                 rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, recurrent)
-                for j in 0..<(2 * H) { gates[j] += recurrent[j] }
-                Float.sigmoid(gates, count: 2 * H)
-                let r = gates, z = gates + H, n = gates + 2 * H, rn = recurrent + 2 * H
-                for j in 0..<H { n[j] += r[j] * rn[j] }
-                Float.tanh(n, count: H)
-                for j in 0..<H { h[j] = (1 - z[j]) * n[j] + z[j] * h[j] }
+                gruRows.gates = gates; gruRows.recurrent = recurrent; gruRows.recurrentNew = scratch
+                gruRows.h = h; gruRows.hPrev = h; gruRows.width = H
+                gruForwardRows(gruRows, 0..<1)
             }
         }
     }

@@ -153,11 +153,11 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     private let gradProjected = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_ih x + b_ih)
     private let gradRecurrent = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_hh h + b_hh); GRU only (others alias gradProjected)
     private let gradOutput = Workspace<Scalar>()      // (T, B, max(In, H)) gradient w.r.t. the current layer's output / input
-    private let gradHidden = Workspace<Scalar>()      // (B, H) dL/dh_t carried backwards
-    private let gradHiddenNext = Workspace<Scalar>()  // (B, H)
-    private let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
-    private let rowTasks = StepRowTasks<Scalar>()
-    private let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
+    let gradHidden = Workspace<Scalar>()      // (B, H) dL/dh_t carried backwards
+    let gradHiddenNext = Workspace<Scalar>()  // (B, H)
+    let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
+    let rowTasks = StepRowTasks<Scalar>()
+    let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
     private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
     private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) transposed one-hot W_ih gradient of one time block
     private let columnSumScratch = Workspace<Scalar>() // (G*H) bias gradient sums
@@ -730,7 +730,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// out (B, G*H) = h (B, H) W_hh^T + beta * out, from the packed weight when this forward packed it.
     @inline(__always)
-    private func recurrentProduct(layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>) {
+    func recurrentProduct(layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
         if usesPackedWeights {
             packedForward[k].multiply(h, m: B, lda: H, beta: beta, into: out, ldc: GH)
@@ -741,7 +741,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// dh (B, H) = dGates (B, G*H) W_hh + beta * dh: the hidden slice of the gradient, to step t-1.
     @inline(__always)
-    private func recurrentGradientProduct(layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>) {
+    func recurrentGradientProduct(layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
         if usesPackedWeights {
             packedBackward[k].multiply(dGates, m: B, lda: GH, beta: beta, into: dh, ldc: H)
@@ -754,7 +754,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
     @inline(__always)
-    private func truncateRecurrentGradient(layer k: Int, step t: Int, count: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
+    func truncateRecurrentGradient(layer k: Int, step t: Int, count: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
         switch truncation {
         case .none: return
         case .fixed(let length):
@@ -772,146 +772,9 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// Records dL/dh_t = dOut_t + dh_recurrent for layer k at step t when enabled.
     @inline(__always)
-    private func recordGradientNorm(layer k: Int, step t: Int, count: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
+    func recordGradientNorm(layer k: Int, step t: Int, count: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
         guard recordsHiddenGradients else { return }
         for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
-    }
-
-    // MARK: - Vanilla RNN
-
-    /// h_t = act(P_t + b_hh + h_{t-1} W_hh^T), P_t = W_ih x_t + b_ih already in `gates`.
-    private func rnnForward(layer k: Int, steps T: Int, batch B: Int) {
-        let H = configuration.hiddenSize
-        let cache = layers[k]
-        let relu = configuration.cell == .rnnReLU, linear = configuration.cell == .rnnLinear
-        for t in 0..<T {
-            let hPrev = cache.hidden.pointer + t * B * H
-            let h = hPrev + B * H
-            let p = cache.gates.pointer + t * B * H
-            for b in 0..<B {
-                let row = h + b * H, pRow = p + b * H
-                for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
-            }
-            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
-            guard relu || !linear else { continue }
-            let task = rowTasks.rnnForward
-            task.h = h; task.width = H; task.relu = relu
-            forEachRowChunk(task, batch: B, width: H)
-        }
-    }
-
-    /// dPre_t = (dOut_t + dh_next) * act'(h_t); dh_next = dPre_t W_hh. Starts from `gradHidden` (dL/dh_T).
-    private func rnnBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize
-        let cache = layers[k]
-        let task = rowTasks.rnnBackward
-        task.width = H
-        task.activation = configuration.cell == .rnnReLU ? 1 : configuration.cell == .rnnLinear ? 2 : 0
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let h = cache.hidden.pointer + (t + 1) * B * H
-            let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
-            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            task.h = h; task.dh = dh; task.dOut = dOut; task.d = d
-            forEachRowChunk(task, batch: B, width: H)
-            recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, nil)
-        }
-    }
-
-    // MARK: - LSTM
-
-    /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
-    private func lstmForward(layer k: Int, steps T: Int, batch B: Int) {
-        let H = configuration.hiddenSize, GH = 4 * H
-        let cache = layers[k]
-        let bhh = biasHH[k]
-        for t in 0..<T {
-            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
-            let cPrev = cache.cell.pointer + t * B * H, c = cPrev + B * H
-            let tc = cache.tanhCell.pointer + t * B * H
-            let gates = cache.gates.pointer + t * B * GH
-            for b in 0..<B {
-                let g = gates + b * GH
-                for j in 0..<GH { g[j] += bhh[j] }
-            }
-            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
-            let task = rowTasks.lstmForward
-            task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
-            forEachRowChunk(task, batch: B, width: GH)
-            tc.update(from: c, count: B * H)
-            Scalar.tanh(tc, count: B * H)
-            for b in 0..<B {
-                let go = gates + b * GH + 3 * H, row = b * H
-                for j in 0..<H { h[row + j] = go[j] * tc[row + j] }
-            }
-        }
-    }
-
-    /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
-    /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
-    private func lstmBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = 4 * H
-        let cache = layers[k]
-        let dh = gradHidden.pointer, dc = gradCell.pointer
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let cPrev = cache.cell.pointer + t * B * H
-            let tc = cache.tanhCell.pointer + t * B * H
-            let gates = cache.gates.pointer + t * B * GH
-            let dOut = dOutput + t * B * H
-            let dGates = dPre + t * B * GH
-            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            let task = rowTasks.lstmBackward
-            task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
-            task.dh = dh; task.dc = dc; task.dOut = dOut
-            forEachRowChunk(task, batch: B, width: GH)
-            recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, dc)
-        }
-    }
-
-    // MARK: - GRU
-
-    /// r, z = sigmoid(P + R), R = h_{t-1} W_hh^T + b_hh; n = tanh(P_n + r R_n); h_t = (1 - z) n + z h_{t-1}.
-    private func gruForward(layer k: Int, steps T: Int, batch B: Int) {
-        let H = configuration.hiddenSize, GH = 3 * H
-        let cache = layers[k]
-        let recurrent = stepScratch.pointer
-        let bhh = biasHH[k]
-        for t in 0..<T {
-            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
-            let gates = cache.gates.pointer + t * B * GH
-            let hn = cache.recurrentNew.pointer + t * B * H
-            fillRows(recurrent, rows: B, with: bhh, width: GH)
-            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
-            let task = rowTasks.gruForward
-            task.width = H; task.gates = gates; task.recurrent = recurrent; task.recurrentNew = hn; task.h = h; task.hPrev = hPrev
-            forEachRowChunk(task, batch: B, width: GH)
-        }
-    }
-
-    /// dn = dh (1 - z); dz = dh (h_{t-1} - n); dn_pre = dn (1 - n^2); dr = dn_pre R_n;
-    /// dP = [dr_pre, dz_pre, dn_pre]; dR = [dr_pre, dz_pre, dn_pre r]; dh_next = dR W_hh + dh z.
-    private func gruBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>,
-                             dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = 3 * H
-        let cache = layers[k]
-        var dh = gradHidden.pointer, dhNext = gradHiddenNext.pointer
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let hPrev = cache.hidden.pointer + t * B * H
-            let gates = cache.gates.pointer + t * B * GH
-            let hn = cache.recurrentNew.pointer + t * B * H
-            let dOut = dOutput + t * B * H
-            let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
-            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
-            let task = rowTasks.gruBackward
-            task.width = H; task.gates = gates; task.hPrev = hPrev; task.recurrentNew = hn; task.dOut = dOut
-            task.dProjected = dP; task.dRecurrent = dR; task.dh = dh; task.dhNext = dhNext
-            forEachRowChunk(task, batch: B, width: GH)
-            recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
-            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dhNext, nil)
-            swap(&dh, &dhNext)
-        }
-        if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: B * H) }
     }
 
     // MARK: - Input checks

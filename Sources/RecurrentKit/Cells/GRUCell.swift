@@ -1,0 +1,123 @@
+// The GRU cell (PyTorch `nn.GRU`, gate order r|z|n, reset applied after the product), the only place its equations
+// are written. Forward, with P = W_ih x_t + b_ih and R = W_hh h_{t-1} + b_hh:
+//     r = sigmoid(P_r + R_r),  z = sigmoid(P_z + R_z),  n = tanh(P_n + r R_n)
+//     h_t = (1 - z) n + z h_{t-1}
+// Backward, with dh = dOut_t + dh_next:
+//     dn_pre = dh (1 - z)(1 - n^2),  dz_pre = dh (h_{t-1} - n) z (1 - z),  dr_pre = dn_pre R_n r (1 - r)
+//     dP = [dr_pre, dz_pre, dn_pre],  dR = [dr_pre, dz_pre, dn_pre r]
+//     dh_{t-1} = dR W_hh + dh z,  dx_t = dP W_ih
+
+// MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
+
+extension RecurrentNetwork {
+    /// r, z = sigmoid(P + R), R = h_{t-1} W_hh^T + b_hh; n = tanh(P_n + r R_n); h_t = (1 - z) n + z h_{t-1}.
+    func gruForward(layer k: Int, steps T: Int, batch B: Int) {
+        let H = configuration.hiddenSize, GH = 3 * H
+        let cache = layers[k]
+        let recurrent = stepScratch.pointer
+        let bhh = biasHH[k]
+        for t in 0..<T {
+            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
+            let gates = cache.gates.pointer + t * B * GH
+            let hn = cache.recurrentNew.pointer + t * B * H
+            fillRows(recurrent, rows: B, with: bhh, width: GH)
+            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
+            let task = rowTasks.gruForward
+            task.width = H; task.gates = gates; task.recurrent = recurrent; task.recurrentNew = hn; task.h = h; task.hPrev = hPrev
+            forEachRowChunk(task, batch: B, width: GH)
+        }
+    }
+
+    /// dn = dh (1 - z); dz = dh (h_{t-1} - n); dn_pre = dn (1 - n^2); dr = dn_pre R_n;
+    /// dP = [dr_pre, dz_pre, dn_pre]; dR = [dr_pre, dz_pre, dn_pre r]; dh_next = dR W_hh + dh z.
+    func gruBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>,
+                             dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = 3 * H
+        let cache = layers[k]
+        var dh = gradHidden.pointer, dhNext = gradHiddenNext.pointer
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            let hPrev = cache.hidden.pointer + t * B * H
+            let gates = cache.gates.pointer + t * B * GH
+            let hn = cache.recurrentNew.pointer + t * B * H
+            let dOut = dOutput + t * B * H
+            let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
+            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
+            let task = rowTasks.gruBackward
+            task.width = H; task.gates = gates; task.hPrev = hPrev; task.recurrentNew = hn; task.dOut = dOut
+            task.dProjected = dP; task.dRecurrent = dR; task.dh = dh; task.dhNext = dhNext
+            forEachRowChunk(task, batch: B, width: GH)
+            recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
+            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dhNext, nil)
+            swap(&dh, &dhNext)
+        }
+        if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: B * H) }
+    }
+}
+
+// MARK: - Element-wise step work over batch rows (split over the kernel pool by forEachRowChunk)
+
+/// r, z = sigmoid(P + R); n = tanh(P_n + r R_n); h = (1 - z) n + z h_{t-1}; keeps R_n in `recurrentNew`.
+final class GRUForwardRows<Scalar: RecurrentScalar>: RowTask {
+    var gates: UnsafeMutablePointer<Scalar>!, recurrent: UnsafeMutablePointer<Scalar>!, recurrentNew: UnsafeMutablePointer<Scalar>!
+    var h: UnsafeMutablePointer<Scalar>!, hPrev: UnsafeMutablePointer<Scalar>!
+    var width = 0
+    override func run(_ rows: Range<Int>) { gruForwardRows(self, rows) }
+}
+
+/// The body of `GRUForwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
+/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func gruForwardRows<Scalar: RecurrentScalar>(_ t: GRUForwardRows<Scalar>, _ rows: Range<Int>) {
+    let gates = t.gates!, recurrent = t.recurrent!, recurrentNew = t.recurrentNew!, h = t.h!, hPrev = t.hPrev!, width = t.width
+    let hn = recurrentNew
+    let H = width, GH = 3 * H
+    for b in rows {
+        let gr = gates + b * GH, gz = gr + H, gn = gz + H
+        let rr = recurrent + b * GH, rn = rr + 2 * H
+        let row = b * H
+        for j in 0..<(2 * H) { gr[j] += rr[j] } // r and z pre-activations are adjacent
+        Scalar.sigmoid(gr, count: 2 * H)
+        for j in 0..<H {
+            hn[row + j] = rn[j]
+            gn[j] += gr[j] * rn[j]
+        }
+        Scalar.tanh(gn, count: H)
+        for j in 0..<H { h[row + j] = (1 - gz[j]) * gn[j] + gz[j] * hPrev[row + j] }
+    }
+}
+
+/// dP = [dr_pre, dz_pre, dn_pre], dR = [dr_pre, dz_pre, dn_pre r]; dh and dhNext both receive the direct path dh z
+/// (the matrix path dR W_hh is added to dhNext afterwards).
+final class GRUBackwardRows<Scalar: RecurrentScalar>: RowTask {
+    var gates: UnsafeMutablePointer<Scalar>!, hPrev: UnsafeMutablePointer<Scalar>!, recurrentNew: UnsafeMutablePointer<Scalar>!
+    var dOut: UnsafeMutablePointer<Scalar>!, dProjected: UnsafeMutablePointer<Scalar>!, dRecurrent: UnsafeMutablePointer<Scalar>!
+    var dh: UnsafeMutablePointer<Scalar>!, dhNext: UnsafeMutablePointer<Scalar>!
+    var width = 0
+    override func run(_ rows: Range<Int>) { gruBackwardRows(self, rows) }
+}
+
+/// The body of `GRUBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
+/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ rows: Range<Int>) {
+    let gates = t.gates!, hPrev = t.hPrev!, recurrentNew = t.recurrentNew!, dOut = t.dOut!, dProjected = t.dProjected!, dRecurrent = t.dRecurrent!, dh = t.dh!, dhNext = t.dhNext!, width = t.width
+    let hn = recurrentNew, dP = dProjected, dR = dRecurrent, dhNow = dh, dhNew = dhNext
+    let H = width, GH = 3 * H
+    for b in rows {
+        let row = b * H
+        for j in 0..<H {
+            let r = gates[b * GH + j], z = gates[b * GH + H + j], n = gates[b * GH + 2 * H + j]
+            let dhTotal = dhNow[row + j] + dOut[row + j]
+            let dnPre = dhTotal * (1 - z) * (1 - n * n)
+            let dzPre = dhTotal * (hPrev[row + j] - n) * z * (1 - z)
+            let drPre = dnPre * hn[row + j] * r * (1 - r)
+            dP[b * GH + j] = drPre; dP[b * GH + H + j] = dzPre; dP[b * GH + 2 * H + j] = dnPre
+            dR[b * GH + j] = drPre; dR[b * GH + H + j] = dzPre; dR[b * GH + 2 * H + j] = dnPre * r
+            let direct = dhTotal * z
+            dhNow[row + j] = direct
+            dhNew[row + j] = direct
+        }
+    }
+}

@@ -1,0 +1,129 @@
+// The LSTM cell (PyTorch `nn.LSTM`, gate order i|f|g|o), the only place its equations are written. Forward:
+//     [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+//     i, f, o = sigmoid(.), g = tanh(.)
+//     c_t = f c_{t-1} + i g,   h_t = o tanh(c_t)
+// Backward, with dh = dOut_t + dh_next and dc_next arriving from step t+1:
+//     dc = dc_next + dh o (1 - tanh^2 c_t)
+//     di = dc g i (1 - i),  df = dc c_{t-1} f (1 - f),  dg = dc i (1 - g^2),  do = dh tanh(c_t) o (1 - o)
+//     dc_{t-1} = dc f,  dh_{t-1} = [di, df, dg, do] W_hh,  dx_t = [di, df, dg, do] W_ih
+
+// MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
+
+extension RecurrentNetwork {
+    /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+    func lstmForward(layer k: Int, steps T: Int, batch B: Int) {
+        let H = configuration.hiddenSize, GH = 4 * H
+        let cache = layers[k]
+        let bhh = biasHH[k]
+        for t in 0..<T {
+            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
+            let cPrev = cache.cell.pointer + t * B * H, c = cPrev + B * H
+            let tc = cache.tanhCell.pointer + t * B * H
+            let gates = cache.gates.pointer + t * B * GH
+            for b in 0..<B {
+                let g = gates + b * GH
+                for j in 0..<GH { g[j] += bhh[j] }
+            }
+            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
+            let task = rowTasks.lstmForward
+            task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
+            forEachRowChunk(task, batch: B, width: GH)
+            lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: h, batch: B, width: H)
+        }
+    }
+
+    /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
+    /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
+    func lstmBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = 4 * H
+        let cache = layers[k]
+        let dh = gradHidden.pointer, dc = gradCell.pointer
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            let cPrev = cache.cell.pointer + t * B * H
+            let tc = cache.tanhCell.pointer + t * B * H
+            let gates = cache.gates.pointer + t * B * GH
+            let dOut = dOutput + t * B * H
+            let dGates = dPre + t * B * GH
+            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
+            let task = rowTasks.lstmBackward
+            task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
+            task.dh = dh; task.dc = dc; task.dOut = dOut
+            forEachRowChunk(task, batch: B, width: GH)
+            recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
+            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, dc)
+        }
+    }
+}
+
+// MARK: - Element-wise step work over batch rows (split over the kernel pool by forEachRowChunk)
+
+/// h_t = o tanh(c_t) for B rows of width H, keeping tanh(c_t) in `tanhCell` for the backward (one vectorised tanh over
+/// all B * H values).
+@inline(__always)
+func lstmOutput<Scalar: RecurrentScalar>(gates: UnsafePointer<Scalar>, cell c: UnsafePointer<Scalar>, tanhCell tc: UnsafeMutablePointer<Scalar>,
+                                         hidden h: UnsafeMutablePointer<Scalar>, batch B: Int, width H: Int) {
+    tc.update(from: c, count: B * H)
+    Scalar.tanh(tc, count: B * H)
+    for b in 0..<B {
+        let go = gates + b * 4 * H + 3 * H, row = b * H
+        for j in 0..<H { h[row + j] = go[j] * tc[row + j] }
+    }
+}
+
+/// i, f, o = sigmoid, g = tanh of the gate pre-activations (in place); c = f c_{t-1} + i g.
+final class LSTMForwardRows<Scalar: RecurrentScalar>: RowTask {
+    var gates: UnsafeMutablePointer<Scalar>!, c: UnsafeMutablePointer<Scalar>!, cPrev: UnsafeMutablePointer<Scalar>!
+    var width = 0
+    override func run(_ rows: Range<Int>) { lstmForwardRows(self, rows) }
+}
+
+/// The body of `LSTMForwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
+/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func lstmForwardRows<Scalar: RecurrentScalar>(_ t: LSTMForwardRows<Scalar>, _ rows: Range<Int>) {
+    let gates = t.gates!, c = t.c!, cPrev = t.cPrev!, width = t.width
+    let H = width, GH = 4 * H
+    for b in rows {
+        let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
+        Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
+        Scalar.tanh(gg, count: H)
+        Scalar.sigmoid(go, count: H)
+        let gf = gi + H, row = b * H
+        for j in 0..<H { c[row + j] = gf[j] * cPrev[row + j] + gi[j] * gg[j] }
+    }
+}
+
+/// Gate pre-activation gradients from dh + dOut and dc; dc becomes dc_next = dc f.
+final class LSTMBackwardRows<Scalar: RecurrentScalar>: RowTask {
+    var gates: UnsafeMutablePointer<Scalar>!, dGates: UnsafeMutablePointer<Scalar>!
+    var cPrev: UnsafeMutablePointer<Scalar>!, tanhCell: UnsafeMutablePointer<Scalar>!
+    var dh: UnsafeMutablePointer<Scalar>!, dc: UnsafeMutablePointer<Scalar>!, dOut: UnsafeMutablePointer<Scalar>!
+    var width = 0
+    override func run(_ rows: Range<Int>) { lstmBackwardRows(self, rows) }
+}
+
+/// The body of `LSTMBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
+/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ rows: Range<Int>) {
+    let gates = t.gates!, dGates = t.dGates!, cPrev = t.cPrev!, tanhCell = t.tanhCell!, dh = t.dh!, dc = t.dc!, dOut = t.dOut!, width = t.width
+    let tc = tanhCell
+    let H = width, GH = 4 * H
+    for b in rows {
+        let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
+        let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H
+        let row = b * H
+        for j in 0..<H {
+            let i = gi[j], f = gf[j], g = gg[j], o = go[j], tanhC = tc[row + j]
+            let dhTotal = dh[row + j] + dOut[row + j]
+            let dcTotal = dc[row + j] + dhTotal * o * (1 - tanhC * tanhC)
+            di[j] = dcTotal * g * i * (1 - i)
+            df[j] = dcTotal * cPrev[row + j] * f * (1 - f)
+            dg[j] = dcTotal * i * (1 - g * g)
+            dO[j] = dhTotal * tanhC * o * (1 - o)
+            dc[row + j] = dcTotal * f
+        }
+    }
+}
