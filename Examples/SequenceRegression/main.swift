@@ -30,23 +30,23 @@ lstm.initialize(.pytorch, generator: &rng)
 head.initialize(.pytorch, generator: &rng)
 let adam = try Adam(learningRate: 0.01)
 
-/// Predictions (B, 1) from the last step's hidden state, and that state (B, H) for the backward.
-func predict(_ x: Tensor<Float>) throws -> (prediction: Tensor<Float>, last: Tensor<Float>) {
-    let (out, _) = try lstm.forward(.dense(x), generator: &rng)
+/// Predictions (B, 1) from the last step's hidden state; the LSTM's record and that state (B, H) for the backward.
+func predict(_ x: Tensor<Float>) throws -> (prediction: Tensor<Float>, record: RecurrentRecord<Float>, last: Tensor<Float>) {
+    let record = try lstm(.dense(x), generator: &rng)
     let n = x.shape[1]
-    let last = try Tensor(shape: [n, H], scalars: Array(out.scalars[((T - 1) * n * H)...]))
-    return (try head(last), last)
+    let last = try Tensor(shape: [n, H], scalars: Array(record.output.scalars[((T - 1) * n * H)...]))
+    return (try head(last), record, last)
 }
 
 for update in 1...updates {
     let (x, y) = try batch((0..<B).map { _ in rng.nextInt(below: 4000 - T) })
     parameters.zeroGradients()
-    let (prediction, last) = try predict(x)
+    let (prediction, record, last) = try predict(x)
     let (loss, dPrediction) = try meanSquaredError(predictions: prediction, targets: y)
     let dLast = try head.backward(input: last, outputGradient: dPrediction)
     var dOut = Tensor<Float>(zeros: [T, B, H]) // the loss reads only the last step
     dOut.scalars.replaceSubrange(((T - 1) * B * H)..., with: dLast.scalars)
-    _ = try lstm.backward(outputGradient: dOut)
+    _ = try lstm.backward(record, outputGradient: dOut) // throws if another forward ran in between
     try clipGradientNorm(parameters, maxNorm: 1, style: .pytorch)
     try adam.step(parameters)
     if update % 100 == 0 { print("update \(update): training MSE \(loss)") }

@@ -93,6 +93,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// Steps and batch of the cached forward; 0 when there is none.
     private(set) var cachedSteps = 0
     private(set) var cachedBatch = 0
+    /// Counts forwards: a ``RecurrentRecord`` is valid only while this equals the count it was made with.
+    private(set) var forwardGeneration = 0
     /// (T, B) token indices of the cached forward when the input was one-hot.
     private var cachedTokens: [Int]? = nil
 
@@ -329,6 +331,33 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
     }
 
+    /// Runs every layer over the sequence like ``forward(_:initialState:training:generator:)`` and returns a record
+    /// that ``backward(_:outputGradient:finalStateGradient:truncation:)`` consumes. The record stays valid until the
+    /// next forward of this network: a stale record, or one made by another network, is refused instead of silently
+    /// pairing the backward with another forward.
+    /// - Parameters:
+    ///   - input: (T, B, I) dense features, or (T, B) one-hot indices.
+    ///   - initialState: h0 (L, B, H) and, for the LSTM, c0 (L, B, H); zeros when nil.
+    ///   - training: applies dropout between layers when true and `dropout > 0`.
+    ///   - generator: draws the dropout masks.
+    public func callAsFunction(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>? = nil, training: Bool = false,
+                               generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
+        let (output, final) = try forward(input, initialState: initialState, training: training, generator: &generator)
+        return RecurrentRecord(output: output, finalState: final, owner: ObjectIdentifier(self), generation: forwardGeneration)
+    }
+
+    /// Backpropagates through the forward that made `record` (see ``backward(outputGradient:finalStateGradient:truncation:)``).
+    /// - Throws: when `record` comes from another network or a later forward has run since.
+    public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: Tensor<Scalar>, finalStateGradient: RecurrentState<Scalar>? = nil,
+                         truncation: BackwardTruncation = .none) throws
+        -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
+        guard record.owner == ObjectIdentifier(self) else { throw RecurrentKitError("backward got a record made by another network") }
+        guard record.generation == forwardGeneration else {
+            throw RecurrentKitError("backward got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; backpropagate before the next forward")
+        }
+        return try backward(outputGradient: outputGradient, finalStateGradient: finalStateGradient, truncation: truncation)
+    }
+
     /// Every h_t of the last layer from the cached forward, (T, B, H).
     public func outputTensor() throws -> Tensor<Scalar> {
         let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize
@@ -465,6 +494,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         }
         cachedTokens = tokens
         cachedSteps = T
+        forwardGeneration &+= 1
         cachedBatch = B
         cachedTraining = training
         recomputes = willRecompute
@@ -859,4 +889,15 @@ func withOptionalPointer<Scalar, R>(_ tensor: Tensor<Scalar>?, _ body: (UnsafePo
 func withOptionalMutablePointer<Scalar, R>(_ tensor: inout Tensor<Scalar>?, _ body: (UnsafeMutablePointer<Scalar>?) throws -> R) rethrows -> R {
     guard tensor != nil else { return try body(nil) }
     return try tensor!.scalars.withUnsafeMutableBufferPointer { try body($0.baseAddress) }
+}
+
+/// What a ``RecurrentNetwork`` forward returns for its backward: the outputs, the final state, and which forward of which
+/// network made it. The activations themselves stay in the network's workspace (reused, not copied).
+public struct RecurrentRecord<Scalar: RecurrentScalar> {
+    /// Every h_t of the last layer, (T, B, H).
+    public let output: Tensor<Scalar>
+    /// h_T (and c_T) of every layer, (L, B, H).
+    public let finalState: RecurrentState<Scalar>
+    let owner: ObjectIdentifier
+    let generation: Int
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
-import CRecurrentKernels
 
 /// `rnn analyze`: gradient norms through time and spectral radii.
 struct AnalyzeCommand: ParsableCommand {
@@ -149,7 +148,7 @@ struct CompareBPTTCommand: ParsableCommand {
 
     func run() throws {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
-        rk_set_threads(Int32(threads))
+        Kernels.threadCount = threads
         try createFolder(output)
         try checkWritableLocation(output + "/comparison.svg") // before the work, not after it
         var series: [(label: String, points: [(Int, Double)])] = []

@@ -1,6 +1,5 @@
 import ArgumentParser
 import RecurrentKit
-import CRecurrentKernels
 
 /// `rnn bench`: tokens/s for the training and generation rows of the performance table.
 struct BenchCommand: ParsableCommand {
@@ -21,12 +20,12 @@ struct BenchCommand: ParsableCommand {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard ["all", "train", "generate", "memory"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train, generate or memory") }
         guard seconds > 0, seconds <= 3600 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]") }
-        rk_set_threads(Int32(threads))
-        let levelName = ["portable", "AVX2+FMA", "AVX-512"][Int(rk_active_level())]
+        Kernels.threadCount = threads
+        let levelName = Kernels.activeLevel.name
         if !csv { print("kernels: \(levelName), threads: \(threads)") }
         if peak {
-            for level in stride(from: Int(rk_detected_level()), through: 0, by: -1) {
-                let name = ["portable", "AVX2+FMA", "AVX-512"][level]
+            for level in stride(from: Kernels.detectedLevel.rawValue, through: 0, by: -1) {
+                let name = Kernels.Level(rawValue: level)!.name
                 let value = Benchmarks.fmaPeak(level: level)
                 print(csv ? "peak \(name),0,\(value)" : "FMA peak \(name): \(fixed(value, 1)) GFLOP/s per core")
             }

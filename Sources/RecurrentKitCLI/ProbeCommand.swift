@@ -1,6 +1,5 @@
 import ArgumentParser
 import RecurrentKit
-import CRecurrentKernels
 
 /// `rnn probe`: runs a fixed amount of work and exits, so a heap-allocation counter (LD_PRELOAD) can compare N and 2N
 /// units of work. `Scripts/check-allocations.sh` drives it; it prints nothing on success.
@@ -33,7 +32,7 @@ struct ProbeCommand: ParsableCommand {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard count >= 0, count <= 1_000_000 else { throw RecurrentKitError.invalidArgument("count", count, "must be in 0...1000000") }
         guard epochs >= 1, epochs <= 1000 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be in 1...1000") }
-        rk_set_threads(Int32(threads))
+        Kernels.threadCount = threads
         let cell = try CellKind(parsing: cell)
         let optimizer: OptimizerKind = try parseChoice(optimizer, name: "optimizer")
         let width: Int? = embedding > 0 ? embedding : nil

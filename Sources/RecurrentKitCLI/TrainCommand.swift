@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
-import CRecurrentKernels
 
 /// `rnn train`: d2l 8.5 by default; presets and options override.
 struct TrainCommand: ParsableCommand {
@@ -88,7 +87,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard checkpointEvery >= 0 else { throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0") }
-        rk_set_threads(Int32(threads))
+        Kernels.threadCount = threads
         let trainer: Trainer
         let folder: String
         // One writer per output folder: the lock is taken before anything is read or written there, and held until exit.
@@ -265,68 +264,4 @@ func duration(_ seconds: Double) -> String {
     if s < 60 { return "\(s)s" }
     if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
     return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m"
-}
-
-/// `rnn sample`: continue a prefix with a trained model.
-struct SampleCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sample", abstract: "Generate text from a checkpoint.")
-
-    @Option(help: "Checkpoint written by rnn train (safetensors).") var checkpoint: String
-    @Option(help: "Text the model reads first (warm-up), at least one character.") var prefix: String = "time traveller"
-    @Option(help: "Characters to generate.") var length: Int = 200
-    @Option(help: "Sampling temperature (> 0); 0 means greedy argmax (d2l predict_ch8).") var temperature: Double = 1
-    @Option(help: "Sample only among the k most likely characters (>= 1).") var topK: Int?
-    @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Weight storage while generating: float32 or bfloat16 (half the bytes per token, faster).") var precision: String = "float32"
-
-    func run() throws {
-        let weightPrecision = try parsePrecision(precision)
-        guard temperature.isFinite, temperature >= 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be >= 0 (0 = greedy)") }
-        guard length >= 0, length <= 10_000_000 else { throw RecurrentKitError.invalidArgument("length", length, "must be in 0...10000000") }
-        let loaded = try Checkpoint.load(from: checkpoint)
-        let tokens: [Int]
-        do { tokens = try loaded.vocabulary.encode(prefix) }
-        catch let error as RecurrentKitError { throw RecurrentKitError("prefix: \(error.message)") }
-        var generator = SeededGenerator(seed: seed)
-        let decoding: TextGenerator.Decoding = temperature == 0 ? .greedy : .sample(temperature: temperature, topK: topK)
-        let output = try TextGenerator.generate(model: loaded.model, prefix: tokens, length: length, decoding: decoding, generator: &generator,
-                                                precision: weightPrecision)
-        print(try loaded.vocabulary.decode(output))
-    }
-}
-
-/// `rnn eval`: perplexity and bits per character of a checkpoint on a text.
-struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Perplexity and bits per character of a checkpoint on a text.")
-
-    @Option(help: "Checkpoint written by rnn train (safetensors).") var checkpoint: String
-    @Option(help: "UTF-8 text file to evaluate (default: the embedded corpus named by --corpus).") var text: String?
-    @Option(help: "Embedded corpus used when --text is absent.") var corpus: String = "timemachine"
-    @Option(help: "Parallel rows while evaluating (does not change the result much).") var batch: Int = 32
-    @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
-    @Option(help: "Weight storage: float32, or bfloat16 (reads the text as one stream, token by token, like generation; compare with --batch 1).") var precision: String = "float32"
-    @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
-
-    func run() throws {
-        let weightPrecision = try parsePrecision(precision)
-        let loaded = try Checkpoint.load(from: checkpoint)
-        guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
-            throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
-        }
-        let raw = try loadCorpusText(text ?? corpus)
-        let prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
-        guard maxChars >= 0 else { throw RecurrentKitError.invalidArgument("max-chars", maxChars, "must be >= 0 (0 = all)") }
-        var tokens = try loaded.vocabulary.encode(prepared)
-        if maxChars > 0 && tokens.count > maxChars { tokens = Array(tokens[..<maxChars]) }
-        let ce = weightPrecision == .bfloat16
-            ? try Evaluation.meanCrossEntropyBFloat16(model: loaded.model, tokens: tokens)
-            : try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
-        guard ce.isFinite, perplexity(meanCrossEntropy: ce).isFinite else {
-            throw RecurrentKitError("the checkpoint's predictions overflow (cross-entropy \(ce) nats per character, perplexity \(perplexity(meanCrossEntropy: ce))): the model diverged and cannot be evaluated")
-        }
-        print("characters predicted \(tokens.count - 1)")
-        print("cross-entropy \(fixed(ce, 6)) nats/char")
-        print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6))")
-        print("bits per character \(fixed(ce / log(2), 6))")
-    }
 }

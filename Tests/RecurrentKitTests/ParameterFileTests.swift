@@ -80,3 +80,30 @@ final class ParameterFileTests: XCTestCase {
         XCTAssertEqual(try copy.tensor("head.weight"), try d.tensor("head.weight"))
     }
 }
+
+/// A record pairs a backward with its own forward.
+final class RecurrentRecordTests: XCTestCase {
+    func testStaleAndForeignRecordsAreRefused() throws {
+        var g = SeededGenerator(seed: 9)
+        let config = RecurrentConfiguration(cell: .gru, inputSize: 3, hiddenSize: 4, numLayers: 2)
+        let net = try RecurrentNetwork<Double>(config, generator: &g), other = try RecurrentNetwork<Double>(config, generator: &g)
+        let x = Tensor<Double>(shape: [5, 2, 3]) { g.normal() }
+        let record = try net(.dense(x), generator: &g)
+        let dOut = Tensor<Double>(shape: [5, 2, 4]) { g.normal() }
+        // Same gradients as the unchecked pair.
+        net.parameters.zeroGradients()
+        let checked = try net.backward(record, outputGradient: dOut)
+        let viaRecord = Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count))
+        net.parameters.zeroGradients()
+        _ = try net.forward(.dense(x), generator: &g)
+        let plain = try net.backward(outputGradient: dOut)
+        XCTAssertEqual(viaRecord, Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)))
+        XCTAssertEqual(checked.inputGradient, plain.inputGradient)
+        XCTAssertEqual(record.output, try net.outputTensor())
+        // A forward in between makes the record stale; a record of another network is foreign.
+        _ = try net(.dense(x), generator: &g)
+        XCTAssertThrowsError(try net.backward(record, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
+        let foreign = try other(.dense(x), generator: &g)
+        XCTAssertThrowsError(try net.backward(foreign, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("another network"), "\($0)") }
+    }
+}
