@@ -73,4 +73,18 @@ final class AxisTicksTests: XCTestCase {
         XCTAssertTrue(flow.contains(">1e-10</text>"))
         XCTAssertTrue(flow.contains(">80</text>"))
     }
+
+    func testMetricsRoundTripForReplotting() throws {
+        let history = [EpochReport(epoch: 1, step: 8, trainPerplexity: 24.5, validationPerplexity: nil, gradientNorm: 0.2,
+                                   tokensPerSecond: 1000, elapsedSeconds: 0.1),
+                       EpochReport(epoch: 2, step: 16, trainPerplexity: .infinity, validationPerplexity: 30, gradientNorm: .nan,
+                                   tokensPerSecond: 900, elapsedSeconds: 0.2)]
+        let back = try TrainingReports.history(fromJSONLines: TrainingReports.jsonLines(history))
+        XCTAssertEqual(back.count, 2)
+        XCTAssertEqual(back[0], history[0])
+        XCTAssertTrue(back[1].trainPerplexity.isNaN) // null comes back as NaN: not finite, not plotted
+        XCTAssertEqual(back[1].validationPerplexity, 30)
+        XCTAssertThrowsError(try TrainingReports.history(fromJSONLines: "{\"epoch\": 1}\n"))
+        XCTAssertThrowsError(try TrainingReports.history(fromJSONLines: "not json\n"))
+    }
 }

@@ -14,6 +14,26 @@ public enum TrainingReports {
         }.joined()
     }
 
+    /// Reads what ``jsonLines(_:)`` writes (one object per line; `null` for a non-finite value), e.g. to plot a
+    /// finished run's metrics.jsonl again.
+    /// - Throws: naming the line that is not such an object.
+    public static func history(fromJSONLines text: String) throws -> [EpochReport] {
+        var reports: [EpochReport] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw RecurrentKitError("metrics line \(i + 1) is not a JSON object")
+            }
+            func number(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
+            guard let epoch = object["epoch"] as? Int, let step = object["step"] as? Int, epoch >= 1, step >= 0 else {
+                throw RecurrentKitError("metrics line \(i + 1) has no valid epoch and step")
+            }
+            reports.append(EpochReport(epoch: epoch, step: step, trainPerplexity: number("train_perplexity") ?? .nan,
+                                       validationPerplexity: number("validation_perplexity"), gradientNorm: number("gradient_norm") ?? .nan,
+                                       tokensPerSecond: number("tokens_per_second") ?? .nan, elapsedSeconds: number("elapsed_seconds") ?? .nan))
+        }
+        return reports
+    }
+
     /// An SVG line plot of training (and validation) perplexity against epoch.
     public static func perplexitySVG(_ history: [EpochReport], title: String) -> String {
         var series = [(label: "train", points: history.map { ($0.epoch, $0.trainPerplexity) })]
