@@ -100,7 +100,7 @@ struct AddingCommand: ParsableCommand {
     )
 
     @Option(help: "Sequence length T.") var length: Int = 100
-    @Option(help: "Cell: rnn_tanh, rnn_relu, gru, lstm.") var cell: String = "lstm"
+    @Option(help: "Cell: rnn_tanh, rnn_relu, rnn_linear, gru, lstm.") var cell: String = "lstm"
     @Option(help: "Hidden units.") var hidden: Int = 64
     @Option(help: "Initialisation: pytorch, d2l, identity (IRNN).") var initialization: String = "pytorch"
     @Option(help: "Adam updates.") var updates: Int = 2000

@@ -21,10 +21,11 @@ struct EvalCommand: ParsableCommand {
             throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
         }
         let raw = try loadCorpusText(text ?? corpus)
-        let prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
         guard maxChars >= 0 else { throw RecurrentKitError.invalidArgument("max-chars", maxChars, "must be >= 0 (0 = all)") }
-        var tokens = try loaded.vocabulary.encode(prepared)
-        if maxChars > 0 && tokens.count > maxChars { tokens = Array(tokens[..<maxChars]) }
+        var prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
+        // Cut before encoding (one token per character in both modes), so text past the limit is never read.
+        if maxChars > 0 && prepared.unicodeScalars.count > maxChars { prepared = String(prepared.unicodeScalars.prefix(maxChars)) }
+        let tokens = try loaded.vocabulary.encode(prepared)
         let ce = weightPrecision == .bfloat16
             ? try Evaluation.meanCrossEntropyBFloat16(model: loaded.model, tokens: tokens)
             : try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)

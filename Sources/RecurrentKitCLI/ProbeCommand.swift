@@ -12,7 +12,7 @@ struct ProbeCommand: ParsableCommand {
     )
 
     @Option(help: "train, generate or trainer.") var workload: String = "train"
-    @Option(help: "Cell: rnn_tanh, rnn_relu, gru, lstm.") var cell: String = "lstm"
+    @Option(help: "Cell: rnn_tanh, rnn_relu, rnn_linear, gru, lstm.") var cell: String = "lstm"
     @Option(help: "Hidden units.") var hidden: Int = 256
     @Option(help: "Recurrent layers.") var layers: Int = 2
     @Option(help: "Batch rows (train).") var batch: Int = 64

@@ -14,7 +14,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Embedded corpus (timemachine, tinyshakespeare) or a UTF-8 text file.") var corpus: String?
     @Option(help: "Text preparation: d2l (letters, lower-case) or raw (every character, 90/10 split).") var textMode: String?
     @Option(help: "Use only the first N tokens (0 = all).") var maxTokens: Int?
-    @Option(help: "Cell: rnn_tanh, rnn_relu, gru, lstm.") var cell: String?
+    @Option(help: "Cell: rnn_tanh, rnn_relu, rnn_linear, gru, lstm.") var cell: String?
     @Option(help: "Hidden units.") var hidden: Int?
     @Option(help: "Recurrent layers.") var layers: Int?
     @Option(help: "Dropout between layers, [0, 1).") var dropout: Double?

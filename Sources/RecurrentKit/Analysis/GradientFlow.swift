@@ -125,7 +125,7 @@ public enum GradientFlow {
         func f(_ v: Double) -> String { String(Int((v * 100).rounded())) .withDecimal }
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        svg += "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(title)</text>\n"
+        svg += "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(height - bottom))\" x2=\"\(f(width - right))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
         svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">time distance to the loss (steps)</text>\n"
@@ -146,7 +146,7 @@ public enum GradientFlow {
                 path += "\(path.isEmpty ? "M" : " L")\(f(x(T - 1 - t))),\(f(y(Double.log(n) / Double.log(10))))"
             }
             svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            svg += "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 16 * Double(i)))\" fill=\"\(color)\">\(s.label)</text>\n"
+            svg += "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
         }
         return svg + "</svg>\n"
     }
@@ -160,4 +160,9 @@ private extension String {
         while digits.count < 3 { digits = "0" + digits }
         return (negative ? "-" : "") + digits.dropLast(2) + "." + digits.suffix(2)
     }
+}
+
+/// `text` with &, < and > escaped for SVG/XML text content.
+func escapeXML(_ text: String) -> String {
+    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
 }

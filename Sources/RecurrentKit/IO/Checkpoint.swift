@@ -111,9 +111,6 @@ public struct Checkpoint {
             guard tensor.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(entry.name) holds NaN or infinite values") }
             try model.parameters.setTensor(entry.name, tensor)
         }
-        guard vocabulary.count == configuration.vocabularySize else {
-            throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(configuration.vocabularySize)")
-        }
         var extra: [String: Tensor<Float>] = [:], extra64: [String: Tensor<Double>] = [:]
         for (name, entry) in file.tensors where name.hasPrefix(trainingTensorPrefix) {
             if entry.dtype == .f64 { extra64[name] = try file.tensor(name) } else { extra[name] = try file.tensor(name) }

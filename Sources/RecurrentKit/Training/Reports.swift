@@ -55,7 +55,7 @@ public enum TrainingReports {
         var svg = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(fmt((left + width - right) / 2))" y="22" text-anchor="middle" font-size="14">\(escape(title))</text>
+        <text x="\(fmt((left + width - right) / 2))" y="22" text-anchor="middle" font-size="14">\(escapeXML(title))</text>
         <line x1="\(left)" y1="\(height - bottom)" x2="\(width - right)" y2="\(height - bottom)" stroke="black"/>
         <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(height - bottom)" stroke="black"/>
         <text x="\(fmt((left + width - right) / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
@@ -74,14 +74,11 @@ public enum TrainingReports {
             let color = colors[i % colors.count]
             let path = s.points.filter { $0.1.isFinite }.enumerated().map { j, p in "\(j == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))" }
             svg += "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(i % 2 == 1 ? " stroke-dasharray=\"6 3\"" : "")/>\n"
-            svg += "<text x=\"\(fmt(width - right + 8))\" y=\"\(fmt(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">\(escape(s.label))</text>\n"
+            svg += "<text x=\"\(fmt(width - right + 8))\" y=\"\(fmt(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
         }
         return svg + "</svg>\n"
     }
 
     private static func json(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
     private static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
-    private static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
 }
