@@ -43,6 +43,6 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
     ],
-    swiftLanguageModes: [.v5],
+    swiftLanguageModes: [.v6],
     cLanguageStandard: .gnu2x
 )

@@ -8,7 +8,7 @@ let updates = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 400
 let (T, B, H, symbols) = (16, 64, 32, 4)
 var rng = SeededGenerator(seed: 7)
 /// `count` sequences as one-hot token indices (T, count) time-major, and their labels (0: A first, 1: B first).
-func batch(_ count: Int) -> (tokens: [Int], labels: [Int]) {
+@MainActor func batch(_ count: Int) -> (tokens: [Int], labels: [Int]) {
     var tokens = [Int](repeating: 0, count: T * count), labels = [Int](repeating: 0, count: count)
     for b in 0..<count {
         for t in 0..<T { tokens[t * count + b] = rng.nextInt(below: 2) }
@@ -34,7 +34,7 @@ head.initialize(.pytorch, generator: &rng)
 let adam = try Adam(learningRate: 0.01)
 
 /// Class scores (count, 2) from the final hidden state, and that state (count, H).
-func classify(_ tokens: [Int], count: Int) throws -> (logits: Tensor<Float>, last: Tensor<Float>) {
+@MainActor func classify(_ tokens: [Int], count: Int) throws -> (logits: Tensor<Float>, last: Tensor<Float>) {
     let (_, final) = try gru.forward(.oneHot(tokens: tokens, steps: T, batch: count), generator: &rng)
     let last = try Tensor(shape: [count, H], scalars: final.h.scalars) // one layer: h_T is (1, count, H)
     return (try head(last), last)

@@ -12,7 +12,7 @@ let series = (0..<6000).map { t -> Float in
     return Float(sin(0.21 * x) + 0.5 * sin(0.47 * x + 1) + 0.3 * sin(0.031 * x) + 0.05 * rng.normal())
 }
 /// Windows starting at `starts`: inputs (T, B, 1) time-major, targets (B, 1).
-func batch(_ starts: [Int]) throws -> (x: Tensor<Float>, y: Tensor<Float>) {
+@MainActor func batch(_ starts: [Int]) throws -> (x: Tensor<Float>, y: Tensor<Float>) {
     var x = Tensor<Float>(zeros: [T, starts.count, 1])
     for (b, s) in starts.enumerated() { for t in 0..<T { x.scalars[t * starts.count + b] = series[s + t] } }
     return (x, try Tensor(shape: [starts.count, 1], scalars: starts.map { series[$0 + T] }))
@@ -31,7 +31,7 @@ head.initialize(.pytorch, generator: &rng)
 let adam = try Adam(learningRate: 0.01)
 
 /// Predictions (B, 1) from the last step's hidden state; the LSTM's record and that state (B, H) for the backward.
-func predict(_ x: Tensor<Float>) throws -> (prediction: Tensor<Float>, record: RecurrentRecord<Float>, last: Tensor<Float>) {
+@MainActor func predict(_ x: Tensor<Float>) throws -> (prediction: Tensor<Float>, record: RecurrentRecord<Float>, last: Tensor<Float>) {
     let record = try lstm(.dense(x), generator: &rng)
     let n = x.shape[1]
     let last = try Tensor(shape: [n, H], scalars: Array(record.output.scalars[((T - 1) * n * H)...]))

@@ -42,11 +42,14 @@ func exitProcess(_ code: Int32) -> Never { exit(code) }
 func fail(_ message: String, code: Int32 = 1) -> Never {
     // One line, whatever the message holds (paths and user text may contain newlines); clear a live progress line first.
     let flat = message.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
-    if standardOutputIsTerminal { print("\r\u{1B}[K", terminator: ""); fflush(stdout) }
-    var line = "rnn: error: \(flat)\n"
-    line.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
+    if standardOutputIsTerminal { print("\r\u{1B}[K", terminator: ""); flushStandardOutput() }
+    let line = "rnn: error: \(flat)\n"
+    FileHandle.standardError.write(Data(line.utf8))
     exit(code)
 }
+
+/// Flushes buffered standard output (every C stream: naming `stdout`, a C global, is not concurrency-safe in Swift 6).
+func flushStandardOutput() { fflush(nil) }
 
 /// True when standard output is a terminal (live progress line) rather than a file or pipe (plain lines).
 var standardOutputIsTerminal: Bool { isatty(1) == 1 }

@@ -168,7 +168,7 @@ struct TrainCommand: ParsableCommand {
                         if now - lastLine >= 30 && s.stepInEpoch != s.stepsPerEpoch {
                             lastLine = now
                             print("epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))")
-                            fflush(stdout)
+                            flushStandardOutput()
                         }
                         return
                     }
@@ -176,18 +176,18 @@ struct TrainCommand: ParsableCommand {
                     lastLine = now
                     let line = "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
                     print("\r" + line + "\u{1B}[K", terminator: "")
-                    fflush(stdout)
+                    flushStandardOutput()
                 case let .epoch(r):
                     if live { print("\r\u{1B}[K", terminator: "") }
                     var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
                     if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
                     line += " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
                     print(line)
-                    fflush(stdout)
+                    flushStandardOutput()
                 case let .sample(_, text):
                     if live { print("\r\u{1B}[K", terminator: "") }
                     print("  > \(text)")
-                    fflush(stdout)
+                    flushStandardOutput()
                 }
             }, shouldStop: { stopRequested != 0 }, afterStep: { trainer in
                 if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }

@@ -5,7 +5,7 @@ import XCTest
 /// Two models computing at the same time share the process's kernel pool: both results stay exact.
 final class ConcurrentModelsTests: XCTestCase {
     /// Gradients of one forward/backward of a model large enough for the pool (products and element-wise split).
-    func gradients(seed: UInt64) throws -> [Float] {
+    static func gradients(seed: UInt64) throws -> [Float] {
         var g = SeededGenerator(seed: seed)
         let model = try LanguageModel<Float>(.init(vocabularySize: 30, cell: seed % 2 == 0 ? .lstm : .gru, hiddenSize: 96, numLayers: 2,
                                                    embeddingSize: 32), generator: &g)
@@ -19,16 +19,16 @@ final class ConcurrentModelsTests: XCTestCase {
         let saved = Kernels.threadCount
         defer { Kernels.threadCount = saved }
         Kernels.threadCount = 2
-        let expected = [try gradients(seed: 1), try gradients(seed: 2)]
+        let expected = [try Self.gradients(seed: 1), try Self.gradients(seed: 2)]
         final class Results: @unchecked Sendable { var values: [[Float]] = [[], []]; var errors: [String] = [] }
         for _ in 0..<2 {
             let results = Results()
             let group = DispatchGroup()
             for i in 0..<2 {
                 group.enter()
-                Thread { [self] in
+                Thread {
                     defer { group.leave() }
-                    do { results.values[i] = try gradients(seed: UInt64(i + 1)) } catch { results.errors.append("\(error)") }
+                    do { results.values[i] = try ConcurrentModelsTests.gradients(seed: UInt64(i + 1)) } catch { results.errors.append("\(error)") }
                 }.start()
             }
             group.wait()

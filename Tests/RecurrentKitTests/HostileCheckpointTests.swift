@@ -80,23 +80,30 @@ final class HostileCheckpointTests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(base.training.utf8), options: [.fragmentsAllowed])
         let paths = leaves(json)
         XCTAssertGreaterThan(paths.count, 40, "the metadata has many fields")
+        /// Everything the worker thread uses; the main thread reads it only after `done` is signalled.
         final class State: @unchecked Sendable {
             var generator: SeededGenerator
             var stats = (resumed: 0, refused: 0, unclear: [String]())
-            init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+            let base: Checkpoint, json: Any, paths: [[Any]], hostileValues: [Any?]
+            let replacing: (Any, ArraySlice<Any>, Any?) -> Any?
+            init(seed: UInt64, base: Checkpoint, json: Any, paths: [[Any]], hostileValues: [Any?], replacing: @escaping (Any, ArraySlice<Any>, Any?) -> Any?) {
+                generator = SeededGenerator(seed: seed)
+                self.base = base; self.json = json; self.paths = paths; self.hostileValues = hostileValues; self.replacing = replacing
+            }
         }
-        let state = State(seed: UInt64(count))
+        let state = State(seed: UInt64(count), base: base, json: json, paths: paths, hostileValues: hostileValues,
+                          replacing: { [unowned self] in self.replacing($0, at: $1, with: $2) })
         let done = DispatchSemaphore(value: 0)
         var failure: String? = nil
-        let worker = Thread { [self] in
-            // The main thread reads `state` only after `done` is signalled.
+        let worker = Thread {
+            let (base, json, paths, hostileValues) = (state.base, state.json, state.paths, state.hostileValues)
             defer { done.signal() }
             for _ in 0..<count {
                 var mutant: Any = json
                 for _ in 0..<(1 + state.generator.nextInt(below: 2)) {
                     let path = paths[state.generator.nextInt(below: paths.count)]
                     let value = hostileValues[state.generator.nextInt(below: hostileValues.count)]
-                    mutant = replacing(mutant, at: path[...], with: value) ?? mutant
+                    mutant = state.replacing(mutant, path[...], value) ?? mutant
                 }
                 guard let data = try? JSONSerialization.data(withJSONObject: mutant, options: [.fragmentsAllowed]) else { continue }
                 do {
