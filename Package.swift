@@ -1,5 +1,10 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
+
+// swift-docc-plugin only when building the documentation (Scripts/check-docs.sh sets RK_BUILD_DOCS=1): users and the
+// test build neither fetch nor compile it.
+let buildingDocs = ProcessInfo.processInfo.environment["RK_BUILD_DOCS"] != nil
 
 let package = Package(
     name: "RecurrentKit",
@@ -9,9 +14,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // `swift package generate-documentation` (DocC); used only when building the docs.
+    ] + (buildingDocs ? [
+        // `swift package generate-documentation` (DocC).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
-    ],
+    ] : []),
     targets: [
         // MARK: - Public API
         .target(

@@ -23,6 +23,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+export RK_BUILD_DOCS=1 # Package.swift adds swift-docc-plugin only then
 ROOT="$PWD"
 SCRATCH="${SCRATCH:-$ROOT/.build-docs}"
 status=0
