@@ -104,6 +104,9 @@ struct TrainCommand: ParsableCommand {
             trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
             lastGood = (resume, trainer.step)
             print("resuming \(resume) at update \(trainer.step)")
+            if let saved = trainer.savedKernelLevel, saved != Kernels.activeLevel.name {
+                print("note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run")
+            }
             if let recomputeInterval { // changes memory, never the gradients, so it may differ from the saved run's
                 try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))
             }

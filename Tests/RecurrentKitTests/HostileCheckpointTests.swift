@@ -201,6 +201,17 @@ final class HostileCheckpointTests: XCTestCase {
         try trainer.train(shouldStop: { trainer.step >= 2 })
         let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertNil(resumed.options.timeLimitSeconds)
+        XCTAssertEqual(resumed.savedKernelLevel, Kernels.activeLevel.name)
+        // A file of 0.1 (no kernel level recorded) still resumes; a made-up level is refused.
+        let base = try trainer.checkpoint()
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(base.training.utf8)) as? [String: Any])
+        object["kernelLevel"] = nil
+        let old = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self),
+                                 extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+        XCTAssertNil(try Trainer(resumingFrom: old).savedKernelLevel)
+        XCTAssertThrowsError(try Trainer(resumingFrom: try Checkpoint(model: base.model, vocabulary: base.vocabulary,
+                                                                      training: try replacingField("kernelLevel", with: "\"SSE9\\nx\"", in: base.training),
+                                                                      extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)))
         try resumed.setTimeLimit(0.3)
         let start = Date()
         XCTAssertFalse(try resumed.train())

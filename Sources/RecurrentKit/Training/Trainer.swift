@@ -282,7 +282,8 @@ public final class Trainer {
                                  optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
                                  dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
                                  dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
-                                 epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history)
+                                 epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history,
+                                 kernelLevel: Kernels.activeLevel.name)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
@@ -336,12 +337,18 @@ public final class Trainer {
         lossSum = state.lossSum; tokenCount = state.tokenCount; normSum = state.normSum
         epochSeconds = state.epochSeconds; elapsedBefore = state.elapsedSeconds
         history = state.history
+        savedKernelLevel = state.kernelLevel
         if doneInEpoch > 0 {
             minibatches = []
             var rebuilt = epochStartGenerator
             guard doneInEpoch <= schedule.epoch(using: &rebuilt).count else { throw RecurrentKitError("checkpoint position is past the end of its epoch") }
         }
     }
+
+    /// The kernel level (``Kernels/Level/name``) the resumed run was trained with, when the checkpoint records it.
+    /// Resuming is bit-identical on the same level; on another level the products round differently and the run
+    /// continues correctly but not bit for bit.
+    public private(set) var savedKernelLevel: String? = nil
 
     /// Changes the time limit of this process's training (nil: none), also for a resumed run: `rnn train --resume
     /// --time-limit` bounds the new run whatever the checkpoint says.
@@ -380,6 +387,8 @@ struct TrainerState: Codable {
     var epochSeconds: Double
     var elapsedSeconds: Double
     var history: [EpochReport]
+    /// The kernels' instruction-set level the run used ("AVX-512", ...); absent in files of 0.1.
+    var kernelLevel: String? = nil
 
     /// Every field within what a run with these options could have reached; a hostile or corrupted file gets an error
     /// naming the field, never a trap or a hang later.
@@ -404,6 +413,9 @@ struct TrainerState: Codable {
             guard value.isFinite, value >= 0, value <= TrainingOptions.maximumSeconds else {
                 throw bad(name, value, "must be a finite duration in [0, \(Int(TrainingOptions.maximumSeconds))] seconds")
             }
+        }
+        if let level = kernelLevel, !Kernels.Level.allCases.contains(where: { $0.name == level }) {
+            throw bad("kernelLevel", "'\(level.prefix(40))'", "is not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))")
         }
         guard history.count <= epoch else { throw bad("history", "of \(history.count) epochs", "is longer than the epochs done") }
         for (i, report) in history.enumerated() {
