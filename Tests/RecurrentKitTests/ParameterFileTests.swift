@@ -107,3 +107,33 @@ final class RecurrentRecordTests: XCTestCase {
         XCTAssertThrowsError(try net.backward(foreign, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("another network"), "\($0)") }
     }
 }
+
+/// Batch-first input and output are the time-major computation, transposed at the boundary.
+final class SequenceLayoutTests: XCTestCase {
+    func testBatchFirstMatchesTimeMajor() throws {
+        for cell in [CellKind.lstm, .gru, .rnnTanh] {
+            var g = SeededGenerator(seed: 31)
+            let net = try RecurrentNetwork<Double>(.init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), generator: &g)
+            let (T, B) = (5, 2)
+            let x = Tensor<Double>(shape: [T, B, 3]) { g.normal() }, dOut = Tensor<Double>(shape: [T, B, 4]) { g.normal() }
+            net.parameters.zeroGradients()
+            let tm = try net(.dense(x), generator: &g)
+            let tmGrad = try net.backward(tm, outputGradient: dOut)
+            let tmParams = Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count))
+            net.parameters.zeroGradients()
+            let bf = try net(.dense(try x.swappingFirstTwoAxes()), layout: .batchFirst, generator: &g)
+            XCTAssertEqual(bf.output.shape, [B, T, 4])
+            XCTAssertEqual(try bf.output.swappingFirstTwoAxes(), tm.output)
+            let bfGrad = try net.backward(bf, outputGradient: try dOut.swappingFirstTwoAxes())
+            XCTAssertEqual(try bfGrad.inputGradient!.swappingFirstTwoAxes(), tmGrad.inputGradient!)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)), tmParams)
+            XCTAssertEqual(bfGrad.initialStateGradient.h, tmGrad.initialStateGradient.h)
+            // One-hot tokens (B, T) batch-first.
+            let tokens = (0..<(T * B)).map { _ in g.nextInt(below: 3) }
+            let a = try net(.oneHot(tokens: tokens, steps: T, batch: B), generator: &g).output
+            let transposed = (0..<(T * B)).map { tokens[($0 % T) * B + $0 / T] } // (B, T) from (T, B)
+            let b = try net(.oneHot(tokens: transposed, steps: T, batch: B), layout: .batchFirst, generator: &g).output
+            XCTAssertEqual(try b.swappingFirstTwoAxes(), a)
+        }
+    }
+}
