@@ -1,3 +1,5 @@
+import CRecurrentKernels
+
 /// Element-wise work of one time step over a range of batch rows, handed to the kernel pool by
 /// `forEachRowChunk(_:batch:width:)`. Subclasses hold the step's pointers as stored properties that the caller sets
 /// before each step, so running a step allocates nothing.
@@ -16,4 +18,19 @@ final class StepRowTasks<Scalar: RecurrentScalar> {
     let lstmBackward = LSTMBackwardRows<Scalar>()
     let gruForward = GRUForwardRows<Scalar>()
     let gruBackward = GRUBackwardRows<Scalar>()
+}
+
+/// Runs `task` over batch rows [0, B) in two halves on the kernel pool when the step is large enough (B >= 2,
+/// B * width >= 16384). The split depends on the sizes only, never on the thread count, and each row's arithmetic is
+/// the same either way, so results are identical for any thread count. The task is an object built once per network
+/// (`StepRowTasks`) and re-pointed each step, and the pool receives it as an unretained pointer, so a step
+/// allocates nothing (a closure here would box its captures on the heap at every step).
+@inline(__always)
+func forEachRowChunk(_ task: RowTask, batch B: Int, width: Int) {
+    guard B >= 2, B * width >= 16384 else { task.run(0..<B); return }
+    task.rows = B
+    rk_parallel(2, { context, chunk, chunks in
+        let task = Unmanaged<RowTask>.fromOpaque(context!).takeUnretainedValue()
+        task.run((Int(chunk) * task.rows / Int(chunks))..<((Int(chunk) + 1) * task.rows / Int(chunks)))
+    }, Unmanaged.passUnretained(task).toOpaque())
 }
