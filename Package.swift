@@ -35,6 +35,7 @@ let package = Package(
         // MARK: - Examples (public API only; built by `swift build`, run by .ci/run)
         .executableTarget(name: "SequenceRegression", dependencies: ["RecurrentKit"], path: "Examples/SequenceRegression"),
         .executableTarget(name: "SequenceClassification", dependencies: ["RecurrentKit"], path: "Examples/SequenceClassification"),
+        .executableTarget(name: "CharacterModel", dependencies: ["RecurrentKit"], path: "Examples/CharacterModel"),
 
         // MARK: - Implementation details
         // Hot loops (GEMM, gate non-linearities) in C, with AVX-512 / AVX2+FMA kernels chosen at run time.
