@@ -63,7 +63,7 @@ public final class SGD: Optimizer {
     public let nesterov: Bool
     /// Updates applied so far.
     public private(set) var stepCount = 0
-    private var buffer: [Double] = []
+    private let buffer = StateBuffer(name: "SGD momentum")
 
     /// Creates SGD; throws an error naming the first invalid argument.
     public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) throws {
@@ -91,38 +91,28 @@ public final class SGD: Optimizer {
             if weightDecay == 0 { for i in 0..<n { p[i] -= lr * g[i] } }
             else { for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) } }
         } else {
-            if buffer.count != n {
-                // A buffer of another size, or a step count without a buffer, belongs to another store: refuse it
-                // rather than restart the momentum silently.
-                guard buffer.isEmpty, stepCount == 0 else {
-                    throw RecurrentKitError("SGD momentum state holds \(buffer.count) values after \(stepCount) steps, but the parameters have \(n); it was restored from or used with another model")
-                }
-                buffer = Array(repeating: 0, count: n)
-            }
+            let buf = try buffer.values(Scalar.self, count: n, afterSteps: stepCount)
             let mu = Scalar(momentum), keep = Scalar(1 - dampening)
             let first = stepCount == 0
-            buffer.withUnsafeMutableBufferPointer { bufferPointer in
-                let buf = bufferPointer.baseAddress!
-                for i in 0..<n {
-                    let d = g[i] + wd * p[i]
-                    let b = first ? d : mu * Scalar(buf[i]) + keep * d
-                    buf[i] = Double(b)
-                    p[i] -= lr * (nesterov ? d + mu * b : b)
-                }
+            for i in 0..<n {
+                let d = g[i] + wd * p[i]
+                let b = first ? d : mu * buf[i] + keep * d
+                buf[i] = b
+                p[i] -= lr * (nesterov ? d + mu * b : b)
             }
         }
         stepCount += 1
     }
 
     /// The momentum buffer, when there is one.
-    public var stateBuffers: [String: [Double]] { buffer.isEmpty ? [:] : ["momentum_buffer": buffer] }
+    public var stateBuffers: [String: [Double]] { buffer.isEmpty ? [:] : ["momentum_buffer": buffer.doubles] }
 
     /// Restores the momentum buffer and step count.
     /// - Throws: on a negative step count, an unknown buffer name, or a non-finite value; a buffer whose size differs
     ///   from the parameters' is refused by the next ``step(_:)``.
     public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
         try checkOptimizerState(stateBuffers, names: ["momentum_buffer"], stepCount: stepCount)
-        buffer = stateBuffers["momentum_buffer"] ?? []
+        buffer.restore(stateBuffers["momentum_buffer"] ?? [])
         self.stepCount = stepCount
     }
 }
@@ -147,8 +137,8 @@ public final class Adam: Optimizer {
     /// Updates applied so far (t in the bias corrections).
     public private(set) var stepCount = 0
     // Moments kept in the parameters' precision, as PyTorch does.
-    private var firstMoment: [Double] = []
-    private var secondMoment: [Double] = []
+    private let firstMoment = StateBuffer(name: "Adam exp_avg")
+    private let secondMoment = StateBuffer(name: "Adam exp_avg_sq")
 
     /// Creates Adam (or AdamW when `decoupled`); throws an error naming the first invalid argument.
     public init(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
@@ -178,13 +168,8 @@ public final class Adam: Optimizer {
     public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
         guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
         let n = store.count
-        if firstMoment.count != n {
-            guard firstMoment.isEmpty, stepCount == 0 else {
-                throw RecurrentKitError("Adam state holds \(firstMoment.count) values after \(stepCount) steps, but the parameters have \(n); it was restored from or used with another model")
-            }
-            firstMoment = Array(repeating: 0, count: n)
-            secondMoment = Array(repeating: 0, count: n)
-        }
+        let mBuf = try firstMoment.values(Scalar.self, count: n, afterSteps: stepCount)
+        let vBuf = try secondMoment.values(Scalar.self, count: n, afterSteps: stepCount)
         stepCount += 1
         let t = Double(stepCount)
         let biasCorrection1 = 1 - rk_pow(beta1, t)
@@ -195,28 +180,23 @@ public final class Adam: Optimizer {
         let decay = Scalar(1 - learningRate * weightDecay)
         let p = store.values, g = store.gradients
         let decoupled = self.decoupled, hasDecay = weightDecay != 0
-        firstMoment.withUnsafeMutableBufferPointer { mPointer in
-            secondMoment.withUnsafeMutableBufferPointer { vPointer in
-                let mBuf = mPointer.baseAddress!, vBuf = vPointer.baseAddress!
-                for i in 0..<n {
-                    var grad = g[i]
-                    if hasDecay {
-                        if decoupled { p[i] *= decay } else { grad += wd * p[i] }
-                    }
-                    var m = Scalar(mBuf[i]), v = Scalar(vBuf[i])
-                    m += (grad - m) * b1
-                    v = v * b2 + oneMinusB2 * grad * grad
-                    mBuf[i] = Double(m); vBuf[i] = Double(v)
-                    let denominator = v.squareRoot() / bc2 + eps
-                    p[i] -= stepSize * (m / denominator)
-                }
+        for i in 0..<n {
+            var grad = g[i]
+            if hasDecay {
+                if decoupled { p[i] *= decay } else { grad += wd * p[i] }
             }
+            var m = mBuf[i], v = vBuf[i]
+            m += (grad - m) * b1
+            v = v * b2 + oneMinusB2 * grad * grad
+            mBuf[i] = m; vBuf[i] = v
+            let denominator = v.squareRoot() / bc2 + eps
+            p[i] -= stepSize * (m / denominator)
         }
     }
 
     /// `exp_avg` and `exp_avg_sq` (PyTorch's names).
     public var stateBuffers: [String: [Double]] {
-        firstMoment.isEmpty ? [:] : ["exp_avg": firstMoment, "exp_avg_sq": secondMoment]
+        firstMoment.isEmpty ? [:] : ["exp_avg": firstMoment.doubles, "exp_avg_sq": secondMoment.doubles]
     }
 
     /// Restores the moments and step count.
@@ -226,8 +206,8 @@ public final class Adam: Optimizer {
         try checkOptimizerState(stateBuffers, names: ["exp_avg", "exp_avg_sq"], stepCount: stepCount)
         let m = stateBuffers["exp_avg"] ?? [], v = stateBuffers["exp_avg_sq"] ?? []
         guard m.count == v.count else { throw RecurrentKitError("Adam state buffers have different sizes (\(m.count), \(v.count))") }
-        firstMoment = m
-        secondMoment = v
+        firstMoment.restore(m)
+        secondMoment.restore(v)
         self.stepCount = stepCount
     }
 }
@@ -238,5 +218,61 @@ private func checkOptimizerState(_ buffers: [String: [Double]], names: Set<Strin
     for (name, values) in buffers {
         guard names.contains(name) else { throw RecurrentKitError("unknown optimizer state buffer '\(name)'") }
         guard values.allSatisfy(\.isFinite) else { throw RecurrentKitError("optimizer state buffer '\(name)' holds a non-finite value") }
+    }
+}
+
+/// One optimizer state buffer (a momentum, a moment) in the parameters' precision: `count` values of the store's
+/// scalar type in a 64-byte aligned block, created on the first step. Restored values (Double, from a checkpoint) are
+/// converted on the first step that knows the type; Float values round-trip through Double exactly, so saving and
+/// restoring never changes a bit.
+final class StateBuffer {
+    private let name: String
+    private var storage: UnsafeMutableRawPointer? = nil
+    private var storedType: Any.Type? = nil
+    private(set) var count = 0
+    private var restored: [Double]? = nil
+
+    init(name: String) { self.name = name }
+    deinit { if let storage { freeAligned(storage.assumingMemoryBound(to: UInt8.self)) } }
+
+    /// True before the first step and without restored values.
+    var isEmpty: Bool { storage == nil && (restored?.isEmpty ?? true) }
+
+    /// The values as `S`, `count` of them: zeros on the first step, restored values converted, or the existing block.
+    /// - Throws: when the buffer holds another number of values, or none after `steps` > 0 (it belongs to another model).
+    func values<S: RecurrentScalar>(_ type: S.Type, count n: Int, afterSteps steps: Int) throws -> UnsafeMutablePointer<S> {
+        if let storage, storedType == S.self, count == n { return storage.assumingMemoryBound(to: S.self) }
+        let source: [Double]
+        if let restored, !restored.isEmpty { source = restored }
+        else if storage != nil { source = doubles }
+        else { source = [] }
+        guard source.isEmpty ? steps == 0 : source.count == n else {
+            throw RecurrentKitError("\(name) state holds \(source.count) values after \(steps) steps, but the parameters have \(n); it was restored from or used with another model")
+        }
+        if let storage { freeAligned(storage.assumingMemoryBound(to: UInt8.self)) }
+        let typed = allocateAligned(S.self, count: max(n, 1))
+        for i in 0..<source.count { typed[i] = S(source[i]) }
+        storage = UnsafeMutableRawPointer(typed)
+        storedType = S.self
+        count = n
+        restored = nil
+        return typed
+    }
+
+    /// The values as Double (for checkpoints).
+    var doubles: [Double] {
+        if let restored { return restored }
+        guard let storage else { return [] }
+        if storedType == Float.self { return (0..<count).map { Double(storage.assumingMemoryBound(to: Float.self)[$0]) } }
+        return Array(UnsafeBufferPointer(start: storage.assumingMemoryBound(to: Double.self), count: count))
+    }
+
+    /// Replaces the values with `values` (converted on the next step); empty clears the buffer.
+    func restore(_ values: [Double]) {
+        if let storage { freeAligned(storage.assumingMemoryBound(to: UInt8.self)) }
+        storage = nil
+        storedType = nil
+        count = 0
+        restored = values
     }
 }

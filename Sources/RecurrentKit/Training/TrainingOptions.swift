@@ -134,7 +134,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public static let maximumSampleLength = 10_000_000
 
     /// Bytes a run with these options needs for a vocabulary of `vocabularySize` tokens: parameters and gradients
-    /// (Float), optimizer moments (Double), and the activations and backward buffers of one (T, B) minibatch. An
+    /// (Float), optimizer moments (Float, the parameters' precision), and the activations and backward buffers of one (T, B) minibatch. An
     /// estimate for refusing hopeless sizes before allocating; nil when the sizes overflow Int.
     public func estimatedMemoryBytes(vocabularySize V: Int, chunkLength T: Int) -> Int? {
         let H = hiddenSize, L = numLayers, G = cell.gateCount, B = batchSize, In = embeddingSize ?? V
@@ -159,7 +159,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         }
         let moments = optimizer == .sgd ? (momentum > 0 ? 1 : 0) : 2
         guard let parameters = sum(product(G, H, In + H + 2), product(L - 1, G, H, 2 * H + 2), product(V, H + 1), product(V, embeddingSize ?? 0)),
-              let weights = sum(product(parameters, 8), product(parameters, 8, moments)) else { return nil }
+              let weights = sum(product(parameters, 8), product(parameters, 4, moments)) else { return nil }
         // Per step and row: gates, h, c, tanh c, dropout mask and gradients per layer; input, logits and their gradients.
         let activations = sum(product(T, B, L, (2 * G + 6) * H, 4), product(T, B, 2 * (V + In) + 2 * H, 4))
         return sum(weights, activations)
