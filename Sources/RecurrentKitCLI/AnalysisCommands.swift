@@ -143,12 +143,11 @@ struct CompareBPTTCommand: ParsableCommand {
     @Option(help: "Epochs per run.") var epochs: Int = 100
     @Option(help: "Learning rate (SGD, clip 1).") var lr: Double = 1
     @Option(help: "Folder for comparison.svg and comparison.csv.") var output: String = "runs/compare-bptt"
-    @Option(help: "Threads.") var threads: Int = 1
+    @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
-        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
-        Kernels.threadCount = threads
+        try threadOptions.apply()
         try createFolder(output)
         try checkWritableLocation(output + "/comparison.svg") // before the work, not after it
         var series: [(label: String, points: [(Int, Double)])] = []

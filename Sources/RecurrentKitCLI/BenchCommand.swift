@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
         discussion: "Rows match Scripts/bench/torch_bench.py, so the two can be compared side by side."
     )
 
-    @Option(help: "Threads for large matrix products.") var threads: Int = 1
+    @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Which rows: all, train, generate, memory (LSTM T=1000 with and without memory-efficient BPTT).") var rows: String = "all"
     @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
     @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable).") var peak = false
@@ -17,10 +17,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Only rows whose name contains this text, e.g. 'lstm H512'.") var filter: String?
 
     func run() throws {
-        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard ["all", "train", "generate", "memory"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train, generate or memory") }
         guard seconds > 0, seconds <= 3600 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]") }
-        Kernels.threadCount = threads
+        try threadOptions.apply()
+        let threads = threadOptions.threads
         let levelName = Kernels.activeLevel.name
         if !csv { print("kernels: \(levelName), threads: \(threads)") }
         if peak {

@@ -22,17 +22,16 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Dropout between layers (train).") var dropout: Double = 0
     @Option(help: "sgd, adam or adamw (train).") var optimizer: String = "sgd"
     @Option(help: "Memory-efficient BPTT interval (train; 0 = off).") var recomputeInterval: Int = 0
-    @Option(help: "Threads for the kernels.") var threads: Int = 1
+    @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "greedy or sample (generate: temperature 0.8, top-k 10).") var decoding: String = "greedy"
     @Option(help: "float32 or bfloat16 weights (generate).") var precision: String = "float32"
     @Option(help: "Units of work: updates, generated tokens, or (trainer) updates before stopping.") var count: Int = 10
     @Option(help: "Epochs (trainer).") var epochs: Int = 1
 
     func run() throws {
-        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard count >= 0, count <= 1_000_000 else { throw RecurrentKitError.invalidArgument("count", count, "must be in 0...1000000") }
         guard epochs >= 1, epochs <= 1000 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be in 1...1000") }
-        Kernels.threadCount = threads
+        try threadOptions.apply()
         let cell = try CellKind(parsing: cell)
         let optimizer: OptimizerKind = try parseChoice(optimizer, name: "optimizer")
         let width: Int? = embedding > 0 ? embedding : nil

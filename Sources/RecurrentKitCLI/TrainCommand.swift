@@ -37,7 +37,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Prefix of the periodic sample.") var prefix: String?
     @Option(help: "Characters per periodic sample.") var sampleLength: Int?
     @Option(help: "Folder for model.safetensors, metrics.jsonl and perplexity.svg (default runs/<preset>).") var output: String?
-    @Option(help: "Threads for large matrix products (1 or more).") var threads: Int = 1
+    @OptionGroup var threadOptions: ThreadOptions
 
     func resolvedOptions() throws -> TrainingOptions {
         guard let p = TrainingPreset(rawValue: preset) else {
@@ -85,9 +85,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
 
     func run() throws {
-        guard threads >= 1, threads <= 256 else { throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...256") }
         guard checkpointEvery >= 0 else { throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0") }
-        Kernels.threadCount = threads
+        try threadOptions.apply()
+        let threads = threadOptions.threads
         let trainer: Trainer
         let folder: String
         // One writer per output folder: the lock is taken before anything is read or written there, and held until exit.
