@@ -14,6 +14,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // RealModule: the elementary functions of Float and Double, shared with every package that uses swift-numerics.
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ] + (buildingDocs ? [
         // `swift package generate-documentation` (DocC).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
@@ -22,7 +24,7 @@ let package = Package(
         // MARK: - Public API
         .target(
             name: "RecurrentKit",
-            dependencies: ["CRecurrentKernels", "CEmbeddedCorpora"]
+            dependencies: ["CRecurrentKernels", "CEmbeddedCorpora", .product(name: "RealModule", package: "swift-numerics")]
         ),
         .executableTarget(
             name: "RecurrentKitCLI",
@@ -46,7 +48,7 @@ let package = Package(
         // MARK: - Unit test bundles
         .testTarget(
             name: "RecurrentKitTests",
-            dependencies: ["RecurrentKit", "CRecurrentKernels"],
+            dependencies: ["RecurrentKit", "CRecurrentKernels", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ],

@@ -1,15 +1,11 @@
 import CRecurrentKernels
+import RealModule
 
 /// A floating-point type the networks compute in: `Float` for speed, `Double` for proofs
 /// (gradient checks and PyTorch float64 fixtures).
-public protocol RecurrentScalar: BinaryFloatingPoint, Codable, Sendable, CustomStringConvertible
+public protocol RecurrentScalar: Real, BinaryFloatingPoint, Codable, Sendable, CustomStringConvertible
 where RawSignificand: FixedWidthInteger {
-    /// Hyperbolic tangent.
-    static func tanh(_ x: Self) -> Self
-    /// Natural exponential.
-    static func exp(_ x: Self) -> Self
-    /// Natural logarithm.
-    static func log(_ x: Self) -> Self
+    // tanh, exp and log are RealModule's (`Real`), so code importing both packages sees one definition.
     /// Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C (see `rk_sgemm`); C is not read when beta == 0.
     static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -32,12 +28,6 @@ where RawSignificand: FixedWidthInteger {
 }
 
 extension Float: RecurrentScalar {
-    /// tanhf.
-    @inlinable public static func tanh(_ x: Float) -> Float { rk_tanhf(x) }
-    /// expf.
-    @inlinable public static func exp(_ x: Float) -> Float { rk_expf(x) }
-    /// logf.
-    @inlinable public static func log(_ x: Float) -> Float { rk_logf(x) }
     /// Single-precision GEMM through the C kernels (AVX-512, AVX2+FMA or portable, chosen at run time).
     @inlinable public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -67,12 +57,6 @@ extension Float: RecurrentScalar {
 }
 
 extension Double: RecurrentScalar {
-    /// tanh.
-    @inlinable public static func tanh(_ x: Double) -> Double { rk_tanh(x) }
-    /// exp.
-    @inlinable public static func exp(_ x: Double) -> Double { rk_exp(x) }
-    /// log.
-    @inlinable public static func log(_ x: Double) -> Double { rk_log(x) }
     /// Double-precision GEMM through the C kernels.
     @inlinable public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
