@@ -236,7 +236,12 @@ extension CommandLineTests {
     func testSecondTrainerOnAFolderIsRefusedAndTheFirstSaves() throws {
         let run1 = folder + "/shared"
         let (first, _) = try start(["train", "--hidden", "16", "--epochs", "100000", "--sample-every", "0", "--output", run1])
-        Thread.sleep(forTimeInterval: 1.5)
+        // Wait until the first trainer holds the lock (its pid is in the lock file), however slow the machine.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline,
+              (try? String(contentsOfFile: run1 + "/.rnn.lock", encoding: .utf8))?.contains("\(first.processIdentifier)") != true {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         try assertFailsBounded(["train", "--hidden", "16", "--epochs", "1", "--output", run1], mentioning: "in use by another training run")
         first.interrupt()
         first.waitUntilExit()
