@@ -26,8 +26,19 @@ typedef struct {
 static _Thread_local T *P(tls_a), *P(tls_b);
 static _Thread_local size_t P(tls_a_n), P(tls_b_n);
 
+// Every first allocation is at least the largest blocking any level requests (MC*KC for A, KC*NC for B), so a
+// buffer never grows later because its thread happened to run a larger product than before: which thread runs which
+// chunk depends on timing, and growth then would make heap allocations (counted by Scripts/check-allocations.sh)
+// depend on timing too.
+#ifndef RK_TLS_FLOORS
+#define RK_TLS_FLOORS
+enum { RK_TLS_A_FLOOR = 128 * 512, RK_TLS_B_FLOOR = 512 * 1024 };
+#endif
+
 static T *P(buffer)(T **buf, size_t *cap, size_t n) {
     if (*cap < n) {
+        size_t floor = buf == &P(tls_a) ? (size_t)RK_TLS_A_FLOOR : (size_t)RK_TLS_B_FLOOR;
+        if (n < floor) n = floor;
         free(*buf);
         void *p = NULL;
         if (posix_memalign(&p, 64, n * sizeof(T) + 64) != 0) {
