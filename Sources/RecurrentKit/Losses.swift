@@ -60,9 +60,7 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
 /// - Returns: the loss and dL/dpredictions (the predictions' shape).
 public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>) throws
     -> (loss: Double, gradient: Tensor<Scalar>) {
-    guard predictions.shape == targets.shape else { throw RecurrentKitError.shapeMismatch("targets", expected: predictions.shape, got: targets.shape) }
-    let n = predictions.scalars.count
-    guard n > 0 else { throw RecurrentKitError("mean squared error of an empty tensor") }
+    let n = try elementCount(predictions, targets, loss: "mean squared error")
     var gradient = Tensor<Scalar>(zeros: predictions.shape)
     var loss = 0.0
     for i in 0..<n {
@@ -81,17 +79,22 @@ public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar
 /// - Returns: the loss and dL/dlogits (the logits' shape).
 public func binaryCrossEntropyWithLogits<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: Tensor<Scalar>) throws
     -> (loss: Double, gradient: Tensor<Scalar>) {
-    guard logits.shape == targets.shape else { throw RecurrentKitError.shapeMismatch("targets", expected: logits.shape, got: targets.shape) }
-    let n = logits.scalars.count
-    guard n > 0 else { throw RecurrentKitError("binary cross-entropy of an empty tensor") }
+    let n = try elementCount(logits, targets, loss: "binary cross-entropy")
     var gradient = Tensor<Scalar>(zeros: logits.shape)
     var loss = 0.0
     for i in 0..<n {
         let x = Double(logits.scalars[i]), y = Double(targets.scalars[i])
         guard y >= 0 && y <= 1 else { throw RecurrentKitError("target \(y) at position \(i) is outside [0, 1]") }
         loss += max(x, 0) - x * y + Double.log(1 + Double.exp(-abs(x)))
-        let sigmoid = x >= 0 ? 1 / (1 + Double.exp(-x)) : Double.exp(x) / (1 + Double.exp(x))
-        gradient.scalars[i] = Scalar((sigmoid - y) / Double(n))
+        gradient.scalars[i] = Scalar((Double.sigmoid(x) - y) / Double(n))
     }
     return (loss / Double(n), gradient)
+}
+
+/// The element count of an element-wise loss's predictions, after checking that the targets have their shape and that
+/// there is at least one element.
+private func elementCount<Scalar>(_ predictions: Tensor<Scalar>, _ targets: Tensor<Scalar>, loss: String) throws -> Int {
+    guard predictions.shape == targets.shape else { throw RecurrentKitError.shapeMismatch("targets", expected: predictions.shape, got: targets.shape) }
+    guard !predictions.scalars.isEmpty else { throw RecurrentKitError("\(loss) of an empty tensor") }
+    return predictions.scalars.count
 }
