@@ -10,6 +10,8 @@ let package = Package(
     name: "RecurrentKit",
     products: [
         .library(name: "RecurrentKit", targets: ["RecurrentKit"]),
+        .library(name: "RecurrentKitText", targets: ["RecurrentKitText"]),
+        .library(name: "RecurrentKitAnalysis", targets: ["RecurrentKitAnalysis"]),
         .executable(name: "rnn", targets: ["RecurrentKitCLI"]),
     ],
     dependencies: [
@@ -22,14 +24,20 @@ let package = Package(
     ] : []),
     targets: [
         // MARK: - Public API
+        // The core: tensors, parameters, cells, layers, losses, optimizers, safetensors.
         .target(
             name: "RecurrentKit",
-            dependencies: ["CRecurrentKernels", "CEmbeddedCorpora", .product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["CRecurrentKernels", .product(name: "RealModule", package: "swift-numerics")]
         ),
+        // Text on the core's public API only: vocabulary, preparation, minibatches, language model, trainer,
+        // generation, presets, checkpoints.
+        .target(name: "RecurrentKitText", dependencies: ["RecurrentKit", "CEmbeddedCorpora"]),
+        // The d2l 8.7 analyses (gradient flow, the adding problem), benchmarks and SVG reports, on the public APIs.
+        .target(name: "RecurrentKitAnalysis", dependencies: ["RecurrentKit", "RecurrentKitText"]),
         .executableTarget(
             name: "RecurrentKitCLI",
             dependencies: [
-                "RecurrentKit",
+                "RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -37,7 +45,7 @@ let package = Package(
         // MARK: - Examples (public API only; built by `swift build`, run by .ci/run)
         .executableTarget(name: "SequenceRegression", dependencies: ["RecurrentKit"], path: "Examples/SequenceRegression"),
         .executableTarget(name: "SequenceClassification", dependencies: ["RecurrentKit"], path: "Examples/SequenceClassification"),
-        .executableTarget(name: "CharacterModel", dependencies: ["RecurrentKit"], path: "Examples/CharacterModel"),
+        .executableTarget(name: "CharacterModel", dependencies: ["RecurrentKitText"], path: "Examples/CharacterModel"),
 
         // MARK: - Implementation details
         // Hot loops (GEMM, gate non-linearities) in C, with AVX-512 / AVX2+FMA kernels chosen at run time.
@@ -48,7 +56,7 @@ let package = Package(
         // MARK: - Unit test bundles
         .testTarget(
             name: "RecurrentKitTests",
-            dependencies: ["RecurrentKit", "CRecurrentKernels", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "CRecurrentKernels", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ],

@@ -27,22 +27,30 @@ export RK_BUILD_DOCS=1 # Package.swift adds swift-docc-plugin only then
 ROOT="$PWD"
 SCRATCH="${SCRATCH:-$ROOT/.build-docs}"
 status=0
+# The library modules, each with its own DocC catalog (Sources/<module>/Documentation.docc).
+MODULES="RecurrentKit RecurrentKitText RecurrentKitAnalysis"
 docc_log="$(mktemp)"     # output of the swift commands
 run_stamp="$(mktemp)"    # files newer than this were written by this run
 dump_stamp=""
 trap 'rm -f "$docc_log" "$run_stamp" "$dump_stamp"' EXIT
 
+# The public symbol graphs of every module, dumped once (see (b) below for why its exit status is not trusted).
+dump_stamp="$(mktemp)"
+for dir in "$SCRATCH"/*/symbolgraph; do if [[ -d "$dir" ]]; then rm -rf "$dir"; fi; done
+swift package --scratch-path "$SCRATCH" dump-symbol-graph \
+    --minimum-access-level public --skip-synthesized-members --skip-inherited-docs >"$docc_log" 2>&1 || true
+for MODULE in $MODULES; do
 # ---------------------------------------------------------------------------------------------------------
 # (a) DocC, warnings as errors (the swift-docc-plugin passes --warnings-as-errors on to docc).
 # ---------------------------------------------------------------------------------------------------------
-echo "== (a) DocC build of RecurrentKit (warnings are errors)"
+echo "== (a) DocC build of $MODULE (warnings are errors)"
 # docc writes its diagnostics (unresolved links, documented parameters that do not exist, ...) as JSON to
 # --diagnostics-file; they are listed from there as file:line. Swift compiler warnings printed while the plugin
 # builds the target are not documentation problems and are not counted.
 diagnostics="$(mktemp)"
 listing="$(mktemp)"
 trap 'rm -f "$docc_log" "$run_stamp" "$dump_stamp" "$diagnostics" "$listing"' EXIT
-if swift package --scratch-path "$SCRATCH" generate-documentation --target RecurrentKit \
+if swift package --scratch-path "$SCRATCH" generate-documentation --target "$MODULE" \
         --warnings-as-errors --diagnostics-file "$diagnostics" >"$docc_log" 2>&1; then
     docc_ok=1
 else
@@ -72,7 +80,7 @@ print(len(lines))
 PYTHON
 )"
 if [[ $docc_ok -eq 1 && "$count" == "0" ]]; then
-    echo "ok: documentation built with no warnings"
+    echo "ok: $MODULE documentation built with no warnings"
 else
     if [[ "$count" == "-1" ]]; then
         echo "FAIL: docc did not run; the end of the output:"
@@ -87,35 +95,31 @@ fi
 # ---------------------------------------------------------------------------------------------------------
 # (b) Public symbols without a doc comment.
 # ---------------------------------------------------------------------------------------------------------
-echo "== (b) public and open symbols of RecurrentKit without a /// comment"
+echo "== (b) public and open symbols of $MODULE without a /// comment"
 # `swift package dump-symbol-graph` writes $SCRATCH/<triple>/symbolgraph/RecurrentKit.symbols.json. It exits non-zero
 # on Linux even when that file is written (it also tries the synthesized test modules, which it cannot load), so its
 # status is not trusted: the folder is emptied first and the file must be there afterwards. If it is not (for example
 # because another target of the package does not compile), the graph that the DocC plugin extracted in (a) is used,
 # provided it was written during this run. The plugin's graph includes inherited doc comments; they carry the module
 # they come from ("Swift", ...), which the check below does not accept as documentation.
-dump_stamp="$(mktemp)"
-for dir in "$SCRATCH"/*/symbolgraph; do if [[ -d "$dir" ]]; then rm -rf "$dir"; fi; done
-swift package --scratch-path "$SCRATCH" dump-symbol-graph \
-    --minimum-access-level public --skip-synthesized-members --skip-inherited-docs >"$docc_log" 2>&1 || true
-graph="$(find "$SCRATCH" -path '*/symbolgraph/RecurrentKit.symbols.json' -newer "$dump_stamp" -print -quit 2>/dev/null || true)"
+graph="$(find "$SCRATCH" -path "*/symbolgraph/$MODULE.symbols.json" -newer "$dump_stamp" -print -quit 2>/dev/null || true)"
 if [[ -z "$graph" ]]; then
-    graph="$(find "$SCRATCH" -path '*/extracted-symbols/*/RecurrentKit/RecurrentKit.symbols.json' -newer "$run_stamp" \
+    graph="$(find "$SCRATCH" -path "*/extracted-symbols/*/$MODULE/$MODULE.symbols.json" -newer "$run_stamp" \
         -print -quit 2>/dev/null || true)"
 fi
 if [[ -z "$graph" ]]; then
-    echo "FAIL: no symbol graph for RecurrentKit (does the module build?):"
+    echo "FAIL: no symbol graph for $MODULE (does the module build?):"
     grep -E 'error' "$docc_log" | head -n 20 | sed 's/^/    /' || true
-    exit 1
+    status=1; continue
 fi
 graph_dir="$(dirname "$graph")"
 echo "symbol graph: ${graph_dir#"$ROOT"/}"
 
-if ! python3 - "$graph_dir" "$ROOT" <<'PYTHON'
+if ! python3 - "$graph_dir" "$ROOT" "$MODULE" <<'PYTHON'
 import glob, json, os, sys
 from urllib.parse import unquote, urlparse
 
-graph_dir, root = sys.argv[1], sys.argv[2]
+graph_dir, root, module = sys.argv[1], sys.argv[2], sys.argv[3]
 # Requirements of standard-library protocols (Equatable, Hashable, Comparable, Codable, RawRepresentable,
 # CaseIterable, CustomStringConvertible, CustomDebugStringConvertible): see the rule at the top of the script.
 STDLIB_WITNESSES = {
@@ -123,10 +127,10 @@ STDLIB_WITNESSES = {
     "init(from:)", "encode(to:)", "init(rawValue:)", "rawValue", "allCases",
     "description", "debugDescription",
 }
-files = sorted(glob.glob(os.path.join(graph_dir, "RecurrentKit.symbols.json"))
-               + glob.glob(os.path.join(graph_dir, "RecurrentKit@*.symbols.json")))
+files = sorted(glob.glob(os.path.join(graph_dir, f"{module}.symbols.json"))
+               + glob.glob(os.path.join(graph_dir, f"{module}@*.symbols.json")))
 if not files:
-    sys.exit(f"no RecurrentKit symbol graph in {graph_dir}")
+    sys.exit(f"no {module} symbol graph in {graph_dir}")
 missing, checked = [], 0
 for path in files:
     with open(path, encoding="utf-8") as f:
@@ -144,7 +148,7 @@ for path in files:
         checked += 1
         doc = symbol.get("docComment")
         lines = [l.get("text", "") for l in (doc or {}).get("lines", [])]
-        if doc and doc.get("module", "RecurrentKit") == "RecurrentKit" and any(l.strip() for l in lines):
+        if doc and doc.get("module", module) == module and any(l.strip() for l in lines):
             continue
         file = unquote(urlparse(location["uri"]).path)
         file = os.path.relpath(file, root) if file.startswith(root) else file
@@ -155,10 +159,12 @@ for file, line, kind, name in sorted(missing):
 if missing:
     print(f"FAIL: {len(missing)} of {checked} public symbols have no doc comment")
     sys.exit(1)
-print(f"ok: all {checked} public symbols have a doc comment")
+print(f"ok: all {checked} public symbols of {module} have a doc comment")
 PYTHON
 then
     status=1
 fi
+
+done
 
 exit $status

@@ -3,6 +3,7 @@
 // Usage: CharacterModel [epochs]   (exits 1 unless the training perplexity falls below 12 within 20 epochs)
 import Foundation
 import RecurrentKit
+import RecurrentKitText
 
 let epochs = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 20
 var options = TrainingPreset.d2lRNN.options // H 512, B 32, T 35, SGD lr 1, clip 1, first 10,000 characters

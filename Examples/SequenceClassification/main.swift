@@ -33,21 +33,21 @@ gru.initialize(.pytorch, generator: &rng)
 head.initialize(.pytorch, generator: &rng)
 let adam = try Adam(learningRate: 0.01)
 
-/// Class scores (count, 2) from the final hidden state, and that state (count, H).
-@MainActor func classify(_ tokens: [Int], count: Int) throws -> (logits: Tensor<Float>, last: Tensor<Float>) {
-    let (_, final) = try gru.forward(.oneHot(tokens: tokens, steps: T, batch: count), generator: &rng)
-    let last = try Tensor(shape: [count, H], scalars: final.h.scalars) // one layer: h_T is (1, count, H)
-    return (try head(last), last)
+/// Class scores (count, 2) from the final hidden state, that state (count, H), and the GRU's record for the backward.
+@MainActor func classify(_ tokens: [Int], count: Int) throws -> (logits: Tensor<Float>, last: Tensor<Float>, record: RecurrentRecord<Float>) {
+    let record = try gru(.oneHot(tokens: tokens, steps: T, batch: count), generator: &rng)
+    let last = try Tensor(shape: [count, H], scalars: try record.finalState.h.scalars) // one layer: h_T is (1, count, H)
+    return (try head(last), last, record)
 }
 
 for update in 1...updates {
     let (tokens, labels) = batch(B)
     parameters.zeroGradients()
-    let (logits, last) = try classify(tokens, count: B)
+    let (logits, last, record) = try classify(tokens, count: B)
     let (loss, dLogits) = try softmaxCrossEntropy(logits: logits, targets: labels, ignoreIndex: nil)
     let dLast = try head.backward(input: last, outputGradient: dLogits)
     // The loss reads only the final state: no gradient on the outputs, dL/dh_T through the final-state gradient.
-    _ = try gru.backward(outputGradient: Tensor(zeros: [T, B, H]),
+    _ = try gru.backward(record, outputGradient: Tensor(zeros: [T, B, H]),
                          finalStateGradient: RecurrentState(h: try Tensor(shape: [1, B, H], scalars: dLast.scalars)))
     try clipGradientNorm(parameters, maxNorm: 1, style: .pytorch)
     try adam.step(parameters)

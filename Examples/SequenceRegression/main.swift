@@ -34,7 +34,7 @@ let adam = try Adam(learningRate: 0.01)
 @MainActor func predict(_ x: Tensor<Float>) throws -> (prediction: Tensor<Float>, record: RecurrentRecord<Float>, last: Tensor<Float>) {
     let record = try lstm(.dense(x), generator: &rng)
     let n = x.shape[1]
-    let last = try Tensor(shape: [n, H], scalars: Array(record.output.scalars[((T - 1) * n * H)...]))
+    let last = try Tensor(shape: [n, H], scalars: Array(try record.output.scalars[((T - 1) * n * H)...]))
     return (try head(last), record, last)
 }
 

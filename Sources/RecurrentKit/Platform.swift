@@ -9,8 +9,8 @@ import Musl
 import Darwin
 #endif
 
-/// Seconds from a monotonic clock.
-func monotonicSeconds() -> Double {
+/// Seconds from a monotonic clock (an arbitrary origin; for measuring durations).
+public func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

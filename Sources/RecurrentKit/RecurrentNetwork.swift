@@ -252,12 +252,20 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     /// - Returns: every h_t of the last layer (T, B, H) and the final state of every layer.
-    public func forward(
+    /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:training:generator:)``.
+    func forward(
         _ input: RecurrentInput<Scalar>,
         initialState: RecurrentState<Scalar>? = nil,
         training: Bool = false,
         generator: inout SeededGenerator
     ) throws -> (output: Tensor<Scalar>, finalState: RecurrentState<Scalar>) {
+        try runForward(input, initialState: initialState, training: training, generator: &generator)
+        return (try outputTensor(), try finalState())
+    }
+
+    /// Checks `input` and `initialState` and runs the buffer forward on them.
+    func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, training: Bool,
+                    generator: inout SeededGenerator) throws {
         let (T, B) = try checkInput(input)
         let L = configuration.numLayers, H = configuration.hiddenSize
         if let state = initialState {
@@ -272,7 +280,6 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
                 }
             }
         }
-        return (try outputTensor(), try finalState())
     }
 
     /// Backpropagates through the last forward.
@@ -282,7 +289,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
     ///   Parameter gradients are added into `parameters.gradients`.
-    public func backward(
+    /// Unchecked (the tests' form): prefer ``backward(_:outputGradient:finalStateGradient:truncation:)``.
+    func backward(
         outputGradient: Tensor<Scalar>,
         finalStateGradient: RecurrentState<Scalar>? = nil,
         truncation: BackwardTruncation = .none

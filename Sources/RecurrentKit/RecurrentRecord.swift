@@ -1,10 +1,9 @@
 // The checked public pair: a forward returns a record, the backward consumes it; and batch-first layouts.
 
 extension RecurrentNetwork {
-    /// Runs every layer over the sequence like ``forward(_:initialState:training:generator:)`` and returns a record
-    /// that ``backward(_:outputGradient:finalStateGradient:truncation:)`` consumes. The record stays valid until the
-    /// next forward of this network: a stale record, or one made by another network, is refused instead of silently
-    /// pairing the backward with another forward.
+    /// Runs every layer over the sequence and returns the record that ``backward(_:outputGradient:finalStateGradient:truncation:)``
+    /// consumes. The record stays valid until the next forward of this network: a stale record, or one made by another
+    /// network, is refused instead of silently pairing the backward with another forward.
     /// - Parameters:
     ///   - input: (T, B, I) dense features, or (T, B) one-hot indices; (B, T, I) and (B, T) with `layout: .batchFirst`.
     ///   - layout: ``SequenceLayout/timeMajor`` (default) or ``SequenceLayout/batchFirst`` (PyTorch `batch_first=True`);
@@ -27,40 +26,142 @@ extension RecurrentNetwork {
                 timeMajor = .oneHot(tokens: (0..<(steps * batch)).map { tokens[($0 % batch) * steps + $0 / batch] }, steps: steps, batch: batch)
             }
         }
-        let (output, final) = try forward(timeMajor, initialState: initialState, training: training, generator: &generator)
-        return RecurrentRecord(output: layout == .batchFirst ? try output.swappingFirstTwoAxes() : output, finalState: final, layout: layout,
-                               owner: ObjectIdentifier(self), generation: forwardGeneration)
+        try runForward(timeMajor, initialState: initialState, training: training, generator: &generator)
+        return RecurrentRecord(network: self, generation: forwardGeneration, steps: cachedSteps, batch: cachedBatch, layout: layout)
     }
 
-    /// Backpropagates through the forward that made `record` (see ``backward(outputGradient:finalStateGradient:truncation:)``).
-    /// - Throws: when `record` comes from another network or a later forward has run since.
+    /// Backpropagates through the forward that made `record`: adds every parameter gradient into `parameters.gradients`
+    /// (zero them first, e.g. with ``ParameterStore/zeroGradients()``) and returns the gradients of the inputs.
+    /// - Parameters:
+    ///   - record: what this network's latest forward returned.
+    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H), or (B, T, H) for a batch-first record.
+    ///   - finalStateGradient: dL/dh_T (and dL/dc_T), (L, B, H); zeros when nil.
+    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
+    /// - Returns: dL/dinput in the record's layout (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
+    /// - Throws: when `record` comes from another network or a later forward has run since, or on a shape mismatch.
     public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: Tensor<Scalar>, finalStateGradient: RecurrentState<Scalar>? = nil,
                          truncation: BackwardTruncation = .none) throws
         -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
-        guard record.owner == ObjectIdentifier(self) else { throw RecurrentKitError("backward got a record made by another network") }
-        guard record.generation == forwardGeneration else {
-            throw RecurrentKitError("backward got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; backpropagate before the next forward")
-        }
+        try check(record)
         guard record.layout == .batchFirst else {
             return try backward(outputGradient: outputGradient, finalStateGradient: finalStateGradient, truncation: truncation)
         }
-        guard outputGradient.shape.count == 3 else { throw RecurrentKitError.shapeMismatch("outputGradient", expected: record.output.shape, got: outputGradient.shape) }
+        guard outputGradient.shape.count == 3 else {
+            throw RecurrentKitError.shapeMismatch("outputGradient", expected: [record.batch, record.steps, configuration.hiddenSize], got: outputGradient.shape)
+        }
         let result = try backward(outputGradient: try outputGradient.swappingFirstTwoAxes(), finalStateGradient: finalStateGradient, truncation: truncation)
         return (try result.inputGradient?.swappingFirstTwoAxes(), result.initialStateGradient)
     }
+
+    // MARK: - Buffers (llm.c style: nothing allocated at a fixed size)
+
+    /// The forward over caller-owned, time-major buffers; allocates nothing once the network's workspaces have grown
+    /// to this size. Everything else as ``callAsFunction(_:layout:initialState:training:generator:)``.
+    /// - Parameters:
+    ///   - T: steps (>= 1).
+    ///   - B: batch rows (>= 1).
+    ///   - input: (T, B, I) dense features, or nil with `tokens`.
+    ///   - tokens: T*B indices in [0, I), time-major, read as one-hot rows (nil with dense `input`).
+    ///   - initialHidden: h0 (L, B, H) or nil for zeros. Copied before any workspace changes, so it may point into
+    ///     this network's previous final state.
+    ///   - initialCell: c0 (L, B, H) for the LSTM, or nil for zeros (copied like `initialHidden`).
+    ///   - training: applies dropout between layers when true and `dropout > 0`.
+    ///   - generator: draws the dropout masks.
+    /// - Returns: the record of this forward (its output lives in the network's workspace, see
+    ///   ``RecurrentRecord/withUnsafeOutput(_:)``).
+    @discardableResult
+    public func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
+                        initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil,
+                        training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
+        try forward(steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, training: training, generator: &generator)
+        return RecurrentRecord(network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor)
+    }
+
+    /// The backward over caller-owned, time-major buffers (allocates nothing): adds every parameter gradient into
+    /// `parameters.gradients`, and overwrites the gradient buffers that are non-nil.
+    /// - Parameters:
+    ///   - record: the forward to backpropagate through (must be this network's latest and time-major).
+    ///   - outputGradient: dL/dh_t of the last layer, (T, B, H).
+    ///   - finalHiddenGradient: dL/dh_T (L, B, H), or nil for zeros.
+    ///   - finalCellGradient: dL/dc_T (L, B, H) for the LSTM, or nil for zeros.
+    ///   - inputGradient: receives dL/dinput (T, B, I) when non-nil and the input was dense.
+    ///   - initialHiddenGradient: receives dL/dh0 (L, B, H) when non-nil.
+    ///   - initialCellGradient: receives dL/dc0 (L, B, H) for the LSTM when non-nil.
+    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
+    public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: UnsafePointer<Scalar>,
+                         finalHiddenGradient: UnsafePointer<Scalar>? = nil, finalCellGradient: UnsafePointer<Scalar>? = nil,
+                         inputGradient: UnsafeMutablePointer<Scalar>? = nil,
+                         initialHiddenGradient: UnsafeMutablePointer<Scalar>? = nil, initialCellGradient: UnsafeMutablePointer<Scalar>? = nil,
+                         truncation: BackwardTruncation = .none) throws {
+        try check(record)
+        guard record.layout == .timeMajor else { throw RecurrentKitError("the buffer backward takes time-major records; use the tensor backward for batch-first") }
+        try backward(outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient, finalCellGradient: finalCellGradient,
+                     inputGradient: inputGradient, initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient,
+                     truncation: truncation)
+    }
+
+    /// Throws unless `record` is this network's latest forward.
+    func check(_ record: RecurrentRecord<Scalar>) throws {
+        guard record.network === self else { throw RecurrentKitError("backward got a record made by another network") }
+        guard record.generation == forwardGeneration else {
+            throw RecurrentKitError("got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; use a record before the next forward")
+        }
+    }
 }
 
-/// What a ``RecurrentNetwork`` forward returns for its backward: the outputs, the final state, and which forward of which
-/// network made it. The activations themselves stay in the network's workspace (reused, not copied).
+/// What a ``RecurrentNetwork`` forward returns for its backward: which forward of which network made it, and access to
+/// that forward's outputs. The activations stay in the network's workspace (reused, never copied by the forward), so a
+/// record is only usable until the network's next forward; every accessor throws after that.
 public struct RecurrentRecord<Scalar: RecurrentScalar> {
-    /// Every h_t of the last layer, (T, B, H), or (B, T, H) with ``SequenceLayout/batchFirst``.
-    public let output: Tensor<Scalar>
-    /// h_T (and c_T) of every layer, (L, B, H).
-    public let finalState: RecurrentState<Scalar>
-    /// The layout of `output` and of the backward's gradients.
-    public let layout: SequenceLayout
-    let owner: ObjectIdentifier
+    let network: RecurrentNetwork<Scalar>
     let generation: Int
+    /// Steps T of the forward.
+    public let steps: Int
+    /// Batch rows B of the forward.
+    public let batch: Int
+    /// The layout of ``output`` and of the backward's gradients.
+    public let layout: SequenceLayout
+
+    /// Every h_t of the last layer, (T, B, H), or (B, T, H) with ``SequenceLayout/batchFirst`` (a copy).
+    public var output: Tensor<Scalar> {
+        get throws {
+            try network.check(self)
+            let out = try network.outputTensor()
+            return layout == .batchFirst ? try out.swappingFirstTwoAxes() : out
+        }
+    }
+
+    /// h_T (and c_T) of every layer, (L, B, H) (a copy; carrying it into the next chunk cuts the gradient path).
+    public var finalState: RecurrentState<Scalar> {
+        get throws {
+            try network.check(self)
+            return try network.finalState()
+        }
+    }
+
+    /// Calls `body` with the output in the network's workspace, (T, B, H) time-major whatever the record's layout; the
+    /// buffer must not escape `body`. Allocates nothing.
+    public func withUnsafeOutput<R>(_ body: (UnsafeBufferPointer<Scalar>) throws -> R) throws -> R {
+        try network.check(self)
+        return try body(UnsafeBufferPointer(start: network.output, count: steps * batch * network.configuration.hiddenSize))
+    }
+
+    /// Writes the final state into `state`, reusing its storage when the shapes already match (no allocation).
+    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
+        try network.check(self)
+        try network.copyFinalState(into: &state)
+    }
+
+    /// Copies h_T of every layer into `hidden` (L, B, H) and, for the LSTM when non-nil, c_T into `cell` (L, B, H).
+    /// The buffers may be the ones this forward read its initial state from.
+    public func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) throws {
+        try network.check(self)
+        let BH = batch * network.configuration.hiddenSize
+        for k in 0..<network.configuration.numLayers {
+            (hidden + k * BH).update(from: network.finalHidden(layer: k), count: BH)
+            if let cell, network.configuration.cell.hasCellState { (cell + k * BH).update(from: network.finalCell(layer: k), count: BH) }
+        }
+    }
 }
 
 /// How a sequence batch is laid out in memory.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn analyze`: gradient norms through time and spectral radii.
 struct AnalyzeCommand: ParsableCommand {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn bench`: tokens/s for the training and generation rows of the performance table.
 struct BenchCommand: ParsableCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn eval`: perplexity and bits per character of a checkpoint on a text.
 struct EvalCommand: ParsableCommand {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn gradcheck`: finite differences in Double against the hand-written backward.
 struct GradCheckCommand: ParsableCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn plot`: the perplexity plot of a finished or running training run, from its metrics.jsonl.
 struct PlotCommand: ParsableCommand {

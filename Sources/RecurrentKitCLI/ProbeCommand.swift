@@ -1,5 +1,7 @@
 import ArgumentParser
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn probe`: runs a fixed amount of work and exits, so a heap-allocation counter (LD_PRELOAD) can compare N and 2N
 /// units of work. `Scripts/check-allocations.sh` drives it; it prints nothing on success.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn`: train, sample, evaluate and check recurrent networks.
 @main

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn sample`: continue a prefix with a trained model.
 struct SampleCommand: ParsableCommand {

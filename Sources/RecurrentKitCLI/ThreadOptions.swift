@@ -1,5 +1,7 @@
 import ArgumentParser
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `--threads`, shared by every command that computes (`@OptionGroup`): validated and applied in one place.
 struct ThreadOptions: ParsableArguments {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RecurrentKit
+import RecurrentKitAnalysis
+import RecurrentKitText
 
 /// `rnn train`: d2l 8.5 by default; presets and options override.
 struct TrainCommand: ParsableCommand {

@@ -1,5 +1,7 @@
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Gradient-flow analysis and the adding problem (reduced, fast versions of the README's experiments).
 final class AnalysisTests: XCTestCase {

@@ -1,5 +1,7 @@
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Round tick values on every plot axis.
 final class AxisTicksTests: XCTestCase {

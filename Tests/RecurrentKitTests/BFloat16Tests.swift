@@ -1,6 +1,8 @@
 import XCTest
 import CRecurrentKernels
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// bfloat16 weight storage for generation: the conversions, the matrix-vector kernel on every instruction-set
 /// path this machine has, and the generation session against the Float path.
@@ -138,7 +140,7 @@ final class BFloat16Tests: XCTestCase {
         for cell in [CellKind.rnnTanh, .rnnReLU, .gru, .lstm] {
             for embedding in [nil, 5] as [Int?] {
                 let m = try model(cell, embedding: embedding, roundedToBFloat16: true)
-                let session = BFloat16GenerationSession(model: m)
+                let session = try BFloat16GenerationSession(model: m)
                 var worst: Float = 0
                 // The prefix in one call, then one token at a time (state carried).
                 let reference = Array(UnsafeBufferPointer(start: try m.generationLogits(Array(tokens[..<10]), reset: true), count: 11))
@@ -157,7 +159,7 @@ final class BFloat16Tests: XCTestCase {
     func testBFloat16GenerationStaysCloseToFloat() throws {
         for cell in [CellKind.gru, .lstm, .rnnTanh] {
             let m = try model(cell, embedding: 5, roundedToBFloat16: false)
-            let session = BFloat16GenerationSession(model: m)
+            let session = try BFloat16GenerationSession(model: m)
             XCTAssertEqual(session.weightBytes, 2 * (3 * 17 * 0 + (cell.gateCount * 17 * (5 + 17)) + cell.gateCount * 17 * (17 + 17) + 11 * 17))
             var g = SeededGenerator(seed: 14)
             var worst: Float = 0
@@ -181,7 +183,7 @@ final class BFloat16Tests: XCTestCase {
         XCTAssertThrowsError(try Evaluation.meanCrossEntropyBFloat16(model: m, tokens: [0, 11]))
         XCTAssertThrowsError(try Evaluation.meanCrossEntropyBFloat16(model: m, tokens: [0, -1]))
         // A session is a snapshot: changing the model afterwards does not change its logits.
-        let session = BFloat16GenerationSession(model: m)
+        let session = try BFloat16GenerationSession(model: m)
         let before = Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11))
         m.parameters.value("output.bias")[0] += 1
         m.parameters.value("rnn.bias_hh_l0")[0] += 1

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Two models computing at the same time share the process's kernel pool: both results stay exact.
 final class ConcurrentModelsTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// JSON fixtures written by Scripts/fixtures/generate.py (PyTorch, float64).
 enum Fixture {

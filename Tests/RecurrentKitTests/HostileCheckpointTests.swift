@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Hostile training metadata, divergence, symlinked temporaries and concurrent writers: a one-line error or a bounded
 /// run, never a trap or a hang, and the previous checkpoint still loads.

@@ -1,5 +1,7 @@
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Bad input gets a thrown error naming the argument and the value, never a trap.
 final class InputValidationTests: XCTestCase {

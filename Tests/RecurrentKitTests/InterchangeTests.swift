@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Checkpoints written by PyTorch (Scripts/interchange/make_fixtures.py, torch 2.13.0+cpu) load into RecurrentKit
 /// and give PyTorch's logits and cross-entropy. Each fixture is `NAME.safetensors` (our checkpoint format, written

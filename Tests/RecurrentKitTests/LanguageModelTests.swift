@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Training a small character model, generation, evaluation and checkpoints.
 final class LanguageModelTests: XCTestCase {

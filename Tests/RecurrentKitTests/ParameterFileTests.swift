@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Any model's parameters and optimizer state save and load, so a user's own model resumes exactly.
 final class ParameterFileTests: XCTestCase {
@@ -89,6 +91,8 @@ final class RecurrentRecordTests: XCTestCase {
         let net = try RecurrentNetwork<Double>(config, generator: &g), other = try RecurrentNetwork<Double>(config, generator: &g)
         let x = Tensor<Double>(shape: [5, 2, 3]) { g.normal() }
         let record = try net(.dense(x), generator: &g)
+        XCTAssertEqual(try record.output, try net.outputTensor())
+        XCTAssertEqual(try record.finalState, try net.finalState())
         let dOut = Tensor<Double>(shape: [5, 2, 4]) { g.normal() }
         // Same gradients as the unchecked pair.
         net.parameters.zeroGradients()
@@ -99,10 +103,13 @@ final class RecurrentRecordTests: XCTestCase {
         let plain = try net.backward(outputGradient: dOut)
         XCTAssertEqual(viaRecord, Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)))
         XCTAssertEqual(checked.inputGradient, plain.inputGradient)
-        XCTAssertEqual(record.output, try net.outputTensor())
-        // A forward in between makes the record stale; a record of another network is foreign.
+        // A forward in between makes the record stale (its backward and its accessors throw); a record of another
+        // network is foreign.
         _ = try net(.dense(x), generator: &g)
         XCTAssertThrowsError(try net.backward(record, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
+        XCTAssertThrowsError(try record.output) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
+        XCTAssertThrowsError(try record.withUnsafeOutput { _ in }) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
+        XCTAssertThrowsError(try dOut.scalars.withUnsafeBufferPointer { try net.backward(record, outputGradient: $0.baseAddress!) })
         let foreign = try other(.dense(x), generator: &g)
         XCTAssertThrowsError(try net.backward(foreign, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("another network"), "\($0)") }
     }
@@ -118,12 +125,13 @@ final class SequenceLayoutTests: XCTestCase {
             let x = Tensor<Double>(shape: [T, B, 3]) { g.normal() }, dOut = Tensor<Double>(shape: [T, B, 4]) { g.normal() }
             net.parameters.zeroGradients()
             let tm = try net(.dense(x), generator: &g)
+            let tmOutput = try tm.output
             let tmGrad = try net.backward(tm, outputGradient: dOut)
             let tmParams = Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count))
             net.parameters.zeroGradients()
             let bf = try net(.dense(try x.swappingFirstTwoAxes()), layout: .batchFirst, generator: &g)
-            XCTAssertEqual(bf.output.shape, [B, T, 4])
-            XCTAssertEqual(try bf.output.swappingFirstTwoAxes(), tm.output)
+            XCTAssertEqual(try bf.output.shape, [B, T, 4])
+            XCTAssertEqual(try bf.output.swappingFirstTwoAxes(), tmOutput)
             let bfGrad = try net.backward(bf, outputGradient: try dOut.swappingFirstTwoAxes())
             XCTAssertEqual(try bfGrad.inputGradient!.swappingFirstTwoAxes(), tmGrad.inputGradient!)
             XCTAssertEqual(Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)), tmParams)

@@ -1,6 +1,8 @@
 import XCTest
 import CRecurrentKernels
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Memory-efficient BPTT (`recomputeInterval`): the same bits as keeping every activation, for far less memory.
 final class RecomputeTests: XCTestCase {

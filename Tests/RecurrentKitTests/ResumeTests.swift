@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Stopping after k updates and resuming from the checkpoint gives bit-identical training.
 final class ResumeTests: XCTestCase {

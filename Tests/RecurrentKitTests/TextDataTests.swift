@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 import RecurrentKit
+import RecurrentKitText
 
 /// Text pipeline: d2l 0.17 preparation and vocabulary, raw (char-rnn / nanoGPT) mode, the two d2l
 /// minibatch iterators, and the errors for bad input. Facts come from /work/shared/data/README.md

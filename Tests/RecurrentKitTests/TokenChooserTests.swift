@@ -1,5 +1,7 @@
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// The allocation-free token chooser draws exactly what the straightforward sort-based sampler draws.
 final class TokenChooserTests: XCTestCase {

@@ -1,5 +1,7 @@
 import XCTest
 @testable import RecurrentKit
+@testable import RecurrentKitAnalysis
+@testable import RecurrentKitText
 
 /// Whole training steps, clipping and optimizers against PyTorch (Scripts/fixtures/generate.py).
 final class TrainingFixtureTests: XCTestCase {

@@ -1,9 +1,10 @@
-/// Reads a UTF-8 text file, throwing a ``RecurrentKitError`` that names the problem instead of trapping.
+import RecurrentKit
+/// Reads a UTF-8 text file, throwing a `RecurrentKitError` that names the problem instead of trapping.
 ///
 /// Fails with a message for: a missing file, a directory, an unreadable file, more than `maximumBytes` bytes, bytes
 /// that are not valid UTF-8 (the message gives the byte offset of the first invalid byte), and an empty file. A pipe
 /// or FIFO is read to its end (`--corpus <(zcat big.txt.gz)`), and an endless device such as `/dev/zero` stops at
-/// `maximumBytes` with an error (see ``readFileBytes(_:what:maximumBytes:allowStreams:)``).
+/// `maximumBytes` with an error (see `readFileBytes(_:what:maximumBytes:allowStreams:)`).
 /// The bytes are returned unchanged (a leading byte-order mark or "\r\n" line endings are kept).
 /// - Parameters:
 ///   - path: a file path, absolute or relative to the current directory.

@@ -1,3 +1,5 @@
+import RecurrentKit
+import RecurrentKitText
 import Foundation
 
 /// Metrics as JSON lines (one object per epoch) and an SVG plot of perplexity per epoch, like d2l's animator.

@@ -1,3 +1,4 @@
+import RecurrentKit
 /// Cuts a token list into the minibatches of one epoch, exactly as d2l 0.17's iterators do.
 ///
 /// Sequential (`seq_data_iter_sequential`): `offset` is uniform in `0...numSteps`;
@@ -9,7 +10,7 @@
 /// `(n - offset - 1) / T` subsequences start at `offset + k*T`; their starts are shuffled
 /// (Fisher-Yates as Python's `random.shuffle`) and taken B at a time.
 ///
-/// Both draw the offset first, then (random) shuffle, from the caller's ``SeededGenerator``, so an
+/// Both draw the offset first, then (random) shuffle, from the caller's `SeededGenerator`, so an
 /// epoch is a pure function of the generator state. With The Time Machine's first 10,000 d2l
 /// tokens, B = 32 and T = 35 both give 8 minibatches for every offset.
 public struct MinibatchSchedule: Sendable {
@@ -22,7 +23,7 @@ public struct MinibatchSchedule: Sendable {
     /// Sequential (state carried) or random (state reset each minibatch).
     public let strategy: SamplingStrategy
 
-    /// Creates a schedule; throws a ``RecurrentKitError`` if B or T is not positive or the tokens
+    /// Creates a schedule; throws a `RecurrentKitError` if B or T is not positive or the tokens
     /// are too few for one minibatch at the worst offset (see ``minimumTokenCount(batchSize:numSteps:strategy:)``).
     /// - Parameters:
     ///   - tokens: token indices, for example ``PreparedCorpus/trainTokens``.
@@ -48,7 +49,7 @@ public struct MinibatchSchedule: Sendable {
     ///
     /// An epoch has `floor((n - 1 - offset) / (B*T))` minibatches (both strategies), and the worst
     /// offset is T (sequential) or T - 1 (random); so `(B+1)*T + 1` tokens (sequential) or `(B+1)*T` (random).
-    /// Throws a ``RecurrentKitError`` if B or T is not positive or the count overflows `Int`.
+    /// Throws a `RecurrentKitError` if B or T is not positive or the count overflows `Int`.
     /// - Parameters:
     ///   - batchSize: B, > 0.
     ///   - numSteps: T, > 0.

@@ -1,3 +1,4 @@
+import RecurrentKit
 /// Sizes and options of a character (or token) language model: input -> recurrent layers -> linear output.
 public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// Vocabulary size V (>= 1).
@@ -48,7 +49,7 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     }
 }
 
-/// A recurrent language model over token indices: one-hot or embedding input, a ``RecurrentNetwork``,
+/// A recurrent language model over token indices: one-hot or embedding input, a `RecurrentNetwork`,
 /// and a linear layer to V logits; trained with softmax cross-entropy averaged over T*B.
 public final class LanguageModel<Scalar: RecurrentScalar> {
     /// Sizes and options.
@@ -68,6 +69,9 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     private let gradLogits = Workspace<Scalar>()   // (T, B, V)
     private let gradHidden = Workspace<Scalar>()   // (T, B, H)
     private var cachedTokens: [Int] = []
+    /// The recurrent layers' record of this model's latest forward (nil before the first), for a backward of your
+    /// own through it, e.g. with a loss on the last step only; stale once anything runs the layers again.
+    public private(set) var record: RecurrentRecord<Scalar>? = nil
 
     /// A model with fresh parameters drawn by `initialization` from `generator`.
     public convenience init(_ configuration: LanguageModelConfiguration, initialization: Initialization = .pytorch,
@@ -114,19 +118,22 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "state.c") }
         }
         cachedTokens = inputs
-        try withOptionalPointer(state?.h) { h0 in
-            try withOptionalPointer(configuration.cell.hasCellState ? state?.c : nil) { c0 in
+        let c = configuration.cell.hasCellState ? state?.c : nil
+        let record = try withUnsafeScalars(state?.h) { h0 in
+            try withUnsafeScalars(c) { c0 in
                 if let embedding {
                     let x = embedded.reserve(T * B * embedding.dimension)
                     embedding.forward(inputs, into: x)
-                    try recurrent.forward(steps: T, batch: B, input: x, tokens: nil, h0: h0, c0: c0, training: training, generator: &generator)
-                } else {
-                    try recurrent.forward(steps: T, batch: B, input: nil, tokens: inputs, h0: h0, c0: c0, training: training, generator: &generator)
+                    return try recurrent.forward(steps: T, batch: B, input: x, tokens: nil, initialHidden: h0, initialCell: c0,
+                                                 training: training, generator: &generator)
                 }
+                return try recurrent.forward(steps: T, batch: B, input: nil, tokens: inputs, initialHidden: h0, initialCell: c0,
+                                             training: training, generator: &generator)
             }
         }
+        self.record = record
         let logits = logitBuffer.reserve(T * B * V)
-        output.forward(recurrent.output, rows: T * B, into: logits)
+        try record.withUnsafeOutput { output.forward($0.baseAddress!, rows: T * B, into: logits) }
         return logits
     }
 
@@ -155,17 +162,15 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
         let dLogits = computeGradients ? gradLogits.reserve(T * B * V) : nil
         let loss = try softmaxCrossEntropy(logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits)
-        guard computeGradients, let dLogits else { return loss }
+        guard computeGradients, let dLogits, let record else { return loss }
         let dHidden = gradHidden.reserve(T * B * H)
-        output.backward(dLogits, x: recurrent.output, rows: T * B, inputGradient: dHidden)
+        try record.withUnsafeOutput { output.backward(dLogits, x: $0.baseAddress!, rows: T * B, inputGradient: dHidden) }
         if let embedding {
             let dx = gradEmbedded.reserve(T * B * embedding.dimension)
-            try recurrent.backward(outputGradient: dHidden, finalHiddenGradient: nil, finalCellGradient: nil,
-                                   inputGradient: dx, initialHiddenGradient: nil, initialCellGradient: nil, truncation: truncation)
+            try recurrent.backward(record, outputGradient: dHidden, inputGradient: dx, truncation: truncation)
             embedding.backward(cachedTokens, outputGradient: dx)
         } else {
-            try recurrent.backward(outputGradient: dHidden, finalHiddenGradient: nil, finalCellGradient: nil,
-                                   inputGradient: nil, initialHiddenGradient: nil, initialCellGradient: nil, truncation: truncation)
+            try recurrent.backward(record, outputGradient: dHidden, truncation: truncation)
         }
         return loss
     }
@@ -194,19 +199,20 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         for (i, token) in tokens.enumerated() where token < 0 || token >= V {
             throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
         }
+        let record: RecurrentRecord<Scalar>
         if let embedding {
             let x = embedded.reserve(T * embedding.dimension)
             embedding.forward(tokens, into: x)
-            try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, h0: state, c0: state + L * H, training: false, generator: &generator)
+            record = try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, initialHidden: state, initialCell: state + L * H,
+                                           generator: &generator)
         } else {
-            try recurrent.forward(steps: T, batch: 1, input: nil, tokens: tokens, h0: state, c0: state + L * H, training: false, generator: &generator)
+            record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: tokens, initialHidden: state, initialCell: state + L * H,
+                                           generator: &generator)
         }
-        for k in 0..<L {
-            (state + k * H).update(from: recurrent.finalHidden(layer: k), count: H)
-            if configuration.cell.hasCellState { (state + (L + k) * H).update(from: recurrent.finalCell(layer: k), count: H) }
-        }
+        self.record = record
+        try record.copyFinalState(hidden: state, cell: state + L * H)
         let logits = logitBuffer.reserve(V)
-        output.forward(recurrent.output + (T - 1) * H, rows: 1, into: logits)
+        try record.withUnsafeOutput { output.forward($0.baseAddress! + (T - 1) * H, rows: 1, into: logits) }
         return logits
     }
 
@@ -215,4 +221,10 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
 
     /// Writes the final state into `state`, reusing its storage when the shapes match (no allocation per update).
     public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws { try recurrent.copyFinalState(into: &state) }
+}
+
+/// Calls `body` with the tensor's scalars, or with nil.
+private func withUnsafeScalars<Scalar, R>(_ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R) rethrows -> R {
+    guard let tensor else { return try body(nil) }
+    return try tensor.scalars.withUnsafeBufferPointer { try body($0.baseAddress!) }
 }

@@ -1,3 +1,4 @@
+import RecurrentKit
 import Foundation
 
 /// One epoch's measurements.
@@ -16,6 +17,18 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var tokensPerSecond: Double
     /// Seconds since training started.
     public var elapsedSeconds: Double
+
+    /// A report from its fields (e.g. read back from metrics.jsonl).
+    public init(epoch: Int, step: Int, trainPerplexity: Double, validationPerplexity: Double? = nil, gradientNorm: Double,
+                tokensPerSecond: Double, elapsedSeconds: Double) {
+        self.epoch = epoch
+        self.step = step
+        self.trainPerplexity = trainPerplexity
+        self.validationPerplexity = validationPerplexity
+        self.gradientNorm = gradientNorm
+        self.tokensPerSecond = tokensPerSecond
+        self.elapsedSeconds = elapsedSeconds
+    }
 }
 
 /// One update's measurements.
@@ -345,7 +358,7 @@ public final class Trainer {
         }
     }
 
-    /// The kernel level (``Kernels/Level/name``) the resumed run was trained with, when the checkpoint records it.
+    /// The kernel level (`Kernels.Level.name`) the resumed run was trained with, when the checkpoint records it.
     /// Resuming is bit-identical on the same level; on another level the products round differently and the run
     /// continues correctly but not bit for bit.
     public private(set) var savedKernelLevel: String? = nil
@@ -436,7 +449,7 @@ public enum Evaluation {
     public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
         let V = model.configuration.vocabularySize
-        let session = BFloat16GenerationSession(model: model)
+        let session = try BFloat16GenerationSession(model: model)
         // The session checks each input token, the cross-entropy each target.
         var total = 0.0, input = [0], target = [0]
         for i in 0..<(tokens.count - 1) {

@@ -1,3 +1,5 @@
+import RecurrentKit
+import RecurrentKitText
 import CRecurrentKernels
 
 /// Throughput measurements (run in release builds; tests never assert a time).
@@ -26,7 +28,7 @@ public enum Benchmarks {
     ///   - V: vocabulary size.
     ///   - embedding: embedding width, nil for one-hot input.
     ///   - seconds: minimum measured time after warm-up.
-    ///   - recomputeInterval: memory-efficient BPTT interval (``RecurrentNetwork/recomputeInterval``), nil keeps everything.
+    ///   - recomputeInterval: memory-efficient BPTT interval (`RecurrentNetwork.recomputeInterval`), nil keeps everything.
     public static func training(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
                                 embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil) throws -> Result {
         var g = SeededGenerator(seed: 1)
@@ -62,7 +64,7 @@ public enum Benchmarks {
                       activationBytes: model.recurrent.activationMemoryBytes)
     }
 
-    /// d2l 8.5's `train_ch8` as ``Trainer`` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
+    /// d2l 8.5's `train_ch8` as `Trainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
     /// clipping, sequential minibatches from The Time Machine with the state carried), for at least `seconds`.
     public static func d2lTrainingLoop(seconds: Double = 3) throws -> Result {
         var options = TrainingPreset.d2lRNN.options
@@ -110,7 +112,7 @@ public enum Benchmarks {
     ///   - V: vocabulary size.
     ///   - embedding: embedding width, nil for one-hot input.
     ///   - dropout: dropout between layers.
-    ///   - optimizer: ``OptimizerKind/sgd`` (learning rate 0.01) or ``OptimizerKind/adam``/``OptimizerKind/adamw`` (1e-3).
+    ///   - optimizer: `OptimizerKind.sgd` (learning rate 0.01) or `OptimizerKind.adam`/`OptimizerKind.adamw` (1e-3).
     ///   - recomputeInterval: memory-efficient BPTT interval, nil keeps every step.
     ///   - updates: measured updates (>= 0).
     public static func trainingUpdates(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
@@ -148,7 +150,7 @@ public enum Benchmarks {
         _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: decoding, generator: &g, precision: precision)
     }
 
-    /// Runs ``Trainer`` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.
+    /// Runs `Trainer` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.
     /// Counting heap allocations of two runs that differ only in `updates` gives the loop's allocations per update;
     /// of two runs that differ only in `epochs`, its allocations per epoch (minibatch arrays and the epoch report).
     public static func trainerRun(options: TrainingOptions, epochs: Int, updates: Int? = nil) throws {

@@ -1,3 +1,5 @@
+import RecurrentKit
+import RecurrentKitText
 /// The adding problem (Hochreiter and Schmidhuber 1997; Le et al. 2015), a long-range memory benchmark.
 ///
 /// Each step feeds two features: a value from U[0, 1] and a marker that is 1 at exactly two steps (one in the first
@@ -103,12 +105,14 @@ public enum AddingProblem {
         let adam = try Adam(learningRate: options.learningRate)
         let test = try batch(length: options.length, batch: options.testSize, generator: &testGenerator)
 
-        func predict(_ inputs: Tensor<Float>, batch B: Int) throws -> [Float] {
-            _ = try network.forward(.dense(inputs), generator: &generator)
+        func predict(_ inputs: Tensor<Float>, batch B: Int) throws -> (y: [Float], record: RecurrentRecord<Float>) {
+            let record = try network(.dense(inputs), generator: &generator)
             var y = [Float](repeating: 0, count: B)
-            let last = network.output + (options.length - 1) * B * H
-            y.withUnsafeMutableBufferPointer { head.forward(last, rows: B, into: $0.baseAddress!) }
-            return y
+            try record.withUnsafeOutput { output in
+                let last = output.baseAddress! + (options.length - 1) * B * H
+                y.withUnsafeMutableBufferPointer { head.forward(last, rows: B, into: $0.baseAddress!) }
+            }
+            return (y, record)
         }
         func mse(_ y: [Float], _ targets: [Float]) -> Double {
             zip(y, targets).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) } / Double(y.count)
@@ -121,7 +125,7 @@ public enum AddingProblem {
         for update in 1...options.updates {
             let (inputs, targets) = try batch(length: T, batch: B, generator: &generator)
             store.zeroGradients()
-            let y = try predict(inputs, batch: B)
+            let (y, record) = try predict(inputs, batch: B)
             let loss = mse(y, targets)
             guard loss.isFinite else { throw RecurrentKitError("adding problem diverged: loss \(loss) at update \(update); try a lower learning rate") }
             trainSum += loss; trainCount += 1
@@ -129,11 +133,12 @@ public enum AddingProblem {
             var dy = zip(y, targets).map { 2 * ($0 - $1) / Float(B) }
             let lastOffset = (T - 1) * B * H
             try dOutput.scalars.withUnsafeMutableBufferPointer { dOut in
-                dy.withUnsafeMutableBufferPointer { dyPointer in
-                    head.backward(dyPointer.baseAddress!, x: network.output + lastOffset, rows: B, inputGradient: dOut.baseAddress! + lastOffset)
+                try record.withUnsafeOutput { output in
+                    dy.withUnsafeMutableBufferPointer { dyPointer in
+                        head.backward(dyPointer.baseAddress!, x: output.baseAddress! + lastOffset, rows: B, inputGradient: dOut.baseAddress! + lastOffset)
+                    }
                 }
-                try network.backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: nil, finalCellGradient: nil,
-                                     inputGradient: nil, initialHiddenGradient: nil, initialCellGradient: nil)
+                try network.backward(record, outputGradient: dOut.baseAddress!)
             }
             if options.clip > 0 {
                 do { try clipGradientNorm(store, maxNorm: options.clip) }
@@ -142,7 +147,7 @@ public enum AddingProblem {
             try adam.step(store)
             if update % options.evaluateEvery == 0 || update == options.updates {
                 let evaluation = Evaluation(update: update, trainMSE: trainSum / Double(trainCount),
-                                            testMSE: mse(try predict(test.inputs, batch: options.testSize), test.targets))
+                                            testMSE: mse(try predict(test.inputs, batch: options.testSize).y, test.targets))
                 results.append(evaluation)
                 progress(evaluation)
                 trainSum = 0; trainCount = 0

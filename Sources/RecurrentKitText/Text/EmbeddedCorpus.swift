@@ -1,3 +1,4 @@
+import RecurrentKit
 import CEmbeddedCorpora
 
 /// The text of an embedded corpus named `nameOrPath` ("timemachine", "tinyshakespeare"), or of the UTF-8 file at that path.

@@ -1,30 +1,25 @@
 import CRecurrentKernels
 
-/// How generation stores the weight matrices it re-reads for every token.
-public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
-    /// The model's own Float weights (the default; the path the PyTorch fixtures check).
-    case float32
-    /// bfloat16 copies (8 significant bits, Float's exponent range), widened exactly to Float inside the
-    /// matrix-vector kernel; inputs, states and sums stay Float. Half the bytes per token.
-    case bfloat16
-}
-
-/// Batch-1 generation with bfloat16 copies of a ``LanguageModel``'s weight matrices.
+/// Batch-1, token-by-token inference of a token model (an optional ``Embedding`` or one-hot input, a
+/// ``RecurrentNetwork``, a ``Linear`` head on the last layer) with bfloat16 copies of its weight matrices.
 ///
-/// At batch 1 every token re-reads every weight matrix once, so generation is limited by how fast the weights
-/// stream from cache; halving their size is the lever. The session is a snapshot taken when it is created: bf16
-/// copies of the weight matrices, Float copies of the biases and the embedding; states and all arithmetic are Float.
-/// Later changes to the model are not seen (make a new session).
-public final class BFloat16GenerationSession {
-    /// The model the weights were copied from.
-    public let model: LanguageModel<Float>
+/// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream
+/// from cache; halving their size is the lever. The decoder is a snapshot taken when it is created: bf16 copies of the
+/// weight matrices, Float copies of the biases and the embedding; states and all arithmetic are Float. Later changes
+/// to the layers' parameters are not seen (make a new decoder). The element-wise step is the cells' own (the same
+/// code the network's forward runs); only the matrix products read bf16 weights.
+public final class BFloat16Decoder {
     private let L: Int, H: Int, V: Int, G: Int
+    /// Tokens the input accepts: the embedding's vocabulary, or the network's input size for one-hot input.
+    public let inputVocabularySize: Int
+    /// Logits per token: the head's output size.
+    public let outputSize: Int
     private let cell: CellKind
     /// Per layer: W_ih (G*H, In) in bf16; for one-hot input layer 0 holds W_ih^T (V, G*H) so a token is one row.
     private let inputWeights: [UnsafeMutablePointer<UInt16>]
     /// Per layer: W_hh (G*H, H) in bf16.
     private let recurrentWeights: [UnsafeMutablePointer<UInt16>]
-    /// output.weight (V, H) in bf16.
+    /// The head's weight (outputSize, H) in bf16.
     private let outputWeight: UnsafeMutablePointer<UInt16>
     /// The one block holding every bf16 matrix above.
     private let compactWeights: UnsafeMutablePointer<UInt16>
@@ -44,18 +39,28 @@ public final class BFloat16GenerationSession {
     // The cells' element-wise step work, one row at a time.
     private let rnnRows = RNNForwardRows<Float>(), lstmRows = LSTMForwardRows<Float>(), gruRows = GRUForwardRows<Float>()
 
-    /// Copies `model`'s weight matrices to bfloat16 (round to nearest even) and starts from a zero state.
-    public init(model: LanguageModel<Float>) {
-        self.model = model
-        let configuration = model.configuration
-        let L = configuration.numLayers, H = configuration.hiddenSize, V = configuration.vocabularySize
-        let G = configuration.cell.gateCount, GH = G * H, p = model.parameters
+    /// Copies the weight matrices to bfloat16 (round to nearest even) and starts from a zero state.
+    /// - Parameters:
+    ///   - network: the recurrent layers; with `embedding` nil its input is one-hot over `inputSize` tokens.
+    ///   - embedding: token vectors (V, E) with E the network's `inputSize`, or nil.
+    ///   - output: the head, (outputSize, H) on the last layer's h.
+    /// - Throws: when the sizes do not chain.
+    public init(network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>) throws {
+        let configuration = network.configuration
+        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize, O = output.outputSize
+        if let embedding, embedding.dimension != I {
+            throw RecurrentKitError("the embedding's width \(embedding.dimension) is not the network's input size \(I)")
+        }
+        guard output.inputSize == H else { throw RecurrentKitError("the head reads \(output.inputSize) values but the network's hidden size is \(H)") }
+        let V = embedding?.vocabularySize ?? I
+        let G = configuration.cell.gateCount, GH = G * H
         self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell
-        embeddingSize = configuration.embeddingSize ?? 0
+        inputVocabularySize = V; outputSize = O
+        embeddingSize = embedding?.dimension ?? 0
         // All copies in one block: one allocation large enough for huge pages, streamed in order every token.
         var sizes: [Int] = []
-        for k in 0..<L { sizes.append(GH * (k == 0 ? (configuration.embeddingSize ?? V) : H)) }
-        sizes += Array(repeating: GH * H, count: L) + [V * H]
+        for k in 0..<L { sizes.append(GH * (k == 0 ? I : H)) }
+        sizes += Array(repeating: GH * H, count: L) + [O * H]
         weightBytes = 2 * sizes.reduce(0, +)
         let block = allocateAligned(UInt16.self, count: sizes.reduce(0) { $0 + ($1 + 31) / 32 * 32 })
         compactWeights = block
@@ -68,42 +73,42 @@ public final class BFloat16GenerationSession {
         }
         var inputs: [UnsafeMutablePointer<UInt16>] = []
         for k in 0..<L {
-            let w = p.value("rnn.weight_ih_l\(k)")
-            if k == 0 && configuration.embeddingSize == nil {
+            let w = network.weightIH[k]
+            if k == 0 && embedding == nil {
                 let transposed = allocateAligned(Float.self, count: V * GH)
                 for j in 0..<GH { for v in 0..<V { transposed[v * GH + j] = w[j * V + v] } }
                 inputs.append(compact(transposed, count: V * GH))
                 freeAligned(transposed)
             } else {
-                inputs.append(compact(w, count: GH * configuration.recurrent.layerInputSize(k)))
+                inputs.append(compact(w, count: GH * configuration.layerInputSize(k)))
             }
         }
         inputWeights = inputs
-        recurrentWeights = (0..<L).map { compact(p.value("rnn.weight_hh_l\($0)"), count: GH * H) }
-        outputWeight = compact(p.value("output.weight"), count: V * H)
-        // Float copies of the biases and the embedding, so the session stays a consistent snapshot.
-        let E = configuration.embeddingSize ?? 0
-        let floats = allocateAligned(Float.self, count: 2 * L * GH + V + V * E)
+        recurrentWeights = (0..<L).map { compact(network.weightHH[$0], count: GH * H) }
+        outputWeight = compact(output.weight, count: O * H)
+        // Float copies of the biases and the embedding, so the decoder stays a consistent snapshot.
+        let E = embedding?.dimension ?? 0
+        let floats = allocateAligned(Float.self, count: 2 * L * GH + O + V * E)
         floatCopies = floats
         for k in 0..<L {
-            (floats + k * GH).update(from: p.value("rnn.bias_ih_l\(k)"), count: GH)
-            (floats + (L + k) * GH).update(from: p.value("rnn.bias_hh_l\(k)"), count: GH)
+            (floats + k * GH).update(from: network.biasIH[k], count: GH)
+            (floats + (L + k) * GH).update(from: network.biasHH[k], count: GH)
         }
         inputBias = (0..<L).map { floats + $0 * GH }
         recurrentBias = (0..<L).map { floats + (L + $0) * GH }
         outputBias = floats + 2 * L * GH
-        outputBias.update(from: p.value("output.bias"), count: V)
-        if E > 0 {
-            embedding = outputBias + V
-            embedding!.update(from: p.value("embedding.weight"), count: V * E)
+        outputBias.update(from: output.bias, count: O)
+        if let embedding {
+            self.embedding = outputBias + O
+            self.embedding!.update(from: embedding.weight, count: V * E)
         } else {
-            embedding = nil
+            self.embedding = nil
         }
         hidden = allocateAligned(Float.self, count: L * H)
         cellState = allocateAligned(Float.self, count: L * H)
         gates = allocateAligned(Float.self, count: GH)
         recurrent = allocateAligned(Float.self, count: GH)
-        logitBuffer = allocateAligned(Float.self, count: V)
+        logitBuffer = allocateAligned(Float.self, count: O)
         scratch = allocateAligned(Float.self, count: H)
     }
 
@@ -122,8 +127,9 @@ public final class BFloat16GenerationSession {
         cellState.update(repeating: 0, count: L * H)
     }
 
-    /// Feeds `tokens` in order (the state carries over from the previous call unless `reset`) and returns the logits
-    /// after the last one, V values valid until the next call.
+    /// Feeds `tokens` (each in [0, ``inputVocabularySize``)) in order, the state carried over from the previous call
+    /// unless `reset`, and returns the logits after the last one: ``outputSize`` values, valid until the next call.
+    /// Allocates nothing.
     public func logits(after tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Float> {
         guard !tokens.isEmpty else { throw RecurrentKitError("generation needs at least one token") }
         for (i, token) in tokens.enumerated() where token < 0 || token >= V {
@@ -131,8 +137,8 @@ public final class BFloat16GenerationSession {
         }
         if reset { self.reset() }
         for token in tokens { step(token) }
-        rk_gemv_bf16(V, H, outputWeight, H, hidden + (L - 1) * H, 0, logitBuffer)
-        for j in 0..<V { logitBuffer[j] += outputBias[j] }
+        rk_gemv_bf16(outputSize, H, outputWeight, H, hidden + (L - 1) * H, 0, logitBuffer)
+        for j in 0..<outputSize { logitBuffer[j] += outputBias[j] }
         return logitBuffer
     }
 

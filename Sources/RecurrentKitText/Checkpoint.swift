@@ -1,3 +1,4 @@
+import RecurrentKit
 import Foundation
 
 /// A trained language model as stored on disk: weights under PyTorch `state_dict` names in a safetensors file,

@@ -1,3 +1,5 @@
+import RecurrentKit
+import RecurrentKitText
 /// How gradients travel back through time in a trained or fresh model (d2l 8.7, Pascanu et al. 2013).
 public enum GradientFlow {
     /// The result of one analysis.
@@ -33,7 +35,8 @@ public enum GradientFlow {
         // The forward above cached the sequence; backward reuses it (the model's gradients are restored afterwards).
         let saved = Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count))
         defer { model.parameters.gradients.update(from: saved, count: saved.count) }
-        _ = try model.recurrent.backward(outputGradient: dOut)
+        guard let record = model.record else { throw RecurrentKitError("the model has not run a forward") }
+        _ = try model.recurrent.backward(record, outputGradient: dOut)
         var radius: [[Double]] = [], singular: [[Double]] = []
         for k in 0..<L {
             let whh = try model.parameters.tensor("rnn.weight_hh_l\(k)").scalars.map(Double.init)

@@ -1,3 +1,4 @@
+import RecurrentKit
 /// How text becomes tokens; both modes use one token per Unicode scalar.
 public enum TextMode: String, CaseIterable, Codable, Sendable {
     /// d2l 0.17: letters only, lower-cased, lines glued together (``TextPreparation/d2lNormalize(_:)``);

@@ -1,3 +1,4 @@
+import RecurrentKit
 /// Text generation from a ``LanguageModel``: d2l's greedy `predict_ch8` and seeded sampling.
 public enum TextGenerator {
     /// How the next token is chosen.
@@ -29,7 +30,7 @@ public enum TextGenerator {
         let V = model.configuration.vocabularySize
         var output = prefix
         output.reserveCapacity(prefix.count + length)
-        let session = precision == .bfloat16 ? BFloat16GenerationSession(model: model) : nil
+        let session = precision == .bfloat16 ? try BFloat16GenerationSession(model: model) : nil
         func logitsAfter(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Float> {
             if let session { return try session.logits(after: tokens, reset: reset) }
             return try model.generationLogits(tokens, reset: reset)

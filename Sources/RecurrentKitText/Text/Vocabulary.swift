@@ -1,3 +1,4 @@
+import RecurrentKit
 /// The mapping between tokens (one Unicode scalar each, plus `<unk>` in d2l mode) and indices `0..<count`.
 ///
 /// Tokens are compared by Unicode scalar value, never by Swift's canonical string equivalence, so
@@ -176,7 +177,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     ///
     /// d2l mode: the text is used as given (call ``TextPreparation/d2lNormalize(_:)`` first to match
     /// training); a character not in the vocabulary becomes 0 (`<unk>`), as d2l's `vocab[token]` does.
-    /// Raw mode: a character not in the vocabulary throws a ``RecurrentKitError`` naming it
+    /// Raw mode: a character not in the vocabulary throws a `RecurrentKitError` naming it
     /// (for example `U+00E9 'é'`) and its position (0-based Unicode scalar offset).
     /// - Parameter text: the text to encode.
     /// - Returns: indices in `0..<count`.
@@ -201,7 +202,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
 
     /// The text of `indices`: the tokens concatenated (index 0 in d2l mode gives the five characters `<unk>`).
     ///
-    /// Throws a ``RecurrentKitError`` naming the first index outside `0..<count` and its position.
+    /// Throws a `RecurrentKitError` naming the first index outside `0..<count` and its position.
     /// - Parameter indices: token indices.
     /// - Returns: the decoded text.
     public func decode(_ indices: [Int]) throws -> String {

@@ -1,3 +1,4 @@
+import RecurrentKit
 /// Text clean-up applied before tokenisation in ``TextMode/d2l`` mode (d2l 0.17 `read_time_machine`).
 public enum TextPreparation {
     /// The lines of `text` after d2l 0.17's per-line clean-up, in order (3,221 for The Time Machine).

@@ -1,3 +1,4 @@
+import RecurrentKit
 /// One minibatch of token indices, time-major: element (t, b) is at index `t * batchSize + b`.
 ///
 /// This is d2l's `X.T` / `Y.T`: the model consumes (T, B) directly and the loss is averaged over
@@ -16,7 +17,7 @@ public struct Minibatch: Equatable, Sendable {
 
     /// Creates a minibatch (normally made by ``MinibatchSchedule/epoch(using:)``).
     ///
-    /// Throws a ``RecurrentKitError`` unless `numSteps > 0`, `batchSize > 0` and `inputs` and
+    /// Throws a `RecurrentKitError` unless `numSteps > 0`, `batchSize > 0` and `inputs` and
     /// `targets` both have `numSteps * batchSize` elements.
     public init(numSteps: Int, batchSize: Int, inputs: [Int], targets: [Int], resetsState: Bool) throws {
         guard numSteps > 0 else { throw RecurrentKitError.invalidArgument("numSteps", numSteps, "must be > 0") }

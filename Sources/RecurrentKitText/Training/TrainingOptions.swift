@@ -1,10 +1,11 @@
+import RecurrentKit
 /// Which optimizer training uses.
 public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
-    /// ``SGD`` (d2l's `sgd` with batch_size=1 is plain SGD).
+    /// `SGD` (d2l's `sgd` with batch_size=1 is plain SGD).
     case sgd
-    /// ``Adam`` with PyTorch defaults.
+    /// `Adam` with PyTorch defaults.
     case adam
-    /// ``Adam`` with decoupled weight decay.
+    /// `Adam` with decoupled weight decay.
     case adamw
 }
 

@@ -1,3 +1,5 @@
+import RecurrentKit
+import RecurrentKitText
 import Foundation
 
 /// Round ("nice") tick values for plot axes: steps of 1, 2 or 5 x 10^k, as a reader expects, and labels with just

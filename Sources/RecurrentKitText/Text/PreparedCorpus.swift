@@ -1,3 +1,4 @@
+import RecurrentKit
 /// A corpus turned into token indices: its vocabulary and the training (and validation) token lists.
 public struct PreparedCorpus: Equatable, Sendable {
     /// The vocabulary, built from the whole text (before any `maxTokens` truncation).
@@ -25,7 +26,7 @@ public struct PreparedCorpus: Equatable, Sendable {
     ///   then the first `floor(n * (1 - validationFraction))` tokens are training data and the rest
     ///   validation. Tiny Shakespeare: 65 entries, 1,003,854 train and 111,540 validation tokens.
     ///
-    /// Throws a ``RecurrentKitError`` for empty text (or, in d2l mode, text with no ASCII letter),
+    /// Throws a `RecurrentKitError` for empty text (or, in d2l mode, text with no ASCII letter),
     /// `maxTokens <= 0`, a fraction outside [0, 0.5], and a split that leaves no training token.
     /// - Parameters:
     ///   - text: the whole corpus as read (see ``loadTextFile(at:maximumBytes:)``, ``EmbeddedCorpus/text``).
