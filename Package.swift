@@ -27,11 +27,11 @@ let package = Package(
         // The core: tensors, parameters, cells, layers, losses, optimizers, safetensors.
         .target(
             name: "RecurrentKit",
-            dependencies: ["CRecurrentKernels", .product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["_RecurrentKitKernels", .product(name: "RealModule", package: "swift-numerics")]
         ),
         // Text on the core's public API only: vocabulary, preparation, minibatches, language model, trainer,
         // generation, presets, checkpoints.
-        .target(name: "RecurrentKitText", dependencies: ["RecurrentKit", "CEmbeddedCorpora"]),
+        .target(name: "RecurrentKitText", dependencies: ["RecurrentKit", "_RecurrentKitCorpora"]),
         // The d2l 8.7 analyses (gradient flow, the adding problem), benchmarks and SVG reports, on the public APIs.
         .target(name: "RecurrentKitAnalysis", dependencies: ["RecurrentKit", "RecurrentKitText"]),
         .executableTarget(
@@ -49,14 +49,14 @@ let package = Package(
 
         // MARK: - Implementation details
         // Hot loops (GEMM, gate non-linearities) in C, with AVX-512 / AVX2+FMA kernels chosen at run time.
-        .target(name: "CRecurrentKernels"),
+        .target(name: "_RecurrentKitKernels"),
         // The Time Machine and tiny Shakespeare, compiled in so nothing is downloaded or located at run time.
-        .target(name: "CEmbeddedCorpora", exclude: ["corpora"]),
+        .target(name: "_RecurrentKitCorpora", exclude: ["corpora"]),
 
         // MARK: - Unit test bundles
         .testTarget(
             name: "RecurrentKitTests",
-            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "CRecurrentKernels", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "_RecurrentKitKernels", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ],

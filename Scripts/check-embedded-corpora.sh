@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the embedded corpora (Sources/CEmbeddedCorpora). Fails (non-zero exit) when
+# Checks the embedded corpora (Sources/_RecurrentKitCorpora). Fails (non-zero exit) when
 #   (1) the committed corpora/*.inc files differ from what Scripts/generate-embedded-corpora.py generates from the
 #       .txt files, or
 #   (2) for each C compiler found (clang, gcc, cc; the same binary twice is skipped), corpora.c built normally (#embed when the
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SRC=Sources/CEmbeddedCorpora
+SRC=Sources/_RecurrentKitCorpora
 CORPORA=(timemachine tinyshakespeare)
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates Sources/CEmbeddedCorpora/corpora/<name>.inc from <name>.txt.
+"""Regenerates Sources/_RecurrentKitCorpora/corpora/<name>.inc from <name>.txt.
 
 The .inc files are the fallback for compilers without C23 `#embed` (clang < 19, GCC < 15): corpora.c includes
 them as the initializer of `static const unsigned char x[] = ...;`. Each holds the bytes of its .txt file as a
@@ -21,7 +21,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CORPORA_DIR = ROOT / "Sources" / "CEmbeddedCorpora" / "corpora"
+CORPORA_DIR = ROOT / "Sources" / "_RecurrentKitCorpora" / "corpora"
 NAMES = ("timemachine", "tinyshakespeare")
 
 # Byte -> its spelling inside a C string literal (newline handled separately: it ends a literal).

@@ -21,7 +21,7 @@ TRAINER_PREFIX = "_trainer."
 CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")  # rnn_linear exists in RecurrentKit but not in PyTorch
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 TIME_MACHINE_CANDIDATES = (
-    os.path.join(REPO_ROOT, "Sources", "CEmbeddedCorpora", "corpora", "timemachine.txt"),
+    os.path.join(REPO_ROOT, "Sources", "_RecurrentKitCorpora", "corpora", "timemachine.txt"),
     "/work/shared/data/timemachine.txt",
 )
 # d2l 0.17's vocabulary of The Time Machine (see /work/shared/data/README.md); recomputed and checked.

@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// Batch-1, token-by-token inference of a token model (an optional ``Embedding`` or one-hot input, a
 /// ``RecurrentNetwork``, a ``Linear`` head on the last layer) with bfloat16 copies of its weight matrices.

@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// The C kernels' process-wide settings: the thread pool and the instruction-set level.
 ///
@@ -31,4 +31,18 @@ public enum Kernels {
     public static var detectedLevel: Level { Level(rawValue: Int(rk_detected_level())) ?? .portable }
     /// The level the kernels use now.
     public static var activeLevel: Level { Level(rawValue: Int(rk_active_level())) ?? .portable }
+
+    /// Measured single-core FMA peak in GFLOP/s at `level` (independent FMA chains in registers, the best of five
+    /// runs of 20 million FMAs each after a warm-up): the machine's ceiling that benchmarks report a share of.
+    /// Levels above ``detectedLevel`` measure the portable loop.
+    public static func fmaPeak(level: Level) -> Double {
+        _ = rk_fma_peak_flops(Int32(level.rawValue), 1_000_000)
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = monotonicSeconds()
+            let flops = rk_fma_peak_flops(Int32(level.rawValue), 20_000_000)
+            best = max(best, flops / (monotonicSeconds() - start) / 1e9)
+        }
+        return best
+    }
 }

@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// How ``clipGradientNorm(_:maxNorm:style:)`` scales.
 public enum ClipStyle: String, Codable, CaseIterable, Sendable {

@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// The name, shape and place of one parameter tensor inside a ``ParameterStore``.
 public struct ParameterEntry: Equatable, Sendable {

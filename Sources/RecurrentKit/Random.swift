@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 /// A seeded, reproducible pseudo-random generator (xoshiro256**, seeded through SplitMix64).
 ///
 /// Every random choice in RecurrentKit (initialisation, dropout masks, minibatch offsets,

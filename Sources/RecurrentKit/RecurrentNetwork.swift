@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H).
 public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {

@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 import RealModule
 
 /// A floating-point type the networks compute in: `Float` for speed, `Double` for proofs

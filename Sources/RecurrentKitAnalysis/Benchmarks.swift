@@ -1,6 +1,5 @@
 import RecurrentKit
 import RecurrentKitText
-import CRecurrentKernels
 
 /// Throughput measurements (run in release builds; tests never assert a time).
 public enum Benchmarks {
@@ -162,14 +161,8 @@ public enum Benchmarks {
     }
 
     /// Measured single-core FMA peak in GFLOP/s at an instruction-set level (0 portable, 1 AVX2+FMA, 2 AVX-512).
+    /// (`Kernels.fmaPeak(level:)` of RecurrentKit with a raw level; an unknown level measures the portable loop.)
     public static func fmaPeak(level: Int) -> Double {
-        _ = rk_fma_peak_flops(Int32(level), 1_000_000)
-        var best = 0.0
-        for _ in 0..<5 {
-            let start = monotonicSeconds()
-            let flops = rk_fma_peak_flops(Int32(level), 20_000_000)
-            best = max(best, flops / (monotonicSeconds() - start) / 1e9)
-        }
-        return best
+        Kernels.fmaPeak(level: Kernels.Level(rawValue: level) ?? .portable)
     }
 }

@@ -1,5 +1,5 @@
 import XCTest
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// The vectorised tanh/sigmoid against libm, on every instruction-set level this machine has.
 final class ActivationKernelTests: XCTestCase {

@@ -1,5 +1,5 @@
 import XCTest
-import CRecurrentKernels
+import _RecurrentKitKernels
 @testable import RecurrentKit
 @testable import RecurrentKitAnalysis
 @testable import RecurrentKitText

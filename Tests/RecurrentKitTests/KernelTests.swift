@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 import XCTest
 #if canImport(Glibc)
 import Glibc

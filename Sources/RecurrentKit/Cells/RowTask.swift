@@ -1,4 +1,4 @@
-import CRecurrentKernels
+import _RecurrentKitKernels
 
 /// Element-wise work of one time step over a range of batch rows, handed to the kernel pool by
 /// `forEachRowChunk(_:batch:width:)`. Subclasses hold the step's pointers as stored properties that the caller sets

@@ -1,5 +1,5 @@
 import RecurrentKit
-import CEmbeddedCorpora
+import _RecurrentKitCorpora
 
 /// The text of an embedded corpus named `nameOrPath` ("timemachine", "tinyshakespeare"), or of the UTF-8 file at that path.
 public func loadCorpusText(_ nameOrPath: String) throws -> String {
@@ -7,7 +7,7 @@ public func loadCorpusText(_ nameOrPath: String) throws -> String {
     return try loadTextFile(at: nameOrPath)
 }
 
-/// A text corpus compiled into the library (origins and SHA-1 checksums in Sources/CEmbeddedCorpora/corpora/README.md).
+/// A text corpus compiled into the library (origins and SHA-1 checksums in Sources/_RecurrentKitCorpora/corpora/README.md).
 ///
 /// Both are ASCII with LF line endings, so ``text`` is exactly the file's bytes.
 public enum EmbeddedCorpus: String, CaseIterable, Sendable {

@@ -1,5 +1,5 @@
-#ifndef C_RECURRENT_KERNELS_H
-#define C_RECURRENT_KERNELS_H
+#ifndef RK_KERNELS_H
+#define RK_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>

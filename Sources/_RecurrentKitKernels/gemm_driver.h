@@ -42,7 +42,7 @@ static T *P(buffer)(T **buf, size_t *cap, size_t n) {
         free(*buf);
         void *p = NULL;
         if (posix_memalign(&p, 64, n * sizeof(T) + 64) != 0) {
-            fprintf(stderr, "CRecurrentKernels: out of memory (%zu bytes)\n", n * sizeof(T));
+            fprintf(stderr, "_RecurrentKitKernels: out of memory (%zu bytes)\n", n * sizeof(T));
             abort();
         }
         *buf = (T *)p;
@@ -368,7 +368,7 @@ void PUBLIC_PACKED(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, T alpha, c
     P(pack_header) h;
     memcpy(&h, packedB, sizeof h);
     if (h.magic != RK_PACK_MAGIC + (uint32_t)sizeof(T) || h.K != K || h.N != N) {
-        fprintf(stderr, "CRecurrentKernels: packed B does not match (K=%td N=%td)\n", K, N);
+        fprintf(stderr, "_RecurrentKitKernels: packed B does not match (K=%td N=%td)\n", K, N);
         abort();
     }
     if (M <= 0 || N <= 0) return;

@@ -7,7 +7,7 @@
 //    part of the text, so that path returns sizeof - 1 where the #embed path returns sizeof.
 // Define RK_CORPORA_WITHOUT_EMBED to force the fallback. After changing a .txt file, regenerate the .inc files with
 // Scripts/generate-embedded-corpora.py; Scripts/check-embedded-corpora.sh checks that both paths give the .txt bytes.
-#include "CEmbeddedCorpora.h"
+#include "_RecurrentKitCorpora.h"
 
 // `__has_embed(...)` must not be evaluated by a preprocessor that lacks it, hence the nested #if.
 #if !defined(RK_CORPORA_WITHOUT_EMBED) && defined(__has_embed)

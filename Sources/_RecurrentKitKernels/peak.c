@@ -1,6 +1,6 @@
 // FMA peak probe: 12 independent accumulator chains hide the FMA latency (4 cycles x 2-3 pipes).
 #include "rk_peak.h"
-#include "CRecurrentKernels.h"
+#include "_RecurrentKitKernels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

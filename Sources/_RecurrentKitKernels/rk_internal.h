@@ -2,7 +2,7 @@
 #ifndef RK_INTERNAL_H
 #define RK_INTERNAL_H
 
-#include "CRecurrentKernels.h"
+#include "_RecurrentKitKernels.h"
 #include <stddef.h>
 
 // Kernel table for one element type at one instruction-set level.
@@ -54,7 +54,7 @@ extern const rk_ops_s rk_ops_s_avx512;
 extern const rk_ops_d rk_ops_d_avx512;
 #endif
 
-// Task of rk_parallel (declared in CRecurrentKernels.h): chunks are claimed dynamically by the
+// Task of rk_parallel (declared in _RecurrentKitKernels.h): chunks are claimed dynamically by the
 // caller and idle workers; every chunk runs on the caller when n <= 1 or the pool is busy.
 typedef void (*rk_task_fn)(void *ctx, int chunk, int nchunks);
 

@@ -1,7 +1,7 @@
 // Vectorised tanh and sigmoid for the gate non-linearities. libm's tanhf/expf are scalar calls (~5-10 ns each),
 // which at H = 512 cost as much as a fifth of a training step; eight lanes at a time remove most of that.
 #include "rk_activations.h"
-#include "CRecurrentKernels.h"
+#include "_RecurrentKitKernels.h"
 #include <math.h>
 
 void rk_tanh_f32_reference(float *x, ptrdiff_t n) {

@@ -1,5 +1,5 @@
-#ifndef C_EMBEDDED_CORPORA_H
-#define C_EMBEDDED_CORPORA_H
+#ifndef RK_CORPORA_H
+#define RK_CORPORA_H
 #include <stddef.h>
 
 /// Bytes of The Time Machine (H. G. Wells), d2l's copy (SHA-1 090b5e7e...).
