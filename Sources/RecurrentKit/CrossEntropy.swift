@@ -9,6 +9,8 @@
 ///   - gradientScale: multiplies the gradient (1 by default), e.g. to fold a loss weight in.
 /// - Returns: mean cross-entropy in nats, accumulated in Double.
 /// - Throws: when a target is outside [0, V) or rows/V are not positive.
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
     logits: UnsafePointer<Scalar>, rows: Int, classes V: Int, targets: [Int],
     gradient: UnsafeMutablePointer<Scalar>?, gradientScale: Double = 1
@@ -40,6 +42,8 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
 
 /// Tensor form of ``softmaxCrossEntropy(logits:rows:classes:targets:gradient:gradientScale:)``:
 /// logits (rows, V); returns the mean loss and dL/dlogits (rows, V).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int]) throws -> (loss: Double, gradient: Tensor<Scalar>) {
     guard logits.shape.count == 2 else { throw RecurrentKitError("logits must be (rows, classes), got shape \(logits.shape)") }
     var gradient = Tensor<Scalar>(zeros: logits.shape)

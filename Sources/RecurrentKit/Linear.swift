@@ -46,6 +46,8 @@ public struct Linear<Scalar: RecurrentScalar> {
     /// y = x W^T + b for a batch of rows.
     /// - Parameter x: (rows, In), or any shape whose last dimension is In (e.g. (T, B, In)).
     /// - Returns: y with the last dimension Out.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func callAsFunction(_ x: Tensor<Scalar>) throws -> Tensor<Scalar> {
         let rows = try checkedRows(x, width: inputSize, name: "Linear input")
         var y = Tensor<Scalar>(zeros: Array(x.shape.dropLast()) + [outputSize])
@@ -58,6 +60,8 @@ public struct Linear<Scalar: RecurrentScalar> {
     ///   - x: the input given to the forward, (rows, In) or any shape ending in In.
     ///   - dy: dL/dy, x's shape with the last dimension Out.
     /// - Returns: dL/dx, x's shape.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func backward(input x: Tensor<Scalar>, outputGradient dy: Tensor<Scalar>) throws -> Tensor<Scalar> {
         let rows = try checkedRows(x, width: inputSize, name: "Linear input")
         guard dy.shape == Array(x.shape.dropLast()) + [outputSize] else {
@@ -73,6 +77,8 @@ public struct Linear<Scalar: RecurrentScalar> {
     }
 
     /// y (rows, Out) = x (rows, In) W^T + b, into caller-owned memory (the allocation-free path).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func forward(_ x: UnsafePointer<Scalar>, rows: Int, into y: UnsafeMutablePointer<Scalar>) {
         fillRows(y, rows: rows, with: bias, width: outputSize)
         Scalar.gemm(transA: false, transB: true, m: rows, n: outputSize, k: inputSize,
@@ -80,6 +86,8 @@ public struct Linear<Scalar: RecurrentScalar> {
     }
 
     /// dW += dy^T x, db += column sums of dy; dx (rows, In) = dy W (overwritten) when non-nil. Caller-owned memory.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func backward(_ dy: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>, rows: Int, inputGradient dx: UnsafeMutablePointer<Scalar>?) {
         Scalar.gemm(transA: true, transB: false, m: outputSize, n: inputSize, k: rows,
                     alpha: 1, a: dy, lda: outputSize, b: x, ldb: inputSize, beta: 1, c: gradWeight, ldc: inputSize)
@@ -125,6 +133,8 @@ public struct Embedding<Scalar: RecurrentScalar> {
 
     /// The vectors of `tokens`, (count, E).
     /// - Throws: when a token is outside [0, V).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func callAsFunction(_ tokens: [Int]) throws -> Tensor<Scalar> {
         try checkTokens(tokens)
         var out = Tensor<Scalar>(zeros: [tokens.count, dimension])
@@ -136,6 +146,8 @@ public struct Embedding<Scalar: RecurrentScalar> {
     /// - Parameters:
     ///   - tokens: the tokens given to the forward.
     ///   - dOut: (count, E).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func backward(tokens: [Int], outputGradient dOut: Tensor<Scalar>) throws {
         try checkTokens(tokens)
         guard dOut.shape == [tokens.count, dimension] else {
@@ -151,11 +163,15 @@ public struct Embedding<Scalar: RecurrentScalar> {
     }
 
     /// out (count, E) = rows of the table for `tokens` (already range-checked), into caller-owned memory.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func forward(_ tokens: [Int], into out: UnsafeMutablePointer<Scalar>) {
         for (r, token) in tokens.enumerated() { (out + r * dimension).update(from: weight + token * dimension, count: dimension) }
     }
 
     /// dW[token] += dOut row, for every position (tokens already range-checked; caller-owned memory).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func backward(_ tokens: [Int], outputGradient dOut: UnsafePointer<Scalar>) {
         for (r, token) in tokens.enumerated() {
             let g = gradWeight + token * dimension, d = dOut + r * dimension

@@ -13,6 +13,8 @@
 ///   - weights: `rows` non-negative finite weights, one per position.
 /// - Returns: the loss (0 when every row is ignored or weighs 0) and dL/dlogits (rows, classes).
 /// - Throws: on a shape mismatch, a target outside [0, classes), or an invalid weight.
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?,
                                                          weights: [Double]? = nil) throws -> (loss: Double, gradient: Tensor<Scalar>) {
     guard logits.shape.count == 2, logits.shape[0] >= 1, logits.shape[1] >= 1 else {
@@ -58,6 +60,8 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
 ///   - predictions: any shape.
 ///   - targets: the same shape.
 /// - Returns: the loss and dL/dpredictions (the predictions' shape).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>) throws
     -> (loss: Double, gradient: Tensor<Scalar>) {
     let n = try elementCount(predictions, targets, loss: "mean squared error")
@@ -77,6 +81,8 @@ public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar
 ///   - logits: any shape.
 ///   - targets: the same shape, values in [0, 1].
 /// - Returns: the loss and dL/dlogits (the logits' shape).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func binaryCrossEntropyWithLogits<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: Tensor<Scalar>) throws
     -> (loss: Double, gradient: Tensor<Scalar>) {
     let n = try elementCount(logits, targets, loss: "binary cross-entropy")

@@ -16,6 +16,8 @@ public enum ClipStyle: String, Codable, CaseIterable, Sendable {
 /// - Throws: when maxNorm is invalid, or when the norm is NaN or infinite (the gradients are left untouched,
 ///   never silently scaled by NaN).
 @discardableResult
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func clipGradientNorm<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>, maxNorm: Double, style: ClipStyle = .d2l) throws -> Double {
     guard maxNorm.isFinite, maxNorm > 0 else { throw RecurrentKitError.invalidArgument("maxNorm", maxNorm, "must be a positive finite number") }
     let norm = store.gradientSquaredNorm().squareRoot()

@@ -78,6 +78,8 @@ public final class ParameterStore<Scalar: RecurrentScalar> {
     func gradient(_ name: String) -> UnsafeMutablePointer<Scalar> { gradients + indexByName[name].map { entries[$0].offset }! }
 
     /// Sets every gradient to zero (a separate step: backward passes accumulate).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func zeroGradients() { gradients.update(repeating: 0, count: count) }
 
     /// A copy of the parameter `name` as a tensor.
@@ -100,12 +102,16 @@ public final class ParameterStore<Scalar: RecurrentScalar> {
     }
 
     /// Copies all values from another store with the same layout.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func copyValues(from other: ParameterStore) throws {
         guard other.entries == entries else { throw RecurrentKitError("parameter layouts differ") }
         values.update(from: other.values, count: count)
     }
 
     /// Sum of squares of all gradients, accumulated in Double.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func gradientSquaredNorm() -> Double {
         var sum = 0.0
         for i in 0..<count { let g = Double(gradients[i]); sum += g * g }
@@ -113,6 +119,8 @@ public final class ParameterStore<Scalar: RecurrentScalar> {
     }
 
     /// True when every value is finite.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func valuesAreFinite() -> Bool {
         for i in 0..<count where !values[i].isFinite { return false }
         return true

@@ -215,6 +215,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     }
 
     /// Draws every parameter of this network again (in `state_dict` order, row-major).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
         let H = configuration.hiddenSize
         let bound = 1 / Double(H).squareRoot()
@@ -356,6 +358,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
 
     /// Writes the final state (as ``finalState()``) into `state`, reusing its storage when the shapes already match,
     /// so a training loop that carries the state allocates nothing.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
         let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
         guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
@@ -424,6 +428,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
     /// `h0`, `c0` are (L, B, H) or nil for zeros; they are copied before any cache is resized, so they may point into
     /// memory the previous forward wrote (`finalHidden(layer:)` itself).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func forward(
         steps T: Int, batch B: Int,
         input: UnsafePointer<Scalar>?, tokens: [Int]?,
@@ -593,6 +599,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
     /// `finalCellGradient` are (L, B, H) or nil for zeros. Writes (overwrites) `inputGradient` (T, B, I) when
     /// non-nil and the input was dense, and `initialHiddenGradient`/`initialCellGradient` (L, B, H) when non-nil.
     /// Adds every parameter gradient into the store.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func backward(
         outputGradient: UnsafePointer<Scalar>,
         finalHiddenGradient: UnsafePointer<Scalar>?,

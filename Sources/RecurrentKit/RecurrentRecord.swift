@@ -70,6 +70,8 @@ extension RecurrentNetwork {
     /// - Returns: the record of this forward (its output lives in the network's workspace, see
     ///   ``RecurrentRecord/withUnsafeOutput(_:)``).
     @discardableResult
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
                         initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil,
                         training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
@@ -88,6 +90,8 @@ extension RecurrentNetwork {
     ///   - initialHiddenGradient: receives dL/dh0 (L, B, H) when non-nil.
     ///   - initialCellGradient: receives dL/dc0 (L, B, H) for the LSTM when non-nil.
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: UnsafePointer<Scalar>,
                          finalHiddenGradient: UnsafePointer<Scalar>? = nil, finalCellGradient: UnsafePointer<Scalar>? = nil,
                          inputGradient: UnsafeMutablePointer<Scalar>? = nil,
@@ -154,6 +158,8 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
 
     /// Copies h_T of every layer into `hidden` (L, B, H) and, for the LSTM when non-nil, c_T into `cell` (L, B, H).
     /// The buffers may be the ones this forward read its initial state from.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) throws {
         try network.check(self)
         let BH = batch * network.configuration.hiddenSize
