@@ -16,7 +16,8 @@ import re
 
 import rk_safetensors
 
-FORMAT = "recurrentkit.checkpoint.v1"
+FORMAT = "recurrentkit.checkpoint.v1"  # what this script writes (RecurrentKit reads v1 and v2)
+READABLE_FORMATS = ("recurrentkit.checkpoint.v1", "recurrentkit.checkpoint.v2")
 TRAINER_PREFIX = "_trainer."
 CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")  # rnn_linear exists in RecurrentKit but not in PyTorch
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -224,8 +225,8 @@ def load_checkpoint(path):
     except rk_safetensors.SafetensorsError as e:
         raise InterchangeError(str(e)) from None
     fmt = metadata.get("format")
-    if fmt is not None and fmt != FORMAT:
-        raise InterchangeError("__metadata__ format is %r, expected %r" % (fmt, FORMAT))
+    if fmt is not None and fmt not in READABLE_FORMATS:
+        raise InterchangeError("__metadata__ format is %r, expected one of %r" % (fmt, READABLE_FORMATS))
     if "model" not in metadata:
         raise InterchangeError('no model configuration in __metadata__["model"]')
     if "vocabulary" not in metadata:

@@ -4,8 +4,24 @@ import Foundation
 /// A trained language model as stored on disk: weights under PyTorch `state_dict` names in a safetensors file,
 /// with the model configuration, the vocabulary and training progress as JSON strings in `__metadata__`.
 public struct Checkpoint {
+    /// The format version this library writes, `__metadata__["format"]` = `recurrentkit.checkpoint.v<version>`.
+    /// Version 2 adds `__metadata__["library_version"]` (``RecurrentKitVersion/string`` of the writer) and
+    /// `__metadata__["kernel_level"]` (the kernels' instruction-set level when it was saved: a resume is exact on the
+    /// same level); version 1 files (RecurrentKit 0.1, `Scripts/interchange`) are read as before.
+    public static let formatVersion = 2
+    /// Oldest format version this library reads.
+    public static let oldestReadableFormatVersion = 1
     /// `__metadata__["format"]` of files this version writes.
-    public static let formatName = "recurrentkit.checkpoint.v1"
+    public static let formatName = "recurrentkit.checkpoint.v\(formatVersion)"
+    /// Format version of the file this checkpoint was parsed from (``formatVersion`` for one made in memory; 1 for a
+    /// file without a `format` entry, such as a PyTorch export).
+    public private(set) var fileFormatVersion = Checkpoint.formatVersion
+    /// The library version that wrote the file (`__metadata__["library_version"]`), nil before format version 2.
+    public private(set) var writtenByVersion: String? = nil
+    /// The kernels' level when the file was written (`__metadata__["kernel_level"]`, a ``Kernels/Level`` name), nil
+    /// before format version 2. Resuming is bit-exact on the same level; another level continues correctly but its
+    /// sums round differently.
+    public private(set) var savedKernelLevel: Kernels.Level? = nil
 
     /// The model (its parameters are the checkpoint's weights).
     public let model: LanguageModel<Float>
@@ -46,6 +62,8 @@ public struct Checkpoint {
         encoder.outputFormatting = [.sortedKeys]
         var file = SafetensorsFile(metadata: [
             "format": Self.formatName,
+            "library_version": RecurrentKitVersion.string,
+            "kernel_level": Kernels.activeLevel.name,
             "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
             "vocabulary": String(decoding: try encoder.encode(vocabulary), as: UTF8.self),
         ])
@@ -75,8 +93,27 @@ public struct Checkpoint {
     /// Parses checkpoint bytes (see ``load(from:)``).
     public static func parse(_ bytes: [UInt8]) throws -> Checkpoint {
         let file = try SafetensorsFile(bytes: bytes)
-        if let format = file.metadata["format"], format != formatName {
-            throw RecurrentKitError("format \(format) is not supported (expected \(formatName))")
+        var version = 1
+        if let format = file.metadata["format"] {
+            let prefix = "recurrentkit.checkpoint.v"
+            guard format.hasPrefix(prefix), let v = Int(format.dropFirst(prefix.count)), v >= oldestReadableFormatVersion else {
+                throw RecurrentKitError("format \(format.prefix(60)) is not a RecurrentKit checkpoint (expected \(formatName))")
+            }
+            guard v <= formatVersion else {
+                throw RecurrentKitError("format version \(v) was written by a newer RecurrentKit; this one (\(RecurrentKitVersion.string)) reads versions \(oldestReadableFormatVersion) to \(formatVersion)")
+            }
+            version = v
+        }
+        var level: Kernels.Level? = nil, writer: String? = nil
+        if version >= 2 {
+            guard let name = file.metadata["kernel_level"], let l = Kernels.Level.allCases.first(where: { $0.name == name }) else {
+                throw RecurrentKitError("__metadata__[\"kernel_level\"] is missing or not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            guard let v = file.metadata["library_version"], !v.isEmpty, v.count <= 64, v.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw RecurrentKitError("__metadata__[\"library_version\"] is missing or not a version")
+            }
+            level = l
+            writer = v
         }
         guard let modelJSON = file.metadata["model"] else {
             throw RecurrentKitError("no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)")
@@ -116,8 +153,12 @@ public struct Checkpoint {
         for (name, entry) in file.tensors where name.hasPrefix(trainingTensorPrefix) {
             if entry.dtype == .f64 { extra64[name] = try file.tensor(name) } else { extra[name] = try file.tensor(name) }
         }
-        return try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
-                              extraTensors: extra, extraDoubleTensors: extra64)
+        var checkpoint = try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
+                                        extraTensors: extra, extraDoubleTensors: extra64)
+        checkpoint.fileFormatVersion = version
+        checkpoint.writtenByVersion = writer
+        checkpoint.savedKernelLevel = level
+        return checkpoint
     }
 }
 

@@ -196,6 +196,41 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertTrue(TrainingReports.jsonLines(resumed.history).contains("null"))
     }
 
+    func testFormatVersions() throws {
+        let trainer = try Trainer(options: smallOptions())
+        try trainer.train(shouldStop: { trainer.step >= 1 })
+        let bytes = try trainer.checkpoint().serialized()
+        let current = try Checkpoint.parse(bytes)
+        XCTAssertEqual(current.fileFormatVersion, Checkpoint.formatVersion)
+        XCTAssertEqual(current.writtenByVersion, RecurrentKitVersion.string)
+        XCTAssertEqual(current.savedKernelLevel, Kernels.activeLevel)
+        func parse(_ edit: (inout SafetensorsFile) -> Void) throws -> Checkpoint {
+            var file = try SafetensorsFile(bytes: bytes)
+            edit(&file)
+            return try Checkpoint.parse(try file.serialized())
+        }
+        func refused(_ fragment: String, _ edit: (inout SafetensorsFile) -> Void) {
+            XCTAssertThrowsError(try parse(edit)) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
+        }
+        // Today's v1 files (RecurrentKit 0.1, Scripts/interchange) and files without a format entry still load.
+        let v1 = try parse { $0.metadata["format"] = "recurrentkit.checkpoint.v1"; $0.metadata["kernel_level"] = nil; $0.metadata["library_version"] = nil }
+        XCTAssertEqual(v1.fileFormatVersion, 1)
+        XCTAssertNil(v1.savedKernelLevel)
+        XCTAssertNil(v1.writtenByVersion)
+        XCTAssertEqual(try Trainer(resumingFrom: v1).step, trainer.step)
+        XCTAssertEqual(try parse { $0.metadata["format"] = nil }.fileFormatVersion, 1)
+        // A newer version, a foreign format, and a v2 file without its fields are refused by name.
+        refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v3" }
+        refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v99999999999999999999" == "" ? "" : "recurrentkit.checkpoint.v\(Int.max)" }
+        for format in ["recurrentkit.checkpoint.v0", "recurrentkit.checkpoint.v-1", "recurrentkit.checkpoint.vX", "recurrentkit.parameters.v1", ""] {
+            refused("not a RecurrentKit checkpoint") { $0.metadata["format"] = format }
+        }
+        refused("kernel_level") { $0.metadata["kernel_level"] = nil }
+        refused("kernel_level") { $0.metadata["kernel_level"] = "SSE9" }
+        refused("library_version") { $0.metadata["library_version"] = nil }
+        refused("library_version") { $0.metadata["library_version"] = "0.2 0" }
+    }
+
     func testTimeLimitOverridesTheCheckpoint() throws {
         var o = smallOptions()
         o.epochs = 1_000_000

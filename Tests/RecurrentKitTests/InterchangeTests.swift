@@ -102,14 +102,20 @@ final class InterchangeTests: XCTestCase {
         }
     }
 
-    /// Saving a PyTorch-written checkpoint again from Swift keeps the metadata strings and the weight bytes.
+    /// Saving a PyTorch-written (format v1) checkpoint again from Swift keeps the metadata strings and the weight bytes;
+    /// the file becomes format v2, which adds the writer's version and kernel level.
     func testResavingKeepsMetadataAndWeights() throws {
         for c in try cases() {
             let original = try readFileBytes(c.checkpointPath)
             let checkpoint = try Checkpoint.parse(original)
             let resaved = try checkpoint.serialized()
             let a = try SafetensorsFile(bytes: original), b = try SafetensorsFile(bytes: resaved)
-            XCTAssertEqual(a.metadata, b.metadata, "\(c.name): metadata differs after re-saving from Swift")
+            XCTAssertEqual(a.metadata["format"], "recurrentkit.checkpoint.v1", c.name)
+            var upgraded = a.metadata
+            upgraded["format"] = Checkpoint.formatName
+            upgraded["library_version"] = RecurrentKitVersion.string
+            upgraded["kernel_level"] = Kernels.activeLevel.name
+            XCTAssertEqual(upgraded, b.metadata, "\(c.name): metadata differs after re-saving from Swift")
             XCTAssertEqual(Set(a.tensors.keys), Set(b.tensors.keys), c.name)
             for (name, entry) in a.tensors {
                 XCTAssertEqual(entry.dtype, b.tensors[name]?.dtype, "\(c.name) \(name)")
