@@ -5,7 +5,7 @@ import Foundation
 /// with the model configuration, the vocabulary and training progress as JSON strings in `__metadata__`.
 public struct Checkpoint {
     /// The format version this library writes, `__metadata__["format"]` = `recurrentkit.checkpoint.v<version>`.
-    /// Version 2 adds `__metadata__["library_version"]` (``RecurrentKitVersion/string`` of the writer) and
+    /// Version 2 adds `__metadata__["library_version"]` (`RecurrentKitVersion.string` of the writer) and
     /// `__metadata__["kernel_level"]` (the kernels' instruction-set level when it was saved: a resume is exact on the
     /// same level); version 1 files (RecurrentKit 0.1, `Scripts/interchange`) are read as before.
     public static let formatVersion = 2
@@ -18,7 +18,7 @@ public struct Checkpoint {
     public private(set) var fileFormatVersion = Checkpoint.formatVersion
     /// The library version that wrote the file (`__metadata__["library_version"]`), nil before format version 2.
     public private(set) var writtenByVersion: String? = nil
-    /// The kernels' level when the file was written (`__metadata__["kernel_level"]`, a ``Kernels/Level`` name), nil
+    /// The kernels' level when the file was written (`__metadata__["kernel_level"]`, a `Kernels.Level` name), nil
     /// before format version 2. Resuming is bit-exact on the same level; another level continues correctly but its
     /// sums round differently.
     public private(set) var savedKernelLevel: Kernels.Level? = nil
