@@ -13,10 +13,10 @@ struct AnalyzeCommand: ParsableCommand {
     )
 
     @Option(help: "Checkpoint to analyse (default: a fresh model built from --cell/--hidden/--init).") var checkpoint: String?
-    @Option(help: "Cell of a fresh model.") var cell: String = "rnn_tanh"
+    @Option(help: "Cell of a fresh model.") var cell: CellKind = .rnnTanh
     @Option(help: "Hidden units of a fresh model.") var hidden: Int = 64
     @Option(help: "Layers of a fresh model.") var layers: Int = 1
-    @Option(help: "Initialisation of a fresh model: pytorch, d2l, identity.") var initialization: String = "pytorch"
+    @Option(help: "Initialisation of a fresh model.") var initialization: Initialization = .pytorch
     @Option(help: "Rescale each W_hh gate block to this spectral radius (> 0).") var radius: Double?
     @Option(help: "UTF-8 text file (default: the embedded corpus).") var text: String?
     @Option(help: "Embedded corpus when --text is absent.") var corpus: String = "timemachine"
@@ -69,8 +69,7 @@ struct AnalyzeCommand: ParsableCommand {
             if let radius { try GradientFlow.setRecurrentSpectralRadius(loaded.model, radius: radius) }
             try add(loaded.model.configuration.cell.rawValue, loaded.model, loaded.vocabulary)
         } else {
-            let kind = try CellKind(parsing: cell)
-            let initial = try Initialization(parsing: initialization)
+            let kind = cell, initial = initialization
             let vocabulary = try PreparedCorpus.prepare(text: raw, mode: .d2l).vocabulary
             var g = SeededGenerator(seed: seed)
             let model = try LanguageModel<Float>(.init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden, numLayers: layers),
@@ -102,9 +101,9 @@ struct AddingCommand: ParsableCommand {
     )
 
     @Option(help: "Sequence length T.") var length: Int = 100
-    @Option(help: "Cell: rnn_tanh, rnn_relu, rnn_linear, gru, lstm.") var cell: String = "lstm"
+    @Option(help: "Cell.") var cell: CellKind = .lstm
     @Option(help: "Hidden units.") var hidden: Int = 64
-    @Option(help: "Initialisation: pytorch, d2l, identity (IRNN).") var initialization: String = "pytorch"
+    @Option(help: "Initialisation (identity with rnn_relu: IRNN).") var initialization: Initialization = .pytorch
     @Option(help: "Adam updates.") var updates: Int = 2000
     @Option(help: "Sequences per update.") var batch: Int = 50
     @Option(help: "Adam learning rate.") var lr: Double = 1e-3
@@ -115,9 +114,9 @@ struct AddingCommand: ParsableCommand {
     func run() throws {
         var o = AddingProblem.Options()
         o.length = length
-        o.cell = try CellKind(parsing: cell)
+        o.cell = cell
         o.hiddenSize = hidden
-        o.initialization = try Initialization(parsing: initialization)
+        o.initialization = initialization
         o.updates = updates
         o.batchSize = batch
         o.learningRate = lr
@@ -140,7 +139,7 @@ struct CompareBPTTCommand: ParsableCommand {
         abstract: "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of perplexity curves."
     )
 
-    @Option(help: "Cell.") var cell: String = "rnn_tanh"
+    @Option(help: "Cell.") var cell: CellKind = .rnnTanh
     @Option(help: "Hidden units.") var hidden: Int = 256
     @Option(help: "Epochs per run.") var epochs: Int = 100
     @Option(help: "Learning rate (SGD, clip 1).") var lr: Double = 1
@@ -160,7 +159,7 @@ struct CompareBPTTCommand: ParsableCommand {
         ]
         for (label, sampling, bptt) in runs {
             var o = TrainingOptions()
-            o.cell = try CellKind(parsing: cell)
+            o.cell = cell
             o.hiddenSize = hidden
             o.epochs = epochs
             o.learningRate = lr
@@ -176,7 +175,7 @@ struct CompareBPTTCommand: ParsableCommand {
             for r in trainer.history { csv += "\(label),\(r.epoch),\(r.step),\(r.trainPerplexity),\(r.elapsedSeconds)\n" }
         }
         try writeFileAtomically(Array(csv.utf8), to: output + "/comparison.csv")
-        try writeFileAtomically(Array(TrainingReports.perplexitySVG(series: series, title: "BPTT strategies on The Time Machine (\(cell) H\(hidden))").utf8),
+        try writeFileAtomically(Array(TrainingReports.perplexitySVG(series: series, title: "BPTT strategies on The Time Machine (\(cell.rawValue) H\(hidden))").utf8),
                                 to: output + "/comparison.svg")
         print("wrote \(output)/comparison.svg and \(output)/comparison.csv")
     }

@@ -12,14 +12,13 @@ struct BenchCommand: ParsableCommand {
     )
 
     @OptionGroup var threadOptions: ThreadOptions
-    @Option(help: "Which rows: all, train, generate, memory (LSTM T=1000 with and without memory-efficient BPTT).") var rows: String = "all"
+    @Option(help: "Which rows (memory: LSTM T=1000 with and without memory-efficient BPTT).") var rows: BenchRows = .all
     @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
     @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable).") var peak = false
     @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
     @Option(help: "Only rows whose name contains this text, e.g. 'lstm H512'.") var filter: String?
 
     func run() throws {
-        guard ["all", "train", "generate", "memory"].contains(rows) else { throw RecurrentKitError.invalidArgument("rows", "'\(rows)'", "expected all, train, generate or memory") }
         guard seconds > 0, seconds <= 3600 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]") }
         try threadOptions.apply()
         let threads = threadOptions.threads
@@ -40,16 +39,16 @@ struct BenchCommand: ParsableCommand {
             results.append(r)
             let memory = r.activationBytes.map { "  activations \(fixed(Double($0) / 1_048_576, 1)) MiB" } ?? ""
             print(csv ? "\(r.name),\(Int(r.tokensPerSecond)),\(fixed(r.gflops, 1))"
-                      : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s\(rows == "memory" ? memory : "")")
+                      : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s\(rows == .memory ? memory : "")")
         }
-        if rows == "memory" {
+        if rows == .memory {
             for interval in [nil, 64, 32] as [Int?] {
                 try report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 8, steps: 1000, vocabulary: 65, embedding: 512,
                                                    seconds: seconds, recomputeInterval: interval),
                            name: "train lstm H512 B8 T1000 V65 embedding 512" + (interval.map { " recompute \($0)" } ?? ""))
             }
         }
-        if rows == "all" || rows == "train" {
+        if rows == .all || rows == .train {
             try report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds),
                        name: "train rnn_tanh H512 B32 T35 V28 one-hot")
             try report(try Benchmarks.d2lTrainingLoop(seconds: seconds), name: "train rnn_tanh H512 B32 T35 V28 d2l scratch loop")
@@ -60,7 +59,7 @@ struct BenchCommand: ParsableCommand {
             try report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
                        name: "train gru H1024 B64 T35 V65 embedding 1024")
         }
-        if rows == "all" || rows == "generate" {
+        if rows == .all || rows == .generate {
             for precision in [WeightPrecision.float32, .bfloat16] {
                 let suffix = precision == .bfloat16 ? " bf16" : ""
                 for cell in [CellKind.lstm, .gru, .rnnTanh] {

@@ -13,11 +13,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Embedded corpus used when --text is absent.") var corpus: String = "timemachine"
     @Option(help: "Parallel rows while evaluating (does not change the result much).") var batch: Int = 32
     @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
-    @Option(help: "Weight storage: float32, or bfloat16 (reads the text as one stream, token by token, like generation; compare with --batch 1).") var precision: String = "float32"
+    @Option(help: "Weight storage: float32, or bfloat16 (reads the text as one stream, token by token, like generation; compare with --batch 1).") var precision: WeightPrecision = .float32
     @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
 
     func run() throws {
-        let weightPrecision = try parsePrecision(precision)
+        let weightPrecision = precision
         let loaded = try Checkpoint.load(from: checkpoint)
         guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
             throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")

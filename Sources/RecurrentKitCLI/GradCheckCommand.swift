@@ -17,7 +17,7 @@ struct GradCheckCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Cell: rnn_tanh, rnn_relu, gru or lstm.") var cell: String = "lstm"
+    @Option(help: "Cell.") var cell: CellKind = .lstm
     @Option(help: "Input features I (>= 1).") var inputSize: Int = 4
     @Option(help: "Hidden units H (>= 1).") var hiddenSize: Int = 5
     @Option(help: "Stacked layers (>= 1).") var layers: Int = 2
@@ -34,7 +34,7 @@ struct GradCheckCommand: ParsableCommand {
 
     func run() throws {
         guard tolerance.isFinite, tolerance > 0 else { throw RecurrentKitError.invalidArgument("tolerance", tolerance, "must be a finite number > 0") }
-        let kind = try CellKind(parsing: cell)
+        let kind = cell
         let config = RecurrentConfiguration(cell: kind, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, dropout: dropout)
         var options = GradientCheck.Options(configuration: config, batch: batch, steps: steps, chunks: chunks,
                                             lastStepOnly: lastStep, training: dropout > 0, step: step, seed: seed)

@@ -13,8 +13,8 @@ struct ProbeCommand: ParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "train, generate or trainer.") var workload: String = "train"
-    @Option(help: "Cell: rnn_tanh, rnn_relu, rnn_linear, gru, lstm.") var cell: String = "lstm"
+    @Option(help: "What to run.") var workload: ProbeWorkload = .train
+    @Option(help: "Cell.") var cell: CellKind = .lstm
     @Option(help: "Hidden units.") var hidden: Int = 256
     @Option(help: "Recurrent layers.") var layers: Int = 2
     @Option(help: "Batch rows (train).") var batch: Int = 64
@@ -22,11 +22,11 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Vocabulary size.") var vocabulary: Int = 65
     @Option(help: "Embedding width (0 = one-hot).") var embedding: Int = 0
     @Option(help: "Dropout between layers (train).") var dropout: Double = 0
-    @Option(help: "sgd, adam or adamw (train).") var optimizer: String = "sgd"
+    @Option(help: "Optimizer (train).") var optimizer: OptimizerKind = .sgd
     @Option(help: "Memory-efficient BPTT interval (train; 0 = off).") var recomputeInterval: Int = 0
     @OptionGroup var threadOptions: ThreadOptions
-    @Option(help: "greedy or sample (generate: temperature 0.8, top-k 10).") var decoding: String = "greedy"
-    @Option(help: "float32 or bfloat16 weights (generate).") var precision: String = "float32"
+    @Option(help: "Decoding (generate; sample: temperature 0.8, top-k 10).") var decoding: ProbeDecoding = .greedy
+    @Option(help: "Weight storage (generate).") var precision: WeightPrecision = .float32
     @Option(help: "Units of work: updates, generated tokens, or (trainer) updates before stopping.") var count: Int = 10
     @Option(help: "Epochs (trainer).") var epochs: Int = 1
 
@@ -34,33 +34,27 @@ struct ProbeCommand: ParsableCommand {
         guard count >= 0, count <= 1_000_000 else { throw RecurrentKitError.invalidArgument("count", count, "must be in 0...1000000") }
         guard epochs >= 1, epochs <= 1000 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be in 1...1000") }
         try threadOptions.apply()
-        let cell = try CellKind(parsing: cell)
-        let optimizer: OptimizerKind = try parseChoice(optimizer, name: "optimizer")
         let width: Int? = embedding > 0 ? embedding : nil
         switch workload {
-        case "train":
+        case .train:
             try Benchmarks.trainingUpdates(cell: cell, hidden: hidden, layers: layers, batch: batch, steps: steps, vocabulary: vocabulary,
                                            embedding: width, dropout: dropout, optimizer: optimizer,
                                            recomputeInterval: recomputeInterval > 0 ? recomputeInterval : nil, updates: count)
-        case "generate":
-            let weights: WeightPrecision = try parseChoice(precision, name: "precision")
-            let choice: TextGenerator.Decoding
-            switch decoding {
-            case "greedy": choice = .greedy
-            case "sample": choice = .sample(temperature: 0.8, topK: 10)
-            default: throw RecurrentKitError.invalidArgument("decoding", "'\(decoding)'", "expected greedy or sample")
+        case .generate:
+            let weights = precision
+            let choice: TextGenerator.Decoding = switch decoding {
+            case .greedy: .greedy
+            case .sample: .sample(temperature: 0.8, topK: 10)
             }
             try Benchmarks.generationTokens(cell: cell, hidden: hidden, layers: layers, vocabulary: vocabulary, embedding: width,
                                             decoding: choice, precision: weights, tokens: count)
-        case "trainer":
+        case .trainer:
             let preset: TrainingPreset = switch cell { case .lstm: .d2lLSTM; case .gru: .d2lGRU; default: .d2lRNN }
             var options = preset.options
             options.cell = cell
             options.hiddenSize = hidden
             options.maxTokens = nil // the whole Time Machine: about 150 updates per epoch
             try Benchmarks.trainerRun(options: options, epochs: epochs, updates: count)
-        default:
-            throw RecurrentKitError.invalidArgument("workload", "'\(workload)'", "expected train, generate or trainer")
         }
     }
 }

@@ -32,9 +32,18 @@ struct RNNCommand: ParsableCommand {
                 print(fullMessage(for: error))
                 exitProcess(0)
             }
-            fail(message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)", code: code.rawValue)
+            fail(oneLine(message(for: error)), code: code.rawValue)
         }
     }
+}
+
+/// The parser's message as one line: its first line, followed by the values when it lists them one per line
+/// ("Please provide one of the following:" then "- value" lines).
+func oneLine(_ message: String) -> String {
+    let lines = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    guard let first = lines.first else { return message }
+    let values = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { String($0.dropFirst(2)) }
+    return values.isEmpty ? first : first + " " + values.joined(separator: ", ")
 }
 
 /// Ends the process with `code` (the C library's `exit`, which the command types' own `exit(withError:)` shadows).

@@ -14,10 +14,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Sampling temperature (> 0); 0 means greedy argmax (d2l predict_ch8).") var temperature: Double = 1
     @Option(help: "Sample only among the k most likely characters (>= 1).") var topK: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Weight storage while generating: float32 or bfloat16 (half the bytes per token, faster).") var precision: String = "float32"
+    @Option(help: "Weight storage while generating: float32 or bfloat16 (half the bytes per token, faster).") var precision: WeightPrecision = .float32
 
     func run() throws {
-        let weightPrecision = try parsePrecision(precision)
+        let weightPrecision = precision
         guard temperature.isFinite, temperature >= 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be >= 0 (0 = greedy)") }
         guard length >= 0, length <= 10_000_000 else { throw RecurrentKitError.invalidArgument("length", length, "must be in 0...10000000") }
         let loaded = try Checkpoint.load(from: checkpoint)

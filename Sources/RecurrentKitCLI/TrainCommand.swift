@@ -12,25 +12,25 @@ struct TrainCommand: ParsableCommand {
         discussion: "Presets: \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ")). Options given override the preset."
     )
 
-    @Option(help: "Preset: d2l-rnn (default), d2l-rnn-random, d2l-gru, d2l-lstm, d2l-deep-lstm, shakespeare-lstm.") var preset: String = "d2l-rnn"
+    @Option(help: "Preset; options given override it.") var preset: TrainingPreset = .d2lRNN
     @Option(help: "Embedded corpus (timemachine, tinyshakespeare) or a UTF-8 text file.") var corpus: String?
-    @Option(help: "Text preparation: d2l (letters, lower-case) or raw (every character, 90/10 split).") var textMode: String?
+    @Option(help: "Text preparation: d2l (letters, lower-case) or raw (every character, 90/10 split).") var textMode: TextMode?
     @Option(help: "Use only the first N tokens (0 = all).") var maxTokens: Int?
-    @Option(help: "Cell: rnn_tanh, rnn_relu, rnn_linear, gru, lstm.") var cell: String?
+    @Option(help: "Cell (also rnn, tanh, relu, linear).") var cell: CellKind?
     @Option(help: "Hidden units.") var hidden: Int?
     @Option(help: "Recurrent layers.") var layers: Int?
     @Option(help: "Dropout between layers, [0, 1).") var dropout: Double?
     @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
-    @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN).") var initialization: String?
-    @Option(help: "Optimizer: sgd, adam, adamw.") var optimizer: String?
+    @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN).") var initialization: Initialization?
+    @Option(help: "Optimizer.") var optimizer: OptimizerKind?
     @Option(help: "Learning rate (>= 0).") var lr: Double?
     @Option(help: "SGD momentum, [0, 1).") var momentum: Double?
     @Option(help: "Weight decay (>= 0).") var weightDecay: Double?
     @Option(help: "Clip the global gradient norm to this (0 disables).") var clip: Double?
     @Option(help: "Minibatch rows B.") var batch: Int?
     @Option(help: "Truncated BPTT length T.") var steps: Int?
-    @Option(help: "Minibatch sampling: sequential or random.") var sampling: String?
-    @Option(help: "Backpropagation through time: truncated (chunks of --steps), full (whole rows), randomized (unbiased, expected length --steps).") var bptt: String?
+    @Option(help: "Minibatch sampling.") var sampling: SamplingStrategy?
+    @Option(help: "Backpropagation through time: truncated (chunks of --steps), full (whole rows), randomized (unbiased, expected length --steps).") var bptt: BPTTStrategy?
     @Option(help: "Memory-efficient BPTT: keep states every N steps (a multiple of 16) and recompute the rest in backward; 0 keeps every activation.") var recomputeInterval: Int?
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Stop after this many seconds of training.") var timeLimit: Double?
@@ -42,17 +42,14 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func resolvedOptions() throws -> TrainingOptions {
-        guard let p = TrainingPreset(rawValue: preset) else {
-            throw RecurrentKitError.invalidArgument("preset", "'\(preset)'", "expected one of \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        var o = p.options
+        var o = preset.options
         if let corpus { o.corpus = corpus }
-        if let textMode { o.textMode = try parseChoice(textMode, name: "text-mode") }
+        if let textMode { o.textMode = textMode }
         if let maxTokens {
             guard maxTokens >= 0 else { throw RecurrentKitError.invalidArgument("max-tokens", maxTokens, "must be >= 0 (0 = all)") }
             o.maxTokens = maxTokens == 0 ? nil : maxTokens
         }
-        if let cell { o.cell = try CellKind(parsing: cell) }
+        if let cell { o.cell = cell }
         if let hidden { o.hiddenSize = hidden }
         if let layers { o.numLayers = layers }
         if let dropout { o.dropout = dropout }
@@ -60,16 +57,16 @@ struct TrainCommand: ParsableCommand {
             guard embedding >= 0 else { throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)") }
             o.embeddingSize = embedding == 0 ? nil : embedding
         }
-        if let initialization { o.initialization = try Initialization(parsing: initialization) }
-        if let optimizer { o.optimizer = try parseChoice(optimizer, name: "optimizer") }
+        if let initialization { o.initialization = initialization }
+        if let optimizer { o.optimizer = optimizer }
         if let lr { o.learningRate = lr }
         if let momentum { o.momentum = momentum }
         if let weightDecay { o.weightDecay = weightDecay }
         if let clip { o.clip = clip }
         if let batch { o.batchSize = batch }
         if let steps { o.numSteps = steps }
-        if let sampling { o.sampling = try parseChoice(sampling, name: "sampling") }
-        if let bptt { o.bptt = try parseChoice(bptt, name: "bptt") }
+        if let sampling { o.sampling = sampling }
+        if let bptt { o.bptt = bptt }
         if let recomputeInterval { o.recomputeInterval = try parseRecomputeInterval(recomputeInterval) }
         if let epochs { o.epochs = epochs }
         if let timeLimit { o.timeLimitSeconds = timeLimit }
@@ -124,7 +121,7 @@ struct TrainCommand: ParsableCommand {
                 options.embeddingSize = model.embeddingSize
                 options.textMode = start!.vocabulary.mode
             }
-            folder = output ?? "runs/\(preset)"
+            folder = output ?? "runs/\(preset.rawValue)"
             try lockFolder(folder)
             try checkWritableLocation(folder + "/model.safetensors")
             trainer = try Trainer(options: options)
@@ -232,12 +229,6 @@ func installStopHandlers() {
 
 
 /// The case of `E` named `value`, or an error "invalid NAME 'value': expected a, b or c" listing every case.
-func parseChoice<E: RawRepresentable & CaseIterable>(_ value: String, name: String) throws -> E where E.RawValue == String {
-    if let choice = E(rawValue: value) { return choice }
-    let names = E.allCases.map(\.rawValue)
-    let list = names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
-    throw RecurrentKitError.invalidArgument(name, "'\(value)'", "expected \(list)")
-}
 
 /// `--recompute-interval`: 0 keeps every activation (nil); other values are checked by the options.
 func parseRecomputeInterval(_ value: Int) throws -> Int? {
@@ -245,11 +236,6 @@ func parseRecomputeInterval(_ value: Int) throws -> Int? {
     return value == 0 ? nil : value
 }
 
-/// `--precision`: float32 or bfloat16 (also bf16, fp32, f32).
-func parsePrecision(_ value: String) throws -> WeightPrecision {
-    let aliases = ["bf16": "bfloat16", "fp32": "float32", "f32": "float32"]
-    return try parseChoice(aliases[value.lowercased()] ?? value, name: "precision")
-}
 
 func createFolder(_ path: String) throws {
     var isDirectory: ObjCBool = false

@@ -64,6 +64,13 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--lr=-1"] + out, mentioning: "lr")
         try assertFails(["train", "--dropout", "1.5"] + out, mentioning: "dropout")
         try assertFails(["train", "--preset", "gpt"] + out, mentioning: "preset")
+        // Choices are the library's enums: the one line names the option and every value.
+        try assertFails(["train", "--preset", "gpt"] + out, mentioning: "d2l-rnn, d2l-rnn-random, d2l-gru, d2l-lstm, d2l-deep-lstm, shakespeare-lstm")
+        try assertFails(["train", "--optimizer", "lion"] + out, mentioning: "'sgd', 'adam' or 'adamw'")
+        try assertFails(["train", "--bptt", "half"] + out, mentioning: "--bptt")
+        try assertFails(["sample", "--checkpoint", "x", "--precision", "half"], mentioning: "'float32' and 'bfloat16'")
+        try assertFails(["bench", "--rows", "some"], mentioning: "--rows")
+        try assertFails(["analyze", "--cell", "gpt"], mentioning: "'rnn_tanh', 'rnn_relu', 'rnn_linear', 'gru' or 'lstm'")
         try assertFails(["train", "--hidden", "abc"] + out, mentioning: "hidden")
         try assertFails(["train", "--threads", "0"] + out, mentioning: "threads")
         try assertFails(["train", "--recompute-interval", "10"] + out, mentioning: "multiple of 16")
