@@ -22,15 +22,11 @@ var rng = SeededGenerator(seed: 7)
     return (tokens, labels)
 }
 
-let config = RecurrentConfiguration(cell: .gru, inputSize: symbols, hiddenSize: H, numLayers: 1)
-var layout = ParameterLayout()
-config.declareParameters(prefix: "gru.", into: &layout)
-Linear<Float>.declareParameters(prefix: "head.", inputSize: H, outputSize: 2, into: &layout)
-let parameters = ParameterStore<Float>(layout: layout)
-let gru = try RecurrentNetwork(config, parameters: parameters, prefix: "gru.")
-let head = try Linear(prefix: "head.", inputSize: H, outputSize: 2, store: parameters)
-gru.initialize(.pytorch, generator: &rng)
-head.initialize(.pytorch, generator: &rng)
+// Each layer declares its own parameters; one store gathers them (gru.weight_ih_l0, ..., head.bias) so clipping,
+// Adam and checkpoints see every parameter.
+let gru = try RecurrentNetwork<Float>(.init(cell: .gru, inputSize: symbols, hiddenSize: H), generator: &rng)
+let head = try Linear<Float>(inputSize: H, outputSize: 2, generator: &rng)
+let parameters = try ParameterStore<Float>(gathering: ["gru": gru, "head": head])
 let adam = try Adam(learningRate: 0.01)
 
 /// Class scores (count, 2) from the final hidden state, that state (count, H), and the GRU's record for the backward.

@@ -18,16 +18,11 @@ let series = (0..<6000).map { t -> Float in
     return (x, try Tensor(shape: [starts.count, 1], scalars: starts.map { series[$0 + T] }))
 }
 
-// One parameter store for the LSTM and the head, so clipping and Adam see every parameter.
-let config = RecurrentConfiguration(cell: .lstm, inputSize: 1, hiddenSize: H, numLayers: 1)
-var layout = ParameterLayout()
-config.declareParameters(prefix: "lstm.", into: &layout)
-Linear<Float>.declareParameters(prefix: "head.", inputSize: H, outputSize: 1, into: &layout)
-let parameters = ParameterStore<Float>(layout: layout)
-let lstm = try RecurrentNetwork(config, parameters: parameters, prefix: "lstm.")
-let head = try Linear(prefix: "head.", inputSize: H, outputSize: 1, store: parameters)
-lstm.initialize(.pytorch, generator: &rng)
-head.initialize(.pytorch, generator: &rng)
+// Each layer declares its own parameters; one store gathers them (lstm.weight_ih_l0, ..., head.bias) so clipping,
+// Adam and checkpoints see every parameter.
+let lstm = try RecurrentNetwork<Float>(.init(cell: .lstm, inputSize: 1, hiddenSize: H), generator: &rng)
+let head = try Linear<Float>(inputSize: H, outputSize: 1, generator: &rng)
+let parameters = try ParameterStore<Float>(gathering: ["lstm": lstm, "head": head])
 let adam = try Adam(learningRate: 0.01)
 
 /// Predictions (B, 1) from the last step's hidden state; the LSTM's record and that state (B, H) for the backward.

@@ -85,7 +85,7 @@ public final class BFloat16Decoder {
         }
         inputWeights = inputs
         recurrentWeights = (0..<L).map { compact(network.weightHH[$0], count: GH * H) }
-        outputWeight = compact(output.weight, count: O * H)
+        outputWeight = compact(output.weightValues, count: O * H)
         // Float copies of the biases and the embedding, so the decoder stays a consistent snapshot.
         let E = embedding?.dimension ?? 0
         let floats = allocateAligned(Float.self, count: 2 * L * GH + O + V * E)
@@ -97,10 +97,10 @@ public final class BFloat16Decoder {
         inputBias = (0..<L).map { floats + $0 * GH }
         recurrentBias = (0..<L).map { floats + (L + $0) * GH }
         outputBias = floats + 2 * L * GH
-        outputBias.update(from: output.bias, count: O)
+        outputBias.update(from: output.biasValues, count: O)
         if let embedding {
             self.embedding = outputBias + O
-            self.embedding!.update(from: embedding.weight, count: V * E)
+            self.embedding!.update(from: embedding.weightValues, count: V * E)
         } else {
             self.embedding = nil
         }

@@ -1,14 +1,20 @@
 /// A fully connected layer y = x W^T + b (PyTorch `nn.Linear`): `weight` (Out, In), `bias` (Out).
-public struct Linear<Scalar: RecurrentScalar> {
+///
+/// Create it on its own (it then owns a small store) and gather it with the other layers of a model into one store
+/// with ``ParameterStore/init(gathering:)``; its parameters are reached through ``weight`` and ``bias``, never by name.
+public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Input features In.
     public let inputSize: Int
     /// Output features Out.
     public let outputSize: Int
-    private let store: ParameterStore<Scalar> // keeps the memory behind the pointers alive
-    let weight: UnsafeMutablePointer<Scalar>      // (Out, In)
-    let bias: UnsafeMutablePointer<Scalar>        // (Out)
-    let gradWeight: UnsafeMutablePointer<Scalar>  // (Out, In)
-    let gradBias: UnsafeMutablePointer<Scalar>    // (Out)
+    /// The store holding `weight` and `bias` (shared with the rest of a gathered model).
+    public private(set) var parameters: ParameterStore<Scalar>
+    /// The prefix of this layer's names in ``parameters`` ("" for a standalone layer, e.g. "head." once gathered).
+    public private(set) var parameterPrefix: String
+    private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (Out, In)
+    private(set) var biasValues: UnsafeMutablePointer<Scalar>       // (Out)
+    private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (Out, In)
+    private(set) var biasGradients: UnsafeMutablePointer<Scalar>    // (Out)
 
     /// Declares `{prefix}weight` (Out, In) and `{prefix}bias` (Out).
     public static func declareParameters(prefix: String, inputSize: Int, outputSize: Int, into layout: inout ParameterLayout) {
@@ -16,30 +22,62 @@ public struct Linear<Scalar: RecurrentScalar> {
         layout.append("\(prefix)bias", shape: [outputSize])
     }
 
+    /// A standalone layer with its own parameters, drawn by `initialization` from `generator`.
+    /// - Throws: when a size is below 1.
+    public convenience init(inputSize: Int, outputSize: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        guard inputSize >= 1, outputSize >= 1 else {
+            throw RecurrentKitError("Linear sizes must be at least 1, got In \(inputSize), Out \(outputSize)")
+        }
+        var layout = ParameterLayout()
+        Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, into: &layout)
+        try self.init(prefix: "", inputSize: inputSize, outputSize: outputSize, store: ParameterStore(layout: layout))
+        initialize(initialization, generator: &generator)
+    }
+
     /// Binds to the parameters declared under `prefix` in `store`.
     public init(prefix: String, inputSize: Int, outputSize: Int, store: ParameterStore<Scalar>) throws {
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        (parameters, parameterPrefix) = (store, prefix)
+        (weightValues, biasValues, weightGradients, biasGradients) = try Self.resolve(store, prefix: prefix, inputSize: inputSize, outputSize: outputSize)
+    }
+
+    private static func resolve(_ store: ParameterStore<Scalar>, prefix: String, inputSize: Int, outputSize: Int) throws
+        -> (UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>) {
         let w = try store.requireEntry("\(prefix)weight"), b = try store.requireEntry("\(prefix)bias")
         guard w.shape == [outputSize, inputSize] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [outputSize, inputSize], got: w.shape) }
         guard b.shape == [outputSize] else { throw RecurrentKitError.shapeMismatch(b.name, expected: [outputSize], got: b.shape) }
-        self.inputSize = inputSize
-        self.outputSize = outputSize
-        self.store = store
-        weight = store.values + w.offset
-        bias = store.values + b.offset
-        gradWeight = store.gradients + w.offset
-        gradBias = store.gradients + b.offset
+        return (store.values + w.offset, store.values + b.offset, store.gradients + w.offset, store.gradients + b.offset)
     }
+
+    /// `weight` (Out, In) and `bias` (Out), in `state_dict` order.
+    public var parameterDeclarations: ParameterLayout {
+        var layout = ParameterLayout()
+        Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, into: &layout)
+        return layout
+    }
+
+    /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
+    public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
+        (weightValues, biasValues, weightGradients, biasGradients) = try Self.resolve(store, prefix: prefix, inputSize: inputSize, outputSize: outputSize)
+        (parameters, parameterPrefix) = (store, prefix)
+    }
+
+    /// The weight W, (Out, In), and its gradient.
+    public var weight: ParameterView<Scalar> { ParameterView(store: parameters, name: parameterPrefix + "weight") }
+    /// The bias b, (Out), and its gradient.
+    public var bias: ParameterView<Scalar> { ParameterView(store: parameters, name: parameterPrefix + "bias") }
 
     /// PyTorch's default: weight and bias from U(-1/sqrt(In), 1/sqrt(In)); d2l's scratch models: N(0, 0.01^2) weight, zero bias.
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
         switch initialization {
         case .pytorch:
             let bound = 1 / Double(inputSize).squareRoot()
-            for i in 0..<(outputSize * inputSize) { weight[i] = Scalar(generator.uniform(-bound, bound)) }
-            for i in 0..<outputSize { bias[i] = Scalar(generator.uniform(-bound, bound)) }
+            for i in 0..<(outputSize * inputSize) { weightValues[i] = Scalar(generator.uniform(-bound, bound)) }
+            for i in 0..<outputSize { biasValues[i] = Scalar(generator.uniform(-bound, bound)) }
         case .d2l, .identity:
-            for i in 0..<(outputSize * inputSize) { weight[i] = Scalar(0.01 * generator.normal()) }
-            bias.update(repeating: 0, count: outputSize)
+            for i in 0..<(outputSize * inputSize) { weightValues[i] = Scalar(0.01 * generator.normal()) }
+            biasValues.update(repeating: 0, count: outputSize)
         }
     }
 
@@ -80,9 +118,9 @@ public struct Linear<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func forward(_ x: UnsafePointer<Scalar>, rows: Int, into y: UnsafeMutablePointer<Scalar>) {
-        fillRows(y, rows: rows, with: bias, width: outputSize)
+        fillRows(y, rows: rows, with: biasValues, width: outputSize)
         Scalar.gemm(transA: false, transB: true, m: rows, n: outputSize, k: inputSize,
-                    alpha: 1, a: x, lda: inputSize, b: weight, ldb: inputSize, beta: 1, c: y, ldc: outputSize)
+                    alpha: 1, a: x, lda: inputSize, b: weightValues, ldb: inputSize, beta: 1, c: y, ldc: outputSize)
     }
 
     /// dW += dy^T x, db += column sums of dy; dx (rows, In) = dy W (overwritten) when non-nil. Caller-owned memory.
@@ -90,45 +128,82 @@ public struct Linear<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Double)
     public func backward(_ dy: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>, rows: Int, inputGradient dx: UnsafeMutablePointer<Scalar>?) {
         Scalar.gemm(transA: true, transB: false, m: outputSize, n: inputSize, k: rows,
-                    alpha: 1, a: dy, lda: outputSize, b: x, ldb: inputSize, beta: 1, c: gradWeight, ldc: inputSize)
-        addColumnSums(of: dy, rows: rows, width: outputSize, into: gradBias)
+                    alpha: 1, a: dy, lda: outputSize, b: x, ldb: inputSize, beta: 1, c: weightGradients, ldc: inputSize)
+        addColumnSums(of: dy, rows: rows, width: outputSize, into: biasGradients)
         if let dx {
             Scalar.gemm(transA: false, transB: false, m: rows, n: inputSize, k: outputSize,
-                        alpha: 1, a: dy, lda: outputSize, b: weight, ldb: inputSize, beta: 0, c: dx, ldc: inputSize)
+                        alpha: 1, a: dy, lda: outputSize, b: weightValues, ldb: inputSize, beta: 0, c: dx, ldc: inputSize)
         }
     }
 }
 
 /// A lookup table of vectors (PyTorch `nn.Embedding`): `weight` (V, E); row v is token v's vector.
-public struct Embedding<Scalar: RecurrentScalar> {
+///
+/// Create it on its own and gather it into a model's store with ``ParameterStore/init(gathering:)``, as ``Linear``.
+public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Vocabulary size V.
     public let vocabularySize: Int
     /// Vector width E.
     public let dimension: Int
-    private let store: ParameterStore<Scalar> // keeps the memory behind the pointers alive
-    let weight: UnsafeMutablePointer<Scalar>      // (V, E)
-    let gradWeight: UnsafeMutablePointer<Scalar>  // (V, E)
+    /// The store holding `weight`.
+    public private(set) var parameters: ParameterStore<Scalar>
+    /// The prefix of this layer's names in ``parameters`` ("" for a standalone layer).
+    public private(set) var parameterPrefix: String
+    private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (V, E)
+    private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (V, E)
 
     /// Declares `{prefix}weight` (V, E).
     public static func declareParameters(prefix: String, vocabularySize: Int, dimension: Int, into layout: inout ParameterLayout) {
         layout.append("\(prefix)weight", shape: [vocabularySize, dimension])
     }
 
+    /// A standalone table with its own parameters, drawn by `initialization` from `generator`.
+    /// - Throws: when a size is below 1.
+    public convenience init(vocabularySize: Int, dimension: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        guard vocabularySize >= 1, dimension >= 1 else {
+            throw RecurrentKitError("Embedding sizes must be at least 1, got V \(vocabularySize), E \(dimension)")
+        }
+        var layout = ParameterLayout()
+        Self.declareParameters(prefix: "", vocabularySize: vocabularySize, dimension: dimension, into: &layout)
+        try self.init(prefix: "", vocabularySize: vocabularySize, dimension: dimension, store: ParameterStore(layout: layout))
+        initialize(initialization, generator: &generator)
+    }
+
     /// Binds to `{prefix}weight` in `store`.
     public init(prefix: String, vocabularySize: Int, dimension: Int, store: ParameterStore<Scalar>) throws {
-        let w = try store.requireEntry("\(prefix)weight")
-        guard w.shape == [vocabularySize, dimension] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [vocabularySize, dimension], got: w.shape) }
         self.vocabularySize = vocabularySize
         self.dimension = dimension
-        self.store = store
-        weight = store.values + w.offset
-        gradWeight = store.gradients + w.offset
+        (parameters, parameterPrefix) = (store, prefix)
+        (weightValues, weightGradients) = try Self.resolve(store, prefix: prefix, vocabularySize: vocabularySize, dimension: dimension)
     }
+
+    private static func resolve(_ store: ParameterStore<Scalar>, prefix: String, vocabularySize: Int, dimension: Int) throws
+        -> (UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>) {
+        let w = try store.requireEntry("\(prefix)weight")
+        guard w.shape == [vocabularySize, dimension] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [vocabularySize, dimension], got: w.shape) }
+        return (store.values + w.offset, store.gradients + w.offset)
+    }
+
+    /// `weight` (V, E).
+    public var parameterDeclarations: ParameterLayout {
+        var layout = ParameterLayout()
+        Self.declareParameters(prefix: "", vocabularySize: vocabularySize, dimension: dimension, into: &layout)
+        return layout
+    }
+
+    /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
+    public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
+        (weightValues, weightGradients) = try Self.resolve(store, prefix: prefix, vocabularySize: vocabularySize, dimension: dimension)
+        (parameters, parameterPrefix) = (store, prefix)
+    }
+
+    /// The table, (V, E), and its gradient.
+    public var weight: ParameterView<Scalar> { ParameterView(store: parameters, name: parameterPrefix + "weight") }
 
     /// PyTorch's default N(0, 1); d2l-style N(0, 0.01^2).
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
         let scale = initialization == .pytorch ? 1.0 : 0.01
-        for i in 0..<(vocabularySize * dimension) { weight[i] = Scalar(scale * generator.normal()) }
+        for i in 0..<(vocabularySize * dimension) { weightValues[i] = Scalar(scale * generator.normal()) }
     }
 
     /// The vectors of `tokens`, (count, E).
@@ -166,7 +241,7 @@ public struct Embedding<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func forward(_ tokens: [Int], into out: UnsafeMutablePointer<Scalar>) {
-        for (r, token) in tokens.enumerated() { (out + r * dimension).update(from: weight + token * dimension, count: dimension) }
+        for (r, token) in tokens.enumerated() { (out + r * dimension).update(from: weightValues + token * dimension, count: dimension) }
     }
 
     /// dW[token] += dOut row, for every position (tokens already range-checked; caller-owned memory).
@@ -174,7 +249,7 @@ public struct Embedding<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Double)
     public func backward(_ tokens: [Int], outputGradient dOut: UnsafePointer<Scalar>) {
         for (r, token) in tokens.enumerated() {
-            let g = gradWeight + token * dimension, d = dOut + r * dimension
+            let g = weightGradients + token * dimension, d = dOut + r * dimension
             for j in 0..<dimension { g[j] += d[j] }
         }
     }

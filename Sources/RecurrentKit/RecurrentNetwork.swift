@@ -71,22 +71,25 @@ final class LayerCache<Scalar: RecurrentScalar> {
 /// ``ParameterStore/gradients`` (`+=`), and returns gradients for the input and the initial states.
 /// Truncated BPTT: pass the previous chunk's ``RecurrentState`` as the next initial state (its gradient
 /// path is cut, like d2l's `detach_`, because states are plain values), or pass nil to reset to zeros.
-public final class RecurrentNetwork<Scalar: RecurrentScalar> {
+public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Sizes and options.
     public let configuration: RecurrentConfiguration
-    /// Holds `weight_ih_l{k}` (G*H, In), `weight_hh_l{k}` (G*H, H), `bias_ih_l{k}` (G*H), `bias_hh_l{k}` (G*H).
-    public let parameters: ParameterStore<Scalar>
-    let prefix: String
+    /// Holds `weight_ih_l{k}` (G*H, In), `weight_hh_l{k}` (G*H, H), `bias_ih_l{k}` (G*H), `bias_hh_l{k}` (G*H)
+    /// (shared with the rest of a model gathered by ``ParameterStore/init(gathering:)``).
+    public private(set) var parameters: ParameterStore<Scalar>
+    /// The prefix of this network's names in ``parameters`` ("" for a standalone network, e.g. "rnn." in a model).
+    public var parameterPrefix: String { prefix }
+    private(set) var prefix: String
 
-    // Per-layer parameter and gradient pointers, resolved once.
-    let weightIH: [UnsafeMutablePointer<Scalar>]
-    let weightHH: [UnsafeMutablePointer<Scalar>]
-    let biasIH: [UnsafeMutablePointer<Scalar>]
-    let biasHH: [UnsafeMutablePointer<Scalar>]
-    let gradWeightIH: [UnsafeMutablePointer<Scalar>]
-    let gradWeightHH: [UnsafeMutablePointer<Scalar>]
-    let gradBiasIH: [UnsafeMutablePointer<Scalar>]
-    let gradBiasHH: [UnsafeMutablePointer<Scalar>]
+    // Per-layer parameter and gradient pointers, resolved when bound.
+    private(set) var weightIH: [UnsafeMutablePointer<Scalar>]
+    private(set) var weightHH: [UnsafeMutablePointer<Scalar>]
+    private(set) var biasIH: [UnsafeMutablePointer<Scalar>]
+    private(set) var biasHH: [UnsafeMutablePointer<Scalar>]
+    private(set) var gradWeightIH: [UnsafeMutablePointer<Scalar>]
+    private(set) var gradWeightHH: [UnsafeMutablePointer<Scalar>]
+    private(set) var gradBiasIH: [UnsafeMutablePointer<Scalar>]
+    private(set) var gradBiasHH: [UnsafeMutablePointer<Scalar>]
 
     // Forward cache.
     let layers: [LayerCache<Scalar>]
@@ -192,14 +195,18 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         self.configuration = configuration
         self.parameters = parameters
         self.prefix = prefix
-        var layout = ParameterLayout()
-        configuration.declareParameters(prefix: prefix, into: &layout)
-        for entry in layout.entries {
-            let existing = try parameters.requireEntry(entry.name)
-            guard existing.shape == entry.shape else {
-                throw RecurrentKitError.shapeMismatch(entry.name, expected: entry.shape, got: existing.shape)
-            }
-        }
+        try Self.checkDeclared(configuration, in: parameters, prefix: prefix)
+        let L = configuration.numLayers
+        (weightIH, weightHH, biasIH, biasHH) = ([], [], [], [])
+        (gradWeightIH, gradWeightHH, gradBiasIH, gradBiasHH) = ([], [], [], [])
+        layers = (0..<L).map { _ in LayerCache() }
+        packedForward = (0..<L).map { _ in PackedWeight() }
+        packedBackward = (0..<L).map { _ in PackedWeight() }
+        resolvePointers()
+    }
+
+    /// Points the per-layer parameter and gradient pointers into `parameters` under `prefix` (names checked before).
+    private func resolvePointers() {
         let L = configuration.numLayers
         weightIH = (0..<L).map { parameters.value("\(prefix)weight_ih_l\($0)") }
         weightHH = (0..<L).map { parameters.value("\(prefix)weight_hh_l\($0)") }
@@ -209,9 +216,55 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar> {
         gradWeightHH = (0..<L).map { parameters.gradient("\(prefix)weight_hh_l\($0)") }
         gradBiasIH = (0..<L).map { parameters.gradient("\(prefix)bias_ih_l\($0)") }
         gradBiasHH = (0..<L).map { parameters.gradient("\(prefix)bias_hh_l\($0)") }
-        layers = (0..<L).map { _ in LayerCache() }
-        packedForward = (0..<L).map { _ in PackedWeight() }
-        packedBackward = (0..<L).map { _ in PackedWeight() }
+    }
+
+    /// Every parameter of every layer in `state_dict` order, names without a prefix (`weight_ih_l0`, ...).
+    public var parameterDeclarations: ParameterLayout {
+        var layout = ParameterLayout()
+        configuration.declareParameters(into: &layout)
+        return layout
+    }
+
+    /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
+    /// Records of earlier forwards become stale.
+    public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
+        try Self.checkDeclared(configuration, in: store, prefix: prefix)
+        parameters = store
+        self.prefix = prefix
+        resolvePointers()
+        cachedSteps = 0
+        forwardGeneration &+= 1
+    }
+
+    private static func checkDeclared(_ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String) throws {
+        var layout = ParameterLayout()
+        configuration.declareParameters(prefix: prefix, into: &layout)
+        for entry in layout.entries {
+            let existing = try store.requireEntry(entry.name)
+            guard existing.shape == entry.shape else {
+                throw RecurrentKitError.shapeMismatch(entry.name, expected: entry.shape, got: existing.shape)
+            }
+        }
+    }
+
+    /// `weight_ih_l{layer}`, (G*H, In) with In the layer's input size, and its gradient.
+    /// - Throws: when `layer` is outside [0, L).
+    public func weightIH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_ih", layer) }
+    /// `weight_hh_l{layer}`, (G*H, H), and its gradient.
+    /// - Throws: when `layer` is outside [0, L).
+    public func weightHH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_hh", layer) }
+    /// `bias_ih_l{layer}`, (G*H), and its gradient.
+    /// - Throws: when `layer` is outside [0, L).
+    public func biasIH(layer: Int) throws -> ParameterView<Scalar> { try view("bias_ih", layer) }
+    /// `bias_hh_l{layer}`, (G*H), and its gradient.
+    /// - Throws: when `layer` is outside [0, L).
+    public func biasHH(layer: Int) throws -> ParameterView<Scalar> { try view("bias_hh", layer) }
+
+    private func view(_ base: String, _ layer: Int) throws -> ParameterView<Scalar> {
+        guard layer >= 0, layer < configuration.numLayers else {
+            throw RecurrentKitError.invalidArgument("layer", layer, "must be in 0..<\(configuration.numLayers)")
+        }
+        return ParameterView(store: parameters, name: "\(prefix)\(base)_l\(layer)")
     }
 
     /// Draws every parameter of this network again (in `state_dict` order, row-major).

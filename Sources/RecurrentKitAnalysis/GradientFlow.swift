@@ -28,7 +28,7 @@ public enum GradientFlow {
         let (_, dLogits) = try softmaxCrossEntropy(logits: last, targets: [tokens[T]])
         // dL/dh_T = W_out^T dLogits; every other step's output gradient is 0.
         var dOut = Tensor<Float>(zeros: [T, 1, H])
-        let w = try model.parameters.tensor("output.weight") // (V, H)
+        let w = try model.output.weight.tensor() // (V, H)
         for j in 0..<H { dOut.scalars[(T - 1) * H + j] = (0..<V).reduce(0) { $0 + w.scalars[$1 * H + j] * dLogits.scalars[$1] } }
         model.recurrent.recordsHiddenGradients = true
         defer { model.recurrent.recordsHiddenGradients = false }
@@ -39,7 +39,7 @@ public enum GradientFlow {
         _ = try model.recurrent.backward(record, outputGradient: dOut)
         var radius: [[Double]] = [], singular: [[Double]] = []
         for k in 0..<L {
-            let whh = try model.parameters.tensor("rnn.weight_hh_l\(k)").scalars.map(Double.init)
+            let whh = try model.recurrent.weightHH(layer: k).tensor().scalars.map(Double.init)
             var r: [Double] = [], s: [Double] = []
             for g in 0..<model.configuration.cell.gateCount {
                 let block = Array(whh[(g * H * H)..<((g + 1) * H * H)])
@@ -93,7 +93,7 @@ public enum GradientFlow {
         guard radius > 0, radius.isFinite else { throw RecurrentKitError.invalidArgument("radius", radius, "must be > 0") }
         let H = model.configuration.hiddenSize
         for k in 0..<model.configuration.numLayers {
-            var w = try model.parameters.tensor("rnn.weight_hh_l\(k)")
+            var w = try model.recurrent.weightHH(layer: k).tensor()
             for g in 0..<model.configuration.cell.gateCount {
                 let range = (g * H * H)..<((g + 1) * H * H)
                 let current = spectralRadius(w.scalars[range].map(Double.init), size: H)
@@ -101,7 +101,7 @@ public enum GradientFlow {
                 let scale = Float(radius / current)
                 for i in range { w.scalars[i] *= scale }
             }
-            try model.parameters.setTensor("rnn.weight_hh_l\(k)", w)
+            try model.recurrent.weightHH(layer: k).set(w)
         }
     }
 
