@@ -112,12 +112,19 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
 
     /// PyTorch parameter names and shapes in `state_dict` order, each name prefixed by `prefix`.
     public func declareParameters(prefix: String = "", into layout: inout ParameterLayout) {
+        declareParameters(prefix: prefix, into: &layout, cellNames: false)
+    }
+
+    /// As ``declareParameters(prefix:into:)``; with `cellNames` (one layer) PyTorch's `nn.*Cell` names without the
+    /// layer suffix (`weight_ih`, ...).
+    func declareParameters(prefix: String, into layout: inout ParameterLayout, cellNames: Bool) {
         let rows = cell.gateCount * hiddenSize
         for k in 0..<numLayers {
-            layout.append("\(prefix)weight_ih_l\(k)", shape: [rows, layerInputSize(k)])
-            layout.append("\(prefix)weight_hh_l\(k)", shape: [rows, hiddenSize])
-            layout.append("\(prefix)bias_ih_l\(k)", shape: [rows])
-            layout.append("\(prefix)bias_hh_l\(k)", shape: [rows])
+            let suffix = cellNames ? "" : "_l\(k)"
+            layout.append("\(prefix)weight_ih\(suffix)", shape: [rows, layerInputSize(k)])
+            layout.append("\(prefix)weight_hh\(suffix)", shape: [rows, hiddenSize])
+            layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
+            layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
         }
     }
 }

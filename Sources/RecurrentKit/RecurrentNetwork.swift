@@ -71,7 +71,7 @@ final class LayerCache<Scalar: RecurrentScalar> {
 /// ``ParameterStore/gradients`` (`+=`), and returns gradients for the input and the initial states.
 /// Truncated BPTT: pass the previous chunk's ``RecurrentState`` as the next initial state (its gradient
 /// path is cut, like d2l's `detach_`, because states are plain values), or pass nil to reset to zeros.
-public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
+public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Sizes and options.
     public let configuration: RecurrentConfiguration
     /// Holds `weight_ih_l{k}` (G*H, In), `weight_hh_l{k}` (G*H, H), `bias_ih_l{k}` (G*H), `bias_hh_l{k}` (G*H)
@@ -80,6 +80,8 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer
     /// The prefix of this network's names in ``parameters`` ("" for a standalone network, e.g. "rnn." in a model).
     public var parameterPrefix: String { prefix }
     private(set) var prefix: String
+    /// One layer named like PyTorch's `nn.*Cell` (`weight_ih`, no `_l0`): the network inside a single-step cell.
+    let cellNames: Bool
 
     // Per-layer parameter and gradient pointers, resolved when bound.
     private(set) var weightIH: [UnsafeMutablePointer<Scalar>]
@@ -190,12 +192,19 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer
     }
 
     /// A network whose parameters live in a larger store under `prefix` (e.g. "rnn.").
-    public init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String) throws {
+    public convenience init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String) throws {
+        try self.init(configuration, parameters: parameters, prefix: prefix, cellNames: false)
+    }
+
+    /// A network bound to `parameters` under `prefix`, named per layer (`weight_ih_l0`) or, with `cellNames`, as a cell.
+    init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String, cellNames: Bool) throws {
         try configuration.validate()
+        guard !cellNames || configuration.numLayers == 1 else { throw RecurrentKitError("a cell has one layer") }
         self.configuration = configuration
         self.parameters = parameters
         self.prefix = prefix
-        try Self.checkDeclared(configuration, in: parameters, prefix: prefix)
+        self.cellNames = cellNames
+        try Self.checkDeclared(configuration, in: parameters, prefix: prefix, cellNames: cellNames)
         let L = configuration.numLayers
         (weightIH, weightHH, biasIH, biasHH) = ([], [], [], [])
         (gradWeightIH, gradWeightHH, gradBiasIH, gradBiasHH) = ([], [], [], [])
@@ -208,27 +217,30 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer
     /// Points the per-layer parameter and gradient pointers into `parameters` under `prefix` (names checked before).
     private func resolvePointers() {
         let L = configuration.numLayers
-        weightIH = (0..<L).map { parameters.value("\(prefix)weight_ih_l\($0)") }
-        weightHH = (0..<L).map { parameters.value("\(prefix)weight_hh_l\($0)") }
-        biasIH = (0..<L).map { parameters.value("\(prefix)bias_ih_l\($0)") }
-        biasHH = (0..<L).map { parameters.value("\(prefix)bias_hh_l\($0)") }
-        gradWeightIH = (0..<L).map { parameters.gradient("\(prefix)weight_ih_l\($0)") }
-        gradWeightHH = (0..<L).map { parameters.gradient("\(prefix)weight_hh_l\($0)") }
-        gradBiasIH = (0..<L).map { parameters.gradient("\(prefix)bias_ih_l\($0)") }
-        gradBiasHH = (0..<L).map { parameters.gradient("\(prefix)bias_hh_l\($0)") }
+        weightIH = (0..<L).map { parameters.value(parameterName("weight_ih", $0)) }
+        weightHH = (0..<L).map { parameters.value(parameterName("weight_hh", $0)) }
+        biasIH = (0..<L).map { parameters.value(parameterName("bias_ih", $0)) }
+        biasHH = (0..<L).map { parameters.value(parameterName("bias_hh", $0)) }
+        gradWeightIH = (0..<L).map { parameters.gradient(parameterName("weight_ih", $0)) }
+        gradWeightHH = (0..<L).map { parameters.gradient(parameterName("weight_hh", $0)) }
+        gradBiasIH = (0..<L).map { parameters.gradient(parameterName("bias_ih", $0)) }
+        gradBiasHH = (0..<L).map { parameters.gradient(parameterName("bias_hh", $0)) }
     }
+
+    /// The full name of parameter `base` (`weight_ih`, ...) of layer `k` in ``parameters``.
+    func parameterName(_ base: String, _ k: Int) -> String { prefix + base + (cellNames ? "" : "_l\(k)") }
 
     /// Every parameter of every layer in `state_dict` order, names without a prefix (`weight_ih_l0`, ...).
     public var parameterDeclarations: ParameterLayout {
         var layout = ParameterLayout()
-        configuration.declareParameters(into: &layout)
+        configuration.declareParameters(prefix: "", into: &layout, cellNames: cellNames)
         return layout
     }
 
     /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
     /// Records of earlier forwards become stale.
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
-        try Self.checkDeclared(configuration, in: store, prefix: prefix)
+        try Self.checkDeclared(configuration, in: store, prefix: prefix, cellNames: cellNames)
         parameters = store
         self.prefix = prefix
         resolvePointers()
@@ -236,9 +248,10 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer
         forwardGeneration &+= 1
     }
 
-    private static func checkDeclared(_ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String) throws {
+    private static func checkDeclared(_ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String,
+                                      cellNames: Bool) throws {
         var layout = ParameterLayout()
-        configuration.declareParameters(prefix: prefix, into: &layout)
+        configuration.declareParameters(prefix: prefix, into: &layout, cellNames: cellNames)
         for entry in layout.entries {
             let existing = try store.requireEntry(entry.name)
             guard existing.shape == entry.shape else {
@@ -264,7 +277,7 @@ public final class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer
         guard layer >= 0, layer < configuration.numLayers else {
             throw RecurrentKitError.invalidArgument("layer", layer, "must be in 0..<\(configuration.numLayers)")
         }
-        return ParameterView(store: parameters, name: "\(prefix)\(base)_l\(layer)")
+        return ParameterView(store: parameters, name: parameterName(base, layer))
     }
 
     /// Draws every parameter of this network again (in `state_dict` order, row-major).

@@ -4,7 +4,7 @@ import XCTest
 @testable import RecurrentKitAnalysis
 @testable import RecurrentKitText
 
-/// Checkpoints written by PyTorch (Scripts/interchange/make_fixtures.py, torch 2.13.0+cpu) load into RecurrentKit
+/// Checkpoints written by PyTorch (Scripts/interchange/make_fixtures.py, torch 2.15.0) load into RecurrentKit
 /// and give PyTorch's logits and cross-entropy. Each fixture is `NAME.safetensors` (our checkpoint format, written
 /// from a PyTorch `state_dict`) plus `NAME.json` with the text, its tokens, torch's float32 logits (T, V) for the
 /// whole text as one row from a zero state, and torch's mean cross-entropy of predicting tokens[1...] from

@@ -121,3 +121,28 @@ func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ ro
         }
     }
 }
+
+// MARK: - Public single-step cell
+
+/// PyTorch `nn.GRUCell` (gates r|z|n, reset after the product): parameters `weight_ih` (3H, I), `weight_hh` (3H, H),
+/// `bias_ih` (3H), `bias_hh` (3H). See ``RecurrentCell`` for the step and its backward.
+public final class GRUCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
+    /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
+    /// - Throws: when a size is below 1.
+    public init(inputSize: Int, hiddenSize: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        try super.init(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, initialization: initialization, generator: &generator)
+    }
+}
+
+/// PyTorch `nn.GRU` (stacked layers, dropout between them): a ``RecurrentNetwork`` made from PyTorch's arguments,
+/// with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
+public final class GRU<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
+    /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
+    /// - Throws: on invalid sizes or dropout.
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout)
+        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
+        initialize(initialization, generator: &generator)
+    }
+}

@@ -127,3 +127,28 @@ func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ 
         }
     }
 }
+
+// MARK: - Public single-step cell
+
+/// PyTorch `nn.LSTMCell` (gates i|f|g|o): parameters `weight_ih` (4H, I), `weight_hh` (4H, H), `bias_ih` (4H),
+/// `bias_hh` (4H); the state is h and c. See ``RecurrentCell`` for the step and its backward.
+public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
+    /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
+    /// - Throws: when a size is below 1.
+    public init(inputSize: Int, hiddenSize: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        try super.init(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, initialization: initialization, generator: &generator)
+    }
+}
+
+/// PyTorch `nn.LSTM` (stacked layers, dropout between them): a ``RecurrentNetwork`` made from PyTorch's arguments,
+/// with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
+public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
+    /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
+    /// - Throws: on invalid sizes or dropout.
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout)
+        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
+        initialize(initialization, generator: &generator)
+    }
+}

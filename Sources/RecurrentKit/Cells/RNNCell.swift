@@ -90,3 +90,30 @@ func rnnBackwardRows<Scalar: RecurrentScalar>(_ t: RNNBackwardRows<Scalar>, _ ro
     else if activation == 1 { for i in elements { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
     else { for i in elements { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
 }
+
+// MARK: - Public single-step cell
+
+/// PyTorch `nn.RNNCell`: `h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)`, act tanh or ReLU; parameters `weight_ih`
+/// (H, I), `weight_hh` (H, H), `bias_ih` (H), `bias_hh` (H). See ``RecurrentCell`` for the step and its backward.
+public final class RNNCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
+    /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
+    /// - Throws: when a size is below 1.
+    public init(inputSize: Int, hiddenSize: Int, nonlinearity: RNNNonlinearity = .tanh, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
+        try super.init(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize, initialization: initialization, generator: &generator)
+    }
+}
+
+/// PyTorch `nn.RNN` (tanh or ReLU, stacked layers, dropout between them): a ``RecurrentNetwork`` made from PyTorch's
+/// arguments, with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
+public final class RNN<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
+    /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
+    /// - Throws: on invalid sizes or dropout.
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, nonlinearity: RNNNonlinearity = .tanh, dropout: Double = 0,
+                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize,
+                                                   numLayers: numLayers, dropout: dropout)
+        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
+        initialize(initialization, generator: &generator)
+    }
+}
