@@ -1,48 +1,4 @@
 import _RecurrentKitKernels
-
-/// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H).
-public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
-    /// Hidden states, (L, B, H).
-    public var h: Tensor<Scalar>
-    /// LSTM memory cells, (L, B, H); nil for RNN and GRU.
-    public var c: Tensor<Scalar>?
-
-    /// Creates a state from tensors (shapes are checked where the state is used).
-    public init(h: Tensor<Scalar>, c: Tensor<Scalar>? = nil) {
-        self.h = h
-        self.c = c
-    }
-
-    /// Zeros for `configuration` and batch size `batch`.
-    public init(zerosFor configuration: RecurrentConfiguration, batch: Int) {
-        let shape = [configuration.numLayers, batch, configuration.hiddenSize]
-        h = Tensor(zeros: shape)
-        c = configuration.cell.hasCellState ? Tensor(zeros: shape) : nil
-    }
-}
-
-/// How far gradients travel backwards in time inside one backward pass (d2l 8.7.1).
-public enum BackwardTruncation: Sendable, Equatable {
-    /// Full backpropagation through every step of the chunk.
-    case none
-    /// Regular truncation: the recurrent gradient is cut between steps t-1 and t whenever t is a multiple of `length`
-    /// (the same gradient as running the sequence in chunks of `length` with the state carried).
-    case fixed(length: Int)
-    /// Randomized truncation (Tallec and Ollivier 2017): at each step the recurrent gradient continues with weight
-    /// 1/p with probability p (`continueProbability`, in (0, 1]) and stops otherwise, so its expectation is the full
-    /// gradient. Draws come from a generator seeded with `seed`.
-    case randomized(continueProbability: Double, seed: UInt64)
-}
-
-/// Where the first layer's input comes from.
-public enum RecurrentInput<Scalar: RecurrentScalar> {
-    /// Dense features, (T, B, I), time-major.
-    case dense(Tensor<Scalar>)
-    /// Class indices in [0, I), (T, B) time-major, read as one-hot vectors of width I.
-    /// Computed as a row gather from `weight_ih_l0`, never as a dense I-wide product; the results are identical.
-    case oneHot(tokens: [Int], steps: Int, batch: Int)
-}
-
 /// What one layer's forward keeps for its backward (T steps, batch B, H hidden, G gates, In inputs).
 final class LayerCache<Scalar: RecurrentScalar> {
     /// (T, B, In) input of layers k > 0 as used (dropout applied); unused for layer 0 (see `inputCopy`).
@@ -76,32 +32,32 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     public let configuration: RecurrentConfiguration
     /// Holds `weight_ih_l{k}` (G*H, In), `weight_hh_l{k}` (G*H, H), `bias_ih_l{k}` (G*H), `bias_hh_l{k}` (G*H)
     /// (shared with the rest of a model gathered by ``ParameterStore/init(gathering:)``).
-    public private(set) var parameters: ParameterStore<Scalar>
+    public internal(set) var parameters: ParameterStore<Scalar>
     /// The prefix of this network's names in ``parameters`` ("" for a standalone network, e.g. "rnn." in a model).
     public var parameterPrefix: String { prefix }
-    private(set) var prefix: String
+    var prefix: String
     /// One layer named like PyTorch's `nn.*Cell` (`weight_ih`, no `_l0`): the network inside a single-step cell.
     let cellNames: Bool
 
     // Per-layer parameter and gradient pointers, resolved when bound.
-    private(set) var weightIH: [UnsafeMutablePointer<Scalar>]
-    private(set) var weightHH: [UnsafeMutablePointer<Scalar>]
-    private(set) var biasIH: [UnsafeMutablePointer<Scalar>]
-    private(set) var biasHH: [UnsafeMutablePointer<Scalar>]
-    private(set) var gradWeightIH: [UnsafeMutablePointer<Scalar>]
-    private(set) var gradWeightHH: [UnsafeMutablePointer<Scalar>]
-    private(set) var gradBiasIH: [UnsafeMutablePointer<Scalar>]
-    private(set) var gradBiasHH: [UnsafeMutablePointer<Scalar>]
+    var weightIH: [UnsafeMutablePointer<Scalar>]
+    var weightHH: [UnsafeMutablePointer<Scalar>]
+    var biasIH: [UnsafeMutablePointer<Scalar>]
+    var biasHH: [UnsafeMutablePointer<Scalar>]
+    var gradWeightIH: [UnsafeMutablePointer<Scalar>]
+    var gradWeightHH: [UnsafeMutablePointer<Scalar>]
+    var gradBiasIH: [UnsafeMutablePointer<Scalar>]
+    var gradBiasHH: [UnsafeMutablePointer<Scalar>]
 
     // Forward cache.
     let layers: [LayerCache<Scalar>]
     /// Steps and batch of the cached forward; 0 when there is none.
-    private(set) var cachedSteps = 0
-    private(set) var cachedBatch = 0
+    var cachedSteps = 0
+    var cachedBatch = 0
     /// Counts forwards: a ``RecurrentRecord`` is valid only while this equals the count it was made with.
-    private(set) var forwardGeneration = 0
+    var forwardGeneration = 0
     /// (T, B) token indices of the cached forward when the input was one-hot.
-    private var cachedTokens: [Int]? = nil
+    var cachedTokens: [Int]? = nil
 
     // W_hh packed once per forward (the weights do not change between a forward and its backward):
     // op(B) = W_hh^T (H, G*H) for h W_hh^T, and W_hh (G*H, H) for dGates W_hh.
@@ -128,7 +84,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// so a recomputing backward issues exactly the same calls as the default one.
     public static var timeBlockSteps: Int { 16 }
     /// Whether the cached forward kept states at segment starts only.
-    private var recomputes = false
+    var recomputes = false
     /// Segment length of the cached forward (T when not recomputing): later changes to `recomputeInterval` do not
     /// affect a backward through a forward that already ran.
     private var cachedSegmentSteps = 0
@@ -212,240 +168,6 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         packedForward = (0..<L).map { _ in PackedWeight() }
         packedBackward = (0..<L).map { _ in PackedWeight() }
         resolvePointers()
-    }
-
-    /// Points the per-layer parameter and gradient pointers into `parameters` under `prefix` (names checked before).
-    private func resolvePointers() {
-        let L = configuration.numLayers
-        weightIH = (0..<L).map { parameters.value(parameterName("weight_ih", $0)) }
-        weightHH = (0..<L).map { parameters.value(parameterName("weight_hh", $0)) }
-        biasIH = (0..<L).map { parameters.value(parameterName("bias_ih", $0)) }
-        biasHH = (0..<L).map { parameters.value(parameterName("bias_hh", $0)) }
-        gradWeightIH = (0..<L).map { parameters.gradient(parameterName("weight_ih", $0)) }
-        gradWeightHH = (0..<L).map { parameters.gradient(parameterName("weight_hh", $0)) }
-        gradBiasIH = (0..<L).map { parameters.gradient(parameterName("bias_ih", $0)) }
-        gradBiasHH = (0..<L).map { parameters.gradient(parameterName("bias_hh", $0)) }
-    }
-
-    /// The full name of parameter `base` (`weight_ih`, ...) of layer `k` in ``parameters``.
-    func parameterName(_ base: String, _ k: Int) -> String { prefix + base + (cellNames ? "" : "_l\(k)") }
-
-    /// Every parameter of every layer in `state_dict` order, names without a prefix (`weight_ih_l0`, ...).
-    public var parameterDeclarations: ParameterLayout {
-        var layout = ParameterLayout()
-        configuration.declareParameters(prefix: "", into: &layout, cellNames: cellNames)
-        return layout
-    }
-
-    /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
-    /// Records of earlier forwards become stale.
-    public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
-        try Self.checkDeclared(configuration, in: store, prefix: prefix, cellNames: cellNames)
-        parameters = store
-        self.prefix = prefix
-        resolvePointers()
-        cachedSteps = 0
-        forwardGeneration &+= 1
-    }
-
-    private static func checkDeclared(_ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String,
-                                      cellNames: Bool) throws {
-        var layout = ParameterLayout()
-        configuration.declareParameters(prefix: prefix, into: &layout, cellNames: cellNames)
-        for entry in layout.entries {
-            let existing = try store.requireEntry(entry.name)
-            guard existing.shape == entry.shape else {
-                throw RecurrentKitError.shapeMismatch(entry.name, expected: entry.shape, got: existing.shape)
-            }
-        }
-    }
-
-    /// `weight_ih_l{layer}`, (G*H, In) with In the layer's input size, and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func weightIH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_ih", layer) }
-    /// `weight_hh_l{layer}`, (G*H, H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func weightHH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_hh", layer) }
-    /// `bias_ih_l{layer}`, (G*H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func biasIH(layer: Int) throws -> ParameterView<Scalar> { try view("bias_ih", layer) }
-    /// `bias_hh_l{layer}`, (G*H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func biasHH(layer: Int) throws -> ParameterView<Scalar> { try view("bias_hh", layer) }
-
-    private func view(_ base: String, _ layer: Int) throws -> ParameterView<Scalar> {
-        guard layer >= 0, layer < configuration.numLayers else {
-            throw RecurrentKitError.invalidArgument("layer", layer, "must be in 0..<\(configuration.numLayers)")
-        }
-        return ParameterView(store: parameters, name: parameterName(base, layer))
-    }
-
-    /// Draws every parameter of this network again (in `state_dict` order, row-major).
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
-    public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
-        let H = configuration.hiddenSize
-        let bound = 1 / Double(H).squareRoot()
-        for k in 0..<configuration.numLayers {
-            let rows = configuration.cell.gateCount * H
-            let inCount = rows * configuration.layerInputSize(k)
-            let hhCount = rows * H
-            switch initialization {
-            case .pytorch:
-                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount), (biasIH[k], rows), (biasHH[k], rows)] {
-                    for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
-                }
-            case .d2l:
-                for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
-                for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
-                biasIH[k].update(repeating: 0, count: rows)
-                biasHH[k].update(repeating: 0, count: rows)
-            case .identity:
-                for i in 0..<inCount { weightIH[k][i] = Scalar(0.001 * generator.normal()) }
-                weightHH[k].update(repeating: 0, count: hhCount)
-                // Identity on each gate block's diagonal (for the RNN, the whole W_hh).
-                for r in 0..<rows { weightHH[k][r * H + r % H] = 1 }
-                biasIH[k].update(repeating: 0, count: rows)
-                biasHH[k].update(repeating: 0, count: rows)
-            }
-        }
-    }
-
-    // MARK: - Public tensor API
-
-    /// Runs every layer over the sequence.
-    /// - Parameters:
-    ///   - input: (T, B, I) dense features, or (T, B) one-hot indices.
-    ///   - initialState: h0 (L, B, H) and, for the LSTM, c0 (L, B, H); zeros when nil (or when `c` is nil).
-    ///   - training: applies dropout between layers when true and `dropout > 0`.
-    ///   - generator: draws the dropout masks.
-    /// - Returns: every h_t of the last layer (T, B, H) and the final state of every layer.
-    /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:training:generator:)``.
-    func forward(
-        _ input: RecurrentInput<Scalar>,
-        initialState: RecurrentState<Scalar>? = nil,
-        training: Bool = false,
-        generator: inout SeededGenerator
-    ) throws -> (output: Tensor<Scalar>, finalState: RecurrentState<Scalar>) {
-        try runForward(input, initialState: initialState, training: training, generator: &generator)
-        return (try outputTensor(), try finalState())
-    }
-
-    /// Checks `input` and `initialState` and runs the buffer forward on them.
-    func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, training: Bool,
-                    generator: inout SeededGenerator) throws {
-        let (T, B) = try checkInput(input)
-        let L = configuration.numLayers, H = configuration.hiddenSize
-        if let state = initialState {
-            try state.h.requireShape(L, B, H, name: "h0")
-            if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "c0") }
-        }
-        try withInputPointer(input) { inputPointer, tokens in
-            try withOptionalPointer(initialState?.h) { h0 in
-                try withOptionalPointer(configuration.cell.hasCellState ? initialState?.c : nil) { c0 in
-                    try forward(steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0,
-                                training: training, generator: &generator)
-                }
-            }
-        }
-    }
-
-    /// Backpropagates through the last forward.
-    /// - Parameters:
-    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H).
-    ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (L, B, H); zeros when nil.
-    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
-    /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
-    ///   Parameter gradients are added into `parameters.gradients`.
-    /// Unchecked (the tests' form): prefer ``backward(_:outputGradient:finalStateGradient:truncation:)``.
-    func backward(
-        outputGradient: Tensor<Scalar>,
-        finalStateGradient: RecurrentState<Scalar>? = nil,
-        truncation: BackwardTruncation = .none
-    ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
-        let T = cachedSteps, B = cachedBatch
-        guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize
-        try outputGradient.requireShape(T, B, H, name: "outputGradient")
-        if let g = finalStateGradient {
-            try g.h.requireShape(L, B, H, name: "finalStateGradient.h")
-            if let c = g.c { try c.requireShape(L, B, H, name: "finalStateGradient.c") }
-        }
-        let dense = cachedTokens == nil
-        var inputGradient = dense ? Tensor<Scalar>(zeros: [T, B, I]) : nil
-        var dh0 = Tensor<Scalar>(zeros: [L, B, H])
-        var dc0: Tensor<Scalar>? = configuration.cell.hasCellState ? Tensor(zeros: [L, B, H]) : nil
-        try outputGradient.scalars.withUnsafeBufferPointer { dOut in
-            try withOptionalPointer(finalStateGradient?.h) { dhn in
-                try withOptionalPointer(configuration.cell.hasCellState ? finalStateGradient?.c : nil) { dcn in
-                    try dh0.scalars.withUnsafeMutableBufferPointer { dh0p in
-                        try withOptionalMutablePointer(&dc0) { dc0p in
-                            try withOptionalMutablePointer(&inputGradient) { dx in
-                                try backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: dhn,
-                                             finalCellGradient: dcn, inputGradient: dx,
-                                             initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p,
-                                             truncation: truncation)
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (inputGradient, RecurrentState(h: dh0, c: dc0))
-    }
-
-    /// Appends, for a ReLU RNN, whether each pre-activation of the cached forward was positive (every layer, step,
-    /// row and unit: h_t > 0 exactly when its pre-activation is), so a gradient check can tell whether a perturbation
-    /// moved any pre-activation across the kink at 0. Other cells have no kink and append nothing. Requires caches
-    /// that hold every step (no recompute interval).
-    func appendReLUSigns(to signs: inout [Bool]) {
-        guard configuration.cell == .rnnReLU, !recomputes else { return }
-        let count = cachedSteps * cachedBatch * configuration.hiddenSize
-        for k in 0..<configuration.numLayers {
-            let h = layers[k].hidden.pointer + cachedBatch * configuration.hiddenSize // h_1 ... h_T
-            for i in 0..<count { signs.append(h[i] > 0) }
-        }
-    }
-
-    /// Every h_t of the last layer from the cached forward, (T, B, H).
-    public func outputTensor() throws -> Tensor<Scalar> {
-        let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize
-        guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
-        return try Tensor(shape: [T, B, H], scalars: Array(UnsafeBufferPointer(start: output, count: T * B * H)))
-    }
-
-    /// Final h (and c) of every layer from the cached forward, (L, B, H); a plain value, so carrying it
-    /// into the next chunk cuts the gradient path (truncated BPTT).
-    public func finalState() throws -> RecurrentState<Scalar> {
-        var state: RecurrentState<Scalar>? = nil
-        try copyFinalState(into: &state)
-        return state!
-    }
-
-    /// Writes the final state (as ``finalState()``) into `state`, reusing its storage when the shapes already match,
-    /// so a training loop that carries the state allocates nothing.
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
-    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
-        let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
-        guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
-        let hasCell = configuration.cell.hasCellState
-        var current: RecurrentState<Scalar>
-        if let given = state, given.h.hasShape(L, B, H), hasCell ? given.c?.hasShape(L, B, H) == true : given.c == nil {
-            current = given
-            state = nil // leave `current` the only reference, so the writes below happen in place
-        } else {
-            current = RecurrentState(zerosFor: configuration, batch: B)
-        }
-        current.h.scalars.withUnsafeMutableBufferPointer { h in
-            for k in 0..<L { (h.baseAddress! + k * B * H).update(from: finalHidden(layer: k), count: B * H) }
-        }
-        if hasCell {
-            current.c!.scalars.withUnsafeMutableBufferPointer { c in
-                for k in 0..<L { (c.baseAddress! + k * B * H).update(from: finalCell(layer: k), count: B * H) }
-            }
-        }
-        state = current
     }
 
     // MARK: - Pointer API (no allocation after the first call at a given size)
@@ -862,32 +584,6 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
     }
 
-    // MARK: - Input checks
-
-    private func checkInput(_ input: RecurrentInput<Scalar>) throws -> (Int, Int) {
-        switch input {
-        case .dense(let x):
-            guard x.shape.count == 3, x.shape[2] == configuration.inputSize else {
-                throw RecurrentKitError.shapeMismatch("input", expected: [-1, -1, configuration.inputSize], got: x.shape)
-            }
-            guard x.shape[0] >= 1, x.shape[1] >= 1 else { throw RecurrentKitError("input has shape \(x.shape): T and B must be at least 1") }
-            return (x.shape[0], x.shape[1])
-        case .oneHot(let tokens, let steps, let batch):
-            guard steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
-            guard batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", batch, "must be at least 1") }
-            guard tokens.count == steps * batch else {
-                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected steps*batch = \(steps * batch)")
-            }
-            return (steps, batch)
-        }
-    }
-
-    private func withInputPointer<R>(_ input: RecurrentInput<Scalar>, _ body: (UnsafePointer<Scalar>?, [Int]?) throws -> R) rethrows -> R {
-        switch input {
-        case .dense(let x): return try x.scalars.withUnsafeBufferPointer { try body($0.baseAddress!, nil) }
-        case .oneHot(let tokens, _, _): return try body(nil, tokens)
-        }
-    }
 }
 
 // MARK: - Small helpers shared by the layers

@@ -1,0 +1,167 @@
+// The stack's tensor conveniences over the buffer forward/backward: checked inputs, copies of outputs and states.
+
+extension RecurrentNetwork {
+    // MARK: - Public tensor API
+
+    /// Runs every layer over the sequence.
+    /// - Parameters:
+    ///   - input: (T, B, I) dense features, or (T, B) one-hot indices.
+    ///   - initialState: h0 (L, B, H) and, for the LSTM, c0 (L, B, H); zeros when nil (or when `c` is nil).
+    ///   - training: applies dropout between layers when true and `dropout > 0`.
+    ///   - generator: draws the dropout masks.
+    /// - Returns: every h_t of the last layer (T, B, H) and the final state of every layer.
+    /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:training:generator:)``.
+    func forward(
+        _ input: RecurrentInput<Scalar>,
+        initialState: RecurrentState<Scalar>? = nil,
+        training: Bool = false,
+        generator: inout SeededGenerator
+    ) throws -> (output: Tensor<Scalar>, finalState: RecurrentState<Scalar>) {
+        try runForward(input, initialState: initialState, training: training, generator: &generator)
+        return (try outputTensor(), try finalState())
+    }
+
+    /// Checks `input` and `initialState` and runs the buffer forward on them.
+    func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, training: Bool,
+                    generator: inout SeededGenerator) throws {
+        let (T, B) = try checkInput(input)
+        let L = configuration.numLayers, H = configuration.hiddenSize
+        if let state = initialState {
+            try state.h.requireShape(L, B, H, name: "h0")
+            if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "c0") }
+        }
+        try withInputPointer(input) { inputPointer, tokens in
+            try withOptionalPointer(initialState?.h) { h0 in
+                try withOptionalPointer(configuration.cell.hasCellState ? initialState?.c : nil) { c0 in
+                    try forward(steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0,
+                                training: training, generator: &generator)
+                }
+            }
+        }
+    }
+
+    /// Backpropagates through the last forward.
+    /// - Parameters:
+    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H).
+    ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (L, B, H); zeros when nil.
+    ///   - truncation: how far the recurrent gradient travels back in time; full by default.
+    /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
+    ///   Parameter gradients are added into `parameters.gradients`.
+    /// Unchecked (the tests' form): prefer ``backward(_:outputGradient:finalStateGradient:truncation:)``.
+    func backward(
+        outputGradient: Tensor<Scalar>,
+        finalStateGradient: RecurrentState<Scalar>? = nil,
+        truncation: BackwardTruncation = .none
+    ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
+        let T = cachedSteps, B = cachedBatch
+        guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize
+        try outputGradient.requireShape(T, B, H, name: "outputGradient")
+        if let g = finalStateGradient {
+            try g.h.requireShape(L, B, H, name: "finalStateGradient.h")
+            if let c = g.c { try c.requireShape(L, B, H, name: "finalStateGradient.c") }
+        }
+        let dense = cachedTokens == nil
+        var inputGradient = dense ? Tensor<Scalar>(zeros: [T, B, I]) : nil
+        var dh0 = Tensor<Scalar>(zeros: [L, B, H])
+        var dc0: Tensor<Scalar>? = configuration.cell.hasCellState ? Tensor(zeros: [L, B, H]) : nil
+        try outputGradient.scalars.withUnsafeBufferPointer { dOut in
+            try withOptionalPointer(finalStateGradient?.h) { dhn in
+                try withOptionalPointer(configuration.cell.hasCellState ? finalStateGradient?.c : nil) { dcn in
+                    try dh0.scalars.withUnsafeMutableBufferPointer { dh0p in
+                        try withOptionalMutablePointer(&dc0) { dc0p in
+                            try withOptionalMutablePointer(&inputGradient) { dx in
+                                try backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: dhn,
+                                             finalCellGradient: dcn, inputGradient: dx,
+                                             initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p,
+                                             truncation: truncation)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (inputGradient, RecurrentState(h: dh0, c: dc0))
+    }
+
+    /// Appends, for a ReLU RNN, whether each pre-activation of the cached forward was positive (every layer, step,
+    /// row and unit: h_t > 0 exactly when its pre-activation is), so a gradient check can tell whether a perturbation
+    /// moved any pre-activation across the kink at 0. Other cells have no kink and append nothing. Requires caches
+    /// that hold every step (no recompute interval).
+    func appendReLUSigns(to signs: inout [Bool]) {
+        guard configuration.cell == .rnnReLU, !recomputes else { return }
+        let count = cachedSteps * cachedBatch * configuration.hiddenSize
+        for k in 0..<configuration.numLayers {
+            let h = layers[k].hidden.pointer + cachedBatch * configuration.hiddenSize // h_1 ... h_T
+            for i in 0..<count { signs.append(h[i] > 0) }
+        }
+    }
+
+    /// Every h_t of the last layer from the cached forward, (T, B, H).
+    public func outputTensor() throws -> Tensor<Scalar> {
+        let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize
+        guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
+        return try Tensor(shape: [T, B, H], scalars: Array(UnsafeBufferPointer(start: output, count: T * B * H)))
+    }
+
+    /// Final h (and c) of every layer from the cached forward, (L, B, H); a plain value, so carrying it
+    /// into the next chunk cuts the gradient path (truncated BPTT).
+    public func finalState() throws -> RecurrentState<Scalar> {
+        var state: RecurrentState<Scalar>? = nil
+        try copyFinalState(into: &state)
+        return state!
+    }
+
+    /// Writes the final state (as ``finalState()``) into `state`, reusing its storage when the shapes already match,
+    /// so a training loop that carries the state allocates nothing.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
+        let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
+        guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
+        let hasCell = configuration.cell.hasCellState
+        var current: RecurrentState<Scalar>
+        if let given = state, given.h.hasShape(L, B, H), hasCell ? given.c?.hasShape(L, B, H) == true : given.c == nil {
+            current = given
+            state = nil // leave `current` the only reference, so the writes below happen in place
+        } else {
+            current = RecurrentState(zerosFor: configuration, batch: B)
+        }
+        current.h.scalars.withUnsafeMutableBufferPointer { h in
+            for k in 0..<L { (h.baseAddress! + k * B * H).update(from: finalHidden(layer: k), count: B * H) }
+        }
+        if hasCell {
+            current.c!.scalars.withUnsafeMutableBufferPointer { c in
+                for k in 0..<L { (c.baseAddress! + k * B * H).update(from: finalCell(layer: k), count: B * H) }
+            }
+        }
+        state = current
+    }
+
+    // MARK: - Input checks
+
+    private func checkInput(_ input: RecurrentInput<Scalar>) throws -> (Int, Int) {
+        switch input {
+        case .dense(let x):
+            guard x.shape.count == 3, x.shape[2] == configuration.inputSize else {
+                throw RecurrentKitError.shapeMismatch("input", expected: [-1, -1, configuration.inputSize], got: x.shape)
+            }
+            guard x.shape[0] >= 1, x.shape[1] >= 1 else { throw RecurrentKitError("input has shape \(x.shape): T and B must be at least 1") }
+            return (x.shape[0], x.shape[1])
+        case .oneHot(let tokens, let steps, let batch):
+            guard steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
+            guard batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", batch, "must be at least 1") }
+            guard tokens.count == steps * batch else {
+                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected steps*batch = \(steps * batch)")
+            }
+            return (steps, batch)
+        }
+    }
+
+    private func withInputPointer<R>(_ input: RecurrentInput<Scalar>, _ body: (UnsafePointer<Scalar>?, [Int]?) throws -> R) rethrows -> R {
+        switch input {
+        case .dense(let x): return try x.scalars.withUnsafeBufferPointer { try body($0.baseAddress!, nil) }
+        case .oneHot(let tokens, _, _): return try body(nil, tokens)
+        }
+    }
+}
