@@ -161,7 +161,7 @@ public final class BFloat16Decoder {
                 for j in 0..<GH { gates[j] += bhh[j] }
                 rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
                 if cell != .rnnLinear {
-                    rnnRows.h = gates; rnnRows.width = H; rnnRows.relu = cell == .rnnReLU
+                    rnnRows.h = gates; rnnRows.width = H; rnnRows.activation = RNNActivation(cell)
                     rnnForwardRows(rnnRows, 0..<1)
                 }
                 h.update(from: gates, count: H)

@@ -13,7 +13,7 @@ extension RecurrentNetwork {
     func rnnForward(layer k: Int, steps T: Int, batch B: Int) {
         let H = configuration.hiddenSize
         let cache = layers[k]
-        let relu = configuration.cell == .rnnReLU, linear = configuration.cell == .rnnLinear
+        let activation = RNNActivation(configuration.cell)
         for t in 0..<T {
             let hPrev = cache.hidden.pointer + t * B * H
             let h = hPrev + B * H
@@ -23,9 +23,9 @@ extension RecurrentNetwork {
                 for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
             }
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
-            guard relu || !linear else { continue }
+            guard activation != .identity else { continue }
             let task = rowTasks.rnnForward
-            task.h = h; task.width = H; task.relu = relu
+            task.h = h; task.width = H; task.activation = activation
             forEachRowChunk(task, batch: B, width: H)
         }
     }
@@ -36,7 +36,7 @@ extension RecurrentNetwork {
         let cache = layers[k]
         let task = rowTasks.rnnBackward
         task.width = H
-        task.activation = configuration.cell == .rnnReLU ? 1 : configuration.cell == .rnnLinear ? 2 : 0
+        task.activation = RNNActivation(configuration.cell)
         for t in stride(from: T - 1, through: 0, by: -1) {
             let h = cache.hidden.pointer + (t + 1) * B * H
             let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
@@ -51,11 +51,24 @@ extension RecurrentNetwork {
 
 // MARK: - Element-wise step work over batch rows (split over the kernel pool by forEachRowChunk)
 
-/// h = act(h) in place (tanh, or ReLU when `relu`), rows of width H.
+/// The vanilla cell's activation, one value for the forward and the backward step.
+enum RNNActivation {
+    case tanh, relu, identity
+
+    init(_ cell: CellKind) {
+        switch cell {
+        case .rnnReLU: self = .relu
+        case .rnnLinear: self = .identity
+        default: self = .tanh
+        }
+    }
+}
+
+/// h = act(h) in place, rows of width H (identity: nothing to do, never scheduled).
 final class RNNForwardRows<Scalar: RecurrentScalar>: RowTask {
     var h: UnsafeMutablePointer<Scalar>!
     var width = 0
-    var relu = false
+    var activation = RNNActivation.tanh
     override func run(_ rows: Range<Int>) { rnnForwardRows(self, rows) }
 }
 
@@ -64,18 +77,21 @@ final class RNNForwardRows<Scalar: RecurrentScalar>: RowTask {
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func rnnForwardRows<Scalar: RecurrentScalar>(_ t: RNNForwardRows<Scalar>, _ rows: Range<Int>) {
-    let h = t.h!, width = t.width, relu = t.relu
+    let h = t.h!, width = t.width
     let start = h + rows.lowerBound * width, count = rows.count * width
-    if relu { for i in 0..<count where !(start[i] > 0) { start[i] = 0 } }
-    else { Scalar.tanh(start, count: count) }
+    switch t.activation {
+    case .relu: for i in 0..<count where !(start[i] > 0) { start[i] = 0 }
+    case .tanh: Scalar.tanh(start, count: count)
+    case .identity: break
+    }
 }
 
-/// d = (dh + dOut) * act'(h); activation 0 tanh, 1 ReLU, 2 identity.
+/// d = (dh + dOut) * act'(h).
 final class RNNBackwardRows<Scalar: RecurrentScalar>: RowTask {
     var h: UnsafeMutablePointer<Scalar>!, dh: UnsafeMutablePointer<Scalar>!, dOut: UnsafeMutablePointer<Scalar>!
     var d: UnsafeMutablePointer<Scalar>!
     var width = 0
-    var activation = 0
+    var activation = RNNActivation.tanh
     override func run(_ rows: Range<Int>) { rnnBackwardRows(self, rows) }
 }
 
@@ -84,11 +100,13 @@ final class RNNBackwardRows<Scalar: RecurrentScalar>: RowTask {
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func rnnBackwardRows<Scalar: RecurrentScalar>(_ t: RNNBackwardRows<Scalar>, _ rows: Range<Int>) {
-    let h = t.h!, dh = t.dh!, dOut = t.dOut!, d = t.d!, width = t.width, activation = t.activation
+    let h = t.h!, dh = t.dh!, dOut = t.dOut!, d = t.d!, width = t.width
     let elements = (rows.lowerBound * width)..<(rows.upperBound * width)
-    if activation == 2 { for i in elements { d[i] = dh[i] + dOut[i] } }
-    else if activation == 1 { for i in elements { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 } }
-    else { for i in elements { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) } }
+    switch t.activation {
+    case .identity: for i in elements { d[i] = dh[i] + dOut[i] }
+    case .relu: for i in elements { d[i] = h[i] > 0 ? dh[i] + dOut[i] : 0 }
+    case .tanh: for i in elements { d[i] = (dh[i] + dOut[i]) * (1 - h[i] * h[i]) }
+    }
 }
 
 // MARK: - Public single-step cell
