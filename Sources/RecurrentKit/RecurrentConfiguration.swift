@@ -78,14 +78,28 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
     public var numLayers: Int
     /// Dropout probability on the outputs of every layer but the last, in training only; in [0, 1). Default 0.
     public var dropout: Double
+    /// Whether the layers have `bias_ih_l{k}` and `bias_hh_l{k}` (PyTorch `bias=True`, the default). Without them the
+    /// pre-activations have no bias terms and the store declares no bias tensors.
+    public var bias: Bool
 
     /// Creates a configuration (validated by ``validate()`` when a network is built).
-    public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0) {
+    public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true) {
         self.cell = cell
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
         self.dropout = dropout
+        self.bias = bias
+    }
+
+    private enum CodingKeys: String, CodingKey { case cell, inputSize, hiddenSize, numLayers, dropout, bias }
+
+    /// Decodes a configuration; `bias` is optional (true when absent, as in files written before it existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(cell: try c.decode(CellKind.self, forKey: .cell), inputSize: try c.decode(Int.self, forKey: .inputSize),
+                  hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
+                  dropout: try c.decode(Double.self, forKey: .dropout), bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true)
     }
 
     /// Throws an error naming the first invalid field and its value.
@@ -123,6 +137,7 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
             let suffix = cellNames ? "" : "_l\(k)"
             layout.append("\(prefix)weight_ih\(suffix)", shape: [rows, layerInputSize(k)])
             layout.append("\(prefix)weight_hh\(suffix)", shape: [rows, hiddenSize])
+            guard bias else { continue }
             layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
             layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
         }

@@ -6,12 +6,22 @@ extension RecurrentNetwork {
         let L = configuration.numLayers
         weightIH = (0..<L).map { parameters.value(parameterName("weight_ih", $0)) }
         weightHH = (0..<L).map { parameters.value(parameterName("weight_hh", $0)) }
-        biasIH = (0..<L).map { parameters.value(parameterName("bias_ih", $0)) }
-        biasHH = (0..<L).map { parameters.value(parameterName("bias_hh", $0)) }
+        // Without biases the stack reads zeros and adds bias gradients into scratch no one reads, so its loops stay
+        // the same (adding +0 changes no value).
+        let GH = configuration.cell.gateCount * configuration.hiddenSize
+        let zeros = configuration.bias ? nil : absentBias.reserve(4 * L * GH)
+        if let zeros { zeros.update(repeating: 0, count: 4 * L * GH) }
+        /// The bias pointer of `base` for layer `k`: in the store, or block `block` of the absent-bias buffer.
+        func biasPointer(_ base: String, _ k: Int, block: Int, gradient: Bool) -> UnsafeMutablePointer<Scalar> {
+            if let zeros { return zeros + (block * L + k) * GH }
+            return gradient ? parameters.gradient(parameterName(base, k)) : parameters.value(parameterName(base, k))
+        }
+        biasIH = (0..<L).map { biasPointer("bias_ih", $0, block: 0, gradient: false) }
+        biasHH = (0..<L).map { biasPointer("bias_hh", $0, block: 1, gradient: false) }
         gradWeightIH = (0..<L).map { parameters.gradient(parameterName("weight_ih", $0)) }
         gradWeightHH = (0..<L).map { parameters.gradient(parameterName("weight_hh", $0)) }
-        gradBiasIH = (0..<L).map { parameters.gradient(parameterName("bias_ih", $0)) }
-        gradBiasHH = (0..<L).map { parameters.gradient(parameterName("bias_hh", $0)) }
+        gradBiasIH = (0..<L).map { biasPointer("bias_ih", $0, block: 2, gradient: true) }
+        gradBiasHH = (0..<L).map { biasPointer("bias_hh", $0, block: 3, gradient: true) }
     }
 
     /// The full name of parameter `base` (`weight_ih`, ...) of layer `k` in ``parameters``.
@@ -54,11 +64,16 @@ extension RecurrentNetwork {
     /// - Throws: when `layer` is outside [0, L).
     public func weightHH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_hh", layer) }
     /// `bias_ih_l{layer}`, (G*H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func biasIH(layer: Int) throws -> ParameterView<Scalar> { try view("bias_ih", layer) }
+    /// - Throws: when `layer` is outside [0, L) or the network has no biases.
+    public func biasIH(layer: Int) throws -> ParameterView<Scalar> { try biasView("bias_ih", layer) }
     /// `bias_hh_l{layer}`, (G*H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func biasHH(layer: Int) throws -> ParameterView<Scalar> { try view("bias_hh", layer) }
+    /// - Throws: when `layer` is outside [0, L) or the network has no biases.
+    public func biasHH(layer: Int) throws -> ParameterView<Scalar> { try biasView("bias_hh", layer) }
+
+    private func biasView(_ base: String, _ layer: Int) throws -> ParameterView<Scalar> {
+        guard configuration.bias else { throw RecurrentKitError("this network has no biases (bias: false)") }
+        return try view(base, layer)
+    }
 
     private func view(_ base: String, _ layer: Int) throws -> ParameterView<Scalar> {
         guard layer >= 0, layer < configuration.numLayers else {
@@ -79,21 +94,20 @@ extension RecurrentNetwork {
             let hhCount = rows * H
             switch initialization {
             case .pytorch:
-                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount), (biasIH[k], rows), (biasHH[k], rows)] {
+                let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
+                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount)] + biases {
                     for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
                 }
             case .d2l:
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
                 for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
-                biasIH[k].update(repeating: 0, count: rows)
-                biasHH[k].update(repeating: 0, count: rows)
+                if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
             case .identity:
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.001 * generator.normal()) }
                 weightHH[k].update(repeating: 0, count: hhCount)
                 // Identity on each gate block's diagonal (for the RNN, the whole W_hh).
                 for r in 0..<rows { weightHH[k][r * H + r % H] = 1 }
-                biasIH[k].update(repeating: 0, count: rows)
-                biasHH[k].update(repeating: 0, count: rows)
+                if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
             }
         }
     }

@@ -124,6 +124,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
     private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) transposed one-hot W_ih gradient of one time block
     private let columnSumScratch = Workspace<Scalar>() // (G*H) bias gradient sums
+    /// With `bias: false`: zeros the stack reads as biases, then scratch for the bias gradients, (4, L, G*H).
+    let absentBias = Workspace<Scalar>()
     private let carriedGradients = Workspace<Scalar>() // (2, L, B, H) dL/dh, dL/dc per layer at the current segment end
     private let oneHotWeightT = Workspace<Scalar>()   // (I, G*H) W_ih^T for the one-hot gather
 

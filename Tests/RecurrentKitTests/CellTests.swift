@@ -8,6 +8,8 @@ final class CellTests: XCTestCase {
     func makeCell(_ kind: String, generator g: inout SeededGenerator) throws -> RecurrentCell<Double> {
         switch kind {
         case "lstm": return try LSTMCell<Double>(inputSize: 4, hiddenSize: 5, generator: &g)
+        case "lstm_nobias": return try LSTMCell<Double>(inputSize: 4, hiddenSize: 5, bias: false, generator: &g)
+        case "gru_nobias": return try GRUCell<Double>(inputSize: 4, hiddenSize: 5, bias: false, generator: &g)
         case "gru": return try GRUCell<Double>(inputSize: 4, hiddenSize: 5, generator: &g)
         case "rnn_relu": return try RNNCell<Double>(inputSize: 4, hiddenSize: 5, nonlinearity: .relu, generator: &g)
         default: return try RNNCell<Double>(inputSize: 4, hiddenSize: 5, generator: &g)
@@ -35,15 +37,15 @@ final class CellTests: XCTestCase {
     func testCellsMatchPyTorch() throws {
         let fixture = try Fixture.load("cells/cells.json")
         let cases = try XCTUnwrap(fixture["cases"] as? [[String: Any]])
-        XCTAssertEqual(cases.count, 4)
+        XCTAssertEqual(cases.count, 6)
         for c in cases {
             let kind = c["kind"] as! String
             var g = SeededGenerator(seed: 1)
             let cell = try makeCell(kind, generator: &g)
             let weights = c["weights"] as! [String: Any]
             XCTAssertEqual(Set(cell.parameterDeclarations.entries.map(\.name)), Set(weights.keys), kind)
-            for view in [cell.weightIH, cell.weightHH, cell.biasIH, cell.biasHH] { try view.set(try Fixture.tensor(weights[view.name])) }
-            let lstm = kind == "lstm"
+            for view in [cell.weightIH, cell.weightHH] + [cell.biasIH, cell.biasHH].compactMap({ $0 }) { try view.set(try Fixture.tensor(weights[view.name])) }
+            let lstm = kind.hasPrefix("lstm")
             cell.parameters.zeroGradients()
             let (states, dx, d0) = try unroll(cell, x: try Fixture.tensor(c["x"]), h0: try Fixture.tensor(c["h0"]),
                                               c0: lstm ? try Fixture.tensor(c["c0"]) : nil, u1: try Fixture.tensor(c["u1"]),
@@ -55,7 +57,7 @@ final class CellTests: XCTestCase {
             assertClose(d0.h.scalars, try Fixture.tensor(c["grad_h0"], as: Double.self).scalars, 1e-10, "\(kind) dh0")
             if lstm { assertClose(d0.c!.scalars, try Fixture.tensor(c["grad_c0"], as: Double.self).scalars, 1e-10, "\(kind) dc0") }
             let grads = c["grads"] as! [String: Any]
-            for view in [cell.weightIH, cell.weightHH, cell.biasIH, cell.biasHH] {
+            for view in [cell.weightIH, cell.weightHH] + [cell.biasIH, cell.biasHH].compactMap({ $0 }) {
                 assertClose(Array(view.gradients), try Fixture.tensor(grads[view.name], as: Double.self).scalars, 1e-10, "\(kind) d\(view.name)")
             }
         }

@@ -10,7 +10,8 @@ final class GradientCheckTests: XCTestCase {
         let expectedNames = Set(["input", "h0"] + (options.configuration.cell.hasCellState ? ["c0"] : [])
             + (1..<max(options.chunks, 1)).map { "input_chunk\($0 + 1)" })
         XCTAssertTrue(expectedNames.isSubset(of: Set(results.map(\.name))), "missing tensors", file: file, line: line)
-        XCTAssertEqual(results.count, 4 * options.configuration.numLayers + expectedNames.count, file: file, line: line)
+        let perLayer = options.configuration.bias ? 4 : 2
+        XCTAssertEqual(results.count, perLayer * options.configuration.numLayers + expectedNames.count, file: file, line: line)
         for r in results {
             XCTAssertLessThanOrEqual(r.worstRelativeError, tolerance,
                 "\(options.configuration.cell) \(r.name) at \(r.worstIndex): analytic \(r.analytic) numeric \(r.numeric)", file: file, line: line)
@@ -28,6 +29,13 @@ final class GradientCheckTests: XCTestCase {
         for cell in CellKind.allCases {
             try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), batch: 2, steps: 4,
                                    lastStepOnly: true, seed: 12))
+        }
+    }
+
+    func testEveryCellWithoutBiases() throws {
+        for cell in CellKind.allCases {
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2, bias: false), batch: 2, steps: 3,
+                                   chunks: 2, lastStepOnly: true, seed: 14))
         }
     }
 

@@ -12,6 +12,7 @@ final class PyTorchFixtureTests: XCTestCase {
         for cell in ["rnn_tanh", "rnn_relu", "gru", "lstm"] {
             for layers in [1, 2] { for loss in ["all_steps", "last_step"] { names.append("\(cell)_l\(layers)_\(loss)") } }
             names.append("\(cell)_l2_truncated")
+            names.append("\(cell)_l2_truncated_nobias") // PyTorch bias=False
         }
         return names
     }()
@@ -22,7 +23,8 @@ final class PyTorchFixtureTests: XCTestCase {
         let fixture = try Fixture.load("recurrent/\(name).json")
         let cell = try CellKind(parsing: fixture["cell"] as! String)
         let config = RecurrentConfiguration(cell: cell, inputSize: fixture["input_size"] as! Int,
-                                            hiddenSize: fixture["hidden_size"] as! Int, numLayers: fixture["num_layers"] as! Int)
+                                            hiddenSize: fixture["hidden_size"] as! Int, numLayers: fixture["num_layers"] as! Int,
+                                            bias: fixture["bias"] as? Bool ?? true)
         var generator = SeededGenerator(seed: 1)
         let network = try RecurrentNetwork<Scalar>(config, generator: &generator)
         let parameters = fixture["parameters"] as! [String: Any]

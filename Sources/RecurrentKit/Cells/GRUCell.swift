@@ -129,8 +129,9 @@ func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ ro
 public final class GRUCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: when a size is below 1.
-    public init(inputSize: Int, hiddenSize: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
-        try super.init(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, initialization: initialization, generator: &generator)
+    public init(inputSize: Int, hiddenSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
+        try super.init(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization, generator: &generator)
     }
 }
 
@@ -139,9 +140,9 @@ public final class GRUCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
 public final class GRU<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
-    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout)
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
+                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
         initialize(initialization, generator: &generator)
     }

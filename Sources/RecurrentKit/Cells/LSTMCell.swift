@@ -135,8 +135,9 @@ func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ 
 public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: when a size is below 1.
-    public init(inputSize: Int, hiddenSize: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
-        try super.init(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, initialization: initialization, generator: &generator)
+    public init(inputSize: Int, hiddenSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
+        try super.init(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization, generator: &generator)
     }
 }
 
@@ -145,9 +146,9 @@ public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
 public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
-    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout)
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
+                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
         initialize(initialization, generator: &generator)
     }

@@ -116,9 +116,10 @@ func rnnBackwardRows<Scalar: RecurrentScalar>(_ t: RNNBackwardRows<Scalar>, _ ro
 public final class RNNCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: when a size is below 1.
-    public init(inputSize: Int, hiddenSize: Int, nonlinearity: RNNNonlinearity = .tanh, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        try super.init(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize, initialization: initialization, generator: &generator)
+    public init(inputSize: Int, hiddenSize: Int, nonlinearity: RNNNonlinearity = .tanh, bias: Bool = true,
+                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        try super.init(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization,
+                       generator: &generator)
     }
 }
 
@@ -128,9 +129,9 @@ public final class RNN<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
     public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, nonlinearity: RNNNonlinearity = .tanh, dropout: Double = 0,
-                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+                bias: Bool = true, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
         let configuration = RecurrentConfiguration(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize,
-                                                   numLayers: numLayers, dropout: dropout)
+                                                   numLayers: numLayers, dropout: dropout, bias: bias)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
         initialize(initialization, generator: &generator)
     }

@@ -28,8 +28,8 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     let network: RecurrentNetwork<Scalar>
     private var generator = SeededGenerator(seed: 0) // no dropout in a single layer: never drawn from
 
-    init(cell: CellKind, inputSize: Int, hiddenSize: Int, initialization: Initialization, generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: 1)
+    init(cell: CellKind, inputSize: Int, hiddenSize: Int, bias: Bool, initialization: Initialization, generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: 1, bias: bias)
         try configuration.validate()
         var layout = ParameterLayout()
         configuration.declareParameters(prefix: "", into: &layout, cellNames: true)
@@ -48,7 +48,7 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     public var parameters: ParameterStore<Scalar> { network.parameters }
     /// The prefix of the cell's names in ``parameters``.
     public var parameterPrefix: String { network.parameterPrefix }
-    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` (PyTorch's `nn.*Cell` `state_dict` order).
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` (PyTorch's `nn.*Cell` `state_dict` order; no biases with `bias: false`).
     public var parameterDeclarations: ParameterLayout { network.parameterDeclarations }
     /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws { try network._bind(to: store, prefix: prefix) }
@@ -57,10 +57,10 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     public var weightIH: ParameterView<Scalar> { ParameterView(store: parameters, name: network.parameterName("weight_ih", 0)) }
     /// `weight_hh`, (G*H, H), and its gradient.
     public var weightHH: ParameterView<Scalar> { ParameterView(store: parameters, name: network.parameterName("weight_hh", 0)) }
-    /// `bias_ih`, (G*H), and its gradient.
-    public var biasIH: ParameterView<Scalar> { ParameterView(store: parameters, name: network.parameterName("bias_ih", 0)) }
-    /// `bias_hh`, (G*H), and its gradient.
-    public var biasHH: ParameterView<Scalar> { ParameterView(store: parameters, name: network.parameterName("bias_hh", 0)) }
+    /// `bias_ih`, (G*H), and its gradient; nil for a cell made with `bias: false`.
+    public var biasIH: ParameterView<Scalar>? { try? network.biasIH(layer: 0) }
+    /// `bias_hh`, (G*H), and its gradient; nil for a cell made with `bias: false`.
+    public var biasHH: ParameterView<Scalar>? { try? network.biasHH(layer: 0) }
 
     /// One step: the next state from `input` and `state`.
     /// - Parameters:
