@@ -47,6 +47,9 @@ public final class BFloat16Decoder {
     /// - Throws: when the sizes do not chain.
     public init(network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>) throws {
         let configuration = network.configuration
+        guard !configuration.bidirectional else {
+            throw RecurrentKitError("a bidirectional network reads the whole sequence before its first output; it cannot decode token by token")
+        }
         let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize, O = output.outputSize
         if let embedding, embedding.dimension != I {
             throw RecurrentKitError("the embedding's width \(embedding.dimension) is not the network's input size \(I)")

@@ -106,15 +106,15 @@ public enum GradientCheck {
         }
         guard options.floor > 0, options.floor.isFinite else { throw RecurrentKitError.invalidArgument("floor", options.floor, "must be > 0") }
         guard options.step > 0, options.step.isFinite else { throw RecurrentKitError.invalidArgument("step", options.step, "must be > 0") }
-        let (B, T, L, H) = (options.batch, options.steps, config.numLayers, config.hiddenSize)
+        let (B, T, L, H, O) = (options.batch, options.steps, config.stateLayers, config.hiddenSize, config.outputSize)
         var generator = SeededGenerator(seed: options.seed)
         let network = try RecurrentNetwork<Double>(config, initialization: options.initialization, generator: &generator)
         let inputs = (0..<options.chunks).map { _ in Tensor<Double>(shape: [T, B, config.inputSize]) { generator.normal() } }
         let h0 = Tensor<Double>(shape: [L, B, H]) { 0.5 * generator.normal() }
         let c0: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { 0.5 * generator.normal() } : nil
         let dOutputs: [Tensor<Double>] = (0..<options.chunks).map { _ in
-            var d = Tensor<Double>(shape: [T, B, H]) { generator.normal() }
-            if options.lastStepOnly { for i in 0..<((T - 1) * B * H) { d.scalars[i] = 0 } }
+            var d = Tensor<Double>(shape: [T, B, O]) { generator.normal() }
+            if options.lastStepOnly { for i in 0..<((T - 1) * B * O) { d.scalars[i] = 0 } }
             return d
         }
         let weightsOnState = !options.lastStepOnly

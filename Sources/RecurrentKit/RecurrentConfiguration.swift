@@ -81,26 +81,41 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
     /// Whether the layers have `bias_ih_l{k}` and `bias_hh_l{k}` (PyTorch `bias=True`, the default). Without them the
     /// pre-activations have no bias terms and the store declares no bias tensors.
     public var bias: Bool
+    /// Whether every layer runs in both directions (PyTorch `bidirectional=True`): the reverse direction reads the
+    /// sequence from its end, with its own parameters `*_l{k}_reverse`; outputs are (T, B, 2H), forward then reverse
+    /// halves, and states (2L, B, H) in the order layer 0 forward, layer 0 reverse, layer 1 forward, ...
+    public var bidirectional: Bool
 
     /// Creates a configuration (validated by ``validate()`` when a network is built).
-    public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true) {
+    public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
+                bidirectional: Bool = false) {
         self.cell = cell
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
         self.dropout = dropout
         self.bias = bias
+        self.bidirectional = bidirectional
     }
 
-    private enum CodingKeys: String, CodingKey { case cell, inputSize, hiddenSize, numLayers, dropout, bias }
+    private enum CodingKeys: String, CodingKey { case cell, inputSize, hiddenSize, numLayers, dropout, bias, bidirectional }
 
-    /// Decodes a configuration; `bias` is optional (true when absent, as in files written before it existed).
+    /// Decodes a configuration; `bias` (true) and `bidirectional` (false) are optional, as in files written before
+    /// they existed.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(cell: try c.decode(CellKind.self, forKey: .cell), inputSize: try c.decode(Int.self, forKey: .inputSize),
                   hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
-                  dropout: try c.decode(Double.self, forKey: .dropout), bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true)
+                  dropout: try c.decode(Double.self, forKey: .dropout), bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
+                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false)
     }
+
+    /// Directions per layer: 2 when ``bidirectional``, else 1.
+    public var directions: Int { bidirectional ? 2 : 1 }
+    /// Width of every output step: directions x H.
+    public var outputSize: Int { directions * hiddenSize }
+    /// Rows of the initial and final states: directions x L (h and c are (directions x L, B, H)).
+    public var stateLayers: Int { directions * numLayers }
 
     /// Throws an error naming the first invalid field and its value.
     public func validate() throws {
@@ -121,25 +136,45 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         }
     }
 
-    /// Input features of layer `k`: `inputSize` for layer 0, `hiddenSize` above.
-    public func layerInputSize(_ k: Int) -> Int { k == 0 ? inputSize : hiddenSize }
+    /// Input features of layer `k`: `inputSize` for layer 0, the output width (directions x H) above.
+    public func layerInputSize(_ k: Int) -> Int { k == 0 ? inputSize : outputSize }
 
     /// PyTorch parameter names and shapes in `state_dict` order, each name prefixed by `prefix`.
     public func declareParameters(prefix: String = "", into layout: inout ParameterLayout) {
-        declareParameters(prefix: prefix, into: &layout, cellNames: false)
+        declareParameters(prefix: prefix, into: &layout, naming: .layers)
     }
 
-    /// As ``declareParameters(prefix:into:)``; with `cellNames` (one layer) PyTorch's `nn.*Cell` names without the
-    /// layer suffix (`weight_ih`, ...).
-    func declareParameters(prefix: String, into layout: inout ParameterLayout, cellNames: Bool) {
+    /// As ``declareParameters(prefix:into:)`` with the names of `naming`.
+    func declareParameters(prefix: String, into layout: inout ParameterLayout, naming: ParameterNaming) {
         let rows = cell.gateCount * hiddenSize
         for k in 0..<numLayers {
-            let suffix = cellNames ? "" : "_l\(k)"
-            layout.append("\(prefix)weight_ih\(suffix)", shape: [rows, layerInputSize(k)])
-            layout.append("\(prefix)weight_hh\(suffix)", shape: [rows, hiddenSize])
-            guard bias else { continue }
-            layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
-            layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
+            for reverse in bidirectional ? [false, true] : [false] {
+                let suffix = naming.suffix(layer: k, reverse: reverse)
+                layout.append("\(prefix)weight_ih\(suffix)", shape: [rows, layerInputSize(k)])
+                layout.append("\(prefix)weight_hh\(suffix)", shape: [rows, hiddenSize])
+                guard bias else { continue }
+                layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
+                layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
+            }
+        }
+    }
+}
+
+/// How a stack names its parameters' layer suffix.
+enum ParameterNaming: Equatable {
+    /// `_l{k}`, and `_l{k}_reverse` for the reverse direction (`nn.RNN`/`nn.GRU`/`nn.LSTM`).
+    case layers
+    /// No suffix (`nn.RNNCell`/`nn.GRUCell`/`nn.LSTMCell`; one layer, one direction).
+    case cell
+    /// One direction of one layer of a bidirectional stack: its single layer is named as layer `layer` of the stack.
+    case direction(layer: Int, reverse: Bool)
+
+    /// The suffix of layer `k` (direction `reverse`) under this naming.
+    func suffix(layer k: Int, reverse: Bool) -> String {
+        switch self {
+        case .layers: return "_l\(k)" + (reverse ? "_reverse" : "")
+        case .cell: return ""
+        case .direction(let layer, let r): return "_l\(layer)" + (r ? "_reverse" : "")
         }
     }
 }

@@ -3,7 +3,8 @@
 extension RecurrentNetwork {
     /// Points the per-layer parameter and gradient pointers into `parameters` under `prefix` (names checked before).
     func resolvePointers() {
-        let L = configuration.numLayers
+        // A bidirectional stack's work is done by its direction networks; its own per-layer pointers stay empty.
+        let L = configuration.bidirectional ? 0 : configuration.numLayers
         weightIH = (0..<L).map { parameters.value(parameterName("weight_ih", $0)) }
         weightHH = (0..<L).map { parameters.value(parameterName("weight_hh", $0)) }
         // Without biases the stack reads zeros and adds bias gradients into scratch no one reads, so its loops stay
@@ -25,19 +26,22 @@ extension RecurrentNetwork {
     }
 
     /// The full name of parameter `base` (`weight_ih`, ...) of layer `k` in ``parameters``.
-    func parameterName(_ base: String, _ k: Int) -> String { prefix + base + (cellNames ? "" : "_l\(k)") }
+    func parameterName(_ base: String, _ k: Int, reverse: Bool = false) -> String {
+        prefix + base + naming.suffix(layer: k, reverse: reverse)
+    }
 
     /// Every parameter of every layer in `state_dict` order, names without a prefix (`weight_ih_l0`, ...).
     public var parameterDeclarations: ParameterLayout {
         var layout = ParameterLayout()
-        configuration.declareParameters(prefix: "", into: &layout, cellNames: cellNames)
+        configuration.declareParameters(prefix: "", into: &layout, naming: naming)
         return layout
     }
 
     /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
     /// Records of earlier forwards become stale.
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
-        try Self.checkDeclared(configuration, in: store, prefix: prefix, cellNames: cellNames)
+        try Self.checkDeclared(configuration, in: store, prefix: prefix, naming: naming)
+        for direction in bidirectionalLayers?.directions ?? [] { try direction._bind(to: store, prefix: prefix) }
         parameters = store
         self.prefix = prefix
         resolvePointers()
@@ -46,9 +50,9 @@ extension RecurrentNetwork {
     }
 
     static func checkDeclared(_ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String,
-                                      cellNames: Bool) throws {
+                              naming: ParameterNaming) throws {
         var layout = ParameterLayout()
-        configuration.declareParameters(prefix: prefix, into: &layout, cellNames: cellNames)
+        configuration.declareParameters(prefix: prefix, into: &layout, naming: naming)
         for entry in layout.entries {
             let existing = try store.requireEntry(entry.name)
             guard existing.shape == entry.shape else {
@@ -57,35 +61,40 @@ extension RecurrentNetwork {
         }
     }
 
-    /// `weight_ih_l{layer}`, (G*H, In) with In the layer's input size, and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func weightIH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_ih", layer) }
-    /// `weight_hh_l{layer}`, (G*H, H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L).
-    public func weightHH(layer: Int) throws -> ParameterView<Scalar> { try view("weight_hh", layer) }
-    /// `bias_ih_l{layer}`, (G*H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L) or the network has no biases.
-    public func biasIH(layer: Int) throws -> ParameterView<Scalar> { try biasView("bias_ih", layer) }
-    /// `bias_hh_l{layer}`, (G*H), and its gradient.
-    /// - Throws: when `layer` is outside [0, L) or the network has no biases.
-    public func biasHH(layer: Int) throws -> ParameterView<Scalar> { try biasView("bias_hh", layer) }
+    /// `weight_ih_l{layer}` (or `weight_ih_l{layer}_reverse`), (G*H, In) with In the layer's input size, and its gradient.
+    /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
+    public func weightIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try view("weight_ih", layer, reverse) }
+    /// `weight_hh_l{layer}` (or `..._reverse`), (G*H, H), and its gradient.
+    /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
+    public func weightHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try view("weight_hh", layer, reverse) }
+    /// `bias_ih_l{layer}` (or `..._reverse`), (G*H), and its gradient.
+    /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no biases.
+    public func biasIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try biasView("bias_ih", layer, reverse) }
+    /// `bias_hh_l{layer}` (or `..._reverse`), (G*H), and its gradient.
+    /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no biases.
+    public func biasHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try biasView("bias_hh", layer, reverse) }
 
-    private func biasView(_ base: String, _ layer: Int) throws -> ParameterView<Scalar> {
+    private func biasView(_ base: String, _ layer: Int, _ reverse: Bool) throws -> ParameterView<Scalar> {
         guard configuration.bias else { throw RecurrentKitError("this network has no biases (bias: false)") }
-        return try view(base, layer)
+        return try view(base, layer, reverse)
     }
 
-    private func view(_ base: String, _ layer: Int) throws -> ParameterView<Scalar> {
+    private func view(_ base: String, _ layer: Int, _ reverse: Bool) throws -> ParameterView<Scalar> {
         guard layer >= 0, layer < configuration.numLayers else {
             throw RecurrentKitError.invalidArgument("layer", layer, "must be in 0..<\(configuration.numLayers)")
         }
-        return ParameterView(store: parameters, name: parameterName(base, layer))
+        guard !reverse || configuration.bidirectional else { throw RecurrentKitError("this network has one direction (bidirectional: false)") }
+        return ParameterView(store: parameters, name: parameterName(base, layer, reverse: reverse))
     }
 
     /// Draws every parameter of this network again (in `state_dict` order, row-major).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
+        if let bidirectionalLayers {
+            for direction in bidirectionalLayers.directions { direction.initialize(initialization, generator: &generator) }
+            return
+        }
         let H = configuration.hiddenSize
         let bound = 1 / Double(H).squareRoot()
         for k in 0..<configuration.numLayers {

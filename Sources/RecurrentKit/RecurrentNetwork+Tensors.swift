@@ -6,10 +6,10 @@ extension RecurrentNetwork {
     /// Runs every layer over the sequence.
     /// - Parameters:
     ///   - input: (T, B, I) dense features, or (T, B) one-hot indices.
-    ///   - initialState: h0 (L, B, H) and, for the LSTM, c0 (L, B, H); zeros when nil (or when `c` is nil).
+    ///   - initialState: h0 (directions x L, B, H) and, for the LSTM, c0 (directions x L, B, H); zeros when nil (or when `c` is nil).
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
-    /// - Returns: every h_t of the last layer (T, B, H) and the final state of every layer.
+    /// - Returns: every h_t of the last layer (T, B, directions x H) and the final state of every layer.
     /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:training:generator:)``.
     func forward(
         _ input: RecurrentInput<Scalar>,
@@ -25,7 +25,7 @@ extension RecurrentNetwork {
     func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, training: Bool,
                     generator: inout SeededGenerator) throws {
         let (T, B) = try checkInput(input)
-        let L = configuration.numLayers, H = configuration.hiddenSize
+        let L = configuration.stateLayers, H = configuration.hiddenSize
         if let state = initialState {
             try state.h.requireShape(L, B, H, name: "h0")
             if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "c0") }
@@ -42,10 +42,10 @@ extension RecurrentNetwork {
 
     /// Backpropagates through the last forward.
     /// - Parameters:
-    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H).
-    ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (L, B, H); zeros when nil.
+    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, directions x H).
+    ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (directions x L, B, H); zeros when nil.
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
-    /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
+    /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (directions x L, B, H).
     ///   Parameter gradients are added into `parameters.gradients`.
     /// Unchecked (the tests' form): prefer ``backward(_:outputGradient:finalStateGradient:truncation:)``.
     func backward(
@@ -55,8 +55,8 @@ extension RecurrentNetwork {
     ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize
-        try outputGradient.requireShape(T, B, H, name: "outputGradient")
+        let L = configuration.stateLayers, H = configuration.hiddenSize, I = configuration.inputSize
+        try outputGradient.requireShape(T, B, configuration.outputSize, name: "outputGradient")
         if let g = finalStateGradient {
             try g.h.requireShape(L, B, H, name: "finalStateGradient.h")
             if let c = g.c { try c.requireShape(L, B, H, name: "finalStateGradient.c") }
@@ -90,6 +90,10 @@ extension RecurrentNetwork {
     /// that hold every step (no recompute interval).
     func appendReLUSigns(to signs: inout [Bool]) {
         guard configuration.cell == .rnnReLU, !recomputes else { return }
+        if let bidirectionalLayers {
+            for direction in bidirectionalLayers.directions { direction.appendReLUSigns(to: &signs) }
+            return
+        }
         let count = cachedSteps * cachedBatch * configuration.hiddenSize
         for k in 0..<configuration.numLayers {
             let h = layers[k].hidden.pointer + cachedBatch * configuration.hiddenSize // h_1 ... h_T
@@ -97,14 +101,14 @@ extension RecurrentNetwork {
         }
     }
 
-    /// Every h_t of the last layer from the cached forward, (T, B, H).
+    /// Every h_t of the last layer from the cached forward, (T, B, directions x H).
     public func outputTensor() throws -> Tensor<Scalar> {
-        let T = cachedSteps, B = cachedBatch, H = configuration.hiddenSize
+        let T = cachedSteps, B = cachedBatch, H = configuration.outputSize
         guard T > 0 else { throw RecurrentKitError("no forward pass has run") }
         return try Tensor(shape: [T, B, H], scalars: Array(UnsafeBufferPointer(start: output, count: T * B * H)))
     }
 
-    /// Final h (and c) of every layer from the cached forward, (L, B, H); a plain value, so carrying it
+    /// Final h (and c) of every layer from the cached forward, (directions x L, B, H); a plain value, so carrying it
     /// into the next chunk cuts the gradient path (truncated BPTT).
     public func finalState() throws -> RecurrentState<Scalar> {
         var state: RecurrentState<Scalar>? = nil
@@ -117,7 +121,7 @@ extension RecurrentNetwork {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
-        let B = cachedBatch, H = configuration.hiddenSize, L = configuration.numLayers
+        let B = cachedBatch, H = configuration.hiddenSize, L = configuration.stateLayers
         guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
         let hasCell = configuration.cell.hasCellState
         var current: RecurrentState<Scalar>

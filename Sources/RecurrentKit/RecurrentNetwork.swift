@@ -36,8 +36,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// The prefix of this network's names in ``parameters`` ("" for a standalone network, e.g. "rnn." in a model).
     public var parameterPrefix: String { prefix }
     var prefix: String
-    /// One layer named like PyTorch's `nn.*Cell` (`weight_ih`, no `_l0`): the network inside a single-step cell.
-    let cellNames: Bool
+    /// How the parameters are named: per layer (`weight_ih_l0`), as a cell (`weight_ih`), or as one direction of one
+    /// layer of a bidirectional stack.
+    let naming: ParameterNaming
+    /// With `bidirectional`: the one-layer networks doing each direction's work, and what the stack keeps.
+    private(set) var bidirectionalLayers: BidirectionalLayers<Scalar>? = nil
 
     // Per-layer parameter and gradient pointers, resolved when bound.
     var weightIH: [UnsafeMutablePointer<Scalar>]
@@ -151,18 +154,20 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// A network whose parameters live in a larger store under `prefix` (e.g. "rnn.").
     public convenience init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String) throws {
-        try self.init(configuration, parameters: parameters, prefix: prefix, cellNames: false)
+        try self.init(configuration, parameters: parameters, prefix: prefix, naming: .layers)
     }
 
-    /// A network bound to `parameters` under `prefix`, named per layer (`weight_ih_l0`) or, with `cellNames`, as a cell.
-    init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String, cellNames: Bool) throws {
+    /// A network bound to `parameters` under `prefix`, its names following `naming`.
+    init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String, naming: ParameterNaming) throws {
         try configuration.validate()
-        guard !cellNames || configuration.numLayers == 1 else { throw RecurrentKitError("a cell has one layer") }
+        guard naming == .layers || (configuration.numLayers == 1 && !configuration.bidirectional) else {
+            throw RecurrentKitError("a cell or a direction has one layer")
+        }
         self.configuration = configuration
         self.parameters = parameters
         self.prefix = prefix
-        self.cellNames = cellNames
-        try Self.checkDeclared(configuration, in: parameters, prefix: prefix, cellNames: cellNames)
+        self.naming = naming
+        try Self.checkDeclared(configuration, in: parameters, prefix: prefix, naming: naming)
         let L = configuration.numLayers
         (weightIH, weightHH, biasIH, biasHH) = ([], [], [], [])
         (gradWeightIH, gradWeightHH, gradBiasIH, gradBiasHH) = ([], [], [], [])
@@ -170,23 +175,27 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         packedForward = (0..<L).map { _ in PackedWeight() }
         packedBackward = (0..<L).map { _ in PackedWeight() }
         resolvePointers()
+        if configuration.bidirectional { bidirectionalLayers = try BidirectionalLayers(self) }
     }
 
     // MARK: - Pointer API (no allocation after the first call at a given size)
 
     /// Every h_t of the last layer after `forward`, (T, B, H), valid until the next forward.
     var output: UnsafeMutablePointer<Scalar> {
-        recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
+        if let bidirectionalLayers { return bidirectionalLayers.outputs[configuration.numLayers - 1].pointer }
+        return recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
     }
 
-    /// Final hidden state of layer `k`, (B, H), after `forward`.
+    /// Final hidden state of state row `k` (layer k, or layer k/2 and direction k%2 when bidirectional), (B, H).
     func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
+        if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalHidden(layer: 0) }
         let BH = cachedBatch * configuration.hiddenSize
         return recomputes ? finalStates.pointer + k * BH : layers[k].hidden.pointer + cachedSteps * BH
     }
 
-    /// Final cell state of layer `k`, (B, H), after `forward` (LSTM only).
+    /// Final cell state of state row `k`, (B, H), after `forward` (LSTM only).
     func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
+        if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalCell(layer: 0) }
         let BH = cachedBatch * configuration.hiddenSize
         return recomputes ? finalStates.pointer + (configuration.numLayers + k) * BH : layers[k].cell.pointer + cachedSteps * BH
     }
@@ -200,7 +209,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         for cache in layers {
             workspaces += [cache.input, cache.gates, cache.hidden, cache.cell, cache.tanhCell, cache.recurrentNew, cache.dropoutMask]
         }
-        return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
+        return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride + (bidirectionalLayers?.activationMemoryBytes ?? 0)
     }
 
     /// Absolute step ranges of the time blocks covering [first, first + n): boundaries at multiples of
@@ -240,6 +249,15 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             }
         } else if input == nil {
             throw RecurrentKitError("forward needs dense input or one-hot tokens")
+        }
+        if let bidirectionalLayers {
+            try bidirectionalLayers.forward(steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, training: training,
+                                            generator: &generator)
+            cachedTokens = tokens
+            cachedSteps = T
+            cachedBatch = B
+            forwardGeneration &+= 1
+            return
         }
         let isLSTM = configuration.cell == .lstm
         let willRecompute = recomputeInterval.map { $0 < T } ?? false
@@ -402,6 +420,13 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     ) throws {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        if let bidirectionalLayers {
+            guard truncation == .none else { throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none") }
+            try bidirectionalLayers.backward(steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
+                                             finalCellGradient: finalCellGradient, inputGradient: cachedTokens == nil ? inputGradient : nil,
+                                             initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
+            return
+        }
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
         let GH = G * H
         switch truncation {

@@ -8,7 +8,7 @@ extension RecurrentNetwork {
     ///   - input: (T, B, I) dense features, or (T, B) one-hot indices; (B, T, I) and (B, T) with `layout: .batchFirst`.
     ///   - layout: ``SequenceLayout/timeMajor`` (default) or ``SequenceLayout/batchFirst`` (PyTorch `batch_first=True`);
     ///     the record's output and the gradients passed to and returned by the backward use the same layout.
-    ///   - initialState: h0 (L, B, H) and, for the LSTM, c0 (L, B, H); zeros when nil (never batch-first, as PyTorch).
+    ///   - initialState: h0 (directions x L, B, H) and, for the LSTM, c0 (directions x L, B, H); zeros when nil (never batch-first, as PyTorch).
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     public func callAsFunction(_ input: RecurrentInput<Scalar>, layout: SequenceLayout = .timeMajor, initialState: RecurrentState<Scalar>? = nil,
@@ -34,10 +34,10 @@ extension RecurrentNetwork {
     /// (zero them first, e.g. with ``ParameterStore/zeroGradients()``) and returns the gradients of the inputs.
     /// - Parameters:
     ///   - record: what this network's latest forward returned.
-    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, H), or (B, T, H) for a batch-first record.
-    ///   - finalStateGradient: dL/dh_T (and dL/dc_T), (L, B, H); zeros when nil.
+    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, directions x H), or (B, T, directions x H) for a batch-first record.
+    ///   - finalStateGradient: dL/dh_T (and dL/dc_T), (directions x L, B, H); zeros when nil.
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
-    /// - Returns: dL/dinput in the record's layout (nil for one-hot input) and dL/dh0 (and dL/dc0), (L, B, H).
+    /// - Returns: dL/dinput in the record's layout (nil for one-hot input) and dL/dh0 (and dL/dc0), (directions x L, B, H).
     /// - Throws: when `record` comes from another network or a later forward has run since, or on a shape mismatch.
     public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: Tensor<Scalar>, finalStateGradient: RecurrentState<Scalar>? = nil,
                          truncation: BackwardTruncation = .none) throws
@@ -47,7 +47,7 @@ extension RecurrentNetwork {
             return try backward(outputGradient: outputGradient, finalStateGradient: finalStateGradient, truncation: truncation)
         }
         guard outputGradient.shape.count == 3 else {
-            throw RecurrentKitError.shapeMismatch("outputGradient", expected: [record.batch, record.steps, configuration.hiddenSize], got: outputGradient.shape)
+            throw RecurrentKitError.shapeMismatch("outputGradient", expected: [record.batch, record.steps, configuration.outputSize], got: outputGradient.shape)
         }
         let result = try backward(outputGradient: try outputGradient.swappingFirstTwoAxes(), finalStateGradient: finalStateGradient, truncation: truncation)
         return (try result.inputGradient?.swappingFirstTwoAxes(), result.initialStateGradient)
@@ -62,9 +62,9 @@ extension RecurrentNetwork {
     ///   - B: batch rows (>= 1).
     ///   - input: (T, B, I) dense features, or nil with `tokens`.
     ///   - tokens: T*B indices in [0, I), time-major, read as one-hot rows (nil with dense `input`).
-    ///   - initialHidden: h0 (L, B, H) or nil for zeros. Copied before any workspace changes, so it may point into
+    ///   - initialHidden: h0 (directions x L, B, H) or nil for zeros. Copied before any workspace changes, so it may point into
     ///     this network's previous final state.
-    ///   - initialCell: c0 (L, B, H) for the LSTM, or nil for zeros (copied like `initialHidden`).
+    ///   - initialCell: c0 (directions x L, B, H) for the LSTM, or nil for zeros (copied like `initialHidden`).
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     /// - Returns: the record of this forward (its output lives in the network's workspace, see
@@ -83,12 +83,12 @@ extension RecurrentNetwork {
     /// `parameters.gradients`, and overwrites the gradient buffers that are non-nil.
     /// - Parameters:
     ///   - record: the forward to backpropagate through (must be this network's latest and time-major).
-    ///   - outputGradient: dL/dh_t of the last layer, (T, B, H).
-    ///   - finalHiddenGradient: dL/dh_T (L, B, H), or nil for zeros.
-    ///   - finalCellGradient: dL/dc_T (L, B, H) for the LSTM, or nil for zeros.
+    ///   - outputGradient: dL/dh_t of the last layer, (T, B, directions x H).
+    ///   - finalHiddenGradient: dL/dh_T (directions x L, B, H), or nil for zeros.
+    ///   - finalCellGradient: dL/dc_T (directions x L, B, H) for the LSTM, or nil for zeros.
     ///   - inputGradient: receives dL/dinput (T, B, I) when non-nil and the input was dense.
-    ///   - initialHiddenGradient: receives dL/dh0 (L, B, H) when non-nil.
-    ///   - initialCellGradient: receives dL/dc0 (L, B, H) for the LSTM when non-nil.
+    ///   - initialHiddenGradient: receives dL/dh0 (directions x L, B, H) when non-nil.
+    ///   - initialCellGradient: receives dL/dc0 (directions x L, B, H) for the LSTM when non-nil.
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
@@ -126,7 +126,7 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
     /// The layout of ``output`` and of the backward's gradients.
     public let layout: SequenceLayout
 
-    /// Every h_t of the last layer, (T, B, H), or (B, T, H) with ``SequenceLayout/batchFirst`` (a copy).
+    /// Every h_t of the last layer, (T, B, directions x H), or (B, T, directions x H) with ``SequenceLayout/batchFirst`` (a copy).
     public var output: Tensor<Scalar> {
         get throws {
             try network.check(self)
@@ -135,7 +135,7 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
         }
     }
 
-    /// h_T (and c_T) of every layer, (L, B, H) (a copy; carrying it into the next chunk cuts the gradient path).
+    /// h_T (and c_T) of every layer, (directions x L, B, H) (a copy; carrying it into the next chunk cuts the gradient path).
     public var finalState: RecurrentState<Scalar> {
         get throws {
             try network.check(self)
@@ -143,11 +143,11 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
         }
     }
 
-    /// Calls `body` with the output in the network's workspace, (T, B, H) time-major whatever the record's layout; the
+    /// Calls `body` with the output in the network's workspace, (T, B, directions x H) time-major whatever the record's layout; the
     /// buffer must not escape `body`. Allocates nothing.
     public func withUnsafeOutput<R>(_ body: (UnsafeBufferPointer<Scalar>) throws -> R) throws -> R {
         try network.check(self)
-        return try body(UnsafeBufferPointer(start: network.output, count: steps * batch * network.configuration.hiddenSize))
+        return try body(UnsafeBufferPointer(start: network.output, count: steps * batch * network.configuration.outputSize))
     }
 
     /// Writes the final state into `state`, reusing its storage when the shapes already match (no allocation).
@@ -156,14 +156,14 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
         try network.copyFinalState(into: &state)
     }
 
-    /// Copies h_T of every layer into `hidden` (L, B, H) and, for the LSTM when non-nil, c_T into `cell` (L, B, H).
+    /// Copies h_T of every layer into `hidden` (directions x L, B, H) and, for the LSTM when non-nil, c_T into `cell` (directions x L, B, H).
     /// The buffers may be the ones this forward read its initial state from.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) throws {
         try network.check(self)
         let BH = batch * network.configuration.hiddenSize
-        for k in 0..<network.configuration.numLayers {
+        for k in 0..<network.configuration.stateLayers {
             (hidden + k * BH).update(from: network.finalHidden(layer: k), count: BH)
             if let cell, network.configuration.cell.hasCellState { (cell + k * BH).update(from: network.finalCell(layer: k), count: BH) }
         }

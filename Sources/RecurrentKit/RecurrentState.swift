@@ -1,6 +1,7 @@
 // The values a recurrent stack reads and returns: states, input, truncation.
 
-/// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H).
+/// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H); (2L, B, H) for a
+/// bidirectional stack (layer 0 forward, layer 0 reverse, layer 1 forward, ...).
 public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
     /// Hidden states, (L, B, H).
     public var h: Tensor<Scalar>
@@ -15,7 +16,7 @@ public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
 
     /// Zeros for `configuration` and batch size `batch`.
     public init(zerosFor configuration: RecurrentConfiguration, batch: Int) {
-        let shape = [configuration.numLayers, batch, configuration.hiddenSize]
+        let shape = [configuration.stateLayers, batch, configuration.hiddenSize]
         h = Tensor(zeros: shape)
         c = configuration.cell.hasCellState ? Tensor(zeros: shape) : nil
     }

@@ -10,7 +10,7 @@ final class GradientCheckTests: XCTestCase {
         let expectedNames = Set(["input", "h0"] + (options.configuration.cell.hasCellState ? ["c0"] : [])
             + (1..<max(options.chunks, 1)).map { "input_chunk\($0 + 1)" })
         XCTAssertTrue(expectedNames.isSubset(of: Set(results.map(\.name))), "missing tensors", file: file, line: line)
-        let perLayer = options.configuration.bias ? 4 : 2
+        let perLayer = (options.configuration.bias ? 4 : 2) * options.configuration.directions
         XCTAssertEqual(results.count, perLayer * options.configuration.numLayers + expectedNames.count, file: file, line: line)
         for r in results {
             XCTAssertLessThanOrEqual(r.worstRelativeError, tolerance,
@@ -36,6 +36,15 @@ final class GradientCheckTests: XCTestCase {
         for cell in CellKind.allCases {
             try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2, bias: false), batch: 2, steps: 3,
                                    chunks: 2, lastStepOnly: true, seed: 14))
+        }
+    }
+
+    func testEveryCellBidirectionalWithDropoutAndChunks() throws {
+        for cell in CellKind.allCases {
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2, dropout: 0.3, bidirectional: true),
+                                   batch: 2, steps: 3, chunks: 2, lastStepOnly: true, training: true, seed: 15))
+            try assertPasses(.init(configuration: .init(cell: cell, inputSize: 4, hiddenSize: 3, numLayers: 2, bias: false, bidirectional: true),
+                                   batch: 3, steps: 4, seed: 16))
         }
     }
 

@@ -13,6 +13,7 @@ final class PyTorchFixtureTests: XCTestCase {
             for layers in [1, 2] { for loss in ["all_steps", "last_step"] { names.append("\(cell)_l\(layers)_\(loss)") } }
             names.append("\(cell)_l2_truncated")
             names.append("\(cell)_l2_truncated_nobias") // PyTorch bias=False
+            for layers in [1, 2] { for loss in ["all_steps", "last_step"] { names.append("\(cell)_l\(layers)_\(loss)_bidirectional") } }
         }
         return names
     }()
@@ -24,7 +25,7 @@ final class PyTorchFixtureTests: XCTestCase {
         let cell = try CellKind(parsing: fixture["cell"] as! String)
         let config = RecurrentConfiguration(cell: cell, inputSize: fixture["input_size"] as! Int,
                                             hiddenSize: fixture["hidden_size"] as! Int, numLayers: fixture["num_layers"] as! Int,
-                                            bias: fixture["bias"] as? Bool ?? true)
+                                            bias: fixture["bias"] as? Bool ?? true, bidirectional: fixture["bidirectional"] as? Bool ?? false)
         var generator = SeededGenerator(seed: 1)
         let network = try RecurrentNetwork<Scalar>(config, generator: &generator)
         let parameters = fixture["parameters"] as! [String: Any]

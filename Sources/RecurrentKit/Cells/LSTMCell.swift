@@ -141,15 +141,16 @@ public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     }
 }
 
-/// PyTorch `nn.LSTM` (stacked layers, dropout between them): a ``RecurrentNetwork`` made from PyTorch's arguments,
+/// PyTorch `nn.LSTM` (stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made from PyTorch's arguments,
 /// with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
 public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
     public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
-                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias)
-        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
+                bidirectional: Bool = false, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+        let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias,
+                                                   bidirectional: bidirectional)
+        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }
 }

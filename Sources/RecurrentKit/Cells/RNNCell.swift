@@ -123,16 +123,18 @@ public final class RNNCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     }
 }
 
-/// PyTorch `nn.RNN` (tanh or ReLU, stacked layers, dropout between them): a ``RecurrentNetwork`` made from PyTorch's
+/// PyTorch `nn.RNN` (tanh or ReLU, stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made from PyTorch's
 /// arguments, with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
 public final class RNN<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
     public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, nonlinearity: RNNNonlinearity = .tanh, dropout: Double = 0,
-                bias: Bool = true, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+                bias: Bool = true, bidirectional: Bool = false, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
         let configuration = RecurrentConfiguration(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize,
-                                                   numLayers: numLayers, dropout: dropout, bias: bias)
-        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", cellNames: false)
+                                                   numLayers: numLayers, dropout: dropout, bias: bias,
+                                                   bidirectional: bidirectional)
+        try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }
 }

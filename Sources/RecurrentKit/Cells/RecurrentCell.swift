@@ -32,8 +32,8 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
         let configuration = RecurrentConfiguration(cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: 1, bias: bias)
         try configuration.validate()
         var layout = ParameterLayout()
-        configuration.declareParameters(prefix: "", into: &layout, cellNames: true)
-        network = try RecurrentNetwork(configuration, parameters: ParameterStore(layout: layout), prefix: "", cellNames: true)
+        configuration.declareParameters(prefix: "", into: &layout, naming: .cell)
+        network = try RecurrentNetwork(configuration, parameters: ParameterStore(layout: layout), prefix: "", naming: .cell)
         network.initialize(initialization, generator: &generator)
     }
 

@@ -1,0 +1,151 @@
+// Bidirectional stacks (PyTorch `bidirectional=True`): every layer runs a forward direction over the sequence and a
+// reverse direction over the time-reversed sequence, each a one-layer network with its own parameters
+// (`*_l{k}` and `*_l{k}_reverse`); the layer's output joins the two halves, (T, B, 2H), and feeds the next layer
+// through dropout. The directions run the cells' own loops (Cells/), so no equation is written here.
+
+extension RecurrentNetwork {
+    /// Recompute interval the direction networks use (set from the stack's before each forward).
+    fileprivate func syncDirections(_ interval: Int?) {
+        for direction in bidirectionalLayers?.directions ?? [] { direction.recomputeInterval = interval }
+    }
+}
+
+/// What a bidirectional stack keeps between its forward and its backward.
+final class BidirectionalLayers<Scalar: RecurrentScalar> {
+    /// Layer k's forward direction at 2k, its reverse direction at 2k + 1: one-layer networks bound to the stack's store.
+    let directions: [RecurrentNetwork<Scalar>]
+    /// (T, B, 2H) per layer: the joined output, after dropout below the last layer.
+    let outputs: [Workspace<Scalar>]
+    /// (T, B, 2H) per layer below the last: dropout keep masks scaled by 1/(1-p), valid when `droppedOut[k]`.
+    let masks: [Workspace<Scalar>]
+    private var droppedOut: [Bool]
+    private let configuration: RecurrentConfiguration
+    private unowned let stack: RecurrentNetwork<Scalar>
+    private let reversedInput = Workspace<Scalar>()     // (T, B, In) time-reversed layer input
+    private var reversedTokens: [Int] = []              // (T, B) time-reversed one-hot input of layer 0
+    private let gradJoined = Workspace<Scalar>()        // (T, B, 2H) dL/d(joined output) of the layer being processed
+    private let gradBelow = Workspace<Scalar>()         // (T, B, 2H) dL/d(output of the layer below)
+    private let gradForward = Workspace<Scalar>()       // (T, B, H) forward half of gradJoined
+    private let gradReverse = Workspace<Scalar>()       // (T, B, H) reverse half, time-reversed
+    private let gradInputForward = Workspace<Scalar>()  // (T, B, In) dL/dx through the forward direction
+    private let gradInputReverse = Workspace<Scalar>()  // (T, B, In) dL/dx through the reverse direction, time-reversed
+
+    init(_ stack: RecurrentNetwork<Scalar>) throws {
+        let c = stack.configuration
+        configuration = c
+        self.stack = stack
+        var made: [RecurrentNetwork<Scalar>] = []
+        for k in 0..<c.numLayers {
+            let one = RecurrentConfiguration(cell: c.cell, inputSize: c.layerInputSize(k), hiddenSize: c.hiddenSize, numLayers: 1,
+                                             dropout: 0, bias: c.bias)
+            for reverse in [false, true] {
+                made.append(try RecurrentNetwork(one, parameters: stack.parameters, prefix: stack.prefix, naming: .direction(layer: k, reverse: reverse)))
+            }
+        }
+        directions = made
+        outputs = (0..<c.numLayers).map { _ in Workspace() }
+        masks = (0..<c.numLayers).map { _ in Workspace() }
+        droppedOut = Array(repeating: false, count: c.numLayers)
+    }
+
+    /// Bytes of the directions' caches and of the joined outputs, masks and gradient scratch.
+    var activationMemoryBytes: Int {
+        directions.reduce(0) { $0 + $1.activationMemoryBytes }
+            + (outputs + masks + [reversedInput, gradJoined, gradBelow, gradForward, gradReverse, gradInputForward, gradInputReverse])
+                .reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
+    }
+
+    /// Copies `source` (T, B, width) into `destination` with the time axis reversed.
+    private func reverseTime(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, steps T: Int, rowWidth: Int) {
+        for t in 0..<T { (destination + (T - 1 - t) * rowWidth).update(from: source + t * rowWidth, count: rowWidth) }
+    }
+
+    func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
+                 c0: UnsafePointer<Scalar>?, training: Bool, generator: inout SeededGenerator) throws {
+        let L = configuration.numLayers, H = configuration.hiddenSize, BH = B * H
+        stack.syncDirections(stack.recomputeInterval)
+        let dropsOut = training && configuration.dropout > 0 && L > 1
+        let seed = dropsOut ? generator.next() : 0
+        var unused = SeededGenerator(seed: 0) // one-layer directions have no dropout of their own
+        for k in 0..<L {
+            let In = configuration.layerInputSize(k)
+            let forward = directions[2 * k], reverse = directions[2 * k + 1]
+            let x: UnsafePointer<Scalar>? = k == 0 ? input : UnsafePointer(outputs[k - 1].pointer)
+            let layerTokens = k == 0 ? tokens : nil
+            try forward.forward(steps: T, batch: B, input: x, tokens: layerTokens, h0: h0.map { $0 + 2 * k * BH },
+                                c0: c0.map { $0 + 2 * k * BH }, training: false, generator: &unused)
+            if let layerTokens {
+                if reversedTokens.count != T * B { reversedTokens = Array(repeating: 0, count: T * B) }
+                for t in 0..<T { for b in 0..<B { reversedTokens[(T - 1 - t) * B + b] = layerTokens[t * B + b] } }
+                try reverse.forward(steps: T, batch: B, input: nil, tokens: reversedTokens, h0: h0.map { $0 + (2 * k + 1) * BH },
+                                    c0: c0.map { $0 + (2 * k + 1) * BH }, training: false, generator: &unused)
+            } else {
+                let xr = reversedInput.reserve(T * B * In)
+                reverseTime(x!, into: xr, steps: T, rowWidth: B * In)
+                try reverse.forward(steps: T, batch: B, input: xr, tokens: nil, h0: h0.map { $0 + (2 * k + 1) * BH },
+                                    c0: c0.map { $0 + (2 * k + 1) * BH }, training: false, generator: &unused)
+            }
+            // Join: step t holds the forward direction's h_t and the reverse direction's state after reading x_t.
+            let joined = outputs[k].reserve(T * B * 2 * H)
+            let f = forward.output, r = reverse.output
+            for t in 0..<T {
+                for b in 0..<B {
+                    (joined + (t * B + b) * 2 * H).update(from: f + (t * B + b) * H, count: H)
+                    (joined + (t * B + b) * 2 * H + H).update(from: r + ((T - 1 - t) * B + b) * H, count: H)
+                }
+            }
+            droppedOut[k] = dropsOut && k < L - 1
+            if droppedOut[k] {
+                let p = configuration.dropout, keep = Scalar(1 / (1 - p)), n = T * B * 2 * H
+                let mask = masks[k].reserve(n)
+                var layerGenerator = SeededGenerator(seed: seed ^ (UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15))
+                for i in 0..<n {
+                    mask[i] = layerGenerator.nextUnit() < p ? 0 : keep
+                    joined[i] *= mask[i]
+                }
+            }
+        }
+    }
+
+    func backward(steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
+                  finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
+                  initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?) throws {
+        let L = configuration.numLayers, H = configuration.hiddenSize, BH = B * H
+        // Two (T, B, 2H) buffers take turns: `current` holds dL/d(joined output of layer k), `other` receives layer k-1's.
+        var current = gradJoined.reserve(T * B * 2 * H), other = gradBelow.reserve(T * B * 2 * H)
+        current.update(from: outputGradient, count: T * B * 2 * H)
+        for k in stride(from: L - 1, through: 0, by: -1) {
+            let dJoined = UnsafePointer(current)
+            let In = configuration.layerInputSize(k)
+            let dF = gradForward.reserve(T * BH), dR = gradReverse.reserve(T * BH)
+            for t in 0..<T {
+                for b in 0..<B {
+                    (dF + (t * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H, count: H)
+                    (dR + ((T - 1 - t) * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H + H, count: H)
+                }
+            }
+            let wantsInput = k > 0 || inputGradient != nil
+            let dxF = wantsInput ? gradInputForward.reserve(T * B * In) : nil
+            let dxR = wantsInput ? gradInputReverse.reserve(T * B * In) : nil
+            for (index, (direction, dOut, dx)) in [(directions[2 * k], UnsafePointer(dF), dxF), (directions[2 * k + 1], UnsafePointer(dR), dxR)].enumerated() {
+                let row = (2 * k + index) * BH
+                try direction.backward(outputGradient: dOut, finalHiddenGradient: finalHiddenGradient.map { $0 + row },
+                                       finalCellGradient: finalCellGradient.map { $0 + row }, inputGradient: dx,
+                                       initialHiddenGradient: initialHiddenGradient.map { $0 + row },
+                                       initialCellGradient: initialCellGradient.map { $0 + row })
+            }
+            guard wantsInput, let dxF, let dxR else { continue }
+            // dL/dx_t = through the forward direction at t + through the reverse direction at its step T-1-t.
+            let target = k > 0 ? other : inputGradient!
+            let rowWidth = B * In
+            for t in 0..<T {
+                let out = target + t * rowWidth, a = dxF + t * rowWidth, r = dxR + (T - 1 - t) * rowWidth
+                for i in 0..<rowWidth { out[i] = a[i] + r[i] }
+            }
+            if k > 0 {
+                if droppedOut[k - 1] { let m = masks[k - 1].pointer; for i in 0..<(T * B * 2 * H) { target[i] *= m[i] } }
+                swap(&current, &other)
+            }
+        }
+    }
+}
