@@ -24,7 +24,7 @@ var rng = SeededGenerator(seed: 7)
 
 // Each layer declares its own parameters; one store gathers them (gru.weight_ih_l0, ..., head.bias) so clipping,
 // Adam and checkpoints see every parameter.
-let gru = try RecurrentNetwork<Float>(.init(cell: .gru, inputSize: symbols, hiddenSize: H), generator: &rng)
+let gru = try GRU<Float>(inputSize: symbols, hiddenSize: H, generator: &rng) // nn.GRU(symbols, H)
 let head = try Linear<Float>(inputSize: H, outputSize: 2, generator: &rng)
 let parameters = try ParameterStore<Float>(gathering: ["gru": gru, "head": head])
 let adam = try Adam(learningRate: 0.01)

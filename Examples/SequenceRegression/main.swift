@@ -20,7 +20,7 @@ let series = (0..<6000).map { t -> Float in
 
 // Each layer declares its own parameters; one store gathers them (lstm.weight_ih_l0, ..., head.bias) so clipping,
 // Adam and checkpoints see every parameter.
-let lstm = try RecurrentNetwork<Float>(.init(cell: .lstm, inputSize: 1, hiddenSize: H), generator: &rng)
+let lstm = try LSTM<Float>(inputSize: 1, hiddenSize: H, generator: &rng) // nn.LSTM(1, H), PyTorch init
 let head = try Linear<Float>(inputSize: H, outputSize: 1, generator: &rng)
 let parameters = try ParameterStore<Float>(gathering: ["lstm": lstm, "head": head])
 let adam = try Adam(learningRate: 0.01)
