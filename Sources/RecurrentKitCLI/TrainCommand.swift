@@ -115,6 +115,8 @@ struct TrainCommand: ParsableCommand {
             options.skipNonFinite = skipNonfinite
             let start = try initFrom.map { try Checkpoint.load(from: $0) }
             if let model = start?.model.configuration {
+                try model.requireCausal(for: "training")
+                guard model.bias else { throw RecurrentKitError("--init-from: rnn train makes models with recurrent biases; this checkpoint has none (bias: false)") }
                 options.cell = model.cell
                 options.hiddenSize = model.hiddenSize
                 options.numLayers = model.numLayers

@@ -13,21 +13,64 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public var dropout: Double
     /// Embedding width E, or nil for one-hot input (d2l's choice). Default nil.
     public var embeddingSize: Int?
+    /// Whether the recurrent layers have biases (PyTorch `bias`). Default true.
+    public var bias: Bool
+    /// Whether the recurrent layers run in both directions (PyTorch `bidirectional`); the head then reads 2H. Such a
+    /// model sees the token it must predict (d2l 9.4), so it can be loaded and its logits computed, but it is refused
+    /// for training, evaluation and generation. Default false.
+    public var bidirectional: Bool
 
     /// Creates a configuration (validated by ``validate()``).
-    public init(vocabularySize: Int, cell: CellKind, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, embeddingSize: Int? = nil) {
+    public init(vocabularySize: Int, cell: CellKind, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, embeddingSize: Int? = nil,
+                bias: Bool = true, bidirectional: Bool = false) {
         self.vocabularySize = vocabularySize
         self.cell = cell
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
         self.dropout = dropout
         self.embeddingSize = embeddingSize
+        self.bias = bias
+        self.bidirectional = bidirectional
+    }
+
+    private enum CodingKeys: String, CodingKey { case vocabularySize, cell, hiddenSize, numLayers, dropout, embeddingSize, bias, bidirectional }
+
+    /// Decodes a configuration; `bias` (true) and `bidirectional` (false) may be absent, as in every file written
+    /// before they existed.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vocabularySize: try c.decode(Int.self, forKey: .vocabularySize), cell: try c.decode(CellKind.self, forKey: .cell),
+                  hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
+                  dropout: try c.decode(Double.self, forKey: .dropout), embeddingSize: try c.decodeIfPresent(Int.self, forKey: .embeddingSize),
+                  bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
+                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false)
+    }
+
+    /// Encodes the configuration; `bias` and `bidirectional` only when they differ from the defaults, so a default
+    /// model's metadata is what earlier versions wrote.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabularySize, forKey: .vocabularySize)
+        try c.encode(cell, forKey: .cell)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numLayers, forKey: .numLayers)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encodeIfPresent(embeddingSize, forKey: .embeddingSize)
+        if !bias { try c.encode(false, forKey: .bias) }
+        if bidirectional { try c.encode(true, forKey: .bidirectional) }
     }
 
     /// The recurrent part: its input is the one-hot width V or the embedding width E.
     public var recurrent: RecurrentConfiguration {
         RecurrentConfiguration(cell: cell, inputSize: embeddingSize ?? vocabularySize, hiddenSize: hiddenSize,
-                               numLayers: numLayers, dropout: dropout)
+                               numLayers: numLayers, dropout: dropout, bias: bias, bidirectional: bidirectional)
+    }
+
+    /// Throws unless the model predicts the next token from the past only (it is not ``bidirectional``).
+    public func requireCausal(for use: String) throws {
+        guard !bidirectional else {
+            throw RecurrentKitError("a bidirectional model reads the token it must predict (d2l 9.4), so it cannot be used for \(use); load it to compute logits only")
+        }
     }
 
     /// Throws an error naming the first invalid field.
@@ -39,12 +82,13 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
         try recurrent.validate()
     }
 
-    /// `state_dict` layout: `embedding.weight` (V, E) when embedded, `rnn.*`, `output.weight` (V, H), `output.bias` (V).
+    /// `state_dict` layout: `embedding.weight` (V, E) when embedded, `rnn.*`, `output.weight` (V, H) ((V, 2H) when
+    /// bidirectional), `output.bias` (V).
     public var parameterLayout: ParameterLayout {
         var layout = ParameterLayout()
         if let e = embeddingSize { Embedding<Float>.declareParameters(prefix: "embedding.", vocabularySize: vocabularySize, dimension: e, into: &layout) }
         recurrent.declareParameters(prefix: "rnn.", into: &layout)
-        Linear<Float>.declareParameters(prefix: "output.", inputSize: hiddenSize, outputSize: vocabularySize, into: &layout)
+        Linear<Float>.declareParameters(prefix: "output.", inputSize: recurrent.outputSize, outputSize: vocabularySize, into: &layout)
         return layout
     }
 }
@@ -97,7 +141,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         } else {
             embedding = nil
         }
-        output = try Linear(prefix: "output.", inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, store: parameters)
+        output = try Linear(prefix: "output.", inputSize: configuration.recurrent.outputSize, outputSize: configuration.vocabularySize, store: parameters)
     }
 
     /// Runs the model over `inputs` (T*B indices, time-major) and returns the logits (T, B, V), valid until the next call.
@@ -112,7 +156,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         for (i, token) in inputs.enumerated() where token < 0 || token >= V {
             throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
         }
-        let L = configuration.numLayers, H = configuration.hiddenSize
+        let L = configuration.recurrent.stateLayers, H = configuration.hiddenSize
         if let state {
             try state.h.requireShape(L, B, H, name: "state.h")
             if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "state.c") }
@@ -158,7 +202,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             throw RecurrentKitError("invalid steps \(T) x batch \(B): both must be at least 1 and the number of tokens representable")
         }
         guard targets.count == T * B else { throw RecurrentKitError("expected \(T * B) targets, got \(targets.count)") }
-        let V = configuration.vocabularySize, H = configuration.hiddenSize
+        let V = configuration.vocabularySize, H = configuration.recurrent.outputSize
         let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
         let dLogits = computeGradients ? gradLogits.reserve(T * B * V) : nil
         let loss = try softmaxCrossEntropy(logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits)
@@ -190,6 +234,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     /// state from the previous call unless `reset`; returns the logits of the last position (V values, valid until the
     /// next call).
     func generationLogits(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Scalar> {
+        try configuration.requireCausal(for: "generation")
         let L = configuration.numLayers, H = configuration.hiddenSize, V = configuration.vocabularySize
         let state = generationState.reserve(2 * L * H)
         if reset { state.update(repeating: 0, count: 2 * L * H) }

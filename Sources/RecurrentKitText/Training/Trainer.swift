@@ -313,6 +313,7 @@ public final class Trainer {
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do { state = try decoder.decode(TrainerState.self, from: Data(checkpoint.training.utf8)) }
         catch { throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))") }
+        try checkpoint.model.configuration.requireCausal(for: "training")
         try self.init(options: state.options)
         try state.validate(minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
         guard corpus.vocabulary == checkpoint.vocabulary else {
@@ -447,6 +448,7 @@ public enum Evaluation {
     /// token at a time through a ``BFloat16GenerationSession``: what generation with bf16 weights sees. Compare with
     /// ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
     public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
+        try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
         let V = model.configuration.vocabularySize
         let session = try BFloat16GenerationSession(model: model)
@@ -465,6 +467,7 @@ public enum Evaluation {
     /// across chunks of `numSteps`: the sequence is cut into `batchSize` contiguous rows read in parallel (fewer when
     /// the text is short), and the few tokens left after the last full row continue that row's state. Needs >= 2 tokens.
     public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int = 32, numSteps: Int = 35) throws -> Double {
+        try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
         guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
         guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
