@@ -1,4 +1,5 @@
-/// A fully connected layer y = x W^T + b (PyTorch `nn.Linear`): `weight` (Out, In), `bias` (Out).
+/// A fully connected layer y = x W^T + b (PyTorch `nn.Linear`): `weight` (Out, In), `bias` (Out) unless made with
+/// `bias: false`.
 ///
 /// Create it on its own (it then owns a small store) and gather it with the other layers of a model into one store
 /// with ``ParameterStore/init(gathering:)``; its parameters are reached through ``weight`` and ``bias``, never by name.
@@ -11,62 +12,76 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     public private(set) var parameters: ParameterStore<Scalar>
     /// The prefix of this layer's names in ``parameters`` ("" for a standalone layer, e.g. "head." once gathered).
     public private(set) var parameterPrefix: String
+    /// Whether the layer adds a bias (PyTorch `bias`).
+    public let hasBias: Bool
+    private let absentBias = Workspace<Scalar>()                     // without a bias: zeros (Out), then gradient scratch (Out)
     private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (Out, In)
     private(set) var biasValues: UnsafeMutablePointer<Scalar>       // (Out)
     private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (Out, In)
     private(set) var biasGradients: UnsafeMutablePointer<Scalar>    // (Out)
 
-    /// Declares `{prefix}weight` (Out, In) and `{prefix}bias` (Out).
-    public static func declareParameters(prefix: String, inputSize: Int, outputSize: Int, into layout: inout ParameterLayout) {
+    /// Declares `{prefix}weight` (Out, In) and, with `bias`, `{prefix}bias` (Out).
+    public static func declareParameters(prefix: String, inputSize: Int, outputSize: Int, bias: Bool = true, into layout: inout ParameterLayout) {
         layout.append("\(prefix)weight", shape: [outputSize, inputSize])
-        layout.append("\(prefix)bias", shape: [outputSize])
+        if bias { layout.append("\(prefix)bias", shape: [outputSize]) }
     }
 
     /// A standalone layer with its own parameters, drawn by `initialization` from `generator`.
     /// - Throws: when a size is below 1.
-    public convenience init(inputSize: Int, outputSize: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+    public convenience init(inputSize: Int, outputSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
+                            generator: inout SeededGenerator) throws {
         guard inputSize >= 1, outputSize >= 1 else {
             throw RecurrentKitError("Linear sizes must be at least 1, got In \(inputSize), Out \(outputSize)")
         }
         var layout = ParameterLayout()
-        Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, into: &layout)
-        try self.init(prefix: "", inputSize: inputSize, outputSize: outputSize, store: ParameterStore(layout: layout))
+        Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, bias: bias, into: &layout)
+        try self.init(prefix: "", inputSize: inputSize, outputSize: outputSize, bias: bias, store: ParameterStore(layout: layout))
         initialize(initialization, generator: &generator)
     }
 
-    /// Binds to the parameters declared under `prefix` in `store`.
-    public init(prefix: String, inputSize: Int, outputSize: Int, store: ParameterStore<Scalar>) throws {
+    /// Binds to the parameters declared under `prefix` in `store` (`{prefix}bias` only with `bias`).
+    public init(prefix: String, inputSize: Int, outputSize: Int, bias: Bool = true, store: ParameterStore<Scalar>) throws {
         self.inputSize = inputSize
         self.outputSize = outputSize
+        hasBias = bias
         (parameters, parameterPrefix) = (store, prefix)
-        (weightValues, biasValues, weightGradients, biasGradients) = try Self.resolve(store, prefix: prefix, inputSize: inputSize, outputSize: outputSize)
+        (weightValues, biasValues, weightGradients, biasGradients) = (store.values, store.values, store.gradients, store.gradients)
+        try resolve(store, prefix: prefix)
     }
 
-    private static func resolve(_ store: ParameterStore<Scalar>, prefix: String, inputSize: Int, outputSize: Int) throws
-        -> (UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>) {
-        let w = try store.requireEntry("\(prefix)weight"), b = try store.requireEntry("\(prefix)bias")
+    /// Points at `weight` (and `bias`) under `prefix` in `store`; without a bias, at zeros and unread scratch.
+    private func resolve(_ store: ParameterStore<Scalar>, prefix: String) throws {
+        let w = try store.requireEntry("\(prefix)weight")
         guard w.shape == [outputSize, inputSize] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [outputSize, inputSize], got: w.shape) }
-        guard b.shape == [outputSize] else { throw RecurrentKitError.shapeMismatch(b.name, expected: [outputSize], got: b.shape) }
-        return (store.values + w.offset, store.values + b.offset, store.gradients + w.offset, store.gradients + b.offset)
+        if hasBias {
+            let b = try store.requireEntry("\(prefix)bias")
+            guard b.shape == [outputSize] else { throw RecurrentKitError.shapeMismatch(b.name, expected: [outputSize], got: b.shape) }
+            (biasValues, biasGradients) = (store.values + b.offset, store.gradients + b.offset)
+        } else {
+            let zeros = absentBias.reserve(2 * outputSize)
+            zeros.update(repeating: 0, count: 2 * outputSize)
+            (biasValues, biasGradients) = (zeros, zeros + outputSize)
+        }
+        (weightValues, weightGradients) = (store.values + w.offset, store.gradients + w.offset)
     }
 
     /// `weight` (Out, In) and `bias` (Out), in `state_dict` order.
     public var parameterDeclarations: ParameterLayout {
         var layout = ParameterLayout()
-        Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, into: &layout)
+        Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, bias: hasBias, into: &layout)
         return layout
     }
 
     /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
-        (weightValues, biasValues, weightGradients, biasGradients) = try Self.resolve(store, prefix: prefix, inputSize: inputSize, outputSize: outputSize)
+        try resolve(store, prefix: prefix)
         (parameters, parameterPrefix) = (store, prefix)
     }
 
     /// The weight W, (Out, In), and its gradient.
     public var weight: ParameterView<Scalar> { ParameterView(store: parameters, name: parameterPrefix + "weight") }
-    /// The bias b, (Out), and its gradient.
-    public var bias: ParameterView<Scalar> { ParameterView(store: parameters, name: parameterPrefix + "bias") }
+    /// The bias b, (Out), and its gradient; nil for a layer made with `bias: false`.
+    public var bias: ParameterView<Scalar>? { hasBias ? ParameterView(store: parameters, name: parameterPrefix + "bias") : nil }
 
     /// PyTorch's default: weight and bias from U(-1/sqrt(In), 1/sqrt(In)); d2l's scratch models: N(0, 0.01^2) weight, zero bias.
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
@@ -74,10 +89,10 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
         case .pytorch:
             let bound = 1 / Double(inputSize).squareRoot()
             for i in 0..<(outputSize * inputSize) { weightValues[i] = Scalar(generator.uniform(-bound, bound)) }
-            for i in 0..<outputSize { biasValues[i] = Scalar(generator.uniform(-bound, bound)) }
+            if hasBias { for i in 0..<outputSize { biasValues[i] = Scalar(generator.uniform(-bound, bound)) } }
         case .d2l, .identity:
             for i in 0..<(outputSize * inputSize) { weightValues[i] = Scalar(0.01 * generator.normal()) }
-            biasValues.update(repeating: 0, count: outputSize)
+            if hasBias { biasValues.update(repeating: 0, count: outputSize) }
         }
     }
 

@@ -8,7 +8,7 @@ final class ParameterGatheringTests: XCTestCase {
         let embed = try Embedding<Double>(vocabularySize: 7, dimension: 3, generator: &g)
         let rnn = try RecurrentNetwork<Double>(.init(cell: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 2), generator: &g)
         let head = try Linear<Double>(inputSize: 4, outputSize: 5, generator: &g)
-        let before = (try embed.weight.tensor(), try rnn.weightHH(layer: 1).tensor(), try head.bias.tensor())
+        let before = (try embed.weight.tensor(), try rnn.weightHH(layer: 1).tensor(), try head.bias!.tensor())
         let store = try ParameterStore<Double>(gathering: ["encoder.embed": embed, "rnn": rnn, "head": head])
         XCTAssertEqual(store.entries.map(\.name), ["encoder.embed.weight"]
             + (0..<2).flatMap { k in ["weight_ih_l\(k)", "weight_hh_l\(k)", "bias_ih_l\(k)", "bias_hh_l\(k)"].map { "rnn." + $0 } }
@@ -17,7 +17,7 @@ final class ParameterGatheringTests: XCTestCase {
         XCTAssertEqual(rnn.parameterPrefix, "rnn.")
         XCTAssertEqual(try embed.weight.tensor(), before.0)
         XCTAssertEqual(try rnn.weightHH(layer: 1).tensor(), before.1)
-        XCTAssertEqual(try head.bias.tensor(), before.2)
+        XCTAssertEqual(try head.bias!.tensor(), before.2)
         XCTAssertEqual(try rnn.weightHH(layer: 1).name, "rnn.weight_hh_l1")
         XCTAssertEqual(try rnn.weightIH(layer: 1).shape, [16, 4])
         XCTAssertTrue(UnsafeBufferPointer(start: store.gradients, count: store.count).allSatisfy { $0 == 0 })
@@ -77,6 +77,21 @@ final class ParameterGatheringTests: XCTestCase {
         XCTAssertThrowsError(try head.weight.set(Tensor(zeros: [2, 3]))) { XCTAssertTrue("\($0)".contains("weight"), "\($0)") }
         try head.weight.set(Tensor(shape: [3, 2]) { 0.5 })
         XCTAssertEqual(try head.weight.tensor().scalars, Array(repeating: 0.5, count: 6))
-        XCTAssertEqual(head.bias.gradients.count, 3)
+        XCTAssertEqual(head.bias!.gradients.count, 3)
+
+        // Without a bias (PyTorch bias=False): no tensor, y = x W^T, and the weight gradient is unchanged.
+        let plain = try Linear<Double>(inputSize: 2, outputSize: 3, bias: false, generator: &g)
+        XCTAssertNil(plain.bias)
+        XCTAssertEqual(plain.parameterDeclarations.entries.map(\.name), ["weight"])
+        let x = Tensor<Double>(shape: [4, 2]) { g.normal() }, dy = Tensor<Double>(shape: [4, 3]) { g.normal() }
+        let y = try plain(x), w = try plain.weight.tensor()
+        for r in 0..<4 { for o in 0..<3 { XCTAssertEqual(y.scalars[r * 3 + o], w.scalars[o * 2] * x.scalars[r * 2] + w.scalars[o * 2 + 1] * x.scalars[r * 2 + 1], accuracy: 1e-12) } }
+        plain.parameters.zeroGradients()
+        _ = try plain.backward(input: x, outputGradient: dy)
+        for o in 0..<3 { for i in 0..<2 {
+            XCTAssertEqual(plain.weight.gradients[o * 2 + i], (0..<4).reduce(0.0) { $0 + dy.scalars[$1 * 3 + o] * x.scalars[$1 * 2 + i] }, accuracy: 1e-12)
+        } }
+        let gathered = try ParameterStore<Double>(gathering: ["proj": plain])
+        XCTAssertEqual(gathered.entries.map(\.name), ["proj.weight"])
     }
 }
