@@ -5,7 +5,8 @@
     rnn eval --checkpoint model.safetensors        # or rnn sample / rnn train --resume-free use in Swift
 
 The module is `embedding` (nn.Embedding(V, E), only with --embedding E) / `rnn` (nn.RNN tanh|relu, nn.GRU,
-nn.LSTM; time-major) / `output` (nn.Linear(H, V)), created after `torch.manual_seed(--seed)` with PyTorch's
+nn.LSTM; time-major; bias=False with --no-bias, bidirectional=True with --bidirectional) / `output`
+(nn.Linear(D*H, V), D = 2 when bidirectional), created after `torch.manual_seed(--seed)` with PyTorch's
 default initialisation. With --train-steps N > 0 (default 30) it then takes N SGD steps (gradient norm clipped
 to 1) on random windows of the training text, so the weights are not just the initialisation.
 
@@ -14,8 +15,12 @@ recomputed from the text and checked) and trains on the first 10,000 d2l-normali
 --vocab-mode raw uses the sorted distinct characters of --text-file and trains on that text.
 
 Written: F32 tensors under the state_dict names, `__metadata__` = {"format": "recurrentkit.checkpoint.v1",
-"model": {...}, "vocabulary": {"mode", "tokens"}}. No "training" entry (RecurrentKit reads that as its own
+"model": {...}, "vocabulary": {"mode", "tokens"}}; "model" has "bias": false / "bidirectional": true only when
+set (read from the module's `rnn`, so your own module converts the same way:
+`rk_interchange.save_checkpoint(path, module, None, vocab)`). No "training" entry (RecurrentKit reads that as its own
 resume state) and no `_trainer.*` tensors, so the file can be evaluated, sampled or fine-tuned from scratch.
+A bidirectional model reads the future, so `rnn eval` refuses it as a next-character predictor (d2l 9.4); the
+SGD steps here train it on the same next-character loss anyway (it then learns to look ahead).
 """
 
 import argparse
@@ -25,8 +30,9 @@ import sys
 sys.dont_write_bytecode = True  # keep Scripts/interchange free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rk_interchange import (CELLS, InterchangeError, build_model, d2l_normalize, encode,  # noqa: E402
-                            raw_vocabulary, save_checkpoint, time_machine_text, time_machine_vocabulary)
+from rk_interchange import (CELLS, InterchangeError, build_model, config_from_module, d2l_normalize,  # noqa: E402
+                            describe_model, encode, raw_vocabulary, save_checkpoint, time_machine_text,
+                            time_machine_vocabulary)
 
 
 def train(model, tokens, steps, lr, seed, batch=8, window=20):
@@ -57,8 +63,9 @@ def train(model, tokens, steps, lr, seed, batch=8, window=20):
     return losses
 
 
-def make(cell, layers, hidden, embedding, vocab_mode, text_file=None, dropout=0.0, seed=0, train_steps=30, lr=1.0):
-    """Returns (model, cfg, vocab, losses)."""
+def make(cell, layers, hidden, embedding, vocab_mode, text_file=None, dropout=0.0, seed=0, train_steps=30, lr=1.0,
+         bias=True, bidirectional=False):
+    """Returns (model, cfg, vocab, losses). `cfg` has "bias"/"bidirectional" only when not the default."""
     import torch
     if vocab_mode == "d2l":
         vocab = time_machine_vocabulary()
@@ -80,8 +87,14 @@ def make(cell, layers, hidden, embedding, vocab_mode, text_file=None, dropout=0.
            "vocabularySize": len(vocab["tokens"])}
     if embedding:
         cfg["embeddingSize"] = embedding
+    if not bias:
+        cfg["bias"] = False
+    if bidirectional:
+        cfg["bidirectional"] = True
     torch.manual_seed(seed)
     model = build_model(cfg)
+    if config_from_module(model, dropout=dropout) != cfg:  # the options as a user's module would carry them
+        raise InterchangeError("internal: module configuration %r differs from %r" % (config_from_module(model), cfg))
     losses = train(model, encode(vocab, corpus), train_steps, lr, seed)
     return model, cfg, vocab, losses
 
@@ -93,6 +106,9 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, required=True)
     p.add_argument("--embedding", type=int, default=0, help="embedding width E (0 = one-hot input)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (stored in the config)")
+    p.add_argument("--no-bias", action="store_true", help="recurrent layers without biases (PyTorch bias=False)")
+    p.add_argument("--bidirectional", action="store_true",
+                   help="bidirectional recurrent layers (PyTorch bidirectional=True; `rnn eval` refuses these)")
     p.add_argument("--vocab-mode", choices=("d2l", "raw"), default="d2l")
     p.add_argument("--text-file", help="raw mode: vocabulary and training text; d2l mode: training text (default The Time Machine)")
     p.add_argument("--seed", type=int, default=0)
@@ -104,13 +120,16 @@ def main(argv=None):
         p.error("--layers and --hidden must be >= 1, --embedding >= 0, --dropout in [0, 1)")
     try:
         model, cfg, vocab, losses = make(args.cell, args.layers, args.hidden, args.embedding, args.vocab_mode,
-                                         args.text_file, args.dropout, args.seed, args.train_steps, args.lr)
+                                         args.text_file, args.dropout, args.seed, args.train_steps, args.lr,
+                                         bias=not args.no_bias, bidirectional=args.bidirectional)
         save_checkpoint(args.out, model, cfg, vocab)
     except (InterchangeError, OSError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     msg = "wrote %s: %s L=%d H=%d V=%d%s" % (args.out, cfg["cell"], cfg["numLayers"], cfg["hiddenSize"],
                                            cfg["vocabularySize"], " E=%d" % args.embedding if args.embedding else "")
+    if args.bidirectional or args.no_bias:
+        msg += " (%s)" % describe_model(cfg).split(", ", 1)[1]
     if losses:
         msg += ", %d SGD steps, loss %.4f -> %.4f" % (len(losses), losses[0], losses[-1])
     print(msg)

@@ -2,6 +2,8 @@
 
 - `CharModel`: the PyTorch module whose `state_dict` names RecurrentKit's checkpoints use
   (`embedding` (optional) -> `rnn` -> `output`), time-major, one-hot input when there is no embedding.
+  Optional model fields `"bias": false` (recurrent layers without biases) and `"bidirectional": true`
+  (D = 2 directions: `*_reverse` tensors, head `nn.Linear(2H, V)`, states (2L, B, H)).
 - Text handling copied from RecurrentKit: d2l normalisation, d2l / raw vocabularies, encoding.
 - `load_checkpoint` / `save_checkpoint`: our safetensors layout (`__metadata__` keys `format`, `model`,
   `vocabulary`, optionally `training`; tensors `_trainer.*` hold training state and are dropped for torch).
@@ -125,14 +127,39 @@ def prepare_and_encode(vocab, text, already_prepared=False):
 # Model
 # ---------------------------------------------------------------------------
 
+def model_bias(cfg):
+    """Whether the recurrent layers have biases (`"bias"`, default true)."""
+    return cfg.get("bias", True) is not False
+
+
+def model_bidirectional(cfg):
+    """Whether the recurrent layers run in both directions (`"bidirectional"`, default false)."""
+    return cfg.get("bidirectional", False) is True
+
+
+def describe_model(cfg):
+    """E.g. "lstm model with 2 layer(s), bidirectional, without recurrent biases" (for messages)."""
+    text = "%s model with %d layer(s)" % (cfg["cell"], cfg["numLayers"])
+    if model_bidirectional(cfg):
+        text += ", bidirectional"
+    if not model_bias(cfg):
+        text += ", without recurrent biases"
+    return text
+
+
 def canonical_model_json(cfg):
-    """The `model` metadata as RecurrentKit writes it (sorted keys, compact; embeddingSize only when set)."""
+    """The `model` metadata as RecurrentKit writes it (sorted keys, compact; embeddingSize only when set,
+    `"bias":false` / `"bidirectional":true` only when not the default)."""
     d = {"cell": cfg["cell"], "dropout": cfg.get("dropout", 0), "hiddenSize": cfg["hiddenSize"],
          "numLayers": cfg["numLayers"], "vocabularySize": cfg["vocabularySize"]}
     if isinstance(d["dropout"], float) and d["dropout"].is_integer():
         d["dropout"] = int(d["dropout"])
     if cfg.get("embeddingSize") is not None:
         d["embeddingSize"] = cfg["embeddingSize"]
+    if cfg.get("bias", True) is False:
+        d["bias"] = False
+    if cfg.get("bidirectional", False) is True:
+        d["bidirectional"] = True
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
@@ -159,6 +186,10 @@ def validate_model_config(cfg):
     dropout = cfg.get("dropout", 0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (0 <= dropout < 1):
         raise InterchangeError("model configuration: dropout must be in [0, 1), got %r" % (dropout,))
+    for key in ("bias", "bidirectional"):
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise InterchangeError("model configuration: %s must be true or false, got %s"
+                                   % (key, json.dumps(cfg[key], ensure_ascii=False)))
 
 
 def build_model(cfg):
@@ -170,23 +201,27 @@ def build_model(cfg):
     V, H, L = cfg["vocabularySize"], cfg["hiddenSize"], cfg["numLayers"]
     E = cfg.get("embeddingSize")
     dropout = float(cfg.get("dropout", 0))
+    bias, bidirectional = model_bias(cfg), model_bidirectional(cfg)
+    D = 2 if bidirectional else 1
 
     class CharModel(nn.Module):
-        """embedding (optional) / one-hot -> nn.RNN|GRU|LSTM (time-major) -> nn.Linear(H, V)."""
+        """embedding (optional) / one-hot -> nn.RNN|GRU|LSTM (time-major; bias=, bidirectional= from the
+        configuration) -> nn.Linear(D*H, V). States are (D*L, B, H)."""
 
         def __init__(self):
             super().__init__()
             self.vocabulary_size = V
             self.embedding = nn.Embedding(V, E) if E else None
             inputs = E if E else V
-            kw = dict(num_layers=L, dropout=dropout if L > 1 else 0.0, batch_first=False)
+            kw = dict(num_layers=L, dropout=dropout if L > 1 else 0.0, batch_first=False, bias=bias,
+                      bidirectional=bidirectional)
             if cfg["cell"] in ("rnn_tanh", "rnn_relu"):
                 self.rnn = nn.RNN(inputs, H, nonlinearity=cfg["cell"][4:], **kw)
             elif cfg["cell"] == "gru":
                 self.rnn = nn.GRU(inputs, H, **kw)
             else:
                 self.rnn = nn.LSTM(inputs, H, **kw)
-            self.output = nn.Linear(H, V)
+            self.output = nn.Linear(D * H, V)
 
         def forward(self, tokens, state=None):
             """tokens (T, B) int64 -> logits (T, B, V), final state."""
@@ -199,7 +234,9 @@ def build_model(cfg):
 
 def evaluate(model, tokens):
     """Logits (T, V) of the whole sequence in one row and one chunk, and the mean CE (nats) of predicting
-    tokens[1:] from the logits of steps 0..T-2 (float32, like `rnn eval --batch 1 --steps >= T`)."""
+    tokens[1:] from the logits of steps 0..T-2 (float32, like `rnn eval --batch 1 --steps >= T`).
+    For a bidirectional model the logits are well defined but each step has seen the whole sequence, so the
+    CE is not a next-token prediction score (`rnn eval` refuses such models, d2l 9.4)."""
     import torch
     import torch.nn.functional as F
     model.eval()
@@ -255,7 +292,7 @@ def load_checkpoint(path):
     if missing:
         raise InterchangeError("tensor %s is missing" % missing[0])
     if extra:
-        raise InterchangeError("unexpected tensor %s for a %s model with %d layer(s)" % (extra[0], cfg["cell"], cfg["numLayers"]))
+        raise InterchangeError("unexpected tensor %s for a %s" % (extra[0], describe_model(cfg)))
     for name, t in weights.items():
         if tuple(t.shape) != tuple(expected[name].shape):
             raise InterchangeError("tensor %s has shape %s, expected %s" % (name, list(t.shape), list(expected[name].shape)))
@@ -267,13 +304,71 @@ def load_checkpoint(path):
     return model, cfg, vocab, metadata, dropped
 
 
+def config_from_module(model, dropout=None):
+    """The `model` configuration of a PyTorch module with attributes `embedding` (optional nn.Embedding), `rnn`
+    (nn.RNN tanh/relu, nn.GRU or nn.LSTM) and `output` (nn.Linear(D*H, V)): cell, sizes, dropout (the module's
+    unless given), and `bias` / `bidirectional` from `rnn` (stored only when not the default)."""
+    from torch import nn
+    rnn = getattr(model, "rnn", None)
+    output = getattr(model, "output", None)
+    embedding = getattr(model, "embedding", None)
+    if isinstance(rnn, nn.LSTM):
+        cell = "lstm"
+    elif isinstance(rnn, nn.GRU):
+        cell = "gru"
+    elif isinstance(rnn, nn.RNN):
+        cell = "rnn_" + rnn.nonlinearity
+    else:
+        raise InterchangeError("the module's `rnn` must be an nn.RNN, nn.GRU or nn.LSTM, got %s" % type(rnn).__name__)
+    if not isinstance(output, nn.Linear):
+        raise InterchangeError("the module's `output` must be an nn.Linear, got %s" % type(output).__name__)
+    if embedding is not None and not isinstance(embedding, nn.Embedding):
+        raise InterchangeError("the module's `embedding` must be an nn.Embedding or None, got %s" % type(embedding).__name__)
+    if rnn.batch_first:
+        raise InterchangeError("the module's `rnn` has batch_first=True; RecurrentKit's layout is time-major")
+    if getattr(rnn, "proj_size", 0):
+        raise InterchangeError("the module's `rnn` has proj_size=%d; projections are not representable" % rnn.proj_size)
+    cfg = {"cell": cell, "dropout": rnn.dropout if dropout is None else dropout, "hiddenSize": rnn.hidden_size,
+           "numLayers": rnn.num_layers, "vocabularySize": output.out_features}
+    if embedding is not None:
+        cfg["embeddingSize"] = embedding.embedding_dim
+    if not rnn.bias:
+        cfg["bias"] = False
+    if rnn.bidirectional:
+        cfg["bidirectional"] = True
+    return cfg
+
+
+def expected_state_shapes(cfg):
+    """{name: shape} of `build_model(cfg).state_dict()` (built without touching the global RNG)."""
+    import torch
+    with torch.random.fork_rng(devices=[]):
+        return {n: tuple(t.shape) for n, t in build_model(cfg).state_dict().items()}
+
+
 def save_checkpoint(path, model, cfg, vocab, training=None):
-    """Writes `model.state_dict()` as F32 with our metadata (format, model, vocabulary[, training])."""
+    """Writes `model.state_dict()` as F32 with our metadata (format, model, vocabulary[, training]).
+    `cfg` None: taken from the module (`config_from_module`). The state_dict must have exactly the names and
+    shapes of `build_model(cfg)`, so e.g. an `rnn` with bias=False needs `"bias": False` in `cfg`."""
+    if cfg is None:
+        cfg = config_from_module(model)
     validate_model_config(cfg)
     validate_vocabulary(vocab)
     if len(vocab["tokens"]) != cfg["vocabularySize"]:
         raise InterchangeError("vocabulary has %d tokens, model has V=%d" % (len(vocab["tokens"]), cfg["vocabularySize"]))
     state = {n: t for n, t in model.state_dict().items()}
+    expected = expected_state_shapes(cfg)
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    hint = " (does the configuration's bias/bidirectional match the module's rnn?)"
+    if missing:
+        raise InterchangeError("the module has no tensor %s, which a %s needs%s" % (missing[0], describe_model(cfg), hint))
+    if extra:
+        raise InterchangeError("the module's tensor %s does not belong to a %s%s" % (extra[0], describe_model(cfg), hint))
+    for n, t in state.items():
+        if tuple(t.shape) != expected[n]:
+            raise InterchangeError("the module's tensor %s has shape %s, the configuration needs %s"
+                                   % (n, list(t.shape), list(expected[n])))
     for n, t in state.items():
         if not bool(t.isfinite().all()):
             raise InterchangeError("refusing to save tensor %s with NaN or infinite values" % n)

@@ -3,13 +3,16 @@
 
     python3 Scripts/interchange/to_torch.py runs/d2l-lstm/model.safetensors --text "the time traveller"
 
-Builds `embedding` (optional) / `rnn` (nn.RNN / nn.GRU / nn.LSTM) / `output` (nn.Linear) from
-`__metadata__["model"]`, drops the `_trainer.*` tensors and calls `load_state_dict(strict=True)`.
+Builds `embedding` (optional) / `rnn` (nn.RNN / nn.GRU / nn.LSTM, with bias=False / bidirectional=True when the
+model says "bias": false / "bidirectional": true) / `output` (nn.Linear(D*H, V)) from `__metadata__["model"]`,
+drops the `_trainer.*` tensors and calls `load_state_dict(strict=True)`.
 The text is prepared as `rnn eval` does: d2l-normalised when the vocabulary mode is d2l (pass --raw to
 use the text exactly as given, e.g. when it is already normalised), then encoded one token per code point.
 The whole text is run as one row and one chunk from a zero state (= `rnn eval --batch 1 --steps N` with N
 at least the number of tokens). Prints the logits of the last step, the mean cross-entropy of predicting each
 next token (nats) and the perplexity. `--json` prints everything (all logits) as one JSON object instead.
+A bidirectional model is run the same way, with a note: its logits have seen the whole text, so the
+cross-entropy is not a next-character prediction score (`rnn eval` refuses such models).
 
 Exit status 1 with a one-line message on stderr for a bad file or text; 2 for bad arguments.
 """
@@ -22,7 +25,8 @@ import sys
 sys.dont_write_bytecode = True  # keep Scripts/interchange free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rk_interchange import InterchangeError, evaluate, load_checkpoint, perplexity, prepare_and_encode  # noqa: E402
+from rk_interchange import (InterchangeError, evaluate, load_checkpoint, model_bias,  # noqa: E402
+                            model_bidirectional, perplexity, prepare_and_encode)
 
 
 def main(argv=None):
@@ -60,10 +64,14 @@ def main(argv=None):
         print()
         return 0
     E = cfg.get("embeddingSize")
-    print("model %s, %d layer(s), hidden %d, vocabulary %d (%s), %s input; loaded with strict=True%s"
-          % (cfg["cell"], cfg["numLayers"], cfg["hiddenSize"], cfg["vocabularySize"], vocab["mode"],
-             "embedding %d" % E if E else "one-hot",
+    print("model %s, %d layer(s)%s, hidden %d, vocabulary %d (%s), %s input%s; loaded with strict=True%s"
+          % (cfg["cell"], cfg["numLayers"], ", bidirectional" if model_bidirectional(cfg) else "",
+             cfg["hiddenSize"], cfg["vocabularySize"], vocab["mode"], "embedding %d" % E if E else "one-hot",
+             "" if model_bias(cfg) else ", no recurrent biases",
              ", dropped %d _trainer.* tensor(s)" % len(dropped) if dropped else ""))
+    if model_bidirectional(cfg):
+        print("note: bidirectional: every step's logits have seen the whole text, so the cross-entropy below is "
+              "not a next-character prediction score")
     print("tokens %d (%d predicted)" % (len(tokens), len(tokens) - 1))
     print("last-step logits " + " ".join("%.6g" % v for v in logits[-1].tolist()))
     if len(tokens) >= 2:
