@@ -5,13 +5,14 @@ import Foundation
 /// Metrics as JSON lines (one object per epoch) and an SVG plot of perplexity per epoch, like d2l's animator.
 public enum TrainingReports {
     /// One JSON object per line: epoch, step, train_perplexity, validation_perplexity (when present),
-    /// gradient_norm, tokens_per_second, elapsed_seconds.
+    /// gradient_norm, tokens_per_second, elapsed_seconds, learning_rate (when recorded).
     public static func jsonLines(_ history: [EpochReport]) -> String {
         history.map { r in
             var fields = ["\"epoch\":\(r.epoch)", "\"step\":\(r.step)", "\"train_perplexity\":\(json(r.trainPerplexity))"]
             if let v = r.validationPerplexity { fields.append("\"validation_perplexity\":\(json(v))") }
             fields += ["\"gradient_norm\":\(json(r.gradientNorm))", "\"tokens_per_second\":\(json(r.tokensPerSecond))",
                        "\"elapsed_seconds\":\(json(r.elapsedSeconds))"]
+            if let rate = r.learningRate { fields.append("\"learning_rate\":\(json(rate))") }
             return "{" + fields.joined(separator: ",") + "}\n"
         }.joined()
     }
@@ -31,7 +32,8 @@ public enum TrainingReports {
             }
             reports.append(EpochReport(epoch: epoch, step: step, trainPerplexity: number("train_perplexity") ?? .nan,
                                        validationPerplexity: number("validation_perplexity"), gradientNorm: number("gradient_norm") ?? .nan,
-                                       tokensPerSecond: number("tokens_per_second") ?? .nan, elapsedSeconds: number("elapsed_seconds") ?? .nan))
+                                       tokensPerSecond: number("tokens_per_second") ?? .nan, elapsedSeconds: number("elapsed_seconds") ?? .nan,
+                                       learningRate: number("learning_rate")))
         }
         return reports
     }

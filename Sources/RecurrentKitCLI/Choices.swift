@@ -44,3 +44,8 @@ enum ProbeWorkload: String, CaseIterable, ExpressibleByArgument {
 enum ProbeDecoding: String, CaseIterable, ExpressibleByArgument {
     case greedy, sample
 }
+
+/// `rnn train --schedule`.
+enum ScheduleKind: String, CaseIterable, ExpressibleByArgument {
+    case constant, step, cosine
+}

@@ -26,6 +26,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Learning rate (>= 0).") var lr: Double?
     @Option(help: "SGD momentum, [0, 1).") var momentum: Double?
     @Option(help: "Weight decay (>= 0).") var weightDecay: Double?
+    @Option(help: "Learning-rate schedule: constant, step (x --decay-factor every --decay-every updates, PyTorch StepLR), cosine (linear warm-up over --warmup updates, then cosine to --min-lr-factor x lr at the last update; with --time-limit the last update is estimated from the first updates' speed).") var schedule: ScheduleKind?
+    @Option(help: "Step schedule: updates between decays (>= 1).") var decayEvery: Int?
+    @Option(help: "Step schedule: factor per decay, (0, 1].") var decayFactor: Double?
+    @Option(help: "Cosine schedule: warm-up updates (>= 0).") var warmup: Int?
+    @Option(help: "Cosine schedule: final learning rate as a fraction of --lr, [0, 1].") var minLrFactor: Double?
     @Option(help: "Clip the global gradient norm to this (0 disables).") var clip: Double?
     @Option(help: "Minibatch rows B.") var batch: Int?
     @Option(help: "Truncated BPTT length T.") var steps: Int?
@@ -63,6 +68,15 @@ struct TrainCommand: ParsableCommand {
         if let momentum { o.momentum = momentum }
         if let weightDecay { o.weightDecay = weightDecay }
         if let clip { o.clip = clip }
+        switch schedule {
+        case .constant: o.learningRateSchedule = nil
+        case .step: o.learningRateSchedule = .step(every: decayEvery ?? 1000, factor: decayFactor ?? 0.5)
+        case .cosine: o.learningRateSchedule = .cosine(warmup: warmup ?? 0, minimumFactor: minLrFactor ?? 0.1)
+        case nil: break
+        }
+        let stepOptions = decayEvery != nil || decayFactor != nil, cosineOptions = warmup != nil || minLrFactor != nil
+        if stepOptions, schedule != .step { throw RecurrentKitError("--decay-every and --decay-factor need --schedule step") }
+        if cosineOptions, schedule != .cosine { throw RecurrentKitError("--warmup and --min-lr-factor need --schedule cosine") }
         if let batch { o.batchSize = batch }
         if let steps { o.numSteps = steps }
         if let sampling { o.sampling = sampling }

@@ -17,10 +17,13 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var tokensPerSecond: Double
     /// Seconds since training started.
     public var elapsedSeconds: Double
+    /// The learning rate of the epoch's last update (nil in reports of files written before it was recorded).
+    public var learningRate: Double?
 
     /// A report from its fields (e.g. read back from metrics.jsonl).
     public init(epoch: Int, step: Int, trainPerplexity: Double, validationPerplexity: Double? = nil, gradientNorm: Double,
-                tokensPerSecond: Double, elapsedSeconds: Double) {
+                tokensPerSecond: Double, elapsedSeconds: Double, learningRate: Double? = nil) {
+        self.learningRate = learningRate
         self.epoch = epoch
         self.step = step
         self.trainPerplexity = trainPerplexity
@@ -88,6 +91,15 @@ public final class Trainer {
     public private(set) var skippedSteps = 0
     /// True when every epoch has run.
     public var isFinished: Bool { epoch > options.epochs }
+    /// Updates over which a cosine learning-rate schedule runs: epochs x minibatches per epoch, or the count fixed
+    /// from the first updates' speed under a time limit.
+    public private(set) var scheduledUpdates = 1
+    /// Whether `scheduledUpdates` is final (no time limit, fixed already, or restored from a checkpoint).
+    private var scheduleFixed = true
+    /// Whether a calibration or a checkpoint decided `scheduledUpdates` (a later time limit then changes nothing).
+    private var scheduleLengthDecided = false
+    /// Updates measured before a time-limited cosine schedule fixes its length.
+    static var calibrationUpdates: Int { 5 }
 
     private let schedule: MinibatchSchedule
     // Position: `epoch` (1-based) and how many of its minibatches are done.
@@ -135,6 +147,9 @@ public final class Trainer {
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
         model.recurrent.recomputeInterval = options.recomputeInterval
         optimizer = try options.makeOptimizer()
+        let (total, overflow) = options.epochs.multipliedReportingOverflow(by: max(schedule.minibatchesPerEpoch, 1))
+        scheduledUpdates = overflow ? Int.max / 2 : max(total, 1)
+        if case .cosine = options.learningRateSchedule, options.timeLimitSeconds != nil { scheduleFixed = false }
         dataGenerator = SeededGenerator(seed: generator.next())
         dropoutGenerator = SeededGenerator(seed: generator.next())
         epochStartGenerator = dataGenerator
@@ -170,6 +185,7 @@ public final class Trainer {
                       afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
         let start = monotonicSeconds()
         let B = options.batchSize, T = schedule.numSteps
+        let calibrationStart = step
         while epoch <= options.epochs {
             if doneInEpoch == 0 {
                 epochStartGenerator = dataGenerator
@@ -208,6 +224,9 @@ public final class Trainer {
                     skippedSteps += 1
                     dropCarriedState() // the state may hold NaN now
                 } else {
+                    if let rates = options.learningRateSchedule {
+                        optimizer.learningRate = rates.learningRate(base: options.learningRate, update: step, totalUpdates: scheduledUpdates)
+                    }
                     try optimizer.step(model.parameters)
                     step += 1
                     if carried == nil { swap(&carried, &spareState) }
@@ -224,6 +243,14 @@ public final class Trainer {
                                           runningPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
                                           tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9),
                                           secondsLeft: updatesLeft * epochSeconds / Double(doneInEpoch), skipped: skipped)))
+                if !scheduleFixed, let limit = options.timeLimitSeconds, step - calibrationStart >= Self.calibrationUpdates {
+                    // Fix the cosine's length once from this process's first updates: the updates that fit in the limit.
+                    let elapsed = monotonicSeconds() - start, perUpdate = elapsed / Double(step - calibrationStart)
+                    let fit = perUpdate > 0 ? (limit - elapsed) / perUpdate : Double(scheduledUpdates)
+                    scheduledUpdates = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
+                    scheduleFixed = true
+                    scheduleLengthDecided = true
+                }
                 try afterStep(self)
                 // The limit counts this process's training time, so a resumed run gets the full limit again.
                 let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
@@ -234,7 +261,8 @@ public final class Trainer {
             }
             var report = EpochReport(epoch: epoch, step: step, trainPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
                                      validationPerplexity: nil, gradientNorm: normSum / Double(max(tokenCount / (T * B), 1)),
-                                     tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0)
+                                     tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0,
+                                     learningRate: optimizer.learningRate)
             if !corpus.validationTokens.isEmpty {
                 report.validationPerplexity = perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(
                     model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps))
@@ -296,7 +324,7 @@ public final class Trainer {
                                  dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
                                  dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
                                  epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history,
-                                 kernelLevel: Kernels.activeLevel.name)
+                                 kernelLevel: Kernels.activeLevel.name, scheduledUpdates: scheduleFixed ? scheduledUpdates : nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
@@ -352,6 +380,7 @@ public final class Trainer {
         epochSeconds = state.epochSeconds; elapsedBefore = state.elapsedSeconds
         history = state.history
         savedKernelLevel = state.kernelLevel
+        if let fixed = state.scheduledUpdates { scheduledUpdates = fixed; scheduleFixed = true; scheduleLengthDecided = true }
         if doneInEpoch > 0 {
             minibatches = []
             var rebuilt = epochStartGenerator
@@ -371,6 +400,7 @@ public final class Trainer {
         changed.timeLimitSeconds = seconds
         try changed.validate()
         options = changed
+        if !scheduleLengthDecided, case .cosine = options.learningRateSchedule { scheduleFixed = seconds == nil }
     }
 
     private func words(_ g: SeededGenerator) -> [String] { [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) } }
@@ -403,6 +433,8 @@ struct TrainerState: Codable {
     var history: [EpochReport]
     /// The kernels' instruction-set level the run used ("AVX-512", ...); absent in files of 0.1.
     var kernelLevel: String? = nil
+    /// The fixed length of the learning-rate schedule; absent before it is fixed and in files of 0.1.
+    var scheduledUpdates: Int? = nil
 
     /// Every field within what a run with these options could have reached; a hostile or corrupted file gets an error
     /// naming the field, never a trap or a hang later.
@@ -419,6 +451,7 @@ struct TrainerState: Codable {
         guard skippedSteps >= 0, skippedSteps <= maximumUpdates else { throw bad("skippedSteps", skippedSteps, "is outside 0...\(maximumUpdates)") }
         guard optimizerSteps >= 0, optimizerSteps <= step else { throw bad("optimizerSteps", optimizerSteps, "is outside 0...\(step) (the updates done)") }
         guard learningRate.isFinite, learningRate >= 0 else { throw bad("learningRate", learningRate, "must be finite and >= 0") }
+        if let s = scheduledUpdates, s < 1 || s > max(maximumUpdates, 1) { throw bad("scheduledUpdates", s, "is outside 1...\(max(maximumUpdates, 1))") }
         let maximumTokens = perEpoch * tokensPerUpdate // the sums of the current or (between epochs) the last epoch
         guard tokenCount >= 0, tokenCount <= maximumTokens else { throw bad("tokenCount", tokenCount, "is outside 0...\(maximumTokens)") }
         guard lossSum.isFinite, lossSum >= 0 else { throw bad("lossSum", lossSum, "must be finite and >= 0") }

@@ -52,6 +52,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var momentum: Double = 0
     /// Weight decay, >= 0. Default 0.
     public var weightDecay: Double = 0
+    /// How the learning rate changes with the updates; nil (default) keeps `learningRate` constant. A cosine schedule
+    /// ends at its minimum after `epochs` x the minibatches per epoch, or, with `timeLimitSeconds`, after the number of
+    /// updates the first updates' speed says fit in the limit (fixed once, kept in the checkpoint).
+    public var learningRateSchedule: LearningRateSchedule? = nil
     /// Global-norm clipping threshold, > 0, or 0 to disable. Default 1.
     public var clip: Double = 1
     /// Clipping rule. Default d2l's.
@@ -90,6 +94,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Throws an error naming the first invalid option and its value.
     public func validate() throws {
         if let m = maxTokens, m < 1 { throw RecurrentKitError.invalidArgument("max-tokens", m, "must be at least 1") }
+        try learningRateSchedule?.validate()
         guard validationFraction.isFinite, validationFraction >= 0, validationFraction <= 0.5 else {
             throw RecurrentKitError.invalidArgument("validation-fraction", validationFraction, "must be in [0, 0.5]")
         }
