@@ -214,6 +214,105 @@ public final class Adam: Optimizer {
     }
 }
 
+/// RMSprop (Hinton; char-rnn's default) with PyTorch's `torch.optim.RMSprop` arithmetic:
+///
+/// g += weightDecay * p; s = alpha s + (1 - alpha) g^2; centered: a = lerp(a, g, 1 - alpha), d = sqrt(s - a^2) + eps,
+/// else d = sqrt(s) + eps; with momentum b = momentum b + g / d, p -= lr b; without, p -= lr g / d.
+public final class RMSprop: Optimizer {
+    /// Learning rate, >= 0. Default 0.01 (PyTorch's).
+    public var learningRate: Double
+    /// Decay of the running mean of squared gradients, in [0, 1). Default 0.99 (PyTorch); char-rnn uses 0.95.
+    public let alpha: Double
+    /// Added to the denominator, > 0. Default 1e-8.
+    public let epsilon: Double
+    /// Weight decay (L2 added to the gradient), >= 0. Default 0.
+    public let weightDecay: Double
+    /// Momentum, in [0, 1). Default 0.
+    public let momentum: Double
+    /// Whether the squared mean is centered by the running mean of the gradients (PyTorch `centered`).
+    public let centered: Bool
+    /// Updates applied so far.
+    public private(set) var stepCount = 0
+    private let squareAverage = StateBuffer(name: "RMSprop square_avg")
+    private let gradientAverage = StateBuffer(name: "RMSprop grad_avg")
+    private let momentumBuffer = StateBuffer(name: "RMSprop momentum_buffer")
+
+    /// Creates RMSprop; throws an error naming the first invalid argument.
+    public init(learningRate: Double = 0.01, alpha: Double = 0.99, epsilon: Double = 1e-8, weightDecay: Double = 0,
+                momentum: Double = 0, centered: Bool = false) throws {
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        guard alpha.isFinite, alpha >= 0, alpha < 1 else { throw RecurrentKitError.invalidArgument("alpha", alpha, "must be in [0, 1)") }
+        guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
+        self.learningRate = learningRate
+        self.alpha = alpha
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.momentum = momentum
+        self.centered = centered
+    }
+
+    /// One RMSprop update.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
+        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        let n = store.count
+        let square = try squareAverage.values(Scalar.self, count: n, afterSteps: stepCount)
+        let average = centered ? try gradientAverage.values(Scalar.self, count: n, afterSteps: stepCount) : nil
+        let buffer = momentum > 0 ? try momentumBuffer.values(Scalar.self, count: n, afterSteps: stepCount) : nil
+        stepCount += 1
+        let a = Scalar(alpha), oneMinusA = Scalar(1 - alpha), eps = Scalar(epsilon), wd = Scalar(weightDecay)
+        let lr = Scalar(learningRate), mu = Scalar(momentum)
+        let p = store.values, g = store.gradients
+        for i in 0..<n {
+            var grad = g[i]
+            if weightDecay != 0 { grad += wd * p[i] }
+            square[i] = square[i] * a + oneMinusA * grad * grad
+            var denominator: Scalar
+            if let average {
+                average[i] += (grad - average[i]) * oneMinusA
+                denominator = (square[i] - average[i] * average[i]).squareRoot()
+            } else {
+                denominator = square[i].squareRoot()
+            }
+            denominator += eps
+            if let buffer {
+                buffer[i] = buffer[i] * mu + grad / denominator
+                p[i] -= lr * buffer[i]
+            } else {
+                p[i] -= lr * (grad / denominator)
+            }
+        }
+    }
+
+    /// `square_avg`, and `grad_avg` (centered) and `momentum_buffer` (momentum) (PyTorch's names).
+    public var stateBuffers: [String: [Double]] {
+        var buffers: [String: [Double]] = [:]
+        if !squareAverage.isEmpty { buffers["square_avg"] = squareAverage.doubles }
+        if !gradientAverage.isEmpty { buffers["grad_avg"] = gradientAverage.doubles }
+        if !momentumBuffer.isEmpty { buffers["momentum_buffer"] = momentumBuffer.doubles }
+        return buffers
+    }
+
+    /// Restores the running averages and the step count.
+    /// - Throws: on a negative step count, unknown, missing or mismatched buffers, or a non-finite value.
+    public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
+        try checkOptimizerState(stateBuffers, names: ["square_avg", "grad_avg", "momentum_buffer"], stepCount: stepCount)
+        let s = stateBuffers["square_avg"] ?? []
+        if stepCount > 0 {
+            guard !s.isEmpty else { throw RecurrentKitError("RMSprop state has no square_avg after \(stepCount) step(s)") }
+            if centered, stateBuffers["grad_avg"]?.count != s.count { throw RecurrentKitError("centered RMSprop state needs grad_avg of \(s.count) values") }
+            if momentum > 0, stateBuffers["momentum_buffer"]?.count != s.count { throw RecurrentKitError("RMSprop with momentum needs momentum_buffer of \(s.count) values") }
+        }
+        squareAverage.restore(s)
+        gradientAverage.restore(stateBuffers["grad_avg"] ?? [])
+        momentumBuffer.restore(stateBuffers["momentum_buffer"] ?? [])
+        self.stepCount = stepCount
+    }
+}
+
 /// The checks every optimizer's `restore` makes: known buffer names, finite values, a non-negative step count.
 private func checkOptimizerState(_ buffers: [String: [Double]], names: Set<String>, stepCount: Int) throws {
     guard stepCount >= 0 else { throw RecurrentKitError.invalidArgument("optimizer step count", stepCount, "must be >= 0") }

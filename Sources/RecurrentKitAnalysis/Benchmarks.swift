@@ -127,6 +127,7 @@ public enum Benchmarks {
         case .sgd: step = try SGD(learningRate: 0.01)
         case .adam: step = try Adam(learningRate: 1e-3)
         case .adamw: step = try Adam.adamW(learningRate: 1e-3)
+        case .rmsprop: step = try RMSprop(learningRate: 1e-3)
         }
         let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         for _ in 0..<(2 + updates) {

@@ -7,6 +7,8 @@ public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
     case adam
     /// `Adam` with decoupled weight decay.
     case adamw
+    /// `RMSprop` (char-rnn's default) with PyTorch's defaults; `momentum` and `weightDecay` apply.
+    case rmsprop
 }
 
 /// How far gradients travel back in time during language-model training (d2l 8.7).
@@ -177,6 +179,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         case .sgd: return try SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
         case .adam: return try Adam(learningRate: learningRate, weightDecay: weightDecay)
         case .adamw: return try Adam.adamW(learningRate: learningRate, weightDecay: weightDecay)
+        case .rmsprop: return try RMSprop(learningRate: learningRate, weightDecay: weightDecay, momentum: momentum)
         }
     }
 }
