@@ -5,9 +5,10 @@ public enum TextGenerator {
     public enum Decoding: Sendable, Equatable {
         /// Argmax (d2l `predict_ch8`).
         case greedy
-        /// Sample from softmax(logits / temperature), optionally from the `topK` most likely tokens only.
-        /// temperature > 0; topK nil or >= 1.
-        case sample(temperature: Double, topK: Int?)
+        /// Sample from softmax(logits / temperature), optionally from the `topK` most likely tokens only, and then
+        /// (nucleus sampling) from the smallest set of the most likely tokens whose probability reaches `topP`.
+        /// temperature > 0; topK nil or >= 1; topP nil or in (0, 1].
+        case sample(temperature: Double, topK: Int?, topP: Double? = nil)
     }
 
     /// Warms the state up on the true `prefix` tokens, then produces `length` new tokens.
@@ -18,14 +19,16 @@ public enum TextGenerator {
     ///   - decoding: greedy (d2l `predict_ch8`) or `sample(temperature:topK:)`.
     ///   - generator: draws the samples (unused when greedy).
     ///   - precision: weight storage for the per-token products (``WeightPrecision/float32`` by default).
+    ///   - stop: when non-empty, generation ends as soon as the new tokens end with this sequence (kept in the output).
     /// - Returns: prefix followed by the new tokens.
     public static func generate(model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,
-                                generator: inout SeededGenerator, precision: WeightPrecision = .float32) throws -> [Int] {
+                                generator: inout SeededGenerator, precision: WeightPrecision = .float32, stop: [Int] = []) throws -> [Int] {
         guard !prefix.isEmpty else { throw RecurrentKitError("prefix must contain at least one character") }
         guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
-        if case .sample(let temperature, let topK) = decoding {
+        if case .sample(let temperature, let topK, let topP) = decoding {
             guard temperature.isFinite, temperature > 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be > 0") }
             if let k = topK, k < 1 { throw RecurrentKitError.invalidArgument("top-k", k, "must be at least 1") }
+            if let p = topP, !(p > 0 && p <= 1) { throw RecurrentKitError.invalidArgument("top-p", p, "must be in (0, 1]") }
         }
         let V = model.configuration.vocabularySize
         var output = prefix
@@ -39,9 +42,11 @@ public enum TextGenerator {
         var logits = try logitsAfter(prefix, reset: true)
         var chooser = TokenChooser(vocabularySize: V)
         var step = [0]
-        for _ in 0..<length {
+        for produced in 1...max(length, 1) where length > 0 {
             let next = chooser.choose(logits, decoding: decoding, generator: &generator)
             output.append(next)
+            if !stop.isEmpty, produced >= stop.count, output.suffix(stop.count).elementsEqual(stop) { break }
+            guard produced < length else { break }
             step[0] = next
             logits = try logitsAfter(step, reset: false)
         }
@@ -53,6 +58,29 @@ public enum TextGenerator {
         var generator = SeededGenerator(seed: 0)
         let tokens = try generate(model: model, prefix: try vocabulary.encode(prefix), length: length, decoding: .greedy, generator: &generator)
         return try vocabulary.decode(tokens)
+    }
+}
+
+/// Sorts `indices` by descending `keys[index]`, ties by ascending index, in place (heapsort: no allocation).
+func sortDescending(_ indices: UnsafeMutableBufferPointer<Int>, by keys: UnsafePointer<Float>) {
+    // "a before b" when a's key is larger, or equal with a smaller index; the heap keeps the last-in-order on top.
+    func before(_ a: Int, _ b: Int) -> Bool { keys[a] > keys[b] || (keys[a] == keys[b] && a < b) }
+    let n = indices.count
+    func siftDown(_ start: Int, _ end: Int) {
+        var root = start
+        while 2 * root + 1 < end {
+            var child = 2 * root + 1
+            if child + 1 < end && before(indices[child], indices[child + 1]) { child += 1 }
+            guard before(indices[root], indices[child]) else { return }
+            indices.swapAt(root, child)
+            root = child
+        }
+    }
+    guard n > 1 else { return }
+    for start in stride(from: n / 2 - 1, through: 0, by: -1) { siftDown(start, n) }
+    for end in stride(from: n - 1, to: 0, by: -1) {
+        indices.swapAt(0, end)
+        siftDown(0, end)
     }
 }
 
@@ -68,7 +96,8 @@ struct TokenChooser {
     }
 
     /// Greedy: the first index of the largest logit. Sampling: candidates are every index in order, or with top-k the k
-    /// most likely in descending order (ties by index); one draw from softmax(logit / temperature) over them.
+    /// most likely in descending order (ties by index); with top-p they are sorted the same way and cut after the
+    /// smallest prefix whose probability reaches p; one draw from softmax(logit / temperature) over them.
     mutating func choose(_ logits: UnsafePointer<Float>, decoding: TextGenerator.Decoding, generator: inout SeededGenerator) -> Int {
         let V = candidates.count
         switch decoding {
@@ -76,7 +105,7 @@ struct TokenChooser {
             var best = 0
             for j in 1..<V where logits[j] > logits[best] { best = j }
             return best
-        case .sample(let temperature, let topK):
+        case .sample(let temperature, let topK, let topP):
             return candidates.withUnsafeMutableBufferPointer { candidates in
                 weights.withUnsafeMutableBufferPointer { weights in
                     var count = V
@@ -97,6 +126,7 @@ struct TokenChooser {
                         }
                     } else {
                         for j in 0..<V { candidates[j] = j }
+                        if let p = topP, p < 1 { sortDescending(candidates, by: logits) }
                     }
                     var maximum = -Double.infinity
                     for i in 0..<count {
@@ -107,6 +137,13 @@ struct TokenChooser {
                     for i in 0..<count {
                         weights[i] = Double.exp(weights[i] - maximum)
                         total += weights[i]
+                    }
+                    if let p = topP, p < 1 {
+                        // The nucleus: the most likely candidates (sorted) until their share reaches p.
+                        var kept = 0, share = 0.0
+                        while kept < count && (kept == 0 || share < p * total) { share += weights[kept]; kept += 1 }
+                        count = kept
+                        total = share
                     }
                     var u = generator.nextUnit() * total
                     for i in 0..<count {
