@@ -31,6 +31,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Step schedule: factor per decay, (0, 1].") var decayFactor: Double?
     @Option(help: "Cosine schedule: warm-up updates (>= 0).") var warmup: Int?
     @Option(help: "Cosine schedule: final learning rate as a fraction of --lr, [0, 1].") var minLrFactor: Double?
+    @Option(help: "Hold out this share of the text's end for validation, [0, 0.5] (default 0.1 in raw mode, 0 in d2l mode).") var validationFraction: Double?
+    @Option(help: "Also measure the validation loss every N updates (>= 1); the best model goes to best.safetensors.") var evalEvery: Int?
+    @Option(help: "Stop after N validation measurements in a row without improvement (>= 1).") var earlyStopPatience: Int?
     @Option(help: "Clip the global gradient norm to this (0 disables).") var clip: Double?
     @Option(help: "Minibatch rows B.") var batch: Int?
     @Option(help: "Truncated BPTT length T.") var steps: Int?
@@ -68,6 +71,9 @@ struct TrainCommand: ParsableCommand {
         if let momentum { o.momentum = momentum }
         if let weightDecay { o.weightDecay = weightDecay }
         if let clip { o.clip = clip }
+        if let validationFraction { o.validationFraction = validationFraction }
+        if let evalEvery { o.evaluateEvery = evalEvery }
+        if let earlyStopPatience { o.earlyStopPatience = earlyStopPatience }
         switch schedule {
         case .constant: o.learningRateSchedule = nil
         case .step: o.learningRateSchedule = .step(every: decayEvery ?? 1000, factor: decayFactor ?? 0.5)
@@ -107,7 +113,7 @@ struct TrainCommand: ParsableCommand {
         var lock: OutputFolderLock? = nil
         func lockFolder(_ folder: String) throws {
             try createFolder(folder)
-            lock = try OutputFolderLock(folder: folder, staleTemporariesOf: ["model.safetensors", "metrics.jsonl", "perplexity.svg"])
+            lock = try OutputFolderLock(folder: folder, staleTemporariesOf: ["model.safetensors", "best.safetensors", "metrics.jsonl", "perplexity.svg"])
         }
         // The checkpoint that stays good if this run fails: the one resumed from, then each one saved.
         var lastGood: (path: String, step: Int)? = nil
@@ -174,6 +180,8 @@ struct TrainCommand: ParsableCommand {
             savedAtStep = trainer.step
             lastGood = (checkpointPath, trainer.step)
         }
+        // best.safetensors: the model at the lowest validation loss so far, written (atomically) when it is measured.
+        let bestPath = folder + "/best.safetensors"
         let finished: Bool
         do {
             finished = try trainer.train(progress: { event in
@@ -206,9 +214,17 @@ struct TrainCommand: ParsableCommand {
                     if live { print("\r\u{1B}[K", terminator: "") }
                     print("  > \(text)")
                     flushStandardOutput()
+                case let .validation(v):
+                    if options.evaluateEvery != nil {
+                        if live { print("\r\u{1B}[K", terminator: "") }
+                        print("update \(v.step): validation loss \(fixed(v.loss, 4)) nats/token" + (v.isBest ? " (best)" : " (\(v.sinceBest) without improvement)"))
+                        flushStandardOutput()
+                    }
                 }
             }, shouldStop: { stopRequested != 0 }, afterStep: { trainer in
                 if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }
+            }, afterValidation: { trainer, report in
+                if report.isBest { try trainer.checkpoint().save(to: bestPath) }
             })
         } catch let error as RecurrentKitError {
             let last = lastGood.map { "; last good checkpoint: \($0.path) (update \($0.step))" } ?? "; no checkpoint was saved in this run"
@@ -230,7 +246,10 @@ struct TrainCommand: ParsableCommand {
                   + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
                   + ", peak memory \(Int(peakResidentMegabytes())) MB")
         }
-        print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg")
+        if trainer.stoppedEarly {
+            print("stopped early: \(options.earlyStopPatience ?? 0) validation measurements without improvement; best loss \(fixed(trainer.bestValidationLoss ?? .nan, 4)) at update \(trainer.bestValidationStep)")
+        }
+        print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg" + (trainer.bestValidationLoss != nil ? ", \(bestPath)" : ""))
         withExtendedLifetime(lock) {}
     }
 }

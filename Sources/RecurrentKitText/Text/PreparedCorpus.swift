@@ -20,7 +20,8 @@ public struct PreparedCorpus: Equatable, Sendable {
     /// - d2l mode (d2l 0.17 `load_corpus_time_machine`): the text goes through
     ///   ``TextPreparation/d2lNormalize(_:)``, the vocabulary is built from all of its tokens, then
     ///   the token list is cut to the first `maxTokens`. Everything is training data
-    ///   (`validationFraction` is checked but unused). The Time Machine: 170,580 tokens, 28 entries.
+    ///   (with `validationFraction` > 0 the end of the token list is held out, as in raw mode). The Time Machine:
+    ///   170,580 tokens, 28 entries.
     /// - raw mode (nanoGPT `shakespeare_char/prepare.py`): every Unicode scalar is a token, the
     ///   vocabulary is built from the whole text, the token list is cut to the first `maxTokens`,
     ///   then the first `floor(n * (1 - validationFraction))` tokens are training data and the rest
@@ -32,10 +33,12 @@ public struct PreparedCorpus: Equatable, Sendable {
     ///   - text: the whole corpus as read (see ``loadTextFile(at:maximumBytes:)``, ``EmbeddedCorpus/text``).
     ///   - mode: ``TextMode/d2l`` or ``TextMode/raw``.
     ///   - maxTokens: keep only the first `maxTokens` tokens (> 0); nil (default) keeps all. d2l uses 10,000.
-    ///   - validationFraction: share of the tokens held out in raw mode, in [0, 0.5]; default 0.1.
+    ///   - validationFraction: share of the tokens held out (the end of the text), in [0, 0.5]; nil for the mode's
+    ///     default: 0.1 in raw mode (nanoGPT), 0 in d2l mode (d2l trains on everything).
     public static func prepare(
-        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double = 0.1
+        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double? = nil
     ) throws -> PreparedCorpus {
+        let validationFraction = validationFraction ?? (mode == .raw ? 0.1 : 0)
         if let maxTokens, maxTokens <= 0 {
             throw RecurrentKitError.invalidArgument(
                 "maxTokens", maxTokens, "must be positive (leave it out to use the whole text)")
@@ -56,9 +59,13 @@ public struct PreparedCorpus: Equatable, Sendable {
             }
             let vocabulary = Vocabulary.d2l(from: prepared)
             // Every character of `prepared` is in the vocabulary, so this never throws.
-            let tokens = try vocabulary.encode(prepared)
-            return PreparedCorpus(
-                vocabulary: vocabulary, trainTokens: truncated(tokens, to: maxTokens), validationTokens: [])
+            let tokens = truncated(try vocabulary.encode(prepared), to: maxTokens)
+            guard validationFraction > 0 else { return PreparedCorpus(vocabulary: vocabulary, trainTokens: tokens, validationTokens: []) }
+            let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
+            guard trainCount > 0 else {
+                throw RecurrentKitError("text too short to split: \(tokens.count) token(s) leave no training token with validationFraction \(validationFraction)")
+            }
+            return PreparedCorpus(vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]), validationTokens: Array(tokens[trainCount...]))
         case .raw:
             let vocabulary = Vocabulary.raw(from: text)
             let tokens = truncated(try vocabulary.encode(text), to: maxTokens)

@@ -66,6 +66,23 @@ public enum TrainingEvent: Sendable {
     case epoch(EpochReport)
     /// A periodic greedy sample (d2l `predict_ch8`).
     case sample(epoch: Int, text: String)
+    /// A validation measurement (every `evaluateEvery` updates and at the end of every epoch, when the text has a
+    /// validation part); save the model when `isBest` to keep the best checkpoint.
+    case validation(ValidationReport)
+}
+
+/// One validation measurement.
+public struct ValidationReport: Codable, Equatable, Sendable {
+    /// Updates applied when it was measured.
+    public var step: Int
+    /// The epoch it belongs to (1-based).
+    public var epoch: Int
+    /// Mean cross-entropy over the validation tokens, nats per token.
+    public var loss: Double
+    /// Whether it is the lowest so far (the model now is the best one).
+    public var isBest: Bool
+    /// Measurements in a row without a new best, this one included (0 when `isBest`).
+    public var sinceBest: Int
 }
 
 /// Trains a ``LanguageModel`` on a text with truncated BPTT, d2l's `train_ch8` loop:
@@ -89,8 +106,16 @@ public final class Trainer {
     public private(set) var step = 0
     /// Updates skipped because of NaN or infinite values (`skipNonFinite`).
     public private(set) var skippedSteps = 0
-    /// True when every epoch has run.
-    public var isFinished: Bool { epoch > options.epochs }
+    /// True when every epoch has run, or early stopping ended the run.
+    public var isFinished: Bool { epoch > options.epochs || stoppedEarly }
+    /// The lowest validation loss measured so far (nats per token), nil before the first measurement.
+    public private(set) var bestValidationLoss: Double? = nil
+    /// The update at which ``bestValidationLoss`` was measured.
+    public private(set) var bestValidationStep = 0
+    /// Validation measurements since the best one.
+    public private(set) var measurementsSinceBest = 0
+    /// Whether `earlyStopPatience` measurements without improvement ended the run.
+    public private(set) var stoppedEarly = false
     /// Updates over which a cosine learning-rate schedule runs: epochs x minibatches per epoch, or the count fixed
     /// from the first updates' speed under a time limit.
     public private(set) var scheduledUpdates = 1
@@ -116,6 +141,7 @@ public final class Trainer {
     // This epoch's running sums.
     private var lossSum = 0.0, tokenCount = 0, normSum = 0.0, epochSeconds = 0.0
     private var elapsedBefore = 0.0 // seconds trained before this process (resume)
+    private var lastValidationLoss: Double? = nil
 
     /// Prepares the text (loading a file when `options.corpus` is not an embedded name) and builds the model.
     public convenience init(options: TrainingOptions) throws {
@@ -166,7 +192,7 @@ public final class Trainer {
 
     static func prepareCorpus(_ options: TrainingOptions) throws -> PreparedCorpus {
         return try PreparedCorpus.prepare(text: try loadCorpusText(options.corpus), mode: options.textMode, maxTokens: options.maxTokens,
-                                          validationFraction: options.textMode == .raw ? options.validationFraction : 0)
+                                          validationFraction: options.validationFraction)
     }
 
     /// Minibatches (updates) per epoch (the count for the worst random offset; an epoch may have one more).
@@ -177,16 +203,32 @@ public final class Trainer {
     ///   - progress: receives every step, epoch and sample event.
     ///   - shouldStop: checked after every update and epoch; return true to stop (the trainer can be resumed).
     ///   - afterStep: called after every update, e.g. to save a checkpoint every N steps.
+    ///   - afterValidation: called after every validation measurement, while the model is the one measured (save it
+    ///     when the report `isBest` to keep the best checkpoint).
     /// - Returns: true when training finished, false when it stopped early (it can be resumed).
     /// - Throws: naming the update, when the loss or the gradient norm becomes NaN or infinite, or an epoch's training
     ///   perplexity overflows (unless `skipNonFinite`).
     @discardableResult
     public func train(progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
-                      afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
+                      afterStep: (Trainer) throws -> Void = { _ in },
+                      afterValidation: (Trainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
         let start = monotonicSeconds()
         let B = options.batchSize, T = schedule.numSteps
         let calibrationStart = step
-        while epoch <= options.epochs {
+        /// Measures the validation loss, tracks the best, reports it; returns whether early stopping ends the run now.
+        func validate() throws -> Bool {
+            guard !corpus.validationTokens.isEmpty else { return false }
+            let loss = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
+            let isBest = loss.isFinite && (bestValidationLoss.map { loss < $0 } ?? true)
+            if isBest { bestValidationLoss = loss; bestValidationStep = step; measurementsSinceBest = 0 } else { measurementsSinceBest += 1 }
+            let report = ValidationReport(step: step, epoch: epoch, loss: loss, isBest: isBest, sinceBest: measurementsSinceBest)
+            progress(.validation(report))
+            try afterValidation(self, report) // e.g. save the best model: the model now is the one measured
+            lastValidationLoss = loss
+            if let patience = options.earlyStopPatience, measurementsSinceBest >= patience { stoppedEarly = true }
+            return stoppedEarly
+        }
+        while epoch <= options.epochs && !stoppedEarly {
             if doneInEpoch == 0 {
                 epochStartGenerator = dataGenerator
                 minibatches = schedule.epoch(using: &dataGenerator)
@@ -251,6 +293,11 @@ public final class Trainer {
                     scheduleFixed = true
                     scheduleLengthDecided = true
                 }
+                if let every = options.evaluateEvery, !skipped, step % every == 0, doneInEpoch < minibatches.count, try validate() {
+                    elapsedBefore += monotonicSeconds() - start
+                    try afterStep(self)
+                    return true
+                }
                 try afterStep(self)
                 // The limit counts this process's training time, so a resumed run gets the full limit again.
                 let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
@@ -263,10 +310,9 @@ public final class Trainer {
                                      validationPerplexity: nil, gradientNorm: normSum / Double(max(tokenCount / (T * B), 1)),
                                      tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0,
                                      learningRate: optimizer.learningRate)
-            if !corpus.validationTokens.isEmpty {
-                report.validationPerplexity = perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(
-                    model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps))
-            }
+            lastValidationLoss = nil
+            _ = try validate()
+            if let loss = lastValidationLoss { report.validationPerplexity = perplexity(meanCrossEntropy: loss) }
             report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
             history.append(report)
             progress(.epoch(report))
@@ -283,6 +329,10 @@ public final class Trainer {
             epoch += 1
             doneInEpoch = 0
             minibatches = []
+            if stoppedEarly {
+                elapsedBefore += monotonicSeconds() - start
+                return true
+            }
             if (timeUp || shouldStop()) && !last {
                 elapsedBefore += monotonicSeconds() - start
                 return false
@@ -324,7 +374,9 @@ public final class Trainer {
                                  dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
                                  dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
                                  epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history,
-                                 kernelLevel: Kernels.activeLevel.name, scheduledUpdates: scheduleFixed ? scheduledUpdates : nil)
+                                 kernelLevel: Kernels.activeLevel.name, scheduledUpdates: scheduleFixed ? scheduledUpdates : nil,
+                                 bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
+                                 measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
@@ -381,6 +433,10 @@ public final class Trainer {
         history = state.history
         savedKernelLevel = state.kernelLevel
         if let fixed = state.scheduledUpdates { scheduledUpdates = fixed; scheduleFixed = true; scheduleLengthDecided = true }
+        bestValidationLoss = state.bestValidationLoss
+        bestValidationStep = state.bestValidationStep ?? 0
+        measurementsSinceBest = state.measurementsSinceBest ?? 0
+        stoppedEarly = state.stoppedEarly ?? false
         if doneInEpoch > 0 {
             minibatches = []
             var rebuilt = epochStartGenerator
@@ -435,6 +491,12 @@ struct TrainerState: Codable {
     var kernelLevel: String? = nil
     /// The fixed length of the learning-rate schedule; absent before it is fixed and in files of 0.1.
     var scheduledUpdates: Int? = nil
+    /// Best validation loss so far, its update, measurements since, and whether early stopping ended the run
+    /// (absent in files of 0.1).
+    var bestValidationLoss: Double? = nil
+    var bestValidationStep: Int? = nil
+    var measurementsSinceBest: Int? = nil
+    var stoppedEarly: Bool? = nil
 
     /// Every field within what a run with these options could have reached; a hostile or corrupted file gets an error
     /// naming the field, never a trap or a hang later.
@@ -452,6 +514,9 @@ struct TrainerState: Codable {
         guard optimizerSteps >= 0, optimizerSteps <= step else { throw bad("optimizerSteps", optimizerSteps, "is outside 0...\(step) (the updates done)") }
         guard learningRate.isFinite, learningRate >= 0 else { throw bad("learningRate", learningRate, "must be finite and >= 0") }
         if let s = scheduledUpdates, s < 1 || s > max(maximumUpdates, 1) { throw bad("scheduledUpdates", s, "is outside 1...\(max(maximumUpdates, 1))") }
+        if let loss = bestValidationLoss, !(loss.isFinite && loss >= 0) { throw bad("bestValidationLoss", loss, "must be finite and >= 0") }
+        if let s = bestValidationStep, s < 0 || s > step { throw bad("bestValidationStep", s, "is outside 0...\(step)") }
+        if let n = measurementsSinceBest, n < 0 || n > maximumUpdates + options.epochs { throw bad("measurementsSinceBest", n, "is outside 0...\(maximumUpdates + options.epochs)") }
         let maximumTokens = perEpoch * tokensPerUpdate // the sums of the current or (between epochs) the last epoch
         guard tokenCount >= 0, tokenCount <= maximumTokens else { throw bad("tokenCount", tokenCount, "is outside 0...\(maximumTokens)") }
         guard lossSum.isFinite, lossSum >= 0 else { throw bad("lossSum", lossSum, "must be finite and >= 0") }

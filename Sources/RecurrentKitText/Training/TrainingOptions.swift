@@ -30,8 +30,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var textMode: TextMode = .d2l
     /// Use only the first N tokens (d2l: 10,000); nil for all. >= 1.
     public var maxTokens: Int? = 10_000
-    /// Validation share in raw mode, [0, 0.5]. Default 0.1.
-    public var validationFraction: Double = 0.1
+    /// Validation share (the end of the text), [0, 0.5]; nil for the mode's default: 0.1 in raw mode, 0 in d2l mode
+    /// (d2l's figures train on everything).
+    public var validationFraction: Double? = nil
+    /// Also measure the validation loss every this many updates (>= 1); nil: only at the end of each epoch.
+    public var evaluateEvery: Int? = nil
+    /// Stop once this many validation measurements in a row have not improved on the best (>= 1); nil: never.
+    public var earlyStopPatience: Int? = nil
 
     /// Recurrent cell. Default tanh RNN.
     public var cell: CellKind = .rnnTanh
@@ -97,9 +102,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public func validate() throws {
         if let m = maxTokens, m < 1 { throw RecurrentKitError.invalidArgument("max-tokens", m, "must be at least 1") }
         try learningRateSchedule?.validate()
-        guard validationFraction.isFinite, validationFraction >= 0, validationFraction <= 0.5 else {
-            throw RecurrentKitError.invalidArgument("validation-fraction", validationFraction, "must be in [0, 0.5]")
+        if let f = validationFraction, !(f >= 0 && f <= 0.5) {
+            throw RecurrentKitError.invalidArgument("validation-fraction", f, "must be in [0, 0.5]")
         }
+        if let n = evaluateEvery, n < 1 || n > 1 << 40 { throw RecurrentKitError.invalidArgument("eval-every", n, "must be in 1...2^40 updates") }
+        if let n = earlyStopPatience, n < 1 || n > 1 << 40 { throw RecurrentKitError.invalidArgument("early-stop-patience", n, "must be in 1...2^40 measurements") }
         guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1") }
         guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("layers", numLayers, "must be at least 1") }
         guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)") }
