@@ -86,7 +86,7 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// PyTorch's default: weight and bias from U(-1/sqrt(In), 1/sqrt(In)); d2l's scratch models: N(0, 0.01^2) weight, zero bias.
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
         switch initialization {
-        case .pytorch:
+        case .pytorch, .orthogonal:
             let bound = 1 / Double(inputSize).squareRoot()
             for i in 0..<(outputSize * inputSize) { weightValues[i] = Scalar(generator.uniform(-bound, bound)) }
             if hasBias { for i in 0..<outputSize { biasValues[i] = Scalar(generator.uniform(-bound, bound)) } }
@@ -217,7 +217,7 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// PyTorch's default N(0, 1); d2l-style N(0, 0.01^2).
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
-        let scale = initialization == .pytorch ? 1.0 : 0.01
+        let scale = initialization == .pytorch || initialization == .orthogonal ? 1.0 : 0.01
         for i in 0..<(vocabularySize * dimension) { weightValues[i] = Scalar(scale * generator.normal()) }
     }
 

@@ -54,13 +54,16 @@ public enum Initialization: String, Codable, CaseIterable, Sendable {
     case d2l
     /// IRNN (Le et al. 2015): each H x H gate block of W_hh = identity, W_ih from N(0, 0.001^2), biases zero (meant for ReLU RNNs).
     case identity
+    /// Orthogonal recurrent weights (Saxe et al. 2014): each H x H gate block of W_hh a random orthogonal matrix (QR of
+    /// a Gaussian, signs fixed as `torch.nn.init.orthogonal_`); W_ih and biases as ``pytorch``. Other layers as ``pytorch``.
+    case orthogonal
 }
 
 extension Initialization {
-    /// Parses "pytorch", "d2l" or "identity"; anything else throws an error naming the value.
+    /// Parses "pytorch", "d2l", "identity" or "orthogonal"; anything else throws an error naming the value.
     public init(parsing name: String) throws {
         guard let value = Initialization(rawValue: name) else {
-            throw RecurrentKitError.invalidArgument("initialization", "'\(name)'", "expected pytorch, d2l or identity")
+            throw RecurrentKitError.invalidArgument("initialization", "'\(name)'", "expected pytorch, d2l, identity or orthogonal")
         }
         self = value
     }

@@ -87,6 +87,21 @@ extension RecurrentNetwork {
         return ParameterView(store: parameters, name: parameterName(base, layer, reverse: reverse))
     }
 
+    /// Sets the LSTM forget gate's bias (rows H..<2H) to `value` in `bias_ih` and to 0 in `bias_hh`, so the gate's
+    /// pre-activation starts with bias exactly `value` (char-rnn and Jozefowicz et al. use 1: remember by default).
+    /// - Throws: unless the network is an LSTM with biases.
+    public func setForgetGateBias(_ value: Double) throws {
+        guard configuration.cell == .lstm, configuration.bias else { throw RecurrentKitError("a forget-gate bias needs an LSTM with biases") }
+        guard value.isFinite else { throw RecurrentKitError.invalidArgument("forget bias", value, "must be finite") }
+        let H = configuration.hiddenSize
+        for reverse in configuration.bidirectional ? [false, true] : [false] {
+            for k in 0..<configuration.numLayers {
+                let ih = try biasIH(layer: k, reverse: reverse).values, hh = try biasHH(layer: k, reverse: reverse).values
+                for j in H..<(2 * H) { ih[j] = Scalar(value); hh[j] = 0 }
+            }
+        }
+    }
+
     /// Draws every parameter of this network again (in `state_dict` order, row-major).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
@@ -111,6 +126,15 @@ extension RecurrentNetwork {
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
                 for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
                 if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
+            case .orthogonal:
+                let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
+                for (p, n) in [(weightIH[k], inCount)] + biases {
+                    for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
+                }
+                for g in 0..<configuration.cell.gateCount {
+                    let q = randomOrthogonal(H, generator: &generator)
+                    for i in 0..<(H * H) { weightHH[k][g * H * H + i] = Scalar(q[i]) }
+                }
             case .identity:
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.001 * generator.normal()) }
                 weightHH[k].update(repeating: 0, count: hhCount)
@@ -120,4 +144,23 @@ extension RecurrentNetwork {
             }
         }
     }
+}
+
+/// A random n x n orthogonal matrix, row-major: QR of a standard Gaussian matrix by modified Gram-Schmidt in Double,
+/// each column's sign made that of R's diagonal (as `torch.nn.init.orthogonal_`, so the draw is uniform).
+func randomOrthogonal(_ n: Int, generator: inout SeededGenerator) -> [Double] {
+    var a = (0..<(n * n)).map { _ in generator.normal() } // a[i * n + j]: row i, column j
+    for j in 0..<n {
+        for p in 0..<j {
+            var dot = 0.0
+            for i in 0..<n { dot += a[i * n + p] * a[i * n + j] }
+            for i in 0..<n { a[i * n + j] -= dot * a[i * n + p] }
+        }
+        var norm = 0.0
+        for i in 0..<n { norm += a[i * n + j] * a[i * n + j] }
+        norm = norm.squareRoot()
+        // Column j of Q = a_j / r_jj with r_jj = norm > 0 (a Gaussian matrix is full rank with probability 1).
+        for i in 0..<n { a[i * n + j] /= max(norm, .leastNormalMagnitude) }
+    }
+    return a
 }

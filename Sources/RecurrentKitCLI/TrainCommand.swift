@@ -21,7 +21,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Recurrent layers.") var layers: Int?
     @Option(help: "Dropout between layers, [0, 1).") var dropout: Double?
     @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
-    @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN).") var initialization: Initialization?
+    @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN), orthogonal (W_hh gate blocks).") var initialization: Initialization?
+    @Option(help: "LSTM: the forget gate's initial bias (char-rnn and Jozefowicz et al. use 1).") var forgetBias: Double?
     @Option(help: "Optimizer.") var optimizer: OptimizerKind?
     @Option(help: "Learning rate (>= 0).") var lr: Double?
     @Option(help: "SGD momentum, [0, 1).") var momentum: Double?
@@ -66,6 +67,7 @@ struct TrainCommand: ParsableCommand {
             o.embeddingSize = embedding == 0 ? nil : embedding
         }
         if let initialization { o.initialization = initialization }
+        if let forgetBias { o.forgetGateBias = forgetBias }
         if let optimizer { o.optimizer = optimizer }
         if let lr { o.learningRate = lr }
         if let momentum { o.momentum = momentum }

@@ -171,6 +171,7 @@ public final class Trainer {
                                                        hiddenSize: options.hiddenSize, numLayers: options.numLayers,
                                                        dropout: options.dropout, embeddingSize: options.embeddingSize)
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
+        if let b = options.forgetGateBias { try model.recurrent.setForgetGateBias(b) }
         model.recurrent.recomputeInterval = options.recomputeInterval
         optimizer = try options.makeOptimizer()
         let (total, overflow) = options.epochs.multipliedReportingOverflow(by: max(schedule.minibatchesPerEpoch, 1))

@@ -50,6 +50,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var embeddingSize: Int? = nil
     /// Parameter initialisation. Default d2l's scratch N(0, 0.01^2).
     public var initialization: Initialization = .d2l
+    /// LSTM only: the forget gate's initial bias (`RecurrentNetwork.setForgetGateBias(_:)`), e.g. 1; nil leaves the
+    /// initialisation's.
+    public var forgetGateBias: Double? = nil
 
     /// Optimizer. Default SGD.
     public var optimizer: OptimizerKind = .sgd
@@ -102,6 +105,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public func validate() throws {
         if let m = maxTokens, m < 1 { throw RecurrentKitError.invalidArgument("max-tokens", m, "must be at least 1") }
         try learningRateSchedule?.validate()
+        if let b = forgetGateBias {
+            guard b.isFinite, abs(b) <= 100 else { throw RecurrentKitError.invalidArgument("forget-bias", b, "must be finite, |b| <= 100") }
+            guard cell == .lstm else { throw RecurrentKitError("--forget-bias needs --cell lstm (it is the LSTM forget gate's bias)") }
+        }
         if let f = validationFraction, !(f >= 0 && f <= 0.5) {
             throw RecurrentKitError.invalidArgument("validation-fraction", f, "must be in [0, 0.5]")
         }
