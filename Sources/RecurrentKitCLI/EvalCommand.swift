@@ -15,8 +15,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
     @Option(help: "Weight storage: float32, or bfloat16 (reads the text as one stream, token by token, like generation; compare with --batch 1).") var precision: WeightPrecision = .float32
     @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
+    @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
+        try threadOptions.apply()
         let weightPrecision = precision
         let loaded = try Checkpoint.load(from: checkpoint)
         guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {

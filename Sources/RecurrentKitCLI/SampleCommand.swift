@@ -17,6 +17,7 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Nucleus sampling: only among the most likely characters whose probability reaches p, (0, 1].") var topP: Double?
     @Option(help: "Independent samples from the same prefix, printed one after another (1...1000).") var numSamples: Int = 1
     @Option(help: "End a sample as soon as it produces this text.") var stop: String?
+    @Option(help: "Beam search with this many hypotheses (d2l 9.8; 1...1000): prints the --num-samples best with their log-probabilities.") var beam: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Weight storage while generating: float32 or bfloat16 (half the bytes per token, faster).") var precision: WeightPrecision = .float32
 
@@ -35,6 +36,16 @@ struct SampleCommand: ParsableCommand {
         }
         let tokens = try encode(text, "prefix")
         let stopTokens = try stop.map { try encode($0, "stop") } ?? []
+        if let beam {
+            guard temperature == 1, topK == nil, topP == nil else { throw RecurrentKitError("--beam searches for the most likely text; it takes no --temperature, --top-k or --top-p") }
+            let results = try TextGenerator.beamSearch(model: loaded.model, prefix: tokens, length: max(length, 1), beamWidth: beam, stop: stopTokens)
+            for (index, result) in results.prefix(numSamples).enumerated() {
+                if index > 0 { print("---") }
+                print("log p \(fixed(result.logProbability, 4)), score \(fixed(result.score, 4))")
+                print(try loaded.vocabulary.decode(result.tokens))
+            }
+            return
+        }
         var generator = SeededGenerator(seed: seed)
         let decoding: TextGenerator.Decoding = temperature == 0 ? .greedy : .sample(temperature: temperature, topK: topK, topP: topP)
         for index in 0..<numSamples {
