@@ -14,7 +14,8 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Preset; options given override it.") var preset: TrainingPreset = .d2lRNN
     @Option(help: "Embedded corpus (timemachine, tinyshakespeare) or a UTF-8 text file.") var corpus: String?
-    @Option(help: "Text preparation: d2l (letters, lower-case) or raw (every character, 90/10 split).") var textMode: TextMode?
+    @Option(help: "Tokens: d2l (letters, lower-case), raw (every character, 90/10 split) or words (d2l 8.2 word tokens).") var textMode: TextMode?
+    @Option(help: "Words mode: words seen fewer times become <unk> (d2l min_freq).") var minFrequency: Int?
     @Option(help: "Use only the first N tokens (0 = all).") var maxTokens: Int?
     @Option(help: "Cell (also rnn, tanh, relu, linear).") var cell: CellKind?
     @Option(help: "Hidden units.") var hidden: Int?
@@ -54,6 +55,7 @@ struct TrainCommand: ParsableCommand {
         var o = preset.options
         if let corpus { o.corpus = corpus }
         if let textMode { o.textMode = textMode }
+        if let minFrequency { o.minimumFrequency = minFrequency }
         if let maxTokens {
             guard maxTokens >= 0 else { throw RecurrentKitError.invalidArgument("max-tokens", maxTokens, "must be >= 0 (0 = all)") }
             o.maxTokens = maxTokens == 0 ? nil : maxTokens

@@ -34,11 +34,15 @@ public struct PreparedCorpus: Equatable, Sendable {
     ///   - mode: ``TextMode/d2l`` or ``TextMode/raw``.
     ///   - maxTokens: keep only the first `maxTokens` tokens (> 0); nil (default) keeps all. d2l uses 10,000.
     ///   - validationFraction: share of the tokens held out (the end of the text), in [0, 0.5]; nil for the mode's
-    ///     default: 0.1 in raw mode (nanoGPT), 0 in d2l mode (d2l trains on everything).
+    ///     default: 0.1 in raw mode (nanoGPT), 0 in d2l and words modes (d2l trains on everything).
+    ///   - minimumFrequency: words mode: words rarer than this become `<unk>` (d2l's `min_freq`).
     public static func prepare(
-        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double? = nil
+        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double? = nil, minimumFrequency: Int = 0
     ) throws -> PreparedCorpus {
         let validationFraction = validationFraction ?? (mode == .raw ? 0.1 : 0)
+        guard minimumFrequency >= 0, minimumFrequency <= 1 << 40 else {
+            throw RecurrentKitError.invalidArgument("minimumFrequency", minimumFrequency, "must be in 0...2^40")
+        }
         if let maxTokens, maxTokens <= 0 {
             throw RecurrentKitError.invalidArgument(
                 "maxTokens", maxTokens, "must be positive (leave it out to use the whole text)")
@@ -50,6 +54,19 @@ public struct PreparedCorpus: Equatable, Sendable {
             throw RecurrentKitError("text is empty: there is nothing to train on")
         }
         switch mode {
+        case .words:
+            let lines = TextPreparation.d2lLines(text)
+            let vocabulary = Vocabulary.words(fromLines: lines, minimumFrequency: minimumFrequency)
+            guard vocabulary.count > 1 else {
+                throw RecurrentKitError("text has no word after d2l preparation: it has no ASCII letter A-Z or a-z")
+            }
+            let tokens = truncated(try vocabulary.encode(lines.joined(separator: " ")), to: maxTokens)
+            guard validationFraction > 0 else { return PreparedCorpus(vocabulary: vocabulary, trainTokens: tokens, validationTokens: []) }
+            let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
+            guard trainCount > 0 else {
+                throw RecurrentKitError("text too short to split: \(tokens.count) token(s) leave no training token with validationFraction \(validationFraction)")
+            }
+            return PreparedCorpus(vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]), validationTokens: Array(tokens[trainCount...]))
         case .d2l:
             let prepared = TextPreparation.d2lNormalize(text)
             guard !prepared.isEmpty else {

@@ -21,6 +21,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     private let scalarOfIndex: [Unicode.Scalar?]  // nil for `<unk>`
     private let asciiIndex: [Int]  // 128 entries, -1 = not in the vocabulary (fast path for ASCII text)
     private let indexOfScalar: [UInt32: Int]
+    private let indexOfWord: [String: Int] // words mode
 
     private enum CodingKeys: String, CodingKey { case tokens, mode }
 
@@ -34,6 +35,21 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     public init(tokens: [String], mode: TextMode) throws {
         guard !tokens.isEmpty else {
             throw RecurrentKitError.invalidArgument("vocabulary tokens", "[]", "need at least one token")
+        }
+        if mode == .words {
+            guard Vocabulary.isUnknownToken(tokens[0]) else {
+                throw RecurrentKitError.invalidArgument("word vocabulary token 0", Vocabulary.quoted(tokens[0]), "must be \"\(Vocabulary.unknownToken)\"")
+            }
+            var seen: [String: Int] = [:]
+            for (index, word) in tokens.enumerated().dropFirst() {
+                guard !word.isEmpty, word.utf8.count <= 1000, !word.unicodeScalars.contains(where: { $0.properties.isWhitespace }) else {
+                    throw RecurrentKitError.invalidArgument("word \(index)", Vocabulary.quoted(String(word.prefix(40))), "must be non-empty, without spaces, at most 1000 bytes")
+                }
+                if let previous = seen[word] { throw RecurrentKitError("invalid vocabulary: word \(index) duplicates word \(previous)") }
+                seen[word] = index
+            }
+            self.init(validatedWords: tokens)
+            return
         }
         var scalars: [Unicode.Scalar?] = []
         scalars.reserveCapacity(tokens.count)
@@ -78,6 +94,19 @@ public struct Vocabulary: Equatable, Codable, Sendable {
         }
         self.asciiIndex = ascii
         self.indexOfScalar = byScalar
+        self.indexOfWord = [:]
+    }
+
+    /// Stores a word list already known to be valid (`<unk>` first) and builds the word table.
+    private init(validatedWords words: [String]) {
+        tokens = words
+        mode = .words
+        scalarOfIndex = []
+        asciiIndex = []
+        indexOfScalar = [:]
+        var table: [String: Int] = [:]
+        for (index, word) in words.enumerated().dropFirst() { table[word] = index }
+        indexOfWord = table
     }
 
     /// Decodes `tokens` and `mode` and validates them as ``init(tokens:mode:)`` does.
@@ -97,7 +126,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
 
     /// Same mode and the same tokens in the same order, compared scalar by scalar.
     public static func == (lhs: Vocabulary, rhs: Vocabulary) -> Bool {
-        lhs.mode == rhs.mode && lhs.scalarOfIndex == rhs.scalarOfIndex
+        lhs.mode == rhs.mode && (lhs.mode == .words ? lhs.tokens == rhs.tokens : lhs.scalarOfIndex == rhs.scalarOfIndex)
     }
 
     // MARK: - Building
@@ -139,7 +168,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     /// char-rnn / nanoGPT vocabulary: the distinct Unicode scalars of `text`, sorted by scalar value.
     ///
     /// "\r" and "\n" are separate tokens (no grapheme clustering). Empty text gives an empty
-    /// vocabulary (``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:)`` rejects empty text first).
+    /// vocabulary (``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:minimumFrequency:)`` rejects empty text first).
     /// - Parameter text: the whole corpus, unchanged.
     /// - Returns: a raw-mode vocabulary (65 tokens for tiny Shakespeare).
     public static func raw(from text: String) -> Vocabulary {
@@ -154,12 +183,33 @@ public struct Vocabulary: Equatable, Codable, Sendable {
             validatedTokens: scalars.map { String($0) }, mode: .raw, scalars: scalars.map { Optional($0) })
     }
 
+    /// d2l 8.2's word `Vocab(tokens, min_freq)`: `<unk>`, then the distinct words of `lines` (each line split at
+    /// spaces) by descending count, ties in first-seen order, leaving out words seen fewer than `minimumFrequency`
+    /// times. The Time Machine: 4,580 entries with every word, top `the` (2,261), `i`, `and`, `of`, `a`.
+    /// - Parameters:
+    ///   - lines: lines already passed through ``TextPreparation/d2lLines(_:)``.
+    ///   - minimumFrequency: words rarer than this become `<unk>` (d2l's `min_freq`; 0 or 1 keeps every word).
+    public static func words(fromLines lines: [String], minimumFrequency: Int = 0) -> Vocabulary {
+        var counts: [Substring: Int] = [:], order: [Substring] = []
+        for line in lines {
+            for word in line.split(separator: " ", omittingEmptySubsequences: true) {
+                if counts[word] == nil { order.append(word) }
+                counts[word, default: 0] += 1
+            }
+        }
+        let kept = order.enumerated().filter { counts[$0.element]! >= minimumFrequency }
+            .sorted { counts[$0.element]! != counts[$1.element]! ? counts[$0.element]! > counts[$1.element]! : $0.offset < $1.offset }
+            .map { String($0.element) }
+        return Vocabulary(validatedWords: [unknownToken] + kept)
+    }
+
     // MARK: - Lookup
 
     /// Index of `token`, or nil if it is not in the vocabulary (`<unk>` is 0 in d2l mode).
     /// - Parameter token: one Unicode scalar, or `<unk>`.
     public func index(of token: String) -> Int? {
-        if mode == .d2l && Vocabulary.isUnknownToken(token) { return 0 }
+        if mode != .raw && Vocabulary.isUnknownToken(token) { return 0 }
+        if mode == .words { return indexOfWord[token] }
         var iterator = token.unicodeScalars.makeIterator()
         guard let scalar = iterator.next(), iterator.next() == nil else { return nil }
         return index(of: scalar)
@@ -173,7 +223,8 @@ public struct Vocabulary: Equatable, Codable, Sendable {
         return indexOfScalar[scalar.value]
     }
 
-    /// Token indices of `text`, one per Unicode scalar (length = `text.unicodeScalars.count`).
+    /// Token indices of `text`: one per Unicode scalar (length = `text.unicodeScalars.count`), or in words mode one per
+    /// whitespace-separated word (unknown words are `<unk>`, 0).
     ///
     /// d2l mode: the text is used as given (call ``TextPreparation/d2lNormalize(_:)`` first to match
     /// training); a character not in the vocabulary becomes 0 (`<unk>`), as d2l's `vocab[token]` does.
@@ -182,6 +233,10 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     /// - Parameter text: the text to encode.
     /// - Returns: indices in `0..<count`.
     public func encode(_ text: String) throws -> [Int] {
+        if mode == .words {
+            // Words are separated by whitespace; an unknown word is `<unk>` (0).
+            return text.split(whereSeparator: { $0.isWhitespace }).map { indexOfWord[String($0)] ?? 0 }
+        }
         var indices: [Int] = []
         indices.reserveCapacity(text.utf8.count)
         var position = 0
@@ -200,12 +255,19 @@ public struct Vocabulary: Equatable, Codable, Sendable {
         return indices
     }
 
-    /// The text of `indices`: the tokens concatenated (index 0 in d2l mode gives the five characters `<unk>`).
+    /// The text of `indices`: the tokens concatenated (index 0 in d2l mode gives the five characters `<unk>`), or in
+    /// words mode joined with single spaces.
     ///
     /// Throws a `RecurrentKitError` naming the first index outside `0..<count` and its position.
     /// - Parameter indices: token indices.
     /// - Returns: the decoded text.
     public func decode(_ indices: [Int]) throws -> String {
+        if mode == .words {
+            for (position, index) in indices.enumerated() where index < 0 || index >= count {
+                throw RecurrentKitError("token index \(index) at position \(position) is out of range: vocabulary indices are 0..<\(count)")
+            }
+            return indices.map { tokens[$0] }.joined(separator: " ")
+        }
         // UTF-8 bytes into one growing buffer, then one String: linear in the length.
         var bytes: [UInt8] = []
         bytes.reserveCapacity(indices.count)

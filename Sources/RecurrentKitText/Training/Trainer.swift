@@ -193,7 +193,7 @@ public final class Trainer {
 
     static func prepareCorpus(_ options: TrainingOptions) throws -> PreparedCorpus {
         return try PreparedCorpus.prepare(text: try loadCorpusText(options.corpus), mode: options.textMode, maxTokens: options.maxTokens,
-                                          validationFraction: options.validationFraction)
+                                          validationFraction: options.validationFraction, minimumFrequency: options.minimumFrequency ?? 0)
     }
 
     /// Minibatches (updates) per epoch (the count for the worst random offset; an epoch may have one more).

@@ -28,6 +28,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var corpus: String = EmbeddedCorpus.timeMachine.rawValue
     /// `d2l` (letters only, lower-case, 28 tokens) or `raw` (every character, 90/10 split).
     public var textMode: TextMode = .d2l
+    /// Words mode: words seen fewer times than this become `<unk>` (d2l's `min_freq`); nil keeps every word.
+    public var minimumFrequency: Int? = nil
     /// Use only the first N tokens (d2l: 10,000); nil for all. >= 1.
     public var maxTokens: Int? = 10_000
     /// Validation share (the end of the text), [0, 0.5]; nil for the mode's default: 0.1 in raw mode, 0 in d2l mode
@@ -105,6 +107,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public func validate() throws {
         if let m = maxTokens, m < 1 { throw RecurrentKitError.invalidArgument("max-tokens", m, "must be at least 1") }
         try learningRateSchedule?.validate()
+        if let m = minimumFrequency {
+            guard m >= 0, m <= 1 << 40 else { throw RecurrentKitError.invalidArgument("min-frequency", m, "must be in 0...2^40") }
+            guard textMode == .words else { throw RecurrentKitError("--min-frequency needs --text-mode words") }
+        }
         if let b = forgetGateBias {
             guard b.isFinite, abs(b) <= 100 else { throw RecurrentKitError.invalidArgument("forget-bias", b, "must be finite, |b| <= 100") }
             guard cell == .lstm else { throw RecurrentKitError("--forget-bias needs --cell lstm (it is the LSTM forget gate's bias)") }
