@@ -26,8 +26,13 @@ struct EvalCommand: ParsableCommand {
         }
         let raw = try loadCorpusText(text ?? corpus)
         guard maxChars >= 0 else { throw RecurrentKitError.invalidArgument("max-chars", maxChars, "must be >= 0 (0 = all)") }
-        var prepared = loaded.vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
-        // Cut before encoding (one token per character in both modes), so text past the limit is never read.
+        var prepared: String
+        switch loaded.vocabulary.mode {
+        case .d2l: prepared = TextPreparation.d2lNormalize(raw)
+        case .words: prepared = TextPreparation.d2lLines(raw).joined(separator: " ") // words never cross a line end
+        case .raw: prepared = raw
+        }
+        // Cut before encoding (by characters in every mode), so text past the limit is never read.
         if maxChars > 0 && prepared.unicodeScalars.count > maxChars { prepared = String(prepared.unicodeScalars.prefix(maxChars)) }
         let tokens = try loaded.vocabulary.encode(prepared)
         let ce = weightPrecision == .bfloat16
