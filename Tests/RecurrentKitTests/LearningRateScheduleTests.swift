@@ -85,7 +85,7 @@ final class LearningRateScheduleTests: XCTestCase {
         try trainer.train(afterStep: { rates.append($0.optimizer.learningRate) })
         // Fixed after the first updates, far below 1000 epochs' worth, and the run ends near the schedule's end.
         XCTAssertLessThan(trainer.scheduledUpdates, planned)
-        XCTAssertGreaterThan(trainer.scheduledUpdates, Trainer.calibrationUpdates)
+        XCTAssertGreaterThan(trainer.scheduledUpdates, Trainer.calibrationWarmUp + Trainer.calibrationUpdates)
         XCTAssertLessThan(rates.last!, 0.8 * 0.01, "the time-limited run should end well into the cosine")
         // The fixed length is in the checkpoint, so a resume keeps it.
         let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))

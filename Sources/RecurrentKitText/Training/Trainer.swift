@@ -123,8 +123,12 @@ public final class Trainer {
     private var scheduleFixed = true
     /// Whether a calibration or a checkpoint decided `scheduledUpdates` (a later time limit then changes nothing).
     private var scheduleLengthDecided = false
-    /// Updates measured before a time-limited cosine schedule fixes its length.
-    static var calibrationUpdates: Int { 5 }
+    /// Updates measured before a time-limited cosine schedule fixes its length, after `calibrationWarmUp` updates that
+    /// are not timed (the first updates touch fresh memory and start the thread pool: timing them made the estimate
+    /// about 10% short, so the last updates ran at the minimum rate).
+    static var calibrationUpdates: Int { 10 }
+    /// Updates run before the calibration starts timing.
+    static var calibrationWarmUp: Int { 3 }
 
     private let schedule: MinibatchSchedule
     // Position: `epoch` (1-based) and how many of its minibatches are done.
@@ -216,6 +220,7 @@ public final class Trainer {
         let start = monotonicSeconds()
         let B = options.batchSize, T = schedule.numSteps
         let calibrationStart = step
+        var timingStart: Double? = nil // when the timed calibration updates began
         /// Measures the validation loss, tracks the best, reports it; returns whether early stopping ends the run now.
         func validate() throws -> Bool {
             guard !corpus.validationTokens.isEmpty else { return false }
@@ -286,9 +291,12 @@ public final class Trainer {
                                           runningPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
                                           tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9),
                                           secondsLeft: updatesLeft * epochSeconds / Double(doneInEpoch), skipped: skipped)))
-                if !scheduleFixed, let limit = options.timeLimitSeconds, step - calibrationStart >= Self.calibrationUpdates {
-                    // Fix the cosine's length once from this process's first updates: the updates that fit in the limit.
-                    let elapsed = monotonicSeconds() - start, perUpdate = elapsed / Double(step - calibrationStart)
+                if !scheduleFixed, step - calibrationStart == Self.calibrationWarmUp { timingStart = monotonicSeconds() }
+                if !scheduleFixed, let limit = options.timeLimitSeconds, let timingStart,
+                   step - calibrationStart >= Self.calibrationWarmUp + Self.calibrationUpdates {
+                    // Fix the cosine's length once from this process's timed updates: the updates that fit in the limit.
+                    let elapsed = monotonicSeconds() - start
+                    let perUpdate = (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
                     let fit = perUpdate > 0 ? (limit - elapsed) / perUpdate : Double(scheduledUpdates)
                     scheduledUpdates = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
                     scheduleFixed = true
