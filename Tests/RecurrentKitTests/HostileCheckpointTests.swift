@@ -219,6 +219,17 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertNil(v1.writtenByVersion)
         XCTAssertEqual(try Trainer(resumingFrom: v1).step, trainer.step)
         XCTAssertEqual(try parse { $0.metadata["format"] = nil }.fileFormatVersion, 1)
+        // A version 1 file's validationFraction (always written then, 0.1) applied in raw mode only: a d2l-mode run
+        // resumes without a validation split, exactly as it was trained; in a version 2 file it is honoured.
+        XCTAssertEqual(trainer.options.textMode, .d2l)
+        let withFraction = try replacingField("validationFraction", with: "0.1", in: current.training)
+        for (format, split) in [("recurrentkit.checkpoint.v1", false), (Checkpoint.formatName, true)] {
+            let resumed = try Trainer(resumingFrom: try parse {
+                $0.metadata["format"] = format
+                $0.metadata["training"] = withFraction
+            })
+            XCTAssertEqual(!resumed.corpus.validationTokens.isEmpty, split, format)
+        }
         // A newer version, a foreign format, and a v2 file without its fields are refused by name.
         refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v3" }
         refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v99999999999999999999" == "" ? "" : "recurrentkit.checkpoint.v\(Int.max)" }

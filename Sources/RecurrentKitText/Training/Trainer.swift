@@ -127,6 +127,8 @@ public final class Trainer {
     /// are not timed (the first updates touch fresh memory and start the thread pool: timing them made the estimate
     /// about 10% short, so the last updates ran at the minimum rate).
     static var calibrationUpdates: Int { 10 }
+    /// Whether the schedule needs `scheduledUpdates` (only the cosine does; the checkpoint keeps it only then).
+    private var usesCosine: Bool { if case .cosine = options.learningRateSchedule { return true } else { return false } }
     /// Updates run before the calibration starts timing.
     static var calibrationWarmUp: Int { 3 }
 
@@ -383,7 +385,7 @@ public final class Trainer {
                                  dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
                                  dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
                                  epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history,
-                                 kernelLevel: Kernels.activeLevel.name, scheduledUpdates: scheduleFixed ? scheduledUpdates : nil,
+                                 kernelLevel: Kernels.activeLevel.name, scheduledUpdates: scheduleFixed && usesCosine ? scheduledUpdates : nil,
                                  bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
                                  measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly)
         let encoder = JSONEncoder()
@@ -403,7 +405,10 @@ public final class Trainer {
         do { state = try decoder.decode(TrainerState.self, from: Data(checkpoint.training.utf8)) }
         catch { throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))") }
         try checkpoint.model.configuration.requireCausal(for: "training")
-        try self.init(options: state.options)
+        var options = state.options
+        // Before format version 2, `validationFraction` (then always written, 0.1 by default) applied in raw mode only.
+        if checkpoint.fileFormatVersion < 2 && options.textMode != .raw { options.validationFraction = nil }
+        try self.init(options: options)
         try state.validate(minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
         guard corpus.vocabulary == checkpoint.vocabulary else {
             throw RecurrentKitError("the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
