@@ -22,10 +22,20 @@ count() {  # prints the allocations of one probe run
 failures=0
 check() {  # check UNIT ARGS...: N and 2N units must allocate the same
     local unit="$1"; shift
-    local a b
+    local a b x note=""
     a="$(count "$@" --count "$n")"; b="$(count "$@" --count "$((2 * n))")"
+    if [ "$a" -ne "$b" ]; then
+        # A process can make one extra allocation once, depending on how its two threads interleave at start-up
+        # (seen in bf16 generation at 2 threads: 3491 or 3492 allocations for the same run, whatever N). That is not
+        # per unit of work, so compare the smallest count of 11 runs each; an allocation per unit shows in every run.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            x="$(count "$@" --count "$n")"; [ "$x" -lt "$a" ] && a="$x"
+            x="$(count "$@" --count "$((2 * n))")"; [ "$x" -lt "$b" ] && b="$x"
+        done
+        note=" (smallest of 11 runs each)"
+    fi
     local diff=$((b - a))
-    printf '%-90s %s per %s (%d, %d)\n' "$*" "$(awk -v d="$diff" -v n="$n" 'BEGIN {printf "%.2f", d / n}')" "$unit" "$a" "$b"
+    printf '%-90s %s per %s (%d, %d)%s\n' "$*" "$(awk -v d="$diff" -v n="$n" 'BEGIN {printf "%.2f", d / n}')" "$unit" "$a" "$b" "$note"
     [ "$diff" -eq 0 ] || failures=$((failures + 1))
 }
 
@@ -42,9 +52,10 @@ for cell in rnn_tanh rnn_relu gru lstm; do
     done
 done
 check update --workload train --cell lstm --hidden 512 --layers 1 --batch 32 --steps 35 --vocabulary 28 --threads 2
-# Batch-1 generation per token: greedy and sampling (temperature 0.8, top-k 10), Float and bfloat16 weights.
+# Batch-1 generation per token: greedy, sampling (temperature 0.8, top-k 10) and nucleus sampling (top-p 0.9, which
+# sorts the whole vocabulary in place every token), Float and bfloat16 weights.
 for cell in rnn_tanh gru lstm; do
-    for decoding in greedy sample; do
+    for decoding in greedy sample nucleus; do
         for precision in float32 bfloat16; do
             check token --workload generate --cell "$cell" --hidden 256 --layers 2 --embedding 64 --decoding "$decoding" \
                 --precision "$precision" --threads 2

@@ -42,7 +42,7 @@ enum ProbeWorkload: String, CaseIterable, ExpressibleByArgument {
 
 /// `rnn probe --decoding`.
 enum ProbeDecoding: String, CaseIterable, ExpressibleByArgument {
-    case greedy, sample
+    case greedy, sample, nucleus
 }
 
 /// `rnn train --schedule`.

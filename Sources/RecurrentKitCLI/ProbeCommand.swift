@@ -25,7 +25,7 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Optimizer (train).") var optimizer: OptimizerKind = .sgd
     @Option(help: "Memory-efficient BPTT interval (train; 0 = off).") var recomputeInterval: Int = 0
     @OptionGroup var threadOptions: ThreadOptions
-    @Option(help: "Decoding (generate; sample: temperature 0.8, top-k 10).") var decoding: ProbeDecoding = .greedy
+    @Option(help: "Decoding (generate; sample: temperature 0.8, top-k 10; nucleus: temperature 0.8, top-p 0.9).") var decoding: ProbeDecoding = .greedy
     @Option(help: "Weight storage (generate).") var precision: WeightPrecision = .float32
     @Option(help: "Units of work: updates, generated tokens, or (trainer) updates before stopping.") var count: Int = 10
     @Option(help: "Epochs (trainer).") var epochs: Int = 1
@@ -45,6 +45,7 @@ struct ProbeCommand: ParsableCommand {
             let choice: TextGenerator.Decoding = switch decoding {
             case .greedy: .greedy
             case .sample: .sample(temperature: 0.8, topK: 10)
+            case .nucleus: .sample(temperature: 0.8, topK: nil, topP: 0.9) // sorts every token in place
             }
             try Benchmarks.generationTokens(cell: cell, hidden: hidden, layers: layers, vocabulary: vocabulary, embedding: width,
                                             decoding: choice, precision: weights, tokens: count)
