@@ -69,7 +69,7 @@ public final class SGD: Optimizer {
 
     /// Creates SGD; throws an error naming the first invalid argument.
     public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) throws {
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        try checkLearningRate(learningRate)
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
         guard dampening.isFinite, dampening >= 0, dampening <= 1 else { throw RecurrentKitError.invalidArgument("dampening", dampening, "must be in [0, 1]") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
@@ -86,7 +86,7 @@ public final class SGD: Optimizer {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        try checkLearningRate(learningRate)
         let p = store.values, g = store.gradients, n = store.count
         let lr = Scalar(learningRate), wd = Scalar(weightDecay)
         if momentum == 0 {
@@ -145,7 +145,7 @@ public final class Adam: Optimizer {
     /// Creates Adam (or AdamW when `decoupled`); throws an error naming the first invalid argument.
     public init(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
                 weightDecay: Double = 0, decoupled: Bool = false) throws {
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        try checkLearningRate(learningRate)
         guard beta1.isFinite, beta1 >= 0, beta1 < 1 else { throw RecurrentKitError.invalidArgument("beta1", beta1, "must be in [0, 1)") }
         guard beta2.isFinite, beta2 >= 0, beta2 < 1 else { throw RecurrentKitError.invalidArgument("beta2", beta2, "must be in [0, 1)") }
         guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
@@ -168,7 +168,7 @@ public final class Adam: Optimizer {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        try checkLearningRate(learningRate)
         let n = store.count
         let mBuf = try firstMoment.values(Scalar.self, count: n, afterSteps: stepCount)
         let vBuf = try secondMoment.values(Scalar.self, count: n, afterSteps: stepCount)
@@ -240,7 +240,7 @@ public final class RMSprop: Optimizer {
     /// Creates RMSprop; throws an error naming the first invalid argument.
     public init(learningRate: Double = 0.01, alpha: Double = 0.99, epsilon: Double = 1e-8, weightDecay: Double = 0,
                 momentum: Double = 0, centered: Bool = false) throws {
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        try checkLearningRate(learningRate)
         guard alpha.isFinite, alpha >= 0, alpha < 1 else { throw RecurrentKitError.invalidArgument("alpha", alpha, "must be in [0, 1)") }
         guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
@@ -257,7 +257,7 @@ public final class RMSprop: Optimizer {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func step<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+        try checkLearningRate(learningRate)
         let n = store.count
         let square = try squareAverage.values(Scalar.self, count: n, afterSteps: stepCount)
         let average = centered ? try gradientAverage.values(Scalar.self, count: n, afterSteps: stepCount) : nil
@@ -311,6 +311,11 @@ public final class RMSprop: Optimizer {
         momentumBuffer.restore(stateBuffers["momentum_buffer"] ?? [])
         self.stepCount = stepCount
     }
+}
+
+/// The learning-rate check of every optimizer's initializer and step.
+private func checkLearningRate(_ learningRate: Double) throws {
+    guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
 }
 
 /// The checks every optimizer's `restore` makes: known buffer names, finite values, a non-negative step count.

@@ -1,5 +1,13 @@
 // A stack's parameters: binding into a store (alone or gathered into a model), typed views, initialisation.
 
+/// A store holding exactly `configuration`'s parameters named by `naming`; validates the configuration first.
+func ownParameters<Scalar: RecurrentScalar>(_ configuration: RecurrentConfiguration, naming: ParameterNaming = .layers) throws -> ParameterStore<Scalar> {
+    try configuration.validate()
+    var layout = ParameterLayout()
+    configuration.declareParameters(prefix: "", into: &layout, naming: naming)
+    return ParameterStore(layout: layout)
+}
+
 extension RecurrentNetwork {
     /// Points the per-layer parameter and gradient pointers into `parameters` under `prefix` (names checked before).
     func resolvePointers() {

@@ -144,11 +144,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         initialization: Initialization = .pytorch,
         generator: inout SeededGenerator
     ) throws {
-        try configuration.validate()
-        var layout = ParameterLayout()
-        configuration.declareParameters(into: &layout)
-        let store = ParameterStore<Scalar>(layout: layout)
-        try self.init(configuration, parameters: store, prefix: "")
+        try self.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }
 

@@ -38,7 +38,7 @@ struct AnalyzeCommand: ParsableCommand {
         var series: [(label: String, norms: [Double])] = []
         var csv = "model,layer,t,distance,grad_norm\n"
         func add(_ label: String, _ model: LanguageModel<Float>, _ vocabulary: Vocabulary) throws {
-            let prepared = vocabulary.mode == .d2l ? TextPreparation.d2lNormalize(raw) : raw
+            let prepared = TextPreparation.prepared(raw, mode: vocabulary.mode)
             let tokens = Array(try vocabulary.encode(String(String.UnicodeScalarView(prepared.unicodeScalars.prefix(steps + 1)))))
             guard tokens.count == steps + 1 else { throw RecurrentKitError("text has only \(tokens.count) tokens; \(steps + 1) needed for --steps \(steps)") }
             let report = try GradientFlow.analyze(model: model, tokens: tokens)

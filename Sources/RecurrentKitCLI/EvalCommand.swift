@@ -26,12 +26,7 @@ struct EvalCommand: ParsableCommand {
         }
         let raw = try loadCorpusText(text ?? corpus)
         guard maxChars >= 0 else { throw RecurrentKitError.invalidArgument("max-chars", maxChars, "must be >= 0 (0 = all)") }
-        var prepared: String
-        switch loaded.vocabulary.mode {
-        case .d2l: prepared = TextPreparation.d2lNormalize(raw)
-        case .words: prepared = TextPreparation.d2lLines(raw).joined(separator: " ") // words never cross a line end
-        case .raw: prepared = raw
-        }
+        var prepared = TextPreparation.prepared(raw, mode: loaded.vocabulary.mode)
         // Cut before encoding (by characters in every mode), so text past the limit is never read.
         if maxChars > 0 && prepared.unicodeScalars.count > maxChars { prepared = String(prepared.unicodeScalars.prefix(maxChars)) }
         let tokens = try loaded.vocabulary.encode(prepared)

@@ -42,11 +42,13 @@ public enum TextGenerator {
         var logits = try logitsAfter(prefix, reset: true)
         var chooser = TokenChooser(vocabularySize: V)
         var step = [0]
-        for produced in 1...max(length, 1) where length > 0 {
+        var produced = 0
+        while produced < length {
             let next = chooser.choose(logits, decoding: decoding, generator: &generator)
             output.append(next)
+            produced += 1
             if !stop.isEmpty, produced >= stop.count, output.suffix(stop.count).elementsEqual(stop) { break }
-            guard produced < length else { break }
+            guard produced < length else { break } // no logits after the last token
             step[0] = next
             logits = try logitsAfter(step, reset: false)
         }

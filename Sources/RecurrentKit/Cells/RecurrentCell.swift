@@ -30,10 +30,7 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     init(cell: CellKind, inputSize: Int, hiddenSize: Int, bias: Bool, initialization: Initialization, generator: inout SeededGenerator) throws {
         let configuration = RecurrentConfiguration(cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: 1, bias: bias)
-        try configuration.validate()
-        var layout = ParameterLayout()
-        configuration.declareParameters(prefix: "", into: &layout, naming: .cell)
-        network = try RecurrentNetwork(configuration, parameters: ParameterStore(layout: layout), prefix: "", naming: .cell)
+        network = try RecurrentNetwork(configuration, parameters: try ownParameters(configuration, naming: .cell), prefix: "", naming: .cell)
         network.initialize(initialization, generator: &generator)
     }
 
@@ -91,7 +88,7 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
         var dx = [Scalar](repeating: 0, count: B * I), dh = [Scalar](repeating: 0, count: B * H)
         var dc = [Scalar](repeating: 0, count: lstm ? B * H : 0)
         try outputGradient.h.scalars.withUnsafeBufferPointer { dOut in
-            try withScalars(lstm ? outputGradient.c : nil) { dcNext in
+            try withOptionalPointer(lstm ? outputGradient.c : nil) { dcNext in
                 try dx.withUnsafeMutableBufferPointer { dxp in
                     try dh.withUnsafeMutableBufferPointer { dhp in
                         try dc.withUnsafeMutableBufferPointer { dcp in
@@ -118,20 +115,14 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
             if cell.hasCellState, let c = state.c { try c.requireShape([B, H], name: "state.c") }
         }
         return try input.scalars.withUnsafeBufferPointer { x in
-            try withScalars(state?.h) { h0 in
-                try withScalars(cell.hasCellState ? state?.c : nil) { c0 in
+            try withOptionalPointer(state?.h) { h0 in
+                try withOptionalPointer(cell.hasCellState ? state?.c : nil) { c0 in
                     try network.forward(steps: 1, batch: B, input: x.baseAddress!, tokens: nil, initialHidden: h0, initialCell: c0,
                                         generator: &generator)
                 }
             }
         }
     }
-}
-
-/// Calls `body` with the tensor's scalars, or with nil.
-private func withScalars<Scalar, R>(_ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R) rethrows -> R {
-    guard let tensor else { return try body(nil) }
-    return try tensor.scalars.withUnsafeBufferPointer { try body($0.baseAddress!) }
 }
 
 /// Whether a vanilla RNN applies tanh or ReLU (PyTorch's `nonlinearity`).
@@ -143,12 +134,4 @@ public enum RNNNonlinearity: String, CaseIterable, Codable, Sendable {
 
     /// The matching ``CellKind``.
     public var cell: CellKind { self == .tanh ? .rnnTanh : .rnnReLU }
-}
-
-/// A store holding exactly `configuration`'s parameters, named per layer; validates the configuration first.
-func ownParameters<Scalar: RecurrentScalar>(_ configuration: RecurrentConfiguration) throws -> ParameterStore<Scalar> {
-    try configuration.validate()
-    var layout = ParameterLayout()
-    configuration.declareParameters(into: &layout)
-    return ParameterStore(layout: layout)
 }

@@ -53,50 +53,39 @@ public struct PreparedCorpus: Equatable, Sendable {
         guard !text.isEmpty else {
             throw RecurrentKitError("text is empty: there is nothing to train on")
         }
+        let vocabulary: Vocabulary, prepared: String
         switch mode {
         case .words:
             let lines = TextPreparation.d2lLines(text)
-            let vocabulary = Vocabulary.words(fromLines: lines, minimumFrequency: minimumFrequency)
+            vocabulary = Vocabulary.words(fromLines: lines, minimumFrequency: minimumFrequency)
             guard vocabulary.count > 1 else {
                 throw RecurrentKitError("text has no word after d2l preparation: it has no ASCII letter A-Z or a-z")
             }
-            let tokens = truncated(try vocabulary.encode(lines.joined(separator: " ")), to: maxTokens)
-            guard validationFraction > 0 else { return PreparedCorpus(vocabulary: vocabulary, trainTokens: tokens, validationTokens: []) }
-            let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
-            guard trainCount > 0 else {
-                throw RecurrentKitError("text too short to split: \(tokens.count) token(s) leave no training token with validationFraction \(validationFraction)")
-            }
-            return PreparedCorpus(vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]), validationTokens: Array(tokens[trainCount...]))
+            prepared = lines.joined(separator: " ") // words never cross a line end
         case .d2l:
-            let prepared = TextPreparation.d2lNormalize(text)
+            prepared = TextPreparation.d2lNormalize(text)
             guard !prepared.isEmpty else {
                 throw RecurrentKitError(
                     "text is empty after d2l preparation: it has no ASCII letter A-Z or a-z"
                         + " (use raw mode to keep every character)")
             }
-            let vocabulary = Vocabulary.d2l(from: prepared)
-            // Every character of `prepared` is in the vocabulary, so this never throws.
-            let tokens = truncated(try vocabulary.encode(prepared), to: maxTokens)
-            guard validationFraction > 0 else { return PreparedCorpus(vocabulary: vocabulary, trainTokens: tokens, validationTokens: []) }
-            let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
-            guard trainCount > 0 else {
-                throw RecurrentKitError("text too short to split: \(tokens.count) token(s) leave no training token with validationFraction \(validationFraction)")
-            }
-            return PreparedCorpus(vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]), validationTokens: Array(tokens[trainCount...]))
+            vocabulary = Vocabulary.d2l(from: prepared)
         case .raw:
-            let vocabulary = Vocabulary.raw(from: text)
-            let tokens = truncated(try vocabulary.encode(text), to: maxTokens)
-            // nanoGPT: train = data[:int(n * 0.9)]; 1 - 0.1 is exactly the Double 0.9.
-            let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
-            guard trainCount > 0 else {
-                throw RecurrentKitError(
-                    "text too short to split: \(tokens.count) token(s) leave no training token"
-                        + " with validationFraction \(validationFraction)")
-            }
-            return PreparedCorpus(
-                vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]),
-                validationTokens: Array(tokens[trainCount...]))
+            prepared = text
+            vocabulary = Vocabulary.raw(from: text)
         }
+        // Every token of `prepared` is in the vocabulary (or `<unk>`), so encoding never throws here.
+        let tokens = truncated(try vocabulary.encode(prepared), to: maxTokens)
+        // The end is held out; nanoGPT: train = data[:int(n * 0.9)], and 1 - 0.1 is exactly the Double 0.9.
+        let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
+        guard trainCount > 0 else {
+            throw RecurrentKitError(
+                "text too short to split: \(tokens.count) token(s) leave no training token"
+                    + " with validationFraction \(validationFraction)")
+        }
+        return PreparedCorpus(
+            vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]),
+            validationTokens: Array(tokens[trainCount...]))
     }
 
     private static func truncated(_ tokens: [Int], to maxTokens: Int?) -> [Int] {

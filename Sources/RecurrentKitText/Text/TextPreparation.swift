@@ -28,6 +28,16 @@ public enum TextPreparation {
         return String(decoding: joined, as: UTF8.self)
     }
 
+    /// The text a model of `mode` reads: ``d2lNormalize(_:)`` in d2l mode, ``d2lLines(_:)`` joined by single spaces in
+    /// words mode (words never cross a line end), the text itself in raw mode.
+    public static func prepared(_ text: String, mode: TextMode) -> String {
+        switch mode {
+        case .d2l: return d2lNormalize(text)
+        case .words: return d2lLines(text).joined(separator: " ")
+        case .raw: return text
+        }
+    }
+
     /// Calls `body` with the cleaned UTF-8 bytes of each line.
     ///
     /// Works on bytes: every byte of a multi-byte UTF-8 sequence is >= 0x80, hence "not an ASCII

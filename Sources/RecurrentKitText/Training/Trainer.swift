@@ -147,7 +147,6 @@ public final class Trainer {
     // This epoch's running sums.
     private var lossSum = 0.0, tokenCount = 0, normSum = 0.0, epochSeconds = 0.0
     private var elapsedBefore = 0.0 // seconds trained before this process (resume)
-    private var lastValidationLoss: Double? = nil
 
     /// Prepares the text (loading a file when `options.corpus` is not an embedded name) and builds the model.
     public convenience init(options: TrainingOptions) throws {
@@ -182,10 +181,10 @@ public final class Trainer {
         optimizer = try options.makeOptimizer()
         let (total, overflow) = options.epochs.multipliedReportingOverflow(by: max(schedule.minibatchesPerEpoch, 1))
         scheduledUpdates = overflow ? Int.max / 2 : max(total, 1)
-        if case .cosine = options.learningRateSchedule, options.timeLimitSeconds != nil { scheduleFixed = false }
         dataGenerator = SeededGenerator(seed: generator.next())
         dropoutGenerator = SeededGenerator(seed: generator.next())
         epochStartGenerator = dataGenerator
+        if usesCosine, options.timeLimitSeconds != nil { scheduleFixed = false }
     }
 
     /// Steps per chunk: `numSteps` for truncated BPTT; for full and randomized, the longest chunk that still gives
@@ -223,18 +222,18 @@ public final class Trainer {
         let B = options.batchSize, T = schedule.numSteps
         let calibrationStart = step
         var timingStart: Double? = nil // when the timed calibration updates began
-        /// Measures the validation loss, tracks the best, reports it; returns whether early stopping ends the run now.
-        func validate() throws -> Bool {
-            guard !corpus.validationTokens.isEmpty else { return false }
+        /// Measures the validation loss (nil without a validation split), tracks the best, reports it, and sets
+        /// `stoppedEarly` when the patience is used up.
+        func validate() throws -> Double? {
+            guard !corpus.validationTokens.isEmpty else { return nil }
             let loss = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
             let isBest = loss.isFinite && (bestValidationLoss.map { loss < $0 } ?? true)
             if isBest { bestValidationLoss = loss; bestValidationStep = step; measurementsSinceBest = 0 } else { measurementsSinceBest += 1 }
             let report = ValidationReport(step: step, epoch: epoch, loss: loss, isBest: isBest, sinceBest: measurementsSinceBest)
             progress(.validation(report))
             try afterValidation(self, report) // e.g. save the best model: the model now is the one measured
-            lastValidationLoss = loss
             if let patience = options.earlyStopPatience, measurementsSinceBest >= patience { stoppedEarly = true }
-            return stoppedEarly
+            return loss
         }
         while epoch <= options.epochs && !stoppedEarly {
             if doneInEpoch == 0 {
@@ -304,7 +303,8 @@ public final class Trainer {
                     scheduleFixed = true
                     scheduleLengthDecided = true
                 }
-                if let every = options.evaluateEvery, !skipped, step % every == 0, doneInEpoch < minibatches.count, try validate() {
+                if let every = options.evaluateEvery, !skipped, step % every == 0, doneInEpoch < minibatches.count,
+                   try validate() != nil, stoppedEarly {
                     elapsedBefore += monotonicSeconds() - start
                     try afterStep(self)
                     return true
@@ -321,9 +321,7 @@ public final class Trainer {
                                      validationPerplexity: nil, gradientNorm: normSum / Double(max(tokenCount / (T * B), 1)),
                                      tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0,
                                      learningRate: optimizer.learningRate)
-            lastValidationLoss = nil
-            _ = try validate()
-            if let loss = lastValidationLoss { report.validationPerplexity = perplexity(meanCrossEntropy: loss) }
+            if let loss = try validate() { report.validationPerplexity = perplexity(meanCrossEntropy: loss) }
             report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
             history.append(report)
             progress(.epoch(report))
@@ -470,7 +468,7 @@ public final class Trainer {
         changed.timeLimitSeconds = seconds
         try changed.validate()
         options = changed
-        if !scheduleLengthDecided, case .cosine = options.learningRateSchedule { scheduleFixed = seconds == nil }
+        if !scheduleLengthDecided, usesCosine { scheduleFixed = seconds == nil }
     }
 
     private func words(_ g: SeededGenerator) -> [String] { [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) } }
