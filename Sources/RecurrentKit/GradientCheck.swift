@@ -60,8 +60,10 @@ public enum GradientCheck {
         public var steps: Int
         /// Number of truncated chunks, 1 or more. Default 1.
         public var chunks: Int
-        /// Loss on the last step only. Default false.
+        /// Loss on the last step only (each row's own last step with ``lengths``). Default false.
         public var lastStepOnly: Bool
+        /// A variable-length batch: B lengths in [1, steps] given to every chunk's forward (nil: every row runs all steps).
+        public var lengths: [Int]? = nil
         /// Dropout active (masks fixed by the seed, so the function is deterministic). Default false.
         public var training: Bool
         /// Finite-difference step h (> 0). Default 1e-4.
@@ -114,7 +116,9 @@ public enum GradientCheck {
         let c0: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { 0.5 * generator.normal() } : nil
         let dOutputs: [Tensor<Double>] = (0..<options.chunks).map { _ in
             var d = Tensor<Double>(shape: [T, B, O]) { generator.normal() }
-            if options.lastStepOnly { for i in 0..<((T - 1) * B * O) { d.scalars[i] = 0 } }
+            if options.lastStepOnly {
+                for t in 0..<T { for b in 0..<B where t != (options.lengths?[b] ?? T) - 1 { for j in 0..<O { d.scalars[(t * B + b) * O + j] = 0 } } }
+            }
             return d
         }
         let weightsOnState = !options.lastStepOnly
@@ -126,7 +130,8 @@ public enum GradientCheck {
         var startStates = [RecurrentState(h: h0, c: c0)]
         for c in 0..<(options.chunks - 1) {
             var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-            let (_, final) = try network.forward(.dense(inputs[c]), initialState: startStates[c], training: options.training, generator: &masks)
+            let (_, final) = try network.forward(.dense(inputs[c]), initialState: startStates[c], lengths: options.lengths,
+                                                 training: options.training, generator: &masks)
             startStates.append(final)
         }
 
@@ -139,7 +144,7 @@ public enum GradientCheck {
             for c in 0..<options.chunks {
                 var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
                 let (out, final) = try network.forward(.dense(inputs[c]), initialState: c == 0 ? first : startStates[c],
-                                                       training: options.training, generator: &masks)
+                                                       lengths: options.lengths, training: options.training, generator: &masks)
                 network.appendReLUSigns(to: &signs)
                 for i in out.scalars.indices { sum += out.scalars[i] * dOutputs[c].scalars[i] }
                 if c == options.chunks - 1 {
@@ -156,7 +161,8 @@ public enum GradientCheck {
         var firstStateGradient: RecurrentState<Double>? = nil
         for c in 0..<options.chunks {
             var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-            _ = try network.forward(.dense(inputs[c]), initialState: startStates[c], training: options.training, generator: &masks)
+            _ = try network.forward(.dense(inputs[c]), initialState: startStates[c], lengths: options.lengths, training: options.training,
+                                    generator: &masks)
             let last = c == options.chunks - 1
             let (dx, dState) = try network.backward(outputGradient: dOutputs[c],
                                                     finalStateGradient: last ? RecurrentState(h: dhn, c: dcn) : nil)

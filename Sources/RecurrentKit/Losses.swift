@@ -22,12 +22,7 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
     }
     let (rows, classes) = (logits.shape[0], logits.shape[1])
     guard targets.count == rows else { throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows") }
-    if let weights {
-        guard weights.count == rows else { throw RecurrentKitError("cross-entropy got \(weights.count) weights for \(rows) rows") }
-        for (i, w) in weights.enumerated() where !(w.isFinite && w >= 0) {
-            throw RecurrentKitError("weight \(w) at position \(i) must be finite and >= 0")
-        }
-    }
+    if let weights { try checkWeights(weights, rows: rows, loss: "cross-entropy") }
     var total = 0.0
     for (i, y) in targets.enumerated() where y != ignoreIndex {
         guard y >= 0 && y < classes else { throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(classes))") }
@@ -56,23 +51,57 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
 }
 
 /// Mean squared error (PyTorch `F.mse_loss`): mean over every element of (p - y)^2; gradient 2 (p - y) / count.
+/// With `weights` (one per row of the last axis, e.g. ``sequenceMask(lengths:steps:layout:)`` for a variable-length
+/// batch): sum_i w_i sum_j (p_ij - y_ij)^2 / (width sum_i w_i), so a 0/1 mask gives the mean over the valid rows.
 /// - Parameters:
-///   - predictions: any shape.
+///   - predictions: any shape; its last axis is the width of a row.
 ///   - targets: the same shape.
-/// - Returns: the loss and dL/dpredictions (the predictions' shape).
+///   - weights: `count / width` non-negative finite weights, or nil for the plain mean.
+/// - Returns: the loss (0 when every weight is 0) and dL/dpredictions (the predictions' shape).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
-public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>) throws
+public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]? = nil) throws
     -> (loss: Double, gradient: Tensor<Scalar>) {
     let n = try elementCount(predictions, targets, loss: "mean squared error")
+    let width = predictions.shape.last ?? 1, rows = n / width
+    if let weights { try checkWeights(weights, rows: rows, loss: "mean squared error") }
+    let total = (weights?.reduce(0, +) ?? Double(rows)) * Double(width)
     var gradient = Tensor<Scalar>(zeros: predictions.shape)
+    guard total > 0 else { return (0, gradient) }
     var loss = 0.0
     for i in 0..<n {
+        let w = weights?[i / width] ?? 1
+        guard w != 0 else { continue }
         let d = Double(predictions.scalars[i]) - Double(targets.scalars[i])
-        loss += d * d
-        gradient.scalars[i] = Scalar(2 * d / Double(n))
+        loss += w * d * d
+        gradient.scalars[i] = Scalar(2 * w * d / total)
     }
-    return (loss / Double(n), gradient)
+    return (loss / total, gradient)
+}
+
+/// Loss weights for a variable-length batch: 1 at each row's valid steps (t < lengths[b]) and 0 at padded ones, one per
+/// output row: T*B in time-major order, or B*T with ``SequenceLayout/batchFirst``. Pass them as the `weights` of
+/// ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)`` or ``meanSquaredError(predictions:targets:weights:)`` to
+/// average over valid positions only, as a loss on `pad_packed_sequence`'s output masked by length does in PyTorch.
+/// - Throws: when a length is outside [1, T].
+public func sequenceMask(lengths: [Int], steps T: Int, layout: SequenceLayout = .timeMajor) throws -> [Double] {
+    let B = lengths.count
+    for (row, length) in lengths.enumerated() where length < 1 || length > T {
+        throw RecurrentKitError("sequence length \(length) of row \(row) is outside [1, \(T)] (T = \(T) steps)")
+    }
+    var mask = [Double](repeating: 0, count: T * B)
+    for b in 0..<B {
+        for t in 0..<lengths[b] { mask[layout == .timeMajor ? t * B + b : b * T + t] = 1 }
+    }
+    return mask
+}
+
+/// Checks one weight per row: count, finite and non-negative.
+func checkWeights(_ weights: [Double], rows: Int, loss: String) throws {
+    guard weights.count == rows else { throw RecurrentKitError("\(loss) got \(weights.count) weights for \(rows) rows") }
+    for (i, w) in weights.enumerated() where !(w.isFinite && w >= 0) {
+        throw RecurrentKitError("weight \(w) at position \(i) must be finite and >= 0")
+    }
 }
 
 /// Binary cross-entropy on logits (PyTorch `F.binary_cross_entropy_with_logits`), stable for any logit:

@@ -19,6 +19,8 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
     /// (T, B, 2H) per layer below the last: dropout keep masks scaled by 1/(1-p), valid when `droppedOut[k]`.
     let masks: [Workspace<Scalar>]
     private var droppedOut: [Bool]
+    /// The cached forward's row lengths (variable-length batch), or nil when every row ran all T steps.
+    private var lengths: [Int]? = nil
     private let configuration: RecurrentConfiguration
     private unowned let stack: RecurrentNetwork<Scalar>
     private let reversedInput = Workspace<Scalar>()     // (T, B, In) time-reversed layer input
@@ -55,14 +57,30 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
                 .reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
     }
 
-    /// Copies `source` (T, B, width) into `destination` with the time axis reversed.
-    private func reverseTime(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, steps T: Int, rowWidth: Int) {
-        for t in 0..<T { (destination + (T - 1 - t) * rowWidth).update(from: source + t * rowWidth, count: rowWidth) }
+    /// The step that step t of row b maps to in the reverse direction's time: T-1-t, or with a variable-length batch
+    /// lengths[b]-1-t inside the row's length (the reverse direction starts at the row's own last step) and t on
+    /// padded positions.
+    @inline(__always)
+    private func reversedStep(_ t: Int, row b: Int, steps T: Int) -> Int {
+        guard let lengths else { return T - 1 - t }
+        return t < lengths[b] ? lengths[b] - 1 - t : t
+    }
+
+    /// Copies `source` (T, B, width) into `destination` with each row's time axis reversed (see `reversedStep`).
+    private func reverseTime(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, steps T: Int, batch B: Int, width: Int) {
+        guard lengths != nil else {
+            for t in 0..<T { (destination + (T - 1 - t) * B * width).update(from: source + t * B * width, count: B * width) }
+            return
+        }
+        for t in 0..<T {
+            for b in 0..<B { (destination + (reversedStep(t, row: b, steps: T) * B + b) * width).update(from: source + (t * B + b) * width, count: width) }
+        }
     }
 
     func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
-                 c0: UnsafePointer<Scalar>?, training: Bool, generator: inout SeededGenerator) throws {
+                 c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, generator: inout SeededGenerator) throws {
         let L = configuration.numLayers, H = configuration.hiddenSize, BH = B * H
+        self.lengths = lengths
         stack.syncDirections(stack.recomputeInterval)
         let dropsOut = training && configuration.dropout > 0 && L > 1
         let seed = dropsOut ? generator.next() : 0
@@ -73,17 +91,17 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             let x: UnsafePointer<Scalar>? = k == 0 ? input : UnsafePointer(outputs[k - 1].pointer)
             let layerTokens = k == 0 ? tokens : nil
             try forward.forward(steps: T, batch: B, input: x, tokens: layerTokens, h0: h0.map { $0 + 2 * k * BH },
-                                c0: c0.map { $0 + 2 * k * BH }, training: false, generator: &unused)
+                                c0: c0.map { $0 + 2 * k * BH }, lengths: lengths, training: false, generator: &unused)
             if let layerTokens {
                 if reversedTokens.count != T * B { reversedTokens = Array(repeating: 0, count: T * B) }
-                for t in 0..<T { for b in 0..<B { reversedTokens[(T - 1 - t) * B + b] = layerTokens[t * B + b] } }
+                for t in 0..<T { for b in 0..<B { reversedTokens[reversedStep(t, row: b, steps: T) * B + b] = layerTokens[t * B + b] } }
                 try reverse.forward(steps: T, batch: B, input: nil, tokens: reversedTokens, h0: h0.map { $0 + (2 * k + 1) * BH },
-                                    c0: c0.map { $0 + (2 * k + 1) * BH }, training: false, generator: &unused)
+                                    c0: c0.map { $0 + (2 * k + 1) * BH }, lengths: lengths, training: false, generator: &unused)
             } else {
                 let xr = reversedInput.reserve(T * B * In)
-                reverseTime(x!, into: xr, steps: T, rowWidth: B * In)
+                reverseTime(x!, into: xr, steps: T, batch: B, width: In)
                 try reverse.forward(steps: T, batch: B, input: xr, tokens: nil, h0: h0.map { $0 + (2 * k + 1) * BH },
-                                    c0: c0.map { $0 + (2 * k + 1) * BH }, training: false, generator: &unused)
+                                    c0: c0.map { $0 + (2 * k + 1) * BH }, lengths: lengths, training: false, generator: &unused)
             }
             // Join: step t holds the forward direction's h_t and the reverse direction's state after reading x_t.
             let joined = outputs[k].reserve(T * B * 2 * H)
@@ -91,7 +109,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             for t in 0..<T {
                 for b in 0..<B {
                     (joined + (t * B + b) * 2 * H).update(from: f + (t * B + b) * H, count: H)
-                    (joined + (t * B + b) * 2 * H + H).update(from: r + ((T - 1 - t) * B + b) * H, count: H)
+                    (joined + (t * B + b) * 2 * H + H).update(from: r + (reversedStep(t, row: b, steps: T) * B + b) * H, count: H)
                 }
             }
             droppedOut[k] = dropsOut && k < L - 1
@@ -121,7 +139,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             for t in 0..<T {
                 for b in 0..<B {
                     (dF + (t * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H, count: H)
-                    (dR + ((T - 1 - t) * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H + H, count: H)
+                    (dR + (reversedStep(t, row: b, steps: T) * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H + H, count: H)
                 }
             }
             let wantsInput = k > 0 || inputGradient != nil
@@ -137,10 +155,11 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             guard wantsInput, let dxF, let dxR else { continue }
             // dL/dx_t = through the forward direction at t + through the reverse direction at its step T-1-t.
             let target = k > 0 ? other : inputGradient!
-            let rowWidth = B * In
             for t in 0..<T {
-                let out = target + t * rowWidth, a = dxF + t * rowWidth, r = dxR + (T - 1 - t) * rowWidth
-                for i in 0..<rowWidth { out[i] = a[i] + r[i] }
+                for b in 0..<B {
+                    let out = target + (t * B + b) * In, a = dxF + (t * B + b) * In, r = dxR + (reversedStep(t, row: b, steps: T) * B + b) * In
+                    for i in 0..<In { out[i] = a[i] + r[i] }
+                }
             }
             if k > 0 {
                 if droppedOut[k - 1] { let m = masks[k - 1].pointer; for i in 0..<(T * B * 2 * H) { target[i] *= m[i] } }

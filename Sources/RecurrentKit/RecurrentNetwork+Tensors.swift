@@ -14,15 +14,16 @@ extension RecurrentNetwork {
     func forward(
         _ input: RecurrentInput<Scalar>,
         initialState: RecurrentState<Scalar>? = nil,
+        lengths: [Int]? = nil,
         training: Bool = false,
         generator: inout SeededGenerator
     ) throws -> (output: Tensor<Scalar>, finalState: RecurrentState<Scalar>) {
-        try runForward(input, initialState: initialState, training: training, generator: &generator)
+        try runForward(input, initialState: initialState, lengths: lengths, training: training, generator: &generator)
         return (try outputTensor(), try finalState())
     }
 
     /// Checks `input` and `initialState` and runs the buffer forward on them.
-    func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, training: Bool,
+    func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, lengths: [Int]? = nil, training: Bool,
                     generator: inout SeededGenerator) throws {
         let (T, B) = try checkInput(input)
         let L = configuration.stateLayers, H = configuration.hiddenSize
@@ -33,7 +34,7 @@ extension RecurrentNetwork {
         try withInputPointer(input) { inputPointer, tokens in
             try withOptionalPointer(initialState?.h) { h0 in
                 try withOptionalPointer(configuration.cell.hasCellState ? initialState?.c : nil) { c0 in
-                    try forward(steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0,
+                    try forward(steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0, lengths: lengths,
                                 training: training, generator: &generator)
                 }
             }
@@ -94,7 +95,7 @@ extension RecurrentNetwork {
             for direction in bidirectionalLayers.directions { direction.appendReLUSigns(to: &signs) }
             return
         }
-        let count = cachedSteps * cachedBatch * configuration.hiddenSize
+        let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.hiddenSize
         for k in 0..<configuration.numLayers {
             let h = layers[k].hidden.pointer + cachedBatch * configuration.hiddenSize // h_1 ... h_T
             for i in 0..<count { signs.append(h[i] > 0) }

@@ -59,8 +59,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var cachedBatch = 0
     /// Counts forwards: a ``RecurrentRecord`` is valid only while this equals the count it was made with.
     var forwardGeneration = 0
-    /// (T, B) token indices of the cached forward when the input was one-hot.
+    /// (T, B) token indices of the cached forward when the input was one-hot (packed, (N), for a variable-length batch).
     var cachedTokens: [Int]? = nil
+    /// The sorted order and step sizes of the cached forward's variable-length batch; nil when every row ran T steps.
+    var packing: SequencePacking? = nil
+    private let packingStorage = SequencePacking()
 
     // W_hh packed once per forward (the weights do not change between a forward and its backward):
     // op(B) = W_hh^T (H, G*H) for h W_hh^T, and W_hh (G*H, H) for dGates W_hh.
@@ -136,7 +139,13 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     private let inputCopy = Workspace<Scalar>()        // (T, B, I) dense input of layer 0
     private let outputSequence = Workspace<Scalar>()   // (T, B, H) last layer's h_1 ... h_T when recomputing
     private let stateCheckpoints = Workspace<Scalar>() // (segments, 2, L, B, H) h then c of every layer at each segment start
-    private let finalStates = Workspace<Scalar>()      // (2, L, B, H) h_T then c_T when recomputing
+    private let finalStates = Workspace<Scalar>()      // (2, L, B, H) h_T then c_T when recomputing or packed
+    // Variable-length batches (see SequencePacking.swift).
+    private let sortedFinalStates = Workspace<Scalar>() // (2, L, B, H) each sorted row's state at its own last step
+    private let paddedOutput = Workspace<Scalar>()      // (T, B, H) last layer's output in the caller's order, zeros when padded
+    private let packedGradient = Workspace<Scalar>()    // (N, H) output gradient in packed order
+    private let packedInputGradient = Workspace<Scalar>() // (N, I) input gradient in packed order
+    private let gatheredHidden = Workspace<Scalar>()    // (rows of a time block, H) h_{t-1} rows matching dW_hh's rows
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -179,6 +188,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Every h_t of the last layer after `forward`, (T, B, H), valid until the next forward.
     var output: UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.outputs[configuration.numLayers - 1].pointer }
+        if packing != nil { return paddedOutput.pointer }
         return recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
     }
 
@@ -186,20 +196,21 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalHidden(layer: 0) }
         let BH = cachedBatch * configuration.hiddenSize
-        return recomputes ? finalStates.pointer + k * BH : layers[k].hidden.pointer + cachedSteps * BH
+        return recomputes || packing != nil ? finalStates.pointer + k * BH : layers[k].hidden.pointer + cachedSteps * BH
     }
 
     /// Final cell state of state row `k`, (B, H), after `forward` (LSTM only).
     func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalCell(layer: 0) }
         let BH = cachedBatch * configuration.hiddenSize
-        return recomputes ? finalStates.pointer + (configuration.numLayers + k) * BH : layers[k].cell.pointer + cachedSteps * BH
+        return recomputes || packing != nil ? finalStates.pointer + (configuration.numLayers + k) * BH : layers[k].cell.pointer + cachedSteps * BH
     }
 
     /// Bytes this network holds for forward caches and backward scratch (packed weights and parameters excluded).
     /// Buffers grow to the largest sequence seen and are reused; with ``recomputeInterval`` they hold one segment.
     public var activationMemoryBytes: Int {
-        var workspaces = [inputCopy, outputSequence, stateCheckpoints, finalStates, stagedStates, carriedGradients,
+        var workspaces = [inputCopy, outputSequence, stateCheckpoints, finalStates, stagedStates, carriedGradients, sortedFinalStates,
+                          paddedOutput, packedGradient, packedInputGradient, gatheredHidden,
                           gradProjected, gradRecurrent, gradOutput, gradHidden, gradHiddenNext, gradCell, stepScratch,
                           oneHotWeightT, oneHotScratch, columnSumScratch]
         for cache in layers {
@@ -220,15 +231,21 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         TimeSpans(first: 0, end: T, boundary: max(cachedSegmentSteps, 1))
     }
 
+    /// Where absolute step t's rows start in the (rows, width) buffers kept whole (layer-0 input, one-hot tokens, the
+    /// recomputing forward's output): t * B, or the packed offset.
+    @inline(__always)
+    private func absoluteRow(_ t: Int, batch B: Int) -> Int { packing?.rowStart[t] ?? t * B }
+
     /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
     /// `h0`, `c0` are (L, B, H) or nil for zeros; they are copied before any cache is resized, so they may point into
-    /// memory the previous forward wrote (`finalHidden(layer:)` itself).
+    /// memory the previous forward wrote (`finalHidden(layer:)` itself). `lengths` (B values in [1, T]) makes a
+    /// variable-length batch: row b runs its first lengths[b] steps only (see SequencePacking.swift).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     func forward(
         steps T: Int, batch B: Int,
         input: UnsafePointer<Scalar>?, tokens: [Int]?,
-        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?,
+        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil,
         training: Bool, generator: inout SeededGenerator
     ) throws {
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
@@ -238,17 +255,21 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         if let interval = recomputeInterval, interval < 1 || interval % Self.timeBlockSteps != 0 {
             throw RecurrentKitError.invalidArgument("recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
         }
+        let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
         if let tokens {
             guard tokens.count == T * B else { throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)") }
             for (i, token) in tokens.enumerated() where token < 0 || token >= I {
+                // Padded positions of a variable-length batch are never read: any value is allowed there.
+                if packed && i / B >= packingStorage.lengths[i % B] { continue }
                 throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(I))")
             }
         } else if input == nil {
             throw RecurrentKitError("forward needs dense input or one-hot tokens")
         }
         if let bidirectionalLayers {
-            try bidirectionalLayers.forward(steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, training: training,
-                                            generator: &generator)
+            try bidirectionalLayers.forward(steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
+                                            training: training, generator: &generator)
+            packing = nil
             cachedTokens = tokens
             cachedSteps = T
             cachedBatch = B
@@ -268,7 +289,12 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             if configuration.cell == .gru { cache.recurrentNew.reserve(segmentSteps * B * H) }
             if k < L - 1 && dropsOut { cache.dropoutMask.reserve(segmentSteps * B * H) }
         }
-        if tokens == nil { inputCopy.reserve(T * B * I).update(from: input!, count: T * B * I) }
+        packing = packed ? packingStorage : nil
+        if let packing {
+            if tokens == nil { packing.pack(input!, into: inputCopy.reserve(packing.validRows * I), width: I) }
+        } else if tokens == nil {
+            inputCopy.reserve(T * B * I).update(from: input!, count: T * B * I)
+        }
         stepScratch.reserve(B * GH)
         stagedStates.reserve(2 * L * B * H)
         if let h0 { stagedStates.pointer.update(from: h0, count: L * B * H) } else { stagedStates.pointer.update(repeating: 0, count: L * B * H) }
@@ -280,10 +306,21 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             let cache = layers[k]
             cache.hidden.reserve((segmentSteps + 1) * B * H)
             if isLSTM { cache.cell.reserve((segmentSteps + 1) * B * H) }
-            cache.hidden.pointer.update(from: stagedStates.pointer + k * B * H, count: B * H)
-            if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + (L + k) * B * H, count: B * H) }
+            if let packing { // the sorted rows' initial states
+                packing.permuteRows(stagedStates.pointer + k * B * H, into: cache.hidden.pointer, layers: 1, width: H, toSorted: true)
+                if isLSTM { packing.permuteRows(stagedStates.pointer + (L + k) * B * H, into: cache.cell.pointer, layers: 1, width: H, toSorted: true) }
+            } else {
+                cache.hidden.pointer.update(from: stagedStates.pointer + k * B * H, count: B * H)
+                if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + (L + k) * B * H, count: B * H) }
+            }
         }
-        cachedTokens = tokens
+        if let packing, let tokens {
+            var packedTokens: [Int] = []
+            packing.pack(tokens: tokens, into: &packedTokens)
+            cachedTokens = packedTokens
+        } else {
+            cachedTokens = tokens
+        }
         cachedSteps = T
         forwardGeneration &+= 1
         cachedBatch = B
@@ -298,7 +335,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         if usesPackedWeights {
             for k in 0..<L { packedForward[k].pack(transB: true, k: H, n: GH, b: weightHH[k], ldb: H) }
         }
-        if let tokens, tokens.count >= 64 {
+        if let tokens = cachedTokens, tokens.count >= 64 {
             // W_ih^T (I, G*H), transposed once per forward so each gathered row is contiguous.
             let w = weightIH[0], wT = oneHotWeightT.reserve(I * GH)
             for j in 0..<GH { for v in 0..<I { wT[v * GH + j] = w[j * I + v] } }
@@ -309,29 +346,39 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         if recomputes {
             stateCheckpoints.reserve(segmentList.count * 2 * L * B * H)
             outputSequence.reserve(T * B * H)
-            finalStates.reserve(2 * L * B * H)
         }
+        if recomputes || packed { finalStates.reserve(2 * L * B * H) }
+        if packed { sortedFinalStates.reserve(2 * L * B * H) }
         for (index, segment) in segmentList.enumerated() {
+            let steps = StepRows(first: segment.start, count: segment.count, batch: B, packing: packing)
             for k in 0..<L {
                 let cache = layers[k]
                 if index > 0 {
                     // Carry the state from the end of the previous segment (same buffer, earlier slot).
-                    let previous = segmentList[index - 1].count
-                    cache.hidden.pointer.update(from: cache.hidden.pointer + previous * B * H, count: B * H)
-                    if isLSTM { cache.cell.pointer.update(from: cache.cell.pointer + previous * B * H, count: B * H) }
+                    let previous = StepRows(first: segmentList[index - 1].start, count: segmentList[index - 1].count, batch: B, packing: packing)
+                    let last = previous.count - 1, rows = previous.rows(last)
+                    cache.hidden.pointer.update(from: cache.hidden.pointer + previous.output(last) * H, count: rows * H)
+                    if isLSTM { cache.cell.pointer.update(from: cache.cell.pointer + previous.output(last) * H, count: rows * H) }
                 }
                 if recomputes {
                     let slot = stateCheckpoints.pointer + index * 2 * L * B * H
                     (slot + k * B * H).update(from: cache.hidden.pointer, count: B * H)
                     if isLSTM { (slot + (L + k) * B * H).update(from: cache.cell.pointer, count: B * H) }
                 }
-                layerForward(k, first: segment.start, steps: segment.count, batch: B)
+                layerForward(k, steps)
+                if packed { keepFinishedRows(layer: k, steps) }
             }
             if recomputes {
-                (outputSequence.pointer + segment.start * B * H).update(from: layers[L - 1].hidden.pointer + B * H, count: segment.count * B * H)
+                (outputSequence.pointer + absoluteRow(segment.start, batch: B) * H)
+                    .update(from: layers[L - 1].hidden.pointer + B * H, count: steps.total * H)
             }
         }
-        if recomputes {
+        if let packing {
+            let states = isLSTM ? 2 * L : L
+            packing.permuteRows(sortedFinalStates.pointer, into: finalStates.pointer, layers: states, width: H, toSorted: false)
+            packing.unpack(recomputes ? outputSequence.pointer : layers[L - 1].hidden.pointer + B * H,
+                           into: paddedOutput.reserve(T * B * H), width: H)
+        } else if recomputes {
             let n = segmentList.last!.count
             for k in 0..<L {
                 (finalStates.pointer + k * B * H).update(from: layers[k].hidden.pointer + n * B * H, count: B * H)
@@ -342,32 +389,34 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// Forward of layer `k` over absolute steps [first, first + n); its `hidden` (and `cell`) slot 0 already holds the
     /// state at `first`, and for k > 0 its `input` holds the layer below's (dropped-out) output for these steps.
-    private func layerForward(_ k: Int, first: Int, steps n: Int, batch B: Int) {
+    private func layerForward(_ k: Int, _ steps: StepRows) {
         let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let first = steps.first, n = steps.count, B = steps.batch
         let cache = layers[k]
         let inSize = configuration.layerInputSize(k)
         // 1. Input projection, one product per time block: (rows, In) x W_ih^T + b_ih -> (rows, G*H).
         for block in timeBlocks(first: first, steps: n) {
-            let rows = (block.end - block.start) * B
-            let projected = cache.gates.pointer + (block.start - first) * B * GH
+            let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
+            let projected = cache.gates.pointer + local * GH
+            let tokenBase = absoluteRow(block.start, batch: B)
             if k == 0, let tokens = cachedTokens {
                 // One-hot input: a row gather (exact). Few rows (generation) gather in place.
                 let b = biasIH[0]
                 if tokens.count < 64 {
                     let w = weightIH[0]
                     for row in 0..<rows {
-                        let token = tokens[block.start * B + row], out = projected + row * GH
+                        let token = tokens[tokenBase + row], out = projected + row * GH
                         for j in 0..<GH { out[j] = w[j * inSize + token] + b[j] }
                     }
                 } else {
                     let wT = oneHotWeightT.pointer
                     for row in 0..<rows {
-                        let source = wT + tokens[block.start * B + row] * GH, out = projected + row * GH
+                        let source = wT + tokens[tokenBase + row] * GH, out = projected + row * GH
                         for j in 0..<GH { out[j] = source[j] + b[j] }
                     }
                 }
             } else {
-                let x = k == 0 ? inputCopy.pointer + block.start * B * inSize : cache.input.pointer + (block.start - first) * B * inSize
+                let x = k == 0 ? inputCopy.pointer + tokenBase * inSize : cache.input.pointer + local * inSize
                 fillRows(projected, rows: rows, with: biasIH[k], width: GH)
                 Scalar.gemm(transA: false, transB: true, m: rows, n: GH, k: inSize,
                             alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
@@ -376,9 +425,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         }
         // 2. The recurrence, one step at a time.
         switch configuration.cell {
-        case .rnnTanh, .rnnReLU, .rnnLinear: rnnForward(layer: k, steps: n, batch: B)
-        case .lstm: lstmForward(layer: k, steps: n, batch: B)
-        case .gru: gruForward(layer: k, steps: n, batch: B)
+        case .rnnTanh, .rnnReLU, .rnnLinear: rnnForward(layer: k, steps)
+        case .lstm: lstmForward(layer: k, steps)
+        case .gru: gruForward(layer: k, steps)
         }
         // 3. Dropout on this layer's output feeds the next layer.
         guard k < L - 1 else { cache.droppedOut = false; return }
@@ -386,16 +435,29 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         let out = cache.hidden.pointer + B * H
         let p = configuration.dropout
         cache.droppedOut = cachedTraining && p > 0
-        guard cache.droppedOut else { next.update(from: out, count: n * B * H); return }
+        guard cache.droppedOut else { next.update(from: out, count: steps.total * H); return }
         let mask = cache.dropoutMask.pointer
         let keepScale = Scalar(1 / (1 - p))
         for block in timeBlocks(first: first, steps: n) {
             var blockGenerator = SeededGenerator(
                 seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
-            for i in ((block.start - first) * B * H)..<((block.end - first) * B * H) {
+            for i in (steps.offset(block.start - first) * H)..<(steps.offset(block.end - first) * H) {
                 mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
                 next[i] = out[i] * mask[i]
             }
+        }
+    }
+
+    /// With a variable-length batch: copies the states of the rows whose last step is in `steps` (sorted rows
+    /// [B_{t+1}, B_t) end at step t) into `sortedFinalStates`.
+    private func keepFinishedRows(layer k: Int, _ steps: StepRows) {
+        let L = configuration.numLayers, H = configuration.hiddenSize, B = steps.batch
+        for t in 0..<steps.count {
+            let ending = steps.rows(t), continuing = packing!.batchSizes[steps.first + t + 1]
+            guard ending > continuing else { continue }
+            let count = (ending - continuing) * H, from = (steps.output(t) + continuing) * H, to = (k * B + continuing) * H
+            (sortedFinalStates.pointer + to).update(from: layers[k].hidden.pointer + from, count: count)
+            if configuration.cell == .lstm { (sortedFinalStates.pointer + L * B * H + to).update(from: layers[k].cell.pointer + from, count: count) }
         }
     }
 
@@ -440,6 +502,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             packedBackwardReady = true
         }
         if recordsHiddenGradients {
+            guard packing == nil else { throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch") }
             recordedBatch = B
             hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * H), count: L)
         }
@@ -455,6 +518,18 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         if let g = finalHiddenGradient { carried.update(from: g, count: L * B * H) } else { carried.update(repeating: 0, count: L * B * H) }
         if isLSTM, let g = finalCellGradient { (carried + L * B * H).update(from: g, count: L * B * H) }
         else { (carried + L * B * H).update(repeating: 0, count: L * B * H) }
+        // A variable-length batch works on sorted rows: the output gradient's valid positions packed, the final-state
+        // gradients permuted (each waits in the carried gradient until backward reaches its row's last step).
+        var outputSource = outputGradient
+        if let packing {
+            let sorted = stagedStates.reserve(2 * L * B * H) // free after the forward
+            sorted.update(from: carried, count: 2 * L * B * H)
+            packing.permuteRows(sorted, into: carried, layers: 2 * L, width: H, toSorted: true)
+            let packedOutput = packedGradient.reserve(packing.validRows * H)
+            packing.pack(outputGradient, into: packedOutput, width: H)
+            outputSource = UnsafePointer(packedOutput)
+            if inputGradient != nil && cachedTokens == nil { packedInputGradient.reserve(packing.validRows * configuration.inputSize) }
+        }
 
         if cachedTokens != nil {
             let I = configuration.inputSize
@@ -467,36 +542,46 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 recomputeSegment(index, first: first, steps: n, batch: B)
                 heldSegment = index
             }
-            dLayerOutput.update(from: outputGradient + first * B * H, count: n * B * H)
+            let steps = StepRows(first: first, count: n, batch: B, packing: packing)
+            dLayerOutput.update(from: outputSource + absoluteRow(first, batch: B) * H, count: steps.total * H)
             for k in stride(from: L - 1, through: 0, by: -1) {
                 gradHidden.pointer.update(from: carried + k * B * H, count: B * H)
                 if isLSTM { gradCell.pointer.update(from: carried + (L + k) * B * H, count: B * H) }
                 switch configuration.cell {
-                case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, first: first, steps: n, batch: B, dOutput: dLayerOutput, dPre: dProjected)
-                case .lstm: lstmBackward(layer: k, first: first, steps: n, batch: B, dOutput: dLayerOutput, dPre: dProjected)
-                case .gru: gruBackward(layer: k, first: first, steps: n, batch: B, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
+                case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
+                case .lstm: lstmBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
+                case .gru: gruBackward(layer: k, steps, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
                 }
                 (carried + k * B * H).update(from: gradHidden.pointer, count: B * H)
                 if isLSTM { (carried + (L + k) * B * H).update(from: gradCell.pointer, count: B * H) }
-                accumulateWeightGradients(k, first: first, steps: n, batch: B, dProjected: dProjected, dRecurrent: dRecurrent)
+                accumulateWeightGradients(k, steps, dProjected: dProjected, dRecurrent: dRecurrent)
                 // dL/dinput (rows, In) = dProjected x W_ih, per time block; for k > 0 the layer below's output gradient.
                 if k == 0 && (cachedTokens != nil || inputGradient == nil) { continue }
                 let inSize = configuration.layerInputSize(k)
+                let firstLayerTarget = packing != nil ? packedInputGradient.pointer : inputGradient
                 for block in timeBlocks(first: first, steps: n) {
-                    let local = (block.start - first) * B
-                    let target = k == 0 ? inputGradient! + block.start * B * inSize : dLayerOutput + local * inSize
-                    Scalar.gemm(transA: false, transB: false, m: (block.end - block.start) * B, n: inSize, k: GH,
+                    let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
+                    let target = k == 0 ? firstLayerTarget! + absoluteRow(block.start, batch: B) * inSize : dLayerOutput + local * inSize
+                    Scalar.gemm(transA: false, transB: false, m: rows, n: inSize, k: GH,
                                 alpha: 1, a: dProjected + local * GH, lda: GH, b: weightIH[k], ldb: inSize,
                                 beta: 0, c: target, ldc: inSize)
                 }
                 if k > 0 && layers[k - 1].droppedOut {
                     let mask = layers[k - 1].dropoutMask.pointer
-                    for i in 0..<(n * B * H) { dLayerOutput[i] *= mask[i] }
+                    for i in 0..<(steps.total * H) { dLayerOutput[i] *= mask[i] }
                 }
             }
         }
-        if let g = initialHiddenGradient { g.update(from: carried, count: L * B * H) }
-        if isLSTM, let g = initialCellGradient { g.update(from: carried + L * B * H, count: L * B * H) }
+        if let packing {
+            if let g = initialHiddenGradient { packing.permuteRows(carried, into: g, layers: L, width: H, toSorted: false) }
+            if isLSTM, let g = initialCellGradient { packing.permuteRows(carried + L * B * H, into: g, layers: L, width: H, toSorted: false) }
+            if cachedTokens == nil, let dx = inputGradient {
+                packing.unpack(packedInputGradient.pointer, into: dx, width: configuration.inputSize)
+            }
+        } else {
+            if let g = initialHiddenGradient { g.update(from: carried, count: L * B * H) }
+            if isLSTM, let g = initialCellGradient { g.update(from: carried + L * B * H, count: L * B * H) }
+        }
         if cachedTokens != nil {
             let I = configuration.inputSize, dw = gradWeightIH[0], dwT = oneHotScratch.pointer
             for j in 0..<GH { for v in 0..<I { dw[j * I + v] += dwT[v * GH + j] } }
@@ -506,29 +591,40 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Recomputes every layer's activations of segment `index` from its state checkpoint (same calls as the forward,
     /// so the same bits).
     private func recomputeSegment(_ index: Int, first: Int, steps n: Int, batch B: Int) {
+        let steps = StepRows(first: first, count: n, batch: B, packing: packing)
         let L = configuration.numLayers, H = configuration.hiddenSize
         let slot = stateCheckpoints.pointer + index * 2 * L * B * H
         for k in 0..<L {
             layers[k].hidden.pointer.update(from: slot + k * B * H, count: B * H)
             if configuration.cell == .lstm { layers[k].cell.pointer.update(from: slot + (L + k) * B * H, count: B * H) }
-            layerForward(k, first: first, steps: n, batch: B)
+            layerForward(k, steps)
         }
     }
 
     /// Adds layer k's weight and bias gradients for steps [first, first + n), one product per time block, latest
     /// block first (the order is the same whether the sequence is one segment or many).
-    private func accumulateWeightGradients(_ k: Int, first: Int, steps n: Int, batch B: Int,
+    private func accumulateWeightGradients(_ k: Int, _ steps: StepRows,
                                            dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let first = steps.first, B = steps.batch
         let cache = layers[k]
         let inSize = configuration.layerInputSize(k)
         let sums = columnSumScratch.reserve(GH)
-        for block in timeBlocks(first: first, steps: n).reversed() {
-            let local = (block.start - first) * B, rows = (block.end - block.start) * B
+        for block in timeBlocks(first: first, steps: steps.count).reversed() {
+            let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
             let dP = dProjected + local * GH, dR = dRecurrent + local * GH
-            // dW_hh += dRec^T (G*H, rows) x [h_{t-1}] (rows, H).
+            // dW_hh += dRec^T (G*H, rows) x [h_{t-1}] (rows, H). With equal lengths the h_{t-1} rows are contiguous in
+            // the state cache; a variable-length batch gathers step t's first B_t rows of h_{t-1}.
+            var hPrev = UnsafePointer(cache.hidden.pointer + local * H)
+            if packing != nil {
+                let gathered = gatheredHidden.reserve(rows * H)
+                for t in (block.start - first)..<(block.end - first) {
+                    (gathered + (steps.offset(t) - local) * H).update(from: cache.hidden.pointer + steps.previous(t) * H, count: steps.rows(t) * H)
+                }
+                hPrev = UnsafePointer(gathered)
+            }
             Scalar.gemm(transA: true, transB: false, m: GH, n: H, k: rows,
-                        alpha: 1, a: dR, lda: GH, b: cache.hidden.pointer + local * H, ldb: H,
+                        alpha: 1, a: dR, lda: GH, b: hPrev, ldb: H,
                         beta: 1, c: gradWeightHH[k], ldc: H)
             if dR == dP {
                 // RNN and LSTM: both biases receive the same column sums; compute them once.
@@ -544,11 +640,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 // accumulated in a contiguous (I, G*H) buffer (zeroed by backward, added transposed at its end).
                 let dwT = oneHotScratch.pointer
                 for row in 0..<rows {
-                    let target = dwT + tokens[block.start * B + row] * GH, d = dP + row * GH
+                    let target = dwT + tokens[absoluteRow(block.start, batch: B) + row] * GH, d = dP + row * GH
                     for j in 0..<GH { target[j] += d[j] }
                 }
             } else {
-                let x = k == 0 ? inputCopy.pointer + block.start * B * inSize : cache.input.pointer + local * inSize
+                let x = k == 0 ? inputCopy.pointer + absoluteRow(block.start, batch: B) * inSize : cache.input.pointer + local * inSize
                 Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: rows,
                             alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
                             beta: 1, c: gradWeightIH[k], ldc: inSize)
@@ -600,10 +696,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         }
     }
 
-    /// Records dL/dh_t = dOut_t + dh_recurrent for layer k at step t when enabled.
+    /// Records dL/dh_t = dOut_t + dh_recurrent of `rows` rows for layer k at step t when enabled.
     @inline(__always)
-    func recordGradientNorm(layer k: Int, step t: Int, count: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
+    func recordGradientNorm(layer k: Int, step t: Int, rows: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
         guard recordsHiddenGradients else { return }
+        let count = rows * configuration.hiddenSize
         for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
     }
 

@@ -9,10 +9,14 @@ extension RecurrentNetwork {
     ///   - layout: ``SequenceLayout/timeMajor`` (default) or ``SequenceLayout/batchFirst`` (PyTorch `batch_first=True`);
     ///     the record's output and the gradients passed to and returned by the backward use the same layout.
     ///   - initialState: h0 (directions x L, B, H) and, for the LSTM, c0 (directions x L, B, H); zeros when nil (never batch-first, as PyTorch).
+    ///   - lengths: for a variable-length batch, B lengths in [1, T] in any order (PyTorch `pack_padded_sequence` with
+    ///     `enforce_sorted=False`): row b runs its first lengths[b] steps; its output is zero after them, its final state is
+    ///     the state at its own last step (the reverse direction starts there), and padded positions take no part in any
+    ///     gradient. Nil: every row runs all T steps.
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     public func callAsFunction(_ input: RecurrentInput<Scalar>, layout: SequenceLayout = .timeMajor, initialState: RecurrentState<Scalar>? = nil,
-                               training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
+                               lengths: [Int]? = nil, training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
         var timeMajor = input
         if layout == .batchFirst {
             switch input {
@@ -26,15 +30,16 @@ extension RecurrentNetwork {
                 timeMajor = .oneHot(tokens: (0..<(steps * batch)).map { tokens[($0 % batch) * steps + $0 / batch] }, steps: steps, batch: batch)
             }
         }
-        try runForward(timeMajor, initialState: initialState, training: training, generator: &generator)
-        return RecurrentRecord(network: self, generation: forwardGeneration, steps: cachedSteps, batch: cachedBatch, layout: layout)
+        try runForward(timeMajor, initialState: initialState, lengths: lengths, training: training, generator: &generator)
+        return RecurrentRecord(network: self, generation: forwardGeneration, steps: cachedSteps, batch: cachedBatch, layout: layout, lengths: lengths)
     }
 
     /// Backpropagates through the forward that made `record`: adds every parameter gradient into `parameters.gradients`
     /// (zero them first, e.g. with ``ParameterStore/zeroGradients()``) and returns the gradients of the inputs.
     /// - Parameters:
     ///   - record: what this network's latest forward returned.
-    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, directions x H), or (B, T, directions x H) for a batch-first record.
+    ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, directions x H), or (B, T, directions x H) for a batch-first record;
+    ///     values at the padded positions of a variable-length batch are ignored.
     ///   - finalStateGradient: dL/dh_T (and dL/dc_T), (directions x L, B, H); zeros when nil.
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     /// - Returns: dL/dinput in the record's layout (nil for one-hot input) and dL/dh0 (and dL/dc0), (directions x L, B, H).
@@ -65,6 +70,8 @@ extension RecurrentNetwork {
     ///   - initialHidden: h0 (directions x L, B, H) or nil for zeros. Copied before any workspace changes, so it may point into
     ///     this network's previous final state.
     ///   - initialCell: c0 (directions x L, B, H) for the LSTM, or nil for zeros (copied like `initialHidden`).
+    ///   - lengths: B sequence lengths in [1, T] for a variable-length batch, or nil (see
+    ///     ``callAsFunction(_:layout:initialState:lengths:training:generator:)``).
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     /// - Returns: the record of this forward (its output lives in the network's workspace, see
@@ -73,10 +80,11 @@ extension RecurrentNetwork {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
-                        initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil,
+                        initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil, lengths: [Int]? = nil,
                         training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
-        try forward(steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, training: training, generator: &generator)
-        return RecurrentRecord(network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor)
+        try forward(steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, lengths: lengths,
+                    training: training, generator: &generator)
+        return RecurrentRecord(network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor, lengths: lengths)
     }
 
     /// The backward over caller-owned, time-major buffers (allocates nothing): adds every parameter gradient into
@@ -125,6 +133,9 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
     public let batch: Int
     /// The layout of ``output`` and of the backward's gradients.
     public let layout: SequenceLayout
+    /// The row lengths of a variable-length batch (nil when every row ran all ``steps``): ``output`` is zero at steps
+    /// t >= lengths[b], and ``sequenceMask(lengths:steps:layout:)`` gives the matching loss weights.
+    public let lengths: [Int]?
 
     /// Every h_t of the last layer, (T, B, directions x H), or (B, T, directions x H) with ``SequenceLayout/batchFirst`` (a copy).
     public var output: Tensor<Scalar> {

@@ -48,6 +48,19 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    func testEveryCellVariableLengthBatches() throws {
+        for cell in CellKind.allCases {
+            var options = GradientCheck.Options(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), batch: 4, steps: 5,
+                                                chunks: 2, seed: 17)
+            options.lengths = [3, 5, 1, 4]
+            try assertPasses(options)
+            options = .init(configuration: .init(cell: cell, inputSize: 4, hiddenSize: 3, numLayers: 2, dropout: 0.3, bidirectional: true),
+                            batch: 3, steps: 4, lastStepOnly: true, training: true, seed: 18)
+            options.lengths = [2, 4, 1]
+            try assertPasses(options)
+        }
+    }
+
     func testEveryCellTruncatedChunks() throws {
         for cell in CellKind.allCases {
             try assertPasses(.init(configuration: .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), batch: 2, steps: 3,

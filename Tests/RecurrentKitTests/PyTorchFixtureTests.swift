@@ -14,6 +14,11 @@ final class PyTorchFixtureTests: XCTestCase {
             names.append("\(cell)_l2_truncated")
             names.append("\(cell)_l2_truncated_nobias") // PyTorch bias=False
             for layers in [1, 2] { for loss in ["all_steps", "last_step"] { names.append("\(cell)_l\(layers)_\(loss)_bidirectional") } }
+            // Variable-length batches (pack_padded_sequence, lengths [6, 1, 4]), alone, bidirectional and batch-first.
+            for layers in [1, 2] { for loss in ["all_steps", "last_step"] { names.append("\(cell)_l\(layers)_\(loss)_packed") } }
+            for loss in ["all_steps", "last_step"] { names.append("\(cell)_l2_\(loss)_bidirectional_packed") }
+            names.append("\(cell)_l2_all_steps_packed_batchfirst")
+            names.append("\(cell)_l2_all_steps_batchfirst")
         }
         return names
     }()
@@ -43,15 +48,18 @@ final class PyTorchFixtureTests: XCTestCase {
         }
         var initialGradient: RecurrentState<Scalar>? = nil
         let chunks = fixture["chunks"] as! [[String: Any]]
+        let lengths = fixture["lengths"] as? [Int]
+        let layout: SequenceLayout = fixture["batch_first"] as? Bool == true ? .batchFirst : .timeMajor
         for (index, chunk) in chunks.enumerated() {
             let x: Tensor<Scalar> = try Fixture.tensor(chunk["input"])
-            let (out, final) = try network.forward(.dense(x), initialState: state, generator: &generator)
+            let record = try network(.dense(x), layout: layout, initialState: state, lengths: lengths, generator: &generator)
+            let (out, final) = (try record.output, try record.finalState)
             compare(out, try Fixture.tensor(chunk["output"], as: Double.self), "chunk \(index) output")
             compare(final.h, try Fixture.tensor(chunk["h_n"], as: Double.self), "chunk \(index) h_n")
             if cell.hasCellState { compare(final.c!, try Fixture.tensor(chunk["c_n"], as: Double.self), "chunk \(index) c_n") }
             let dFinal = RecurrentState<Scalar>(h: try Fixture.tensor(chunk["d_h_n"]),
                                                 c: cell.hasCellState ? try Fixture.tensor(chunk["d_c_n"]) : nil)
-            let (dx, dState) = try network.backward(outputGradient: try Fixture.tensor(chunk["d_output"]), finalStateGradient: dFinal)
+            let (dx, dState) = try network.backward(record, outputGradient: try Fixture.tensor(chunk["d_output"]), finalStateGradient: dFinal)
             compare(dx!, try Fixture.tensor(chunk["grad_input"], as: Double.self), "chunk \(index) grad_input")
             if index == 0 { initialGradient = dState }
             state = final // carried as a value: the gradient path is cut, as with detach()

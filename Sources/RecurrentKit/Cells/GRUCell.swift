@@ -11,15 +11,16 @@
 
 extension RecurrentNetwork {
     /// r, z = sigmoid(P + R), R = h_{t-1} W_hh^T + b_hh; n = tanh(P_n + r R_n); h_t = (1 - z) n + z h_{t-1}.
-    func gruForward(layer k: Int, steps T: Int, batch B: Int) {
+    func gruForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize, GH = 3 * H
         let cache = layers[k]
         let recurrent = stepScratch.pointer
         let bhh = biasHH[k]
-        for t in 0..<T {
-            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
-            let gates = cache.gates.pointer + t * B * GH
-            let hn = cache.recurrentNew.pointer + t * B * H
+        for t in 0..<steps.count {
+            let B = steps.rows(t)
+            let hPrev = cache.hidden.pointer + steps.previous(t) * H, h = cache.hidden.pointer + steps.output(t) * H
+            let gates = cache.gates.pointer + steps.offset(t) * GH
+            let hn = cache.recurrentNew.pointer + steps.offset(t) * H
             fillRows(recurrent, rows: B, with: bhh, width: GH)
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
             let task = rowTasks.gruForward
@@ -30,27 +31,30 @@ extension RecurrentNetwork {
 
     /// dn = dh (1 - z); dz = dh (h_{t-1} - n); dn_pre = dn (1 - n^2); dr = dn_pre R_n;
     /// dP = [dr_pre, dz_pre, dn_pre]; dR = [dr_pre, dz_pre, dn_pre r]; dh_next = dR W_hh + dh z.
-    func gruBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>,
-                             dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = 3 * H
+    func gruBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>,
+                     dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
+        let H = configuration.hiddenSize, GH = 3 * H, allRows = steps.batch
         let cache = layers[k]
         var dh = gradHidden.pointer, dhNext = gradHiddenNext.pointer
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let hPrev = cache.hidden.pointer + t * B * H
-            let gates = cache.gates.pointer + t * B * GH
-            let hn = cache.recurrentNew.pointer + t * B * H
-            let dOut = dOutput + t * B * H
-            let dP = dProjected + t * B * GH, dR = dRecurrent + t * B * GH
-            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
+        for t in stride(from: steps.count - 1, through: 0, by: -1) {
+            let B = steps.rows(t)
+            let hPrev = cache.hidden.pointer + steps.previous(t) * H
+            let gates = cache.gates.pointer + steps.offset(t) * GH
+            let hn = cache.recurrentNew.pointer + steps.offset(t) * H
+            let dOut = dOutput + steps.offset(t) * H
+            let dP = dProjected + steps.offset(t) * GH, dR = dRecurrent + steps.offset(t) * GH
+            recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
             let task = rowTasks.gruBackward
             task.width = H; task.gates = gates; task.hPrev = hPrev; task.recurrentNew = hn; task.dOut = dOut
             task.dProjected = dP; task.dRecurrent = dR; task.dh = dh; task.dhNext = dhNext
             forEachRowChunk(task, batch: B, width: GH)
             recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
-            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dhNext, nil)
+            // Rows whose sequence ended before step t keep their pending final-state gradient.
+            if B < allRows { (dhNext + B * H).update(from: dh + B * H, count: (allRows - B) * H) }
+            truncateRecurrentGradient(layer: k, step: steps.first + t, count: B * H, dhNext, nil)
             swap(&dh, &dhNext)
         }
-        if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: B * H) }
+        if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: allRows * H) }
     }
 }
 

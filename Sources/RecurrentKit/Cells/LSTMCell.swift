@@ -11,15 +11,16 @@
 
 extension RecurrentNetwork {
     /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
-    func lstmForward(layer k: Int, steps T: Int, batch B: Int) {
+    func lstmForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize, GH = 4 * H
         let cache = layers[k]
         let bhh = biasHH[k]
-        for t in 0..<T {
-            let hPrev = cache.hidden.pointer + t * B * H, h = hPrev + B * H
-            let cPrev = cache.cell.pointer + t * B * H, c = cPrev + B * H
-            let tc = cache.tanhCell.pointer + t * B * H
-            let gates = cache.gates.pointer + t * B * GH
+        for t in 0..<steps.count {
+            let B = steps.rows(t)
+            let hPrev = cache.hidden.pointer + steps.previous(t) * H, h = cache.hidden.pointer + steps.output(t) * H
+            let cPrev = cache.cell.pointer + steps.previous(t) * H, c = cache.cell.pointer + steps.output(t) * H
+            let tc = cache.tanhCell.pointer + steps.offset(t) * H
+            let gates = cache.gates.pointer + steps.offset(t) * GH
             for b in 0..<B {
                 let g = gates + b * GH
                 for j in 0..<GH { g[j] += bhh[j] }
@@ -34,23 +35,24 @@ extension RecurrentNetwork {
 
     /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
     /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
-    func lstmBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+    func lstmBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize, GH = 4 * H
         let cache = layers[k]
         let dh = gradHidden.pointer, dc = gradCell.pointer
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let cPrev = cache.cell.pointer + t * B * H
-            let tc = cache.tanhCell.pointer + t * B * H
-            let gates = cache.gates.pointer + t * B * GH
-            let dOut = dOutput + t * B * H
-            let dGates = dPre + t * B * GH
-            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
+        for t in stride(from: steps.count - 1, through: 0, by: -1) {
+            let B = steps.rows(t)
+            let cPrev = cache.cell.pointer + steps.previous(t) * H
+            let tc = cache.tanhCell.pointer + steps.offset(t) * H
+            let gates = cache.gates.pointer + steps.offset(t) * GH
+            let dOut = dOutput + steps.offset(t) * H
+            let dGates = dPre + steps.offset(t) * GH
+            recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
             let task = rowTasks.lstmBackward
             task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
             task.dh = dh; task.dc = dc; task.dOut = dOut
             forEachRowChunk(task, batch: B, width: GH)
             recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, dc)
+            truncateRecurrentGradient(layer: k, step: steps.first + t, count: B * H, dh, dc)
         }
     }
 }

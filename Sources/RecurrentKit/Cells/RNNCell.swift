@@ -10,14 +10,15 @@
 
 extension RecurrentNetwork {
     /// h_t = act(P_t + b_hh + h_{t-1} W_hh^T), P_t = W_ih x_t + b_ih already in `gates`.
-    func rnnForward(layer k: Int, steps T: Int, batch B: Int) {
+    func rnnForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize
         let cache = layers[k]
         let activation = RNNActivation(configuration.cell)
-        for t in 0..<T {
-            let hPrev = cache.hidden.pointer + t * B * H
-            let h = hPrev + B * H
-            let p = cache.gates.pointer + t * B * H
+        for t in 0..<steps.count {
+            let B = steps.rows(t)
+            let hPrev = cache.hidden.pointer + steps.previous(t) * H
+            let h = cache.hidden.pointer + steps.output(t) * H
+            let p = cache.gates.pointer + steps.offset(t) * H
             for b in 0..<B {
                 let row = h + b * H, pRow = p + b * H
                 for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
@@ -31,20 +32,21 @@ extension RecurrentNetwork {
     }
 
     /// dPre_t = (dOut_t + dh_next) * act'(h_t); dh_next = dPre_t W_hh. Starts from `gradHidden` (dL/dh_T).
-    func rnnBackward(layer k: Int, first: Int, steps T: Int, batch B: Int, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+    func rnnBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
         let H = configuration.hiddenSize
         let cache = layers[k]
         let task = rowTasks.rnnBackward
         task.width = H
         task.activation = RNNActivation(configuration.cell)
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let h = cache.hidden.pointer + (t + 1) * B * H
-            let dh = gradHidden.pointer, dOut = dOutput + t * B * H, d = dPre + t * B * H
-            recordGradientNorm(layer: k, step: first + t, count: B * H, dh, dOut)
+        for t in stride(from: steps.count - 1, through: 0, by: -1) {
+            let B = steps.rows(t)
+            let h = cache.hidden.pointer + steps.output(t) * H
+            let dh = gradHidden.pointer, dOut = dOutput + steps.offset(t) * H, d = dPre + steps.offset(t) * H
+            recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
             task.h = h; task.dh = dh; task.dOut = dOut; task.d = d
             forEachRowChunk(task, batch: B, width: H)
             recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(layer: k, step: first + t, count: B * H, dh, nil)
+            truncateRecurrentGradient(layer: k, step: steps.first + t, count: B * H, dh, nil)
         }
     }
 }
