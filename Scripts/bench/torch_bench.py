@@ -133,6 +133,42 @@ def generate_row(cell, hidden, layers, vocab, embedding, tokens, dtype=torch.flo
     return f"generate {cell} H{hidden} L{layers} V{vocab} batch 1 greedy{suffix}", tokens / elapsed
 
 
+def variable_length_row(hidden, inp, batch, packed, seconds):
+    """One nn.LSTM layer on 64 dense sequences of lengths 10 + (37 b mod 91), padded to the longest: forward (through
+    pack_padded_sequence(enforce_sorted=False) when `packed`), a gradient on every valid output, backward, SGD.
+    Tokens count valid steps only, as `rnn bench`."""
+    torch.manual_seed(1)
+    lengths = [10 + (37 * b) % 91 for b in range(batch)]
+    T = max(lengths)
+    lstm = nn.LSTM(inp, hidden)
+    opt = torch.optim.SGD(lstm.parameters(), lr=0.01)
+    x = torch.randn(T, batch, inp)
+    mask = (torch.arange(T)[:, None] < torch.tensor(lengths)[None, :]).float()[:, :, None]
+    d_out = torch.randn(T, batch, hidden) * 1e-3 * mask
+
+    def update():
+        opt.zero_grad()
+        if packed:
+            y, _ = lstm(nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False))
+            y, _ = nn.utils.rnn.pad_packed_sequence(y, total_length=T)
+        else:
+            y, _ = lstm(x)
+        (y * d_out).sum().backward()
+        opt.step()
+
+    for _ in range(2):
+        update()
+    n, start = 0, time.perf_counter()
+    while True:
+        update()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+    name = f"train lstm H{hidden} B{batch} I{inp} lengths 10-{T} " + ("packed" if packed else f"padded to {T}")
+    return name, n * sum(lengths) / elapsed
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=1)
@@ -148,6 +184,8 @@ def main():
         rows.append(train_row("lstm", 512, 32, 35, 28, None, a.seconds))
         rows.append(train_row("lstm", 1024, 64, 35, 65, 1024, a.seconds))
         rows.append(train_row("gru", 1024, 64, 35, 65, 1024, a.seconds))
+        for packed in (True, False):
+            rows.append(variable_length_row(512, 128, 64, packed, a.seconds))
     if a.rows != "train":
         rows.append(generate_row("lstm", 512, 2, 65, 512, 2000))
         rows.append(generate_row("gru", 512, 2, 65, 512, 2000))

@@ -63,6 +63,45 @@ public enum Benchmarks {
                       activationBytes: model.recurrent.activationMemoryBytes)
     }
 
+    /// The lengths of the variable-length rows: 10 + (37 b mod 91) for row b, spread over [10, 100] (mean 55 for
+    /// B = 64), the same formula as Scripts/bench/torch_bench.py.
+    public static func variableLengths(batch B: Int) -> [Int] { (0..<B).map { 10 + (37 * $0) % 91 } }
+
+    /// Trains one recurrent layer on a variable-length batch of dense sequences (B rows of lengths
+    /// ``variableLengths(batch:)``, padded to their longest): zero gradients, forward, a gradient on every valid
+    /// output, backward, SGD, for at least `seconds`. Tokens count valid steps only, so the packed run (`packed`,
+    /// lengths given to the layer) and the padded one (every row runs all steps) compare useful work per second.
+    public static func variableLengthTraining(cell: CellKind, hidden H: Int, input I: Int, batch B: Int, packed: Bool,
+                                              seconds: Double = 3) throws -> Result {
+        var g = SeededGenerator(seed: 1)
+        let lengths = variableLengths(batch: B), T = lengths.max()!
+        let network = try RecurrentNetwork<Float>(.init(cell: cell, inputSize: I, hiddenSize: H), generator: &g)
+        let sgd = try SGD(learningRate: 0.01)
+        let x = Tensor<Float>(shape: [T, B, I]) { Float(g.normal()) }
+        var dOut = Tensor<Float>(shape: [T, B, H]) { Float(g.normal()) * 1e-3 }
+        for t in 0..<T { for b in 0..<B where t >= lengths[b] { for j in 0..<H { dOut.scalars[(t * B + b) * H + j] = 0 } } }
+        func update() throws {
+            network.parameters.zeroGradients()
+            try x.scalars.withUnsafeBufferPointer { xp in
+                try dOut.scalars.withUnsafeBufferPointer { dp in
+                    let record = try network.forward(steps: T, batch: B, input: xp.baseAddress!, tokens: nil, lengths: packed ? lengths : nil,
+                                                     generator: &g)
+                    try network.backward(record, outputGradient: dp.baseAddress!)
+                }
+            }
+            try sgd.step(network.parameters)
+        }
+        for _ in 0..<2 { try update() }
+        var updates = 0
+        let start = monotonicSeconds()
+        var elapsed = 0.0
+        repeat { try update(); updates += 1; elapsed = monotonicSeconds() - start } while elapsed < seconds
+        let valid = Double(lengths.reduce(0, +)), computed = packed ? valid : Double(T * B)
+        let flops = 2 * 3 * Double(cell.gateCount * H * (I + H)) * computed * Double(updates)
+        return Result(name: "train \(cell.rawValue) H\(H) B\(B) I\(I) lengths 10-\(T) \(packed ? "packed" : "padded to \(T)")",
+                      tokensPerSecond: valid * Double(updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
+    }
+
     /// d2l 8.5's `train_ch8` as `Trainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
     /// clipping, sequential minibatches from The Time Machine with the state carried), for at least `seconds`.
     public static func d2lTrainingLoop(seconds: Double = 3) throws -> Result {
