@@ -64,8 +64,8 @@ def train(model, tokens, steps, lr, seed, batch=8, window=20):
 
 
 def make(cell, layers, hidden, embedding, vocab_mode, text_file=None, dropout=0.0, seed=0, train_steps=30, lr=1.0,
-         bias=True, bidirectional=False):
-    """Returns (model, cfg, vocab, losses). `cfg` has "bias"/"bidirectional" only when not the default."""
+         bias=True, bidirectional=False, proj_size=0):
+    """Returns (model, cfg, vocab, losses). `cfg` has "bias"/"bidirectional"/"projectionSize" only when not the default."""
     import torch
     if vocab_mode == "d2l":
         vocab = time_machine_vocabulary()
@@ -91,6 +91,8 @@ def make(cell, layers, hidden, embedding, vocab_mode, text_file=None, dropout=0.
         cfg["bias"] = False
     if bidirectional:
         cfg["bidirectional"] = True
+    if proj_size:
+        cfg["projectionSize"] = proj_size
     torch.manual_seed(seed)
     model = build_model(cfg)
     if config_from_module(model, dropout=dropout) != cfg:  # the options as a user's module would carry them
@@ -109,6 +111,7 @@ def main(argv=None):
     p.add_argument("--no-bias", action="store_true", help="recurrent layers without biases (PyTorch bias=False)")
     p.add_argument("--bidirectional", action="store_true",
                    help="bidirectional recurrent layers (PyTorch bidirectional=True; `rnn eval` refuses these)")
+    p.add_argument("--proj-size", type=int, default=0, help="LSTM projection width (PyTorch proj_size, 0 = none)")
     p.add_argument("--vocab-mode", choices=("d2l", "raw"), default="d2l")
     p.add_argument("--text-file", help="raw mode: vocabulary and training text; d2l mode: training text (default The Time Machine)")
     p.add_argument("--seed", type=int, default=0)
@@ -121,14 +124,14 @@ def main(argv=None):
     try:
         model, cfg, vocab, losses = make(args.cell, args.layers, args.hidden, args.embedding, args.vocab_mode,
                                          args.text_file, args.dropout, args.seed, args.train_steps, args.lr,
-                                         bias=not args.no_bias, bidirectional=args.bidirectional)
+                                         bias=not args.no_bias, bidirectional=args.bidirectional, proj_size=args.proj_size)
         save_checkpoint(args.out, model, cfg, vocab)
     except (InterchangeError, OSError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     msg = "wrote %s: %s L=%d H=%d V=%d%s" % (args.out, cfg["cell"], cfg["numLayers"], cfg["hiddenSize"],
                                            cfg["vocabularySize"], " E=%d" % args.embedding if args.embedding else "")
-    if args.bidirectional or args.no_bias:
+    if args.bidirectional or args.no_bias or args.proj_size:
         msg += " (%s)" % describe_model(cfg).split(", ", 1)[1]
     if losses:
         msg += ", %d SGD steps, loss %.4f -> %.4f" % (len(losses), losses[0], losses[-1])

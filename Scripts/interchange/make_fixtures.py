@@ -64,6 +64,8 @@ CASES = [
     ("gru_l2_bidirectional", "gru", 2, 6, 0, "d2l", BIDIRECTIONAL),
     ("lstm_l1_nobias", "lstm", 1, 8, 0, "d2l", NO_BIAS),
     ("lstm_l2_emb8_bidirectional_nobias", "lstm", 2, 8, 8, "d2l", dict(BIDIRECTIONAL, **NO_BIAS)),
+    ("lstm_l2_proj4", "lstm", 2, 8, 0, "d2l", {"projectionSize": 4}),  # PyTorch proj_size: h of width 4, c of width 8
+    ("lstm_l2_emb8_bidirectional_proj4", "lstm", 2, 8, 8, "d2l", dict(BIDIRECTIONAL, projectionSize=4)),
 ]
 
 
@@ -95,8 +97,9 @@ def write_fixtures(tmp):
     for name, cell, layers, hidden, emb, mode, options in CASES:
         seed = seed_for(name)
         bias, bidirectional = options.get("bias", True), options.get("bidirectional", False)
+        proj = options.get("projectionSize", 0)
         model, cfg, vocab, losses = make(cell, layers, hidden, emb, mode, raw_file if mode == "raw" else None,
-                                         seed=seed, train_steps=30, lr=1.0, bias=bias, bidirectional=bidirectional)
+                                         seed=seed, train_steps=30, lr=1.0, bias=bias, bidirectional=bidirectional, proj_size=proj)
         ckpt = os.path.join(FIXTURES, name + ".safetensors")
         save_checkpoint(ckpt, model, cfg, vocab)
         text = TEXT if mode == "d2l" else RAW_TEXT
@@ -110,6 +113,8 @@ def write_fixtures(tmp):
             case["bias"] = False  # only when not the default, so the older fixtures stay byte-identical
         if bidirectional:
             case["bidirectional"] = True
+        if proj:
+            case["projectionSize"] = proj
         case.update({"vocabularyMode": mode, "seed": seed, "sgdSteps": len(losses)})
         fixture = {
             "generator": "Scripts/interchange/make_fixtures.py",
@@ -132,6 +137,8 @@ def write_fixtures(tmp):
         print("wrote %-33s %6d bytes  %s L=%d H=%d%s V=%d%s%s  CE %.6f  ppl %.4f"
               % (name, size, cell, layers, hidden, " E=%d" % emb if emb else "", cfg["vocabularySize"],
                  " bidirectional" if bidirectional else "", " no-bias" if not bias else "", ce, perplexity(ce)))
+        if proj:
+            print("    (projection %d)" % proj)
     return written
 
 
@@ -224,6 +231,22 @@ def check_bad_files(tmp, written):
     del cfg["bias"]
     m["model"] = json.dumps(cfg)
     cases["biases missing"] = rk_safetensors.serialize(nb_tensors, m)
+    # LSTM projections (proj_size): the width must be in [0, hiddenSize), and weight_hr must be there
+    pj_tensors, pj_meta = rk_safetensors.parse(open(fixture_path(written, "lstm_l2_proj4"), "rb").read())
+    for value in (8, -1, "4"):
+        m = dict(pj_meta)
+        cfg = json.loads(m["model"])
+        cfg["projectionSize"] = value
+        m["model"] = json.dumps(cfg)
+        cases["projection %s" % json.dumps(value)] = rk_safetensors.serialize(pj_tensors, m)
+    t = dict(pj_tensors)
+    del t["rnn.weight_hr_l1"]
+    cases["no weight_hr"] = rk_safetensors.serialize(t, pj_meta)
+    m = dict(pj_meta)
+    cfg = json.loads(m["model"])
+    del cfg["projectionSize"]
+    m["model"] = json.dumps(cfg)
+    cases["projection missing"] = rk_safetensors.serialize(pj_tensors, m)
     for label, data in cases.items():
         path = os.path.join(tmp, "bad.safetensors")
         with open(path, "wb") as f:

@@ -3,7 +3,8 @@
 - `CharModel`: the PyTorch module whose `state_dict` names RecurrentKit's checkpoints use
   (`embedding` (optional) -> `rnn` -> `output`), time-major, one-hot input when there is no embedding.
   Optional model fields `"bias": false` (recurrent layers without biases) and `"bidirectional": true`
-  (D = 2 directions: `*_reverse` tensors, head `nn.Linear(2H, V)`, states (2L, B, H)).
+  (D = 2 directions: `*_reverse` tensors, head `nn.Linear(2H, V)`, states (2L, B, H)), and `"projectionSize": P`
+  (LSTM `proj_size`: `weight_hr_l{k}` (P, H), h and the head's input of width P).
 - Text handling copied from RecurrentKit: d2l normalisation, d2l / raw vocabularies, encoding.
 - `load_checkpoint` / `save_checkpoint`: our safetensors layout (`__metadata__` keys `format`, `model`,
   `vocabulary`, optionally `training`; tensors `_trainer.*` hold training state and are dropped for torch).
@@ -137,6 +138,11 @@ def model_bidirectional(cfg):
     return cfg.get("bidirectional", False) is True
 
 
+def model_projection(cfg):
+    """The LSTM projection width (`"projectionSize"`, default 0 = none)."""
+    return cfg.get("projectionSize", 0)
+
+
 def describe_model(cfg):
     """E.g. "lstm model with 2 layer(s), bidirectional, without recurrent biases" (for messages)."""
     text = "%s model with %d layer(s)" % (cfg["cell"], cfg["numLayers"])
@@ -144,6 +150,8 @@ def describe_model(cfg):
         text += ", bidirectional"
     if not model_bias(cfg):
         text += ", without recurrent biases"
+    if model_projection(cfg):
+        text += ", projection %d" % model_projection(cfg)
     return text
 
 
@@ -160,6 +168,8 @@ def canonical_model_json(cfg):
         d["bias"] = False
     if cfg.get("bidirectional", False) is True:
         d["bidirectional"] = True
+    if cfg.get("projectionSize", 0):
+        d["projectionSize"] = cfg["projectionSize"]
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
@@ -190,6 +200,13 @@ def validate_model_config(cfg):
         if key in cfg and not isinstance(cfg[key], bool):
             raise InterchangeError("model configuration: %s must be true or false, got %s"
                                    % (key, json.dumps(cfg[key], ensure_ascii=False)))
+    if "projectionSize" in cfg:
+        P = cfg["projectionSize"]
+        if not isinstance(P, int) or isinstance(P, bool) or not (0 <= P < cfg["hiddenSize"]):
+            raise InterchangeError("model configuration: projectionSize must be an integer in [0, hiddenSize), got %s"
+                                   % json.dumps(P, ensure_ascii=False))
+        if P and cfg["cell"] != "lstm":
+            raise InterchangeError("model configuration: projectionSize (proj_size) is defined for the LSTM only")
 
 
 def build_model(cfg):
@@ -201,7 +218,7 @@ def build_model(cfg):
     V, H, L = cfg["vocabularySize"], cfg["hiddenSize"], cfg["numLayers"]
     E = cfg.get("embeddingSize")
     dropout = float(cfg.get("dropout", 0))
-    bias, bidirectional = model_bias(cfg), model_bidirectional(cfg)
+    bias, bidirectional, P = model_bias(cfg), model_bidirectional(cfg), model_projection(cfg)
     D = 2 if bidirectional else 1
 
     class CharModel(nn.Module):
@@ -220,8 +237,8 @@ def build_model(cfg):
             elif cfg["cell"] == "gru":
                 self.rnn = nn.GRU(inputs, H, **kw)
             else:
-                self.rnn = nn.LSTM(inputs, H, **kw)
-            self.output = nn.Linear(D * H, V)
+                self.rnn = nn.LSTM(inputs, H, proj_size=P, **kw)
+            self.output = nn.Linear(D * (P or H), V)
 
         def forward(self, tokens, state=None):
             """tokens (T, B) int64 -> logits (T, B, V), final state."""
@@ -307,7 +324,7 @@ def load_checkpoint(path):
 def config_from_module(model, dropout=None):
     """The `model` configuration of a PyTorch module with attributes `embedding` (optional nn.Embedding), `rnn`
     (nn.RNN tanh/relu, nn.GRU or nn.LSTM) and `output` (nn.Linear(D*H, V)): cell, sizes, dropout (the module's
-    unless given), and `bias` / `bidirectional` from `rnn` (stored only when not the default)."""
+    unless given), and `bias` / `bidirectional` / `projectionSize` (proj_size) from `rnn` (stored only when not the default)."""
     from torch import nn
     rnn = getattr(model, "rnn", None)
     output = getattr(model, "output", None)
@@ -326,8 +343,6 @@ def config_from_module(model, dropout=None):
         raise InterchangeError("the module's `embedding` must be an nn.Embedding or None, got %s" % type(embedding).__name__)
     if rnn.batch_first:
         raise InterchangeError("the module's `rnn` has batch_first=True; RecurrentKit's layout is time-major")
-    if getattr(rnn, "proj_size", 0):
-        raise InterchangeError("the module's `rnn` has proj_size=%d; projections are not representable" % rnn.proj_size)
     cfg = {"cell": cell, "dropout": rnn.dropout if dropout is None else dropout, "hiddenSize": rnn.hidden_size,
            "numLayers": rnn.num_layers, "vocabularySize": output.out_features}
     if embedding is not None:
@@ -336,6 +351,8 @@ def config_from_module(model, dropout=None):
         cfg["bias"] = False
     if rnn.bidirectional:
         cfg["bidirectional"] = True
+    if getattr(rnn, "proj_size", 0):
+        cfg["projectionSize"] = rnn.proj_size
     return cfg
 
 

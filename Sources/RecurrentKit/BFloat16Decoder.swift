@@ -50,6 +50,7 @@ public final class BFloat16Decoder {
         guard !configuration.bidirectional else {
             throw RecurrentKitError("a bidirectional network reads the whole sequence before its first output; it cannot decode token by token")
         }
+        guard configuration.projectionSize == 0 else { throw RecurrentKitError("bf16 decoding does not cover LSTM projections (proj_size); decode in float32") }
         let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize, O = output.outputSize
         if let embedding, embedding.dimension != I {
             throw RecurrentKitError("the embedding's width \(embedding.dimension) is not the network's input size \(I)")

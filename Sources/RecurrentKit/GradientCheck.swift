@@ -108,11 +108,11 @@ public enum GradientCheck {
         }
         guard options.floor > 0, options.floor.isFinite else { throw RecurrentKitError.invalidArgument("floor", options.floor, "must be > 0") }
         guard options.step > 0, options.step.isFinite else { throw RecurrentKitError.invalidArgument("step", options.step, "must be > 0") }
-        let (B, T, L, H, O) = (options.batch, options.steps, config.stateLayers, config.hiddenSize, config.outputSize)
+        let (B, T, L, H, O, R) = (options.batch, options.steps, config.stateLayers, config.hiddenSize, config.outputSize, config.stateSize)
         var generator = SeededGenerator(seed: options.seed)
         let network = try RecurrentNetwork<Double>(config, initialization: options.initialization, generator: &generator)
         let inputs = (0..<options.chunks).map { _ in Tensor<Double>(shape: [T, B, config.inputSize]) { generator.normal() } }
-        let h0 = Tensor<Double>(shape: [L, B, H]) { 0.5 * generator.normal() }
+        let h0 = Tensor<Double>(shape: [L, B, R]) { 0.5 * generator.normal() }
         let c0: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { 0.5 * generator.normal() } : nil
         let dOutputs: [Tensor<Double>] = (0..<options.chunks).map { _ in
             var d = Tensor<Double>(shape: [T, B, O]) { generator.normal() }
@@ -122,7 +122,7 @@ public enum GradientCheck {
             return d
         }
         let weightsOnState = !options.lastStepOnly
-        let dhn = Tensor<Double>(shape: [L, B, H]) { weightsOnState ? generator.normal() : 0 }
+        let dhn = Tensor<Double>(shape: [L, B, R]) { weightsOnState ? generator.normal() : 0 }
         let dcn: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { weightsOnState ? generator.normal() : 0 } : nil
         let maskSeed = generator.next()
 
@@ -245,7 +245,7 @@ public enum GradientCheck {
             }
         }
         func stateLoss(h: Tensor<Double>, c: Tensor<Double>?) throws -> Double { try totalLoss(inputs, RecurrentState(h: h, c: c)) }
-        try compare("h0", shape: [L, B, H], analytic: firstStateGradient!.h.scalars) { i in
+        try compare("h0", shape: [L, B, R], analytic: firstStateGradient!.h.scalars) { i in
             try derivative { delta in var h = h0; h.scalars[i] += delta; return try stateLoss(h: h, c: c0) }
         }
         if let c0 {

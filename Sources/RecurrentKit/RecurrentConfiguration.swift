@@ -88,10 +88,14 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
     /// sequence from its end, with its own parameters `*_l{k}_reverse`; outputs are (T, B, 2H), forward then reverse
     /// halves, and states (2L, B, H) in the order layer 0 forward, layer 0 reverse, layer 1 forward, ...
     public var bidirectional: Bool
+    /// LSTM only: the width P of the projected hidden state (PyTorch `proj_size`; 0, the default, for none). With
+    /// P > 0 every layer has `weight_hr_l{k}` (P, H) and h_t = W_hr (o * tanh(c_t)): h, the outputs and the next
+    /// layer's input have width P, `weight_hh_l{k}` is (4H, P), and c keeps width H. Must be below H.
+    public var projectionSize: Int
 
     /// Creates a configuration (validated by ``validate()`` when a network is built).
     public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
-                bidirectional: Bool = false) {
+                bidirectional: Bool = false, projectionSize: Int = 0) {
         self.cell = cell
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
@@ -99,25 +103,38 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         self.dropout = dropout
         self.bias = bias
         self.bidirectional = bidirectional
+        self.projectionSize = projectionSize
     }
 
-    private enum CodingKeys: String, CodingKey { case cell, inputSize, hiddenSize, numLayers, dropout, bias, bidirectional }
+    private enum CodingKeys: String, CodingKey { case cell, inputSize, hiddenSize, numLayers, dropout, bias, bidirectional, projectionSize }
 
-    /// Decodes a configuration; `bias` (true) and `bidirectional` (false) are optional, as in files written before
-    /// they existed.
+    /// Decodes a configuration; `bias` (true), `bidirectional` (false) and `projectionSize` (0) are optional, as in files
+    /// written before they existed.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(cell: try c.decode(CellKind.self, forKey: .cell), inputSize: try c.decode(Int.self, forKey: .inputSize),
                   hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
                   dropout: try c.decode(Double.self, forKey: .dropout), bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
-                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false)
+                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false,
+                  projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
+    }
+
+    /// Encodes every field; `projectionSize` only when set, so files without a projection read as before.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(cell, forKey: .cell); try c.encode(inputSize, forKey: .inputSize); try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numLayers, forKey: .numLayers); try c.encode(dropout, forKey: .dropout); try c.encode(bias, forKey: .bias)
+        try c.encode(bidirectional, forKey: .bidirectional)
+        if projectionSize != 0 { try c.encode(projectionSize, forKey: .projectionSize) }
     }
 
     /// Directions per layer: 2 when ``bidirectional``, else 1.
     public var directions: Int { bidirectional ? 2 : 1 }
-    /// Width of every output step: directions x H.
-    public var outputSize: Int { directions * hiddenSize }
-    /// Rows of the initial and final states: directions x L (h and c are (directions x L, B, H)).
+    /// Width of the hidden state h: ``projectionSize`` when set, else H.
+    public var stateSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
+    /// Width of every output step: directions x ``stateSize``.
+    public var outputSize: Int { directions * stateSize }
+    /// Rows of the initial and final states: directions x L (h is (directions x L, B, ``stateSize``), c (directions x L, B, H)).
     public var stateLayers: Int { directions * numLayers }
 
     /// Throws an error naming the first invalid field and its value.
@@ -128,6 +145,10 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         guard dropout.isFinite, dropout >= 0, dropout < 1 else {
             throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)")
         }
+        guard projectionSize >= 0, projectionSize < hiddenSize else {
+            throw RecurrentKitError.invalidArgument("projectionSize", projectionSize, "must be in [0, hiddenSize) (PyTorch proj_size)")
+        }
+        guard projectionSize == 0 || cell == .lstm else { throw RecurrentKitError("projectionSize (proj_size) is defined for the LSTM only") }
         // Sizes whose buffers would overflow Int arithmetic or any realistic memory are refused, not trapped on.
         guard hiddenSize <= 1 << 16, inputSize <= 1 << 24, numLayers <= 1024 else {
             throw RecurrentKitError("configuration too large: inputSize \(inputSize) (max 16777216), hiddenSize \(hiddenSize) (max 65536), numLayers \(numLayers) (max 1024)")
@@ -154,10 +175,12 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
             for reverse in bidirectional ? [false, true] : [false] {
                 let suffix = naming.suffix(layer: k, reverse: reverse)
                 layout.append("\(prefix)weight_ih\(suffix)", shape: [rows, layerInputSize(k)])
-                layout.append("\(prefix)weight_hh\(suffix)", shape: [rows, hiddenSize])
-                guard bias else { continue }
-                layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
-                layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
+                layout.append("\(prefix)weight_hh\(suffix)", shape: [rows, stateSize])
+                if bias {
+                    layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
+                    layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
+                }
+                if projectionSize > 0 { layout.append("\(prefix)weight_hr\(suffix)", shape: [projectionSize, hiddenSize]) }
             }
         }
     }

@@ -1,6 +1,7 @@
 // Bidirectional stacks (PyTorch `bidirectional=True`): every layer runs a forward direction over the sequence and a
 // reverse direction over the time-reversed sequence, each a one-layer network with its own parameters
-// (`*_l{k}` and `*_l{k}_reverse`); the layer's output joins the two halves, (T, B, 2H), and feeds the next layer
+// (`*_l{k}` and `*_l{k}_reverse`); the layer's output joins the two halves, (T, B, 2H) (2P with an LSTM projection:
+// H below is the state width), and feeds the next layer
 // through dropout. The directions run the cells' own loops (Cells/), so no equation is written here.
 
 extension RecurrentNetwork {
@@ -39,7 +40,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
         var made: [RecurrentNetwork<Scalar>] = []
         for k in 0..<c.numLayers {
             let one = RecurrentConfiguration(cell: c.cell, inputSize: c.layerInputSize(k), hiddenSize: c.hiddenSize, numLayers: 1,
-                                             dropout: 0, bias: c.bias)
+                                             dropout: 0, bias: c.bias, projectionSize: c.projectionSize)
             for reverse in [false, true] {
                 made.append(try RecurrentNetwork(one, parameters: stack.parameters, prefix: stack.prefix, naming: .direction(layer: k, reverse: reverse)))
             }
@@ -79,7 +80,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
 
     func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
                  c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, generator: inout SeededGenerator) throws {
-        let L = configuration.numLayers, H = configuration.hiddenSize, BH = B * H
+        let L = configuration.numLayers, H = configuration.stateSize, BH = B * H, cellRows = B * configuration.hiddenSize
         self.lengths = lengths
         stack.syncDirections(stack.recomputeInterval)
         let dropsOut = training && configuration.dropout > 0 && L > 1
@@ -91,17 +92,17 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             let x: UnsafePointer<Scalar>? = k == 0 ? input : UnsafePointer(outputs[k - 1].pointer)
             let layerTokens = k == 0 ? tokens : nil
             try forward.forward(steps: T, batch: B, input: x, tokens: layerTokens, h0: h0.map { $0 + 2 * k * BH },
-                                c0: c0.map { $0 + 2 * k * BH }, lengths: lengths, training: false, generator: &unused)
+                                c0: c0.map { $0 + 2 * k * cellRows }, lengths: lengths, training: false, generator: &unused)
             if let layerTokens {
                 if reversedTokens.count != T * B { reversedTokens = Array(repeating: 0, count: T * B) }
                 for t in 0..<T { for b in 0..<B { reversedTokens[reversedStep(t, row: b, steps: T) * B + b] = layerTokens[t * B + b] } }
                 try reverse.forward(steps: T, batch: B, input: nil, tokens: reversedTokens, h0: h0.map { $0 + (2 * k + 1) * BH },
-                                    c0: c0.map { $0 + (2 * k + 1) * BH }, lengths: lengths, training: false, generator: &unused)
+                                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
             } else {
                 let xr = reversedInput.reserve(T * B * In)
                 reverseTime(x!, into: xr, steps: T, batch: B, width: In)
                 try reverse.forward(steps: T, batch: B, input: xr, tokens: nil, h0: h0.map { $0 + (2 * k + 1) * BH },
-                                    c0: c0.map { $0 + (2 * k + 1) * BH }, lengths: lengths, training: false, generator: &unused)
+                                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
             }
             // Join: step t holds the forward direction's h_t and the reverse direction's state after reading x_t.
             let joined = outputs[k].reserve(T * B * 2 * H)
@@ -128,7 +129,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
     func backward(steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
                   finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
                   initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?) throws {
-        let L = configuration.numLayers, H = configuration.hiddenSize, BH = B * H
+        let L = configuration.numLayers, H = configuration.stateSize, BH = B * H, cellRows = B * configuration.hiddenSize
         // Two (T, B, 2H) buffers take turns: `current` holds dL/d(joined output of layer k), `other` receives layer k-1's.
         var current = gradJoined.reserve(T * B * 2 * H), other = gradBelow.reserve(T * B * 2 * H)
         current.update(from: outputGradient, count: T * B * 2 * H)
@@ -146,11 +147,11 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             let dxF = wantsInput ? gradInputForward.reserve(T * B * In) : nil
             let dxR = wantsInput ? gradInputReverse.reserve(T * B * In) : nil
             for (index, (direction, dOut, dx)) in [(directions[2 * k], UnsafePointer(dF), dxF), (directions[2 * k + 1], UnsafePointer(dR), dxR)].enumerated() {
-                let row = (2 * k + index) * BH
+                let row = (2 * k + index) * BH, cellRow = (2 * k + index) * cellRows
                 try direction.backward(outputGradient: dOut, finalHiddenGradient: finalHiddenGradient.map { $0 + row },
-                                       finalCellGradient: finalCellGradient.map { $0 + row }, inputGradient: dx,
+                                       finalCellGradient: finalCellGradient.map { $0 + cellRow }, inputGradient: dx,
                                        initialHiddenGradient: initialHiddenGradient.map { $0 + row },
-                                       initialCellGradient: initialCellGradient.map { $0 + row })
+                                       initialCellGradient: initialCellGradient.map { $0 + cellRow })
             }
             guard wantsInput, let dxF, let dxR else { continue }
             // dL/dx_t = through the forward direction at t + through the reverse direction at its step T-1-t.

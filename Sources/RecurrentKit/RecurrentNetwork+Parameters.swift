@@ -31,6 +31,9 @@ extension RecurrentNetwork {
         gradWeightHH = (0..<L).map { parameters.gradient(parameterName("weight_hh", $0)) }
         gradBiasIH = (0..<L).map { biasPointer("bias_ih", $0, block: 2, gradient: true) }
         gradBiasHH = (0..<L).map { biasPointer("bias_hh", $0, block: 3, gradient: true) }
+        let projects = configuration.projectionSize > 0
+        weightHR = projects ? (0..<L).map { parameters.value(parameterName("weight_hr", $0)) } : []
+        gradWeightHR = projects ? (0..<L).map { parameters.gradient(parameterName("weight_hr", $0)) } : []
     }
 
     /// The full name of parameter `base` (`weight_ih`, ...) of layer `k` in ``parameters``.
@@ -72,7 +75,13 @@ extension RecurrentNetwork {
     /// `weight_ih_l{layer}` (or `weight_ih_l{layer}_reverse`), (G*H, In) with In the layer's input size, and its gradient.
     /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
     public func weightIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try view("weight_ih", layer, reverse) }
-    /// `weight_hh_l{layer}` (or `..._reverse`), (G*H, H), and its gradient.
+    /// `weight_hr_l{layer}` (or `..._reverse`), (P, H): an LSTM's projection (``RecurrentConfiguration/projectionSize``), and its gradient.
+    /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no projection.
+    public func weightHR(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
+        guard configuration.projectionSize > 0 else { throw RecurrentKitError("this network has no projection (projectionSize 0)") }
+        return try view("weight_hr", layer, reverse)
+    }
+    /// `weight_hh_l{layer}` (or `..._reverse`), (G*H, R) with R = ``RecurrentConfiguration/stateSize``, and its gradient.
     /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
     public func weightHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try view("weight_hh", layer, reverse) }
     /// `bias_ih_l{layer}` (or `..._reverse`), (G*H), and its gradient.
@@ -118,37 +127,43 @@ extension RecurrentNetwork {
             for direction in bidirectionalLayers.directions { direction.initialize(initialization, generator: &generator) }
             return
         }
-        let H = configuration.hiddenSize
+        let H = configuration.hiddenSize, R = configuration.stateSize
         let bound = 1 / Double(H).squareRoot()
         for k in 0..<configuration.numLayers {
             let rows = configuration.cell.gateCount * H
             let inCount = rows * configuration.layerInputSize(k)
-            let hhCount = rows * H
+            let hhCount = rows * R
+            // A projection's W_hr (P, H) comes last in each layer's `state_dict` order, drawn like the other weights.
+            let projection = weightHR.isEmpty ? [] : [(weightHR[k], R * H)]
             switch initialization {
             case .pytorch:
                 let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
-                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount)] + biases {
+                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount)] + biases + projection {
                     for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
                 }
             case .d2l:
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
                 for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
                 if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
+                for (p, n) in projection { for i in 0..<n { p[i] = Scalar(0.01 * generator.normal()) } }
             case .orthogonal:
                 let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
                 for (p, n) in [(weightIH[k], inCount)] + biases {
                     for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
                 }
+                // Each (H, R) gate block: the first R columns of a random H x H orthogonal matrix (orthonormal columns).
                 for g in 0..<configuration.cell.gateCount {
                     let q = randomOrthogonal(H, generator: &generator)
-                    for i in 0..<(H * H) { weightHH[k][g * H * H + i] = Scalar(q[i]) }
+                    for i in 0..<H { for j in 0..<R { weightHH[k][g * H * R + i * R + j] = Scalar(q[i * H + j]) } }
                 }
+                for (p, n) in projection { for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) } }
             case .identity:
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.001 * generator.normal()) }
                 weightHH[k].update(repeating: 0, count: hhCount)
                 // Identity on each gate block's diagonal (for the RNN, the whole W_hh).
-                for r in 0..<rows { weightHH[k][r * H + r % H] = 1 }
+                for r in 0..<rows where r % H < R { weightHH[k][r * R + r % H] = 1 }
                 if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
+                for (p, n) in projection { for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) } }
             }
         }
     }

@@ -26,9 +26,9 @@ extension RecurrentNetwork {
     func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, lengths: [Int]? = nil, training: Bool,
                     generator: inout SeededGenerator) throws {
         let (T, B) = try checkInput(input)
-        let L = configuration.stateLayers, H = configuration.hiddenSize
+        let L = configuration.stateLayers, H = configuration.hiddenSize, R = configuration.stateSize
         if let state = initialState {
-            try state.h.requireShape(L, B, H, name: "h0")
+            try state.h.requireShape(L, B, R, name: "h0")
             if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "c0") }
         }
         try withInputPointer(input) { inputPointer, tokens in
@@ -56,15 +56,15 @@ extension RecurrentNetwork {
     ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        let L = configuration.stateLayers, H = configuration.hiddenSize, I = configuration.inputSize
+        let L = configuration.stateLayers, H = configuration.hiddenSize, R = configuration.stateSize, I = configuration.inputSize
         try outputGradient.requireShape(T, B, configuration.outputSize, name: "outputGradient")
         if let g = finalStateGradient {
-            try g.h.requireShape(L, B, H, name: "finalStateGradient.h")
+            try g.h.requireShape(L, B, R, name: "finalStateGradient.h")
             if let c = g.c { try c.requireShape(L, B, H, name: "finalStateGradient.c") }
         }
         let dense = cachedTokens == nil
         var inputGradient = dense ? Tensor<Scalar>(zeros: [T, B, I]) : nil
-        var dh0 = Tensor<Scalar>(zeros: [L, B, H])
+        var dh0 = Tensor<Scalar>(zeros: [L, B, R])
         var dc0: Tensor<Scalar>? = configuration.cell.hasCellState ? Tensor(zeros: [L, B, H]) : nil
         try outputGradient.scalars.withUnsafeBufferPointer { dOut in
             try withOptionalPointer(finalStateGradient?.h) { dhn in
@@ -95,9 +95,9 @@ extension RecurrentNetwork {
             for direction in bidirectionalLayers.directions { direction.appendReLUSigns(to: &signs) }
             return
         }
-        let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.hiddenSize
+        let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.stateSize
         for k in 0..<configuration.numLayers {
-            let h = layers[k].hidden.pointer + cachedBatch * configuration.hiddenSize // h_1 ... h_T
+            let h = layers[k].hidden.pointer + cachedBatch * configuration.stateSize // h_1 ... h_T
             for i in 0..<count { signs.append(h[i] > 0) }
         }
     }
@@ -122,18 +122,18 @@ extension RecurrentNetwork {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
-        let B = cachedBatch, H = configuration.hiddenSize, L = configuration.stateLayers
+        let B = cachedBatch, H = configuration.hiddenSize, R = configuration.stateSize, L = configuration.stateLayers
         guard cachedSteps > 0 else { throw RecurrentKitError("no forward pass has run") }
         let hasCell = configuration.cell.hasCellState
         var current: RecurrentState<Scalar>
-        if let given = state, given.h.hasShape(L, B, H), hasCell ? given.c?.hasShape(L, B, H) == true : given.c == nil {
+        if let given = state, given.h.hasShape(L, B, R), hasCell ? given.c?.hasShape(L, B, H) == true : given.c == nil {
             current = given
             state = nil // leave `current` the only reference, so the writes below happen in place
         } else {
             current = RecurrentState(zerosFor: configuration, batch: B)
         }
         current.h.scalars.withUnsafeMutableBufferPointer { h in
-            for k in 0..<L { (h.baseAddress! + k * B * H).update(from: finalHidden(layer: k), count: B * H) }
+            for k in 0..<L { (h.baseAddress! + k * B * R).update(from: finalHidden(layer: k), count: B * R) }
         }
         if hasCell {
             current.c!.scalars.withUnsafeMutableBufferPointer { c in

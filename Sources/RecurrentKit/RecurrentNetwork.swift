@@ -5,7 +5,7 @@ final class LayerCache<Scalar: RecurrentScalar> {
     let input = Workspace<Scalar>()
     /// (T, B, G*H): input projection W_ih x_t + b_ih, then (LSTM, GRU) the activated gates i|f|g|o or r|z|n.
     let gates = Workspace<Scalar>()
-    /// (T+1, B, H): h_0 (the initial state) then h_1 ... h_T.
+    /// (T+1, B, R): h_0 (the initial state) then h_1 ... h_T.
     let hidden = Workspace<Scalar>()
     /// (T+1, B, H): LSTM c_0 ... c_T.
     let cell = Workspace<Scalar>()
@@ -13,8 +13,10 @@ final class LayerCache<Scalar: RecurrentScalar> {
     let tanhCell = Workspace<Scalar>()
     /// (T, B, H): GRU W_hn h_{t-1} + b_hn, the term the reset gate multiplies.
     let recurrentNew = Workspace<Scalar>()
-    /// (T, B, H): dropout keep mask of this layer's output, already scaled by 1/(1-p); valid when `droppedOut`.
+    /// (T, B, R): dropout keep mask of this layer's output, already scaled by 1/(1-p); valid when `droppedOut`.
     let dropoutMask = Workspace<Scalar>()
+    /// (T, B, H): LSTM with a projection, o * tanh(c_t) before W_hr (h_t = W_hr of it).
+    let unprojected = Workspace<Scalar>()
     /// Whether this layer's output went through dropout in the last forward.
     var droppedOut = false
 }
@@ -45,6 +47,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     // Per-layer parameter and gradient pointers, resolved when bound.
     var weightIH: [UnsafeMutablePointer<Scalar>]
     var weightHH: [UnsafeMutablePointer<Scalar>]
+    /// LSTM with a projection: `weight_hr_l{k}` (P, H) and its gradient (empty otherwise).
+    var weightHR: [UnsafeMutablePointer<Scalar>] = []
+    var gradWeightHR: [UnsafeMutablePointer<Scalar>] = []
     var biasIH: [UnsafeMutablePointer<Scalar>]
     var biasHH: [UnsafeMutablePointer<Scalar>]
     var gradWeightIH: [UnsafeMutablePointer<Scalar>]
@@ -110,7 +115,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// [layer][t] = ||dL/dh_t|| over the batch, from ``hiddenGradients``.
     public var hiddenGradientNorms: [[Double]] {
-        let B = recordedBatch, H = configuration.hiddenSize
+        let B = recordedBatch, H = configuration.stateSize
         return hiddenGradients.map { g in
             stride(from: 0, to: g.count, by: B * H).map { start in
                 (start..<(start + B * H)).reduce(0.0) { $0 + Double(g[$1]) * Double(g[$1]) }.squareRoot()
@@ -121,31 +126,33 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     // Backward scratch, reused.
     private let gradProjected = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_ih x + b_ih)
     private let gradRecurrent = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_hh h + b_hh); GRU only (others alias gradProjected)
-    private let gradOutput = Workspace<Scalar>()      // (T, B, max(In, H)) gradient w.r.t. the current layer's output / input
-    let gradHidden = Workspace<Scalar>()      // (B, H) dL/dh_t carried backwards
-    let gradHiddenNext = Workspace<Scalar>()  // (B, H)
+    private let gradOutput = Workspace<Scalar>()      // (T, B, max(In, R)) gradient w.r.t. the current layer's output / input
+    let gradHidden = Workspace<Scalar>()      // (B, R) dL/dh_t carried backwards
+    let gradHiddenNext = Workspace<Scalar>()  // (B, R)
     let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
     let rowTasks = StepRowTasks<Scalar>()
     let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
-    private let stagedStates = Workspace<Scalar>()    // (2, L, B, H) copies of h0, c0 (they may alias the caches)
+    let projectionScratch = Workspace<Scalar>() // (2, B, H) LSTM projection: dL/dh_t, then dL/d(o * tanh c_t)
+    let zeroRows = Workspace<Scalar>()        // (B, H) zeros: the output term of an LSTM step whose output gradient went through W_hr
+    private let stagedStates = Workspace<Scalar>()    // (L, B, R) h0 then (L, B, H) c0 copies (they may alias the caches)
     private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) transposed one-hot W_ih gradient of one time block
     private let columnSumScratch = Workspace<Scalar>() // (G*H) bias gradient sums
     /// With `bias: false`: zeros the stack reads as biases, then scratch for the bias gradients, (4, L, G*H).
     let absentBias = Workspace<Scalar>()
-    private let carriedGradients = Workspace<Scalar>() // (2, L, B, H) dL/dh, dL/dc per layer at the current segment end
+    private let carriedGradients = Workspace<Scalar>() // (L, B, R) dL/dh then (L, B, H) dL/dc per layer at the current segment end
     private let oneHotWeightT = Workspace<Scalar>()   // (I, G*H) W_ih^T for the one-hot gather
 
     // Forward data kept whole.
     private let inputCopy = Workspace<Scalar>()        // (T, B, I) dense input of layer 0
-    private let outputSequence = Workspace<Scalar>()   // (T, B, H) last layer's h_1 ... h_T when recomputing
-    private let stateCheckpoints = Workspace<Scalar>() // (segments, 2, L, B, H) h then c of every layer at each segment start
-    private let finalStates = Workspace<Scalar>()      // (2, L, B, H) h_T then c_T when recomputing or packed
+    private let outputSequence = Workspace<Scalar>()   // (T, B, R) last layer's h_1 ... h_T when recomputing
+    private let stateCheckpoints = Workspace<Scalar>() // (segments, L, B, R + H) h then c of every layer at each segment start
+    private let finalStates = Workspace<Scalar>()      // (L, B, R) h_T then (L, B, H) c_T when recomputing or packed
     // Variable-length batches (see SequencePacking.swift).
-    private let sortedFinalStates = Workspace<Scalar>() // (2, L, B, H) each sorted row's state at its own last step
-    private let paddedOutput = Workspace<Scalar>()      // (T, B, H) last layer's output in the caller's order, zeros when padded
-    private let packedGradient = Workspace<Scalar>()    // (N, H) output gradient in packed order
+    private let sortedFinalStates = Workspace<Scalar>() // (L, B, R + H) each sorted row's state at its own last step
+    private let paddedOutput = Workspace<Scalar>()      // (T, B, R) last layer's output in the caller's order, zeros when padded
+    private let packedGradient = Workspace<Scalar>()    // (N, R) output gradient in packed order
     private let packedInputGradient = Workspace<Scalar>() // (N, I) input gradient in packed order
-    private let gatheredHidden = Workspace<Scalar>()    // (rows of a time block, H) h_{t-1} rows matching dW_hh's rows
+    private let gatheredHidden = Workspace<Scalar>()    // (rows of a time block, R) h_{t-1} rows matching dW_hh's rows
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -189,21 +196,21 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var output: UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.outputs[configuration.numLayers - 1].pointer }
         if packing != nil { return paddedOutput.pointer }
-        return recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.hiddenSize
+        return recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.stateSize
     }
 
     /// Final hidden state of state row `k` (layer k, or layer k/2 and direction k%2 when bidirectional), (B, H).
     func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalHidden(layer: 0) }
-        let BH = cachedBatch * configuration.hiddenSize
+        let BH = cachedBatch * configuration.stateSize
         return recomputes || packing != nil ? finalStates.pointer + k * BH : layers[k].hidden.pointer + cachedSteps * BH
     }
 
     /// Final cell state of state row `k`, (B, H), after `forward` (LSTM only).
     func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalCell(layer: 0) }
-        let BH = cachedBatch * configuration.hiddenSize
-        return recomputes || packing != nil ? finalStates.pointer + (configuration.numLayers + k) * BH : layers[k].cell.pointer + cachedSteps * BH
+        let BH = cachedBatch * configuration.hiddenSize, cells = configuration.numLayers * cachedBatch * configuration.stateSize
+        return recomputes || packing != nil ? finalStates.pointer + cells + k * BH : layers[k].cell.pointer + cachedSteps * BH
     }
 
     /// Bytes this network holds for forward caches and backward scratch (packed weights and parameters excluded).
@@ -211,10 +218,10 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     public var activationMemoryBytes: Int {
         var workspaces = [inputCopy, outputSequence, stateCheckpoints, finalStates, stagedStates, carriedGradients, sortedFinalStates,
                           paddedOutput, packedGradient, packedInputGradient, gatheredHidden,
-                          gradProjected, gradRecurrent, gradOutput, gradHidden, gradHiddenNext, gradCell, stepScratch,
+                          gradProjected, gradRecurrent, gradOutput, gradHidden, gradHiddenNext, gradCell, stepScratch, projectionScratch, zeroRows,
                           oneHotWeightT, oneHotScratch, columnSumScratch]
         for cache in layers {
-            workspaces += [cache.input, cache.gates, cache.hidden, cache.cell, cache.tanhCell, cache.recurrentNew, cache.dropoutMask]
+            workspaces += [cache.input, cache.gates, cache.hidden, cache.cell, cache.tanhCell, cache.recurrentNew, cache.dropoutMask, cache.unprojected]
         }
         return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride + (bidirectionalLayers?.activationMemoryBytes ?? 0)
     }
@@ -248,7 +255,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil,
         training: Bool, generator: inout SeededGenerator
     ) throws {
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount, R = configuration.stateSize
         let GH = G * H, I = configuration.inputSize
         guard T >= 1 else { throw RecurrentKitError.invalidArgument("steps", T, "must be at least 1") }
         guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
@@ -287,7 +294,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             cache.gates.reserve(segmentSteps * B * GH)
             if isLSTM { cache.tanhCell.reserve(segmentSteps * B * H) }
             if configuration.cell == .gru { cache.recurrentNew.reserve(segmentSteps * B * H) }
-            if k < L - 1 && dropsOut { cache.dropoutMask.reserve(segmentSteps * B * H) }
+            if k < L - 1 && dropsOut { cache.dropoutMask.reserve(segmentSteps * B * R) }
+            if R != H { cache.unprojected.reserve(segmentSteps * B * H) }
         }
         packing = packed ? packingStorage : nil
         if let packing {
@@ -296,22 +304,24 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             inputCopy.reserve(T * B * I).update(from: input!, count: T * B * I)
         }
         stepScratch.reserve(B * GH)
+        // h0 (L, B, R) then c0 (L, B, H); every state buffer of the stack has this layout.
+        let cells = L * B * R
         stagedStates.reserve(2 * L * B * H)
-        if let h0 { stagedStates.pointer.update(from: h0, count: L * B * H) } else { stagedStates.pointer.update(repeating: 0, count: L * B * H) }
+        if let h0 { stagedStates.pointer.update(from: h0, count: L * B * R) } else { stagedStates.pointer.update(repeating: 0, count: L * B * R) }
         if isLSTM {
-            if let c0 { (stagedStates.pointer + L * B * H).update(from: c0, count: L * B * H) }
-            else { (stagedStates.pointer + L * B * H).update(repeating: 0, count: L * B * H) }
+            if let c0 { (stagedStates.pointer + cells).update(from: c0, count: L * B * H) }
+            else { (stagedStates.pointer + cells).update(repeating: 0, count: L * B * H) }
         }
         for k in 0..<L {
             let cache = layers[k]
-            cache.hidden.reserve((segmentSteps + 1) * B * H)
+            cache.hidden.reserve((segmentSteps + 1) * B * R)
             if isLSTM { cache.cell.reserve((segmentSteps + 1) * B * H) }
             if let packing { // the sorted rows' initial states
-                packing.permuteRows(stagedStates.pointer + k * B * H, into: cache.hidden.pointer, layers: 1, width: H, toSorted: true)
-                if isLSTM { packing.permuteRows(stagedStates.pointer + (L + k) * B * H, into: cache.cell.pointer, layers: 1, width: H, toSorted: true) }
+                packing.permuteRows(stagedStates.pointer + k * B * R, into: cache.hidden.pointer, layers: 1, width: R, toSorted: true)
+                if isLSTM { packing.permuteRows(stagedStates.pointer + cells + k * B * H, into: cache.cell.pointer, layers: 1, width: H, toSorted: true) }
             } else {
-                cache.hidden.pointer.update(from: stagedStates.pointer + k * B * H, count: B * H)
-                if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + (L + k) * B * H, count: B * H) }
+                cache.hidden.pointer.update(from: stagedStates.pointer + k * B * R, count: B * R)
+                if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + cells + k * B * H, count: B * H) }
             }
         }
         if let packing, let tokens {
@@ -333,7 +343,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         usesPackedWeights = T >= Self.packingMinimumSteps
         packedBackwardReady = false
         if usesPackedWeights {
-            for k in 0..<L { packedForward[k].pack(transB: true, k: H, n: GH, b: weightHH[k], ldb: H) }
+            for k in 0..<L { packedForward[k].pack(transB: true, k: R, n: GH, b: weightHH[k], ldb: R) }
         }
         if let tokens = cachedTokens, tokens.count >= 64 {
             // W_ih^T (I, G*H), transposed once per forward so each gathered row is contiguous.
@@ -345,7 +355,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         heldSegment = segmentList.count - 1
         if recomputes {
             stateCheckpoints.reserve(segmentList.count * 2 * L * B * H)
-            outputSequence.reserve(T * B * H)
+            outputSequence.reserve(T * B * R)
         }
         if recomputes || packed { finalStates.reserve(2 * L * B * H) }
         if packed { sortedFinalStates.reserve(2 * L * B * H) }
@@ -357,32 +367,32 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                     // Carry the state from the end of the previous segment (same buffer, earlier slot).
                     let previous = StepRows(first: segmentList[index - 1].start, count: segmentList[index - 1].count, batch: B, packing: packing)
                     let last = previous.count - 1, rows = previous.rows(last)
-                    cache.hidden.pointer.update(from: cache.hidden.pointer + previous.output(last) * H, count: rows * H)
+                    cache.hidden.pointer.update(from: cache.hidden.pointer + previous.output(last) * R, count: rows * R)
                     if isLSTM { cache.cell.pointer.update(from: cache.cell.pointer + previous.output(last) * H, count: rows * H) }
                 }
                 if recomputes {
                     let slot = stateCheckpoints.pointer + index * 2 * L * B * H
-                    (slot + k * B * H).update(from: cache.hidden.pointer, count: B * H)
-                    if isLSTM { (slot + (L + k) * B * H).update(from: cache.cell.pointer, count: B * H) }
+                    (slot + k * B * R).update(from: cache.hidden.pointer, count: B * R)
+                    if isLSTM { (slot + cells + k * B * H).update(from: cache.cell.pointer, count: B * H) }
                 }
                 layerForward(k, steps)
                 if packed { keepFinishedRows(layer: k, steps) }
             }
             if recomputes {
-                (outputSequence.pointer + absoluteRow(segment.start, batch: B) * H)
-                    .update(from: layers[L - 1].hidden.pointer + B * H, count: steps.total * H)
+                (outputSequence.pointer + absoluteRow(segment.start, batch: B) * R)
+                    .update(from: layers[L - 1].hidden.pointer + B * R, count: steps.total * R)
             }
         }
         if let packing {
-            let states = isLSTM ? 2 * L : L
-            packing.permuteRows(sortedFinalStates.pointer, into: finalStates.pointer, layers: states, width: H, toSorted: false)
-            packing.unpack(recomputes ? outputSequence.pointer : layers[L - 1].hidden.pointer + B * H,
-                           into: paddedOutput.reserve(T * B * H), width: H)
+            packing.permuteRows(sortedFinalStates.pointer, into: finalStates.pointer, layers: L, width: R, toSorted: false)
+            if isLSTM { packing.permuteRows(sortedFinalStates.pointer + cells, into: finalStates.pointer + cells, layers: L, width: H, toSorted: false) }
+            packing.unpack(recomputes ? outputSequence.pointer : layers[L - 1].hidden.pointer + B * R,
+                           into: paddedOutput.reserve(T * B * R), width: R)
         } else if recomputes {
             let n = segmentList.last!.count
             for k in 0..<L {
-                (finalStates.pointer + k * B * H).update(from: layers[k].hidden.pointer + n * B * H, count: B * H)
-                if isLSTM { (finalStates.pointer + (L + k) * B * H).update(from: layers[k].cell.pointer + n * B * H, count: B * H) }
+                (finalStates.pointer + k * B * R).update(from: layers[k].hidden.pointer + n * B * R, count: B * R)
+                if isLSTM { (finalStates.pointer + cells + k * B * H).update(from: layers[k].cell.pointer + n * B * H, count: B * H) }
             }
         }
     }
@@ -390,7 +400,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Forward of layer `k` over absolute steps [first, first + n); its `hidden` (and `cell`) slot 0 already holds the
     /// state at `first`, and for k > 0 its `input` holds the layer below's (dropped-out) output for these steps.
     private func layerForward(_ k: Int, _ steps: StepRows) {
-        let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H, R = configuration.stateSize
         let first = steps.first, n = steps.count, B = steps.batch
         let cache = layers[k]
         let inSize = configuration.layerInputSize(k)
@@ -432,16 +442,16 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         // 3. Dropout on this layer's output feeds the next layer.
         guard k < L - 1 else { cache.droppedOut = false; return }
         let next = layers[k + 1].input.pointer
-        let out = cache.hidden.pointer + B * H
+        let out = cache.hidden.pointer + B * R
         let p = configuration.dropout
         cache.droppedOut = cachedTraining && p > 0
-        guard cache.droppedOut else { next.update(from: out, count: steps.total * H); return }
+        guard cache.droppedOut else { next.update(from: out, count: steps.total * R); return }
         let mask = cache.dropoutMask.pointer
         let keepScale = Scalar(1 / (1 - p))
         for block in timeBlocks(first: first, steps: n) {
             var blockGenerator = SeededGenerator(
                 seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
-            for i in (steps.offset(block.start - first) * H)..<(steps.offset(block.end - first) * H) {
+            for i in (steps.offset(block.start - first) * R)..<(steps.offset(block.end - first) * R) {
                 mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
                 next[i] = out[i] * mask[i]
             }
@@ -451,13 +461,14 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// With a variable-length batch: copies the states of the rows whose last step is in `steps` (sorted rows
     /// [B_{t+1}, B_t) end at step t) into `sortedFinalStates`.
     private func keepFinishedRows(layer k: Int, _ steps: StepRows) {
-        let L = configuration.numLayers, H = configuration.hiddenSize, B = steps.batch
+        let L = configuration.numLayers, H = configuration.hiddenSize, B = steps.batch, R = configuration.stateSize
         for t in 0..<steps.count {
             let ending = steps.rows(t), continuing = packing!.batchSizes[steps.first + t + 1]
             guard ending > continuing else { continue }
-            let count = (ending - continuing) * H, from = (steps.output(t) + continuing) * H, to = (k * B + continuing) * H
-            (sortedFinalStates.pointer + to).update(from: layers[k].hidden.pointer + from, count: count)
-            if configuration.cell == .lstm { (sortedFinalStates.pointer + L * B * H + to).update(from: layers[k].cell.pointer + from, count: count) }
+            let rows = ending - continuing, row = steps.output(t) + continuing
+            (sortedFinalStates.pointer + (k * B + continuing) * R).update(from: layers[k].hidden.pointer + row * R, count: rows * R)
+            guard configuration.cell == .lstm else { continue }
+            (sortedFinalStates.pointer + L * B * R + (k * B + continuing) * H).update(from: layers[k].cell.pointer + row * H, count: rows * H)
         }
     }
 
@@ -485,8 +496,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                                              initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
             return
         }
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount
-        let GH = G * H
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount, R = configuration.stateSize
+        let GH = G * H, cells = L * B * R
         switch truncation {
         case .none: truncationGenerators = []
         case .fixed(let length):
@@ -498,13 +509,13 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         }
         self.truncation = truncation
         if usesPackedWeights && !packedBackwardReady {
-            for k in 0..<L { packedBackward[k].pack(transB: false, k: GH, n: H, b: weightHH[k], ldb: H) }
+            for k in 0..<L { packedBackward[k].pack(transB: false, k: GH, n: R, b: weightHH[k], ldb: R) }
             packedBackwardReady = true
         }
         if recordsHiddenGradients {
             guard packing == nil else { throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch") }
             recordedBatch = B
-            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * H), count: L)
+            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * R), count: L)
         }
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
         let segmentList = segments(steps: T)
@@ -513,20 +524,22 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         let dRecurrent = isGRU ? gradRecurrent.reserve(segmentSteps * B * GH) : dProjected
         let dLayerOutput = gradOutput.reserve(segmentSteps * B * H)
         gradHidden.reserve(B * H); gradHiddenNext.reserve(B * H); gradCell.reserve(B * H)
-        // dL/dh (then dL/dc) per layer at the end of the segment being processed, (2, L, B, H).
+        if R != H { projectionScratch.reserve(2 * B * H); zeroRows.reserve(B * H).update(repeating: 0, count: B * H) }
+        // dL/dh (L, B, R) then dL/dc (L, B, H) per layer at the end of the segment being processed.
         let carried = carriedGradients.reserve(2 * L * B * H)
-        if let g = finalHiddenGradient { carried.update(from: g, count: L * B * H) } else { carried.update(repeating: 0, count: L * B * H) }
-        if isLSTM, let g = finalCellGradient { (carried + L * B * H).update(from: g, count: L * B * H) }
-        else { (carried + L * B * H).update(repeating: 0, count: L * B * H) }
+        if let g = finalHiddenGradient { carried.update(from: g, count: L * B * R) } else { carried.update(repeating: 0, count: L * B * R) }
+        if isLSTM, let g = finalCellGradient { (carried + cells).update(from: g, count: L * B * H) }
+        else { (carried + cells).update(repeating: 0, count: L * B * H) }
         // A variable-length batch works on sorted rows: the output gradient's valid positions packed, the final-state
         // gradients permuted (each waits in the carried gradient until backward reaches its row's last step).
         var outputSource = outputGradient
         if let packing {
             let sorted = stagedStates.reserve(2 * L * B * H) // free after the forward
-            sorted.update(from: carried, count: 2 * L * B * H)
-            packing.permuteRows(sorted, into: carried, layers: 2 * L, width: H, toSorted: true)
-            let packedOutput = packedGradient.reserve(packing.validRows * H)
-            packing.pack(outputGradient, into: packedOutput, width: H)
+            sorted.update(from: carried, count: cells + L * B * H)
+            packing.permuteRows(sorted, into: carried, layers: L, width: R, toSorted: true)
+            packing.permuteRows(sorted + cells, into: carried + cells, layers: L, width: H, toSorted: true)
+            let packedOutput = packedGradient.reserve(packing.validRows * R)
+            packing.pack(outputGradient, into: packedOutput, width: R)
             outputSource = UnsafePointer(packedOutput)
             if inputGradient != nil && cachedTokens == nil { packedInputGradient.reserve(packing.validRows * configuration.inputSize) }
         }
@@ -543,17 +556,17 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 heldSegment = index
             }
             let steps = StepRows(first: first, count: n, batch: B, packing: packing)
-            dLayerOutput.update(from: outputSource + absoluteRow(first, batch: B) * H, count: steps.total * H)
+            dLayerOutput.update(from: outputSource + absoluteRow(first, batch: B) * R, count: steps.total * R)
             for k in stride(from: L - 1, through: 0, by: -1) {
-                gradHidden.pointer.update(from: carried + k * B * H, count: B * H)
-                if isLSTM { gradCell.pointer.update(from: carried + (L + k) * B * H, count: B * H) }
+                gradHidden.pointer.update(from: carried + k * B * R, count: B * R)
+                if isLSTM { gradCell.pointer.update(from: carried + cells + k * B * H, count: B * H) }
                 switch configuration.cell {
                 case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
                 case .lstm: lstmBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
                 case .gru: gruBackward(layer: k, steps, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
                 }
-                (carried + k * B * H).update(from: gradHidden.pointer, count: B * H)
-                if isLSTM { (carried + (L + k) * B * H).update(from: gradCell.pointer, count: B * H) }
+                (carried + k * B * R).update(from: gradHidden.pointer, count: B * R)
+                if isLSTM { (carried + cells + k * B * H).update(from: gradCell.pointer, count: B * H) }
                 accumulateWeightGradients(k, steps, dProjected: dProjected, dRecurrent: dRecurrent)
                 // dL/dinput (rows, In) = dProjected x W_ih, per time block; for k > 0 the layer below's output gradient.
                 if k == 0 && (cachedTokens != nil || inputGradient == nil) { continue }
@@ -568,19 +581,19 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 }
                 if k > 0 && layers[k - 1].droppedOut {
                     let mask = layers[k - 1].dropoutMask.pointer
-                    for i in 0..<(steps.total * H) { dLayerOutput[i] *= mask[i] }
+                    for i in 0..<(steps.total * R) { dLayerOutput[i] *= mask[i] }
                 }
             }
         }
         if let packing {
-            if let g = initialHiddenGradient { packing.permuteRows(carried, into: g, layers: L, width: H, toSorted: false) }
-            if isLSTM, let g = initialCellGradient { packing.permuteRows(carried + L * B * H, into: g, layers: L, width: H, toSorted: false) }
+            if let g = initialHiddenGradient { packing.permuteRows(carried, into: g, layers: L, width: R, toSorted: false) }
+            if isLSTM, let g = initialCellGradient { packing.permuteRows(carried + cells, into: g, layers: L, width: H, toSorted: false) }
             if cachedTokens == nil, let dx = inputGradient {
                 packing.unpack(packedInputGradient.pointer, into: dx, width: configuration.inputSize)
             }
         } else {
-            if let g = initialHiddenGradient { g.update(from: carried, count: L * B * H) }
-            if isLSTM, let g = initialCellGradient { g.update(from: carried + L * B * H, count: L * B * H) }
+            if let g = initialHiddenGradient { g.update(from: carried, count: L * B * R) }
+            if isLSTM, let g = initialCellGradient { g.update(from: carried + cells, count: L * B * H) }
         }
         if cachedTokens != nil {
             let I = configuration.inputSize, dw = gradWeightIH[0], dwT = oneHotScratch.pointer
@@ -592,11 +605,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// so the same bits).
     private func recomputeSegment(_ index: Int, first: Int, steps n: Int, batch B: Int) {
         let steps = StepRows(first: first, count: n, batch: B, packing: packing)
-        let L = configuration.numLayers, H = configuration.hiddenSize
+        let L = configuration.numLayers, H = configuration.hiddenSize, R = configuration.stateSize
         let slot = stateCheckpoints.pointer + index * 2 * L * B * H
         for k in 0..<L {
-            layers[k].hidden.pointer.update(from: slot + k * B * H, count: B * H)
-            if configuration.cell == .lstm { layers[k].cell.pointer.update(from: slot + (L + k) * B * H, count: B * H) }
+            layers[k].hidden.pointer.update(from: slot + k * B * R, count: B * R)
+            if configuration.cell == .lstm { layers[k].cell.pointer.update(from: slot + L * B * R + k * B * H, count: B * H) }
             layerForward(k, steps)
         }
     }
@@ -605,7 +618,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// block first (the order is the same whether the sequence is one segment or many).
     private func accumulateWeightGradients(_ k: Int, _ steps: StepRows,
                                            dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H, R = configuration.stateSize
         let first = steps.first, B = steps.batch
         let cache = layers[k]
         let inSize = configuration.layerInputSize(k)
@@ -615,17 +628,17 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             let dP = dProjected + local * GH, dR = dRecurrent + local * GH
             // dW_hh += dRec^T (G*H, rows) x [h_{t-1}] (rows, H). With equal lengths the h_{t-1} rows are contiguous in
             // the state cache; a variable-length batch gathers step t's first B_t rows of h_{t-1}.
-            var hPrev = UnsafePointer(cache.hidden.pointer + local * H)
+            var hPrev = UnsafePointer(cache.hidden.pointer + local * R)
             if packing != nil {
-                let gathered = gatheredHidden.reserve(rows * H)
+                let gathered = gatheredHidden.reserve(rows * R)
                 for t in (block.start - first)..<(block.end - first) {
-                    (gathered + (steps.offset(t) - local) * H).update(from: cache.hidden.pointer + steps.previous(t) * H, count: steps.rows(t) * H)
+                    (gathered + (steps.offset(t) - local) * R).update(from: cache.hidden.pointer + steps.previous(t) * R, count: steps.rows(t) * R)
                 }
                 hPrev = UnsafePointer(gathered)
             }
-            Scalar.gemm(transA: true, transB: false, m: GH, n: H, k: rows,
-                        alpha: 1, a: dR, lda: GH, b: hPrev, ldb: H,
-                        beta: 1, c: gradWeightHH[k], ldc: H)
+            Scalar.gemm(transA: true, transB: false, m: GH, n: R, k: rows,
+                        alpha: 1, a: dR, lda: GH, b: hPrev, ldb: R,
+                        beta: 1, c: gradWeightHH[k], ldc: R)
             if dR == dP {
                 // RNN and LSTM: both biases receive the same column sums; compute them once.
                 sums.update(repeating: 0, count: GH)
@@ -654,25 +667,25 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     // MARK: - Recurrent products
 
-    /// out (B, G*H) = h (B, H) W_hh^T + beta * out, from the packed weight when this forward packed it.
+    /// out (B, G*H) = h (B, R) W_hh^T + beta * out, from the packed weight when this forward packed it.
     @inline(__always)
     func recurrentProduct(layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let R = configuration.stateSize, GH = configuration.cell.gateCount * configuration.hiddenSize
         if usesPackedWeights {
-            packedForward[k].multiply(h, m: B, lda: H, beta: beta, into: out, ldc: GH)
+            packedForward[k].multiply(h, m: B, lda: R, beta: beta, into: out, ldc: GH)
         } else {
-            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: H, alpha: 1, a: h, lda: H, b: weightHH[k], ldb: H, beta: beta, c: out, ldc: GH)
+            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: R, alpha: 1, a: h, lda: R, b: weightHH[k], ldb: R, beta: beta, c: out, ldc: GH)
         }
     }
 
-    /// dh (B, H) = dGates (B, G*H) W_hh + beta * dh: the hidden slice of the gradient, to step t-1.
+    /// dh (B, R) = dGates (B, G*H) W_hh + beta * dh: the hidden slice of the gradient, to step t-1.
     @inline(__always)
     func recurrentGradientProduct(layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H
+        let R = configuration.stateSize, GH = configuration.cell.gateCount * configuration.hiddenSize
         if usesPackedWeights {
-            packedBackward[k].multiply(dGates, m: B, lda: GH, beta: beta, into: dh, ldc: H)
+            packedBackward[k].multiply(dGates, m: B, lda: GH, beta: beta, into: dh, ldc: R)
         } else {
-            Scalar.gemm(transA: false, transB: false, m: B, n: H, k: GH, alpha: 1, a: dGates, lda: GH, b: weightHH[k], ldb: H, beta: beta, c: dh, ldc: H)
+            Scalar.gemm(transA: false, transB: false, m: B, n: R, k: GH, alpha: 1, a: dGates, lda: GH, b: weightHH[k], ldb: R, beta: beta, c: dh, ldc: R)
         }
     }
 
@@ -680,19 +693,20 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
     @inline(__always)
-    func truncateRecurrentGradient(layer k: Int, step t: Int, count: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
+    func truncateRecurrentGradient(layer k: Int, step t: Int, rows: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
+        let hCount = rows * configuration.stateSize, cCount = rows * configuration.hiddenSize
         switch truncation {
         case .none: return
         case .fixed(let length):
             guard t > 0, t % length == 0 else { return } // t = 0 feeds h0, whose gradient the first chunk keeps
-            dh.update(repeating: 0, count: count)
-            dc?.update(repeating: 0, count: count)
+            dh.update(repeating: 0, count: hCount)
+            dc?.update(repeating: 0, count: cCount)
         case .randomized(let p, _):
             let keep = truncationGenerators[k].nextUnit() < p
             let weight: Scalar = keep ? Scalar(1 / p) : 0
             if keep && p == 1 { return }
-            for i in 0..<count { dh[i] *= weight }
-            if let dc { for i in 0..<count { dc[i] *= weight } }
+            for i in 0..<hCount { dh[i] *= weight }
+            if let dc { for i in 0..<cCount { dc[i] *= weight } }
         }
     }
 
@@ -700,7 +714,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     @inline(__always)
     func recordGradientNorm(layer k: Int, step t: Int, rows: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
         guard recordsHiddenGradients else { return }
-        let count = rows * configuration.hiddenSize
+        let count = rows * configuration.stateSize
         for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
     }
 

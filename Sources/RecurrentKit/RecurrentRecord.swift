@@ -67,7 +67,7 @@ extension RecurrentNetwork {
     ///   - B: batch rows (>= 1).
     ///   - input: (T, B, I) dense features, or nil with `tokens`.
     ///   - tokens: T*B indices in [0, I), time-major, read as one-hot rows (nil with dense `input`).
-    ///   - initialHidden: h0 (directions x L, B, H) or nil for zeros. Copied before any workspace changes, so it may point into
+    ///   - initialHidden: h0 (directions x L, B, R) or nil for zeros (R = ``RecurrentConfiguration/stateSize``). Copied before any workspace changes, so it may point into
     ///     this network's previous final state.
     ///   - initialCell: c0 (directions x L, B, H) for the LSTM, or nil for zeros (copied like `initialHidden`).
     ///   - lengths: B sequence lengths in [1, T] for a variable-length batch, or nil (see
@@ -173,9 +173,9 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Double)
     public func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) throws {
         try network.check(self)
-        let BH = batch * network.configuration.hiddenSize
+        let BR = batch * network.configuration.stateSize, BH = batch * network.configuration.hiddenSize
         for k in 0..<network.configuration.stateLayers {
-            (hidden + k * BH).update(from: network.finalHidden(layer: k), count: BH)
+            (hidden + k * BR).update(from: network.finalHidden(layer: k), count: BR)
             if let cell, network.configuration.cell.hasCellState { (cell + k * BH).update(from: network.finalCell(layer: k), count: BH) }
         }
     }

@@ -1,7 +1,8 @@
 // The values a recurrent stack reads and returns: states, input, truncation.
 
 /// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H); (2L, B, H) for a
-/// bidirectional stack (layer 0 forward, layer 0 reverse, layer 1 forward, ...).
+/// bidirectional stack (layer 0 forward, layer 0 reverse, layer 1 forward, ...). With an LSTM projection, h is
+/// (L, B, P) (``RecurrentConfiguration/stateSize``).
 public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
     /// Hidden states, (L, B, H).
     public var h: Tensor<Scalar>
@@ -16,9 +17,8 @@ public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
 
     /// Zeros for `configuration` and batch size `batch`.
     public init(zerosFor configuration: RecurrentConfiguration, batch: Int) {
-        let shape = [configuration.stateLayers, batch, configuration.hiddenSize]
-        h = Tensor(zeros: shape)
-        c = configuration.cell.hasCellState ? Tensor(zeros: shape) : nil
+        h = Tensor(zeros: [configuration.stateLayers, batch, configuration.stateSize])
+        c = configuration.cell.hasCellState ? Tensor(zeros: [configuration.stateLayers, batch, configuration.hiddenSize]) : nil
     }
 }
 

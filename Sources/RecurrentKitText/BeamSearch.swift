@@ -69,14 +69,14 @@ extension TextGenerator {
             }
             guard produced < length, !next.isEmpty else { break }
             // The kept hypotheses' states, gathered from their parents' rows; one step for all of them at once.
-            let L = state.h.shape[0], H = model.configuration.hiddenSize
-            var h = Tensor<Float>(zeros: [L, next.count, H]), c: Tensor<Float>? = state.c.map { _ in Tensor(zeros: [L, next.count, H]) }
+            let L = state.h.shape[0], R = state.h.shape[2], H = model.configuration.hiddenSize // h width (P with a projection), c width
+            var h = Tensor<Float>(zeros: [L, next.count, R]), c: Tensor<Float>? = state.c.map { _ in Tensor(zeros: [L, next.count, H]) }
             let previousBatch = state.h.shape[1]
             for (i, parent) in parents.enumerated() {
                 for layer in 0..<L {
-                    for j in 0..<H {
-                        h.scalars[(layer * next.count + i) * H + j] = state.h.scalars[(layer * previousBatch + rows[parent]) * H + j]
-                        if let sc = state.c { c!.scalars[(layer * next.count + i) * H + j] = sc.scalars[(layer * previousBatch + rows[parent]) * H + j] }
+                    for j in 0..<R { h.scalars[(layer * next.count + i) * R + j] = state.h.scalars[(layer * previousBatch + rows[parent]) * R + j] }
+                    if let sc = state.c {
+                        for j in 0..<H { c!.scalars[(layer * next.count + i) * H + j] = sc.scalars[(layer * previousBatch + rows[parent]) * H + j] }
                     }
                 }
             }

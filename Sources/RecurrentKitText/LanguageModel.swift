@@ -19,10 +19,12 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// model sees the token it must predict (d2l 9.4), so it can be loaded and its logits computed, but it is refused
     /// for training, evaluation and generation. Default false.
     public var bidirectional: Bool
+    /// LSTM projection width P (PyTorch `proj_size`), or 0 (default) for none: h and the head's input then have width P.
+    public var projectionSize: Int
 
     /// Creates a configuration (validated by ``validate()``).
     public init(vocabularySize: Int, cell: CellKind, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, embeddingSize: Int? = nil,
-                bias: Bool = true, bidirectional: Bool = false) {
+                bias: Bool = true, bidirectional: Bool = false, projectionSize: Int = 0) {
         self.vocabularySize = vocabularySize
         self.cell = cell
         self.hiddenSize = hiddenSize
@@ -31,22 +33,26 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
         self.embeddingSize = embeddingSize
         self.bias = bias
         self.bidirectional = bidirectional
+        self.projectionSize = projectionSize
     }
 
-    private enum CodingKeys: String, CodingKey { case vocabularySize, cell, hiddenSize, numLayers, dropout, embeddingSize, bias, bidirectional }
+    private enum CodingKeys: String, CodingKey {
+        case vocabularySize, cell, hiddenSize, numLayers, dropout, embeddingSize, bias, bidirectional, projectionSize
+    }
 
-    /// Decodes a configuration; `bias` (true) and `bidirectional` (false) may be absent, as in every file written
-    /// before they existed.
+    /// Decodes a configuration; `bias` (true), `bidirectional` (false) and `projectionSize` (0) may be absent, as in
+    /// every file written before they existed.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(vocabularySize: try c.decode(Int.self, forKey: .vocabularySize), cell: try c.decode(CellKind.self, forKey: .cell),
                   hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
                   dropout: try c.decode(Double.self, forKey: .dropout), embeddingSize: try c.decodeIfPresent(Int.self, forKey: .embeddingSize),
                   bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
-                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false)
+                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false,
+                  projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
-    /// Encodes the configuration; `bias` and `bidirectional` only when they differ from the defaults, so a default
+    /// Encodes the configuration; `bias`, `bidirectional` and `projectionSize` only when they differ from the defaults, so a default
     /// model's metadata is what earlier versions wrote.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -58,12 +64,13 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
         try c.encodeIfPresent(embeddingSize, forKey: .embeddingSize)
         if !bias { try c.encode(false, forKey: .bias) }
         if bidirectional { try c.encode(true, forKey: .bidirectional) }
+        if projectionSize != 0 { try c.encode(projectionSize, forKey: .projectionSize) }
     }
 
     /// The recurrent part: its input is the one-hot width V or the embedding width E.
     public var recurrent: RecurrentConfiguration {
         RecurrentConfiguration(cell: cell, inputSize: embeddingSize ?? vocabularySize, hiddenSize: hiddenSize,
-                               numLayers: numLayers, dropout: dropout, bias: bias, bidirectional: bidirectional)
+                               numLayers: numLayers, dropout: dropout, bias: bias, bidirectional: bidirectional, projectionSize: projectionSize)
     }
 
     /// Throws unless the model predicts the next token from the past only (it is not ``bidirectional``).
@@ -83,7 +90,7 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     }
 
     /// `state_dict` layout: `embedding.weight` (V, E) when embedded, `rnn.*`, `output.weight` (V, H) ((V, 2H) when
-    /// bidirectional), `output.bias` (V).
+    /// bidirectional, P instead of H with a projection), `output.bias` (V).
     public var parameterLayout: ParameterLayout {
         var layout = ParameterLayout()
         if let e = embeddingSize { Embedding<Float>.declareParameters(prefix: "embedding.", vocabularySize: vocabularySize, dimension: e, into: &layout) }
@@ -158,7 +165,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         }
         let L = configuration.recurrent.stateLayers, H = configuration.hiddenSize
         if let state {
-            try state.h.requireShape(L, B, H, name: "state.h")
+            try state.h.requireShape(L, B, configuration.recurrent.stateSize, name: "state.h")
             if configuration.cell.hasCellState, let c = state.c { try c.requireShape(L, B, H, name: "state.c") }
         }
         cachedTokens = inputs
@@ -227,7 +234,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         return try Tensor(shape: [T, B, V], scalars: Array(UnsafeBufferPointer(start: p, count: T * B * V)))
     }
 
-    // Generation: the carried state, (2, L, 1, H) h then c, so each step reads it as h0/c0 without allocating.
+    // Generation: the carried state, (L, 1, R) h then (L, 1, H) c, so each step reads it as h0/c0 without allocating.
     private let generationState = Workspace<Scalar>()
 
     /// Batch-1 generation step: feeds `tokens` (the prefix on the first call, then one token at a time), carrying the
@@ -235,9 +242,9 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     /// next call).
     func generationLogits(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Scalar> {
         try configuration.requireCausal(for: "generation")
-        let L = configuration.numLayers, H = configuration.hiddenSize, V = configuration.vocabularySize
-        let state = generationState.reserve(2 * L * H)
-        if reset { state.update(repeating: 0, count: 2 * L * H) }
+        let L = configuration.numLayers, H = configuration.recurrent.stateSize, V = configuration.vocabularySize
+        let state = generationState.reserve(L * (H + configuration.hiddenSize))
+        if reset { state.update(repeating: 0, count: L * (H + configuration.hiddenSize)) }
         var generator = SeededGenerator(seed: 0)
         let T = tokens.count
         guard T >= 1 else { throw RecurrentKitError("generation needs at least one token") }

@@ -10,7 +10,7 @@ final class GradientCheckTests: XCTestCase {
         let expectedNames = Set(["input", "h0"] + (options.configuration.cell.hasCellState ? ["c0"] : [])
             + (1..<max(options.chunks, 1)).map { "input_chunk\($0 + 1)" })
         XCTAssertTrue(expectedNames.isSubset(of: Set(results.map(\.name))), "missing tensors", file: file, line: line)
-        let perLayer = (options.configuration.bias ? 4 : 2) * options.configuration.directions
+        let perLayer = ((options.configuration.bias ? 4 : 2) + (options.configuration.projectionSize > 0 ? 1 : 0)) * options.configuration.directions
         XCTAssertEqual(results.count, perLayer * options.configuration.numLayers + expectedNames.count, file: file, line: line)
         for r in results {
             XCTAssertLessThanOrEqual(r.worstRelativeError, tolerance,
@@ -59,6 +59,17 @@ final class GradientCheckTests: XCTestCase {
             options.lengths = [2, 4, 1]
             try assertPasses(options)
         }
+    }
+
+    func testLSTMProjection() throws {
+        // proj_size 2 < H 4: weight_hr and every other tensor; with dropout, bidirectional, packed and in chunks.
+        try assertPasses(.init(configuration: .init(cell: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 2, projectionSize: 2),
+                               batch: 3, steps: 4, chunks: 2, seed: 19), tolerance: 1e-6)
+        var options = GradientCheck.Options(configuration: .init(cell: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 2, dropout: 0.3,
+                                                                  bidirectional: true, projectionSize: 3),
+                                            batch: 3, steps: 4, lastStepOnly: true, training: true, seed: 20)
+        options.lengths = [4, 1, 3]
+        try assertPasses(options)
     }
 
     func testEveryCellTruncatedChunks() throws {

@@ -67,6 +67,7 @@ final class InterchangeTests: XCTestCase {
             XCTAssertEqual(checkpoint.vocabulary.mode.rawValue, d["vocabularyMode"] as? String, c.name)
             XCTAssertEqual(configuration.bias, d["bias"] as? Bool ?? true, c.name)
             XCTAssertEqual(configuration.bidirectional, d["bidirectional"] as? Bool ?? false, c.name)
+            XCTAssertEqual(configuration.projectionSize, (d["projectionSize"] as? NSNumber)?.intValue ?? 0, c.name)
             XCTAssertTrue(checkpoint.extraTensors.isEmpty && checkpoint.extraDoubleTensors.isEmpty, c.name)
 
             // The text encodes to the stored tokens as `rnn eval` would encode it.

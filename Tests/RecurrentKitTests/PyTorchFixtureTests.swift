@@ -20,6 +20,10 @@ final class PyTorchFixtureTests: XCTestCase {
             names.append("\(cell)_l2_all_steps_packed_batchfirst")
             names.append("\(cell)_l2_all_steps_batchfirst")
         }
+        // LSTM projection (proj_size 3, H 5): alone, bidirectional, bidirectional + packed, truncated.
+        for layers in [1, 2] { for loss in ["all_steps", "last_step"] { names.append("lstm_l\(layers)_\(loss)_proj3") } }
+        names += ["lstm_l2_all_steps_bidirectional_proj3", "lstm_l2_all_steps_bidirectional_packed_proj3",
+                  "lstm_l2_last_step_bidirectional_packed_proj3", "lstm_l2_truncated_proj3"]
         return names
     }()
 
@@ -30,7 +34,8 @@ final class PyTorchFixtureTests: XCTestCase {
         let cell = try CellKind(parsing: fixture["cell"] as! String)
         let config = RecurrentConfiguration(cell: cell, inputSize: fixture["input_size"] as! Int,
                                             hiddenSize: fixture["hidden_size"] as! Int, numLayers: fixture["num_layers"] as! Int,
-                                            bias: fixture["bias"] as? Bool ?? true, bidirectional: fixture["bidirectional"] as? Bool ?? false)
+                                            bias: fixture["bias"] as? Bool ?? true, bidirectional: fixture["bidirectional"] as? Bool ?? false,
+                                            projectionSize: fixture["proj_size"] as? Int ?? 0)
         var generator = SeededGenerator(seed: 1)
         let network = try RecurrentNetwork<Scalar>(config, generator: &generator)
         let parameters = fixture["parameters"] as! [String: Any]

@@ -51,7 +51,7 @@ extension RecurrentNetwork {
             recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
             // Rows whose sequence ended before step t keep their pending final-state gradient.
             if B < allRows { (dhNext + B * H).update(from: dh + B * H, count: (allRows - B) * H) }
-            truncateRecurrentGradient(layer: k, step: steps.first + t, count: B * H, dhNext, nil)
+            truncateRecurrentGradient(layer: k, step: steps.first + t, rows: B, dhNext, nil)
             swap(&dh, &dhNext)
         }
         if dh != gradHidden.pointer { gradHidden.pointer.update(from: dh, count: allRows * H) }

@@ -6,18 +6,20 @@
 //     dc = dc_next + dh o (1 - tanh^2 c_t)
 //     di = dc g i (1 - i),  df = dc c_{t-1} f (1 - f),  dg = dc i (1 - g^2),  do = dh tanh(c_t) o (1 - o)
 //     dc_{t-1} = dc f,  dh_{t-1} = [di, df, dg, do] W_hh,  dx_t = [di, df, dg, do] W_ih
+// With a projection (PyTorch `proj_size` P): m_t = o tanh(c_t) and h_t = W_hr m_t (width P); backward
+//     dW_hr += dh^T m_t,  dm = dh W_hr, and dm takes the place of dh above.
 
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
 extension RecurrentNetwork {
     /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
     func lstmForward(layer k: Int, _ steps: StepRows) {
-        let H = configuration.hiddenSize, GH = 4 * H
+        let H = configuration.hiddenSize, GH = 4 * H, R = configuration.stateSize
         let cache = layers[k]
         let bhh = biasHH[k]
         for t in 0..<steps.count {
             let B = steps.rows(t)
-            let hPrev = cache.hidden.pointer + steps.previous(t) * H, h = cache.hidden.pointer + steps.output(t) * H
+            let hPrev = cache.hidden.pointer + steps.previous(t) * R, h = cache.hidden.pointer + steps.output(t) * R
             let cPrev = cache.cell.pointer + steps.previous(t) * H, c = cache.cell.pointer + steps.output(t) * H
             let tc = cache.tanhCell.pointer + steps.offset(t) * H
             let gates = cache.gates.pointer + steps.offset(t) * GH
@@ -29,14 +31,17 @@ extension RecurrentNetwork {
             let task = rowTasks.lstmForward
             task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
             forEachRowChunk(task, batch: B, width: GH)
-            lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: h, batch: B, width: H)
+            guard R != H else { lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: h, batch: B, width: H); continue }
+            let m = cache.unprojected.pointer + steps.offset(t) * H
+            lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: m, batch: B, width: H)
+            Scalar.gemm(transA: false, transB: true, m: B, n: R, k: H, alpha: 1, a: m, lda: H, b: weightHR[k], ldb: H, beta: 0, c: h, ldc: R)
         }
     }
 
     /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
     /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
     func lstmBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
-        let H = configuration.hiddenSize, GH = 4 * H
+        let H = configuration.hiddenSize, GH = 4 * H, R = configuration.stateSize
         let cache = layers[k]
         let dh = gradHidden.pointer, dc = gradCell.pointer
         for t in stride(from: steps.count - 1, through: 0, by: -1) {
@@ -44,15 +49,25 @@ extension RecurrentNetwork {
             let cPrev = cache.cell.pointer + steps.previous(t) * H
             let tc = cache.tanhCell.pointer + steps.offset(t) * H
             let gates = cache.gates.pointer + steps.offset(t) * GH
-            let dOut = dOutput + steps.offset(t) * H
+            let dOut = dOutput + steps.offset(t) * R
             let dGates = dPre + steps.offset(t) * GH
             recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
             let task = rowTasks.lstmBackward
             task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
             task.dh = dh; task.dc = dc; task.dOut = dOut
+            if R != H {
+                // Through the projection: dh_total = dh + dOut (B, R); dW_hr += dh_total^T m_t; dm = dh_total W_hr (B, H).
+                let total = projectionScratch.pointer, dm = total + B * H, m = cache.unprojected.pointer + steps.offset(t) * H
+                for i in 0..<(B * R) { total[i] = dh[i] + dOut[i] }
+                Scalar.gemm(transA: true, transB: false, m: R, n: H, k: B, alpha: 1, a: total, lda: R, b: m, ldb: H,
+                            beta: 1, c: gradWeightHR[k], ldc: H)
+                Scalar.gemm(transA: false, transB: false, m: B, n: H, k: R, alpha: 1, a: total, lda: R, b: weightHR[k], ldb: H,
+                            beta: 0, c: dm, ldc: H)
+                task.dh = dm; task.dOut = zeroRows.pointer
+            }
             forEachRowChunk(task, batch: B, width: GH)
             recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(layer: k, step: steps.first + t, count: B * H, dh, dc)
+            truncateRecurrentGradient(layer: k, step: steps.first + t, rows: B, dh, dc)
         }
     }
 }
@@ -148,10 +163,13 @@ public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
 public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
+    /// - Parameter projectionSize: PyTorch `proj_size`: 0 (default) or P < H, the width of h (see
+    ///   ``RecurrentConfiguration/projectionSize``).
     public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
-                bidirectional: Bool = false, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+                bidirectional: Bool = false, projectionSize: Int = 0, initialization: Initialization = .pytorch,
+                generator: inout SeededGenerator) throws {
         let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias,
-                                                   bidirectional: bidirectional)
+                                                   bidirectional: bidirectional, projectionSize: projectionSize)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }

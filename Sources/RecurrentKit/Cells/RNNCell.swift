@@ -46,7 +46,7 @@ extension RecurrentNetwork {
             task.h = h; task.dh = dh; task.dOut = dOut; task.d = d
             forEachRowChunk(task, batch: B, width: H)
             recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
-            truncateRecurrentGradient(layer: k, step: steps.first + t, count: B * H, dh, nil)
+            truncateRecurrentGradient(layer: k, step: steps.first + t, rows: B, dh, nil)
         }
     }
 }

@@ -424,7 +424,7 @@ public final class Trainer {
         optimizer.learningRate = state.learningRate
         if let h = checkpoint.extraTensors["_trainer.state.h"] {
             let shape = [model.configuration.numLayers, options.batchSize, model.configuration.hiddenSize]
-            try h.requireShape(shape, name: "_trainer.state.h")
+            try h.requireShape([shape[0], shape[1], model.configuration.recurrent.stateSize], name: "_trainer.state.h")
             let c = checkpoint.extraTensors["_trainer.state.c"]
             if model.configuration.cell.hasCellState {
                 guard let c else { throw RecurrentKitError("checkpoint has no carried cell state _trainer.state.c") }
@@ -612,8 +612,9 @@ public enum Evaluation {
         let remainder = predictions - rows * rowLength
         if remainder > 0, let final {
             // Continue the last row, whose text the remainder directly follows, with batch 1.
-            let L = model.configuration.numLayers, H = model.configuration.hiddenSize
+            let L = model.configuration.numLayers
             func lastRow(_ t: Tensor<Float>) throws -> Tensor<Float> {
+                let H = t.shape[2] // h and c widths differ with a projection
                 var values: [Float] = []
                 for k in 0..<L {
                     let start = (k * rows + rows - 1) * H
