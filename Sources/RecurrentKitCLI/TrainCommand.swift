@@ -22,6 +22,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Recurrent layers.") var layers: Int?
     @Option(help: "Dropout between layers, [0, 1).") var dropout: Double?
     @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
+    @Flag(help: "Recurrent layers without biases (PyTorch bias=False).") var noBias = false
+    @Option(help: "LSTM: project h to this width (PyTorch proj_size, below --hidden; 0 = none).") var projection: Int?
     @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN), orthogonal (W_hh gate blocks).") var initialization: Initialization?
     @Option(help: "LSTM: the forget gate's initial bias (char-rnn and Jozefowicz et al. use 1).") var forgetBias: Double?
     @Option(help: "Optimizer.") var optimizer: OptimizerKind?
@@ -68,6 +70,8 @@ struct TrainCommand: ParsableCommand {
             guard embedding >= 0 else { throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)") }
             o.embeddingSize = embedding == 0 ? nil : embedding
         }
+        if noBias { o.recurrentBias = false }
+        if let projection { o.projectionSize = projection == 0 ? nil : projection }
         if let initialization { o.initialization = initialization }
         if let forgetBias { o.forgetGateBias = forgetBias }
         if let optimizer { o.optimizer = optimizer }
@@ -103,7 +107,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored, except --recompute-interval, --time-limit and --threads).") var resume: String?
-    @Option(help: "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding.") var initFrom: String?
+    @Option(help: "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding/--no-bias/--projection.") var initFrom: String?
     @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery: Int = 0
     @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
 
@@ -140,7 +144,8 @@ struct TrainCommand: ParsableCommand {
             let start = try initFrom.map { try Checkpoint.load(from: $0) }
             if let model = start?.model.configuration {
                 try model.requireCausal(for: "training")
-                guard model.bias else { throw RecurrentKitError("--init-from: rnn train makes models with recurrent biases; this checkpoint has none (bias: false)") }
+                options.recurrentBias = model.bias ? nil : false
+                options.projectionSize = model.projectionSize == 0 ? nil : model.projectionSize
                 options.cell = model.cell
                 options.hiddenSize = model.hiddenSize
                 options.numLayers = model.numLayers

@@ -57,6 +57,35 @@ final class ResumeTests: XCTestCase {
         }
     }
 
+    func testProjectedLSTMWithoutBiasesTrainsAndResumes() throws {
+        var o = options(.sequential, optimizer: .adam)
+        o.projectionSize = 5
+        o.recurrentBias = false
+        o.epochs = 1
+        let reference = Trainer(unchecked: o)
+        let (all, _) = try losses(of: reference)
+        XCTAssertEqual(reference.model.configuration.projectionSize, 5)
+        XCTAssertFalse(reference.model.configuration.bias)
+        XCTAssertTrue(reference.model.parameters.entries.contains { $0.name == "rnn.weight_hr_l1" })
+        XCTAssertFalse(reference.model.parameters.entries.contains { $0.name.hasPrefix("rnn.bias") })
+        XCTAssertLessThan(all.last!, all.first!)
+        let first = Trainer(unchecked: o)
+        let (head, _) = try losses(of: first, stopAfter: 7)
+        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+        XCTAssertEqual(resumed.options.projectionSize, 5)
+        let (tail, _) = try losses(of: resumed)
+        XCTAssertEqual(head + tail, all)
+        // Default options keep writing the metadata they always wrote (no new keys).
+        let plain = String(decoding: try JSONEncoder().encode(options(.sequential, optimizer: .adam)), as: UTF8.self)
+        XCTAssertFalse(plain.contains("projectionSize") || plain.contains("recurrentBias"))
+        var bad = o
+        bad.cell = .gru
+        XCTAssertThrowsError(try bad.validate())
+        bad = o
+        bad.projectionSize = 12
+        XCTAssertThrowsError(try bad.validate())
+    }
+
     func testNonFiniteLossStopsOrSkips() throws {
         var o = options(.sequential, optimizer: .sgd)
         o.learningRate = 1e30       // an unbounded ReLU RNN diverges within a few updates

@@ -50,6 +50,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var dropout: Double = 0
     /// Embedding width, or nil for one-hot input (d2l). Default nil.
     public var embeddingSize: Int? = nil
+    /// Whether the recurrent layers have biases (PyTorch `bias`); nil means true (and keeps older checkpoints' metadata).
+    public var recurrentBias: Bool? = nil
+    /// LSTM projection width (PyTorch `proj_size`, below ``hiddenSize``); nil or 0: none.
+    public var projectionSize: Int? = nil
     /// Parameter initialisation. Default d2l's scratch N(0, 0.01^2).
     public var initialization: Initialization = .d2l
     /// LSTM only: the forget gate's initial bias (`RecurrentNetwork.setForgetGateBias(_:)`), e.g. 1; nil leaves the
@@ -124,6 +128,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("layers", numLayers, "must be at least 1") }
         guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)") }
         if let e = embeddingSize, e < 1 { throw RecurrentKitError.invalidArgument("embedding", e, "must be at least 1") }
+        if let p = projectionSize, p != 0 {
+            guard cell == .lstm else { throw RecurrentKitError("--projection (proj_size) is defined for the LSTM only") }
+            guard p >= 1, p < hiddenSize else { throw RecurrentKitError.invalidArgument("projection", p, "must be in 1..<hidden (\(hiddenSize)), or 0 for none") }
+        }
         guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("lr", learningRate, "must be >= 0") }
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight-decay", weightDecay, "must be >= 0") }
