@@ -242,6 +242,44 @@ final class HostileCheckpointTests: XCTestCase {
         refused("library_version") { $0.metadata["library_version"] = "0.2 0" }
     }
 
+    func testHostileProjectionAndBiasFields() throws {
+        var options = smallOptions()
+        options.cell = .lstm
+        options.projectionSize = 3
+        let trainer = try Trainer(options: options)
+        try trainer.train(shouldStop: { trainer.step >= 1 })
+        let bytes = try trainer.checkpoint().serialized()
+        XCTAssertEqual(try Checkpoint.parse(bytes).model.configuration.projectionSize, 3)
+        func edited(_ key: String, _ value: Any?, in field: String) throws -> Checkpoint {
+            var file = try SafetensorsFile(bytes: bytes)
+            var json = try JSONSerialization.jsonObject(with: Data(file.metadata[field]!.utf8)) as! [String: Any]
+            if field == "training" {
+                var options = json["options"] as! [String: Any]
+                options[key] = value
+                json["options"] = options
+            } else {
+                json[key] = value
+            }
+            file.metadata[field] = String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
+            return try Checkpoint.parse(try file.serialized())
+        }
+        // Model metadata: out of range, of the wrong type, or inconsistent with the tensors: one line each, never a trap.
+        for value: Any? in [-1, 0, options.hiddenSize, Int.max, "3", 2.5, NSNull(), nil, 2] {
+            XCTAssertThrowsError(try edited("projectionSize", value, in: "model"), "projectionSize \(String(describing: value))") { error in
+                XCTAssertTrue(error is RecurrentKitError && !"\(error)".contains("\n"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try edited("cell", "gru", in: "model"))
+        XCTAssertThrowsError(try edited("bias", false, in: "model")) // the file has bias tensors
+        // Training metadata: the same fields are checked before a model is built.
+        for (key, value) in [("projectionSize", -4), ("projectionSize", 1 << 40), ("projectionSize", 2), ("recurrentBias", false),
+                             ("recurrentBias", 7)] as [(String, Any)] {
+            XCTAssertThrowsError(try Trainer(resumingFrom: try edited(key, value, in: "training")), "\(key) \(value)") { error in
+                XCTAssertTrue(error is RecurrentKitError && !"\(error)".contains("\n"), "\(error)")
+            }
+        }
+    }
+
     func testTimeLimitOverridesTheCheckpoint() throws {
         var o = smallOptions()
         o.epochs = 1_000_000
