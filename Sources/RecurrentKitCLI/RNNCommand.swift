@@ -11,7 +11,7 @@ struct RNNCommand: ParsableCommand {
         commandName: "rnn",
         abstract: "Recurrent networks (RNN, GRU, LSTM) with hand-written backpropagation through time.",
         version: RecurrentKitVersion.string,
-        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, GradCheckCommand.self, AnalyzeCommand.self, CompareBPTTCommand.self, TaskCommand.self, BenchCommand.self, PlotCommand.self, ProbeCommand.self]
+        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, ExportCommand.self, ImportCommand.self, GradCheckCommand.self, AnalyzeCommand.self, CompareBPTTCommand.self, TaskCommand.self, BenchCommand.self, PlotCommand.self, ProbeCommand.self]
     )
 
     /// Every failure is one line on stderr and a non-zero exit; help and version go to stdout with exit 0.

@@ -1,0 +1,378 @@
+import Foundation
+import RecurrentKit
+
+// Reading ONNX language models: files written by ``ONNX/export(_:vocabulary:)`` and by `torch.onnx.export` from
+// nn.Embedding (or one-hot rows) + nn.RNN/GRU/LSTM + nn.Linear. The recurrent operators, the embedding `Gather` and the
+// head `MatMul`/`Gemm` + `Add` carry every weight; the other nodes may only be the shape plumbing such graphs use
+// (Transpose, Reshape, Squeeze, Concat, ...), and anything else is refused by name. The reader is hostile-input safe:
+// bounded sizes, checked shapes and counts, no external data, no trap on any byte string.
+
+extension ONNX {
+    /// The most bytes ``importLanguageModel(_:)`` reads (2 GiB, protobuf's own limit).
+    public static let maximumFileBytes = Int(Int32.max)
+
+    /// Operators allowed between the weight-carrying ones: they move or reshape values, never compute new ones.
+    static let plumbing: Set<String> = ["Transpose", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Slice", "Shape", "Gather",
+                                        "Constant", "ConstantOfShape", "Expand", "Identity", "Cast", "Split"]
+
+    /// A language model and, when the file carries one (files written by RecurrentKit), its vocabulary.
+    /// - Throws: on a malformed file, external data, an unsupported operator (named) or attribute, or inconsistent shapes.
+    public static func importLanguageModel(_ bytes: [UInt8]) throws -> (model: LanguageModel<Float>, vocabulary: Vocabulary?) {
+        guard bytes.count <= maximumFileBytes else { throw ONNXError("file of \(bytes.count) bytes exceeds the 2 GiB protobuf limit") }
+        let file = try ONNXFile(bytes[...])
+        let g = file.graph
+        let recurrent = g.nodes.filter { ["LSTM", "GRU", "RNN"].contains($0.op) }
+        guard let first = recurrent.first else { throw ONNXError("the graph has no LSTM, GRU or RNN node") }
+        guard recurrent.allSatisfy({ $0.op == first.op }) else { throw ONNXError("the graph mixes \(Set(recurrent.map(\.op)).sorted().joined(separator: " and ")) nodes") }
+
+        // Cell, sizes and options from the first recurrent node; every layer must agree.
+        guard let H = try first.int("hidden_size") else { throw ONNXError("node \(first.name) has no hidden_size") }
+        guard H >= 1, H <= 1 << 16 else { throw ONNXError("node \(first.name): hidden_size \(H) is outside [1, 65536]") }
+        let directionName = try first.string("direction") ?? "forward"
+        guard directionName == "forward" || directionName == "bidirectional" else {
+            throw ONNXError("node \(first.name): direction \(directionName) is not supported (forward or bidirectional)")
+        }
+        let D = directionName == "bidirectional" ? 2 : 1
+        var cell: CellKind
+        switch first.op {
+        case "LSTM": cell = .lstm
+        case "GRU": cell = .gru
+        default: cell = .rnnTanh
+        }
+        let G = cell.gateCount
+        var bias: Bool? = nil
+        var layerWeights: [(w: Tensor<Float>, r: Tensor<Float>, b: Tensor<Float>?)] = []
+        for node in recurrent {
+            guard try node.int("hidden_size") == H, (try node.string("direction") ?? "forward") == directionName else {
+                throw ONNXError("node \(node.name): every recurrent layer must have hidden_size \(H) and direction \(directionName)")
+            }
+            for unsupported in ["clip", "activation_alpha", "activation_beta"] where node.attributes[unsupported] != nil {
+                throw ONNXError("node \(node.name): attribute \(unsupported) has no PyTorch equivalent")
+            }
+            if let coupled = try node.int("input_forget"), coupled != 0 { throw ONNXError("node \(node.name): input_forget = 1 (coupled gates) has no PyTorch equivalent") }
+            if let layout = try node.int("layout"), layout != 0 { throw ONNXError("node \(node.name): layout \(layout) (batch-major) is not supported") }
+            switch node.op {
+            case "GRU":
+                guard try node.int("linear_before_reset") == 1 else {
+                    throw ONNXError("node \(node.name): a GRU with linear_before_reset = 0 is not PyTorch's GRU (reset after the product)")
+                }
+                if let a = try node.strings("activations"), a != Array(repeating: ["Sigmoid", "Tanh"], count: D).flatMap({ $0 }) {
+                    throw ONNXError("node \(node.name): activations \(a) are not the GRU's sigmoid and tanh")
+                }
+            case "LSTM":
+                if let a = try node.strings("activations"), a != Array(repeating: ["Sigmoid", "Tanh", "Tanh"], count: D).flatMap({ $0 }) {
+                    throw ONNXError("node \(node.name): activations \(a) are not the LSTM's sigmoid, tanh, tanh")
+                }
+                if node.inputs.count > 7, !node.inputs[7].isEmpty { throw ONNXError("node \(node.name): peephole weights P have no PyTorch equivalent") }
+            default:
+                let a = try node.strings("activations") ?? ["Tanh"]
+                guard a.count == D, Set(a).count == 1, a[0] == "Tanh" || a[0] == "Relu" else {
+                    throw ONNXError("node \(node.name): activations \(a) (PyTorch's RNN has tanh or relu, the same in both directions)")
+                }
+                cell = a[0] == "Tanh" ? .rnnTanh : .rnnReLU
+            }
+            guard node.inputs.count >= 3 else { throw ONNXError("node \(node.name) has \(node.inputs.count) inputs (needs X, W, R)") }
+            if node.inputs.count > 4, !node.inputs[4].isEmpty, g.initializers[node.inputs[4]] != nil {
+                throw ONNXError("node \(node.name): a constant sequence_lens is not supported")
+            }
+            let w = try g.floatInitializer(node.inputs[1], for: node)
+            let r = try g.floatInitializer(node.inputs[2], for: node)
+            let b = node.inputs.count > 3 && !node.inputs[3].isEmpty ? try g.floatInitializer(node.inputs[3], for: node) : nil
+            guard bias == nil || bias == (b != nil) else { throw ONNXError("node \(node.name): some layers have biases and others not") }
+            bias = b != nil
+            guard w.shape.count == 3, w.shape[0] == D, w.shape[1] == G * H else {
+                throw ONNXError("node \(node.name): W has shape \(w.shape), expected (\(D), \(G * H), input size)")
+            }
+            guard r.shape == [D, G * H, H] else { throw ONNXError("node \(node.name): R has shape \(r.shape), expected \([D, G * H, H])") }
+            if let b, b.shape != [D, 2 * G * H] { throw ONNXError("node \(node.name): B has shape \(b.shape), expected \([D, 2 * G * H])") }
+            layerWeights.append((w, r, b))
+        }
+        let L = recurrent.count
+        for k in 1..<max(L, 1) where layerWeights[k].w.shape[2] != D * H {
+            throw ONNXError("node \(recurrent[k].name): W reads \(layerWeights[k].w.shape[2]) inputs, expected \(D * H) (the layer below)")
+        }
+
+        // Input: embedding rows gathered from the token input, or one-hot rows.
+        var embedding: Tensor<Float>? = nil
+        let inputWidth = layerWeights[0].w.shape[2]
+        if let gather = g.nodes.first(where: { $0.op == "Gather" && $0.inputs.count == 2 && g.initializers[$0.inputs[0]]?.shape.count == 2
+                                              && g.graphInputs.contains($0.inputs[1]) }) {
+            embedding = try g.floatInitializer(gather.inputs[0], for: gather)
+            guard embedding!.shape[1] == inputWidth else {
+                throw ONNXError("embedding \(gather.inputs[0]) has width \(embedding!.shape[1]) but the first layer reads \(inputWidth)")
+            }
+        } else if !g.nodes.contains(where: { $0.op == "OneHot" }) {
+            throw ONNXError("found neither an embedding Gather nor a OneHot node on the token input")
+        }
+        let V = embedding?.shape[0] ?? inputWidth
+
+        // Head: MatMul with a (D*H, V) initializer, or Gemm with (V, D*H) and transB = 1; an Add of a (V) initializer.
+        var headWeight: Tensor<Float>? = nil, headBias: Tensor<Float>? = nil
+        for node in g.nodes where node.op == "MatMul" || node.op == "Gemm" {
+            guard node.inputs.count >= 2, let t = g.initializers[node.inputs[1]] else { continue }
+            guard headWeight == nil else { throw ONNXError("node \(node.name): a second matrix product (only one head is supported)") }
+            let weight = try g.floatInitializer(node.inputs[1], for: node)
+            if node.op == "Gemm" {
+                guard try node.int("transB") == 1, weight.shape == [V, D * H] else { throw ONNXError("node \(node.name): Gemm head with B of shape \(t.shape)") }
+                headWeight = weight
+                if node.inputs.count > 2, !node.inputs[2].isEmpty { headBias = try g.floatInitializer(node.inputs[2], for: node) }
+            } else {
+                guard weight.shape == [D * H, V] else { throw ONNXError("node \(node.name): head weight has shape \(weight.shape), expected \([D * H, V])") }
+                var transposed = Tensor<Float>(zeros: [V, D * H])
+                for j in 0..<(D * H) { for v in 0..<V { transposed.scalars[v * D * H + j] = weight.scalars[j * V + v] } }
+                headWeight = transposed
+            }
+        }
+        guard let headWeight else { throw ONNXError("found no head (MatMul or Gemm with a weight initializer)") }
+        for node in g.nodes where node.op == "Add" {
+            guard let name = node.inputs.first(where: { g.initializers[$0] != nil }) else { throw ONNXError("node \(node.name) (Add) adds no constant") }
+            guard headBias == nil else { throw ONNXError("node \(node.name): a second bias (only the head's is supported)") }
+            headBias = try g.floatInitializer(name, for: node)
+        }
+        guard let headBias, headBias.shape == [V] else { throw ONNXError("the head has no bias of shape [\(V)]") }
+
+        // Nothing else may compute.
+        let known: Set<String> = ["LSTM", "GRU", "RNN", "MatMul", "Gemm", "Add", "OneHot"]
+        if let other = g.nodes.first(where: { !known.contains($0.op) && !plumbing.contains($0.op) }) {
+            throw ONNXError("unsupported node \(other.name) (\(other.op)): only embedding/one-hot, RNN/GRU/LSTM and a linear head are imported")
+        }
+
+        let configuration = LanguageModelConfiguration(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: L,
+                                                       embeddingSize: embedding?.shape[1], bias: bias ?? true, bidirectional: D == 2)
+        try configuration.validate()
+        if let stored = file.metadata[modelKey] {
+            let saved = try? JSONDecoder().decode(LanguageModelConfiguration.self, from: Data(stored.utf8))
+            guard var saved else { throw ONNXError("metadata \(modelKey) is not a model configuration") }
+            saved.dropout = 0
+            guard saved == configuration else { throw ONNXError("metadata \(modelKey) does not match the graph's operators") }
+        }
+        let model = try LanguageModel<Float>(configuration)
+        if let embedding { try model.parameters.setTensor("embedding.weight", embedding) }
+        // Undo ONNX's gate order: PyTorch block p sits at ONNX position order.firstIndex(of: p).
+        let order = onnxGateOrder(cell), inverse = (0..<G).map { p in order.firstIndex(of: p)! }
+        for k in 0..<L {
+            let (w, r, b) = layerWeights[k]
+            let In = w.shape[2]
+            for d in 0..<D {
+                let sfx = "_l\(k)" + (d == 1 ? "_reverse" : "")
+                func block(_ t: Tensor<Float>, _ offset: Int, _ size: Int) -> [Float] { Array(t.scalars[offset..<(offset + size)]) }
+                try model.parameters.setTensor("rnn.weight_ih" + sfx, Tensor(shape: [G * H, In],
+                    scalars: reordered(block(w, d * G * H * In, G * H * In), order: inverse, block: H * In)))
+                try model.parameters.setTensor("rnn.weight_hh" + sfx, Tensor(shape: [G * H, H],
+                    scalars: reordered(block(r, d * G * H * H, G * H * H), order: inverse, block: H * H)))
+                if let b {
+                    try model.parameters.setTensor("rnn.bias_ih" + sfx, Tensor(shape: [G * H],
+                        scalars: reordered(block(b, d * 2 * G * H, G * H), order: inverse, block: H)))
+                    try model.parameters.setTensor("rnn.bias_hh" + sfx, Tensor(shape: [G * H],
+                        scalars: reordered(block(b, d * 2 * G * H + G * H, G * H), order: inverse, block: H)))
+                }
+            }
+        }
+        try model.parameters.setTensor("output.weight", headWeight)
+        try model.parameters.setTensor("output.bias", headBias)
+        guard model.parameters.valuesAreFinite() else { throw ONNXError("the file's weights hold NaN or infinite values") }
+        var vocabulary: Vocabulary? = nil
+        if let stored = file.metadata[vocabularyKey] {
+            guard let v = try? JSONDecoder().decode(Vocabulary.self, from: Data(stored.utf8)) else {
+                throw ONNXError("metadata \(vocabularyKey) is not a vocabulary")
+            }
+            guard v.count == V else { throw ONNXError("metadata \(vocabularyKey) has \(v.count) tokens but the model expects \(V)") }
+            vocabulary = v
+        }
+        return (model, vocabulary)
+    }
+}
+
+// MARK: - The parts of ModelProto the importer reads
+
+/// A node: operator, value names and attributes.
+struct ONNXNode {
+    let op: String, name: String
+    let inputs: [String], outputs: [String]
+    let attributes: [String: [ProtobufField]]
+
+    init(_ bytes: ArraySlice<UInt8>, index: Int) throws {
+        var reader = ProtobufReader(bytes)
+        var op = "", name = "", inputs: [String] = [], outputs: [String] = [], attributes: [String: [ProtobufField]] = [:]
+        while let f = try reader.next() {
+            switch f.number {
+            case 1: inputs.append(try f.string("node input name"))
+            case 2: outputs.append(try f.string("node output name"))
+            case 3: name = try f.string("node name")
+            case 4: op = try f.string("op_type")
+            case 7:
+                let domain = try f.string("node domain")
+                guard domain.isEmpty || domain == "ai.onnx" else { throw ONNXError("node \(index) uses operator domain \(domain)") }
+            case 5:
+                var a = ProtobufReader(try f.bytes("attribute"))
+                let fields = try a.fields(maximumCount: 1 << 16)
+                guard let n = fields.first(where: { $0.number == 1 }) else { throw ONNXError("an attribute of node \(index) has no name") }
+                attributes[try n.string("attribute name")] = fields
+            default: break
+            }
+            guard inputs.count <= 64, outputs.count <= 64 else { throw ONNXError("node \(index) has too many inputs or outputs") }
+        }
+        guard !op.isEmpty else { throw ONNXError("node \(index) has no op_type") }
+        self.op = op
+        self.name = name.isEmpty ? "#\(index)" : name
+        self.inputs = inputs; self.outputs = outputs; self.attributes = attributes
+    }
+
+    /// An INT attribute (field i), or nil when absent.
+    func int(_ key: String) throws -> Int? {
+        guard let fields = attributes[key] else { return nil }
+        guard let f = fields.first(where: { $0.number == 3 }) else { throw ONNXError("node \(name): attribute \(key) is not an integer") }
+        return try f.int("attribute \(key)")
+    }
+
+    /// A STRING attribute (field s), or nil when absent.
+    func string(_ key: String) throws -> String? {
+        guard let fields = attributes[key] else { return nil }
+        guard let f = fields.first(where: { $0.number == 4 }) else { throw ONNXError("node \(name): attribute \(key) is not a string") }
+        return try f.string("attribute \(key)")
+    }
+
+    /// A STRINGS attribute (fields strings), or nil when absent.
+    func strings(_ key: String) throws -> [String]? {
+        guard let fields = attributes[key] else { return nil }
+        return try fields.filter { $0.number == 9 }.map { try $0.string("attribute \(key)") }
+    }
+}
+
+/// An initializer: name, shape and the values of a float or int64 tensor.
+struct ONNXTensor {
+    let shape: [Int]
+    let dataType: Int
+    let floats: [Float]
+
+    init(_ bytes: ArraySlice<UInt8>, name: inout String) throws {
+        var reader = ProtobufReader(bytes)
+        var dims: [Int] = [], type = 0, raw: ArraySlice<UInt8>? = nil, floatData: [Float] = [], int64Data: [Int] = []
+        while let f = try reader.next() {
+            switch f.number {
+            case 1: dims += try f.ints("tensor dims", maximumCount: 16)
+            case 2: type = try f.int("tensor data_type")
+            case 4:
+                if case .bytes(let b) = f.value {
+                    guard b.count % 4 == 0 else { throw ONNXError("tensor float_data has \(b.count) bytes") }
+                    floatData.reserveCapacity(b.count / 4)
+                    var i = b.startIndex
+                    while i < b.endIndex {
+                        floatData.append(Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24))
+                        i += 4
+                    }
+                } else { floatData.append(try f.float("tensor float_data")) }
+            case 7: int64Data += try f.ints("tensor int64_data")
+            case 8: name = try f.string("tensor name")
+            case 9: raw = try f.bytes("tensor raw_data")
+            case 13, 14: throw ONNXError("tensor \(name) uses external data, which is not read (save the model with its weights inside)")
+            default: break
+            }
+        }
+        guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else { throw ONNXError("tensor \(name) has dimensions \(dims)") }
+        var count = 1
+        for d in dims {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= 1 << 31 else { throw ONNXError("tensor \(name) of shape \(dims) is too large") }
+            count = p
+        }
+        shape = dims
+        dataType = type
+        switch type {
+        case TensorType.float:
+            if let raw {
+                guard raw.count == count * 4 else { throw ONNXError("tensor \(name) has \(raw.count) bytes of data for \(count) floats") }
+                var values = [Float](); values.reserveCapacity(count)
+                var i = raw.startIndex
+                while i < raw.endIndex {
+                    values.append(Float(bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16 | UInt32(raw[i + 3]) << 24))
+                    i += 4
+                }
+                floats = values
+            } else {
+                guard floatData.count == count else { throw ONNXError("tensor \(name) has \(floatData.count) floats for shape \(dims)") }
+                floats = floatData
+            }
+        case TensorType.int64:
+            let n = raw.map { $0.count / 8 } ?? int64Data.count
+            guard n == count, raw.map({ $0.count % 8 == 0 }) ?? true else { throw ONNXError("tensor \(name) has the wrong amount of int64 data") }
+            floats = []
+        default:
+            floats = [] // other types are only ever plumbing constants; a weight of another type is refused where used
+        }
+    }
+}
+
+/// The graph: nodes in order, initializers by name, the names of its inputs.
+struct ONNXGraph {
+    var nodes: [ONNXNode] = []
+    var initializers: [String: ONNXTensor] = [:]
+    var graphInputs: Set<String> = []
+
+    init(_ bytes: ArraySlice<UInt8>) throws {
+        var reader = ProtobufReader(bytes)
+        while let f = try reader.next() {
+            switch f.number {
+            case 1:
+                guard nodes.count < 100_000 else { throw ONNXError("the graph has more than 100000 nodes") }
+                nodes.append(try ONNXNode(try f.bytes("node"), index: nodes.count))
+            case 5:
+                var name = ""
+                let tensor = try ONNXTensor(try f.bytes("initializer"), name: &name)
+                guard initializers[name] == nil else { throw ONNXError("initializer \(name) appears twice") }
+                initializers[name] = tensor
+            case 11:
+                var r = ProtobufReader(try f.bytes("graph input"))
+                if let n = try r.fields(maximumCount: 64).first(where: { $0.number == 1 }) { graphInputs.insert(try n.string("input name")) }
+            case 15: throw ONNXError("sparse initializers are not supported")
+            default: break
+            }
+        }
+    }
+
+    /// The float initializer `name` used by `node`, finite, as a tensor.
+    func floatInitializer(_ name: String, for node: ONNXNode) throws -> Tensor<Float> {
+        guard let t = initializers[name] else { throw ONNXError("node \(node.name) (\(node.op)): input \(name) is not a constant initializer") }
+        guard t.dataType == TensorType.float else { throw ONNXError("node \(node.name): initializer \(name) is not float32 (data type \(t.dataType))") }
+        return try Tensor(shape: t.shape, scalars: t.floats)
+    }
+}
+
+/// A ModelProto: its graph, opset and metadata.
+struct ONNXFile {
+    let graph: ONNXGraph
+    var metadata: [String: String] = [:]
+
+    init(_ bytes: ArraySlice<UInt8>) throws {
+        var reader = ProtobufReader(bytes)
+        var graph: ONNXGraph? = nil, opset: Int? = nil
+        while let f = try reader.next() {
+            switch f.number {
+            case 7:
+                guard graph == nil else { throw ONNXError("the model has two graphs") }
+                graph = try ONNXGraph(try f.bytes("graph"))
+            case 8:
+                var r = ProtobufReader(try f.bytes("opset_import"))
+                var domain = "", version = 0
+                while let o = try r.next() {
+                    if o.number == 1 { domain = try o.string("opset domain") }
+                    if o.number == 2 { version = try o.int("opset version") }
+                }
+                if domain.isEmpty || domain == "ai.onnx" { opset = version }
+            case 14:
+                var r = ProtobufReader(try f.bytes("metadata_props"))
+                var key = "", value = ""
+                while let e = try r.next() {
+                    if e.number == 1 { key = try e.string("metadata key") }
+                    if e.number == 2 { value = try e.string("metadata value", maximumLength: 16 << 20) }
+                }
+                metadata[key] = value
+            default: break
+            }
+        }
+        guard let graph else { throw ONNXError("not an ONNX model: no graph (is this an ONNX file?)") }
+        guard let opset else { throw ONNXError("the model imports no default-domain opset") }
+        guard opset >= 7, opset <= 30 else { throw ONNXError("opset \(opset) is not supported (7 to 30)") }
+        self.graph = graph
+    }
+}
