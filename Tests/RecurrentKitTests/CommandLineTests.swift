@@ -65,7 +65,7 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--dropout", "1.5"] + out, mentioning: "dropout")
         try assertFails(["train", "--preset", "gpt"] + out, mentioning: "preset")
         // Choices are the library's enums: the one line names the option and every value.
-        try assertFails(["train", "--preset", "gpt"] + out, mentioning: "d2l-rnn, d2l-rnn-random, d2l-gru, d2l-lstm, d2l-deep-lstm, shakespeare-lstm")
+        try assertFails(["train", "--preset", "gpt"] + out, mentioning: "d2l-rnn, d2l-rnn-random, d2l-gru, d2l-lstm, d2l-deep-lstm, shakespeare-lstm, shakespeare-lstm-large")
         try assertFails(["train", "--optimizer", "lion"] + out, mentioning: "'sgd', 'adam', 'adamw' or 'rmsprop'")
         try assertFails(["train", "--bptt", "half"] + out, mentioning: "--bptt")
         try assertFails(["sample", "--checkpoint", "x", "--precision", "half"], mentioning: "'float32' and 'bfloat16'")
