@@ -32,6 +32,19 @@ class Model(nn.Module):
         return self.output(y.reshape(-1, y.shape[-1])), state
 
 
+def timed(update, seconds):
+    """Two warm-up calls, then calls until `seconds` have passed: (calls, elapsed seconds)."""
+    for _ in range(2):
+        update()
+    n, start = 0, time.perf_counter()
+    while True:
+        update()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n, elapsed
+
+
 def train_row(cell, hidden, batch, steps, vocab, embedding, seconds):
     torch.manual_seed(1)
     model = Model(cell, vocab, hidden, 1, embedding)
@@ -47,15 +60,7 @@ def train_row(cell, hidden, batch, steps, vocab, embedding, seconds):
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    for _ in range(2):
-        update()
-    n, start = 0, time.perf_counter()
-    while True:
-        update()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            break
+    n, elapsed = timed(update, seconds)
     emb = f"embedding {embedding}" if embedding else "one-hot"
     return f"train {cell} H{hidden} B{batch} T{steps} V{vocab} {emb}", n * steps * batch / elapsed
 
@@ -156,15 +161,7 @@ def variable_length_row(hidden, inp, batch, packed, seconds):
         (y * d_out).sum().backward()
         opt.step()
 
-    for _ in range(2):
-        update()
-    n, start = 0, time.perf_counter()
-    while True:
-        update()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            break
+    n, elapsed = timed(update, seconds)
     name = f"train lstm H{hidden} B{batch} I{inp} lengths 10-{T} " + ("packed" if packed else f"padded to {T}")
     return name, n * sum(lengths) / elapsed
 

@@ -158,6 +158,15 @@ def fixture_path(written, name):
     return next(path for n, path, _, _ in written if n == name)
 
 
+def edited_model(meta, edit):
+    """A copy of `meta` whose "model" JSON has been changed by `edit(cfg)`."""
+    m = dict(meta)
+    cfg = json.loads(m["model"])
+    edit(cfg)
+    m["model"] = json.dumps(cfg)
+    return m
+
+
 def check_bad_files(tmp, written):
     """Malformed or unsupported files give one-line errors from to_torch.py (exit status 1)."""
     good = written[0][1]
@@ -168,10 +177,7 @@ def check_bad_files(tmp, written):
     cases["short"] = blob[:5]
     cases["huge header"] = struct.pack("<Q", 1 << 40) + blob[8:]
     cases["not json"] = blob[:8] + b"{" * (len(blob[8:8 + struct.unpack("<Q", blob[:8])[0]])) + blob[8 + struct.unpack("<Q", blob[:8])[0]:]
-    m = dict(meta)
-    cfg = json.loads(m["model"])
-    cfg["cell"] = "rnn_linear"
-    m["model"] = json.dumps(cfg)
+    m = edited_model(meta, lambda cfg: cfg.__setitem__("cell", "rnn_linear"))
     cases["rnn_linear"] = rk_safetensors.serialize(tensors, m)
     m = dict(meta)
     m["format"] = "something.else"
@@ -203,19 +209,13 @@ def check_bad_files(tmp, written):
     cases["overlap"] = struct.pack("<Q", len(text)) + text + blob[8 + hlen:]
     # the optional "bias" / "bidirectional" fields
     for key, value in (("bidirectional", "yes"), ("bias", 0), ("bias", None)):
-        m = dict(meta)
-        cfg = json.loads(m["model"])
-        cfg[key] = value
-        m["model"] = json.dumps(cfg)
+        m = edited_model(meta, lambda cfg: cfg.__setitem__(key, value))
         cases["%s %s" % (key, json.dumps(value))] = rk_safetensors.serialize(tensors, m)
     bi_tensors, bi_meta = rk_safetensors.parse(open(fixture_path(written, "gru_l2_bidirectional"), "rb").read())
     t = dict(bi_tensors)
     del t["rnn.weight_hh_l1_reverse"]
     cases["no reverse tensor"] = rk_safetensors.serialize(t, bi_meta)
-    m = dict(bi_meta)
-    cfg = json.loads(m["model"])
-    del cfg["bidirectional"]
-    m["model"] = json.dumps(cfg)
+    m = edited_model(bi_meta, lambda cfg: cfg.pop("bidirectional"))
     cases["not bidirectional"] = rk_safetensors.serialize(bi_tensors, m)  # *_reverse tensors left over
     t = dict(bi_tensors)
     e = bi_tensors["output.weight"]
@@ -226,26 +226,17 @@ def check_bad_files(tmp, written):
     e = nb_tensors["rnn.weight_hh_l0"]
     t["rnn.bias_ih_l0"] = rk_safetensors.Entry("F32", [e.shape[0]], e.data[:4 * e.shape[0]])
     cases["bias in no-bias"] = rk_safetensors.serialize(t, nb_meta)
-    m = dict(nb_meta)
-    cfg = json.loads(m["model"])
-    del cfg["bias"]
-    m["model"] = json.dumps(cfg)
+    m = edited_model(nb_meta, lambda cfg: cfg.pop("bias"))
     cases["biases missing"] = rk_safetensors.serialize(nb_tensors, m)
     # LSTM projections (proj_size): the width must be in [0, hiddenSize), and weight_hr must be there
     pj_tensors, pj_meta = rk_safetensors.parse(open(fixture_path(written, "lstm_l2_proj4"), "rb").read())
     for value in (8, -1, "4"):
-        m = dict(pj_meta)
-        cfg = json.loads(m["model"])
-        cfg["projectionSize"] = value
-        m["model"] = json.dumps(cfg)
+        m = edited_model(pj_meta, lambda cfg: cfg.__setitem__("projectionSize", value))
         cases["projection %s" % json.dumps(value)] = rk_safetensors.serialize(pj_tensors, m)
     t = dict(pj_tensors)
     del t["rnn.weight_hr_l1"]
     cases["no weight_hr"] = rk_safetensors.serialize(t, pj_meta)
-    m = dict(pj_meta)
-    cfg = json.loads(m["model"])
-    del cfg["projectionSize"]
-    m["model"] = json.dumps(cfg)
+    m = edited_model(pj_meta, lambda cfg: cfg.pop("projectionSize"))
     cases["projection missing"] = rk_safetensors.serialize(pj_tensors, m)
     for label, data in cases.items():
         path = os.path.join(tmp, "bad.safetensors")

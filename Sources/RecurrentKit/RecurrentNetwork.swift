@@ -262,17 +262,19 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         if let interval = recomputeInterval, interval < 1 || interval % Self.timeBlockSteps != 0 {
             throw RecurrentKitError.invalidArgument("recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
         }
-        let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
+        // Every check comes before anything changes, so a refused forward leaves the last record usable.
+        if let lengths { try SequencePacking.check(lengths, steps: T, batch: B) }
         if let tokens {
             guard tokens.count == T * B else { throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)") }
             for (i, token) in tokens.enumerated() where token < 0 || token >= I {
                 // Padded positions of a variable-length batch are never read: any value is allowed there.
-                if packed && i / B >= packingStorage.lengths[i % B] { continue }
+                if let lengths, i / B >= lengths[i % B] { continue }
                 throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(I))")
             }
         } else if input == nil {
             throw RecurrentKitError("forward needs dense input or one-hot tokens")
         }
+        let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
         if let bidirectionalLayers {
             try bidirectionalLayers.forward(steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
                                             training: training, generator: &generator)

@@ -24,10 +24,7 @@ final class SequencePacking {
     /// Checks `lengths` (B values in [1, T]) and prepares the sorted order (a counting sort: no allocation once the
     /// arrays have grown to this size). Returns false when every row runs all T steps: the batch needs no packing.
     func configure(_ given: [Int], steps T: Int, batch B: Int) throws -> Bool {
-        guard given.count == B else { throw RecurrentKitError("got \(given.count) sequence lengths for a batch of \(B)") }
-        for (row, length) in given.enumerated() where length < 1 || length > T {
-            throw RecurrentKitError("sequence length \(length) of row \(row) is outside [1, \(T)] (T = \(T) steps)")
-        }
+        try Self.check(given, steps: T, batch: B)
         if given.allSatisfy({ $0 == T }) { return false }
         steps = T; batch = B
         lengths.removeAll(keepingCapacity: true); lengths.append(contentsOf: given)
@@ -47,6 +44,14 @@ final class SequencePacking {
             if t < T { start += active }
         }
         return true
+    }
+
+    /// Throws unless `lengths` has B values in [1, T]; changes nothing, so a forward can check before it mutates.
+    static func check(_ lengths: [Int], steps T: Int, batch B: Int) throws {
+        guard lengths.count == B else { throw RecurrentKitError("got \(lengths.count) sequence lengths for a batch of \(B)") }
+        for (row, length) in lengths.enumerated() where length < 1 || length > T {
+            throw RecurrentKitError("sequence length \(length) of row \(row) is outside [1, \(T)] (T = \(T) steps)")
+        }
     }
 
     private func resize(_ array: inout [Int], _ count: Int) {

@@ -128,6 +128,26 @@ final class VariableLengthTests: XCTestCase {
         for i in grads1.indices { XCTAssertEqual(grads1[i], viaDense.4[i], accuracy: 1e-13) }
     }
 
+    func testARefusedForwardLeavesTheLastRecordUsable() throws {
+        var g = SeededGenerator(seed: 45)
+        let network = try RecurrentNetwork<Double>(.init(cell: .lstm, inputSize: 6, hiddenSize: H, numLayers: 2), generator: &g)
+        let tokens = (0..<(T * B)).map { _ in Int(g.next() % 6) }
+        let dOut = Tensor<Double>(shape: [T, B, H]) { g.normal() }
+        func gradients(_ record: RecurrentRecord<Double>) throws -> [Double] {
+            network.parameters.zeroGradients()
+            _ = try network.backward(record, outputGradient: dOut)
+            return Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count))
+        }
+        let record = try network(.oneHot(tokens: tokens, steps: T, batch: B), lengths: lengths, generator: &g)
+        let expected = try gradients(record)
+        // Other lengths with a bad token, and bad lengths: refused before anything changes.
+        var bad = tokens
+        bad[0] = 99
+        XCTAssertThrowsError(try network(.oneHot(tokens: bad, steps: T, batch: B), lengths: [1, 2, 3, 4], generator: &g))
+        XCTAssertThrowsError(try network(.oneHot(tokens: tokens, steps: T, batch: B), lengths: [1, 2, 3, 0], generator: &g))
+        XCTAssertEqual(try gradients(record), expected)
+    }
+
     func testMaskedLossesAndRefusals() throws {
         let mask = try sequenceMask(lengths: [2, 1], steps: 3)
         XCTAssertEqual(mask, [1, 1, 1, 0, 0, 0])

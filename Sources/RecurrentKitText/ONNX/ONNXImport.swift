@@ -255,12 +255,7 @@ struct ONNXTensor {
             case 4:
                 if case .bytes(let b) = f.value {
                     guard b.count % 4 == 0 else { throw ONNXError("tensor float_data has \(b.count) bytes") }
-                    floatData.reserveCapacity(b.count / 4)
-                    var i = b.startIndex
-                    while i < b.endIndex {
-                        floatData.append(Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24))
-                        i += 4
-                    }
+                    floatData += littleEndianFloats(b)
                 } else { floatData.append(try f.float("tensor float_data")) }
             case 7: int64Data += try f.ints("tensor int64_data")
             case 8: name = try f.string("tensor name")
@@ -282,13 +277,7 @@ struct ONNXTensor {
         case TensorType.float:
             if let raw {
                 guard raw.count == count * 4 else { throw ONNXError("tensor \(name) has \(raw.count) bytes of data for \(count) floats") }
-                var values = [Float](); values.reserveCapacity(count)
-                var i = raw.startIndex
-                while i < raw.endIndex {
-                    values.append(Float(bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16 | UInt32(raw[i + 3]) << 24))
-                    i += 4
-                }
-                floats = values
+                floats = littleEndianFloats(raw)
             } else {
                 guard floatData.count == count else { throw ONNXError("tensor \(name) has \(floatData.count) floats for shape \(dims)") }
                 floats = floatData
@@ -301,6 +290,18 @@ struct ONNXTensor {
             floats = [] // other types are only ever plumbing constants; a weight of another type is refused where used
         }
     }
+}
+
+/// Little-endian IEEE floats from `bytes` (a multiple of 4 bytes, checked by the caller).
+private func littleEndianFloats(_ bytes: ArraySlice<UInt8>) -> [Float] {
+    var values = [Float]()
+    values.reserveCapacity(bytes.count / 4)
+    var i = bytes.startIndex
+    while i + 3 < bytes.endIndex {
+        values.append(Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24))
+        i += 4
+    }
+    return values
 }
 
 /// The graph: nodes in order, initializers by name, the names of its inputs.
