@@ -10,7 +10,7 @@ extension RecurrentNetwork {
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     /// - Returns: every h_t of the last layer (T, B, directions x H) and the final state of every layer.
-    /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:training:generator:)``.
+    /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:lengths:training:generator:)``.
     func forward(
         _ input: RecurrentInput<Scalar>,
         initialState: RecurrentState<Scalar>? = nil,

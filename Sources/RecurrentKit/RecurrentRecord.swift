@@ -61,7 +61,7 @@ extension RecurrentNetwork {
     // MARK: - Buffers (llm.c style: nothing allocated at a fixed size)
 
     /// The forward over caller-owned, time-major buffers; allocates nothing once the network's workspaces have grown
-    /// to this size. Everything else as ``callAsFunction(_:layout:initialState:training:generator:)``.
+    /// to this size. Everything else as ``callAsFunction(_:layout:initialState:lengths:training:generator:)``.
     /// - Parameters:
     ///   - T: steps (>= 1).
     ///   - B: batch rows (>= 1).

@@ -195,8 +195,8 @@ extension CommandLineTests {
         process.executableURL = binary
         process.arguments = arguments
         let outFile = folder + "/bounded-\(UUID().uuidString).out", errFile = outFile + ".err"
-        FileManager.default.createFile(atPath: outFile, contents: nil)
-        FileManager.default.createFile(atPath: errFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
         try process.run()

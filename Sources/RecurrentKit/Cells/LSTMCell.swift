@@ -163,8 +163,8 @@ public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
 public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
-    /// - Parameter projectionSize: PyTorch `proj_size`: 0 (default) or P < H, the width of h (see
-    ///   ``RecurrentConfiguration/projectionSize``).
+    /// `projectionSize` is PyTorch's `proj_size`: 0 (default) or P < H, the width of h (see
+    /// ``RecurrentConfiguration/projectionSize``).
     public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
                 bidirectional: Bool = false, projectionSize: Int = 0, initialization: Initialization = .pytorch,
                 generator: inout SeededGenerator) throws {
