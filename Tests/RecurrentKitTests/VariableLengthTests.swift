@@ -87,6 +87,35 @@ final class VariableLengthTests: XCTestCase {
         }
     }
 
+    func testTruncationActsOnEachRowAsAlone() throws {
+        for cell in [CellKind.lstm, .gru, .rnnTanh] {
+            for truncation in [BackwardTruncation.fixed(length: 3), .fixed(length: 2)] {
+                var g = SeededGenerator(seed: 46)
+                let network = try RecurrentNetwork<Double>(.init(cell: cell, inputSize: I, hiddenSize: H, numLayers: 2), generator: &g)
+                let x = Tensor<Double>(shape: [T, B, I]) { g.normal() }, dOut = Tensor<Double>(shape: [T, B, H]) { g.normal() }
+                func run(_ x: Tensor<Double>, _ d: Tensor<Double>, _ lengths: [Int]?) throws -> ([Double], Tensor<Double>) {
+                    network.parameters.zeroGradients()
+                    var masks = SeededGenerator(seed: 1)
+                    let record = try network(.dense(x), lengths: lengths, generator: &masks)
+                    let (dx, _) = try network.backward(record, outputGradient: d, truncation: truncation)
+                    return (Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)), dx!)
+                }
+                let (packed, dxPacked) = try run(x, dOut, lengths)
+                var sum = [Double](repeating: 0, count: packed.count)
+                for b in 0..<B {
+                    let n = lengths[b]
+                    let (alone, dx) = try run(indexed([n, 1, I]) { x.scalars[($0[0] * B + b) * I + $0[2]] },
+                                              indexed([n, 1, H]) { dOut.scalars[($0[0] * B + b) * H + $0[2]] }, nil)
+                    for i in sum.indices { sum[i] += alone[i] }
+                    for t in 0..<n { for i in 0..<I {
+                        XCTAssertEqual(dxPacked.scalars[(t * B + b) * I + i], dx.scalars[t * I + i], accuracy: 1e-13, "\(cell) \(truncation)")
+                    } }
+                }
+                for i in sum.indices { XCTAssertEqual(packed[i], sum[i], accuracy: 1e-12, "\(cell) \(truncation) parameter \(i)") }
+            }
+        }
+    }
+
     func testEqualLengthsRecomputeAndOneHot() throws {
         for cell in [CellKind.lstm, .gru, .rnnTanh] {
             var g = SeededGenerator(seed: 42)
