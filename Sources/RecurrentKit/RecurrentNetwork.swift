@@ -66,6 +66,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var forwardGeneration = 0
     /// (T, B) token indices of the cached forward when the input was one-hot (packed, (N), for a variable-length batch).
     var cachedTokens: [Int]? = nil
+    /// Whether the cached forward read layer 0's input projections precomputed (`inputProjections`, inference only).
+    var cachedProjected = false
     /// The sorted order and step sizes of the cached forward's variable-length batch; nil when every row ran T steps.
     var packing: SequencePacking? = nil
     private let packingStorage = SequencePacking()
@@ -252,7 +254,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     func forward(
         steps T: Int, batch B: Int,
         input: UnsafePointer<Scalar>?, tokens: [Int]?,
-        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil,
+        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil, inputProjections: UnsafePointer<Scalar>? = nil,
         training: Bool, generator: inout SeededGenerator
     ) throws {
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount, R = configuration.stateSize
@@ -271,8 +273,12 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 if let lengths, i / B >= lengths[i % B] { continue }
                 throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(I))")
             }
-        } else if input == nil {
-            throw RecurrentKitError("forward needs dense input or one-hot tokens")
+        } else if input == nil && inputProjections == nil {
+            throw RecurrentKitError("forward needs dense input, one-hot tokens or input projections")
+        }
+        if inputProjections != nil {
+            guard input == nil, tokens == nil else { throw RecurrentKitError("give input projections instead of the input, not with it") }
+            guard bidirectionalLayers == nil else { throw RecurrentKitError("input projections are not defined for a bidirectional stack") }
         }
         let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
         if let bidirectionalLayers {
@@ -300,10 +306,12 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             if R != H { cache.unprojected.reserve(segmentSteps * B * H) }
         }
         packing = packed ? packingStorage : nil
-        if let packing {
-            if tokens == nil { packing.pack(input!, into: inputCopy.reserve(packing.validRows * I), width: I) }
-        } else if tokens == nil {
-            inputCopy.reserve(T * B * I).update(from: input!, count: T * B * I)
+        // Layer 0 reads the dense input (T, B, I) or, with `inputProjections`, its precomputed projections (T, B, G*H).
+        cachedProjected = inputProjections != nil
+        let firstWidth = cachedProjected ? GH : I
+        if let first = inputProjections ?? input {
+            if let packing { packing.pack(first, into: inputCopy.reserve(packing.validRows * firstWidth), width: firstWidth) }
+            else { inputCopy.reserve(T * B * firstWidth).update(from: first, count: T * B * firstWidth) }
         }
         stepScratch.reserve(B * GH)
         // h0 (L, B, R) then c0 (L, B, H); every state buffer of the stack has this layout.
@@ -427,6 +435,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                         for j in 0..<GH { out[j] = source[j] + b[j] }
                     }
                 }
+            } else if k == 0 && cachedProjected {
+                projected.update(from: inputCopy.pointer + tokenBase * GH, count: rows * GH)
             } else {
                 let x = k == 0 ? inputCopy.pointer + tokenBase * inSize : cache.input.pointer + local * inSize
                 fillRows(projected, rows: rows, with: biasIH[k], width: GH)
@@ -491,6 +501,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     ) throws {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
+        guard !cachedProjected else { throw RecurrentKitError("a forward from precomputed input projections is for inference: it has no input to differentiate") }
         if let bidirectionalLayers {
             guard truncation == .none else { throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none") }
             try bidirectionalLayers.backward(steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,

@@ -72,6 +72,8 @@ extension RecurrentNetwork {
     ///   - initialCell: c0 (directions x L, B, H) for the LSTM, or nil for zeros (copied like `initialHidden`).
     ///   - lengths: B sequence lengths in [1, T] for a variable-length batch, or nil (see
     ///     ``callAsFunction(_:layout:initialState:lengths:training:generator:)``).
+    ///   - inputProjections: instead of `input` or `tokens`, layer 0's projections W_ih x_t + b_ih, (T, B, G*H), e.g.
+    ///     rows of ``inputProjectionTable(embedding:vocabularySize:into:)`` (inference only: such a forward has no backward).
     ///   - training: applies dropout between layers when true and `dropout > 0`.
     ///   - generator: draws the dropout masks.
     /// - Returns: the record of this forward (its output lives in the network's workspace, see
@@ -81,9 +83,10 @@ extension RecurrentNetwork {
     @_specialize(where Scalar == Double)
     public func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
                         initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil, lengths: [Int]? = nil,
+                        inputProjections: UnsafePointer<Scalar>? = nil,
                         training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
         try forward(steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, lengths: lengths,
-                    training: training, generator: &generator)
+                    inputProjections: inputProjections, training: training, generator: &generator)
         return RecurrentRecord(network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor, lengths: lengths)
     }
 
@@ -110,6 +113,26 @@ extension RecurrentNetwork {
         try backward(outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient, finalCellGradient: finalCellGradient,
                      inputGradient: inputGradient, initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient,
                      truncation: truncation)
+    }
+
+    /// Layer 0's input projection of every token, (V, G*H): row v is W_ih e_v + b_ih for the embedding row e_v
+    /// (`embedding`, (V, I)), or W_ih's column v + b_ih for one-hot input (nil). Decoding one token at a time can then
+    /// read one row of this table instead of W_ih (pass rows as `inputProjections`); one-hot rows are bit-identical to
+    /// the forward's own gather, embedding rows are the same product over V rows at once (last bits may differ).
+    /// - Throws: for a bidirectional stack, or when `vocabularySize` does not fit the one-hot input.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public func inputProjectionTable(embedding: UnsafePointer<Scalar>?, vocabularySize V: Int, into table: UnsafeMutablePointer<Scalar>) throws {
+        guard bidirectionalLayers == nil else { throw RecurrentKitError("input projections are not defined for a bidirectional stack") }
+        let I = configuration.inputSize, GH = configuration.cell.gateCount * configuration.hiddenSize
+        guard V >= 1, embedding != nil || V == I else { throw RecurrentKitError.invalidArgument("vocabularySize", V, "must be the one-hot width \(I)") }
+        let w = weightIH[0], b = biasIH[0]
+        if let embedding {
+            fillRows(table, rows: V, with: b, width: GH)
+            Scalar.gemm(transA: false, transB: true, m: V, n: GH, k: I, alpha: 1, a: embedding, lda: I, b: w, ldb: I, beta: 1, c: table, ldc: GH)
+        } else {
+            for v in 0..<V { for j in 0..<GH { table[v * GH + j] = w[j * I + v] + b[j] } }
+        }
     }
 
     /// Throws unless `record` is this network's latest forward.

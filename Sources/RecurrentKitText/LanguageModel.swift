@@ -236,6 +236,9 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
 
     // Generation: the carried state, (L, 1, R) h then (L, 1, H) c, so each step reads it as h0/c0 without allocating.
     private let generationState = Workspace<Scalar>()
+    // Generation: layer 0's input projection of every token (V, G*H), built at each reset, and the rows of one call.
+    private let generationTable = Workspace<Scalar>()
+    private let generationRows = Workspace<Scalar>()
 
     /// Batch-1 generation step: feeds `tokens` (the prefix on the first call, then one token at a time), carrying the
     /// state from the previous call unless `reset`; returns the logits of the last position (V values, valid until the
@@ -251,16 +254,17 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         for (i, token) in tokens.enumerated() where token < 0 || token >= V {
             throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
         }
-        let record: RecurrentRecord<Scalar>
-        if let embedding {
-            let x = embedded.reserve(T * embedding.dimension)
-            embedding.forward(tokens, into: x)
-            record = try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, initialHidden: state, initialCell: state + L * H,
-                                           generator: &generator)
-        } else {
-            record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: tokens, initialHidden: state, initialCell: state + L * H,
-                                           generator: &generator)
+        // Layer 0 reads one row of a per-token table instead of W_ih (a quarter of a 2-layer LSTM's weight bytes per
+        // token); the table is rebuilt at every reset, so weights changed between generations are always seen.
+        let GH = configuration.cell.gateCount * configuration.hiddenSize
+        let table = generationTable.reserve(V * GH)
+        if reset {
+            try recurrent.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weight.values.baseAddress!) }, vocabularySize: V, into: table)
         }
+        let rows = generationRows.reserve(T * GH)
+        for (t, token) in tokens.enumerated() { (rows + t * GH).update(from: table + token * GH, count: GH) }
+        let record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: nil, initialHidden: state, initialCell: state + L * H,
+                                           inputProjections: rows, generator: &generator)
         self.record = record
         try record.copyFinalState(hidden: state, cell: state + L * H)
         let logits = logitBuffer.reserve(V)

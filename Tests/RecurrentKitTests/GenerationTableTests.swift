@@ -1,0 +1,74 @@
+import XCTest
+@testable import RecurrentKit
+@testable import RecurrentKitText
+
+/// Batch-1 generation reads layer 0's input projection from a per-token table (`RecurrentNetwork.inputProjectionTable`):
+/// bit-identical to the forward's own gather for one-hot input, within float rounding of the per-step product for an
+/// embedding, and rebuilt at every reset so changed weights are seen.
+final class GenerationTableTests: XCTestCase {
+    /// Logits of `tokens` fed one at a time through the ordinary forward (`logits` with the state carried).
+    func stepwise(_ model: LanguageModel<Float>, _ tokens: [Int]) throws -> [Float] {
+        var state: RecurrentState<Float>? = nil, out: [Float] = []
+        for token in tokens {
+            out += try model.logits(inputs: [token], steps: 1, batch: 1, state: state).scalars
+            state = try model.finalState()
+        }
+        return out
+    }
+
+    func generated(_ model: LanguageModel<Float>, _ tokens: [Int]) throws -> [Float] {
+        var out: [Float] = []
+        for (i, token) in tokens.enumerated() {
+            let logits = try model.generationLogits([token], reset: i == 0)
+            out += Array(UnsafeBufferPointer(start: logits, count: model.configuration.vocabularySize))
+        }
+        return out
+    }
+
+    func testTableRowsMatchTheForward() throws {
+        var g = SeededGenerator(seed: 70)
+        let tokens = (0..<30).map { _ in g.nextInt(below: 11) }
+        for cell in [CellKind.lstm, .gru, .rnnTanh] {
+            // One-hot input: the table row is the forward's gather (W_ih column + b_ih), so every bit agrees.
+            let oneHot = try LanguageModel<Float>(.init(vocabularySize: 11, cell: cell, hiddenSize: 24, numLayers: 2), generator: &g)
+            XCTAssertEqual(try generated(oneHot, tokens), try stepwise(oneHot, tokens), "\(cell) one-hot")
+            // Embedding: the same product over V rows at once; float rounding only.
+            let embedded = try LanguageModel<Float>(.init(vocabularySize: 11, cell: cell, hiddenSize: 24, numLayers: 2, embeddingSize: 9),
+                                                    generator: &g)
+            let a = try generated(embedded, tokens), b = try stepwise(embedded, tokens)
+            let worst = zip(a, b).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 1e-5, "\(cell) embedding")
+            print("generation table, \(cell) embedding: worst |logit difference| \(worst)")
+        }
+    }
+
+    func testLargerEmbeddingModel() throws {
+        // Sizes where the product's blocking matters (E and H past one micro-kernel panel).
+        var g = SeededGenerator(seed: 72)
+        let model = try LanguageModel<Float>(.init(vocabularySize: 65, cell: .lstm, hiddenSize: 160, numLayers: 2, embeddingSize: 144), generator: &g)
+        let tokens = (0..<40).map { _ in g.nextInt(below: 65) }
+        let worst = zip(try generated(model, tokens), try stepwise(model, tokens)).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(worst, 1e-5)
+        print("generation table, LSTM H160 E144 V65: worst |logit difference| \(worst)")
+    }
+
+    func testTableIsRebuiltAtReset() throws {
+        var g = SeededGenerator(seed: 71)
+        let model = try LanguageModel<Float>(.init(vocabularySize: 7, cell: .gru, hiddenSize: 8, embeddingSize: 5), generator: &g)
+        let before = try generated(model, [1, 2, 3])
+        for i in 0..<model.parameters.count { model.parameters.values[i] *= 1.5 }
+        let after = try generated(model, [1, 2, 3])
+        XCTAssertNotEqual(before, after)
+        XCTAssertEqual(after, try generated(model, [1, 2, 3]))
+        let diff = zip(after, try stepwise(model, [1, 2, 3])).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(diff, 1e-5)
+        // No backward through precomputed projections, and no mixing them with an input.
+        let net = model.recurrent
+        var rows = [Float](repeating: 0.1, count: 3 * 8)
+        let record = try rows.withUnsafeBufferPointer { try net.forward(steps: 1, batch: 1, input: nil, tokens: nil, inputProjections: $0.baseAddress!, generator: &g) }
+        XCTAssertThrowsError(try net.backward(record, outputGradient: Tensor(zeros: [1, 1, 8])))
+        XCTAssertThrowsError(try rows.withUnsafeMutableBufferPointer { p in
+            try net.forward(steps: 1, batch: 1, input: p.baseAddress!, tokens: nil, inputProjections: p.baseAddress!, generator: &g)
+        })
+    }
+}
