@@ -70,9 +70,9 @@ public final class SGD: Optimizer {
     /// Creates SGD; throws an error naming the first invalid argument.
     public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) throws {
         try checkLearningRate(learningRate)
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
+        try checkMomentum(momentum)
         guard dampening.isFinite, dampening >= 0, dampening <= 1 else { throw RecurrentKitError.invalidArgument("dampening", dampening, "must be in [0, 1]") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+        try checkWeightDecay(weightDecay)
         guard !nesterov || (momentum > 0 && dampening == 0) else { throw RecurrentKitError("nesterov momentum needs momentum > 0 and dampening 0") }
         self.learningRate = learningRate
         self.momentum = momentum
@@ -149,7 +149,7 @@ public final class Adam: Optimizer {
         guard beta1.isFinite, beta1 >= 0, beta1 < 1 else { throw RecurrentKitError.invalidArgument("beta1", beta1, "must be in [0, 1)") }
         guard beta2.isFinite, beta2 >= 0, beta2 < 1 else { throw RecurrentKitError.invalidArgument("beta2", beta2, "must be in [0, 1)") }
         guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+        try checkWeightDecay(weightDecay)
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -243,8 +243,8 @@ public final class RMSprop: Optimizer {
         try checkLearningRate(learningRate)
         guard alpha.isFinite, alpha >= 0, alpha < 1 else { throw RecurrentKitError.invalidArgument("alpha", alpha, "must be in [0, 1)") }
         guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
+        try checkWeightDecay(weightDecay)
+        try checkMomentum(momentum)
         self.learningRate = learningRate
         self.alpha = alpha
         self.epsilon = epsilon
@@ -316,6 +316,16 @@ public final class RMSprop: Optimizer {
 /// The learning-rate check of every optimizer's initializer and step.
 private func checkLearningRate(_ learningRate: Double) throws {
     guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+}
+
+/// The weight-decay check of every optimizer.
+private func checkWeightDecay(_ weightDecay: Double) throws {
+    guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+}
+
+/// The momentum check of SGD and RMSprop.
+private func checkMomentum(_ momentum: Double) throws {
+    guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
 }
 
 /// The checks every optimizer's `restore` makes: known buffer names, finite values, a non-negative step count.

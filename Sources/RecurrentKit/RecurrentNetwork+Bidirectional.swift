@@ -69,10 +69,6 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
 
     /// Copies `source` (T, B, width) into `destination` with each row's time axis reversed (see `reversedStep`).
     private func reverseTime(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, steps T: Int, batch B: Int, width: Int) {
-        guard lengths != nil else {
-            for t in 0..<T { (destination + (T - 1 - t) * B * width).update(from: source + t * B * width, count: B * width) }
-            return
-        }
         for t in 0..<T {
             for b in 0..<B { (destination + (reversedStep(t, row: b, steps: T) * B + b) * width).update(from: source + (t * B + b) * width, count: width) }
         }

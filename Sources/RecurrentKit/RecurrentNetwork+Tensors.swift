@@ -133,14 +133,19 @@ extension RecurrentNetwork {
             current = RecurrentState(zerosFor: configuration, batch: B)
         }
         current.h.scalars.withUnsafeMutableBufferPointer { h in
-            for k in 0..<L { (h.baseAddress! + k * B * R).update(from: finalHidden(layer: k), count: B * R) }
-        }
-        if hasCell {
-            current.c!.scalars.withUnsafeMutableBufferPointer { c in
-                for k in 0..<L { (c.baseAddress! + k * B * H).update(from: finalCell(layer: k), count: B * H) }
-            }
+            withOptionalMutablePointer(&current.c) { c in copyFinalState(hidden: h.baseAddress!, cell: c) }
         }
         state = current
+    }
+
+    /// Copies the cached forward's h_T of every state row into `hidden` (directions x L, B, R) and, for the LSTM when
+    /// non-nil, c_T into `cell` (directions x L, B, H).
+    func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) {
+        let BR = cachedBatch * configuration.stateSize, BH = cachedBatch * configuration.hiddenSize
+        for k in 0..<configuration.stateLayers {
+            (hidden + k * BR).update(from: finalHidden(layer: k), count: BR)
+            if let cell, configuration.cell.hasCellState { (cell + k * BH).update(from: finalCell(layer: k), count: BH) }
+        }
     }
 
     // MARK: - Input checks

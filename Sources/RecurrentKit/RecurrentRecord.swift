@@ -196,11 +196,7 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Double)
     public func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) throws {
         try network.check(self)
-        let BR = batch * network.configuration.stateSize, BH = batch * network.configuration.hiddenSize
-        for k in 0..<network.configuration.stateLayers {
-            (hidden + k * BR).update(from: network.finalHidden(layer: k), count: BR)
-            if let cell, network.configuration.cell.hasCellState { (cell + k * BH).update(from: network.finalCell(layer: k), count: BH) }
-        }
+        network.copyFinalState(hidden: hidden, cell: cell)
     }
 }
 

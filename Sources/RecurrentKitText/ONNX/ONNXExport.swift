@@ -123,9 +123,7 @@ public enum ONNX {
         if lstm { graph.node("Concat", finalC, ["cn"], [.int("axis", 0)]) }
         // Head: logits = x W^T + b, W^T stored (D*R, V).
         let headWeight = try model.output.weight.tensor().scalars, O = rc.outputSize
-        var transposed = [Float](repeating: 0, count: O * V)
-        for v in 0..<V { for j in 0..<O { transposed[j * V + v] = headWeight[v * O + j] } }
-        graph.initializer("output.weight.T", floats: transposed, shape: [O, V])
+        graph.initializer("output.weight.T", floats: transposed(headWeight, rows: V, columns: O), shape: [O, V])
         graph.node("MatMul", ["x\(L)", "output.weight.T"], ["logits.nobias"])
         if let bias = model.output.bias {
             graph.initializer("output.bias", floats: try bias.tensor().scalars, shape: [V])
@@ -164,6 +162,13 @@ func onnxGateOrder(_ cell: CellKind) -> [Int] {
     case .gru: return [1, 0, 2]
     case .rnnTanh, .rnnReLU, .rnnLinear: return [0]
     }
+}
+
+/// The (columns, rows) transpose of a row-major (rows, columns) matrix: the head's weight as `MatMul` reads it, and back.
+func transposed(_ values: [Float], rows: Int, columns: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: rows * columns)
+    for r in 0..<rows { for c in 0..<columns { out[c * rows + r] = values[r * columns + c] } }
+    return out
 }
 
 /// `values` made of gate blocks of `block` elements, the blocks taken in `order`.

@@ -118,9 +118,7 @@ extension ONNX {
                 if node.inputs.count > 2, !node.inputs[2].isEmpty { headBias = try g.floatInitializer(node.inputs[2], for: node) }
             } else {
                 guard weight.shape == [D * H, V] else { throw ONNXError("node \(node.name): head weight has shape \(weight.shape), expected \([D * H, V])") }
-                var transposed = Tensor<Float>(zeros: [V, D * H])
-                for j in 0..<(D * H) { for v in 0..<V { transposed.scalars[v * D * H + j] = weight.scalars[j * V + v] } }
-                headWeight = transposed
+                headWeight = try Tensor(shape: [V, D * H], scalars: transposed(weight.scalars, rows: D * H, columns: V))
             }
         }
         guard let headWeight else { throw ONNXError("found no head (MatMul or Gemm with a weight initializer)") }
