@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "RecurrentKit", targets: ["RecurrentKit"]),
         .library(name: "RecurrentKitText", targets: ["RecurrentKitText"]),
         .library(name: "RecurrentKitAnalysis", targets: ["RecurrentKitAnalysis"]),
+        .library(name: "RecurrentKitMPI", targets: ["RecurrentKitMPI"]),
         .executable(name: "rnn", targets: ["RecurrentKitCLI"]),
     ],
     dependencies: [
@@ -34,10 +35,13 @@ let package = Package(
         .target(name: "RecurrentKitText", dependencies: ["RecurrentKit", "_RecurrentKitCorpora"]),
         // The d2l 8.7 analyses (gradient flow, the adding problem), benchmarks and SVG reports, on the public APIs.
         .target(name: "RecurrentKitAnalysis", dependencies: ["RecurrentKit", "RecurrentKitText"]),
+        // Data-parallel training over MPI: a GradientReducer whose MPI library is loaded at run time, so neither this
+        // module nor the `rnn` binary links one (Open MPI or MPICH is needed only when a job runs under mpirun).
+        .target(name: "RecurrentKitMPI", dependencies: ["RecurrentKit", "_RecurrentKitMPI"]),
         .executableTarget(
             name: "RecurrentKitCLI",
             dependencies: [
-                "RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis",
+                "RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "RecurrentKitMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,11 +56,13 @@ let package = Package(
         .target(name: "_RecurrentKitKernels"),
         // The Time Machine and tiny Shakespeare, compiled in so nothing is downloaded or located at run time.
         .target(name: "_RecurrentKitCorpora", exclude: ["corpora"]),
+        // dlopen of libmpi and the calls of both MPI ABIs (Open MPI's pointer handles, MPICH's integer handles).
+        .target(name: "_RecurrentKitMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
 
         // MARK: - Unit test bundles
         .testTarget(
             name: "RecurrentKitTests",
-            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "_RecurrentKitKernels", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "RecurrentKitMPI", "_RecurrentKitKernels", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ],

@@ -48,7 +48,7 @@ ROOT="$PWD"
 SCRATCH="${SCRATCH:-$ROOT/.build-docs}"
 status=0
 # The library modules, each with its own DocC catalog (Sources/<module>/Documentation.docc).
-MODULES="RecurrentKit RecurrentKitText RecurrentKitAnalysis"
+MODULES="RecurrentKit RecurrentKitText RecurrentKitAnalysis RecurrentKitMPI"
 docc_log="$(mktemp)"     # output of the swift commands
 run_stamp="$(mktemp)"    # files newer than this were written by this run
 dump_stamp=""

@@ -32,9 +32,9 @@ while IFS= read -r file; do
 done < <(find Sources -name '*.swift' | sort)
 
 if [ -d /usr/aarch64-linux-gnu/include ] && command -v clang >/dev/null; then
-    for c in Sources/_RecurrentKitKernels/*.c; do
+    for c in Sources/_RecurrentKitKernels/*.c Sources/_RecurrentKitMPI/*.c; do
         clang --target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu -isystem /usr/aarch64-linux-gnu/include \
-            -ISources/_RecurrentKitKernels/include -std=gnu2x -fsyntax-only -Wall "$c" || report "$c does not compile for aarch64"
+            -ISources/_RecurrentKitKernels/include -ISources/_RecurrentKitMPI/include -std=gnu2x -fsyntax-only -Wall "$c" || report "$c does not compile for aarch64"
     done
     echo "check-portability: C kernels compile for aarch64"
 fi

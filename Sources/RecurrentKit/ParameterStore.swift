@@ -82,6 +82,11 @@ public final class ParameterStore<Scalar: RecurrentScalar> {
     @_specialize(where Scalar == Double)
     public func zeroGradients() { gradients.update(repeating: 0, count: count) }
 
+    /// Multiplies every gradient by `factor` (e.g. B_r/B before a data-parallel sum).
+    public func scaleGradients(by factor: Scalar) {
+        for i in 0..<count { gradients[i] *= factor }
+    }
+
     /// A copy of the parameter `name` as a tensor.
     public func tensor(_ name: String) throws -> Tensor<Scalar> {
         let entry = try requireEntry(name)

@@ -93,6 +93,12 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// extra forward pass. Gradients are bit-identical to the default. A positive multiple of ``timeBlockSteps``;
     /// nil (default) keeps every activation.
     public var recomputeInterval: Int? = nil
+    /// Data-parallel training: each forward's batch is the rows `dropoutShard.rows` of a global batch of
+    /// `dropoutShard.globalBatch` rows (time-major, the shard's rows in order). The dropout masks between layers are
+    /// then drawn for the whole global batch, from the same streams as one process would use, and this shard's rows
+    /// kept, so a model trained on N processes sees exactly the masks of one process. nil (default): the batch is
+    /// the whole batch. Not available with a variable-length or bidirectional forward.
+    public var dropoutShard: BatchShard? = nil
     /// Products over time (input projections, weight gradients) run in blocks of this many steps at fixed positions,
     /// so a recomputing backward issues exactly the same calls as the default one.
     public static var timeBlockSteps: Int { 16 }
@@ -266,6 +272,12 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         }
         // Every check comes before anything changes, so a refused forward leaves the last record usable.
         if let lengths { try SequencePacking.check(lengths, steps: T, batch: B) }
+        if let shard = dropoutShard, training, configuration.dropout > 0 {
+            guard shard.count == B else { throw RecurrentKitError("dropout shard has \(shard.count) rows but the batch has \(B)") }
+            guard lengths == nil, bidirectionalLayers == nil else {
+                throw RecurrentKitError("a dropout shard is not available with variable-length or bidirectional layers")
+            }
+        }
         if let tokens {
             guard tokens.count == T * B else { throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)") }
             for (i, token) in tokens.enumerated() where token < 0 || token >= I {
@@ -463,6 +475,22 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         for block in timeBlocks(first: first, steps: n) {
             var blockGenerator = SeededGenerator(
                 seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
+            if let shard = dropoutShard, !shard.isWholeBatch {
+                // The block's whole (steps, global batch, R) mask in the stream's order; this shard's rows kept.
+                let G = shard.globalBatch, lo = shard.rows.lowerBound, hi = shard.rows.upperBound
+                var i = steps.offset(block.start - first) * R
+                for _ in block.start..<block.end {
+                    for row in 0..<G {
+                        guard row >= lo && row < hi else { for _ in 0..<R { _ = blockGenerator.nextUnit() }; continue }
+                        for _ in 0..<R {
+                            mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
+                            next[i] = out[i] * mask[i]
+                            i += 1
+                        }
+                    }
+                }
+                continue
+            }
             for i in (steps.offset(block.start - first) * R)..<(steps.offset(block.end - first) * R) {
                 mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
                 next[i] = out[i] * mask[i]

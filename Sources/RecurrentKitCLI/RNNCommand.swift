@@ -55,6 +55,7 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     let flat = message.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
     if standardOutputIsTerminal { print("\r\u{1B}[K", terminator: ""); flushStandardOutput() }
     let line = "rnn: error: \(flat)\n"
+    if let job = mpiJob { failJob(job, line, code: code) }
     FileHandle.standardError.write(Data(line.utf8))
     exit(code)
 }

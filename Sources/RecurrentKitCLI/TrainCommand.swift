@@ -115,11 +115,17 @@ struct TrainCommand: ParsableCommand {
         guard checkpointEvery >= 0 else { throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0") }
         try threadOptions.apply()
         let threads = threadOptions.threads
+        // Under mpirun: one process of a data-parallel job. Every process trains its rows of each minibatch; rank 0
+        // alone prints, locks the folder and writes files.
+        let reducer = try joinLaunchedJob()
+        let isRoot = reducer.rank == 0
+        func say(_ line: String, terminator: String = "\n") { if isRoot { print(line, terminator: terminator) } }
         let trainer: Trainer
         let folder: String
         // One writer per output folder: the lock is taken before anything is read or written there, and held until exit.
         var lock: OutputFolderLock? = nil
         func lockFolder(_ folder: String) throws {
+            guard isRoot else { return }
             try createFolder(folder)
             lock = try OutputFolderLock(folder: folder, staleTemporariesOf: ["model.safetensors", "best.safetensors", "metrics.jsonl", "perplexity.svg"])
         }
@@ -128,11 +134,11 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             folder = output ?? parentFolder(of: resume)
             try lockFolder(folder)
-            trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume))
+            trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume), reducer: reducer)
             lastGood = (resume, trainer.step)
-            print("resuming \(resume) at update \(trainer.step)")
+            say("resuming \(resume) at update \(trainer.step)")
             if let saved = trainer.savedKernelLevel, saved != Kernels.activeLevel.name {
-                print("note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run")
+                say("note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run")
             }
             if let recomputeInterval { // changes memory, never the gradients, so it may differ from the saved run's
                 try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))
@@ -154,14 +160,14 @@ struct TrainCommand: ParsableCommand {
             }
             folder = output ?? "runs/\(preset.rawValue)"
             try lockFolder(folder)
-            try checkWritableLocation(folder + "/model.safetensors")
-            trainer = try Trainer(options: options)
+            if isRoot { try checkWritableLocation(folder + "/model.safetensors") }
+            trainer = try Trainer(options: options, reducer: reducer)
             if let start {
                 guard trainer.corpus.vocabulary == start.vocabulary else {
                     throw RecurrentKitError("--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this text's (\(trainer.corpus.vocabulary.count))")
                 }
                 try trainer.model.parameters.copyValues(from: start.model.parameters)
-                print("starting from the weights of \(initFrom!)")
+                say("starting from the weights of \(initFrom!)")
             }
         }
         let options = trainer.options
@@ -169,23 +175,29 @@ struct TrainCommand: ParsableCommand {
         // A checkpoint holds the weights (F32) and the optimizer moments (F64); saving needs room for a second copy.
         let parameterCount = trainer.model.parameters.count
         let moments = options.optimizer == .sgd ? (options.momentum > 0 ? 1 : 0) : 2
-        try checkWritableLocation(checkpointPath, requiredBytes: 2 * (4 + 8 * moments) * parameterCount + 1_000_000)
+        if isRoot { try checkWritableLocation(checkpointPath, requiredBytes: 2 * (4 + 8 * moments) * parameterCount + 1_000_000) }
         let config = trainer.model.configuration
         let weightCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
-        print("corpus \(options.corpus) (\(options.textMode.rawValue)): \(trainer.corpus.trainTokens.count) training tokens"
+        say("corpus \(options.corpus) (\(options.textMode.rawValue)): \(trainer.corpus.trainTokens.count) training tokens"
               + (trainer.corpus.validationTokens.isEmpty ? "" : ", \(trainer.corpus.validationTokens.count) validation tokens")
               + ", vocabulary \(config.vocabularySize)")
-        print("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
+        say("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
               + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
-        print("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
-              + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)")
+        say("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
+              + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)"
+            + (reducer.processCount > 1 ? " per process" : ""))
+        if let job = mpiJob {
+            say("MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), \(trainer.shard.count)"
+                + (options.batchSize % job.processCount == 0 ? "" : " or \(trainer.shard.count - 1)") + " of the \(options.batchSize) rows each")
+        }
 
         installStopHandlers()
-        let live = standardOutputIsTerminal
+        let live = standardOutputIsTerminal && reducer.processCount == 1 // mpirun's output is a pipe or a pty of the launcher
         var lastLine = 0.0
         var savedAtStep = -1
         func save() throws {
-            try trainer.checkpoint().save(to: checkpointPath)
+            let checkpoint = try trainer.checkpoint() // collective in an MPI job: every process makes it, rank 0 saves
+            if isRoot { try checkpoint.save(to: checkpointPath) }
             savedAtStep = trainer.step
             lastGood = (checkpointPath, trainer.step)
         }
@@ -194,6 +206,7 @@ struct TrainCommand: ParsableCommand {
         let finished: Bool
         do {
             finished = try trainer.train(progress: { event in
+                guard isRoot else { return }
                 switch event {
                 case let .step(s):
                     if s.skipped { print("\(live ? "\r\u{1B}[K" : "")skipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)") }
@@ -233,13 +246,17 @@ struct TrainCommand: ParsableCommand {
             }, shouldStop: { stopRequested != 0 }, afterStep: { trainer in
                 if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }
             }, afterValidation: { trainer, report in
-                if report.isBest { try trainer.checkpoint().save(to: bestPath) }
+                if report.isBest {
+                    let checkpoint = try trainer.checkpoint()
+                    if isRoot { try checkpoint.save(to: bestPath) }
+                }
             })
         } catch let error as RecurrentKitError {
             let last = lastGood.map { "; last good checkpoint: \($0.path) (update \($0.step))" } ?? "; no checkpoint was saved in this run"
             throw RecurrentKitError(error.message + last)
         }
         try save()
+        guard isRoot else { return }
         try writeFileAtomically(Array(TrainingReports.jsonLines(trainer.history).utf8), to: folder + "/metrics.jsonl")
         try writeFileAtomically(Array(TrainingReports.perplexitySVG(trainer.history, title: "\(options.cell.rawValue) H\(options.hiddenSize): perplexity per epoch").utf8),
                                 to: folder + "/perplexity.svg")
@@ -254,6 +271,11 @@ struct TrainCommand: ParsableCommand {
                   + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
                   + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
                   + ", peak memory \(Int(peakResidentMegabytes())) MB")
+        }
+        if reducer.processCount > 1, trainer.reducedUpdates > 0, let last = trainer.history.last {
+            let perUpdate = trainer.reductionSeconds / Double(trainer.reducedUpdates)
+            let updateSeconds = Double(options.batchSize * trainer.chunkLength) / max(last.tokensPerSecond, 1e-9)
+            print("MPI: \(fixed(perUpdate * 1000, 2)) ms per update in the sums on rank 0 (\(fixed(100 * perUpdate / updateSeconds, 1))% of the last epoch's update time, waiting for the slowest process included)")
         }
         if trainer.stoppedEarly {
             print("stopped early: \(options.earlyStopPatience ?? 0) validation measurements without improvement; best loss \(fixed(trainer.bestValidationLoss ?? .nan, 4)) at update \(trainer.bestValidationStep)")

@@ -200,11 +200,14 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     ///   - training: enables dropout.
     ///   - computeGradients: run the backward pass too (default true).
     ///   - truncation: how far the recurrent gradient travels back inside the chunk (full by default).
+    ///   - gradientScale: the gradients are those of `gradientScale` times the mean loss (data-parallel training
+    ///     passes B_r/B, so each process's gradient is its share of the global batch's mean: dL/dlogits is
+    ///     (softmax - onehot) / (T*B) exactly as in one process).
     ///   - generator: draws the dropout masks.
     /// - Returns: mean cross-entropy in nats over the T*B predictions.
     public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
                      training: Bool = false, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
-                     generator: inout SeededGenerator) throws -> Double {
+                     gradientScale: Double = 1, generator: inout SeededGenerator) throws -> Double {
         guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false else {
             throw RecurrentKitError("invalid steps \(T) x batch \(B): both must be at least 1 and the number of tokens representable")
         }
@@ -212,7 +215,8 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         let V = configuration.vocabularySize, H = configuration.recurrent.outputSize
         let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
         let dLogits = computeGradients ? gradLogits.reserve(T * B * V) : nil
-        let loss = try softmaxCrossEntropy(logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits)
+        let loss = try softmaxCrossEntropy(logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits,
+                                           gradientScale: gradientScale)
         guard computeGradients, let dLogits, let record else { return loss }
         let dHidden = gradHidden.reserve(T * B * H)
         try record.withUnsafeOutput { output.backward(dLogits, x: $0.baseAddress!, rows: T * B, inputGradient: dHidden) }

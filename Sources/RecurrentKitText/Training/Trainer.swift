@@ -89,8 +89,15 @@ public struct ValidationReport: Codable, Equatable, Sendable {
 /// per minibatch, reset the state (first minibatch of a sequential epoch, every random minibatch) or carry it
 /// with its gradient cut, forward, cross-entropy averaged over T*B, backward, clip, update.
 ///
-/// A trainer can stop after any update and be saved with ``checkpoint()``; ``init(resumingFrom:)`` continues
+/// A trainer can stop after any update and be saved with ``checkpoint()``; ``init(resumingFrom:reducer:)`` continues
 /// bit-identically (weights, optimizer moments, both random streams, the position in the epoch, the carried state).
+///
+/// Data-parallel: give every process of a job a trainer with the same options and a `GradientReducer` (e.g. the
+/// `RecurrentKitMPI` library's `MPIReducer`). Each process then runs its ``shard`` of every minibatch's rows (and
+/// carries those rows' state), the gradients are summed with one call per update, and every process applies the same
+/// update: the global batch, the sampling and the dropout masks are those of one process, so the run matches a
+/// single-process run up to the summation order. Stop decisions (time limit, `shouldStop`, divergence) are collective;
+/// ``checkpoint()`` is too (it gathers the carried state), so call it on every process and save on one.
 public final class Trainer {
     /// The options (validated).
     public private(set) var options: TrainingOptions
@@ -100,6 +107,15 @@ public final class Trainer {
     public let model: LanguageModel<Float>
     /// The optimizer.
     public let optimizer: Optimizer
+    /// Sums gradients, losses and decisions across the processes of a data-parallel job (one process by default).
+    public let reducer: GradientReducer
+    /// This process's rows of every minibatch (the whole batch with one process).
+    public let shard: BatchShard
+    /// Seconds this process has spent in the reducer's sums during updates (gradients, loss, stop decisions), waiting
+    /// for the slowest process included; 0 with one process.
+    public private(set) var reductionSeconds = 0.0
+    /// Updates that ``reductionSeconds`` covers.
+    public private(set) var reducedUpdates = 0
     /// Per-epoch history.
     public private(set) var history: [EpochReport] = []
     /// Updates applied (skipped ones excluded).
@@ -141,7 +157,8 @@ public final class Trainer {
     private var epochStartGenerator: SeededGenerator // dataGenerator before this epoch's draw
     private var dropoutGenerator: SeededGenerator
     private var minibatches: [Minibatch] = []
-    private var carried: RecurrentState<Float>? = nil
+    private var carried: RecurrentState<Float>? = nil // this shard's rows, (L, B_r, H)
+    private var shardInputs: [Int] = [], shardTargets: [Int] = [] // this shard's rows of the minibatch
     /// Storage of a dropped carried state, reused for the next one so updates allocate nothing.
     private var spareState: RecurrentState<Float>? = nil
     // This epoch's running sums.
@@ -149,16 +166,26 @@ public final class Trainer {
     private var elapsedBefore = 0.0 // seconds trained before this process (resume)
 
     /// Prepares the text (loading a file when `options.corpus` is not an embedded name) and builds the model.
-    public convenience init(options: TrainingOptions) throws {
+    /// - Parameters:
+    ///   - options: the run's options.
+    ///   - reducer: the data-parallel job this process belongs to (default: one process).
+    public convenience init(options: TrainingOptions, reducer: GradientReducer = SingleProcessReducer()) throws {
         try options.validate()
-        try self.init(options: options, corpus: try Trainer.prepareCorpus(options))
+        try self.init(options: options, corpus: try Trainer.prepareCorpus(options), reducer: reducer)
     }
 
     /// Trains on an already prepared corpus.
-    public init(options: TrainingOptions, corpus: PreparedCorpus) throws {
+    /// - Parameters:
+    ///   - options: the run's options.
+    ///   - corpus: the prepared text (every process of a job must prepare the same).
+    ///   - reducer: the data-parallel job this process belongs to (default: one process); throws when it has more
+    ///     processes than the batch has rows.
+    public init(options: TrainingOptions, corpus: PreparedCorpus, reducer: GradientReducer = SingleProcessReducer()) throws {
         try options.validate()
         self.options = options
         self.corpus = corpus
+        self.reducer = reducer
+        shard = try reducer.shard(ofBatch: options.batchSize)
         schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
                                          numSteps: Trainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
                                          strategy: options.sampling)
@@ -179,6 +206,7 @@ public final class Trainer {
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
         if let b = options.forgetGateBias { try model.recurrent.setForgetGateBias(b) }
         model.recurrent.recomputeInterval = options.recomputeInterval
+        if !shard.isWholeBatch { model.recurrent.dropoutShard = shard }
         optimizer = try options.makeOptimizer()
         let (total, overflow) = options.epochs.multipliedReportingOverflow(by: max(schedule.minibatchesPerEpoch, 1))
         scheduledUpdates = overflow ? Int.max / 2 : max(total, 1)
@@ -220,7 +248,8 @@ public final class Trainer {
                       afterStep: (Trainer) throws -> Void = { _ in },
                       afterValidation: (Trainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
         let start = monotonicSeconds()
-        let B = options.batchSize, T = schedule.numSteps
+        let B = options.batchSize, T = schedule.numSteps, shardRows = shard.count
+        let distributed = reducer.processCount > 1
         let calibrationStart = step
         var timingStart: Double? = nil // when the timed calibration updates began
         /// Measures the validation loss (nil without a validation split), tracks the best, reports it, and sets
@@ -254,8 +283,25 @@ public final class Trainer {
                 let truncation: BackwardTruncation = options.bptt == .randomized
                     ? .randomized(continueProbability: 1 - 1 / Double(max(options.numSteps, 2)), seed: dropoutGenerator.next())
                     : .none
-                let loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
+                var loss: Double
+                // Each process's share of the global batch's mean loss: dL/dlogits = (softmax - onehot) / (T*B).
+                let weight = Double(shardRows) / Double(B)
+                if shard.isWholeBatch {
+                    loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
                                           training: true, truncation: truncation, generator: &dropoutGenerator)
+                } else {
+                    shard.gather(batch.inputs, steps: T, into: &shardInputs)
+                    shard.gather(batch.targets, steps: T, into: &shardTargets)
+                    loss = try model.loss(inputs: shardInputs, targets: shardTargets, steps: T, batch: shardRows, state: carried,
+                                          training: true, truncation: truncation, gradientScale: weight, generator: &dropoutGenerator)
+                }
+                if distributed {
+                    let reductionStart = monotonicSeconds()
+                    try reducer.sumGradients(model.parameters) // one allreduce of the flat buffer
+                    loss = try reducer.sum([loss * weight])[0]
+                    reductionSeconds += monotonicSeconds() - reductionStart
+                    reducedUpdates += 1
+                }
                 // One pass: clipping returns the norm before clipping and refuses a non-finite one.
                 var norm = Double.nan
                 if loss.isFinite {
@@ -300,7 +346,9 @@ public final class Trainer {
                     let elapsed = monotonicSeconds() - start
                     let perUpdate = (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
                     let fit = perUpdate > 0 ? (limit - elapsed) / perUpdate : Double(scheduledUpdates)
-                    scheduledUpdates = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
+                    // Rank 0's clock decides for every process, so all follow the same schedule.
+                    let length = try reducer.broadcastFromRankZero(Double(min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))))
+                    scheduledUpdates = Int(length)
                     scheduleFixed = true
                     scheduleLengthDecided = true
                 }
@@ -313,7 +361,7 @@ public final class Trainer {
                 try afterStep(self)
                 // The limit counts this process's training time, so a resumed run gets the full limit again.
                 let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-                if (timeUp || shouldStop()) && doneInEpoch < minibatches.count {
+                if doneInEpoch < minibatches.count, try reducer.any(timeUp || shouldStop()) { // every process stops after the same update
                     elapsedBefore += monotonicSeconds() - start
                     return false
                 }
@@ -330,8 +378,11 @@ public final class Trainer {
                 // Every loss was finite, but so large that exp overflows: the run has diverged.
                 throw RecurrentKitError("training stopped: the training perplexity of epoch \(epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
             }
-            let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
+            let localTimeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
             let last = epoch == options.epochs
+            // Collective: the time limit as any process sees it, and a stop asked on any process.
+            let decisions = try reducer.sum([localTimeUp ? 1 : 0, !last && shouldStop() ? 1 : 0])
+            let timeUp = decisions[0] > 0, stopAsked = decisions[1] > 0
             if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
                 progress(.sample(epoch: epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
                                                                                prefix: options.samplePrefix, length: options.sampleLength)))
@@ -343,7 +394,7 @@ public final class Trainer {
                 elapsedBefore += monotonicSeconds() - start
                 return true
             }
-            if (timeUp || shouldStop()) && !last {
+            if (timeUp || stopAsked) && !last {
                 elapsedBefore += monotonicSeconds() - start
                 return false
             }
@@ -371,13 +422,17 @@ public final class Trainer {
 
     /// The model plus everything needed to resume exactly: options, position, random streams, optimizer moments,
     /// the carried state and the history (tensors under `_trainer.`, which PyTorch loaders should drop).
+    ///
+    /// In a data-parallel job this is a collective call: every process must make it (the carried state of every
+    /// process's rows is gathered, and the processes check that their weights are identical); save the result on one.
     public func checkpoint() throws -> Checkpoint {
         var extra: [String: Tensor<Float>] = [:]
         var extra64: [String: Tensor<Double>] = [:]
         for (name, values) in optimizer.stateBuffers { extra64["_trainer.optimizer.\(name)"] = try Tensor(shape: [values.count], scalars: values) }
+        if reducer.processCount > 1 { try checkReplicasAgree() }
         if let carried {
-            extra["_trainer.state.h"] = carried.h
-            if let c = carried.c { extra["_trainer.state.c"] = c }
+            extra["_trainer.state.h"] = try wholeBatch(carried.h)
+            if let c = carried.c { extra["_trainer.state.c"] = try wholeBatch(c) }
         }
         let state = TrainerState(options: options, epoch: epoch, doneInEpoch: doneInEpoch, step: step, skippedSteps: skippedSteps,
                                  optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
@@ -396,8 +451,50 @@ public final class Trainer {
                               extraTensors: extra, extraDoubleTensors: extra64)
     }
 
+    /// A state (layers, B_r, width) of this shard's rows as the whole batch's (layers, B, width): every process fills
+    /// its rows and the sum (exact: the other rows are zeros) gathers them.
+    private func wholeBatch(_ local: Tensor<Float>) throws -> Tensor<Float> {
+        guard !shard.isWholeBatch else { return local }
+        let layers = local.shape[0], width = local.shape[2], B = shard.globalBatch
+        var whole = [Float](repeating: 0, count: layers * B * width)
+        for k in 0..<layers {
+            let source = k * shard.count * width, target = (k * B + shard.rows.lowerBound) * width
+            whole.replaceSubrange(target..<(target + shard.count * width), with: local.scalars[source..<(source + shard.count * width)])
+        }
+        try whole.withUnsafeMutableBufferPointer { try reducer.sum($0.baseAddress!, count: $0.count) }
+        return try Tensor(shape: [layers, B, width], scalars: whole)
+    }
+
+    /// This shard's rows (layers, B_r, width) of a whole-batch state (layers, B, width).
+    private func shardRows(_ whole: Tensor<Float>) throws -> Tensor<Float> {
+        guard !shard.isWholeBatch else { return whole }
+        let layers = whole.shape[0], width = whole.shape[2], B = shard.globalBatch
+        var rows: [Float] = []
+        rows.reserveCapacity(layers * shard.count * width)
+        for k in 0..<layers { rows += whole.scalars[((k * B + shard.rows.lowerBound) * width)..<((k * B + shard.rows.upperBound) * width)] }
+        return try Tensor(shape: [layers, shard.count, width], scalars: rows)
+    }
+
+    /// Every process applies the same update to the same weights, so they must stay bit-identical; a 40-bit hash of
+    /// the weights and optimizer step, summed over the processes, must be N times this process's.
+    private func checkReplicasAgree() throws {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        let values = model.parameters.values
+        for i in 0..<model.parameters.count { hash = (hash ^ UInt64(values[i].bitPattern)) &* 0x100_0000_01b3 }
+        hash = (hash ^ UInt64(optimizer.stepCount)) &* 0x100_0000_01b3
+        let mine = Double(hash >> 24) // 40 bits: N * 2^40 stays exact in a Double for N < 2^13
+        let total = try reducer.sum([mine])[0]
+        guard total == mine * Double(reducer.processCount) else {
+            throw RecurrentKitError("the processes' weights differ at update \(step): the job's processes do not run the same training (same options, text and program on every process?)")
+        }
+    }
+
     /// Restores a trainer saved by ``checkpoint()`` so that training continues exactly where it stopped.
-    public convenience init(resumingFrom checkpoint: Checkpoint) throws {
+    /// - Parameters:
+    ///   - checkpoint: a checkpoint with training state.
+    ///   - reducer: the data-parallel job this process belongs to (default: one process); any process count that
+    ///     the batch allows resumes the same run (the checkpoint holds the whole batch's carried state).
+    public convenience init(resumingFrom checkpoint: Checkpoint, reducer: GradientReducer = SingleProcessReducer()) throws {
         let state: TrainerState
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
@@ -407,7 +504,7 @@ public final class Trainer {
         var options = state.options
         // Before format version 2, `validationFraction` (then always written, 0.1 by default) applied in raw mode only.
         if checkpoint.fileFormatVersion < 2 && options.textMode != .raw { options.validationFraction = nil }
-        try self.init(options: options)
+        try self.init(options: options, reducer: reducer)
         try state.validate(minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
         guard corpus.vocabulary == checkpoint.vocabulary else {
             throw RecurrentKitError("the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
@@ -431,7 +528,7 @@ public final class Trainer {
                 guard let c else { throw RecurrentKitError("checkpoint has no carried cell state _trainer.state.c") }
                 try c.requireShape(shape, name: "_trainer.state.c")
             }
-            carried = RecurrentState(h: h, c: c)
+            carried = RecurrentState(h: try shardRows(h), c: try c.map(shardRows))
         }
         guard state.epoch >= 1, state.doneInEpoch >= 0, state.step >= 0 else { throw RecurrentKitError("checkpoint training position is invalid") }
         epoch = state.epoch
