@@ -21,10 +21,10 @@ func joinLaunchedJob() throws -> GradientReducer {
 }
 
 /// A failure inside an MPI job: the line goes to stderr and `MPI_Abort` ends every process (none may stay blocked in
-/// a sum). Rank 0 reports at once; the others wait a second first, so a failure every process meets (e.g. a diverged
-/// run) is printed once, by rank 0, whose abort ends them before they print.
+/// a sum). Rank 0 reports at once; the others wait 5 seconds first, so a failure every process meets (a bad option, a
+/// diverged run) is printed once, by rank 0, whose abort ends them before they print (Open MPI took over a second).
 func failJob(_ job: MPIReducer, _ line: String, code: Int32) -> Never {
-    if job.rank != 0 { Thread.sleep(forTimeInterval: 1) }
+    if job.rank != 0 { Thread.sleep(forTimeInterval: 5) }
     FileHandle.standardError.write(Data((job.rank == 0 ? line : "rank \(job.rank): " + line).utf8))
     MPIReducer.abortJob(code: code)
 }

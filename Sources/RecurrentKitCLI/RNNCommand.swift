@@ -53,7 +53,7 @@ func exitProcess(_ code: Int32) -> Never { exit(code) }
 func fail(_ message: String, code: Int32 = 1) -> Never {
     // One line, whatever the message holds (paths and user text may contain newlines); clear a live progress line first.
     let flat = message.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
-    if standardOutputIsTerminal { print("\r\u{1B}[K", terminator: ""); flushStandardOutput() }
+    if standardOutputIsTerminal && mpiJob == nil { print("\r\u{1B}[K", terminator: ""); flushStandardOutput() }
     let line = "rnn: error: \(flat)\n"
     if let job = mpiJob { failJob(job, line, code: code) }
     FileHandle.standardError.write(Data(line.utf8))

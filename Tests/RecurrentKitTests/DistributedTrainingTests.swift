@@ -166,6 +166,9 @@ final class DistributedTrainingTests: XCTestCase {
         let tooMany = try train(3, ["--batch", "2", "--max-tokens", "2000", "--output", folder + "/many"])
         XCTAssertNotEqual(tooMany.status, 0)
         XCTAssertTrue(tooMany.err.contains("rnn: error: 3 processes need a batch of at least 3 rows (one per process); the batch has 2"), tooMany.err)
+        // Every process meets it; rank 0 reports it and its MPI_Abort ends the others before they do.
+        XCTAssertEqual(tooMany.err.components(separatedBy: "rnn: error:").count - 1, 1, tooMany.err)
+        XCTAssertEqual(tooMany.out, "", "nothing on stdout, not even a terminal's line clearing")
         // The launcher's environment without a loadable library (no mpirun needed).
         let missing = try train(1, ["--max-tokens", "2000", "--output", folder + "/missing"],
                                 environment: ["OMPI_COMM_WORLD_SIZE": "2", "RK_MPI_LIBRARY": folder + "/no-such-libmpi.so"])

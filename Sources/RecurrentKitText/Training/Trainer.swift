@@ -159,6 +159,7 @@ public final class Trainer {
     private var minibatches: [Minibatch] = []
     private var carried: RecurrentState<Float>? = nil // this shard's rows, (L, B_r, H)
     private var shardInputs: [Int] = [], shardTargets: [Int] = [] // this shard's rows of the minibatch
+    private var collective = [0.0, 0.0] // the per-update sums of scalars (loss, decisions), reused
     /// Storage of a dropped carried state, reused for the next one so updates allocate nothing.
     private var spareState: RecurrentState<Float>? = nil
     // This epoch's running sums.
@@ -298,7 +299,7 @@ public final class Trainer {
                 if distributed {
                     let reductionStart = monotonicSeconds()
                     try reducer.sumGradients(model.parameters) // one allreduce of the flat buffer
-                    loss = try reducer.sum([loss * weight])[0]
+                    loss = try collectiveSum(loss * weight).0
                     reductionSeconds += monotonicSeconds() - reductionStart
                     reducedUpdates += 1
                 }
@@ -361,7 +362,7 @@ public final class Trainer {
                 try afterStep(self)
                 // The limit counts this process's training time, so a resumed run gets the full limit again.
                 let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-                if doneInEpoch < minibatches.count, try reducer.any(timeUp || shouldStop()) { // every process stops after the same update
+                if doneInEpoch < minibatches.count, try collectiveSum(timeUp || shouldStop() ? 1 : 0).0 > 0 { // every process stops after the same update
                     elapsedBefore += monotonicSeconds() - start
                     return false
                 }
@@ -381,8 +382,8 @@ public final class Trainer {
             let localTimeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
             let last = epoch == options.epochs
             // Collective: the time limit as any process sees it, and a stop asked on any process.
-            let decisions = try reducer.sum([localTimeUp ? 1 : 0, !last && shouldStop() ? 1 : 0])
-            let timeUp = decisions[0] > 0, stopAsked = decisions[1] > 0
+            let decisions = try collectiveSum(localTimeUp ? 1 : 0, !last && shouldStop() ? 1 : 0)
+            let timeUp = decisions.0 > 0, stopAsked = decisions.1 > 0
             if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
                 progress(.sample(epoch: epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
                                                                                prefix: options.samplePrefix, length: options.sampleLength)))
@@ -410,6 +411,15 @@ public final class Trainer {
         try changed.validate()
         options = changed
         model.recurrent.recomputeInterval = interval
+    }
+
+    /// `a` and `b` summed over the processes (themselves with one process), without allocating.
+    private func collectiveSum(_ a: Double, _ b: Double = 0) throws -> (Double, Double) {
+        guard reducer.processCount > 1 else { return (a, b) }
+        collective[0] = a
+        collective[1] = b
+        try collective.withUnsafeMutableBufferPointer { try reducer.sum($0.baseAddress!, count: 2) }
+        return (collective[0], collective[1])
     }
 
     /// Resets the carried state to zeros (nil), keeping its storage for reuse.
