@@ -63,7 +63,7 @@ check update --workload train --cell lstm --hidden 512 --layers 1 --batch 32 --s
 # sorts the whole vocabulary in place every token), Float and bfloat16 weights.
 for cell in rnn_tanh gru lstm; do
     for decoding in greedy sample nucleus; do
-        for precision in float32 bfloat16; do
+        for precision in float32 bfloat16 int8; do
             check token --workload generate --cell "$cell" --hidden 256 --layers 2 --embedding 64 --decoding "$decoding" \
                 --precision "$precision" --threads 2
         done

@@ -110,12 +110,21 @@ def d2l_scratch_row(seconds, hidden=512, batch=32, steps=35, vocab=28):
 
 def generate_row(cell, hidden, layers, vocab, embedding, tokens, dtype=torch.float32):
     """Per-layer nn.*Cell, batch 1, greedy: PyTorch's fast path for token-by-token generation.
-    With dtype=torch.bfloat16 every module and state is bf16 (the row to compare with our bf16 weights)."""
+    With dtype=torch.bfloat16 every module and state is bf16 (the row to compare with our bf16 weights); with
+    dtype="int8" the cells and the head go through torch.ao.quantization.quantize_dynamic (int8 weights, activations
+    quantized on the fly; the row to compare with our int8 weights)."""
     torch.manual_seed(2)
+    int8 = dtype == "int8"
+    if int8:
+        dtype = torch.float32
     emb = nn.Embedding(vocab, embedding).to(dtype)
     cls = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn_tanh": nn.RNNCell}[cell]
-    cells = [cls(embedding if k == 0 else hidden, hidden).to(dtype) for k in range(layers)]
+    cells = nn.ModuleList([cls(embedding if k == 0 else hidden, hidden).to(dtype) for k in range(layers)])
     out = nn.Linear(hidden, vocab).to(dtype)
+    if int8:
+        quantized = torch.ao.quantization.quantize_dynamic(nn.ModuleDict({"cells": cells, "out": out}),
+                                                           {nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Linear}, dtype=torch.qint8)
+        cells, out = quantized["cells"], quantized["out"]
     with torch.no_grad():
         def run(n):
             h = [torch.zeros(1, hidden, dtype=dtype) for _ in range(layers)]
@@ -134,7 +143,7 @@ def generate_row(cell, hidden, layers, vocab, embedding, tokens, dtype=torch.flo
         start = time.perf_counter()
         run(tokens)
         elapsed = time.perf_counter() - start
-    suffix = " bf16" if dtype == torch.bfloat16 else ""
+    suffix = " int8" if int8 else " bf16" if dtype == torch.bfloat16 else ""
     return f"generate {cell} H{hidden} L{layers} V{vocab} batch 1 greedy{suffix}", tokens / elapsed
 
 
@@ -189,6 +198,8 @@ def main():
         rows.append(generate_row("rnn_tanh", 512, 2, 65, 512, 2000))
         for cell in ["lstm", "gru", "rnn_tanh"]:
             rows.append(generate_row(cell, 512, 2, 65, 512, 2000, dtype=torch.bfloat16))
+        for cell in ["lstm", "gru", "rnn_tanh"]:
+            rows.append(generate_row(cell, 512, 2, 65, 512, 2000, dtype="int8"))
     if not a.csv:
         print(f"torch {torch.__version__}, threads {a.threads}")
     for name, rate in rows:

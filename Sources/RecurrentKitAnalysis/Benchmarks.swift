@@ -134,7 +134,7 @@ public enum Benchmarks {
         let G = Double(cell.gateCount), h = Double(H)
         var perToken = h * Double(V)
         for k in 0..<layers { perToken += G * h * ((k == 0 ? (embedding.map(Double.init) ?? 0) : h) + h) }
-        return Result(name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy" + (precision == .bfloat16 ? " bf16" : ""),
+        return Result(name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy" + (precision == .bfloat16 ? " bf16" : precision == .int8 ? " int8" : ""),
                       tokensPerSecond: Double(tokens) / elapsed, gflops: 2 * perToken * Double(tokens) / elapsed / 1e9, seconds: elapsed)
     }
 

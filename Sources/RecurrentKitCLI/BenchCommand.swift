@@ -64,8 +64,8 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if rows == .all || rows == .generate {
-            for precision in [WeightPrecision.float32, .bfloat16] {
-                let suffix = precision == .bfloat16 ? " bf16" : ""
+            for precision in [WeightPrecision.float32, .bfloat16, .int8] {
+                let suffix = precision == .bfloat16 ? " bf16" : precision == .int8 ? " int8" : ""
                 for cell in [CellKind.lstm, .gru, .rnnTanh] {
                     try report(try Benchmarks.generation(cell: cell, hidden: 512, layers: 2, vocabulary: 65, embedding: 512, precision: precision),
                                name: "generate \(cell.rawValue) H512 L2 V65 batch 1 greedy" + suffix)

@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Embedded corpus used when --text is absent.") var corpus: String = "timemachine"
     @Option(help: "Parallel rows while evaluating (does not change the result much).") var batch: Int = 32
     @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
-    @Option(help: "Weight storage: float32, or bfloat16 (reads the text as one stream, token by token, like generation; compare with --batch 1).") var precision: WeightPrecision = .float32
+    @Option(help: "Weight storage: float32, or bfloat16 or int8 (these read the text as one stream, token by token, like generation; compare with --batch 1).") var precision: WeightPrecision = .float32
     @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -30,9 +30,8 @@ struct EvalCommand: ParsableCommand {
         // Cut before encoding (by characters in every mode), so text past the limit is never read.
         if maxChars > 0 && prepared.unicodeScalars.count > maxChars { prepared = String(prepared.unicodeScalars.prefix(maxChars)) }
         let tokens = try loaded.vocabulary.encode(prepared)
-        let ce = weightPrecision == .bfloat16
-            ? try Evaluation.meanCrossEntropyBFloat16(model: loaded.model, tokens: tokens)
-            : try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
+        let ce = try weightPrecision.compactFormat.map { try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, format: $0) }
+            ?? Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
         guard ce.isFinite, perplexity(meanCrossEntropy: ce).isFinite else {
             throw RecurrentKitError("the checkpoint's predictions overflow (cross-entropy \(ce) nats per character, perplexity \(perplexity(meanCrossEntropy: ce))): the model diverged and cannot be evaluated")
         }

@@ -33,7 +33,7 @@ public enum TextGenerator {
         let V = model.configuration.vocabularySize
         var output = prefix
         output.reserveCapacity(prefix.count + length)
-        let session = precision == .bfloat16 ? try BFloat16GenerationSession(model: model) : nil
+        let session = try precision.compactFormat.map { try CompactGenerationSession(model: model, format: $0) }
         func logitsAfter(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Float> {
             if let session { return try session.logits(after: tokens, reset: reset) }
             return try model.generationLogits(tokens, reset: reset)

@@ -68,7 +68,7 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--preset", "gpt"] + out, mentioning: "d2l-rnn, d2l-rnn-random, d2l-gru, d2l-lstm, d2l-deep-lstm, shakespeare-lstm, shakespeare-lstm-large")
         try assertFails(["train", "--optimizer", "lion"] + out, mentioning: "'sgd', 'adam', 'adamw' or 'rmsprop'")
         try assertFails(["train", "--bptt", "half"] + out, mentioning: "--bptt")
-        try assertFails(["sample", "--checkpoint", "x", "--precision", "half"], mentioning: "'float32' and 'bfloat16'")
+        try assertFails(["sample", "--checkpoint", "x", "--precision", "half"], mentioning: "'float32', 'bfloat16' or 'int8'")
         try assertFails(["bench", "--rows", "some"], mentioning: "--rows")
         try assertFails(["analyze", "--cell", "gpt"], mentioning: "'rnn_tanh', 'rnn_relu', 'rnn_linear', 'gru' or 'lstm'")
         try assertFails(["train", "--hidden", "abc"] + out, mentioning: "hidden")

@@ -663,13 +663,20 @@ struct TrainerState: Codable {
 /// Perplexity of a model on a token sequence.
 public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
-    /// token at a time through a ``BFloat16GenerationSession``: what generation with bf16 weights sees. Compare with
-    /// ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
+    /// token at a time through a bfloat16 ``CompactGenerationSession``: what generation with bf16 weights sees.
+    /// Compare with ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
     public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
+        try meanCrossEntropy(model: model, tokens: tokens, format: .bfloat16)
+    }
+
+    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
+    /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
+    /// Compare with ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
+    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], format: CompactWeightFormat) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
         let V = model.configuration.vocabularySize
-        let session = try BFloat16GenerationSession(model: model)
+        let session = try CompactGenerationSession(model: model, format: format)
         // The session checks each input token, the cross-entropy each target.
         var total = 0.0, input = [0], target = [0]
         for i in 0..<(tokens.count - 1) {

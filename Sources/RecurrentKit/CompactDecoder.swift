@@ -1,28 +1,67 @@
 import _RecurrentKitKernels
 
+/// How a ``CompactDecoder`` stores the weight matrices it streams for every token.
+public enum CompactWeightFormat: String, Sendable, CaseIterable {
+    /// bfloat16 (round to nearest even): Float's exponent range with 8 significant bits, half of Float's bytes.
+    case bfloat16
+    /// int8 with one Float scale per row (the row's largest magnitude / 127, round to nearest even): a quarter of
+    /// Float's bytes plus 4 bytes per row.
+    case int8
+}
+
+/// The name ``CompactDecoder`` had when bfloat16 was its only format (its initializer's format defaults to bfloat16).
+public typealias BFloat16Decoder = CompactDecoder
+
+/// One weight matrix (rows, cols) in a compact format, and its two uses: W x and a widened row.
+struct CompactMatrix {
+    let rows: Int, cols: Int
+    let bf16: UnsafeMutablePointer<UInt16>?
+    let int8: UnsafeMutablePointer<Int8>?
+    let scales: UnsafeMutablePointer<Float>?
+
+    /// y = W x + beta y (y not read when beta is 0).
+    @inline(__always)
+    func multiply(_ x: UnsafePointer<Float>, beta: Float, into y: UnsafeMutablePointer<Float>) {
+        if let bf16 { rk_gemv_bf16(rows, cols, bf16, cols, x, beta, y) }
+        else { rk_gemv_i8(rows, cols, int8!, cols, scales!, x, beta, y) }
+    }
+
+    /// y = row r widened to Float.
+    @inline(__always)
+    func row(_ r: Int, into y: UnsafeMutablePointer<Float>) {
+        if let bf16 { rk_bf16_to_f32(bf16 + r * cols, y, cols); return }
+        let q = int8! + r * cols, s = scales![r]
+        for j in 0..<cols { y[j] = Float(q[j]) * s }
+    }
+}
+
 /// Batch-1, token-by-token inference of a token model (an optional ``Embedding`` or one-hot input, a
-/// ``RecurrentNetwork``, a ``Linear`` head on the last layer) with bfloat16 copies of its weight matrices.
+/// ``RecurrentNetwork``, a ``Linear`` head on the last layer) with compact copies of its weight matrices: bfloat16
+/// or int8 with a scale per row (``CompactWeightFormat``).
 ///
 /// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream
-/// from cache; halving their size is the lever. The decoder is a snapshot taken when it is created: bf16 copies of the
-/// weight matrices, Float copies of the biases and the embedding; states and all arithmetic are Float. Later changes
-/// to the layers' parameters are not seen (make a new decoder). The element-wise step is the cells' own (the same
-/// code the network's forward runs); only the matrix products read bf16 weights.
-public final class BFloat16Decoder {
+/// from cache; shrinking them is the lever. The decoder is a snapshot taken when it is created: compact copies of the
+/// weight matrices, Float copies of the biases and the embedding; states and all arithmetic are Float (the weights
+/// widen exactly to Float inside the matrix-vector kernels). Later changes to the layers' parameters are not seen
+/// (make a new decoder). The element-wise step is the cells' own (the same code the network's forward runs); only the
+/// matrix products read compact weights.
+public final class CompactDecoder {
     private let L: Int, H: Int, V: Int, G: Int
     /// Tokens the input accepts: the embedding's vocabulary, or the network's input size for one-hot input.
     public let inputVocabularySize: Int
     /// Logits per token: the head's output size.
     public let outputSize: Int
     private let cell: CellKind
-    /// Per layer: W_ih (G*H, In) in bf16; for one-hot input layer 0 holds W_ih^T (V, G*H) so a token is one row.
-    private let inputWeights: [UnsafeMutablePointer<UInt16>]
-    /// Per layer: W_hh (G*H, H) in bf16.
-    private let recurrentWeights: [UnsafeMutablePointer<UInt16>]
-    /// The head's weight (outputSize, H) in bf16.
-    private let outputWeight: UnsafeMutablePointer<UInt16>
-    /// The one block holding every bf16 matrix above.
-    private let compactWeights: UnsafeMutablePointer<UInt16>
+    /// The storage of the weight matrices.
+    public let format: CompactWeightFormat
+    /// Per layer: W_ih (G*H, In); for one-hot input layer 0 holds W_ih^T (V, G*H) so a token is one row.
+    private let inputWeights: [CompactMatrix]
+    /// Per layer: W_hh (G*H, H).
+    private let recurrentWeights: [CompactMatrix]
+    /// The head's weight (outputSize, H).
+    private let outputWeight: CompactMatrix
+    /// The one block holding every compact matrix above (and the int8 scales).
+    private let compactWeights: UnsafeMutablePointer<UInt8>
     /// The block holding the Float copies of the biases and the embedding.
     private let floatCopies: UnsafeMutablePointer<Float>
     private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, copied
@@ -39,18 +78,20 @@ public final class BFloat16Decoder {
     // The cells' element-wise step work, one row at a time.
     private let rnnRows = RNNForwardRows<Float>(), lstmRows = LSTMForwardRows<Float>(), gruRows = GRUForwardRows<Float>()
 
-    /// Copies the weight matrices to bfloat16 (round to nearest even) and starts from a zero state.
+    /// Copies the weight matrices to `format` and starts from a zero state.
     /// - Parameters:
     ///   - network: the recurrent layers; with `embedding` nil its input is one-hot over `inputSize` tokens.
     ///   - embedding: token vectors (V, E) with E the network's `inputSize`, or nil.
     ///   - output: the head, (outputSize, H) on the last layer's h.
-    /// - Throws: when the sizes do not chain.
-    public init(network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>) throws {
+    ///   - format: bfloat16 (the default) or int8 with a scale per row.
+    /// - Throws: when the sizes do not chain, or (int8) a weight is not finite.
+    public init(network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>,
+                format: CompactWeightFormat = .bfloat16) throws {
         let configuration = network.configuration
         guard !configuration.bidirectional else {
             throw RecurrentKitError("a bidirectional network reads the whole sequence before its first output; it cannot decode token by token")
         }
-        guard configuration.projectionSize == 0 else { throw RecurrentKitError("bf16 decoding does not cover LSTM projections (proj_size); decode in float32") }
+        guard configuration.projectionSize == 0 else { throw RecurrentKitError("\(format.rawValue) decoding does not cover LSTM projections (proj_size); decode in float32") }
         let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize, O = output.outputSize
         if let embedding, embedding.dimension != I {
             throw RecurrentKitError("the embedding's width \(embedding.dimension) is not the network's input size \(I)")
@@ -58,38 +99,52 @@ public final class BFloat16Decoder {
         guard output.inputSize == H else { throw RecurrentKitError("the head reads \(output.inputSize) values but the network's hidden size is \(H)") }
         let V = embedding?.vocabularySize ?? I
         let G = configuration.cell.gateCount, GH = G * H
-        self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell
+        self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell; self.format = format
         inputVocabularySize = V; outputSize = O
         embeddingSize = embedding?.dimension ?? 0
         // All copies in one block: one allocation large enough for huge pages, streamed in order every token.
-        var sizes: [Int] = []
-        for k in 0..<L { sizes.append(GH * (k == 0 ? I : H)) }
-        sizes += Array(repeating: GH * H, count: L) + [O * H]
-        weightBytes = 2 * sizes.reduce(0, +)
-        let block = allocateAligned(UInt16.self, count: sizes.reduce(0) { $0 + ($1 + 31) / 32 * 32 })
+        var shapes: [(rows: Int, cols: Int)] = []
+        for k in 0..<L { shapes.append(k == 0 && embedding == nil ? (V, GH) : (GH, configuration.layerInputSize(k))) }
+        shapes += Array(repeating: (GH, H), count: L) + [(O, H)]
+        let elementBytes = format == .bfloat16 ? 2 : 1
+        func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 } // keep every matrix 64-byte aligned
+        weightBytes = shapes.reduce(0) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 4 * $1.rows : 0) }
+        let block = allocateAligned(UInt8.self, count: shapes.reduce(0) {
+            $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? aligned(4 * $1.rows) : 0)
+        })
         compactWeights = block
-        var next = block
-        func compact(_ source: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<UInt16> {
-            let copy = next
-            rk_f32_to_bf16(source, copy, count)
-            next += (count + 31) / 32 * 32 // keep every matrix 64-byte aligned
-            return copy
+        var next = UnsafeMutableRawPointer(block)
+        var finite = true
+        func compact(_ source: UnsafePointer<Float>, rows: Int, cols: Int) -> CompactMatrix {
+            let data = next
+            next += aligned(rows * cols * elementBytes)
+            switch format {
+            case .bfloat16:
+                let copy = data.assumingMemoryBound(to: UInt16.self)
+                rk_f32_to_bf16(source, copy, rows * cols)
+                return CompactMatrix(rows: rows, cols: cols, bf16: copy, int8: nil, scales: nil)
+            case .int8:
+                let copy = data.assumingMemoryBound(to: Int8.self), scales = next.assumingMemoryBound(to: Float.self)
+                next += aligned(4 * rows)
+                if rk_quantize_i8_rows(source, copy, scales, rows, cols) != 0 { finite = false }
+                return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales)
+            }
         }
-        var inputs: [UnsafeMutablePointer<UInt16>] = []
+        var inputs: [CompactMatrix] = []
         for k in 0..<L {
             let w = network.weightIH[k]
             if k == 0 && embedding == nil {
                 let transposed = allocateAligned(Float.self, count: V * GH)
                 for j in 0..<GH { for v in 0..<V { transposed[v * GH + j] = w[j * V + v] } }
-                inputs.append(compact(transposed, count: V * GH))
+                inputs.append(compact(transposed, rows: V, cols: GH))
                 freeAligned(transposed)
             } else {
-                inputs.append(compact(w, count: GH * configuration.layerInputSize(k)))
+                inputs.append(compact(w, rows: GH, cols: configuration.layerInputSize(k)))
             }
         }
         inputWeights = inputs
-        recurrentWeights = (0..<L).map { compact(network.weightHH[$0], count: GH * H) }
-        outputWeight = compact(output.weightValues, count: O * H)
+        recurrentWeights = (0..<L).map { compact(network.weightHH[$0], rows: GH, cols: H) }
+        outputWeight = compact(output.weightValues, rows: O, cols: H)
         // Float copies of the biases and the embedding, so the decoder stays a consistent snapshot.
         let E = embedding?.dimension ?? 0
         let floats = allocateAligned(Float.self, count: 2 * L * GH + O + V * E)
@@ -114,6 +169,7 @@ public final class BFloat16Decoder {
         recurrent = allocateAligned(Float.self, count: GH)
         logitBuffer = allocateAligned(Float.self, count: O)
         scratch = allocateAligned(Float.self, count: H)
+        guard finite else { throw RecurrentKitError("the model has weights that are not finite; they cannot be quantized to int8") }
     }
 
     deinit {
@@ -122,7 +178,7 @@ public final class BFloat16Decoder {
         for buffer in [hidden, cellState, gates, recurrent, logitBuffer, scratch] { freeAligned(buffer) }
     }
 
-    /// Bytes of the bfloat16 weight copies (what each token streams).
+    /// Bytes of the compact weight copies, int8 scales included (what each token streams).
     public let weightBytes: Int
 
     /// Zeros every layer's state.
@@ -141,29 +197,29 @@ public final class BFloat16Decoder {
         }
         if reset { self.reset() }
         for token in tokens { step(token) }
-        rk_gemv_bf16(outputSize, H, outputWeight, H, hidden + (L - 1) * H, 0, logitBuffer)
+        outputWeight.multiply(hidden + (L - 1) * H, beta: 0, into: logitBuffer)
         for j in 0..<outputSize { logitBuffer[j] += outputBias[j] }
         return logitBuffer
     }
 
-    /// One token through every layer: the same equations as ``RecurrentNetwork``'s forward, with bf16 weights.
+    /// One token through every layer: the same equations as ``RecurrentNetwork``'s forward, with compact weights.
     private func step(_ token: Int) {
         let GH = G * H
         for k in 0..<L {
             let h = hidden + k * H, bih = inputBias[k], bhh = recurrentBias[k]
             // Input part W_ih x + b_ih.
             if k == 0 && embedding == nil {
-                rk_bf16_to_f32(inputWeights[0] + token * GH, gates, GH)
+                inputWeights[0].row(token, into: gates)
             } else {
                 let x = k == 0 ? UnsafePointer(embedding! + token * embeddingSize) : UnsafePointer(hidden + (k - 1) * H)
-                rk_gemv_bf16(GH, k == 0 ? embeddingSize : H, inputWeights[k], k == 0 ? embeddingSize : H, x, 0, gates)
+                inputWeights[k].multiply(x, beta: 0, into: gates)
             }
             for j in 0..<GH { gates[j] += bih[j] }
-            // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (bf16 weights).
+            // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (compact weights).
             switch cell {
             case .rnnTanh, .rnnReLU, .rnnLinear:
                 for j in 0..<GH { gates[j] += bhh[j] }
-                rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
+                recurrentWeights[k].multiply(h, beta: 1, into: gates)
                 if cell != .rnnLinear {
                     rnnRows.h = gates; rnnRows.width = H; rnnRows.activation = RNNActivation(cell)
                     rnnForwardRows(rnnRows, 0..<1)
@@ -171,14 +227,14 @@ public final class BFloat16Decoder {
                 h.update(from: gates, count: H)
             case .lstm:
                 for j in 0..<GH { gates[j] += bhh[j] }
-                rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, gates)
+                recurrentWeights[k].multiply(h, beta: 1, into: gates)
                 let c = cellState + k * H
                 lstmRows.gates = gates; lstmRows.c = c; lstmRows.cPrev = c; lstmRows.width = H
                 lstmForwardRows(lstmRows, 0..<1)
                 lstmOutput(gates: gates, cell: c, tanhCell: scratch, hidden: h, batch: 1, width: H)
             case .gru:
                 recurrent.update(from: bhh, count: GH)
-                rk_gemv_bf16(GH, H, recurrentWeights[k], H, h, 1, recurrent)
+                recurrentWeights[k].multiply(h, beta: 1, into: recurrent)
                 gruRows.gates = gates; gruRows.recurrent = recurrent; gruRows.recurrentNew = scratch
                 gruRows.h = h; gruRows.hPrev = h; gruRows.width = H
                 gruForwardRows(gruRows, 0..<1)
