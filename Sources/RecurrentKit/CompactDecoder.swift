@@ -5,7 +5,9 @@ public enum CompactWeightFormat: String, Sendable, CaseIterable {
     /// bfloat16 (round to nearest even): Float's exponent range with 8 significant bits, half of Float's bytes.
     case bfloat16
     /// int8 with one Float scale per row (the row's largest magnitude / 127, round to nearest even): a quarter of
-    /// Float's bytes plus 4 bytes per row.
+    /// Float's bytes plus 8 bytes per row (the scale and the row's sum). Each product quantizes its input vector to
+    /// 8 bits with one scale (PyTorch's dynamic int8 scheme) and sums in exact 32-bit integers (AVX512-VNNI where
+    /// present), so results are the same on every instruction-set level.
     case int8
 }
 
@@ -18,12 +20,13 @@ struct CompactMatrix {
     let bf16: UnsafeMutablePointer<UInt16>?
     let int8: UnsafeMutablePointer<Int8>?
     let scales: UnsafeMutablePointer<Float>?
+    let sums: UnsafeMutablePointer<Int32>?
 
     /// y = W x + beta y (y not read when beta is 0).
     @inline(__always)
     func multiply(_ x: UnsafePointer<Float>, beta: Float, into y: UnsafeMutablePointer<Float>) {
         if let bf16 { rk_gemv_bf16(rows, cols, bf16, cols, x, beta, y) }
-        else { rk_gemv_i8(rows, cols, int8!, cols, scales!, x, beta, y) }
+        else { rk_gemv_i8(rows, cols, int8!, cols, scales!, sums!, x, beta, y) }
     }
 
     /// y = row r widened to Float.
@@ -108,9 +111,9 @@ public final class CompactDecoder {
         shapes += Array(repeating: (GH, H), count: L) + [(O, H)]
         let elementBytes = format == .bfloat16 ? 2 : 1
         func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 } // keep every matrix 64-byte aligned
-        weightBytes = shapes.reduce(0) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 4 * $1.rows : 0) }
+        weightBytes = shapes.reduce(0) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0) }
         let block = allocateAligned(UInt8.self, count: shapes.reduce(0) {
-            $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? aligned(4 * $1.rows) : 0)
+            $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? 2 * aligned(4 * $1.rows) : 0)
         })
         compactWeights = block
         var next = UnsafeMutableRawPointer(block)
@@ -122,12 +125,13 @@ public final class CompactDecoder {
             case .bfloat16:
                 let copy = data.assumingMemoryBound(to: UInt16.self)
                 rk_f32_to_bf16(source, copy, rows * cols)
-                return CompactMatrix(rows: rows, cols: cols, bf16: copy, int8: nil, scales: nil)
+                return CompactMatrix(rows: rows, cols: cols, bf16: copy, int8: nil, scales: nil, sums: nil)
             case .int8:
                 let copy = data.assumingMemoryBound(to: Int8.self), scales = next.assumingMemoryBound(to: Float.self)
-                next += aligned(4 * rows)
-                if rk_quantize_i8_rows(source, copy, scales, rows, cols) != 0 { finite = false }
-                return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales)
+                let sums = (next + aligned(4 * rows)).assumingMemoryBound(to: Int32.self)
+                next += 2 * aligned(4 * rows)
+                if rk_quantize_i8_rows(source, copy, scales, sums, rows, cols) != 0 { finite = false }
+                return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales, sums: sums)
             }
         }
         var inputs: [CompactMatrix] = []
