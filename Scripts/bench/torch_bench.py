@@ -45,7 +45,9 @@ def timed(update, seconds):
             return n, elapsed
 
 
-def train_row(cell, hidden, batch, steps, vocab, embedding, seconds):
+def train_row(cell, hidden, batch, steps, vocab, embedding, seconds, autocast=False):
+    """One update: forward, cross-entropy, backward, clipping, SGD. With autocast, forward and loss run under
+    torch.autocast("cpu", dtype=torch.bfloat16) (float32 master weights; the mixed-precision row to compare with)."""
     torch.manual_seed(1)
     model = Model(cell, vocab, hidden, 1, embedding)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -54,15 +56,16 @@ def train_row(cell, hidden, batch, steps, vocab, embedding, seconds):
 
     def update():
         opt.zero_grad()
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits, _ = model(x)
+            loss = F.cross_entropy(logits, y)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
     n, elapsed = timed(update, seconds)
     emb = f"embedding {embedding}" if embedding else "one-hot"
-    return f"train {cell} H{hidden} B{batch} T{steps} V{vocab} {emb}", n * steps * batch / elapsed
+    return f"train {cell} H{hidden} B{batch} T{steps} V{vocab} {emb}" + (" autocast bf16" if autocast else ""), n * steps * batch / elapsed
 
 
 def d2l_scratch_row(seconds, hidden=512, batch=32, steps=35, vocab=28):
@@ -192,6 +195,11 @@ def main():
         rows.append(train_row("gru", 1024, 64, 35, 65, 1024, a.seconds))
         for packed in (True, False):
             rows.append(variable_length_row(512, 128, 64, packed, a.seconds))
+        # PyTorch's mixed precision (issue #17's comparison; RecurrentKit has no bf16 training rows yet).
+        rows.append(train_row("rnn_tanh", 512, 32, 35, 28, None, a.seconds, autocast=True))
+        rows.append(train_row("lstm", 512, 32, 35, 28, None, a.seconds, autocast=True))
+        rows.append(train_row("lstm", 1024, 64, 35, 65, 1024, a.seconds, autocast=True))
+        rows.append(train_row("gru", 1024, 64, 35, 65, 1024, a.seconds, autocast=True))
     if a.rows != "train":
         rows.append(generate_row("lstm", 512, 2, 65, 512, 2000))
         rows.append(generate_row("gru", 512, 2, 65, 512, 2000))

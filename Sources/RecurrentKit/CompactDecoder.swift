@@ -6,8 +6,9 @@ public enum CompactWeightFormat: String, Sendable, CaseIterable {
     case bfloat16
     /// int8 with one Float scale per row (the row's largest magnitude / 127, round to nearest even): a quarter of
     /// Float's bytes plus 8 bytes per row (the scale and the row's sum). Each product quantizes its input vector to
-    /// 8 bits with one scale (PyTorch's dynamic int8 scheme) and sums in exact 32-bit integers (AVX512-VNNI where
-    /// present), so results are the same on every instruction-set level.
+    /// 8 bits with one symmetric scale (dynamic quantization of the activations, as PyTorch's `quantize_dynamic`
+    /// does, though PyTorch uses one scale per weight tensor and an asymmetric input range) and sums in exact 32-bit
+    /// integers (AVX512-VNNI where present), so results are the same on every instruction-set level.
     case int8
 }
 
@@ -44,8 +45,9 @@ struct CompactMatrix {
 ///
 /// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream
 /// from cache; shrinking them is the lever. The decoder is a snapshot taken when it is created: compact copies of the
-/// weight matrices, Float copies of the biases and the embedding; states and all arithmetic are Float (the weights
-/// widen exactly to Float inside the matrix-vector kernels). Later changes to the layers' parameters are not seen
+/// weight matrices, Float copies of the biases and the embedding; states and the element-wise math are Float (bf16
+/// weights widen exactly to Float inside the matrix-vector kernel; int8 products quantize their input vector, see
+/// ``CompactWeightFormat/int8``). Later changes to the layers' parameters are not seen
 /// (make a new decoder). The element-wise step is the cells' own (the same code the network's forward runs); only the
 /// matrix products read compact weights.
 public final class CompactDecoder {
@@ -123,12 +125,12 @@ public final class CompactDecoder {
             next += aligned(rows * cols * elementBytes)
             switch format {
             case .bfloat16:
-                let copy = data.assumingMemoryBound(to: UInt16.self)
+                let copy = data.bindMemory(to: UInt16.self, capacity: rows * cols)
                 rk_f32_to_bf16(source, copy, rows * cols)
                 return CompactMatrix(rows: rows, cols: cols, bf16: copy, int8: nil, scales: nil, sums: nil)
             case .int8:
-                let copy = data.assumingMemoryBound(to: Int8.self), scales = next.assumingMemoryBound(to: Float.self)
-                let sums = (next + aligned(4 * rows)).assumingMemoryBound(to: Int32.self)
+                let copy = data.bindMemory(to: Int8.self, capacity: rows * cols), scales = next.bindMemory(to: Float.self, capacity: rows)
+                let sums = (next + aligned(4 * rows)).bindMemory(to: Int32.self, capacity: rows)
                 next += 2 * aligned(4 * rows)
                 if rk_quantize_i8_rows(source, copy, scales, sums, rows, cols) != 0 { finite = false }
                 return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales, sums: sums)

@@ -1,8 +1,8 @@
 /// The rows of a global minibatch that one process of a data-parallel job trains on.
 ///
 /// A minibatch of `globalBatch` rows, time-major (T, B, ...), is cut into contiguous blocks of rows, one per process:
-/// process r of N gets `rows` = [r·B/N + min(r, B mod N), ...) with ⌊B/N⌋ or ⌈B/N⌉ rows, the first B mod N processes
-/// one more.
+/// process r of N gets `rows` = [r·⌊B/N⌋ + min(r, B mod N), ...) with ⌊B/N⌋ or ⌈B/N⌉ rows, the first B mod N
+/// processes one more.
 public struct BatchShard: Equatable, Sendable {
     /// This process's rows of the global batch, a non-empty subrange of `0..<globalBatch`.
     public let rows: Range<Int>

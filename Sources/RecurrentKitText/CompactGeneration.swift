@@ -7,8 +7,9 @@ public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
     /// bfloat16 copies (8 significant bits, Float's exponent range), widened exactly to Float inside the
     /// matrix-vector kernel; inputs, states and sums stay Float. Half the bytes per token.
     case bfloat16
-    /// int8 copies with one Float scale per row (the row's largest magnitude / 127), widened exactly to Float inside
-    /// the matrix-vector kernel; inputs, states and sums stay Float. A quarter of the bytes per token.
+    /// int8 copies with one Float scale per row (the row's largest magnitude / 127); each matrix-vector product
+    /// quantizes its input vector to 8 bits (one symmetric scale) and sums in exact integers; states, biases and the
+    /// element-wise math stay Float. A quarter of the bytes per token.
     case int8
 
     /// The `CompactDecoder` format, nil for the model's own Float weights.

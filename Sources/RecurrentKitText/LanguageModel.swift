@@ -202,7 +202,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     ///   - truncation: how far the recurrent gradient travels back inside the chunk (full by default).
     ///   - gradientScale: the gradients are those of `gradientScale` times the mean loss (data-parallel training
     ///     passes B_r/B, so each process's gradient is its share of the global batch's mean: dL/dlogits is
-    ///     (softmax - onehot) / (T*B) exactly as in one process).
+    ///     (softmax - onehot) / (T*B) as in one process, up to the last bit).
     ///   - generator: draws the dropout masks.
     /// - Returns: mean cross-entropy in nats over the T*B predictions.
     public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,

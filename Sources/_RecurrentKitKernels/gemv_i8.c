@@ -1,5 +1,6 @@
-// int8 weights for batch-1 decoding, PyTorch's dynamic scheme: one f32 scale per weight row, x quantized per call to
-// 8 bits with one scale, products summed exactly in 32-bit integers. Batch-1 decoding streams every weight once per
+// int8 weights for batch-1 decoding with dynamically quantized inputs (as PyTorch's quantize_dynamic, though it keeps
+// one scale per weight tensor and an asymmetric input range): one f32 scale per weight row, x quantized per call to
+// 8 bits with one symmetric scale, products summed exactly in 32-bit integers. Batch-1 decoding streams every weight once per
 // token, so bytes are the cost: int8 is a quarter of f32's. With AVX512-VNNI one vpdpbusd multiplies 64 weights by 64
 // bytes of x and adds them in groups of 4, reading both straight from memory (no widening); without it, exact 16-bit
 // products (vpmaddwd) give the same integers, so every level and thread count gives the same bits.

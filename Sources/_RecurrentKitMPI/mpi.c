@@ -149,6 +149,7 @@ void rk_mpi_library_version(char *buffer, size_t capacity) {
     buffer[0] = 0;
     if (!mpi.library || !mpi.version) return;
     char text[8192]; // MPI_MAX_LIBRARY_VERSION_STRING: 256 in Open MPI, 8192 in MPICH
+    text[0] = 0;
     int length = 0;
     if (mpi.version(text, &length) != 0) return;
     text[length > 0 && length < (int)sizeof text ? length : (int)sizeof text - 1] = 0;

@@ -257,7 +257,10 @@ public final class Trainer {
         /// `stoppedEarly` when the patience is used up.
         func validate() throws -> Double? {
             guard !corpus.validationTokens.isEmpty else { return nil }
-            let loss = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
+            var loss = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
+            // Every process decides from rank 0's figure: hosts whose kernels differ (AVX-512 and AVX2) measure
+            // different last bits, and the best-model checkpoint and early stopping are collective.
+            if reducer.processCount > 1 { loss = try collectiveSum(reducer.rank == 0 ? loss : 0).0 }
             let isBest = loss.isFinite && (bestValidationLoss.map { loss < $0 } ?? true)
             if isBest { bestValidationLoss = loss; bestValidationStep = step; measurementsSinceBest = 0 } else { measurementsSinceBest += 1 }
             let report = ValidationReport(step: step, epoch: epoch, loss: loss, isBest: isBest, sinceBest: measurementsSinceBest)
@@ -285,7 +288,8 @@ public final class Trainer {
                     ? .randomized(continueProbability: 1 - 1 / Double(max(options.numSteps, 2)), seed: dropoutGenerator.next())
                     : .none
                 var loss: Double
-                // Each process's share of the global batch's mean loss: dL/dlogits = (softmax - onehot) / (T*B).
+                // Each process's share of the global batch's mean loss: dL/dlogits = (softmax - onehot) * (B_r/B) / (T*B_r),
+                // 1/(T*B) up to the last bit (one process: the scale is 1, today's bits).
                 let weight = Double(shardRows) / Double(B)
                 if shard.isWholeBatch {
                     loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
@@ -348,8 +352,8 @@ public final class Trainer {
                     let perUpdate = (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
                     let fit = perUpdate > 0 ? (limit - elapsed) / perUpdate : Double(scheduledUpdates)
                     // Rank 0's clock decides for every process, so all follow the same schedule.
-                    let length = try reducer.broadcastFromRankZero(Double(min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))))
-                    scheduledUpdates = Int(length)
+                    let length = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
+                    scheduledUpdates = reducer.processCount > 1 ? Int(try collectiveSum(reducer.rank == 0 ? Double(length) : 0).0) : length
                     scheduleFixed = true
                     scheduleLengthDecided = true
                 }
@@ -462,11 +466,12 @@ public final class Trainer {
     }
 
     /// A state (layers, B_r, width) of this shard's rows as the whole batch's (layers, B, width): every process fills
-    /// its rows and the sum (exact: the other rows are zeros) gathers them.
+    /// its rows and the sum (exact: the other rows are -0.0) gathers them.
     private func wholeBatch(_ local: Tensor<Float>) throws -> Tensor<Float> {
         guard !shard.isWholeBatch else { return local }
         let layers = local.shape[0], width = local.shape[2], B = shard.globalBatch
-        var whole = [Float](repeating: 0, count: layers * B * width)
+        // -0.0 elsewhere: x + (-0.0) == x for every x, -0.0 included, so each row arrives bit for bit.
+        var whole = [Float](repeating: -0.0, count: layers * B * width)
         for k in 0..<layers {
             let source = k * shard.count * width, target = (k * B + shard.rows.lowerBound) * width
             whole.replaceSubrange(target..<(target + shard.count * width), with: local.scalars[source..<(source + shard.count * width)])
@@ -492,9 +497,10 @@ public final class Trainer {
         let values = model.parameters.values
         for i in 0..<model.parameters.count { hash = (hash ^ UInt64(values[i].bitPattern)) &* 0x100_0000_01b3 }
         hash = (hash ^ UInt64(optimizer.stepCount)) &* 0x100_0000_01b3
-        let mine = Double(hash >> 24) // 40 bits: N * 2^40 stays exact in a Double for N < 2^13
-        let total = try reducer.sum([mine])[0]
-        guard total == mine * Double(reducer.processCount) else {
+        let mine = Double(hash >> 24) // 40 bits, exact in a Double
+        // Rank 0's hash to everyone, then whether any process differs from it: every process reaches the same verdict.
+        let root = try collectiveSum(reducer.rank == 0 ? mine : 0).0
+        guard try collectiveSum(mine != root ? 1 : 0).0 == 0 else {
             throw RecurrentKitError("the processes' weights differ at update \(step): the job's processes do not run the same training (same options, text and program on every process?)")
         }
     }

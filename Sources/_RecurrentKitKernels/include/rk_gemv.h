@@ -22,8 +22,8 @@ void rk_gemv_f32(ptrdiff_t rows, ptrdiff_t cols, const float *w, ptrdiff_t ldw, 
 /// dst[r*cols + k] = round-to-nearest-even(src / scales[r]) in [-127, 127], and sums[r] = sum_k dst[r*cols + k] (what
 /// rk_gemv_i8 needs to undo x's zero point). Returns 0, or -1 when a value is not finite (outputs then unspecified).
 int rk_quantize_i8_rows(const float *src, int8_t *dst, float *scales, int32_t *sums, ptrdiff_t rows, ptrdiff_t cols);
-/// y[r] = scales[r] * sx * sum_{k<cols} w[r*ldw + k] * xq[k] + beta * y[r] for r < rows (PyTorch's dynamic int8
-/// scheme): int8 weights w (rows, ldw >= cols) with one f32 scale per row and their row sums from rk_quantize_i8_rows;
+/// y[r] = scales[r] * sx * sum_{k<cols} w[r*ldw + k] * xq[k] + beta * y[r] for r < rows (dynamic quantization of x,
+/// symmetric): int8 weights w (rows, ldw >= cols) with one f32 scale per row and their row sums from rk_quantize_i8_rows;
 /// x (cols, f32) is quantized per call to xq = round(x / sx) in [-127, 127], sx = max |x| / 127, and the sums are
 /// exact in 32-bit integers (AVX512-VNNI vpdpbusd on x + 128 as unsigned bytes where the CPU has it, else exact
 /// 16-bit products), so the result is bit-identical on every instruction-set level and thread count. When beta == 0,
