@@ -9,6 +9,7 @@ extern "C" {
 #include "rk_peak.h"
 #include "rk_activations.h"
 #include "rk_gemv.h"
+#include "rk_gemm_bf16.h"
 #endif
 
 /// Instruction-set levels the kernels can run at.
@@ -90,4 +91,5 @@ void rk_dgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double a
 #include "rk_peak.h"
 #include "rk_activations.h"
 #include "rk_gemv.h"
+#include "rk_gemm_bf16.h"
 #endif

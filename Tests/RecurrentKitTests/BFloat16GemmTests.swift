@@ -1,0 +1,46 @@
+import XCTest
+import _RecurrentKitKernels
+@testable import RecurrentKit
+
+/// The mixed-precision GEMM building block: bf16-rounded operands, f32 sums, on every level this machine has.
+final class BFloat16GemmTests: XCTestCase {
+    private var savedLevel: Int32 = 0
+    override func setUp() { super.setUp(); savedLevel = rk_active_level() }
+    override func tearDown() { rk_set_level(savedLevel); super.tearDown() }
+
+    func bf16(_ x: Float) -> Double { var h: UInt16 = 0, v = x, out: Float = 0; rk_f32_to_bf16(&v, &h, 1); rk_bf16_to_f32(&h, &out, 1); return Double(out) }
+
+    func testAgainstADoubleReferenceOnOddSizes() {
+        var g = SeededGenerator(seed: 21)
+        for level in 0...rk_detected_level() {
+            rk_set_level(level)
+            for (M, N, K) in [(1, 1, 1), (1, 3, 17), (3, 33, 1), (17, 1, 33), (8, 32, 256), (9, 33, 257), (33, 65, 300), (130, 40, 513)] {
+                for transA in [Int32(0), 1] {
+                    for transB in [Int32(0), 1] {
+                        let lda = (transA == 0 ? K : M) + 2, ldb = (transB == 0 ? N : K) + 3, ldc = N + 1
+                        let A = (0..<((transA == 0 ? M : K) * lda)).map { _ in Float(g.normal()) }
+                        let B = (0..<((transB == 0 ? K : N) * ldb)).map { _ in Float(g.normal()) }
+                        let start = (0..<(M * ldc)).map { _ in Float(g.normal()) }
+                        for beta: Float in [0, 0.5] {
+                            var C = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
+                            rk_sgemm_bf16(transA, transB, M, N, K, 0.75, A, lda, B, ldb, beta, &C, ldc)
+                            for i in 0..<M {
+                                for j in 0..<N {
+                                    var exact = 0.0, magnitude = 0.0
+                                    for k in 0..<K {
+                                        let a = bf16(transA == 0 ? A[i * lda + k] : A[k * lda + i])
+                                        let b = bf16(transB == 0 ? B[k * ldb + j] : B[j * ldb + k])
+                                        exact += a * b; magnitude += abs(a * b)
+                                    }
+                                    exact = 0.75 * exact + (beta == 0 ? 0 : Double(beta) * Double(start[i * ldc + j]))
+                                    XCTAssertEqual(Double(C[i * ldc + j]), exact, accuracy: 2e-6 * (magnitude + 1),
+                                                   "level \(level) \(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) (\(i), \(j))")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
