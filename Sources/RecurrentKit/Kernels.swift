@@ -8,6 +8,25 @@ import _RecurrentKitKernels
 /// other runs its chunks on its own thread: both results are exact and bit-identical to a run alone, only the second
 /// caller does not get the extra threads for that product (`KernelTests` checks concurrent callers).
 public enum Kernels {
+    /// Mixed precision: the precision of the Float matrix products made on the calling thread. With `.bfloat16` every
+    /// product (forward, backward, weight gradients, the recurrent step) rounds its two operands to bfloat16 (round to
+    /// nearest even) and sums in Float; AVX512_BF16's `vdpbf16ps` computes them where the CPU has it, and the other
+    /// levels compute the same bf16 products with Float multiply-adds. Weights, optimizer state, cell states and the
+    /// element-wise math stay Float. Per thread (other threads' models are not affected); `.float32` by default.
+    /// A weight packed for the recurrent step in one precision must be used in the same one (checked: the process stops).
+    public static var productPrecision: Precision {
+        get { rk_bf16_products() != 0 ? .bfloat16 : .float32 }
+        set { rk_set_bf16_products(newValue == .bfloat16 ? 1 : 0) }
+    }
+
+    /// Runs `body` with ``productPrecision`` set to `precision` on this thread, then restores the previous value.
+    public static func withProductPrecision<R>(_ precision: Precision, _ body: () throws -> R) rethrows -> R {
+        let saved = productPrecision
+        productPrecision = precision
+        defer { productPrecision = saved }
+        return try body()
+    }
+
     /// Threads large products may use (>= 1; 1 by default). Setting it affects every model in the process.
     public static var threadCount: Int {
         get { Int(rk_threads()) }
@@ -45,4 +64,12 @@ public enum Kernels {
         }
         return best
     }
+}
+
+/// The precision of matrix products (``Kernels/productPrecision``).
+public enum Precision: String, Codable, CaseIterable, Sendable {
+    /// Float operands and sums (the default; the path the PyTorch fixtures check).
+    case float32
+    /// Mixed precision: bfloat16 operands (8 significant bits), Float sums, Float master weights.
+    case bfloat16
 }

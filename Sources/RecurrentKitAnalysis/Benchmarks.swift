@@ -28,8 +28,10 @@ public enum Benchmarks {
     ///   - embedding: embedding width, nil for one-hot input.
     ///   - seconds: minimum measured time after warm-up.
     ///   - recomputeInterval: memory-efficient BPTT interval (`RecurrentNetwork.recomputeInterval`), nil keeps everything.
+    ///   - precision: the products' precision (`Kernels.productPrecision`): Float, or bf16 for mixed precision.
     public static func training(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
-                                embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil) throws -> Result {
+                                embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil,
+                                precision: Precision = .float32) throws -> Result {
         var g = SeededGenerator(seed: 1)
         let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
                                              generator: &g)
@@ -38,7 +40,9 @@ public enum Benchmarks {
         let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         func update() throws {
             model.parameters.zeroGradients()
-            _ = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            _ = try Kernels.withProductPrecision(precision) {
+                try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            }
             try clipGradientNorm(model.parameters, maxNorm: 1)
             try sgd.step(model.parameters)
         }
@@ -58,7 +62,7 @@ public enum Benchmarks {
         let flops = 2 * 3 * perToken * Double(T * B * updates)
         let tokens = Double(T * B * updates)
         return Result(name: "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")"
-                          + (recomputeInterval.map { " recompute \($0)" } ?? ""),
+                          + (recomputeInterval.map { " recompute \($0)" } ?? "") + (precision == .bfloat16 ? " bf16" : ""),
                       tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed,
                       activationBytes: model.recurrent.activationMemoryBytes)
     }

@@ -58,6 +58,17 @@ struct BenchCommand: ParsableCommand {
                        name: "train lstm H1024 B64 T35 V65 embedding 1024")
             try report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
                        name: "train gru H1024 B64 T35 V65 embedding 1024")
+            // Mixed precision (--precision bf16 on rnn train); PyTorch's rows: torch.autocast("cpu", dtype=torch.bfloat16).
+            try report(try Benchmarks.training(cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds, precision: .bfloat16),
+                       name: "train rnn_tanh H512 B32 T35 V28 one-hot bf16")
+            try report(try Benchmarks.training(cell: .lstm, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds, precision: .bfloat16),
+                       name: "train lstm H512 B32 T35 V28 one-hot bf16")
+            try report(try Benchmarks.training(cell: .lstm, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds,
+                                               precision: .bfloat16),
+                       name: "train lstm H1024 B64 T35 V65 embedding 1024 bf16")
+            try report(try Benchmarks.training(cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds,
+                                               precision: .bfloat16),
+                       name: "train gru H1024 B64 T35 V65 embedding 1024 bf16")
             for packed in [true, false] { // 64 sequences of lengths 10...100 (tokens/s count valid steps only)
                 try report(try Benchmarks.variableLengthTraining(cell: .lstm, hidden: 512, input: 128, batch: 64, packed: packed, seconds: seconds),
                            name: "train lstm H512 B64 I128 lengths 10-100 " + (packed ? "packed" : "padded to 100"))

@@ -24,6 +24,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
     @Flag(help: "Recurrent layers without biases (PyTorch bias=False).") var noBias = false
     @Option(help: "LSTM: project h to this width (PyTorch proj_size, below --hidden; 0 = none).") var projection: Int?
+    @Option(help: "Matrix products while training: float32, or bf16 (mixed precision: bfloat16 operands, float32 sums, master weights and states).") var precision: Precision?
     @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN), orthogonal (W_hh gate blocks).") var initialization: Initialization?
     @Option(help: "LSTM: the forget gate's initial bias (char-rnn and Jozefowicz et al. use 1).") var forgetBias: Double?
     @Option(help: "Optimizer.") var optimizer: OptimizerKind?
@@ -72,6 +73,7 @@ struct TrainCommand: ParsableCommand {
         }
         if noBias { o.recurrentBias = false }
         if let projection { o.projectionSize = projection == 0 ? nil : projection }
+        if let precision { o.precision = precision == .float32 ? nil : precision }
         if let initialization { o.initialization = initialization }
         if let forgetBias { o.forgetGateBias = forgetBias }
         if let optimizer { o.optimizer = optimizer }
@@ -185,6 +187,7 @@ struct TrainCommand: ParsableCommand {
               + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
         say("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
               + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)"
+            + (options.precision == .bfloat16 ? ", bf16 products (mixed precision)" : "")
             + (reducer.processCount > 1 ? " per process" : ""))
         if let job = mpiJob {
             say("MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), \(trainer.shard.count)"

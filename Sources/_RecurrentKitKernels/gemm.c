@@ -110,10 +110,12 @@ static const rk_ops_d *rk_ops_d_for(int level) {
 #define OPS rk_ops_s
 #define P(x) x##_s
 #define OPS_FOR_LEVEL(l) rk_ops_s_for(l)
-#define PUBLIC_GEMM rk_sgemm
-#define PUBLIC_PACK_SIZE rk_sgemm_pack_b_size
-#define PUBLIC_PACK rk_sgemm_pack_b
-#define PUBLIC_PACKED rk_sgemm_packed
+// The f32 driver; rk_sgemm, rk_sgemm_pack_b_size, rk_sgemm_pack_b and rk_sgemm_packed (gemm_bf16.c) call it unless
+// the calling thread asked for bf16 products (rk_set_bf16_products).
+#define PUBLIC_GEMM rk_sgemm_f32
+#define PUBLIC_PACK_SIZE rk_sgemm_f32_pack_b_size
+#define PUBLIC_PACK rk_sgemm_f32_pack_b
+#define PUBLIC_PACKED rk_sgemm_f32_packed
 #define GEMV_ROW rk_gemv_f32
 #include "gemm_driver.h"
 #undef GEMV_ROW

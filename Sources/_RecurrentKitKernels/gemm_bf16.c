@@ -8,6 +8,7 @@
 #include "rk_internal.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,36 +119,152 @@ int rk_bf16_dot_available(void) {
 #endif
 }
 
-void rk_sgemm_bf16(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
-                   ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc) {
+// Pairs of k in the blocks of KC before block kb (every earlier block is full).
+static ptrdiff_t rk_bf16_pairs_before(ptrdiff_t kb) { return kb * (BF_KC / 2); }
+
+size_t rk_sgemm_bf16_pack_b_size(ptrdiff_t K, ptrdiff_t N) {
+    if (K <= 0 || N <= 0) return 64;
+    ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR, blocks = (K + BF_KC - 1) / BF_KC;
+    ptrdiff_t last = K - (blocks - 1) * BF_KC;
+    return (size_t)((blocks - 1) * (BF_KC / 2) + (last + 1) / 2) * (size_t)npad * 4 + 64;
+}
+
+void rk_sgemm_bf16_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed) {
+    if (K <= 0 || N <= 0) return;
+    ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR;
+    for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++) {
+        ptrdiff_t kc = K - k0 < BF_KC ? K - k0 : BF_KC;
+        rk_pack_b_bf16(B, ldb, transB, k0, kc, 0, N, (uint32_t *)packed + rk_bf16_pairs_before(kb) * npad);
+    }
+}
+
+typedef void (*rk_bf16_tile_fn)(ptrdiff_t, const uint32_t *, const uint32_t *, float *, ptrdiff_t, int, int, float);
+
+typedef struct {
+    rk_bf16_tile_fn tile;
+    int transA;
+    ptrdiff_t M, N, k0, kc, lda, ldc, mblocks, panels, panelsPerChunk;
+    const float *A;
+    const uint32_t *pb; // this k block's panels
+    float alpha;
+    float *C;
+} rk_bf16_job;
+
+// Packed A, per thread, grown once to the largest block (so a call allocates nothing once warm).
+static _Thread_local uint32_t *rk_bf16_tls_a;
+
+// Chunk c: an MC block of rows (when there are several) or a group of column panels (for few rows).
+static void rk_bf16_task(void *ctx, int c, int nchunks) {
+    (void)nchunks;
+    const rk_bf16_job *j = ctx;
+    ptrdiff_t kp = (j->kc + 1) / 2;
+    ptrdiff_t i0 = 0, mc = j->M, p0 = 0, p1 = j->panels;
+    if (j->mblocks > 1) {
+        i0 = (ptrdiff_t)c * BF_MC;
+        mc = j->M - i0 < BF_MC ? j->M - i0 : BF_MC;
+    } else {
+        p0 = (ptrdiff_t)c * j->panelsPerChunk;
+        p1 = p0 + j->panelsPerChunk < j->panels ? p0 + j->panelsPerChunk : j->panels;
+    }
+    if (!rk_bf16_tls_a) {
+        rk_bf16_tls_a = rk_alloc((size_t)(BF_MC + BF_MR) * (BF_KC / 2) * 4);
+        if (!rk_bf16_tls_a) abort();
+    }
+    rk_pack_a_bf16(j->A, j->lda, j->transA, i0, mc, j->k0, j->kc, rk_bf16_tls_a);
+    for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
+        for (ptrdiff_t jp = p0; jp < p1; jp++) {
+            ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
+            ptrdiff_t cols = j->N - jp * BF_NR < BF_NR ? j->N - jp * BF_NR : BF_NR;
+            j->tile(kp, rk_bf16_tls_a + ip * kp * BF_MR, j->pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
+                    j->ldc, (int)rows, (int)cols, j->alpha);
+        }
+}
+
+void rk_sgemm_bf16_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+                          const void *packedB, float beta, float *C, ptrdiff_t ldc) {
     if (M <= 0 || N <= 0) return;
     for (ptrdiff_t i = 0; i < M; i++)
         for (ptrdiff_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     if (K <= 0 || alpha == 0.0f) return;
-    void (*tile)(ptrdiff_t, const uint32_t *, const uint32_t *, float *, ptrdiff_t, int, int, float) = rk_tile_bf16_portable;
+    rk_bf16_tile_fn tile = rk_tile_bf16_portable;
 #if defined(__x86_64__)
     if (rk_bf16_dot_available()) tile = rk_tile_bf16_avx512;
 #endif
-    uint32_t *pa = rk_alloc((size_t)(BF_MC + BF_MR) * (BF_KC / 2) * 4);
-    uint32_t *pb = rk_alloc((size_t)(BF_NC + BF_NR) * (BF_KC / 2) * 4);
-    for (ptrdiff_t j0 = 0; j0 < N; j0 += BF_NC) {
-        ptrdiff_t nc = N - j0 < BF_NC ? N - j0 : BF_NC;
-        for (ptrdiff_t k0 = 0; k0 < K; k0 += BF_KC) {
-            ptrdiff_t kc = K - k0 < BF_KC ? K - k0 : BF_KC, kp = (kc + 1) / 2;
-            rk_pack_b_bf16(B, ldb, transB, k0, kc, j0, nc, pb);
-            for (ptrdiff_t i0 = 0; i0 < M; i0 += BF_MC) {
-                ptrdiff_t mc = M - i0 < BF_MC ? M - i0 : BF_MC;
-                rk_pack_a_bf16(A, lda, transA, i0, mc, k0, kc, pa);
-                for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
-                    for (ptrdiff_t jp = 0; jp < (nc + BF_NR - 1) / BF_NR; jp++) {
-                        ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
-                        ptrdiff_t cols = nc - jp * BF_NR < BF_NR ? nc - jp * BF_NR : BF_NR;
-                        tile(kp, pa + ip * kp * BF_MR, pb + jp * kp * BF_NR, C + (i0 + ip * BF_MR) * ldc + j0 + jp * BF_NR,
-                             ldc, (int)rows, (int)cols, alpha);
-                    }
-            }
-        }
+    ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR, panels = npad / BF_NR;
+    int nt = rk_threads();
+    rk_bf16_job job = {tile, transA, M, N, 0, 0, lda, ldc, (M + BF_MC - 1) / BF_MC, panels, 0, A, NULL, alpha, C};
+    // Several row blocks: one chunk each; a single block: the column panels in groups, about 4 per thread.
+    job.panelsPerChunk = job.mblocks > 1 ? panels : (panels + 4 * nt - 1) / (4 * nt);
+    int chunks = (int)(job.mblocks > 1 ? job.mblocks : (panels + job.panelsPerChunk - 1) / job.panelsPerChunk);
+    for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++) {
+        job.k0 = k0;
+        job.kc = K - k0 < BF_KC ? K - k0 : BF_KC;
+        job.pb = (const uint32_t *)packedB + rk_bf16_pairs_before(kb) * npad;
+        if (nt > 1 && chunks > 1 && (double)M * (double)N * (double)job.kc >= 64.0 * 1024) rk_parallel(chunks, rk_bf16_task, &job);
+        else for (int c = 0; c < chunks; c++) rk_bf16_task(&job, c, chunks);
     }
-    rk_free(pa);
-    rk_free(pb);
+}
+
+// The unpacked entry packs op(B) into a per-thread buffer grown on demand.
+static _Thread_local void *rk_bf16_tls_b;
+static _Thread_local size_t rk_bf16_tls_b_n;
+
+void rk_sgemm_bf16(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
+                   ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    size_t need = rk_sgemm_bf16_pack_b_size(K, N);
+    if (rk_bf16_tls_b_n < need) {
+        rk_free(rk_bf16_tls_b);
+        rk_bf16_tls_b = rk_alloc(need);
+        if (!rk_bf16_tls_b) abort();
+        rk_bf16_tls_b_n = need;
+    }
+    if (K > 0 && alpha != 0.0f) rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, rk_bf16_tls_b);
+    rk_sgemm_bf16_packed(transA, M, N, K, alpha, A, lda, rk_bf16_tls_b, beta, C, ldc);
+}
+
+// ---- The Float GEMM entry points: f32, or bf16 products when the calling thread asked for them ----
+
+static _Thread_local int rk_tls_bf16_products;
+
+void rk_set_bf16_products(int on) { rk_tls_bf16_products = on != 0; }
+int rk_bf16_products(void) { return rk_tls_bf16_products; }
+
+void rk_sgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+              const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc) {
+    if (rk_tls_bf16_products) rk_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else rk_sgemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// A bf16-packed buffer carries this tag after its panels (in the 64 spare bytes), so a buffer packed in one mode and
+// used in the other stops the process instead of computing garbage.
+static const uint64_t rk_bf16_packed_tag = 0x3631666250414B52ull; // "RKAPbf16"
+
+size_t rk_sgemm_pack_b_size(ptrdiff_t K, ptrdiff_t N) {
+    size_t f = rk_sgemm_f32_pack_b_size(K, N), b = rk_sgemm_bf16_pack_b_size(K, N);
+    return f > b ? f : b; // either layout fits, whatever the mode when it is packed
+}
+
+void rk_sgemm_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed) {
+    if (!rk_tls_bf16_products) {
+        rk_sgemm_f32_pack_b(transB, K, N, B, ldb, packed);
+        return;
+    }
+    rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, packed);
+    memcpy((char *)packed + rk_sgemm_bf16_pack_b_size(K, N) - 64, &rk_bf16_packed_tag, 8);
+}
+
+void rk_sgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+                     const void *packedB, float beta, float *C, ptrdiff_t ldc) {
+    if (!rk_tls_bf16_products) {
+        rk_sgemm_f32_packed(transA, M, N, K, alpha, A, lda, packedB, beta, C, ldc);
+        return;
+    }
+    uint64_t tag = 0;
+    memcpy(&tag, (const char *)packedB + rk_sgemm_bf16_pack_b_size(K, N) - 64, 8);
+    if (tag != rk_bf16_packed_tag) {
+        fprintf(stderr, "_RecurrentKitKernels: rk_sgemm_packed with bf16 products on a buffer not packed with them\n");
+        abort();
+    }
+    rk_sgemm_bf16_packed(transA, M, N, K, alpha, A, lda, packedB, beta, C, ldc);
 }

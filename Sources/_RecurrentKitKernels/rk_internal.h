@@ -58,4 +58,11 @@ extern const rk_ops_d rk_ops_d_avx512;
 // caller and idle workers; every chunk runs on the caller when n <= 1 or the pool is busy.
 typedef void (*rk_task_fn)(void *ctx, int chunk, int nchunks);
 
+// The f32 GEMM driver behind rk_sgemm and its packed forms (same contracts).
+void rk_sgemm_f32(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
+                  ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc);
+size_t rk_sgemm_f32_pack_b_size(ptrdiff_t K, ptrdiff_t N);
+void rk_sgemm_f32_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed);
+void rk_sgemm_f32_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+                         const void *packedB, float beta, float *C, ptrdiff_t ldc);
 #endif

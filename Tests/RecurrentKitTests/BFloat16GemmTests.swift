@@ -5,8 +5,9 @@ import _RecurrentKitKernels
 /// The mixed-precision GEMM building block: bf16-rounded operands, f32 sums, on every level this machine has.
 final class BFloat16GemmTests: XCTestCase {
     private var savedLevel: Int32 = 0
-    override func setUp() { super.setUp(); savedLevel = rk_active_level() }
-    override func tearDown() { rk_set_level(savedLevel); super.tearDown() }
+    private var savedThreads: Int32 = 1
+    override func setUp() { super.setUp(); savedLevel = rk_active_level(); savedThreads = rk_threads() }
+    override func tearDown() { rk_set_level(savedLevel); rk_set_threads(savedThreads); super.tearDown() }
 
     func bf16(_ x: Float) -> Double { var h: UInt16 = 0, v = x, out: Float = 0; rk_f32_to_bf16(&v, &h, 1); rk_bf16_to_f32(&h, &out, 1); return Double(out) }
 
@@ -14,7 +15,7 @@ final class BFloat16GemmTests: XCTestCase {
         var g = SeededGenerator(seed: 21)
         for level in 0...rk_detected_level() {
             rk_set_level(level)
-            for (M, N, K) in [(1, 1, 1), (1, 3, 17), (3, 33, 1), (17, 1, 33), (8, 32, 256), (9, 33, 257), (33, 65, 300), (130, 40, 513)] {
+            for (M, N, K) in [(1, 1, 1), (1, 3, 17), (3, 33, 1), (17, 1, 33), (8, 32, 256), (9, 33, 257), (33, 65, 300), (130, 40, 513), (300, 70, 40)] {
                 for transA in [Int32(0), 1] {
                     for transB in [Int32(0), 1] {
                         let lda = (transA == 0 ? K : M) + 2, ldb = (transB == 0 ? N : K) + 3, ldc = N + 1
@@ -23,7 +24,20 @@ final class BFloat16GemmTests: XCTestCase {
                         let start = (0..<(M * ldc)).map { _ in Float(g.normal()) }
                         for beta: Float in [0, 0.5] {
                             var C = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
+                            rk_set_threads(1)
                             rk_sgemm_bf16(transA, transB, M, N, K, 0.75, A, lda, B, ldb, beta, &C, ldc)
+                            // Two threads, and B packed once: the same bits.
+                            var two = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
+                            rk_set_threads(2)
+                            rk_sgemm_bf16(transA, transB, M, N, K, 0.75, A, lda, B, ldb, beta, &two, ldc)
+                            func valid(_ x: [Float]) -> [Float] { (0..<M).flatMap { i in x[(i * ldc)..<(i * ldc + N)] } }
+                            XCTAssertEqual(valid(two), valid(C), "level \(level) \(M)x\(N)x\(K): 2 threads")
+                            let packed = UnsafeMutableRawPointer.allocate(byteCount: rk_sgemm_bf16_pack_b_size(K, N), alignment: 64)
+                            defer { packed.deallocate() }
+                            rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, packed)
+                            var viaPacked = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
+                            rk_sgemm_bf16_packed(transA, M, N, K, 0.75, A, lda, packed, beta, &viaPacked, ldc)
+                            XCTAssertEqual(valid(viaPacked), valid(C), "level \(level) \(M)x\(N)x\(K): packed B")
                             for i in 0..<M {
                                 for j in 0..<N {
                                     var exact = 0.0, magnitude = 0.0

@@ -291,6 +291,10 @@ public final class Trainer {
                 // Each process's share of the global batch's mean loss: dL/dlogits = (softmax - onehot) * (B_r/B) / (T*B_r),
                 // 1/(T*B) up to the last bit (one process: the scale is 1, today's bits).
                 let weight = Double(shardRows) / Double(B)
+                // Forward and backward in the run's product precision (mixed precision: bf16 operands, Float sums).
+                let saved = Kernels.productPrecision
+                Kernels.productPrecision = options.precision ?? .float32
+                defer { Kernels.productPrecision = saved }
                 if shard.isWholeBatch {
                     loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
                                           training: true, truncation: truncation, generator: &dropoutGenerator)
@@ -300,6 +304,7 @@ public final class Trainer {
                     loss = try model.loss(inputs: shardInputs, targets: shardTargets, steps: T, batch: shardRows, state: carried,
                                           training: true, truncation: truncation, gradientScale: weight, generator: &dropoutGenerator)
                 }
+                Kernels.productPrecision = saved
                 if distributed {
                     let reductionStart = monotonicSeconds()
                     try reducer.sumGradients(model.parameters) // one allreduce of the flat buffer

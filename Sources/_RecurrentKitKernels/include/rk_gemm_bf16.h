@@ -7,9 +7,26 @@
 /// f32. With AVX512_BF16 the micro-kernel is vdpbf16ps (two products per lane and instruction; denormal inputs and
 /// results are flushed to zero, as the instruction does); elsewhere the same products go through f32 FMA one k at a
 /// time, so levels agree within f32 summation-order rounding, not bit for bit. C is not read when beta == 0.
-/// One thread (the building block of mixed-precision training; not yet used by the training path).
+/// Uses the kernels' thread pool (row blocks, or column panels for few rows); results do not depend on the thread
+/// count. The building block of mixed-precision training; not yet used by the training path.
 void rk_sgemm_bf16(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
                    ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc);
+
+/// Bytes rk_sgemm_bf16_pack_b needs for op(B) of shape [K, N].
+size_t rk_sgemm_bf16_pack_b_size(ptrdiff_t K, ptrdiff_t N);
+/// Packs op(B)[K, N] (transB and ldb as in rk_sgemm) as bf16 pairs once, for many products with the same B (a
+/// recurrent weight matrix used at every step).
+void rk_sgemm_bf16_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed);
+/// rk_sgemm_bf16 with B pre-packed by rk_sgemm_bf16_pack_b (same K and N).
+void rk_sgemm_bf16_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+                          const void *packedB, float beta, float *C, ptrdiff_t ldc);
+
+/// Makes rk_sgemm, rk_sgemm_pack_b and rk_sgemm_packed called from this thread compute bf16 products (on) or f32
+/// products (off, the default): mixed-precision training switches it on around its forward and backward. Per thread,
+/// so other threads' models are not affected; a buffer packed in one mode must be used in the same mode (checked).
+void rk_set_bf16_products(int on);
+/// Whether this thread computes bf16 products (rk_set_bf16_products).
+int rk_bf16_products(void);
 
 /// Whether this CPU has AVX512_BF16 and the active level is AVX-512 (rk_sgemm_bf16 then uses vdpbf16ps).
 int rk_bf16_dot_available(void);
