@@ -14,58 +14,27 @@
 
 enum { BF_MR = 8, BF_NR = 32, BF_KC = 256, BF_MC = 128, BF_NC = 2048 };
 
-// rk_f32_to_bf16 of one value, inline: round to nearest even, NaN truncated and quieted.
-static inline uint16_t rk_bf16_round(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? (u >> 16) | 0x40u : r);
-}
-
-static inline float rk_bf16_value(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 // op(X)(i, k) for a row-major X with leading dimension ld.
 static inline float rk_op_at(const float *X, ptrdiff_t ld, int trans, ptrdiff_t i, ptrdiff_t k) {
     return trans ? X[k * ld + i] : X[i * ld + k];
 }
 
-// Packs op(A)[i0 .. i0+mc, k0 .. k0+kc] into MR-row panels of k-pairs: panel p, pair q, row r at ((p*KP + q)*MR + r).
-static void rk_pack_a_bf16(const float *A, ptrdiff_t lda, int transA, ptrdiff_t i0, ptrdiff_t mc, ptrdiff_t k0,
-                           ptrdiff_t kc, uint32_t *out) {
+// Packs rows r0 .. r0+rows of op(X) (rows indexed first), columns k0 .. k0+kc, as bf16 pairs of consecutive k in
+// panels of `width` rows: panel p, pair q, row r at ((p*KP + q)*width + r); missing rows and the odd k are zeros.
+// A is packed with X = A (op(A) rows), B with X = B viewed transposed (op(B)^T rows, i.e. the columns of op(B)).
+static void rk_pack_pairs_bf16(const float *X, ptrdiff_t ld, int trans, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t k0,
+                               ptrdiff_t kc, int width, uint32_t *out) {
     ptrdiff_t kp = (kc + 1) / 2;
-    for (ptrdiff_t p = 0; p < (mc + BF_MR - 1) / BF_MR; p++)
+    for (ptrdiff_t p = 0; p < (rows + width - 1) / width; p++)
         for (ptrdiff_t q = 0; q < kp; q++)
-            for (int r = 0; r < BF_MR; r++) {
-                ptrdiff_t i = p * BF_MR + r, k = 2 * q;
+            for (int r = 0; r < width; r++) {
+                ptrdiff_t i = p * width + r, k = 2 * q;
                 uint32_t lo = 0, hi = 0;
-                if (i < mc) {
-                    lo = rk_bf16_round(rk_op_at(A, lda, transA, i0 + i, k0 + k));
-                    if (k + 1 < kc) hi = rk_bf16_round(rk_op_at(A, lda, transA, i0 + i, k0 + k + 1));
+                if (i < rows) {
+                    lo = rk_bf16_from_f32(rk_op_at(X, ld, trans, r0 + i, k0 + k));
+                    if (k + 1 < kc) hi = rk_bf16_from_f32(rk_op_at(X, ld, trans, r0 + i, k0 + k + 1));
                 }
-                out[(p * kp + q) * BF_MR + r] = lo | hi << 16;
-            }
-}
-
-// Packs op(B)[k0 .. k0+kc, j0 .. j0+nc] into NR-column panels of k-pairs: panel p, pair q, column c at
-// ((p*KP + q)*NR + c).
-static void rk_pack_b_bf16(const float *B, ptrdiff_t ldb, int transB, ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t j0,
-                           ptrdiff_t nc, uint32_t *out) {
-    ptrdiff_t kp = (kc + 1) / 2;
-    for (ptrdiff_t p = 0; p < (nc + BF_NR - 1) / BF_NR; p++)
-        for (ptrdiff_t q = 0; q < kp; q++)
-            for (int c = 0; c < BF_NR; c++) {
-                ptrdiff_t j = p * BF_NR + c, k = 2 * q;
-                uint32_t lo = 0, hi = 0;
-                if (j < nc) {
-                    lo = rk_bf16_round(rk_op_at(B, ldb, !transB, j0 + j, k0 + k)); // op(B)(k, j) = B^T-view (j, k)
-                    if (k + 1 < kc) hi = rk_bf16_round(rk_op_at(B, ldb, !transB, j0 + j, k0 + k + 1));
-                }
-                out[(p * kp + q) * BF_NR + c] = lo | hi << 16;
+                out[(p * kp + q) * width + r] = lo | hi << 16;
             }
 }
 
@@ -77,8 +46,8 @@ static void rk_tile_bf16_portable(ptrdiff_t kp, const uint32_t *a, const uint32_
             float s = 0;
             for (ptrdiff_t q = 0; q < kp; q++) {
                 uint32_t x = a[q * BF_MR + r], y = b[q * BF_NR + c];
-                s += rk_bf16_value((uint16_t)x) * rk_bf16_value((uint16_t)y);
-                s += rk_bf16_value((uint16_t)(x >> 16)) * rk_bf16_value((uint16_t)(y >> 16));
+                s += rk_f32_from_bf16((uint16_t)x) * rk_f32_from_bf16((uint16_t)y);
+                s += rk_f32_from_bf16((uint16_t)(x >> 16)) * rk_f32_from_bf16((uint16_t)(y >> 16));
             }
             C[r * ldc + c] += alpha * s;
         }
@@ -134,7 +103,7 @@ void rk_sgemm_bf16_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, 
     ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR;
     for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++) {
         ptrdiff_t kc = K - k0 < BF_KC ? K - k0 : BF_KC;
-        rk_pack_b_bf16(B, ldb, transB, k0, kc, 0, N, (uint32_t *)packed + rk_bf16_pairs_before(kb) * npad);
+        rk_pack_pairs_bf16(B, ldb, !transB, 0, N, k0, kc, BF_NR, (uint32_t *)packed + rk_bf16_pairs_before(kb) * npad);
     }
 }
 
@@ -170,7 +139,7 @@ static void rk_bf16_task(void *ctx, int c, int nchunks) {
         rk_bf16_tls_a = rk_alloc((size_t)(BF_MC + BF_MR) * (BF_KC / 2) * 4);
         if (!rk_bf16_tls_a) abort();
     }
-    rk_pack_a_bf16(j->A, j->lda, j->transA, i0, mc, j->k0, j->kc, rk_bf16_tls_a);
+    rk_pack_pairs_bf16(j->A, j->lda, j->transA, i0, mc, j->k0, j->kc, BF_MR, rk_bf16_tls_a);
     for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
         for (ptrdiff_t jp = p0; jp < p1; jp++) {
             ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;

@@ -15,14 +15,7 @@
 #define RK_INLINE static inline __attribute__((always_inline))
 
 void rk_f32_to_bf16(const float *src, uint16_t *dst, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, src + i, 4);
-        // Adding 0x7FFF plus the lowest kept bit rounds to nearest even; a carry into the exponent gives inf.
-        uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-        // NaN is truncated and quieted instead: rounding could carry its payload into inf or flip the sign.
-        dst[i] = (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? (u >> 16) | 0x40u : r);
-    }
+    for (ptrdiff_t i = 0; i < n; i++) dst[i] = rk_bf16_from_f32(src[i]);
 }
 
 void rk_bf16_to_f32(const uint16_t *src, float *dst, ptrdiff_t n) {
@@ -38,16 +31,9 @@ RK_INLINE void rk_gemv_put(float *y, float s, float alpha, float beta) {
     *y = beta == 0.0f ? v : v + beta * *y;
 }
 
-RK_INLINE float rk_bf16_1(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 // Element i of a row of bf16 (bf16 != 0) or f32 weights.
 RK_INLINE float rk_gemv_w(const void *w, int bf16, ptrdiff_t i) {
-    return bf16 ? rk_bf16_1(((const uint16_t *)w)[i]) : ((const float *)w)[i];
+    return bf16 ? rk_f32_from_bf16(((const uint16_t *)w)[i]) : ((const float *)w)[i];
 }
 
 // R (1 or 4) rows at a time; each row: 8 lanes, lane j sums k = j mod 8, scalar tail into lanes 0.., fixed tree.

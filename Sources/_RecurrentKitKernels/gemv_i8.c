@@ -17,6 +17,12 @@
 #define RK_GEMV_PARALLEL_MIN (64 * 1024)
 #define RK_INLINE static inline __attribute__((always_inline))
 
+// round(v / s) to nearest even, clamped to [-127, 127]; 0 when the scale is 0 (a zero row or vector).
+static inline int rk_i8_round(float v, float s) {
+    float q = s == 0.0f ? 0.0f : rintf(v / s); // the default rounding mode: nearest even
+    return (int)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
+}
+
 int rk_quantize_i8_rows(const float *src, int8_t *dst, float *scales, int32_t *sums, ptrdiff_t rows, ptrdiff_t cols) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         const float *row = src + r * cols;
@@ -30,8 +36,7 @@ int rk_quantize_i8_rows(const float *src, int8_t *dst, float *scales, int32_t *s
         scales[r] = s;
         int32_t sum = 0;
         for (ptrdiff_t k = 0; k < cols; k++) {
-            float q = s == 0.0f ? 0.0f : rintf(row[k] / s); // round to nearest even (the default mode)
-            int8_t v = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
+            int8_t v = (int8_t)rk_i8_round(row[k], s);
             dst[r * cols + k] = v;
             sum += v;
         }
@@ -160,10 +165,7 @@ void rk_gemv_i8(ptrdiff_t rows, ptrdiff_t cols, const int8_t *w, ptrdiff_t ldw, 
         rk_i8_x_n = n;
     }
     float sx = m / 127.0f;
-    for (ptrdiff_t k = 0; k < cols; k++) {
-        float q = sx == 0.0f ? 0.0f : rintf(x[k] / sx);
-        rk_i8_x[k] = (uint8_t)((int)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q) + 128);
-    }
+    for (ptrdiff_t k = 0; k < cols; k++) rk_i8_x[k] = (uint8_t)(rk_i8_round(x[k], sx) + 128);
     rk_gemv_i8_job job = {rk_dot_portable, rows, cols, ldw, 0, w, scales, sums, rk_i8_x, sx, beta, y};
 #if defined(__x86_64__)
     int level = rk_active_level();

@@ -4,6 +4,8 @@
 
 #include "_RecurrentKitKernels.h"
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 // Kernel table for one element type at one instruction-set level.
 //
@@ -65,4 +67,21 @@ size_t rk_sgemm_f32_pack_b_size(ptrdiff_t K, ptrdiff_t N);
 void rk_sgemm_f32_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed);
 void rk_sgemm_f32_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
                          const void *packedB, float beta, float *C, ptrdiff_t ldc);
+// One value to bfloat16: adding 0x7FFF plus the lowest kept bit rounds to nearest even (a carry into the exponent
+// gives inf); NaN is truncated and quieted instead (rounding could carry its payload into inf or flip the sign).
+static inline uint16_t rk_bf16_from_f32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? (u >> 16) | 0x40u : r);
+}
+
+// One bfloat16 widened to float (exact: its bits become the high half).
+static inline float rk_f32_from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 #endif

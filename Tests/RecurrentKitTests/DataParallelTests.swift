@@ -44,9 +44,9 @@ final class DataParallelTests: XCTestCase {
                                   training: true, truncation: truncation, generator: &drops)
         let expected = Array(UnsafeBufferPointer(start: whole.parameters.gradients, count: whole.parameters.count))
         let final = try whole.finalState()
-        func rows(_ t: Tensor<Double>, _ shard: BatchShard) throws -> Tensor<Double> {
+        func rows(_ t: Tensor<Double>, _ shard: BatchShard) throws -> Tensor<Double> { // (L, B, H) -> (L, B_r, H)
             var values: [Double] = []
-            for k in 0..<L { values += t.scalars[((k * B + shard.rows.lowerBound) * H)..<((k * B + shard.rows.upperBound) * H)] }
+            shard.gather(t.scalars, steps: L, width: H, into: &values)
             return try Tensor(shape: [L, shard.count, H], scalars: values)
         }
         for N in [2, 3, 5] {
@@ -97,14 +97,12 @@ final class DataParallelTests: XCTestCase {
             o.epochs = 1
             o.sampleEvery = 0
             let single = try Trainer(options: o)
-            var singleLosses: [Double] = []
-            try single.train(progress: { if case .step(let s) = $0 { singleLosses.append(s.loss) } })
+            let singleLosses = try single.trainCollectingLosses().losses
             XCTAssertEqual(singleLosses.count, 20)
             for N in [2, 3] {
                 let runs = try ThreadedJob.run(processes: N) { reducer in
                     let trainer = try Trainer(options: o, reducer: reducer)
-                    var losses: [Double] = []
-                    try trainer.train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } })
+                    let losses = try trainer.trainCollectingLosses().losses
                     let checkpoint = try trainer.checkpoint() // collective: checks the replicas agree
                     return (losses, checkpoint)
                 }
@@ -138,12 +136,7 @@ final class DataParallelTests: XCTestCase {
         o.numSteps = 10
         o.epochs = 2
         o.sampleEvery = 0
-        func train(_ trainer: Trainer, stopAfter: Int? = nil) throws -> [Double] {
-            var losses: [Double] = []
-            try trainer.train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
-                              shouldStop: { stopAfter.map { trainer.step >= $0 } ?? false })
-            return losses
-        }
+        func train(_ trainer: Trainer, stopAfter: Int? = nil) throws -> [Double] { try trainer.trainCollectingLosses(stopAfter: stopAfter).losses }
         let uninterrupted = try ThreadedJob.run(processes: 2) { reducer in
             let trainer = try Trainer(options: o, reducer: reducer)
             return (try train(trainer), try trainer.checkpoint())

@@ -56,11 +56,7 @@ final class MixedPrecisionTests: XCTestCase {
         o.epochs = 4
         o.sampleEvery = 0
         o.precision = .bfloat16
-        func losses(_ t: Trainer, stopAfter: Int? = nil) throws -> [Double] {
-            var out: [Double] = []
-            try t.train(progress: { if case .step(let s) = $0 { out.append(s.loss) } }, shouldStop: { stopAfter.map { t.step >= $0 } ?? false })
-            return out
-        }
+        func losses(_ t: Trainer, stopAfter: Int? = nil) throws -> [Double] { try t.trainCollectingLosses(stopAfter: stopAfter).losses }
         let whole = try Trainer(options: o)
         let all = try losses(whole)
         XCTAssertLessThan(all.suffix(5).reduce(0, +) / 5, all.prefix(5).reduce(0, +) / 5, "the loss falls")

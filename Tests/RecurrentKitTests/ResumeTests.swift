@@ -26,10 +26,7 @@ final class ResumeTests: XCTestCase {
     }
 
     func losses(of trainer: Trainer, stopAfter: Int? = nil) throws -> (losses: [Double], finished: Bool) {
-        var losses: [Double] = []
-        let finished = try trainer.train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
-                                         shouldStop: { stopAfter.map { trainer.step >= $0 } ?? false })
-        return (losses, finished)
+        try trainer.trainCollectingLosses(stopAfter: stopAfter)
     }
 
     func testResumeIsBitIdentical() throws {
@@ -109,4 +106,12 @@ final class ResumeTests: XCTestCase {
 
 extension Trainer {
     convenience init(unchecked options: TrainingOptions) { try! self.init(options: options) }
+
+    /// Trains (stopping once `stopAfter` updates are done, when given) and returns every update's loss.
+    func trainCollectingLosses(stopAfter: Int? = nil) throws -> (losses: [Double], finished: Bool) {
+        var losses: [Double] = []
+        let finished = try train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
+                                 shouldStop: { stopAfter.map { self.step >= $0 } ?? false })
+        return (losses, finished)
+    }
 }

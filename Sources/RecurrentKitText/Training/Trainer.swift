@@ -292,19 +292,16 @@ public final class Trainer {
                 // 1/(T*B) up to the last bit (one process: the scale is 1, today's bits).
                 let weight = Double(shardRows) / Double(B)
                 // Forward and backward in the run's product precision (mixed precision: bf16 operands, Float sums).
-                let saved = Kernels.productPrecision
-                Kernels.productPrecision = options.precision ?? .float32
-                defer { Kernels.productPrecision = saved }
-                if shard.isWholeBatch {
-                    loss = try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
-                                          training: true, truncation: truncation, generator: &dropoutGenerator)
-                } else {
+                loss = try Kernels.withProductPrecision(options.precision ?? .float32) {
+                    if shard.isWholeBatch {
+                        return try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
+                                              training: true, truncation: truncation, generator: &dropoutGenerator)
+                    }
                     shard.gather(batch.inputs, steps: T, into: &shardInputs)
                     shard.gather(batch.targets, steps: T, into: &shardTargets)
-                    loss = try model.loss(inputs: shardInputs, targets: shardTargets, steps: T, batch: shardRows, state: carried,
+                    return try model.loss(inputs: shardInputs, targets: shardTargets, steps: T, batch: shardRows, state: carried,
                                           training: true, truncation: truncation, gradientScale: weight, generator: &dropoutGenerator)
                 }
-                Kernels.productPrecision = saved
                 if distributed {
                     let reductionStart = monotonicSeconds()
                     try reducer.sumGradients(model.parameters) // one allreduce of the flat buffer
@@ -485,14 +482,12 @@ public final class Trainer {
         return try Tensor(shape: [layers, B, width], scalars: whole)
     }
 
-    /// This shard's rows (layers, B_r, width) of a whole-batch state (layers, B, width).
+    /// This shard's rows (layers, B_r, width) of a whole-batch state (layers, B, width): the layers play the steps.
     private func shardRows(_ whole: Tensor<Float>) throws -> Tensor<Float> {
         guard !shard.isWholeBatch else { return whole }
-        let layers = whole.shape[0], width = whole.shape[2], B = shard.globalBatch
         var rows: [Float] = []
-        rows.reserveCapacity(layers * shard.count * width)
-        for k in 0..<layers { rows += whole.scalars[((k * B + shard.rows.lowerBound) * width)..<((k * B + shard.rows.upperBound) * width)] }
-        return try Tensor(shape: [layers, shard.count, width], scalars: rows)
+        shard.gather(whole.scalars, steps: whole.shape[0], width: whole.shape[2], into: &rows)
+        return try Tensor(shape: [whole.shape[0], shard.count, whole.shape[2]], scalars: rows)
     }
 
     /// Every process applies the same update to the same weights, so they must stay bit-identical; a 40-bit hash of
