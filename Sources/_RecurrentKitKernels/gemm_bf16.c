@@ -38,9 +38,58 @@ static void rk_pack_pairs_bf16(const float *X, ptrdiff_t ld, int trans, ptrdiff_
             }
 }
 
-// One MR x NR tile over kp pairs: C[r][c] += alpha * sum, for the rows x cols that exist.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// rk_pack_pairs_bf16 with vcvtne(2)ps2bf16 (round to nearest even; the instruction treats denormal inputs as zero,
+// which vdpbf16ps would do with them anyway, and quiets NaN). Rows contiguous in X (trans): 16 rows of k and of k+1
+// per load, interleaved into pairs with one vpermw. Pairs contiguous in X (!trans): one 64-bit gather of 8 rows' pairs.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void
+rk_pack_pairs_bf16_avx512(const float *X, ptrdiff_t ld, int trans, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t k0,
+                          ptrdiff_t kc, int width, uint32_t *out) {
+    ptrdiff_t kp = (kc + 1) / 2, full = kc / 2, panels = (rows + width - 1) / width;
+    if (trans) {
+        const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                             6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+        for (ptrdiff_t p = 0; p < panels; p++)
+            for (int r = 0; r < width; r += 16) {
+                ptrdiff_t n = rows - p * width - r, lanes = width - r < 16 ? width - r : 16;
+                if (n > lanes) n = lanes;
+                __mmask16 m = n <= 0 ? 0 : (__mmask16)((1u << n) - 1), st = (__mmask16)((1u << lanes) - 1);
+                const float *x = X + k0 * ld + r0 + p * width + r;
+                uint32_t *o = out + p * kp * width + r;
+                for (ptrdiff_t q = 0; q < kp; q++, x += 2 * ld, o += width) {
+                    __m512 lo = _mm512_maskz_loadu_ps(m, x);
+                    __m512 hi = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, x + ld) : _mm512_setzero_ps();
+                    __m512i v = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                    _mm512_mask_storeu_epi32(o, st, v);
+                }
+            }
+        return;
+    }
+    for (ptrdiff_t p = 0; p < panels; p++)
+        for (int r = 0; r < width; r += 8) {
+            ptrdiff_t n = rows - p * width - r;
+            if (n > 8) n = 8;
+            __mmask8 m = n <= 0 ? 0 : (__mmask8)((1u << n) - 1);
+            ptrdiff_t i0 = r0 + p * width + r;
+            __m512i at = _mm512_set_epi64(7 * ld, 6 * ld, 5 * ld, 4 * ld, 3 * ld, 2 * ld, ld, 0);
+            const float *x = X + i0 * ld + k0;
+            uint32_t *o = out + p * kp * width + r;
+            for (ptrdiff_t q = 0; q < full; q++, x += 2, o += width) {
+                __m512i v = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m, at, x, 4);
+                _mm256_storeu_si256((__m256i *)o, (__m256i)_mm512_cvtneps_pbh((__m512)v));
+            }
+            if (full < kp) // odd kc: the last pair holds k only (k + 1 may lie past the matrix)
+                for (int t = 0; t < 8; t++) o[t] = t < n ? rk_bf16_from_f32(x[t * ld]) : 0;
+        }
+}
+#endif
+
+// One MR x NR tile over kp pairs: C[r][c] = alpha * sum + beta * C[r][c] for the rows x cols that exist (C is not
+// read when beta == 0; the driver passes the caller's beta with the first k block and 1 after it).
 static void rk_tile_bf16_portable(ptrdiff_t kp, const uint32_t *a, const uint32_t *b, float *C, ptrdiff_t ldc,
-                                  int rows, int cols, float alpha) {
+                                  int rows, int cols, float alpha, float beta) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             float s = 0;
@@ -49,16 +98,16 @@ static void rk_tile_bf16_portable(ptrdiff_t kp, const uint32_t *a, const uint32_
                 s += rk_f32_from_bf16((uint16_t)x) * rk_f32_from_bf16((uint16_t)y);
                 s += rk_f32_from_bf16((uint16_t)(x >> 16)) * rk_f32_from_bf16((uint16_t)(y >> 16));
             }
-            C[r * ldc + c] += alpha * s;
+            float *cr = C + r * ldc + c;
+            *cr = (beta == 0.0f ? 0.0f : beta == 1.0f ? *cr : beta * *cr) + alpha * s;
         }
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
 __attribute__((target("avx512f,avx512bf16"))) static void rk_tile_bf16_avx512(ptrdiff_t kp, const uint32_t *a,
                                                                               const uint32_t *b, float *C, ptrdiff_t ldc,
-                                                                              int rows, int cols, float alpha) {
+                                                                              int rows, int cols, float alpha,
+                                                                              float beta) {
     __m512 c[BF_MR][2];
     for (int r = 0; r < BF_MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     for (ptrdiff_t q = 0; q < kp; q++) {
@@ -69,13 +118,19 @@ __attribute__((target("avx512f,avx512bf16"))) static void rk_tile_bf16_avx512(pt
             c[r][1] = _mm512_dpbf16_ps(c[r][1], x, b1);
         }
     }
-    __m512 al = _mm512_set1_ps(alpha);
+    __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
     __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
     __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
-    for (int r = 0; r < rows; r++) { // C += alpha * acc, masked to the columns that exist
+    for (int r = 0; r < rows; r++) { // C = alpha * acc + beta * C, masked to the columns that exist
         float *cr = C + r * ldc;
-        _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(al, c[r][0], _mm512_maskz_loadu_ps(m0, cr)));
-        _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(al, c[r][1], _mm512_maskz_loadu_ps(m1, cr + 16)));
+        __m512 p0 = _mm512_setzero_ps(), p1 = _mm512_setzero_ps();
+        if (beta != 0.0f) {
+            p0 = _mm512_maskz_loadu_ps(m0, cr);
+            p1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+            if (beta != 1.0f) p0 = _mm512_mul_ps(be, p0), p1 = _mm512_mul_ps(be, p1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(al, c[r][0], p0));
+        _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(al, c[r][1], p1));
     }
 }
 #endif
@@ -85,6 +140,18 @@ int rk_bf16_dot_available(void) {
     return rk_active_level() >= RK_LEVEL_AVX512 && __builtin_cpu_supports("avx512bf16");
 #else
     return 0;
+#endif
+}
+
+typedef void (*rk_bf16_pack_fn)(const float *, ptrdiff_t, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, uint32_t *);
+typedef void (*rk_bf16_tile_fn)(ptrdiff_t, const uint32_t *, const uint32_t *, float *, ptrdiff_t, int, int, float, float);
+
+// The packer and tile of this machine's level: both vectorised with AVX512_BF16, both scalar elsewhere.
+static void rk_bf16_level(rk_bf16_pack_fn *pack, rk_bf16_tile_fn *tile) {
+    *pack = rk_pack_pairs_bf16;
+    *tile = rk_tile_bf16_portable;
+#if defined(__x86_64__)
+    if (rk_bf16_dot_available()) *pack = rk_pack_pairs_bf16_avx512, *tile = rk_tile_bf16_avx512;
 #endif
 }
 
@@ -98,77 +165,118 @@ size_t rk_sgemm_bf16_pack_b_size(ptrdiff_t K, ptrdiff_t N) {
     return (size_t)((blocks - 1) * (BF_KC / 2) + (last + 1) / 2) * (size_t)npad * 4 + 64;
 }
 
-void rk_sgemm_bf16_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed) {
-    if (K <= 0 || N <= 0) return;
-    ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR;
-    for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++) {
-        ptrdiff_t kc = K - k0 < BF_KC ? K - k0 : BF_KC;
-        rk_pack_pairs_bf16(B, ldb, !transB, 0, N, k0, kc, BF_NR, (uint32_t *)packed + rk_bf16_pairs_before(kb) * npad);
-    }
-}
-
-typedef void (*rk_bf16_tile_fn)(ptrdiff_t, const uint32_t *, const uint32_t *, float *, ptrdiff_t, int, int, float);
+enum { BF_PACK_PANELS = 8 }; // column panels per chunk of a threaded B packing
 
 typedef struct {
+    rk_bf16_pack_fn pack;
+    int transB;
+    ptrdiff_t K, N, ldb, groups;
+    const float *B;
+    uint32_t *out;
+} rk_bf16_pack_job;
+
+// Chunk c: one k block's group of BF_PACK_PANELS column panels.
+static void rk_bf16_pack_task(void *ctx, int c, int nchunks) {
+    (void)nchunks;
+    const rk_bf16_pack_job *j = ctx;
+    ptrdiff_t kb = c / j->groups, g = c % j->groups, k0 = kb * BF_KC, kc = j->K - k0 < BF_KC ? j->K - k0 : BF_KC;
+    ptrdiff_t n0 = g * BF_PACK_PANELS * BF_NR, n = j->N - n0 < BF_PACK_PANELS * BF_NR ? j->N - n0 : BF_PACK_PANELS * BF_NR;
+    ptrdiff_t npad = (j->N + BF_NR - 1) / BF_NR * BF_NR;
+    j->pack(j->B, j->ldb, !j->transB, n0, n, k0, kc, BF_NR, j->out + rk_bf16_pairs_before(kb) * npad + n0 * ((kc + 1) / 2));
+}
+
+void rk_sgemm_bf16_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed) {
+    if (K <= 0 || N <= 0) return;
+    rk_bf16_pack_fn pack;
+    rk_bf16_tile_fn tile;
+    rk_bf16_level(&pack, &tile);
+    ptrdiff_t groups = (N + BF_PACK_PANELS * BF_NR - 1) / (BF_PACK_PANELS * BF_NR), blocks = (K + BF_KC - 1) / BF_KC;
+    rk_bf16_pack_job job = {pack, transB, K, N, ldb, groups, B, packed};
+    int chunks = (int)(groups * blocks);
+    if (rk_threads() > 1 && chunks > 1 && (double)K * (double)N >= 256.0 * 1024) rk_parallel(chunks, rk_bf16_pack_task, &job);
+    else for (int c = 0; c < chunks; c++) rk_bf16_pack_task(&job, c, chunks);
+}
+
+typedef struct {
+    rk_bf16_pack_fn pack;
     rk_bf16_tile_fn tile;
     int transA;
     ptrdiff_t M, N, k0, kc, lda, ldc, mblocks, panels, panelsPerChunk;
     const float *A;
+    const uint32_t *pa; // this k block's packed A when it is shared (a single row block), else NULL
     const uint32_t *pb; // this k block's panels
-    float alpha;
+    float alpha, beta;  // beta: the caller's for the first k block, 1 after it
     float *C;
 } rk_bf16_job;
 
 // Packed A, per thread, grown once to the largest block (so a call allocates nothing once warm).
 static _Thread_local uint32_t *rk_bf16_tls_a;
 
-// Chunk c: an MC block of rows (when there are several) or a group of column panels (for few rows).
+static uint32_t *rk_bf16_a_buffer(void) {
+    if (!rk_bf16_tls_a) {
+        rk_bf16_tls_a = rk_alloc((size_t)(BF_MC + BF_MR) * (BF_KC / 2) * 4);
+        if (!rk_bf16_tls_a) abort();
+    }
+    return rk_bf16_tls_a;
+}
+
+// Chunk c: an MC block of rows, which it packs (when there are several), or a group of column panels over the
+// shared packed A (for few rows).
 static void rk_bf16_task(void *ctx, int c, int nchunks) {
     (void)nchunks;
     const rk_bf16_job *j = ctx;
     ptrdiff_t kp = (j->kc + 1) / 2;
     ptrdiff_t i0 = 0, mc = j->M, p0 = 0, p1 = j->panels;
+    const uint32_t *pa = j->pa;
     if (j->mblocks > 1) {
         i0 = (ptrdiff_t)c * BF_MC;
         mc = j->M - i0 < BF_MC ? j->M - i0 : BF_MC;
+        uint32_t *own = rk_bf16_a_buffer();
+        j->pack(j->A, j->lda, j->transA, i0, mc, j->k0, j->kc, BF_MR, own);
+        pa = own;
     } else {
         p0 = (ptrdiff_t)c * j->panelsPerChunk;
         p1 = p0 + j->panelsPerChunk < j->panels ? p0 + j->panelsPerChunk : j->panels;
     }
-    if (!rk_bf16_tls_a) {
-        rk_bf16_tls_a = rk_alloc((size_t)(BF_MC + BF_MR) * (BF_KC / 2) * 4);
-        if (!rk_bf16_tls_a) abort();
-    }
-    rk_pack_pairs_bf16(j->A, j->lda, j->transA, i0, mc, j->k0, j->kc, BF_MR, rk_bf16_tls_a);
     for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
         for (ptrdiff_t jp = p0; jp < p1; jp++) {
             ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
             ptrdiff_t cols = j->N - jp * BF_NR < BF_NR ? j->N - jp * BF_NR : BF_NR;
-            j->tile(kp, rk_bf16_tls_a + ip * kp * BF_MR, j->pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
-                    j->ldc, (int)rows, (int)cols, j->alpha);
+            j->tile(kp, pa + ip * kp * BF_MR, j->pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
+                    j->ldc, (int)rows, (int)cols, j->alpha, j->beta);
         }
 }
 
 void rk_sgemm_bf16_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
                           const void *packedB, float beta, float *C, ptrdiff_t ldc) {
     if (M <= 0 || N <= 0) return;
-    for (ptrdiff_t i = 0; i < M; i++)
-        for (ptrdiff_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-    if (K <= 0 || alpha == 0.0f) return;
-    rk_bf16_tile_fn tile = rk_tile_bf16_portable;
-#if defined(__x86_64__)
-    if (rk_bf16_dot_available()) tile = rk_tile_bf16_avx512;
-#endif
+    if (K <= 0 || alpha == 0.0f) {
+        if (beta != 1.0f)
+            for (ptrdiff_t i = 0; i < M; i++)
+                for (ptrdiff_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    rk_bf16_pack_fn pack;
+    rk_bf16_tile_fn tile;
+    rk_bf16_level(&pack, &tile);
     ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR, panels = npad / BF_NR;
     int nt = rk_threads();
-    rk_bf16_job job = {tile, transA, M, N, 0, 0, lda, ldc, (M + BF_MC - 1) / BF_MC, panels, 0, A, NULL, alpha, C};
-    // Several row blocks: one chunk each; a single block: the column panels in groups, about 4 per thread.
-    job.panelsPerChunk = job.mblocks > 1 ? panels : (panels + 4 * nt - 1) / (4 * nt);
+    rk_bf16_job job = {pack, tile, transA, M, N, 0, 0, lda, ldc, (M + BF_MC - 1) / BF_MC, panels, 0, A, NULL, NULL,
+                       alpha, beta, C};
+    // Several row blocks: one chunk each; a single block: packed once here, the column panels in groups, about 4
+    // per thread (one group on one thread).
+    job.panelsPerChunk = job.mblocks > 1 ? panels : nt > 1 ? (panels + 4 * nt - 1) / (4 * nt) : panels;
     int chunks = (int)(job.mblocks > 1 ? job.mblocks : (panels + job.panelsPerChunk - 1) / job.panelsPerChunk);
     for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++) {
         job.k0 = k0;
         job.kc = K - k0 < BF_KC ? K - k0 : BF_KC;
+        job.beta = kb == 0 ? beta : 1.0f;
         job.pb = (const uint32_t *)packedB + rk_bf16_pairs_before(kb) * npad;
+        if (job.mblocks == 1) {
+            uint32_t *own = rk_bf16_a_buffer();
+            pack(A, lda, transA, 0, M, k0, job.kc, BF_MR, own);
+            job.pa = own;
+        }
         if (nt > 1 && chunks > 1 && (double)M * (double)N * (double)job.kc >= 64.0 * 1024) rk_parallel(chunks, rk_bf16_task, &job);
         else for (int c = 0; c < chunks; c++) rk_bf16_task(&job, c, chunks);
     }
