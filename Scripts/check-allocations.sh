@@ -59,6 +59,11 @@ for cell in rnn_tanh rnn_relu gru lstm; do
     done
 done
 check update --workload train --cell lstm --hidden 512 --layers 1 --batch 32 --steps 35 --vocabulary 28 --threads 2
+# Mixed precision: the bf16 GEMM's packing buffers are per thread and grow once.
+for threads in 1 2; do
+    check update --workload train --cell gru --hidden 256 --layers 2 --batch 64 --steps 35 --embedding 64 --products bfloat16 \
+        --threads "$threads"
+done
 # Batch-1 generation per token: greedy, sampling (temperature 0.8, top-k 10) and nucleus sampling (top-p 0.9, which
 # sorts the whole vocabulary in place every token), Float and bfloat16 weights.
 for cell in rnn_tanh gru lstm; do

@@ -159,7 +159,7 @@ public enum Benchmarks {
     ///   - updates: measured updates (>= 0).
     public static func trainingUpdates(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
                                        embedding: Int? = nil, dropout: Double = 0, optimizer: OptimizerKind = .sgd,
-                                       recomputeInterval: Int? = nil, updates: Int) throws {
+                                       recomputeInterval: Int? = nil, precision: Precision = .float32, updates: Int) throws {
         guard updates >= 0 else { throw RecurrentKitError.invalidArgument("updates", updates, "must be >= 0") }
         var g = SeededGenerator(seed: 1)
         let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, dropout: dropout,
@@ -175,14 +175,16 @@ public enum Benchmarks {
         let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         for _ in 0..<(2 + updates) {
             model.parameters.zeroGradients()
-            _ = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            _ = try Kernels.withProductPrecision(precision) {
+                try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            }
             try clipGradientNorm(model.parameters, maxNorm: 1)
             try step.step(model.parameters)
         }
     }
 
     /// Batch-1 generation of `tokens` new tokens after a 10-token prefix (and a 50-token warm-up run), for counting
-    /// heap allocations per generated token like ``trainingUpdates(cell:hidden:layers:batch:steps:vocabulary:embedding:dropout:optimizer:recomputeInterval:updates:)``.
+    /// heap allocations per generated token like ``trainingUpdates(cell:hidden:layers:batch:steps:vocabulary:embedding:dropout:optimizer:recomputeInterval:precision:updates:)``.
     public static func generationTokens(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
                                         decoding: TextGenerator.Decoding, precision: WeightPrecision = .float32, tokens: Int) throws {
         var g = SeededGenerator(seed: 2)

@@ -27,6 +27,7 @@ struct ProbeCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Decoding (generate; sample: temperature 0.8, top-k 10; nucleus: temperature 0.8, top-p 0.9).") var decoding: ProbeDecoding = .greedy
     @Option(help: "Weight storage (generate).") var precision: WeightPrecision = .float32
+    @Option(help: "Matrix-product precision (train).") var products: Precision = .float32
     @Option(help: "Units of work: updates, generated tokens, or (trainer) updates before stopping.") var count: Int = 10
     @Option(help: "Epochs (trainer).") var epochs: Int = 1
 
@@ -39,7 +40,8 @@ struct ProbeCommand: ParsableCommand {
         case .train:
             try Benchmarks.trainingUpdates(cell: cell, hidden: hidden, layers: layers, batch: batch, steps: steps, vocabulary: vocabulary,
                                            embedding: width, dropout: dropout, optimizer: optimizer,
-                                           recomputeInterval: recomputeInterval > 0 ? recomputeInterval : nil, updates: count)
+                                           recomputeInterval: recomputeInterval > 0 ? recomputeInterval : nil, precision: products,
+                                           updates: count)
         case .generate:
             let weights = precision
             let choice: TextGenerator.Decoding = switch decoding {

@@ -43,45 +43,72 @@ static void rk_pack_pairs_bf16(const float *X, ptrdiff_t ld, int trans, ptrdiff_
 
 // rk_pack_pairs_bf16 with vcvtne(2)ps2bf16 (round to nearest even; the instruction treats denormal inputs as zero,
 // which vdpbf16ps would do with them anyway, and quiets NaN). Rows contiguous in X (trans): 16 rows of k and of k+1
-// per load, interleaved into pairs with one vpermw. Pairs contiguous in X (!trans): one 64-bit gather of 8 rows' pairs.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void
+// per load, interleaved into pairs with one vpermw. Pairs contiguous in X (!trans): 8 x 8 transposes (below).
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"))) static void
 rk_pack_pairs_bf16_avx512(const float *X, ptrdiff_t ld, int trans, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t k0,
                           ptrdiff_t kc, int width, uint32_t *out) {
-    ptrdiff_t kp = (kc + 1) / 2, full = kc / 2, panels = (rows + width - 1) / width;
+    ptrdiff_t kp = (kc + 1) / 2, panels = (rows + width - 1) / width;
     if (trans) {
         const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-        for (ptrdiff_t p = 0; p < panels; p++)
-            for (int r = 0; r < width; r += 16) {
-                ptrdiff_t n = rows - p * width - r, lanes = width - r < 16 ? width - r : 16;
-                if (n > lanes) n = lanes;
-                __mmask16 m = n <= 0 ? 0 : (__mmask16)((1u << n) - 1), st = (__mmask16)((1u << lanes) - 1);
-                const float *x = X + k0 * ld + r0 + p * width + r;
-                uint32_t *o = out + p * kp * width + r;
-                for (ptrdiff_t q = 0; q < kp; q++, x += 2 * ld, o += width) {
-                    __m512 lo = _mm512_maskz_loadu_ps(m, x);
-                    __m512 hi = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, x + ld) : _mm512_setzero_ps();
-                    __m512i v = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-                    _mm512_mask_storeu_epi32(o, st, v);
-                }
+        // 16 rows per load; their halves go to the panel (and place) of rows g and g + 8 (two panels when width 8).
+        ptrdiff_t padded = panels * width;
+        for (ptrdiff_t g = 0; g < padded; g += 16) {
+            ptrdiff_t n = rows - g < 16 ? rows - g : 16;
+            __mmask16 m = n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+            const float *x = X + k0 * ld + r0 + g;
+            uint32_t *lo8 = out + g / width * kp * width + g % width;
+            uint32_t *hi8 = g + 8 < padded ? out + (g + 8) / width * kp * width + (g + 8) % width : NULL;
+            for (ptrdiff_t q = 0; q < kp; q++, x += 2 * ld) {
+                __m512 lo = _mm512_maskz_loadu_ps(m, x);
+                __m512 hi = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, x + ld) : _mm512_setzero_ps();
+                __m512i v = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                _mm256_storeu_si256((__m256i *)(lo8 + q * width), _mm512_castsi512_si256(v));
+                if (hi8) _mm256_storeu_si256((__m256i *)(hi8 + q * width), _mm512_extracti64x4_epi64(v, 1));
             }
+        }
         return;
     }
+    // Pairs contiguous in X: per 8 rows and 16 pairs, one vcvtne2ps2bf16 per row (32 floats, masked past kc, so
+    // the odd k's partner is zero and nothing past the block is read), then two 8 x 8 transposes of 32-bit pairs.
     for (ptrdiff_t p = 0; p < panels; p++)
         for (int r = 0; r < width; r += 8) {
             ptrdiff_t n = rows - p * width - r;
             if (n > 8) n = 8;
-            __mmask8 m = n <= 0 ? 0 : (__mmask8)((1u << n) - 1);
-            ptrdiff_t i0 = r0 + p * width + r;
-            __m512i at = _mm512_set_epi64(7 * ld, 6 * ld, 5 * ld, 4 * ld, 3 * ld, 2 * ld, ld, 0);
-            const float *x = X + i0 * ld + k0;
+            const float *x = X + (r0 + p * width + r) * ld + k0;
             uint32_t *o = out + p * kp * width + r;
-            for (ptrdiff_t q = 0; q < full; q++, x += 2, o += width) {
-                __m512i v = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m, at, x, 4);
-                _mm256_storeu_si256((__m256i *)o, (__m256i)_mm512_cvtneps_pbh((__m512)v));
+            for (ptrdiff_t q0 = 0; q0 < kp; q0 += 16) {
+                ptrdiff_t left = kc - 2 * q0; // floats of this chunk that exist
+                __mmask16 mlo = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+                __mmask16 mhi = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                __m256i v[8][2];
+                for (int t = 0; t < 8; t++) {
+                    __m512i w = _mm512_setzero_si512();
+                    if (t < n) {
+                        const float *xt = x + t * ld + 2 * q0;
+                        w = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mhi, xt + 16), _mm512_maskz_loadu_ps(mlo, xt));
+                    }
+                    v[t][0] = _mm512_castsi512_si256(w);
+                    v[t][1] = _mm512_extracti64x4_epi64(w, 1);
+                }
+                for (int h = 0; h < 2; h++) { // pairs q0 + 8h .. q0 + 8h + 7
+                    __m256i t0 = _mm256_unpacklo_epi32(v[0][h], v[1][h]), t1 = _mm256_unpackhi_epi32(v[0][h], v[1][h]);
+                    __m256i t2 = _mm256_unpacklo_epi32(v[2][h], v[3][h]), t3 = _mm256_unpackhi_epi32(v[2][h], v[3][h]);
+                    __m256i t4 = _mm256_unpacklo_epi32(v[4][h], v[5][h]), t5 = _mm256_unpackhi_epi32(v[4][h], v[5][h]);
+                    __m256i t6 = _mm256_unpacklo_epi32(v[6][h], v[7][h]), t7 = _mm256_unpackhi_epi32(v[6][h], v[7][h]);
+                    __m256i u[8] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                                    _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3),
+                                    _mm256_unpacklo_epi64(t4, t6), _mm256_unpackhi_epi64(t4, t6),
+                                    _mm256_unpacklo_epi64(t5, t7), _mm256_unpackhi_epi64(t5, t7)};
+                    __m256i col[8];
+                    for (int j = 0; j < 4; j++) {
+                        col[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+                        col[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+                    }
+                    for (int j = 0; j < 8 && q0 + 8 * h + j < kp; j++)
+                        _mm256_storeu_si256((__m256i *)(o + (q0 + 8 * h + j) * width), col[j]);
+                }
             }
-            if (full < kp) // odd kc: the last pair holds k only (k + 1 may lie past the matrix)
-                for (int t = 0; t < 8; t++) o[t] = t < n ? rk_bf16_from_f32(x[t * ld]) : 0;
         }
 }
 #endif
