@@ -15,7 +15,7 @@ public enum CompactWeightFormat: String, Sendable, CaseIterable {
 /// The name ``CompactDecoder`` had when bfloat16 was its only format (its initializer's format defaults to bfloat16).
 public typealias BFloat16Decoder = CompactDecoder
 
-/// One weight matrix (rows, cols) in a compact format, and its two uses: W x and a widened row.
+/// One weight matrix (rows, cols) in a compact format and its product W x.
 struct CompactMatrix {
     let rows: Int, cols: Int
     let bf16: UnsafeMutablePointer<UInt16>?
@@ -29,14 +29,6 @@ struct CompactMatrix {
         if let bf16 { rk_gemv_bf16(rows, cols, bf16, cols, x, beta, y) }
         else { rk_gemv_i8(rows, cols, int8!, cols, scales!, sums!, x, beta, y) }
     }
-
-    /// y = row r widened to Float.
-    @inline(__always)
-    func row(_ r: Int, into y: UnsafeMutablePointer<Float>) {
-        if let bf16 { rk_bf16_to_f32(bf16 + r * cols, y, cols); return }
-        let q = int8! + r * cols, s = scales![r]
-        for j in 0..<cols { y[j] = Float(q[j]) * s }
-    }
 }
 
 /// Batch-1, token-by-token inference of a token model (an optional ``Embedding`` or one-hot input, a
@@ -45,11 +37,14 @@ struct CompactMatrix {
 ///
 /// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream
 /// from cache; shrinking them is the lever. The decoder is a snapshot taken when it is created: compact copies of the
-/// weight matrices, Float copies of the biases and the embedding; states and the element-wise math are Float (bf16
+/// weight matrices, Float copies of the biases and layer 0's input table; states and the element-wise math are Float (bf16
 /// weights widen exactly to Float inside the matrix-vector kernel; int8 products quantize their input vector, see
-/// ``CompactWeightFormat/int8``). Later changes to the layers' parameters are not seen
-/// (make a new decoder). The element-wise step is the cells' own (the same code the network's forward runs); only the
-/// matrix products read compact weights.
+/// ``CompactWeightFormat/int8``). Layer 0's input projection is folded into a Float table (V, G*H) built by
+/// ``RecurrentNetwork/inputProjectionTable(embedding:vocabularySize:into:)`` (row v = W_ih x_v + b_ih for the one-hot or
+/// embedded token v), the same table Float generation reads, so layer 0 streams one table row and its W_hh per token,
+/// and its input part is exact. Later changes to the layers' parameters are not seen (make a new decoder). The
+/// element-wise step is the cells' own (the same code the network's forward runs); only the matrix products read
+/// compact weights.
 public final class CompactDecoder {
     private let L: Int, H: Int, V: Int, G: Int
     /// Tokens the input accepts: the embedding's vocabulary, or the network's input size for one-hot input.
@@ -59,8 +54,10 @@ public final class CompactDecoder {
     private let cell: CellKind
     /// The storage of the weight matrices.
     public let format: CompactWeightFormat
-    /// Per layer: W_ih (G*H, In); for one-hot input layer 0 holds W_ih^T (V, G*H) so a token is one row.
+    /// Per layer k >= 1: W_ih (G*H, H) at index k - 1 (layer 0 reads `inputTable`).
     private let inputWeights: [CompactMatrix]
+    /// Layer 0's input projection of every token, (V, G*H), Float, biases b_ih included.
+    private let inputTable: UnsafeMutablePointer<Float>
     /// Per layer: W_hh (G*H, H).
     private let recurrentWeights: [CompactMatrix]
     /// The head's weight (outputSize, H).
@@ -72,8 +69,6 @@ public final class CompactDecoder {
     private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, copied
     private let recurrentBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer, copied
     private let outputBias: UnsafeMutablePointer<Float>       // (V), copied
-    private let embedding: UnsafeMutablePointer<Float>?       // (V, E), Float, copied
-    private let embeddingSize: Int
     private let hidden: UnsafeMutablePointer<Float>           // (L, H) h of every layer
     private let cellState: UnsafeMutablePointer<Float>        // (L, H) LSTM c
     private let gates: UnsafeMutablePointer<Float>            // (G*H) input part, then the gates
@@ -106,14 +101,13 @@ public final class CompactDecoder {
         let G = configuration.cell.gateCount, GH = G * H
         self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell; self.format = format
         inputVocabularySize = V; outputSize = O
-        embeddingSize = embedding?.dimension ?? 0
         // All copies in one block: one allocation large enough for huge pages, streamed in order every token.
         var shapes: [(rows: Int, cols: Int)] = []
-        for k in 0..<L { shapes.append(k == 0 && embedding == nil ? (V, GH) : (GH, configuration.layerInputSize(k))) }
+        for k in 1..<max(L, 1) { shapes.append((GH, configuration.layerInputSize(k))) }
         shapes += Array(repeating: (GH, H), count: L) + [(O, H)]
         let elementBytes = format == .bfloat16 ? 2 : 1
         func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 } // keep every matrix 64-byte aligned
-        weightBytes = shapes.reduce(0) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0) }
+        weightBytes = shapes.reduce(4 * GH) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0) }
         let block = allocateAligned(UInt8.self, count: shapes.reduce(0) {
             $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? 2 * aligned(4 * $1.rows) : 0)
         })
@@ -136,24 +130,11 @@ public final class CompactDecoder {
                 return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales, sums: sums)
             }
         }
-        var inputs: [CompactMatrix] = []
-        for k in 0..<L {
-            let w = network.weightIH[k]
-            if k == 0 && embedding == nil {
-                let transposed = allocateAligned(Float.self, count: V * GH)
-                for j in 0..<GH { for v in 0..<V { transposed[v * GH + j] = w[j * V + v] } }
-                inputs.append(compact(transposed, rows: V, cols: GH))
-                freeAligned(transposed)
-            } else {
-                inputs.append(compact(w, rows: GH, cols: configuration.layerInputSize(k)))
-            }
-        }
-        inputWeights = inputs
+        inputWeights = (1..<max(L, 1)).map { compact(network.weightIH[$0], rows: GH, cols: configuration.layerInputSize($0)) }
         recurrentWeights = (0..<L).map { compact(network.weightHH[$0], rows: GH, cols: H) }
         outputWeight = compact(output.weightValues, rows: O, cols: H)
-        // Float copies of the biases and the embedding, so the decoder stays a consistent snapshot.
-        let E = embedding?.dimension ?? 0
-        let floats = allocateAligned(Float.self, count: 2 * L * GH + O + V * E)
+        // Float copies of the biases and layer 0's table, so the decoder stays a consistent snapshot.
+        let floats = allocateAligned(Float.self, count: 2 * L * GH + O + V * GH)
         floatCopies = floats
         for k in 0..<L {
             (floats + k * GH).update(from: network.biasIH[k], count: GH)
@@ -163,12 +144,8 @@ public final class CompactDecoder {
         recurrentBias = (0..<L).map { floats + (L + $0) * GH }
         outputBias = floats + 2 * L * GH
         outputBias.update(from: output.biasValues, count: O)
-        if let embedding {
-            self.embedding = outputBias + O
-            self.embedding!.update(from: embedding.weightValues, count: V * E)
-        } else {
-            self.embedding = nil
-        }
+        inputTable = outputBias + O
+        try network.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weightValues) }, vocabularySize: V, into: inputTable)
         hidden = allocateAligned(Float.self, count: L * H)
         cellState = allocateAligned(Float.self, count: L * H)
         gates = allocateAligned(Float.self, count: GH)
@@ -184,7 +161,8 @@ public final class CompactDecoder {
         for buffer in [hidden, cellState, gates, recurrent, logitBuffer, scratch] { freeAligned(buffer) }
     }
 
-    /// Bytes of the compact weight copies, int8 scales included (what each token streams).
+    /// Bytes each token streams: the compact weight copies (int8 scales and sums included) and one Float row of layer
+    /// 0's input table (4 G*H bytes).
     public let weightBytes: Int
 
     /// Zeros every layer's state.
@@ -213,14 +191,13 @@ public final class CompactDecoder {
         let GH = G * H
         for k in 0..<L {
             let h = hidden + k * H, bih = inputBias[k], bhh = recurrentBias[k]
-            // Input part W_ih x + b_ih.
-            if k == 0 && embedding == nil {
-                inputWeights[0].row(token, into: gates)
+            // Input part W_ih x + b_ih: layer 0's is a row of the table.
+            if k == 0 {
+                gates.update(from: inputTable + token * GH, count: GH)
             } else {
-                let x = k == 0 ? UnsafePointer(embedding! + token * embeddingSize) : UnsafePointer(hidden + (k - 1) * H)
-                inputWeights[k].multiply(x, beta: 0, into: gates)
+                inputWeights[k - 1].multiply(hidden + (k - 1) * H, beta: 0, into: gates)
+                for j in 0..<GH { gates[j] += bih[j] }
             }
-            for j in 0..<GH { gates[j] += bih[j] }
             // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (compact weights).
             switch cell {
             case .rnnTanh, .rnnReLU, .rnnLinear:
