@@ -228,11 +228,11 @@ typedef struct {
     rk_bf16_pack_fn pack;
     rk_bf16_tile_fn tile;
     int transA;
-    ptrdiff_t M, N, k0, kc, lda, ldc, mblocks, panels, panelsPerChunk;
+    ptrdiff_t M, N, K, lda, ldc, mblocks, panels, panelsPerChunk;
     const float *A;
-    const uint32_t *pa; // this k block's packed A when it is shared (a single row block), else NULL
-    const uint32_t *pb; // this k block's panels
-    float alpha, beta;  // beta: the caller's for the first k block, 1 after it
+    const uint32_t *pa; // A packed for every k block when it is shared (a single row block), else NULL
+    const uint32_t *pb; // the packed B
+    float alpha, beta;  // beta: applied with the first k block
     float *C;
 } rk_bf16_job;
 
@@ -247,31 +247,43 @@ static uint32_t *rk_bf16_a_buffer(void) {
     return rk_bf16_tls_a;
 }
 
-// Chunk c: an MC block of rows, which it packs (when there are several), or a group of column panels over the
-// shared packed A (for few rows).
+// A single row block packed for every k block (the caller's, shared by the threads), grown on demand.
+static _Thread_local void *rk_bf16_tls_shared_a;
+static _Thread_local size_t rk_bf16_tls_shared_a_n;
+
+// Chunk c over every k block: an MC block of rows, which it packs block by block (when there are several), or a
+// group of column panels over the shared packed A (for few rows). One parallel region per product.
 static void rk_bf16_task(void *ctx, int c, int nchunks) {
     (void)nchunks;
     const rk_bf16_job *j = ctx;
-    ptrdiff_t kp = (j->kc + 1) / 2;
     ptrdiff_t i0 = 0, mc = j->M, p0 = 0, p1 = j->panels;
-    const uint32_t *pa = j->pa;
     if (j->mblocks > 1) {
         i0 = (ptrdiff_t)c * BF_MC;
         mc = j->M - i0 < BF_MC ? j->M - i0 : BF_MC;
-        uint32_t *own = rk_bf16_a_buffer();
-        j->pack(j->A, j->lda, j->transA, i0, mc, j->k0, j->kc, BF_MR, own);
-        pa = own;
     } else {
         p0 = (ptrdiff_t)c * j->panelsPerChunk;
         p1 = p0 + j->panelsPerChunk < j->panels ? p0 + j->panelsPerChunk : j->panels;
     }
-    for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
-        for (ptrdiff_t jp = p0; jp < p1; jp++) {
-            ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
-            ptrdiff_t cols = j->N - jp * BF_NR < BF_NR ? j->N - jp * BF_NR : BF_NR;
-            j->tile(kp, pa + ip * kp * BF_MR, j->pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
-                    j->ldc, (int)rows, (int)cols, j->alpha, j->beta);
+    ptrdiff_t npad = j->panels * BF_NR, mpad = (j->M + BF_MR - 1) / BF_MR * BF_MR;
+    for (ptrdiff_t k0 = 0, kb = 0; k0 < j->K; k0 += BF_KC, kb++) {
+        ptrdiff_t kc = j->K - k0 < BF_KC ? j->K - k0 : BF_KC, kp = (kc + 1) / 2;
+        const uint32_t *pa, *pb = j->pb + rk_bf16_pairs_before(kb) * npad;
+        if (j->mblocks > 1) {
+            uint32_t *own = rk_bf16_a_buffer();
+            j->pack(j->A, j->lda, j->transA, i0, mc, k0, kc, BF_MR, own);
+            pa = own;
+        } else {
+            pa = j->pa + rk_bf16_pairs_before(kb) * mpad;
         }
+        float beta = kb == 0 ? j->beta : 1.0f;
+        for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
+            for (ptrdiff_t jp = p0; jp < p1; jp++) {
+                ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
+                ptrdiff_t cols = j->N - jp * BF_NR < BF_NR ? j->N - jp * BF_NR : BF_NR;
+                j->tile(kp, pa + ip * kp * BF_MR, pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
+                        j->ldc, (int)rows, (int)cols, j->alpha, beta);
+            }
+    }
 }
 
 void rk_sgemm_bf16_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
@@ -286,27 +298,30 @@ void rk_sgemm_bf16_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, flo
     rk_bf16_pack_fn pack;
     rk_bf16_tile_fn tile;
     rk_bf16_level(&pack, &tile);
-    ptrdiff_t npad = (N + BF_NR - 1) / BF_NR * BF_NR, panels = npad / BF_NR;
+    ptrdiff_t panels = (N + BF_NR - 1) / BF_NR;
     int nt = rk_threads();
-    rk_bf16_job job = {pack, tile, transA, M, N, 0, 0, lda, ldc, (M + BF_MC - 1) / BF_MC, panels, 0, A, NULL, NULL,
+    rk_bf16_job job = {pack, tile, transA, M, N, K, lda, ldc, (M + BF_MC - 1) / BF_MC, panels, 0, A, NULL, packedB,
                        alpha, beta, C};
-    // Several row blocks: one chunk each; a single block: packed once here, the column panels in groups, about 4
-    // per thread (one group on one thread).
+    if (job.mblocks == 1) { // few rows: A packed once here for every k block (the layout of a packed B, rows for columns)
+        size_t need = rk_sgemm_bf16_pack_b_size(K, M);
+        if (rk_bf16_tls_shared_a_n < need) {
+            rk_free(rk_bf16_tls_shared_a);
+            rk_bf16_tls_shared_a = rk_alloc(need);
+            if (!rk_bf16_tls_shared_a) abort();
+            rk_bf16_tls_shared_a_n = need;
+        }
+        ptrdiff_t mpad = (M + BF_MR - 1) / BF_MR * BF_MR;
+        for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++)
+            pack(A, lda, transA, 0, M, k0, K - k0 < BF_KC ? K - k0 : BF_KC, BF_MR,
+                 (uint32_t *)rk_bf16_tls_shared_a + rk_bf16_pairs_before(kb) * mpad);
+        job.pa = rk_bf16_tls_shared_a;
+    }
+    // Several row blocks: one chunk each; a single block: the column panels in groups, about 4 per thread (one
+    // group on one thread).
     job.panelsPerChunk = job.mblocks > 1 ? panels : nt > 1 ? (panels + 4 * nt - 1) / (4 * nt) : panels;
     int chunks = (int)(job.mblocks > 1 ? job.mblocks : (panels + job.panelsPerChunk - 1) / job.panelsPerChunk);
-    for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++) {
-        job.k0 = k0;
-        job.kc = K - k0 < BF_KC ? K - k0 : BF_KC;
-        job.beta = kb == 0 ? beta : 1.0f;
-        job.pb = (const uint32_t *)packedB + rk_bf16_pairs_before(kb) * npad;
-        if (job.mblocks == 1) {
-            uint32_t *own = rk_bf16_a_buffer();
-            pack(A, lda, transA, 0, M, k0, job.kc, BF_MR, own);
-            job.pa = own;
-        }
-        if (nt > 1 && chunks > 1 && (double)M * (double)N * (double)job.kc >= 64.0 * 1024) rk_parallel(chunks, rk_bf16_task, &job);
-        else for (int c = 0; c < chunks; c++) rk_bf16_task(&job, c, chunks);
-    }
+    if (nt > 1 && chunks > 1 && (double)M * (double)N * (double)K >= 64.0 * 1024) rk_parallel(chunks, rk_bf16_task, &job);
+    else for (int c = 0; c < chunks; c++) rk_bf16_task(&job, c, chunks);
 }
 
 // The unpacked entry packs op(B) into a per-thread buffer grown on demand.
