@@ -14,6 +14,9 @@ printf '| %-52s | %12s | %12s | %6s |\n' "row" "RecurrentKit" "PyTorch" "ratio"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..8})"
 while IFS=, read -r name ours_rate _; do
     torch_rate=$(echo "$theirs" | awk -F, -v n="$name" '$1 == n { print $2 }')
+    if [ -z "$torch_rate" ] && [[ "$name" == train*" bf16" ]]; then  # our mixed precision against torch.autocast
+        torch_rate=$(echo "$theirs" | awk -F, -v n="${name% bf16} autocast bf16" '$1 == n { print $2 }')
+    fi
     if [ -n "$torch_rate" ]; then
         ratio=$(awk -v a="$ours_rate" -v b="$torch_rate" 'BEGIN { printf "%.2f", a / b }')
         printf '| %-52s | %12s | %12s | %6s |\n' "$name" "$ours_rate" "$torch_rate" "${ratio}x"

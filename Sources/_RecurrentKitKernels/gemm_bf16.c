@@ -276,13 +276,17 @@ static void rk_bf16_task(void *ctx, int c, int nchunks) {
             pa = j->pa + rk_bf16_pairs_before(kb) * mpad;
         }
         float beta = kb == 0 ? j->beta : 1.0f;
-        for (ptrdiff_t ip = 0; ip < (mc + BF_MR - 1) / BF_MR; ip++)
-            for (ptrdiff_t jp = p0; jp < p1; jp++) {
-                ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
-                ptrdiff_t cols = j->N - jp * BF_NR < BF_NR ? j->N - jp * BF_NR : BF_NR;
-                j->tile(kp, pa + ip * kp * BF_MR, pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
-                        j->ldc, (int)rows, (int)cols, j->alpha, beta);
-            }
+        // Few rows: panel by panel, so each B panel (16 KB at most) is read from memory once and stays in L1 while
+        // the row tiles pass over it (a recurrent W_hh can exceed L2). A row block: tile row by tile row (measured
+        // faster there: the A tile stays in L1 while B's panels stream).
+        ptrdiff_t tilesM = (mc + BF_MR - 1) / BF_MR, tilesN = p1 - p0;
+        for (ptrdiff_t t = 0; t < tilesM * tilesN; t++) {
+            ptrdiff_t ip = j->mblocks > 1 ? t / tilesN : t % tilesM, jp = p0 + (j->mblocks > 1 ? t % tilesN : t / tilesM);
+            ptrdiff_t rows = mc - ip * BF_MR < BF_MR ? mc - ip * BF_MR : BF_MR;
+            ptrdiff_t cols = j->N - jp * BF_NR < BF_NR ? j->N - jp * BF_NR : BF_NR;
+            j->tile(kp, pa + ip * kp * BF_MR, pb + jp * kp * BF_NR, j->C + (i0 + ip * BF_MR) * j->ldc + jp * BF_NR,
+                    j->ldc, (int)rows, (int)cols, j->alpha, beta);
+        }
     }
 }
 
