@@ -131,9 +131,18 @@ public enum Benchmarks {
         let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
                                              generator: &g)
         let prefix = (0..<10).map { _ in g.nextInt(below: V) }
-        _ = try TextGenerator.generate(model: model, prefix: prefix, length: 50, decoding: .greedy, generator: &g, precision: precision)
+        // Compact weights are copied (and quantized) once, before the clock starts, as PyTorch's rows quantize first.
+        let session = try precision.compactFormat.map { try CompactGenerationSession(model: model, format: $0) }
+        func run(_ length: Int) throws {
+            if let session {
+                _ = try TextGenerator.generate(session: session, prefix: prefix, length: length, decoding: .greedy, generator: &g)
+            } else {
+                _ = try TextGenerator.generate(model: model, prefix: prefix, length: length, decoding: .greedy, generator: &g)
+            }
+        }
+        try run(50)
         let start = monotonicSeconds()
-        _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: .greedy, generator: &g, precision: precision)
+        try run(tokens)
         let elapsed = monotonicSeconds() - start
         let G = Double(cell.gateCount), h = Double(H)
         var perToken = h * Double(V)

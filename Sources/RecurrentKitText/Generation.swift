@@ -23,6 +23,29 @@ public enum TextGenerator {
     /// - Returns: prefix followed by the new tokens.
     public static func generate(model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,
                                 generator: inout SeededGenerator, precision: WeightPrecision = .float32, stop: [Int] = []) throws -> [Int] {
+        try check(prefix: prefix, length: length, decoding: decoding)
+        if let format = precision.compactFormat {
+            let session = try CompactGenerationSession(model: model, format: format)
+            return try generate(session: session, prefix: prefix, length: length, decoding: decoding, generator: &generator, stop: stop)
+        }
+        return try continuation(vocabularySize: model.configuration.vocabularySize, prefix: prefix, length: length, decoding: decoding,
+                                generator: &generator, stop: stop) { try model.generationLogits($0, reset: $1) }
+    }
+
+    /// ``generate(model:prefix:length:decoding:generator:precision:stop:)`` with the compact weights of an existing
+    /// session, so repeated generations copy (and quantize) the weights once: the session's state is reset first.
+    /// - Parameters:
+    ///   - session: compact copies of a model (bfloat16 or int8), made once with ``CompactGenerationSession``.
+    ///   - prefix, length, decoding, generator, stop: as in ``generate(model:prefix:length:decoding:generator:precision:stop:)``.
+    /// - Returns: prefix followed by the new tokens.
+    public static func generate(session: CompactGenerationSession, prefix: [Int], length: Int, decoding: Decoding,
+                                generator: inout SeededGenerator, stop: [Int] = []) throws -> [Int] {
+        try check(prefix: prefix, length: length, decoding: decoding)
+        return try continuation(vocabularySize: session.decoder.outputSize, prefix: prefix, length: length, decoding: decoding,
+                                generator: &generator, stop: stop) { try session.logits(after: $0, reset: $1) }
+    }
+
+    private static func check(prefix: [Int], length: Int, decoding: Decoding) throws {
         guard !prefix.isEmpty else { throw RecurrentKitError("prefix must contain at least one character") }
         guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
         if case .sample(let temperature, let topK, let topP) = decoding {
@@ -30,16 +53,15 @@ public enum TextGenerator {
             if let k = topK, k < 1 { throw RecurrentKitError.invalidArgument("top-k", k, "must be at least 1") }
             if let p = topP, !(p > 0 && p <= 1) { throw RecurrentKitError.invalidArgument("top-p", p, "must be in (0, 1]") }
         }
-        let V = model.configuration.vocabularySize
+    }
+
+    /// The decoding loop over any source of logits (`logitsAfter(tokens, reset)`).
+    private static func continuation(vocabularySize V: Int, prefix: [Int], length: Int, decoding: Decoding, generator: inout SeededGenerator,
+                                     stop: [Int], logitsAfter: ([Int], Bool) throws -> UnsafeMutablePointer<Float>) throws -> [Int] {
         var output = prefix
         output.reserveCapacity(prefix.count + length)
-        let session = try precision.compactFormat.map { try CompactGenerationSession(model: model, format: $0) }
-        func logitsAfter(_ tokens: [Int], reset: Bool) throws -> UnsafeMutablePointer<Float> {
-            if let session { return try session.logits(after: tokens, reset: reset) }
-            return try model.generationLogits(tokens, reset: reset)
-        }
         // Warm-up: one pass over the whole prefix; its last logits predict the first new token.
-        var logits = try logitsAfter(prefix, reset: true)
+        var logits = try logitsAfter(prefix, true)
         var chooser = TokenChooser(vocabularySize: V)
         var step = [0]
         var produced = 0
@@ -50,7 +72,7 @@ public enum TextGenerator {
             if !stop.isEmpty, produced >= stop.count, output.suffix(stop.count).elementsEqual(stop) { break }
             guard produced < length else { break } // no logits after the last token
             step[0] = next
-            logits = try logitsAfter(step, reset: false)
+            logits = try logitsAfter(step, false)
         }
         return output
     }

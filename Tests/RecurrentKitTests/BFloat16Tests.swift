@@ -190,4 +190,23 @@ final class BFloat16Tests: XCTestCase {
         m.parameters.value("rnn.bias_hh_l0")[0] += 1
         XCTAssertEqual(Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11)), before)
     }
+    /// A session made once gives what generating from the model with the same precision gives, every time (its state is
+    /// reset per generation), greedy and sampled.
+    func testGenerationReusesASession() throws {
+        let m = try model(.lstm, embedding: 5, roundedToBFloat16: false)
+        for (format, precision) in [(CompactWeightFormat.bfloat16, WeightPrecision.bfloat16), (.int8, .int8)] {
+            let session = try CompactGenerationSession(model: m, format: format)
+            for decoding in [TextGenerator.Decoding.greedy, .sample(temperature: 0.9, topK: 4)] {
+                var g1 = SeededGenerator(seed: 5), g2 = SeededGenerator(seed: 5), g3 = SeededGenerator(seed: 5)
+                let fromModel = try TextGenerator.generate(model: m, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g1, precision: precision)
+                let first = try TextGenerator.generate(session: session, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g2)
+                let again = try TextGenerator.generate(session: session, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g3)
+                XCTAssertEqual(first, fromModel, "\(format) \(decoding)")
+                XCTAssertEqual(again, fromModel, "\(format) \(decoding)")
+            }
+            var g = SeededGenerator(seed: 1)
+            XCTAssertThrowsError(try TextGenerator.generate(session: session, prefix: [], length: 3, decoding: .greedy, generator: &g))
+            XCTAssertThrowsError(try TextGenerator.generate(session: session, prefix: [11], length: 3, decoding: .greedy, generator: &g))
+        }
+    }
 }
