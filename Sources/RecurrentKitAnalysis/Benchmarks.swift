@@ -125,7 +125,7 @@ public enum Benchmarks {
     }
 
     /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix, weights stored in `precision` (a
-    /// ``CompactGenerationSession`` made before the clock starts). GFLOP/s counts the products done per token: layer
+    /// `CompactGenerationSession` made before the clock starts). GFLOP/s counts the products done per token: layer
     /// 0's recurrent one (its input part is a table row), both of every other layer, and the head.
     public static func generation(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
                                   tokens: Int = 2000, precision: WeightPrecision = .float32) throws -> Result {
@@ -168,6 +168,7 @@ public enum Benchmarks {
     ///   - dropout: dropout between layers.
     ///   - optimizer: `OptimizerKind.sgd` (learning rate 0.01) or `OptimizerKind.adam`/`OptimizerKind.adamw` (1e-3).
     ///   - recomputeInterval: memory-efficient BPTT interval, nil keeps every step.
+    ///   - precision: matrix-product precision of forward and backward (`Precision.bfloat16`: mixed precision).
     ///   - updates: measured updates (>= 0).
     public static func trainingUpdates(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
                                        embedding: Int? = nil, dropout: Double = 0, optimizer: OptimizerKind = .sgd,

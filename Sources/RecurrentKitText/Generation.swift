@@ -36,7 +36,11 @@ public enum TextGenerator {
     /// session, so repeated generations copy (and quantize) the weights once: the session's state is reset first.
     /// - Parameters:
     ///   - session: compact copies of a model (bfloat16 or int8), made once with ``CompactGenerationSession``.
-    ///   - prefix, length, decoding, generator, stop: as in ``generate(model:prefix:length:decoding:generator:precision:stop:)``.
+    ///   - prefix: at least one token index.
+    ///   - length: new tokens to produce (>= 0).
+    ///   - decoding: greedy or `sample(temperature:topK:topP:)`.
+    ///   - generator: draws the samples (unused when greedy).
+    ///   - stop: when non-empty, generation ends as soon as the new tokens end with this sequence (kept in the output).
     /// - Returns: prefix followed by the new tokens.
     public static func generate(session: CompactGenerationSession, prefix: [Int], length: Int, decoding: Decoding,
                                 generator: inout SeededGenerator, stop: [Int] = []) throws -> [Int] {
