@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BF_MR = 8, BF_NR = 32, BF_KC = 256, BF_MC = 128, BF_NC = 2048 };
+enum { BF_MR = 8, BF_NR = 32, BF_KC = 256, BF_MC = 128 };
 
 // op(X)(i, k) for a row-major X with leading dimension ld.
 static inline float rk_op_at(const float *X, ptrdiff_t ld, int trans, ptrdiff_t i, ptrdiff_t k) {
