@@ -251,6 +251,17 @@ static uint32_t *rk_bf16_a_buffer(void) {
 static _Thread_local void *rk_bf16_tls_shared_a;
 static _Thread_local size_t rk_bf16_tls_shared_a_n;
 
+// A per-thread buffer of at least `need` bytes, grown (never shrunk) on demand: a warm call allocates nothing.
+static void *rk_bf16_reserve(void **buffer, size_t *bytes, size_t need) {
+    if (*bytes < need) {
+        rk_free(*buffer);
+        *buffer = rk_alloc(need);
+        if (!*buffer) abort();
+        *bytes = need;
+    }
+    return *buffer;
+}
+
 // Chunk c over every k block: an MC block of rows, which it packs block by block (when there are several), or a
 // group of column panels over the shared packed A (for few rows). One parallel region per product.
 static void rk_bf16_task(void *ctx, int c, int nchunks) {
@@ -307,18 +318,11 @@ void rk_sgemm_bf16_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, flo
     rk_bf16_job job = {pack, tile, transA, M, N, K, lda, ldc, (M + BF_MC - 1) / BF_MC, panels, 0, A, NULL, packedB,
                        alpha, beta, C};
     if (job.mblocks == 1) { // few rows: A packed once here for every k block (the layout of a packed B, rows for columns)
-        size_t need = rk_sgemm_bf16_pack_b_size(K, M);
-        if (rk_bf16_tls_shared_a_n < need) {
-            rk_free(rk_bf16_tls_shared_a);
-            rk_bf16_tls_shared_a = rk_alloc(need);
-            if (!rk_bf16_tls_shared_a) abort();
-            rk_bf16_tls_shared_a_n = need;
-        }
+        uint32_t *shared = rk_bf16_reserve(&rk_bf16_tls_shared_a, &rk_bf16_tls_shared_a_n, rk_sgemm_bf16_pack_b_size(K, M));
         ptrdiff_t mpad = (M + BF_MR - 1) / BF_MR * BF_MR;
         for (ptrdiff_t k0 = 0, kb = 0; k0 < K; k0 += BF_KC, kb++)
-            pack(A, lda, transA, 0, M, k0, K - k0 < BF_KC ? K - k0 : BF_KC, BF_MR,
-                 (uint32_t *)rk_bf16_tls_shared_a + rk_bf16_pairs_before(kb) * mpad);
-        job.pa = rk_bf16_tls_shared_a;
+            pack(A, lda, transA, 0, M, k0, K - k0 < BF_KC ? K - k0 : BF_KC, BF_MR, shared + rk_bf16_pairs_before(kb) * mpad);
+        job.pa = shared;
     }
     // Several row blocks: one chunk each; a single block: the column panels in groups, about 4 per thread (one
     // group on one thread).
@@ -335,15 +339,9 @@ static _Thread_local size_t rk_bf16_tls_b_n;
 void rk_sgemm_bf16(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
                    ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc) {
     if (M <= 0 || N <= 0) return;
-    size_t need = rk_sgemm_bf16_pack_b_size(K, N);
-    if (rk_bf16_tls_b_n < need) {
-        rk_free(rk_bf16_tls_b);
-        rk_bf16_tls_b = rk_alloc(need);
-        if (!rk_bf16_tls_b) abort();
-        rk_bf16_tls_b_n = need;
-    }
-    if (K > 0 && alpha != 0.0f) rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, rk_bf16_tls_b);
-    rk_sgemm_bf16_packed(transA, M, N, K, alpha, A, lda, rk_bf16_tls_b, beta, C, ldc);
+    void *packed = rk_bf16_reserve(&rk_bf16_tls_b, &rk_bf16_tls_b_n, rk_sgemm_bf16_pack_b_size(K, N));
+    if (K > 0 && alpha != 0.0f) rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, packed);
+    rk_sgemm_bf16_packed(transA, M, N, K, alpha, A, lda, packed, beta, C, ldc);
 }
 
 // ---- The Float GEMM entry points: f32, or bf16 products when the calling thread asked for them ----
