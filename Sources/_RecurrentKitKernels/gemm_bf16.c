@@ -1,8 +1,8 @@
 // Mixed-precision GEMM building block: operands rounded to bfloat16 when packed, f32 accumulation. The AVX512_BF16
 // micro-kernel (8 rows x 32 columns, 16 accumulators) reads packed A and B as pairs of consecutive k in one 32-bit
 // lane, the layout vdpbf16ps multiplies: lane j of a B panel holds (b[k][j], b[k+1][j]); a broadcast A pair holds
-// (a[i][k], a[i][k+1]). K is padded to even with zeros. The portable path computes the same bf16 products with f32
-// FMA, one k at a time.
+// (a[i][k], a[i][k+1]). K is padded to even with zeros. Without AVX512_BF16 the same bf16 values are widened and
+// multiplied with f32 FMA: vectorised on AVX2+FMA (and AVX-512F) machines, one k at a time in the portable path.
 #include "rk_gemm_bf16.h"
 #include "rk_gemv.h"
 #include "rk_internal.h"
@@ -160,6 +160,104 @@ __attribute__((target("avx512f,avx512bf16"))) static void rk_tile_bf16_avx512(pt
         _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(al, c[r][1], p1));
     }
 }
+// ---- AVX2+FMA (and AVX-512F without AVX512_BF16): the same bf16 values, products through f32 FMA ----
+
+// Eight floats to bf16 in the low half of each 32-bit lane, the same bits as rk_bf16_from_f32 (nearest even; NaN
+// truncated and quieted; denormals kept).
+__attribute__((target("avx2"))) static inline __m256i rk_bf16x8_avx2(__m256i u) {
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), lsb), 16);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF)), _mm256_set1_epi32(0x7F800000));
+    __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    return _mm256_blendv_epi8(rounded, quiet, nan);
+}
+
+// rk_pack_pairs_bf16 with the rounding above: rows contiguous in X, 8 rows of k and k+1 per step; pairs contiguous
+// in X, one row's 8 floats (4 pairs) per step, each pair a 32-bit store into its place in the panel.
+__attribute__((target("avx2"))) static void rk_pack_pairs_bf16_avx2(const float *X, ptrdiff_t ld, int trans,
+                                                                    ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t k0,
+                                                                    ptrdiff_t kc, int width, uint32_t *out) {
+    ptrdiff_t kp = (kc + 1) / 2, panels = (rows + width - 1) / width;
+    if (trans) {
+        for (ptrdiff_t g = 0; g < panels * width; g += 8) { // width is a multiple of 8
+            ptrdiff_t n = rows - g < 8 ? rows - g : 8;
+            uint32_t *o = out + g / width * kp * width + g % width;
+            const float *x = X + k0 * ld + r0 + g;
+            if (n < 8) { // a panel's last rows: the scalar packing, zeros past the matrix
+                for (ptrdiff_t q = 0; q < kp; q++)
+                    for (int t = 0; t < 8; t++) {
+                        uint32_t lo = t < n ? rk_bf16_from_f32(x[2 * q * ld + t]) : 0;
+                        uint32_t hi = t < n && 2 * q + 1 < kc ? rk_bf16_from_f32(x[(2 * q + 1) * ld + t]) : 0;
+                        o[q * width + t] = lo | hi << 16;
+                    }
+                continue;
+            }
+            for (ptrdiff_t q = 0; q < kp; q++, x += 2 * ld) {
+                __m256i lo = rk_bf16x8_avx2(_mm256_loadu_si256((const __m256i *)x));
+                __m256i hi = 2 * q + 1 < kc ? rk_bf16x8_avx2(_mm256_loadu_si256((const __m256i *)(x + ld))) : _mm256_setzero_si256();
+                _mm256_storeu_si256((__m256i *)(o + q * width), _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+            }
+        }
+        return;
+    }
+    const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    for (ptrdiff_t i = 0; i < panels * width; i++) {
+        uint32_t *o = out + i / width * kp * width + i % width;
+        if (i >= rows) {
+            for (ptrdiff_t q = 0; q < kp; q++) o[q * width] = 0;
+            continue;
+        }
+        const float *x = X + (r0 + i) * ld + k0;
+        ptrdiff_t q = 0;
+        for (; 2 * q + 8 <= kc; q += 4) { // (even k | odd k << 16) in the even lanes, gathered to the low half
+            __m256i v = rk_bf16x8_avx2(_mm256_loadu_si256((const __m256i *)(x + 2 * q)));
+            __m256i pairs = _mm256_or_si256(v, _mm256_srli_epi64(v, 16));
+            pairs = _mm256_permutevar8x32_epi32(pairs, pick);
+            uint32_t four[8];
+            _mm256_storeu_si256((__m256i *)four, pairs);
+            for (int t = 0; t < 4; t++) o[(q + t) * width] = four[t];
+        }
+        for (; q < kp; q++) {
+            uint32_t lo = rk_bf16_from_f32(x[2 * q]), hi = 2 * q + 1 < kc ? rk_bf16_from_f32(x[2 * q + 1]) : 0;
+            o[q * width] = lo | hi << 16;
+        }
+    }
+}
+
+// The 8 x 32 tile as four 4 x 16 blocks (8 accumulators each, within AVX2's 16 registers): each pair widens to two
+// f32 vectors (k even: the low half shifted up; k odd: the high half masked) and two FMAs.
+__attribute__((target("avx2,fma"))) static void rk_tile_bf16_avx2(ptrdiff_t kp, const uint32_t *a, const uint32_t *b,
+                                                                  float *C, ptrdiff_t ldc, int rows, int cols,
+                                                                  float alpha, float beta) {
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+    for (int r0 = 0; r0 < rows; r0 += 4)
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            __m256 acc[4][2];
+            for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            for (ptrdiff_t q = 0; q < kp; q++) {
+                __m256i b0 = _mm256_loadu_si256((const __m256i *)(b + q * BF_NR + c0));
+                __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + q * BF_NR + c0 + 8));
+                __m256 b0e = _mm256_castsi256_ps(_mm256_slli_epi32(b0, 16)), b0o = _mm256_castsi256_ps(_mm256_and_si256(b0, high));
+                __m256 b1e = _mm256_castsi256_ps(_mm256_slli_epi32(b1, 16)), b1o = _mm256_castsi256_ps(_mm256_and_si256(b1, high));
+                for (int r = 0; r < 4; r++) {
+                    __m256i pair = _mm256_set1_epi32((int)a[q * BF_MR + r0 + r]); // a broadcast load
+                    __m256 ae = _mm256_castsi256_ps(_mm256_slli_epi32(pair, 16)), ao = _mm256_castsi256_ps(_mm256_and_si256(pair, high));
+                    acc[r][0] = _mm256_fmadd_ps(ao, b0o, _mm256_fmadd_ps(ae, b0e, acc[r][0]));
+                    acc[r][1] = _mm256_fmadd_ps(ao, b1o, _mm256_fmadd_ps(ae, b1e, acc[r][1]));
+                }
+            }
+            float tile[4][16];
+            for (int r = 0; r < 4; r++) {
+                _mm256_storeu_ps(tile[r], acc[r][0]);
+                _mm256_storeu_ps(tile[r] + 8, acc[r][1]);
+            }
+            for (int r = 0; r < 4 && r0 + r < rows; r++) // C = alpha * acc + beta * C for the columns that exist
+                for (int c = 0; c < 16 && c0 + c < cols; c++) {
+                    float *cr = C + (r0 + r) * ldc + c0 + c;
+                    *cr = alpha * tile[r][c] + (beta == 0.0f ? 0.0f : beta == 1.0f ? *cr : beta * *cr);
+                }
+        }
+}
 #endif
 
 int rk_bf16_dot_available(void) {
@@ -173,12 +271,14 @@ int rk_bf16_dot_available(void) {
 typedef void (*rk_bf16_pack_fn)(const float *, ptrdiff_t, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, uint32_t *);
 typedef void (*rk_bf16_tile_fn)(ptrdiff_t, const uint32_t *, const uint32_t *, float *, ptrdiff_t, int, int, float, float);
 
-// The packer and tile of this machine's level: both vectorised with AVX512_BF16, both scalar elsewhere.
+// The packer and tile of this machine's level: vcvtne2ps2bf16 and vdpbf16ps with AVX512_BF16; the same bf16 values
+// through f32 FMA with AVX2+FMA (AVX-512F machines without AVX512_BF16 use these too); scalar elsewhere.
 static void rk_bf16_level(rk_bf16_pack_fn *pack, rk_bf16_tile_fn *tile) {
     *pack = rk_pack_pairs_bf16;
     *tile = rk_tile_bf16_portable;
 #if defined(__x86_64__)
     if (rk_bf16_dot_available()) *pack = rk_pack_pairs_bf16_avx512, *tile = rk_tile_bf16_avx512;
+    else if (rk_active_level() >= RK_LEVEL_AVX2_FMA) *pack = rk_pack_pairs_bf16_avx2, *tile = rk_tile_bf16_avx2;
 #endif
 }
 

@@ -6,8 +6,9 @@
 /// bfloat16 (nearest even) while they are packed, every product of two bf16 values is exact in f32, and the sums are
 /// f32. With AVX512_BF16 the operands are rounded by vcvtne2ps2bf16 and multiplied by vdpbf16ps (two products per
 /// lane and instruction; denormal inputs and results are flushed to zero, as these instructions do); elsewhere the
-/// same bf16 values (rounded in C) are multiplied with f32 FMA one k at a time, so levels agree within f32
-/// summation-order rounding, not bit for bit. C is not read when beta == 0. Uses the kernels' thread pool (row
+/// same bf16 values (rounded with integer operations, AVX2 or scalar) are widened and multiplied with f32 FMA, each
+/// pair's even k first (AVX2+FMA: 4 x 16 register blocks at about the f32 GEMM's speed; portable: one k at a time),
+/// so levels agree within f32 summation-order rounding, not bit for bit. C is not read when beta == 0. Uses the kernels' thread pool (row
 /// blocks, or column panels over one shared packing of A for few rows; B's packing by column panels); results do not
 /// depend on the thread count. Mixed-precision training reaches it through rk_sgemm (rk_set_bf16_products).
 void rk_sgemm_bf16(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
