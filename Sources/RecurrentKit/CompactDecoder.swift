@@ -42,7 +42,9 @@ struct CompactMatrix {
 /// ``CompactWeightFormat/int8``). Layer 0's input projection is folded into a Float table (V, G*H) built by
 /// ``RecurrentNetwork/inputProjectionTable(embedding:vocabularySize:into:)`` (row v = W_ih x_v + b_ih for the one-hot or
 /// embedded token v), the same table Float generation reads, so layer 0 streams one table row and its W_hh per token,
-/// and its input part is exact. Later changes to the layers' parameters are not seen (make a new decoder). The
+/// and its input part is exact; when the table would be large (a vocabulary much wider than the embedding, see
+/// ``RecurrentNetwork/decodesWithInputTable(vocabularySize:embeddingSize:)``) layer 0 keeps a compact W_ih and a Float
+/// copy of the embedding instead. Later changes to the layers' parameters are not seen (make a new decoder). The
 /// element-wise step is the cells' own (the same code the network's forward runs); only the matrix products read
 /// compact weights.
 public final class CompactDecoder {
@@ -54,10 +56,16 @@ public final class CompactDecoder {
     private let cell: CellKind
     /// The storage of the weight matrices.
     public let format: CompactWeightFormat
-    /// Per layer k >= 1: W_ih (G*H, H) at index k - 1 (layer 0 reads `inputTable`).
+    /// Per layer k >= 1: W_ih (G*H, H) at index k - 1 (layer 0 reads `inputTable`, or `firstInput` times its
+    /// embedding row when the table would be large).
     private let inputWeights: [CompactMatrix]
+    /// Layer 0's W_ih (G*H, E) when it does not decode with the table (`RecurrentNetwork.decodesWithInputTable`).
+    private let firstInput: CompactMatrix?
+    /// The embedding's Float copy (V, E) that `firstInput` multiplies, else nil.
+    private let embeddingCopy: UnsafeMutablePointer<Float>?
+    private let embeddingSize: Int
     /// Layer 0's input projection of every token, (V, G*H), Float, biases b_ih included.
-    private let inputTable: UnsafeMutablePointer<Float>
+    private let inputTable: UnsafeMutablePointer<Float>?
     /// Per layer: W_hh (G*H, H).
     private let recurrentWeights: [CompactMatrix]
     /// The head's weight (outputSize, H).
@@ -102,12 +110,15 @@ public final class CompactDecoder {
         self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell; self.format = format
         inputVocabularySize = V; outputSize = O
         // All copies in one block: one allocation large enough for huge pages, streamed in order every token.
-        var shapes: [(rows: Int, cols: Int)] = []
+        let E = embedding?.dimension ?? 0
+        let table = network.decodesWithInputTable(vocabularySize: V, embeddingSize: embedding?.dimension)
+        embeddingSize = E
+        var shapes: [(rows: Int, cols: Int)] = table ? [] : [(GH, E)]
         for k in 1..<max(L, 1) { shapes.append((GH, configuration.layerInputSize(k))) }
         shapes += Array(repeating: (GH, H), count: L) + [(O, H)]
         let elementBytes = format == .bfloat16 ? 2 : 1
         func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 } // keep every matrix 64-byte aligned
-        weightBytes = shapes.reduce(4 * GH) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0) }
+        weightBytes = shapes.reduce(table ? 4 * GH : 0) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0) }
         let block = allocateAligned(UInt8.self, count: shapes.reduce(0) {
             $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? 2 * aligned(4 * $1.rows) : 0)
         })
@@ -130,11 +141,12 @@ public final class CompactDecoder {
                 return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales, sums: sums)
             }
         }
+        firstInput = table ? nil : compact(network.weightIH[0], rows: GH, cols: E)
         inputWeights = (1..<max(L, 1)).map { compact(network.weightIH[$0], rows: GH, cols: configuration.layerInputSize($0)) }
         recurrentWeights = (0..<L).map { compact(network.weightHH[$0], rows: GH, cols: H) }
         outputWeight = compact(output.weightValues, rows: O, cols: H)
         // Float copies of the biases and layer 0's table, so the decoder stays a consistent snapshot.
-        let floats = allocateAligned(Float.self, count: 2 * L * GH + O + V * GH)
+        let floats = allocateAligned(Float.self, count: 2 * L * GH + O + (table ? V * GH : V * E))
         floatCopies = floats
         for k in 0..<L {
             (floats + k * GH).update(from: network.biasIH[k], count: GH)
@@ -144,8 +156,15 @@ public final class CompactDecoder {
         recurrentBias = (0..<L).map { floats + (L + $0) * GH }
         outputBias = floats + 2 * L * GH
         outputBias.update(from: output.biasValues, count: O)
-        inputTable = outputBias + O
-        try network.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weightValues) }, vocabularySize: V, into: inputTable)
+        if table {
+            inputTable = outputBias + O
+            embeddingCopy = nil
+            try network.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weightValues) }, vocabularySize: V, into: inputTable!)
+        } else {
+            inputTable = nil
+            embeddingCopy = outputBias + O
+            embeddingCopy!.update(from: embedding!.weightValues, count: V * E)
+        }
         hidden = allocateAligned(Float.self, count: L * H)
         cellState = allocateAligned(Float.self, count: L * H)
         gates = allocateAligned(Float.self, count: GH)
@@ -161,8 +180,8 @@ public final class CompactDecoder {
         for buffer in [hidden, cellState, gates, recurrent, logitBuffer, scratch] { freeAligned(buffer) }
     }
 
-    /// Bytes each token streams: the compact weight copies (int8 scales and sums included) and one Float row of layer
-    /// 0's input table (4 G*H bytes).
+    /// Bytes each token streams: the compact weight copies (int8 scales and sums included) and, when layer 0 decodes
+    /// with its input table, one Float row of it (4 G*H bytes).
     public let weightBytes: Int
 
     /// Zeros every layer's state.
@@ -191,9 +210,14 @@ public final class CompactDecoder {
         let GH = G * H
         for k in 0..<L {
             let h = hidden + k * H, bih = inputBias[k], bhh = recurrentBias[k]
-            // Input part W_ih x + b_ih: layer 0's is a row of the table.
+            // Input part W_ih x + b_ih: layer 0's is a row of the table (or its embedding row times W_ih).
             if k == 0 {
-                gates.update(from: inputTable + token * GH, count: GH)
+                if let inputTable {
+                    gates.update(from: inputTable + token * GH, count: GH)
+                } else {
+                    firstInput!.multiply(embeddingCopy! + token * embeddingSize, beta: 0, into: gates)
+                    for j in 0..<GH { gates[j] += bih[j] }
+                }
             } else {
                 inputWeights[k - 1].multiply(hidden + (k - 1) * H, beta: 0, into: gates)
                 for j in 0..<GH { gates[j] += bih[j] }

@@ -115,6 +115,18 @@ extension RecurrentNetwork {
                      truncation: truncation)
     }
 
+    /// Whether token-by-token decoding should read layer 0's input part from
+    /// ``inputProjectionTable(embedding:vocabularySize:into:)`` rather than multiply W_ih by the token's vector: always
+    /// for one-hot input (`embeddingSize` nil: the table is W_ih transposed, the same size), and for an embedding of
+    /// width E when V <= 4 E or the table (V, G*H) of `Scalar` is at most 16 MiB. A word vocabulary much larger than E
+    /// would otherwise make a table many times W_ih's size, built at every reset.
+    public func decodesWithInputTable(vocabularySize V: Int, embeddingSize E: Int?) -> Bool {
+        guard let E else { return true }
+        let GH = configuration.cell.gateCount * configuration.hiddenSize
+        let (elements, overflow) = V.multipliedReportingOverflow(by: GH)
+        return V <= 4 * E || (!overflow && elements <= (16 << 20) / MemoryLayout<Scalar>.stride)
+    }
+
     /// Layer 0's input projection of every token, (V, G*H): row v is W_ih e_v + b_ih for the embedding row e_v
     /// (`embedding`, (V, I)), or W_ih's column v + b_ih for one-hot input (nil). Decoding one token at a time can then
     /// read one row of this table instead of W_ih (pass rows as `inputProjections`); one-hot rows are bit-identical to

@@ -259,16 +259,25 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             throw RecurrentKitError("token \(token) at position \(i) is outside the vocabulary [0, \(V))")
         }
         // Layer 0 reads one row of a per-token table instead of W_ih (a quarter of a 2-layer LSTM's weight bytes per
-        // token); the table is rebuilt at every reset, so weights changed between generations are always seen.
-        let GH = configuration.cell.gateCount * configuration.hiddenSize
-        let table = generationTable.reserve(V * GH)
-        if reset {
-            try recurrent.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weight.values.baseAddress!) }, vocabularySize: V, into: table)
-        }
-        let rows = generationRows.reserve(T * GH)
-        for (t, token) in tokens.enumerated() { (rows + t * GH).update(from: table + token * GH, count: GH) }
-        let record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: nil, initialHidden: state, initialCell: state + L * H,
+        // token) unless the table would be large (`RecurrentNetwork.decodesWithInputTable`); the table is rebuilt at
+        // every reset, so weights changed between generations are always seen.
+        let record: RecurrentRecord<Scalar>
+        if let embedding, !recurrent.decodesWithInputTable(vocabularySize: V, embeddingSize: embedding.dimension) {
+            let x = embedded.reserve(T * embedding.dimension)
+            embedding.forward(tokens, into: x)
+            record = try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, initialHidden: state, initialCell: state + L * H,
+                                           generator: &generator)
+        } else {
+            let GH = configuration.cell.gateCount * configuration.hiddenSize
+            let table = generationTable.reserve(V * GH)
+            if reset {
+                try recurrent.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weight.values.baseAddress!) }, vocabularySize: V, into: table)
+            }
+            let rows = generationRows.reserve(T * GH)
+            for (t, token) in tokens.enumerated() { (rows + t * GH).update(from: table + token * GH, count: GH) }
+            record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: nil, initialHidden: state, initialCell: state + L * H,
                                            inputProjections: rows, generator: &generator)
+        }
         self.record = record
         try record.copyFinalState(hidden: state, cell: state + L * H)
         let logits = logitBuffer.reserve(V)

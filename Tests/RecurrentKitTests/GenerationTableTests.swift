@@ -71,4 +71,33 @@ final class GenerationTableTests: XCTestCase {
             try net.forward(steps: 1, batch: 1, input: p.baseAddress!, tokens: nil, inputProjections: p.baseAddress!, generator: &g)
         })
     }
+    /// A vocabulary much wider than the embedding would make the table many times W_ih's size: decoding then multiplies
+    /// W_ih by the embedding row (Float: the ordinary forward, bit for bit; compact: its own W_ih copy).
+    func testLargeVocabularyDecodesWithoutTheTable() throws {
+        var g = SeededGenerator(seed: 73)
+        let V = 20_000
+        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: .lstm, hiddenSize: 64, numLayers: 2, embeddingSize: 8), generator: &g)
+        let net = model.recurrent
+        XCTAssertFalse(net.decodesWithInputTable(vocabularySize: V, embeddingSize: 8)) // 20,000 x 256 floats = 20 MB
+        XCTAssertTrue(net.decodesWithInputTable(vocabularySize: 32, embeddingSize: 8))    // V <= 4 E
+        XCTAssertTrue(net.decodesWithInputTable(vocabularySize: 16_000, embeddingSize: 8)) // 16 MB: the limit
+        XCTAssertTrue(net.decodesWithInputTable(vocabularySize: V, embeddingSize: nil))   // one-hot: W_ih's size
+        XCTAssertFalse(net.decodesWithInputTable(vocabularySize: Int.max, embeddingSize: 8)) // no overflow
+        let tokens = (0..<12).map { _ in g.nextInt(below: V) }
+        XCTAssertEqual(try generated(model, tokens), try stepwise(model, tokens))
+        let reference = try generated(model, tokens)
+        for (format, bound) in [(CompactWeightFormat.bfloat16, Float(0.02)), (.int8, 0.05)] {
+            let decoder = try CompactDecoder(network: net, embedding: model.embedding, output: model.output, format: format)
+            let bytes = format == .bfloat16 ? 2 : 1, extra = format == .int8 ? 8 : 0
+            let matrices = [(256, 8), (256, 64), (256, 64), (256, 64), (V, 64)] // W_ih l0 (no table row), W_hh l0, l1, head
+            XCTAssertEqual(decoder.weightBytes, matrices.reduce(0) { $0 + $1.0 * $1.1 * bytes + extra * $1.0 }, "\(format)")
+            var compact: [Float] = []
+            for (i, token) in tokens.enumerated() {
+                compact += Array(UnsafeBufferPointer(start: try decoder.logits(after: [token], reset: i == 0), count: V))
+            }
+            let worst = zip(compact, reference).map { abs($0 - $1) }.max()!
+            XCTAssertGreaterThan(worst, 0, "\(format)")
+            XCTAssertLessThan(worst, bound, "\(format)")
+        }
+    }
 }
