@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BF_MR = 8, BF_NR = 32, BF_KC = 256, BF_MC = 128 };
+// KC 512 measured 1.5-4% faster end to end than 256 at 1 and 2 threads (fewer passes over C per product).
+enum { BF_MR = 8, BF_NR = 32, BF_KC = 512, BF_MC = 128 };
 
 // op(X)(i, k) for a row-major X with leading dimension ld.
 static inline float rk_op_at(const float *X, ptrdiff_t ld, int trans, ptrdiff_t i, ptrdiff_t k) {
@@ -387,7 +388,7 @@ static void rk_bf16_task(void *ctx, int c, int nchunks) {
             pa = j->pa + rk_bf16_pairs_before(kb) * mpad;
         }
         float beta = kb == 0 ? j->beta : 1.0f;
-        // Few rows: panel by panel, so each B panel (16 KB at most) is read from memory once and stays in L1 while
+        // Few rows: panel by panel, so each B panel (KC x NR bf16, 32 KB at most) is read from memory once and stays in L1 while
         // the row tiles pass over it (a recurrent W_hh can exceed L2). A row block: tile row by tile row (measured
         // faster there: the A tile stays in L1 while B's panels stream).
         ptrdiff_t tilesM = (mc + BF_MR - 1) / BF_MR, tilesN = p1 - p0;
