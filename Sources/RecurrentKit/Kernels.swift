@@ -64,6 +64,20 @@ public enum Kernels {
         }
         return best
     }
+
+    /// Measured single-core peak of the bfloat16 dot-product instruction (`vdpbf16ps`, AVX512_BF16) in GFLOP/s,
+    /// measured like ``fmaPeak(level:)``: the ceiling of bf16 mixed-precision products. Nil when the CPU (or the active
+    /// level) has no AVX512_BF16.
+    public static func bf16DotPeak() -> Double? {
+        guard rk_bf16_dot_peak_flops(1_000_000) > 0 else { return nil }
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = monotonicSeconds()
+            let flops = rk_bf16_dot_peak_flops(20_000_000)
+            best = max(best, flops / (monotonicSeconds() - start) / 1e9)
+        }
+        return best
+    }
 }
 
 /// The precision of matrix products (``Kernels/productPrecision``).

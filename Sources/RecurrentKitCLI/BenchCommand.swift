@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Which rows (memory: LSTM T=1000 with and without memory-efficient BPTT).") var rows: BenchRows = .all
     @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
-    @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable).") var peak = false
+    @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable) and the bf16 dot-product peak.") var peak = false
     @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
     @Option(help: "Only rows whose name contains this text, e.g. 'lstm H512'.") var filter: String?
 
@@ -29,6 +29,9 @@ struct BenchCommand: ParsableCommand {
                 let name = Kernels.Level(rawValue: level)!.name
                 let value = Benchmarks.fmaPeak(level: level)
                 print(csv ? "peak \(name),0,\(value)" : "FMA peak \(name): \(fixed(value, 1)) GFLOP/s per core")
+            }
+            if let value = Kernels.bf16DotPeak() {
+                print(csv ? "peak bf16 dot,0,\(value)" : "bf16 dot-product peak (vdpbf16ps): \(fixed(value, 1)) GFLOP/s per core")
             }
         }
         var results: [Benchmarks.Result] = []

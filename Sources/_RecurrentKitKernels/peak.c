@@ -38,7 +38,32 @@ static double peak_avx2(int64_t iterations) {
     (void)sink;
     return (double)iterations * 12 * 8 * 2;
 }
+
+// vdpbf16ps: 12 chains, each instruction two bf16 products per lane added into an f32 lane (4 FLOPs per lane).
+__attribute__((target("avx512f,avx512bf16")))
+static double peak_bf16_dot(int64_t iterations) {
+    __m512 a[12];
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F7F3F7F), y = (__m512bh)_mm512_set1_epi32(0x33D633D6);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (int64_t n = 0; n < iterations; n++) {
+        for (int i = 0; i < 12; i++) a[i] = _mm512_dpbf16_ps(a[i], x, y);
+        __asm__ volatile("" : : : "memory");
+    }
+    __m512 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return (double)iterations * 12 * 16 * 4;
+}
 #endif
+
+double rk_bf16_dot_peak_flops(int64_t iterations) {
+#if defined(__x86_64__)
+    if (rk_active_level() >= RK_LEVEL_AVX512 && __builtin_cpu_supports("avx512bf16")) return peak_bf16_dot(iterations);
+#endif
+    (void)iterations;
+    return 0;
+}
 
 static double peak_portable(int64_t iterations) {
     float a[12];

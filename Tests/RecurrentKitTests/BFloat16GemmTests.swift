@@ -101,4 +101,12 @@ final class BFloat16GemmTests: XCTestCase {
             }
         }
     }
+    /// `rnn bench --peak`'s bf16 probe counts 4 FLOPs per lane per instruction, and reports nothing without AVX512_BF16.
+    func testDotPeakProbeCountsItsOperations() {
+        rk_set_level(rk_detected_level())
+        XCTAssertEqual(rk_bf16_dot_peak_flops(10), rk_bf16_dot_available() != 0 ? 10 * 12 * 16 * 4 : 0)
+        rk_set_level(0)
+        XCTAssertEqual(rk_bf16_dot_peak_flops(10), 0)
+        XCTAssertNil(Kernels.bf16DotPeak())
+    }
 }
