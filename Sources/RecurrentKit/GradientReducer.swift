@@ -93,16 +93,20 @@ extension GradientReducer {
         return copy
     }
 
-    /// Whether `flag` is true on any process (a collective decision, e.g. to stop).
+    /// Whether `flag` is true on any process (a collective decision, e.g. to stop). Allocates nothing.
     public func any(_ flag: Bool) throws -> Bool {
         guard processCount > 1 else { return flag }
-        return try sum([flag ? 1 : 0])[0] > 0
+        var count: Double = flag ? 1 : 0
+        try sum(&count, count: 1)
+        return count > 0
     }
 
-    /// Rank 0's `value` on every process.
+    /// Rank 0's `value` on every process (a sum in which the other processes add 0). Allocates nothing.
     public func broadcastFromRankZero(_ value: Double) throws -> Double {
         guard processCount > 1 else { return value }
-        return try sum([rank == 0 ? value : 0])[0]
+        var shared = rank == 0 ? value : 0
+        try sum(&shared, count: 1)
+        return shared
     }
 }
 

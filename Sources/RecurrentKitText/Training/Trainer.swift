@@ -257,10 +257,10 @@ public final class Trainer {
         /// `stoppedEarly` when the patience is used up.
         func validate() throws -> Double? {
             guard !corpus.validationTokens.isEmpty else { return nil }
-            var loss = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
+            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
             // Every process decides from rank 0's figure: hosts whose kernels differ (AVX-512 and AVX2) measure
             // different last bits, and the best-model checkpoint and early stopping are collective.
-            if reducer.processCount > 1 { loss = try collectiveSum(reducer.rank == 0 ? loss : 0).0 }
+            let loss = try reducer.broadcastFromRankZero(measured)
             let isBest = loss.isFinite && (bestValidationLoss.map { loss < $0 } ?? true)
             if isBest { bestValidationLoss = loss; bestValidationStep = step; measurementsSinceBest = 0 } else { measurementsSinceBest += 1 }
             let report = ValidationReport(step: step, epoch: epoch, loss: loss, isBest: isBest, sinceBest: measurementsSinceBest)
@@ -355,7 +355,7 @@ public final class Trainer {
                     let fit = perUpdate > 0 ? (limit - elapsed) / perUpdate : Double(scheduledUpdates)
                     // Rank 0's clock decides for every process, so all follow the same schedule.
                     let length = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
-                    scheduledUpdates = reducer.processCount > 1 ? Int(try collectiveSum(reducer.rank == 0 ? Double(length) : 0).0) : length
+                    scheduledUpdates = Int(try reducer.broadcastFromRankZero(Double(length)))
                     scheduleFixed = true
                     scheduleLengthDecided = true
                 }
@@ -368,7 +368,7 @@ public final class Trainer {
                 try afterStep(self)
                 // The limit counts this process's training time, so a resumed run gets the full limit again.
                 let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-                if doneInEpoch < minibatches.count, try collectiveSum(timeUp || shouldStop() ? 1 : 0).0 > 0 { // every process stops after the same update
+                if doneInEpoch < minibatches.count, try reducer.any(timeUp || shouldStop()) { // every process stops after the same update
                     elapsedBefore += monotonicSeconds() - start
                     return false
                 }
@@ -499,8 +499,8 @@ public final class Trainer {
         hash = (hash ^ UInt64(optimizer.stepCount)) &* 0x100_0000_01b3
         let mine = Double(hash >> 24) // 40 bits, exact in a Double
         // Rank 0's hash to everyone, then whether any process differs from it: every process reaches the same verdict.
-        let root = try collectiveSum(reducer.rank == 0 ? mine : 0).0
-        guard try collectiveSum(mine != root ? 1 : 0).0 == 0 else {
+        let root = try reducer.broadcastFromRankZero(mine)
+        guard try !reducer.any(mine != root) else {
             throw RecurrentKitError("the processes' weights differ at update \(step): the job's processes do not run the same training (same options, text and program on every process?)")
         }
     }
