@@ -141,16 +141,8 @@ final class BFloat16Tests: XCTestCase {
             for embedding in [nil, 5] as [Int?] {
                 let m = try model(cell, embedding: embedding, roundedToBFloat16: true)
                 let session = try BFloat16GenerationSession(model: m)
-                var worst: Float = 0
                 // The prefix in one call, then one token at a time (state carried).
-                let reference = Array(UnsafeBufferPointer(start: try m.generationLogits(Array(tokens[..<10]), reset: true), count: 11))
-                let compact = Array(UnsafeBufferPointer(start: try session.logits(after: Array(tokens[..<10]), reset: true), count: 11))
-                worst = max(worst, zip(reference, compact).map { abs($0 - $1) }.max()!)
-                for token in tokens[10...] {
-                    let r = Array(UnsafeBufferPointer(start: try m.generationLogits([token], reset: false), count: 11))
-                    let c = Array(UnsafeBufferPointer(start: try session.logits(after: [token], reset: false), count: 11))
-                    worst = max(worst, zip(r, c).map { abs($0 - $1) }.max()!)
-                }
+                let worst = try compactLogitDifferences(m, session, warmUp: Array(tokens[..<10]), tokens: Array(tokens[10...])).max()!
                 XCTAssertLessThan(worst, 2e-6, "\(cell) embedding \(embedding.map(String.init) ?? "none")")
             }
         }
@@ -163,14 +155,8 @@ final class BFloat16Tests: XCTestCase {
             // Layer 0 streams one Float row of its input table and its W_hh; layer 1 both matrices; then the head.
             XCTAssertEqual(session.weightBytes, 4 * cell.gateCount * 17 + 2 * (cell.gateCount * 17 * 17 + cell.gateCount * 17 * (17 + 17) + 11 * 17))
             var g = SeededGenerator(seed: 14)
-            var worst: Float = 0
-            _ = try m.generationLogits([0], reset: true); _ = try session.logits(after: [0], reset: true)
-            for _ in 0..<50 {
-                let token = g.nextInt(below: 11)
-                let r = Array(UnsafeBufferPointer(start: try m.generationLogits([token], reset: false), count: 11))
-                let c = Array(UnsafeBufferPointer(start: try session.logits(after: [token], reset: false), count: 11))
-                worst = max(worst, zip(r, c).map { abs($0 - $1) }.max()!)
-            }
+            let tokens = (0..<50).map { _ in g.nextInt(below: 11) }
+            let worst = try compactLogitDifferences(m, session, warmUp: [0], tokens: tokens).dropFirst().max()!
             XCTAssertGreaterThan(worst, 0, "\(cell): the copies really are bf16")
             XCTAssertLessThan(worst, 0.02, "\(cell)")
             var g1 = SeededGenerator(seed: 1), g2 = SeededGenerator(seed: 1)

@@ -132,14 +132,8 @@ final class Int8Tests: XCTestCase {
             let matrices = [(G * 17, 17), (G * 17, 17), (G * 17, 17), (11, 17)] // W_hh l0, W_ih l1, W_hh l1, head
             XCTAssertEqual(session.weightBytes, matrices.reduce(4 * G * 17) { $0 + $1.0 * $1.1 + 8 * $1.0 }) // + a Float table row
             var g = SeededGenerator(seed: 14)
-            var worst: Float = 0
-            _ = try m.generationLogits([0], reset: true); _ = try session.logits(after: [0], reset: true)
-            for _ in 0..<50 {
-                let token = g.nextInt(below: 11)
-                let r = Array(UnsafeBufferPointer(start: try m.generationLogits([token], reset: false), count: 11))
-                let c = Array(UnsafeBufferPointer(start: try session.logits(after: [token], reset: false), count: 11))
-                worst = max(worst, zip(r, c).map { abs($0 - $1) }.max()!)
-            }
+            let tokens = (0..<50).map { _ in g.nextInt(below: 11) }
+            let worst = try compactLogitDifferences(m, session, warmUp: [0], tokens: tokens).dropFirst().max()!
             XCTAssertGreaterThan(worst, 0, "\(cell): the copies really are int8")
             XCTAssertLessThan(worst, 0.05, "\(cell)")
             let text = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2]
