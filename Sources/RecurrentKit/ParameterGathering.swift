@@ -37,6 +37,11 @@ extension ParameterStore {
     ///   each layer once.
     /// - Throws: on an invalid or repeated name, or a layer given twice.
     public convenience init(gathering layers: KeyValuePairs<String, any ParameterizedLayer<Scalar>>) throws {
+        try self.init(gatheringList: layers.map { ($0.key, $0.value) })
+    }
+
+    /// ``init(gathering:)`` over a list (containers build it from their members).
+    convenience init(gatheringList layers: [(String, any ParameterizedLayer<Scalar>)]) throws {
         var layout = ParameterLayout()
         var names = Set<String>(), seen = Set<ObjectIdentifier>()
         for (name, layer) in layers {

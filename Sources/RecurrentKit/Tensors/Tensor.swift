@@ -4,7 +4,7 @@
 /// outputs, fixtures and checkpoints, where clarity matters more than a copy.
 public struct Tensor<Scalar: RecurrentScalar>: Equatable, Sendable {
     /// Dimensions, outermost first, e.g. (T, B, H) for a sequence of hidden states.
-    public let shape: [Int]
+    public internal(set) var shape: [Int]
     /// The elements in row-major order; `scalars.count == shape.product`.
     public var scalars: [Scalar]
 
