@@ -48,7 +48,7 @@ let package = Package(
 
         // MARK: - Examples (public API only; built by `swift build`, run by .ci/run)
         .executableTarget(name: "SequenceRegression", dependencies: ["RecurrentKit"], path: "Examples/SequenceRegression"),
-        .executableTarget(name: "SequenceClassification", dependencies: ["RecurrentKit"], path: "Examples/SequenceClassification"),
+        .executableTarget(name: "ClassifyVariableLength", dependencies: ["RecurrentKit"], path: "Examples/ClassifyVariableLength"),
         .executableTarget(name: "CharacterModel", dependencies: ["RecurrentKitText"], path: "Examples/CharacterModel"),
 
         // MARK: - Implementation details
