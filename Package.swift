@@ -48,6 +48,7 @@ let package = Package(
 
         // MARK: - Examples (public API only; built by `swift build`, run by .ci/run)
         .executableTarget(name: "SequenceRegression", dependencies: ["RecurrentKit"], path: "Examples/SequenceRegression"),
+        .executableTarget(name: "Forecast", dependencies: ["RecurrentKit"], path: "Examples/Forecast"),
         .executableTarget(name: "ClassifyVariableLength", dependencies: ["RecurrentKit"], path: "Examples/ClassifyVariableLength"),
         .executableTarget(name: "CharacterModel", dependencies: ["RecurrentKitText"], path: "Examples/CharacterModel"),
 

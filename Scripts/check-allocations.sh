@@ -74,7 +74,7 @@ for cell in rnn_tanh gru lstm; do
         done
     done
 done
-# The Trainer's own loop (d2l presets, sequential minibatches): per update within the first epoch.
+# The LanguageModelTrainer's own loop (d2l presets, sequential minibatches): per update within the first epoch.
 for cell in rnn_tanh lstm; do
     check update --workload trainer --cell "$cell" --hidden 512 --epochs 1 --threads 2
 done

@@ -106,13 +106,13 @@ public enum Benchmarks {
                       tokensPerSecond: valid * Double(updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
     }
 
-    /// d2l 8.5's `train_ch8` as `Trainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
+    /// d2l 8.5's `train_ch8` as `LanguageModelTrainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
     /// clipping, sequential minibatches from The Time Machine with the state carried), for at least `seconds`.
     public static func d2lTrainingLoop(seconds: Double = 3) throws -> Result {
         var options = TrainingPreset.d2lRNN.options
         options.epochs = 1_000_000
         options.sampleEvery = 0
-        let trainer = try Trainer(options: options)
+        let trainer = try LanguageModelTrainer(options: options)
         var start = 0.0, elapsed = 0.0, updates = 0
         _ = try trainer.train(shouldStop: { elapsed >= seconds }, afterStep: { trainer in
             if trainer.step == 2 { start = monotonicSeconds() } // after warm-up
@@ -208,14 +208,14 @@ public enum Benchmarks {
         _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: decoding, generator: &g, precision: precision)
     }
 
-    /// Runs `Trainer` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.
+    /// Runs `LanguageModelTrainer` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.
     /// Counting heap allocations of two runs that differ only in `updates` gives the loop's allocations per update;
     /// of two runs that differ only in `epochs`, its allocations per epoch (minibatch arrays and the epoch report).
     public static func trainerRun(options: TrainingOptions, epochs: Int, updates: Int? = nil) throws {
         var options = options
         options.epochs = epochs
         options.sampleEvery = 0
-        let trainer = try Trainer(options: options)
+        let trainer = try LanguageModelTrainer(options: options)
         _ = try trainer.train(shouldStop: { updates.map { trainer.step >= $0 } ?? false })
     }
 

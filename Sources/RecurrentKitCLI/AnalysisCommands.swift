@@ -167,7 +167,7 @@ struct CompareBPTTCommand: ParsableCommand {
             o.bptt = bptt
             o.seed = seed
             o.sampleEvery = 0
-            let trainer = try Trainer(options: o)
+            let trainer = try LanguageModelTrainer(options: o)
             try trainer.train()
             let last = trainer.history.last!
             print("\(label): chunks of \(trainer.chunkLength) steps, \(trainer.step) updates, final perplexity \(fixed(last.trainPerplexity, 2)), \(duration(last.elapsedSeconds))")

@@ -122,7 +122,7 @@ struct TrainCommand: ParsableCommand {
         let reducer = try joinLaunchedJob()
         let isRoot = reducer.rank == 0
         func say(_ line: String, terminator: String = "\n") { if isRoot { print(line, terminator: terminator) } }
-        let trainer: Trainer
+        let trainer: LanguageModelTrainer
         let folder: String
         // One writer per output folder: the lock is taken before anything is read or written there, and held until exit.
         var lock: OutputFolderLock? = nil
@@ -136,7 +136,7 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             folder = output ?? parentFolder(of: resume)
             try lockFolder(folder)
-            trainer = try Trainer(resumingFrom: try Checkpoint.load(from: resume), reducer: reducer)
+            trainer = try LanguageModelTrainer(resumingFrom: try Checkpoint.load(from: resume), reducer: reducer)
             lastGood = (resume, trainer.step)
             say("resuming \(resume) at update \(trainer.step)")
             if let saved = trainer.savedKernelLevel, saved != Kernels.activeLevel.name {
@@ -163,7 +163,7 @@ struct TrainCommand: ParsableCommand {
             folder = output ?? "runs/\(preset.rawValue)"
             try lockFolder(folder)
             if isRoot { try checkWritableLocation(folder + "/model.safetensors") }
-            trainer = try Trainer(options: options, reducer: reducer)
+            trainer = try LanguageModelTrainer(options: options, reducer: reducer)
             if let start {
                 guard trainer.corpus.vocabulary == start.vocabulary else {
                     throw RecurrentKitError("--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this text's (\(trainer.corpus.vocabulary.count))")

@@ -96,12 +96,12 @@ final class DataParallelTests: XCTestCase {
             o.numSteps = 10
             o.epochs = 1
             o.sampleEvery = 0
-            let single = try Trainer(options: o)
+            let single = try LanguageModelTrainer(options: o)
             let singleLosses = try single.trainCollectingLosses().losses
             XCTAssertEqual(singleLosses.count, 20)
             for N in [2, 3] {
                 let runs = try ThreadedJob.run(processes: N) { reducer in
-                    let trainer = try Trainer(options: o, reducer: reducer)
+                    let trainer = try LanguageModelTrainer(options: o, reducer: reducer)
                     let losses = try trainer.trainCollectingLosses().losses
                     let checkpoint = try trainer.checkpoint() // collective: checks the replicas agree
                     return (losses, checkpoint)
@@ -136,19 +136,19 @@ final class DataParallelTests: XCTestCase {
         o.numSteps = 10
         o.epochs = 2
         o.sampleEvery = 0
-        func train(_ trainer: Trainer, stopAfter: Int? = nil) throws -> [Double] { try trainer.trainCollectingLosses(stopAfter: stopAfter).losses }
+        func train(_ trainer: LanguageModelTrainer, stopAfter: Int? = nil) throws -> [Double] { try trainer.trainCollectingLosses(stopAfter: stopAfter).losses }
         let uninterrupted = try ThreadedJob.run(processes: 2) { reducer in
-            let trainer = try Trainer(options: o, reducer: reducer)
+            let trainer = try LanguageModelTrainer(options: o, reducer: reducer)
             return (try train(trainer), try trainer.checkpoint())
         }[0]
         let saved = try ThreadedJob.run(processes: 2) { reducer in
-            let trainer = try Trainer(options: o, reducer: reducer)
+            let trainer = try LanguageModelTrainer(options: o, reducer: reducer)
             return (try train(trainer, stopAfter: 7), try trainer.checkpoint().serialized())
         }[0]
         XCTAssertEqual(saved.0, Array(uninterrupted.0.prefix(7)))
         for N in [2, 3, 1] {
             let resumed = try ThreadedJob.run(processes: N) { reducer in
-                let trainer = try Trainer(resumingFrom: try Checkpoint.parse(saved.1), reducer: reducer)
+                let trainer = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(saved.1), reducer: reducer)
                 return (try train(trainer), try trainer.checkpoint())
             }[0]
             XCTAssertEqual(resumed.0.count, uninterrupted.0.count - 7)
@@ -165,7 +165,7 @@ final class DataParallelTests: XCTestCase {
         var o = TrainingOptions()
         o.batchSize = 2
         o.maxTokens = 2000
-        XCTAssertThrowsError(try ThreadedJob.run(processes: 3) { reducer in try Trainer(options: o, reducer: reducer) }) { error in
+        XCTAssertThrowsError(try ThreadedJob.run(processes: 3) { reducer in try LanguageModelTrainer(options: o, reducer: reducer) }) { error in
             XCTAssertEqual((error as? RecurrentKitError)?.message, "3 processes need a batch of at least 3 rows (one per process); the batch has 2")
         }
     }

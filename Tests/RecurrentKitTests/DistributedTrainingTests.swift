@@ -154,7 +154,7 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertNotEqual(job.terminationStatus, 0)
         for pid in ranks { XCTAssertFalse(isAlive(pid), "process \(pid) outlived the job") }
         let saved = try Checkpoint.load(from: checkpoint) // intact: written atomically
-        let step = try Trainer(resumingFrom: saved).step
+        let step = try LanguageModelTrainer(resumingFrom: saved).step
         XCTAssertEqual(step % 5, 0)
         let resumed = try train(2, ["--resume", checkpoint, "--time-limit", "1"])
         XCTAssertEqual(resumed.status, 0, resumed.err)

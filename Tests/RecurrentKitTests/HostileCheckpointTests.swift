@@ -34,7 +34,7 @@ final class HostileCheckpointTests: XCTestCase {
 
     /// A real checkpoint stopped in the middle of its second epoch.
     func realCheckpoint() throws -> Checkpoint {
-        let trainer = try Trainer(options: smallOptions())
+        let trainer = try LanguageModelTrainer(options: smallOptions())
         let perEpoch = trainer.minibatchesPerEpoch
         try trainer.train(shouldStop: { trainer.step >= perEpoch + 3 })
         return try trainer.checkpoint()
@@ -112,7 +112,7 @@ final class HostileCheckpointTests: XCTestCase {
                     let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: String(decoding: data, as: UTF8.self),
                                                     extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
                     let parsed = try Checkpoint.parse(try checkpoint.serialized())
-                    let trainer = try Trainer(resumingFrom: parsed)
+                    let trainer = try LanguageModelTrainer(resumingFrom: parsed)
                     let start = trainer.step
                     try trainer.train(shouldStop: { trainer.step >= start + 3 })
                     _ = try trainer.checkpoint().serialized() // what it would save must be savable
@@ -145,7 +145,7 @@ final class HostileCheckpointTests: XCTestCase {
             let mutated = try replacingField(field, with: value, in: base.training)
             let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: mutated,
                                             extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
-            XCTAssertThrowsError(try Trainer(resumingFrom: checkpoint), field) { error in
+            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint), field) { error in
                 XCTAssertTrue("\(error)".contains(field), "\(field): \(error)")
             }
         }
@@ -154,7 +154,7 @@ final class HostileCheckpointTests: XCTestCase {
             let mutated = try replacingField(field, with: value, in: base.training)
             let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: mutated,
                                             extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
-            XCTAssertThrowsError(try Trainer(resumingFrom: checkpoint), field)
+            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint), field)
         }
     }
 
@@ -164,7 +164,7 @@ final class HostileCheckpointTests: XCTestCase {
             let mutated = try replacingField(field, with: "[\"0\",\"0\",\"0\",\"0\"]", in: base.training)
             let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: mutated,
                                             extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
-            XCTAssertThrowsError(try Trainer(resumingFrom: checkpoint)) { XCTAssertTrue("\($0)".contains("all zeros"), "\($0)") }
+            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint)) { XCTAssertTrue("\($0)".contains("all zeros"), "\($0)") }
         }
         // The library type itself never enters the absorbing state.
         var g = SeededGenerator(state: (0, 0, 0, 0))
@@ -177,7 +177,7 @@ final class HostileCheckpointTests: XCTestCase {
         o.optimizer = .sgd
         o.learningRate = 1e30
         o.clip = 0
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         XCTAssertThrowsError(try trainer.train()) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains("training stopped") && message.contains("update"), message)
@@ -186,18 +186,18 @@ final class HostileCheckpointTests: XCTestCase {
         // With skipNonFinite the run goes on, and its inf/NaN history saves, loads and resumes.
         o.skipNonFinite = true
         o.epochs = 2
-        let skipping = try Trainer(options: o)
+        let skipping = try LanguageModelTrainer(options: o)
         try skipping.train()
         XCTAssertTrue(skipping.history.contains { !$0.trainPerplexity.isFinite })
         let path = folder + "/diverged.safetensors"
         try skipping.checkpoint().save(to: path)
-        let resumed = try Trainer(resumingFrom: try Checkpoint.load(from: path))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.load(from: path))
         XCTAssertEqual(resumed.history.count, skipping.history.count)
         XCTAssertTrue(TrainingReports.jsonLines(resumed.history).contains("null"))
     }
 
     func testFormatVersions() throws {
-        let trainer = try Trainer(options: smallOptions())
+        let trainer = try LanguageModelTrainer(options: smallOptions())
         try trainer.train(shouldStop: { trainer.step >= 1 })
         let bytes = try trainer.checkpoint().serialized()
         let current = try Checkpoint.parse(bytes)
@@ -217,14 +217,14 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertEqual(v1.fileFormatVersion, 1)
         XCTAssertNil(v1.savedKernelLevel)
         XCTAssertNil(v1.writtenByVersion)
-        XCTAssertEqual(try Trainer(resumingFrom: v1).step, trainer.step)
+        XCTAssertEqual(try LanguageModelTrainer(resumingFrom: v1).step, trainer.step)
         XCTAssertEqual(try parse { $0.metadata["format"] = nil }.fileFormatVersion, 1)
         // A version 1 file's validationFraction (always written then, 0.1) applied in raw mode only: a d2l-mode run
         // resumes without a validation split, exactly as it was trained; in a version 2 file it is honoured.
         XCTAssertEqual(trainer.options.textMode, .d2l)
         let withFraction = try replacingField("validationFraction", with: "0.1", in: current.training)
         for (format, split) in [("recurrentkit.checkpoint.v1", false), (Checkpoint.formatName, true)] {
-            let resumed = try Trainer(resumingFrom: try parse {
+            let resumed = try LanguageModelTrainer(resumingFrom: try parse {
                 $0.metadata["format"] = format
                 $0.metadata["training"] = withFraction
             })
@@ -246,7 +246,7 @@ final class HostileCheckpointTests: XCTestCase {
         var options = smallOptions()
         options.cell = .lstm
         options.projectionSize = 3
-        let trainer = try Trainer(options: options)
+        let trainer = try LanguageModelTrainer(options: options)
         try trainer.train(shouldStop: { trainer.step >= 1 })
         let bytes = try trainer.checkpoint().serialized()
         XCTAssertEqual(try Checkpoint.parse(bytes).model.configuration.projectionSize, 3)
@@ -274,7 +274,7 @@ final class HostileCheckpointTests: XCTestCase {
         // Training metadata: the same fields are checked before a model is built.
         for (key, value) in [("projectionSize", -4), ("projectionSize", 1 << 40), ("projectionSize", 2), ("recurrentBias", false),
                              ("recurrentBias", 7)] as [(String, Any)] {
-            XCTAssertThrowsError(try Trainer(resumingFrom: try edited(key, value, in: "training")), "\(key) \(value)") { error in
+            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: try edited(key, value, in: "training")), "\(key) \(value)") { error in
                 XCTAssertTrue(error is RecurrentKitError && !"\(error)".contains("\n"), "\(error)")
             }
         }
@@ -283,9 +283,9 @@ final class HostileCheckpointTests: XCTestCase {
     func testTimeLimitOverridesTheCheckpoint() throws {
         var o = smallOptions()
         o.epochs = 1_000_000
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         try trainer.train(shouldStop: { trainer.step >= 2 })
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertNil(resumed.options.timeLimitSeconds)
         XCTAssertEqual(resumed.savedKernelLevel, Kernels.activeLevel.name)
         // A file of 0.1 (no kernel level recorded) still resumes; a made-up level is refused.
@@ -294,8 +294,8 @@ final class HostileCheckpointTests: XCTestCase {
         object["kernelLevel"] = nil
         let old = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self),
                                  extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
-        XCTAssertNil(try Trainer(resumingFrom: old).savedKernelLevel)
-        XCTAssertThrowsError(try Trainer(resumingFrom: try Checkpoint(model: base.model, vocabulary: base.vocabulary,
+        XCTAssertNil(try LanguageModelTrainer(resumingFrom: old).savedKernelLevel)
+        XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: try Checkpoint(model: base.model, vocabulary: base.vocabulary,
                                                                       training: try replacingField("kernelLevel", with: "\"SSE9\\nx\"", in: base.training),
                                                                       extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)))
         try resumed.setTimeLimit(0.3)
@@ -357,7 +357,7 @@ final class HostileCheckpointTests: XCTestCase {
         o.hiddenSize = 46_000
         o.numLayers = 1
         o.optimizer = .adam
-        XCTAssertThrowsError(try Trainer(options: o)) { error in
+        XCTAssertThrowsError(try LanguageModelTrainer(options: o)) { error in
             XCTAssertTrue("\(error)".contains("memory") && "\(error)".contains("bytes"), "\(error)")
         }
         XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 1 << 24, chunkLength: Int.max / 2))

@@ -39,7 +39,7 @@ final class InitializationTests: XCTestCase {
         o.maxTokens = 2000
         o.epochs = 1
         o.sampleEvery = 0
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         XCTAssertEqual(try trainer.model.recurrent.biasIH(layer: 0).tensor().scalars[8], 1)
     }
 }

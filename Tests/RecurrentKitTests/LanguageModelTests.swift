@@ -19,7 +19,7 @@ final class LanguageModelTests: XCTestCase {
     }
 
     func testSmallModelLearnsFarBelowVocabularySize() throws {
-        let trainer = try Trainer(options: smallOptions())
+        let trainer = try LanguageModelTrainer(options: smallOptions())
         XCTAssertEqual(trainer.corpus.vocabulary.count, 28)
         XCTAssertEqual(trainer.minibatchesPerEpoch, 8)
         // An untrained model predicts close to uniformly: perplexity near the vocabulary size.
@@ -45,7 +45,7 @@ final class LanguageModelTests: XCTestCase {
         o.sampling = .random
         o.dropout = 0.1
         o.numLayers = 2
-        func run(_ o: TrainingOptions) throws -> [EpochReport] { let t = try Trainer(options: o); try t.train(); return t.history }
+        func run(_ o: TrainingOptions) throws -> [EpochReport] { let t = try LanguageModelTrainer(options: o); try t.train(); return t.history }
         let a = try run(o), b = try run(o)
         XCTAssertEqual(a.map(\.trainPerplexity), b.map(\.trainPerplexity))
         o.seed = 1
@@ -59,7 +59,7 @@ final class LanguageModelTests: XCTestCase {
         o.learningRate = 0.02
         for bptt in [BPTTStrategy.full, .randomized] {
             o.bptt = bptt
-            let trainer = try Trainer(options: o)
+            let trainer = try LanguageModelTrainer(options: o)
             XCTAssertEqual(trainer.chunkLength, 9_999 / 33, "(N - 1) / (B + 1)")
             XCTAssertEqual(trainer.minibatchesPerEpoch, 1)
             try trainer.train()
@@ -121,7 +121,7 @@ final class LanguageModelTests: XCTestCase {
         o.embeddingSize = 12
         o.numLayers = 2
         o.cell = .lstm
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         try trainer.train()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

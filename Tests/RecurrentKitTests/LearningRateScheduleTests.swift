@@ -53,7 +53,7 @@ final class LearningRateScheduleTests: XCTestCase {
     func testTrainerUsesTheScheduleAndResumesBitIdentically() throws {
         for schedule in [LearningRateSchedule.step(every: 4, factor: 0.5), .cosine(warmup: 3, minimumFactor: 0.1)] {
             let o = options(schedule)
-            let reference = try Trainer(options: o)
+            let reference = try LanguageModelTrainer(options: o)
             var rates: [Double] = [], losses: [Double] = []
             try reference.train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
                                 afterStep: { rates.append($0.optimizer.learningRate) })
@@ -63,10 +63,10 @@ final class LearningRateScheduleTests: XCTestCase {
             XCTAssertEqual(reference.history.last?.learningRate, rates.last)
             if case .cosine = schedule { XCTAssertEqual(rates.last!, 0.001, accuracy: 1e-3 * 0.01) } // ends at its minimum
 
-            let first = try Trainer(options: o)
+            let first = try LanguageModelTrainer(options: o)
             var head: [Double] = []
             try first.train(progress: { if case .step(let s) = $0 { head.append(s.loss) } }, shouldStop: { first.step >= 7 })
-            let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+            let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
             var tail: [Double] = []
             try resumed.train(progress: { if case .step(let s) = $0 { tail.append(s.loss) } })
             XCTAssertEqual(head + tail, losses, "\(schedule)")
@@ -79,16 +79,16 @@ final class LearningRateScheduleTests: XCTestCase {
         var o = options(.cosine(warmup: 0, minimumFactor: 0))
         o.epochs = 1000
         o.timeLimitSeconds = 1
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         let planned = trainer.scheduledUpdates
         var rates: [Double] = []
         try trainer.train(afterStep: { rates.append($0.optimizer.learningRate) })
         // Fixed after the first updates, far below 1000 epochs' worth, and the run ends near the schedule's end.
         XCTAssertLessThan(trainer.scheduledUpdates, planned)
-        XCTAssertGreaterThan(trainer.scheduledUpdates, Trainer.calibrationWarmUp + Trainer.calibrationUpdates)
+        XCTAssertGreaterThan(trainer.scheduledUpdates, LanguageModelTrainer.calibrationWarmUp + LanguageModelTrainer.calibrationUpdates)
         XCTAssertLessThan(rates.last!, 0.8 * 0.01, "the time-limited run should end well into the cosine")
         // The fixed length is in the checkpoint, so a resume keeps it.
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertEqual(resumed.scheduledUpdates, trainer.scheduledUpdates)
     }
 }

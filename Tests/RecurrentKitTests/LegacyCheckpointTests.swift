@@ -99,12 +99,12 @@ final class LegacyCheckpointTests: XCTestCase {
 
     /// Resumes at `level` (the previous level is restored) with the stored time limit lifted: the fixtures were
     /// stopped by `--time-limit 1e-9`, which the uninterrupted run did not have and which changes nothing else.
-    private func resumeToTheEnd(_ checkpoint: Checkpoint, at level: Kernels.Level) throws -> Trainer {
+    private func resumeToTheEnd(_ checkpoint: Checkpoint, at level: Kernels.Level) throws -> LanguageModelTrainer {
         let saved = rk_active_level()
         defer { rk_set_level(saved) }
         XCTAssertEqual(Int(rk_set_level(Int32(level.rawValue))), level.rawValue)
         XCTAssertEqual(Kernels.activeLevel, level)
-        let trainer = try Trainer(resumingFrom: checkpoint)
+        let trainer = try LanguageModelTrainer(resumingFrom: checkpoint)
         try trainer.setTimeLimit(nil)
         XCTAssertTrue(try trainer.train())
         return trainer

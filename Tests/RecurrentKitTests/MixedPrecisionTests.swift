@@ -56,19 +56,19 @@ final class MixedPrecisionTests: XCTestCase {
         o.epochs = 4
         o.sampleEvery = 0
         o.precision = .bfloat16
-        func losses(_ t: Trainer, stopAfter: Int? = nil) throws -> [Double] { try t.trainCollectingLosses(stopAfter: stopAfter).losses }
-        let whole = try Trainer(options: o)
+        func losses(_ t: LanguageModelTrainer, stopAfter: Int? = nil) throws -> [Double] { try t.trainCollectingLosses(stopAfter: stopAfter).losses }
+        let whole = try LanguageModelTrainer(options: o)
         let all = try losses(whole)
         XCTAssertLessThan(all.suffix(5).reduce(0, +) / 5, all.prefix(5).reduce(0, +) / 5, "the loss falls")
         XCTAssertEqual(Kernels.productPrecision, .float32, "the trainer restores Float products")
-        let first = try Trainer(options: o)
+        let first = try LanguageModelTrainer(options: o)
         let head = try losses(first, stopAfter: 7)
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
         XCTAssertEqual(resumed.options.precision, .bfloat16)
         XCTAssertEqual(head + (try losses(resumed)), all, "bit-identical resume in mixed precision")
         var f32 = o
         f32.precision = nil
-        let float = try Trainer(options: f32)
+        let float = try LanguageModelTrainer(options: f32)
         let floatLosses = try losses(float)
         XCTAssertNotEqual(floatLosses, all)
         XCTAssertEqual(floatLosses.last!, all.last!, accuracy: 0.05 * floatLosses.last!)

@@ -47,11 +47,11 @@ final class RMSpropTests: XCTestCase {
         o.cell = .lstm; o.hiddenSize = 8; o.initialization = .pytorch
         o.optimizer = .rmsprop; o.learningRate = 2e-3; o.momentum = 0.5
         o.epochs = 2; o.sampleEvery = 0; o.maxTokens = 1500; o.batchSize = 4; o.numSteps = 10
-        let reference = try Trainer(options: o)
+        let reference = try LanguageModelTrainer(options: o)
         try reference.train()
-        let first = try Trainer(options: o)
+        let first = try LanguageModelTrainer(options: o)
         try first.train(shouldStop: { first.step >= 5 })
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
         try resumed.train()
         XCTAssertEqual(Array(UnsafeBufferPointer(start: resumed.model.parameters.values, count: resumed.model.parameters.count)),
                        Array(UnsafeBufferPointer(start: reference.model.parameters.values, count: reference.model.parameters.count)))

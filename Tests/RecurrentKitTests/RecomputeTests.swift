@@ -133,7 +133,7 @@ final class RecomputeTests: XCTestCase {
             o.epochs = 2
             o.sampleEvery = 0
             o.recomputeInterval = interval
-            let trainer = try Trainer(options: o)
+            let trainer = try LanguageModelTrainer(options: o)
             try trainer.train()
             let p = trainer.model.parameters
             return (trainer.history, Array(UnsafeBufferPointer(start: p.values, count: p.count)))
@@ -149,9 +149,9 @@ final class RecomputeTests: XCTestCase {
         var o = TrainingOptions()
         o.maxTokens = 3000; o.cell = .lstm; o.hiddenSize = 16; o.numLayers = 2; o.dropout = 0.1
         o.bptt = .full; o.epochs = 2; o.sampleEvery = 0
-        let first = try Trainer(options: o)
+        let first = try LanguageModelTrainer(options: o)
         _ = try first.train(shouldStop: { first.step >= 1 })
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
         try resumed.setRecomputeInterval(32)
         XCTAssertThrowsError(try resumed.setRecomputeInterval(8))
         XCTAssertEqual(resumed.options.recomputeInterval, 32)

@@ -25,23 +25,23 @@ final class ResumeTests: XCTestCase {
         return o
     }
 
-    func losses(of trainer: Trainer, stopAfter: Int? = nil) throws -> (losses: [Double], finished: Bool) {
+    func losses(of trainer: LanguageModelTrainer, stopAfter: Int? = nil) throws -> (losses: [Double], finished: Bool) {
         try trainer.trainCollectingLosses(stopAfter: stopAfter)
     }
 
     func testResumeIsBitIdentical() throws {
         for (sampling, optimizer) in [(SamplingStrategy.sequential, OptimizerKind.adam), (.random, .sgd)] {
             let o = options(sampling, optimizer: optimizer)
-            let reference = Trainer(unchecked: o)
+            let reference = LanguageModelTrainer(unchecked: o)
             let (all, finished) = try losses(of: reference)
             XCTAssertTrue(finished)
             for k in [5, 36] { // mid-epoch, and exactly at an epoch boundary... or past it
-                let first = Trainer(unchecked: o)
+                let first = LanguageModelTrainer(unchecked: o)
                 let (head, done) = try losses(of: first, stopAfter: k)
                 XCTAssertFalse(done)
                 XCTAssertEqual(head.count, k)
                 let bytes = try first.checkpoint().serialized()
-                let resumed = try Trainer(resumingFrom: try Checkpoint.parse(bytes))
+                let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(bytes))
                 XCTAssertEqual(resumed.step, k)
                 let (tail, resumedDone) = try losses(of: resumed)
                 XCTAssertTrue(resumedDone)
@@ -59,16 +59,16 @@ final class ResumeTests: XCTestCase {
         o.projectionSize = 5
         o.recurrentBias = false
         o.epochs = 1
-        let reference = Trainer(unchecked: o)
+        let reference = LanguageModelTrainer(unchecked: o)
         let (all, _) = try losses(of: reference)
         XCTAssertEqual(reference.model.configuration.projectionSize, 5)
         XCTAssertFalse(reference.model.configuration.bias)
         XCTAssertTrue(reference.model.parameters.entries.contains { $0.name == "rnn.weight_hr_l1" })
         XCTAssertFalse(reference.model.parameters.entries.contains { $0.name.hasPrefix("rnn.bias") })
         XCTAssertLessThan(all.last!, all.first!)
-        let first = Trainer(unchecked: o)
+        let first = LanguageModelTrainer(unchecked: o)
         let (head, _) = try losses(of: first, stopAfter: 7)
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
         XCTAssertEqual(resumed.options.projectionSize, 5)
         let (tail, _) = try losses(of: resumed)
         XCTAssertEqual(head + tail, all)
@@ -89,12 +89,12 @@ final class ResumeTests: XCTestCase {
         o.cell = .rnnReLU
         o.clip = 0
         o.epochs = 2
-        XCTAssertThrowsError(try Trainer(unchecked: o).train()) { error in
+        XCTAssertThrowsError(try LanguageModelTrainer(unchecked: o).train()) { error in
             XCTAssertTrue("\(error)".contains("at update"), "\(error)")
         }
         o.skipNonFinite = true
         o.learningRate = 0.1
-        let trainer = Trainer(unchecked: o)
+        let trainer = LanguageModelTrainer(unchecked: o)
         trainer.model.parameters.values[trainer.model.parameters.entry(named: "output.bias")!.offset] = .nan // every loss is NaN now: every update is skipped and counted
         var skipped = 0
         try trainer.train(progress: { if case .step(let s) = $0, s.skipped { skipped += 1 } })
@@ -104,7 +104,7 @@ final class ResumeTests: XCTestCase {
     }
 }
 
-extension Trainer {
+extension LanguageModelTrainer {
     convenience init(unchecked options: TrainingOptions) { try! self.init(options: options) }
 
     /// Trains (stopping once `stopAfter` updates are done, when given) and returns every update's loss.

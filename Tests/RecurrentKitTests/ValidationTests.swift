@@ -36,7 +36,7 @@ final class ValidationTests: XCTestCase {
     func testBestCheckpointIsTheLowestMeasuredAndEvaluationChangesNothing() throws {
         var o = options()
         o.evaluateEvery = 3
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         var reports: [ValidationReport] = [], best: Checkpoint? = nil
         try trainer.train(afterValidation: { t, report in
             reports.append(report)
@@ -52,7 +52,7 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(again, lowest)
         // Measuring draws nothing from the training streams: the weights equal a run without measurements.
         o.evaluateEvery = nil
-        let plain = try Trainer(options: o)
+        let plain = try LanguageModelTrainer(options: o)
         try plain.train()
         XCTAssertEqual(Array(UnsafeBufferPointer(start: plain.model.parameters.values, count: plain.model.parameters.count)),
                        Array(UnsafeBufferPointer(start: trainer.model.parameters.values, count: trainer.model.parameters.count)))
@@ -63,7 +63,7 @@ final class ValidationTests: XCTestCase {
         o.learningRate = 0 // nothing improves after the first measurement
         o.evaluateEvery = 1
         o.earlyStopPatience = 2
-        let trainer = try Trainer(options: o)
+        let trainer = try LanguageModelTrainer(options: o)
         var reports: [ValidationReport] = []
         XCTAssertTrue(try trainer.train(afterValidation: { _, r in reports.append(r) }))
         XCTAssertTrue(trainer.stoppedEarly)
@@ -71,7 +71,7 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(trainer.step, 3)
         XCTAssertEqual(reports.map(\.isBest), [true, false, false])
         XCTAssertEqual(reports.map(\.sinceBest), [0, 1, 2])
-        let resumed = try Trainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertTrue(resumed.isFinished)
         XCTAssertEqual(resumed.bestValidationLoss, trainer.bestValidationLoss)
         XCTAssertTrue(try resumed.train())

@@ -71,20 +71,6 @@ public enum TrainingEvent: Sendable {
     case validation(ValidationReport)
 }
 
-/// One validation measurement.
-public struct ValidationReport: Codable, Equatable, Sendable {
-    /// Updates applied when it was measured.
-    public var step: Int
-    /// The epoch it belongs to (1-based).
-    public var epoch: Int
-    /// Mean cross-entropy over the validation tokens, nats per token.
-    public var loss: Double
-    /// Whether it is the lowest so far (the model now is the best one).
-    public var isBest: Bool
-    /// Measurements in a row without a new best, this one included (0 when `isBest`).
-    public var sinceBest: Int
-}
-
 /// Trains a ``LanguageModel`` on a text with truncated BPTT, d2l's `train_ch8` loop:
 /// per minibatch, reset the state (first minibatch of a sequential epoch, every random minibatch) or carry it
 /// with its gradient cut, forward, cross-entropy averaged over T*B, backward, clip, update.
@@ -98,7 +84,7 @@ public struct ValidationReport: Codable, Equatable, Sendable {
 /// update: the global batch, the sampling and the dropout masks are those of one process, so the run matches a
 /// single-process run up to the summation order. Stop decisions (time limit, `shouldStop`, divergence) are collective;
 /// ``checkpoint()`` is too (it gathers the carried state), so call it on every process and save on one.
-public final class Trainer {
+public final class LanguageModelTrainer {
     /// The options (validated).
     public private(set) var options: TrainingOptions
     /// Tokens and vocabulary.
@@ -172,7 +158,7 @@ public final class Trainer {
     ///   - reducer: the data-parallel job this process belongs to (default: one process).
     public convenience init(options: TrainingOptions, reducer: GradientReducer = SingleProcessReducer()) throws {
         try options.validate()
-        try self.init(options: options, corpus: try Trainer.prepareCorpus(options), reducer: reducer)
+        try self.init(options: options, corpus: try LanguageModelTrainer.prepareCorpus(options), reducer: reducer)
     }
 
     /// Trains on an already prepared corpus.
@@ -188,7 +174,7 @@ public final class Trainer {
         self.reducer = reducer
         shard = try reducer.shard(ofBatch: options.batchSize)
         schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
-                                         numSteps: Trainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
+                                         numSteps: LanguageModelTrainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
                                          strategy: options.sampling)
         guard let bytes = options.estimatedMemoryBytes(vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps) else {
             throw RecurrentKitError("model and minibatch sizes too large: the memory they need does not fit in a 64-bit count")
@@ -246,8 +232,8 @@ public final class Trainer {
     ///   perplexity overflows (unless `skipNonFinite`).
     @discardableResult
     public func train(progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
-                      afterStep: (Trainer) throws -> Void = { _ in },
-                      afterValidation: (Trainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
+                      afterStep: (LanguageModelTrainer) throws -> Void = { _ in },
+                      afterValidation: (LanguageModelTrainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
         let start = monotonicSeconds()
         let B = options.batchSize, T = schedule.numSteps, shardRows = shard.count
         let distributed = reducer.processCount > 1
@@ -595,7 +581,7 @@ public final class Trainer {
     }
 }
 
-/// What a checkpoint's `training` metadata holds for ``Trainer/init(resumingFrom:)``.
+/// What a checkpoint's `training` metadata holds for ``LanguageModelTrainer/init(resumingFrom:)``.
 struct TrainerState: Codable {
     var options: TrainingOptions
     var epoch: Int

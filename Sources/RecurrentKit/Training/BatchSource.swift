@@ -1,0 +1,119 @@
+// The data a Trainer reads: batch k of epoch e is a pure function of (e, k), so a checkpoint resumes from two
+// numbers and a run is the same whenever it is interrupted.
+
+/// One batch: the model's input, the loss's target, and how many examples it holds (the weight of its loss in an
+/// epoch's or a validation's mean).
+public struct Batch<Input, Target> {
+    /// What the model reads.
+    public var input: Input
+    /// What the loss compares the model's output with.
+    public var target: Target
+    /// Examples in the batch (at least 1).
+    public var count: Int
+
+    /// A batch from its parts.
+    public init(input: Input, target: Target, count: Int) { (self.input, self.target, self.count) = (input, target, count) }
+}
+
+/// Batches for a ``Trainer``: a fixed number per epoch, batch `index` of epoch `epoch` always the same (shuffles come
+/// from a seed and the epoch), so training resumes exactly from the position alone.
+public protocol BatchSource {
+    /// What the model reads.
+    associatedtype Input
+    /// What the loss compares the output with.
+    associatedtype Target
+    /// Batches in every epoch (at least 1).
+    var batchesPerEpoch: Int { get }
+    /// Batch `index` (0 ..< ``batchesPerEpoch``) of epoch `epoch` (from 0).
+    func batch(epoch: Int, index: Int) throws -> Batch<Input, Target>
+}
+
+/// Forecasting batches over a range of window starts of one series, every window once per epoch in a seeded order:
+/// inputs (T, B, F) as a ``SequenceBatch`` (or batch-first), targets (B, horizon x F).
+public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
+    /// The windows.
+    public let windows: SlidingWindows<Scalar>
+    /// The window starts this source visits (e.g. the training part of the series).
+    public let starts: Range<Int>
+    /// The order of the starts in every epoch.
+    public let sampler: BatchSampler
+    /// The inputs' layout.
+    public let layout: SequenceLayout
+    private let cache = OrderCache()
+
+    /// Batches of `batchSize` windows starting in `starts` (every valid start when nil).
+    /// - Parameters:
+    ///   - shuffle: a new order every epoch (false: in order, e.g. for validation).
+    ///   - seed: seeds the orders.
+    /// - Throws: when `starts` is empty or outside the valid starts, or the batch size is below 1.
+    public init(_ windows: SlidingWindows<Scalar>, starts: Range<Int>? = nil, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0,
+                layout: SequenceLayout = .timeMajor) throws {
+        let range = starts ?? 0..<windows.count
+        guard !range.isEmpty, range.lowerBound >= 0, range.upperBound <= windows.count else {
+            throw RecurrentKitError("window starts \(range) are not a non-empty part of 0..<\(windows.count)")
+        }
+        (self.windows, self.starts, self.layout) = (windows, range, layout)
+        sampler = try BatchSampler(count: range.count, batchSize: batchSize, shuffle: shuffle, seed: seed)
+    }
+
+    /// Batches in every epoch.
+    public var batchesPerEpoch: Int { sampler.batchesPerEpoch }
+
+    /// The windows of batch `index` in epoch `epoch`.
+    public func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
+        let rows = cache.rows(of: sampler, epoch: epoch, index: index)
+        let (x, y) = try windows.batch(starts: rows.map { starts.lowerBound + $0 }, layout: layout)
+        return Batch(input: SequenceBatch(x, layout: layout), target: y, count: rows.count)
+    }
+}
+
+/// Labelled token sequences of different lengths in padded batches with their lengths, every sequence once per epoch
+/// in a seeded order (optionally bucketed by length): inputs ``SequenceBatch`` of tokens, targets the class labels.
+public struct TokenSequenceBatches<Scalar: RecurrentScalar>: BatchSource {
+    /// The sequences (each at least one token).
+    public let sequences: [[Int]]
+    /// One class label per sequence.
+    public let labels: [Int]
+    /// The order of the sequences in every epoch.
+    public let sampler: BatchSampler
+    /// The inputs' layout.
+    public let layout: SequenceLayout
+    private let cache = OrderCache()
+
+    /// Batches of `batchSize` sequences with their labels.
+    /// - Parameters:
+    ///   - shuffle: a new order every epoch (false: in order).
+    ///   - seed: seeds the orders.
+    ///   - bucketByLength: batches of similar lengths (see ``BatchSampler``).
+    /// - Throws: when the counts differ, a sequence is empty, or the batch size is below 1.
+    public init(sequences: [[Int]], labels: [Int], batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, bucketByLength: Bool = false,
+                layout: SequenceLayout = .timeMajor) throws {
+        guard sequences.count == labels.count else { throw RecurrentKitError("\(sequences.count) sequences but \(labels.count) labels") }
+        if let empty = sequences.firstIndex(where: \.isEmpty) { throw RecurrentKitError("sequence \(empty) is empty") }
+        (self.sequences, self.labels, self.layout) = (sequences, labels, layout)
+        sampler = try BatchSampler(count: sequences.count, batchSize: batchSize, shuffle: shuffle, seed: seed,
+                                   bucketByLengths: bucketByLength ? sequences.map(\.count) : nil)
+    }
+
+    /// Batches in every epoch.
+    public var batchesPerEpoch: Int { sampler.batchesPerEpoch }
+
+    /// The padded tokens (T, B) with lengths, and the labels, of batch `index` in epoch `epoch`.
+    public func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
+        let rows = cache.rows(of: sampler, epoch: epoch, index: index)
+        return Batch(input: try SequenceBatch(padding: rows.map { sequences[$0] }, layout: layout), target: rows.map { labels[$0] }, count: rows.count)
+    }
+}
+
+/// The last epoch's order, kept so each batch does not redraw the permutation (one user at a time, as a trainer).
+final class OrderCache {
+    private var epoch = -1
+    private var order: [Int] = []
+
+    /// The indices of batch `index` of `epoch`.
+    func rows(of sampler: BatchSampler, epoch: Int, index: Int) -> ArraySlice<Int> {
+        if epoch != self.epoch { (order, self.epoch) = (sampler.order(ofEpoch: epoch), epoch) }
+        let start = index * sampler.batchSize
+        return order[min(start, order.count)..<min(start + sampler.batchSize, order.count)]
+    }
+}

@@ -1,0 +1,149 @@
+// A Trainer's checkpoint: the model's parameter file (ParameterStore's format, with the optimizer's state) plus the
+// trainer's state as JSON in the metadata, so one format holds any model's training run.
+
+import Foundation
+
+/// Everything a ``Trainer`` needs to continue exactly, beside the parameters and the optimizer state.
+struct TrainerRunState: Codable {
+    var options: TrainerOptions
+    var position: BatchSampler.Position
+    var step: Int
+    var skippedSteps: Int
+    var generator: [UInt64]
+    var bestValidationLoss: Double?
+    var bestValidationStep: Int
+    var measurementsSinceBest: Int
+    var stoppedEarly: Bool
+    var history: [EpochSummary]
+    var validations: [ValidationReport]
+    var lossSum: Double
+    var exampleCount: Int
+    var normSum: Double
+    var updatesInEpoch: Int
+    var epochSeconds: Double
+    var elapsedSeconds: Double
+    var learningRate: Double
+    var baseLearningRate: Double
+    var kernelLevel: String
+}
+
+extension Trainer {
+    /// The metadata key holding the trainer's state (JSON).
+    public static var stateKey: String { "trainer.state" }
+
+    /// Saves the parameters, the optimizer's state and the trainer's state to `path` atomically (the previous file
+    /// stays intact on any failure). `ParameterStore.load(from:optimizer:)` reads its parameters, and PyTorch's
+    /// `safetensors` reads them by name (the `_optimizer.` tensors aside).
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - metadata: your own strings (e.g. a model description to rebuild it from); `format`, `optimizer.*` and
+    ///     `trainer.state` are reserved.
+    public func save(to path: String, metadata: [String: String] = [:]) throws {
+        guard metadata[Self.stateKey] == nil else { throw RecurrentKitError("metadata key '\(Self.stateKey)' is reserved") }
+        var all = metadata
+        all[Self.stateKey] = try Self.encode(state)
+        try model.parameters.save(to: path, metadata: all, optimizer: optimizer)
+    }
+
+    /// Continues the run saved at `path`: parameters, optimizer moments, dropout stream, position, best validation,
+    /// history. Build this trainer exactly as the saved one was (model, optimizer, data, loss); the options may
+    /// differ only in the length, the time limit, the validation cadence, the patience and the output paths (this
+    /// trainer's options are kept).
+    /// - Returns: the file's metadata (your keys and the reserved ones).
+    /// - Throws: one line when the file is not a trainer checkpoint of this model and optimizer, or its state is
+    ///   inconsistent; nothing changes then.
+    @discardableResult
+    public func restore(from path: String) throws -> [String: String] {
+        // Check the state before anything is loaded, so a bad file changes nothing.
+        let bytes = try readFileBytes(path, what: "trainer checkpoint")
+        let header = try SafetensorsFile(bytes: bytes)
+        guard let json = header.metadata[Self.stateKey] else {
+            throw RecurrentKitError("trainer checkpoint \(path): no \(Self.stateKey) metadata (a parameter file without a training run?)")
+        }
+        let saved: TrainerRunState
+        do { saved = try JSONDecoder.trainerState.decode(TrainerRunState.self, from: Foundation.Data(json.utf8)) } catch {
+            throw RecurrentKitError("trainer checkpoint \(path): \(Self.stateKey) is not a valid trainer state")
+        }
+        try check(saved, path: path)
+        let metadata = try model.parameters.load(serialized: bytes, optimizer: optimizer)
+        apply(saved)
+        return metadata
+    }
+
+    private var state: TrainerRunState {
+        TrainerRunState(options: options, position: position, step: step, skippedSteps: skippedSteps,
+                     generator: [generator.state.0, generator.state.1, generator.state.2, generator.state.3],
+                     bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
+                     measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly, history: history, validations: validations,
+                     lossSum: lossSum, exampleCount: exampleCount, normSum: normSum, updatesInEpoch: updatesInEpoch,
+                     epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
+                     baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name)
+    }
+
+    /// Throws one line unless `saved` is a state this trainer can continue.
+    private func check(_ saved: TrainerRunState, path: String) throws {
+        func bad(_ why: String) -> RecurrentKitError { RecurrentKitError("trainer checkpoint \(path): \(why)") }
+        guard saved.options.allowsResuming(as: options) else {
+            throw bad("it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)")
+        }
+        guard saved.baseLearningRate == baseLearningRate else {
+            throw bad("its base learning rate \(saved.baseLearningRate) is not the optimizer's \(baseLearningRate)")
+        }
+        guard saved.generator.count == 4, saved.generator.contains(where: { $0 != 0 }) else { throw bad("its dropout generator state is invalid") }
+        guard saved.position.epoch >= 0, saved.position.batch >= 0, saved.position.batch <= data.batchesPerEpoch else {
+            throw bad("position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchesPerEpoch) batches per epoch")
+        }
+        guard saved.step >= 0, saved.skippedSteps >= 0, saved.updatesInEpoch >= 0, saved.updatesInEpoch <= saved.position.batch,
+              saved.step <= saved.position.epoch * data.batchesPerEpoch + saved.position.batch,
+              saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly else {
+            throw bad("its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)")
+        }
+        guard saved.lossSum.isFinite, saved.normSum.isFinite, saved.learningRate.isFinite, saved.learningRate >= 0,
+              saved.epochSeconds >= 0, saved.elapsedSeconds >= 0 else {
+            throw bad("its running sums are not finite")
+        }
+    }
+
+    private func apply(_ saved: TrainerRunState) {
+        position = saved.position
+        (step, skippedSteps) = (saved.step, saved.skippedSteps)
+        generator = SeededGenerator(state: (saved.generator[0], saved.generator[1], saved.generator[2], saved.generator[3]))
+        (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (saved.bestValidationLoss, saved.bestValidationStep, saved.measurementsSinceBest)
+        (stoppedEarly, history, validations) = (saved.stoppedEarly, saved.history, saved.validations)
+        (lossSum, exampleCount, normSum, updatesInEpoch) = (saved.lossSum, saved.exampleCount, saved.normSum, saved.updatesInEpoch)
+        (epochSeconds, elapsedBefore) = (saved.epochSeconds, saved.elapsedSeconds)
+        optimizer.learningRate = saved.learningRate
+    }
+
+    /// Rewrites the metrics file (one JSON object per line: every epoch summary, then every validation) atomically.
+    func writeMetrics() throws {
+        guard let path = options.metricsPath else { return }
+        var lines: [String] = []
+        for summary in history { lines.append(try Self.encode(MetricsLine(event: "epoch", epoch: summary, validation: nil))) }
+        for report in validations { lines.append(try Self.encode(MetricsLine(event: "validation", epoch: nil, validation: report))) }
+        try writeFileAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
+    }
+
+    private static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+/// One line of a trainer's metrics file.
+private struct MetricsLine: Encodable {
+    var event: String
+    var epoch: EpochSummary?
+    var validation: ValidationReport?
+}
+
+extension JSONDecoder {
+    /// A decoder for trainer states (non-finite numbers as the encoder writes them).
+    fileprivate static var trainerState: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
+    }
+}

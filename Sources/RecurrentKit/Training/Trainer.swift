@@ -1,0 +1,220 @@
+// The training loop for any model made of layers: per batch, zero the gradients, forward, loss, backward (the
+// layers' own, chained by the model), clip, update; validation, early stopping, best checkpoint, time limit.
+
+/// Trains a model (any ``Layer`` with parameters, e.g. a ``Sequential``) on batches from a ``BatchSource`` with a
+/// loss you choose, as PyTorch's usual loop does:
+///
+/// ```swift
+/// let trainer = try Trainer(model: model, optimizer: try Adam(learningRate: 0.01), data: train, validation: held,
+///                           options: TrainerOptions(epochs: 30, clip: 1, earlyStopPatience: 3)) {
+///     try meanSquaredError(predictions: $0, targets: $1)
+/// }
+/// try trainer.train()
+/// ```
+///
+/// The model is in training mode during updates and in evaluation mode while it is validated. A trainer can stop
+/// after any update (time limit, `shouldStop`) and be saved with ``save(to:)``; a trainer built the same way and
+/// ``restore(from:)`` continues bit-identically (weights, optimizer moments, dropout stream, position, history).
+///
+/// One process only for now: a data-parallel job (``GradientReducer`` with several processes) is refused, since the
+/// batch sources do not yet give each process its share of a batch.
+public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource> where Data.Input == Model.Input {
+    /// The loss of one batch and its gradient with respect to the model's output.
+    public typealias LossFunction = (Model.Output, Data.Target) throws -> (loss: Double, gradient: Model.Output.Gradient)
+
+    /// The model being trained.
+    public let model: Model
+    /// The optimizer, applied to `model.parameters` after every batch.
+    public let optimizer: Optimizer
+    /// The training batches.
+    public let data: Data
+    /// The validation batches, or nil.
+    public let validationData: Data?
+    /// The loss.
+    public let loss: LossFunction
+    /// The options (validated).
+    public internal(set) var options: TrainerOptions
+    /// Draws the dropout masks (part of a checkpoint).
+    public internal(set) var generator: SeededGenerator
+    /// Updates applied (skipped ones excluded).
+    public internal(set) var step = 0
+    /// Updates skipped for NaN or infinite values.
+    public internal(set) var skippedSteps = 0
+    /// The current epoch (from 0) and the batches done in it.
+    public internal(set) var position = BatchSampler.Position(epoch: 0, batch: 0)
+    /// One summary per finished epoch.
+    public internal(set) var history: [EpochSummary] = []
+    /// The lowest validation loss so far, and the update it was measured at.
+    public internal(set) var bestValidationLoss: Double?
+    /// The update at which ``bestValidationLoss`` was measured.
+    public internal(set) var bestValidationStep = 0
+    /// Validation measurements since the best one.
+    public internal(set) var measurementsSinceBest = 0
+    /// Whether early stopping ended the run.
+    public internal(set) var stoppedEarly = false
+    /// The optimizer's learning rate when the trainer was made (a schedule's base rate).
+    public let baseLearningRate: Double
+    // The running sums of the current epoch, and seconds trained before this run (a resumed trainer).
+    var lossSum = 0.0, exampleCount = 0, normSum = 0.0, updatesInEpoch = 0, epochSeconds = 0.0, elapsedBefore = 0.0
+
+    /// A trainer.
+    /// - Parameters:
+    ///   - model: the model; its parameters are updated in place.
+    ///   - optimizer: updates the parameters (its learning rate is the schedule's base).
+    ///   - data: the training batches.
+    ///   - validation: batches to measure the loss on (in evaluation mode), or nil.
+    ///   - options: the run's options.
+    ///   - reducer: must have one process (data-parallel training of composed models is not available yet).
+    ///   - loss: the loss of a batch's output and target, and its gradient.
+    /// - Throws: on invalid options or a data source without batches.
+    public init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
+                reducer: GradientReducer = SingleProcessReducer(), loss: @escaping LossFunction) throws {
+        try options.validate()
+        guard reducer.processCount == 1 else {
+            throw RecurrentKitError("data-parallel training of a composed model is not available yet; run one process (LanguageModelTrainer supports mpirun)")
+        }
+        guard data.batchesPerEpoch >= 1 else { throw RecurrentKitError("the training data have no batch") }
+        if let validation, validation.batchesPerEpoch < 1 { throw RecurrentKitError("the validation data have no batch") }
+        (self.model, self.optimizer, self.data, validationData, self.options, self.loss) = (model, optimizer, data, validation, options, loss)
+        generator = SeededGenerator(seed: options.seed)
+        baseLearningRate = optimizer.learningRate
+    }
+
+    /// True when every epoch has run, `maxUpdates` is reached, or early stopping ended the run.
+    public var isFinished: Bool {
+        position.epoch >= options.epochs || stoppedEarly || options.maxUpdates.map { step >= $0 } ?? false
+    }
+
+    /// Updates a learning-rate schedule spreads over: every batch of every epoch, or `maxUpdates` when smaller.
+    public var scheduledUpdates: Int {
+        let (all, overflow) = options.epochs.multipliedReportingOverflow(by: data.batchesPerEpoch)
+        return min(overflow ? Int.max : all, options.maxUpdates ?? Int.max)
+    }
+
+    /// Changes the run's length or time limit (e.g. before resuming a finished run with more epochs).
+    /// - Throws: when the options are invalid or change anything but the length, the time limit, the validation
+    ///   cadence, the patience and the output paths.
+    public func setOptions(_ newOptions: TrainerOptions) throws {
+        try newOptions.validate()
+        guard options.allowsResuming(as: newOptions) else {
+            throw RecurrentKitError("only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change during a run")
+        }
+        options = newOptions
+    }
+
+    /// Trains until every epoch is done, `maxUpdates`, early stopping, the time limit, or `shouldStop`.
+    /// - Parameters:
+    ///   - progress: receives every update, epoch and validation event.
+    ///   - shouldStop: checked after every update; return true to stop (the trainer can be saved and resumed).
+    ///   - afterStep: called after every update, e.g. to save a checkpoint every N updates.
+    /// - Returns: true when the run is finished, false when it stopped early and can continue.
+    /// - Throws: naming the update, when the loss or the gradient norm is NaN or infinite (unless `skipNonFinite`), or
+    ///   when a layer, the loss or a file write throws.
+    @discardableResult
+    public func train(progress: (TrainerEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
+                      afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
+        let start = monotonicSeconds()
+        defer { elapsedBefore += monotonicSeconds() - start }
+        let perEpoch = data.batchesPerEpoch
+        while !isFinished {
+            let updateStart = monotonicSeconds()
+            let batch = try data.batch(epoch: position.epoch, index: position.batch)
+            model.setTraining(true)
+            model.parameters.zeroGradients()
+            let (output, record) = try model.forward(batch.input, generator: &generator)
+            let (batchLoss, gradient) = try loss(output, batch.target)
+            _ = try model.backward(record, outputGradient: gradient)
+            var norm = Double.nan
+            if batchLoss.isFinite {
+                norm = options.clip > 0 ? (try? clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle)) ?? .nan
+                    : model.parameters.gradientSquaredNorm().squareRoot()
+            }
+            let skipped = !batchLoss.isFinite || !norm.isFinite
+            if skipped {
+                guard options.skipNonFinite else {
+                    throw RecurrentKitError("training stopped: \(batchLoss.isFinite ? "gradient norm" : "loss") is \(batchLoss.isFinite ? norm : batchLoss) at update \(step + 1) (epoch \(position.epoch + 1)); try a lower learning rate, clipping, or skipNonFinite")
+                }
+                skippedSteps += 1
+            } else {
+                if let schedule = options.learningRateSchedule {
+                    optimizer.learningRate = schedule.learningRate(base: baseLearningRate, update: step, totalUpdates: scheduledUpdates)
+                }
+                try optimizer.step(model.parameters)
+                step += 1
+                lossSum += batchLoss * Double(batch.count)
+                exampleCount += batch.count
+                normSum += norm
+                updatesInEpoch += 1
+            }
+            position.batch += 1
+            epochSeconds += monotonicSeconds() - updateStart
+            progress(.update(UpdateReport(epoch: position.epoch + 1, batch: position.batch, batchesPerEpoch: perEpoch, step: step,
+                                          loss: batchLoss, gradientNorm: norm, learningRate: optimizer.learningRate, skipped: skipped)))
+            let epochEnds = position.batch == perEpoch
+            if let every = options.validateEvery, !skipped, step % every == 0, !epochEnds, validationData != nil {
+                try measure(progress: progress)
+            }
+            if epochEnds { try finishEpoch(elapsed: elapsedBefore + monotonicSeconds() - start, progress: progress) }
+            try afterStep(self)
+            if isFinished { break }
+            let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
+            if timeUp || shouldStop() { return false }
+        }
+        return true
+    }
+
+    /// The mean loss over the validation data (each batch weighted by its count), in evaluation mode; nil without
+    /// validation data. The model's mode is restored afterwards; no random number is drawn.
+    public func validationLoss() throws -> Double? {
+        guard let validationData else { return nil }
+        return try meanLoss(on: validationData)
+    }
+
+    /// The mean loss of `source`'s first epoch in evaluation mode (each batch weighted by its count).
+    public func meanLoss(on source: Data) throws -> Double {
+        model.setTraining(false)
+        defer { model.setTraining(true) }
+        var total = 0.0, count = 0
+        var unused = SeededGenerator(seed: 0)
+        for index in 0..<source.batchesPerEpoch {
+            let batch = try source.batch(epoch: 0, index: index)
+            let output = try model.forward(batch.input, generator: &unused).output
+            total += try loss(output, batch.target).loss * Double(batch.count)
+            count += batch.count
+        }
+        return total / Double(max(count, 1))
+    }
+
+    /// Closes the epoch: its summary, the validation at its end, the history and metrics.
+    private func finishEpoch(elapsed: Double, progress: (TrainerEvent) -> Void) throws {
+        var summary = EpochSummary(epoch: position.epoch + 1, step: step, trainingLoss: lossSum / Double(max(exampleCount, 1)),
+                                   validationLoss: nil, gradientNorm: normSum / Double(max(updatesInEpoch, 1)),
+                                   examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9), elapsedSeconds: elapsed,
+                                   learningRate: optimizer.learningRate)
+        if validationData != nil { summary.validationLoss = try measure(progress: progress) }
+        history.append(summary)
+        progress(.epoch(summary))
+        position = BatchSampler.Position(epoch: position.epoch + 1, batch: 0)
+        (lossSum, exampleCount, normSum, updatesInEpoch, epochSeconds) = (0, 0, 0, 0, 0)
+        try writeMetrics()
+    }
+
+    /// Measures the validation loss, tracks the best (saving it when asked), reports it, applies the patience.
+    @discardableResult
+    private func measure(progress: (TrainerEvent) -> Void) throws -> Double {
+        let measured = try validationLoss() ?? .nan
+        let isBest = measured.isFinite && (bestValidationLoss.map { measured < $0 } ?? true)
+        if isBest { (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (measured, step, 0) } else { measurementsSinceBest += 1 }
+        let report = ValidationReport(step: step, epoch: position.epoch + 1, loss: measured, isBest: isBest, sinceBest: measurementsSinceBest)
+        validations.append(report)
+        progress(.validation(report))
+        if isBest, let path = options.bestCheckpointPath {
+            try model.parameters.save(to: path, metadata: ["trainer.bestStep": String(step), "trainer.bestLoss": "\(measured)"])
+        }
+        if let patience = options.earlyStopPatience, measurementsSinceBest >= patience { stoppedEarly = true }
+        return measured
+    }
+
+    /// Every validation measurement so far.
+    public internal(set) var validations: [ValidationReport] = []
+}

@@ -1,0 +1,134 @@
+/// How a ``Trainer`` runs: length, clipping, schedule, validation, early stopping, files. Every field has a default
+/// that switches nothing off silently: no clipping unless `clip` is set, every batch of every epoch, validation at
+/// every epoch's end when validation data are given.
+public struct TrainerOptions: Codable, Equatable, Sendable {
+    /// Epochs to run (at least 1).
+    public var epochs: Int
+    /// Stop after this many updates in all (nil: run every epoch).
+    public var maxUpdates: Int?
+    /// Clip the gradient norm to this value before each update (0: no clipping).
+    public var clip: Double
+    /// How the clipping norm is computed (PyTorch's `clip_grad_norm_` by default).
+    public var clipStyle: ClipStyle
+    /// The learning rate over the run, from the optimizer's rate at construction (nil: constant).
+    public var learningRateSchedule: LearningRateSchedule?
+    /// Also validate every this many updates (nil: at the end of every epoch only).
+    public var validateEvery: Int?
+    /// Stop when this many validation measurements in a row bring no new best (nil: never).
+    public var earlyStopPatience: Int?
+    /// Stop (resumably) after the update during which this many seconds of training have passed (nil: no limit).
+    public var timeLimitSeconds: Double?
+    /// Seeds the dropout masks.
+    public var seed: UInt64
+    /// Skip an update whose loss or gradient norm is NaN or infinite instead of stopping with an error.
+    public var skipNonFinite: Bool
+    /// Where to save the parameters each time validation finds a new best (nil: not saved).
+    public var bestCheckpointPath: String?
+    /// Where to write every epoch summary and validation as JSON lines (nil: not written).
+    public var metricsPath: String?
+
+    /// Options; see each property.
+    public init(epochs: Int = 10, maxUpdates: Int? = nil, clip: Double = 0, clipStyle: ClipStyle = .pytorch,
+                learningRateSchedule: LearningRateSchedule? = nil, validateEvery: Int? = nil, earlyStopPatience: Int? = nil,
+                timeLimitSeconds: Double? = nil, seed: UInt64 = 0, skipNonFinite: Bool = false, bestCheckpointPath: String? = nil,
+                metricsPath: String? = nil) {
+        (self.epochs, self.maxUpdates, self.clip, self.clipStyle) = (epochs, maxUpdates, clip, clipStyle)
+        (self.learningRateSchedule, self.validateEvery, self.earlyStopPatience) = (learningRateSchedule, validateEvery, earlyStopPatience)
+        (self.timeLimitSeconds, self.seed, self.skipNonFinite) = (timeLimitSeconds, seed, skipNonFinite)
+        (self.bestCheckpointPath, self.metricsPath) = (bestCheckpointPath, metricsPath)
+    }
+
+    /// Throws one line naming the first invalid option.
+    public func validate() throws {
+        guard epochs >= 1 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be at least 1") }
+        if let maxUpdates, maxUpdates < 1 { throw RecurrentKitError.invalidArgument("maxUpdates", maxUpdates, "must be at least 1") }
+        guard clip.isFinite, clip >= 0 else { throw RecurrentKitError.invalidArgument("clip", clip, "must be finite and >= 0 (0: no clipping)") }
+        try learningRateSchedule?.validate()
+        if let validateEvery, validateEvery < 1 { throw RecurrentKitError.invalidArgument("validateEvery", validateEvery, "must be at least 1") }
+        if let earlyStopPatience, earlyStopPatience < 1 {
+            throw RecurrentKitError.invalidArgument("earlyStopPatience", earlyStopPatience, "must be at least 1")
+        }
+        if let timeLimitSeconds, !(timeLimitSeconds > 0 && timeLimitSeconds.isFinite) {
+            throw RecurrentKitError.invalidArgument("timeLimitSeconds", timeLimitSeconds, "must be a positive number of seconds")
+        }
+    }
+
+    /// Whether a run saved with `self` may continue with `other`: only the length, the time limit, the validation
+    /// cadence, the patience and the output paths may change.
+    func allowsResuming(as other: TrainerOptions) -> Bool {
+        var a = self, b = other
+        for o in [\TrainerOptions.maxUpdates, \.validateEvery, \.earlyStopPatience] { a[keyPath: o] = nil; b[keyPath: o] = nil }
+        (a.epochs, a.timeLimitSeconds, a.bestCheckpointPath, a.metricsPath) = (0, nil, nil, nil)
+        (b.epochs, b.timeLimitSeconds, b.bestCheckpointPath, b.metricsPath) = (0, nil, nil, nil)
+        return a == b
+    }
+}
+
+/// What a ``Trainer`` reports while it runs.
+public enum TrainerEvent: Sendable {
+    /// After every update.
+    case update(UpdateReport)
+    /// After every epoch.
+    case epoch(EpochSummary)
+    /// After every validation measurement.
+    case validation(ValidationReport)
+}
+
+/// One update's measurements.
+public struct UpdateReport: Sendable, Equatable {
+    /// The epoch (from 1).
+    public var epoch: Int
+    /// The batch in the epoch (from 1).
+    public var batch: Int
+    /// Batches in every epoch.
+    public var batchesPerEpoch: Int
+    /// Updates applied so far (this one included; skipped ones excluded).
+    public var step: Int
+    /// The batch's loss.
+    public var loss: Double
+    /// The gradient norm before clipping.
+    public var gradientNorm: Double
+    /// The learning rate of this update.
+    public var learningRate: Double
+    /// Whether the update was skipped for a NaN or infinite value (``TrainerOptions/skipNonFinite``).
+    public var skipped: Bool
+}
+
+/// One epoch's measurements.
+public struct EpochSummary: Codable, Sendable, Equatable {
+    /// The epoch (from 1).
+    public var epoch: Int
+    /// Updates applied so far.
+    public var step: Int
+    /// Mean training loss over the epoch's examples (each batch weighted by its count).
+    public var trainingLoss: Double
+    /// The validation loss at the end of the epoch, when validation data are given.
+    public var validationLoss: Double?
+    /// Mean gradient norm before clipping.
+    public var gradientNorm: Double
+    /// Training examples per second in this epoch.
+    public var examplesPerSecond: Double
+    /// Seconds of training so far (earlier runs of a resumed trainer included).
+    public var elapsedSeconds: Double
+    /// The learning rate of the epoch's last update.
+    public var learningRate: Double
+}
+
+/// One validation measurement.
+public struct ValidationReport: Codable, Equatable, Sendable {
+    /// Updates applied when it was measured.
+    public var step: Int
+    /// The epoch it belongs to (1-based).
+    public var epoch: Int
+    /// The validation loss (for a language model, mean cross-entropy in nats per token).
+    public var loss: Double
+    /// Whether it is the lowest so far (the model now is the best one).
+    public var isBest: Bool
+    /// Measurements in a row without a new best, this one included (0 when `isBest`).
+    public var sinceBest: Int
+
+    /// A report from its fields.
+    public init(step: Int, epoch: Int, loss: Double, isBest: Bool, sinceBest: Int) {
+        (self.step, self.epoch, self.loss, self.isBest, self.sinceBest) = (step, epoch, loss, isBest, sinceBest)
+    }
+}
