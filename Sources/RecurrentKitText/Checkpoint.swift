@@ -68,9 +68,9 @@ public struct Checkpoint {
             "vocabulary": String(decoding: try encoder.encode(vocabulary), as: UTF8.self),
         ])
         if !training.isEmpty { file.metadata["training"] = training }
-        for entry in model.parameters.entries { file.add(entry.name, try model.parameters.tensor(entry.name)) }
-        for (name, tensor) in extraTensors { file.add(name, tensor, as: .f32) }
-        for (name, tensor) in extraDoubleTensors { file.add(name, tensor, as: .f64) }
+        for entry in model.parameters.entries { try file.add(entry.name, try model.parameters.tensor(entry.name)) }
+        for (name, tensor) in extraTensors { try file.add(name, tensor, as: .f32) }
+        for (name, tensor) in extraDoubleTensors { try file.add(name, tensor, as: .f64) }
         return try file.serialized()
     }
 

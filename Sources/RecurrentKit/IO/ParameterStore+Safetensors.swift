@@ -28,11 +28,11 @@ extension ParameterStore {
         var file = SafetensorsFile(metadata: metadata)
         file.metadata[Self.formatKey] = Self.formatName
         let dtype: SafetensorsFile.DType = Scalar.safetensorsDType == "F64" ? .f64 : .f32
-        for entry in entries { file.add(entry.name, try tensor(entry.name), as: dtype) }
+        for entry in entries { try file.add(entry.name, try tensor(entry.name), as: dtype) }
         if let optimizer {
             file.metadata["optimizer.stepCount"] = String(optimizer.stepCount)
             for (name, values) in optimizer.stateBuffers {
-                file.add(Self.optimizerPrefix + name, try Tensor<Double>(shape: [values.count], scalars: values), as: .f64)
+                try file.add(Self.optimizerPrefix + name, try Tensor<Double>(shape: [values.count], scalars: values), as: .f64)
             }
         }
         return try file.serialized()
@@ -43,7 +43,9 @@ extension ParameterStore {
     ///
     /// Nothing changes unless the whole file is valid: exactly this store's names with its shapes (a missing, extra or
     /// misshapen tensor is an error naming it), finite values, and, when `optimizer` is given, state for it.
-    /// F32, F64, F16 and BF16 tensors are converted to this store's precision.
+    /// F32, F64, F16 and BF16 tensors are converted to this store's precision. A `state_dict` of one layer (names
+    /// without the layer's prefix) or one that matches only in part loads with
+    /// ``loadStateDict(from:into:stripping:strict:)``.
     /// - Parameters:
     ///   - path: the file.
     ///   - optimizer: restores its state from the file (which must hold some), or nil to ignore any.
@@ -62,17 +64,7 @@ extension ParameterStore {
         if let format = file.metadata[Self.formatKey], format != Self.formatName {
             throw RecurrentKitError("format \(format) is not a parameter file (expected \(Self.formatName))")
         }
-        let expected = Set(entries.map(\.name))
-        let names = Set(file.tensors.keys.filter { !$0.hasPrefix(Self.optimizerPrefix) })
-        if let missing = expected.subtracting(names).sorted().first { throw RecurrentKitError("tensor \(missing) is missing") }
-        if let extra = names.subtracting(expected).sorted().first { throw RecurrentKitError("unexpected tensor \(extra) (not a parameter of this model)") }
-        var loaded: [(ParameterEntry, Tensor<Scalar>)] = []
-        for entry in entries {
-            let tensor: Tensor<Scalar> = try file.tensor(entry.name)
-            try tensor.requireShape(entry.shape, name: entry.name)
-            guard tensor.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(entry.name) holds a non-finite value") }
-            loaded.append((entry, tensor))
-        }
+        let (loaded, _) = try matchStateDict(file, into: "", stripping: "", strict: true, hint: "")
         if let optimizer {
             guard let text = file.metadata["optimizer.stepCount"], let steps = Int(text) else {
                 throw RecurrentKitError("no optimizer state (metadata optimizer.stepCount)")
@@ -90,4 +82,119 @@ extension ParameterStore {
         for (entry, tensor) in loaded { try setTensor(entry.name, tensor) }
         return file.metadata
     }
+
+    /// Loads a PyTorch `state_dict` (any safetensors file of named float tensors, e.g. from
+    /// `safetensors.torch.save_file(module.state_dict(), path)`) into the parameters whose names start with
+    /// `prefix`: the file's key `k` (after `stripping` is removed from it) goes to the parameter `prefix + k`.
+    ///
+    /// PyTorch's `module.load_state_dict(state_dict, strict=...)` called on a sub-module: a bare `nn.LSTM`'s keys
+    /// (`weight_ih_l0`, ...) load into the layer gathered as `"lstm"` (`lstm.weight_ih_l0`, ...) with `into: "lstm."`;
+    /// a whole model's file loads into one of its layers with `stripping: "encoder."`.
+    ///
+    /// ```swift
+    /// let parameters = try ParameterStore<Float>(gathering: ["lstm": lstm, "head": head])
+    /// try parameters.loadStateDict(from: "lstm.safetensors", into: "lstm.")        // head untouched
+    /// let report = try parameters.loadStateDict(from: "other.safetensors", strict: false)
+    /// print(report.missingKeys, report.unexpectedKeys)                              // what did not match
+    /// ```
+    ///
+    /// Parameters outside `prefix` are neither loaded nor reported; file keys that do not start with `stripping`
+    /// (when it is not empty) and the optimizer state of a RecurrentKit parameter file (`_optimizer.*`) are skipped.
+    /// F32, F64, F16 and BF16 tensors are converted to this store's precision. Nothing changes unless the whole load
+    /// succeeds.
+    /// - Parameters:
+    ///   - file: the state_dict.
+    ///   - prefix: the names of the parameters to load, usually a layer's name and a dot (`"lstm."`); `""` for all.
+    ///   - stripping: removed from the start of every file key before matching (`""`: keys are used as they are).
+    ///   - strict: when true (PyTorch's default), a parameter under `prefix` without a tensor, or a tensor without a
+    ///     parameter, is an error naming all of them; when false, the matching tensors load and the report lists the
+    ///     rest.
+    /// - Returns: the parameters loaded and, when not strict, the keys that did not match.
+    /// - Throws: on a mismatch in strict mode, always on a matched tensor whose shape differs from its parameter's
+    ///   (naming both and both shapes), that is not floating-point or holds a non-finite value, and when no parameter
+    ///   name starts with `prefix`.
+    @discardableResult
+    public func loadStateDict(_ file: SafetensorsFile, into prefix: String = "", stripping: String = "", strict: Bool = true) throws -> StateDictLoadReport {
+        let (loaded, report) = try matchStateDict(file, into: prefix, stripping: stripping, strict: strict, hint: " (pass strict: false to load the tensors that match)")
+        for (entry, tensor) in loaded { try setTensor(entry.name, tensor) }
+        return report
+    }
+
+    /// Reads the safetensors file at `path` and loads it as ``loadStateDict(_:into:stripping:strict:)`` does; errors
+    /// name the path.
+    @discardableResult
+    public func loadStateDict(from path: String, into prefix: String = "", stripping: String = "", strict: Bool = true) throws -> StateDictLoadReport {
+        let bytes = try readFileBytes(path, what: "state_dict file")
+        do { return try loadStateDict(try SafetensorsFile(bytes: bytes), into: prefix, stripping: stripping, strict: strict) }
+        catch let error as RecurrentKitError { throw RecurrentKitError("state_dict file \(path): \(error.message)") }
+    }
+
+    /// The tensors of `file` for the parameters under `prefix`, checked (names in strict mode, shapes, dtypes, finite
+    /// values) but not yet stored, and what matched.
+    private func matchStateDict(_ file: SafetensorsFile, into prefix: String, stripping: String, strict: Bool,
+                                hint: String) throws -> ([(ParameterEntry, Tensor<Scalar>)], StateDictLoadReport) {
+        let targets = entries.filter { $0.name.hasPrefix(prefix) }
+        guard !targets.isEmpty || entries.isEmpty else {
+            throw RecurrentKitError("no parameter name starts with '\(prefix)'; the model has \(nameList(entries.map(\.name)))")
+        }
+        let targetNames = Set(targets.map(\.name))
+        var keyForName: [String: String] = [:], unexpected: [String] = []
+        for key in file.tensors.keys.sorted() where !key.hasPrefix(Self.optimizerPrefix) {
+            guard key.hasPrefix(stripping) else { continue }
+            let name = prefix + key.dropFirst(stripping.count)
+            if targetNames.contains(name) { keyForName[name] = key } else { unexpected.append(key) }
+        }
+        let missing = targets.map(\.name).filter { keyForName[$0] == nil }
+        if strict, !missing.isEmpty || !unexpected.isEmpty {
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing \(nameList(missing))") }
+            if !unexpected.isEmpty { parts.append("unexpected \(nameList(unexpected))") }
+            let scope = prefix.isEmpty ? "the parameters" : "the parameters under '\(prefix)'"
+            throw RecurrentKitError("state_dict does not match \(scope): \(parts.joined(separator: "; "))\(hint)")
+        }
+        var loaded: [(ParameterEntry, Tensor<Scalar>)] = []
+        for entry in targets {
+            guard let key = keyForName[entry.name] else { continue }
+            let tensor: Tensor<Scalar> = try file.tensor(key)
+            let what = key == entry.name ? key : "tensor \(key) (for \(entry.name))"
+            try tensor.requireShape(entry.shape, name: what)
+            guard tensor.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(key) holds a non-finite value") }
+            loaded.append((entry, tensor))
+        }
+        return (loaded, StateDictLoadReport(loadedKeys: loaded.map(\.0.name), missingKeys: missing, unexpectedKeys: unexpected))
+    }
+}
+
+/// What ``ParameterStore/loadStateDict(_:into:stripping:strict:)`` loaded and which keys did not match: PyTorch's
+/// `_IncompatibleKeys` (`missing_keys`, `unexpected_keys`) with the loaded names added.
+public struct StateDictLoadReport: Equatable, Sendable, CustomStringConvertible {
+    /// Parameters that received a tensor, as named in the store (`lstm.weight_ih_l0`), in the store's order.
+    public let loadedKeys: [String]
+    /// Parameters under the prefix that the file had no tensor for, as named in the store, in the store's order.
+    public let missingKeys: [String]
+    /// Keys of the file, as written there (before stripping), that name no parameter under the prefix, sorted.
+    public let unexpectedKeys: [String]
+
+    /// Creates a report (the loader makes them).
+    public init(loadedKeys: [String], missingKeys: [String], unexpectedKeys: [String]) {
+        self.loadedKeys = loadedKeys
+        self.missingKeys = missingKeys
+        self.unexpectedKeys = unexpectedKeys
+    }
+
+    /// Whether every parameter under the prefix was loaded and every key of the file was used.
+    public var isComplete: Bool { missingKeys.isEmpty && unexpectedKeys.isEmpty }
+
+    /// One line: the number loaded, then the missing and unexpected keys, if any.
+    public var description: String {
+        var text = "loaded \(loadedKeys.count) tensor(s)"
+        if !missingKeys.isEmpty { text += "; missing \(missingKeys.joined(separator: ", "))" }
+        if !unexpectedKeys.isEmpty { text += "; unexpected \(unexpectedKeys.joined(separator: ", "))" }
+        return text
+    }
+}
+
+/// Up to 8 names, then how many more.
+private func nameList(_ names: [String]) -> String {
+    names.count <= 8 ? names.joined(separator: ", ") : names.prefix(8).joined(separator: ", ") + " and \(names.count - 8) more"
 }

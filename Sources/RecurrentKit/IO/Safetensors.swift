@@ -5,9 +5,20 @@ import Foundation
 ///
 /// Parsing validates everything before any tensor is read: header length within bounds and the file, JSON well
 /// formed, known dtypes, non-negative shapes whose byte size matches the offsets, every range inside the data,
-/// no overlaps and no holes. A bad file gets an error naming the problem, never a trap or an out-of-bounds read.
+/// no overlaps and no holes, BOOL bytes 0 or 1. A bad file gets an error naming the problem, never a trap or an
+/// out-of-bounds read.
+///
+/// Floating-point tensors (parameters, inputs) are read and written as ``Tensor`` with ``tensor(_:as:)`` and
+/// `add(_:_:as:)`; integer and bool tensors (lengths, labels, token ids, masks) as ``IntegerTensor`` and
+/// ``BoolTensor`` with ``integerTensor(_:as:)`` and ``boolTensor(_:)``, never converted to or from floats:
+///
+/// ```swift
+/// let batch = try SafetensorsFile(contentsOfFile: "batch.safetensors")   // torch.save_file({"x": ..., "lengths": ...})
+/// let x: Tensor<Float> = try batch.tensor("x")                            // F32 (T, B, I)
+/// let lengths = try batch.integerTensor("lengths", as: Int.self).scalars  // I64 (B), any integer dtype
+/// ```
 public struct SafetensorsFile: Sendable {
-    /// Element types this reader understands.
+    /// Element types this reader understands, spelled as in the safetensors header.
     public enum DType: String, Sendable, CaseIterable {
         /// IEEE half precision.
         case f16 = "F16"
@@ -17,14 +28,45 @@ public struct SafetensorsFile: Sendable {
         case f32 = "F32"
         /// IEEE double precision.
         case f64 = "F64"
+        /// Signed 8-bit integer (`torch.int8`).
+        case i8 = "I8"
+        /// Signed 16-bit integer (`torch.int16`).
+        case i16 = "I16"
+        /// Signed 32-bit integer (`torch.int32`).
+        case i32 = "I32"
+        /// Signed 64-bit integer (`torch.int64`, PyTorch's `long`: lengths, labels, token ids).
+        case i64 = "I64"
+        /// Unsigned 8-bit integer (`torch.uint8`).
+        case u8 = "U8"
+        /// Unsigned 16-bit integer (`torch.uint16`).
+        case u16 = "U16"
+        /// Unsigned 32-bit integer (`torch.uint32`).
+        case u32 = "U32"
+        /// Unsigned 64-bit integer (`torch.uint64`).
+        case u64 = "U64"
+        /// Boolean, one byte per element that is 0 (false) or 1 (true) (`torch.bool`).
+        case bool = "BOOL"
+
         /// Bytes per element.
         public var size: Int {
             switch self {
-            case .f16, .bf16: return 2
-            case .f32: return 4
-            case .f64: return 8
+            case .i8, .u8, .bool: return 1
+            case .f16, .bf16, .i16, .u16: return 2
+            case .f32, .i32, .u32: return 4
+            case .f64, .i64, .u64: return 8
             }
         }
+
+        /// Whether this is F16, BF16, F32 or F64 (read with ``SafetensorsFile/tensor(_:as:)``).
+        public var isFloatingPoint: Bool {
+            switch self {
+            case .f16, .bf16, .f32, .f64: return true
+            default: return false
+            }
+        }
+
+        /// Whether this is one of I8 to I64 or U8 to U64 (read with ``SafetensorsFile/integerTensor(_:as:)``).
+        public var isInteger: Bool { !isFloatingPoint && self != .bool }
     }
 
     /// One tensor's description and bytes.
@@ -51,8 +93,26 @@ public struct SafetensorsFile: Sendable {
         tensors = [:]
     }
 
+    /// Reads and parses the safetensors file at `path` (see ``init(bytes:maximumHeaderBytes:)``); errors name the path.
+    public init(contentsOfFile path: String) throws {
+        let bytes = try readFileBytes(path, what: "safetensors file")
+        do { try self.init(bytes: bytes) }
+        catch let error as RecurrentKitError { throw RecurrentKitError("safetensors file \(path): \(error.message)") }
+    }
+
+    /// Writes ``serialized()`` to `path` atomically (the previous file stays intact on any failure).
+    public func write(toFile path: String) throws {
+        try writeFileAtomically(try serialized(), to: path)
+    }
+
     /// Adds a float tensor stored as `dtype` (F32 by default; F64, F16 and BF16 are rounded from the values).
-    public mutating func add<Scalar: RecurrentScalar>(_ name: String, _ tensor: Tensor<Scalar>, as dtype: DType = .f32) {
+    ///
+    /// - Throws: when `dtype` is not floating-point (``DType/isFloatingPoint``): integer and bool data are written
+    ///   from an ``IntegerTensor`` or a ``BoolTensor``, whose `add` overloads check every value.
+    public mutating func add<Scalar: RecurrentScalar>(_ name: String, _ tensor: Tensor<Scalar>, as dtype: DType = .f32) throws {
+        guard dtype.isFloatingPoint else {
+            throw RecurrentKitError("tensor \(name): a Tensor is written as F16, BF16, F32 or F64, not \(dtype.rawValue); write integer or bool data from an IntegerTensor or a BoolTensor")
+        }
         var bytes = [UInt8]()
         bytes.reserveCapacity(tensor.count * dtype.size)
         for v in tensor.scalars {
@@ -64,14 +124,22 @@ public struct SafetensorsFile: Sendable {
                 let rounded = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
                 withUnsafeBytes(of: rounded.littleEndian) { bytes.append(contentsOf: $0) }
             case .f32: withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            default: break // refused above
             }
         }
         tensors[name] = Entry(dtype: dtype, shape: tensor.shape, bytes: bytes)
     }
 
-    /// The tensor `name` converted to `Scalar`; throws if it is missing.
+    /// The floating-point tensor `name` (F16, BF16, F32 or F64) converted to `Scalar`, with the file's shape.
+    ///
+    /// Throws if it is missing, or if it holds integers or bools: those are data, not values to compute with, and are
+    /// read exactly with ``integerTensor(_:as:)`` or ``boolTensor(_:)``.
     public func tensor<Scalar: RecurrentScalar>(_ name: String, as: Scalar.Type = Scalar.self) throws -> Tensor<Scalar> {
         guard let entry = tensors[name] else { throw RecurrentKitError("checkpoint has no tensor named \(name)") }
+        guard entry.dtype.isFloatingPoint else {
+            let reader = entry.dtype == .bool ? "boolTensor(_:)" : "integerTensor(_:as:)"
+            throw RecurrentKitError("tensor \(name) has dtype \(entry.dtype.rawValue), not a floating-point dtype; read it with \(reader)")
+        }
         let count = entry.shape.reduce(1, *)
         var values = [Scalar]()
         values.reserveCapacity(count)
@@ -84,6 +152,7 @@ public struct SafetensorsFile: Sendable {
                 case .bf16:
                     let bits = UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16
                     values.append(Scalar(Float(bitPattern: bits)))
+                default: break // refused above
                 }
             }
         }
@@ -180,7 +249,13 @@ public struct SafetensorsFile: Sendable {
         var tensors: [String: Entry] = [:]
         for r in ranges {
             let (dtype, shape) = entries[r.name]!
-            tensors[r.name] = Entry(dtype: dtype, shape: shape, bytes: Array(bytes[(headerEnd + r.begin)..<(headerEnd + r.end)]))
+            let data = Array(bytes[(headerEnd + r.begin)..<(headerEnd + r.end)])
+            // safetensors and PyTorch do not check BOOL bytes (torch reads 2 as True, but a C++ bool holding 2 is
+            // undefined behaviour): anything but 0 and 1 is a corrupt or hostile file.
+            if dtype == .bool, let i = data.firstIndex(where: { $0 > 1 }) {
+                throw bad("BOOL tensor \(r.name) holds byte \(data[i]) at index \(safetensorsIndex(ofFlat: i, shape: shape)); BOOL bytes must be 0 or 1")
+            }
+            tensors[r.name] = Entry(dtype: dtype, shape: shape, bytes: data)
         }
         self.tensors = tensors
     }
