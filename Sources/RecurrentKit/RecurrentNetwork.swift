@@ -99,8 +99,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// kept, so a model trained on N processes sees exactly the masks of one process. nil (default): the batch is
     /// the whole batch. Not available with a variable-length or bidirectional forward.
     public var dropoutShard: BatchShard? = nil
-    /// Training mode (PyTorch `train()`/`eval()`): the dropout between layers acts in training mode only when the
-    /// network runs as a ``Layer`` (``forward(_:generator:)``); true until ``setTraining(_:)`` turns it off.
+    /// Training mode (PyTorch `train()`/`eval()`): true until ``setTraining(_:)`` turns it off. A forward whose
+    /// `training` argument is nil (the default), and the ``Layer`` forward, apply the dropout between layers in
+    /// training mode only.
     public internal(set) var isTraining = true
     /// Products over time (input projections, weight gradients) run in blocks of this many steps at fixed positions,
     /// so a recomputing backward issues exactly the same calls as the default one.

@@ -13,10 +13,11 @@ extension RecurrentNetwork {
     ///     `enforce_sorted=False`): row b runs its first lengths[b] steps; its output is zero after them, its final state is
     ///     the state at its own last step (the reverse direction starts there), and padded positions take no part in any
     ///     gradient. Nil: every row runs all T steps.
-    ///   - training: applies dropout between layers when true and `dropout > 0`.
+    ///   - training: applies dropout between layers when true and `dropout > 0`; nil (default) follows the network's
+    ///     mode, ``isTraining`` (true until ``setTraining(_:)`` turns it off, as PyTorch's `train()`/`eval()`).
     ///   - generator: draws the dropout masks.
     public func callAsFunction(_ input: RecurrentInput<Scalar>, layout: SequenceLayout = .timeMajor, initialState: RecurrentState<Scalar>? = nil,
-                               lengths: [Int]? = nil, training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
+                               lengths: [Int]? = nil, training: Bool? = nil, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
         var timeMajor = input
         if layout == .batchFirst {
             switch input {
@@ -30,7 +31,7 @@ extension RecurrentNetwork {
                 timeMajor = .oneHot(tokens: (0..<(steps * batch)).map { tokens[($0 % batch) * steps + $0 / batch] }, steps: steps, batch: batch)
             }
         }
-        try runForward(timeMajor, initialState: initialState, lengths: lengths, training: training, generator: &generator)
+        try runForward(timeMajor, initialState: initialState, lengths: lengths, training: training ?? isTraining, generator: &generator)
         return RecurrentRecord(network: self, generation: forwardGeneration, steps: cachedSteps, batch: cachedBatch, layout: layout, lengths: lengths)
     }
 
@@ -74,7 +75,8 @@ extension RecurrentNetwork {
     ///     ``callAsFunction(_:layout:initialState:lengths:training:generator:)``).
     ///   - inputProjections: instead of `input` or `tokens`, layer 0's projections W_ih x_t + b_ih, (T, B, G*H), e.g.
     ///     rows of ``inputProjectionTable(embedding:vocabularySize:into:)`` (inference only: such a forward has no backward).
-    ///   - training: applies dropout between layers when true and `dropout > 0`.
+    ///   - training: applies dropout between layers when true and `dropout > 0`; nil (default) follows the network's
+    ///     mode, ``isTraining`` (true until ``setTraining(_:)`` turns it off, as PyTorch's `train()`/`eval()`).
     ///   - generator: draws the dropout masks.
     /// - Returns: the record of this forward (its output lives in the network's workspace, see
     ///   ``RecurrentRecord/withUnsafeOutput(_:)``).
@@ -84,9 +86,9 @@ extension RecurrentNetwork {
     public func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
                         initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil, lengths: [Int]? = nil,
                         inputProjections: UnsafePointer<Scalar>? = nil,
-                        training: Bool = false, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
+                        training: Bool? = nil, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
         try forward(steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, lengths: lengths,
-                    inputProjections: inputProjections, training: training, generator: &generator)
+                    inputProjections: inputProjections, training: training ?? isTraining, generator: &generator)
         return RecurrentRecord(network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor, lengths: lengths)
     }
 

@@ -106,7 +106,7 @@ public enum AddingProblem {
         let test = try batch(length: options.length, batch: options.testSize, generator: &testGenerator)
 
         func predict(_ inputs: Tensor<Float>, batch B: Int) throws -> (y: [Float], record: RecurrentRecord<Float>) {
-            let record = try network(.dense(inputs), generator: &generator)
+            let record = try network(.dense(inputs), training: false, generator: &generator)
             var y = [Float](repeating: 0, count: B)
             try record.withUnsafeOutput { output in
                 let last = output.baseAddress! + (options.length - 1) * B * H

@@ -89,7 +89,7 @@ public enum Benchmarks {
             try x.scalars.withUnsafeBufferPointer { xp in
                 try dOut.scalars.withUnsafeBufferPointer { dp in
                     let record = try network.forward(steps: T, batch: B, input: xp.baseAddress!, tokens: nil, lengths: packed ? lengths : nil,
-                                                     generator: &g)
+                                                     training: false, generator: &g)
                     try network.backward(record, outputGradient: dp.baseAddress!)
                 }
             }

@@ -266,7 +266,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             let x = embedded.reserve(T * embedding.dimension)
             embedding.forward(tokens, into: x)
             record = try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, initialHidden: state, initialCell: state + L * H,
-                                           generator: &generator)
+                                           training: false, generator: &generator)
         } else {
             let GH = configuration.cell.gateCount * configuration.hiddenSize
             let table = generationTable.reserve(V * GH)
@@ -276,7 +276,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             let rows = generationRows.reserve(T * GH)
             for (t, token) in tokens.enumerated() { (rows + t * GH).update(from: table + token * GH, count: GH) }
             record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: nil, initialHidden: state, initialCell: state + L * H,
-                                           inputProjections: rows, generator: &generator)
+                                           inputProjections: rows, training: false, generator: &generator)
         }
         self.record = record
         try record.copyFinalState(hidden: state, cell: state + L * H)

@@ -122,7 +122,7 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
             try withOptionalPointer(state?.h) { h0 in
                 try withOptionalPointer(cell.hasCellState ? state?.c : nil) { c0 in
                     try network.forward(steps: 1, batch: B, input: x.baseAddress!, tokens: nil, initialHidden: h0, initialCell: c0,
-                                        generator: &generator)
+                                        training: false, generator: &generator) // one layer: no dropout
                 }
             }
         }

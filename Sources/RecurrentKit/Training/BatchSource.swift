@@ -43,8 +43,12 @@ public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
 
     /// Batches of `batchSize` windows starting in `starts` (every valid start when nil).
     /// - Parameters:
+    ///   - windows: the series cut into windows.
+    ///   - starts: the window starts to visit, a part of 0 ..< `windows.count`; nil for all.
+    ///   - batchSize: windows per batch.
     ///   - shuffle: a new order every epoch (false: in order, e.g. for validation).
     ///   - seed: seeds the orders.
+    ///   - layout: of the inputs.
     /// - Throws: when `starts` is empty or outside the valid starts, or the batch size is below 1.
     public init(_ windows: SlidingWindows<Scalar>, starts: Range<Int>? = nil, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0,
                 layout: SequenceLayout = .timeMajor) throws {
@@ -82,9 +86,13 @@ public struct TokenSequenceBatches<Scalar: RecurrentScalar>: BatchSource {
 
     /// Batches of `batchSize` sequences with their labels.
     /// - Parameters:
+    ///   - sequences: token indices, each sequence at least one token.
+    ///   - labels: one class index per sequence.
+    ///   - batchSize: sequences per batch.
     ///   - shuffle: a new order every epoch (false: in order).
     ///   - seed: seeds the orders.
     ///   - bucketByLength: batches of similar lengths (see ``BatchSampler``).
+    ///   - layout: of the inputs.
     /// - Throws: when the counts differ, a sequence is empty, or the batch size is below 1.
     public init(sequences: [[Int]], labels: [Int], batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, bucketByLength: Bool = false,
                 layout: SequenceLayout = .timeMajor) throws {

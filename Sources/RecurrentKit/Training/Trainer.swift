@@ -13,7 +13,7 @@
 /// ```
 ///
 /// The model is in training mode during updates and in evaluation mode while it is validated. A trainer can stop
-/// after any update (time limit, `shouldStop`) and be saved with ``save(to:)``; a trainer built the same way and
+/// after any update (time limit, `shouldStop`) and be saved with ``save(to:metadata:)``; a trainer built the same way and
 /// ``restore(from:)`` continues bit-identically (weights, optimizer moments, dropout stream, position, history).
 ///
 /// One process only for now: a data-parallel job (``GradientReducer`` with several processes) is refused, since the
