@@ -14,6 +14,11 @@ public struct CellInput<Scalar: RecurrentScalar>: LayerValue, Equatable, Sendabl
     /// dL/dx and dL/dstate.
     public typealias Gradient = CellInputGradient<Scalar>
 
+    /// dL/dx and the state gradients added.
+    public static func accumulate(_ a: Gradient, _ b: Gradient) throws -> Gradient {
+        Gradient(x: try Tensor.accumulate(a.x, b.x), state: try CellState.accumulate(a.state, b.state))
+    }
+
     /// A step's input: x (B, I) and the state, h (B, H) and for the LSTM c (B, H); zeros when nil.
     public init(_ x: Tensor<Scalar>, state: CellState<Scalar>? = nil) {
         (self.x, self.state) = (x, state)
@@ -38,6 +43,11 @@ extension CellState: LayerValue {
     /// dL/dh' (B, H) and, for the LSTM, dL/dc' (B, H); a nil `c` is zero (a loss that reads only h'). RNN and GRU
     /// cells ignore `c`.
     public typealias Gradient = CellState<Scalar>
+
+    /// h and c added element-wise, a missing c counting as zeros.
+    public static func accumulate(_ a: CellState<Scalar>, _ b: CellState<Scalar>) throws -> CellState<Scalar> {
+        CellState(h: try Tensor.accumulate(a.h, b.h), c: try Tensor.accumulate(a.c, b.c))
+    }
 }
 
 extension RecurrentCell: Layer {

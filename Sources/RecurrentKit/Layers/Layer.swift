@@ -5,11 +5,39 @@
 public protocol LayerValue {
     /// dL/d(value).
     associatedtype Gradient
+
+    /// The gradient of a value used twice: the sum of the gradients each use received (a ``Tape`` adds them).
+    /// - Throws: when their shapes differ.
+    static func accumulate(_ a: Gradient, _ b: Gradient) throws -> Gradient
 }
 
 extension Tensor: LayerValue {
     /// dL/dx has x's shape.
     public typealias Gradient = Tensor
+
+    /// a + b element-wise.
+    public static func accumulate(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try b.requireShape(a.shape, name: "accumulated gradient")
+        var sum = a
+        for i in sum.scalars.indices { sum.scalars[i] += b.scalars[i] }
+        return sum
+    }
+
+    /// a + b, a missing one counting as zeros.
+    static func accumulate(_ a: Tensor?, _ b: Tensor?) throws -> Tensor? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return try accumulate(a, b)
+    }
+}
+
+extension RecurrentState {
+    /// h and c added element-wise, a missing one counting as zeros.
+    static func accumulate(_ a: RecurrentState?, _ b: RecurrentState?) throws -> RecurrentState? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return RecurrentState(h: try Tensor.accumulate(a.h, b.h), c: try Tensor.accumulate(a.c, b.c))
+    }
 }
 
 /// A model part with a hand-written backward: ``forward(_:generator:)`` returns the output and a record, and

@@ -16,6 +16,11 @@ public struct SequenceBatch<Scalar: RecurrentScalar>: LayerValue {
     /// dL/dinput (nil for token input) and dL/dh0 (and dL/dc0).
     public typealias Gradient = SequenceBatchGradient<Scalar>
 
+    /// Both parts added, a missing one counting as zeros.
+    public static func accumulate(_ a: Gradient, _ b: Gradient) throws -> Gradient {
+        Gradient(input: try Tensor.accumulate(a.input, b.input), initialState: try RecurrentState.accumulate(a.initialState, b.initialState))
+    }
+
     /// A batch of dense sequences, x (T, B, I), or (B, T, I) batch-first.
     public init(_ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor, initialState: RecurrentState<Scalar>? = nil) {
         (input, self.lengths, self.layout, self.initialState) = (.dense(x), lengths, layout, initialState)
@@ -58,6 +63,11 @@ public struct RecurrentOutput<Scalar: RecurrentScalar>: LayerValue {
 
     /// dL/doutput and dL/dh_T (either may be nil: zeros).
     public typealias Gradient = RecurrentOutputGradient<Scalar>
+
+    /// Both parts added, a missing one counting as zeros.
+    public static func accumulate(_ a: Gradient, _ b: Gradient) throws -> Gradient {
+        Gradient(output: try Tensor.accumulate(a.output, b.output), finalState: try RecurrentState.accumulate(a.finalState, b.finalState))
+    }
 
     /// An output from its parts.
     public init(output: Tensor<Scalar>, finalState: RecurrentState<Scalar>, lengths: [Int]?, layout: SequenceLayout, directions: Int) {
