@@ -100,6 +100,53 @@ final class SequentialTests: XCTestCase {
         assertClose(try XCTUnwrap(dInput.input), expected, tolerance: 1e-12, "dx (batch-first, zero at padding)")
     }
 
+    /// Examples/Forecast's model (2-layer LSTM with dropout, last step, dropout, head) at a small size, in evaluation
+    /// mode, as PyTorch's in `eval()`.
+    func testForecastExampleModelMatchesPyTorch() throws {
+        let c = try model("forecast_example")
+        var g = SeededGenerator(seed: 1)
+        let model = try Sequential(seed: 5) {
+            ("lstm", try LSTM<Double>(inputSize: 1, hiddenSize: 6, numLayers: 2, dropout: 0.2, generator: &g))
+            LastStep<Double>()
+            try Dropout<Double>(probability: 0.1)
+            ("head", try Linear<Double>(inputSize: 6, outputSize: 5, generator: &g))
+        }
+        try load(c, into: model.parameters)
+        model.eval()
+        let pass = try model.forward(try Fixture.tensor((c["inputs"] as! [String: Any])["x"], as: Double.self))
+        assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "output")
+        let (loss, dOut) = try meanSquaredError(predictions: pass.output, targets: try Fixture.tensor(c["targets"]))
+        XCTAssertEqual(loss, c["loss"] as! Double, accuracy: 1e-12)
+        model.parameters.zeroGradients()
+        let dInput = try pass.backward(dOut)
+        try assertGradients(c, model.parameters, tolerance: 1e-12)
+        assertClose(try XCTUnwrap(dInput.input), try Fixture.tensor((c["input_gradients"] as! [String: Any])["x"], as: Double.self),
+                    tolerance: 1e-12, "dx")
+    }
+
+    /// Examples/ClassifyVariableLength's model at a small size: embedding, bidirectional GRU over packed rows, both
+    /// final states joined, a hidden ReLU layer, the head.
+    func testClassifierExampleModelMatchesPyTorch() throws {
+        let c = try model("classify_example")
+        var g = SeededGenerator(seed: 2)
+        let model = try Sequential(seed: 1) {
+            ("embedding", try Embedding<Double>(vocabularySize: 4, dimension: 3, generator: &g))
+            ("gru", try GRU<Double>(inputSize: 3, hiddenSize: 4, bidirectional: true, generator: &g))
+            FinalHiddenState<Double>()
+            ("hidden", try Linear<Double>(inputSize: 8, outputSize: 4, generator: &g))
+            ReLU<Double>()
+            ("head", try Linear<Double>(inputSize: 4, outputSize: 2, generator: &g))
+        }
+        try load(c, into: model.parameters)
+        let pass = try model.forward(SequenceBatch(tokens: c["tokens"] as! [Int], steps: 6, batch: 3, lengths: c["lengths"] as! [Int]))
+        assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "logits")
+        let (loss, dLogits) = try softmaxCrossEntropy(logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
+        XCTAssertEqual(loss, c["loss"] as! Double, accuracy: 1e-12)
+        model.parameters.zeroGradients()
+        try pass.backward(dLogits)
+        try assertGradients(c, model.parameters, tolerance: 1e-12)
+    }
+
     /// Central differences of the loss over every parameter and input element, with the generator reset before each
     /// forward so the dropout masks are the same: dropout (standalone and between layers), an LSTM with a projection
     /// read through its final state, ReLU and reshapes.
