@@ -44,9 +44,9 @@ final class TrainerTests: XCTestCase {
         let manual = try makeModel(seed: 3)
         let data = trainer.data
         let adam = try Adam(learningRate: 0.01)
-        var generator = SeededGenerator(seed: 9)
         for epoch in 0..<2 {
             for index in 0..<data.batchesPerEpoch {
+                var generator = trainer.maskGenerator(epoch: epoch, index: index)
                 let batch = try data.batch(epoch: epoch, index: index)
                 manual.parameters.zeroGradients()
                 let (output, record) = try manual.forward(batch.input, generator: &generator)
@@ -82,7 +82,6 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(try second.train())
         XCTAssertEqual(values(second.model.parameters), values(whole.model.parameters), "weights bit for bit")
         XCTAssertEqual(second.optimizer.stateBuffers, whole.optimizer.stateBuffers, "Adam moments")
-        XCTAssertEqual(second.generator, whole.generator, "dropout stream")
         XCTAssertEqual(second.validations, whole.validations)
         XCTAssertEqual(second.history.map { $0.trainingLoss }, whole.history.map { $0.trainingLoss })
         XCTAssertEqual(second.history.map { $0.validationLoss }, whole.history.map { $0.validationLoss })
@@ -113,12 +112,63 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(lines[0].contains("\"event\":\"epoch\""), String(lines[0]))
     }
 
-    func testEvaluationModeHasNoDropoutAndDrawsNothing() throws {
+    func testEvaluationModeHasNoDropout() throws {
         let trainer = try makeTrainer(try makeModel(seed: 8), options: TrainerOptions(epochs: 1, seed: 3))
-        let before = trainer.generator
         let a = try trainer.validationLoss(), b = try trainer.validationLoss()
         XCTAssertEqual(a, b)
-        XCTAssertEqual(trainer.generator, before)
+        XCTAssertNotEqual(trainer.maskGenerator(epoch: 0, index: 1), trainer.maskGenerator(epoch: 0, index: 2))
+        XCTAssertNotEqual(trainer.maskGenerator(epoch: 0, index: 1), trainer.maskGenerator(epoch: 1, index: 1))
+    }
+
+    /// N threads joined by an in-memory reducer run the protocol of N MPI processes: every rank ends on the same
+    /// weights, and without dropout they match one process up to the summation order; validation is sharded and
+    /// agrees; only rank 0 writes files.
+    func testDataParallelTrainingMatchesOneProcess() throws {
+        func plainModel() throws -> Sequential<Chain<Chain<Named<GRU<Float>>, Named<LastStep<Float>>>, Named<Linear<Float>>>> {
+            var g = SeededGenerator(seed: 21)
+            return try Sequential {
+                ("gru", try GRU<Float>(inputSize: 2, hiddenSize: 5, numLayers: 2, generator: &g))
+                LastStep<Float>()
+                ("head", try Linear<Float>(inputSize: 5, outputSize: 4, generator: &g))
+            }
+        }
+        let w = try windows()
+        func run(_ reducer: GradientReducer, folder: String?) throws -> ([Float], [Double?]) {
+            let model = try plainModel()
+            let options = TrainerOptions(epochs: 2, clip: 1, validateEvery: 3, seed: 4, metricsPath: folder.map { $0 + "/metrics-\(reducer.rank).jsonl" })
+            let trainer = try Trainer(model: model, optimizer: try Adam(learningRate: 0.01), data: try WindowBatches(w, starts: 0..<96, batchSize: 12, seed: 2),
+                                      validation: try WindowBatches(w, starts: 96..<w.count, batchSize: 11, shuffle: false), options: options,
+                                      reducer: reducer) { try meanSquaredError(predictions: $0, targets: $1) }
+            try trainer.train()
+            return (values(model.parameters), trainer.history.map(\.validationLoss))
+        }
+        let one = try run(SingleProcessReducer(), folder: nil)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-parallel-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for processes in [2, 3] {
+            let ranks = try ThreadedJob.run(processes: processes) { reducer in try run(reducer, folder: folder) }
+            for r in ranks.dropFirst() {
+                XCTAssertEqual(r.0, ranks[0].0, "\(processes) processes: every rank holds the same weights")
+                XCTAssertEqual(r.1, ranks[0].1, "the same validation losses")
+            }
+            let worst = zip(ranks[0].0, one.0).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 2e-5, "\(processes) processes against one: summation order only")
+            for (a, b) in zip(ranks[0].1, one.1) { XCTAssertEqual(a!, b!, accuracy: 1e-5) }
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["metrics-0.jsonl"], "rank 0 writes")
+        XCTAssertThrowsError(try ThreadedJob.run(processes: 2) { reducer in
+            try Trainer(model: try plainModel(), optimizer: try SGD(learningRate: 0.1), data: AnySource(try WindowBatches(w, batchSize: 4)),
+                        reducer: reducer) { try meanSquaredError(predictions: $0, targets: $1) }
+        }) { XCTAssertTrue("\($0)".hasPrefix("a data-parallel job needs data that give each process its rows"), "\($0)") }
+    }
+
+    /// A batch source that cannot shard (a user's own type).
+    private struct AnySource: BatchSource {
+        let wrapped: WindowBatches<Float>
+        init(_ wrapped: WindowBatches<Float>) { self.wrapped = wrapped }
+        var batchesPerEpoch: Int { wrapped.batchesPerEpoch }
+        func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Float>, Tensor<Float>> { try wrapped.batch(epoch: epoch, index: index) }
     }
 
     func testStopsOnTimeAndRefusesNonFiniteLosses() throws {

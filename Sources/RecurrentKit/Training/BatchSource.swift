@@ -28,6 +28,15 @@ public protocol BatchSource {
     func batch(epoch: Int, index: Int) throws -> Batch<Input, Target>
 }
 
+/// A ``BatchSource`` that gives each process of a data-parallel job its rows of a batch (contiguous, in rank order:
+/// ``BatchShard``), so a ``Trainer`` with a several-process ``GradientReducer`` trains on the same global batches.
+public protocol ShardableBatchSource: BatchSource {
+    /// Rows (examples) in batch `index` of epoch `epoch`: the global batch the shards split.
+    func rowCount(epoch: Int, index: Int) -> Int
+    /// The rows `shard.rows` of batch `index` of epoch `epoch`.
+    func batch(epoch: Int, index: Int, shard: BatchShard) throws -> Batch<Input, Target>
+}
+
 /// Forecasting batches over a range of window starts of one series, every window once per epoch in a seeded order:
 /// inputs (T, B, F) as a ``SequenceBatch`` (or batch-first), targets (B, horizon x F).
 public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
@@ -65,9 +74,23 @@ public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
 
     /// The windows of batch `index` in epoch `epoch`.
     public func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
-        let rows = cache.rows(of: sampler, epoch: epoch, index: index)
+        try windows(cache.rows(of: sampler, epoch: epoch, index: index))
+    }
+
+    private func windows(_ rows: ArraySlice<Int>) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
         let (x, y) = try windows.batch(starts: rows.map { starts.lowerBound + $0 }, layout: layout)
         return Batch(input: SequenceBatch(x, layout: layout), target: y, count: rows.count)
+    }
+}
+
+extension WindowBatches: ShardableBatchSource {
+    /// Windows in batch `index` of epoch `epoch`.
+    public func rowCount(epoch: Int, index: Int) -> Int { cache.rows(of: sampler, epoch: epoch, index: index).count }
+
+    /// This process's windows of batch `index` in epoch `epoch`.
+    public func batch(epoch: Int, index: Int, shard: BatchShard) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
+        let rows = cache.rows(of: sampler, epoch: epoch, index: index)
+        return try windows(rows[(rows.startIndex + shard.rows.lowerBound)..<(rows.startIndex + shard.rows.upperBound)])
     }
 }
 
@@ -108,8 +131,22 @@ public struct TokenSequenceBatches<Scalar: RecurrentScalar>: BatchSource {
 
     /// The padded tokens (T, B) with lengths, and the labels, of batch `index` in epoch `epoch`.
     public func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
+        try padded(cache.rows(of: sampler, epoch: epoch, index: index))
+    }
+
+    private func padded(_ rows: ArraySlice<Int>) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
+        Batch(input: try SequenceBatch(padding: rows.map { sequences[$0] }, layout: layout), target: rows.map { labels[$0] }, count: rows.count)
+    }
+}
+
+extension TokenSequenceBatches: ShardableBatchSource {
+    /// Sequences in batch `index` of epoch `epoch`.
+    public func rowCount(epoch: Int, index: Int) -> Int { cache.rows(of: sampler, epoch: epoch, index: index).count }
+
+    /// This process's sequences of batch `index` in epoch `epoch`, padded to their own longest.
+    public func batch(epoch: Int, index: Int, shard: BatchShard) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
         let rows = cache.rows(of: sampler, epoch: epoch, index: index)
-        return Batch(input: try SequenceBatch(padding: rows.map { sequences[$0] }, layout: layout), target: rows.map { labels[$0] }, count: rows.count)
+        return try padded(rows[(rows.startIndex + shard.rows.lowerBound)..<(rows.startIndex + shard.rows.upperBound)])
     }
 }
 

@@ -9,7 +9,6 @@ struct TrainerRunState: Codable {
     var position: BatchSampler.Position
     var step: Int
     var skippedSteps: Int
-    var generator: [UInt64]
     var bestValidationLoss: Double?
     var bestValidationStep: Int
     var measurementsSinceBest: Int
@@ -32,7 +31,7 @@ extension Trainer {
     public static var stateKey: String { "trainer.state" }
 
     /// Saves the parameters, the optimizer's state and the trainer's state to `path` atomically (the previous file
-    /// stays intact on any failure). `ParameterStore.load(from:optimizer:)` reads its parameters, and PyTorch's
+    /// stays intact on any failure); in a data-parallel job only rank 0 writes (every process holds the same state). `ParameterStore.load(from:optimizer:)` reads its parameters, and PyTorch's
     /// `safetensors` reads them by name (the `_optimizer.` tensors aside).
     /// - Parameters:
     ///   - path: the file.
@@ -40,6 +39,7 @@ extension Trainer {
     ///     `trainer.state` are reserved.
     public func save(to path: String, metadata: [String: String] = [:]) throws {
         guard metadata[Self.stateKey] == nil else { throw RecurrentKitError("metadata key '\(Self.stateKey)' is reserved") }
+        guard reducer.rank == 0 else { return }
         var all = metadata
         all[Self.stateKey] = try Self.encode(state)
         try model.parameters.save(to: path, metadata: all, optimizer: optimizer)
@@ -72,7 +72,6 @@ extension Trainer {
 
     private var state: TrainerRunState {
         TrainerRunState(options: options, position: position, step: step, skippedSteps: skippedSteps,
-                     generator: [generator.state.0, generator.state.1, generator.state.2, generator.state.3],
                      bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
                      measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly, history: history, validations: validations,
                      lossSum: lossSum, exampleCount: exampleCount, normSum: normSum, updatesInEpoch: updatesInEpoch,
@@ -89,7 +88,6 @@ extension Trainer {
         guard saved.baseLearningRate == baseLearningRate else {
             throw bad("its base learning rate \(saved.baseLearningRate) is not the optimizer's \(baseLearningRate)")
         }
-        guard saved.generator.count == 4, saved.generator.contains(where: { $0 != 0 }) else { throw bad("its dropout generator state is invalid") }
         guard saved.position.epoch >= 0, saved.position.batch >= 0, saved.position.batch <= data.batchesPerEpoch else {
             throw bad("position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchesPerEpoch) batches per epoch")
         }
@@ -107,7 +105,6 @@ extension Trainer {
     private func apply(_ saved: TrainerRunState) {
         position = saved.position
         (step, skippedSteps) = (saved.step, saved.skippedSteps)
-        generator = SeededGenerator(state: (saved.generator[0], saved.generator[1], saved.generator[2], saved.generator[3]))
         (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (saved.bestValidationLoss, saved.bestValidationStep, saved.measurementsSinceBest)
         (stoppedEarly, history, validations) = (saved.stoppedEarly, saved.history, saved.validations)
         (lossSum, exampleCount, normSum, updatesInEpoch) = (saved.lossSum, saved.exampleCount, saved.normSum, saved.updatesInEpoch)
@@ -117,7 +114,7 @@ extension Trainer {
 
     /// Rewrites the metrics file (one JSON object per line: every epoch summary, then every validation) atomically.
     func writeMetrics() throws {
-        guard let path = options.metricsPath else { return }
+        guard reducer.rank == 0, let path = options.metricsPath else { return }
         var lines: [String] = []
         for summary in history { lines.append(try Self.encode(MetricsLine(event: "epoch", epoch: summary, validation: nil))) }
         for report in validations { lines.append(try Self.encode(MetricsLine(event: "validation", epoch: nil, validation: report))) }

@@ -12,12 +12,19 @@
 /// try trainer.train()
 /// ```
 ///
-/// The model is in training mode during updates and in evaluation mode while it is validated. A trainer can stop
-/// after any update (time limit, `shouldStop`) and be saved with ``save(to:metadata:)``; a trainer built the same way and
-/// ``restore(from:)`` continues bit-identically (weights, optimizer moments, dropout stream, position, history).
+/// The model is in training mode during updates and in evaluation mode while it is validated. Dropout masks come
+/// from a generator seeded by the options' seed, the batch's position and the process's rank, so they do not depend on
+/// how a run was interrupted. A trainer can stop after any update (time limit, `shouldStop`) and be saved with
+/// ``save(to:metadata:)``; a trainer built the same way and ``restore(from:)`` continues bit-identically (weights,
+/// optimizer moments, position, best validation, history).
 ///
-/// One process only for now: a data-parallel job (``GradientReducer`` with several processes) is refused, since the
-/// batch sources do not yet give each process its share of a batch.
+/// Data-parallel: with a ``ShardableBatchSource`` (``WindowBatches``, ``TokenSequenceBatches``) and a
+/// ``GradientReducer`` of several processes (e.g. `RecurrentKitMPI`'s `MPIReducer`), every process runs its rows of
+/// each batch (``BatchShard``: every batch needs at least one row per process), the gradients, scaled by B_r/B, are
+/// summed with one call per update, and every process applies the same update; validation is sharded the same way and
+/// stop decisions are collective. The result matches one process up to the summation order, except that each
+/// process draws its own dropout masks. Files (best parameters, metrics, ``save(to:metadata:)``) are written by rank
+/// 0 only.
 public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource> where Data.Input == Model.Input {
     /// The loss of one batch and its gradient with respect to the model's output.
     public typealias LossFunction = (Model.Output, Data.Target) throws -> (loss: Double, gradient: Model.Output.Gradient)
@@ -34,8 +41,12 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     public let loss: LossFunction
     /// The options (validated).
     public internal(set) var options: TrainerOptions
-    /// Draws the dropout masks (part of a checkpoint).
-    public internal(set) var generator: SeededGenerator
+    /// Sums gradients, losses and decisions across the processes of a data-parallel job (one process by default).
+    public let reducer: GradientReducer
+    /// This process's rows of a batch (nil with one process).
+    let shardedBatch: ((Data, Int, Int, BatchShard) throws -> Batch<Data.Input, Data.Target>)?
+    /// Rows of a global batch (nil with one process).
+    let globalRows: ((Data, Int, Int) -> Int)?
     /// Updates applied (skipped ones excluded).
     public internal(set) var step = 0
     /// Updates skipped for NaN or infinite values.
@@ -64,20 +75,47 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     ///   - data: the training batches.
     ///   - validation: batches to measure the loss on (in evaluation mode), or nil.
     ///   - options: the run's options.
-    ///   - reducer: must have one process (data-parallel training of composed models is not available yet).
+    ///   - reducer: one process (the default); a data-parallel job needs a ``ShardableBatchSource``.
     ///   - loss: the loss of a batch's output and target, and its gradient.
-    /// - Throws: on invalid options or a data source without batches.
-    public init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
-                reducer: GradientReducer = SingleProcessReducer(), loss: @escaping LossFunction) throws {
-        try options.validate()
+    /// - Throws: on invalid options, a data source without batches, or several processes with data that cannot be
+    ///   sharded.
+    public convenience init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
+                            reducer: GradientReducer = SingleProcessReducer(), loss: @escaping LossFunction) throws {
         guard reducer.processCount == 1 else {
-            throw RecurrentKitError("data-parallel training of a composed model is not available yet; run one process (LanguageModelTrainer supports mpirun)")
+            throw RecurrentKitError("a data-parallel job needs data that give each process its rows (a ShardableBatchSource such as WindowBatches or TokenSequenceBatches)")
         }
+        try self.init(model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
+                      shardedBatch: nil, globalRows: nil, loss: loss)
+    }
+
+    init(model: Model, optimizer: Optimizer, data: Data, validation: Data?, options: TrainerOptions, reducer: GradientReducer,
+         shardedBatch: ((Data, Int, Int, BatchShard) throws -> Batch<Data.Input, Data.Target>)?, globalRows: ((Data, Int, Int) -> Int)?,
+         loss: @escaping LossFunction) throws {
+        try options.validate()
         guard data.batchesPerEpoch >= 1 else { throw RecurrentKitError("the training data have no batch") }
         if let validation, validation.batchesPerEpoch < 1 { throw RecurrentKitError("the validation data have no batch") }
         (self.model, self.optimizer, self.data, validationData, self.options, self.loss) = (model, optimizer, data, validation, options, loss)
-        generator = SeededGenerator(seed: options.seed)
+        (self.reducer, self.shardedBatch, self.globalRows) = (reducer, shardedBatch, globalRows)
         baseLearningRate = optimizer.learningRate
+    }
+
+    /// The generator of the dropout masks of batch `index` of epoch `epoch` on this process.
+    public func maskGenerator(epoch: Int, index: Int) -> SeededGenerator {
+        var mix = SeededGenerator(seed: options.seed)
+        let a = mix.next() ^ UInt64(truncatingIfNeeded: epoch) &* 0x9E37_79B9_7F4A_7C15
+        let b = mix.next() ^ UInt64(truncatingIfNeeded: index) &* 0xBF58_476D_1CE4_E5B9
+        return SeededGenerator(seed: a ^ (b >> 1) ^ UInt64(truncatingIfNeeded: reducer.rank) &* 0x94D0_49BB_1331_11EB)
+    }
+
+    /// This process's rows of batch `index` of `source`'s epoch `epoch` and the global batch's row count.
+    private func localBatch(_ source: Data, epoch: Int, index: Int) throws -> (batch: Batch<Data.Input, Data.Target>, globalCount: Int) {
+        guard let shardedBatch, let globalRows, reducer.processCount > 1 else {
+            let batch = try source.batch(epoch: epoch, index: index)
+            return (batch, batch.count)
+        }
+        let rows = globalRows(source, epoch, index)
+        let shard = try reducer.shard(ofBatch: rows)
+        return (try shardedBatch(source, epoch, index, shard), rows)
     }
 
     /// True when every epoch has run, `maxUpdates` is reached, or early stopping ended the run.
@@ -118,12 +156,20 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         let perEpoch = data.batchesPerEpoch
         while !isFinished {
             let updateStart = monotonicSeconds()
-            let batch = try data.batch(epoch: position.epoch, index: position.batch)
+            let (batch, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch)
             model.setTraining(true)
             model.parameters.zeroGradients()
+            var generator = maskGenerator(epoch: position.epoch, index: position.batch)
             let (output, record) = try model.forward(batch.input, generator: &generator)
-            let (batchLoss, gradient) = try loss(output, batch.target)
+            var (batchLoss, gradient) = try loss(output, batch.target)
             _ = try model.backward(record, outputGradient: gradient)
+            if reducer.processCount > 1 {
+                // This process's share of the global mean: its rows' mean loss and gradients times B_r/B, summed.
+                let weight = Double(batch.count) / Double(globalCount)
+                model.parameters.scaleGradients(by: Model.Scalar(weight))
+                try reducer.sumGradients(model.parameters)
+                batchLoss = try reducer.sum([batchLoss * weight])[0]
+            }
             var norm = Double.nan
             if batchLoss.isFinite {
                 norm = options.clip > 0 ? (try? clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle)) ?? .nan
@@ -141,8 +187,8 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
                 }
                 try optimizer.step(model.parameters)
                 step += 1
-                lossSum += batchLoss * Double(batch.count)
-                exampleCount += batch.count
+                lossSum += batchLoss * Double(globalCount)
+                exampleCount += globalCount
                 normSum += norm
                 updatesInEpoch += 1
             }
@@ -158,7 +204,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             try afterStep(self)
             if isFinished { break }
             let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-            if timeUp || shouldStop() { return false }
+            if try reducer.any(timeUp || shouldStop()) { return false } // every process stops after the same update
         }
         return true
     }
@@ -170,19 +216,21 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         return try meanLoss(on: validationData)
     }
 
-    /// The mean loss of `source`'s first epoch in evaluation mode (each batch weighted by its count).
+    /// The mean loss of `source`'s first epoch in evaluation mode (each batch weighted by its count); in a
+    /// data-parallel job each process measures its rows and the sums are added, so every process gets the same value.
     public func meanLoss(on source: Data) throws -> Double {
         model.setTraining(false)
         defer { model.setTraining(true) }
-        var total = 0.0, count = 0
+        var sums = [0.0, 0.0]
         var unused = SeededGenerator(seed: 0)
         for index in 0..<source.batchesPerEpoch {
-            let batch = try source.batch(epoch: 0, index: index)
+            let (batch, _) = try localBatch(source, epoch: 0, index: index)
             let output = try model.forward(batch.input, generator: &unused).output
-            total += try loss(output, batch.target).loss * Double(batch.count)
-            count += batch.count
+            sums[0] += try loss(output, batch.target).loss * Double(batch.count)
+            sums[1] += Double(batch.count)
         }
-        return total / Double(max(count, 1))
+        sums = try reducer.sum(sums)
+        return sums[0] / max(sums[1], 1)
     }
 
     /// Closes the epoch: its summary, the validation at its end, the history and metrics.
@@ -208,7 +256,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         let report = ValidationReport(step: step, epoch: position.epoch + 1, loss: measured, isBest: isBest, sinceBest: measurementsSinceBest)
         validations.append(report)
         progress(.validation(report))
-        if isBest, let path = options.bestCheckpointPath {
+        if isBest, reducer.rank == 0, let path = options.bestCheckpointPath {
             try model.parameters.save(to: path, metadata: ["trainer.bestStep": String(step), "trainer.bestLoss": "\(measured)"])
         }
         if let patience = options.earlyStopPatience, measurementsSinceBest >= patience { stoppedEarly = true }
@@ -217,4 +265,15 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
 
     /// Every validation measurement so far.
     public internal(set) var validations: [ValidationReport] = []
+}
+
+extension Trainer where Data: ShardableBatchSource {
+    /// A trainer whose data can be sharded: with a reducer of several processes, each process runs its rows of every
+    /// batch (see ``Trainer``); with one process, the same as the general initializer.
+    public convenience init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
+                            reducer: GradientReducer = SingleProcessReducer(), loss: @escaping LossFunction) throws {
+        try self.init(model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
+                      shardedBatch: { source, epoch, index, shard in try source.batch(epoch: epoch, index: index, shard: shard) },
+                      globalRows: { source, epoch, index in source.rowCount(epoch: epoch, index: index) }, loss: loss)
+    }
 }
