@@ -159,6 +159,7 @@ struct CompareBPTTCommand: ParsableCommand {
         ]
         for (label, sampling, bptt) in runs {
             var o = TrainingOptions()
+            o.maxTokens = 10_000 // d2l 8.7: the first 10,000 tokens
             o.cell = cell
             o.hiddenSize = hidden
             o.epochs = epochs

@@ -11,9 +11,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Checkpoint written by rnn train (safetensors).") var checkpoint: String
     @Option(help: "UTF-8 text file to evaluate (default: the embedded corpus named by --corpus).") var text: String?
     @Option(help: "Embedded corpus used when --text is absent.") var corpus: String = "timemachine"
-    @Option(help: "Parallel rows while evaluating (does not change the result much).") var batch: Int = 32
-    @Option(help: "Steps per chunk (the state is carried across chunks).") var steps: Int = 35
-    @Option(help: "Weight storage: float32, or bfloat16 or int8 (these read the text as one stream, token by token, like generation; compare with --batch 1).") var precision: WeightPrecision = .float32
+    @Option(help: "Row-parallel evaluation: cut the text into this many rows read in parallel, each from a zero state (faster, but the first tokens of every row lack context, so the figure is higher; rnn train's validation reads its --batch rows of --steps this way). Default: the text as one stream, the state carried throughout.") var batch: Int?
+    @Option(help: "Steps per chunk; the state is carried across chunks, so it changes only the rounding (default 35 with --batch, \(EvaluationLayout.streamChunkSteps) for one stream).") var steps: Int?
+    @Option(help: "Weight storage: float32, or bfloat16 or int8 (these read the text as one stream, token by token, like generation).") var precision: WeightPrecision = .float32
     @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -30,14 +30,28 @@ struct EvalCommand: ParsableCommand {
         // Cut before encoding (by characters in every mode), so text past the limit is never read.
         if maxChars > 0 && prepared.unicodeScalars.count > maxChars { prepared = String(prepared.unicodeScalars.prefix(maxChars)) }
         let tokens = try loaded.vocabulary.encode(prepared)
-        let ce = try weightPrecision.compactFormat.map { try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, format: $0) }
-            ?? Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, batchSize: batch, numSteps: steps)
+        if let batch, batch < 1 { throw RecurrentKitError.invalidArgument("batch", batch, "must be at least 1") }
+        if let steps, steps < 1 { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
+        // One stream unless --batch asks for rows; --steps alone only sets the stream's chunk length.
+        let layout: EvaluationLayout = batch == nil && steps == nil ? .stream : .rows(batch: batch ?? 1, steps: steps ?? (batch == nil ? EvaluationLayout.streamChunkSteps : 35))
+        let setting: String
+        let ce: Double
+        if let format = weightPrecision.compactFormat {
+            guard (batch ?? 1) == 1 else {
+                throw RecurrentKitError("--batch \(batch!) needs --precision float32: \(weightPrecision.rawValue) weights read the text as one stream, token by token")
+            }
+            ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, format: format)
+            setting = EvaluationLayout.stream.description(tokenCount: tokens.count) + ", token by token, \(weightPrecision.rawValue) weights"
+        } else {
+            ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, layout: layout)
+            setting = layout.description(tokenCount: tokens.count)
+        }
         guard ce.isFinite, perplexity(meanCrossEntropy: ce).isFinite else {
             throw RecurrentKitError("the checkpoint's predictions overflow (cross-entropy \(ce) nats per character, perplexity \(perplexity(meanCrossEntropy: ce))): the model diverged and cannot be evaluated")
         }
         print("characters predicted \(tokens.count - 1)")
         print("cross-entropy \(fixed(ce, 6)) nats/char")
-        print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6))")
+        print("perplexity \(fixed(perplexity(meanCrossEntropy: ce), 6)) (\(setting))")
         print("bits per character \(fixed(ce / log(2), 6))")
     }
 }

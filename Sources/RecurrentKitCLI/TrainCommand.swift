@@ -9,14 +9,17 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a character language model (default: d2l 8.5, tanh RNN H512 on The Time Machine).",
-        discussion: "Presets: \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ")). Options given override the preset."
+        discussion: "Presets: \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ")). Options given override the preset. "
+            + "The d2l presets train on the first 10,000 tokens, as d2l does; without --preset, a --corpus of your own is read whole (--max-tokens decides in every case)."
     )
 
-    @Option(help: "Preset; options given override it.") var preset: TrainingPreset = .d2lRNN
+    @Option(help: "Preset (default d2l-rnn); options given override it.") var preset: TrainingPreset?
+    /// The preset the run starts from.
+    var basePreset: TrainingPreset { preset ?? .d2lRNN }
     @Option(help: "Embedded corpus (timemachine, tinyshakespeare) or a UTF-8 text file.") var corpus: String?
     @Option(help: "Tokens: d2l (letters, lower-case), raw (every character, 90/10 split) or words (d2l 8.2 word tokens).") var textMode: TextMode?
     @Option(help: "Words mode: words seen fewer times become <unk> (d2l min_freq).") var minFrequency: Int?
-    @Option(help: "Use only the first N tokens (0 = all).") var maxTokens: Int?
+    @Option(help: "Use only the first N tokens (0 = all; default: all, or the d2l presets' 10,000).") var maxTokens: Int?
     @Option(help: "Cell (also rnn, tanh, relu, linear).") var cell: CellKind?
     @Option(help: "Hidden units.") var hidden: Int?
     @Option(help: "Recurrent layers.") var layers: Int?
@@ -55,8 +58,13 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func resolvedOptions() throws -> TrainingOptions {
-        var o = preset.options
-        if let corpus { o.corpus = corpus }
+        var o = basePreset.options
+        if let corpus {
+            // Your own text is read whole unless a preset you name (or --max-tokens) asks for a cut: the d2l cut
+            // belongs to d2l's recipe, not to `rnn train`'s default.
+            if preset == nil, corpus != o.corpus { o.maxTokens = nil }
+            o.corpus = corpus
+        }
         if let textMode { o.textMode = textMode }
         if let minFrequency { o.minimumFrequency = minFrequency }
         if let maxTokens {
@@ -160,7 +168,7 @@ struct TrainCommand: ParsableCommand {
                 options.embeddingSize = model.embeddingSize
                 options.textMode = start!.vocabulary.mode
             }
-            folder = output ?? "runs/\(preset.rawValue)"
+            folder = output ?? "runs/\(basePreset.rawValue)"
             try lockFolder(folder)
             if isRoot { try checkWritableLocation(folder + "/model.safetensors") }
             trainer = try LanguageModelTrainer(options: options, reducer: reducer)
@@ -180,9 +188,12 @@ struct TrainCommand: ParsableCommand {
         if isRoot { try checkWritableLocation(checkpointPath, requiredBytes: 2 * (4 + 8 * moments) * parameterCount + 1_000_000) }
         let config = trainer.model.configuration
         let weightCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
-        say("corpus \(options.corpus) (\(options.textMode.rawValue)): \(trainer.corpus.trainTokens.count) training tokens"
-              + (trainer.corpus.validationTokens.isEmpty ? "" : ", \(trainer.corpus.validationTokens.count) validation tokens")
-              + ", vocabulary \(config.vocabularySize)")
+        say("corpus \(options.corpus) (\(options.textMode.rawValue), vocabulary \(config.vocabularySize)): "
+            + tokenCountLine(trainer, cutBy: resume == nil && maxTokens == nil && options.maxTokens != nil ? "preset \(basePreset.rawValue)" : nil))
+        if !trainer.corpus.validationTokens.isEmpty {
+            say("validation: \(trainer.validationLayout.description(tokenCount: trainer.corpus.validationTokens.count)), at the end of every epoch"
+                + (options.evaluateEvery.map { " and every \($0) updates" } ?? "") + "; rnn eval reads one stream")
+        }
         say("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
               + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
         say("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
@@ -270,7 +281,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let last = trainer.history.last {
             let bestRate = trainer.history.map(\.tokensPerSecond).max() ?? 0
-            print("perplexity \(fixed(last.trainPerplexity, 2))" + (last.validationPerplexity.map { ", validation \(fixed($0, 2))" } ?? "")
+            print("perplexity \(fixed(last.trainPerplexity, 2))" + (last.validationPerplexity.map { ", validation \(fixed($0, 2)) (row-parallel)" } ?? "")
                   + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
                   + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
                   + ", peak memory \(Int(peakResidentMegabytes())) MB")
@@ -286,6 +297,41 @@ struct TrainCommand: ParsableCommand {
         print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg" + (trainer.bestValidationLoss != nil ? ", \(bestPath)" : ""))
         withExtendedLifetime(lock) {}
     }
+}
+
+/// What the run trains and validates on, and the cut when one applies (`cutBy` names who set it, when not --max-tokens
+/// itself): "training on 9,000 tokens, validating on 1,000 (last 10%) of the first 10,000 tokens (--max-tokens)",
+/// "training on all 170,580 tokens, no validation".
+func tokenCountLine(_ trainer: LanguageModelTrainer, cutBy: String?) -> String {
+    let options = trainer.options
+    let train = trainer.corpus.trainTokens.count, validation = trainer.corpus.validationTokens.count
+    // A cut applied when the text had more tokens than the limit (it gave exactly that many).
+    let cut = options.maxTokens.flatMap { train + validation == $0 ? $0 : nil }
+    guard validation > 0 else {
+        guard let cut else { return "training on all \(grouped(train)) tokens, no validation" }
+        return "training on the first \(grouped(cut)) tokens (\(cutReason(cut, cutBy))), no validation"
+    }
+    let fraction = options.validationFraction ?? (options.textMode == .raw ? 0.1 : 0)
+    var percent = String(format: "%.1f", fraction * 100)
+    if percent.hasSuffix(".0") { percent.removeLast(2) }
+    return "training on \(grouped(train)) tokens, validating on \(grouped(validation)) (last \(percent)%) of "
+        + (cut.map { "the first \(grouped($0)) tokens (\(cutReason($0, cutBy)))" } ?? "the whole text")
+}
+
+/// "--max-tokens" or "--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all".
+private func cutReason(_ limit: Int, _ cutBy: String?) -> String {
+    cutBy.map { "--max-tokens \(limit) of \($0); --max-tokens 0 reads all" } ?? "--max-tokens"
+}
+
+/// 1234567 as "1,234,567".
+func grouped(_ value: Int) -> String {
+    let digits = String(value.magnitude)
+    var out = value < 0 ? "-" : ""
+    for (i, c) in digits.enumerated() {
+        if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return out
 }
 
 /// Set by SIGINT/SIGTERM: the trainer finishes its update, saves, and exits 0.

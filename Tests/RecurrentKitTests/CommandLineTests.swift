@@ -109,7 +109,7 @@ final class CommandLineTests: XCTestCase {
             let result = try run(["eval", "--checkpoint", checkpoint, "--max-chars", "3000"] + arguments)
             XCTAssertEqual(result.status, 0, result.err)
             let line = result.out.split(separator: "\n").first { $0.hasPrefix("perplexity ") } ?? ""
-            return Double(line.dropFirst("perplexity ".count)) ?? .nan
+            return Double(line.dropFirst("perplexity ".count).prefix { $0 != " " }) ?? .nan // "perplexity X (setting)"
         }
         let floatPerplexity = try perplexityLine(["--batch", "1"]), compactPerplexity = try perplexityLine(["--precision", "bfloat16"])
         XCTAssertEqual(compactPerplexity, floatPerplexity, accuracy: 0.01 * floatPerplexity)

@@ -7,7 +7,7 @@ import XCTest
 /// Training a small character model, generation, evaluation and checkpoints.
 final class LanguageModelTests: XCTestCase {
     func smallOptions() -> TrainingOptions {
-        var o = TrainingOptions()           // d2l 8.5 data: first 10,000 tokens of The Time Machine, B 32, T 35
+        var o = TrainingPreset.d2lRNN.options // d2l 8.5 data: first 10,000 tokens of The Time Machine, B 32, T 35
         o.cell = .gru
         o.hiddenSize = 64
         o.initialization = .pytorch

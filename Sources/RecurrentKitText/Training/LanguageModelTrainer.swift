@@ -9,7 +9,8 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var step: Int
     /// exp(mean training cross-entropy) over this epoch's predictions (d2l's printed figure).
     public var trainPerplexity: Double
-    /// exp(mean validation cross-entropy), when a validation split exists.
+    /// exp(mean validation cross-entropy), when a validation split exists: row-parallel
+    /// (``LanguageModelTrainer/validationLayout``), not one stream.
     public var validationPerplexity: Double?
     /// Mean gradient norm before clipping.
     public var gradientNorm: Double
@@ -217,6 +218,13 @@ public final class LanguageModelTrainer {
                                           validationFraction: options.validationFraction, minimumFrequency: options.minimumFrequency ?? 0)
     }
 
+    /// How the periodic validation reads the validation tokens: row-parallel, the run's batch x steps
+    /// (`.rows(batch: options.batchSize, steps: options.numSteps)`), each row from a zero state, so that it can be
+    /// sharded over the processes of a job. Its figures (``EpochReport/validationPerplexity``, ``ValidationReport``)
+    /// are therefore higher than a one-stream evaluation of the same text (``Evaluation``'s and `rnn eval`'s default);
+    /// print ``EvaluationLayout/description(tokenCount:)`` beside them.
+    public var validationLayout: EvaluationLayout { .rows(batch: options.batchSize, steps: options.numSteps) }
+
     /// Minibatches (updates) per epoch (the count for the worst random offset; an epoch may have one more).
     public var minibatchesPerEpoch: Int { schedule.minibatchesPerEpoch }
 
@@ -243,7 +251,7 @@ public final class LanguageModelTrainer {
         /// `stoppedEarly` when the patience is used up.
         func validate() throws -> Double? {
             guard !corpus.validationTokens.isEmpty else { return nil }
-            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, batchSize: B, numSteps: options.numSteps)
+            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, layout: validationLayout)
             // Every process decides from rank 0's figure: hosts whose kernels differ (AVX-512 and AVX2) measure
             // different last bits, and the best-model checkpoint and early stopping are collective.
             let loss = try reducer.broadcastFromRankZero(measured)
@@ -649,89 +657,5 @@ struct TrainerState: Codable {
                 throw bad("history[\(i)]", "(epoch \(report.epoch))", "has a counter or duration out of range")
             }
         }
-    }
-}
-
-/// Perplexity of a model on a token sequence.
-public enum Evaluation {
-    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
-    /// token at a time through a bfloat16 ``CompactGenerationSession``: what generation with bf16 weights sees.
-    /// Compare with ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
-    public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
-        try meanCrossEntropy(model: model, tokens: tokens, format: .bfloat16)
-    }
-
-    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
-    /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
-    /// Compare with ``meanCrossEntropy(model:tokens:batchSize:numSteps:)`` at `batchSize` 1 (the same stream in Float).
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], format: CompactWeightFormat) throws -> Double {
-        try model.configuration.requireCausal(for: "evaluation")
-        guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
-        let V = model.configuration.vocabularySize
-        let session = try CompactGenerationSession(model: model, format: format)
-        // The session checks each input token, the cross-entropy each target.
-        var total = 0.0, input = [0], target = [0]
-        for i in 0..<(tokens.count - 1) {
-            input[0] = tokens[i]
-            target[0] = tokens[i + 1]
-            let logits = try session.logits(after: input, reset: i == 0)
-            total += try softmaxCrossEntropy(logits: logits, rows: 1, classes: V, targets: target, gradient: nil)
-        }
-        return total / Double(tokens.count - 1)
-    }
-
-    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] for every i, the state carried
-    /// across chunks of `numSteps`: the sequence is cut into `batchSize` contiguous rows read in parallel (fewer when
-    /// the text is short), and the few tokens left after the last full row continue that row's state. Needs >= 2 tokens.
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int = 32, numSteps: Int = 35) throws -> Double {
-        try model.configuration.requireCausal(for: "evaluation")
-        guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
-        guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
-        guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
-        let predictions = tokens.count - 1
-        let rows = max(1, min(batchSize, predictions / numSteps))
-        let rowLength = predictions / rows
-        var generator = SeededGenerator(seed: 0)
-        var total = 0.0
-        /// Runs `rows` streams starting at `starts` for `length` predictions each; returns the final state.
-        func run(starts: [Int], length: Int, state initial: RecurrentState<Float>?) throws -> RecurrentState<Float>? {
-            var state = initial
-            var offset = 0
-            let B = starts.count
-            while offset < length {
-                let T = min(numSteps, length - offset)
-                var inputs = [Int](repeating: 0, count: T * B), targets = inputs
-                for t in 0..<T {
-                    for b in 0..<B {
-                        inputs[t * B + b] = tokens[starts[b] + offset + t]
-                        targets[t * B + b] = tokens[starts[b] + offset + t + 1]
-                    }
-                }
-                let loss = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, state: state,
-                                          training: false, computeGradients: false, generator: &generator)
-                state = try model.finalState()
-                total += loss * Double(T * B)
-                offset += T
-            }
-            return state
-        }
-        let final = try run(starts: (0..<rows).map { $0 * rowLength }, length: rowLength, state: nil)
-        let remainder = predictions - rows * rowLength
-        if remainder > 0, let final {
-            // Continue the last row, whose text the remainder directly follows, with batch 1.
-            let L = model.configuration.numLayers
-            func lastRow(_ t: Tensor<Float>) throws -> Tensor<Float> {
-                let H = t.shape[2] // h and c widths differ with a projection
-                var values: [Float] = []
-                for k in 0..<L {
-                    let start = (k * rows + rows - 1) * H
-                    values.append(contentsOf: t.scalars[start..<(start + H)])
-                }
-                return try Tensor(shape: [L, 1, H], scalars: values)
-            }
-            let state = RecurrentState(h: try lastRow(final.h), c: try final.c.map(lastRow))
-            _ = try run(starts: [rows * rowLength], length: remainder, state: state)
-        }
-        return total / Double(predictions)
     }
 }

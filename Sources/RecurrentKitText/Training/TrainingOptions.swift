@@ -22,7 +22,8 @@ public enum BPTTStrategy: String, Codable, CaseIterable, Sendable {
     case randomized
 }
 
-/// Everything a training run needs; the defaults reproduce d2l 8.5 (scratch tanh RNN on The Time Machine).
+/// Everything a training run needs; the defaults are d2l 8.5's scratch tanh RNN on The Time Machine, read whole
+/// (``maxTokens`` nil): ``TrainingPreset/d2lRNN`` adds d2l's cut to the first 10,000 tokens and reproduces d2l 8.5.
 public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Text source: an embedded corpus name (`timemachine`, `tinyshakespeare`) or a path to a UTF-8 file.
     public var corpus: String = EmbeddedCorpus.timeMachine.rawValue
@@ -30,8 +31,12 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var textMode: TextMode = .d2l
     /// Words mode: words seen fewer times than this become `<unk>` (d2l's `min_freq`); nil keeps every word.
     public var minimumFrequency: Int? = nil
-    /// Use only the first N tokens (d2l: 10,000); nil for all. >= 1.
-    public var maxTokens: Int? = 10_000
+    /// Use only the first N tokens (>= 1); nil (default): the whole corpus. The d2l presets set d2l's 10,000 (d2l 8.5's
+    /// `load_data_time_machine(..., max_tokens=10000)`); no text mode implies a cut (d2l 8.2's tokenisation, which
+    /// ``TextMode/d2l`` and ``TextMode/words`` follow, reads the whole book). Checkpoints store the value when it is
+    /// set and leave it out when it is nil, so files of earlier versions (default 10,000) decode to the cut their run
+    /// used.
+    public var maxTokens: Int? = nil
     /// Validation share (the end of the text), [0, 0.5]; nil for the mode's default: 0.1 in raw mode, 0 in d2l mode
     /// (d2l's figures train on everything).
     public var validationFraction: Double? = nil
@@ -108,7 +113,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Characters generated in the periodic sample, >= 0. Default 50.
     public var sampleLength: Int = 50
 
-    /// d2l 8.5 defaults.
+    /// d2l 8.5's model, data preparation and schedule on the whole corpus (``TrainingPreset/d2lRNN`` for d2l 8.5
+    /// exactly, with its 10,000-token cut).
     public init() {}
 
     /// Throws an error naming the first invalid option and its value.
@@ -216,7 +222,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     }
 }
 
-/// Named settings that reproduce a published result; each value's reason is in the comment beside it.
+/// Named settings that reproduce a published result; each value's reason is in the comment beside it. The d2l presets
+/// (``isD2L``) train on the first 10,000 tokens of their corpus, as d2l does (also of a corpus you set: remove the cut
+/// with `maxTokens = nil`); the others read the whole corpus.
 public enum TrainingPreset: String, CaseIterable, Sendable {
     /// d2l 8.5: scratch tanh RNN, H 512, sequential sampling; d2l reports perplexity 1.0.
     case d2lRNN = "d2l-rnn"
@@ -234,12 +242,23 @@ public enum TrainingPreset: String, CaseIterable, Sendable {
     /// The same task for budgets of 30 minutes and more: a 2-layer LSTM H 512 with dropout.
     case shakespeareLSTMLarge = "shakespeare-lstm-large"
 
+    /// Whether this preset reproduces a d2l chapter (and so trains on the first 10,000 tokens, as d2l does).
+    public var isD2L: Bool {
+        switch self {
+        case .d2lRNN, .d2lRNNRandom, .d2lGRU, .d2lLSTM, .d2lDeepLSTM: return true
+        case .shakespeareLSTM, .shakespeareLSTMLarge: return false
+        }
+    }
+
     /// The options of this preset.
     public var options: TrainingOptions {
-        var o = TrainingOptions() // d2l 8.5: The Time Machine, first 10,000 tokens, batch 32, 35 steps, SGD, clip 1, 500 epochs
+        var o = TrainingOptions() // d2l 8.5: The Time Machine, batch 32, 35 steps, SGD, clip 1, 500 epochs
+        if isD2L {
+            o.maxTokens = 10_000                     // d2l 8.5 `load_data_time_machine(..., max_tokens=10000)`, used by 8.5-9.3
+        }
         switch self {
         case .d2lRNN:
-            break                                    // the defaults are d2l 8.5 exactly
+            break                                    // the defaults and the cut are d2l 8.5 exactly
         case .d2lRNNRandom:
             o.sampling = .random                     // d2l 8.5 `use_random_iter=True`: state reset every minibatch
         case .d2lGRU:
@@ -257,7 +276,7 @@ public enum TrainingPreset: String, CaseIterable, Sendable {
             // lr 4e-3 beat 2e-3 and 6e-3; batch 32 beat 64 (twice the updates); a cosine decay lost at this length.
             o.corpus = EmbeddedCorpus.tinyShakespeare.rawValue
             o.textMode = .raw                        // keep case and punctuation (char-rnn), 65 characters
-            o.maxTokens = nil                        // all 1.1 M characters
+            o.maxTokens = nil                        // all 1.1 M characters (the default)
             o.cell = .lstm; o.numLayers = 2          // char-rnn's default 2-layer LSTM
             o.hiddenSize = 256                       // small enough for many updates in a few minutes
             o.embeddingSize = 256                    // as wide as the state: beat 64 in the 180 s runs
