@@ -188,6 +188,14 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         return logits
     }
 
+    /// Training mode (PyTorch `train()`/`eval()`): the dropout between recurrent layers acts in ``loss(inputs:targets:steps:batch:state:training:computeGradients:truncation:gradientScale:generator:)``
+    /// when its `training` is nil; true until ``setTraining(_:)`` turns it off. Generation and evaluation always run
+    /// without dropout.
+    public var isTraining: Bool { recurrent.isTraining }
+
+    /// Turns training mode on (dropout acts) or off.
+    public func setTraining(_ training: Bool) { recurrent.setTraining(training) }
+
     /// Mean cross-entropy of predicting `targets` from `inputs` (both T*B, time-major), and, when `computeGradients`,
     /// adds dL/dparameters into `parameters.gradients` (zero them first yourself).
     /// - Parameters:
@@ -197,7 +205,8 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     ///   - B: batch rows (>= 1).
     ///   - state: initial state (L, B, H), zeros when nil; pass the previous ``finalState()`` to carry it with
     ///     its gradient cut (truncated BPTT, d2l's `detach_`).
-    ///   - training: enables dropout.
+    ///   - training: enables dropout; nil (default) follows the model's mode, ``isTraining`` (true until
+    ///     ``setTraining(_:)`` turns it off, as PyTorch's `train()`/`eval()`).
     ///   - computeGradients: run the backward pass too (default true).
     ///   - truncation: how far the recurrent gradient travels back inside the chunk (full by default).
     ///   - gradientScale: the gradients are those of `gradientScale` times the mean loss (data-parallel training
@@ -206,8 +215,9 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     ///   - generator: draws the dropout masks.
     /// - Returns: mean cross-entropy in nats over the T*B predictions.
     public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
-                     training: Bool = false, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
+                     training: Bool? = nil, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
                      gradientScale: Double = 1, generator: inout SeededGenerator) throws -> Double {
+        let training = training ?? isTraining
         guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false else {
             throw RecurrentKitError("invalid steps \(T) x batch \(B): both must be at least 1 and the number of tokens representable")
         }
