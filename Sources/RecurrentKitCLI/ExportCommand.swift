@@ -16,8 +16,11 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: "Where to write the ONNX file (written atomically).") var output: String
 
     func run() throws {
-        let loaded = try Checkpoint.load(from: checkpoint)
+        // Before the work: a missing folder, or an output that exists and is not a regular file (a device, FIFO,
+        // socket, symbolic link or folder), is refused with one line. ONNX.export writes through writeFileAtomically,
+        // which checks again and never replaces anything but a regular file.
         try checkWritableLocation(output)
+        let loaded = try Checkpoint.load(from: checkpoint)
         try ONNX.export(loaded.model, vocabulary: loaded.vocabulary, to: output)
         let c = loaded.model.configuration
         print("wrote \(output): \(c.cell.rawValue) L\(c.numLayers) H\(c.hiddenSize) V\(c.vocabularySize)"

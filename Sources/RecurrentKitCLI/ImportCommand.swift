@@ -15,6 +15,10 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "How --corpus is tokenised.") var textMode: TextMode = .d2l
 
     func run() throws {
+        // Before the work: a missing folder, or an output that exists and is not a regular file (a device, FIFO,
+        // socket, symbolic link or folder), is refused with one line. Checkpoint.save writes through
+        // writeFileAtomically, which checks again and never replaces anything but a regular file.
+        try checkWritableLocation(output)
         let bytes = try readFileBytes(model, what: "ONNX file", maximumBytes: ONNX.maximumFileBytes)
         let (imported, stored) = try ONNX.importLanguageModel(bytes)
         let vocabulary: Vocabulary
@@ -31,7 +35,6 @@ struct ImportCommand: ParsableCommand {
         guard vocabulary.count == c.vocabularySize else {
             throw RecurrentKitError("the vocabulary has \(vocabulary.count) tokens but the model predicts \(c.vocabularySize)")
         }
-        try checkWritableLocation(output)
         try Checkpoint(model: imported, vocabulary: vocabulary).save(to: output)
         print("wrote \(output): \(c.cell.rawValue) L\(c.numLayers) H\(c.hiddenSize) V\(c.vocabularySize)"
               + (c.embeddingSize.map { " embedding \($0)" } ?? " one-hot") + (c.bidirectional ? " bidirectional" : "") + (c.bias ? "" : " no-bias"))

@@ -19,6 +19,9 @@ struct PlotCommand: ParsableCommand {
         let history = try TrainingReports.history(fromJSONLines: try loadTextFile(at: metrics, maximumBytes: 256 << 20))
         guard !history.isEmpty else { throw RecurrentKitError("\(metrics) holds no epochs") }
         let path = output ?? parentFolder(of: metrics) + "/perplexity.svg"
+        // A missing folder, or an output that exists and is not a regular file (a device, FIFO, socket, symbolic link
+        // or folder), is refused with one line; writeFileAtomically checks again and never replaces anything but a
+        // regular file.
         try checkWritableLocation(path)
         try writeFileAtomically(Array(TrainingReports.perplexitySVG(history, title: title).utf8), to: path)
         print("wrote \(path) (\(history.count) epochs)")

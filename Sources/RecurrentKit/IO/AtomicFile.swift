@@ -9,7 +9,13 @@ import Darwin
 /// Writes `bytes` to `path` so that a reader sees either the old file or the complete new one, never a mix:
 /// a temporary file in the same folder, written, flushed to disk (fsync), then renamed over `path`.
 /// On any failure the temporary file is removed and the old file at `path` is left untouched.
+///
+/// An output only ever replaces a regular file: when `path` exists and is anything else (a symbolic link, even to a
+/// regular file, a FIFO, a socket, a character or block device, a folder) the write is refused with one line naming
+/// it, before anything is created, and the path is left exactly as it was. The check is an `lstat` (it never opens
+/// `path`, so a FIFO cannot block it, and it does not follow a symbolic link); a missing `path` is created.
 public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    try refuseNonRegularOutput(path)
     let folder = parentFolder(of: path)
     let name = path.split(separator: "/").last.map(String.init) ?? path
     let temporary = (folder == "." && !path.hasPrefix("./") ? "" : folder + "/") + ".\(name).tmp-\(getpid())"
@@ -42,6 +48,13 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
         throw RecurrentKitError("cannot flush \(path) to disk: \(reason); the previous file, if any, is unchanged")
     }
     close(fd)
+    // Checked again just before the rename: writing and flushing a large file takes a while, and something may have
+    // been put at `path` meanwhile. What remains is the short window between this `lstat` and `rename`, and it cannot
+    // make us write into anything: rename(2) replaces the directory entry `path` itself and never follows it (Linux
+    // rename(2): "if newpath refers to a symbolic link, the link will be overwritten"; POSIX: the entry is removed).
+    // A symbolic link put there in that window is replaced, its target untouched; a FIFO or device node loses that
+    // name and is never opened or written. `path` itself is never opened, so nothing is ever written through it.
+    try refuseNonRegularOutput(path)
     guard rename(temporary, path) == 0 else {
         throw RecurrentKitError("cannot move the new file into place at \(path): \(errnoDescription()); the previous file, if any, is unchanged")
     }
@@ -74,15 +87,16 @@ func removeStaleTemporaries(of name: String, in folder: String, minimumAge: Int 
     for entryName in stale { unlink(folder + "/" + entryName) }
 }
 
-/// Throws a clear error unless a file can be created in the folder that will hold `path` and, when `requiredBytes`
-/// is given, the file system has that much free space (checked before long work starts).
+/// Throws a clear error unless a file can be created in the folder that will hold `path`, `path` is missing or a
+/// regular file (as ``writeFileAtomically(_:to:)`` requires) and, when `requiredBytes` is given, the file system has
+/// that much free space (checked before long work starts).
 public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws {
     let folder = parentFolder(of: path)
     var info = stat()
     guard stat(folder, &info) == 0 else { throw RecurrentKitError("output folder \(folder) does not exist") }
     guard (info.st_mode & S_IFMT) == S_IFDIR else { throw RecurrentKitError("\(folder) is not a folder") }
     guard access(folder, W_OK) == 0 else { throw RecurrentKitError("output folder \(folder) is not writable") }
-    if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { throw RecurrentKitError("\(path) is a folder, not a file") }
+    try refuseNonRegularOutput(path)
     if requiredBytes > 0 {
         var fs = statvfs()
         if statvfs(folder, &fs) == 0 {
@@ -158,6 +172,37 @@ public func readFileBytes(_ path: String, what: String = "file", maximumBytes: I
     return result
 }
 
+/// Throws, with one line naming `path` and what it is, when `path` exists and is not a regular file: the rule that an
+/// output never replaces anything but a regular file. `lstat` only: the path is not opened (a FIFO cannot block) and a
+/// symbolic link is not followed (a link to a regular file is refused too: replacing it would break the link, and
+/// writing through it would write elsewhere). A missing path, or one that cannot be examined, passes: creating the
+/// file then reports its own error.
+func refuseNonRegularOutput(_ path: String) throws {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return }
+    let type = info.st_mode & S_IFMT
+    guard type != S_IFREG else { return }
+    var what: String
+    switch type {
+    case S_IFLNK: what = "a symbolic link"
+    case S_IFDIR: what = "a folder"
+    case S_IFIFO: what = "a FIFO"
+    case S_IFSOCK: what = "a socket"
+    case S_IFCHR: what = "a character device"
+    case S_IFBLK: what = "a block device"
+    default: what = "a special file"
+    }
+    if type == S_IFLNK {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = buffer.withUnsafeMutableBufferPointer { readlink(path, $0.baseAddress!, 4096) }
+        if n >= 0 {
+            let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            what += " (to \(target.replacingControlCharacters))"
+        }
+    }
+    throw RecurrentKitError("output \(path) is \(what), not a regular file; an output only replaces a regular file (it is left as it is: remove it or choose another path)")
+}
+
 private func fileTypeName(_ type: mode_t) -> String {
     switch type {
     case S_IFIFO: return "a FIFO or pipe"
@@ -213,6 +258,11 @@ public final class OutputFolderLock {
 }
 
 private extension String {
+    /// Newlines and other control characters as `\n`-style or `\u{..}` escapes (a message stays one line).
+    var replacingControlCharacters: String {
+        unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? $0.escaped(asASCII: true) : String($0) }.joined()
+    }
+
     var trimmingWhitespace: String {
         String(unicodeScalars.drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed().map(Character.init))
     }
