@@ -65,7 +65,7 @@ public struct Checkpoint {
             "library_version": RecurrentKitVersion.string,
             "kernel_level": Kernels.activeLevel.name,
             "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
-            "vocabulary": String(decoding: try encoder.encode(vocabulary), as: UTF8.self),
+            "vocabulary": vocabulary.checkpointJSON, // pure ASCII: every scalar reads back, U+FEFF included
         ])
         if !training.isEmpty { file.metadata["training"] = training }
         for entry in model.parameters.entries { try file.add(entry.name, try model.parameters.tensor(entry.name)) }
@@ -118,7 +118,7 @@ public struct Checkpoint {
         guard let modelJSON = file.metadata["model"] else {
             throw RecurrentKitError("no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)")
         }
-        guard let vocabularyJSON = file.metadata["vocabulary"] else { throw RecurrentKitError("no vocabulary in __metadata__[\"vocabulary\"]") }
+        guard let vocabularyJSON = storedVocabularyJSON(file, bytes: bytes) else { throw RecurrentKitError("no vocabulary in __metadata__[\"vocabulary\"]") }
         let decoder = JSONDecoder()
         let configuration: LanguageModelConfiguration
         do { configuration = try decoder.decode(LanguageModelConfiguration.self, from: Data(modelJSON.utf8)) }
@@ -159,6 +159,41 @@ public struct Checkpoint {
         checkpoint.writtenByVersion = writer
         checkpoint.savedKernelLevel = level
         return checkpoint
+    }
+}
+
+extension Checkpoint {
+    /// `__metadata__["vocabulary"]` scalar for scalar, nil when absent.
+    ///
+    /// `SafetensorsFile` reads the header with Foundation's `JSONSerialization`, which drops a U+FEFF that begins a JSON
+    /// string or follows an escape sequence (it makes each unescaped run with `String(bytes:encoding:)`, which strips a
+    /// byte-order mark). Files written before the vocabulary was stored in ASCII (``Vocabulary/checkpointJSON``) hold
+    /// such a U+FEFF unescaped, as `\"\u{FEFF}`: when the header has the bytes EF BB BF, the value is read again with
+    /// `JSONDecoder`, which keeps every scalar, and used when it differs from the first reading by U+FEFF alone.
+    static func storedVocabularyJSON(_ file: SafetensorsFile, bytes: [UInt8]) -> String? {
+        guard let parsed = file.metadata["vocabulary"], bytes.count >= 8 else { return file.metadata["vocabulary"] }
+        var length: UInt64 = 0
+        for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard length <= UInt64(bytes.count - 8) else { return parsed }
+        let header = bytes[8..<(8 + Int(length))]
+        var hasByteOrderMark = false
+        var i = header.startIndex
+        while i + 2 < header.endIndex {
+            if header[i] == 0xEF && header[i + 1] == 0xBB && header[i + 2] == 0xBF { hasByteOrderMark = true; break }
+            i += 1
+        }
+        guard hasByteOrderMark else { return parsed }
+        struct Header: Decodable {
+            struct Metadata: Decodable { let vocabulary: String? }
+            let metadata: Metadata?
+            enum CodingKeys: String, CodingKey { case metadata = "__metadata__" }
+        }
+        guard let exact = (try? JSONDecoder().decode(Header.self, from: Data(header)))?.metadata?.vocabulary else { return parsed }
+        let mark: Unicode.Scalar = "\u{FEFF}"
+        guard exact.unicodeScalars.lazy.filter({ $0 != mark }).elementsEqual(parsed.unicodeScalars.lazy.filter { $0 != mark }) else {
+            return parsed
+        }
+        return exact
     }
 }
 

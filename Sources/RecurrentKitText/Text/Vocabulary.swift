@@ -42,8 +42,10 @@ public struct Vocabulary: Equatable, Codable, Sendable {
             }
             var seen: [String: Int] = [:]
             for (index, word) in tokens.enumerated().dropFirst() {
-                guard !word.isEmpty, word.utf8.count <= 1000, !word.unicodeScalars.contains(where: { $0.properties.isWhitespace }) else {
-                    throw RecurrentKitError.invalidArgument("word \(index)", Vocabulary.quoted(String(word.prefix(40))), "must be non-empty, without spaces, at most 1000 bytes")
+                // No length limit: ``words(fromLines:minimumFrequency:)`` makes a word of any run of letters, and a
+                // vocabulary a training run writes must load (the safetensors header limit bounds a hostile file).
+                guard !word.isEmpty, !word.unicodeScalars.contains(where: { $0.properties.isWhitespace }) else {
+                    throw RecurrentKitError.invalidArgument("word \(index)", Vocabulary.quoted(String(word.unicodeScalars.prefix(40))), "must be non-empty and without whitespace")
                 }
                 if let previous = seen[word] { throw RecurrentKitError("invalid vocabulary: word \(index) duplicates word \(previous)") }
                 seen[word] = index
@@ -124,6 +126,55 @@ public struct Vocabulary: Equatable, Codable, Sendable {
         try container.encode(mode, forKey: .mode)
     }
 
+    /// The JSON a checkpoint stores (`__metadata__["vocabulary"]`): `{"mode":"…","tokens":[…]}`, keys sorted, in pure
+    /// ASCII, so that every JSON reader gives back each token scalar for scalar.
+    ///
+    /// ASCII is written as `JSONEncoder` writes it (`\"`, `\\`, `\/`, `\b`, `\t`, `\n`, `\f`, `\r`, other controls as
+    /// `\u00xx`), so a vocabulary of ASCII tokens is stored byte for byte as before; every other scalar is a
+    /// lower-case `\uxxxx` escape, above U+FFFF a UTF-16 surrogate pair (as Python's `json.dumps` with
+    /// `ensure_ascii=True`). Unescaped, a token starting with U+FEFF lost it when read back: Foundation's
+    /// `JSONSerialization`, which reads safetensors headers, strips a U+FEFF that begins a JSON string or follows an
+    /// escape sequence. Read it back with `JSONDecoder` (``init(from:)``).
+    public var checkpointJSON: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(32 + tokens.reduce(0) { $0 + $1.utf8.count + 3 })
+        func hex4(_ unit: UInt16) {
+            out.append(contentsOf: [0x5C, 0x75])  // \u
+            for shift in stride(from: 12, through: 0, by: -4) {
+                let digit = UInt8((unit >> UInt16(shift)) & 0xF)
+                out.append(digit < 10 ? 0x30 + digit : 0x61 + digit - 10)
+            }
+        }
+        func string(_ text: String) {
+            out.append(0x22)
+            for scalar in text.unicodeScalars {
+                switch scalar.value {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])  // \"
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])  // \\
+                case 0x2F: out.append(contentsOf: [0x5C, 0x2F])  // \/ (as JSONEncoder)
+                case 0x08: out.append(contentsOf: [0x5C, 0x62])  // \b
+                case 0x09: out.append(contentsOf: [0x5C, 0x74])  // \t
+                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])  // \n
+                case 0x0C: out.append(contentsOf: [0x5C, 0x66])  // \f
+                case 0x0D: out.append(contentsOf: [0x5C, 0x72])  // \r
+                case 0..<0x20: hex4(UInt16(scalar.value))
+                case 0x20..<0x80: out.append(UInt8(scalar.value))
+                default: for unit in scalar.utf16 { hex4(unit) }
+                }
+            }
+            out.append(0x22)
+        }
+        out.append(contentsOf: Array(#"{"mode":"#.utf8))
+        string(mode.rawValue)
+        out.append(contentsOf: Array(#","tokens":["#.utf8))
+        for (index, token) in tokens.enumerated() {
+            if index > 0 { out.append(0x2C) }
+            string(token)
+        }
+        out.append(contentsOf: Array("]}".utf8))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Same mode and the same tokens in the same order, compared scalar by scalar.
     public static func == (lhs: Vocabulary, rhs: Vocabulary) -> Bool {
         lhs.mode == rhs.mode && (lhs.mode == .words ? lhs.tokens == rhs.tokens : lhs.scalarOfIndex == rhs.scalarOfIndex)
@@ -184,15 +235,19 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     }
 
     /// d2l 8.2's word `Vocab(tokens, min_freq)`: `<unk>`, then the distinct words of `lines` (each line split at
-    /// spaces) by descending count, ties in first-seen order, leaving out words seen fewer than `minimumFrequency`
-    /// times. The Time Machine: 4,580 entries with every word, top `the` (2,261), `i`, `and`, `of`, `a`.
+    /// whitespace scalars; lines from ``TextPreparation/d2lLines(_:)`` hold single spaces only) by descending count,
+    /// ties in first-seen order, leaving out words seen fewer than `minimumFrequency` times. The Time Machine: 4,580
+    /// entries with every word, top `the` (2,261), `i`, `and`, `of`, `a`.
     /// - Parameters:
     ///   - lines: lines already passed through ``TextPreparation/d2lLines(_:)``.
     ///   - minimumFrequency: words rarer than this become `<unk>` (d2l's `min_freq`; 0 or 1 keeps every word).
     public static func words(fromLines lines: [String], minimumFrequency: Int = 0) -> Vocabulary {
         var counts: [Substring: Int] = [:], order: [Substring] = []
         for line in lines {
-            for word in line.split(separator: " ", omittingEmptySubsequences: true) {
+            // Scalars, not Characters: a space followed by a combining mark is one Character, and a word must never
+            // hold whitespace (``init(tokens:mode:)`` refuses it when the checkpoint is read).
+            for scalars in line.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }) {
+                let word = Substring(scalars)
                 if counts[word] == nil { order.append(word) }
                 counts[word, default: 0] += 1
             }
@@ -234,8 +289,8 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     /// - Returns: indices in `0..<count`.
     public func encode(_ text: String) throws -> [Int] {
         if mode == .words {
-            // Words are separated by whitespace; an unknown word is `<unk>` (0).
-            return text.split(whereSeparator: { $0.isWhitespace }).map { indexOfWord[String($0)] ?? 0 }
+            // Words are separated by whitespace scalars (as when the vocabulary was built); an unknown word is `<unk>` (0).
+            return text.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }).map { indexOfWord[String($0)] ?? 0 }
         }
         var indices: [Int] = []
         indices.reserveCapacity(text.utf8.count)
