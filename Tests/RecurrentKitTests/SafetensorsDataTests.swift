@@ -321,4 +321,17 @@ final class SafetensorsDataTests: XCTestCase {
         assertRefused("state_dict file \(path): not a valid safetensors file: BOOL tensor t holds byte 7", try m.store.loadStateDict(from: path, strict: false))
         assertRefused("safetensors file \(path): not a valid safetensors file", try SafetensorsFile(contentsOfFile: path))
     }
+
+    /// Metadata of any scalars round-trips: the header is written as ASCII JSON (Foundation's parser on Linux drops a
+    /// U+FEFF that starts an unescaped run of a string, e.g. a corpus path or sample prefix beginning with a BOM).
+    func testMetadataOfAnyScalarsRoundTrips() throws {
+        let values = ["\u{FEFF}starts with a BOM", "after \"quote\u{FEFF}", "é", "😀\u{10FFFF}", "\u{0}\u{FFFE}", "plain/ascii"]
+        var file = SafetensorsFile(metadata: Dictionary(uniqueKeysWithValues: values.enumerated().map { ("k\($0.offset)", $0.element) }))
+        try file.add("t", Tensor<Float>(zeros: [1]))
+        let bytes = try file.serialized()
+        let headerLength = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        XCTAssertTrue(bytes[8..<(8 + headerLength)].allSatisfy { $0 < 0x80 }, "the header is ASCII")
+        let read = try SafetensorsFile(bytes: bytes)
+        for (i, value) in values.enumerated() { XCTAssertEqual(read.metadata["k\(i)"]?.unicodeScalars.map(\.value), value.unicodeScalars.map(\.value)) }
+    }
 }

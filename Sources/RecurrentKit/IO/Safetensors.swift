@@ -159,6 +159,24 @@ public struct SafetensorsFile: Sendable {
         return try Tensor(shape: entry.shape, scalars: values)
     }
 
+    /// `json` with every non-ASCII scalar written as a `\uXXXX` escape (a surrogate pair above U+FFFF). Such scalars can
+    /// only stand inside strings, where the escape means the same; it keeps them intact through every JSON reader
+    /// (Foundation's JSONSerialization on Linux drops a U+FEFF that starts an unescaped run of a string).
+    static func asciiJSON(_ json: Foundation.Data) -> [UInt8] {
+        guard json.contains(where: { $0 >= 0x80 }) else { return Array(json) }
+        var out = [UInt8]()
+        out.reserveCapacity(json.count + 64)
+        func escape(_ unit: UInt16) {
+            let hex = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: [0x5C, 0x75] + [12, 8, 4, 0].map { hex[Int((unit >> UInt16($0)) & 0xF)] })
+        }
+        for scalar in String(decoding: json, as: UTF8.self).unicodeScalars {
+            if scalar.value < 0x80 { out.append(UInt8(scalar.value)); continue }
+            for unit in String(scalar).utf16 { escape(unit) }
+        }
+        return out
+    }
+
     /// The file's bytes: header padded with spaces to a multiple of 8, tensors in name order, no holes.
     public func serialized() throws -> [UInt8] {
         var header: [String: Any] = [:]
@@ -170,7 +188,7 @@ public struct SafetensorsFile: Sendable {
             header[name] = ["dtype": entry.dtype.rawValue, "shape": entry.shape, "data_offsets": [offset, offset + entry.bytes.count]] as [String: Any]
             offset += entry.bytes.count
         }
-        var json = Array(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        var json = Self.asciiJSON(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
         while json.count % 8 != 0 { json.append(0x20) }
         var out = [UInt8]()
         out.reserveCapacity(8 + json.count + offset)
