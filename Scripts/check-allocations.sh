@@ -78,6 +78,14 @@ done
 for cell in rnn_tanh lstm; do
     check update --workload trainer --cell "$cell" --hidden 512 --epochs 1 --threads 2
 done
+# A composed model through the Trainer (Sequential: recurrent stack with dropout, last step, dropout, linear head;
+# WindowBatches, MeanSquaredErrorLoss, clipping, Adam): the layers, the loss and the batches reuse their storage.
+for cell in rnn_tanh gru lstm; do
+    for threads in 1 2; do
+        check update --workload sequential --cell "$cell" --hidden 64 --layers 2 --batch 32 --steps 24 --dropout 0.2 \
+            --optimizer adam --threads "$threads"
+    done
+done
 # Per epoch (not an invariant: each epoch builds its minibatch arrays and a report); printed for the record.
 a="$(count --workload trainer --cell rnn_tanh --hidden 64 --epochs 1 --count 1000000)"
 b="$(count --workload trainer --cell rnn_tanh --hidden 64 --epochs 2 --count 1000000)"

@@ -15,6 +15,7 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Whether the layer adds a bias (PyTorch `bias`).
     public let hasBias: Bool
     private let absentBias = Workspace<Scalar>()                     // without a bias: zeros (Out), then gradient scratch (Out)
+    let buffers = LayerBuffers<Scalar>()                             // the Layer forward's output and backward's dx
     private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (Out, In)
     private(set) var biasValues: UnsafeMutablePointer<Scalar>       // (Out)
     private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (Out, In)
@@ -166,6 +167,7 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
     public private(set) var parameterPrefix: String
     private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (V, E)
     private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (V, E)
+    let buffers = LayerBuffers<Scalar>()                             // the Layer forward's vectors
 
     /// Declares `{prefix}weight` (V, E).
     public static func declareParameters(prefix: String, vocabularySize: Int, dimension: Int, into layout: inout ParameterLayout) {
@@ -246,7 +248,7 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
         dOut.scalars.withUnsafeBufferPointer { backward(tokens, outputGradient: $0.baseAddress!) }
     }
 
-    private func checkTokens(_ tokens: [Int]) throws {
+    func checkTokens(_ tokens: [Int]) throws {
         for (i, t) in tokens.enumerated() where t < 0 || t >= vocabularySize {
             throw RecurrentKitError("token \(t) at position \(i) is outside [0, \(vocabularySize))")
         }
@@ -271,7 +273,7 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
 }
 
 /// Rows of a tensor whose last dimension must be `width`.
-private func checkedRows<Scalar>(_ x: Tensor<Scalar>, width: Int, name: String) throws -> Int {
+func checkedRows<Scalar>(_ x: Tensor<Scalar>, width: Int, name: String) throws -> Int {
     guard let last = x.shape.last, last == width, x.shape.count >= 2 else {
         throw RecurrentKitError.shapeMismatch(name, expected: [-1, width], got: x.shape)
     }

@@ -17,6 +17,15 @@
 @_specialize(where Scalar == Double)
 public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?,
                                                          weights: [Double]? = nil) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+    var gradient = Tensor<Scalar>(zeros: [0])
+    let loss = try softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, weights: weights, gradient: &gradient)
+    return (loss, gradient)
+}
+
+/// ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)`` writing the gradient into `gradient` (its storage
+/// reused when it has the logits' shape).
+func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?, weights: [Double]?,
+                                                  gradient: inout Tensor<Scalar>) throws -> Double {
     guard logits.shape.count == 2, logits.shape[0] >= 1, logits.shape[1] >= 1 else {
         throw RecurrentKitError("logits must be (rows, classes) with both at least 1, got shape \(logits.shape)")
     }
@@ -28,8 +37,9 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
         guard y >= 0 && y < classes else { throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(classes))") }
         total += weights?[i] ?? 1
     }
-    var gradient = Tensor<Scalar>(zeros: logits.shape)
-    guard total > 0 else { return (0, gradient) }
+    gradient.prepare(like: logits.shape)
+    gradient.zeroAll()
+    guard total > 0 else { return 0 }
     var loss = 0.0
     logits.scalars.withUnsafeBufferPointer { z in
         gradient.scalars.withUnsafeMutableBufferPointer { g in
@@ -47,7 +57,7 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
             }
         }
     }
-    return (loss, gradient)
+    return loss
 }
 
 /// Mean squared error (PyTorch `F.mse_loss`): mean over every element of (p - y)^2; gradient 2 (p - y) / count.
@@ -62,21 +72,70 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
 @_specialize(where Scalar == Double)
 public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]? = nil) throws
     -> (loss: Double, gradient: Tensor<Scalar>) {
+    var gradient = Tensor<Scalar>(zeros: [0])
+    let loss = try meanSquaredError(predictions: predictions, targets: targets, weights: weights, gradient: &gradient)
+    return (loss, gradient)
+}
+
+/// ``meanSquaredError(predictions:targets:weights:)`` writing the gradient into `gradient` (its storage reused when
+/// it has the predictions' shape).
+func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]?,
+                                               gradient: inout Tensor<Scalar>) throws -> Double {
     let n = try elementCount(predictions, targets, loss: "mean squared error")
     let width = predictions.shape.last ?? 1, rows = n / width
     if let weights { try checkWeights(weights, rows: rows, loss: "mean squared error") }
     let total = (weights?.reduce(0, +) ?? Double(rows)) * Double(width)
-    var gradient = Tensor<Scalar>(zeros: predictions.shape)
-    guard total > 0 else { return (0, gradient) }
+    gradient.prepare(like: predictions.shape)
+    gradient.zeroAll()
+    guard total > 0 else { return 0 }
     var loss = 0.0
-    for i in 0..<n {
-        let w = weights?[i / width] ?? 1
-        guard w != 0 else { continue }
-        let d = Double(predictions.scalars[i]) - Double(targets.scalars[i])
-        loss += w * d * d
-        gradient.scalars[i] = Scalar(2 * w * d / total)
+    predictions.scalars.withUnsafeBufferPointer { p in
+        targets.scalars.withUnsafeBufferPointer { y in
+            gradient.scalars.withUnsafeMutableBufferPointer { g in
+                for i in 0..<n {
+                    let w = weights?[i / width] ?? 1
+                    guard w != 0 else { continue }
+                    let d = Double(p[i]) - Double(y[i])
+                    loss += w * d * d
+                    g[i] = Scalar(2 * w * d / total)
+                }
+            }
+        }
     }
-    return (loss / total, gradient)
+    return loss / total
+}
+
+/// Mean squared error (PyTorch `nn.MSELoss`) that reuses the storage of the gradient it returns, for a training loop
+/// that allocates nothing once warm (e.g. a ``Trainer``'s loss: `{ try mse($0, $1) }`). Values as
+/// ``meanSquaredError(predictions:targets:weights:)``.
+public final class MeanSquaredErrorLoss<Scalar: RecurrentScalar> {
+    private var gradient = Tensor<Scalar>(zeros: [0])
+
+    /// A loss with empty storage.
+    public init() {}
+
+    /// The mean of (p - y)^2 over every element and dL/dp, (the predictions' shape).
+    public func callAsFunction(_ predictions: Tensor<Scalar>, _ targets: Tensor<Scalar>) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+        let loss = try meanSquaredError(predictions: predictions, targets: targets, weights: nil, gradient: &gradient)
+        return (loss, gradient)
+    }
+}
+
+/// Softmax cross-entropy (PyTorch `nn.CrossEntropyLoss`) that reuses the storage of the gradient it returns (see
+/// ``MeanSquaredErrorLoss``). Values as ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)``.
+public final class CrossEntropyLoss<Scalar: RecurrentScalar> {
+    private var gradient = Tensor<Scalar>(zeros: [0])
+    /// A target value whose rows contribute neither loss nor gradient, or nil.
+    public let ignoreIndex: Int?
+
+    /// A loss with empty storage, ignoring `ignoreIndex` when given.
+    public init(ignoreIndex: Int? = nil) { self.ignoreIndex = ignoreIndex }
+
+    /// The mean cross-entropy of logits (rows, classes) against class indices, and dL/dlogits.
+    public func callAsFunction(_ logits: Tensor<Scalar>, _ targets: [Int]) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+        let loss = try softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, weights: nil, gradient: &gradient)
+        return (loss, gradient)
+    }
 }
 
 /// Loss weights for a variable-length batch: 1 at each row's valid steps (t < lengths[b]) and 0 at padded ones, one per

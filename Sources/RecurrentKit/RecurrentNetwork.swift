@@ -103,6 +103,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// `training` argument is nil (the default), and the ``Layer`` forward, apply the dropout between layers in
     /// training mode only.
     public internal(set) var isTraining = true
+    /// The ``Layer`` forward's output and final state, and the backward's gradients, reused between calls.
+    let layerBuffers = LayerBuffers<Scalar>()
     /// Products over time (input projections, weight gradients) run in blocks of this many steps at fixed positions,
     /// so a recomputing backward issues exactly the same calls as the default one.
     public static var timeBlockSteps: Int { 16 }

@@ -46,7 +46,7 @@ enum BenchRows: String, CaseIterable, ExpressibleByArgument {
 
 /// `rnn probe --workload`.
 enum ProbeWorkload: String, CaseIterable, ExpressibleByArgument {
-    case train, generate, trainer
+    case train, generate, trainer, sequential
 }
 
 /// `rnn probe --decoding`.

@@ -9,7 +9,7 @@ struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe",
         abstract: "Run a fixed number of training updates or generated tokens (for allocation counting).",
-        discussion: "Workloads: train (Benchmarks.trainingUpdates), generate (Benchmarks.generationTokens), trainer (Benchmarks.trainerRun on the d2l preset of --cell, whole corpus).",
+        discussion: "Workloads: train (Benchmarks.trainingUpdates), generate (Benchmarks.generationTokens), trainer (Benchmarks.trainerRun on the d2l preset of --cell, whole corpus), sequential (Benchmarks.composedTrainerUpdates: a Sequential forecaster through the Trainer).",
         shouldDisplay: false
     )
 
@@ -51,6 +51,9 @@ struct ProbeCommand: ParsableCommand {
             }
             try Benchmarks.generationTokens(cell: cell, hidden: hidden, layers: layers, vocabulary: vocabulary, embedding: width,
                                             decoding: choice, precision: weights, tokens: count)
+        case .sequential:
+            try Benchmarks.composedTrainerUpdates(cell: cell, hidden: hidden, layers: layers, batch: batch, steps: steps, dropout: dropout,
+                                                  optimizer: optimizer, updates: count)
         case .trainer:
             let preset: TrainingPreset = switch cell { case .lstm: .d2lLSTM; case .gru: .d2lGRU; default: .d2lRNN }
             var options = preset.options

@@ -247,6 +247,34 @@ final class SequentialTests: XCTestCase {
         }) { XCTAssertEqual("\($0)", "layer name 'a' is used twice") }
     }
 
+    /// Layers write their outputs and gradients into storage they reuse; a value the caller still holds keeps its
+    /// contents (copy on write), through every kind of layer.
+    func testValuesHeldAcrossForwardsDoNotChange() throws {
+        var g = SeededGenerator(seed: 12)
+        let model = try Sequential(seed: 2) {
+            ("gru", try GRU<Double>(inputSize: 3, hiddenSize: 4, numLayers: 2, dropout: 0.5, generator: &g))
+            LastStep<Double>()
+            try Dropout<Double>(probability: 0.3)
+            ("fc", try Linear<Double>(inputSize: 4, outputSize: 6, generator: &g))
+            Tanh<Double>()
+            Reshape<Double>([-1, 3, 2])
+            Flatten<Double>()
+            ReLU<Double>()
+            ("out", try Linear<Double>(inputSize: 6, outputSize: 2, generator: &g))
+            Sigmoid<Double>()
+        }
+        let x1 = Tensor<Double>(shape: [5, 3, 3]) { g.normal() }, x2 = Tensor<Double>(shape: [5, 3, 3]) { g.normal() }
+        let first = try model.forward(x1)
+        let output = first.output.scalars.map { $0 }
+        let dx = try XCTUnwrap(try first.backward(Tensor(shape: [3, 2]) { 1 }).input)
+        let dxValues = dx.scalars.map { $0 }
+        let second = try model.forward(x2)
+        _ = try second.backward(Tensor(shape: [3, 2]) { 1 })
+        XCTAssertEqual(first.output.scalars, output, "an earlier output keeps its values")
+        XCTAssertEqual(dx.scalars, dxValues, "an earlier input gradient keeps its values")
+        XCTAssertNotEqual(second.output.scalars, output)
+    }
+
     func testStalePassThrows() throws {
         let model = try regressor(Double.self)
         let x = Tensor<Double>(zeros: [4, 2, 3])

@@ -42,19 +42,34 @@ public struct SlidingWindows<Scalar: RecurrentScalar>: Sendable {
     ///   steps starts[b] + T ..< starts[b] + T + horizon, feature by feature.
     /// - Throws: when a start is outside [0, ``count``) or `starts` is empty.
     public func batch(starts: [Int], layout: SequenceLayout = .timeMajor) throws -> (inputs: Tensor<Scalar>, targets: Tensor<Scalar>) {
+        var inputs = Tensor<Scalar>(zeros: [0]), targets = Tensor<Scalar>(zeros: [0])
+        try fill(starts: starts[...], offset: 0, layout: layout, inputs: &inputs, targets: &targets)
+        return (inputs, targets)
+    }
+
+    /// Writes the windows starting at `offset + starts[b]` into `inputs` and `targets` (see ``batch(starts:layout:)``),
+    /// reusing their storage when their shapes match.
+    func fill(starts: ArraySlice<Int>, offset: Int, layout: SequenceLayout, inputs: inout Tensor<Scalar>, targets: inout Tensor<Scalar>) throws {
         guard !starts.isEmpty else { throw RecurrentKitError("a batch needs at least one window start") }
-        for (b, s) in starts.enumerated() where s < 0 || s >= count {
-            throw RecurrentKitError("window start \(s) of row \(b) is outside [0, \(count))")
+        for (b, s) in starts.enumerated() where offset + s < 0 || offset + s >= count {
+            throw RecurrentKitError("window start \(offset + s) of row \(b) is outside [0, \(count))")
         }
         let (B, T, F) = (starts.count, window, features)
-        var inputs = [Scalar](repeating: 0, count: T * B * F), targets = [Scalar](repeating: 0, count: B * horizon * F)
-        for (b, s) in starts.enumerated() {
-            for t in 0..<T {
-                let to = layout == .timeMajor ? (t * B + b) * F : (b * T + t) * F
-                for f in 0..<F { inputs[to + f] = series.scalars[(s + t) * F + f] }
+        if layout == .timeMajor { inputs.prepare(T, B, F) } else { inputs.prepare(B, T, F) }
+        targets.prepare(B, horizon * F)
+        series.scalars.withUnsafeBufferPointer { x in
+            inputs.scalars.withUnsafeMutableBufferPointer { i in
+                targets.scalars.withUnsafeMutableBufferPointer { y in
+                    for (b, start) in starts.enumerated() {
+                        let s = offset + start
+                        for t in 0..<T {
+                            let to = layout == .timeMajor ? (t * B + b) * F : (b * T + t) * F
+                            for f in 0..<F { i[to + f] = x[(s + t) * F + f] }
+                        }
+                        for k in 0..<(horizon * F) { y[b * horizon * F + k] = x[(s + T) * F + k] }
+                    }
+                }
             }
-            for k in 0..<(horizon * F) { targets[b * horizon * F + k] = series.scalars[(s + T) * F + k] }
         }
-        return (Tensor(unchecked: layout == .timeMajor ? [T, B, F] : [B, T, F], inputs), Tensor(unchecked: [B, horizon * F], targets))
     }
 }

@@ -15,22 +15,22 @@ public final class Tanh<Scalar: RecurrentScalar>: Layer {
     /// The output y, which the derivative 1 - y^2 needs.
     public typealias Record = Tensor<Scalar>
 
+    private let buffers = LayerBuffers<Scalar>()
+
     /// A tanh layer.
     public init() {}
 
-    /// tanh(x).
+    /// tanh(x), in the layer's storage.
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
-        var y = input
-        for i in y.scalars.indices { y.scalars[i] = Scalar(Double.tanh(Double(input.scalars[i]))) }
-        return (y, y)
+        elementwise(input, into: &buffers.output) { Scalar(Double.tanh(Double($0))) }
+        return (buffers.output, buffers.output)
     }
 
-    /// dy (1 - y^2).
+    /// dy (1 - y^2), in the layer's storage.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> Tensor<Scalar> {
         try outputGradient.requireShape(record.shape, name: "Tanh outputGradient")
-        var dx = outputGradient
-        for i in dx.scalars.indices { dx.scalars[i] *= 1 - record.scalars[i] * record.scalars[i] }
-        return dx
+        elementwise(outputGradient, record, into: &buffers.inputGradient) { dy, y in dy * (1 - y * y) }
+        return buffers.inputGradient
     }
 }
 
@@ -43,22 +43,22 @@ public final class ReLU<Scalar: RecurrentScalar>: Layer {
     /// The output, positive exactly where the input was.
     public typealias Record = Tensor<Scalar>
 
+    private let buffers = LayerBuffers<Scalar>()
+
     /// A ReLU layer.
     public init() {}
 
-    /// max(x, 0).
+    /// max(x, 0), in the layer's storage.
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
-        var y = input
-        for i in y.scalars.indices where !(y.scalars[i] > 0) { y.scalars[i] = 0 }
-        return (y, y)
+        elementwise(input, into: &buffers.output) { $0 > 0 ? $0 : 0 }
+        return (buffers.output, buffers.output)
     }
 
-    /// dy where x > 0, else 0.
+    /// dy where x > 0, else 0, in the layer's storage.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> Tensor<Scalar> {
         try outputGradient.requireShape(record.shape, name: "ReLU outputGradient")
-        var dx = outputGradient
-        for i in dx.scalars.indices where !(record.scalars[i] > 0) { dx.scalars[i] = 0 }
-        return dx
+        elementwise(outputGradient, record, into: &buffers.inputGradient) { dy, y in y > 0 ? dy : 0 }
+        return buffers.inputGradient
     }
 }
 
@@ -71,22 +71,22 @@ public final class Sigmoid<Scalar: RecurrentScalar>: Layer {
     /// The output y, which the derivative y (1 - y) needs.
     public typealias Record = Tensor<Scalar>
 
+    private let buffers = LayerBuffers<Scalar>()
+
     /// A sigmoid layer.
     public init() {}
 
-    /// sigmoid(x).
+    /// sigmoid(x), in the layer's storage.
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
-        var y = input
-        for i in y.scalars.indices { y.scalars[i] = Scalar(1 / (1 + Double.exp(-Double(input.scalars[i])))) }
-        return (y, y)
+        elementwise(input, into: &buffers.output) { Scalar(1 / (1 + Double.exp(-Double($0)))) }
+        return (buffers.output, buffers.output)
     }
 
-    /// dy y (1 - y).
+    /// dy y (1 - y), in the layer's storage.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> Tensor<Scalar> {
         try outputGradient.requireShape(record.shape, name: "Sigmoid outputGradient")
-        var dx = outputGradient
-        for i in dx.scalars.indices { dx.scalars[i] *= record.scalars[i] * (1 - record.scalars[i]) }
-        return dx
+        elementwise(outputGradient, record, into: &buffers.inputGradient) { dy, y in dy * (y * (1 - y)) }
+        return buffers.inputGradient
     }
 }
 
@@ -112,26 +112,46 @@ public final class Dropout<Scalar: RecurrentScalar>: Layer {
         self.probability = probability
     }
 
-    /// x m / (1 - p) in training mode (all zeros when p = 1), x otherwise.
+    private let buffers = LayerBuffers<Scalar>()
+
+    /// x m / (1 - p) in training mode (all zeros when p = 1), x otherwise; in the layer's storage.
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         guard isTraining, probability > 0 else { return (input, nil) }
         let scale = probability < 1 ? Scalar(1 / (1 - probability)) : 0
-        var mask = input
-        for i in mask.scalars.indices { mask.scalars[i] = generator.nextUnit() < probability ? 0 : scale }
-        var y = input
-        for i in y.scalars.indices { y.scalars[i] *= mask.scalars[i] }
-        return (y, mask)
+        buffers.mask.prepare(like: input.shape)
+        buffers.mask.scalars.withUnsafeMutableBufferPointer { m in
+            for i in m.indices { m[i] = generator.nextUnit() < probability ? 0 : scale }
+        }
+        elementwise(input, buffers.mask, into: &buffers.output) { x, m in x * m }
+        return (buffers.output, buffers.mask)
     }
 
     /// dy m / (1 - p), or dy for an identity forward.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> Tensor<Scalar> {
         guard let mask = record else { return outputGradient }
         try outputGradient.requireShape(mask.shape, name: "Dropout outputGradient")
-        var dx = outputGradient
-        for i in dx.scalars.indices { dx.scalars[i] *= mask.scalars[i] }
-        return dx
+        elementwise(outputGradient, mask, into: &buffers.inputGradient) { dy, m in dy * m }
+        return buffers.inputGradient
     }
 
     /// Training mode switches dropout on.
     public func setTraining(_ training: Bool) { isTraining = training }
+}
+
+/// out[i] = f(x[i]), out taking x's shape (its storage reused when the shape matches).
+func elementwise<Scalar>(_ x: Tensor<Scalar>, into out: inout Tensor<Scalar>, _ f: (Scalar) -> Scalar) {
+    out.prepare(like: x.shape)
+    x.scalars.withUnsafeBufferPointer { xs in
+        out.scalars.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] = f(xs[i]) } }
+    }
+}
+
+/// out[i] = f(a[i], b[i]) for tensors of one shape, out taking that shape.
+func elementwise<Scalar>(_ a: Tensor<Scalar>, _ b: Tensor<Scalar>, into out: inout Tensor<Scalar>, _ f: (Scalar, Scalar) -> Scalar) {
+    out.prepare(like: a.shape)
+    a.scalars.withUnsafeBufferPointer { xs in
+        b.scalars.withUnsafeBufferPointer { ys in
+            out.scalars.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] = f(xs[i], ys[i]) } }
+        }
+    }
 }

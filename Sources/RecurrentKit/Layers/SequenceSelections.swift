@@ -11,22 +11,61 @@ public final class LastStep<Scalar: RecurrentScalar>: Layer {
     public typealias Output = Tensor<Scalar>
     /// The output's shape and layout.
     public typealias Record = (shape: [Int], layout: SequenceLayout)
+    private let buffers = LayerBuffers<Scalar>()
 
     /// A selection of the last step.
     public init() {}
 
-    /// Step T - 1 of every row.
+    /// Step T - 1 of every row (in the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         let x = input.output
-        let last = input.layout == .timeMajor ? try x[-1] : try x.transposed(0, 1)[-1]
-        return (last, (x.shape, input.layout))
+        guard x.shape.count >= 2, x.shape[0] >= 1, x.shape[1] >= 1 else { throw RecurrentKitError("LastStep takes a (T, B, D) output, got shape \(x.shape)") }
+        let (T, B) = input.layout == .timeMajor ? (x.shape[0], x.shape[1]) : (x.shape[1], x.shape[0])
+        let inner = x.count / (T * B)
+        buffers.output.prepare(B, inner)
+        copyStep(x, step: T - 1, steps: T, batch: B, inner: inner, layout: input.layout, into: &buffers.output)
+        return (buffers.output, (x.shape, input.layout))
     }
 
     /// dL/doutput: zero except step T - 1.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> RecurrentOutputGradient<Scalar> {
-        let timeMajorShape = record.layout == .timeMajor ? record.shape : [record.shape[1], record.shape[0]] + record.shape.dropFirst(2)
-        let gradient = try Tensor.indexAdjoint(outputGradient, at: -1, shape: timeMajorShape)
-        return RecurrentOutputGradient(output: try gradient.converted(from: .timeMajor, to: record.layout))
+        let (T, B) = record.layout == .timeMajor ? (record.shape[0], record.shape[1]) : (record.shape[1], record.shape[0])
+        let inner = record.shape.dropFirst(2).reduce(1, *)
+        guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == inner else {
+            throw RecurrentKitError.shapeMismatch("gradient of LastStep", expected: [B, inner], got: outputGradient.shape)
+        }
+        buffers.inputGradient.prepare(like: record.shape)
+        buffers.inputGradient.zeroAll()
+        placeStep(outputGradient, step: T - 1, steps: T, batch: B, inner: inner, layout: record.layout, into: &buffers.inputGradient)
+        return RecurrentOutputGradient(output: buffers.inputGradient)
+    }
+}
+
+/// out (B, inner) = row b of `x` at `step` (or at steps[b] when `perRow` is given).
+func copyStep<Scalar>(_ x: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, steps T: Int, batch B: Int, inner: Int, layout: SequenceLayout,
+                      into out: inout Tensor<Scalar>) {
+    x.scalars.withUnsafeBufferPointer { xs in
+        out.scalars.withUnsafeMutableBufferPointer { o in
+            for b in 0..<B {
+                let t = perRow.map { $0[b] - 1 } ?? step
+                let from = layout == .timeMajor ? (t * B + b) * inner : (b * T + t) * inner
+                (o.baseAddress! + b * inner).update(from: xs.baseAddress! + from, count: inner)
+            }
+        }
+    }
+}
+
+/// Writes row b of `g` (B, inner) at `step` (or steps[b] - 1) of `out` (the sequence's shape).
+func placeStep<Scalar>(_ g: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, steps T: Int, batch B: Int, inner: Int, layout: SequenceLayout,
+                       into out: inout Tensor<Scalar>) {
+    g.scalars.withUnsafeBufferPointer { gs in
+        out.scalars.withUnsafeMutableBufferPointer { o in
+            for b in 0..<B {
+                let t = perRow.map { $0[b] - 1 } ?? step
+                let to = layout == .timeMajor ? (t * B + b) * inner : (b * T + t) * inner
+                (o.baseAddress! + to).update(from: gs.baseAddress! + b * inner, count: inner)
+            }
+        }
     }
 }
 
@@ -39,24 +78,35 @@ public final class LastValidStep<Scalar: RecurrentScalar>: Layer {
     public typealias Input = RecurrentOutput<Scalar>
     /// (B, directions x H).
     public typealias Output = Tensor<Scalar>
-    /// The output's shape, layout and the lengths used.
-    public typealias Record = (shape: [Int], layout: SequenceLayout, lengths: [Int])
+    /// The output's shape, layout and the lengths used (nil: every row's last step).
+    public typealias Record = (shape: [Int], layout: SequenceLayout, lengths: [Int]?)
+    private let buffers = LayerBuffers<Scalar>()
 
     /// A selection of each row's last valid step.
     public init() {}
 
-    /// Row b at step lengths[b] - 1.
+    /// Row b at step lengths[b] - 1 (in the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         let x = input.output
         guard x.shape.count == 3 else { throw RecurrentKitError("LastValidStep takes a (T, B, D) output, got shape \(x.shape)") }
-        let steps = input.layout == .timeMajor ? x.shape[0] : x.shape[1], batch = input.layout == .timeMajor ? x.shape[1] : x.shape[0]
-        let lengths = input.lengths ?? Array(repeating: steps, count: batch)
-        return (try x.lastValidSteps(lengths: lengths, layout: input.layout), (x.shape, input.layout, lengths))
+        let (T, B) = input.layout == .timeMajor ? (x.shape[0], x.shape[1]) : (x.shape[1], x.shape[0])
+        if let lengths = input.lengths { _ = try x.sequenceDimensions(lengths: lengths, layout: input.layout, operation: "LastValidStep") }
+        buffers.output.prepare(B, x.shape[2])
+        copyStep(x, step: T - 1, perRow: input.lengths, steps: T, batch: B, inner: x.shape[2], layout: input.layout, into: &buffers.output)
+        return (buffers.output, (x.shape, input.layout, input.lengths))
     }
 
     /// dL/doutput: zero except row b's step lengths[b] - 1.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> RecurrentOutputGradient<Scalar> {
-        RecurrentOutputGradient(output: try Tensor.lastValidStepsAdjoint(outputGradient, lengths: record.lengths, shape: record.shape, layout: record.layout))
+        let (T, B) = record.layout == .timeMajor ? (record.shape[0], record.shape[1]) : (record.shape[1], record.shape[0])
+        guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == record.shape[2] else {
+            throw RecurrentKitError.shapeMismatch("gradient of LastValidStep", expected: [B, record.shape[2]], got: outputGradient.shape)
+        }
+        buffers.inputGradient.prepare(like: record.shape)
+        buffers.inputGradient.zeroAll()
+        placeStep(outputGradient, step: T - 1, perRow: record.lengths, steps: T, batch: B, inner: record.shape[2], layout: record.layout,
+                  into: &buffers.inputGradient)
+        return RecurrentOutputGradient(output: buffers.inputGradient)
     }
 }
 
@@ -70,29 +120,44 @@ public final class FinalHiddenState<Scalar: RecurrentScalar>: Layer {
     public typealias Output = Tensor<Scalar>
     /// The shape of h_n and the number of directions.
     public typealias Record = (stateShape: [Int], directions: Int)
+    private let buffers = LayerBuffers<Scalar>()
 
     /// A selection of the last layer's final hidden state.
     public init() {}
 
-    /// h_n's last `directions` rows joined along the feature axis.
+    /// h_n's last `directions` rows joined along the feature axis (in the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         let h = input.finalState.h, D = input.directions
         guard h.shape.count == 3, D >= 1, h.shape[0] >= D else { throw RecurrentKitError("FinalHiddenState: h_n of shape \(h.shape) for \(D) direction(s)") }
-        let rows = try (0..<D).map { try h[h.shape[0] - D + $0] }
-        return (D == 1 ? rows[0] : try Tensor.concatenated(rows, along: 1), (h.shape, D))
+        let (rows, B, S) = (h.shape[0], h.shape[1], h.shape[2])
+        buffers.output.prepare(B, D * S)
+        h.scalars.withUnsafeBufferPointer { hs in
+            buffers.output.scalars.withUnsafeMutableBufferPointer { o in
+                for d in 0..<D {
+                    for b in 0..<B { (o.baseAddress! + b * D * S + d * S).update(from: hs.baseAddress! + ((rows - D + d) * B + b) * S, count: S) }
+                }
+            }
+        }
+        return (buffers.output, (h.shape, D))
     }
 
     /// dL/dh_n: zero except the last layer's rows.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> RecurrentOutputGradient<Scalar> {
         let (shape, D) = record
-        let parts = try outputGradient.split(parts: D, along: 1)
-        var h = Tensor<Scalar>(zeros: shape)
-        let inner = shape[1] * shape[2]
-        for (d, part) in parts.enumerated() {
-            try part.requireShape([shape[1], shape[2]], name: "gradient of FinalHiddenState")
-            h.scalars.replaceSubrange(((shape[0] - D + d) * inner)..<((shape[0] - D + d + 1) * inner), with: part.scalars)
+        let (rows, B, S) = (shape[0], shape[1], shape[2])
+        guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == D * S else {
+            throw RecurrentKitError.shapeMismatch("gradient of FinalHiddenState", expected: [B, D * S], got: outputGradient.shape)
         }
-        return RecurrentOutputGradient(finalState: RecurrentState(h: h))
+        buffers.inputGradient.prepare(like: shape)
+        buffers.inputGradient.zeroAll()
+        outputGradient.scalars.withUnsafeBufferPointer { g in
+            buffers.inputGradient.scalars.withUnsafeMutableBufferPointer { h in
+                for d in 0..<D {
+                    for b in 0..<B { (h.baseAddress! + ((rows - D + d) * B + b) * S).update(from: g.baseAddress! + b * D * S + d * S, count: S) }
+                }
+            }
+        }
+        return RecurrentOutputGradient(finalState: RecurrentState(h: buffers.inputGradient))
     }
 }
 
@@ -135,15 +200,32 @@ public final class Reshape<Scalar: RecurrentScalar>: Layer {
     /// A reshape to `shape`.
     public init(_ shape: [Int]) { self.shape = shape }
 
-    /// The reshaped input.
+    private let buffers = LayerBuffers<Scalar>()
+
+    /// The reshaped input (copied into the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
-        (try input.reshaped(shape), input.shape)
+        try copy(input, shape: shape, into: &buffers.output)
+        return (buffers.output, input.shape)
     }
 
     /// The gradient reshaped back.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> Tensor<Scalar> {
-        try outputGradient.reshaped(record)
+        try copy(outputGradient, shape: record, into: &buffers.inputGradient)
+        return buffers.inputGradient
     }
+}
+
+/// Copies `x`'s elements into `out` with `shape` (one -1 inferred), reusing `out`'s storage when its shape matches.
+func copy<Scalar>(_ x: Tensor<Scalar>, shape: [Int], into out: inout Tensor<Scalar>) throws {
+    if out.count != x.count || !shapeMatches(out.shape, shape) { out = Tensor(zeros: try x.reshaped(shape).shape) }
+    x.scalars.withUnsafeBufferPointer { xs in out.scalars.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: xs) } }
+}
+
+/// Whether `actual` is `pattern` with its -1 (if any) standing for any dimension.
+func shapeMatches(_ actual: [Int], _ pattern: [Int]) -> Bool {
+    guard actual.count == pattern.count else { return false }
+    for i in actual.indices where pattern[i] != -1 && pattern[i] != actual[i] { return false }
+    return true
 }
 
 /// (B, d1, d2, ...) -> (B, d1 x d2 x ...) (PyTorch `nn.Flatten()`).
@@ -158,14 +240,19 @@ public final class Flatten<Scalar: RecurrentScalar>: Layer {
     /// A flatten from axis 1.
     public init() {}
 
-    /// The flattened input.
+    private let buffers = LayerBuffers<Scalar>()
+
+    /// The flattened input (copied into the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         guard let rows = input.shape.first else { throw RecurrentKitError("Flatten needs at least one axis, got shape \(input.shape)") }
-        return (try input.reshaped([rows, input.count / max(rows, 1)]), input.shape)
+        buffers.output.prepare(rows, input.count / max(rows, 1))
+        input.scalars.withUnsafeBufferPointer { xs in buffers.output.scalars.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: xs) } }
+        return (buffers.output, input.shape)
     }
 
     /// The gradient reshaped back.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> Tensor<Scalar> {
-        try outputGradient.reshaped(record)
+        try copy(outputGradient, shape: record, into: &buffers.inputGradient)
+        return buffers.inputGradient
     }
 }

@@ -26,6 +26,17 @@ public protocol BatchSource {
     var batchesPerEpoch: Int { get }
     /// Batch `index` (0 ..< ``batchesPerEpoch``) of epoch `epoch` (from 0).
     func batch(epoch: Int, index: Int) throws -> Batch<Input, Target>
+
+    /// The same batch written into `batch`, reusing its storage where the source can, so that a warm training loop
+    /// allocates nothing (the default makes a new batch).
+    func batch(epoch: Int, index: Int, into batch: inout Batch<Input, Target>?) throws
+}
+
+extension BatchSource {
+    /// Makes a new batch.
+    public func batch(epoch: Int, index: Int, into batch: inout Batch<Input, Target>?) throws {
+        batch = try self.batch(epoch: epoch, index: index)
+    }
 }
 
 /// A ``BatchSource`` that gives each process of a data-parallel job its rows of a batch (contiguous, in rank order:
@@ -77,8 +88,26 @@ public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
         try windows(cache.rows(of: sampler, epoch: epoch, index: index))
     }
 
+    /// The windows of batch `index` in epoch `epoch`, in `batch`'s storage (no allocation once warm, when nothing
+    /// else holds the previous batch).
+    public func batch(epoch: Int, index: Int, into batch: inout Batch<SequenceBatch<Scalar>, Tensor<Scalar>>?) throws {
+        batch = try windows(cache.rows(of: sampler, epoch: epoch, index: index), reusing: &batch)
+    }
+
     private func windows(_ rows: ArraySlice<Int>) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
-        let (x, y) = try windows.batch(starts: rows.map { starts.lowerBound + $0 }, layout: layout)
+        var none: Batch<SequenceBatch<Scalar>, Tensor<Scalar>>? = nil
+        return try windows(rows, reusing: &none)
+    }
+
+    private func windows(_ rows: ArraySlice<Int>, reusing old: inout Batch<SequenceBatch<Scalar>, Tensor<Scalar>>?) throws
+        -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
+        var x = Tensor<Scalar>(unchecked: [], []), y = Tensor<Scalar>(unchecked: [], [])
+        if let previous = old {
+            if case .dense(let input) = previous.input.input { x = input }
+            y = previous.target
+        }
+        old = nil // x and y are now the only references to the old storage, which is written in place
+        try windows.fill(starts: rows, offset: starts.lowerBound, layout: layout, inputs: &x, targets: &y)
         return Batch(input: SequenceBatch(x, layout: layout), target: y, count: rows.count)
     }
 }

@@ -65,6 +65,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     public internal(set) var stoppedEarly = false
     /// The optimizer's learning rate when the trainer was made (a schedule's base rate).
     public let baseLearningRate: Double
+    // The last training and validation batches, whose storage the next ones reuse.
+    private var trainingBatch: Batch<Data.Input, Data.Target>?
+    private var validationBatch: Batch<Data.Input, Data.Target>?
     // The running sums of the current epoch, and seconds trained before this run (a resumed trainer).
     var lossSum = 0.0, exampleCount = 0, normSum = 0.0, updatesInEpoch = 0, epochSeconds = 0.0, elapsedBefore = 0.0
 
@@ -107,10 +110,13 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         return SeededGenerator(seed: a ^ (b >> 1) ^ UInt64(truncatingIfNeeded: reducer.rank) &* 0x94D0_49BB_1331_11EB)
     }
 
-    /// This process's rows of batch `index` of `source`'s epoch `epoch` and the global batch's row count.
-    private func localBatch(_ source: Data, epoch: Int, index: Int) throws -> (batch: Batch<Data.Input, Data.Target>, globalCount: Int) {
+    /// This process's rows of batch `index` of `source`'s epoch `epoch` and the global batch's row count; `reuse` holds
+    /// the previous batch's storage (one process).
+    private func localBatch(_ source: Data, epoch: Int, index: Int, reuse: inout Batch<Data.Input, Data.Target>?) throws
+        -> (batch: Batch<Data.Input, Data.Target>, globalCount: Int) {
         guard let shardedBatch, let globalRows, reducer.processCount > 1 else {
-            let batch = try source.batch(epoch: epoch, index: index)
+            try source.batch(epoch: epoch, index: index, into: &reuse)
+            let batch = reuse!
             return (batch, batch.count)
         }
         let rows = globalRows(source, epoch, index)
@@ -156,7 +162,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         let perEpoch = data.batchesPerEpoch
         while !isFinished {
             let updateStart = monotonicSeconds()
-            let (batch, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch)
+            let (batch, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
             model.setTraining(true)
             model.parameters.zeroGradients()
             var generator = maskGenerator(epoch: position.epoch, index: position.batch)
@@ -223,8 +229,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         defer { model.setTraining(true) }
         var sums = [0.0, 0.0]
         var unused = SeededGenerator(seed: 0)
+        defer { validationBatch = nil } // the next validation may be far away: do not hold its memory
         for index in 0..<source.batchesPerEpoch {
-            let (batch, _) = try localBatch(source, epoch: 0, index: index)
+            let (batch, _) = try localBatch(source, epoch: 0, index: index, reuse: &validationBatch)
             let output = try model.forward(batch.input, generator: &unused).output
             sums[0] += try loss(output, batch.target).loss * Double(batch.count)
             sums[1] += Double(batch.count)
