@@ -2,8 +2,8 @@ import RecurrentKit
 import RecurrentKitText
 
 extension Benchmarks {
-    /// A composed model trained by the ``Trainer`` for `updates` updates: a forecaster (`Sequential` of a recurrent
-    /// stack with dropout between layers, the last step, dropout, a linear head; ``WindowBatches`` of a synthetic
+    /// A composed model trained by the `Trainer` for `updates` updates: a forecaster (`Sequential` of a recurrent
+    /// stack with dropout between layers, the last step, dropout, a linear head; `WindowBatches` of a synthetic
     /// series, mean squared error, clipping at 1), the loop a user's own model runs. `rnn probe --workload sequential`
     /// runs it for the allocation check: once warm, an update allocates nothing.
     /// - Parameters:

@@ -167,8 +167,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             model.parameters.zeroGradients()
             var generator = maskGenerator(epoch: position.epoch, index: position.batch)
             let (output, record) = try model.forward(batch.input, generator: &generator)
-            var (batchLoss, gradient) = try loss(output, batch.target)
-            _ = try model.backward(record, outputGradient: gradient)
+            let computed = try loss(output, batch.target)
+            var batchLoss = computed.loss
+            _ = try model.backward(record, outputGradient: computed.gradient)
             if reducer.processCount > 1 {
                 // This process's share of the global mean: its rows' mean loss and gradients times B_r/B, summed.
                 let weight = Double(batch.count) / Double(globalCount)
