@@ -163,8 +163,40 @@ public struct TokenSequenceBatches<Scalar: RecurrentScalar>: BatchSource {
         try padded(cache.rows(of: sampler, epoch: epoch, index: index))
     }
 
+    /// The padded tokens with lengths, and the labels, of batch `index` in epoch `epoch`, in `batch`'s storage (no
+    /// allocation once the arrays have grown to the longest batch, when nothing else holds the previous batch).
+    public func batch(epoch: Int, index: Int, into batch: inout Batch<SequenceBatch<Scalar>, [Int]>?) throws {
+        batch = try padded(cache.rows(of: sampler, epoch: epoch, index: index), reusing: &batch)
+    }
+
     private func padded(_ rows: ArraySlice<Int>) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
-        Batch(input: try SequenceBatch(padding: rows.map { sequences[$0] }, layout: layout), target: rows.map { labels[$0] }, count: rows.count)
+        var none: Batch<SequenceBatch<Scalar>, [Int]>? = nil
+        return try padded(rows, reusing: &none)
+    }
+
+    private func padded(_ rows: ArraySlice<Int>, reusing old: inout Batch<SequenceBatch<Scalar>, [Int]>?) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
+        var tokens: [Int] = [], lengths: [Int] = [], targets: [Int] = []
+        if let previous = old {
+            if case .oneHot(let t, _, _) = previous.input.input { tokens = t }
+            lengths = previous.input.lengths ?? []
+            targets = previous.target
+        }
+        old = nil // the arrays are now the only references to the old storage, which is refilled in place
+        let B = rows.count
+        var T = 0
+        for row in rows { T = max(T, sequences[row].count) }
+        tokens.removeAll(keepingCapacity: true)
+        tokens.append(contentsOf: repeatElement(0, count: T * B))
+        lengths.removeAll(keepingCapacity: true)
+        targets.removeAll(keepingCapacity: true)
+        for (b, row) in rows.enumerated() {
+            let sequence = sequences[row]
+            for (t, token) in sequence.enumerated() { tokens[layout == .timeMajor ? t * B + b : b * T + t] = token }
+            lengths.append(sequence.count)
+            targets.append(labels[row])
+        }
+        let input = SequenceBatch<Scalar>(tokens: tokens, steps: T, batch: B, lengths: lengths, layout: layout)
+        return Batch(input: input, target: targets, count: B)
     }
 }
 
