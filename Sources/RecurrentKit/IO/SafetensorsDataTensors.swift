@@ -231,12 +231,4 @@ func safetensorsElementCount(_ shape: [Int]) throws -> Int {
 }
 
 /// The row-major index of flat element `index` in `shape`.
-func safetensorsIndex(ofFlat index: Int, shape: [Int]) -> [Int] {
-    var rest = index
-    var result = Array(repeating: 0, count: shape.count)
-    for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 {
-        result[d] = rest % shape[d]
-        rest /= shape[d]
-    }
-    return result
-}
+func safetensorsIndex(ofFlat index: Int, shape: [Int]) -> [Int] { Tensor<Float>.multiIndex(ofFlat: index, shape: shape) }

@@ -69,7 +69,10 @@ public struct Tensor<Scalar: RecurrentScalar>: Equatable, Sendable {
     }
 
     /// Multi-index (one per dimension) of a flat row-major index, for error messages.
-    public func multiIndex(ofFlat index: Int) -> [Int] {
+    public func multiIndex(ofFlat index: Int) -> [Int] { Tensor.multiIndex(ofFlat: index, shape: shape) }
+
+    /// Multi-index of a flat row-major index in `shape` (any element type's tensors use it for their messages).
+    static func multiIndex(ofFlat index: Int, shape: [Int]) -> [Int] {
         var rest = index
         var result = Array(repeating: 0, count: shape.count)
         for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 {
