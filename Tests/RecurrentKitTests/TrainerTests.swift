@@ -112,6 +112,20 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(lines[0].contains("\"event\":\"epoch\""), String(lines[0]))
     }
 
+    /// bf16 products in the forward and backward only: the weights differ from a Float run by bf16 rounding, not
+    /// more, and validation (Float) of the same weights is the Float validation.
+    func testMixedPrecisionProducts() throws {
+        let float = try makeTrainer(try makeModel(seed: 3), options: TrainerOptions(epochs: 1, seed: 2))
+        let bf16 = try makeTrainer(try makeModel(seed: 3), options: TrainerOptions(epochs: 1, precision: .bfloat16, seed: 2))
+        try float.train()
+        try bf16.train()
+        let (a, b) = (values(float.model.parameters), values(bf16.model.parameters))
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(worst, 0, "bf16 operands round")
+        XCTAssertLessThan(worst, 2e-2, "and stay close after \(float.step) updates")
+        XCTAssertEqual(Kernels.productPrecision, .float32, "the precision is restored after each update")
+    }
+
     func testEvaluationModeHasNoDropout() throws {
         let trainer = try makeTrainer(try makeModel(seed: 8), options: TrainerOptions(epochs: 1, seed: 3))
         let a = try trainer.validationLoss(), b = try trainer.validationLoss()

@@ -166,10 +166,12 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             model.setTraining(true)
             model.parameters.zeroGradients()
             var generator = maskGenerator(epoch: position.epoch, index: position.batch)
-            let (output, record) = try model.forward(batch.input, generator: &generator)
-            let computed = try loss(output, batch.target)
-            var batchLoss = computed.loss
-            _ = try model.backward(record, outputGradient: computed.gradient)
+            var batchLoss = try Kernels.withProductPrecision(options.precision) {
+                let (output, record) = try model.forward(batch.input, generator: &generator)
+                let computed = try loss(output, batch.target)
+                _ = try model.backward(record, outputGradient: computed.gradient)
+                return computed.loss
+            }
             if reducer.processCount > 1 {
                 // This process's share of the global mean: its rows' mean loss and gradients times B_r/B, summed.
                 let weight = Double(batch.count) / Double(globalCount)

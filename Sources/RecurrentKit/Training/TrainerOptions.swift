@@ -18,6 +18,9 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public var earlyStopPatience: Int?
     /// Stop (resumably) after the update during which this many seconds of training have passed (nil: no limit).
     public var timeLimitSeconds: Double?
+    /// The precision of the matrix products of the forward and backward passes (``Precision/bfloat16``: bf16
+    /// operands, Float sums and weights); validation and everything else stay Float.
+    public var precision: Precision
     /// Seeds the dropout masks.
     public var seed: UInt64
     /// Skip an update whose loss or gradient norm is NaN or infinite instead of stopping with an error.
@@ -30,11 +33,11 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     /// Options; see each property.
     public init(epochs: Int = 10, maxUpdates: Int? = nil, clip: Double = 0, clipStyle: ClipStyle = .pytorch,
                 learningRateSchedule: LearningRateSchedule? = nil, validateEvery: Int? = nil, earlyStopPatience: Int? = nil,
-                timeLimitSeconds: Double? = nil, seed: UInt64 = 0, skipNonFinite: Bool = false, bestCheckpointPath: String? = nil,
-                metricsPath: String? = nil) {
+                timeLimitSeconds: Double? = nil, precision: Precision = .float32, seed: UInt64 = 0, skipNonFinite: Bool = false,
+                bestCheckpointPath: String? = nil, metricsPath: String? = nil) {
         (self.epochs, self.maxUpdates, self.clip, self.clipStyle) = (epochs, maxUpdates, clip, clipStyle)
         (self.learningRateSchedule, self.validateEvery, self.earlyStopPatience) = (learningRateSchedule, validateEvery, earlyStopPatience)
-        (self.timeLimitSeconds, self.seed, self.skipNonFinite) = (timeLimitSeconds, seed, skipNonFinite)
+        (self.timeLimitSeconds, self.precision, self.seed, self.skipNonFinite) = (timeLimitSeconds, precision, seed, skipNonFinite)
         (self.bestCheckpointPath, self.metricsPath) = (bestCheckpointPath, metricsPath)
     }
 
