@@ -111,7 +111,19 @@ struct AddingCommand: ParsableCommand {
     @Option(help: "Evaluate on 1,000 test sequences every N updates.") var evaluateEvery: Int = 200
     @Option(help: "Seed.") var seed: UInt64 = 0
 
+    /// The most updates, and the most updates between evaluations, `rnn task adding` accepts (like `rnn train`'s epochs).
+    static let maximumUpdates = 1_000_000
+
     func run() throws {
+        // Every count bounded before anything runs: a huge --updates would run until killed, a huge --hidden would
+        // allocate until the process dies.
+        guard (1...Self.maximumUpdates).contains(updates) else {
+            throw RecurrentKitError.invalidArgument("updates", updates, "must be in 1...\(Self.maximumUpdates)")
+        }
+        guard (1...Self.maximumUpdates).contains(evaluateEvery) else {
+            throw RecurrentKitError.invalidArgument("evaluate-every", evaluateEvery, "must be in 1...\(Self.maximumUpdates)")
+        }
+        guard (1...(1 << 16)).contains(hidden) else { throw RecurrentKitError.invalidArgument("hidden", hidden, "must be in 1...65536") }
         var o = AddingProblem.Options()
         o.length = length
         o.cell = cell
@@ -123,6 +135,20 @@ struct AddingCommand: ParsableCommand {
         o.clip = clip
         o.evaluateEvery = evaluateEvery
         o.seed = seed
+        try o.validate() // length, batch, learning rate and clip, before the first line is printed
+        // Memory as `rnn train` counts it: one layer, input width 2, Adam, the larger of the batch and the 1,000 test
+        // sequences (a slight overestimate: the read-out has one output, not two).
+        var estimate = TrainingOptions()
+        estimate.cell = cell
+        estimate.hiddenSize = hidden
+        estimate.numLayers = 1
+        estimate.embeddingSize = nil
+        estimate.optimizer = .adam
+        estimate.batchSize = max(batch, o.testSize)
+        guard let bytes = estimate.estimatedMemoryBytes(vocabularySize: 2, chunkLength: length) else {
+            throw RecurrentKitError("the adding problem's sizes are too large: the memory they need does not fit in a 64-bit count")
+        }
+        try checkMemory(bytes, for: "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(max(batch, o.testSize))")
         let start = Date()
         print("adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(o.initialization.rawValue), \(updates) Adam updates of \(batch), lr \(lr); baseline MSE 0.1667")
         let results = try AddingProblem.train(o) { e in

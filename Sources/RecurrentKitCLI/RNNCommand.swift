@@ -16,11 +16,14 @@ struct RNNCommand: ParsableCommand {
 
     /// Every failure is one line on stderr and a non-zero exit; help and version go to stdout with exit 0.
     static func main() {
-        // `rnn train` saves and exits cleanly on SIGINT/SIGTERM: the handlers go in before anything else runs, so a
-        // signal during start-up is not lost (the run stops after its first update and saves).
+        // `rnn train` saves and exits cleanly on SIGINT/SIGTERM: the handlers go in before anything else runs (before
+        // the arguments are parsed, and so before any file is opened or written), so a signal during start-up is not
+        // lost (the run stops after its first update and saves). A signal before `main` is reached (while the dynamic
+        // loader maps and relocates the Swift runtime and Foundation, about 5 to 10 ms) still ends the process by the
+        // signal, with nothing written: no code of this program has run yet.
         if CommandLine.arguments.dropFirst().first == "train" { installStopHandlers() }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRootAcceptingNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
             try command.run()
         } catch let error as RecurrentKitError {
             fail(error.message)
@@ -34,6 +37,54 @@ struct RNNCommand: ParsableCommand {
             }
             fail(oneLine(message(for: error)), code: code.rawValue)
         }
+    }
+}
+
+extension RNNCommand {
+    /// `parseAsRoot`, but a negative number may follow its option as a separate word (`--lr -1`, `--forget-bias -2`,
+    /// `--time-limit -inf`), as it may after `=` (`--lr=-1`).
+    ///
+    /// ArgumentParser reads any word that starts with `-` as an option, so `--lr -1` fails with "Missing value for
+    /// '--lr <lr>'" instead of the option's own range check. Declaring the options `parsing: .unconditional` would
+    /// fix it one declaration at a time, in every command (and let `--lr --epochs 3` take "--epochs" as the rate);
+    /// here every command and every future option is covered: when a command line does not parse, it is parsed again
+    /// with each `--name NUMBER` whose NUMBER is negative (a word that reads as a `Double`, such as -1, -0.5, -1e-3,
+    /// -inf) joined into `--name=NUMBER`. A command line that parses as given is never rewritten, so nothing that
+    /// worked changes; when the joined one does not parse either, its error is reported, which names the real problem
+    /// ("Missing value for '--updates <updates>'" for `--lr -1 --updates`, not "Missing value for '--lr <lr>'";
+    /// "The option '--no-bias' does not take any value, but '-1' was specified" for a flag).
+    static func parseAsRootAcceptingNegativeNumbers(_ arguments: [String]) throws -> ParsableCommand {
+        do {
+            return try parseAsRoot(arguments)
+        } catch {
+            let joined = joiningNegativeNumbers(arguments)
+            guard joined != arguments else { throw error }
+            return try parseAsRoot(joined)
+        }
+    }
+
+    /// `arguments` with every `--name` (no `=`) followed by a negative number written as `--name=number`; a bare `--`
+    /// ends the options and the rest is left as it is.
+    static func joiningNegativeNumbers(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let word = arguments[i]
+            if word == "--" { result += arguments[i...]; break }
+            if word.count > 2, word.hasPrefix("--"), !word.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+                result.append(word + "=" + arguments[i + 1])
+                i += 2
+                continue
+            }
+            result.append(word)
+            i += 1
+        }
+        return result
+    }
+
+    /// True for a word such as -1, -0.5, -1e-3, -inf or -nan (a `Double` with a minus sign), which no option name is.
+    static func isNegativeNumber(_ word: String) -> Bool {
+        word.count > 1 && word.hasPrefix("-") && !word.hasPrefix("--") && Double(word) != nil
     }
 }
 

@@ -153,6 +153,18 @@ public struct Checkpoint {
         for (name, entry) in file.tensors where name.hasPrefix(trainingTensorPrefix) {
             if entry.dtype == .f64 { extra64[name] = try file.tensor(name) } else { extra[name] = try file.tensor(name) }
         }
+        // The training state is checked like the weights: no run writes a NaN or infinite carried state or optimizer
+        // buffer, nor a negative second moment (a mean of squares); resuming one would fail as a "divergence".
+        for name in extra.keys.sorted() where !extra[name]!.scalars.allSatisfy(\.isFinite) {
+            throw RecurrentKitError("tensor \(name) holds NaN or infinite values")
+        }
+        for name in extra64.keys.sorted() {
+            let values = extra64[name]!.scalars
+            guard values.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(name) holds NaN or infinite values") }
+            if secondMomentTensors.contains(name), let i = values.firstIndex(where: { $0 < 0 }) {
+                throw RecurrentKitError("tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of squares, never negative")
+            }
+        }
         var checkpoint = try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
                                         extraTensors: extra, extraDoubleTensors: extra64)
         checkpoint.fileFormatVersion = version
@@ -163,6 +175,10 @@ public struct Checkpoint {
 }
 
 extension Checkpoint {
+    /// Optimizer buffers that hold running means of squared gradients (Adam's `exp_avg_sq`, RMSprop's `square_avg`):
+    /// a negative value in one cannot come from training.
+    static let secondMomentTensors: Set<String> = ["_trainer.optimizer.exp_avg_sq", "_trainer.optimizer.square_avg"]
+
     /// `__metadata__["vocabulary"]` scalar for scalar, nil when absent.
     ///
     /// `SafetensorsFile` reads the header with Foundation's `JSONSerialization`, which drops a U+FEFF that begins a JSON

@@ -21,6 +21,15 @@ extension ONNX {
         guard bytes.count <= maximumFileBytes else { throw ONNXError("file of \(bytes.count) bytes exceeds the 2 GiB protobuf limit") }
         let file = try ONNXFile(bytes[...])
         let g = file.graph
+        // Every constant finite, named: weights, default states (h0, c0), one-hot values and the plumbing's constants.
+        for name in g.initializers.keys.sorted() where g.initializers[name]!.hasNonFiniteValue {
+            throw ONNXError("initializer \(name) holds NaN or infinite values")
+        }
+        for node in g.nodes {
+            if let value = try node.constantValue(), value.hasNonFiniteValue {
+                throw ONNXError("node \(node.name) (\(node.op)): its value holds NaN or infinite values")
+            }
+        }
         let recurrent = g.nodes.filter { ["LSTM", "GRU", "RNN"].contains($0.op) }
         guard let first = recurrent.first else { throw ONNXError("the graph has no LSTM, GRU or RNN node") }
         guard recurrent.allSatisfy({ $0.op == first.op }) else { throw ONNXError("the graph mixes \(Set(recurrent.map(\.op)).sorted().joined(separator: " and ")) nodes") }
@@ -105,6 +114,35 @@ extension ONNX {
             throw ONNXError("found neither an embedding Gather nor a OneHot node on the token input")
         }
         let V = embedding?.shape[0] ?? inputWidth
+        // One-hot rows are 0 with a 1 at the token (values [off, on] = [0, 1]), V wide; other values or widths would
+        // make the file compute something else than the model imported from it.
+        for node in g.nodes where node.op == "OneHot" {
+            guard node.inputs.count == 3 else { throw ONNXError("node \(node.name) (OneHot) has \(node.inputs.count) inputs (needs indices, depth, values)") }
+            guard let values = try g.constant(node.inputs[2]), let numbers = values.tensor.numbers else {
+                throw ONNXError("node \(node.name) (OneHot): values \(node.inputs[2]) is not a constant of numbers")
+            }
+            guard numbers == [0, 1] else {
+                throw ONNXError("node \(node.name) (OneHot): values \(numbers) (from \(values.label)) are not [0.0, 1.0] (off, on)")
+            }
+            guard let depth = try g.constant(node.inputs[1]), let d = depth.tensor.numbers, d.count == 1 else {
+                throw ONNXError("node \(node.name) (OneHot): depth \(node.inputs[1]) is not a constant number")
+            }
+            guard d[0] == Double(V) else {
+                throw ONNXError("node \(node.name) (OneHot): depth \(d[0]) (from \(depth.label)) differs from the \(V) inputs the first layer reads")
+            }
+        }
+        // The initial states: a constant default (h0, c0 as initializers, or zeros made by ConstantOfShape) must be zero,
+        // the state the imported model starts from; a state given at run time (a graph input) is the caller's.
+        var seen: Set<String> = []
+        for node in recurrent {
+            for (index, role) in [(5, "initial_h"), (6, "initial_c")] where node.inputs.count > index && !node.inputs[index].isEmpty {
+                for (label, tensor) in try g.constantSources(of: node.inputs[index], seen: &seen) ?? [] where tensor.dataType == TensorType.float {
+                    if let i = tensor.floats.firstIndex(where: { $0 != 0 }) {
+                        throw ONNXError("node \(node.name): \(role) comes from \(label), which is not zero (\(tensor.floats[i]) at index \(i)); the imported model starts from a zero state")
+                    }
+                }
+            }
+        }
 
         // Head: MatMul with a (D*H, V) initializer, or Gemm with (V, D*H) and transB = 1; an Add of a (V) initializer.
         var headWeight: Tensor<Float>? = nil, headBias: Tensor<Float>? = nil
@@ -230,6 +268,62 @@ struct ONNXNode {
         return try f.string("attribute \(key)")
     }
 
+    /// A TENSOR attribute (field t), or nil when absent.
+    func tensor(_ key: String) throws -> ONNXTensor? {
+        guard let fields = attributes[key] else { return nil }
+        guard let f = fields.first(where: { $0.number == 5 }) else { throw ONNXError("node \(name): attribute \(key) is not a tensor") }
+        var tensorName = "\(name).\(key)"
+        return try ONNXTensor(try f.bytes("attribute \(key)"), name: &tensorName)
+    }
+
+    /// The value a Constant node produces, or the fill value of a ConstantOfShape node (0 by default); nil for other
+    /// operators and for values that are not numbers.
+    func constantValue() throws -> ONNXTensor? {
+        switch op {
+        case "ConstantOfShape":
+            return try tensor("value") ?? ONNXTensor(scalar: 0)
+        case "Constant":
+            if attributes["sparse_value"] != nil { throw ONNXError("node \(name): sparse constants are not supported") }
+            if let t = try tensor("value") { return t }
+            if let fields = attributes["value_float"] {
+                guard let f = fields.first(where: { $0.number == 2 }) else { throw ONNXError("node \(name): value_float is not a float") }
+                return ONNXTensor(scalar: try f.float("attribute value_float"))
+            }
+            if let fields = attributes["value_floats"] {
+                var values: [Float] = []
+                for f in fields where f.number == 7 {
+                    switch f.value {
+                    case .fixed32(let v): values.append(Float(bitPattern: v))
+                    case .bytes(let b):
+                        guard b.count % 4 == 0 else { throw ONNXError("node \(name): value_floats has \(b.count) bytes") }
+                        values += littleEndianFloats(b)
+                    default: throw ONNXError("node \(name): value_floats is not a list of floats")
+                    }
+                }
+                return ONNXTensor(floats: values)
+            }
+            if let i = try int("value_int") { return ONNXTensor(int64s: [i], shape: []) }
+            if let fields = attributes["value_ints"] {
+                let values = try fields.filter { $0.number == 8 }.flatMap { try $0.ints("attribute value_ints") }
+                return ONNXTensor(int64s: values, shape: [values.count])
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// The inputs whose values flow into the outputs (the data, not the indices, shapes or axes): every input of a
+    /// Concat, the first of the other plumbing operators, none for Shape, Constant and ConstantOfShape (their outputs
+    /// do not depend on any input's values).
+    var dataInputs: [String] {
+        switch op {
+        case "Concat": return inputs.filter { !$0.isEmpty }
+        case "Shape", "Constant", "ConstantOfShape": return []
+        default: return inputs.first.map { $0.isEmpty ? [] : [$0] } ?? []
+        }
+    }
+
     /// A STRINGS attribute (fields strings), or nil when absent.
     func strings(_ key: String) throws -> [String]? {
         guard let fields = attributes[key] else { return nil }
@@ -237,15 +331,23 @@ struct ONNXNode {
     }
 }
 
-/// An initializer: name, shape and the values of a float or int64 tensor.
+/// An initializer (or a Constant node's value): name, shape and the values of a float or int64 tensor.
 struct ONNXTensor {
     let shape: [Int]
     let dataType: Int
     let floats: [Float]
+    /// The values of an int64 tensor (empty for other types).
+    let int64s: [Int]
+    /// Whether a float or double tensor holds a NaN or infinite value.
+    let hasNonFiniteValue: Bool
 
     init(_ bytes: ArraySlice<UInt8>, name: inout String) throws {
         var reader = ProtobufReader(bytes)
         var dims: [Int] = [], type = 0, raw: ArraySlice<UInt8>? = nil, floatData: [Float] = [], int64Data: [Int] = []
+        var doubleData: [Double] = []
+        // The TensorProto fields that hold values (non-empty ones): a tensor has its values in exactly one of them.
+        var dataFields: [String] = []
+        func holds(_ field: String) { if !dataFields.contains(field) { dataFields.append(field) } }
         while let f = try reader.next() {
             switch f.number {
             case 1: dims += try f.ints("tensor dims", maximumCount: 16)
@@ -255,12 +357,32 @@ struct ONNXTensor {
                     guard b.count % 4 == 0 else { throw ONNXError("tensor float_data has \(b.count) bytes") }
                     floatData += littleEndianFloats(b)
                 } else { floatData.append(try f.float("tensor float_data")) }
-            case 7: int64Data += try f.ints("tensor int64_data")
+                if !floatData.isEmpty { holds("float_data") }
+            case 5: if case .bytes(let b) = f.value, b.isEmpty {} else { holds("int32_data") }
+            case 6: holds("string_data")
+            case 7:
+                int64Data += try f.ints("tensor int64_data")
+                if !int64Data.isEmpty { holds("int64_data") }
             case 8: name = try f.string("tensor name")
-            case 9: raw = try f.bytes("tensor raw_data")
+            case 9:
+                raw = try f.bytes("tensor raw_data")
+                if raw?.isEmpty == false { holds("raw_data") }
+            case 10:
+                switch f.value {
+                case .fixed64(let v): doubleData.append(Double(bitPattern: v))
+                case .bytes(let b):
+                    guard b.count % 8 == 0 else { throw ONNXError("tensor double_data has \(b.count) bytes") }
+                    doubleData += littleEndianWords(b).map(Double.init(bitPattern:))
+                default: throw ONNXError("tensor double_data is not a list of doubles")
+                }
+                if !doubleData.isEmpty { holds("double_data") }
+            case 11: if case .bytes(let b) = f.value, b.isEmpty {} else { holds("uint64_data") }
             case 13, 14: throw ONNXError("tensor \(name) uses external data, which is not read (save the model with its weights inside)")
             default: break
             }
+        }
+        guard dataFields.count <= 1 else {
+            throw ONNXError("tensor \(name) sets both \(dataFields[0]) and \(dataFields[1]): its values are contradictory (a tensor holds them in one field)")
         }
         guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else { throw ONNXError("tensor \(name) has dimensions \(dims)") }
         var count = 1
@@ -271,8 +393,15 @@ struct ONNXTensor {
         }
         shape = dims
         dataType = type
+        /// The type's own field, or raw_data: values in another field contradict the data type.
+        func requireField(_ own: String, of typeName: String) throws {
+            if let other = dataFields.first, other != own, other != "raw_data" {
+                throw ONNXError("tensor \(name) of type \(typeName) holds its values in \(other) (expected \(own) or raw_data)")
+            }
+        }
         switch type {
         case TensorType.float:
+            try requireField("float_data", of: "float")
             if let raw {
                 guard raw.count == count * 4 else { throw ONNXError("tensor \(name) has \(raw.count) bytes of data for \(count) floats") }
                 floats = littleEndianFloats(raw)
@@ -280,14 +409,84 @@ struct ONNXTensor {
                 guard floatData.count == count else { throw ONNXError("tensor \(name) has \(floatData.count) floats for shape \(dims)") }
                 floats = floatData
             }
+            int64s = []
+            hasNonFiniteValue = !floats.allSatisfy(\.isFinite)
         case TensorType.int64:
-            let n = raw.map { $0.count / 8 } ?? int64Data.count
-            guard n == count, raw.map({ $0.count % 8 == 0 }) ?? true else { throw ONNXError("tensor \(name) has the wrong amount of int64 data") }
+            try requireField("int64_data", of: "int64")
+            if let raw {
+                guard raw.count == count * 8 else { throw ONNXError("tensor \(name) has the wrong amount of int64 data") }
+                int64s = littleEndianWords(raw).map { Int(Int64(bitPattern: $0)) }
+            } else {
+                guard int64Data.count == count else { throw ONNXError("tensor \(name) has the wrong amount of int64 data") }
+                int64s = int64Data
+            }
             floats = []
+            hasNonFiniteValue = false
+        case onnxDoubleType:
+            try requireField("double_data", of: "double")
+            let values = raw.map { littleEndianWords($0).map(Double.init(bitPattern:)) } ?? doubleData
+            floats = []
+            int64s = []
+            hasNonFiniteValue = !values.allSatisfy(\.isFinite)
         default:
             floats = [] // other types are only ever plumbing constants; a weight of another type is refused where used
+            int64s = []
+            hasNonFiniteValue = false
         }
     }
+
+    /// A one-value float tensor (a Constant's `value_float`, ConstantOfShape's default 0).
+    init(scalar: Float) {
+        shape = []
+        dataType = TensorType.float
+        floats = [scalar]
+        int64s = []
+        hasNonFiniteValue = !scalar.isFinite
+    }
+
+    /// A float tensor of `values` (a Constant's `value_floats`).
+    init(floats values: [Float]) {
+        shape = [values.count]
+        dataType = TensorType.float
+        floats = values
+        int64s = []
+        hasNonFiniteValue = !values.allSatisfy(\.isFinite)
+    }
+
+    /// An int64 tensor of `values` (a Constant's `value_int` or `value_ints`).
+    init(int64s values: [Int], shape: [Int]) {
+        self.shape = shape
+        dataType = TensorType.int64
+        floats = []
+        int64s = values
+        hasNonFiniteValue = false
+    }
+
+    /// The values as Doubles for a float or int64 tensor, nil for other types.
+    var numbers: [Double]? {
+        switch dataType {
+        case TensorType.float: return floats.map(Double.init)
+        case TensorType.int64: return int64s.map(Double.init)
+        default: return nil
+        }
+    }
+}
+
+/// ONNX `TensorProto.DataType` DOUBLE.
+private let onnxDoubleType = 11
+
+/// Little-endian 64-bit words from `bytes` (a multiple of 8 bytes, checked by the caller): int64 or double bits.
+private func littleEndianWords(_ bytes: ArraySlice<UInt8>) -> [UInt64] {
+    var values = [UInt64]()
+    values.reserveCapacity(bytes.count / 8)
+    var i = bytes.startIndex
+    while i + 7 < bytes.endIndex {
+        var bits: UInt64 = 0
+        for k in 0..<8 { bits |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
+        values.append(bits)
+        i += 8
+    }
+    return values
 }
 
 /// Little-endian IEEE floats from `bytes` (a multiple of 4 bytes, checked by the caller).
@@ -307,6 +506,8 @@ struct ONNXGraph {
     var nodes: [ONNXNode] = []
     var initializers: [String: ONNXTensor] = [:]
     var graphInputs: Set<String> = []
+    /// The index in `nodes` of the node that produces each value (the first, when several claim it).
+    var producers: [String: Int] = [:]
 
     init(_ bytes: ArraySlice<UInt8>) throws {
         var reader = ProtobufReader(bytes)
@@ -327,6 +528,34 @@ struct ONNXGraph {
             default: break
             }
         }
+        for (index, node) in nodes.enumerated() { for output in node.outputs where producers[output] == nil { producers[output] = index } }
+    }
+
+    /// The constants whose values reach `value` through plumbing operators (initializers, Constant and
+    /// ConstantOfShape values), each with a label for messages; a value computed by any other operator, or a graph
+    /// input without an initializer, contributes none. Values in `seen` are not visited again (a shared set keeps
+    /// several walks linear in the graph's size); nil when the walk visits more than `limit` values.
+    func constantSources(of value: String, seen: inout Set<String>, limit: Int = .max) throws -> [(label: String, tensor: ONNXTensor)]? {
+        var sources: [(label: String, tensor: ONNXTensor)] = []
+        var pending = [value], visited = 0
+        while let name = pending.popLast() {
+            guard seen.insert(name).inserted else { continue }
+            visited += 1
+            guard visited <= limit else { return nil }
+            if let t = initializers[name] { sources.append(("initializer \(name)", t)); continue }
+            guard let index = producers[name], ONNX.plumbing.contains(nodes[index].op) else { continue }
+            let node = nodes[index]
+            if let t = try node.constantValue() { sources.append(("node \(node.name) (\(node.op))", t)); continue }
+            pending += node.dataInputs
+        }
+        return sources
+    }
+
+    /// The single constant `value` comes from through at most a few plumbing operators, or nil.
+    func constant(_ value: String) throws -> (label: String, tensor: ONNXTensor)? {
+        var seen: Set<String> = []
+        guard let sources = try constantSources(of: value, seen: &seen, limit: 64), sources.count == 1 else { return nil }
+        return sources[0]
     }
 
     /// The float initializer `name` used by `node`, finite, as a tensor.

@@ -220,7 +220,7 @@ public final class LanguageModelTrainer {
 
     /// How the periodic validation reads the validation tokens: row-parallel, the run's batch x steps
     /// (`.rows(batch: options.batchSize, steps: options.numSteps)`), each row from a zero state, so that it can be
-    /// sharded over the processes of a job. Its figures (``EpochReport/validationPerplexity``, ``ValidationReport``)
+    /// sharded over the processes of a job. Its figures (``EpochReport/validationPerplexity``, `ValidationReport`)
     /// are therefore higher than a one-stream evaluation of the same text (``Evaluation``'s and `rnn eval`'s default);
     /// print ``EvaluationLayout/description(tokenCount:)`` beside them.
     public var validationLayout: EvaluationLayout { .rows(batch: options.batchSize, steps: options.numSteps) }
@@ -521,15 +521,36 @@ public final class LanguageModelTrainer {
         }
         guard model.configuration == checkpoint.model.configuration else { throw RecurrentKitError("checkpoint model does not match its training options") }
         try model.parameters.copyValues(from: checkpoint.model.parameters)
-        var buffers: [String: [Double]] = [:]
-        for (name, tensor) in checkpoint.extraDoubleTensors where name.hasPrefix("_trainer.optimizer.") {
-            buffers[String(name.dropFirst("_trainer.optimizer.".count))] = tensor.scalars
+        let optimizerPrefix = "_trainer.optimizer."
+        if let name = checkpoint.extraTensors.keys.filter({ $0.hasPrefix(optimizerPrefix) }).min() {
+            throw RecurrentKitError("checkpoint tensor \(name) is not F64: optimizer state is saved in double precision")
         }
-        for values in buffers.values where values.count != model.parameters.count {
-            throw RecurrentKitError("optimizer state has \(values.count) values for \(model.parameters.count) parameters")
+        var buffers: [String: [Double]] = [:]
+        for (name, tensor) in checkpoint.extraDoubleTensors where name.hasPrefix(optimizerPrefix) {
+            buffers[String(name.dropFirst(optimizerPrefix.count))] = tensor.scalars
+        }
+        for name in buffers.keys.sorted() where buffers[name]!.count != model.parameters.count {
+            throw RecurrentKitError("checkpoint tensor \(optimizerPrefix)\(name) has \(buffers[name]!.count) values for \(model.parameters.count) parameters")
+        }
+        // Exactly the buffers this optimizer has after `optimizerSteps` updates (none before the first).
+        let expected = state.optimizerSteps > 0 ? try LanguageModelTrainer.optimizerBufferNames(options) : []
+        if let missing = expected.subtracting(buffers.keys).min() {
+            throw RecurrentKitError("checkpoint has no tensor \(optimizerPrefix)\(missing), which \(options.optimizer.rawValue) holds after \(state.optimizerSteps) update(s)")
+        }
+        if let unexpected = Set(buffers.keys).subtracting(expected).min() {
+            throw RecurrentKitError("checkpoint tensor \(optimizerPrefix)\(unexpected) is not state of \(options.optimizer.rawValue)"
+                + (options.momentum > 0 ? " with momentum \(options.momentum)" : "") + " after \(state.optimizerSteps) update(s)")
         }
         try optimizer.restore(stateBuffers: buffers, stepCount: state.optimizerSteps)
         optimizer.learningRate = state.learningRate
+        if checkpoint.extraTensors["_trainer.state.c"] != nil {
+            guard model.configuration.cell.hasCellState else {
+                throw RecurrentKitError("checkpoint tensor _trainer.state.c is a carried cell state, but a \(model.configuration.cell.rawValue) model has none")
+            }
+            guard checkpoint.extraTensors["_trainer.state.h"] != nil else {
+                throw RecurrentKitError("checkpoint has a carried cell state _trainer.state.c but no _trainer.state.h")
+            }
+        }
         if let h = checkpoint.extraTensors["_trainer.state.h"] {
             let shape = [model.configuration.numLayers, options.batchSize, model.configuration.hiddenSize]
             try h.requireShape([shape[0], shape[1], model.configuration.recurrent.stateSize], name: "_trainer.state.h")
@@ -577,6 +598,16 @@ public final class LanguageModelTrainer {
         try changed.validate()
         options = changed
         if !scheduleLengthDecided, usesCosine { scheduleFixed = seconds == nil }
+    }
+
+    /// The state buffers an optimizer made from `options` holds once it has stepped (e.g. Adam's `exp_avg` and
+    /// `exp_avg_sq`, SGD's `momentum_buffer` only with momentum): a fresh one steps once on a single parameter.
+    static func optimizerBufferNames(_ options: TrainingOptions) throws -> Set<String> {
+        var layout = ParameterLayout()
+        layout.append("probe", shape: [1])
+        let probe = try options.makeOptimizer()
+        try probe.step(ParameterStore<Float>(layout: layout))
+        return Set(probe.stateBuffers.keys)
     }
 
     private func words(_ g: SeededGenerator) -> [String] { [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) } }
@@ -656,6 +687,87 @@ struct TrainerState: Codable {
                   !report.tokensPerSecond.isNaN, report.tokensPerSecond >= 0 else {
                 throw bad("history[\(i)]", "(epoch \(report.epoch))", "has a counter or duration out of range")
             }
+        }
+        try validateCounters(minibatchesPerEpoch: minibatchesPerEpoch, tokensPerUpdate: tokensPerUpdate)
+    }
+
+    /// The counters against each other, as ``LanguageModelTrainer/train(progress:shouldStop:afterStep:afterValidation:)``
+    /// advances them: every minibatch of an epoch (``LanguageModelTrainer/minibatchesPerEpoch`` m, or m + 1) adds 1 to
+    /// `doneInEpoch` and either applies an update (`step` and the optimizer's count + 1, `tokenCount` + T x B, the loss
+    /// and norm added to the sums) or is skipped (`skippedSteps` + 1, only with `skipNonFinite`); the epoch's end appends
+    /// one ``EpochReport`` (its number, `step`), then `epoch` + 1 and `doneInEpoch` = 0, and the next epoch's first
+    /// minibatch zeroes the sums. Checked on resume: a file no run could write is refused, naming the field.
+    private func validateCounters(minibatchesPerEpoch m: Int, tokensPerUpdate: Int) throws {
+        func bad(_ field: String, _ value: Any, _ rule: String) -> RecurrentKitError {
+            RecurrentKitError("checkpoint training state: \(field) \(value) \(rule)")
+        }
+        guard optimizerSteps == step else {
+            throw bad("optimizerSteps", optimizerSteps, "differs from step \(step): the optimizer steps once per update applied")
+        }
+        guard skippedSteps == 0 || options.skipNonFinite else {
+            throw bad("skippedSteps", skippedSteps, "is not 0, but skipNonFinite is off (no update can have been skipped)")
+        }
+        guard epoch <= options.epochs || doneInEpoch == 0 else {
+            throw bad("doneInEpoch", doneInEpoch, "is not 0 after the last epoch (\(options.epochs)) ended")
+        }
+        guard tokenCount % tokensPerUpdate == 0 else {
+            throw bad("tokenCount", tokenCount, "is not a multiple of the \(tokensPerUpdate) tokens of an update (steps x batch)")
+        }
+        let counted = tokenCount / tokensPerUpdate // the updates the epoch's sums hold
+        guard counted > 0 || (lossSum == 0 && normSum == 0) else {
+            throw bad(lossSum != 0 ? "lossSum" : "normSum", lossSum != 0 ? lossSum : normSum, "is not 0, but tokenCount 0 counts no update")
+        }
+        // One report per finished epoch; one more (the current epoch's, at `step`) when an error came after the epoch's
+        // report and before its number advanced (a library caller may still save that trainer).
+        let finished = epoch - 1
+        guard history.count == finished
+                || (history.count == epoch && doneInEpoch > 0 && history.last?.epoch == epoch && history.last?.step == step) else {
+            throw bad("history", "of \(history.count) epochs", "does not match epoch \(epoch) (\(finished) finished)")
+        }
+        var previousStep = 0
+        for (i, report) in history.enumerated() {
+            let updates = report.step - previousStep
+            guard report.epoch == i + 1, updates >= 0, updates <= m + 1, updates >= m || skippedSteps > 0 else {
+                throw bad("history[\(i)]", "(epoch \(report.epoch), step \(report.step))",
+                          "is not epoch \(i + 1) of \(m) or \(m + 1) updates after step \(previousStep)")
+            }
+            previousStep = report.step
+        }
+        // Every minibatch processed is an update or a skip.
+        let processed = step + skippedSteps
+        let lowest = finished * m + doneInEpoch, highest = finished * (m + 1) + doneInEpoch
+        guard processed >= lowest, processed <= highest else {
+            throw bad("step", step, "plus skippedSteps \(skippedSteps) is outside \(lowest)...\(highest), the minibatches of \(finished) finished epoch(s) of \(m) or \(m + 1) and \(doneInEpoch) of epoch \(epoch) (is this the text the checkpoint was trained on?)")
+        }
+        let atEpochStart = history.prefix(finished).last?.step ?? 0 // `step` when this epoch began
+        if doneInEpoch > 0 {
+            guard step - atEpochStart == counted else {
+                throw bad("tokenCount", tokenCount, "counts \(counted) update(s), but epoch \(epoch) has applied \(step - atEpochStart) (step \(step), \(atEpochStart) when it began)")
+            }
+            guard counted <= doneInEpoch, doneInEpoch - counted <= skippedSteps else {
+                throw bad("doneInEpoch", doneInEpoch, "is not the epoch's \(counted) update(s) plus at most \(skippedSteps) skipped")
+            }
+        } else {
+            // Between epochs: nothing applied since the last report; the sums are the last epoch's (zero after an error
+            // in the next epoch's first update, which zeroes them first).
+            guard step == atEpochStart else {
+                throw bad("step", step, "differs from \(atEpochStart), the step of the last finished epoch, with no minibatch done in epoch \(epoch)")
+            }
+            let lastEpochUpdates = finished > 0 ? atEpochStart - (history.prefix(finished - 1).last?.step ?? 0) : 0
+            guard counted == 0 || counted == lastEpochUpdates else {
+                throw bad("tokenCount", tokenCount, "counts \(counted) update(s), but the last finished epoch had \(lastEpochUpdates)")
+            }
+        }
+        if bestValidationLoss == nil, let s = bestValidationStep, s != 0 {
+            throw bad("bestValidationStep", s, "is set, but there is no bestValidationLoss")
+        }
+        if stoppedEarly == true {
+            guard let patience = options.earlyStopPatience, (measurementsSinceBest ?? 0) >= patience else {
+                throw bad("stoppedEarly", true, "but earlyStopPatience \(options.earlyStopPatience.map(String.init) ?? "nil") is not used up (measurementsSinceBest \(measurementsSinceBest ?? 0))")
+            }
+        }
+        if let s = scheduledUpdates, options.learningRateSchedule.map({ if case .cosine = $0 { return false } else { return true } }) ?? true {
+            throw bad("scheduledUpdates", s, "is set, but only a cosine learning-rate schedule has a length")
         }
     }
 }
