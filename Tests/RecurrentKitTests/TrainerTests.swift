@@ -126,6 +126,29 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(Kernels.productPrecision, .float32, "the precision is restored after each update")
     }
 
+    /// Under a time limit a cosine schedule is fitted to the updates that fit, once, after 3 untimed and 10 timed
+    /// updates; the fitted length is part of the checkpoint.
+    func testCosineScheduleFitsATimeLimit() throws {
+        let options = TrainerOptions(epochs: 1000, learningRateSchedule: .cosine(warmup: 0, minimumFactor: 0.1), timeLimitSeconds: 3600)
+        let trainer = try makeTrainer(try makeModel(seed: 1), options: options)
+        var updates = 0
+        try trainer.train(shouldStop: { updates += 1; return updates == 20 })
+        let fitted = try XCTUnwrap(trainer.calibratedUpdates, "fixed after 13 updates")
+        XCTAssertGreaterThan(fitted, 20)
+        XCTAssertLessThanOrEqual(fitted, 1000 * trainer.data.batchesPerEpoch)
+        XCTAssertEqual(trainer.scheduledUpdates, fitted)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-cosine-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try trainer.save(to: path)
+        let resumed = try makeTrainer(try makeModel(seed: 2), options: options)
+        try resumed.restore(from: path)
+        XCTAssertEqual(resumed.calibratedUpdates, fitted)
+        let untimed = try makeTrainer(try makeModel(seed: 1), options: TrainerOptions(epochs: 2, learningRateSchedule: .cosine(warmup: 0, minimumFactor: 0.1)))
+        try untimed.train()
+        XCTAssertNil(untimed.calibratedUpdates)
+        XCTAssertEqual(untimed.optimizer.learningRate, 0.01 * 0.1, accuracy: 1e-3, "the cosine ends at its minimum")
+    }
+
     func testEvaluationModeHasNoDropout() throws {
         let trainer = try makeTrainer(try makeModel(seed: 8), options: TrainerOptions(epochs: 1, seed: 3))
         let a = try trainer.validationLoss(), b = try trainer.validationLoss()

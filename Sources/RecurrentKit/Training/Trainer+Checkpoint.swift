@@ -24,6 +24,7 @@ struct TrainerRunState: Codable {
     var learningRate: Double
     var baseLearningRate: Double
     var kernelLevel: String
+    var calibratedUpdates: Int?
 }
 
 extension Trainer {
@@ -76,7 +77,7 @@ extension Trainer {
                      measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly, history: history, validations: validations,
                      lossSum: lossSum, exampleCount: exampleCount, normSum: normSum, updatesInEpoch: updatesInEpoch,
                      epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
-                     baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name)
+                     baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name, calibratedUpdates: calibratedUpdates)
     }
 
     /// Throws one line unless `saved` is a state this trainer can continue.
@@ -96,6 +97,9 @@ extension Trainer {
               saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly else {
             throw bad("its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)")
         }
+        if let calibrated = saved.calibratedUpdates, calibrated < max(saved.step, 1) {
+            throw bad("its cosine schedule length \(calibrated) is below its \(saved.step) updates")
+        }
         guard saved.lossSum.isFinite, saved.normSum.isFinite, saved.learningRate.isFinite, saved.learningRate >= 0,
               saved.epochSeconds >= 0, saved.elapsedSeconds >= 0 else {
             throw bad("its running sums are not finite")
@@ -110,6 +114,7 @@ extension Trainer {
         (lossSum, exampleCount, normSum, updatesInEpoch) = (saved.lossSum, saved.exampleCount, saved.normSum, saved.updatesInEpoch)
         (epochSeconds, elapsedBefore) = (saved.epochSeconds, saved.elapsedSeconds)
         optimizer.learningRate = saved.learningRate
+        calibratedUpdates = saved.calibratedUpdates
     }
 
     /// Rewrites the metrics file (one JSON object per line: every epoch summary, then every validation) atomically.

@@ -129,11 +129,21 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         position.epoch >= options.epochs || stoppedEarly || options.maxUpdates.map { step >= $0 } ?? false
     }
 
-    /// Updates a learning-rate schedule spreads over: every batch of every epoch, or `maxUpdates` when smaller.
+    /// Updates a learning-rate schedule spreads over: every batch of every epoch, or `maxUpdates` when smaller; under a
+    /// time limit with a cosine schedule, the updates that fit in the limit, measured once after a few updates (so
+    /// the rate reaches its minimum when time is up).
     public var scheduledUpdates: Int {
+        if let calibratedUpdates { return calibratedUpdates }
         let (all, overflow) = options.epochs.multipliedReportingOverflow(by: data.batchesPerEpoch)
         return min(overflow ? Int.max : all, options.maxUpdates ?? Int.max)
     }
+
+    /// The cosine schedule's length fixed from the measured speed under a time limit (nil until then, or without).
+    public internal(set) var calibratedUpdates: Int?
+    /// Updates run before the calibration starts timing (the first ones touch fresh memory and start threads).
+    static var calibrationWarmUp: Int { 3 }
+    /// Updates timed to fix the cosine's length.
+    static var calibrationUpdates: Int { 10 }
 
     /// Changes the run's length or time limit (e.g. before resuming a finished run with more epochs).
     /// - Throws: when the options are invalid or change anything but the length, the time limit, the validation
@@ -160,6 +170,11 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         let start = monotonicSeconds()
         defer { elapsedBefore += monotonicSeconds() - start }
         let perEpoch = data.batchesPerEpoch
+        var usesCosine = false
+        if case .cosine = options.learningRateSchedule { usesCosine = true }
+        let calibrates = usesCosine && options.timeLimitSeconds != nil && calibratedUpdates == nil
+        let calibrationStart = step
+        var timingStart: Double? = nil
         while !isFinished {
             let updateStart = monotonicSeconds()
             let (batch, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
@@ -205,6 +220,16 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             epochSeconds += monotonicSeconds() - updateStart
             progress(.update(UpdateReport(epoch: position.epoch + 1, batch: position.batch, batchesPerEpoch: perEpoch, step: step,
                                           loss: batchLoss, gradientNorm: norm, learningRate: optimizer.learningRate, skipped: skipped)))
+            if calibrates, calibratedUpdates == nil, let limit = options.timeLimitSeconds {
+                if step - calibrationStart == Self.calibrationWarmUp { timingStart = monotonicSeconds() }
+                if let timingStart, step - calibrationStart >= Self.calibrationWarmUp + Self.calibrationUpdates {
+                    // The updates that fit in what is left of the limit at the measured speed; rank 0's clock decides.
+                    let perUpdate = (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
+                    let fit = perUpdate > 0 ? (limit - (monotonicSeconds() - start)) / perUpdate : Double(scheduledUpdates)
+                    let length = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
+                    calibratedUpdates = Int(try reducer.broadcastFromRankZero(Double(length)))
+                }
+            }
             let epochEnds = position.batch == perEpoch
             if let every = options.validateEvery, !skipped, step % every == 0, !epochEnds, validationData != nil {
                 try measure(progress: progress)
