@@ -27,11 +27,30 @@ public enum Kernels {
         return try body()
     }
 
-    /// Threads large products may use (>= 1; 1 by default). Setting it affects every model in the process.
+    /// Threads large products may use, in `1...maxThreadCount` (values outside are clamped to it); starts at
+    /// ``defaultThreadCount``. Setting it affects every model in the process.
     public static var threadCount: Int {
         get { Int(rk_threads()) }
-        set { rk_set_threads(Int32(max(1, min(newValue, 256)))) }
+        set { rk_set_threads(Int32(max(1, min(newValue, maxThreadCount)))) }
     }
+
+    /// The most threads the kernels' pool can run (the calling thread and its workers): 64. The upper end of
+    /// ``threadCount`` and of `rnn --threads`.
+    public static var maxThreadCount: Int { Int(rk_max_threads()) }
+
+    /// The thread count the process starts with: the cores this process may use, shared among the processes of an MPI
+    /// job on this host, in `1...maxThreadCount`. That is ``usableCoreCount`` divided by the processes the launcher
+    /// says run on this host (Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's and Intel MPI's `MPI_LOCALNRANKS`, or
+    /// `PMI_LOCAL_SIZE`; 1 outside a job), rounded down and at least 1. So `mpirun -np 2` on 2 cores runs each process
+    /// at 1 thread, and a container limited to 1.5 CPUs runs at 1. Read anew on each use (the affinity mask is the
+    /// calling thread's).
+    public static var defaultThreadCount: Int { Int(rk_default_threads()) }
+
+    /// The cores this process may use: the CPUs in the calling thread's affinity mask (`taskset`, `numactl`, a
+    /// container's cpuset, a batch system's binding; on Linux, elsewhere the CPUs online), bounded by the cgroup CPU
+    /// quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, of the process's cgroup and its
+    /// ancestors) rounded down; at least 1.
+    public static var usableCoreCount: Int { Int(rk_usable_cpus()) }
 
     /// Instruction-set levels of the kernels.
     public enum Level: Int, CaseIterable, Sendable {

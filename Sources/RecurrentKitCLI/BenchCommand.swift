@@ -23,7 +23,7 @@ struct BenchCommand: ParsableCommand {
         try threadOptions.apply()
         let threads = threadOptions.threads
         let levelName = Kernels.activeLevel.name
-        if !csv { print("kernels: \(levelName), threads: \(threads)") }
+        if !csv { print("kernels: \(levelName), threads: \(threadOptions.summary)") }
         if peak {
             for level in stride(from: Kernels.detectedLevel.rawValue, through: 0, by: -1) {
                 let name = Kernels.Level(rawValue: level)!.name

@@ -197,7 +197,7 @@ struct TrainCommand: ParsableCommand {
         say("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
               + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
         say("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
-              + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), \(threads) thread(s)"
+              + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), threads \(threadOptions.summary)"
             + (options.precision == .bfloat16 ? ", bf16 products (mixed precision)" : "")
             + (reducer.processCount > 1 ? " per process" : ""))
         if let job = mpiJob {

@@ -63,7 +63,7 @@ int rk_set_level(int level) {
 }
 
 void rk_set_threads(int threads) {
-    atomic_store_explicit(&g_threads, threads < 1 ? 1 : (threads > 64 ? 64 : threads),
+    atomic_store_explicit(&g_threads, threads < 1 ? 1 : (threads > rk_max_threads() ? rk_max_threads() : threads),
                           memory_order_relaxed);
 }
 

@@ -41,10 +41,21 @@ void rk_dgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
               const double *B, ptrdiff_t ldb,
               double beta, double *C, ptrdiff_t ldc);
 
-/// Number of threads large products may be split over (>= 1). Default 1.
+/// Number of threads large products may be split over, clamped to 1...rk_max_threads(). Starts at
+/// rk_default_threads() (set when the library is loaded).
 void rk_set_threads(int threads);
 /// Current thread count used by the kernels.
 int rk_threads(void);
+/// The most threads the pool can run (the caller and its workers): 64.
+int rk_max_threads(void);
+/// CPUs this process may use: the calling thread's affinity mask (Linux; the CPUs online elsewhere), bounded by the
+/// cgroup CPU quota (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us, of the cgroup and its ancestors) rounded
+/// down; at least 1. Read anew on every call (no heap allocation).
+int rk_usable_cpus(void);
+/// Processes of an MPI job on this host (OMPI_COMM_WORLD_LOCAL_SIZE, MPI_LOCALNRANKS, PMI_LOCAL_SIZE), else 1.
+int rk_local_ranks(void);
+/// The default thread count: rk_usable_cpus() / rk_local_ranks() rounded down, in 1...rk_max_threads().
+int rk_default_threads(void);
 /// Runs fn(ctx, chunk, nchunks) once for every chunk in [0, nchunks) on the caller and the kernel pool's workers
 /// (all on the caller with 1 thread or when the pool is busy); returns when every chunk is done. Chunks must write
 /// disjoint memory; which thread runs a chunk must not change its result. nchunks < 65536.
