@@ -21,7 +21,6 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         guard seconds > 0, seconds <= 3600 else { throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]") }
         try threadOptions.apply()
-        let threads = threadOptions.threads
         let levelName = Kernels.activeLevel.name
         if !csv { print("kernels: \(levelName), threads: \(threadOptions.summary)") }
         if peak {

@@ -124,7 +124,6 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         guard checkpointEvery >= 0 else { throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0") }
         try threadOptions.apply()
-        let threads = threadOptions.threads
         // Under mpirun: one process of a data-parallel job. Every process trains its rows of each minibatch; rank 0
         // alone prints, locks the folder and writes files.
         let reducer = try joinLaunchedJob()

@@ -25,6 +25,9 @@ enum Fixture {
         return try Tensor(shape: shape, scalars: data.map { Scalar(($0 as! NSNumber).doubleValue) })
     }
 
+    /// A JSON array of integers.
+    static func ints(_ value: Any?) -> [Int] { value as! [Int] }
+
     static func doubles(_ value: Any?) -> [Double] { (value as! [Any]).map { ($0 as! NSNumber).doubleValue } }
 }
 

@@ -65,7 +65,7 @@ final class SequentialTests: XCTestCase {
             ("head", try Linear<Double>(inputSize: 10, outputSize: 3, generator: &g))
         }
         try load(c, into: model.parameters)
-        let batch = SequenceBatch<Double>(tokens: c["tokens"] as! [Int], steps: 7, batch: 4, lengths: c["lengths"] as! [Int])
+        let batch = SequenceBatch<Double>(tokens: c["tokens"] as! [Int], steps: 7, batch: 4, lengths: Fixture.ints(c["lengths"]))
         let pass = try model.forward(batch)
         assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "logits")
         let (loss, dLogits) = try softmaxCrossEntropy(logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
@@ -89,7 +89,7 @@ final class SequentialTests: XCTestCase {
         }
         try load(c, into: model.parameters)
         let x: Tensor<Double> = try Fixture.tensor((c["inputs"] as! [String: Any])["x"])
-        let pass = try model.forward(x, lengths: c["lengths"] as! [Int], layout: .batchFirst)
+        let pass = try model.forward(x, lengths: Fixture.ints(c["lengths"]), layout: .batchFirst)
         assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "output")
         let (loss, dOut) = try meanSquaredError(predictions: pass.output, targets: try Fixture.tensor(c["targets"]))
         XCTAssertEqual(loss, c["loss"] as! Double, accuracy: 1e-12)
@@ -138,7 +138,7 @@ final class SequentialTests: XCTestCase {
             ("head", try Linear<Double>(inputSize: 4, outputSize: 2, generator: &g))
         }
         try load(c, into: model.parameters)
-        let pass = try model.forward(SequenceBatch(tokens: c["tokens"] as! [Int], steps: 6, batch: 3, lengths: c["lengths"] as! [Int]))
+        let pass = try model.forward(SequenceBatch(tokens: c["tokens"] as! [Int], steps: 6, batch: 3, lengths: Fixture.ints(c["lengths"])))
         assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "logits")
         let (loss, dLogits) = try softmaxCrossEntropy(logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
         XCTAssertEqual(loss, c["loss"] as! Double, accuracy: 1e-12)
