@@ -98,10 +98,13 @@ public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] for every i, read as `layout`
     /// says: by default one stream, the state carried through the whole text from a zero state at its start (what
     /// `rnn eval` reports); ``EvaluationLayout/rows(batch:steps:)`` for the row-parallel figure. Needs >= 2 tokens.
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], layout: EvaluationLayout = .stream) throws -> Double {
+    /// - Parameter reducer: the processes of a data-parallel job share the rows of a row-parallel evaluation (see
+    ///   ``meanCrossEntropy(model:tokens:batchSize:numSteps:reducer:)``); one stream is read whole by every process.
+    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], layout: EvaluationLayout = .stream,
+                                        reducer: GradientReducer = SingleProcessReducer()) throws -> Double {
         switch layout {
         case .stream: return try meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: EvaluationLayout.streamChunkSteps)
-        case let .rows(batch, steps): return try meanCrossEntropy(model: model, tokens: tokens, batchSize: batch, numSteps: steps)
+        case let .rows(batch, steps): return try meanCrossEntropy(model: model, tokens: tokens, batchSize: batch, numSteps: steps, reducer: reducer)
         }
     }
 
@@ -110,7 +113,13 @@ public enum Evaluation {
     /// sequence is cut into `batchSize` contiguous rows read in parallel, each from a zero state (fewer rows when the
     /// text is short), and the few tokens left after the last full row continue that row's state. `batchSize` 1 is
     /// the stream. Needs >= 2 tokens.
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int, numSteps: Int = 35) throws -> Double {
+    ///
+    /// In a data-parallel job (`reducer` with several processes and at least one row each) every process reads its
+    /// contiguous share of the rows (``BatchShard``), the one holding the last row also the tokens after it, and the
+    /// losses are summed: every process gets the same figure, one process's up to rounding (Float products over fewer
+    /// rows and another summation order: about 2e-9 relative in the tests).
+    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int, numSteps: Int = 35,
+                                        reducer: GradientReducer = SingleProcessReducer()) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
         guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
@@ -142,16 +151,19 @@ public enum Evaluation {
             }
             return state
         }
-        let final = try run(starts: (0..<rows).map { $0 * rowLength }, length: rowLength, state: nil)
+        let sharded = reducer.processCount > 1 && rows >= reducer.processCount
+        let shard = sharded ? try reducer.shard(ofBatch: rows) : BatchShard(wholeBatch: rows)
+        let final = try run(starts: shard.rows.map { $0 * rowLength }, length: rowLength, state: nil)
         let remainder = predictions - rows * rowLength
-        if remainder > 0, let final {
+        let localRows = shard.count
+        if remainder > 0, shard.rows.upperBound == rows, let final {
             // Continue the last row, whose text the remainder directly follows, with batch 1.
             let L = model.configuration.numLayers
             func lastRow(_ t: Tensor<Float>) throws -> Tensor<Float> {
                 let H = t.shape[2] // h and c widths differ with a projection
                 var values: [Float] = []
                 for k in 0..<L {
-                    let start = (k * rows + rows - 1) * H
+                    let start = (k * localRows + localRows - 1) * H
                     values.append(contentsOf: t.scalars[start..<(start + H)])
                 }
                 return try Tensor(shape: [L, 1, H], scalars: values)
@@ -159,6 +171,7 @@ public enum Evaluation {
             let state = RecurrentState(h: try lastRow(final.h), c: try final.c.map(lastRow))
             _ = try run(starts: [rows * rowLength], length: remainder, state: state)
         }
+        if sharded { total = try reducer.sum([total])[0] }
         return total / Double(predictions)
     }
 }

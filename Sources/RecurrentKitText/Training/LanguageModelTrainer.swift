@@ -251,7 +251,8 @@ public final class LanguageModelTrainer {
         /// `stoppedEarly` when the patience is used up.
         func validate() throws -> Double? {
             guard !corpus.validationTokens.isEmpty else { return nil }
-            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, layout: validationLayout)
+            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, layout: validationLayout,
+                                                           reducer: reducer) // the rows shared among the processes
             // Every process decides from rank 0's figure: hosts whose kernels differ (AVX-512 and AVX2) measure
             // different last bits, and the best-model checkpoint and early stopping are collective.
             let loss = try reducer.broadcastFromRankZero(measured)
