@@ -65,20 +65,20 @@ func groupedDigits(_ value: Int) -> String {
 
 /// Perplexity of a model on a token sequence (held-out evaluation).
 ///
-/// ``meanCrossEntropy(model:tokens:layout:)`` reads the tokens as one stream by default (``EvaluationLayout/stream``);
+/// ``meanCrossEntropy(model:tokens:layout:reducer:)`` reads the tokens as one stream by default (``EvaluationLayout/stream``);
 /// pass ``EvaluationLayout/rows(batch:steps:)`` for the row-parallel figure that ``LanguageModelTrainer``'s periodic
 /// validation reports. Say which one a figure is: ``EvaluationLayout/description(tokenCount:)``.
 public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
     /// token at a time through a bfloat16 ``CompactGenerationSession``: what generation with bf16 weights sees.
-    /// Compare with ``meanCrossEntropy(model:tokens:layout:)`` (the same stream in Float).
+    /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
     public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
         try meanCrossEntropy(model: model, tokens: tokens, format: .bfloat16)
     }
 
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
     /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
-    /// Compare with ``meanCrossEntropy(model:tokens:layout:)`` (the same stream in Float).
+    /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
     public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], format: CompactWeightFormat) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
@@ -98,8 +98,12 @@ public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] for every i, read as `layout`
     /// says: by default one stream, the state carried through the whole text from a zero state at its start (what
     /// `rnn eval` reports); ``EvaluationLayout/rows(batch:steps:)`` for the row-parallel figure. Needs >= 2 tokens.
-    /// - Parameter reducer: the processes of a data-parallel job share the rows of a row-parallel evaluation (see
-    ///   ``meanCrossEntropy(model:tokens:batchSize:numSteps:reducer:)``); one stream is read whole by every process.
+    /// - Parameters:
+    ///   - model: the model to evaluate (evaluated without dropout).
+    ///   - tokens: the text, at least 2 tokens.
+    ///   - layout: one stream (default) or rows read in parallel.
+    ///   - reducer: the processes of a data-parallel job share the rows of a row-parallel evaluation (see
+    ///     ``meanCrossEntropy(model:tokens:batchSize:numSteps:reducer:)``); one stream is read whole by every process.
     public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], layout: EvaluationLayout = .stream,
                                         reducer: GradientReducer = SingleProcessReducer()) throws -> Double {
         switch layout {
@@ -115,7 +119,7 @@ public enum Evaluation {
     /// the stream. Needs >= 2 tokens.
     ///
     /// In a data-parallel job (`reducer` with several processes and at least one row each) every process reads its
-    /// contiguous share of the rows (``BatchShard``), the one holding the last row also the tokens after it, and the
+    /// contiguous share of the rows (`BatchShard`), the one holding the last row also the tokens after it, and the
     /// losses are summed: every process gets the same figure, one process's up to rounding (Float products over fewer
     /// rows and another summation order: about 2e-9 relative in the tests).
     public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int, numSteps: Int = 35,
