@@ -13,15 +13,7 @@ final class CommandLineTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
 
     /// The `rnn` executable next to the test bundle (swift test builds every product).
-    var binary: URL {
-        var url = Bundle.main.bundleURL
-        for _ in 0..<3 {
-            let candidate = url.appendingPathComponent("rnn")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            url = url.deletingLastPathComponent()
-        }
-        return Bundle.main.bundleURL.appendingPathComponent("rnn")
-    }
+    var binary: URL { rnnBinary() }
 
     @discardableResult
     func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {

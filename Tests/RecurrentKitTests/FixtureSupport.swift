@@ -64,3 +64,14 @@ func compactLogitDifferences(_ model: LanguageModel<Float>, _ session: CompactGe
     }
     return try [worst(warmUp, reset: true)] + tokens.map { try worst([$0], reset: false) }
 }
+
+/// The `rnn` executable next to the test bundle (swift test builds every product).
+func rnnBinary() -> URL {
+    var url = Bundle.main.bundleURL
+    for _ in 0..<3 {
+        let candidate = url.appendingPathComponent("rnn")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        url = url.deletingLastPathComponent()
+    }
+    return Bundle.main.bundleURL.appendingPathComponent("rnn")
+}

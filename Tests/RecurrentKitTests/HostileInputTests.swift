@@ -19,15 +19,7 @@ final class HostileInputTests: XCTestCase {
     // MARK: - Helpers
 
     /// The `rnn` executable next to the test bundle (as in `CommandLineTests`).
-    var binary: URL {
-        var url = Bundle.main.bundleURL
-        for _ in 0..<3 {
-            let candidate = url.appendingPathComponent("rnn")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            url = url.deletingLastPathComponent()
-        }
-        return Bundle.main.bundleURL.appendingPathComponent("rnn")
-    }
+    var binary: URL { rnnBinary() }
 
     /// Runs `rnn`, killing it after `timeout` seconds (a missing bound becomes a failure, not a stuck test run).
     @discardableResult

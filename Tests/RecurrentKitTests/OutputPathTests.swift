@@ -173,15 +173,7 @@ final class OutputPathTests: XCTestCase {
     // MARK: - Commands
 
     /// The `rnn` executable next to the test bundle (swift test builds every product).
-    var binary: URL {
-        var url = Bundle.main.bundleURL
-        for _ in 0..<3 {
-            let candidate = url.appendingPathComponent("rnn")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            url = url.deletingLastPathComponent()
-        }
-        return Bundle.main.bundleURL.appendingPathComponent("rnn")
-    }
+    var binary: URL { rnnBinary() }
 
     /// Runs `rnn`, killed after `seconds` (a command that blocks on a FIFO fails instead of hanging the tests).
     func run(_ arguments: [String], seconds: Double = 60) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {

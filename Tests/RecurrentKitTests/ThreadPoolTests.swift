@@ -118,16 +118,10 @@ final class ThreadPoolTests: XCTestCase {
         }
     }
 
-    /// The `rnn` executable next to the test bundle (as in `CommandLineTests`).
+    /// Runs the `rnn` executable next to the test bundle.
     private func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        var url = Bundle.main.bundleURL, binary = Bundle.main.bundleURL.appendingPathComponent("rnn")
-        for _ in 0..<3 {
-            let candidate = url.appendingPathComponent("rnn")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { binary = candidate; break }
-            url = url.deletingLastPathComponent()
-        }
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = rnnBinary()
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
