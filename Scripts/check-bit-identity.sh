@@ -31,6 +31,8 @@ case "$1" in -h|--help) usage ;; esac
 script_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$script_dir" rev-parse --show-toplevel)
 compare="$script_dir/compare-safetensors.py"
+# shellcheck source=lib/build-revision.sh
+source "$script_dir/lib/build-revision.sh"
 seed=${RK_BIT_IDENTITY_SEED:-0}
 
 now() { date +%s.%N; }
@@ -57,39 +59,10 @@ trap cleanup EXIT
 
 short() { [ "$1" = WORKTREE ] && echo WORKTREE || echo "${1:0:9}"; }
 
-# build COMMIT -> sets $binary; a commit's clone and build are reused from the cache when its stamp is there.
+# build COMMIT -> sets $binary (Scripts/lib/build-revision.sh), then checks the options this script uses exist there.
 build() {
-    local rev=$1 dir t
-    t=$(now)
-    if [ "$rev" = WORKTREE ]; then
-        dir="$cache/worktree"
-        mkdir -p "$dir"
-        # Replace the sources, keep .build: unchanged files keep their times (tar restores them), so the build is incremental.
-        find "$dir" -mindepth 1 -maxdepth 1 ! -name .build ! -name build.log -exec rm -rf {} +
-        (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _ \
-            | tar --null -T - -cf -) | tar -xf - -C "$dir"
-        rm -f "$dir/.built"
-    else
-        dir="$cache/$rev"
-        if [ ! -f "$dir/.built" ]; then
-            rm -rf "$dir"
-            git clone --quiet --shared --no-checkout "$repo" "$dir"
-            git -C "$dir" -c advice.detachedHead=false checkout --quiet --detach "$rev"
-        fi
-    fi
-    if [ -f "$dir/.built" ]; then
-        echo "build $(short "$rev"): cached ($dir)"
-    else
-        if ! (cd "$dir" && env -u RK_BUILD_DOCS swift build -c release --product rnn >"$dir/build.log" 2>&1); then
-            tail -n 30 "$dir/build.log" >&2
-            echo "check-bit-identity: the build of $(short "$rev") failed (log: $dir/build.log)" >&2
-            exit 2
-        fi
-        [ "$rev" = WORKTREE ] || touch "$dir/.built"
-        echo "build $(short "$rev"): $(since "$t") s"
-    fi
-    binary="$dir/.build/release/rnn"
-    [ -x "$binary" ] || { echo "check-bit-identity: no rnn binary at $binary" >&2; exit 2; }
+    local rev=$1
+    build_revision "$rev" check-bit-identity
     # Every option the runs use must exist at this revision (--precision bf16 is the newest).
     local help missing=()
     help=$("$binary" train --help)

@@ -30,6 +30,8 @@ case "$1" in -h|--help) usage ;; esac
 script_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$script_dir" rev-parse --show-toplevel)
 summarize="$script_dir/compare_revisions.py"
+# shellcheck source=../lib/build-revision.sh
+source "$script_dir/../lib/build-revision.sh"
 runs_per_side=${3:-5}
 threads_list=${RK_BENCH_THREADS:-1 2}
 seconds=${RK_BENCH_SECONDS:-}
@@ -77,39 +79,10 @@ describe() { # a revision -> "cc145aaa7 subject" or "WORKTREE (HEAD a12d594 + un
     fi
 }
 
-# build COMMIT -> sets $binary. Same layout as Scripts/check-bit-identity.sh: $cache/<full commit id> (a clone, built
-# when its .built stamp is there) or $cache/worktree (sources replaced, .build kept: an incremental build).
+# build COMMIT -> sets $binary (Scripts/lib/build-revision.sh), then checks the options this script uses exist there.
 build() {
-    local rev=$1 dir t
-    t=$(now)
-    if [ "$rev" = WORKTREE ]; then
-        dir="$cache/worktree"
-        mkdir -p "$dir"
-        find "$dir" -mindepth 1 -maxdepth 1 ! -name .build ! -name build.log -exec rm -rf {} +
-        (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _ \
-            | tar --null -T - -cf -) | tar -xf - -C "$dir"
-        rm -f "$dir/.built"
-    else
-        dir="$cache/$rev"
-        if [ ! -f "$dir/.built" ]; then
-            rm -rf "$dir"
-            git clone --quiet --shared --no-checkout "$repo" "$dir"
-            git -C "$dir" -c advice.detachedHead=false checkout --quiet --detach "$rev"
-        fi
-    fi
-    if [ -f "$dir/.built" ]; then
-        echo "build $(short "$rev"): cached ($dir)"
-    else
-        if ! (cd "$dir" && env -u RK_BUILD_DOCS swift build -c release --product rnn >"$dir/build.log" 2>&1); then
-            tail -n 30 "$dir/build.log" >&2
-            echo "compare_revisions: the build of $(short "$rev") failed (log: $dir/build.log)" >&2
-            exit 2
-        fi
-        [ "$rev" = WORKTREE ] || touch "$dir/.built"
-        echo "build $(short "$rev"): $(since "$t") s ($dir)"
-    fi
-    binary="$dir/.build/release/rnn"
-    [ -x "$binary" ] || { echo "compare_revisions: no rnn binary at $binary" >&2; exit 2; }
+    local rev=$1
+    build_revision "$rev" compare_revisions
     local help missing=()
     help=$("$binary" bench --help)
     for flag in --rows --csv --threads --seconds --filter; do
