@@ -110,10 +110,10 @@ final class LegacyCheckpointTests: XCTestCase {
         return trainer
     }
 
-    private func trainerState(_ checkpoint: Checkpoint) throws -> TrainerState {
+    private func trainerState(_ checkpoint: Checkpoint) throws -> LanguageModelTrainingState {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try decoder.decode(TrainerState.self, from: Data(checkpoint.training.utf8))
+        return try decoder.decode(LanguageModelTrainingState.self, from: Data(checkpoint.training.utf8))
     }
 
     /// Weights, optimizer moments and carried state, bit for bit (so -0.0 != 0.0 and NaN payloads count).

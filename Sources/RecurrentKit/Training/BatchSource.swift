@@ -10,9 +10,14 @@ public struct Batch<Input, Target> {
     public var target: Target
     /// Examples in the batch (at least 1).
     public var count: Int
+    /// Whether a model that carries its state between batches (a ``StatefulLayer``) starts this batch from zeros: e.g.
+    /// the first minibatch of d2l's sequential sampling and every random one. The first batch of an epoch always does.
+    public var resetsState: Bool
 
     /// A batch from its parts.
-    public init(input: Input, target: Target, count: Int) { (self.input, self.target, self.count) = (input, target, count) }
+    public init(input: Input, target: Target, count: Int, resetsState: Bool = false) {
+        (self.input, self.target, self.count, self.resetsState) = (input, target, count, resetsState)
+    }
 }
 
 /// Batches for a ``Trainer``: a fixed number per epoch, batch `index` of epoch `epoch` always the same (shuffles come
@@ -22,8 +27,12 @@ public protocol BatchSource {
     associatedtype Input
     /// What the loss compares the output with.
     associatedtype Target
-    /// Batches in every epoch (at least 1).
+    /// Batches in every epoch (at least 1); with an epoch-dependent count (``batchCount(epoch:)``), the count a
+    /// learning-rate schedule plans with.
     var batchesPerEpoch: Int { get }
+    /// Batches in epoch `epoch` (at least 1): ``batchesPerEpoch`` unless the source's epochs differ in length (d2l's
+    /// random offsets give some epochs one more minibatch).
+    func batchCount(epoch: Int) -> Int
     /// Batch `index` (0 ..< ``batchesPerEpoch``) of epoch `epoch` (from 0).
     func batch(epoch: Int, index: Int) throws -> Batch<Input, Target>
 
@@ -33,6 +42,9 @@ public protocol BatchSource {
 }
 
 extension BatchSource {
+    /// ``batchesPerEpoch``: every epoch has the same length.
+    public func batchCount(epoch: Int) -> Int { batchesPerEpoch }
+
     /// Makes a new batch.
     public func batch(epoch: Int, index: Int, into batch: inout Batch<Input, Target>?) throws {
         batch = try self.batch(epoch: epoch, index: index)
@@ -46,6 +58,15 @@ public protocol ShardableBatchSource: BatchSource {
     func rowCount(epoch: Int, index: Int) -> Int
     /// The rows `shard.rows` of batch `index` of epoch `epoch`.
     func batch(epoch: Int, index: Int, shard: BatchShard) throws -> Batch<Input, Target>
+    /// The same rows written into `batch`, reusing its storage where the source can (the default makes a new batch).
+    func batch(epoch: Int, index: Int, shard: BatchShard, into batch: inout Batch<Input, Target>?) throws
+}
+
+extension ShardableBatchSource {
+    /// Makes a new batch.
+    public func batch(epoch: Int, index: Int, shard: BatchShard, into batch: inout Batch<Input, Target>?) throws {
+        batch = try self.batch(epoch: epoch, index: index, shard: shard)
+    }
 }
 
 /// Forecasting batches over a range of window starts of one series, every window once per epoch in a seeded order:

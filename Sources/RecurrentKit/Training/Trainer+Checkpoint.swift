@@ -3,28 +3,32 @@
 
 import Foundation
 
-/// Everything a ``Trainer`` needs to continue exactly, beside the parameters and the optimizer state.
-struct TrainerRunState: Codable {
-    var options: TrainerOptions
-    var position: BatchSampler.Position
-    var step: Int
-    var skippedSteps: Int
-    var bestValidationLoss: Double?
-    var bestValidationStep: Int
-    var measurementsSinceBest: Int
-    var stoppedEarly: Bool
-    var history: [EpochSummary]
-    var validations: [ValidationReport]
-    var lossSum: Double
-    var exampleCount: Int
-    var normSum: Double
-    var updatesInEpoch: Int
-    var epochSeconds: Double
-    var elapsedSeconds: Double
-    var learningRate: Double
-    var baseLearningRate: Double
-    var kernelLevel: String
-    var calibratedUpdates: Int?
+/// Everything a ``Trainer`` needs to continue exactly, beside the parameters, the optimizer's state and a
+/// ``StatefulLayer``'s carried state: what ``Trainer/save(to:metadata:)`` writes as JSON, and what a trainer of
+/// your own format reads with ``Trainer/state`` and puts back with ``Trainer/restore(state:)``.
+public struct TrainerState: Codable, Equatable, Sendable {
+    /// The options of the run.
+    public var options: TrainerOptions
+    /// The epoch (from 0) and the batches done in it.
+    public var position: BatchSampler.Position
+    /// Updates applied, and updates skipped for NaN or infinite values.
+    public var step: Int, skippedSteps: Int
+    /// The best validation loss, its update, the measurements since, and whether early stopping ended the run.
+    public var bestValidationLoss: Double?, bestValidationStep: Int, measurementsSinceBest: Int, stoppedEarly: Bool
+    /// One summary per finished epoch, and every validation measurement.
+    public var history: [EpochSummary], validations: [ValidationReport]
+    /// The current epoch's sums: loss x examples, examples, gradient norms, updates, seconds.
+    public var lossSum: Double, exampleCount: Int, normSum: Double, updatesInEpoch: Int, epochSeconds: Double
+    /// Seconds of training in all earlier runs.
+    public var elapsedSeconds: Double
+    /// The optimizer's current and base learning rates.
+    public var learningRate: Double, baseLearningRate: Double
+    /// The kernels' level the run used (a `Kernels.Level` name).
+    public var kernelLevel: String
+    /// The cosine schedule's length fixed under a time limit, or nil.
+    public var calibratedUpdates: Int?
+    /// The ``RandomStream/continuous`` generator's four state words (decimal), nil in files written before it existed.
+    public var streamGenerator: [String]?
 }
 
 extension Trainer {
@@ -61,39 +65,52 @@ extension Trainer {
         guard let json = header.metadata[Self.stateKey] else {
             throw RecurrentKitError("trainer checkpoint \(path): no \(Self.stateKey) metadata (a parameter file without a training run?)")
         }
-        let saved: TrainerRunState
-        do { saved = try JSONDecoder.trainerState.decode(TrainerRunState.self, from: Foundation.Data(json.utf8)) } catch {
+        let saved: TrainerState
+        do { saved = try JSONDecoder.trainerState.decode(TrainerState.self, from: Foundation.Data(json.utf8)) } catch {
             throw RecurrentKitError("trainer checkpoint \(path): \(Self.stateKey) is not a valid trainer state")
         }
-        try check(saved, path: path)
+        let stream = try check(saved, source: "trainer checkpoint \(path)")
         let metadata = try model.parameters.load(serialized: bytes, optimizer: optimizer)
-        apply(saved)
+        apply(saved, stream: stream)
         return metadata
     }
 
-    private var state: TrainerRunState {
-        TrainerRunState(options: options, position: position, step: step, skippedSteps: skippedSteps,
+    /// The run's position, counters, sums, best validation, history and random stream, for a checkpoint format of
+    /// your own (``save(to:metadata:)`` writes it as JSON); the parameters and the optimizer's state are saved apart.
+    public var state: TrainerState {
+        TrainerState(options: options, position: position, step: step, skippedSteps: skippedSteps,
                      bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
                      measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly, history: history, validations: validations,
                      lossSum: lossSum, exampleCount: exampleCount, normSum: normSum, updatesInEpoch: updatesInEpoch,
                      epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
-                     baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name, calibratedUpdates: calibratedUpdates)
+                     baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name, calibratedUpdates: calibratedUpdates,
+                     streamGenerator: [streamGenerator.state.0, streamGenerator.state.1, streamGenerator.state.2, streamGenerator.state.3].map { String($0) })
     }
 
-    /// Throws one line unless `saved` is a state this trainer can continue.
-    private func check(_ saved: TrainerRunState, path: String) throws {
-        func bad(_ why: String) -> RecurrentKitError { RecurrentKitError("trainer checkpoint \(path): \(why)") }
+    /// Puts back a state ``state`` returned (restore the parameters and the optimizer's state yourself).
+    /// - Throws: one line when the state does not fit this trainer (other options, counters that disagree, a
+    ///   position outside the data); nothing changes then.
+    public func restore(state saved: TrainerState) throws {
+        apply(saved, stream: try check(saved, source: "trainer state"))
+    }
+
+    /// Throws one line unless `saved` is a state this trainer can continue; returns its random stream.
+    private func check(_ saved: TrainerState, source: String) throws -> SeededGenerator {
+        func bad(_ why: String) -> RecurrentKitError { RecurrentKitError("\(source): \(why)") }
         guard saved.options.allowsResuming(as: options) else {
             throw bad("it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)")
         }
         guard saved.baseLearningRate == baseLearningRate else {
             throw bad("its base learning rate \(saved.baseLearningRate) is not the optimizer's \(baseLearningRate)")
         }
-        guard saved.position.epoch >= 0, saved.position.batch >= 0, saved.position.batch <= data.batchesPerEpoch else {
-            throw bad("position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchesPerEpoch) batches per epoch")
+        guard saved.position.epoch >= 0, saved.position.epoch <= max(options.epochs, saved.options.epochs), saved.position.batch >= 0,
+              saved.position.batch <= data.batchCount(epoch: saved.position.epoch) else {
+            throw bad("position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchCount(epoch: max(saved.position.epoch, 0))) batches per epoch")
         }
+        // Sources whose epochs differ in length have at most one batch more than batchesPerEpoch in any epoch.
+        let perEpoch = data.batchesPerEpoch + (data.batchCount(epoch: saved.position.epoch) == data.batchesPerEpoch ? 0 : 1)
         guard saved.step >= 0, saved.skippedSteps >= 0, saved.updatesInEpoch >= 0, saved.updatesInEpoch <= saved.position.batch,
-              saved.step <= saved.position.epoch * data.batchesPerEpoch + saved.position.batch,
+              saved.step <= saved.position.epoch * perEpoch + saved.position.batch,
               saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly else {
             throw bad("its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)")
         }
@@ -104,9 +121,16 @@ extension Trainer {
               saved.epochSeconds >= 0, saved.elapsedSeconds >= 0 else {
             throw bad("its running sums are not finite")
         }
+        guard let words = saved.streamGenerator else { return SeededGenerator(seed: options.seed) }
+        let values = words.compactMap(UInt64.init)
+        guard words.count == 4, values.count == 4, values.contains(where: { $0 != 0 }) else {
+            throw bad("its random stream is not four decimal words, not all zero")
+        }
+        return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
     }
 
-    private func apply(_ saved: TrainerRunState) {
+    private func apply(_ saved: TrainerState, stream: SeededGenerator) {
+        streamGenerator = stream
         position = saved.position
         (step, skippedSteps) = (saved.step, saved.skippedSteps)
         (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (saved.bestValidationLoss, saved.bestValidationStep, saved.measurementsSinceBest)

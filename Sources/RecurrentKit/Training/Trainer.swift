@@ -14,7 +14,10 @@
 ///
 /// The model is in training mode during updates and in evaluation mode while it is validated. Dropout masks come
 /// from a generator seeded by the options' seed, the batch's position and the process's rank, so they do not depend on
-/// how a run was interrupted. A trainer can stop after any update (time limit, `shouldStop`) and be saved with
+/// how a run was interrupted (or, with ``RandomStream/continuous``, from one stream through the run). A model that
+/// carries its state between batches (a ``StatefulLayer``, e.g. a language model reading a text in order) restarts
+/// from zeros at every epoch and at every batch whose ``Batch/resetsState`` is set, and carries the final state of
+/// every applied update into the next batch. A trainer can stop after any update (time limit, `shouldStop`) and be saved with
 /// ``save(to:metadata:)``; a trainer built the same way and ``restore(from:)`` continues bit-identically (weights,
 /// optimizer moments, position, best validation, history).
 ///
@@ -43,8 +46,10 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     public internal(set) var options: TrainerOptions
     /// Sums gradients, losses and decisions across the processes of a data-parallel job (one process by default).
     public let reducer: GradientReducer
+    /// Measures the validation loss instead of ``meanLoss(on:)`` over validation data (nil: the data's mean loss).
+    public let validationMeasure: ((Model) throws -> Double)?
     /// This process's rows of a batch (nil with one process).
-    let shardedBatch: ((Data, Int, Int, BatchShard) throws -> Batch<Data.Input, Data.Target>)?
+    let shardedBatch: ((Data, Int, Int, BatchShard, inout Batch<Data.Input, Data.Target>?) throws -> Void)?
     /// Rows of a global batch (nil with one process).
     let globalRows: ((Data, Int, Int) -> Int)?
     /// Updates applied (skipped ones excluded).
@@ -65,6 +70,16 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     public internal(set) var stoppedEarly = false
     /// The optimizer's learning rate when the trainer was made (a schedule's base rate).
     public let baseLearningRate: Double
+    /// The generator of a ``RandomStream/continuous`` run, where the next update draws from (seeded by the options).
+    public internal(set) var streamGenerator: SeededGenerator
+    /// Seconds this process has spent in the reducer's sums during updates (gradients, loss, stop decisions), waiting
+    /// for the slowest process included; 0 with one process.
+    public private(set) var reductionSeconds = 0.0
+    /// Updates that ``reductionSeconds`` covers.
+    public private(set) var reducedUpdates = 0
+    /// The model as a ``StatefulLayer``, when it carries its state between batches.
+    private let stateful: StatefulLayer?
+    private var collective = [0.0, 0.0] // per-update sums of scalars, reused
     // The last training and validation batches, whose storage the next ones reuse.
     private var trainingBatch: Batch<Data.Input, Data.Target>?
     private var validationBatch: Batch<Data.Input, Data.Target>?
@@ -79,28 +94,38 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     ///   - validation: batches to measure the loss on (in evaluation mode), or nil.
     ///   - options: the run's options.
     ///   - reducer: one process (the default); a data-parallel job needs a ``ShardableBatchSource``.
+    ///   - measureValidation: measures the validation loss of the model yourself (e.g. a language model reading its
+    ///     held-out text as one stream), instead of the mean loss over `validation`; in a data-parallel job every
+    ///     process must return the same figure. nil (default): the mean loss over `validation`.
     ///   - loss: the loss of a batch's output and target, and its gradient.
     /// - Throws: on invalid options, a data source without batches, or several processes with data that cannot be
     ///   sharded.
     public convenience init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
-                            reducer: GradientReducer = SingleProcessReducer(), loss: @escaping LossFunction) throws {
+                            reducer: GradientReducer = SingleProcessReducer(), measureValidation: ((Model) throws -> Double)? = nil,
+                            loss: @escaping LossFunction) throws {
         guard reducer.processCount == 1 else {
             throw RecurrentKitError("a data-parallel job needs data that give each process its rows (a ShardableBatchSource such as WindowBatches or TokenSequenceBatches)")
         }
         try self.init(model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
-                      shardedBatch: nil, globalRows: nil, loss: loss)
+                      measureValidation: measureValidation, shardedBatch: nil, globalRows: nil, loss: loss)
     }
 
     init(model: Model, optimizer: Optimizer, data: Data, validation: Data?, options: TrainerOptions, reducer: GradientReducer,
-         shardedBatch: ((Data, Int, Int, BatchShard) throws -> Batch<Data.Input, Data.Target>)?, globalRows: ((Data, Int, Int) -> Int)?,
+         measureValidation: ((Model) throws -> Double)?,
+         shardedBatch: ((Data, Int, Int, BatchShard, inout Batch<Data.Input, Data.Target>?) throws -> Void)?, globalRows: ((Data, Int, Int) -> Int)?,
          loss: @escaping LossFunction) throws {
         try options.validate()
         guard data.batchesPerEpoch >= 1 else { throw RecurrentKitError("the training data have no batch") }
         if let validation, validation.batchesPerEpoch < 1 { throw RecurrentKitError("the validation data have no batch") }
         (self.model, self.optimizer, self.data, validationData, self.options, self.loss) = (model, optimizer, data, validation, options, loss)
-        (self.reducer, self.shardedBatch, self.globalRows) = (reducer, shardedBatch, globalRows)
+        (self.reducer, self.shardedBatch, self.globalRows, validationMeasure) = (reducer, shardedBatch, globalRows, measureValidation)
         baseLearningRate = optimizer.learningRate
+        streamGenerator = SeededGenerator(seed: options.seed)
+        stateful = model as? StatefulLayer
     }
+
+    /// Whether the run measures a validation loss (validation data or ``validationMeasure``).
+    public var validates: Bool { validationData != nil || validationMeasure != nil }
 
     /// The generator of the dropout masks of batch `index` of epoch `epoch` on this process.
     public func maskGenerator(epoch: Int, index: Int) -> SeededGenerator {
@@ -121,7 +146,8 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         }
         let rows = globalRows(source, epoch, index)
         let shard = try reducer.shard(ofBatch: rows)
-        return (try shardedBatch(source, epoch, index, shard), rows)
+        try shardedBatch(source, epoch, index, shard, &reuse)
+        return (reuse!, rows)
     }
 
     /// True when every epoch has run, `maxUpdates` is reached, or early stopping ended the run.
@@ -160,39 +186,49 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     /// - Parameters:
     ///   - progress: receives every update, epoch and validation event.
     ///   - shouldStop: checked after every update; return true to stop (the trainer can be saved and resumed).
-    ///   - afterStep: called after every update, e.g. to save a checkpoint every N updates.
+    ///   - afterStep: called after every update (after the epoch's summary and validation when it ends the epoch),
+    ///     e.g. to save a checkpoint every N updates.
+    ///   - afterValidation: called after every validation measurement, while the model is the one measured (e.g. to
+    ///     save it when the report `isBest`).
     /// - Returns: true when the run is finished, false when it stopped early and can continue.
     /// - Throws: naming the update, when the loss or the gradient norm is NaN or infinite (unless `skipNonFinite`), or
     ///   when a layer, the loss or a file write throws.
     @discardableResult
     public func train(progress: (TrainerEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
-                      afterStep: (Trainer) throws -> Void = { _ in }) throws -> Bool {
+                      afterStep: (Trainer) throws -> Void = { _ in },
+                      afterValidation: (Trainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
         let start = monotonicSeconds()
         defer { elapsedBefore += monotonicSeconds() - start }
-        let perEpoch = data.batchesPerEpoch
         var usesCosine = false
         if case .cosine = options.learningRateSchedule { usesCosine = true }
         let calibrates = usesCosine && options.timeLimitSeconds != nil && calibratedUpdates == nil
         let calibrationStart = step
         var timingStart: Double? = nil
+        let continuous = options.randomStream == .continuous
         while !isFinished {
+            let perEpoch = data.batchCount(epoch: position.epoch)
             let updateStart = monotonicSeconds()
             let (batch, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
             model.setTraining(true)
+            if let stateful, position.batch == 0 || batch.resetsState { stateful.resetCarriedState() }
             model.parameters.zeroGradients()
-            var generator = maskGenerator(epoch: position.epoch, index: position.batch)
+            var generator = continuous ? streamGenerator : maskGenerator(epoch: position.epoch, index: position.batch)
             var batchLoss = try Kernels.withProductPrecision(options.precision) {
                 let (output, record) = try model.forward(batch.input, generator: &generator)
                 let computed = try loss(output, batch.target)
                 _ = try model.backward(record, outputGradient: computed.gradient)
                 return computed.loss
             }
+            if continuous { streamGenerator = generator }
             if reducer.processCount > 1 {
                 // This process's share of the global mean: its rows' mean loss and gradients times B_r/B, summed.
+                let reductionStart = monotonicSeconds()
                 let weight = Double(batch.count) / Double(globalCount)
                 model.parameters.scaleGradients(by: Model.Scalar(weight))
                 try reducer.sumGradients(model.parameters)
-                batchLoss = try reducer.sum([batchLoss * weight])[0]
+                batchLoss = try collectiveSum(batchLoss * weight).0
+                reductionSeconds += monotonicSeconds() - reductionStart
+                reducedUpdates += 1
             }
             var norm = Double.nan
             if batchLoss.isFinite {
@@ -205,12 +241,14 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
                     throw RecurrentKitError("training stopped: \(batchLoss.isFinite ? "gradient norm" : "loss") is \(batchLoss.isFinite ? norm : batchLoss) at update \(step + 1) (epoch \(position.epoch + 1)); try a lower learning rate, clipping, or skipNonFinite")
                 }
                 skippedSteps += 1
+                stateful?.resetCarriedState() // the state may hold NaN now
             } else {
                 if let schedule = options.learningRateSchedule {
                     optimizer.learningRate = schedule.learningRate(base: baseLearningRate, update: step, totalUpdates: scheduledUpdates)
                 }
                 try optimizer.step(model.parameters)
                 step += 1
+                try stateful?.carryFinalState()
                 lossSum += batchLoss * Double(globalCount)
                 exampleCount += globalCount
                 normSum += norm
@@ -218,8 +256,12 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             }
             position.batch += 1
             epochSeconds += monotonicSeconds() - updateStart
+            let updatesLeft = Double(perEpoch - position.batch) + Double(options.epochs - position.epoch - 1) * Double(perEpoch)
             progress(.update(UpdateReport(epoch: position.epoch + 1, batch: position.batch, batchesPerEpoch: perEpoch, step: step,
-                                          loss: batchLoss, gradientNorm: norm, learningRate: optimizer.learningRate, skipped: skipped)))
+                                          loss: batchLoss, gradientNorm: norm, learningRate: optimizer.learningRate, skipped: skipped,
+                                          epochMeanLoss: lossSum / Double(max(exampleCount, 1)),
+                                          examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9),
+                                          secondsLeft: updatesLeft * epochSeconds / Double(position.batch))))
             if calibrates, calibratedUpdates == nil, let limit = options.timeLimitSeconds {
                 if step - calibrationStart == Self.calibrationWarmUp { timingStart = monotonicSeconds() }
                 if let timingStart, step - calibrationStart >= Self.calibrationWarmUp + Self.calibrationUpdates {
@@ -231,10 +273,12 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
                 }
             }
             let epochEnds = position.batch == perEpoch
-            if let every = options.validateEvery, !skipped, step % every == 0, !epochEnds, validationData != nil {
-                try measure(progress: progress)
+            if let every = options.validateEvery, !skipped, step % every == 0, !epochEnds, validates {
+                try measure(progress: progress, afterValidation: afterValidation)
             }
-            if epochEnds { try finishEpoch(elapsed: elapsedBefore + monotonicSeconds() - start, progress: progress) }
+            if epochEnds {
+                try finishEpoch(elapsed: elapsedBefore + monotonicSeconds() - start, progress: progress, afterValidation: afterValidation)
+            }
             try afterStep(self)
             if isFinished { break }
             let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
@@ -243,40 +287,64 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         return true
     }
 
-    /// The mean loss over the validation data (each batch weighted by its count), in evaluation mode; nil without
-    /// validation data. The model's mode is restored afterwards; no random number is drawn.
+    /// `a` and `b` summed over the processes (themselves with one process), without allocating.
+    func collectiveSum(_ a: Double, _ b: Double = 0) throws -> (Double, Double) {
+        guard reducer.processCount > 1 else { return (a, b) }
+        (collective[0], collective[1]) = (a, b)
+        try collective.withUnsafeMutableBufferPointer { try reducer.sum($0.baseAddress!, count: 2) }
+        return (collective[0], collective[1])
+    }
+
+    /// The validation loss in evaluation mode: ``validationMeasure``'s figure, or the mean loss over the validation
+    /// data (each batch weighted by its count); nil without either. The model's mode is restored afterwards; no
+    /// random number is drawn.
     public func validationLoss() throws -> Double? {
+        if let validationMeasure {
+            model.setTraining(false)
+            defer { model.setTraining(true) }
+            return try validationMeasure(model)
+        }
         guard let validationData else { return nil }
         return try meanLoss(on: validationData)
     }
 
     /// The mean loss of `source`'s first epoch in evaluation mode (each batch weighted by its count); in a
     /// data-parallel job each process measures its rows and the sums are added, so every process gets the same value.
+    ///
+    /// A ``StatefulLayer`` model reads the batches in order from a zero state, carrying its state across them as in
+    /// training; its training state is put back afterwards.
     public func meanLoss(on source: Data) throws -> Double {
         model.setTraining(false)
         defer { model.setTraining(true) }
         var sums = [0.0, 0.0]
         var unused = SeededGenerator(seed: 0)
         defer { validationBatch = nil } // the next validation may be far away: do not hold its memory
-        for index in 0..<source.batchesPerEpoch {
-            let (batch, _) = try localBatch(source, epoch: 0, index: index, reuse: &validationBatch)
-            let output = try model.forward(batch.input, generator: &unused).output
-            sums[0] += try loss(output, batch.target).loss * Double(batch.count)
-            sums[1] += Double(batch.count)
+        func run() throws {
+            for index in 0..<source.batchCount(epoch: 0) {
+                let (batch, _) = try localBatch(source, epoch: 0, index: index, reuse: &validationBatch)
+                if let stateful, index == 0 || batch.resetsState { stateful.resetCarriedState() }
+                let output = try model.forward(batch.input, generator: &unused).output
+                sums[0] += try loss(output, batch.target).loss * Double(batch.count)
+                sums[1] += Double(batch.count)
+                try stateful?.carryFinalState()
+            }
         }
+        if let stateful { try stateful.withCarriedStateSaved(run) } else { try run() }
         sums = try reducer.sum(sums)
         return sums[0] / max(sums[1], 1)
     }
 
     /// Closes the epoch: its summary, the validation at its end, the history and metrics.
-    private func finishEpoch(elapsed: Double, progress: (TrainerEvent) -> Void) throws {
+    private func finishEpoch(elapsed: Double, progress: (TrainerEvent) -> Void,
+                             afterValidation: (Trainer, ValidationReport) throws -> Void) throws {
         var summary = EpochSummary(epoch: position.epoch + 1, step: step, trainingLoss: lossSum / Double(max(exampleCount, 1)),
                                    validationLoss: nil, gradientNorm: normSum / Double(max(updatesInEpoch, 1)),
                                    examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9), elapsedSeconds: elapsed,
                                    learningRate: optimizer.learningRate)
-        if validationData != nil { summary.validationLoss = try measure(progress: progress) }
+        if validates { summary.validationLoss = try measure(progress: progress, afterValidation: afterValidation) }
         history.append(summary)
         progress(.epoch(summary))
+        stateful?.resetCarriedState() // the next epoch starts from zeros
         position = BatchSampler.Position(epoch: position.epoch + 1, batch: 0)
         (lossSum, exampleCount, normSum, updatesInEpoch, epochSeconds) = (0, 0, 0, 0, 0)
         try writeMetrics()
@@ -284,13 +352,14 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
 
     /// Measures the validation loss, tracks the best (saving it when asked), reports it, applies the patience.
     @discardableResult
-    private func measure(progress: (TrainerEvent) -> Void) throws -> Double {
+    private func measure(progress: (TrainerEvent) -> Void, afterValidation: (Trainer, ValidationReport) throws -> Void) throws -> Double {
         let measured = try validationLoss() ?? .nan
         let isBest = measured.isFinite && (bestValidationLoss.map { measured < $0 } ?? true)
         if isBest { (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (measured, step, 0) } else { measurementsSinceBest += 1 }
         let report = ValidationReport(step: step, epoch: position.epoch + 1, loss: measured, isBest: isBest, sinceBest: measurementsSinceBest)
         validations.append(report)
         progress(.validation(report))
+        try afterValidation(self, report)
         if isBest, reducer.rank == 0, let path = options.bestCheckpointPath {
             try model.parameters.save(to: path, metadata: ["trainer.bestStep": String(step), "trainer.bestLoss": "\(measured)"])
         }
@@ -306,9 +375,11 @@ extension Trainer where Data: ShardableBatchSource {
     /// A trainer whose data can be sharded: with a reducer of several processes, each process runs its rows of every
     /// batch (see ``Trainer``); with one process, the same as the general initializer.
     public convenience init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
-                            reducer: GradientReducer = SingleProcessReducer(), loss: @escaping LossFunction) throws {
+                            reducer: GradientReducer = SingleProcessReducer(), measureValidation: ((Model) throws -> Double)? = nil,
+                            loss: @escaping LossFunction) throws {
         try self.init(model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
-                      shardedBatch: { source, epoch, index, shard in try source.batch(epoch: epoch, index: index, shard: shard) },
+                      measureValidation: measureValidation,
+                      shardedBatch: { source, epoch, index, shard, batch in try source.batch(epoch: epoch, index: index, shard: shard, into: &batch) },
                       globalRows: { source, epoch, index in source.rowCount(epoch: epoch, index: index) }, loss: loss)
     }
 }

@@ -23,6 +23,9 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public var precision: Precision
     /// Seeds the dropout masks.
     public var seed: UInt64
+    /// Where the dropout masks (and a model's other draws, such as randomized truncation) come from: one generator per
+    /// batch (default) or one stream through the run (d2l's, and ``LanguageModelTrainer``'s).
+    public var randomStream: RandomStream
     /// Skip an update whose loss or gradient norm is NaN or infinite instead of stopping with an error.
     public var skipNonFinite: Bool
     /// Where to save the parameters each time validation finds a new best (nil: not saved).
@@ -34,11 +37,32 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public init(epochs: Int = 10, maxUpdates: Int? = nil, clip: Double = 0, clipStyle: ClipStyle = .pytorch,
                 learningRateSchedule: LearningRateSchedule? = nil, validateEvery: Int? = nil, earlyStopPatience: Int? = nil,
                 timeLimitSeconds: Double? = nil, precision: Precision = .float32, seed: UInt64 = 0, skipNonFinite: Bool = false,
-                bestCheckpointPath: String? = nil, metricsPath: String? = nil) {
+                bestCheckpointPath: String? = nil, metricsPath: String? = nil, randomStream: RandomStream = .perBatch) {
         (self.epochs, self.maxUpdates, self.clip, self.clipStyle) = (epochs, maxUpdates, clip, clipStyle)
         (self.learningRateSchedule, self.validateEvery, self.earlyStopPatience) = (learningRateSchedule, validateEvery, earlyStopPatience)
         (self.timeLimitSeconds, self.precision, self.seed, self.skipNonFinite) = (timeLimitSeconds, precision, seed, skipNonFinite)
-        (self.bestCheckpointPath, self.metricsPath) = (bestCheckpointPath, metricsPath)
+        (self.bestCheckpointPath, self.metricsPath, self.randomStream) = (bestCheckpointPath, metricsPath, randomStream)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case epochs, maxUpdates, clip, clipStyle, learningRateSchedule, validateEvery, earlyStopPatience, timeLimitSeconds, precision, seed
+        case skipNonFinite, bestCheckpointPath, metricsPath, randomStream
+    }
+
+    /// Decodes options; `randomStream` may be absent (files written before it existed: one generator per batch).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(epochs: try c.decode(Int.self, forKey: .epochs), maxUpdates: try c.decodeIfPresent(Int.self, forKey: .maxUpdates),
+                  clip: try c.decode(Double.self, forKey: .clip), clipStyle: try c.decode(ClipStyle.self, forKey: .clipStyle),
+                  learningRateSchedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .learningRateSchedule),
+                  validateEvery: try c.decodeIfPresent(Int.self, forKey: .validateEvery),
+                  earlyStopPatience: try c.decodeIfPresent(Int.self, forKey: .earlyStopPatience),
+                  timeLimitSeconds: try c.decodeIfPresent(Double.self, forKey: .timeLimitSeconds),
+                  precision: try c.decode(Precision.self, forKey: .precision), seed: try c.decode(UInt64.self, forKey: .seed),
+                  skipNonFinite: try c.decode(Bool.self, forKey: .skipNonFinite),
+                  bestCheckpointPath: try c.decodeIfPresent(String.self, forKey: .bestCheckpointPath),
+                  metricsPath: try c.decodeIfPresent(String.self, forKey: .metricsPath),
+                  randomStream: try c.decodeIfPresent(RandomStream.self, forKey: .randomStream) ?? .perBatch)
     }
 
     /// Throws one line naming the first invalid option.
@@ -65,6 +89,17 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
         (b.epochs, b.timeLimitSeconds, b.bestCheckpointPath, b.metricsPath) = (0, nil, nil, nil)
         return a == b
     }
+}
+
+/// Where a ``Trainer``'s random draws (dropout masks, randomized truncation) come from.
+public enum RandomStream: String, Codable, Sendable {
+    /// Batch k of epoch e draws from a generator made of the seed, e, k and the process's rank: the masks do not
+    /// depend on how a run was interrupted, and each process of a data-parallel job draws its own.
+    case perBatch
+    /// One generator, seeded by ``TrainerOptions/seed``, runs through the whole run (d2l's single stream; saved with the
+    /// trainer so a resumed run continues it). Every process of a data-parallel job draws the same numbers, which
+    /// suits layers that draw the whole batch's masks and keep their rows (``RecurrentNetwork/dropoutShard``).
+    case continuous
 }
 
 /// What a ``Trainer`` reports while it runs.
@@ -95,6 +130,12 @@ public struct UpdateReport: Sendable, Equatable {
     public var learningRate: Double
     /// Whether the update was skipped for a NaN or infinite value (``TrainerOptions/skipNonFinite``).
     public var skipped: Bool
+    /// Mean loss of the epoch's applied updates so far (each batch weighted by its count).
+    public var epochMeanLoss: Double
+    /// Training examples per second so far in this epoch.
+    public var examplesPerSecond: Double
+    /// Estimated seconds until the last epoch ends, at this epoch's speed.
+    public var secondsLeft: Double
 }
 
 /// One epoch's measurements.

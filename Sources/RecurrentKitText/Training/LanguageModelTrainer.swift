@@ -445,7 +445,7 @@ public final class LanguageModelTrainer {
             extra["_trainer.state.h"] = try wholeBatch(carried.h)
             if let c = carried.c { extra["_trainer.state.c"] = try wholeBatch(c) }
         }
-        let state = TrainerState(options: options, epoch: epoch, doneInEpoch: doneInEpoch, step: step, skippedSteps: skippedSteps,
+        let state = LanguageModelTrainingState(options: options, epoch: epoch, doneInEpoch: doneInEpoch, step: step, skippedSteps: skippedSteps,
                                  optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
                                  dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
                                  dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
@@ -506,10 +506,10 @@ public final class LanguageModelTrainer {
     ///   - reducer: the data-parallel job this process belongs to (default: one process); any process count that
     ///     the batch allows resumes the same run (the checkpoint holds the whole batch's carried state).
     public convenience init(resumingFrom checkpoint: Checkpoint, reducer: GradientReducer = SingleProcessReducer()) throws {
-        let state: TrainerState
+        let state: LanguageModelTrainingState
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        do { state = try decoder.decode(TrainerState.self, from: Data(checkpoint.training.utf8)) }
+        do { state = try decoder.decode(LanguageModelTrainingState.self, from: Data(checkpoint.training.utf8)) }
         catch { throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))") }
         try checkpoint.model.configuration.requireCausal(for: "training")
         var options = state.options
@@ -622,7 +622,7 @@ public final class LanguageModelTrainer {
 }
 
 /// What a checkpoint's `training` metadata holds for ``LanguageModelTrainer/init(resumingFrom:)``.
-struct TrainerState: Codable {
+struct LanguageModelTrainingState: Codable {
     var options: TrainingOptions
     var epoch: Int
     var doneInEpoch: Int

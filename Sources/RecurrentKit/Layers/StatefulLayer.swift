@@ -1,0 +1,19 @@
+// A model that carries its recurrent state from one batch to the next (truncated BPTT over a stream, d2l 8.5's
+// sequential sampling): the Trainer decides when the state restarts from zeros and when it carries on.
+
+/// A model whose forward starts from the state the previous forward ended in, as a value: the gradient path is cut
+/// at the batch boundary (d2l's `state.detach_()`), so each backward stays within its batch.
+///
+/// A ``Trainer`` drives it: ``resetCarriedState()`` at the start of every epoch, before every batch whose
+/// ``Batch/resetsState`` is true, and after a skipped update (the state may hold NaN then);
+/// ``carryFinalState()`` after every update it applies. Validation through the trainer's own loop runs inside
+/// ``withCarriedStateSaved(_:)``, so it neither sees nor changes the training state.
+public protocol StatefulLayer: AnyObject {
+    /// The next forward starts from zeros (the state's storage may be kept for reuse).
+    func resetCarriedState()
+    /// The next forward starts from the final state of the latest forward (a copy: later forwards do not change it).
+    /// - Throws: when no forward has run since the model was built or its record went stale.
+    func carryFinalState() throws
+    /// Runs `body` from a zero state and puts the carried state back afterwards, whatever `body` does to it.
+    func withCarriedStateSaved<R>(_ body: () throws -> R) rethrows -> R
+}
