@@ -105,8 +105,11 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
 public final class LanguageModel<Scalar: RecurrentScalar> {
     /// Sizes and options.
     public let configuration: LanguageModelConfiguration
-    /// Every parameter under its PyTorch `state_dict` name, in one flat buffer.
-    public let parameters: ParameterStore<Scalar>
+    /// Every parameter under its PyTorch `state_dict` name, in one flat buffer (a container's, once the model is part
+    /// of one).
+    public internal(set) var parameters: ParameterStore<Scalar>
+    /// The prefix of this model's names in ``parameters`` ("" unless it is part of a container).
+    public internal(set) var parameterPrefix = ""
     /// The recurrent layers (`rnn.` names).
     public let recurrent: RecurrentNetwork<Scalar>
     /// Token vectors (`embedding.weight`), nil with one-hot input.
@@ -115,10 +118,20 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     public let output: Linear<Scalar>
 
     private let embedded = Workspace<Scalar>()     // (T, B, E) embedding output
-    private let gradEmbedded = Workspace<Scalar>() // (T, B, E)
+    let gradEmbedded = Workspace<Scalar>()         // (T, B, E)
     private let logitBuffer = Workspace<Scalar>()  // (T, B, V)
     private let gradLogits = Workspace<Scalar>()   // (T, B, V)
-    private let gradHidden = Workspace<Scalar>()   // (T, B, H)
+    let gradHidden = Workspace<Scalar>()           // (T, B, H)
+    // The Layer interface (LanguageModel+Layer.swift): the logits it returns, the state gradient, the carried state.
+    var layerLogits = Tensor<Scalar>(zeros: [0])
+    var layerStateGradient: RecurrentState<Scalar>? = nil
+    var carried: RecurrentState<Scalar>? = nil
+    var spareState: RecurrentState<Scalar>? = nil
+    /// Randomized truncation for training through the `Layer` interface: when set to a continue probability p in
+    /// (0, 1], every training-mode ``forward(_:generator:)`` draws a seed from its generator and its backward cuts the
+    /// recurrent gradient at random steps (Tallec and Ollivier 2017; d2l 8.7's "randomized truncation"). nil (default):
+    /// the full gradient through each batch.
+    public var randomizedTruncation: Double? = nil
     private var cachedTokens: [Int] = []
     /// The recurrent layers' record of this model's latest forward (nil before the first), for a backward of your
     /// own through it, e.g. with a loss on the last step only; stale once anything runs the layers again.
@@ -153,9 +166,10 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
 
     /// Runs the model over `inputs` (T*B indices, time-major) and returns the logits (T, B, V), valid until the next call.
     /// `state` is the initial state (zeros when nil); the final state is available from ``finalState()``.
+    /// With `destination`, the logits are written there instead of the model's own buffer.
     @discardableResult
     func forwardLogits(inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>?, training: Bool,
-                       generator: inout SeededGenerator) throws -> UnsafeMutablePointer<Scalar> {
+                       generator: inout SeededGenerator, into destination: UnsafeMutablePointer<Scalar>? = nil) throws -> UnsafeMutablePointer<Scalar> {
         let V = configuration.vocabularySize
         guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false, inputs.count == T * B else {
             throw RecurrentKitError("expected \(T)x\(B) = \(T * B) input tokens, got \(inputs.count)")
@@ -183,7 +197,7 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             }
         }
         self.record = record
-        let logits = logitBuffer.reserve(T * B * V)
+        let logits = destination ?? logitBuffer.reserve(T * B * V)
         try record.withUnsafeOutput { output.forward($0.baseAddress!, rows: T * B, into: logits) }
         return logits
     }

@@ -9,6 +9,8 @@
 /// ``carryFinalState()`` after every update it applies. Validation through the trainer's own loop runs inside
 /// ``withCarriedStateSaved(_:)``, so it neither sees nor changes the training state.
 public protocol StatefulLayer: AnyObject {
+    /// Whether the next forward starts from a carried state (false: zeros).
+    var isCarryingState: Bool { get }
     /// The next forward starts from zeros (the state's storage may be kept for reuse).
     func resetCarriedState()
     /// The next forward starts from the final state of the latest forward (a copy: later forwards do not change it).

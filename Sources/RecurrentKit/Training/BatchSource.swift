@@ -53,6 +53,8 @@ extension BatchSource {
 
 /// A ``BatchSource`` that gives each process of a data-parallel job its rows of a batch (contiguous, in rank order:
 /// ``BatchShard``), so a ``Trainer`` with a several-process ``GradientReducer`` trains on the same global batches.
+/// Every row of a batch holds the same number of examples (a batch's ``Batch/count`` is a multiple of its rows), so
+/// each process's share of the mean loss is its share of the rows.
 public protocol ShardableBatchSource: BatchSource {
     /// Rows (examples) in batch `index` of epoch `epoch`: the global batch the shards split.
     func rowCount(epoch: Int, index: Int) -> Int

@@ -29,6 +29,19 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var calibratedUpdates: Int?
     /// The ``RandomStream/continuous`` generator's four state words (decimal), nil in files written before it existed.
     public var streamGenerator: [String]?
+
+    /// A state from its fields (see each property).
+    public init(options: TrainerOptions, position: BatchSampler.Position, step: Int, skippedSteps: Int, bestValidationLoss: Double?,
+                bestValidationStep: Int, measurementsSinceBest: Int, stoppedEarly: Bool, history: [EpochSummary], validations: [ValidationReport],
+                lossSum: Double, exampleCount: Int, normSum: Double, updatesInEpoch: Int, epochSeconds: Double, elapsedSeconds: Double,
+                learningRate: Double, baseLearningRate: Double, kernelLevel: String, calibratedUpdates: Int?, streamGenerator: [String]?) {
+        (self.options, self.position, self.step, self.skippedSteps) = (options, position, step, skippedSteps)
+        (self.bestValidationLoss, self.bestValidationStep, self.measurementsSinceBest, self.stoppedEarly) =
+            (bestValidationLoss, bestValidationStep, measurementsSinceBest, stoppedEarly)
+        (self.history, self.validations, self.lossSum, self.exampleCount, self.normSum) = (history, validations, lossSum, exampleCount, normSum)
+        (self.updatesInEpoch, self.epochSeconds, self.elapsedSeconds, self.learningRate) = (updatesInEpoch, epochSeconds, elapsedSeconds, learningRate)
+        (self.baseLearningRate, self.kernelLevel, self.calibratedUpdates, self.streamGenerator) = (baseLearningRate, kernelLevel, calibratedUpdates, streamGenerator)
+    }
 }
 
 extension Trainer {
@@ -42,8 +55,13 @@ extension Trainer {
     ///   - path: the file.
     ///   - metadata: your own strings (e.g. a model description to rebuild it from); `format`, `optimizer.*` and
     ///     `trainer.state` are reserved.
+    /// - Throws: also when a ``StatefulLayer`` model carries its state into the next batch of an epoch (the file
+    ///   holds no state; save between epochs).
     public func save(to path: String, metadata: [String: String] = [:]) throws {
         guard metadata[Self.stateKey] == nil else { throw RecurrentKitError("metadata key '\(Self.stateKey)' is reserved") }
+        if let stateful, stateful.isCarryingState, position.batch > 0 {
+            throw RecurrentKitError("the model carries its state into the next batch, which this file format does not hold: save between epochs, or with the model's own trainer (LanguageModelTrainer.checkpoint())")
+        }
         guard reducer.rank == 0 else { return }
         var all = metadata
         all[Self.stateKey] = try Self.encode(state)
@@ -109,7 +127,9 @@ extension Trainer {
         }
         // Sources whose epochs differ in length have at most one batch more than batchesPerEpoch in any epoch.
         let perEpoch = data.batchesPerEpoch + (data.batchCount(epoch: saved.position.epoch) == data.batchesPerEpoch ? 0 : 1)
-        guard saved.step >= 0, saved.skippedSteps >= 0, saved.updatesInEpoch >= 0, saved.updatesInEpoch <= saved.position.batch,
+        // Between epochs (batch 0) the sums are still the finished epoch's.
+        guard saved.step >= 0, saved.skippedSteps >= 0, saved.updatesInEpoch >= 0,
+              saved.updatesInEpoch <= (saved.position.batch == 0 ? data.batchesPerEpoch + 1 : saved.position.batch),
               saved.step <= saved.position.epoch * perEpoch + saved.position.batch,
               saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly else {
             throw bad("its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)")

@@ -78,7 +78,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     /// Updates that ``reductionSeconds`` covers.
     public private(set) var reducedUpdates = 0
     /// The model as a ``StatefulLayer``, when it carries its state between batches.
-    private let stateful: StatefulLayer?
+    let stateful: StatefulLayer?
     private var collective = [0.0, 0.0] // per-update sums of scalars, reused
     // The last training and validation batches, whose storage the next ones reuse.
     private var trainingBatch: Batch<Data.Input, Data.Target>?
@@ -135,19 +135,21 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         return SeededGenerator(seed: a ^ (b >> 1) ^ UInt64(truncatingIfNeeded: reducer.rank) &* 0x94D0_49BB_1331_11EB)
     }
 
-    /// This process's rows of batch `index` of `source`'s epoch `epoch` and the global batch's row count; `reuse` holds
-    /// the previous batch's storage (one process).
+    /// This process's rows of batch `index` of `source`'s epoch `epoch`, their share of the global batch's rows, and
+    /// the global batch's example count; `reuse` holds the previous batch's storage.
     private func localBatch(_ source: Data, epoch: Int, index: Int, reuse: inout Batch<Data.Input, Data.Target>?) throws
-        -> (batch: Batch<Data.Input, Data.Target>, globalCount: Int) {
+        -> (batch: Batch<Data.Input, Data.Target>, share: Double, globalCount: Int) {
         guard let shardedBatch, let globalRows, reducer.processCount > 1 else {
             try source.batch(epoch: epoch, index: index, into: &reuse)
             let batch = reuse!
-            return (batch, batch.count)
+            return (batch, 1, batch.count)
         }
         let rows = globalRows(source, epoch, index)
         let shard = try reducer.shard(ofBatch: rows)
         try shardedBatch(source, epoch, index, shard, &reuse)
-        return (reuse!, rows)
+        let batch = reuse!
+        // Every row holds the same number of examples (a ShardableBatchSource's promise), so the global count scales.
+        return (batch, Double(shard.count) / Double(rows), batch.count / shard.count * rows)
     }
 
     /// True when every epoch has run, `maxUpdates` is reached, or early stopping ended the run.
@@ -167,9 +169,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     /// The cosine schedule's length fixed from the measured speed under a time limit (nil until then, or without).
     public internal(set) var calibratedUpdates: Int?
     /// Updates run before the calibration starts timing (the first ones touch fresh memory and start threads).
-    static var calibrationWarmUp: Int { 3 }
+    public static var calibrationWarmUp: Int { 3 }
     /// Updates timed to fix the cosine's length.
-    static var calibrationUpdates: Int { 10 }
+    public static var calibrationUpdates: Int { 10 }
 
     /// Changes the run's length or time limit (e.g. before resuming a finished run with more epochs).
     /// - Throws: when the options are invalid or change anything but the length, the time limit, the validation
@@ -208,8 +210,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         while !isFinished {
             let perEpoch = data.batchCount(epoch: position.epoch)
             let updateStart = monotonicSeconds()
-            let (batch, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
+            let (batch, share, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
             model.setTraining(true)
+            if position.batch == 0 { (lossSum, exampleCount, normSum, updatesInEpoch, epochSeconds) = (0, 0, 0, 0, 0) } // a new epoch
             if let stateful, position.batch == 0 || batch.resetsState { stateful.resetCarriedState() }
             model.parameters.zeroGradients()
             var generator = continuous ? streamGenerator : maskGenerator(epoch: position.epoch, index: position.batch)
@@ -223,10 +226,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             if reducer.processCount > 1 {
                 // This process's share of the global mean: its rows' mean loss and gradients times B_r/B, summed.
                 let reductionStart = monotonicSeconds()
-                let weight = Double(batch.count) / Double(globalCount)
-                model.parameters.scaleGradients(by: Model.Scalar(weight))
+                model.parameters.scaleGradients(by: Model.Scalar(share))
                 try reducer.sumGradients(model.parameters)
-                batchLoss = try collectiveSum(batchLoss * weight).0
+                batchLoss = try collectiveSum(batchLoss * share).0
                 reductionSeconds += monotonicSeconds() - reductionStart
                 reducedUpdates += 1
             }
@@ -321,7 +323,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         defer { validationBatch = nil } // the next validation may be far away: do not hold its memory
         func run() throws {
             for index in 0..<source.batchCount(epoch: 0) {
-                let (batch, _) = try localBatch(source, epoch: 0, index: index, reuse: &validationBatch)
+                let (batch, _, _) = try localBatch(source, epoch: 0, index: index, reuse: &validationBatch)
                 if let stateful, index == 0 || batch.resetsState { stateful.resetCarriedState() }
                 let output = try model.forward(batch.input, generator: &unused).output
                 sums[0] += try loss(output, batch.target).loss * Double(batch.count)
@@ -344,9 +346,8 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         if validates { summary.validationLoss = try measure(progress: progress, afterValidation: afterValidation) }
         history.append(summary)
         progress(.epoch(summary))
-        stateful?.resetCarriedState() // the next epoch starts from zeros
+        // The sums stay the finished epoch's until the next epoch's first batch (a checkpoint in between keeps them).
         position = BatchSampler.Position(epoch: position.epoch + 1, batch: 0)
-        (lossSum, exampleCount, normSum, updatesInEpoch, epochSeconds) = (0, 0, 0, 0, 0)
         try writeMetrics()
     }
 

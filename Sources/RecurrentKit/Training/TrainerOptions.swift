@@ -24,7 +24,7 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     /// Seeds the dropout masks.
     public var seed: UInt64
     /// Where the dropout masks (and a model's other draws, such as randomized truncation) come from: one generator per
-    /// batch (default) or one stream through the run (d2l's, and ``LanguageModelTrainer``'s).
+    /// batch (default) or one stream through the run (d2l's, and `LanguageModelTrainer`'s).
     public var randomStream: RandomStream
     /// Skip an update whose loss or gradient norm is NaN or infinite instead of stopping with an error.
     public var skipNonFinite: Bool
@@ -156,6 +156,13 @@ public struct EpochSummary: Codable, Sendable, Equatable {
     public var elapsedSeconds: Double
     /// The learning rate of the epoch's last update.
     public var learningRate: Double
+
+    /// A summary from its fields.
+    public init(epoch: Int, step: Int, trainingLoss: Double, validationLoss: Double?, gradientNorm: Double, examplesPerSecond: Double,
+                elapsedSeconds: Double, learningRate: Double) {
+        (self.epoch, self.step, self.trainingLoss, self.validationLoss) = (epoch, step, trainingLoss, validationLoss)
+        (self.gradientNorm, self.examplesPerSecond, self.elapsedSeconds, self.learningRate) = (gradientNorm, examplesPerSecond, elapsedSeconds, learningRate)
+    }
 }
 
 /// One validation measurement.

@@ -1,80 +1,18 @@
 import RecurrentKit
 import Foundation
 
-/// One epoch's measurements.
-public struct EpochReport: Codable, Equatable, Sendable {
-    /// 1-based epoch number.
-    public var epoch: Int
-    /// Updates applied so far, all epochs.
-    public var step: Int
-    /// exp(mean training cross-entropy) over this epoch's predictions (d2l's printed figure).
-    public var trainPerplexity: Double
-    /// exp(mean validation cross-entropy), when a validation split exists: row-parallel
-    /// (``LanguageModelTrainer/validationLayout``), not one stream.
-    public var validationPerplexity: Double?
-    /// Mean gradient norm before clipping.
-    public var gradientNorm: Double
-    /// Training tokens (predictions) per second in this epoch.
-    public var tokensPerSecond: Double
-    /// Seconds since training started.
-    public var elapsedSeconds: Double
-    /// The learning rate of the epoch's last update (nil in reports of files written before it was recorded).
-    public var learningRate: Double?
-
-    /// A report from its fields (e.g. read back from metrics.jsonl).
-    public init(epoch: Int, step: Int, trainPerplexity: Double, validationPerplexity: Double? = nil, gradientNorm: Double,
-                tokensPerSecond: Double, elapsedSeconds: Double, learningRate: Double? = nil) {
-        self.learningRate = learningRate
-        self.epoch = epoch
-        self.step = step
-        self.trainPerplexity = trainPerplexity
-        self.validationPerplexity = validationPerplexity
-        self.gradientNorm = gradientNorm
-        self.tokensPerSecond = tokensPerSecond
-        self.elapsedSeconds = elapsedSeconds
-    }
-}
-
-/// One update's measurements.
-public struct StepReport: Sendable, Equatable {
-    /// 1-based epoch.
-    public var epoch: Int
-    /// 1-based update within the epoch.
-    public var stepInEpoch: Int
-    /// Updates in this epoch.
-    public var stepsPerEpoch: Int
-    /// Updates applied so far, all epochs (this one included).
-    public var step: Int
-    /// Mean cross-entropy of this minibatch (nats).
-    public var loss: Double
-    /// Gradient norm before clipping.
-    public var gradientNorm: Double
-    /// exp(mean cross-entropy) so far in this epoch.
-    public var runningPerplexity: Double
-    /// Tokens per second so far in this epoch.
-    public var tokensPerSecond: Double
-    /// Estimated seconds until the last epoch ends.
-    public var secondsLeft: Double
-    /// True when the update was skipped because a value was not finite (`skipNonFinite`).
-    public var skipped: Bool
-}
-
-/// What the trainer reports while it runs.
-public enum TrainingEvent: Sendable {
-    /// After every update.
-    case step(StepReport)
-    /// After every epoch.
-    case epoch(EpochReport)
-    /// A periodic greedy sample (d2l `predict_ch8`).
-    case sample(epoch: Int, text: String)
-    /// A validation measurement (every `evaluateEvery` updates and at the end of every epoch, when the text has a
-    /// validation part); save the model when `isBest` to keep the best checkpoint.
-    case validation(ValidationReport)
-}
+// The character/word-model trainer: a configuration of the generic Trainer (a LanguageModel carrying its state
+// through d2l's minibatches, the next-token loss, one random stream), with the checkpoint format of language models.
 
 /// Trains a ``LanguageModel`` on a text with truncated BPTT, d2l's `train_ch8` loop:
 /// per minibatch, reset the state (first minibatch of a sequential epoch, every random minibatch) or carry it
 /// with its gradient cut, forward, cross-entropy averaged over T*B, backward, clip, update.
+///
+/// It is a configuration of the generic `Trainer` (``trainer``): the model is a `StatefulLayer`, the data are
+/// ``TokenStreamBatches``, the loss is ``NextTokenLoss``, dropout and randomized truncation draw from one
+/// `RandomStream/continuous` stream, and validation reads the held-out tokens with ``Evaluation``. What it adds:
+/// the model and text built from ``TrainingOptions``, perplexity reports and samples, and checkpoints with the
+/// vocabulary (``Checkpoint``).
 ///
 /// A trainer can stop after any update and be saved with ``checkpoint()``; ``init(resumingFrom:reducer:)`` continues
 /// bit-identically (weights, optimizer moments, both random streams, the position in the epoch, the carried state).
@@ -98,60 +36,45 @@ public final class LanguageModelTrainer {
     public let reducer: GradientReducer
     /// This process's rows of every minibatch (the whole batch with one process).
     public let shard: BatchShard
-    /// Seconds this process has spent in the reducer's sums during updates (gradients, loss, stop decisions), waiting
-    /// for the slowest process included; 0 with one process.
-    public private(set) var reductionSeconds = 0.0
-    /// Updates that ``reductionSeconds`` covers.
-    public private(set) var reducedUpdates = 0
+    /// The training minibatches.
+    public let data: TokenStreamBatches<Float>
+    /// The generic trainer this one configures (its loop, schedule, clipping, validation cadence and state).
+    public let trainer: Trainer<LanguageModel<Float>, TokenStreamBatches<Float>>
     /// Per-epoch history.
     public private(set) var history: [EpochReport] = []
+    /// The kernel level (`Kernels.Level.name`) the resumed run was trained with, when the checkpoint records it.
+    /// Resuming is bit-identical on the same level; on another level the products round differently and the run
+    /// continues correctly but not bit for bit.
+    public private(set) var savedKernelLevel: String? = nil
+
+    /// Seconds this process has spent in the reducer's sums during updates (gradients, loss, stop decisions), waiting
+    /// for the slowest process included; 0 with one process.
+    public var reductionSeconds: Double { trainer.reductionSeconds }
+    /// Updates that ``reductionSeconds`` covers.
+    public var reducedUpdates: Int { trainer.reducedUpdates }
     /// Updates applied (skipped ones excluded).
-    public private(set) var step = 0
+    public var step: Int { trainer.step }
     /// Updates skipped because of NaN or infinite values (`skipNonFinite`).
-    public private(set) var skippedSteps = 0
+    public var skippedSteps: Int { trainer.skippedSteps }
     /// True when every epoch has run, or early stopping ended the run.
-    public var isFinished: Bool { epoch > options.epochs || stoppedEarly }
+    public var isFinished: Bool { trainer.isFinished }
     /// The lowest validation loss measured so far (nats per token), nil before the first measurement.
-    public private(set) var bestValidationLoss: Double? = nil
+    public var bestValidationLoss: Double? { trainer.bestValidationLoss }
     /// The update at which ``bestValidationLoss`` was measured.
-    public private(set) var bestValidationStep = 0
+    public var bestValidationStep: Int { trainer.bestValidationStep }
     /// Validation measurements since the best one.
-    public private(set) var measurementsSinceBest = 0
+    public var measurementsSinceBest: Int { trainer.measurementsSinceBest }
     /// Whether `earlyStopPatience` measurements without improvement ended the run.
-    public private(set) var stoppedEarly = false
+    public var stoppedEarly: Bool { trainer.stoppedEarly }
     /// Updates over which a cosine learning-rate schedule runs: epochs x minibatches per epoch, or the count fixed
     /// from the first updates' speed under a time limit.
-    public private(set) var scheduledUpdates = 1
-    /// Whether `scheduledUpdates` is final (no time limit, fixed already, or restored from a checkpoint).
-    private var scheduleFixed = true
-    /// Whether a calibration or a checkpoint decided `scheduledUpdates` (a later time limit then changes nothing).
-    private var scheduleLengthDecided = false
-    /// Updates measured before a time-limited cosine schedule fixes its length, after `calibrationWarmUp` updates that
-    /// are not timed (the first updates touch fresh memory and start the thread pool: timing them made the estimate
-    /// about 10% short, so the last updates ran at the minimum rate).
-    static var calibrationUpdates: Int { 10 }
-    /// Whether the schedule needs `scheduledUpdates` (only the cosine does; the checkpoint keeps it only then).
-    private var usesCosine: Bool { if case .cosine = options.learningRateSchedule { return true } else { return false } }
+    public var scheduledUpdates: Int { trainer.scheduledUpdates }
+    /// Updates measured before a time-limited cosine schedule fixes its length (`Trainer`'s).
+    static var calibrationUpdates: Int { Trainer<LanguageModel<Float>, TokenStreamBatches<Float>>.calibrationUpdates }
     /// Updates run before the calibration starts timing.
-    static var calibrationWarmUp: Int { 3 }
-
-    private let schedule: MinibatchSchedule
-    // Position: `epoch` (1-based) and how many of its minibatches are done.
-    private var epoch = 1
-    private var doneInEpoch = 0
-    // Two streams, so that the epoch's minibatches can be rebuilt on resume independently of dropout draws.
-    private var dataGenerator: SeededGenerator       // offsets and shuffles
-    private var epochStartGenerator: SeededGenerator // dataGenerator before this epoch's draw
-    private var dropoutGenerator: SeededGenerator
-    private var minibatches: [Minibatch] = []
-    private var carried: RecurrentState<Float>? = nil // this shard's rows, (L, B_r, H)
-    private var shardInputs: [Int] = [], shardTargets: [Int] = [] // this shard's rows of the minibatch
-    private var collective = [0.0, 0.0] // the per-update sums of scalars (loss, decisions), reused
-    /// Storage of a dropped carried state, reused for the next one so updates allocate nothing.
-    private var spareState: RecurrentState<Float>? = nil
-    // This epoch's running sums.
-    private var lossSum = 0.0, tokenCount = 0, normSum = 0.0, epochSeconds = 0.0
-    private var elapsedBefore = 0.0 // seconds trained before this process (resume)
+    static var calibrationWarmUp: Int { Trainer<LanguageModel<Float>, TokenStreamBatches<Float>>.calibrationWarmUp }
+    /// The minibatch layout.
+    private var schedule: MinibatchSchedule { data.schedule }
 
     /// Prepares the text (loading a file when `options.corpus` is not an embedded name) and builds the model.
     /// - Parameters:
@@ -174,9 +97,9 @@ public final class LanguageModelTrainer {
         self.corpus = corpus
         self.reducer = reducer
         shard = try reducer.shard(ofBatch: options.batchSize)
-        schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
-                                         numSteps: LanguageModelTrainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
-                                         strategy: options.sampling)
+        let schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
+                                             numSteps: LanguageModelTrainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
+                                             strategy: options.sampling)
         guard let bytes = options.estimatedMemoryBytes(vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps) else {
             throw RecurrentKitError("model and minibatch sizes too large: the memory they need does not fit in a 64-bit count")
         }
@@ -194,14 +117,29 @@ public final class LanguageModelTrainer {
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
         if let b = options.forgetGateBias { try model.recurrent.setForgetGateBias(b) }
         model.recurrent.recomputeInterval = options.recomputeInterval
+        // Every process draws the whole batch's dropout masks from the one stream and keeps its rows.
         if !shard.isWholeBatch { model.recurrent.dropoutShard = shard }
+        if options.bptt == .randomized { model.randomizedTruncation = 1 - 1 / Double(max(options.numSteps, 2)) }
         optimizer = try options.makeOptimizer()
-        let (total, overflow) = options.epochs.multipliedReportingOverflow(by: max(schedule.minibatchesPerEpoch, 1))
-        scheduledUpdates = overflow ? Int.max / 2 : max(total, 1)
-        dataGenerator = SeededGenerator(seed: generator.next())
-        dropoutGenerator = SeededGenerator(seed: generator.next())
-        epochStartGenerator = dataGenerator
-        if usesCosine, options.timeLimitSeconds != nil { scheduleFixed = false }
+        // The two streams of d2l's loop: offsets and shuffles, then dropout masks and truncation seeds.
+        data = try TokenStreamBatches(schedule: schedule, generator: SeededGenerator(seed: generator.next()))
+        let streamSeed = generator.next()
+        let validationTokens = corpus.validationTokens, layout = EvaluationLayout.rows(batch: options.batchSize, steps: options.numSteps)
+        let loss = NextTokenLoss<Float>()
+        trainer = try Trainer(model: model, optimizer: optimizer, data: data, options: LanguageModelTrainer.trainerOptions(options, seed: streamSeed),
+                              reducer: reducer, measureValidation: validationTokens.isEmpty ? nil : { model in
+            // The rows shared among the processes; every process decides from rank 0's figure: hosts whose kernels
+            // differ (AVX-512 and AVX2) measure different last bits, and the best model and early stopping are collective.
+            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: validationTokens, layout: layout, reducer: reducer)
+            return try reducer.broadcastFromRankZero(measured)
+        }) { try loss($0, $1) }
+    }
+
+    /// The generic trainer's options for `options`, its continuous stream seeded by `seed`.
+    static func trainerOptions(_ options: TrainingOptions, seed: UInt64) -> TrainerOptions {
+        TrainerOptions(epochs: options.epochs, clip: options.clip, clipStyle: options.clipStyle, learningRateSchedule: options.learningRateSchedule,
+                       validateEvery: options.evaluateEvery, earlyStopPatience: options.earlyStopPatience, timeLimitSeconds: options.timeLimitSeconds,
+                       precision: options.precision ?? .float32, seed: seed, skipNonFinite: options.skipNonFinite, randomStream: .continuous)
     }
 
     /// Steps per chunk: `numSteps` for truncated BPTT; for full and randomized, the longest chunk that still gives
@@ -243,165 +181,46 @@ public final class LanguageModelTrainer {
                       afterStep: (LanguageModelTrainer) throws -> Void = { _ in },
                       afterValidation: (LanguageModelTrainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
         let start = monotonicSeconds()
-        let B = options.batchSize, T = schedule.numSteps, shardRows = shard.count
-        let distributed = reducer.processCount > 1
-        let calibrationStart = step
-        var timingStart: Double? = nil // when the timed calibration updates began
-        /// Measures the validation loss (nil without a validation split), tracks the best, reports it, and sets
-        /// `stoppedEarly` when the patience is used up.
-        func validate() throws -> Double? {
-            guard !corpus.validationTokens.isEmpty else { return nil }
-            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: corpus.validationTokens, layout: validationLayout,
-                                                           reducer: reducer) // the rows shared among the processes
-            // Every process decides from rank 0's figure: hosts whose kernels differ (AVX-512 and AVX2) measure
-            // different last bits, and the best-model checkpoint and early stopping are collective.
-            let loss = try reducer.broadcastFromRankZero(measured)
-            let isBest = loss.isFinite && (bestValidationLoss.map { loss < $0 } ?? true)
-            if isBest { bestValidationLoss = loss; bestValidationStep = step; measurementsSinceBest = 0 } else { measurementsSinceBest += 1 }
-            let report = ValidationReport(step: step, epoch: epoch, loss: loss, isBest: isBest, sinceBest: measurementsSinceBest)
-            progress(.validation(report))
-            try afterValidation(self, report) // e.g. save the best model: the model now is the one measured
-            if let patience = options.earlyStopPatience, measurementsSinceBest >= patience { stoppedEarly = true }
-            return loss
-        }
-        while epoch <= options.epochs && !stoppedEarly {
-            if doneInEpoch == 0 {
-                epochStartGenerator = dataGenerator
-                minibatches = schedule.epoch(using: &dataGenerator)
-                lossSum = 0; tokenCount = 0; normSum = 0; epochSeconds = 0; dropCarriedState()
-            } else if minibatches.isEmpty {
-                // Resumed mid-epoch: rebuild this epoch's minibatches from the generator state at its start.
-                dataGenerator = epochStartGenerator
-                minibatches = schedule.epoch(using: &dataGenerator)
-            }
-            while doneInEpoch < minibatches.count {
-                let stepStart = monotonicSeconds()
-                let batch = minibatches[doneInEpoch]
-                if batch.resetsState { dropCarriedState() } // nil = zeros; otherwise the carried value (gradient cut)
-                model.parameters.zeroGradients()
-                let truncation: BackwardTruncation = options.bptt == .randomized
-                    ? .randomized(continueProbability: 1 - 1 / Double(max(options.numSteps, 2)), seed: dropoutGenerator.next())
-                    : .none
-                var loss: Double
-                // Each process's share of the global batch's mean loss: dL/dlogits = (softmax - onehot) * (B_r/B) / (T*B_r),
-                // 1/(T*B) up to the last bit (one process: the scale is 1, today's bits).
-                let weight = Double(shardRows) / Double(B)
-                // Forward and backward in the run's product precision (mixed precision: bf16 operands, Float sums).
-                loss = try Kernels.withProductPrecision(options.precision ?? .float32) {
-                    if shard.isWholeBatch {
-                        return try model.loss(inputs: batch.inputs, targets: batch.targets, steps: T, batch: B, state: carried,
-                                              training: true, truncation: truncation, generator: &dropoutGenerator)
+        var epochEnded = false
+        do {
+            return try trainer.train(progress: { event in
+                switch event {
+                case .update(let r):
+                    progress(.step(StepReport(epoch: r.epoch, stepInEpoch: r.batch, stepsPerEpoch: r.batchesPerEpoch, step: r.step, loss: r.loss,
+                                              gradientNorm: r.gradientNorm, runningPerplexity: perplexity(meanCrossEntropy: r.epochMeanLoss),
+                                              tokensPerSecond: r.examplesPerSecond, secondsLeft: r.secondsLeft, skipped: r.skipped)))
+                case .validation(let r):
+                    progress(.validation(r))
+                case .epoch(let s):
+                    let report = EpochReport(epoch: s.epoch, step: s.step, trainPerplexity: perplexity(meanCrossEntropy: s.trainingLoss),
+                                             validationPerplexity: s.validationLoss.map { perplexity(meanCrossEntropy: $0) },
+                                             gradientNorm: s.gradientNorm, tokensPerSecond: s.examplesPerSecond, elapsedSeconds: s.elapsedSeconds,
+                                             learningRate: s.learningRate)
+                    history.append(report)
+                    progress(.epoch(report))
+                    epochEnded = true
+                }
+            }, shouldStop: shouldStop, afterStep: { _ in
+                if epochEnded, let report = history.last {
+                    epochEnded = false
+                    if !report.trainPerplexity.isFinite && !options.skipNonFinite {
+                        // Every loss was finite, but so large that exp overflows: the run has diverged.
+                        throw RecurrentKitError("training stopped: the training perplexity of epoch \(report.epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
                     }
-                    shard.gather(batch.inputs, steps: T, into: &shardInputs)
-                    shard.gather(batch.targets, steps: T, into: &shardTargets)
-                    return try model.loss(inputs: shardInputs, targets: shardTargets, steps: T, batch: shardRows, state: carried,
-                                          training: true, truncation: truncation, gradientScale: weight, generator: &dropoutGenerator)
-                }
-                if distributed {
-                    let reductionStart = monotonicSeconds()
-                    try reducer.sumGradients(model.parameters) // one allreduce of the flat buffer
-                    loss = try collectiveSum(loss * weight).0
-                    reductionSeconds += monotonicSeconds() - reductionStart
-                    reducedUpdates += 1
-                }
-                // One pass: clipping returns the norm before clipping and refuses a non-finite one.
-                var norm = Double.nan
-                if loss.isFinite {
-                    if options.clip > 0 {
-                        norm = (try? clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle)) ?? .nan
-                    } else {
-                        norm = model.parameters.gradientSquaredNorm().squareRoot()
+                    let last = report.epoch == options.epochs
+                    let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
+                    if options.sampleEvery > 0, report.epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
+                        progress(.sample(epoch: report.epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
+                                                                                              prefix: options.samplePrefix, length: options.sampleLength)))
                     }
-                }
-                var skipped = false
-                if !loss.isFinite || !norm.isFinite {
-                    guard options.skipNonFinite else {
-                        throw RecurrentKitError("training stopped: \(loss.isFinite ? "gradient norm" : "loss") is \(loss.isFinite ? norm : loss) at update \(step + 1) (epoch \(epoch)); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
-                    }
-                    skipped = true
-                    skippedSteps += 1
-                    dropCarriedState() // the state may hold NaN now
-                } else {
-                    if let rates = options.learningRateSchedule {
-                        optimizer.learningRate = rates.learningRate(base: options.learningRate, update: step, totalUpdates: scheduledUpdates)
-                    }
-                    try optimizer.step(model.parameters)
-                    step += 1
-                    if carried == nil { swap(&carried, &spareState) }
-                    try model.copyFinalState(into: &carried)
-                    lossSum += loss * Double(T * B)
-                    tokenCount += T * B
-                    normSum += norm
-                }
-                doneInEpoch += 1
-                epochSeconds += monotonicSeconds() - stepStart
-                let updatesLeft = Double(minibatches.count - doneInEpoch + (options.epochs - epoch) * minibatches.count)
-                progress(.step(StepReport(epoch: epoch, stepInEpoch: doneInEpoch, stepsPerEpoch: minibatches.count, step: step,
-                                          loss: loss, gradientNorm: norm,
-                                          runningPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
-                                          tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9),
-                                          secondsLeft: updatesLeft * epochSeconds / Double(doneInEpoch), skipped: skipped)))
-                if !scheduleFixed, step - calibrationStart == Self.calibrationWarmUp { timingStart = monotonicSeconds() }
-                if !scheduleFixed, let limit = options.timeLimitSeconds, let timingStart,
-                   step - calibrationStart >= Self.calibrationWarmUp + Self.calibrationUpdates {
-                    // Fix the cosine's length once from this process's timed updates: the updates that fit in the limit.
-                    let elapsed = monotonicSeconds() - start
-                    let perUpdate = (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
-                    let fit = perUpdate > 0 ? (limit - elapsed) / perUpdate : Double(scheduledUpdates)
-                    // Rank 0's clock decides for every process, so all follow the same schedule.
-                    let length = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
-                    scheduledUpdates = Int(try reducer.broadcastFromRankZero(Double(length)))
-                    scheduleFixed = true
-                    scheduleLengthDecided = true
-                }
-                if let every = options.evaluateEvery, !skipped, step % every == 0, doneInEpoch < minibatches.count,
-                   try validate() != nil, stoppedEarly {
-                    elapsedBefore += monotonicSeconds() - start
-                    try afterStep(self)
-                    return true
                 }
                 try afterStep(self)
-                // The limit counts this process's training time, so a resumed run gets the full limit again.
-                let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-                if doneInEpoch < minibatches.count, try reducer.any(timeUp || shouldStop()) { // every process stops after the same update
-                    elapsedBefore += monotonicSeconds() - start
-                    return false
-                }
-            }
-            var report = EpochReport(epoch: epoch, step: step, trainPerplexity: perplexity(meanCrossEntropy: lossSum / Double(max(tokenCount, 1))),
-                                     validationPerplexity: nil, gradientNorm: normSum / Double(max(tokenCount / (T * B), 1)),
-                                     tokensPerSecond: Double(tokenCount) / max(epochSeconds, 1e-9), elapsedSeconds: 0,
-                                     learningRate: optimizer.learningRate)
-            if let loss = try validate() { report.validationPerplexity = perplexity(meanCrossEntropy: loss) }
-            report.elapsedSeconds = elapsedBefore + monotonicSeconds() - start
-            history.append(report)
-            progress(.epoch(report))
-            if !report.trainPerplexity.isFinite && !options.skipNonFinite {
-                // Every loss was finite, but so large that exp overflows: the run has diverged.
-                throw RecurrentKitError("training stopped: the training perplexity of epoch \(epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
-            }
-            let localTimeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-            let last = epoch == options.epochs
-            // Collective: the time limit as any process sees it, and a stop asked on any process.
-            let decisions = try collectiveSum(localTimeUp ? 1 : 0, !last && shouldStop() ? 1 : 0)
-            let timeUp = decisions.0 > 0, stopAsked = decisions.1 > 0
-            if options.sampleEvery > 0, epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
-                progress(.sample(epoch: epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
-                                                                               prefix: options.samplePrefix, length: options.sampleLength)))
-            }
-            epoch += 1
-            doneInEpoch = 0
-            minibatches = []
-            if stoppedEarly {
-                elapsedBefore += monotonicSeconds() - start
-                return true
-            }
-            if (timeUp || stopAsked) && !last {
-                elapsedBefore += monotonicSeconds() - start
-                return false
-            }
+            }, afterValidation: { _, report in try afterValidation(self, report) })
+        } catch let error as RecurrentKitError where error.message.hasPrefix("training stopped:") && error.message.hasSuffix("; try a lower learning rate, clipping, or skipNonFinite") {
+            // The promise this trainer's checkpoints keep, and the command line's words for the option.
+            let cause = error.message.dropLast("; try a lower learning rate, clipping, or skipNonFinite".count)
+            throw RecurrentKitError(cause + "; the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
         }
-        return true
     }
 
     /// Switches memory-efficient BPTT on (a positive multiple of 16) or off (nil), also for a resumed run: it changes
@@ -414,19 +233,16 @@ public final class LanguageModelTrainer {
         model.recurrent.recomputeInterval = interval
     }
 
-    /// `a` and `b` summed over the processes (themselves with one process), without allocating.
-    private func collectiveSum(_ a: Double, _ b: Double = 0) throws -> (Double, Double) {
-        guard reducer.processCount > 1 else { return (a, b) }
-        collective[0] = a
-        collective[1] = b
-        try collective.withUnsafeMutableBufferPointer { try reducer.sum($0.baseAddress!, count: 2) }
-        return (collective[0], collective[1])
-    }
-
-    /// Resets the carried state to zeros (nil), keeping its storage for reuse.
-    private func dropCarriedState() {
-        if carried != nil { spareState = carried }
-        carried = nil
+    /// Changes the time limit of this process's training (nil: none), also for a resumed run: `rnn train --resume
+    /// --time-limit` bounds the new run whatever the checkpoint says.
+    public func setTimeLimit(_ seconds: Double?) throws {
+        var changed = options
+        changed.timeLimitSeconds = seconds
+        try changed.validate()
+        var trainerOptions = trainer.options
+        trainerOptions.timeLimitSeconds = seconds
+        try trainer.setOptions(trainerOptions)
+        options = changed
     }
 
     // MARK: - Checkpoints with training state
@@ -441,18 +257,27 @@ public final class LanguageModelTrainer {
         var extra64: [String: Tensor<Double>] = [:]
         for (name, values) in optimizer.stateBuffers { extra64["_trainer.optimizer.\(name)"] = try Tensor(shape: [values.count], scalars: values) }
         if reducer.processCount > 1 { try checkReplicasAgree() }
-        if let carried {
+        if let carried = model.carriedState {
             extra["_trainer.state.h"] = try wholeBatch(carried.h)
             if let c = carried.c { extra["_trainer.state.c"] = try wholeBatch(c) }
         }
-        let state = LanguageModelTrainingState(options: options, epoch: epoch, doneInEpoch: doneInEpoch, step: step, skippedSteps: skippedSteps,
-                                 optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
-                                 dataGenerator: words(dataGenerator), epochStartGenerator: words(epochStartGenerator),
-                                 dropoutGenerator: words(dropoutGenerator), lossSum: lossSum, tokenCount: tokenCount, normSum: normSum,
-                                 epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, history: history,
-                                 kernelLevel: Kernels.activeLevel.name, scheduledUpdates: scheduleFixed && usesCosine ? scheduledUpdates : nil,
-                                 bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
-                                 measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly)
+        let run = trainer.state
+        let epoch = run.position.epoch, done = run.position.batch
+        // d2l's data stream: the generator the current epoch started from, and where the next epoch's draw starts.
+        // Between epochs the last epoch's start is unused on resume (a resumed stream may not know it: then `next`).
+        let next = try data.generator(atStartOf: done > 0 ? epoch + 1 : epoch)
+        let epochStart = done > 0 ? try data.generator(atStartOf: epoch) : (try? data.generator(atStartOf: max(epoch - 1, 0))) ?? next
+        var usesCosine = false
+        if case .cosine = options.learningRateSchedule { usesCosine = true }
+        let state = LanguageModelTrainingState(options: options, epoch: epoch + 1, doneInEpoch: done, step: run.step, skippedSteps: run.skippedSteps,
+                                               optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
+                                               dataGenerator: words(next), epochStartGenerator: words(epochStart),
+                                               dropoutGenerator: words(trainer.streamGenerator), lossSum: run.lossSum, tokenCount: run.exampleCount,
+                                               normSum: run.normSum, epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds, history: history,
+                                               kernelLevel: Kernels.activeLevel.name,
+                                               scheduledUpdates: usesCosine && (run.calibratedUpdates != nil || options.timeLimitSeconds == nil) ? trainer.scheduledUpdates : nil,
+                                               bestValidationLoss: run.bestValidationLoss, bestValidationStep: run.bestValidationStep,
+                                               measurementsSinceBest: run.measurementsSinceBest, stoppedEarly: run.stoppedEarly)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
@@ -552,6 +377,7 @@ public final class LanguageModelTrainer {
                 throw RecurrentKitError("checkpoint has a carried cell state _trainer.state.c but no _trainer.state.h")
             }
         }
+        var carried: RecurrentState<Float>? = nil
         if let h = checkpoint.extraTensors["_trainer.state.h"] {
             let shape = [model.configuration.numLayers, options.batchSize, model.configuration.hiddenSize]
             try h.requireShape([shape[0], shape[1], model.configuration.recurrent.stateSize], name: "_trainer.state.h")
@@ -563,42 +389,36 @@ public final class LanguageModelTrainer {
             carried = RecurrentState(h: try shardRows(h), c: try c.map(shardRows))
         }
         guard state.epoch >= 1, state.doneInEpoch >= 0, state.step >= 0 else { throw RecurrentKitError("checkpoint training position is invalid") }
-        epoch = state.epoch
-        doneInEpoch = state.doneInEpoch
-        step = state.step
-        skippedSteps = state.skippedSteps
-        dataGenerator = try generator(state.dataGenerator)
-        epochStartGenerator = try generator(state.epochStartGenerator)
-        dropoutGenerator = try generator(state.dropoutGenerator)
-        lossSum = state.lossSum; tokenCount = state.tokenCount; normSum = state.normSum
-        epochSeconds = state.epochSeconds; elapsedBefore = state.elapsedSeconds
+        let dataGenerator = try generator(state.dataGenerator), epochStartGenerator = try generator(state.epochStartGenerator)
+        let stream = try generator(state.dropoutGenerator)
+        let epoch = state.epoch - 1, done = state.doneInEpoch
+        if done > 0 {
+            var rebuilt = epochStartGenerator
+            guard done <= schedule.epoch(using: &rebuilt).count else { throw RecurrentKitError("checkpoint position is past the end of its epoch") }
+        }
+        // The generic trainer's state (between epochs the sums are the last epoch's, which the next epoch zeroes).
+        let finished = state.history.prefix(epoch)
+        let run = TrainerState(options: trainer.options, position: BatchSampler.Position(epoch: epoch, batch: done), step: state.step,
+                               skippedSteps: state.skippedSteps, bestValidationLoss: state.bestValidationLoss,
+                               bestValidationStep: state.bestValidationStep ?? 0, measurementsSinceBest: state.measurementsSinceBest ?? 0,
+                               stoppedEarly: state.stoppedEarly ?? false,
+                               history: finished.map { r in
+                                   EpochSummary(epoch: r.epoch, step: r.step, trainingLoss: Foundation.log(r.trainPerplexity),
+                                                validationLoss: r.validationPerplexity.map { Foundation.log($0) }, gradientNorm: r.gradientNorm,
+                                                examplesPerSecond: r.tokensPerSecond, elapsedSeconds: r.elapsedSeconds,
+                                                learningRate: r.learningRate ?? state.learningRate)
+                               }, validations: [],
+                               lossSum: state.lossSum, exampleCount: state.tokenCount, normSum: state.normSum,
+                               updatesInEpoch: state.tokenCount / (schedule.numSteps * options.batchSize),
+                               epochSeconds: state.epochSeconds, elapsedSeconds: state.elapsedSeconds,
+                               learningRate: state.learningRate, baseLearningRate: trainer.baseLearningRate,
+                               kernelLevel: state.kernelLevel ?? Kernels.activeLevel.name, calibratedUpdates: state.scheduledUpdates,
+                               streamGenerator: words(stream))
+        data.position(epoch: epoch, generator: done > 0 ? epochStartGenerator : dataGenerator)
+        try trainer.restore(state: run)
+        model.carriedState = carried
         history = state.history
         savedKernelLevel = state.kernelLevel
-        if let fixed = state.scheduledUpdates { scheduledUpdates = fixed; scheduleFixed = true; scheduleLengthDecided = true }
-        bestValidationLoss = state.bestValidationLoss
-        bestValidationStep = state.bestValidationStep ?? 0
-        measurementsSinceBest = state.measurementsSinceBest ?? 0
-        stoppedEarly = state.stoppedEarly ?? false
-        if doneInEpoch > 0 {
-            minibatches = []
-            var rebuilt = epochStartGenerator
-            guard doneInEpoch <= schedule.epoch(using: &rebuilt).count else { throw RecurrentKitError("checkpoint position is past the end of its epoch") }
-        }
-    }
-
-    /// The kernel level (`Kernels.Level.name`) the resumed run was trained with, when the checkpoint records it.
-    /// Resuming is bit-identical on the same level; on another level the products round differently and the run
-    /// continues correctly but not bit for bit.
-    public private(set) var savedKernelLevel: String? = nil
-
-    /// Changes the time limit of this process's training (nil: none), also for a resumed run: `rnn train --resume
-    /// --time-limit` bounds the new run whatever the checkpoint says.
-    public func setTimeLimit(_ seconds: Double?) throws {
-        var changed = options
-        changed.timeLimitSeconds = seconds
-        try changed.validate()
-        options = changed
-        if !scheduleLengthDecided, usesCosine { scheduleFixed = seconds == nil }
     }
 
     /// The state buffers an optimizer made from `options` holds once it has stepped (e.g. Adam's `exp_avg` and
@@ -618,157 +438,5 @@ public final class LanguageModelTrainer {
         // xoshiro256** never leaves the all-zero state (every draw would be 0, and bounded draws would never end).
         guard values.contains(where: { $0 != 0 }) else { throw RecurrentKitError("checkpoint random state is all zeros") }
         return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
-    }
-}
-
-/// What a checkpoint's `training` metadata holds for ``LanguageModelTrainer/init(resumingFrom:)``.
-struct LanguageModelTrainingState: Codable {
-    var options: TrainingOptions
-    var epoch: Int
-    var doneInEpoch: Int
-    var step: Int
-    var skippedSteps: Int
-    var optimizerSteps: Int
-    var learningRate: Double
-    var dataGenerator: [String]
-    var epochStartGenerator: [String]
-    var dropoutGenerator: [String]
-    var lossSum: Double
-    var tokenCount: Int
-    var normSum: Double
-    var epochSeconds: Double
-    var elapsedSeconds: Double
-    var history: [EpochReport]
-    /// The kernels' instruction-set level the run used ("AVX-512", ...); absent in files of 0.1.
-    var kernelLevel: String? = nil
-    /// The fixed length of the learning-rate schedule; absent before it is fixed and in files of 0.1.
-    var scheduledUpdates: Int? = nil
-    /// Best validation loss so far, its update, measurements since, and whether early stopping ended the run
-    /// (absent in files of 0.1).
-    var bestValidationLoss: Double? = nil
-    var bestValidationStep: Int? = nil
-    var measurementsSinceBest: Int? = nil
-    var stoppedEarly: Bool? = nil
-
-    /// Every field within what a run with these options could have reached; a hostile or corrupted file gets an error
-    /// naming the field, never a trap or a hang later.
-    func validate(minibatchesPerEpoch: Int, tokensPerUpdate: Int) throws {
-        func bad(_ field: String, _ value: Any, _ rule: String) -> RecurrentKitError {
-            RecurrentKitError("checkpoint training state: \(field) \(value) \(rule)")
-        }
-        let perEpoch = minibatchesPerEpoch + 1 // an epoch may have one more for some offsets
-        let (maximumUpdates, overflow) = options.epochs.multipliedReportingOverflow(by: perEpoch)
-        guard !overflow else { throw bad("epochs", options.epochs, "is too large") }
-        guard epoch >= 1, epoch <= options.epochs + 1 else { throw bad("epoch", epoch, "is outside 1...\(options.epochs + 1)") }
-        guard doneInEpoch >= 0, doneInEpoch <= perEpoch else { throw bad("doneInEpoch", doneInEpoch, "is outside 0...\(perEpoch)") }
-        guard step >= 0, step <= maximumUpdates else { throw bad("step", step, "is outside 0...\(maximumUpdates)") }
-        guard skippedSteps >= 0, skippedSteps <= maximumUpdates else { throw bad("skippedSteps", skippedSteps, "is outside 0...\(maximumUpdates)") }
-        guard optimizerSteps >= 0, optimizerSteps <= step else { throw bad("optimizerSteps", optimizerSteps, "is outside 0...\(step) (the updates done)") }
-        guard learningRate.isFinite, learningRate >= 0 else { throw bad("learningRate", learningRate, "must be finite and >= 0") }
-        if let s = scheduledUpdates, s < 1 || s > max(maximumUpdates, 1) { throw bad("scheduledUpdates", s, "is outside 1...\(max(maximumUpdates, 1))") }
-        if let loss = bestValidationLoss, !(loss.isFinite && loss >= 0) { throw bad("bestValidationLoss", loss, "must be finite and >= 0") }
-        if let s = bestValidationStep, s < 0 || s > step { throw bad("bestValidationStep", s, "is outside 0...\(step)") }
-        if let n = measurementsSinceBest, n < 0 || n > maximumUpdates + options.epochs { throw bad("measurementsSinceBest", n, "is outside 0...\(maximumUpdates + options.epochs)") }
-        let maximumTokens = perEpoch * tokensPerUpdate // the sums of the current or (between epochs) the last epoch
-        guard tokenCount >= 0, tokenCount <= maximumTokens else { throw bad("tokenCount", tokenCount, "is outside 0...\(maximumTokens)") }
-        guard lossSum.isFinite, lossSum >= 0 else { throw bad("lossSum", lossSum, "must be finite and >= 0") }
-        guard normSum.isFinite, normSum >= 0 else { throw bad("normSum", normSum, "must be finite and >= 0") }
-        for (name, value) in [("epochSeconds", epochSeconds), ("elapsedSeconds", elapsedSeconds)] {
-            guard value.isFinite, value >= 0, value <= TrainingOptions.maximumSeconds else {
-                throw bad(name, value, "must be a finite duration in [0, \(Int(TrainingOptions.maximumSeconds))] seconds")
-            }
-        }
-        if let level = kernelLevel, !Kernels.Level.allCases.contains(where: { $0.name == level }) {
-            throw bad("kernelLevel", "'\(level.prefix(40))'", "is not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))")
-        }
-        guard history.count <= epoch else { throw bad("history", "of \(history.count) epochs", "is longer than the epochs done") }
-        for (i, report) in history.enumerated() {
-            guard report.epoch >= 1, report.epoch <= options.epochs, report.step >= 0, report.step <= maximumUpdates,
-                  report.elapsedSeconds.isFinite, report.elapsedSeconds >= 0, report.elapsedSeconds <= TrainingOptions.maximumSeconds,
-                  !report.tokensPerSecond.isNaN, report.tokensPerSecond >= 0 else {
-                throw bad("history[\(i)]", "(epoch \(report.epoch))", "has a counter or duration out of range")
-            }
-        }
-        try validateCounters(minibatchesPerEpoch: minibatchesPerEpoch, tokensPerUpdate: tokensPerUpdate)
-    }
-
-    /// The counters against each other, as ``LanguageModelTrainer/train(progress:shouldStop:afterStep:afterValidation:)``
-    /// advances them: every minibatch of an epoch (``LanguageModelTrainer/minibatchesPerEpoch`` m, or m + 1) adds 1 to
-    /// `doneInEpoch` and either applies an update (`step` and the optimizer's count + 1, `tokenCount` + T x B, the loss
-    /// and norm added to the sums) or is skipped (`skippedSteps` + 1, only with `skipNonFinite`); the epoch's end appends
-    /// one ``EpochReport`` (its number, `step`), then `epoch` + 1 and `doneInEpoch` = 0, and the next epoch's first
-    /// minibatch zeroes the sums. Checked on resume: a file no run could write is refused, naming the field.
-    private func validateCounters(minibatchesPerEpoch m: Int, tokensPerUpdate: Int) throws {
-        func bad(_ field: String, _ value: Any, _ rule: String) -> RecurrentKitError {
-            RecurrentKitError("checkpoint training state: \(field) \(value) \(rule)")
-        }
-        guard optimizerSteps == step else {
-            throw bad("optimizerSteps", optimizerSteps, "differs from step \(step): the optimizer steps once per update applied")
-        }
-        guard skippedSteps == 0 || options.skipNonFinite else {
-            throw bad("skippedSteps", skippedSteps, "is not 0, but skipNonFinite is off (no update can have been skipped)")
-        }
-        guard epoch <= options.epochs || doneInEpoch == 0 else {
-            throw bad("doneInEpoch", doneInEpoch, "is not 0 after the last epoch (\(options.epochs)) ended")
-        }
-        guard tokenCount % tokensPerUpdate == 0 else {
-            throw bad("tokenCount", tokenCount, "is not a multiple of the \(tokensPerUpdate) tokens of an update (steps x batch)")
-        }
-        let counted = tokenCount / tokensPerUpdate // the updates the epoch's sums hold
-        guard counted > 0 || (lossSum == 0 && normSum == 0) else {
-            throw bad(lossSum != 0 ? "lossSum" : "normSum", lossSum != 0 ? lossSum : normSum, "is not 0, but tokenCount 0 counts no update")
-        }
-        // One report per finished epoch; one more (the current epoch's, at `step`) when an error came after the epoch's
-        // report and before its number advanced (a library caller may still save that trainer).
-        let finished = epoch - 1
-        guard history.count == finished
-                || (history.count == epoch && doneInEpoch > 0 && history.last?.epoch == epoch && history.last?.step == step) else {
-            throw bad("history", "of \(history.count) epochs", "does not match epoch \(epoch) (\(finished) finished)")
-        }
-        var previousStep = 0
-        for (i, report) in history.enumerated() {
-            let updates = report.step - previousStep
-            guard report.epoch == i + 1, updates >= 0, updates <= m + 1, updates >= m || skippedSteps > 0 else {
-                throw bad("history[\(i)]", "(epoch \(report.epoch), step \(report.step))",
-                          "is not epoch \(i + 1) of \(m) or \(m + 1) updates after step \(previousStep)")
-            }
-            previousStep = report.step
-        }
-        // Every minibatch processed is an update or a skip.
-        let processed = step + skippedSteps
-        let lowest = finished * m + doneInEpoch, highest = finished * (m + 1) + doneInEpoch
-        guard processed >= lowest, processed <= highest else {
-            throw bad("step", step, "plus skippedSteps \(skippedSteps) is outside \(lowest)...\(highest), the minibatches of \(finished) finished epoch(s) of \(m) or \(m + 1) and \(doneInEpoch) of epoch \(epoch) (is this the text the checkpoint was trained on?)")
-        }
-        let atEpochStart = history.prefix(finished).last?.step ?? 0 // `step` when this epoch began
-        if doneInEpoch > 0 {
-            guard step - atEpochStart == counted else {
-                throw bad("tokenCount", tokenCount, "counts \(counted) update(s), but epoch \(epoch) has applied \(step - atEpochStart) (step \(step), \(atEpochStart) when it began)")
-            }
-            guard counted <= doneInEpoch, doneInEpoch - counted <= skippedSteps else {
-                throw bad("doneInEpoch", doneInEpoch, "is not the epoch's \(counted) update(s) plus at most \(skippedSteps) skipped")
-            }
-        } else {
-            // Between epochs: nothing applied since the last report; the sums are the last epoch's (zero after an error
-            // in the next epoch's first update, which zeroes them first).
-            guard step == atEpochStart else {
-                throw bad("step", step, "differs from \(atEpochStart), the step of the last finished epoch, with no minibatch done in epoch \(epoch)")
-            }
-            let lastEpochUpdates = finished > 0 ? atEpochStart - (history.prefix(finished - 1).last?.step ?? 0) : 0
-            guard counted == 0 || counted == lastEpochUpdates else {
-                throw bad("tokenCount", tokenCount, "counts \(counted) update(s), but the last finished epoch had \(lastEpochUpdates)")
-            }
-        }
-        if bestValidationLoss == nil, let s = bestValidationStep, s != 0 {
-            throw bad("bestValidationStep", s, "is set, but there is no bestValidationLoss")
-        }
-        if stoppedEarly == true {
-            guard let patience = options.earlyStopPatience, (measurementsSinceBest ?? 0) >= patience else {
-                throw bad("stoppedEarly", true, "but earlyStopPatience \(options.earlyStopPatience.map(String.init) ?? "nil") is not used up (measurementsSinceBest \(measurementsSinceBest ?? 0))")
-            }
-        }
-        if let s = scheduledUpdates, options.learningRateSchedule.map({ if case .cosine = $0 { return false } else { return true } }) ?? true {
-            throw bad("scheduledUpdates", s, "is set, but only a cosine learning-rate schedule has a length")
-        }
     }
 }
