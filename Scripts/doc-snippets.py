@@ -15,6 +15,8 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ARTICLES = [
     ("Sources/RecurrentKit/Documentation.docc/TrainingOnYourOwnSequences.md", "trainingOnYourOwnSequences", ["Foundation", "RecurrentKit"]),
+    # Compiled only (DocSnippetTests does not run it: its second block trains for seconds and writes a file).
+    ("Sources/RecurrentKitText/Documentation.docc/TrainingACharacterModel.md", "trainingACharacterModel", ["RecurrentKit", "RecurrentKitText"]),
 ]
 OUT = "Tests/RecurrentKitTests/DocSnippets.swift"
 

@@ -1,24 +1,32 @@
-// d2l 8.5 in a few lines: a character-level tanh RNN on The Time Machine (embedded, nothing downloaded), trained with
-// the library's LanguageModelTrainer, then a greedy continuation and a checkpoint. Public API only.
+// d2l 8.5 with the library's parts: a character-level tanh RNN on The Time Machine (embedded, nothing downloaded),
+// trained by the generic Trainer (the model carries its state through each epoch's minibatches), then a greedy
+// continuation and a checkpoint `rnn sample` reads. Public API only.
 // Usage: CharacterModel [epochs]   (exits 1 unless the training perplexity falls below 12 within 20 epochs)
 import Foundation
 import RecurrentKit
 import RecurrentKitText
 
 let epochs = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 20
-var options = TrainingPreset.d2lRNN.options // H 512, B 32, T 35, SGD lr 1, clip 1, first 10,000 characters
-options.epochs = epochs
-options.sampleEvery = 0
-let trainer = try LanguageModelTrainer(options: options)
+// d2l's data: the first 10,000 characters, 28 tokens; minibatches of 32 rows x 35 steps, read in order.
+let corpus = try PreparedCorpus.prepare(text: EmbeddedCorpus.timeMachine.text, mode: .d2l, maxTokens: 10_000)
+var generator = SeededGenerator(seed: 0)
+let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count, cell: .rnnTanh, hiddenSize: 512),
+                                     initialization: .d2l, generator: &generator)
+let text = try TokenStreamBatches<Float>(tokens: corpus.trainTokens, batchSize: 32, steps: 35, sampling: .sequential,
+                                         generator: SeededGenerator(seed: generator.next()))
+let loss = NextTokenLoss<Float>()
+let trainer = try Trainer(model: model, optimizer: try SGD(learningRate: 1), data: text,
+                          options: TrainerOptions(epochs: epochs, clip: 1, clipStyle: .d2l, seed: generator.next(), randomStream: .continuous)) {
+    try loss($0, $1)
+}
 try trainer.train(progress: { event in
-    if case .epoch(let report) = event, report.epoch % 5 == 0 {
-        print("epoch \(report.epoch): perplexity \(report.trainPerplexity), \(Int(report.tokensPerSecond)) tokens/s")
+    if case .epoch(let summary) = event, summary.epoch % 5 == 0 {
+        print("epoch \(summary.epoch): perplexity \(perplexity(meanCrossEntropy: summary.trainingLoss)), \(Int(summary.examplesPerSecond)) tokens/s")
     }
 })
-let text = try TextGenerator.predict(model: trainer.model, vocabulary: trainer.corpus.vocabulary, prefix: "time traveller", length: 50)
-print("> \(text)")
+print("> \(try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary, prefix: "time traveller", length: 50))")
 let path = FileManager.default.temporaryDirectory.appendingPathComponent("character-model.safetensors").path
-try trainer.checkpoint().save(to: path) // `rnn sample --checkpoint` reads it; LanguageModelTrainer(resumingFrom:) continues it
+try Checkpoint(model: model, vocabulary: corpus.vocabulary).save(to: path) // `rnn sample --checkpoint` reads it
 print("saved \(path)")
-let final = trainer.history.last!.trainPerplexity
+let final = perplexity(meanCrossEntropy: trainer.history.last!.trainingLoss)
 if epochs >= 20 && !(final < 12) { print("FAIL: perplexity \(final) after \(epochs) epochs (d2l reaches about 11)"); exit(1) }

@@ -3,6 +3,7 @@
 
 import Foundation
 import RecurrentKit
+import RecurrentKitText
 
 enum DocSnippets {
     /// Sources/RecurrentKit/Documentation.docc/TrainingOnYourOwnSequences.md
@@ -73,5 +74,39 @@ enum DocSnippets {
         classifier.parameters.zeroGradients()
         try logits.backward(dLogits)
         print(try logits.output.argmax(along: 1))
+    }
+    /// Sources/RecurrentKitText/Documentation.docc/TrainingACharacterModel.md
+    static func trainingACharacterModel() throws {
+        // block 1
+        let schedule = try MinibatchSchedule(tokens: Array(0..<35), batchSize: 2, numSteps: 5,
+                                             strategy: .sequential)
+        var generator = SeededGenerator(seed: 0)
+        let minibatches = schedule.epoch(using: &generator)
+        print(minibatches.count) // 3
+        // block 2
+        let corpus = try PreparedCorpus.prepare(text: EmbeddedCorpus.timeMachine.text, mode: .d2l, maxTokens: 10_000)
+        var seeds = SeededGenerator(seed: 0)
+        let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count,
+                                                                        cell: .rnnTanh, hiddenSize: 32),
+                                             initialization: .d2l, generator: &seeds)
+        let text = try TokenStreamBatches<Float>(tokens: corpus.trainTokens, batchSize: 32, steps: 35,
+                                                 sampling: .sequential, generator: SeededGenerator(seed: seeds.next()))
+        let loss = NextTokenLoss<Float>()
+        let configured = try Trainer(model: model, optimizer: try SGD(learningRate: 1), data: text,
+                                     options: TrainerOptions(epochs: 2, clip: 1, clipStyle: .d2l, seed: seeds.next(),
+                                                             randomStream: .continuous)) { try loss($0, $1) }
+        try configured.train()
+        print(perplexity(meanCrossEntropy: configured.history.last!.trainingLoss))
+        // block 3
+        var options = TrainingPreset.d2lRNN.options
+        options.hiddenSize = 128
+        options.epochs = 20
+        let trainer = try LanguageModelTrainer(options: options)
+        try trainer.train(progress: { event in
+            if case .epoch(let report) = event {
+                print("epoch \(report.epoch) perplexity \(report.trainPerplexity)")
+            }
+        })
+        try trainer.checkpoint().save(to: "model.safetensors")
     }
 }
