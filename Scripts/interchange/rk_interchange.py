@@ -19,8 +19,8 @@ import re
 
 import rk_safetensors
 
-FORMAT = "recurrentkit.checkpoint.v1"  # what this script writes (RecurrentKit reads v1 and v2)
-READABLE_FORMATS = ("recurrentkit.checkpoint.v1", "recurrentkit.checkpoint.v2")
+FORMAT = "recurrentkit.checkpoint.v1"  # what this script writes (RecurrentKit reads v1 to v3)
+READABLE_FORMATS = ("recurrentkit.checkpoint.v1", "recurrentkit.checkpoint.v2", "recurrentkit.checkpoint.v3")
 TRAINER_PREFIX = "_trainer."
 CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")  # rnn_linear exists in RecurrentKit but not in PyTorch
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))

@@ -1,18 +1,21 @@
 import RecurrentKit
 import Foundation
 
-/// A trained language model as stored on disk: weights under PyTorch `state_dict` names in a safetensors file,
-/// with the model configuration, the vocabulary and training progress as JSON strings in `__metadata__`.
+/// A trained language model as stored on disk, in RecurrentKit's one file format (`CheckpointFormat`): weights under
+/// PyTorch `state_dict` names, training state under `_trainer.`, and in `__metadata__` the model configuration
+/// (`model`), the vocabulary and the training progress as JSON strings.
 public struct Checkpoint {
-    /// The format version this library writes, `__metadata__["format"]` = `recurrentkit.checkpoint.v<version>`.
-    /// Version 2 adds `__metadata__["library_version"]` (`RecurrentKitVersion.string` of the writer) and
-    /// `__metadata__["kernel_level"]` (the kernels' instruction-set level when it was saved: a resume is exact on the
-    /// same level); version 1 files (RecurrentKit 0.1, `Scripts/interchange`) are read as before.
-    public static let formatVersion = 2
+    /// The format version this library writes, `__metadata__["format"]` = `recurrentkit.checkpoint.v<version>`
+    /// (`CheckpointFormat/version`). Version 3 is the one format of every RecurrentKit file (written through
+    /// `ParameterStore/checkpointFile(metadata:optimizer:)`; it adds `optimizer.stepCount`); version 2 added
+    /// `__metadata__["library_version"]` (`RecurrentKitVersion.string` of the writer) and `__metadata__["kernel_level"]`
+    /// (the kernels' instruction-set level when it was saved: a resume is exact on the same level); version 1 files
+    /// (RecurrentKit 0.1, `Scripts/interchange`) are read as before.
+    public static let formatVersion = CheckpointFormat.version
     /// Oldest format version this library reads.
-    public static let oldestReadableFormatVersion = 1
+    public static let oldestReadableFormatVersion = CheckpointFormat.oldestReadableVersion
     /// `__metadata__["format"]` of files this version writes.
-    public static let formatName = "recurrentkit.checkpoint.v\(formatVersion)"
+    public static let formatName = CheckpointFormat.name
     /// Format version of the file this checkpoint was parsed from (``formatVersion`` for one made in memory; 1 for a
     /// file without a `format` entry, such as a PyTorch export).
     public private(set) var fileFormatVersion = Checkpoint.formatVersion
@@ -33,13 +36,18 @@ public struct Checkpoint {
     public let extraTensors: [String: Tensor<Float>]
     /// Training-state tensors stored as F64 (names start with `_trainer.`), e.g. optimizer moments.
     public let extraDoubleTensors: [String: Tensor<Double>]
+    /// The optimizer's step count (`__metadata__["optimizer.stepCount"]`), nil before format version 3 and for a
+    /// checkpoint without optimizer state.
+    public let optimizerStepCount: Int?
 
     /// Prefix of tensors that are not model weights; PyTorch loaders drop them before `load_state_dict`.
     public static let trainingTensorPrefix = "_trainer."
 
     /// Packages a model and its vocabulary (the vocabulary size must equal the model's V).
     public init(model: LanguageModel<Float>, vocabulary: Vocabulary, training: String = "",
-                extraTensors: [String: Tensor<Float>] = [:], extraDoubleTensors: [String: Tensor<Double>] = [:]) throws {
+                extraTensors: [String: Tensor<Float>] = [:], extraDoubleTensors: [String: Tensor<Double>] = [:],
+                optimizerStepCount: Int? = nil) throws {
+        if let steps = optimizerStepCount, steps < 0 { throw RecurrentKitError.invalidArgument("optimizerStepCount", steps, "must be >= 0") }
         guard vocabulary.count == model.configuration.vocabularySize else {
             throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(model.configuration.vocabularySize)")
         }
@@ -51,6 +59,7 @@ public struct Checkpoint {
         self.training = training
         self.extraTensors = extraTensors
         self.extraDoubleTensors = extraDoubleTensors
+        self.optimizerStepCount = optimizerStepCount
     }
 
     /// The safetensors bytes. Throws if any weight is NaN or infinite (such a model is never written).
@@ -60,15 +69,14 @@ public struct Checkpoint {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var file = SafetensorsFile(metadata: [
-            "format": Self.formatName,
-            "library_version": RecurrentKitVersion.string,
-            "kernel_level": Kernels.activeLevel.name,
+        var metadata = [
             "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
             "vocabulary": vocabulary.checkpointJSON, // pure ASCII: every scalar reads back, U+FEFF included
-        ])
-        if !training.isEmpty { file.metadata["training"] = training }
-        for entry in model.parameters.entries { try file.add(entry.name, try model.parameters.tensor(entry.name)) }
+        ]
+        if !training.isEmpty { metadata["training"] = training }
+        // The one format: the parameter file (weights, format, writer, kernel level), then the training tensors.
+        var file = try model.parameters.checkpointFile(metadata: metadata)
+        if let steps = optimizerStepCount { file.metadata["optimizer.stepCount"] = String(steps) }
         for (name, tensor) in extraTensors { try file.add(name, tensor, as: .f32) }
         for (name, tensor) in extraDoubleTensors { try file.add(name, tensor, as: .f64) }
         return try file.serialized()
@@ -93,16 +101,14 @@ public struct Checkpoint {
     /// Parses checkpoint bytes (see ``load(from:)``).
     public static func parse(_ bytes: [UInt8]) throws -> Checkpoint {
         let file = try SafetensorsFile(bytes: bytes)
-        var version = 1
-        if let format = file.metadata["format"] {
-            let prefix = "recurrentkit.checkpoint.v"
-            guard format.hasPrefix(prefix), let v = Int(format.dropFirst(prefix.count)), v >= oldestReadableFormatVersion else {
-                throw RecurrentKitError("format \(format.prefix(60)) is not a RecurrentKit checkpoint (expected \(formatName))")
-            }
-            guard v <= formatVersion else {
-                throw RecurrentKitError("format version \(v) was written by a newer RecurrentKit; this one (\(RecurrentKitVersion.string)) reads versions \(oldestReadableFormatVersion) to \(formatVersion)")
-            }
-            version = v
+        let version = try CheckpointFormat.version(of: file.metadata) ?? 1
+        guard version >= 1 else {
+            throw RecurrentKitError("format \(CheckpointFormat.legacyParameterFileName) is not a RecurrentKit checkpoint of a language model (a parameter file of RecurrentKit 0.2: read it with ParameterStore.load(from:))")
+        }
+        var steps: Int? = nil
+        if version >= 3, let text = file.metadata["optimizer.stepCount"] {
+            guard let n = Int(text), n >= 0 else { throw RecurrentKitError("__metadata__[\"optimizer.stepCount\"] is not a step count") }
+            steps = n
         }
         var level: Kernels.Level? = nil, writer: String? = nil
         if version >= 2 {
@@ -166,7 +172,7 @@ public struct Checkpoint {
             }
         }
         var checkpoint = try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
-                                        extraTensors: extra, extraDoubleTensors: extra64)
+                                        extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: steps)
         checkpoint.fileFormatVersion = version
         checkpoint.writtenByVersion = writer
         checkpoint.savedKernelLevel = level

@@ -231,7 +231,8 @@ final class HostileCheckpointTests: XCTestCase {
             XCTAssertEqual(!resumed.corpus.validationTokens.isEmpty, split, format)
         }
         // A newer version, a foreign format, and a v2 file without its fields are refused by name.
-        refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v3" }
+        refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v\(Checkpoint.formatVersion + 1)" }
+        refused("optimizer.stepCount") { $0.metadata["optimizer.stepCount"] = "-1" }
         refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v99999999999999999999" == "" ? "" : "recurrentkit.checkpoint.v\(Int.max)" }
         for format in ["recurrentkit.checkpoint.v0", "recurrentkit.checkpoint.v-1", "recurrentkit.checkpoint.vX", "recurrentkit.parameters.v1", ""] {
             refused("not a RecurrentKit checkpoint") { $0.metadata["format"] = format }

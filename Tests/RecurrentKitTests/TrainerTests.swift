@@ -243,7 +243,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(values(other.model.parameters), before, "nothing was loaded")
         try trainer.model.parameters.save(to: folder + "/plain.safetensors")
         XCTAssertThrowsError(try other.restore(from: folder + "/plain.safetensors")) {
-            XCTAssertTrue("\($0)".contains("no trainer.state metadata"), "\($0)")
+            XCTAssertTrue("\($0)".contains("no training metadata"), "\($0)")
         }
         let longer = try makeTrainer(try makeModel(seed: 2), options: TrainerOptions(epochs: 5, timeLimitSeconds: 60, seed: 1))
         XCTAssertNoThrow(try longer.restore(from: folder + "/run.safetensors"), "length and time limit may change")

@@ -3,17 +3,19 @@
 extension ParameterStore {
     /// The metadata key holding the format name.
     public static var formatKey: String { "format" }
-    /// The format name written by ``save(to:metadata:optimizer:)``.
-    public static var formatName: String { "recurrentkit.parameters.v1" }
-    /// Prefix of the optimizer-state tensors in the file.
-    public static var optimizerPrefix: String { "_optimizer." }
+    /// The format name written by ``save(to:metadata:optimizer:)``: ``CheckpointFormat/name``, the one format of
+    /// every RecurrentKit file.
+    public static var formatName: String { CheckpointFormat.name }
+    /// Prefix of the optimizer-state tensors in the file (``CheckpointFormat/optimizerTensorPrefix``).
+    public static var optimizerPrefix: String { CheckpointFormat.optimizerTensorPrefix }
 
     /// Writes every parameter under its name (in this store's precision, F32 or F64), `metadata`, and optionally
-    /// the optimizer's state (its buffers as F64 tensors `_optimizer.<name>`, its step count in the metadata), to
-    /// `path` atomically (the previous file stays intact on any failure).
+    /// the optimizer's state (its buffers as F64 tensors `_trainer.optimizer.<name>`, its step count in the
+    /// metadata), to `path` atomically (the previous file stays intact on any failure), in ``CheckpointFormat``.
     /// - Parameters:
     ///   - path: destination file.
-    ///   - metadata: your own strings (e.g. sizes, epoch); the keys `format` and `optimizer.*` are reserved.
+    ///   - metadata: your own strings (e.g. a `model` description, the epoch); the keys `format`, `library_version`,
+    ///     `kernel_level` and `optimizer.*` are reserved.
     ///   - optimizer: an optimizer whose state should resume exactly, or nil.
     public func save(to path: String, metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws {
         try writeFileAtomically(try serialized(metadata: metadata, optimizer: optimizer), to: path)
@@ -21,12 +23,21 @@ extension ParameterStore {
 
     /// The bytes ``save(to:metadata:optimizer:)`` writes.
     public func serialized(metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws -> [UInt8] {
-        for key in metadata.keys where key == Self.formatKey || key.hasPrefix("optimizer.") {
+        try checkpointFile(metadata: metadata, optimizer: optimizer).serialized()
+    }
+
+    /// The file ``save(to:metadata:optimizer:)`` writes, before it is serialized, for a writer that adds training
+    /// tensors of its own (names under ``CheckpointFormat/trainingTensorPrefix``), as a language model's checkpoint does.
+    /// - Throws: on a reserved metadata key, or when a parameter is NaN or infinite (such a file is never written).
+    public func checkpointFile(metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws -> SafetensorsFile {
+        for key in metadata.keys where CheckpointFormat.reservedKeys.contains(key) || key.hasPrefix("optimizer.") {
             throw RecurrentKitError("metadata key '\(key)' is reserved")
         }
         guard valuesAreFinite() else { throw RecurrentKitError("refusing to save parameters that are not all finite") }
         var file = SafetensorsFile(metadata: metadata)
-        file.metadata[Self.formatKey] = Self.formatName
+        file.metadata[Self.formatKey] = CheckpointFormat.name
+        file.metadata["library_version"] = RecurrentKitVersion.string
+        file.metadata["kernel_level"] = Kernels.activeLevel.name
         let dtype: SafetensorsFile.DType = Scalar.safetensorsDType == "F64" ? .f64 : .f32
         for entry in entries { try file.add(entry.name, try tensor(entry.name), as: dtype) }
         if let optimizer {
@@ -35,17 +46,18 @@ extension ParameterStore {
                 try file.add(Self.optimizerPrefix + name, try Tensor<Double>(shape: [values.count], scalars: values), as: .f64)
             }
         }
-        return try file.serialized()
+        return file
     }
 
-    /// Reads parameters saved by ``save(to:metadata:optimizer:)`` (or a PyTorch `state_dict` saved with
-    /// `safetensors.torch.save_file` under the same names) into this store.
+    /// Reads parameters saved by ``save(to:metadata:optimizer:)`` (any version of ``CheckpointFormat``, a language
+    /// model's checkpoint included, or a PyTorch `state_dict` saved with `safetensors.torch.save_file` under the same
+    /// names) into this store.
     ///
     /// Nothing changes unless the whole file is valid: exactly this store's names with its shapes (a missing, extra or
-    /// misshapen tensor is an error naming it), finite values, and, when `optimizer` is given, state for it.
-    /// F32, F64, F16 and BF16 tensors are converted to this store's precision. A `state_dict` of one layer (names
-    /// without the layer's prefix) or one that matches only in part loads with
-    /// ``loadStateDict(from:into:stripping:strict:)``.
+    /// misshapen tensor is an error naming it; training tensors such as the optimizer's are not weights), finite
+    /// values, and, when `optimizer` is given, state for it. F32, F64, F16 and BF16 tensors are converted to this
+    /// store's precision. A `state_dict` of one layer (names without the layer's prefix) or one that matches only in
+    /// part loads with ``loadStateDict(from:into:stripping:strict:)``.
     /// - Parameters:
     ///   - path: the file.
     ///   - optimizer: restores its state from the file (which must hold some), or nil to ignore any.
@@ -61,21 +73,21 @@ extension ParameterStore {
     @discardableResult
     public func load(serialized bytes: [UInt8], optimizer: Optimizer? = nil) throws -> [String: String] {
         let file = try SafetensorsFile(bytes: bytes)
-        if let format = file.metadata[Self.formatKey], format != Self.formatName {
-            throw RecurrentKitError("format \(format) is not a parameter file (expected \(Self.formatName))")
-        }
+        let version = try CheckpointFormat.version(of: file.metadata)
         let (loaded, _) = try matchStateDict(file, into: "", stripping: "", strict: true, hint: "")
         if let optimizer {
-            guard let text = file.metadata["optimizer.stepCount"], let steps = Int(text) else {
+            guard let steps = CheckpointFormat.optimizerStepCount(file.metadata) else {
                 throw RecurrentKitError("no optimizer state (metadata optimizer.stepCount)")
             }
+            let prefix = version == 0 ? CheckpointFormat.legacyOptimizerTensorPrefix : Self.optimizerPrefix
             var buffers: [String: [Double]] = [:]
-            for name in file.tensors.keys where name.hasPrefix(Self.optimizerPrefix) {
+            for name in file.tensors.keys where name.hasPrefix(prefix) {
                 let values: Tensor<Double> = try file.tensor(name)
                 guard values.scalars.count == count else {
                     throw RecurrentKitError("optimizer state \(name) holds \(values.scalars.count) values for \(count) parameters")
                 }
-                buffers[String(name.dropFirst(Self.optimizerPrefix.count))] = values.scalars
+                guard values.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("optimizer state \(name) holds a non-finite value") }
+                buffers[String(name.dropFirst(prefix.count))] = values.scalars
             }
             try optimizer.restore(stateBuffers: buffers, stepCount: steps)
         }
@@ -99,7 +111,8 @@ extension ParameterStore {
     /// ```
     ///
     /// Parameters outside `prefix` are neither loaded nor reported; file keys that do not start with `stripping`
-    /// (when it is not empty) and the optimizer state of a RecurrentKit parameter file (`_optimizer.*`) are skipped.
+    /// (when it is not empty) and the training state of a RecurrentKit file (`_trainer.*`, and `_optimizer.*` of
+    /// 0.2's parameter files) are skipped.
     /// F32, F64, F16 and BF16 tensors are converted to this store's precision. Nothing changes unless the whole load
     /// succeeds.
     /// - Parameters:
@@ -139,7 +152,8 @@ extension ParameterStore {
         }
         let targetNames = Set(targets.map(\.name))
         var keyForName: [String: String] = [:], unexpected: [String] = []
-        for key in file.tensors.keys.sorted() where !key.hasPrefix(Self.optimizerPrefix) {
+        for key in file.tensors.keys.sorted()
+        where !key.hasPrefix(CheckpointFormat.trainingTensorPrefix) && !key.hasPrefix(CheckpointFormat.legacyOptimizerTensorPrefix) {
             guard key.hasPrefix(stripping) else { continue }
             let name = prefix + key.dropFirst(stripping.count)
             if targetNames.contains(name) { keyForName[name] = key } else { unexpected.append(key) }

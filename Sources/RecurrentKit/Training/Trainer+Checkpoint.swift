@@ -1,5 +1,5 @@
-// A Trainer's checkpoint: the model's parameter file (ParameterStore's format, with the optimizer's state) plus the
-// trainer's state as JSON in the metadata, so one format holds any model's training run.
+// A Trainer's checkpoint: the model's parameter file (CheckpointFormat, with the optimizer's state) plus the
+// trainer's state as JSON in the metadata `training`, so one format holds any model's training run.
 
 import Foundation
 
@@ -45,16 +45,19 @@ public struct TrainerState: Codable, Equatable, Sendable {
 }
 
 extension Trainer {
-    /// The metadata key holding the trainer's state (JSON).
-    public static var stateKey: String { "trainer.state" }
+    /// The metadata key holding the trainer's state (JSON): `training`, as in every ``CheckpointFormat`` file.
+    public static var stateKey: String { "training" }
+    /// Where checkpoints of earlier slices of this Trainer (before ``CheckpointFormat`` version 3) held it.
+    static var earlierStateKey: String { "trainer.state" }
 
     /// Saves the parameters, the optimizer's state and the trainer's state to `path` atomically (the previous file
-    /// stays intact on any failure); in a data-parallel job only rank 0 writes (every process holds the same state). `ParameterStore.load(from:optimizer:)` reads its parameters, and PyTorch's
-    /// `safetensors` reads them by name (the `_optimizer.` tensors aside).
+    /// stays intact on any failure), in ``CheckpointFormat``; in a data-parallel job only rank 0 writes (every process
+    /// holds the same state). `ParameterStore.load(from:optimizer:)` reads its parameters, and PyTorch's
+    /// `safetensors` reads them by name (the `_trainer.` tensors aside).
     /// - Parameters:
     ///   - path: the file.
-    ///   - metadata: your own strings (e.g. a model description to rebuild it from); `format`, `optimizer.*` and
-    ///     `trainer.state` are reserved.
+    ///   - metadata: your own strings (e.g. a `model` description to rebuild it from); `format`, `library_version`,
+    ///     `kernel_level`, `optimizer.*` and `training` are reserved.
     /// - Throws: also when a ``StatefulLayer`` model carries its state into the next batch of an epoch (the file
     ///   holds no state; save between epochs).
     public func save(to path: String, metadata: [String: String] = [:]) throws {
@@ -80,12 +83,14 @@ extension Trainer {
         // Check the state before anything is loaded, so a bad file changes nothing.
         let bytes = try readFileBytes(path, what: "trainer checkpoint")
         let header = try SafetensorsFile(bytes: bytes)
-        guard let json = header.metadata[Self.stateKey] else {
+        do { _ = try CheckpointFormat.version(of: header.metadata) }
+        catch let error as RecurrentKitError { throw RecurrentKitError("trainer checkpoint \(path): \(error.message)") }
+        guard let json = header.metadata[Self.stateKey] ?? header.metadata[Self.earlierStateKey] else {
             throw RecurrentKitError("trainer checkpoint \(path): no \(Self.stateKey) metadata (a parameter file without a training run?)")
         }
         let saved: TrainerState
         do { saved = try JSONDecoder.trainerState.decode(TrainerState.self, from: Foundation.Data(json.utf8)) } catch {
-            throw RecurrentKitError("trainer checkpoint \(path): \(Self.stateKey) is not a valid trainer state")
+            throw RecurrentKitError("trainer checkpoint \(path): its \(Self.stateKey) metadata is not a Trainer's state (a language model's checkpoint resumes with LanguageModelTrainer)")
         }
         let stream = try check(saved, source: "trainer checkpoint \(path)")
         let metadata = try model.parameters.load(serialized: bytes, optimizer: optimizer)

@@ -284,7 +284,7 @@ public final class LanguageModelTrainer {
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try Checkpoint(model: model, vocabulary: corpus.vocabulary,
                               training: String(decoding: try encoder.encode(state), as: UTF8.self),
-                              extraTensors: extra, extraDoubleTensors: extra64)
+                              extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: optimizer.stepCount)
     }
 
     /// A state (layers, B_r, width) of this shard's rows as the whole batch's (layers, B, width): every process fills
@@ -366,6 +366,9 @@ public final class LanguageModelTrainer {
         if let unexpected = Set(buffers.keys).subtracting(expected).min() {
             throw RecurrentKitError("checkpoint tensor \(optimizerPrefix)\(unexpected) is not state of \(options.optimizer.rawValue)"
                 + (options.momentum > 0 ? " with momentum \(options.momentum)" : "") + " after \(state.optimizerSteps) update(s)")
+        }
+        if let steps = checkpoint.optimizerStepCount, steps != state.optimizerSteps {
+            throw RecurrentKitError("checkpoint optimizer.stepCount \(steps) differs from its training state's optimizerSteps \(state.optimizerSteps)")
         }
         try optimizer.restore(stateBuffers: buffers, stepCount: state.optimizerSteps)
         optimizer.learningRate = state.learningRate
