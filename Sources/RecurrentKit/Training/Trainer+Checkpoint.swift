@@ -139,8 +139,10 @@ extension Trainer {
               saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly else {
             throw bad("its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)")
         }
-        if let calibrated = saved.calibratedUpdates, calibrated < max(saved.step, 1) {
-            throw bad("its cosine schedule length \(calibrated) is below its \(saved.step) updates")
+        // A schedule fixed under a time limit may be shorter than the updates run since (faster updates than timed,
+        // or a resume with more time): the rate then stays at its minimum. It is at least 1 update.
+        if let calibrated = saved.calibratedUpdates, calibrated < 1 {
+            throw bad("its cosine schedule length \(calibrated) is not a positive number of updates")
         }
         guard saved.lossSum.isFinite, saved.normSum.isFinite, saved.learningRate.isFinite, saved.learningRate >= 0,
               saved.epochSeconds >= 0, saved.elapsedSeconds >= 0 else {
