@@ -49,3 +49,21 @@ public func peakResidentBytes() -> Int {
     return Int(usage.ru_maxrss) * 1024
     #endif
 }
+
+/// The soft address-space limit of this process (`ulimit -v`, `RLIMIT_AS`) in bytes, nil when unlimited or unknown.
+func addressSpaceLimitBytes() -> Int? {
+    var limit = rlimit()
+    #if canImport(Glibc)
+    let status = getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit)
+    let unlimited = UInt64(rlim_t.max) // RLIM_INFINITY, (rlim_t) -1, which Swift does not import
+    #elseif canImport(Musl)
+    let status = getrlimit(RLIMIT_AS, &limit)
+    let unlimited = UInt64(rlim_t.max)
+    #else
+    let status = getrlimit(RLIMIT_AS, &limit)
+    let unlimited = UInt64(RLIM_INFINITY)
+    #endif
+    let current = UInt64(limit.rlim_cur)
+    guard status == 0, current != unlimited, current < UInt64(Int.max) else { return nil }
+    return Int(current)
+}

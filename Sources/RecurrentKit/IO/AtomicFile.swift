@@ -293,11 +293,30 @@ public func availableMemoryBytes() -> Int? {
     return best
 }
 
-/// Throws a clear error when `bytes` (what `purpose` needs) exceeds what ``availableMemoryBytes()`` reports, before
-/// anything that large is allocated.
+/// The address space this process may still map, in bytes: the soft `RLIMIT_AS` (`ulimit -v`) minus what is mapped
+/// now (`VmSize` of `/proc/self/status`); nil without such a limit (or where the mapped size cannot be read).
+/// Allocations beyond it fail even when memory is free, so a run under `ulimit -v` is checked against both.
+public func availableAddressSpaceBytes() -> Int? {
+    guard let limit = addressSpaceLimitBytes() else { return nil }
+    guard let status = try? readFileBytes("/proc/self/status", maximumBytes: 1 << 16) else { return nil }
+    for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmSize:") {
+        // "VmSize:\t  123456 kB"
+        guard let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }), kb < Int.max / 1024 else { return nil }
+        return max(limit - kb * 1024, 0)
+    }
+    return nil
+}
+
+/// Throws a clear error when `bytes` (what `purpose` needs) exceeds what ``availableMemoryBytes()`` reports (the
+/// cgroup limit and `MemAvailable`) or what ``availableAddressSpaceBytes()`` leaves under `ulimit -v`, before anything
+/// that large is allocated.
 public func checkMemory(_ bytes: Int, for purpose: String) throws {
-    guard let available = availableMemoryBytes(), bytes > available else { return }
-    throw RecurrentKitError("\(purpose) needs about \(megabytes(bytes)) of memory, but only \(megabytes(available)) are available")
+    if let available = availableMemoryBytes(), bytes > available {
+        throw RecurrentKitError("\(purpose) needs about \(megabytes(bytes)) of memory, but only \(megabytes(available)) are available")
+    }
+    if let space = availableAddressSpaceBytes(), bytes > space {
+        throw RecurrentKitError("\(purpose) needs about \(megabytes(bytes)) of memory, but the address-space limit (ulimit -v) leaves only \(megabytes(space))")
+    }
 }
 
 func megabytes(_ bytes: Int) -> String {

@@ -74,8 +74,12 @@ public struct PreparedCorpus: Equatable, Sendable {
             prepared = text
             vocabulary = Vocabulary.raw(from: text)
         }
+        // The tokens (8 bytes each, at most one per UTF-8 byte) and their training and validation copies: checked
+        // before they are allocated, and only the first `maxTokens` are encoded.
+        let (bound, overflow) = min(prepared.utf8.count, maxTokens ?? Int.max).multipliedReportingOverflow(by: 2 * MemoryLayout<Int>.stride)
+        try checkMemory(overflow ? Int.max : bound, for: "encoding the text (\(prepared.utf8.count) bytes) into tokens")
         // Every token of `prepared` is in the vocabulary (or `<unk>`), so encoding never throws here.
-        let tokens = truncated(try vocabulary.encode(prepared), to: maxTokens)
+        let tokens = try vocabulary.encode(prepared, maxTokens: maxTokens)
         // The end is held out; nanoGPT: train = data[:int(n * 0.9)], and 1 - 0.1 is exactly the Double 0.9.
         let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
         guard trainCount > 0 else {
@@ -88,8 +92,4 @@ public struct PreparedCorpus: Equatable, Sendable {
             validationTokens: Array(tokens[trainCount...]))
     }
 
-    private static func truncated(_ tokens: [Int], to maxTokens: Int?) -> [Int] {
-        guard let maxTokens, maxTokens < tokens.count else { return tokens }
-        return Array(tokens.prefix(maxTokens))
-    }
 }

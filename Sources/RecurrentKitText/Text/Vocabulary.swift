@@ -287,15 +287,32 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     /// (for example `U+00E9 'é'`) and its position (0-based Unicode scalar offset).
     /// - Parameter text: the text to encode.
     /// - Returns: indices in `0..<count`.
-    public func encode(_ text: String) throws -> [Int] {
+    public func encode(_ text: String) throws -> [Int] { try encode(text, maxTokens: nil) }
+
+    /// The first `maxTokens` token indices of `text` (all when nil), as ``encode(_:)`` gives them; the rest of the
+    /// text is neither encoded nor checked, and only the tokens kept are allocated (8 bytes each).
+    public func encode(_ text: String, maxTokens: Int?) throws -> [Int] {
+        let limit = max(maxTokens ?? Int.max, 0)
         if mode == .words {
             // Words are separated by whitespace scalars (as when the vocabulary was built); an unknown word is `<unk>` (0).
-            return text.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }).map { indexOfWord[String($0)] ?? 0 }
+            var indices: [Int] = []
+            var start: String.UnicodeScalarView.Index? = nil
+            let scalars = text.unicodeScalars
+            for i in scalars.indices where indices.count < limit {
+                if scalars[i].properties.isWhitespace {
+                    if let s = start { indices.append(indexOfWord[String(scalars[s..<i])] ?? 0); start = nil }
+                } else if start == nil {
+                    start = i
+                }
+            }
+            if let s = start, indices.count < limit { indices.append(indexOfWord[String(scalars[s...])] ?? 0) }
+            return indices
         }
         var indices: [Int] = []
-        indices.reserveCapacity(text.utf8.count)
+        indices.reserveCapacity(min(text.utf8.count, limit))
         var position = 0
         for scalar in text.unicodeScalars {
+            if position == limit { break }
             if let index = index(of: scalar) {
                 indices.append(index)
             } else if mode == .d2l {
