@@ -60,4 +60,42 @@ final class MemoryLimitTests: XCTestCase {
         XCTAssertEqual(try raw.encode("abcz", maxTokens: 3), try raw.encode("abc"))
         XCTAssertThrowsError(try raw.encode("abcz", maxTokens: 4))
     }
+
+    /// An ONNX graph whose RNN layers all name one set of initializers describes far more parameters than the file
+    /// stores: refused with one line before the model is allocated; the same graph with one layer imports.
+    func testSharedInitializersAreCountedAsWhatTheyAllocate() throws {
+        func graph(layers L: Int) -> [UInt8] {
+            let (H, V) = (8, 8) // one-hot input of width V = H: every layer's W has layer 0's shape
+            var g = GraphBuilder()
+            g.input("tokens", elementType: TensorType.int64, shape: [.named("T"), .named("B")])
+            g.initializer("onehot.depth", ints: [V], shape: [1])
+            g.initializer("onehot.values", floats: [0, 1], shape: [2])
+            g.node("OneHot", ["tokens", "onehot.depth", "onehot.values"], ["x0"], [.int("axis", -1)])
+            g.initializer("W", floats: (0..<(H * V)).map { Float($0 % 5) * 0.1 }, shape: [1, H, V])
+            g.initializer("R", floats: (0..<(H * H)).map { Float($0 % 3) * 0.1 }, shape: [1, H, H])
+            g.initializer("B", floats: [Float](repeating: 0, count: 2 * H), shape: [1, 2 * H])
+            g.initializer("reshape.joined", ints: [0, 0, -1], shape: [3])
+            for k in 0..<L {
+                g.node("RNN", ["x\(k)", "W", "R", "B"], ["y\(k)", "hn\(k)"], [.int("hidden_size", H), .strings("activations", ["Tanh"])])
+                g.node("Transpose", ["y\(k)"], ["y\(k).t"], [.ints("perm", [0, 2, 1, 3])])
+                g.node("Reshape", ["y\(k).t", "reshape.joined"], ["x\(k + 1)"])
+            }
+            g.initializer("head.T", floats: [Float](repeating: 0.1, count: H * V), shape: [H, V])
+            g.node("MatMul", ["x\(L)", "head.T"], ["logits.nobias"])
+            g.initializer("head.bias", floats: [Float](repeating: 0, count: V), shape: [V])
+            g.node("Add", ["logits.nobias", "head.bias"], ["logits"])
+            g.output("logits", elementType: TensorType.float, shape: [.named("T"), .named("B"), .fixed(V)])
+            var file = ProtobufWriter()
+            file.int(1, ONNX.irVersion)
+            file.message(7) { g.write(into: &$0, name: "shared") }
+            file.message(8) { $0.string(1, ""); $0.int(2, ONNX.opset) }
+            return file.bytes
+        }
+        let one = try ONNX.importLanguageModel(graph(layers: 1))
+        XCTAssertEqual(one.model.configuration.numLayers, 1)
+        XCTAssertThrowsError(try ONNX.importLanguageModel(graph(layers: 64))) {
+            XCTAssertTrue("\($0)".contains("reuse initializers"), "\($0)")
+            XCTAssertFalse("\($0)".contains("\n"))
+        }
+    }
 }

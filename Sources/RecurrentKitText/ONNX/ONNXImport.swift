@@ -182,6 +182,13 @@ extension ONNX {
             saved.dropout = 0
             guard saved == configuration else { throw ONNXError("metadata \(modelKey) does not match the graph's operators") }
         }
+        // Nodes may share initializers (a tied head, or a hostile file whose 1,024 layers all name one set): the model
+        // holds a copy per use. Bound what it will allocate by what the file stores, before allocating.
+        let stored = g.initializers.values.reduce(0) { $0 + $1.floats.count }
+        let parameterCount = configuration.parameterLayout.totalCount
+        guard parameterCount <= 2 * stored + 1024 else {
+            throw ONNXError("the graph's \(L) layer(s) of H \(H) need \(parameterCount) parameters, more than twice the \(stored) values the file stores: its nodes reuse initializers, which a RecurrentKit model cannot share")
+        }
         let model = try LanguageModel<Float>(configuration)
         if let embedding { try model.parameters.setTensor("embedding.weight", embedding) }
         // Undo ONNX's gate order: PyTorch block p sits at ONNX position order.firstIndex(of: p).
