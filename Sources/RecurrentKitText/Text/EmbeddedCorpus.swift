@@ -1,10 +1,11 @@
 import RecurrentKit
 import _RecurrentKitCorpora
 
-/// The text of an embedded corpus named `nameOrPath` ("timemachine", "tinyshakespeare"), or of the UTF-8 file at that path.
-public func loadCorpusText(_ nameOrPath: String) throws -> String {
+/// The text of an embedded corpus named `nameOrPath` ("timemachine", "tinyshakespeare"), or of the UTF-8 file at that
+/// path (with `allowStreams` false, only a regular file: see ``loadTextFile(at:maximumBytes:allowStreams:)``).
+public func loadCorpusText(_ nameOrPath: String, allowStreams: Bool = true) throws -> String {
     if let embedded = EmbeddedCorpus(rawValue: nameOrPath) { return embedded.text }
-    return try loadTextFile(at: nameOrPath)
+    return try loadTextFile(at: nameOrPath, allowStreams: allowStreams)
 }
 
 /// A text corpus compiled into the library (origins and SHA-1 checksums in Sources/_RecurrentKitCorpora/corpora/README.md).

@@ -9,9 +9,13 @@ import RecurrentKit
 /// - Parameters:
 ///   - path: a file path, absolute or relative to the current directory.
 ///   - maximumBytes: the largest text accepted; 1 GiB by default.
+///   - allowStreams: accept a FIFO, pipe or character device, read to its end (true by default, e.g.
+///     `--corpus <(zcat big.txt.gz)`); false refuses anything but a regular file at once, so a reader that did not
+///     choose the path (a resumed checkpoint names it) or many readers at once (the processes of a job) never wait
+///     on a FIFO without a writer.
 /// - Returns: the file's contents.
-public func loadTextFile(at path: String, maximumBytes: Int = 1 << 30) throws -> String {
-    let data = try readFileBytes(path, what: "text file", maximumBytes: maximumBytes, allowStreams: true)
+public func loadTextFile(at path: String, maximumBytes: Int = 1 << 30, allowStreams: Bool = true) throws -> String {
+    let data = try readFileBytes(path, what: "text file", maximumBytes: maximumBytes, allowStreams: allowStreams)
     if data.isEmpty {
         throw RecurrentKitError("text file '\(path)' is empty (0 bytes)")
     }

@@ -79,10 +79,13 @@ public final class LanguageModelTrainer {
     /// Prepares the text (loading a file when `options.corpus` is not an embedded name) and builds the model.
     /// - Parameters:
     ///   - options: the run's options.
-    ///   - reducer: the data-parallel job this process belongs to (default: one process).
+    ///   - reducer: the data-parallel job this process belongs to (default: one process). With several processes
+    ///     the corpus must be a regular file (every process reads it; none may wait on a FIFO).
     public convenience init(options: TrainingOptions, reducer: GradientReducer = SingleProcessReducer()) throws {
         try options.validate()
-        try self.init(options: options, corpus: try LanguageModelTrainer.prepareCorpus(options), reducer: reducer)
+        let corpus = try LanguageModelTrainer.prepareCorpus(options, allowStreams: reducer.processCount == 1,
+                                                            why: "every process of the job reads it")
+        try self.init(options: options, corpus: corpus, reducer: reducer)
     }
 
     /// Trains on an already prepared corpus.
@@ -151,8 +154,14 @@ public final class LanguageModelTrainer {
     /// Steps per training chunk (T of every minibatch).
     public var chunkLength: Int { schedule.numSteps }
 
-    static func prepareCorpus(_ options: TrainingOptions) throws -> PreparedCorpus {
-        return try PreparedCorpus.prepare(text: try loadCorpusText(options.corpus), mode: options.textMode, maxTokens: options.maxTokens,
+    /// The text of `options.corpus`, prepared; without `allowStreams` the corpus must be a regular file (`why` says
+    /// what requires it).
+    static func prepareCorpus(_ options: TrainingOptions, allowStreams: Bool = true, why: String = "") throws -> PreparedCorpus {
+        let text: String
+        do { text = try loadCorpusText(options.corpus, allowStreams: allowStreams) } catch let error as RecurrentKitError where !allowStreams {
+            throw error.message.contains("is not a regular file") ? RecurrentKitError("\(error.message) (\(why))") : error
+        }
+        return try PreparedCorpus.prepare(text: text, mode: options.textMode, maxTokens: options.maxTokens,
                                           validationFraction: options.validationFraction, minimumFrequency: options.minimumFrequency ?? 0)
     }
 
@@ -340,7 +349,9 @@ public final class LanguageModelTrainer {
         var options = state.options
         // Before format version 2, `validationFraction` (then always written, 0.1 by default) applied in raw mode only.
         if checkpoint.fileFormatVersion < 2 && options.textMode != .raw { options.validationFraction = nil }
-        try self.init(options: options, reducer: reducer)
+        try options.validate()
+        let corpus = try LanguageModelTrainer.prepareCorpus(options, allowStreams: false, why: "a corpus named by a checkpoint must be a file")
+        try self.init(options: options, corpus: corpus, reducer: reducer)
         try state.validate(minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
         guard corpus.vocabulary == checkpoint.vocabulary else {
             throw RecurrentKitError("the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
