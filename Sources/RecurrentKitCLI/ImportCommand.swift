@@ -19,6 +19,9 @@ struct ImportCommand: ParsableCommand {
         // socket, symbolic link or folder), is refused with one line. Checkpoint.save writes through
         // writeFileAtomically, which checks again and never replaces anything but a regular file.
         try checkWritableLocation(output)
+        // One writer per folder, as `rnn train`: a training run writing here would replace the imported file.
+        let lock = try OutputFolderLock(folder: parentFolder(of: output), staleTemporariesOf: [String(output.split(separator: "/").last ?? "")])
+        defer { withExtendedLifetime(lock) {} }
         let bytes = try readFileBytes(model, what: "ONNX file", maximumBytes: ONNX.maximumFileBytes)
         let (imported, stored) = try ONNX.importLanguageModel(bytes)
         let vocabulary: Vocabulary

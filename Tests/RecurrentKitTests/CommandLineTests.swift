@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import RecurrentKit
+import RecurrentKitText
 
 /// The `rnn` binary end to end: a clear one-line error and a non-zero exit for each bad input.
 final class CommandLineTests: XCTestCase {
@@ -242,6 +244,14 @@ extension CommandLineTests {
             Thread.sleep(forTimeInterval: 0.05)
         }
         try assertFailsBounded(["train", "--hidden", "16", "--epochs", "1", "--output", run1], mentioning: "in use by another training run")
+        // The lock is the folder's: deleting the pid file frees nothing, and `import` into the folder waits its turn too.
+        try FileManager.default.removeItem(atPath: run1 + "/.rnn.lock")
+        try assertFailsBounded(["train", "--hidden", "16", "--epochs", "1", "--output", run1], mentioning: "in use by another training run")
+        var g = SeededGenerator(seed: 1)
+        let onnx = folder + "/tiny.onnx"
+        try ONNX.export(try LanguageModel<Float>(.init(vocabularySize: 28, cell: .gru, hiddenSize: 4), generator: &g),
+                        vocabulary: try PreparedCorpus.prepare(text: EmbeddedCorpus.timeMachine.text, mode: .d2l).vocabulary, to: onnx)
+        try assertFailsBounded(["import", onnx, run1 + "/model.safetensors"], mentioning: "in use by another training run")
         first.interrupt()
         first.waitUntilExit()
         XCTAssertEqual(first.terminationStatus, 0)
