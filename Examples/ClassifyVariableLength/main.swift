@@ -25,19 +25,23 @@ let train = examples(20_000, &rng), test = examples(2_000, &rng)
 
 let model = try Sequential(seed: 1) {
     ("embedding", try Embedding<Float>(vocabularySize: symbols, dimension: 8, generator: &rng))
-    ("gru", try GRU<Float>(inputSize: 8, hiddenSize: H, bidirectional: true, generator: &rng)) // nn.GRU(8, H, bidirectional=True)
-    FinalHiddenState<Float>() // (B, 2H): both directions' final states joined
+    // nn.GRU(8, H, bidirectional=True)
+    ("gru", try GRU<Float>(inputSize: 8, hiddenSize: H, bidirectional: true, generator: &rng))
+    FinalHiddenState<Float>()  // (B, 2H): both directions' final states joined
     ("hidden", try Linear<Float>(inputSize: 2 * H, outputSize: H, generator: &rng))
-    ReLU<Float>() // "equal" is not linear in the two states: one hidden layer
+    ReLU<Float>()  // "equal" is not linear in the two states: one hidden layer
     ("head", try Linear<Float>(inputSize: H, outputSize: 2, generator: &rng))
 }
 let adam = try Adam(learningRate: 0.005)
-var sampler = try BatchSampler(count: train.labels.count, batchSize: B, seed: 3, bucketByLengths: train.sequences.map(\.count))
+var sampler = try BatchSampler(
+    count: train.labels.count, batchSize: B, seed: 3, bucketByLengths: train.sequences.map(\.count))
 
 for update in 1...updates {
     let rows = sampler.next()
-    let pass = try model.forward(try SequenceBatch(padding: rows.map { train.sequences[$0] })) // tokens (T, B) and lengths
-    let (loss, dLogits) = try softmaxCrossEntropy(logits: pass.output, targets: rows.map { train.labels[$0] }, ignoreIndex: nil)
+    // tokens (T, B) and lengths
+    let pass = try model.forward(try SequenceBatch(padding: rows.map { train.sequences[$0] }))
+    let (loss, dLogits) = try softmaxCrossEntropy(
+        logits: pass.output, targets: rows.map { train.labels[$0] }, ignoreIndex: nil)
     model.parameters.zeroGradients()
     try pass.backward(dLogits)
     try clipGradientNorm(model.parameters, maxNorm: 1, style: .pytorch)
@@ -48,5 +52,7 @@ for update in 1...updates {
 model.eval()
 let predicted = try model(try SequenceBatch(padding: test.sequences)).argmax(along: 1)
 let correct = zip(predicted, test.labels).filter { $0 == $1 }.count
-print("test accuracy \(Double(correct) / Double(test.labels.count) * 100)% on \(test.labels.count) sequences of lengths 5-60")
+print(
+    "test accuracy \(Double(correct) / Double(test.labels.count) * 100)% on \(test.labels.count) sequences of lengths 5-60"
+)
 if correct < 1980 { print("FAIL: accuracy below 99%"); exit(1) }

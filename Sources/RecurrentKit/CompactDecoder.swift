@@ -26,8 +26,11 @@ struct CompactMatrix {
     /// y = W x + beta y (y not read when beta is 0).
     @inline(__always)
     func multiply(_ x: UnsafePointer<Float>, beta: Float, into y: UnsafeMutablePointer<Float>) {
-        if let bf16 { rk_gemv_bf16(rows, cols, bf16, cols, x, beta, y) }
-        else { rk_gemv_i8(rows, cols, int8!, cols, scales!, sums!, x, beta, y) }
+        if let bf16 {
+            rk_gemv_bf16(rows, cols, bf16, cols, x, beta, y)
+        } else {
+            rk_gemv_i8(rows, cols, int8!, cols, scales!, sums!, x, beta, y)
+        }
     }
 }
 
@@ -74,17 +77,18 @@ public final class CompactDecoder {
     private let compactWeights: UnsafeMutablePointer<UInt8>
     /// The block holding the Float copies of the biases and the embedding.
     private let floatCopies: UnsafeMutablePointer<Float>
-    private let inputBias: [UnsafeMutablePointer<Float>]      // (G*H) per layer, copied
+    private let inputBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer, copied
     private let recurrentBias: [UnsafeMutablePointer<Float>]  // (G*H) per layer, copied
-    private let outputBias: UnsafeMutablePointer<Float>       // (V), copied
-    private let hidden: UnsafeMutablePointer<Float>           // (L, H) h of every layer
-    private let cellState: UnsafeMutablePointer<Float>        // (L, H) LSTM c
-    private let gates: UnsafeMutablePointer<Float>            // (G*H) input part, then the gates
-    private let recurrent: UnsafeMutablePointer<Float>        // (G*H) W_hh h + b_hh (GRU)
-    private let logitBuffer: UnsafeMutablePointer<Float>      // (V)
-    private let scratch: UnsafeMutablePointer<Float>          // (H) tanh(c) (LSTM) or R_n (GRU)
+    private let outputBias: UnsafeMutablePointer<Float>  // (V), copied
+    private let hidden: UnsafeMutablePointer<Float>  // (L, H) h of every layer
+    private let cellState: UnsafeMutablePointer<Float>  // (L, H) LSTM c
+    private let gates: UnsafeMutablePointer<Float>  // (G*H) input part, then the gates
+    private let recurrent: UnsafeMutablePointer<Float>  // (G*H) W_hh h + b_hh (GRU)
+    private let logitBuffer: UnsafeMutablePointer<Float>  // (V)
+    private let scratch: UnsafeMutablePointer<Float>  // (H) tanh(c) (LSTM) or R_n (GRU)
     // The cells' element-wise step work, one row at a time.
-    private let rnnRows = RNNForwardRows<Float>(), lstmRows = LSTMForwardRows<Float>(), gruRows = GRUForwardRows<Float>()
+    private let rnnRows = RNNForwardRows<Float>(), lstmRows = LSTMForwardRows<Float>(),
+        gruRows = GRUForwardRows<Float>()
 
     /// Copies the weight matrices to `format` and starts from a zero state.
     /// - Parameters:
@@ -93,18 +97,28 @@ public final class CompactDecoder {
     ///   - output: the head, (outputSize, H) on the last layer's h.
     ///   - format: bfloat16 (the default) or int8 with a scale per row.
     /// - Throws: when the sizes do not chain, or (int8) a weight is not finite.
-    public init(network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>,
-                format: CompactWeightFormat = .bfloat16) throws {
+    public init(
+        network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>,
+        format: CompactWeightFormat = .bfloat16
+    ) throws {
         let configuration = network.configuration
         guard !configuration.bidirectional else {
-            throw RecurrentKitError("a bidirectional network reads the whole sequence before its first output; it cannot decode token by token")
+            throw RecurrentKitError(
+                "a bidirectional network reads the whole sequence before its first output; it cannot decode token by token"
+            )
         }
-        guard configuration.projectionSize == 0 else { throw RecurrentKitError("\(format.rawValue) decoding does not cover LSTM projections (proj_size); decode in float32") }
-        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize, O = output.outputSize
+        guard configuration.projectionSize == 0 else {
+            throw RecurrentKitError(
+                "\(format.rawValue) decoding does not cover LSTM projections (proj_size); decode in float32")
+        }
+        let L = configuration.numLayers, H = configuration.hiddenSize, I = configuration.inputSize,
+            O = output.outputSize
         if let embedding, embedding.dimension != I {
             throw RecurrentKitError("the embedding's width \(embedding.dimension) is not the network's input size \(I)")
         }
-        guard output.inputSize == H else { throw RecurrentKitError("the head reads \(output.inputSize) values but the network's hidden size is \(H)") }
+        guard output.inputSize == H else {
+            throw RecurrentKitError("the head reads \(output.inputSize) values but the network's hidden size is \(H)")
+        }
         let V = embedding?.vocabularySize ?? I
         let G = configuration.cell.gateCount, GH = G * H
         self.L = L; self.H = H; self.V = V; self.G = G; cell = configuration.cell; self.format = format
@@ -117,11 +131,15 @@ public final class CompactDecoder {
         for k in 1..<max(L, 1) { shapes.append((GH, configuration.layerInputSize(k))) }
         shapes += Array(repeating: (GH, H), count: L) + [(O, H)]
         let elementBytes = format == .bfloat16 ? 2 : 1
-        func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 } // keep every matrix 64-byte aligned
-        weightBytes = shapes.reduce(table ? 4 * GH : 0) { $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0) }
-        let block = allocateAligned(UInt8.self, count: shapes.reduce(0) {
-            $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? 2 * aligned(4 * $1.rows) : 0)
-        })
+        func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }  // keep every matrix 64-byte aligned
+        weightBytes = shapes.reduce(table ? 4 * GH : 0) {
+            $0 + $1.rows * $1.cols * elementBytes + (format == .int8 ? 8 * $1.rows : 0)
+        }
+        let block = allocateAligned(
+            UInt8.self,
+            count: shapes.reduce(0) {
+                $0 + aligned($1.rows * $1.cols * elementBytes) + (format == .int8 ? 2 * aligned(4 * $1.rows) : 0)
+            })
         compactWeights = block
         var next = UnsafeMutableRawPointer(block)
         var finite = true
@@ -134,7 +152,8 @@ public final class CompactDecoder {
                 rk_f32_to_bf16(source, copy, rows * cols)
                 return CompactMatrix(rows: rows, cols: cols, bf16: copy, int8: nil, scales: nil, sums: nil)
             case .int8:
-                let copy = data.bindMemory(to: Int8.self, capacity: rows * cols), scales = next.bindMemory(to: Float.self, capacity: rows)
+                let copy = data.bindMemory(to: Int8.self, capacity: rows * cols),
+                    scales = next.bindMemory(to: Float.self, capacity: rows)
                 let sums = (next + aligned(4 * rows)).bindMemory(to: Int32.self, capacity: rows)
                 next += 2 * aligned(4 * rows)
                 if rk_quantize_i8_rows(source, copy, scales, sums, rows, cols) != 0 { finite = false }
@@ -142,7 +161,9 @@ public final class CompactDecoder {
             }
         }
         firstInput = table ? nil : compact(network.weightIH[0], rows: GH, cols: E)
-        inputWeights = (1..<max(L, 1)).map { compact(network.weightIH[$0], rows: GH, cols: configuration.layerInputSize($0)) }
+        inputWeights = (1..<max(L, 1)).map {
+            compact(network.weightIH[$0], rows: GH, cols: configuration.layerInputSize($0))
+        }
         recurrentWeights = (0..<L).map { compact(network.weightHH[$0], rows: GH, cols: H) }
         outputWeight = compact(output.weightValues, rows: O, cols: H)
         // Float copies of the biases and layer 0's table, so the decoder stays a consistent snapshot.
@@ -159,7 +180,8 @@ public final class CompactDecoder {
         if table {
             inputTable = outputBias + O
             embeddingCopy = nil
-            try network.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weightValues) }, vocabularySize: V, into: inputTable!)
+            try network.inputProjectionTable(
+                embedding: embedding.map { UnsafePointer($0.weightValues) }, vocabularySize: V, into: inputTable!)
         } else {
             inputTable = nil
             embeddingCopy = outputBias + O
@@ -171,7 +193,9 @@ public final class CompactDecoder {
         recurrent = allocateAligned(Float.self, count: GH)
         logitBuffer = allocateAligned(Float.self, count: O)
         scratch = allocateAligned(Float.self, count: H)
-        guard finite else { throw RecurrentKitError("the model has weights that are not finite; they cannot be quantized to int8") }
+        guard finite else {
+            throw RecurrentKitError("the model has weights that are not finite; they cannot be quantized to int8")
+        }
     }
 
     deinit {

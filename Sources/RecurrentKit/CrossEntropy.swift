@@ -17,7 +17,9 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
 ) throws -> Double {
     guard rows >= 1 else { throw RecurrentKitError.invalidArgument("rows", rows, "must be at least 1") }
     guard V >= 1 else { throw RecurrentKitError.invalidArgument("classes", V, "must be at least 1") }
-    guard targets.count == rows else { throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows") }
+    guard targets.count == rows else {
+        throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows")
+    }
     for (i, y) in targets.enumerated() where y < 0 || y >= V {
         throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(V))")
     }
@@ -44,13 +46,18 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
 /// logits (rows, V); returns the mean loss and dL/dlogits (rows, V).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
-public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int]) throws -> (loss: Double, gradient: Tensor<Scalar>) {
-    guard logits.shape.count == 2 else { throw RecurrentKitError("logits must be (rows, classes), got shape \(logits.shape)") }
+public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
+    logits: Tensor<Scalar>, targets: [Int]
+) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+    guard logits.shape.count == 2 else {
+        throw RecurrentKitError("logits must be (rows, classes), got shape \(logits.shape)")
+    }
     var gradient = Tensor<Scalar>(zeros: logits.shape)
     let loss = try logits.scalars.withUnsafeBufferPointer { z in
         try gradient.scalars.withUnsafeMutableBufferPointer { g in
-            try softmaxCrossEntropy(logits: z.baseAddress!, rows: logits.shape[0], classes: logits.shape[1],
-                                    targets: targets, gradient: g.baseAddress!)
+            try softmaxCrossEntropy(
+                logits: z.baseAddress!, rows: logits.shape[0], classes: logits.shape[1],
+                targets: targets, gradient: g.baseAddress!)
         }
     }
     return (loss, gradient)
@@ -60,4 +67,3 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>,
 public func perplexity(meanCrossEntropy: Double) -> Double {
     Double.exp(meanCrossEntropy)
 }
-

@@ -80,9 +80,11 @@ public enum GradientCheck {
         public var corruption: Corruption? = nil
 
         /// Options with the defaults above.
-        public init(configuration: RecurrentConfiguration, batch: Int = 3, steps: Int = 6, chunks: Int = 1,
-                    lastStepOnly: Bool = false, training: Bool = false, step: Double = 1e-4, floor: Double = 1e-4,
-                    seed: UInt64 = 0, initialization: Initialization = .pytorch) {
+        public init(
+            configuration: RecurrentConfiguration, batch: Int = 3, steps: Int = 6, chunks: Int = 1,
+            lastStepOnly: Bool = false, training: Bool = false, step: Double = 1e-4, floor: Double = 1e-4,
+            seed: UInt64 = 0, initialization: Initialization = .pytorch
+        ) {
             self.configuration = configuration
             self.batch = batch
             self.steps = steps
@@ -100,38 +102,62 @@ public enum GradientCheck {
     public static func run(_ options: Options) throws -> [GradientCheckResult] {
         let config = options.configuration
         try config.validate()
-        guard options.batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", options.batch, "must be at least 1") }
-        guard options.steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", options.steps, "must be at least 1") }
-        guard options.chunks >= 1 else { throw RecurrentKitError.invalidArgument("chunks", options.chunks, "must be at least 1") }
-        guard options.batch <= 1024, options.steps <= 10_000, options.chunks <= 100 else {
-            throw RecurrentKitError("gradient check too large: batch \(options.batch) (max 1024), steps \(options.steps) (max 10000), chunks \(options.chunks) (max 100)")
+        guard options.batch >= 1 else {
+            throw RecurrentKitError.invalidArgument("batch", options.batch, "must be at least 1")
         }
-        guard options.floor > 0, options.floor.isFinite else { throw RecurrentKitError.invalidArgument("floor", options.floor, "must be > 0") }
-        guard options.step > 0, options.step.isFinite else { throw RecurrentKitError.invalidArgument("step", options.step, "must be > 0") }
-        let (B, T, L, H, O, R) = (options.batch, options.steps, config.stateLayers, config.hiddenSize, config.outputSize, config.stateSize)
+        guard options.steps >= 1 else {
+            throw RecurrentKitError.invalidArgument("steps", options.steps, "must be at least 1")
+        }
+        guard options.chunks >= 1 else {
+            throw RecurrentKitError.invalidArgument("chunks", options.chunks, "must be at least 1")
+        }
+        guard options.batch <= 1024, options.steps <= 10_000, options.chunks <= 100 else {
+            throw RecurrentKitError(
+                "gradient check too large: batch \(options.batch) (max 1024), steps \(options.steps) (max 10000), chunks \(options.chunks) (max 100)"
+            )
+        }
+        guard options.floor > 0, options.floor.isFinite else {
+            throw RecurrentKitError.invalidArgument("floor", options.floor, "must be > 0")
+        }
+        guard options.step > 0, options.step.isFinite else {
+            throw RecurrentKitError.invalidArgument("step", options.step, "must be > 0")
+        }
+        let (B, T, L, H, O, R) = (
+            options.batch, options.steps, config.stateLayers, config.hiddenSize, config.outputSize, config.stateSize
+        )
         var generator = SeededGenerator(seed: options.seed)
-        let network = try RecurrentNetwork<Double>(config, initialization: options.initialization, generator: &generator)
-        let inputs = (0..<options.chunks).map { _ in Tensor<Double>(shape: [T, B, config.inputSize]) { generator.normal() } }
+        let network = try RecurrentNetwork<Double>(
+            config, initialization: options.initialization, generator: &generator)
+        let inputs = (0..<options.chunks).map { _ in
+            Tensor<Double>(shape: [T, B, config.inputSize]) { generator.normal() }
+        }
         let h0 = Tensor<Double>(shape: [L, B, R]) { 0.5 * generator.normal() }
-        let c0: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { 0.5 * generator.normal() } : nil
+        let c0: Tensor<Double>? =
+            config.cell.hasCellState ? Tensor(shape: [L, B, H]) { 0.5 * generator.normal() } : nil
         let dOutputs: [Tensor<Double>] = (0..<options.chunks).map { _ in
             var d = Tensor<Double>(shape: [T, B, O]) { generator.normal() }
             if options.lastStepOnly {
-                for t in 0..<T { for b in 0..<B where t != (options.lengths?[b] ?? T) - 1 { for j in 0..<O { d.scalars[(t * B + b) * O + j] = 0 } } }
+                for t in 0..<T {
+                    for b in 0..<B where t != (options.lengths?[b] ?? T) - 1 {
+                        for j in 0..<O { d.scalars[(t * B + b) * O + j] = 0 }
+                    }
+                }
             }
             return d
         }
         let weightsOnState = !options.lastStepOnly
         let dhn = Tensor<Double>(shape: [L, B, R]) { weightsOnState ? generator.normal() : 0 }
-        let dcn: Tensor<Double>? = config.cell.hasCellState ? Tensor(shape: [L, B, H]) { weightsOnState ? generator.normal() : 0 } : nil
+        let dcn: Tensor<Double>? =
+            config.cell.hasCellState ? Tensor(shape: [L, B, H]) { weightsOnState ? generator.normal() : 0 } : nil
         let maskSeed = generator.next()
 
         // Chunk start states from the unperturbed model: later chunks start from these constants.
         var startStates = [RecurrentState(h: h0, c: c0)]
         for c in 0..<(options.chunks - 1) {
             var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-            let (_, final) = try network.forward(.dense(inputs[c]), initialState: startStates[c], lengths: options.lengths,
-                                                 training: options.training, generator: &masks)
+            let (_, final) = try network.forward(
+                .dense(inputs[c]), initialState: startStates[c], lengths: options.lengths,
+                training: options.training, generator: &masks)
             startStates.append(final)
         }
 
@@ -143,13 +169,16 @@ public enum GradientCheck {
             signs.removeAll(keepingCapacity: true)
             for c in 0..<options.chunks {
                 var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-                let (out, final) = try network.forward(.dense(inputs[c]), initialState: c == 0 ? first : startStates[c],
-                                                       lengths: options.lengths, training: options.training, generator: &masks)
+                let (out, final) = try network.forward(
+                    .dense(inputs[c]), initialState: c == 0 ? first : startStates[c],
+                    lengths: options.lengths, training: options.training, generator: &masks)
                 network.appendReLUSigns(to: &signs)
                 for i in out.scalars.indices { sum += out.scalars[i] * dOutputs[c].scalars[i] }
                 if c == options.chunks - 1 {
                     for i in final.h.scalars.indices { sum += final.h.scalars[i] * dhn.scalars[i] }
-                    if let fc = final.c, let dcn { for i in fc.scalars.indices { sum += fc.scalars[i] * dcn.scalars[i] } }
+                    if let fc = final.c, let dcn {
+                        for i in fc.scalars.indices { sum += fc.scalars[i] * dcn.scalars[i] }
+                    }
                 }
             }
             return sum
@@ -161,11 +190,13 @@ public enum GradientCheck {
         var firstStateGradient: RecurrentState<Double>? = nil
         for c in 0..<options.chunks {
             var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-            _ = try network.forward(.dense(inputs[c]), initialState: startStates[c], lengths: options.lengths, training: options.training,
-                                    generator: &masks)
+            _ = try network.forward(
+                .dense(inputs[c]), initialState: startStates[c], lengths: options.lengths, training: options.training,
+                generator: &masks)
             let last = c == options.chunks - 1
-            let (dx, dState) = try network.backward(outputGradient: dOutputs[c],
-                                                    finalStateGradient: last ? RecurrentState(h: dhn, c: dcn) : nil)
+            let (dx, dState) = try network.backward(
+                outputGradient: dOutputs[c],
+                finalStateGradient: last ? RecurrentState(h: dhn, c: dcn) : nil)
             inputGradients.append(dx!)
             if c == 0 { firstStateGradient = dState }
         }
@@ -215,10 +246,12 @@ public enum GradientCheck {
                 worst.abs = max(worst.abs, absError)
             }
             let probe = Tensor<Double>(zeros: shape)
-            results.append(GradientCheckResult(name: name, count: analytic.count, worstRelativeError: worst.rel,
-                                               worstAbsoluteError: worst.abs, worstIndex: probe.multiIndex(ofFlat: worst.index),
-                                               analytic: worst.a, numeric: worst.n,
-                                               oneSidedCount: oneSided - oneSidedBefore, skippedCount: skipped - skippedBefore))
+            results.append(
+                GradientCheckResult(
+                    name: name, count: analytic.count, worstRelativeError: worst.rel,
+                    worstAbsoluteError: worst.abs, worstIndex: probe.multiIndex(ofFlat: worst.index),
+                    analytic: worst.a, numeric: worst.n,
+                    oneSidedCount: oneSided - oneSidedBefore, skippedCount: skipped - skippedBefore))
         }
 
         let store = network.parameters
@@ -236,7 +269,10 @@ public enum GradientCheck {
         }
         var perturbedInputs = inputs
         for c in 0..<options.chunks {
-            try compare(c == 0 ? "input" : "input_chunk\(c + 1)", shape: [T, B, config.inputSize], analytic: inputGradients[c].scalars) { i in
+            try compare(
+                c == 0 ? "input" : "input_chunk\(c + 1)", shape: [T, B, config.inputSize],
+                analytic: inputGradients[c].scalars
+            ) { i in
                 try derivative { delta in
                     perturbedInputs[c].scalars[i] = inputs[c].scalars[i] + delta
                     defer { perturbedInputs[c].scalars[i] = inputs[c].scalars[i] }
@@ -244,13 +280,19 @@ public enum GradientCheck {
                 }
             }
         }
-        func stateLoss(h: Tensor<Double>, c: Tensor<Double>?) throws -> Double { try totalLoss(inputs, RecurrentState(h: h, c: c)) }
+        func stateLoss(h: Tensor<Double>, c: Tensor<Double>?) throws -> Double {
+            try totalLoss(inputs, RecurrentState(h: h, c: c))
+        }
         try compare("h0", shape: [L, B, R], analytic: firstStateGradient!.h.scalars) { i in
-            try derivative { delta in var h = h0; h.scalars[i] += delta; return try stateLoss(h: h, c: c0) }
+            try derivative { delta in
+                var h = h0; h.scalars[i] += delta; return try stateLoss(h: h, c: c0)
+            }
         }
         if let c0 {
             try compare("c0", shape: [L, B, H], analytic: firstStateGradient!.c!.scalars) { i in
-                try derivative { delta in var c = c0; c.scalars[i] += delta; return try stateLoss(h: h0, c: c) }
+                try derivative { delta in
+                    var c = c0; c.scalars[i] += delta; return try stateLoss(h: h0, c: c)
+                }
             }
         }
         return results

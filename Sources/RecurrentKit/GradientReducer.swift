@@ -12,10 +12,16 @@ public struct BatchShard: Equatable, Sendable {
     /// The shard of process `rank` of `processCount` for a batch of `globalBatch` rows; throws when there are more
     /// processes than rows (a process would have none) or an argument is out of range.
     public init(rank: Int, processCount: Int, globalBatch: Int) throws {
-        guard processCount >= 1 else { throw RecurrentKitError.invalidArgument("process count", processCount, "must be at least 1") }
-        guard rank >= 0, rank < processCount else { throw RecurrentKitError.invalidArgument("rank", rank, "must be in 0..<\(processCount)") }
+        guard processCount >= 1 else {
+            throw RecurrentKitError.invalidArgument("process count", processCount, "must be at least 1")
+        }
+        guard rank >= 0, rank < processCount else {
+            throw RecurrentKitError.invalidArgument("rank", rank, "must be in 0..<\(processCount)")
+        }
         guard globalBatch >= processCount else {
-            throw RecurrentKitError("\(processCount) processes need a batch of at least \(processCount) rows (one per process); the batch has \(globalBatch)")
+            throw RecurrentKitError(
+                "\(processCount) processes need a batch of at least \(processCount) rows (one per process); the batch has \(globalBatch)"
+            )
         }
         let base = globalBatch / processCount, extra = globalBatch % processCount
         let start = rank * base + min(rank, extra)
@@ -80,9 +86,13 @@ extension GradientReducer {
     public func sumGradients<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>) throws {
         guard processCount > 1 else { return }
         let raw = UnsafeMutableRawPointer(store.gradients)
-        if Scalar.self == Float.self { try sum(raw.assumingMemoryBound(to: Float.self), count: store.count) }
-        else if Scalar.self == Double.self { try sum(raw.assumingMemoryBound(to: Double.self), count: store.count) }
-        else { throw RecurrentKitError("gradient sums support Float and Double parameters") }
+        if Scalar.self == Float.self {
+            try sum(raw.assumingMemoryBound(to: Float.self), count: store.count)
+        } else if Scalar.self == Double.self {
+            try sum(raw.assumingMemoryBound(to: Double.self), count: store.count)
+        } else {
+            throw RecurrentKitError("gradient sums support Float and Double parameters")
+        }
     }
 
     /// Sums a few Double values over all processes and returns them (e.g. losses and counters).

@@ -20,12 +20,19 @@ public enum LearningRateSchedule: Codable, Equatable, Sendable {
         switch self {
         case .constant: break
         case .step(let every, let factor):
-            guard every >= 1 else { throw RecurrentKitError.invalidArgument("decay every", every, "must be at least 1 update") }
-            guard factor.isFinite, factor > 0, factor <= 1 else { throw RecurrentKitError.invalidArgument("decay factor", factor, "must be in (0, 1]") }
+            guard every >= 1 else {
+                throw RecurrentKitError.invalidArgument("decay every", every, "must be at least 1 update")
+            }
+            guard factor.isFinite, factor > 0, factor <= 1 else {
+                throw RecurrentKitError.invalidArgument("decay factor", factor, "must be in (0, 1]")
+            }
         case .cosine(let warmup, let minimumFactor):
-            guard warmup >= 0, warmup <= 1 << 40 else { throw RecurrentKitError.invalidArgument("warmup", warmup, "must be in 0...2^40 updates") }
+            guard warmup >= 0, warmup <= 1 << 40 else {
+                throw RecurrentKitError.invalidArgument("warmup", warmup, "must be in 0...2^40 updates")
+            }
             guard minimumFactor.isFinite, minimumFactor >= 0, minimumFactor <= 1 else {
-                throw RecurrentKitError.invalidArgument("minimum learning-rate factor", minimumFactor, "must be in [0, 1]")
+                throw RecurrentKitError.invalidArgument(
+                    "minimum learning-rate factor", minimumFactor, "must be in [0, 1]")
             }
         }
     }

@@ -14,49 +14,62 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     public private(set) var parameterPrefix: String
     /// Whether the layer adds a bias (PyTorch `bias`).
     public let hasBias: Bool
-    private let absentBias = Workspace<Scalar>()                     // without a bias: zeros (Out), then gradient scratch (Out)
-    let buffers = LayerBuffers<Scalar>()                             // the Layer forward's output and backward's dx
-    private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (Out, In)
-    private(set) var biasValues: UnsafeMutablePointer<Scalar>       // (Out)
+    private let absentBias = Workspace<Scalar>()  // without a bias: zeros (Out), then gradient scratch (Out)
+    let buffers = LayerBuffers<Scalar>()  // the Layer forward's output and backward's dx
+    private(set) var weightValues: UnsafeMutablePointer<Scalar>  // (Out, In)
+    private(set) var biasValues: UnsafeMutablePointer<Scalar>  // (Out)
     private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (Out, In)
-    private(set) var biasGradients: UnsafeMutablePointer<Scalar>    // (Out)
+    private(set) var biasGradients: UnsafeMutablePointer<Scalar>  // (Out)
 
     /// Declares `{prefix}weight` (Out, In) and, with `bias`, `{prefix}bias` (Out).
-    public static func declareParameters(prefix: String, inputSize: Int, outputSize: Int, bias: Bool = true, into layout: inout ParameterLayout) {
+    public static func declareParameters(
+        prefix: String, inputSize: Int, outputSize: Int, bias: Bool = true, into layout: inout ParameterLayout
+    ) {
         layout.append("\(prefix)weight", shape: [outputSize, inputSize])
         if bias { layout.append("\(prefix)bias", shape: [outputSize]) }
     }
 
     /// A standalone layer with its own parameters, drawn by `initialization` from `generator`.
     /// - Throws: when a size is below 1.
-    public convenience init(inputSize: Int, outputSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
-                            generator: inout SeededGenerator) throws {
+    public convenience init(
+        inputSize: Int, outputSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
         guard inputSize >= 1, outputSize >= 1 else {
             throw RecurrentKitError("Linear sizes must be at least 1, got In \(inputSize), Out \(outputSize)")
         }
         var layout = ParameterLayout()
         Self.declareParameters(prefix: "", inputSize: inputSize, outputSize: outputSize, bias: bias, into: &layout)
-        try self.init(prefix: "", inputSize: inputSize, outputSize: outputSize, bias: bias, store: ParameterStore(layout: layout))
+        try self.init(
+            prefix: "", inputSize: inputSize, outputSize: outputSize, bias: bias, store: ParameterStore(layout: layout))
         initialize(initialization, generator: &generator)
     }
 
     /// Binds to the parameters declared under `prefix` in `store` (`{prefix}bias` only with `bias`).
-    public init(prefix: String, inputSize: Int, outputSize: Int, bias: Bool = true, store: ParameterStore<Scalar>) throws {
+    public init(
+        prefix: String, inputSize: Int, outputSize: Int, bias: Bool = true, store: ParameterStore<Scalar>
+    ) throws {
         self.inputSize = inputSize
         self.outputSize = outputSize
         hasBias = bias
         (parameters, parameterPrefix) = (store, prefix)
-        (weightValues, biasValues, weightGradients, biasGradients) = (store.values, store.values, store.gradients, store.gradients)
+        (weightValues, biasValues, weightGradients, biasGradients) = (
+            store.values, store.values, store.gradients, store.gradients
+        )
         try resolve(store, prefix: prefix)
     }
 
     /// Points at `weight` (and `bias`) under `prefix` in `store`; without a bias, at zeros and unread scratch.
     private func resolve(_ store: ParameterStore<Scalar>, prefix: String) throws {
         let w = try store.requireEntry("\(prefix)weight")
-        guard w.shape == [outputSize, inputSize] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [outputSize, inputSize], got: w.shape) }
+        guard w.shape == [outputSize, inputSize] else {
+            throw RecurrentKitError.shapeMismatch(w.name, expected: [outputSize, inputSize], got: w.shape)
+        }
         if hasBias {
             let b = try store.requireEntry("\(prefix)bias")
-            guard b.shape == [outputSize] else { throw RecurrentKitError.shapeMismatch(b.name, expected: [outputSize], got: b.shape) }
+            guard b.shape == [outputSize] else {
+                throw RecurrentKitError.shapeMismatch(b.name, expected: [outputSize], got: b.shape)
+            }
             (biasValues, biasGradients) = (store.values + b.offset, store.gradients + b.offset)
         } else {
             let zeros = absentBias.reserve(2 * outputSize)
@@ -82,7 +95,9 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// The weight W, (Out, In), and its gradient.
     public var weight: ParameterView<Scalar> { ParameterView(store: parameters, name: parameterPrefix + "weight") }
     /// The bias b, (Out), and its gradient; nil for a layer made with `bias: false`.
-    public var bias: ParameterView<Scalar>? { hasBias ? ParameterView(store: parameters, name: parameterPrefix + "bias") : nil }
+    public var bias: ParameterView<Scalar>? {
+        hasBias ? ParameterView(store: parameters, name: parameterPrefix + "bias") : nil
+    }
 
     /// PyTorch's default: weight and bias from U(-1/sqrt(In), 1/sqrt(In)); d2l's scratch models: N(0, 0.01^2) weight, zero bias.
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
@@ -105,7 +120,9 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     public func callAsFunction(_ x: Tensor<Scalar>) throws -> Tensor<Scalar> {
         let rows = try checkedRows(x, width: inputSize, name: "Linear input")
         var y = Tensor<Scalar>(zeros: Array(x.shape.dropLast()) + [outputSize])
-        x.scalars.withUnsafeBufferPointer { xs in y.scalars.withUnsafeMutableBufferPointer { forward(xs.baseAddress!, rows: rows, into: $0.baseAddress!) } }
+        x.scalars.withUnsafeBufferPointer { xs in
+            y.scalars.withUnsafeMutableBufferPointer { forward(xs.baseAddress!, rows: rows, into: $0.baseAddress!) }
+        }
         return y
     }
 
@@ -119,12 +136,15 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     public func backward(input x: Tensor<Scalar>, outputGradient dy: Tensor<Scalar>) throws -> Tensor<Scalar> {
         let rows = try checkedRows(x, width: inputSize, name: "Linear input")
         guard dy.shape == Array(x.shape.dropLast()) + [outputSize] else {
-            throw RecurrentKitError.shapeMismatch("Linear outputGradient", expected: Array(x.shape.dropLast()) + [outputSize], got: dy.shape)
+            throw RecurrentKitError.shapeMismatch(
+                "Linear outputGradient", expected: Array(x.shape.dropLast()) + [outputSize], got: dy.shape)
         }
         var dx = Tensor<Scalar>(zeros: x.shape)
         x.scalars.withUnsafeBufferPointer { xs in
             dy.scalars.withUnsafeBufferPointer { dys in
-                dx.scalars.withUnsafeMutableBufferPointer { backward(dys.baseAddress!, x: xs.baseAddress!, rows: rows, inputGradient: $0.baseAddress!) }
+                dx.scalars.withUnsafeMutableBufferPointer {
+                    backward(dys.baseAddress!, x: xs.baseAddress!, rows: rows, inputGradient: $0.baseAddress!)
+                }
             }
         }
         return dx
@@ -135,20 +155,26 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
     @_specialize(where Scalar == Double)
     public func forward(_ x: UnsafePointer<Scalar>, rows: Int, into y: UnsafeMutablePointer<Scalar>) {
         fillRows(y, rows: rows, with: biasValues, width: outputSize)
-        Scalar.gemm(transA: false, transB: true, m: rows, n: outputSize, k: inputSize,
-                    alpha: 1, a: x, lda: inputSize, b: weightValues, ldb: inputSize, beta: 1, c: y, ldc: outputSize)
+        Scalar.gemm(
+            transA: false, transB: true, m: rows, n: outputSize, k: inputSize,
+            alpha: 1, a: x, lda: inputSize, b: weightValues, ldb: inputSize, beta: 1, c: y, ldc: outputSize)
     }
 
     /// dW += dy^T x, db += column sums of dy; dx (rows, In) = dy W (overwritten) when non-nil. Caller-owned memory.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    public func backward(_ dy: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>, rows: Int, inputGradient dx: UnsafeMutablePointer<Scalar>?) {
-        Scalar.gemm(transA: true, transB: false, m: outputSize, n: inputSize, k: rows,
-                    alpha: 1, a: dy, lda: outputSize, b: x, ldb: inputSize, beta: 1, c: weightGradients, ldc: inputSize)
+    public func backward(
+        _ dy: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>, rows: Int,
+        inputGradient dx: UnsafeMutablePointer<Scalar>?
+    ) {
+        Scalar.gemm(
+            transA: true, transB: false, m: outputSize, n: inputSize, k: rows,
+            alpha: 1, a: dy, lda: outputSize, b: x, ldb: inputSize, beta: 1, c: weightGradients, ldc: inputSize)
         addColumnSums(of: dy, rows: rows, width: outputSize, into: biasGradients)
         if let dx {
-            Scalar.gemm(transA: false, transB: false, m: rows, n: inputSize, k: outputSize,
-                        alpha: 1, a: dy, lda: outputSize, b: weightValues, ldb: inputSize, beta: 0, c: dx, ldc: inputSize)
+            Scalar.gemm(
+                transA: false, transB: false, m: rows, n: inputSize, k: outputSize,
+                alpha: 1, a: dy, lda: outputSize, b: weightValues, ldb: inputSize, beta: 0, c: dx, ldc: inputSize)
         }
     }
 }
@@ -165,24 +191,29 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
     public private(set) var parameters: ParameterStore<Scalar>
     /// The prefix of this layer's names in ``parameters`` ("" for a standalone layer).
     public private(set) var parameterPrefix: String
-    private(set) var weightValues: UnsafeMutablePointer<Scalar>     // (V, E)
+    private(set) var weightValues: UnsafeMutablePointer<Scalar>  // (V, E)
     private(set) var weightGradients: UnsafeMutablePointer<Scalar>  // (V, E)
-    let buffers = LayerBuffers<Scalar>()                             // the Layer forward's vectors
+    let buffers = LayerBuffers<Scalar>()  // the Layer forward's vectors
 
     /// Declares `{prefix}weight` (V, E).
-    public static func declareParameters(prefix: String, vocabularySize: Int, dimension: Int, into layout: inout ParameterLayout) {
+    public static func declareParameters(
+        prefix: String, vocabularySize: Int, dimension: Int, into layout: inout ParameterLayout
+    ) {
         layout.append("\(prefix)weight", shape: [vocabularySize, dimension])
     }
 
     /// A standalone table with its own parameters, drawn by `initialization` from `generator`.
     /// - Throws: when a size is below 1.
-    public convenience init(vocabularySize: Int, dimension: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
+    public convenience init(
+        vocabularySize: Int, dimension: Int, initialization: Initialization = .pytorch, generator: inout SeededGenerator
+    ) throws {
         guard vocabularySize >= 1, dimension >= 1 else {
             throw RecurrentKitError("Embedding sizes must be at least 1, got V \(vocabularySize), E \(dimension)")
         }
         var layout = ParameterLayout()
         Self.declareParameters(prefix: "", vocabularySize: vocabularySize, dimension: dimension, into: &layout)
-        try self.init(prefix: "", vocabularySize: vocabularySize, dimension: dimension, store: ParameterStore(layout: layout))
+        try self.init(
+            prefix: "", vocabularySize: vocabularySize, dimension: dimension, store: ParameterStore(layout: layout))
         initialize(initialization, generator: &generator)
     }
 
@@ -191,13 +222,19 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
         self.vocabularySize = vocabularySize
         self.dimension = dimension
         (parameters, parameterPrefix) = (store, prefix)
-        (weightValues, weightGradients) = try Self.resolve(store, prefix: prefix, vocabularySize: vocabularySize, dimension: dimension)
+        (weightValues, weightGradients) = try Self.resolve(
+            store, prefix: prefix, vocabularySize: vocabularySize, dimension: dimension)
     }
 
-    private static func resolve(_ store: ParameterStore<Scalar>, prefix: String, vocabularySize: Int, dimension: Int) throws
-        -> (UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>) {
+    private static func resolve(
+        _ store: ParameterStore<Scalar>, prefix: String, vocabularySize: Int, dimension: Int
+    ) throws
+        -> (UnsafeMutablePointer<Scalar>, UnsafeMutablePointer<Scalar>)
+    {
         let w = try store.requireEntry("\(prefix)weight")
-        guard w.shape == [vocabularySize, dimension] else { throw RecurrentKitError.shapeMismatch(w.name, expected: [vocabularySize, dimension], got: w.shape) }
+        guard w.shape == [vocabularySize, dimension] else {
+            throw RecurrentKitError.shapeMismatch(w.name, expected: [vocabularySize, dimension], got: w.shape)
+        }
         return (store.values + w.offset, store.gradients + w.offset)
     }
 
@@ -210,7 +247,8 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
-        (weightValues, weightGradients) = try Self.resolve(store, prefix: prefix, vocabularySize: vocabularySize, dimension: dimension)
+        (weightValues, weightGradients) = try Self.resolve(
+            store, prefix: prefix, vocabularySize: vocabularySize, dimension: dimension)
         (parameters, parameterPrefix) = (store, prefix)
     }
 
@@ -243,7 +281,8 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
     public func backward(tokens: [Int], outputGradient dOut: Tensor<Scalar>) throws {
         try checkTokens(tokens)
         guard dOut.shape == [tokens.count, dimension] else {
-            throw RecurrentKitError.shapeMismatch("Embedding outputGradient", expected: [tokens.count, dimension], got: dOut.shape)
+            throw RecurrentKitError.shapeMismatch(
+                "Embedding outputGradient", expected: [tokens.count, dimension], got: dOut.shape)
         }
         dOut.scalars.withUnsafeBufferPointer { backward(tokens, outputGradient: $0.baseAddress!) }
     }
@@ -258,7 +297,9 @@ public final class Embedding<Scalar: RecurrentScalar>: ParameterizedLayer {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func forward(_ tokens: [Int], into out: UnsafeMutablePointer<Scalar>) {
-        for (r, token) in tokens.enumerated() { (out + r * dimension).update(from: weightValues + token * dimension, count: dimension) }
+        for (r, token) in tokens.enumerated() {
+            (out + r * dimension).update(from: weightValues + token * dimension, count: dimension)
+        }
     }
 
     /// dW[token] += dOut row, for every position (tokens already range-checked; caller-owned memory).

@@ -15,26 +15,35 @@
 /// - Throws: on a shape mismatch, a target outside [0, classes), or an invalid weight.
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
-public func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?,
-                                                         weights: [Double]? = nil) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
+    logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?,
+    weights: [Double]? = nil
+) throws -> (loss: Double, gradient: Tensor<Scalar>) {
     var gradient = Tensor<Scalar>(zeros: [0])
-    let loss = try softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, weights: weights, gradient: &gradient)
+    let loss = try softmaxCrossEntropy(
+        logits: logits, targets: targets, ignoreIndex: ignoreIndex, weights: weights, gradient: &gradient)
     return (loss, gradient)
 }
 
 /// ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)`` writing the gradient into `gradient` (its storage
 /// reused when it has the logits' shape).
-func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?, weights: [Double]?,
-                                                  gradient: inout Tensor<Scalar>) throws -> Double {
+func softmaxCrossEntropy<Scalar: RecurrentScalar>(
+    logits: Tensor<Scalar>, targets: [Int], ignoreIndex: Int?, weights: [Double]?,
+    gradient: inout Tensor<Scalar>
+) throws -> Double {
     guard logits.shape.count == 2, logits.shape[0] >= 1, logits.shape[1] >= 1 else {
         throw RecurrentKitError("logits must be (rows, classes) with both at least 1, got shape \(logits.shape)")
     }
     let (rows, classes) = (logits.shape[0], logits.shape[1])
-    guard targets.count == rows else { throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows") }
+    guard targets.count == rows else {
+        throw RecurrentKitError("cross-entropy got \(targets.count) targets for \(rows) rows")
+    }
     if let weights { try checkWeights(weights, rows: rows, loss: "cross-entropy") }
     var total = 0.0
     for (i, y) in targets.enumerated() where y != ignoreIndex {
-        guard y >= 0 && y < classes else { throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(classes))") }
+        guard y >= 0 && y < classes else {
+            throw RecurrentKitError("target \(y) at position \(i) is outside [0, \(classes))")
+        }
         total += weights?[i] ?? 1
     }
     gradient.prepare(like: logits.shape)
@@ -70,8 +79,11 @@ func softmaxCrossEntropy<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, target
 /// - Returns: the loss (0 when every weight is 0) and dL/dpredictions (the predictions' shape).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
-public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]? = nil) throws
-    -> (loss: Double, gradient: Tensor<Scalar>) {
+public func meanSquaredError<Scalar: RecurrentScalar>(
+    predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]? = nil
+) throws
+    -> (loss: Double, gradient: Tensor<Scalar>)
+{
     var gradient = Tensor<Scalar>(zeros: [0])
     let loss = try meanSquaredError(predictions: predictions, targets: targets, weights: weights, gradient: &gradient)
     return (loss, gradient)
@@ -79,8 +91,10 @@ public func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar
 
 /// ``meanSquaredError(predictions:targets:weights:)`` writing the gradient into `gradient` (its storage reused when
 /// it has the predictions' shape).
-func meanSquaredError<Scalar: RecurrentScalar>(predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]?,
-                                               gradient: inout Tensor<Scalar>) throws -> Double {
+func meanSquaredError<Scalar: RecurrentScalar>(
+    predictions: Tensor<Scalar>, targets: Tensor<Scalar>, weights: [Double]?,
+    gradient: inout Tensor<Scalar>
+) throws -> Double {
     let n = try elementCount(predictions, targets, loss: "mean squared error")
     let width = predictions.shape.last ?? 1, rows = n / width
     if let weights { try checkWeights(weights, rows: rows, loss: "mean squared error") }
@@ -115,7 +129,9 @@ public final class MeanSquaredErrorLoss<Scalar: RecurrentScalar> {
     public init() {}
 
     /// The mean of (p - y)^2 over every element and dL/dp, (the predictions' shape).
-    public func callAsFunction(_ predictions: Tensor<Scalar>, _ targets: Tensor<Scalar>) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+    public func callAsFunction(
+        _ predictions: Tensor<Scalar>, _ targets: Tensor<Scalar>
+    ) throws -> (loss: Double, gradient: Tensor<Scalar>) {
         let loss = try meanSquaredError(predictions: predictions, targets: targets, weights: nil, gradient: &gradient)
         return (loss, gradient)
     }
@@ -132,8 +148,11 @@ public final class CrossEntropyLoss<Scalar: RecurrentScalar> {
     public init(ignoreIndex: Int? = nil) { self.ignoreIndex = ignoreIndex }
 
     /// The mean cross-entropy of logits (rows, classes) against class indices, and dL/dlogits.
-    public func callAsFunction(_ logits: Tensor<Scalar>, _ targets: [Int]) throws -> (loss: Double, gradient: Tensor<Scalar>) {
-        let loss = try softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, weights: nil, gradient: &gradient)
+    public func callAsFunction(
+        _ logits: Tensor<Scalar>, _ targets: [Int]
+    ) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+        let loss = try softmaxCrossEntropy(
+            logits: logits, targets: targets, ignoreIndex: ignoreIndex, weights: nil, gradient: &gradient)
         return (loss, gradient)
     }
 }
@@ -157,7 +176,9 @@ public func sequenceMask(lengths: [Int], steps T: Int, layout: SequenceLayout = 
 
 /// Checks one weight per row: count, finite and non-negative.
 func checkWeights(_ weights: [Double], rows: Int, loss: String) throws {
-    guard weights.count == rows else { throw RecurrentKitError("\(loss) got \(weights.count) weights for \(rows) rows") }
+    guard weights.count == rows else {
+        throw RecurrentKitError("\(loss) got \(weights.count) weights for \(rows) rows")
+    }
     for (i, w) in weights.enumerated() where !(w.isFinite && w >= 0) {
         throw RecurrentKitError("weight \(w) at position \(i) must be finite and >= 0")
     }
@@ -171,8 +192,11 @@ func checkWeights(_ weights: [Double], rows: Int, loss: String) throws {
 /// - Returns: the loss and dL/dlogits (the logits' shape).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
-public func binaryCrossEntropyWithLogits<Scalar: RecurrentScalar>(logits: Tensor<Scalar>, targets: Tensor<Scalar>) throws
-    -> (loss: Double, gradient: Tensor<Scalar>) {
+public func binaryCrossEntropyWithLogits<Scalar: RecurrentScalar>(
+    logits: Tensor<Scalar>, targets: Tensor<Scalar>
+) throws
+    -> (loss: Double, gradient: Tensor<Scalar>)
+{
     let n = try elementCount(logits, targets, loss: "binary cross-entropy")
     var gradient = Tensor<Scalar>(zeros: logits.shape)
     var loss = 0.0
@@ -187,8 +211,11 @@ public func binaryCrossEntropyWithLogits<Scalar: RecurrentScalar>(logits: Tensor
 
 /// The element count of an element-wise loss's predictions, after checking that the targets have their shape and that
 /// there is at least one element.
-private func elementCount<Scalar>(_ predictions: Tensor<Scalar>, _ targets: Tensor<Scalar>, loss: String) throws -> Int {
-    guard predictions.shape == targets.shape else { throw RecurrentKitError.shapeMismatch("targets", expected: predictions.shape, got: targets.shape) }
+private func elementCount<Scalar>(_ predictions: Tensor<Scalar>, _ targets: Tensor<Scalar>, loss: String) throws -> Int
+{
+    guard predictions.shape == targets.shape else {
+        throw RecurrentKitError.shapeMismatch("targets", expected: predictions.shape, got: targets.shape)
+    }
     guard !predictions.scalars.isEmpty else { throw RecurrentKitError("\(loss) of an empty tensor") }
     return predictions.scalars.count
 }

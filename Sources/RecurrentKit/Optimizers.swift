@@ -18,10 +18,16 @@ public enum ClipStyle: String, Codable, CaseIterable, Sendable {
 @discardableResult
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
-public func clipGradientNorm<Scalar: RecurrentScalar>(_ store: ParameterStore<Scalar>, maxNorm: Double, style: ClipStyle = .d2l) throws -> Double {
-    guard maxNorm.isFinite, maxNorm > 0 else { throw RecurrentKitError.invalidArgument("maxNorm", maxNorm, "must be a positive finite number") }
+public func clipGradientNorm<Scalar: RecurrentScalar>(
+    _ store: ParameterStore<Scalar>, maxNorm: Double, style: ClipStyle = .d2l
+) throws -> Double {
+    guard maxNorm.isFinite, maxNorm > 0 else {
+        throw RecurrentKitError.invalidArgument("maxNorm", maxNorm, "must be a positive finite number")
+    }
     let norm = store.gradientSquaredNorm().squareRoot()
-    guard norm.isFinite else { throw RecurrentKitError("gradient norm is \(norm): a NaN or infinite gradient reached clipping") }
+    guard norm.isFinite else {
+        throw RecurrentKitError("gradient norm is \(norm): a NaN or infinite gradient reached clipping")
+    }
     let coefficient: Double
     switch style {
     case .d2l: coefficient = norm > maxNorm ? maxNorm / norm : 1
@@ -68,12 +74,19 @@ public final class SGD: Optimizer {
     private let buffer = StateBuffer(name: "SGD momentum")
 
     /// Creates SGD; throws an error naming the first invalid argument.
-    public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) throws {
+    public init(
+        learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0,
+        nesterov: Bool = false
+    ) throws {
         try checkLearningRate(learningRate)
         try checkMomentum(momentum)
-        guard dampening.isFinite, dampening >= 0, dampening <= 1 else { throw RecurrentKitError.invalidArgument("dampening", dampening, "must be in [0, 1]") }
+        guard dampening.isFinite, dampening >= 0, dampening <= 1 else {
+            throw RecurrentKitError.invalidArgument("dampening", dampening, "must be in [0, 1]")
+        }
         try checkWeightDecay(weightDecay)
-        guard !nesterov || (momentum > 0 && dampening == 0) else { throw RecurrentKitError("nesterov momentum needs momentum > 0 and dampening 0") }
+        guard !nesterov || (momentum > 0 && dampening == 0) else {
+            throw RecurrentKitError("nesterov momentum needs momentum > 0 and dampening 0")
+        }
         self.learningRate = learningRate
         self.momentum = momentum
         self.dampening = dampening
@@ -90,8 +103,11 @@ public final class SGD: Optimizer {
         let p = store.values, g = store.gradients, n = store.count
         let lr = Scalar(learningRate), wd = Scalar(weightDecay)
         if momentum == 0 {
-            if weightDecay == 0 { for i in 0..<n { p[i] -= lr * g[i] } }
-            else { for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) } }
+            if weightDecay == 0 {
+                for i in 0..<n { p[i] -= lr * g[i] }
+            } else {
+                for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) }
+            }
         } else {
             let buf = try buffer.values(Scalar.self, count: n, afterSteps: stepCount)
             let mu = Scalar(momentum), keep = Scalar(1 - dampening)
@@ -143,12 +159,20 @@ public final class Adam: Optimizer {
     private let secondMoment = StateBuffer(name: "Adam exp_avg_sq")
 
     /// Creates Adam (or AdamW when `decoupled`); throws an error naming the first invalid argument.
-    public init(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
-                weightDecay: Double = 0, decoupled: Bool = false) throws {
+    public init(
+        learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
+        weightDecay: Double = 0, decoupled: Bool = false
+    ) throws {
         try checkLearningRate(learningRate)
-        guard beta1.isFinite, beta1 >= 0, beta1 < 1 else { throw RecurrentKitError.invalidArgument("beta1", beta1, "must be in [0, 1)") }
-        guard beta2.isFinite, beta2 >= 0, beta2 < 1 else { throw RecurrentKitError.invalidArgument("beta2", beta2, "must be in [0, 1)") }
-        guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
+        guard beta1.isFinite, beta1 >= 0, beta1 < 1 else {
+            throw RecurrentKitError.invalidArgument("beta1", beta1, "must be in [0, 1)")
+        }
+        guard beta2.isFinite, beta2 >= 0, beta2 < 1 else {
+            throw RecurrentKitError.invalidArgument("beta2", beta2, "must be in [0, 1)")
+        }
+        guard epsilon.isFinite, epsilon > 0 else {
+            throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0")
+        }
         try checkWeightDecay(weightDecay)
         self.learningRate = learningRate
         self.beta1 = beta1
@@ -159,9 +183,13 @@ public final class Adam: Optimizer {
     }
 
     /// AdamW (Loshchilov and Hutter) with PyTorch's defaults (weight decay 0.01).
-    public static func adamW(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
-                             epsilon: Double = 1e-8, weightDecay: Double = 0.01) throws -> Adam {
-        try Adam(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, decoupled: true)
+    public static func adamW(
+        learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
+        epsilon: Double = 1e-8, weightDecay: Double = 0.01
+    ) throws -> Adam {
+        try Adam(
+            learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
+            decoupled: true)
     }
 
     /// One Adam update.
@@ -207,7 +235,9 @@ public final class Adam: Optimizer {
     public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
         try checkOptimizerState(stateBuffers, names: ["exp_avg", "exp_avg_sq"], stepCount: stepCount)
         let m = stateBuffers["exp_avg"] ?? [], v = stateBuffers["exp_avg_sq"] ?? []
-        guard m.count == v.count else { throw RecurrentKitError("Adam state buffers have different sizes (\(m.count), \(v.count))") }
+        guard m.count == v.count else {
+            throw RecurrentKitError("Adam state buffers have different sizes (\(m.count), \(v.count))")
+        }
         firstMoment.restore(m)
         secondMoment.restore(v)
         self.stepCount = stepCount
@@ -238,11 +268,17 @@ public final class RMSprop: Optimizer {
     private let momentumBuffer = StateBuffer(name: "RMSprop momentum_buffer")
 
     /// Creates RMSprop; throws an error naming the first invalid argument.
-    public init(learningRate: Double = 0.01, alpha: Double = 0.99, epsilon: Double = 1e-8, weightDecay: Double = 0,
-                momentum: Double = 0, centered: Bool = false) throws {
+    public init(
+        learningRate: Double = 0.01, alpha: Double = 0.99, epsilon: Double = 1e-8, weightDecay: Double = 0,
+        momentum: Double = 0, centered: Bool = false
+    ) throws {
         try checkLearningRate(learningRate)
-        guard alpha.isFinite, alpha >= 0, alpha < 1 else { throw RecurrentKitError.invalidArgument("alpha", alpha, "must be in [0, 1)") }
-        guard epsilon.isFinite, epsilon > 0 else { throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0") }
+        guard alpha.isFinite, alpha >= 0, alpha < 1 else {
+            throw RecurrentKitError.invalidArgument("alpha", alpha, "must be in [0, 1)")
+        }
+        guard epsilon.isFinite, epsilon > 0 else {
+            throw RecurrentKitError.invalidArgument("epsilon", epsilon, "must be > 0")
+        }
         try checkWeightDecay(weightDecay)
         try checkMomentum(momentum)
         self.learningRate = learningRate
@@ -299,12 +335,19 @@ public final class RMSprop: Optimizer {
     /// Restores the running averages and the step count.
     /// - Throws: on a negative step count, unknown, missing or mismatched buffers, or a non-finite value.
     public func restore(stateBuffers: [String: [Double]], stepCount: Int) throws {
-        try checkOptimizerState(stateBuffers, names: ["square_avg", "grad_avg", "momentum_buffer"], stepCount: stepCount)
+        try checkOptimizerState(
+            stateBuffers, names: ["square_avg", "grad_avg", "momentum_buffer"], stepCount: stepCount)
         let s = stateBuffers["square_avg"] ?? []
         if stepCount > 0 {
-            guard !s.isEmpty else { throw RecurrentKitError("RMSprop state has no square_avg after \(stepCount) step(s)") }
-            if centered, stateBuffers["grad_avg"]?.count != s.count { throw RecurrentKitError("centered RMSprop state needs grad_avg of \(s.count) values") }
-            if momentum > 0, stateBuffers["momentum_buffer"]?.count != s.count { throw RecurrentKitError("RMSprop with momentum needs momentum_buffer of \(s.count) values") }
+            guard !s.isEmpty else {
+                throw RecurrentKitError("RMSprop state has no square_avg after \(stepCount) step(s)")
+            }
+            if centered, stateBuffers["grad_avg"]?.count != s.count {
+                throw RecurrentKitError("centered RMSprop state needs grad_avg of \(s.count) values")
+            }
+            if momentum > 0, stateBuffers["momentum_buffer"]?.count != s.count {
+                throw RecurrentKitError("RMSprop with momentum needs momentum_buffer of \(s.count) values")
+            }
         }
         squareAverage.restore(s)
         gradientAverage.restore(stateBuffers["grad_avg"] ?? [])
@@ -315,25 +358,35 @@ public final class RMSprop: Optimizer {
 
 /// The learning-rate check of every optimizer's initializer and step.
 private func checkLearningRate(_ learningRate: Double) throws {
-    guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0") }
+    guard learningRate.isFinite, learningRate >= 0 else {
+        throw RecurrentKitError.invalidArgument("learning rate", learningRate, "must be >= 0")
+    }
 }
 
 /// The weight-decay check of every optimizer.
 private func checkWeightDecay(_ weightDecay: Double) throws {
-    guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0") }
+    guard weightDecay.isFinite, weightDecay >= 0 else {
+        throw RecurrentKitError.invalidArgument("weight decay", weightDecay, "must be >= 0")
+    }
 }
 
 /// The momentum check of SGD and RMSprop.
 private func checkMomentum(_ momentum: Double) throws {
-    guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
+    guard momentum.isFinite, momentum >= 0, momentum < 1 else {
+        throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)")
+    }
 }
 
 /// The checks every optimizer's `restore` makes: known buffer names, finite values, a non-negative step count.
 private func checkOptimizerState(_ buffers: [String: [Double]], names: Set<String>, stepCount: Int) throws {
-    guard stepCount >= 0 else { throw RecurrentKitError.invalidArgument("optimizer step count", stepCount, "must be >= 0") }
+    guard stepCount >= 0 else {
+        throw RecurrentKitError.invalidArgument("optimizer step count", stepCount, "must be >= 0")
+    }
     for (name, values) in buffers {
         guard names.contains(name) else { throw RecurrentKitError("unknown optimizer state buffer '\(name)'") }
-        guard values.allSatisfy(\.isFinite) else { throw RecurrentKitError("optimizer state buffer '\(name)' holds a non-finite value") }
+        guard values.allSatisfy(\.isFinite) else {
+            throw RecurrentKitError("optimizer state buffer '\(name)' holds a non-finite value")
+        }
     }
 }
 
@@ -356,14 +409,22 @@ final class StateBuffer {
 
     /// The values as `S`, `count` of them: zeros on the first step, restored values converted, or the existing block.
     /// - Throws: when the buffer holds another number of values, or none after `steps` > 0 (it belongs to another model).
-    func values<S: RecurrentScalar>(_ type: S.Type, count n: Int, afterSteps steps: Int) throws -> UnsafeMutablePointer<S> {
+    func values<S: RecurrentScalar>(
+        _ type: S.Type, count n: Int, afterSteps steps: Int
+    ) throws -> UnsafeMutablePointer<S> {
         if let storage, storedType == S.self, count == n { return storage.assumingMemoryBound(to: S.self) }
         let source: [Double]
-        if let restored, !restored.isEmpty { source = restored }
-        else if storage != nil { source = doubles }
-        else { source = [] }
+        if let restored, !restored.isEmpty {
+            source = restored
+        } else if storage != nil {
+            source = doubles
+        } else {
+            source = []
+        }
         guard source.isEmpty ? steps == 0 : source.count == n else {
-            throw RecurrentKitError("\(name) state holds \(source.count) values after \(steps) steps, but the parameters have \(n); it was restored from or used with another model")
+            throw RecurrentKitError(
+                "\(name) state holds \(source.count) values after \(steps) steps, but the parameters have \(n); it was restored from or used with another model"
+            )
         }
         if let storage { freeAligned(storage.assumingMemoryBound(to: UInt8.self)) }
         let typed = allocateAligned(S.self, count: max(n, 1))
@@ -379,7 +440,9 @@ final class StateBuffer {
     var doubles: [Double] {
         if let restored { return restored }
         guard let storage else { return [] }
-        if storedType == Float.self { return (0..<count).map { Double(storage.assumingMemoryBound(to: Float.self)[$0]) } }
+        if storedType == Float.self {
+            return (0..<count).map { Double(storage.assumingMemoryBound(to: Float.self)[$0]) }
+        }
         return Array(UnsafeBufferPointer(start: storage.assumingMemoryBound(to: Double.self), count: count))
     }
 

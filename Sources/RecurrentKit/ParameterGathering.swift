@@ -45,13 +45,23 @@ extension ParameterStore {
         var layout = ParameterLayout()
         var names = Set<String>(), seen = Set<ObjectIdentifier>()
         for (name, layer) in layers {
-            let allowed = name.utf8.allSatisfy { $0 < 128 && (($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 46) }
-            guard !name.isEmpty, name.count <= 200, allowed, !name.hasPrefix("."), !name.hasSuffix("."), !name.contains("..") else {
+            let allowed = name.utf8.allSatisfy {
+                $0 < 128
+                    && (($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95
+                        || $0 == 46)
+            }
+            guard !name.isEmpty, name.count <= 200, allowed, !name.hasPrefix("."), !name.hasSuffix("."),
+                !name.contains("..")
+            else {
                 throw RecurrentKitError("layer name '\(name.prefix(60))' must be letters, digits, '_' and inner '.'")
             }
             guard names.insert(name).inserted else { throw RecurrentKitError("layer name '\(name)' is used twice") }
-            guard seen.insert(ObjectIdentifier(layer)).inserted else { throw RecurrentKitError("layer '\(name)' is also given under another name") }
-            for entry in layer.parameterDeclarations.entries { layout.append("\(name).\(entry.name)", shape: entry.shape) }
+            guard seen.insert(ObjectIdentifier(layer)).inserted else {
+                throw RecurrentKitError("layer '\(name)' is also given under another name")
+            }
+            for entry in layer.parameterDeclarations.entries {
+                layout.append("\(name).\(entry.name)", shape: entry.shape)
+            }
         }
         self.init(layout: layout)
         for (name, layer) in layers {
@@ -86,9 +96,13 @@ public struct ParameterView<Scalar: RecurrentScalar> {
     /// PyTorch's shape, e.g. (G*H, In).
     public var shape: [Int] { entry.shape }
     /// The values, row-major, in the store.
-    public var values: UnsafeMutableBufferPointer<Scalar> { UnsafeMutableBufferPointer(start: store.values + entry.offset, count: entry.count) }
+    public var values: UnsafeMutableBufferPointer<Scalar> {
+        UnsafeMutableBufferPointer(start: store.values + entry.offset, count: entry.count)
+    }
     /// The gradient, row-major, in the store (backward passes add into it).
-    public var gradients: UnsafeMutableBufferPointer<Scalar> { UnsafeMutableBufferPointer(start: store.gradients + entry.offset, count: entry.count) }
+    public var gradients: UnsafeMutableBufferPointer<Scalar> {
+        UnsafeMutableBufferPointer(start: store.gradients + entry.offset, count: entry.count)
+    }
 
     /// A copy of the values as a tensor of ``shape``.
     public func tensor() throws -> Tensor<Scalar> { try Tensor(shape: shape, scalars: Array(values)) }

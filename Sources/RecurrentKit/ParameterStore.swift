@@ -67,15 +67,20 @@ public final class ParameterStore<Scalar: RecurrentScalar> {
     /// The entry called `name`; throws if the model has no such parameter.
     public func requireEntry(_ name: String) throws -> ParameterEntry {
         guard let entry = entry(named: name) else {
-            throw RecurrentKitError("no parameter named \(name); the model has \(entries.map(\.name).joined(separator: ", "))")
+            throw RecurrentKitError(
+                "no parameter named \(name); the model has \(entries.map(\.name).joined(separator: ", "))")
         }
         return entry
     }
 
     /// Pointer to the first value of `name` (internal: names are known to exist).
-    func value(_ name: String) -> UnsafeMutablePointer<Scalar> { values + indexByName[name].map { entries[$0].offset }! }
+    func value(_ name: String) -> UnsafeMutablePointer<Scalar> {
+        values + indexByName[name].map { entries[$0].offset }!
+    }
     /// Pointer to the first gradient of `name`.
-    func gradient(_ name: String) -> UnsafeMutablePointer<Scalar> { gradients + indexByName[name].map { entries[$0].offset }! }
+    func gradient(_ name: String) -> UnsafeMutablePointer<Scalar> {
+        gradients + indexByName[name].map { entries[$0].offset }!
+    }
 
     /// Sets every gradient to zero (a separate step: backward passes accumulate).
     @_specialize(where Scalar == Float)
@@ -90,20 +95,25 @@ public final class ParameterStore<Scalar: RecurrentScalar> {
     /// A copy of the parameter `name` as a tensor.
     public func tensor(_ name: String) throws -> Tensor<Scalar> {
         let entry = try requireEntry(name)
-        return try Tensor(shape: entry.shape, scalars: Array(UnsafeBufferPointer(start: values + entry.offset, count: entry.count)))
+        return try Tensor(
+            shape: entry.shape, scalars: Array(UnsafeBufferPointer(start: values + entry.offset, count: entry.count)))
     }
 
     /// A copy of the gradient of `name` as a tensor.
     public func gradientTensor(_ name: String) throws -> Tensor<Scalar> {
         let entry = try requireEntry(name)
-        return try Tensor(shape: entry.shape, scalars: Array(UnsafeBufferPointer(start: gradients + entry.offset, count: entry.count)))
+        return try Tensor(
+            shape: entry.shape, scalars: Array(UnsafeBufferPointer(start: gradients + entry.offset, count: entry.count))
+        )
     }
 
     /// Overwrites parameter `name`; throws if the name is unknown or the shape differs.
     public func setTensor(_ name: String, _ tensor: Tensor<Scalar>) throws {
         let entry = try requireEntry(name)
         try tensor.requireShape(entry.shape, name: name)
-        tensor.scalars.withUnsafeBufferPointer { (values + entry.offset).update(from: $0.baseAddress!, count: entry.count) }
+        tensor.scalars.withUnsafeBufferPointer {
+            (values + entry.offset).update(from: $0.baseAddress!, count: entry.count)
+        }
     }
 
     /// Copies all values from another store with the same layout.
@@ -200,7 +210,10 @@ final class PackedWeight<Scalar: RecurrentScalar> {
 
     /// C (m, n) = A (m, k) * packed + beta * C.
     @inline(__always)
-    func multiply(_ a: UnsafePointer<Scalar>, m: Int, lda: Int, beta: Scalar, into c: UnsafeMutablePointer<Scalar>, ldc: Int) {
-        Scalar.gemmPacked(transA: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, packedB: buffer!, beta: beta, c: c, ldc: ldc)
+    func multiply(
+        _ a: UnsafePointer<Scalar>, m: Int, lda: Int, beta: Scalar, into c: UnsafeMutablePointer<Scalar>, ldc: Int
+    ) {
+        Scalar.gemmPacked(
+            transA: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, packedB: buffer!, beta: beta, c: c, ldc: ldc)
     }
 }

@@ -55,7 +55,7 @@ func addressSpaceLimitBytes() -> Int? {
     var limit = rlimit()
     #if canImport(Glibc)
     let status = getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit)
-    let unlimited = UInt64(rlim_t.max) // RLIM_INFINITY, (rlim_t) -1, which Swift does not import
+    let unlimited = UInt64(rlim_t.max)  // RLIM_INFINITY, (rlim_t) -1, which Swift does not import
     #elseif canImport(Musl)
     let status = getrlimit(RLIMIT_AS, &limit)
     let unlimited = UInt64(rlim_t.max)

@@ -32,7 +32,8 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
         case "gru": self = .gru
         case "lstm": self = .lstm
         default:
-            throw RecurrentKitError.invalidArgument("cell", "'\(name)'", "expected one of rnn_tanh, rnn_relu, rnn_linear, gru, lstm")
+            throw RecurrentKitError.invalidArgument(
+                "cell", "'\(name)'", "expected one of rnn_tanh, rnn_relu, rnn_linear, gru, lstm")
         }
     }
 
@@ -41,7 +42,8 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
         switch nonlinearity {
         case "tanh": return .rnnTanh
         case "relu": return .rnnReLU
-        default: throw RecurrentKitError.invalidArgument("nonlinearity", "'\(nonlinearity)'", "expected 'tanh' or 'relu'")
+        default:
+            throw RecurrentKitError.invalidArgument("nonlinearity", "'\(nonlinearity)'", "expected 'tanh' or 'relu'")
         }
     }
 }
@@ -63,7 +65,8 @@ extension Initialization {
     /// Parses "pytorch", "d2l", "identity" or "orthogonal"; anything else throws an error naming the value.
     public init(parsing name: String) throws {
         guard let value = Initialization(rawValue: name) else {
-            throw RecurrentKitError.invalidArgument("initialization", "'\(name)'", "expected pytorch, d2l, identity or orthogonal")
+            throw RecurrentKitError.invalidArgument(
+                "initialization", "'\(name)'", "expected pytorch, d2l, identity or orthogonal")
         }
         self = value
     }
@@ -94,8 +97,10 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
     public var projectionSize: Int
 
     /// Creates a configuration (validated by ``validate()`` when a network is built).
-    public init(cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
-                bidirectional: Bool = false, projectionSize: Int = 0) {
+    public init(
+        cell: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
+        bidirectional: Bool = false, projectionSize: Int = 0
+    ) {
         self.cell = cell
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
@@ -106,24 +111,31 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         self.projectionSize = projectionSize
     }
 
-    private enum CodingKeys: String, CodingKey { case cell, inputSize, hiddenSize, numLayers, dropout, bias, bidirectional, projectionSize }
+    private enum CodingKeys: String, CodingKey {
+        case cell, inputSize, hiddenSize, numLayers, dropout, bias, bidirectional, projectionSize
+    }
 
     /// Decodes a configuration; `bias` (true), `bidirectional` (false) and `projectionSize` (0) are optional, as in files
     /// written before they existed.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(cell: try c.decode(CellKind.self, forKey: .cell), inputSize: try c.decode(Int.self, forKey: .inputSize),
-                  hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
-                  dropout: try c.decode(Double.self, forKey: .dropout), bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
-                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false,
-                  projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
+        self.init(
+            cell: try c.decode(CellKind.self, forKey: .cell), inputSize: try c.decode(Int.self, forKey: .inputSize),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+            numLayers: try c.decode(Int.self, forKey: .numLayers),
+            dropout: try c.decode(Double.self, forKey: .dropout),
+            bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
+            bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false,
+            projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
     /// Encodes every field; `projectionSize` only when set, so files without a projection read as before.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(cell, forKey: .cell); try c.encode(inputSize, forKey: .inputSize); try c.encode(hiddenSize, forKey: .hiddenSize)
-        try c.encode(numLayers, forKey: .numLayers); try c.encode(dropout, forKey: .dropout); try c.encode(bias, forKey: .bias)
+        try c.encode(cell, forKey: .cell); try c.encode(inputSize, forKey: .inputSize);
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numLayers, forKey: .numLayers); try c.encode(dropout, forKey: .dropout);
+        try c.encode(bias, forKey: .bias)
         try c.encode(bidirectional, forKey: .bidirectional)
         if projectionSize != 0 { try c.encode(projectionSize, forKey: .projectionSize) }
     }
@@ -139,24 +151,36 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
 
     /// Throws an error naming the first invalid field and its value.
     public func validate() throws {
-        guard inputSize >= 1 else { throw RecurrentKitError.invalidArgument("inputSize", inputSize, "must be at least 1") }
-        guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hiddenSize", hiddenSize, "must be at least 1") }
-        guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("numLayers", numLayers, "must be at least 1") }
+        guard inputSize >= 1 else {
+            throw RecurrentKitError.invalidArgument("inputSize", inputSize, "must be at least 1")
+        }
+        guard hiddenSize >= 1 else {
+            throw RecurrentKitError.invalidArgument("hiddenSize", hiddenSize, "must be at least 1")
+        }
+        guard numLayers >= 1 else {
+            throw RecurrentKitError.invalidArgument("numLayers", numLayers, "must be at least 1")
+        }
         guard dropout.isFinite, dropout >= 0, dropout < 1 else {
             throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)")
         }
         guard projectionSize >= 0, projectionSize < hiddenSize else {
-            throw RecurrentKitError.invalidArgument("projectionSize", projectionSize, "must be in [0, hiddenSize) (PyTorch proj_size)")
+            throw RecurrentKitError.invalidArgument(
+                "projectionSize", projectionSize, "must be in [0, hiddenSize) (PyTorch proj_size)")
         }
-        guard projectionSize == 0 || cell == .lstm else { throw RecurrentKitError("projectionSize (proj_size) is defined for the LSTM only") }
+        guard projectionSize == 0 || cell == .lstm else {
+            throw RecurrentKitError("projectionSize (proj_size) is defined for the LSTM only")
+        }
         // Sizes whose buffers would overflow Int arithmetic or any realistic memory are refused, not trapped on.
         guard hiddenSize <= 1 << 16, inputSize <= 1 << 24, numLayers <= 1024 else {
-            throw RecurrentKitError("configuration too large: inputSize \(inputSize) (max 16777216), hiddenSize \(hiddenSize) (max 65536), numLayers \(numLayers) (max 1024)")
+            throw RecurrentKitError(
+                "configuration too large: inputSize \(inputSize) (max 16777216), hiddenSize \(hiddenSize) (max 65536), numLayers \(numLayers) (max 1024)"
+            )
         }
         let gateRows = cell.gateCount * hiddenSize
         let perLayer = gateRows * (max(inputSize, hiddenSize) + hiddenSize + 2)
         guard perLayer * numLayers <= 1 << 31 else {
-            throw RecurrentKitError("configuration too large: \(perLayer * numLayers) recurrent parameters (max 2147483648)")
+            throw RecurrentKitError(
+                "configuration too large: \(perLayer * numLayers) recurrent parameters (max 2147483648)")
         }
     }
 
@@ -180,7 +204,9 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
                     layout.append("\(prefix)bias_ih\(suffix)", shape: [rows])
                     layout.append("\(prefix)bias_hh\(suffix)", shape: [rows])
                 }
-                if projectionSize > 0 { layout.append("\(prefix)weight_hr\(suffix)", shape: [projectionSize, hiddenSize]) }
+                if projectionSize > 0 {
+                    layout.append("\(prefix)weight_hr\(suffix)", shape: [projectionSize, hiddenSize])
+                }
             }
         }
     }

@@ -24,12 +24,12 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
     private var lengths: [Int]? = nil
     private let configuration: RecurrentConfiguration
     private unowned let stack: RecurrentNetwork<Scalar>
-    private let reversedInput = Workspace<Scalar>()     // (T, B, In) time-reversed layer input
-    private var reversedTokens: [Int] = []              // (T, B) time-reversed one-hot input of layer 0
-    private let gradJoined = Workspace<Scalar>()        // (T, B, 2H) dL/d(joined output) of the layer being processed
-    private let gradBelow = Workspace<Scalar>()         // (T, B, 2H) dL/d(output of the layer below)
-    private let gradForward = Workspace<Scalar>()       // (T, B, H) forward half of gradJoined
-    private let gradReverse = Workspace<Scalar>()       // (T, B, H) reverse half, time-reversed
+    private let reversedInput = Workspace<Scalar>()  // (T, B, In) time-reversed layer input
+    private var reversedTokens: [Int] = []  // (T, B) time-reversed one-hot input of layer 0
+    private let gradJoined = Workspace<Scalar>()  // (T, B, 2H) dL/d(joined output) of the layer being processed
+    private let gradBelow = Workspace<Scalar>()  // (T, B, 2H) dL/d(output of the layer below)
+    private let gradForward = Workspace<Scalar>()  // (T, B, H) forward half of gradJoined
+    private let gradReverse = Workspace<Scalar>()  // (T, B, H) reverse half, time-reversed
     private let gradInputForward = Workspace<Scalar>()  // (T, B, In) dL/dx through the forward direction
     private let gradInputReverse = Workspace<Scalar>()  // (T, B, In) dL/dx through the reverse direction, time-reversed
 
@@ -39,10 +39,14 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
         self.stack = stack
         var made: [RecurrentNetwork<Scalar>] = []
         for k in 0..<c.numLayers {
-            let one = RecurrentConfiguration(cell: c.cell, inputSize: c.layerInputSize(k), hiddenSize: c.hiddenSize, numLayers: 1,
-                                             dropout: 0, bias: c.bias, projectionSize: c.projectionSize)
+            let one = RecurrentConfiguration(
+                cell: c.cell, inputSize: c.layerInputSize(k), hiddenSize: c.hiddenSize, numLayers: 1,
+                dropout: 0, bias: c.bias, projectionSize: c.projectionSize)
             for reverse in [false, true] {
-                made.append(try RecurrentNetwork(one, parameters: stack.parameters, prefix: stack.prefix, naming: .direction(layer: k, reverse: reverse)))
+                made.append(
+                    try RecurrentNetwork(
+                        one, parameters: stack.parameters, prefix: stack.prefix,
+                        naming: .direction(layer: k, reverse: reverse)))
             }
         }
         directions = made
@@ -54,8 +58,10 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
     /// Bytes of the directions' caches and of the joined outputs, masks and gradient scratch.
     var activationMemoryBytes: Int {
         directions.reduce(0) { $0 + $1.activationMemoryBytes }
-            + (outputs + masks + [reversedInput, gradJoined, gradBelow, gradForward, gradReverse, gradInputForward, gradInputReverse])
-                .reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
+            + (outputs + masks + [
+                reversedInput, gradJoined, gradBelow, gradForward, gradReverse, gradInputForward, gradInputReverse,
+            ])
+            .reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
     }
 
     /// The step that step t of row b maps to in the reverse direction's time: T-1-t, or with a variable-length batch
@@ -68,37 +74,53 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
     }
 
     /// Copies `source` (T, B, width) into `destination` with each row's time axis reversed (see `reversedStep`).
-    private func reverseTime(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, steps T: Int, batch B: Int, width: Int) {
+    private func reverseTime(
+        _ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, steps T: Int, batch B: Int,
+        width: Int
+    ) {
         for t in 0..<T {
-            for b in 0..<B { (destination + (reversedStep(t, row: b, steps: T) * B + b) * width).update(from: source + (t * B + b) * width, count: width) }
+            for b in 0..<B {
+                (destination + (reversedStep(t, row: b, steps: T) * B + b) * width).update(
+                    from: source + (t * B + b) * width, count: width)
+            }
         }
     }
 
-    func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
-                 c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, generator: inout SeededGenerator) throws {
-        let L = configuration.numLayers, H = configuration.stateSize, BH = B * H, cellRows = B * configuration.hiddenSize
+    func forward(
+        steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
+        c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, generator: inout SeededGenerator
+    ) throws {
+        let L = configuration.numLayers, H = configuration.stateSize, BH = B * H,
+            cellRows = B * configuration.hiddenSize
         self.lengths = lengths
         stack.syncDirections(stack.recomputeInterval)
         let dropsOut = training && configuration.dropout > 0 && L > 1
         let seed = dropsOut ? generator.next() : 0
-        var unused = SeededGenerator(seed: 0) // one-layer directions have no dropout of their own
+        var unused = SeededGenerator(seed: 0)  // one-layer directions have no dropout of their own
         for k in 0..<L {
             let In = configuration.layerInputSize(k)
             let forward = directions[2 * k], reverse = directions[2 * k + 1]
             let x: UnsafePointer<Scalar>? = k == 0 ? input : UnsafePointer(outputs[k - 1].pointer)
             let layerTokens = k == 0 ? tokens : nil
-            try forward.forward(steps: T, batch: B, input: x, tokens: layerTokens, h0: h0.map { $0 + 2 * k * BH },
-                                c0: c0.map { $0 + 2 * k * cellRows }, lengths: lengths, training: false, generator: &unused)
+            try forward.forward(
+                steps: T, batch: B, input: x, tokens: layerTokens, h0: h0.map { $0 + 2 * k * BH },
+                c0: c0.map { $0 + 2 * k * cellRows }, lengths: lengths, training: false, generator: &unused)
             if let layerTokens {
                 if reversedTokens.count != T * B { reversedTokens = Array(repeating: 0, count: T * B) }
-                for t in 0..<T { for b in 0..<B { reversedTokens[reversedStep(t, row: b, steps: T) * B + b] = layerTokens[t * B + b] } }
-                try reverse.forward(steps: T, batch: B, input: nil, tokens: reversedTokens, h0: h0.map { $0 + (2 * k + 1) * BH },
-                                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
+                for t in 0..<T {
+                    for b in 0..<B {
+                        reversedTokens[reversedStep(t, row: b, steps: T) * B + b] = layerTokens[t * B + b]
+                    }
+                }
+                try reverse.forward(
+                    steps: T, batch: B, input: nil, tokens: reversedTokens, h0: h0.map { $0 + (2 * k + 1) * BH },
+                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
             } else {
                 let xr = reversedInput.reserve(T * B * In)
                 reverseTime(x!, into: xr, steps: T, batch: B, width: In)
-                try reverse.forward(steps: T, batch: B, input: xr, tokens: nil, h0: h0.map { $0 + (2 * k + 1) * BH },
-                                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
+                try reverse.forward(
+                    steps: T, batch: B, input: xr, tokens: nil, h0: h0.map { $0 + (2 * k + 1) * BH },
+                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
             }
             // Join: step t holds the forward direction's h_t and the reverse direction's state after reading x_t.
             let joined = outputs[k].reserve(T * B * 2 * H)
@@ -106,7 +128,8 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             for t in 0..<T {
                 for b in 0..<B {
                     (joined + (t * B + b) * 2 * H).update(from: f + (t * B + b) * H, count: H)
-                    (joined + (t * B + b) * 2 * H + H).update(from: r + (reversedStep(t, row: b, steps: T) * B + b) * H, count: H)
+                    (joined + (t * B + b) * 2 * H + H).update(
+                        from: r + (reversedStep(t, row: b, steps: T) * B + b) * H, count: H)
                 }
             }
             droppedOut[k] = dropsOut && k < L - 1
@@ -122,10 +145,13 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
         }
     }
 
-    func backward(steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
-                  finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
-                  initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?) throws {
-        let L = configuration.numLayers, H = configuration.stateSize, BH = B * H, cellRows = B * configuration.hiddenSize
+    func backward(
+        steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
+        finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
+        initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?
+    ) throws {
+        let L = configuration.numLayers, H = configuration.stateSize, BH = B * H,
+            cellRows = B * configuration.hiddenSize
         // Two (T, B, 2H) buffers take turns: `current` holds dL/d(joined output of layer k), `other` receives layer k-1's.
         var current = gradJoined.reserve(T * B * 2 * H), other = gradBelow.reserve(T * B * 2 * H)
         current.update(from: outputGradient, count: T * B * 2 * H)
@@ -136,30 +162,37 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             for t in 0..<T {
                 for b in 0..<B {
                     (dF + (t * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H, count: H)
-                    (dR + (reversedStep(t, row: b, steps: T) * B + b) * H).update(from: dJoined + (t * B + b) * 2 * H + H, count: H)
+                    (dR + (reversedStep(t, row: b, steps: T) * B + b) * H).update(
+                        from: dJoined + (t * B + b) * 2 * H + H, count: H)
                 }
             }
             let wantsInput = k > 0 || inputGradient != nil
             let dxF = wantsInput ? gradInputForward.reserve(T * B * In) : nil
             let dxR = wantsInput ? gradInputReverse.reserve(T * B * In) : nil
-            for (index, (direction, dOut, dx)) in [(directions[2 * k], UnsafePointer(dF), dxF), (directions[2 * k + 1], UnsafePointer(dR), dxR)].enumerated() {
+            for (index, (direction, dOut, dx)) in [
+                (directions[2 * k], UnsafePointer(dF), dxF), (directions[2 * k + 1], UnsafePointer(dR), dxR),
+            ].enumerated() {
                 let row = (2 * k + index) * BH, cellRow = (2 * k + index) * cellRows
-                try direction.backward(outputGradient: dOut, finalHiddenGradient: finalHiddenGradient.map { $0 + row },
-                                       finalCellGradient: finalCellGradient.map { $0 + cellRow }, inputGradient: dx,
-                                       initialHiddenGradient: initialHiddenGradient.map { $0 + row },
-                                       initialCellGradient: initialCellGradient.map { $0 + cellRow })
+                try direction.backward(
+                    outputGradient: dOut, finalHiddenGradient: finalHiddenGradient.map { $0 + row },
+                    finalCellGradient: finalCellGradient.map { $0 + cellRow }, inputGradient: dx,
+                    initialHiddenGradient: initialHiddenGradient.map { $0 + row },
+                    initialCellGradient: initialCellGradient.map { $0 + cellRow })
             }
             guard wantsInput, let dxF, let dxR else { continue }
             // dL/dx_t = through the forward direction at t + through the reverse direction at its step T-1-t.
             let target = k > 0 ? other : inputGradient!
             for t in 0..<T {
                 for b in 0..<B {
-                    let out = target + (t * B + b) * In, a = dxF + (t * B + b) * In, r = dxR + (reversedStep(t, row: b, steps: T) * B + b) * In
+                    let out = target + (t * B + b) * In, a = dxF + (t * B + b) * In,
+                        r = dxR + (reversedStep(t, row: b, steps: T) * B + b) * In
                     for i in 0..<In { out[i] = a[i] + r[i] }
                 }
             }
             if k > 0 {
-                if droppedOut[k - 1] { let m = masks[k - 1].pointer; for i in 0..<(T * B * 2 * H) { target[i] *= m[i] } }
+                if droppedOut[k - 1] {
+                    let m = masks[k - 1].pointer; for i in 0..<(T * B * 2 * H) { target[i] *= m[i] }
+                }
                 swap(&current, &other)
             }
         }

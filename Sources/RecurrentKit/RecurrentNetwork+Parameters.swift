@@ -1,7 +1,9 @@
 // A stack's parameters: binding into a store (alone or gathered into a model), typed views, initialisation.
 
 /// A store holding exactly `configuration`'s parameters named by `naming`; validates the configuration first.
-func ownParameters<Scalar: RecurrentScalar>(_ configuration: RecurrentConfiguration, naming: ParameterNaming = .layers) throws -> ParameterStore<Scalar> {
+func ownParameters<Scalar: RecurrentScalar>(
+    _ configuration: RecurrentConfiguration, naming: ParameterNaming = .layers
+) throws -> ParameterStore<Scalar> {
     try configuration.validate()
     var layout = ParameterLayout()
     configuration.declareParameters(prefix: "", into: &layout, naming: naming)
@@ -60,8 +62,10 @@ extension RecurrentNetwork {
         forwardGeneration &+= 1
     }
 
-    static func checkDeclared(_ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String,
-                              naming: ParameterNaming) throws {
+    static func checkDeclared(
+        _ configuration: RecurrentConfiguration, in store: ParameterStore<Scalar>, prefix: String,
+        naming: ParameterNaming
+    ) throws {
         var layout = ParameterLayout()
         configuration.declareParameters(prefix: prefix, into: &layout, naming: naming)
         for entry in layout.entries {
@@ -74,22 +78,32 @@ extension RecurrentNetwork {
 
     /// `weight_ih_l{layer}` (or `weight_ih_l{layer}_reverse`), (G*H, In) with In the layer's input size, and its gradient.
     /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
-    public func weightIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try view("weight_ih", layer, reverse) }
+    public func weightIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
+        try view("weight_ih", layer, reverse)
+    }
     /// `weight_hr_l{layer}` (or `..._reverse`), (P, H): an LSTM's projection (``RecurrentConfiguration/projectionSize``), and its gradient.
     /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no projection.
     public func weightHR(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
-        guard configuration.projectionSize > 0 else { throw RecurrentKitError("this network has no projection (projectionSize 0)") }
+        guard configuration.projectionSize > 0 else {
+            throw RecurrentKitError("this network has no projection (projectionSize 0)")
+        }
         return try view("weight_hr", layer, reverse)
     }
     /// `weight_hh_l{layer}` (or `..._reverse`), (G*H, R) with R = ``RecurrentConfiguration/stateSize``, and its gradient.
     /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
-    public func weightHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try view("weight_hh", layer, reverse) }
+    public func weightHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
+        try view("weight_hh", layer, reverse)
+    }
     /// `bias_ih_l{layer}` (or `..._reverse`), (G*H), and its gradient.
     /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no biases.
-    public func biasIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try biasView("bias_ih", layer, reverse) }
+    public func biasIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
+        try biasView("bias_ih", layer, reverse)
+    }
     /// `bias_hh_l{layer}` (or `..._reverse`), (G*H), and its gradient.
     /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no biases.
-    public func biasHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> { try biasView("bias_hh", layer, reverse) }
+    public func biasHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
+        try biasView("bias_hh", layer, reverse)
+    }
 
     private func biasView(_ base: String, _ layer: Int, _ reverse: Bool) throws -> ParameterView<Scalar> {
         guard configuration.bias else { throw RecurrentKitError("this network has no biases (bias: false)") }
@@ -100,7 +114,9 @@ extension RecurrentNetwork {
         guard layer >= 0, layer < configuration.numLayers else {
             throw RecurrentKitError.invalidArgument("layer", layer, "must be in 0..<\(configuration.numLayers)")
         }
-        guard !reverse || configuration.bidirectional else { throw RecurrentKitError("this network has one direction (bidirectional: false)") }
+        guard !reverse || configuration.bidirectional else {
+            throw RecurrentKitError("this network has one direction (bidirectional: false)")
+        }
         return ParameterView(store: parameters, name: parameterName(base, layer, reverse: reverse))
     }
 
@@ -108,12 +124,15 @@ extension RecurrentNetwork {
     /// pre-activation starts with bias exactly `value` (char-rnn and Jozefowicz et al. use 1: remember by default).
     /// - Throws: unless the network is an LSTM with biases.
     public func setForgetGateBias(_ value: Double) throws {
-        guard configuration.cell == .lstm, configuration.bias else { throw RecurrentKitError("a forget-gate bias needs an LSTM with biases") }
+        guard configuration.cell == .lstm, configuration.bias else {
+            throw RecurrentKitError("a forget-gate bias needs an LSTM with biases")
+        }
         guard value.isFinite else { throw RecurrentKitError.invalidArgument("forget bias", value, "must be finite") }
         let H = configuration.hiddenSize
         for reverse in configuration.bidirectional ? [false, true] : [false] {
             for k in 0..<configuration.numLayers {
-                let ih = try biasIH(layer: k, reverse: reverse).values, hh = try biasHH(layer: k, reverse: reverse).values
+                let ih = try biasIH(layer: k, reverse: reverse).values,
+                    hh = try biasHH(layer: k, reverse: reverse).values
                 for j in H..<(2 * H) { ih[j] = Scalar(value); hh[j] = 0 }
             }
         }
@@ -124,7 +143,9 @@ extension RecurrentNetwork {
     @_specialize(where Scalar == Double)
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
         if let bidirectionalLayers {
-            for direction in bidirectionalLayers.directions { direction.initialize(initialization, generator: &generator) }
+            for direction in bidirectionalLayers.directions {
+                direction.initialize(initialization, generator: &generator)
+            }
             return
         }
         let H = configuration.hiddenSize, R = configuration.stateSize
@@ -144,7 +165,9 @@ extension RecurrentNetwork {
             case .d2l:
                 for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
                 for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
-                if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
+                if configuration.bias {
+                    biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows)
+                }
                 for (p, n) in projection { for i in 0..<n { p[i] = Scalar(0.01 * generator.normal()) } }
             case .orthogonal:
                 let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
@@ -162,7 +185,9 @@ extension RecurrentNetwork {
                 weightHH[k].update(repeating: 0, count: hhCount)
                 // Identity on each gate block's diagonal (for the RNN, the whole W_hh).
                 for r in 0..<rows where r % H < R { weightHH[k][r * R + r % H] = 1 }
-                if configuration.bias { biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows) }
+                if configuration.bias {
+                    biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows)
+                }
                 for (p, n) in projection { for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) } }
             }
         }
@@ -172,7 +197,7 @@ extension RecurrentNetwork {
 /// A random n x n orthogonal matrix, row-major: QR of a standard Gaussian matrix by modified Gram-Schmidt in Double,
 /// each column's sign made that of R's diagonal (as `torch.nn.init.orthogonal_`, so the draw is uniform).
 func randomOrthogonal(_ n: Int, generator: inout SeededGenerator) -> [Double] {
-    var a = (0..<(n * n)).map { _ in generator.normal() } // a[i * n + j]: row i, column j
+    var a = (0..<(n * n)).map { _ in generator.normal() }  // a[i * n + j]: row i, column j
     for j in 0..<n {
         for p in 0..<j {
             var dot = 0.0

@@ -23,8 +23,10 @@ extension RecurrentNetwork {
     }
 
     /// Checks `input` and `initialState` and runs the buffer forward on them.
-    func runForward(_ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, lengths: [Int]? = nil, training: Bool,
-                    generator: inout SeededGenerator) throws {
+    func runForward(
+        _ input: RecurrentInput<Scalar>, initialState: RecurrentState<Scalar>?, lengths: [Int]? = nil, training: Bool,
+        generator: inout SeededGenerator
+    ) throws {
         let (T, B) = try checkInput(input)
         let L = configuration.stateLayers, H = configuration.hiddenSize, R = configuration.stateSize
         if let state = initialState {
@@ -34,8 +36,9 @@ extension RecurrentNetwork {
         try withInputPointer(input) { inputPointer, tokens in
             try withOptionalPointer(initialState?.h) { h0 in
                 try withOptionalPointer(configuration.cell.hasCellState ? initialState?.c : nil) { c0 in
-                    try forward(steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0, lengths: lengths,
-                                training: training, generator: &generator)
+                    try forward(
+                        steps: T, batch: B, input: inputPointer, tokens: tokens, h0: h0, c0: c0, lengths: lengths,
+                        training: training, generator: &generator)
                 }
             }
         }
@@ -56,7 +59,8 @@ extension RecurrentNetwork {
     ) throws -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        let L = configuration.stateLayers, H = configuration.hiddenSize, R = configuration.stateSize, I = configuration.inputSize
+        let L = configuration.stateLayers, H = configuration.hiddenSize, R = configuration.stateSize,
+            I = configuration.inputSize
         try outputGradient.requireShape(T, B, configuration.outputSize, name: "outputGradient")
         if let g = finalStateGradient {
             try g.h.requireShape(L, B, R, name: "finalStateGradient.h")
@@ -72,10 +76,11 @@ extension RecurrentNetwork {
                     try dh0.scalars.withUnsafeMutableBufferPointer { dh0p in
                         try withOptionalMutablePointer(&dc0) { dc0p in
                             try withOptionalMutablePointer(&inputGradient) { dx in
-                                try backward(outputGradient: dOut.baseAddress!, finalHiddenGradient: dhn,
-                                             finalCellGradient: dcn, inputGradient: dx,
-                                             initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p,
-                                             truncation: truncation)
+                                try backward(
+                                    outputGradient: dOut.baseAddress!, finalHiddenGradient: dhn,
+                                    finalCellGradient: dcn, inputGradient: dx,
+                                    initialHiddenGradient: dh0p.baseAddress!, initialCellGradient: dc0p,
+                                    truncation: truncation)
                             }
                         }
                     }
@@ -97,7 +102,7 @@ extension RecurrentNetwork {
         }
         let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.stateSize
         for k in 0..<configuration.numLayers {
-            let h = layers[k].hidden.pointer + cachedBatch * configuration.stateSize // h_1 ... h_T
+            let h = layers[k].hidden.pointer + cachedBatch * configuration.stateSize  // h_1 ... h_T
             for i in 0..<count { signs.append(h[i] > 0) }
         }
     }
@@ -128,7 +133,7 @@ extension RecurrentNetwork {
         var current: RecurrentState<Scalar>
         if let given = state, given.h.hasShape(L, B, R), hasCell ? given.c?.hasShape(L, B, H) == true : given.c == nil {
             current = given
-            state = nil // leave `current` the only reference, so the writes below happen in place
+            state = nil  // leave `current` the only reference, so the writes below happen in place
         } else {
             current = RecurrentState(zerosFor: configuration, batch: B)
         }
@@ -144,7 +149,9 @@ extension RecurrentNetwork {
         let BR = cachedBatch * configuration.stateSize, BH = cachedBatch * configuration.hiddenSize
         for k in 0..<configuration.stateLayers {
             (hidden + k * BR).update(from: finalHidden(layer: k), count: BR)
-            if let cell, configuration.cell.hasCellState { (cell + k * BH).update(from: finalCell(layer: k), count: BH) }
+            if let cell, configuration.cell.hasCellState {
+                (cell + k * BH).update(from: finalCell(layer: k), count: BH)
+            }
         }
     }
 
@@ -154,21 +161,27 @@ extension RecurrentNetwork {
         switch input {
         case .dense(let x):
             guard x.shape.count == 3, x.shape[2] == configuration.inputSize else {
-                throw RecurrentKitError.shapeMismatch("input", expected: [-1, -1, configuration.inputSize], got: x.shape)
+                throw RecurrentKitError.shapeMismatch(
+                    "input", expected: [-1, -1, configuration.inputSize], got: x.shape)
             }
-            guard x.shape[0] >= 1, x.shape[1] >= 1 else { throw RecurrentKitError("input has shape \(x.shape): T and B must be at least 1") }
+            guard x.shape[0] >= 1, x.shape[1] >= 1 else {
+                throw RecurrentKitError("input has shape \(x.shape): T and B must be at least 1")
+            }
             return (x.shape[0], x.shape[1])
         case .oneHot(let tokens, let steps, let batch):
             guard steps >= 1 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
             guard batch >= 1 else { throw RecurrentKitError.invalidArgument("batch", batch, "must be at least 1") }
             guard tokens.count == steps * batch else {
-                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected steps*batch = \(steps * batch)")
+                throw RecurrentKitError(
+                    "one-hot input has \(tokens.count) indices, expected steps*batch = \(steps * batch)")
             }
             return (steps, batch)
         }
     }
 
-    private func withInputPointer<R>(_ input: RecurrentInput<Scalar>, _ body: (UnsafePointer<Scalar>?, [Int]?) throws -> R) rethrows -> R {
+    private func withInputPointer<R>(
+        _ input: RecurrentInput<Scalar>, _ body: (UnsafePointer<Scalar>?, [Int]?) throws -> R
+    ) rethrows -> R {
         switch input {
         case .dense(let x): return try x.scalars.withUnsafeBufferPointer { try body($0.baseAddress!, nil) }
         case .oneHot(let tokens, _, _): return try body(nil, tokens)

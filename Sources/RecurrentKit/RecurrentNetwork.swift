@@ -138,35 +138,41 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     }
 
     // Backward scratch, reused.
-    private let gradProjected = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_ih x + b_ih)
-    private let gradRecurrent = Workspace<Scalar>()   // (T, B, G*H) dL/d(W_hh h + b_hh); GRU only (others alias gradProjected)
-    private let gradOutput = Workspace<Scalar>()      // (T, B, max(In, R)) gradient w.r.t. the current layer's output / input
-    let gradHidden = Workspace<Scalar>()      // (B, R) dL/dh_t carried backwards
+    private let gradProjected = Workspace<Scalar>()  // (T, B, G*H) dL/d(W_ih x + b_ih)
+    // (T, B, G*H) dL/d(W_hh h + b_hh); GRU only (others alias gradProjected)
+    private let gradRecurrent = Workspace<Scalar>()
+    // (T, B, max(In, R)) gradient w.r.t. the current layer's output / input
+    private let gradOutput = Workspace<Scalar>()
+    let gradHidden = Workspace<Scalar>()  // (B, R) dL/dh_t carried backwards
     let gradHiddenNext = Workspace<Scalar>()  // (B, R)
-    let gradCell = Workspace<Scalar>()        // (B, H) dL/dc_t carried backwards
+    let gradCell = Workspace<Scalar>()  // (B, H) dL/dc_t carried backwards
     let rowTasks = StepRowTasks<Scalar>()
-    let stepScratch = Workspace<Scalar>()     // (B, G*H) GRU W_hh h + b_hh in forward
-    let projectionScratch = Workspace<Scalar>() // (2, B, H) LSTM projection: dL/dh_t, then dL/d(o * tanh c_t)
-    let zeroRows = Workspace<Scalar>()        // (B, H) zeros: the output term of an LSTM step whose output gradient went through W_hr
-    private let stagedStates = Workspace<Scalar>()    // (L, B, R) h0 then (L, B, H) c0 copies (they may alias the caches)
-    private let oneHotScratch = Workspace<Scalar>()   // (I, G*H) transposed one-hot W_ih gradient of one time block
-    private let columnSumScratch = Workspace<Scalar>() // (G*H) bias gradient sums
+    let stepScratch = Workspace<Scalar>()  // (B, G*H) GRU W_hh h + b_hh in forward
+    let projectionScratch = Workspace<Scalar>()  // (2, B, H) LSTM projection: dL/dh_t, then dL/d(o * tanh c_t)
+    // (B, H) zeros: the output term of an LSTM step whose output gradient went through W_hr
+    let zeroRows = Workspace<Scalar>()
+    private let stagedStates = Workspace<Scalar>()  // (L, B, R) h0 then (L, B, H) c0 copies (they may alias the caches)
+    private let oneHotScratch = Workspace<Scalar>()  // (I, G*H) transposed one-hot W_ih gradient of one time block
+    private let columnSumScratch = Workspace<Scalar>()  // (G*H) bias gradient sums
     /// With `bias: false`: zeros the stack reads as biases, then scratch for the bias gradients, (4, L, G*H).
     let absentBias = Workspace<Scalar>()
-    private let carriedGradients = Workspace<Scalar>() // (L, B, R) dL/dh then (L, B, H) dL/dc per layer at the current segment end
-    private let oneHotWeightT = Workspace<Scalar>()   // (I, G*H) W_ih^T for the one-hot gather
+    // (L, B, R) dL/dh then (L, B, H) dL/dc per layer at the current segment end
+    private let carriedGradients = Workspace<Scalar>()
+    private let oneHotWeightT = Workspace<Scalar>()  // (I, G*H) W_ih^T for the one-hot gather
 
     // Forward data kept whole.
-    private let inputCopy = Workspace<Scalar>()        // (T, B, I) dense input of layer 0
-    private let outputSequence = Workspace<Scalar>()   // (T, B, R) last layer's h_1 ... h_T when recomputing
-    private let stateCheckpoints = Workspace<Scalar>() // (segments, L, B, R + H) h then c of every layer at each segment start
-    private let finalStates = Workspace<Scalar>()      // (L, B, R) h_T then (L, B, H) c_T when recomputing or packed
+    private let inputCopy = Workspace<Scalar>()  // (T, B, I) dense input of layer 0
+    private let outputSequence = Workspace<Scalar>()  // (T, B, R) last layer's h_1 ... h_T when recomputing
+    // (segments, L, B, R + H) h then c of every layer at each segment start
+    private let stateCheckpoints = Workspace<Scalar>()
+    private let finalStates = Workspace<Scalar>()  // (L, B, R) h_T then (L, B, H) c_T when recomputing or packed
     // Variable-length batches (see SequencePacking.swift).
-    private let sortedFinalStates = Workspace<Scalar>() // (L, B, R + H) each sorted row's state at its own last step
-    private let paddedOutput = Workspace<Scalar>()      // (T, B, R) last layer's output in the caller's order, zeros when padded
-    private let packedGradient = Workspace<Scalar>()    // (N, R) output gradient in packed order
-    private let packedInputGradient = Workspace<Scalar>() // (N, I) input gradient in packed order
-    private let gatheredHidden = Workspace<Scalar>()    // (rows of a time block, R) h_{t-1} rows matching dW_hh's rows
+    private let sortedFinalStates = Workspace<Scalar>()  // (L, B, R + H) each sorted row's state at its own last step
+    // (T, B, R) last layer's output in the caller's order, zeros when padded
+    private let paddedOutput = Workspace<Scalar>()
+    private let packedGradient = Workspace<Scalar>()  // (N, R) output gradient in packed order
+    private let packedInputGradient = Workspace<Scalar>()  // (N, I) input gradient in packed order
+    private let gatheredHidden = Workspace<Scalar>()  // (rows of a time block, R) h_{t-1} rows matching dW_hh's rows
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -179,12 +185,17 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     }
 
     /// A network whose parameters live in a larger store under `prefix` (e.g. "rnn.").
-    public convenience init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String) throws {
+    public convenience init(
+        _ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String
+    ) throws {
         try self.init(configuration, parameters: parameters, prefix: prefix, naming: .layers)
     }
 
     /// A network bound to `parameters` under `prefix`, its names following `naming`.
-    init(_ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String, naming: ParameterNaming) throws {
+    init(
+        _ configuration: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String,
+        naming: ParameterNaming
+    ) throws {
         try configuration.validate()
         guard naming == .layers || (configuration.numLayers == 1 && !configuration.bidirectional) else {
             throw RecurrentKitError("a cell or a direction has one layer")
@@ -210,7 +221,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var output: UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.outputs[configuration.numLayers - 1].pointer }
         if packing != nil { return paddedOutput.pointer }
-        return recomputes ? outputSequence.pointer : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.stateSize
+        return recomputes
+            ? outputSequence.pointer
+            : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.stateSize
     }
 
     /// Final hidden state of state row `k` (layer k, or layer k/2 and direction k%2 when bidirectional), (B, H).
@@ -223,21 +236,30 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Final cell state of state row `k`, (B, H), after `forward` (LSTM only).
     func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalCell(layer: 0) }
-        let BH = cachedBatch * configuration.hiddenSize, cells = configuration.numLayers * cachedBatch * configuration.stateSize
-        return recomputes || packing != nil ? finalStates.pointer + cells + k * BH : layers[k].cell.pointer + cachedSteps * BH
+        let BH = cachedBatch * configuration.hiddenSize,
+            cells = configuration.numLayers * cachedBatch * configuration.stateSize
+        return recomputes || packing != nil
+            ? finalStates.pointer + cells + k * BH : layers[k].cell.pointer + cachedSteps * BH
     }
 
     /// Bytes this network holds for forward caches and backward scratch (packed weights and parameters excluded).
     /// Buffers grow to the largest sequence seen and are reused; with ``recomputeInterval`` they hold one segment.
     public var activationMemoryBytes: Int {
-        var workspaces = [inputCopy, outputSequence, stateCheckpoints, finalStates, stagedStates, carriedGradients, sortedFinalStates,
-                          paddedOutput, packedGradient, packedInputGradient, gatheredHidden,
-                          gradProjected, gradRecurrent, gradOutput, gradHidden, gradHiddenNext, gradCell, stepScratch, projectionScratch, zeroRows,
-                          oneHotWeightT, oneHotScratch, columnSumScratch]
+        var workspaces = [
+            inputCopy, outputSequence, stateCheckpoints, finalStates, stagedStates, carriedGradients, sortedFinalStates,
+            paddedOutput, packedGradient, packedInputGradient, gatheredHidden,
+            gradProjected, gradRecurrent, gradOutput, gradHidden, gradHiddenNext, gradCell, stepScratch,
+            projectionScratch, zeroRows,
+            oneHotWeightT, oneHotScratch, columnSumScratch,
+        ]
         for cache in layers {
-            workspaces += [cache.input, cache.gates, cache.hidden, cache.cell, cache.tanhCell, cache.recurrentNew, cache.dropoutMask, cache.unprojected]
+            workspaces += [
+                cache.input, cache.gates, cache.hidden, cache.cell, cache.tanhCell, cache.recurrentNew,
+                cache.dropoutMask, cache.unprojected,
+            ]
         }
-        return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride + (bidirectionalLayers?.activationMemoryBytes ?? 0)
+        return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
+            + (bidirectionalLayers?.activationMemoryBytes ?? 0)
     }
 
     /// Absolute step ranges of the time blocks covering [first, first + n): boundaries at multiples of
@@ -266,26 +288,33 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     func forward(
         steps T: Int, batch B: Int,
         input: UnsafePointer<Scalar>?, tokens: [Int]?,
-        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil, inputProjections: UnsafePointer<Scalar>? = nil,
+        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil,
+        inputProjections: UnsafePointer<Scalar>? = nil,
         training: Bool, generator: inout SeededGenerator
     ) throws {
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount, R = configuration.stateSize
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
+            R = configuration.stateSize
         let GH = G * H, I = configuration.inputSize
         guard T >= 1 else { throw RecurrentKitError.invalidArgument("steps", T, "must be at least 1") }
         guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
         if let interval = recomputeInterval, interval < 1 || interval % Self.timeBlockSteps != 0 {
-            throw RecurrentKitError.invalidArgument("recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
+            throw RecurrentKitError.invalidArgument(
+                "recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
         }
         // Every check comes before anything changes, so a refused forward leaves the last record usable.
         if let lengths { try SequencePacking.check(lengths, steps: T, batch: B) }
         if let shard = dropoutShard, training, configuration.dropout > 0 {
-            guard shard.count == B else { throw RecurrentKitError("dropout shard has \(shard.count) rows but the batch has \(B)") }
+            guard shard.count == B else {
+                throw RecurrentKitError("dropout shard has \(shard.count) rows but the batch has \(B)")
+            }
             guard lengths == nil, bidirectionalLayers == nil else {
                 throw RecurrentKitError("a dropout shard is not available with variable-length or bidirectional layers")
             }
         }
         if let tokens {
-            guard tokens.count == T * B else { throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)") }
+            guard tokens.count == T * B else {
+                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)")
+            }
             for (i, token) in tokens.enumerated() where token < 0 || token >= I {
                 // Padded positions of a variable-length batch are never read: any value is allowed there.
                 if let lengths, i / B >= lengths[i % B] { continue }
@@ -295,13 +324,18 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             throw RecurrentKitError("forward needs dense input, one-hot tokens or input projections")
         }
         if inputProjections != nil {
-            guard input == nil, tokens == nil else { throw RecurrentKitError("give input projections instead of the input, not with it") }
-            guard bidirectionalLayers == nil else { throw RecurrentKitError("input projections are not defined for a bidirectional stack") }
+            guard input == nil, tokens == nil else {
+                throw RecurrentKitError("give input projections instead of the input, not with it")
+            }
+            guard bidirectionalLayers == nil else {
+                throw RecurrentKitError("input projections are not defined for a bidirectional stack")
+            }
         }
         let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
         if let bidirectionalLayers {
-            try bidirectionalLayers.forward(steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
-                                            training: training, generator: &generator)
+            try bidirectionalLayers.forward(
+                steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
+                training: training, generator: &generator)
             packing = nil
             cachedTokens = tokens
             cachedSteps = T
@@ -328,25 +362,40 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         cachedProjected = inputProjections != nil
         let firstWidth = cachedProjected ? GH : I
         if let first = inputProjections ?? input {
-            if let packing { packing.pack(first, into: inputCopy.reserve(packing.validRows * firstWidth), width: firstWidth) }
-            else { inputCopy.reserve(T * B * firstWidth).update(from: first, count: T * B * firstWidth) }
+            if let packing {
+                packing.pack(first, into: inputCopy.reserve(packing.validRows * firstWidth), width: firstWidth)
+            } else {
+                inputCopy.reserve(T * B * firstWidth).update(from: first, count: T * B * firstWidth)
+            }
         }
         stepScratch.reserve(B * GH)
         // h0 (L, B, R) then c0 (L, B, H); every state buffer of the stack has this layout.
         let cells = L * B * R
         stagedStates.reserve(2 * L * B * H)
-        if let h0 { stagedStates.pointer.update(from: h0, count: L * B * R) } else { stagedStates.pointer.update(repeating: 0, count: L * B * R) }
+        if let h0 {
+            stagedStates.pointer.update(from: h0, count: L * B * R)
+        } else {
+            stagedStates.pointer.update(repeating: 0, count: L * B * R)
+        }
         if isLSTM {
-            if let c0 { (stagedStates.pointer + cells).update(from: c0, count: L * B * H) }
-            else { (stagedStates.pointer + cells).update(repeating: 0, count: L * B * H) }
+            if let c0 {
+                (stagedStates.pointer + cells).update(from: c0, count: L * B * H)
+            } else {
+                (stagedStates.pointer + cells).update(repeating: 0, count: L * B * H)
+            }
         }
         for k in 0..<L {
             let cache = layers[k]
             cache.hidden.reserve((segmentSteps + 1) * B * R)
             if isLSTM { cache.cell.reserve((segmentSteps + 1) * B * H) }
-            if let packing { // the sorted rows' initial states
-                packing.permuteRows(stagedStates.pointer + k * B * R, into: cache.hidden.pointer, layers: 1, width: R, toSorted: true)
-                if isLSTM { packing.permuteRows(stagedStates.pointer + cells + k * B * H, into: cache.cell.pointer, layers: 1, width: H, toSorted: true) }
+            if let packing {  // the sorted rows' initial states
+                packing.permuteRows(
+                    stagedStates.pointer + k * B * R, into: cache.hidden.pointer, layers: 1, width: R, toSorted: true)
+                if isLSTM {
+                    packing.permuteRows(
+                        stagedStates.pointer + cells + k * B * H, into: cache.cell.pointer, layers: 1, width: H,
+                        toSorted: true)
+                }
             } else {
                 cache.hidden.pointer.update(from: stagedStates.pointer + k * B * R, count: B * R)
                 if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + cells + k * B * H, count: B * H) }
@@ -393,10 +442,14 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 let cache = layers[k]
                 if index > 0 {
                     // Carry the state from the end of the previous segment (same buffer, earlier slot).
-                    let previous = StepRows(first: segmentList[index - 1].start, count: segmentList[index - 1].count, batch: B, packing: packing)
+                    let previous = StepRows(
+                        first: segmentList[index - 1].start, count: segmentList[index - 1].count, batch: B,
+                        packing: packing)
                     let last = previous.count - 1, rows = previous.rows(last)
                     cache.hidden.pointer.update(from: cache.hidden.pointer + previous.output(last) * R, count: rows * R)
-                    if isLSTM { cache.cell.pointer.update(from: cache.cell.pointer + previous.output(last) * H, count: rows * H) }
+                    if isLSTM {
+                        cache.cell.pointer.update(from: cache.cell.pointer + previous.output(last) * H, count: rows * H)
+                    }
                 }
                 if recomputes {
                     let slot = stateCheckpoints.pointer + index * 2 * L * B * H
@@ -412,15 +465,24 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             }
         }
         if let packing {
-            packing.permuteRows(sortedFinalStates.pointer, into: finalStates.pointer, layers: L, width: R, toSorted: false)
-            if isLSTM { packing.permuteRows(sortedFinalStates.pointer + cells, into: finalStates.pointer + cells, layers: L, width: H, toSorted: false) }
-            packing.unpack(recomputes ? outputSequence.pointer : layers[L - 1].hidden.pointer + B * R,
-                           into: paddedOutput.reserve(T * B * R), width: R)
+            packing.permuteRows(
+                sortedFinalStates.pointer, into: finalStates.pointer, layers: L, width: R, toSorted: false)
+            if isLSTM {
+                packing.permuteRows(
+                    sortedFinalStates.pointer + cells, into: finalStates.pointer + cells, layers: L, width: H,
+                    toSorted: false)
+            }
+            packing.unpack(
+                recomputes ? outputSequence.pointer : layers[L - 1].hidden.pointer + B * R,
+                into: paddedOutput.reserve(T * B * R), width: R)
         } else if recomputes {
             let n = segmentList.last!.count
             for k in 0..<L {
                 (finalStates.pointer + k * B * R).update(from: layers[k].hidden.pointer + n * B * R, count: B * R)
-                if isLSTM { (finalStates.pointer + cells + k * B * H).update(from: layers[k].cell.pointer + n * B * H, count: B * H) }
+                if isLSTM {
+                    (finalStates.pointer + cells + k * B * H).update(
+                        from: layers[k].cell.pointer + n * B * H, count: B * H)
+                }
             }
         }
     }
@@ -428,7 +490,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Forward of layer `k` over absolute steps [first, first + n); its `hidden` (and `cell`) slot 0 already holds the
     /// state at `first`, and for k > 0 its `input` holds the layer below's (dropped-out) output for these steps.
     private func layerForward(_ k: Int, _ steps: StepRows) {
-        let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H, R = configuration.stateSize
+        let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H,
+            R = configuration.stateSize
         let first = steps.first, n = steps.count, B = steps.batch
         let cache = layers[k]
         let inSize = configuration.layerInputSize(k)
@@ -458,9 +521,10 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             } else {
                 let x = k == 0 ? inputCopy.pointer + tokenBase * inSize : cache.input.pointer + local * inSize
                 fillRows(projected, rows: rows, with: biasIH[k], width: GH)
-                Scalar.gemm(transA: false, transB: true, m: rows, n: GH, k: inSize,
-                            alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
-                            beta: 1, c: projected, ldc: GH)
+                Scalar.gemm(
+                    transA: false, transB: true, m: rows, n: GH, k: inSize,
+                    alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
+                    beta: 1, c: projected, ldc: GH)
             }
         }
         // 2. The recurrence, one step at a time.
@@ -480,7 +544,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         let keepScale = Scalar(1 / (1 - p))
         for block in timeBlocks(first: first, steps: n) {
             var blockGenerator = SeededGenerator(
-                seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
+                seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
+                    ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
             if let shard = dropoutShard, !shard.isWholeBatch {
                 // The block's whole (steps, global batch, R) mask in the stream's order; this shard's rows kept.
                 let G = shard.globalBatch, lo = shard.rows.lowerBound, hi = shard.rows.upperBound
@@ -512,9 +577,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             let ending = steps.rows(t), continuing = packing!.batchSizes[steps.first + t + 1]
             guard ending > continuing else { continue }
             let rows = ending - continuing, row = steps.output(t) + continuing
-            (sortedFinalStates.pointer + (k * B + continuing) * R).update(from: layers[k].hidden.pointer + row * R, count: rows * R)
+            (sortedFinalStates.pointer + (k * B + continuing) * R).update(
+                from: layers[k].hidden.pointer + row * R, count: rows * R)
             guard configuration.cell == .lstm else { continue }
-            (sortedFinalStates.pointer + L * B * R + (k * B + continuing) * H).update(from: layers[k].cell.pointer + row * H, count: rows * H)
+            (sortedFinalStates.pointer + L * B * R + (k * B + continuing) * H).update(
+                from: layers[k].cell.pointer + row * H, count: rows * H)
         }
     }
 
@@ -535,22 +602,33 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     ) throws {
         let T = cachedSteps, B = cachedBatch
         guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        guard !cachedProjected else { throw RecurrentKitError("a forward from precomputed input projections is for inference: it has no input to differentiate") }
+        guard !cachedProjected else {
+            throw RecurrentKitError(
+                "a forward from precomputed input projections is for inference: it has no input to differentiate")
+        }
         if let bidirectionalLayers {
-            guard truncation == .none else { throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none") }
-            try bidirectionalLayers.backward(steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-                                             finalCellGradient: finalCellGradient, inputGradient: cachedTokens == nil ? inputGradient : nil,
-                                             initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
+            guard truncation == .none else {
+                throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none")
+            }
+            try bidirectionalLayers.backward(
+                steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
+                finalCellGradient: finalCellGradient, inputGradient: cachedTokens == nil ? inputGradient : nil,
+                initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
             return
         }
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount, R = configuration.stateSize
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
+            R = configuration.stateSize
         let GH = G * H, cells = L * B * R
         switch truncation {
         case .none: truncationGenerators = []
         case .fixed(let length):
-            guard length >= 1 else { throw RecurrentKitError.invalidArgument("truncation length", length, "must be at least 1") }
+            guard length >= 1 else {
+                throw RecurrentKitError.invalidArgument("truncation length", length, "must be at least 1")
+            }
         case .randomized(let p, let seed):
-            guard p > 0, p <= 1 else { throw RecurrentKitError.invalidArgument("continue probability", p, "must be in (0, 1]") }
+            guard p > 0, p <= 1 else {
+                throw RecurrentKitError.invalidArgument("continue probability", p, "must be in (0, 1]")
+            }
             // One stream per layer, each drawn backwards in time, so segment order does not change the draws.
             truncationGenerators = (0..<L).map { SeededGenerator(seed: seed ^ (UInt64($0) &* 0x9E37_79B9_7F4A_7C15)) }
         }
@@ -560,7 +638,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             packedBackwardReady = true
         }
         if recordsHiddenGradients {
-            guard packing == nil else { throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch") }
+            guard packing == nil else {
+                throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch")
+            }
             recordedBatch = B
             hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * R), count: L)
         }
@@ -574,21 +654,30 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         if R != H { projectionScratch.reserve(2 * B * H); zeroRows.reserve(B * H).update(repeating: 0, count: B * H) }
         // dL/dh (L, B, R) then dL/dc (L, B, H) per layer at the end of the segment being processed.
         let carried = carriedGradients.reserve(2 * L * B * H)
-        if let g = finalHiddenGradient { carried.update(from: g, count: L * B * R) } else { carried.update(repeating: 0, count: L * B * R) }
-        if isLSTM, let g = finalCellGradient { (carried + cells).update(from: g, count: L * B * H) }
-        else { (carried + cells).update(repeating: 0, count: L * B * H) }
+        if let g = finalHiddenGradient {
+            carried.update(from: g, count: L * B * R)
+        } else {
+            carried.update(repeating: 0, count: L * B * R)
+        }
+        if isLSTM, let g = finalCellGradient {
+            (carried + cells).update(from: g, count: L * B * H)
+        } else {
+            (carried + cells).update(repeating: 0, count: L * B * H)
+        }
         // A variable-length batch works on sorted rows: the output gradient's valid positions packed, the final-state
         // gradients permuted (each waits in the carried gradient until backward reaches its row's last step).
         var outputSource = outputGradient
         if let packing {
-            let sorted = stagedStates.reserve(2 * L * B * H) // free after the forward
+            let sorted = stagedStates.reserve(2 * L * B * H)  // free after the forward
             sorted.update(from: carried, count: cells + L * B * H)
             packing.permuteRows(sorted, into: carried, layers: L, width: R, toSorted: true)
             packing.permuteRows(sorted + cells, into: carried + cells, layers: L, width: H, toSorted: true)
             let packedOutput = packedGradient.reserve(packing.validRows * R)
             packing.pack(outputGradient, into: packedOutput, width: R)
             outputSource = UnsafePointer(packedOutput)
-            if inputGradient != nil && cachedTokens == nil { packedInputGradient.reserve(packing.validRows * configuration.inputSize) }
+            if inputGradient != nil && cachedTokens == nil {
+                packedInputGradient.reserve(packing.validRows * configuration.inputSize)
+            }
         }
 
         if cachedTokens != nil {
@@ -608,9 +697,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 gradHidden.pointer.update(from: carried + k * B * R, count: B * R)
                 if isLSTM { gradCell.pointer.update(from: carried + cells + k * B * H, count: B * H) }
                 switch configuration.cell {
-                case .rnnTanh, .rnnReLU, .rnnLinear: rnnBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
+                case .rnnTanh, .rnnReLU, .rnnLinear:
+                    rnnBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
                 case .lstm: lstmBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
-                case .gru: gruBackward(layer: k, steps, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
+                case .gru:
+                    gruBackward(layer: k, steps, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
                 }
                 (carried + k * B * R).update(from: gradHidden.pointer, count: B * R)
                 if isLSTM { (carried + cells + k * B * H).update(from: gradCell.pointer, count: B * H) }
@@ -621,10 +712,14 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                 let firstLayerTarget = packing != nil ? packedInputGradient.pointer : inputGradient
                 for block in timeBlocks(first: first, steps: n) {
                     let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
-                    let target = k == 0 ? firstLayerTarget! + absoluteRow(block.start, batch: B) * inSize : dLayerOutput + local * inSize
-                    Scalar.gemm(transA: false, transB: false, m: rows, n: inSize, k: GH,
-                                alpha: 1, a: dProjected + local * GH, lda: GH, b: weightIH[k], ldb: inSize,
-                                beta: 0, c: target, ldc: inSize)
+                    let target =
+                        k == 0
+                        ? firstLayerTarget! + absoluteRow(block.start, batch: B) * inSize
+                        : dLayerOutput + local * inSize
+                    Scalar.gemm(
+                        transA: false, transB: false, m: rows, n: inSize, k: GH,
+                        alpha: 1, a: dProjected + local * GH, lda: GH, b: weightIH[k], ldb: inSize,
+                        beta: 0, c: target, ldc: inSize)
                 }
                 if k > 0 && layers[k - 1].droppedOut {
                     let mask = layers[k - 1].dropoutMask.pointer
@@ -633,8 +728,12 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             }
         }
         if let packing {
-            if let g = initialHiddenGradient { packing.permuteRows(carried, into: g, layers: L, width: R, toSorted: false) }
-            if isLSTM, let g = initialCellGradient { packing.permuteRows(carried + cells, into: g, layers: L, width: H, toSorted: false) }
+            if let g = initialHiddenGradient {
+                packing.permuteRows(carried, into: g, layers: L, width: R, toSorted: false)
+            }
+            if isLSTM, let g = initialCellGradient {
+                packing.permuteRows(carried + cells, into: g, layers: L, width: H, toSorted: false)
+            }
             if cachedTokens == nil, let dx = inputGradient {
                 packing.unpack(packedInputGradient.pointer, into: dx, width: configuration.inputSize)
             }
@@ -656,15 +755,19 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         let slot = stateCheckpoints.pointer + index * 2 * L * B * H
         for k in 0..<L {
             layers[k].hidden.pointer.update(from: slot + k * B * R, count: B * R)
-            if configuration.cell == .lstm { layers[k].cell.pointer.update(from: slot + L * B * R + k * B * H, count: B * H) }
+            if configuration.cell == .lstm {
+                layers[k].cell.pointer.update(from: slot + L * B * R + k * B * H, count: B * H)
+            }
             layerForward(k, steps)
         }
     }
 
     /// Adds layer k's weight and bias gradients for steps [first, first + n), one product per time block, latest
     /// block first (the order is the same whether the sequence is one segment or many).
-    private func accumulateWeightGradients(_ k: Int, _ steps: StepRows,
-                                           dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
+    private func accumulateWeightGradients(
+        _ k: Int, _ steps: StepRows,
+        dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>
+    ) {
         let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H, R = configuration.stateSize
         let first = steps.first, B = steps.batch
         let cache = layers[k]
@@ -679,13 +782,15 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             if packing != nil {
                 let gathered = gatheredHidden.reserve(rows * R)
                 for t in (block.start - first)..<(block.end - first) {
-                    (gathered + (steps.offset(t) - local) * R).update(from: cache.hidden.pointer + steps.previous(t) * R, count: steps.rows(t) * R)
+                    (gathered + (steps.offset(t) - local) * R).update(
+                        from: cache.hidden.pointer + steps.previous(t) * R, count: steps.rows(t) * R)
                 }
                 hPrev = UnsafePointer(gathered)
             }
-            Scalar.gemm(transA: true, transB: false, m: GH, n: R, k: rows,
-                        alpha: 1, a: dR, lda: GH, b: hPrev, ldb: R,
-                        beta: 1, c: gradWeightHH[k], ldc: R)
+            Scalar.gemm(
+                transA: true, transB: false, m: GH, n: R, k: rows,
+                alpha: 1, a: dR, lda: GH, b: hPrev, ldb: R,
+                beta: 1, c: gradWeightHH[k], ldc: R)
             if dR == dP {
                 // RNN and LSTM: both biases receive the same column sums; compute them once.
                 sums.update(repeating: 0, count: GH)
@@ -704,10 +809,14 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
                     for j in 0..<GH { target[j] += d[j] }
                 }
             } else {
-                let x = k == 0 ? inputCopy.pointer + absoluteRow(block.start, batch: B) * inSize : cache.input.pointer + local * inSize
-                Scalar.gemm(transA: true, transB: false, m: GH, n: inSize, k: rows,
-                            alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
-                            beta: 1, c: gradWeightIH[k], ldc: inSize)
+                let x =
+                    k == 0
+                    ? inputCopy.pointer + absoluteRow(block.start, batch: B) * inSize
+                    : cache.input.pointer + local * inSize
+                Scalar.gemm(
+                    transA: true, transB: false, m: GH, n: inSize, k: rows,
+                    alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
+                    beta: 1, c: gradWeightIH[k], ldc: inSize)
             }
         }
     }
@@ -716,23 +825,31 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// out (B, G*H) = h (B, R) W_hh^T + beta * out, from the packed weight when this forward packed it.
     @inline(__always)
-    func recurrentProduct(layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>) {
+    func recurrentProduct(
+        layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>
+    ) {
         let R = configuration.stateSize, GH = configuration.cell.gateCount * configuration.hiddenSize
         if usesPackedWeights {
             packedForward[k].multiply(h, m: B, lda: R, beta: beta, into: out, ldc: GH)
         } else {
-            Scalar.gemm(transA: false, transB: true, m: B, n: GH, k: R, alpha: 1, a: h, lda: R, b: weightHH[k], ldb: R, beta: beta, c: out, ldc: GH)
+            Scalar.gemm(
+                transA: false, transB: true, m: B, n: GH, k: R, alpha: 1, a: h, lda: R, b: weightHH[k], ldb: R,
+                beta: beta, c: out, ldc: GH)
         }
     }
 
     /// dh (B, R) = dGates (B, G*H) W_hh + beta * dh: the hidden slice of the gradient, to step t-1.
     @inline(__always)
-    func recurrentGradientProduct(layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>) {
+    func recurrentGradientProduct(
+        layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>
+    ) {
         let R = configuration.stateSize, GH = configuration.cell.gateCount * configuration.hiddenSize
         if usesPackedWeights {
             packedBackward[k].multiply(dGates, m: B, lda: GH, beta: beta, into: dh, ldc: R)
         } else {
-            Scalar.gemm(transA: false, transB: false, m: B, n: R, k: GH, alpha: 1, a: dGates, lda: GH, b: weightHH[k], ldb: R, beta: beta, c: dh, ldc: R)
+            Scalar.gemm(
+                transA: false, transB: false, m: B, n: R, k: GH, alpha: 1, a: dGates, lda: GH, b: weightHH[k], ldb: R,
+                beta: beta, c: dh, ldc: R)
         }
     }
 
@@ -740,12 +857,14 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
     @inline(__always)
-    func truncateRecurrentGradient(layer k: Int, step t: Int, rows: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?) {
+    func truncateRecurrentGradient(
+        layer k: Int, step t: Int, rows: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?
+    ) {
         let hCount = rows * configuration.stateSize, cCount = rows * configuration.hiddenSize
         switch truncation {
         case .none: return
         case .fixed(let length):
-            guard t > 0, t % length == 0 else { return } // t = 0 feeds h0, whose gradient the first chunk keeps
+            guard t > 0, t % length == 0 else { return }  // t = 0 feeds h0, whose gradient the first chunk keeps
             dh.update(repeating: 0, count: hCount)
             dc?.update(repeating: 0, count: cCount)
         case .randomized(let p, _):
@@ -759,7 +878,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
 
     /// Records dL/dh_t = dOut_t + dh_recurrent of `rows` rows for layer k at step t when enabled.
     @inline(__always)
-    func recordGradientNorm(layer k: Int, step t: Int, rows: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>) {
+    func recordGradientNorm(
+        layer k: Int, step t: Int, rows: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>
+    ) {
         guard recordsHiddenGradients else { return }
         let count = rows * configuration.stateSize
         for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
@@ -785,25 +906,33 @@ struct TimeSpans: RandomAccessCollection {
 
 /// Copies `row` (width) into each of `rows` rows of `destination`.
 @inline(__always)
-func fillRows<Scalar: RecurrentScalar>(_ destination: UnsafeMutablePointer<Scalar>, rows: Int, with row: UnsafePointer<Scalar>, width: Int) {
+func fillRows<Scalar: RecurrentScalar>(
+    _ destination: UnsafeMutablePointer<Scalar>, rows: Int, with row: UnsafePointer<Scalar>, width: Int
+) {
     for r in 0..<rows { (destination + r * width).update(from: row, count: width) }
 }
 
 /// `sums[j] += sum_r matrix[r, j]` for a (rows, width) matrix.
 @inline(__always)
-func addColumnSums<Scalar: RecurrentScalar>(of matrix: UnsafePointer<Scalar>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Scalar>) {
+func addColumnSums<Scalar: RecurrentScalar>(
+    of matrix: UnsafePointer<Scalar>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Scalar>
+) {
     for r in 0..<rows {
         let row = matrix + r * width
         for j in 0..<width { sums[j] += row[j] }
     }
 }
 
-func withOptionalPointer<Scalar, R>(_ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R) rethrows -> R {
+func withOptionalPointer<Scalar, R>(
+    _ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R
+) rethrows -> R {
     guard let tensor else { return try body(nil) }
     return try tensor.scalars.withUnsafeBufferPointer { try body($0.baseAddress) }
 }
 
-func withOptionalMutablePointer<Scalar, R>(_ tensor: inout Tensor<Scalar>?, _ body: (UnsafeMutablePointer<Scalar>?) throws -> R) rethrows -> R {
+func withOptionalMutablePointer<Scalar, R>(
+    _ tensor: inout Tensor<Scalar>?, _ body: (UnsafeMutablePointer<Scalar>?) throws -> R
+) rethrows -> R {
     guard tensor != nil else { return try body(nil) }
     return try tensor!.scalars.withUnsafeMutableBufferPointer { try body($0.baseAddress) }
 }

@@ -16,23 +16,36 @@ extension RecurrentNetwork {
     ///   - training: applies dropout between layers when true and `dropout > 0`; nil (default) follows the network's
     ///     mode, ``isTraining`` (true until ``setTraining(_:)`` turns it off, as PyTorch's `train()`/`eval()`).
     ///   - generator: draws the dropout masks.
-    public func callAsFunction(_ input: RecurrentInput<Scalar>, layout: SequenceLayout = .timeMajor, initialState: RecurrentState<Scalar>? = nil,
-                               lengths: [Int]? = nil, training: Bool? = nil, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
+    public func callAsFunction(
+        _ input: RecurrentInput<Scalar>, layout: SequenceLayout = .timeMajor,
+        initialState: RecurrentState<Scalar>? = nil,
+        lengths: [Int]? = nil, training: Bool? = nil, generator: inout SeededGenerator
+    ) throws -> RecurrentRecord<Scalar> {
         var timeMajor = input
         if layout == .batchFirst {
             switch input {
             case .dense(let x):
-                guard x.shape.count == 3 else { throw RecurrentKitError.shapeMismatch("input", expected: [-1, -1, configuration.inputSize], got: x.shape) }
+                guard x.shape.count == 3 else {
+                    throw RecurrentKitError.shapeMismatch(
+                        "input", expected: [-1, -1, configuration.inputSize], got: x.shape)
+                }
                 timeMajor = .dense(try x.swappingFirstTwoAxes())
             case .oneHot(let tokens, let steps, let batch):
                 guard tokens.count == steps * batch, steps >= 1, batch >= 1 else {
-                    throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected steps*batch = \(steps) x \(batch)")
+                    throw RecurrentKitError(
+                        "one-hot input has \(tokens.count) indices, expected steps*batch = \(steps) x \(batch)")
                 }
-                timeMajor = .oneHot(tokens: (0..<(steps * batch)).map { tokens[($0 % batch) * steps + $0 / batch] }, steps: steps, batch: batch)
+                timeMajor = .oneHot(
+                    tokens: (0..<(steps * batch)).map { tokens[($0 % batch) * steps + $0 / batch] }, steps: steps,
+                    batch: batch)
             }
         }
-        try runForward(timeMajor, initialState: initialState, lengths: lengths, training: training ?? isTraining, generator: &generator)
-        return RecurrentRecord(network: self, generation: forwardGeneration, steps: cachedSteps, batch: cachedBatch, layout: layout, lengths: lengths)
+        try runForward(
+            timeMajor, initialState: initialState, lengths: lengths, training: training ?? isTraining,
+            generator: &generator)
+        return RecurrentRecord(
+            network: self, generation: forwardGeneration, steps: cachedSteps, batch: cachedBatch, layout: layout,
+            lengths: lengths)
     }
 
     /// Backpropagates through the forward that made `record`: adds every parameter gradient into `parameters.gradients`
@@ -45,17 +58,26 @@ extension RecurrentNetwork {
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     /// - Returns: dL/dinput in the record's layout (nil for one-hot input) and dL/dh0 (and dL/dc0), (directions x L, B, H).
     /// - Throws: when `record` comes from another network or a later forward has run since, or on a shape mismatch.
-    public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: Tensor<Scalar>, finalStateGradient: RecurrentState<Scalar>? = nil,
-                         truncation: BackwardTruncation = .none) throws
-        -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>) {
+    public func backward(
+        _ record: RecurrentRecord<Scalar>, outputGradient: Tensor<Scalar>,
+        finalStateGradient: RecurrentState<Scalar>? = nil,
+        truncation: BackwardTruncation = .none
+    ) throws
+        -> (inputGradient: Tensor<Scalar>?, initialStateGradient: RecurrentState<Scalar>)
+    {
         try check(record)
         guard record.layout == .batchFirst else {
-            return try backward(outputGradient: outputGradient, finalStateGradient: finalStateGradient, truncation: truncation)
+            return try backward(
+                outputGradient: outputGradient, finalStateGradient: finalStateGradient, truncation: truncation)
         }
         guard outputGradient.shape.count == 3 else {
-            throw RecurrentKitError.shapeMismatch("outputGradient", expected: [record.batch, record.steps, configuration.outputSize], got: outputGradient.shape)
+            throw RecurrentKitError.shapeMismatch(
+                "outputGradient", expected: [record.batch, record.steps, configuration.outputSize],
+                got: outputGradient.shape)
         }
-        let result = try backward(outputGradient: try outputGradient.swappingFirstTwoAxes(), finalStateGradient: finalStateGradient, truncation: truncation)
+        let result = try backward(
+            outputGradient: try outputGradient.swappingFirstTwoAxes(), finalStateGradient: finalStateGradient,
+            truncation: truncation)
         return (try result.inputGradient?.swappingFirstTwoAxes(), result.initialStateGradient)
     }
 
@@ -83,13 +105,17 @@ extension RecurrentNetwork {
     @discardableResult
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    public func forward(steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
-                        initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil, lengths: [Int]? = nil,
-                        inputProjections: UnsafePointer<Scalar>? = nil,
-                        training: Bool? = nil, generator: inout SeededGenerator) throws -> RecurrentRecord<Scalar> {
-        try forward(steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, lengths: lengths,
-                    inputProjections: inputProjections, training: training ?? isTraining, generator: &generator)
-        return RecurrentRecord(network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor, lengths: lengths)
+    public func forward(
+        steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?,
+        initialHidden: UnsafePointer<Scalar>? = nil, initialCell: UnsafePointer<Scalar>? = nil, lengths: [Int]? = nil,
+        inputProjections: UnsafePointer<Scalar>? = nil,
+        training: Bool? = nil, generator: inout SeededGenerator
+    ) throws -> RecurrentRecord<Scalar> {
+        try forward(
+            steps: T, batch: B, input: input, tokens: tokens, h0: initialHidden, c0: initialCell, lengths: lengths,
+            inputProjections: inputProjections, training: training ?? isTraining, generator: &generator)
+        return RecurrentRecord(
+            network: self, generation: forwardGeneration, steps: T, batch: B, layout: .timeMajor, lengths: lengths)
     }
 
     /// The backward over caller-owned, time-major buffers (allocates nothing): adds every parameter gradient into
@@ -105,16 +131,25 @@ extension RecurrentNetwork {
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    public func backward(_ record: RecurrentRecord<Scalar>, outputGradient: UnsafePointer<Scalar>,
-                         finalHiddenGradient: UnsafePointer<Scalar>? = nil, finalCellGradient: UnsafePointer<Scalar>? = nil,
-                         inputGradient: UnsafeMutablePointer<Scalar>? = nil,
-                         initialHiddenGradient: UnsafeMutablePointer<Scalar>? = nil, initialCellGradient: UnsafeMutablePointer<Scalar>? = nil,
-                         truncation: BackwardTruncation = .none) throws {
+    public func backward(
+        _ record: RecurrentRecord<Scalar>, outputGradient: UnsafePointer<Scalar>,
+        finalHiddenGradient: UnsafePointer<Scalar>? = nil, finalCellGradient: UnsafePointer<Scalar>? = nil,
+        inputGradient: UnsafeMutablePointer<Scalar>? = nil,
+        initialHiddenGradient: UnsafeMutablePointer<Scalar>? = nil,
+        initialCellGradient: UnsafeMutablePointer<Scalar>? = nil,
+        truncation: BackwardTruncation = .none
+    ) throws {
         try check(record)
-        guard record.layout == .timeMajor else { throw RecurrentKitError("the buffer backward takes time-major records; use the tensor backward for batch-first") }
-        try backward(outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient, finalCellGradient: finalCellGradient,
-                     inputGradient: inputGradient, initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient,
-                     truncation: truncation)
+        guard record.layout == .timeMajor else {
+            throw RecurrentKitError(
+                "the buffer backward takes time-major records; use the tensor backward for batch-first")
+        }
+        try backward(
+            outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
+            finalCellGradient: finalCellGradient,
+            inputGradient: inputGradient, initialHiddenGradient: initialHiddenGradient,
+            initialCellGradient: initialCellGradient,
+            truncation: truncation)
     }
 
     /// Whether token-by-token decoding should read layer 0's input part from
@@ -136,14 +171,22 @@ extension RecurrentNetwork {
     /// - Throws: for a bidirectional stack, or when `vocabularySize` does not fit the one-hot input.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    public func inputProjectionTable(embedding: UnsafePointer<Scalar>?, vocabularySize V: Int, into table: UnsafeMutablePointer<Scalar>) throws {
-        guard bidirectionalLayers == nil else { throw RecurrentKitError("input projections are not defined for a bidirectional stack") }
+    public func inputProjectionTable(
+        embedding: UnsafePointer<Scalar>?, vocabularySize V: Int, into table: UnsafeMutablePointer<Scalar>
+    ) throws {
+        guard bidirectionalLayers == nil else {
+            throw RecurrentKitError("input projections are not defined for a bidirectional stack")
+        }
         let I = configuration.inputSize, GH = configuration.cell.gateCount * configuration.hiddenSize
-        guard V >= 1, embedding != nil || V == I else { throw RecurrentKitError.invalidArgument("vocabularySize", V, "must be the one-hot width \(I)") }
+        guard V >= 1, embedding != nil || V == I else {
+            throw RecurrentKitError.invalidArgument("vocabularySize", V, "must be the one-hot width \(I)")
+        }
         let w = weightIH[0], b = biasIH[0]
         if let embedding {
             fillRows(table, rows: V, with: b, width: GH)
-            Scalar.gemm(transA: false, transB: true, m: V, n: GH, k: I, alpha: 1, a: embedding, lda: I, b: w, ldb: I, beta: 1, c: table, ldc: GH)
+            Scalar.gemm(
+                transA: false, transB: true, m: V, n: GH, k: I, alpha: 1, a: embedding, lda: I, b: w, ldb: I, beta: 1,
+                c: table, ldc: GH)
         } else {
             for v in 0..<V { for j in 0..<GH { table[v * GH + j] = w[j * I + v] + b[j] } }
         }
@@ -153,7 +196,9 @@ extension RecurrentNetwork {
     func check(_ record: RecurrentRecord<Scalar>) throws {
         guard record.network === self else { throw RecurrentKitError("backward got a record made by another network") }
         guard record.generation == forwardGeneration else {
-            throw RecurrentKitError("got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; use a record before the next forward")
+            throw RecurrentKitError(
+                "got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; use a record before the next forward"
+            )
         }
     }
 }
@@ -195,7 +240,8 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
     /// buffer must not escape `body`. Allocates nothing.
     public func withUnsafeOutput<R>(_ body: (UnsafeBufferPointer<Scalar>) throws -> R) throws -> R {
         try network.check(self)
-        return try body(UnsafeBufferPointer(start: network.output, count: steps * batch * network.configuration.outputSize))
+        return try body(
+            UnsafeBufferPointer(start: network.output, count: steps * batch * network.configuration.outputSize))
     }
 
     /// Writes the final state into `state`, reusing its storage when the shapes already match (no allocation).

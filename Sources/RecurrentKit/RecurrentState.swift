@@ -18,7 +18,9 @@ public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
     /// Zeros for `configuration` and batch size `batch`.
     public init(zerosFor configuration: RecurrentConfiguration, batch: Int) {
         h = Tensor(zeros: [configuration.stateLayers, batch, configuration.stateSize])
-        c = configuration.cell.hasCellState ? Tensor(zeros: [configuration.stateLayers, batch, configuration.hiddenSize]) : nil
+        c =
+            configuration.cell.hasCellState
+            ? Tensor(zeros: [configuration.stateLayers, batch, configuration.hiddenSize]) : nil
     }
 }
 

@@ -17,10 +17,12 @@ where RawSignificand: FixedWidthInteger {
     /// Bytes needed to pre-pack op(B) of shape (k, n) for ``gemmPacked(transA:m:n:k:alpha:a:lda:packedB:beta:c:ldc:)``.
     static func packedSize(k: Int, n: Int) -> Int
     /// Packs op(B) (k, n) once, so many products with the same weight skip the per-call packing.
-    static func pack(transB: Bool, k: Int, n: Int, b: UnsafePointer<Self>, ldb: Int, into packed: UnsafeMutableRawPointer)
+    static func pack(
+        transB: Bool, k: Int, n: Int, b: UnsafePointer<Self>, ldb: Int, into packed: UnsafeMutableRawPointer)
     /// C[m,n] = alpha * op(A) * packedB + beta * C, the contract of ``gemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
-    static func gemmPacked(transA: Bool, m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
-                           packedB: UnsafeRawPointer, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    static func gemmPacked(
+        transA: Bool, m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
+        packedB: UnsafeRawPointer, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
     /// In place tanh of `count` values (vectorised for Float).
     static func tanh(_ x: UnsafeMutablePointer<Self>, count: Int)
     /// In place logistic sigmoid of `count` values (vectorised for Float).
@@ -42,12 +44,16 @@ extension Float: RecurrentScalar {
     /// rk_sgemm_pack_b_size.
     @inlinable public static func packedSize(k: Int, n: Int) -> Int { rk_sgemm_pack_b_size(k, n) }
     /// rk_sgemm_pack_b.
-    @inlinable public static func pack(transB: Bool, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, into packed: UnsafeMutableRawPointer) {
+    @inlinable public static func pack(
+        transB: Bool, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, into packed: UnsafeMutableRawPointer
+    ) {
         rk_sgemm_pack_b(transB ? 1 : 0, k, n, b, ldb, packed)
     }
     /// rk_sgemm_packed.
-    @inlinable public static func gemmPacked(transA: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                                             packedB: UnsafeRawPointer, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    @inlinable public static func gemmPacked(
+        transA: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        packedB: UnsafeRawPointer, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         rk_sgemm_packed(transA ? 1 : 0, m, n, k, alpha, a, lda, packedB, beta, c, ldc)
     }
     /// Vectorised tanh (AVX2+FMA when available, libm otherwise).
@@ -71,18 +77,26 @@ extension Double: RecurrentScalar {
     /// rk_dgemm_pack_b_size.
     public static func packedSize(k: Int, n: Int) -> Int { rk_dgemm_pack_b_size(k, n) }
     /// rk_dgemm_pack_b.
-    public static func pack(transB: Bool, k: Int, n: Int, b: UnsafePointer<Double>, ldb: Int, into packed: UnsafeMutableRawPointer) {
+    public static func pack(
+        transB: Bool, k: Int, n: Int, b: UnsafePointer<Double>, ldb: Int, into packed: UnsafeMutableRawPointer
+    ) {
         rk_dgemm_pack_b(transB ? 1 : 0, k, n, b, ldb, packed)
     }
     /// rk_dgemm_packed.
-    public static func gemmPacked(transA: Bool, m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
-                                  packedB: UnsafeRawPointer, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+    public static func gemmPacked(
+        transA: Bool, m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+        packedB: UnsafeRawPointer, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
         rk_dgemm_packed(transA ? 1 : 0, m, n, k, alpha, a, lda, packedB, beta, c, ldc)
     }
     /// Element-wise libm tanh (Double stays on the exact scalar path used for proofs).
-    public static func tanh(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = rk_tanh(x[i]) } }
+    public static func tanh(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { x[i] = rk_tanh(x[i]) }
+    }
     /// Element-wise sigmoid.
-    public static func sigmoid(_ x: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { x[i] = Double.sigmoid(x[i]) } }
+    public static func sigmoid(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { x[i] = Double.sigmoid(x[i]) }
+    }
 }
 
 extension RecurrentScalar {

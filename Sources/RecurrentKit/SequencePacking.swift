@@ -30,7 +30,7 @@ final class SequencePacking {
         lengths.removeAll(keepingCapacity: true); lengths.append(contentsOf: given)
         resize(&counts, T + 2); resize(&order, B); resize(&batchSizes, T + 1); resize(&rowStart, T + 1)
         for i in 0..<(T + 2) { counts[i] = 0 }
-        for length in given { counts[T - length + 1] += 1 } // bucket by T - length: longest first
+        for length in given { counts[T - length + 1] += 1 }  // bucket by T - length: longest first
         for i in 1..<(T + 2) { counts[i] += counts[i - 1] }
         for (row, length) in given.enumerated() {
             order[counts[T - length]] = row
@@ -48,7 +48,9 @@ final class SequencePacking {
 
     /// Throws unless `lengths` has B values in [1, T]; changes nothing, so a forward can check before it mutates.
     static func check(_ lengths: [Int], steps T: Int, batch B: Int) throws {
-        guard lengths.count == B else { throw RecurrentKitError("got \(lengths.count) sequence lengths for a batch of \(B)") }
+        guard lengths.count == B else {
+            throw RecurrentKitError("got \(lengths.count) sequence lengths for a batch of \(B)")
+        }
         for (row, length) in lengths.enumerated() where length < 1 || length > T {
             throw RecurrentKitError("sequence length \(length) of row \(row) is outside [1, \(T)] (T = \(T) steps)")
         }
@@ -68,7 +70,9 @@ final class SequencePacking {
     }
 
     /// padded (T, B, width) <- packed (N, width), zeros at padded positions.
-    func unpack<Scalar: RecurrentScalar>(_ packed: UnsafePointer<Scalar>, into padded: UnsafeMutablePointer<Scalar>, width: Int) {
+    func unpack<Scalar: RecurrentScalar>(
+        _ packed: UnsafePointer<Scalar>, into padded: UnsafeMutablePointer<Scalar>, width: Int
+    ) {
         padded.update(repeating: 0, count: steps * batch * width)
         for t in 0..<steps {
             for r in 0..<batchSizes[t] {
@@ -86,8 +90,10 @@ final class SequencePacking {
     }
 
     /// `layers` blocks of (B, width): sorted rows <- the caller's rows (`toSorted`), or the reverse.
-    func permuteRows<Scalar>(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, layers: Int, width: Int,
-                             toSorted: Bool) {
+    func permuteRows<Scalar>(
+        _ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, layers: Int, width: Int,
+        toSorted: Bool
+    ) {
         for k in 0..<layers {
             let base = k * batch * width
             for r in 0..<batch {

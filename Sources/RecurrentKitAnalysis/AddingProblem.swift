@@ -11,7 +11,9 @@ public enum AddingProblem {
     public static let baselineMSE = 1.0 / 6.0
 
     /// A batch: inputs (T, B, 2) time-major, targets (B).
-    public static func batch(length T: Int, batch B: Int, generator: inout SeededGenerator) throws -> (inputs: Tensor<Float>, targets: [Float]) {
+    public static func batch(
+        length T: Int, batch B: Int, generator: inout SeededGenerator
+    ) throws -> (inputs: Tensor<Float>, targets: [Float]) {
         guard T >= 2 else { throw RecurrentKitError.invalidArgument("length", T, "must be at least 2") }
         guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
         var inputs = Tensor<Float>(zeros: [T, B, 2])
@@ -61,16 +63,34 @@ public enum AddingProblem {
 
         /// Throws naming the first invalid option.
         public func validate() throws {
-            guard length >= 2, length <= 100_000 else { throw RecurrentKitError.invalidArgument("length", length, "must be in 2...100000") }
-            guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1") }
-            guard updates >= 1 else { throw RecurrentKitError.invalidArgument("updates", updates, "must be at least 1") }
-            guard batchSize >= 1, batchSize <= 100_000 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be in 1...100000") }
-            guard learningRate > 0, learningRate.isFinite else { throw RecurrentKitError.invalidArgument("lr", learningRate, "must be > 0") }
-            guard clip >= 0, clip.isFinite else { throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0") }
-            guard testSize >= 1, testSize <= 1_000_000 else { throw RecurrentKitError.invalidArgument("test-size", testSize, "must be in 1...1000000") }
-            guard evaluateEvery >= 1 else { throw RecurrentKitError.invalidArgument("evaluate-every", evaluateEvery, "must be at least 1") }
+            guard length >= 2, length <= 100_000 else {
+                throw RecurrentKitError.invalidArgument("length", length, "must be in 2...100000")
+            }
+            guard hiddenSize >= 1 else {
+                throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1")
+            }
+            guard updates >= 1 else {
+                throw RecurrentKitError.invalidArgument("updates", updates, "must be at least 1")
+            }
+            guard batchSize >= 1, batchSize <= 100_000 else {
+                throw RecurrentKitError.invalidArgument("batch", batchSize, "must be in 1...100000")
+            }
+            guard learningRate > 0, learningRate.isFinite else {
+                throw RecurrentKitError.invalidArgument("lr", learningRate, "must be > 0")
+            }
+            guard clip >= 0, clip.isFinite else {
+                throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0")
+            }
+            guard testSize >= 1, testSize <= 1_000_000 else {
+                throw RecurrentKitError.invalidArgument("test-size", testSize, "must be in 1...1000000")
+            }
+            guard evaluateEvery >= 1 else {
+                throw RecurrentKitError.invalidArgument("evaluate-every", evaluateEvery, "must be at least 1")
+            }
             guard length * max(batchSize, testSize) <= 1 << 26 else {
-                throw RecurrentKitError("length \(length) x batch \(max(batchSize, testSize)) is too large (max 67108864 steps x sequences)")
+                throw RecurrentKitError(
+                    "length \(length) x batch \(max(batchSize, testSize)) is too large (max 67108864 steps x sequences)"
+                )
             }
         }
     }
@@ -127,7 +147,10 @@ public enum AddingProblem {
             store.zeroGradients()
             let (y, record) = try predict(inputs, batch: B)
             let loss = mse(y, targets)
-            guard loss.isFinite else { throw RecurrentKitError("adding problem diverged: loss \(loss) at update \(update); try a lower learning rate") }
+            guard loss.isFinite else {
+                throw RecurrentKitError(
+                    "adding problem diverged: loss \(loss) at update \(update); try a lower learning rate")
+            }
             trainSum += loss; trainCount += 1
             // dL/dy = 2 (y - target) / B; the read-out sees only h_T, so every other step's output gradient is 0.
             var dy = zip(y, targets).map { 2 * ($0 - $1) / Float(B) }
@@ -135,19 +158,24 @@ public enum AddingProblem {
             try dOutput.scalars.withUnsafeMutableBufferPointer { dOut in
                 try record.withUnsafeOutput { output in
                     dy.withUnsafeMutableBufferPointer { dyPointer in
-                        head.backward(dyPointer.baseAddress!, x: output.baseAddress! + lastOffset, rows: B, inputGradient: dOut.baseAddress! + lastOffset)
+                        head.backward(
+                            dyPointer.baseAddress!, x: output.baseAddress! + lastOffset, rows: B,
+                            inputGradient: dOut.baseAddress! + lastOffset)
                     }
                 }
                 try network.backward(record, outputGradient: dOut.baseAddress!)
             }
             if options.clip > 0 {
-                do { try clipGradientNorm(store, maxNorm: options.clip) }
-                catch { throw RecurrentKitError("adding problem diverged at update \(update): \(error); try a lower learning rate") }
+                do { try clipGradientNorm(store, maxNorm: options.clip) } catch {
+                    throw RecurrentKitError(
+                        "adding problem diverged at update \(update): \(error); try a lower learning rate")
+                }
             }
             try adam.step(store)
             if update % options.evaluateEvery == 0 || update == options.updates {
-                let evaluation = Evaluation(update: update, trainMSE: trainSum / Double(trainCount),
-                                            testMSE: mse(try predict(test.inputs, batch: options.testSize).y, test.targets))
+                let evaluation = Evaluation(
+                    update: update, trainMSE: trainSum / Double(trainCount),
+                    testMSE: mse(try predict(test.inputs, batch: options.testSize).y, test.targets))
                 results.append(evaluation)
                 progress(evaluation)
                 trainSum = 0; trainCount = 0

@@ -23,8 +23,11 @@ public enum AxisTicks {
     ///   - target: at most this many intervals.
     ///   - integer: steps of at least 1 (counts, epochs, exponents).
     /// - Returns: the widened bounds, the step and the tick values, lowest first.
-    public static func axis(low: Double, high: Double, target: Int = 5, integer: Bool = false)
-        -> (low: Double, high: Double, step: Double, ticks: [Double]) {
+    public static func axis(
+        low: Double, high: Double, target: Int = 5, integer: Bool = false
+    )
+        -> (low: Double, high: Double, step: Double, ticks: [Double])
+    {
         var low = low.isFinite ? low : 0, high = high.isFinite ? high : low + 1
         if high < low { swap(&low, &high) }
         if high == low { high = low + 1 }
@@ -33,7 +36,7 @@ public enum AxisTicks {
         let first = (low / step + 1e-9).rounded(.down), last = (high / step - 1e-9).rounded(.up)
         let ticks = stride(from: first, through: last, by: 1).map { k -> Double in
             let v = k * step
-            return v == 0 ? 0 : v // no -0
+            return v == 0 ? 0 : v  // no -0
         }
         return (first * step, last * step, step, ticks)
     }

@@ -29,15 +29,19 @@ public enum Benchmarks {
     ///   - seconds: minimum measured time after warm-up.
     ///   - recomputeInterval: memory-efficient BPTT interval (`RecurrentNetwork.recomputeInterval`), nil keeps everything.
     ///   - precision: the products' precision (`Kernels.productPrecision`): Float, or bf16 for mixed precision.
-    public static func training(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
-                                embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil,
-                                precision: Precision = .float32) throws -> Result {
+    public static func training(
+        cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
+        embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil,
+        precision: Precision = .float32
+    ) throws -> Result {
         var g = SeededGenerator(seed: 1)
-        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
-                                             generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
+            generator: &g)
         model.recurrent.recomputeInterval = recomputeInterval
         let sgd = try SGD(learningRate: 0.01)
-        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
+        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) },
+            targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         func update() throws {
             model.parameters.zeroGradients()
             _ = try Kernels.withProductPrecision(precision) {
@@ -46,7 +50,7 @@ public enum Benchmarks {
             try clipGradientNorm(model.parameters, maxNorm: 1)
             try sgd.step(model.parameters)
         }
-        for _ in 0..<2 { try update() } // warm-up: buffers reach their size, caches warm
+        for _ in 0..<2 { try update() }  // warm-up: buffers reach their size, caches warm
         var updates = 0
         let start = monotonicSeconds()
         var elapsed = 0.0
@@ -61,10 +65,12 @@ public enum Benchmarks {
         }
         let flops = 2 * 3 * perToken * Double(T * B * updates)
         let tokens = Double(T * B * updates)
-        return Result(name: "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")"
-                          + (recomputeInterval.map { " recompute \($0)" } ?? "") + (precision == .bfloat16 ? " bf16" : ""),
-                      tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed,
-                      activationBytes: model.recurrent.activationMemoryBytes)
+        return Result(
+            name:
+                "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")"
+                + (recomputeInterval.map { " recompute \($0)" } ?? "") + (precision == .bfloat16 ? " bf16" : ""),
+            tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed,
+            activationBytes: model.recurrent.activationMemoryBytes)
     }
 
     /// The lengths of the variable-length rows: 10 + (37 b mod 91) for row b, spread over [10, 100] (mean 55 for
@@ -75,21 +81,26 @@ public enum Benchmarks {
     /// ``variableLengths(batch:)``, padded to their longest): zero gradients, forward, a gradient on every valid
     /// output, backward, SGD, for at least `seconds`. Tokens count valid steps only, so the packed run (`packed`,
     /// lengths given to the layer) and the padded one (every row runs all steps) compare useful work per second.
-    public static func variableLengthTraining(cell: CellKind, hidden H: Int, input I: Int, batch B: Int, packed: Bool,
-                                              seconds: Double = 3) throws -> Result {
+    public static func variableLengthTraining(
+        cell: CellKind, hidden H: Int, input I: Int, batch B: Int, packed: Bool,
+        seconds: Double = 3
+    ) throws -> Result {
         var g = SeededGenerator(seed: 1)
         let lengths = variableLengths(batch: B), T = lengths.max()!
         let network = try RecurrentNetwork<Float>(.init(cell: cell, inputSize: I, hiddenSize: H), generator: &g)
         let sgd = try SGD(learningRate: 0.01)
         let x = Tensor<Float>(shape: [T, B, I]) { Float(g.normal()) }
         var dOut = Tensor<Float>(shape: [T, B, H]) { Float(g.normal()) * 1e-3 }
-        for t in 0..<T { for b in 0..<B where t >= lengths[b] { for j in 0..<H { dOut.scalars[(t * B + b) * H + j] = 0 } } }
+        for t in 0..<T {
+            for b in 0..<B where t >= lengths[b] { for j in 0..<H { dOut.scalars[(t * B + b) * H + j] = 0 } }
+        }
         func update() throws {
             network.parameters.zeroGradients()
             try x.scalars.withUnsafeBufferPointer { xp in
                 try dOut.scalars.withUnsafeBufferPointer { dp in
-                    let record = try network.forward(steps: T, batch: B, input: xp.baseAddress!, tokens: nil, lengths: packed ? lengths : nil,
-                                                     training: false, generator: &g)
+                    let record = try network.forward(
+                        steps: T, batch: B, input: xp.baseAddress!, tokens: nil, lengths: packed ? lengths : nil,
+                        training: false, generator: &g)
                     try network.backward(record, outputGradient: dp.baseAddress!)
                 }
             }
@@ -102,8 +113,9 @@ public enum Benchmarks {
         repeat { try update(); updates += 1; elapsed = monotonicSeconds() - start } while elapsed < seconds
         let valid = Double(lengths.reduce(0, +)), computed = packed ? valid : Double(T * B)
         let flops = 2 * 3 * Double(cell.gateCount * H * (I + H)) * computed * Double(updates)
-        return Result(name: "train \(cell.rawValue) H\(H) B\(B) I\(I) lengths 10-\(T) \(packed ? "packed" : "padded to \(T)")",
-                      tokensPerSecond: valid * Double(updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
+        return Result(
+            name: "train \(cell.rawValue) H\(H) B\(B) I\(I) lengths 10-\(T) \(packed ? "packed" : "padded to \(T)")",
+            tokensPerSecond: valid * Double(updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
     }
 
     /// d2l 8.5's `train_ch8` as `LanguageModelTrainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
@@ -114,32 +126,41 @@ public enum Benchmarks {
         options.sampleEvery = 0
         let trainer = try LanguageModelTrainer(options: options)
         var start = 0.0, elapsed = 0.0, updates = 0
-        _ = try trainer.train(shouldStop: { elapsed >= seconds }, afterStep: { trainer in
-            if trainer.step == 2 { start = monotonicSeconds() } // after warm-up
-            if trainer.step > 2 { updates += 1; elapsed = monotonicSeconds() - start }
-        })
-        let T = options.numSteps, B = options.batchSize, H = options.hiddenSize, V = trainer.model.configuration.vocabularySize
+        _ = try trainer.train(
+            shouldStop: { elapsed >= seconds },
+            afterStep: { trainer in
+                if trainer.step == 2 { start = monotonicSeconds() }  // after warm-up
+                if trainer.step > 2 { updates += 1; elapsed = monotonicSeconds() - start }
+            })
+        let T = options.numSteps, B = options.batchSize, H = options.hiddenSize,
+            V = trainer.model.configuration.vocabularySize
         let flops = 2 * 3 * Double(H * H + H * V) * Double(T * B * updates)
-        return Result(name: "train rnn_tanh H\(H) B\(B) T\(T) V\(V) d2l scratch loop",
-                      tokensPerSecond: Double(T * B * updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
+        return Result(
+            name: "train rnn_tanh H\(H) B\(B) T\(T) V\(V) d2l scratch loop",
+            tokensPerSecond: Double(T * B * updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
     }
 
     /// Batch-1 greedy generation of `tokens` new tokens after a 10-token prefix, weights stored in `precision` (a
     /// `CompactGenerationSession` made before the clock starts). GFLOP/s counts the products done per token: layer
     /// 0's recurrent one (its input part is a table row), both of every other layer, and the head.
-    public static func generation(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
-                                  tokens: Int = 2000, precision: WeightPrecision = .float32) throws -> Result {
+    public static func generation(
+        cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
+        tokens: Int = 2000, precision: WeightPrecision = .float32
+    ) throws -> Result {
         var g = SeededGenerator(seed: 2)
-        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
-                                             generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
+            generator: &g)
         let prefix = (0..<10).map { _ in g.nextInt(below: V) }
         // Compact weights are copied (and quantized) once, before the clock starts, as PyTorch's rows quantize first.
         let session = try precision.compactFormat.map { try CompactGenerationSession(model: model, format: $0) }
         func run(_ length: Int) throws {
             if let session {
-                _ = try TextGenerator.generate(session: session, prefix: prefix, length: length, decoding: .greedy, generator: &g)
+                _ = try TextGenerator.generate(
+                    session: session, prefix: prefix, length: length, decoding: .greedy, generator: &g)
             } else {
-                _ = try TextGenerator.generate(model: model, prefix: prefix, length: length, decoding: .greedy, generator: &g)
+                _ = try TextGenerator.generate(
+                    model: model, prefix: prefix, length: length, decoding: .greedy, generator: &g)
             }
         }
         try run(50)
@@ -150,8 +171,11 @@ public enum Benchmarks {
         var perToken = h * Double(V)
         // Layer 0's input projection is a row of a per-token table in every precision (no product), so it is not counted.
         for k in 0..<layers { perToken += G * h * ((k == 0 ? 0 : h) + h) }
-        return Result(name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy" + (precision == .bfloat16 ? " bf16" : precision == .int8 ? " int8" : ""),
-                      tokensPerSecond: Double(tokens) / elapsed, gflops: 2 * perToken * Double(tokens) / elapsed / 1e9, seconds: elapsed)
+        return Result(
+            name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy"
+                + (precision == .bfloat16 ? " bf16" : precision == .int8 ? " int8" : ""),
+            tokensPerSecond: Double(tokens) / elapsed, gflops: 2 * perToken * Double(tokens) / elapsed / 1e9,
+            seconds: elapsed)
     }
 
     /// Runs exactly `updates` training updates after two warm-up updates (zero gradients, forward, cross-entropy,
@@ -170,13 +194,17 @@ public enum Benchmarks {
     ///   - recomputeInterval: memory-efficient BPTT interval, nil keeps every step.
     ///   - precision: matrix-product precision of forward and backward (`Precision.bfloat16`: mixed precision).
     ///   - updates: measured updates (>= 0).
-    public static func trainingUpdates(cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
-                                       embedding: Int? = nil, dropout: Double = 0, optimizer: OptimizerKind = .sgd,
-                                       recomputeInterval: Int? = nil, precision: Precision = .float32, updates: Int) throws {
+    public static func trainingUpdates(
+        cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
+        embedding: Int? = nil, dropout: Double = 0, optimizer: OptimizerKind = .sgd,
+        recomputeInterval: Int? = nil, precision: Precision = .float32, updates: Int
+    ) throws {
         guard updates >= 0 else { throw RecurrentKitError.invalidArgument("updates", updates, "must be >= 0") }
         var g = SeededGenerator(seed: 1)
-        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, dropout: dropout,
-                                                   embeddingSize: embedding), generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(
+                vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, dropout: dropout,
+                embeddingSize: embedding), generator: &g)
         model.recurrent.recomputeInterval = recomputeInterval
         let step: Optimizer
         switch optimizer {
@@ -185,7 +213,8 @@ public enum Benchmarks {
         case .adamw: step = try Adam.adamW(learningRate: 1e-3)
         case .rmsprop: step = try RMSprop(learningRate: 1e-3)
         }
-        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
+        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) },
+            targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         for _ in 0..<(2 + updates) {
             model.parameters.zeroGradients()
             _ = try Kernels.withProductPrecision(precision) {
@@ -198,14 +227,19 @@ public enum Benchmarks {
 
     /// Batch-1 generation of `tokens` new tokens after a 10-token prefix (and a 50-token warm-up run), for counting
     /// heap allocations per generated token like ``trainingUpdates(cell:hidden:layers:batch:steps:vocabulary:embedding:dropout:optimizer:recomputeInterval:precision:updates:)``.
-    public static func generationTokens(cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
-                                        decoding: TextGenerator.Decoding, precision: WeightPrecision = .float32, tokens: Int) throws {
+    public static func generationTokens(
+        cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
+        decoding: TextGenerator.Decoding, precision: WeightPrecision = .float32, tokens: Int
+    ) throws {
         var g = SeededGenerator(seed: 2)
-        let model = try LanguageModel<Float>(.init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
-                                             generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: V, cell: cell, hiddenSize: H, numLayers: layers, embeddingSize: embedding),
+            generator: &g)
         let prefix = (0..<10).map { _ in g.nextInt(below: V) }
-        _ = try TextGenerator.generate(model: model, prefix: prefix, length: 50, decoding: decoding, generator: &g, precision: precision)
-        _ = try TextGenerator.generate(model: model, prefix: prefix, length: tokens, decoding: decoding, generator: &g, precision: precision)
+        _ = try TextGenerator.generate(
+            model: model, prefix: prefix, length: 50, decoding: decoding, generator: &g, precision: precision)
+        _ = try TextGenerator.generate(
+            model: model, prefix: prefix, length: tokens, decoding: decoding, generator: &g, precision: precision)
     }
 
     /// Runs `LanguageModelTrainer` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.

@@ -20,16 +20,21 @@ public enum GradientFlow {
     /// Runs the model over `tokens` (at least 2), puts the cross-entropy on the last prediction only, and records
     /// ||dL/dh_t|| for every step and layer, with the spectral radius of every recurrent gate block.
     public static func analyze(model: LanguageModel<Float>, tokens: [Int]) throws -> Report {
-        guard tokens.count >= 2 else { throw RecurrentKitError("analysis needs at least 2 tokens, got \(tokens.count)") }
+        guard tokens.count >= 2 else {
+            throw RecurrentKitError("analysis needs at least 2 tokens, got \(tokens.count)")
+        }
         let T = tokens.count - 1
-        let V = model.configuration.vocabularySize, H = model.configuration.hiddenSize, L = model.configuration.numLayers
+        let V = model.configuration.vocabularySize, H = model.configuration.hiddenSize,
+            L = model.configuration.numLayers
         let logits = try model.logits(inputs: Array(tokens.dropLast()), steps: T, batch: 1)
         let last = try Tensor<Float>(shape: [1, V], scalars: Array(logits.scalars[((T - 1) * V)...]))
         let (_, dLogits) = try softmaxCrossEntropy(logits: last, targets: [tokens[T]])
         // dL/dh_T = W_out^T dLogits; every other step's output gradient is 0.
         var dOut = Tensor<Float>(zeros: [T, 1, H])
-        let w = try model.output.weight.tensor() // (V, H)
-        for j in 0..<H { dOut.scalars[(T - 1) * H + j] = (0..<V).reduce(0) { $0 + w.scalars[$1 * H + j] * dLogits.scalars[$1] } }
+        let w = try model.output.weight.tensor()  // (V, H)
+        for j in 0..<H {
+            dOut.scalars[(T - 1) * H + j] = (0..<V).reduce(0) { $0 + w.scalars[$1 * H + j] * dLogits.scalars[$1] }
+        }
         model.recurrent.recordsHiddenGradients = true
         defer { model.recurrent.recordsHiddenGradients = false }
         // The forward above cached the sequence; backward reuses it (the model's gradients are restored afterwards).
@@ -48,8 +53,9 @@ public enum GradientFlow {
             }
             radius.append(r); singular.append(s)
         }
-        return Report(cell: model.configuration.cell, steps: T, hiddenGradientNorms: model.recurrent.hiddenGradientNorms,
-                      spectralRadius: radius, largestSingularValue: singular)
+        return Report(
+            cell: model.configuration.cell, steps: T, hiddenGradientNorms: model.recurrent.hiddenGradientNorms,
+            spectralRadius: radius, largestSingularValue: singular)
     }
 
     /// |largest eigenvalue| of a square row-major matrix by power iteration (the ratio ||W^k v|| growth, averaged
@@ -90,7 +96,9 @@ public enum GradientFlow {
     /// Rescales every H x H gate block of every `weight_hh` so that its spectral radius becomes `radius` (> 0):
     /// the knob that moves a fresh model between vanishing and exploding gradients.
     public static func setRecurrentSpectralRadius(_ model: LanguageModel<Float>, radius: Double) throws {
-        guard radius > 0, radius.isFinite else { throw RecurrentKitError.invalidArgument("radius", radius, "must be > 0") }
+        guard radius > 0, radius.isFinite else {
+            throw RecurrentKitError.invalidArgument("radius", radius, "must be > 0")
+        }
         let H = model.configuration.hiddenSize
         for k in 0..<model.configuration.numLayers {
             var w = try model.recurrent.weightHH(layer: k).tensor()
@@ -125,17 +133,24 @@ public enum GradientFlow {
         let maxDistance = Double(max(series.map { $0.norms.count }.max() ?? 1, 2) - 1)
         func x(_ d: Int) -> Double { left + Double(d) / maxDistance * (width - left - right) }
         func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
-        func f(_ v: Double) -> String { String(Int((v * 100).rounded())) .withDecimal }
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        func f(_ v: Double) -> String { String(Int((v * 100).rounded())).withDecimal }
+        var svg =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        svg += "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
-        svg += "<line x1=\"\(f(left))\" y1=\"\(f(height - bottom))\" x2=\"\(f(width - right))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
-        svg += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
-        svg += "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">time distance to the loss (steps)</text>\n"
-        svg += "<text x=\"16\" y=\"\(f(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(height / 2)))\">||dL/dh_t|| (log scale)</text>\n"
+        svg +=
+            "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
+        svg +=
+            "<line x1=\"\(f(left))\" y1=\"\(f(height - bottom))\" x2=\"\(f(width - right))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
+        svg +=
+            "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
+        svg +=
+            "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">time distance to the loss (steps)</text>\n"
+        svg +=
+            "<text x=\"16\" y=\"\(f(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(height / 2)))\">||dL/dh_t|| (log scale)</text>\n"
         for tick in yAxis.ticks {
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">1e\(Int(tick))</text>\n"
-            svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>\n"
+            svg +=
+                "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>\n"
         }
         for tick in AxisTicks.inside(low: 0, high: maxDistance, integer: true) {
             let d = Int(tick)
@@ -149,7 +164,8 @@ public enum GradientFlow {
                 path += "\(path.isEmpty ? "M" : " L")\(f(x(T - 1 - t))),\(f(y(Double.log(n) / Double.log(10))))"
             }
             svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            svg += "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
+            svg +=
+                "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
         }
         return svg + "</svg>\n"
     }
@@ -167,5 +183,6 @@ private extension String {
 
 /// `text` with &, < and > escaped for SVG/XML text content.
 func escapeXML(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+        of: ">", with: "&gt;")
 }

@@ -8,10 +8,14 @@ public enum TrainingReports {
     /// gradient_norm, tokens_per_second, elapsed_seconds, learning_rate (when recorded).
     public static func jsonLines(_ history: [EpochReport]) -> String {
         history.map { r in
-            var fields = ["\"epoch\":\(r.epoch)", "\"step\":\(r.step)", "\"train_perplexity\":\(json(r.trainPerplexity))"]
+            var fields = [
+                "\"epoch\":\(r.epoch)", "\"step\":\(r.step)", "\"train_perplexity\":\(json(r.trainPerplexity))",
+            ]
             if let v = r.validationPerplexity { fields.append("\"validation_perplexity\":\(json(v))") }
-            fields += ["\"gradient_norm\":\(json(r.gradientNorm))", "\"tokens_per_second\":\(json(r.tokensPerSecond))",
-                       "\"elapsed_seconds\":\(json(r.elapsedSeconds))"]
+            fields += [
+                "\"gradient_norm\":\(json(r.gradientNorm))", "\"tokens_per_second\":\(json(r.tokensPerSecond))",
+                "\"elapsed_seconds\":\(json(r.elapsedSeconds))",
+            ]
             if let rate = r.learningRate { fields.append("\"learning_rate\":\(json(rate))") }
             return "{" + fields.joined(separator: ",") + "}\n"
         }.joined()
@@ -30,10 +34,14 @@ public enum TrainingReports {
             guard let epoch = object["epoch"] as? Int, let step = object["step"] as? Int, epoch >= 1, step >= 0 else {
                 throw RecurrentKitError("metrics line \(i + 1) has no valid epoch and step")
             }
-            reports.append(EpochReport(epoch: epoch, step: step, trainPerplexity: number("train_perplexity") ?? .nan,
-                                       validationPerplexity: number("validation_perplexity"), gradientNorm: number("gradient_norm") ?? .nan,
-                                       tokensPerSecond: number("tokens_per_second") ?? .nan, elapsedSeconds: number("elapsed_seconds") ?? .nan,
-                                       learningRate: number("learning_rate")))
+            reports.append(
+                EpochReport(
+                    epoch: epoch, step: step, trainPerplexity: number("train_perplexity") ?? .nan,
+                    validationPerplexity: number("validation_perplexity"),
+                    gradientNorm: number("gradient_norm") ?? .nan,
+                    tokensPerSecond: number("tokens_per_second") ?? .nan,
+                    elapsedSeconds: number("elapsed_seconds") ?? .nan,
+                    learningRate: number("learning_rate")))
         }
         return reports
     }
@@ -57,18 +65,20 @@ public enum TrainingReports {
         func x(_ e: Int) -> Double { left + (Double(e) / maxEpoch) * (width - left - right) }
         func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
         var svg = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
-        <rect width="100%" height="100%" fill="white"/>
-        <text x="\(fmt((left + width - right) / 2))" y="22" text-anchor="middle" font-size="14">\(escapeXML(title))</text>
-        <line x1="\(left)" y1="\(height - bottom)" x2="\(width - right)" y2="\(height - bottom)" stroke="black"/>
-        <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(height - bottom)" stroke="black"/>
-        <text x="\(fmt((left + width - right) / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
-        <text x="16" y="\(fmt(height / 2))" text-anchor="middle" transform="rotate(-90 16 \(fmt(height / 2)))">perplexity</text>
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(fmt((left + width - right) / 2))" y="22" text-anchor="middle" font-size="14">\(escapeXML(title))</text>
+            <line x1="\(left)" y1="\(height - bottom)" x2="\(width - right)" y2="\(height - bottom)" stroke="black"/>
+            <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(height - bottom)" stroke="black"/>
+            <text x="\(fmt((left + width - right) / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
+            <text x="16" y="\(fmt(height / 2))" text-anchor="middle" transform="rotate(-90 16 \(fmt(height / 2)))">perplexity</text>
 
-        """
+            """
         for v in yAxis.ticks {
-            svg += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(v) + 4))\" text-anchor=\"end\">\(AxisTicks.label(v, step: yAxis.step))</text>\n"
-            svg += "<line x1=\"\(left)\" y1=\"\(fmt(y(v)))\" x2=\"\(width - right)\" y2=\"\(fmt(y(v)))\" stroke=\"#ddd\"/>\n"
+            svg +=
+                "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(v) + 4))\" text-anchor=\"end\">\(AxisTicks.label(v, step: yAxis.step))</text>\n"
+            svg +=
+                "<line x1=\"\(left)\" y1=\"\(fmt(y(v)))\" x2=\"\(width - right)\" y2=\"\(fmt(y(v)))\" stroke=\"#ddd\"/>\n"
         }
         for tick in AxisTicks.inside(low: 0, high: maxEpoch, integer: true) {
             let e = Int(tick)
@@ -76,9 +86,13 @@ public enum TrainingReports {
         }
         for (i, s) in series.enumerated() {
             let color = colors[i % colors.count]
-            let path = s.points.filter { $0.1.isFinite }.enumerated().map { j, p in "\(j == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))" }
-            svg += "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(i % 2 == 1 ? " stroke-dasharray=\"6 3\"" : "")/>\n"
-            svg += "<text x=\"\(fmt(width - right + 8))\" y=\"\(fmt(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
+            let path = s.points.filter { $0.1.isFinite }.enumerated().map { j, p in
+                "\(j == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))"
+            }
+            svg +=
+                "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(i % 2 == 1 ? " stroke-dasharray=\"6 3\"" : "")/>\n"
+            svg +=
+                "<text x=\"\(fmt(width - right + 8))\" y=\"\(fmt(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
         }
         return svg + "</svg>\n"
     }

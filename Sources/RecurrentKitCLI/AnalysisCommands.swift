@@ -8,11 +8,14 @@ import RecurrentKitText
 struct AnalyzeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Gradient flow through time: ||dL/dh_t|| per step and layer for a loss on the last step, and the spectral radius of W_hh.",
-        discussion: "With --demo, compares a tanh RNN with small recurrent weights (vanishing), a linear RNN with radius 1.1 (exploding) and an LSTM on the same text."
+        abstract:
+            "Gradient flow through time: ||dL/dh_t|| per step and layer for a loss on the last step, and the spectral radius of W_hh.",
+        discussion:
+            "With --demo, compares a tanh RNN with small recurrent weights (vanishing), a linear RNN with radius 1.1 (exploding) and an LSTM on the same text."
     )
 
-    @Option(help: "Checkpoint to analyse (default: a fresh model built from --cell/--hidden/--init).") var checkpoint: String?
+    @Option(help: "Checkpoint to analyse (default: a fresh model built from --cell/--hidden/--init).") var checkpoint:
+        String?
     @Option(help: "Cell of a fresh model.") var cell: CellKind = .rnnTanh
     @Option(help: "Hidden units of a fresh model.") var hidden: Int = 64
     @Option(help: "Layers of a fresh model.") var layers: Int = 1
@@ -21,26 +24,34 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "UTF-8 text file (default: the embedded corpus).") var text: String?
     @Option(help: "Embedded corpus when --text is absent.") var corpus: String = "timemachine"
     @Option(help: "Steps T to backpropagate through.") var steps: Int = 100
-    @Flag(help: "Compare vanishing (tanh, radius 0.5), exploding (linear, radius 1.1) and an LSTM in one plot.") var demo = false
-    @Option(parsing: .singleValue, help: "With --demo, also plot this trained checkpoint (repeatable).") var also: [String] = []
+    @Flag(help: "Compare vanishing (tanh, radius 0.5), exploding (linear, radius 1.1) and an LSTM in one plot.")
+    var demo = false
+    @Option(parsing: .singleValue, help: "With --demo, also plot this trained checkpoint (repeatable).") var also:
+        [String] = []
     @Option(help: "Folder for gradient-flow.csv and gradient-flow.svg.") var output: String = "runs/analyze"
     @Option(help: "Seed of a fresh model.") var seed: UInt64 = 0
 
     func run() throws {
-        guard steps >= 1, steps <= 1_000_000 else { throw RecurrentKitError.invalidArgument("steps", steps, "must be in 1...1000000") }
+        guard steps >= 1, steps <= 1_000_000 else {
+            throw RecurrentKitError.invalidArgument("steps", steps, "must be in 1...1000000")
+        }
         guard !also.isEmpty ? demo : true else { throw RecurrentKitError("--also needs --demo") }
         guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
             throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
         }
         let raw = try loadCorpusText(text ?? corpus)
         try createFolder(output)
-        try checkWritableLocation(output + "/gradient-flow.svg") // before the work, not after it
+        try checkWritableLocation(output + "/gradient-flow.svg")  // before the work, not after it
         var series: [(label: String, norms: [Double])] = []
         var csv = "model,layer,t,distance,grad_norm\n"
         func add(_ label: String, _ model: LanguageModel<Float>, _ vocabulary: Vocabulary) throws {
             let prepared = TextPreparation.prepared(raw, mode: vocabulary.mode)
-            let tokens = Array(try vocabulary.encode(String(String.UnicodeScalarView(prepared.unicodeScalars.prefix(steps + 1)))))
-            guard tokens.count == steps + 1 else { throw RecurrentKitError("text has only \(tokens.count) tokens; \(steps + 1) needed for --steps \(steps)") }
+            let tokens = Array(
+                try vocabulary.encode(String(String.UnicodeScalarView(prepared.unicodeScalars.prefix(steps + 1)))))
+            guard tokens.count == steps + 1 else {
+                throw RecurrentKitError(
+                    "text has only \(tokens.count) tokens; \(steps + 1) needed for --steps \(steps)")
+            }
             let report = try GradientFlow.analyze(model: model, tokens: tokens)
             for (k, norms) in report.hiddenGradientNorms.enumerated() {
                 let name = report.hiddenGradientNorms.count > 1 ? "\(label) l\(k)" : label
@@ -48,15 +59,21 @@ struct AnalyzeCommand: ParsableCommand {
                 for (t, n) in norms.enumerated() { csv += "\(label),\(k),\(t),\(steps - 1 - t),\(n)\n" }
                 let radii = report.spectralRadius[k].map { String(format: "%.3f", $0) }.joined(separator: "/")
                 let sigmas = report.largestSingularValue[k].map { String(format: "%.3f", $0) }.joined(separator: "/")
-                print("\(name): spectral radius of W_hh gate blocks \(radii), largest singular value \(sigmas); "
-                      + "||dL/dh|| at distance 0: \(sci(norms.last!)), at distance \(steps - 1): \(sci(norms.first!))")
+                print(
+                    "\(name): spectral radius of W_hh gate blocks \(radii), largest singular value \(sigmas); "
+                        + "||dL/dh|| at distance 0: \(sci(norms.last!)), at distance \(steps - 1): \(sci(norms.first!))"
+                )
             }
         }
         if demo {
             let vocabulary = try PreparedCorpus.prepare(text: raw, mode: .d2l).vocabulary
-            for (label, kind, r) in [("tanh r=0.5", CellKind.rnnTanh, 0.5), ("linear r=1.1", .rnnLinear, 1.1), ("lstm", .lstm, nil as Double?)] {
+            for (label, kind, r) in [
+                ("tanh r=0.5", CellKind.rnnTanh, 0.5), ("linear r=1.1", .rnnLinear, 1.1),
+                ("lstm", .lstm, nil as Double?),
+            ] {
                 var g = SeededGenerator(seed: seed)
-                let model = try LanguageModel<Float>(.init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden), generator: &g)
+                let model = try LanguageModel<Float>(
+                    .init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden), generator: &g)
                 if let r { try GradientFlow.setRecurrentSpectralRadius(model, radius: r) }
                 try add(label, model, vocabulary)
             }
@@ -72,14 +89,16 @@ struct AnalyzeCommand: ParsableCommand {
             let kind = cell, initial = initialization
             let vocabulary = try PreparedCorpus.prepare(text: raw, mode: .d2l).vocabulary
             var g = SeededGenerator(seed: seed)
-            let model = try LanguageModel<Float>(.init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden, numLayers: layers),
-                                                 initialization: initial, generator: &g)
+            let model = try LanguageModel<Float>(
+                .init(vocabularySize: vocabulary.count, cell: kind, hiddenSize: hidden, numLayers: layers),
+                initialization: initial, generator: &g)
             if let radius { try GradientFlow.setRecurrentSpectralRadius(model, radius: radius) }
             try add(kind.rawValue + (radius.map { " r=\($0)" } ?? ""), model, vocabulary)
         }
         try writeFileAtomically(Array(csv.utf8), to: output + "/gradient-flow.csv")
-        try writeFileAtomically(Array(GradientFlow.svg(series, title: "Gradient norm through time (loss on the last step)").utf8),
-                                to: output + "/gradient-flow.svg")
+        try writeFileAtomically(
+            Array(GradientFlow.svg(series, title: "Gradient norm through time (loss on the last step)").utf8),
+            to: output + "/gradient-flow.svg")
         print("wrote \(output)/gradient-flow.csv and \(output)/gradient-flow.svg")
     }
 }
@@ -88,8 +107,9 @@ func sci(_ x: Double) -> String { String(format: "%.3e", x) }
 
 /// `rnn task`: built-in long-range tasks.
 struct TaskCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "task", abstract: "Long-range benchmark tasks.",
-                                                    subcommands: [AddingCommand.self])
+    static let configuration = CommandConfiguration(
+        commandName: "task", abstract: "Long-range benchmark tasks.",
+        subcommands: [AddingCommand.self])
 }
 
 /// `rnn task adding`: the adding problem.
@@ -121,9 +141,12 @@ struct AddingCommand: ParsableCommand {
             throw RecurrentKitError.invalidArgument("updates", updates, "must be in 1...\(Self.maximumUpdates)")
         }
         guard (1...Self.maximumUpdates).contains(evaluateEvery) else {
-            throw RecurrentKitError.invalidArgument("evaluate-every", evaluateEvery, "must be in 1...\(Self.maximumUpdates)")
+            throw RecurrentKitError.invalidArgument(
+                "evaluate-every", evaluateEvery, "must be in 1...\(Self.maximumUpdates)")
         }
-        guard (1...(1 << 16)).contains(hidden) else { throw RecurrentKitError.invalidArgument("hidden", hidden, "must be in 1...65536") }
+        guard (1...(1 << 16)).contains(hidden) else {
+            throw RecurrentKitError.invalidArgument("hidden", hidden, "must be in 1...65536")
+        }
         var o = AddingProblem.Options()
         o.length = length
         o.cell = cell
@@ -135,7 +158,7 @@ struct AddingCommand: ParsableCommand {
         o.clip = clip
         o.evaluateEvery = evaluateEvery
         o.seed = seed
-        try o.validate() // length, batch, learning rate and clip, before the first line is printed
+        try o.validate()  // length, batch, learning rate and clip, before the first line is printed
         // Memory as `rnn train` counts it: one layer, input width 2, Adam, the larger of the batch and the 1,000 test
         // sequences (a slight overestimate: the read-out has one output, not two).
         var estimate = TrainingOptions()
@@ -146,15 +169,26 @@ struct AddingCommand: ParsableCommand {
         estimate.optimizer = .adam
         estimate.batchSize = max(batch, o.testSize)
         guard let bytes = estimate.estimatedMemoryBytes(vocabularySize: 2, chunkLength: length) else {
-            throw RecurrentKitError("the adding problem's sizes are too large: the memory they need does not fit in a 64-bit count")
+            throw RecurrentKitError(
+                "the adding problem's sizes are too large: the memory they need does not fit in a 64-bit count")
         }
-        try checkMemory(bytes, for: "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(max(batch, o.testSize))")
+        try checkMemory(
+            bytes,
+            for:
+                "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(max(batch, o.testSize))"
+        )
         let start = Date()
-        print("adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(o.initialization.rawValue), \(updates) Adam updates of \(batch), lr \(lr); baseline MSE 0.1667")
+        print(
+            "adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(o.initialization.rawValue), \(updates) Adam updates of \(batch), lr \(lr); baseline MSE 0.1667"
+        )
         let results = try AddingProblem.train(o) { e in
-            print("update \(e.update) train MSE \(String(format: "%.4f", e.trainMSE)) test MSE \(String(format: "%.4f", e.testMSE))")
+            print(
+                "update \(e.update) train MSE \(String(format: "%.4f", e.trainMSE)) test MSE \(String(format: "%.4f", e.testMSE))"
+            )
         }
-        print("final test MSE \(String(format: "%.4f", results.last!.testMSE)) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        print(
+            "final test MSE \(String(format: "%.4f", results.last!.testMSE)) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s"
+        )
     }
 }
 
@@ -162,7 +196,8 @@ struct AddingCommand: ParsableCommand {
 struct CompareBPTTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare-bptt",
-        abstract: "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of perplexity curves."
+        abstract:
+            "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of perplexity curves."
     )
 
     @Option(help: "Cell.") var cell: CellKind = .rnnTanh
@@ -176,7 +211,7 @@ struct CompareBPTTCommand: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         try createFolder(output)
-        try checkWritableLocation(output + "/comparison.svg") // before the work, not after it
+        try checkWritableLocation(output + "/comparison.svg")  // before the work, not after it
         var series: [(label: String, points: [(Int, Double)])] = []
         var csv = "run,epoch,updates,train_perplexity,seconds\n"
         let runs: [(String, SamplingStrategy, BPTTStrategy)] = [
@@ -185,7 +220,7 @@ struct CompareBPTTCommand: ParsableCommand {
         ]
         for (label, sampling, bptt) in runs {
             var o = TrainingOptions()
-            o.maxTokens = 10_000 // d2l 8.7: the first 10,000 tokens
+            o.maxTokens = 10_000  // d2l 8.7: the first 10,000 tokens
             o.cell = cell
             o.hiddenSize = hidden
             o.epochs = epochs
@@ -197,13 +232,21 @@ struct CompareBPTTCommand: ParsableCommand {
             let trainer = try LanguageModelTrainer(options: o)
             try trainer.train()
             let last = trainer.history.last!
-            print("\(label): chunks of \(trainer.chunkLength) steps, \(trainer.step) updates, final perplexity \(fixed(last.trainPerplexity, 2)), \(duration(last.elapsedSeconds))")
+            print(
+                "\(label): chunks of \(trainer.chunkLength) steps, \(trainer.step) updates, final perplexity \(fixed(last.trainPerplexity, 2)), \(duration(last.elapsedSeconds))"
+            )
             series.append((label, trainer.history.map { ($0.epoch, $0.trainPerplexity) }))
-            for r in trainer.history { csv += "\(label),\(r.epoch),\(r.step),\(r.trainPerplexity),\(r.elapsedSeconds)\n" }
+            for r in trainer.history {
+                csv += "\(label),\(r.epoch),\(r.step),\(r.trainPerplexity),\(r.elapsedSeconds)\n"
+            }
         }
         try writeFileAtomically(Array(csv.utf8), to: output + "/comparison.csv")
-        try writeFileAtomically(Array(TrainingReports.perplexitySVG(series: series, title: "BPTT strategies on The Time Machine (\(cell.rawValue) H\(hidden))").utf8),
-                                to: output + "/comparison.svg")
+        try writeFileAtomically(
+            Array(
+                TrainingReports.perplexitySVG(
+                    series: series, title: "BPTT strategies on The Time Machine (\(cell.rawValue) H\(hidden))"
+                ).utf8),
+            to: output + "/comparison.svg")
         print("wrote \(output)/comparison.svg and \(output)/comparison.csv")
     }
 }

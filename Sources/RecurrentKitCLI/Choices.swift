@@ -25,7 +25,9 @@ extension Precision: ExpressibleByArgument {
     /// float32 or bfloat16, also bf16, fp32, f32.
     public init?(argument: String) {
         let aliases = ["bf16": "bfloat16", "fp32": "float32", "f32": "float32"]
-        guard let value = Precision(rawValue: aliases[argument.lowercased()] ?? argument.lowercased()) else { return nil }
+        guard let value = Precision(rawValue: aliases[argument.lowercased()] ?? argument.lowercased()) else {
+            return nil
+        }
         self = value
     }
 }
@@ -34,7 +36,9 @@ extension WeightPrecision: ExpressibleByArgument {
     /// float32, bfloat16 or int8, also bf16, fp32, f32, i8.
     public init?(argument: String) {
         let aliases = ["bf16": "bfloat16", "fp32": "float32", "f32": "float32", "i8": "int8"]
-        guard let value = WeightPrecision(rawValue: aliases[argument.lowercased()] ?? argument.lowercased()) else { return nil }
+        guard let value = WeightPrecision(rawValue: aliases[argument.lowercased()] ?? argument.lowercased()) else {
+            return nil
+        }
         self = value
     }
 }

@@ -5,8 +5,11 @@ import RecurrentKitText
 /// `rnn export`: a checkpoint as an ONNX file (the library's `ONNX.export`).
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write a checkpoint's model as an ONNX file (native RNN/GRU/LSTM operators, opset 14).",
-        discussion: "Inputs tokens (T, B) int64 and optional h0/c0; outputs logits (T, B, V), hn and cn. The vocabulary travels in the file's metadata.")
+        commandName: "export",
+        abstract: "Write a checkpoint's model as an ONNX file (native RNN/GRU/LSTM operators, opset 14).",
+        discussion:
+            "Inputs tokens (T, B) int64 and optional h0/c0; outputs logits (T, B, V), hn and cn. The vocabulary travels in the file's metadata."
+    )
 
     /// The export formats (ONNX only, so far).
     enum Format: String, CaseIterable, ExpressibleByArgument { case onnx }
@@ -23,8 +26,9 @@ struct ExportCommand: ParsableCommand {
         let loaded = try Checkpoint.load(from: checkpoint)
         try ONNX.export(loaded.model, vocabulary: loaded.vocabulary, to: output)
         let c = loaded.model.configuration
-        print("wrote \(output): \(c.cell.rawValue) L\(c.numLayers) H\(c.hiddenSize) V\(c.vocabularySize)"
-              + (c.embeddingSize.map { " embedding \($0)" } ?? " one-hot") + (c.bidirectional ? " bidirectional" : "")
-              + ", ONNX opset \(ONNX.opset)")
+        print(
+            "wrote \(output): \(c.cell.rawValue) L\(c.numLayers) H\(c.hiddenSize) V\(c.vocabularySize)"
+                + (c.embeddingSize.map { " embedding \($0)" } ?? " one-hot") + (c.bidirectional ? " bidirectional" : "")
+                + ", ONNX opset \(ONNX.opset)")
     }
 }

@@ -11,7 +11,11 @@ struct RNNCommand: ParsableCommand {
         commandName: "rnn",
         abstract: "Recurrent networks (RNN, GRU, LSTM) with hand-written backpropagation through time.",
         version: RecurrentKitVersion.string,
-        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, ExportCommand.self, ImportCommand.self, GradCheckCommand.self, AnalyzeCommand.self, CompareBPTTCommand.self, TaskCommand.self, BenchCommand.self, PlotCommand.self, ProbeCommand.self]
+        subcommands: [
+            TrainCommand.self, SampleCommand.self, EvalCommand.self, ExportCommand.self, ImportCommand.self,
+            GradCheckCommand.self, AnalyzeCommand.self, CompareBPTTCommand.self, TaskCommand.self, BenchCommand.self,
+            PlotCommand.self, ProbeCommand.self,
+        ]
     )
 
     /// Every failure is one line on stderr and a non-zero exit; help and version go to stdout with exit 0.
@@ -71,7 +75,9 @@ extension RNNCommand {
         while i < arguments.count {
             let word = arguments[i]
             if word == "--" { result += arguments[i...]; break }
-            if word.count > 2, word.hasPrefix("--"), !word.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+            if word.count > 2, word.hasPrefix("--"), !word.contains("="), i + 1 < arguments.count,
+                isNegativeNumber(arguments[i + 1])
+            {
                 result.append(word + "=" + arguments[i + 1])
                 i += 2
                 continue

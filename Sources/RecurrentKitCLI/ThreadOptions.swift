@@ -6,11 +6,13 @@ import RecurrentKitText
 
 /// `--threads`, shared by every command that computes (`@OptionGroup`): validated and applied in one place.
 struct ThreadOptions: ParsableArguments {
-    @Option(name: .customLong("threads"), help: ArgumentHelp(
-        "Threads for large matrix products and per-step element-wise work (1...\(Kernels.maxThreadCount); results do not depend on it). "
-            + "Default: the cores this process may use (affinity mask, cgroup CPU quota), divided among the processes of an mpirun job on this host: "
-            + "\(Kernels.defaultThreadCount) here.",
-        valueName: "threads"))
+    @Option(
+        name: .customLong("threads"),
+        help: ArgumentHelp(
+            "Threads for large matrix products and per-step element-wise work (1...\(Kernels.maxThreadCount); results do not depend on it). "
+                + "Default: the cores this process may use (affinity mask, cgroup CPU quota), divided among the processes of an mpirun job on this host: "
+                + "\(Kernels.defaultThreadCount) here.",
+            valueName: "threads"))
     var requested: Int?
 
     /// The thread count: `--threads`, else ``Kernels/defaultThreadCount``.
@@ -29,7 +31,8 @@ struct ThreadOptions: ParsableArguments {
     func apply() throws {
         let limit = Kernels.maxThreadCount
         guard (1...limit).contains(threads) else {
-            throw RecurrentKitError.invalidArgument("threads", threads, "must be in 1...\(limit) (the most threads the kernels' pool runs)")
+            throw RecurrentKitError.invalidArgument(
+                "threads", threads, "must be in 1...\(limit) (the most threads the kernels' pool runs)")
         }
         Kernels.threadCount = threads
     }

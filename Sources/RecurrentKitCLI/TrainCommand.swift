@@ -9,7 +9,8 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a character language model (default: d2l 8.5, tanh RNN H512 on The Time Machine).",
-        discussion: "Presets: \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ")). Options given override the preset. "
+        discussion:
+            "Presets: \(TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ")). Options given override the preset. "
             + "The d2l presets train on the first 10,000 tokens, as d2l does; without --preset, a --corpus of your own is read whole (--max-tokens decides in every case)."
     )
 
@@ -17,9 +18,12 @@ struct TrainCommand: ParsableCommand {
     /// The preset the run starts from.
     var basePreset: TrainingPreset { preset ?? .d2lRNN }
     @Option(help: "Embedded corpus (timemachine, tinyshakespeare) or a UTF-8 text file.") var corpus: String?
-    @Option(help: "Tokens: d2l (letters, lower-case), raw (every character, 90/10 split) or words (d2l 8.2 word tokens).") var textMode: TextMode?
+    @Option(
+        help: "Tokens: d2l (letters, lower-case), raw (every character, 90/10 split) or words (d2l 8.2 word tokens).")
+    var textMode: TextMode?
     @Option(help: "Words mode: words seen fewer times become <unk> (d2l min_freq).") var minFrequency: Int?
-    @Option(help: "Use only the first N tokens (0 = all; default: all, or the d2l presets' 10,000).") var maxTokens: Int?
+    @Option(help: "Use only the first N tokens (0 = all; default: all, or the d2l presets' 10,000).") var maxTokens:
+        Int?
     @Option(help: "Cell (also rnn, tanh, relu, linear).") var cell: CellKind?
     @Option(help: "Hidden units.") var hidden: Int?
     @Option(help: "Recurrent layers.") var layers: Int?
@@ -27,34 +31,55 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
     @Flag(help: "Recurrent layers without biases (PyTorch bias=False).") var noBias = false
     @Option(help: "LSTM: project h to this width (PyTorch proj_size, below --hidden; 0 = none).") var projection: Int?
-    @Option(help: "Matrix products while training: float32, or bf16 (mixed precision: bfloat16 operands, float32 sums, master weights and states).") var precision: Precision?
-    @Option(help: "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN), orthogonal (W_hh gate blocks).") var initialization: Initialization?
-    @Option(help: "LSTM: the forget gate's initial bias (char-rnn and Jozefowicz et al. use 1).") var forgetBias: Double?
+    @Option(
+        help:
+            "Matrix products while training: float32, or bf16 (mixed precision: bfloat16 operands, float32 sums, master weights and states)."
+    ) var precision: Precision?
+    @Option(
+        help:
+            "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN), orthogonal (W_hh gate blocks)."
+    ) var initialization: Initialization?
+    @Option(help: "LSTM: the forget gate's initial bias (char-rnn and Jozefowicz et al. use 1).") var forgetBias:
+        Double?
     @Option(help: "Optimizer.") var optimizer: OptimizerKind?
     @Option(help: "Learning rate (>= 0).") var lr: Double?
     @Option(help: "SGD momentum, [0, 1).") var momentum: Double?
     @Option(help: "Weight decay (>= 0).") var weightDecay: Double?
-    @Option(help: "Learning-rate schedule: constant, step (x --decay-factor every --decay-every updates, PyTorch StepLR), cosine (linear warm-up over --warmup updates, then cosine to --min-lr-factor x lr at the last update; with --time-limit the last update is estimated from the first updates' speed).") var schedule: ScheduleKind?
+    @Option(
+        help:
+            "Learning-rate schedule: constant, step (x --decay-factor every --decay-every updates, PyTorch StepLR), cosine (linear warm-up over --warmup updates, then cosine to --min-lr-factor x lr at the last update; with --time-limit the last update is estimated from the first updates' speed)."
+    ) var schedule: ScheduleKind?
     @Option(help: "Step schedule: updates between decays (>= 1).") var decayEvery: Int?
     @Option(help: "Step schedule: factor per decay, (0, 1].") var decayFactor: Double?
     @Option(help: "Cosine schedule: warm-up updates (>= 0).") var warmup: Int?
     @Option(help: "Cosine schedule: final learning rate as a fraction of --lr, [0, 1].") var minLrFactor: Double?
-    @Option(help: "Hold out this share of the text's end for validation, [0, 0.5] (default 0.1 in raw mode, 0 in d2l mode).") var validationFraction: Double?
-    @Option(help: "Also measure the validation loss every N updates (>= 1); the best model goes to best.safetensors.") var evalEvery: Int?
-    @Option(help: "Stop after N validation measurements in a row without improvement (>= 1).") var earlyStopPatience: Int?
+    @Option(
+        help: "Hold out this share of the text's end for validation, [0, 0.5] (default 0.1 in raw mode, 0 in d2l mode)."
+    ) var validationFraction: Double?
+    @Option(help: "Also measure the validation loss every N updates (>= 1); the best model goes to best.safetensors.")
+    var evalEvery: Int?
+    @Option(help: "Stop after N validation measurements in a row without improvement (>= 1).") var earlyStopPatience:
+        Int?
     @Option(help: "Clip the global gradient norm to this (0 disables).") var clip: Double?
     @Option(help: "Minibatch rows B.") var batch: Int?
     @Option(help: "Truncated BPTT length T.") var steps: Int?
     @Option(help: "Minibatch sampling.") var sampling: SamplingStrategy?
-    @Option(help: "Backpropagation through time: truncated (chunks of --steps), full (whole rows), randomized (unbiased, expected length --steps).") var bptt: BPTTStrategy?
-    @Option(help: "Memory-efficient BPTT: keep states every N steps (a multiple of 16) and recompute the rest in backward; 0 keeps every activation.") var recomputeInterval: Int?
+    @Option(
+        help:
+            "Backpropagation through time: truncated (chunks of --steps), full (whole rows), randomized (unbiased, expected length --steps)."
+    ) var bptt: BPTTStrategy?
+    @Option(
+        help:
+            "Memory-efficient BPTT: keep states every N steps (a multiple of 16) and recompute the rest in backward; 0 keeps every activation."
+    ) var recomputeInterval: Int?
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Stop after this many seconds of training.") var timeLimit: Double?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "Print a greedy sample every N epochs (0 = never).") var sampleEvery: Int?
     @Option(help: "Prefix of the periodic sample.") var prefix: String?
     @Option(help: "Characters per periodic sample.") var sampleLength: Int?
-    @Option(help: "Folder for model.safetensors, metrics.jsonl and perplexity.svg (default runs/<preset>).") var output: String?
+    @Option(help: "Folder for model.safetensors, metrics.jsonl and perplexity.svg (default runs/<preset>).") var output:
+        String?
     @OptionGroup var threadOptions: ThreadOptions
 
     func resolvedOptions() throws -> TrainingOptions {
@@ -68,7 +93,9 @@ struct TrainCommand: ParsableCommand {
         if let textMode { o.textMode = textMode }
         if let minFrequency { o.minimumFrequency = minFrequency }
         if let maxTokens {
-            guard maxTokens >= 0 else { throw RecurrentKitError.invalidArgument("max-tokens", maxTokens, "must be >= 0 (0 = all)") }
+            guard maxTokens >= 0 else {
+                throw RecurrentKitError.invalidArgument("max-tokens", maxTokens, "must be >= 0 (0 = all)")
+            }
             o.maxTokens = maxTokens == 0 ? nil : maxTokens
         }
         if let cell { o.cell = cell }
@@ -76,7 +103,9 @@ struct TrainCommand: ParsableCommand {
         if let layers { o.numLayers = layers }
         if let dropout { o.dropout = dropout }
         if let embedding {
-            guard embedding >= 0 else { throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)") }
+            guard embedding >= 0 else {
+                throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)")
+            }
             o.embeddingSize = embedding == 0 ? nil : embedding
         }
         if noBias { o.recurrentBias = false }
@@ -99,8 +128,12 @@ struct TrainCommand: ParsableCommand {
         case nil: break
         }
         let stepOptions = decayEvery != nil || decayFactor != nil, cosineOptions = warmup != nil || minLrFactor != nil
-        if stepOptions, schedule != .step { throw RecurrentKitError("--decay-every and --decay-factor need --schedule step") }
-        if cosineOptions, schedule != .cosine { throw RecurrentKitError("--warmup and --min-lr-factor need --schedule cosine") }
+        if stepOptions, schedule != .step {
+            throw RecurrentKitError("--decay-every and --decay-factor need --schedule step")
+        }
+        if cosineOptions, schedule != .cosine {
+            throw RecurrentKitError("--warmup and --min-lr-factor need --schedule cosine")
+        }
         if let batch { o.batchSize = batch }
         if let steps { o.numSteps = steps }
         if let sampling { o.sampling = sampling }
@@ -116,13 +149,23 @@ struct TrainCommand: ParsableCommand {
         return o
     }
 
-    @Option(help: "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored, except --recompute-interval, --time-limit and --threads).") var resume: String?
-    @Option(help: "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding/--no-bias/--projection.") var initFrom: String?
-    @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery: Int = 0
-    @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.") var skipNonfinite = false
+    @Option(
+        help:
+            "Resume exactly from a checkpoint written by rnn train (its options are used; other options are ignored, except --recompute-interval, --time-limit and --threads)."
+    ) var resume: String?
+    @Option(
+        help:
+            "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding/--no-bias/--projection."
+    ) var initFrom: String?
+    @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery:
+        Int = 0
+    @Flag(help: "Skip updates whose loss or gradient is NaN or infinite (counted) instead of stopping.")
+    var skipNonfinite = false
 
     func run() throws {
-        guard checkpointEvery >= 0 else { throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0") }
+        guard checkpointEvery >= 0 else {
+            throw RecurrentKitError.invalidArgument("checkpoint-every", checkpointEvery, "must be >= 0")
+        }
         try threadOptions.apply()
         // Under mpirun: one process of a data-parallel job. Every process trains its rows of each minibatch; rank 0
         // alone prints, locks the folder and writes files.
@@ -136,7 +179,9 @@ struct TrainCommand: ParsableCommand {
         func lockFolder(_ folder: String) throws {
             guard isRoot else { return }
             try createFolder(folder)
-            lock = try OutputFolderLock(folder: folder, staleTemporariesOf: ["model.safetensors", "best.safetensors", "metrics.jsonl", "perplexity.svg"])
+            lock = try OutputFolderLock(
+                folder: folder,
+                staleTemporariesOf: ["model.safetensors", "best.safetensors", "metrics.jsonl", "perplexity.svg"])
         }
         // The checkpoint that stays good if this run fails: the one resumed from, then each one saved.
         var lastGood: (path: String, step: Int)? = nil
@@ -147,12 +192,15 @@ struct TrainCommand: ParsableCommand {
             lastGood = (resume, trainer.step)
             say("resuming \(resume) at update \(trainer.step)")
             if let saved = trainer.savedKernelLevel, saved != Kernels.activeLevel.name {
-                say("note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run")
+                say(
+                    "note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run"
+                )
             }
-            if let recomputeInterval { // changes memory, never the gradients, so it may differ from the saved run's
+            if let recomputeInterval {  // changes memory, never the gradients, so it may differ from the saved run's
                 try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))
             }
-            if let timeLimit { try trainer.setTimeLimit(timeLimit) } // this process's limit, whatever the checkpoint says
+            // this process's limit, whatever the checkpoint says
+            if let timeLimit { try trainer.setTimeLimit(timeLimit) }
         } else {
             var options = try resolvedOptions()
             options.skipNonFinite = skipNonfinite
@@ -173,7 +221,9 @@ struct TrainCommand: ParsableCommand {
             trainer = try LanguageModelTrainer(options: options, reducer: reducer)
             if let start {
                 guard trainer.corpus.vocabulary == start.vocabulary else {
-                    throw RecurrentKitError("--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this text's (\(trainer.corpus.vocabulary.count))")
+                    throw RecurrentKitError(
+                        "--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this text's (\(trainer.corpus.vocabulary.count))"
+                    )
                 }
                 try trainer.model.parameters.copyValues(from: start.model.parameters)
                 say("starting from the weights of \(initFrom!)")
@@ -184,32 +234,45 @@ struct TrainCommand: ParsableCommand {
         // A checkpoint holds the weights (F32) and the optimizer moments (F64); saving needs room for a second copy.
         let parameterCount = trainer.model.parameters.count
         let moments = options.optimizer == .sgd ? (options.momentum > 0 ? 1 : 0) : 2
-        if isRoot { try checkWritableLocation(checkpointPath, requiredBytes: 2 * (4 + 8 * moments) * parameterCount + 1_000_000) }
+        if isRoot {
+            try checkWritableLocation(checkpointPath, requiredBytes: 2 * (4 + 8 * moments) * parameterCount + 1_000_000)
+        }
         let config = trainer.model.configuration
         let weightCount = trainer.model.parameters.entries.reduce(0) { $0 + $1.count }
-        say("corpus \(options.corpus) (\(options.textMode.rawValue), vocabulary \(config.vocabularySize)): "
-            + tokenCountLine(trainer, cutBy: resume == nil && maxTokens == nil && options.maxTokens != nil ? "preset \(basePreset.rawValue)" : nil))
+        say(
+            "corpus \(options.corpus) (\(options.textMode.rawValue), vocabulary \(config.vocabularySize)): "
+                + tokenCountLine(
+                    trainer,
+                    cutBy: resume == nil && maxTokens == nil && options.maxTokens != nil
+                        ? "preset \(basePreset.rawValue)" : nil))
         if !trainer.corpus.validationTokens.isEmpty {
-            say("validation: \(trainer.validationLayout.description(tokenCount: trainer.corpus.validationTokens.count)), at the end of every epoch"
-                + (options.evaluateEvery.map { " and every \($0) updates" } ?? "") + "; rnn eval reads one stream")
+            say(
+                "validation: \(trainer.validationLayout.description(tokenCount: trainer.corpus.validationTokens.count)), at the end of every epoch"
+                    + (options.evaluateEvery.map { " and every \($0) updates" } ?? "") + "; rnn eval reads one stream")
         }
-        say("model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
-              + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot") + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
-        say("\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
-              + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), threads \(threadOptions.summary)"
-            + (options.precision == .bfloat16 ? ", bf16 products (mixed precision)" : "")
-            + (reducer.processCount > 1 ? " per process" : ""))
+        say(
+            "model \(config.cell.rawValue) H=\(config.hiddenSize) layers=\(config.numLayers)"
+                + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot")
+                + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
+        say(
+            "\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
+                + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), threads \(threadOptions.summary)"
+                + (options.precision == .bfloat16 ? ", bf16 products (mixed precision)" : "")
+                + (reducer.processCount > 1 ? " per process" : ""))
         if let job = mpiJob {
-            say("MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), \(trainer.shard.count)"
-                + (options.batchSize % job.processCount == 0 ? "" : " or \(trainer.shard.count - 1)") + " of the \(options.batchSize) rows each")
+            say(
+                "MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), \(trainer.shard.count)"
+                    + (options.batchSize % job.processCount == 0 ? "" : " or \(trainer.shard.count - 1)")
+                    + " of the \(options.batchSize) rows each")
         }
 
         installStopHandlers()
-        let live = standardOutputIsTerminal && reducer.processCount == 1 // mpirun's output is a pipe or a pty of the launcher
+        // mpirun's output is a pipe or a pty of the launcher
+        let live = standardOutputIsTerminal && reducer.processCount == 1
         var lastLine = 0.0
         var savedAtStep = -1
         func save() throws {
-            let checkpoint = try trainer.checkpoint() // collective in an MPI job: every process makes it, rank 0 saves
+            let checkpoint = try trainer.checkpoint()  // collective in an MPI job: every process makes it, rank 0 saves
             if isRoot { try checkpoint.save(to: checkpointPath) }
             savedAtStep = trainer.step
             lastGood = (checkpointPath, trainer.step)
@@ -218,82 +281,113 @@ struct TrainCommand: ParsableCommand {
         let bestPath = folder + "/best.safetensors"
         let finished: Bool
         do {
-            finished = try trainer.train(progress: { event in
-                guard isRoot else { return }
-                switch event {
-                case let .step(s):
-                    if s.skipped { print("\(live ? "\r\u{1B}[K" : "")skipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)") }
-                    let now = Date().timeIntervalSince1970
-                    guard live else {
-                        // Plain lines for logs: one progress line every 30 seconds, flushed so `tail -f` shows it.
-                        if now - lastLine >= 30 && s.stepInEpoch != s.stepsPerEpoch {
-                            lastLine = now
-                            print("epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))")
+            finished = try trainer.train(
+                progress: { event in
+                    guard isRoot else { return }
+                    switch event {
+                    case let .step(s):
+                        if s.skipped {
+                            print(
+                                "\(live ? "\r\u{1B}[K" : "")skipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)"
+                            )
+                        }
+                        let now = Date().timeIntervalSince1970
+                        guard live else {
+                            // Plain lines for logs: one progress line every 30 seconds, flushed so `tail -f` shows it.
+                            if now - lastLine >= 30 && s.stepInEpoch != s.stepsPerEpoch {
+                                lastLine = now
+                                print(
+                                    "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                                )
+                                flushStandardOutput()
+                            }
+                            return
+                        }
+                        if now - lastLine < 0.1 && s.stepInEpoch != s.stepsPerEpoch { return }
+                        lastLine = now
+                        let line =
+                            "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                        print("\r" + line + "\u{1B}[K", terminator: "")
+                        flushStandardOutput()
+                    case let .epoch(r):
+                        if live { print("\r\u{1B}[K", terminator: "") }
+                        var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
+                        if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
+                        line +=
+                            " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
+                        print(line)
+                        flushStandardOutput()
+                    case let .sample(_, text):
+                        if live { print("\r\u{1B}[K", terminator: "") }
+                        print("  > \(text)")
+                        flushStandardOutput()
+                    case let .validation(v):
+                        if options.evaluateEvery != nil {
+                            if live { print("\r\u{1B}[K", terminator: "") }
+                            print(
+                                "update \(v.step): validation loss \(fixed(v.loss, 4)) nats/token"
+                                    + (v.isBest ? " (best)" : " (\(v.sinceBest) without improvement)"))
                             flushStandardOutput()
                         }
-                        return
                     }
-                    if now - lastLine < 0.1 && s.stepInEpoch != s.stepsPerEpoch { return }
-                    lastLine = now
-                    let line = "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
-                    print("\r" + line + "\u{1B}[K", terminator: "")
-                    flushStandardOutput()
-                case let .epoch(r):
-                    if live { print("\r\u{1B}[K", terminator: "") }
-                    var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
-                    if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
-                    line += " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
-                    print(line)
-                    flushStandardOutput()
-                case let .sample(_, text):
-                    if live { print("\r\u{1B}[K", terminator: "") }
-                    print("  > \(text)")
-                    flushStandardOutput()
-                case let .validation(v):
-                    if options.evaluateEvery != nil {
-                        if live { print("\r\u{1B}[K", terminator: "") }
-                        print("update \(v.step): validation loss \(fixed(v.loss, 4)) nats/token" + (v.isBest ? " (best)" : " (\(v.sinceBest) without improvement)"))
-                        flushStandardOutput()
+                }, shouldStop: { stopRequested != 0 },
+                afterStep: { trainer in
+                    if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep {
+                        try save()
                     }
-                }
-            }, shouldStop: { stopRequested != 0 }, afterStep: { trainer in
-                if checkpointEvery > 0, trainer.step % checkpointEvery == 0, trainer.step != savedAtStep { try save() }
-            }, afterValidation: { trainer, report in
-                if report.isBest {
-                    let checkpoint = try trainer.checkpoint()
-                    if isRoot { try checkpoint.save(to: bestPath) }
-                }
-            })
+                },
+                afterValidation: { trainer, report in
+                    if report.isBest {
+                        let checkpoint = try trainer.checkpoint()
+                        if isRoot { try checkpoint.save(to: bestPath) }
+                    }
+                })
         } catch let error as RecurrentKitError {
-            let last = lastGood.map { "; last good checkpoint: \($0.path) (update \($0.step))" } ?? "; no checkpoint was saved in this run"
+            let last =
+                lastGood.map { "; last good checkpoint: \($0.path) (update \($0.step))" }
+                ?? "; no checkpoint was saved in this run"
             throw RecurrentKitError(error.message + last)
         }
         try save()
         guard isRoot else { return }
         try writeFileAtomically(Array(TrainingReports.jsonLines(trainer.history).utf8), to: folder + "/metrics.jsonl")
-        try writeFileAtomically(Array(TrainingReports.perplexitySVG(trainer.history, title: "\(options.cell.rawValue) H\(options.hiddenSize): perplexity per epoch").utf8),
-                                to: folder + "/perplexity.svg")
+        try writeFileAtomically(
+            Array(
+                TrainingReports.perplexitySVG(
+                    trainer.history, title: "\(options.cell.rawValue) H\(options.hiddenSize): perplexity per epoch"
+                ).utf8),
+            to: folder + "/perplexity.svg")
         if live { print("\r\u{1B}[K", terminator: "") }
         if !finished {
-            print("stopped at update \(trainer.step); saved \(checkpointPath); continue with: rnn train --resume \(checkpointPath)")
+            print(
+                "stopped at update \(trainer.step); saved \(checkpointPath); continue with: rnn train --resume \(checkpointPath)"
+            )
             return
         }
         if let last = trainer.history.last {
             let bestRate = trainer.history.map(\.tokensPerSecond).max() ?? 0
-            print("perplexity \(fixed(last.trainPerplexity, 2))" + (last.validationPerplexity.map { ", validation \(fixed($0, 2)) (row-parallel)" } ?? "")
-                  + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
-                  + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
-                  + ", peak memory \(Int(peakResidentMegabytes())) MB")
+            print(
+                "perplexity \(fixed(last.trainPerplexity, 2))"
+                    + (last.validationPerplexity.map { ", validation \(fixed($0, 2)) (row-parallel)" } ?? "")
+                    + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
+                    + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
+                    + ", peak memory \(Int(peakResidentMegabytes())) MB")
         }
         if reducer.processCount > 1, trainer.reducedUpdates > 0, let last = trainer.history.last {
             let perUpdate = trainer.reductionSeconds / Double(trainer.reducedUpdates)
             let updateSeconds = Double(options.batchSize * trainer.chunkLength) / max(last.tokensPerSecond, 1e-9)
-            print("MPI: \(fixed(perUpdate * 1000, 2)) ms per update in the sums on rank 0 (\(fixed(100 * perUpdate / updateSeconds, 1))% of the last epoch's update time, waiting for the slowest process included)")
+            print(
+                "MPI: \(fixed(perUpdate * 1000, 2)) ms per update in the sums on rank 0 (\(fixed(100 * perUpdate / updateSeconds, 1))% of the last epoch's update time, waiting for the slowest process included)"
+            )
         }
         if trainer.stoppedEarly {
-            print("stopped early: \(options.earlyStopPatience ?? 0) validation measurements without improvement; best loss \(fixed(trainer.bestValidationLoss ?? .nan, 4)) at update \(trainer.bestValidationStep)")
+            print(
+                "stopped early: \(options.earlyStopPatience ?? 0) validation measurements without improvement; best loss \(fixed(trainer.bestValidationLoss ?? .nan, 4)) at update \(trainer.bestValidationStep)"
+            )
         }
-        print("saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg" + (trainer.bestValidationLoss != nil ? ", \(bestPath)" : ""))
+        print(
+            "saved \(checkpointPath), \(folder)/metrics.jsonl, \(folder)/perplexity.svg"
+                + (trainer.bestValidationLoss != nil ? ", \(bestPath)" : ""))
         withExtendedLifetime(lock) {}
     }
 }
@@ -341,15 +435,15 @@ func installStopHandlers() {
     signal(SIGTERM) { _ in stopRequested = 1 }
 }
 
-
 /// The case of `E` named `value`, or an error "invalid NAME 'value': expected a, b or c" listing every case.
 
 /// `--recompute-interval`: 0 keeps every activation (nil); other values are checked by the options.
 func parseRecomputeInterval(_ value: Int) throws -> Int? {
-    guard value >= 0 else { throw RecurrentKitError.invalidArgument("recompute-interval", value, "must be >= 0 (0 keeps every activation)") }
+    guard value >= 0 else {
+        throw RecurrentKitError.invalidArgument("recompute-interval", value, "must be >= 0 (0 keeps every activation)")
+    }
     return value == 0 ? nil : value
 }
-
 
 func createFolder(_ path: String) throws {
     var isDirectory: ObjCBool = false
@@ -357,8 +451,9 @@ func createFolder(_ path: String) throws {
         guard isDirectory.boolValue else { throw RecurrentKitError("output \(path) exists and is not a folder") }
         return
     }
-    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-    catch { throw RecurrentKitError("cannot create output folder \(path)") }
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw RecurrentKitError("cannot create output folder \(path)")
+    }
 }
 
 func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }

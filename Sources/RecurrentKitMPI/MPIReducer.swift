@@ -22,14 +22,15 @@ public final class MPIReducer: GradientReducer {
     public init() throws {
         var message = [CChar](repeating: 0, count: 512)
         guard rk_mpi_open(&message, message.count) == 0 else {
-            throw RecurrentKitError("MPI: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw RecurrentKitError(
+                "MPI: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         rank = Int(rk_mpi_rank())
         processCount = Int(rk_mpi_size())
         var version = [CChar](repeating: 0, count: 256)
         rk_mpi_library_version(&version, version.count)
         libraryVersion = String(decoding: version.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(whereSeparator: \.isWhitespace).joined(separator: " ") // MPICH: "MPICH Version:\t4.0.2"
+            .split(whereSeparator: \.isWhitespace).joined(separator: " ")  // MPICH: "MPICH Version:\t4.0.2"
     }
 
     /// Whether the environment says this process was started by an MPI launcher (mpirun, mpiexec, srun) with more

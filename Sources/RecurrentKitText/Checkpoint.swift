@@ -44,14 +44,20 @@ public struct Checkpoint {
     public static let trainingTensorPrefix = "_trainer."
 
     /// Packages a model and its vocabulary (the vocabulary size must equal the model's V).
-    public init(model: LanguageModel<Float>, vocabulary: Vocabulary, training: String = "",
-                extraTensors: [String: Tensor<Float>] = [:], extraDoubleTensors: [String: Tensor<Double>] = [:],
-                optimizerStepCount: Int? = nil) throws {
-        if let steps = optimizerStepCount, steps < 0 { throw RecurrentKitError.invalidArgument("optimizerStepCount", steps, "must be >= 0") }
-        guard vocabulary.count == model.configuration.vocabularySize else {
-            throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(model.configuration.vocabularySize)")
+    public init(
+        model: LanguageModel<Float>, vocabulary: Vocabulary, training: String = "",
+        extraTensors: [String: Tensor<Float>] = [:], extraDoubleTensors: [String: Tensor<Double>] = [:],
+        optimizerStepCount: Int? = nil
+    ) throws {
+        if let steps = optimizerStepCount, steps < 0 {
+            throw RecurrentKitError.invalidArgument("optimizerStepCount", steps, "must be >= 0")
         }
-        for name in Array(extraTensors.keys) + Array(extraDoubleTensors.keys) where !name.hasPrefix(Self.trainingTensorPrefix) {
+        guard vocabulary.count == model.configuration.vocabularySize else {
+            throw RecurrentKitError(
+                "vocabulary has \(vocabulary.count) tokens but the model expects \(model.configuration.vocabularySize)")
+        }
+        for name in Array(extraTensors.keys) + Array(extraDoubleTensors.keys)
+        where !name.hasPrefix(Self.trainingTensorPrefix) {
             throw RecurrentKitError("training tensor \(name) must start with \(Self.trainingTensorPrefix)")
         }
         self.model = model
@@ -71,7 +77,7 @@ public struct Checkpoint {
         encoder.outputFormatting = [.sortedKeys]
         var metadata = [
             "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
-            "vocabulary": vocabulary.checkpointJSON, // pure ASCII: every scalar reads back, U+FEFF included
+            "vocabulary": vocabulary.checkpointJSON,  // pure ASCII: every scalar reads back, U+FEFF included
         ]
         if !training.isEmpty { metadata["training"] = training }
         // The one format: the parameter file (weights, format, writer, kernel level), then the training tensors.
@@ -103,61 +109,90 @@ public struct Checkpoint {
         let file = try SafetensorsFile(bytes: bytes)
         let version = try CheckpointFormat.version(of: file.metadata) ?? 1
         guard version >= 1 else {
-            throw RecurrentKitError("format \(CheckpointFormat.legacyParameterFileName) is not a RecurrentKit checkpoint of a language model (a parameter file of RecurrentKit 0.2: read it with ParameterStore.load(from:))")
+            throw RecurrentKitError(
+                "format \(CheckpointFormat.legacyParameterFileName) is not a RecurrentKit checkpoint of a language model (a parameter file of RecurrentKit 0.2: read it with ParameterStore.load(from:))"
+            )
         }
         var steps: Int? = nil
         if version >= 3, let text = file.metadata["optimizer.stepCount"] {
-            guard let n = Int(text), n >= 0 else { throw RecurrentKitError("__metadata__[\"optimizer.stepCount\"] is not a step count") }
+            guard let n = Int(text), n >= 0 else {
+                throw RecurrentKitError("__metadata__[\"optimizer.stepCount\"] is not a step count")
+            }
             steps = n
         }
         var level: Kernels.Level? = nil, writer: String? = nil
         if version >= 2 {
-            guard let name = file.metadata["kernel_level"], let l = Kernels.Level.allCases.first(where: { $0.name == name }) else {
-                throw RecurrentKitError("__metadata__[\"kernel_level\"] is missing or not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))")
+            guard let name = file.metadata["kernel_level"],
+                let l = Kernels.Level.allCases.first(where: { $0.name == name })
+            else {
+                throw RecurrentKitError(
+                    "__metadata__[\"kernel_level\"] is missing or not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))"
+                )
             }
-            guard let v = file.metadata["library_version"], !v.isEmpty, v.count <= 64, v.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            guard let v = file.metadata["library_version"], !v.isEmpty, v.count <= 64,
+                v.allSatisfy({ $0.isASCII && !$0.isWhitespace })
+            else {
                 throw RecurrentKitError("__metadata__[\"library_version\"] is missing or not a version")
             }
             level = l
             writer = v
         }
         guard let modelJSON = file.metadata["model"] else {
-            throw RecurrentKitError("no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)")
+            throw RecurrentKitError(
+                "no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)"
+            )
         }
-        guard let vocabularyJSON = storedVocabularyJSON(file, bytes: bytes) else { throw RecurrentKitError("no vocabulary in __metadata__[\"vocabulary\"]") }
+        guard let vocabularyJSON = storedVocabularyJSON(file, bytes: bytes) else {
+            throw RecurrentKitError("no vocabulary in __metadata__[\"vocabulary\"]")
+        }
         let decoder = JSONDecoder()
         let configuration: LanguageModelConfiguration
-        do { configuration = try decoder.decode(LanguageModelConfiguration.self, from: Data(modelJSON.utf8)) }
-        catch { throw RecurrentKitError("model configuration is not valid: \(shortDescription(error))") }
+        do { configuration = try decoder.decode(LanguageModelConfiguration.self, from: Data(modelJSON.utf8)) } catch {
+            throw RecurrentKitError("model configuration is not valid: \(shortDescription(error))")
+        }
         let vocabulary: Vocabulary
-        do { vocabulary = try decoder.decode(Vocabulary.self, from: Data(vocabularyJSON.utf8)) }
-        catch let error as RecurrentKitError { throw error }
-        catch { throw RecurrentKitError("vocabulary is not valid: \(shortDescription(error))") }
+        do { vocabulary = try decoder.decode(Vocabulary.self, from: Data(vocabularyJSON.utf8)) } catch let error
+            as RecurrentKitError
+        { throw error } catch { throw RecurrentKitError("vocabulary is not valid: \(shortDescription(error))") }
         try configuration.validate()
         guard vocabulary.count == configuration.vocabularySize else {
-            throw RecurrentKitError("vocabulary has \(vocabulary.count) tokens but the model expects \(configuration.vocabularySize)")
+            throw RecurrentKitError(
+                "vocabulary has \(vocabulary.count) tokens but the model expects \(configuration.vocabularySize)")
         }
         // Refuse absurd sizes before allocating: the weights must be in the file, so its size bounds the model.
         let expectedCount = configuration.parameterLayout.entries.reduce(0) { $0 + $1.count }
         guard expectedCount <= bytes.count else {
-            throw RecurrentKitError("model configuration needs \(expectedCount) weights but the file has only \(bytes.count) bytes")
+            throw RecurrentKitError(
+                "model configuration needs \(expectedCount) weights but the file has only \(bytes.count) bytes")
         }
         let model = try LanguageModel<Float>(configuration)
         let expected = Set(model.parameters.entries.map(\.name))
         let present = Set(file.tensors.keys.filter { !$0.hasPrefix(trainingTensorPrefix) })
-        if let missing = expected.subtracting(present).sorted().first { throw RecurrentKitError("tensor \(missing) is missing") }
+        if let missing = expected.subtracting(present).sorted().first {
+            throw RecurrentKitError("tensor \(missing) is missing")
+        }
         if let extra = present.subtracting(expected).sorted().first {
-            throw RecurrentKitError("unexpected tensor \(extra) for a \(configuration.cell.rawValue) model with \(configuration.numLayers) layer(s)")
+            throw RecurrentKitError(
+                "unexpected tensor \(extra) for a \(configuration.cell.rawValue) model with \(configuration.numLayers) layer(s)"
+            )
         }
         for entry in model.parameters.entries {
             let tensor: Tensor<Float> = try file.tensor(entry.name)
-            guard tensor.shape == entry.shape else { throw RecurrentKitError.shapeMismatch(entry.name, expected: entry.shape, got: tensor.shape) }
-            guard tensor.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(entry.name) holds NaN or infinite values") }
+            guard tensor.shape == entry.shape else {
+                throw RecurrentKitError.shapeMismatch(entry.name, expected: entry.shape, got: tensor.shape)
+            }
+            guard tensor.scalars.allSatisfy(\.isFinite) else {
+                throw RecurrentKitError("tensor \(entry.name) holds NaN or infinite values")
+            }
             try model.parameters.setTensor(entry.name, tensor)
         }
         var extra: [String: Tensor<Float>] = [:], extra64: [String: Tensor<Double>] = [:]
         for (name, entry) in file.tensors where name.hasPrefix(trainingTensorPrefix) {
-            if entry.dtype == .f64 { extra64[name] = try file.tensor(name) } else { extra[name] = try file.tensor(name) }
+            if entry.dtype == .f64 {
+                extra64[name] = try file.tensor(name)
+            } else {
+                extra[name] = try file.tensor(name)
+            }
         }
         // The training state is checked like the weights: no run writes a NaN or infinite carried state or optimizer
         // buffer, nor a negative second moment (a mean of squares); resuming one would fail as a "divergence".
@@ -166,13 +201,18 @@ public struct Checkpoint {
         }
         for name in extra64.keys.sorted() {
             let values = extra64[name]!.scalars
-            guard values.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(name) holds NaN or infinite values") }
+            guard values.allSatisfy(\.isFinite) else {
+                throw RecurrentKitError("tensor \(name) holds NaN or infinite values")
+            }
             if secondMomentTensors.contains(name), let i = values.firstIndex(where: { $0 < 0 }) {
-                throw RecurrentKitError("tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of squares, never negative")
+                throw RecurrentKitError(
+                    "tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of squares, never negative"
+                )
             }
         }
-        var checkpoint = try Checkpoint(model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
-                                        extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: steps)
+        var checkpoint = try Checkpoint(
+            model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
+            extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: steps)
         checkpoint.fileFormatVersion = version
         checkpoint.writtenByVersion = writer
         checkpoint.savedKernelLevel = level
@@ -210,9 +250,14 @@ extension Checkpoint {
             let metadata: Metadata?
             enum CodingKeys: String, CodingKey { case metadata = "__metadata__" }
         }
-        guard let exact = (try? JSONDecoder().decode(Header.self, from: Data(header)))?.metadata?.vocabulary else { return parsed }
+        guard let exact = (try? JSONDecoder().decode(Header.self, from: Data(header)))?.metadata?.vocabulary else {
+            return parsed
+        }
         let mark: Unicode.Scalar = "\u{FEFF}"
-        guard exact.unicodeScalars.lazy.filter({ $0 != mark }).elementsEqual(parsed.unicodeScalars.lazy.filter { $0 != mark }) else {
+        guard
+            exact.unicodeScalars.lazy.filter({ $0 != mark }).elementsEqual(
+                parsed.unicodeScalars.lazy.filter { $0 != mark })
+        else {
             return parsed
         }
         return exact
@@ -225,7 +270,9 @@ func shortDescription(_ error: Error) -> String {
         switch e {
         case .keyNotFound(let key, _): return "missing field \(key.stringValue)"
         case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
-            return c.codingPath.isEmpty ? c.debugDescription : "field \(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
+            return c.codingPath.isEmpty
+                ? c.debugDescription
+                : "field \(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
         @unknown default: return "\(e)"
         }
     }

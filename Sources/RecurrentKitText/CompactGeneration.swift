@@ -41,7 +41,8 @@ public final class CompactGenerationSession {
     ///   - format: bfloat16 (the default) or int8 with a scale per row.
     public init(model: LanguageModel<Float>, format: CompactWeightFormat = .bfloat16) throws {
         self.model = model
-        decoder = try CompactDecoder(network: model.recurrent, embedding: model.embedding, output: model.output, format: format)
+        decoder = try CompactDecoder(
+            network: model.recurrent, embedding: model.embedding, output: model.output, format: format)
     }
 
     /// Bytes of the compact weight copies (what each token streams).

@@ -35,7 +35,8 @@ public enum EvaluationLayout: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .stream: return "one stream, state carried"
         case let .rows(batch, steps):
-            return batch == 1 ? "one stream, state carried (chunks of \(steps) steps)"
+            return batch == 1
+                ? "one stream, state carried (chunks of \(steps) steps)"
                 : "row-parallel (\(batch) rows x \(steps) steps, each from a zero state)"
         }
     }
@@ -79,9 +80,13 @@ public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
     /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
     /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], format: CompactWeightFormat) throws -> Double {
+    public static func meanCrossEntropy(
+        model: LanguageModel<Float>, tokens: [Int], format: CompactWeightFormat
+    ) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
-        guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
+        guard tokens.count >= 2 else {
+            throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed")
+        }
         let V = model.configuration.vocabularySize
         let session = try CompactGenerationSession(model: model, format: format)
         // The session checks each input token, the cross-entropy each target.
@@ -104,11 +109,17 @@ public enum Evaluation {
     ///   - layout: one stream (default) or rows read in parallel.
     ///   - reducer: the processes of a data-parallel job share the rows of a row-parallel evaluation (see
     ///     ``meanCrossEntropy(model:tokens:batchSize:numSteps:reducer:)``); one stream is read whole by every process.
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], layout: EvaluationLayout = .stream,
-                                        reducer: GradientReducer = SingleProcessReducer()) throws -> Double {
+    public static func meanCrossEntropy(
+        model: LanguageModel<Float>, tokens: [Int], layout: EvaluationLayout = .stream,
+        reducer: GradientReducer = SingleProcessReducer()
+    ) throws -> Double {
         switch layout {
-        case .stream: return try meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: EvaluationLayout.streamChunkSteps)
-        case let .rows(batch, steps): return try meanCrossEntropy(model: model, tokens: tokens, batchSize: batch, numSteps: steps, reducer: reducer)
+        case .stream:
+            return try meanCrossEntropy(
+                model: model, tokens: tokens, batchSize: 1, numSteps: EvaluationLayout.streamChunkSteps)
+        case let .rows(batch, steps):
+            return try meanCrossEntropy(
+                model: model, tokens: tokens, batchSize: batch, numSteps: steps, reducer: reducer)
         }
     }
 
@@ -122,10 +133,14 @@ public enum Evaluation {
     /// contiguous share of the rows (`BatchShard`), the one holding the last row also the tokens after it, and the
     /// losses are summed: every process gets the same figure, one process's up to rounding (Float products over fewer
     /// rows and another summation order: about 2e-9 relative in the tests).
-    public static func meanCrossEntropy(model: LanguageModel<Float>, tokens: [Int], batchSize: Int, numSteps: Int = 35,
-                                        reducer: GradientReducer = SingleProcessReducer()) throws -> Double {
+    public static func meanCrossEntropy(
+        model: LanguageModel<Float>, tokens: [Int], batchSize: Int, numSteps: Int = 35,
+        reducer: GradientReducer = SingleProcessReducer()
+    ) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
-        guard tokens.count >= 2 else { throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed") }
+        guard tokens.count >= 2 else {
+            throw RecurrentKitError("text to evaluate has \(tokens.count) token(s); at least 2 are needed")
+        }
         guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
         guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
         let predictions = tokens.count - 1
@@ -147,8 +162,9 @@ public enum Evaluation {
                         targets[t * B + b] = tokens[starts[b] + offset + t + 1]
                     }
                 }
-                let loss = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, state: state,
-                                          training: false, computeGradients: false, generator: &generator)
+                let loss = try model.loss(
+                    inputs: inputs, targets: targets, steps: T, batch: B, state: state,
+                    training: false, computeGradients: false, generator: &generator)
                 state = try model.finalState()
                 total += loss * Double(T * B)
                 offset += T
@@ -164,7 +180,7 @@ public enum Evaluation {
             // Continue the last row, whose text the remainder directly follows, with batch 1.
             let L = model.configuration.numLayers
             func lastRow(_ t: Tensor<Float>) throws -> Tensor<Float> {
-                let H = t.shape[2] // h and c widths differ with a projection
+                let H = t.shape[2]  // h and c widths differ with a projection
                 var values: [Float] = []
                 for k in 0..<L {
                     let start = (k * localRows + localRows - 1) * H

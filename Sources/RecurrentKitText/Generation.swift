@@ -21,15 +21,20 @@ public enum TextGenerator {
     ///   - precision: weight storage for the per-token products (``WeightPrecision/float32`` by default).
     ///   - stop: when non-empty, generation ends as soon as the new tokens end with this sequence (kept in the output).
     /// - Returns: prefix followed by the new tokens.
-    public static func generate(model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,
-                                generator: inout SeededGenerator, precision: WeightPrecision = .float32, stop: [Int] = []) throws -> [Int] {
+    public static func generate(
+        model: LanguageModel<Float>, prefix: [Int], length: Int, decoding: Decoding,
+        generator: inout SeededGenerator, precision: WeightPrecision = .float32, stop: [Int] = []
+    ) throws -> [Int] {
         try check(prefix: prefix, length: length, decoding: decoding)
         if let format = precision.compactFormat {
             let session = try CompactGenerationSession(model: model, format: format)
-            return try generate(session: session, prefix: prefix, length: length, decoding: decoding, generator: &generator, stop: stop)
+            return try generate(
+                session: session, prefix: prefix, length: length, decoding: decoding, generator: &generator, stop: stop)
         }
-        return try continuation(vocabularySize: model.configuration.vocabularySize, prefix: prefix, length: length, decoding: decoding,
-                                generator: &generator, stop: stop) { try model.generationLogits($0, reset: $1) }
+        return try continuation(
+            vocabularySize: model.configuration.vocabularySize, prefix: prefix, length: length, decoding: decoding,
+            generator: &generator, stop: stop
+        ) { try model.generationLogits($0, reset: $1) }
     }
 
     /// ``generate(model:prefix:length:decoding:generator:precision:stop:)`` with the compact weights of an existing
@@ -42,26 +47,36 @@ public enum TextGenerator {
     ///   - generator: draws the samples (unused when greedy).
     ///   - stop: when non-empty, generation ends as soon as the new tokens end with this sequence (kept in the output).
     /// - Returns: prefix followed by the new tokens.
-    public static func generate(session: CompactGenerationSession, prefix: [Int], length: Int, decoding: Decoding,
-                                generator: inout SeededGenerator, stop: [Int] = []) throws -> [Int] {
+    public static func generate(
+        session: CompactGenerationSession, prefix: [Int], length: Int, decoding: Decoding,
+        generator: inout SeededGenerator, stop: [Int] = []
+    ) throws -> [Int] {
         try check(prefix: prefix, length: length, decoding: decoding)
-        return try continuation(vocabularySize: session.decoder.outputSize, prefix: prefix, length: length, decoding: decoding,
-                                generator: &generator, stop: stop) { try session.logits(after: $0, reset: $1) }
+        return try continuation(
+            vocabularySize: session.decoder.outputSize, prefix: prefix, length: length, decoding: decoding,
+            generator: &generator, stop: stop
+        ) { try session.logits(after: $0, reset: $1) }
     }
 
     private static func check(prefix: [Int], length: Int, decoding: Decoding) throws {
         guard !prefix.isEmpty else { throw RecurrentKitError("prefix must contain at least one character") }
         guard length >= 0 else { throw RecurrentKitError.invalidArgument("length", length, "must be >= 0") }
         if case .sample(let temperature, let topK, let topP) = decoding {
-            guard temperature.isFinite, temperature > 0 else { throw RecurrentKitError.invalidArgument("temperature", temperature, "must be > 0") }
+            guard temperature.isFinite, temperature > 0 else {
+                throw RecurrentKitError.invalidArgument("temperature", temperature, "must be > 0")
+            }
             if let k = topK, k < 1 { throw RecurrentKitError.invalidArgument("top-k", k, "must be at least 1") }
-            if let p = topP, !(p > 0 && p <= 1) { throw RecurrentKitError.invalidArgument("top-p", p, "must be in (0, 1]") }
+            if let p = topP, !(p > 0 && p <= 1) {
+                throw RecurrentKitError.invalidArgument("top-p", p, "must be in (0, 1]")
+            }
         }
     }
 
     /// The decoding loop over any source of logits (`logitsAfter(tokens, reset)`).
-    private static func continuation(vocabularySize V: Int, prefix: [Int], length: Int, decoding: Decoding, generator: inout SeededGenerator,
-                                     stop: [Int], logitsAfter: ([Int], Bool) throws -> UnsafeMutablePointer<Float>) throws -> [Int] {
+    private static func continuation(
+        vocabularySize V: Int, prefix: [Int], length: Int, decoding: Decoding, generator: inout SeededGenerator,
+        stop: [Int], logitsAfter: ([Int], Bool) throws -> UnsafeMutablePointer<Float>
+    ) throws -> [Int] {
         var output = prefix
         output.reserveCapacity(prefix.count + length)
         // Warm-up: one pass over the whole prefix; its last logits predict the first new token.
@@ -74,7 +89,7 @@ public enum TextGenerator {
             output.append(next)
             produced += 1
             if !stop.isEmpty, produced >= stop.count, output.suffix(stop.count).elementsEqual(stop) { break }
-            guard produced < length else { break } // no logits after the last token
+            guard produced < length else { break }  // no logits after the last token
             step[0] = next
             logits = try logitsAfter(step, false)
         }
@@ -82,9 +97,13 @@ public enum TextGenerator {
     }
 
     /// d2l `predict_ch8(prefix, num_preds)`: greedy continuation as a string.
-    public static func predict(model: LanguageModel<Float>, vocabulary: Vocabulary, prefix: String, length: Int) throws -> String {
+    public static func predict(
+        model: LanguageModel<Float>, vocabulary: Vocabulary, prefix: String, length: Int
+    ) throws -> String {
         var generator = SeededGenerator(seed: 0)
-        let tokens = try generate(model: model, prefix: try vocabulary.encode(prefix), length: length, decoding: .greedy, generator: &generator)
+        let tokens = try generate(
+            model: model, prefix: try vocabulary.encode(prefix), length: length, decoding: .greedy,
+            generator: &generator)
         return try vocabulary.decode(tokens)
     }
 }
@@ -126,7 +145,9 @@ struct TokenChooser {
     /// Greedy: the first index of the largest logit. Sampling: candidates are every index in order, or with top-k the k
     /// most likely in descending order (ties by index); with top-p they are sorted the same way and cut after the
     /// smallest prefix whose probability reaches p; one draw from softmax(logit / temperature) over them.
-    mutating func choose(_ logits: UnsafePointer<Float>, decoding: TextGenerator.Decoding, generator: inout SeededGenerator) -> Int {
+    mutating func choose(
+        _ logits: UnsafePointer<Float>, decoding: TextGenerator.Decoding, generator: inout SeededGenerator
+    ) -> Int {
         let V = candidates.count
         switch decoding {
         case .greedy:

@@ -31,32 +31,45 @@ extension LanguageModel: Layer {
     /// allocation once warm). Dropout acts in training mode (``isTraining``).
     /// - Throws: for dense, variable-length or batch-first input, a token outside the vocabulary, or a state of the
     ///   wrong shape.
-    public func forward(_ input: SequenceBatch<Scalar>, generator: inout SeededGenerator) throws -> (output: Tensor<Scalar>, record: LanguageModelRecord<Scalar>) {
+    public func forward(
+        _ input: SequenceBatch<Scalar>, generator: inout SeededGenerator
+    ) throws -> (output: Tensor<Scalar>, record: LanguageModelRecord<Scalar>) {
         guard case let .oneHot(tokens, T, B) = input.input else {
-            throw RecurrentKitError("a language model reads token indices (SequenceBatch(tokens:steps:batch:)), not dense features")
+            throw RecurrentKitError(
+                "a language model reads token indices (SequenceBatch(tokens:steps:batch:)), not dense features")
         }
         guard input.lengths == nil, input.layout == .timeMajor else {
-            throw RecurrentKitError("a language model reads time-major token batches without lengths (every row predicts all T steps)")
+            throw RecurrentKitError(
+                "a language model reads time-major token batches without lengths (every row predicts all T steps)")
         }
         let training = isTraining
         var truncation = BackwardTruncation.none
-        if training, let p = randomizedTruncation { truncation = .randomized(continueProbability: p, seed: generator.next()) }
+        if training, let p = randomizedTruncation {
+            truncation = .randomized(continueProbability: p, seed: generator.next())
+        }
         let V = configuration.vocabularySize
         if layerLogits.shape != [T, B, V] { layerLogits = Tensor(zeros: [T, B, V]) }
         let state = input.initialState ?? carried
         try layerLogits.scalars.withUnsafeMutableBufferPointer { logits in
-            _ = try forwardLogits(inputs: tokens, steps: T, batch: B, state: state, training: training, generator: &generator,
-                                  into: logits.baseAddress!)
+            _ = try forwardLogits(
+                inputs: tokens, steps: T, batch: B, state: state, training: training, generator: &generator,
+                into: logits.baseAddress!)
         }
         guard let record else { throw RecurrentKitError("the language model's forward left no record") }
-        return (layerLogits, LanguageModelRecord(tokens: tokens, steps: T, batch: B, recurrent: record, truncation: truncation,
-                                                 hadInitialState: input.initialState != nil))
+        return (
+            layerLogits,
+            LanguageModelRecord(
+                tokens: tokens, steps: T, batch: B, recurrent: record, truncation: truncation,
+                hadInitialState: input.initialState != nil)
+        )
     }
 
     /// Adds dL/dparameters (head, recurrent layers, embedding) into the store; returns dL/dh0 (and dL/dc0) when the
     /// input gave an initial state, and no input gradient (tokens have none).
     /// - Throws: when `outputGradient` is not (T, B, V) or the record is stale (the model ran again since).
-    public func backward(_ record: LanguageModelRecord<Scalar>, outputGradient: Tensor<Scalar>) throws -> SequenceBatchGradient<Scalar> {
+    public func backward(
+        _ record: LanguageModelRecord<Scalar>, outputGradient: Tensor<Scalar>
+    ) throws -> SequenceBatchGradient<Scalar> {
         let (T, B, V) = (record.steps, record.batch, configuration.vocabularySize)
         try outputGradient.requireShape(T, B, V, name: "language model outputGradient")
         let H = configuration.recurrent.outputSize
@@ -71,13 +84,18 @@ extension LanguageModel: Layer {
             let shape = [configuration.recurrent.stateLayers, B, configuration.recurrent.stateSize]
             var g = layerStateGradient
             layerStateGradient = nil
-            if g?.h.shape != shape { g = RecurrentState(h: Tensor(zeros: shape), c: configuration.cell.hasCellState ? Tensor(zeros: [shape[0], B, configuration.hiddenSize]) : nil) }
+            if g?.h.shape != shape {
+                g = RecurrentState(
+                    h: Tensor(zeros: shape),
+                    c: configuration.cell.hasCellState ? Tensor(zeros: [shape[0], B, configuration.hiddenSize]) : nil)
+            }
             stateGradient = g
         }
         let dx = embedding.map { gradEmbedded.reserve(T * B * $0.dimension) }
         try withStatePointers(&stateGradient) { dh0, dc0 in
-            try recurrent.backward(record.recurrent, outputGradient: dHidden, inputGradient: dx, initialHiddenGradient: dh0,
-                                   initialCellGradient: dc0, truncation: record.truncation)
+            try recurrent.backward(
+                record.recurrent, outputGradient: dHidden, inputGradient: dx, initialHiddenGradient: dh0,
+                initialCellGradient: dc0, truncation: record.truncation)
         }
         if let embedding, let dx { embedding.backward(record.tokens, outputGradient: dx) }
         layerStateGradient = stateGradient
@@ -85,10 +103,12 @@ extension LanguageModel: Layer {
     }
 
     /// Calls `body` with pointers into the state's h and c (nil for a missing state or c).
-    private func withStatePointers(_ state: inout RecurrentState<Scalar>?,
-                                   _ body: (UnsafeMutablePointer<Scalar>?, UnsafeMutablePointer<Scalar>?) throws -> Void) throws {
+    private func withStatePointers(
+        _ state: inout RecurrentState<Scalar>?,
+        _ body: (UnsafeMutablePointer<Scalar>?, UnsafeMutablePointer<Scalar>?) throws -> Void
+    ) throws {
         guard var value = state else { return try body(nil, nil) }
-        state = nil // `value` holds the only reference: written in place
+        state = nil  // `value` holds the only reference: written in place
         var c = value.c
         value.c = nil
         try value.h.scalars.withUnsafeMutableBufferPointer { h in
@@ -156,13 +176,18 @@ public final class NextTokenLoss<Scalar: RecurrentScalar> {
 
     /// Mean cross-entropy (nats per token) and dL/dlogits (T, B, V) = (softmax - onehot) / (T B).
     /// - Throws: when the logits are not (T, B, V) with T*B targets, or a target is outside [0, V).
-    public func callAsFunction(_ logits: Tensor<Scalar>, _ targets: [Int]) throws -> (loss: Double, gradient: Tensor<Scalar>) {
-        guard logits.shape.count == 3 else { throw RecurrentKitError("next-token logits must be (T, B, V), got shape \(logits.shape)") }
+    public func callAsFunction(
+        _ logits: Tensor<Scalar>, _ targets: [Int]
+    ) throws -> (loss: Double, gradient: Tensor<Scalar>) {
+        guard logits.shape.count == 3 else {
+            throw RecurrentKitError("next-token logits must be (T, B, V), got shape \(logits.shape)")
+        }
         let rows = logits.shape[0] * logits.shape[1], V = logits.shape[2]
         if gradient.shape != logits.shape { gradient = Tensor(zeros: logits.shape) }
         let loss = try logits.scalars.withUnsafeBufferPointer { z in
             try gradient.scalars.withUnsafeMutableBufferPointer { g in
-                try softmaxCrossEntropy(logits: z.baseAddress!, rows: rows, classes: V, targets: targets, gradient: g.baseAddress!)
+                try softmaxCrossEntropy(
+                    logits: z.baseAddress!, rows: rows, classes: V, targets: targets, gradient: g.baseAddress!)
             }
         }
         return (loss, gradient)

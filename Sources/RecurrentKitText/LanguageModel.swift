@@ -23,8 +23,11 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public var projectionSize: Int
 
     /// Creates a configuration (validated by ``validate()``).
-    public init(vocabularySize: Int, cell: CellKind, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, embeddingSize: Int? = nil,
-                bias: Bool = true, bidirectional: Bool = false, projectionSize: Int = 0) {
+    public init(
+        vocabularySize: Int, cell: CellKind, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0,
+        embeddingSize: Int? = nil,
+        bias: Bool = true, bidirectional: Bool = false, projectionSize: Int = 0
+    ) {
         self.vocabularySize = vocabularySize
         self.cell = cell
         self.hiddenSize = hiddenSize
@@ -44,12 +47,16 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// every file written before they existed.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(vocabularySize: try c.decode(Int.self, forKey: .vocabularySize), cell: try c.decode(CellKind.self, forKey: .cell),
-                  hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
-                  dropout: try c.decode(Double.self, forKey: .dropout), embeddingSize: try c.decodeIfPresent(Int.self, forKey: .embeddingSize),
-                  bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
-                  bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false,
-                  projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
+        self.init(
+            vocabularySize: try c.decode(Int.self, forKey: .vocabularySize),
+            cell: try c.decode(CellKind.self, forKey: .cell),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+            numLayers: try c.decode(Int.self, forKey: .numLayers),
+            dropout: try c.decode(Double.self, forKey: .dropout),
+            embeddingSize: try c.decodeIfPresent(Int.self, forKey: .embeddingSize),
+            bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true,
+            bidirectional: try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false,
+            projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
     /// Encodes the configuration; `bias`, `bidirectional` and `projectionSize` only when they differ from the defaults, so a default
@@ -69,23 +76,35 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
 
     /// The recurrent part: its input is the one-hot width V or the embedding width E.
     public var recurrent: RecurrentConfiguration {
-        RecurrentConfiguration(cell: cell, inputSize: embeddingSize ?? vocabularySize, hiddenSize: hiddenSize,
-                               numLayers: numLayers, dropout: dropout, bias: bias, bidirectional: bidirectional, projectionSize: projectionSize)
+        RecurrentConfiguration(
+            cell: cell, inputSize: embeddingSize ?? vocabularySize, hiddenSize: hiddenSize,
+            numLayers: numLayers, dropout: dropout, bias: bias, bidirectional: bidirectional,
+            projectionSize: projectionSize)
     }
 
     /// Throws unless the model predicts the next token from the past only (it is not ``bidirectional``).
     public func requireCausal(for use: String) throws {
         guard !bidirectional else {
-            throw RecurrentKitError("a bidirectional model reads the token it must predict (d2l 9.4), so it cannot be used for \(use); load it to compute logits only")
+            throw RecurrentKitError(
+                "a bidirectional model reads the token it must predict (d2l 9.4), so it cannot be used for \(use); load it to compute logits only"
+            )
         }
     }
 
     /// Throws an error naming the first invalid field.
     public func validate() throws {
-        guard vocabularySize >= 1 else { throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at least 1") }
-        guard vocabularySize <= 1 << 24 else { throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at most 16777216") }
-        if let e = embeddingSize, e < 1 { throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at least 1") }
-        if let e = embeddingSize, e > 1 << 16 { throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at most 65536") }
+        guard vocabularySize >= 1 else {
+            throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at least 1")
+        }
+        guard vocabularySize <= 1 << 24 else {
+            throw RecurrentKitError.invalidArgument("vocabularySize", vocabularySize, "must be at most 16777216")
+        }
+        if let e = embeddingSize, e < 1 {
+            throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at least 1")
+        }
+        if let e = embeddingSize, e > 1 << 16 {
+            throw RecurrentKitError.invalidArgument("embeddingSize", e, "must be at most 65536")
+        }
         try recurrent.validate()
     }
 
@@ -93,9 +112,13 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// bidirectional, P instead of H with a projection), `output.bias` (V).
     public var parameterLayout: ParameterLayout {
         var layout = ParameterLayout()
-        if let e = embeddingSize { Embedding<Float>.declareParameters(prefix: "embedding.", vocabularySize: vocabularySize, dimension: e, into: &layout) }
+        if let e = embeddingSize {
+            Embedding<Float>.declareParameters(
+                prefix: "embedding.", vocabularySize: vocabularySize, dimension: e, into: &layout)
+        }
         recurrent.declareParameters(prefix: "rnn.", into: &layout)
-        Linear<Float>.declareParameters(prefix: "output.", inputSize: recurrent.outputSize, outputSize: vocabularySize, into: &layout)
+        Linear<Float>.declareParameters(
+            prefix: "output.", inputSize: recurrent.outputSize, outputSize: vocabularySize, into: &layout)
         return layout
     }
 }
@@ -117,11 +140,11 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     /// Hidden state to logits (`output.weight` (V, H), `output.bias` (V)).
     public let output: Linear<Scalar>
 
-    private let embedded = Workspace<Scalar>()     // (T, B, E) embedding output
-    let gradEmbedded = Workspace<Scalar>()         // (T, B, E)
+    private let embedded = Workspace<Scalar>()  // (T, B, E) embedding output
+    let gradEmbedded = Workspace<Scalar>()  // (T, B, E)
     private let logitBuffer = Workspace<Scalar>()  // (T, B, V)
-    private let gradLogits = Workspace<Scalar>()   // (T, B, V)
-    let gradHidden = Workspace<Scalar>()           // (T, B, H)
+    private let gradLogits = Workspace<Scalar>()  // (T, B, V)
+    let gradHidden = Workspace<Scalar>()  // (T, B, H)
     // The Layer interface (LanguageModel+Layer.swift): the logits it returns, the state gradient, the carried state.
     var layerLogits = Tensor<Scalar>(zeros: [0])
     var layerStateGradient: RecurrentState<Scalar>? = nil
@@ -138,8 +161,10 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     public private(set) var record: RecurrentRecord<Scalar>? = nil
 
     /// A model with fresh parameters drawn by `initialization` from `generator`.
-    public convenience init(_ configuration: LanguageModelConfiguration, initialization: Initialization = .pytorch,
-                            generator: inout SeededGenerator) throws {
+    public convenience init(
+        _ configuration: LanguageModelConfiguration, initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
         try self.init(configuration)
         embedding?.initialize(initialization, generator: &generator)
         recurrent.initialize(initialization, generator: &generator)
@@ -151,25 +176,33 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         try configuration.validate()
         let layout = configuration.parameterLayout
         // Values and gradients; refused with the sizes before the allocation could fail.
-        try checkMemory(layout.totalCount * MemoryLayout<Scalar>.stride * 2,
-                        for: "a \(configuration.cell.rawValue) model with H \(configuration.hiddenSize), \(configuration.numLayers) layer(s) and \(layout.totalCount) parameters")
+        try checkMemory(
+            layout.totalCount * MemoryLayout<Scalar>.stride * 2,
+            for:
+                "a \(configuration.cell.rawValue) model with H \(configuration.hiddenSize), \(configuration.numLayers) layer(s) and \(layout.totalCount) parameters"
+        )
         self.configuration = configuration
         parameters = ParameterStore(layout: layout)
         recurrent = try RecurrentNetwork(configuration.recurrent, parameters: parameters, prefix: "rnn.")
         if let e = configuration.embeddingSize {
-            embedding = try Embedding(prefix: "embedding.", vocabularySize: configuration.vocabularySize, dimension: e, store: parameters)
+            embedding = try Embedding(
+                prefix: "embedding.", vocabularySize: configuration.vocabularySize, dimension: e, store: parameters)
         } else {
             embedding = nil
         }
-        output = try Linear(prefix: "output.", inputSize: configuration.recurrent.outputSize, outputSize: configuration.vocabularySize, store: parameters)
+        output = try Linear(
+            prefix: "output.", inputSize: configuration.recurrent.outputSize, outputSize: configuration.vocabularySize,
+            store: parameters)
     }
 
     /// Runs the model over `inputs` (T*B indices, time-major) and returns the logits (T, B, V), valid until the next call.
     /// `state` is the initial state (zeros when nil); the final state is available from ``finalState()``.
     /// With `destination`, the logits are written there instead of the model's own buffer.
     @discardableResult
-    func forwardLogits(inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>?, training: Bool,
-                       generator: inout SeededGenerator, into destination: UnsafeMutablePointer<Scalar>? = nil) throws -> UnsafeMutablePointer<Scalar> {
+    func forwardLogits(
+        inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>?, training: Bool,
+        generator: inout SeededGenerator, into destination: UnsafeMutablePointer<Scalar>? = nil
+    ) throws -> UnsafeMutablePointer<Scalar> {
         let V = configuration.vocabularySize
         guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false, inputs.count == T * B else {
             throw RecurrentKitError("expected \(T)x\(B) = \(T * B) input tokens, got \(inputs.count)")
@@ -189,11 +222,13 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
                 if let embedding {
                     let x = embedded.reserve(T * B * embedding.dimension)
                     embedding.forward(inputs, into: x)
-                    return try recurrent.forward(steps: T, batch: B, input: x, tokens: nil, initialHidden: h0, initialCell: c0,
-                                                 training: training, generator: &generator)
+                    return try recurrent.forward(
+                        steps: T, batch: B, input: x, tokens: nil, initialHidden: h0, initialCell: c0,
+                        training: training, generator: &generator)
                 }
-                return try recurrent.forward(steps: T, batch: B, input: nil, tokens: inputs, initialHidden: h0, initialCell: c0,
-                                             training: training, generator: &generator)
+                return try recurrent.forward(
+                    steps: T, batch: B, input: nil, tokens: inputs, initialHidden: h0, initialCell: c0,
+                    training: training, generator: &generator)
             }
         }
         self.record = record
@@ -228,22 +263,29 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     ///     (softmax - onehot) / (T*B) as in one process, up to the last bit).
     ///   - generator: draws the dropout masks.
     /// - Returns: mean cross-entropy in nats over the T*B predictions.
-    public func loss(inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
-                     training: Bool? = nil, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
-                     gradientScale: Double = 1, generator: inout SeededGenerator) throws -> Double {
+    public func loss(
+        inputs: [Int], targets: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil,
+        training: Bool? = nil, computeGradients: Bool = true, truncation: BackwardTruncation = .none,
+        gradientScale: Double = 1, generator: inout SeededGenerator
+    ) throws -> Double {
         let training = training ?? isTraining
         guard T >= 1, B >= 1, T.multipliedReportingOverflow(by: B).overflow == false else {
-            throw RecurrentKitError("invalid steps \(T) x batch \(B): both must be at least 1 and the number of tokens representable")
+            throw RecurrentKitError(
+                "invalid steps \(T) x batch \(B): both must be at least 1 and the number of tokens representable")
         }
         guard targets.count == T * B else { throw RecurrentKitError("expected \(T * B) targets, got \(targets.count)") }
         let V = configuration.vocabularySize, H = configuration.recurrent.outputSize
-        let logits = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
+        let logits = try forwardLogits(
+            inputs: inputs, steps: T, batch: B, state: state, training: training, generator: &generator)
         let dLogits = computeGradients ? gradLogits.reserve(T * B * V) : nil
-        let loss = try softmaxCrossEntropy(logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits,
-                                           gradientScale: gradientScale)
+        let loss = try softmaxCrossEntropy(
+            logits: logits, rows: T * B, classes: V, targets: targets, gradient: dLogits,
+            gradientScale: gradientScale)
         guard computeGradients, let dLogits, let record else { return loss }
         let dHidden = gradHidden.reserve(T * B * H)
-        try record.withUnsafeOutput { output.backward(dLogits, x: $0.baseAddress!, rows: T * B, inputGradient: dHidden) }
+        try record.withUnsafeOutput {
+            output.backward(dLogits, x: $0.baseAddress!, rows: T * B, inputGradient: dHidden)
+        }
         if let embedding {
             let dx = gradEmbedded.reserve(T * B * embedding.dimension)
             try recurrent.backward(record, outputGradient: dHidden, inputGradient: dx, truncation: truncation)
@@ -255,9 +297,12 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     }
 
     /// Logits (T, B, V) for `inputs` (T*B indices) from `state`, in evaluation mode (no dropout).
-    public func logits(inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil) throws -> Tensor<Scalar> {
+    public func logits(
+        inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>? = nil
+    ) throws -> Tensor<Scalar> {
         var generator = SeededGenerator(seed: 0)
-        let p = try forwardLogits(inputs: inputs, steps: T, batch: B, state: state, training: false, generator: &generator)
+        let p = try forwardLogits(
+            inputs: inputs, steps: T, batch: B, state: state, training: false, generator: &generator)
         let V = configuration.vocabularySize
         return try Tensor(shape: [T, B, V], scalars: Array(UnsafeBufferPointer(start: p, count: T * B * V)))
     }
@@ -289,18 +334,22 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         if let embedding, !recurrent.decodesWithInputTable(vocabularySize: V, embeddingSize: embedding.dimension) {
             let x = embedded.reserve(T * embedding.dimension)
             embedding.forward(tokens, into: x)
-            record = try recurrent.forward(steps: T, batch: 1, input: x, tokens: nil, initialHidden: state, initialCell: state + L * H,
-                                           training: false, generator: &generator)
+            record = try recurrent.forward(
+                steps: T, batch: 1, input: x, tokens: nil, initialHidden: state, initialCell: state + L * H,
+                training: false, generator: &generator)
         } else {
             let GH = configuration.cell.gateCount * configuration.hiddenSize
             let table = generationTable.reserve(V * GH)
             if reset {
-                try recurrent.inputProjectionTable(embedding: embedding.map { UnsafePointer($0.weight.values.baseAddress!) }, vocabularySize: V, into: table)
+                try recurrent.inputProjectionTable(
+                    embedding: embedding.map { UnsafePointer($0.weight.values.baseAddress!) }, vocabularySize: V,
+                    into: table)
             }
             let rows = generationRows.reserve(T * GH)
             for (t, token) in tokens.enumerated() { (rows + t * GH).update(from: table + token * GH, count: GH) }
-            record = try recurrent.forward(steps: T, batch: 1, input: nil, tokens: nil, initialHidden: state, initialCell: state + L * H,
-                                           inputProjections: rows, training: false, generator: &generator)
+            record = try recurrent.forward(
+                steps: T, batch: 1, input: nil, tokens: nil, initialHidden: state, initialCell: state + L * H,
+                inputProjections: rows, training: false, generator: &generator)
         }
         self.record = record
         try record.copyFinalState(hidden: state, cell: state + L * H)
@@ -313,11 +362,15 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
     public func finalState() throws -> RecurrentState<Scalar> { try recurrent.finalState() }
 
     /// Writes the final state into `state`, reusing its storage when the shapes match (no allocation per update).
-    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws { try recurrent.copyFinalState(into: &state) }
+    public func copyFinalState(into state: inout RecurrentState<Scalar>?) throws {
+        try recurrent.copyFinalState(into: &state)
+    }
 }
 
 /// Calls `body` with the tensor's scalars, or with nil.
-private func withUnsafeScalars<Scalar, R>(_ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R) rethrows -> R {
+private func withUnsafeScalars<Scalar, R>(
+    _ tensor: Tensor<Scalar>?, _ body: (UnsafePointer<Scalar>?) throws -> R
+) rethrows -> R {
     guard let tensor else { return try body(nil) }
     return try tensor.scalars.withUnsafeBufferPointer { try body($0.baseAddress!) }
 }

@@ -5,7 +5,9 @@ import _RecurrentKitKernels
 final class ActivationKernelTests: XCTestCase {
     func values(_ n: Int) -> [Float] {
         var g = UInt64(12345)
-        var out: [Float] = [0, -0.0, 1e-8, -1e-8, 1e-4, 0.3, -0.62, 0.625, 0.63, 1, -1, 5, -9, 20, -20, 88, -88, 100, -100, 1e30, -1e30]
+        var out: [Float] = [
+            0, -0.0, 1e-8, -1e-8, 1e-4, 0.3, -0.62, 0.625, 0.63, 1, -1, 5, -9, 20, -20, 88, -88, 100, -100, 1e30, -1e30,
+        ]
         while out.count < n {
             g = g &* 6364136223846793005 &+ 1442695040888963407
             let u = Float(g >> 40) / Float(1 << 24)

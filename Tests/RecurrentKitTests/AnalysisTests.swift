@@ -15,18 +15,22 @@ final class AnalysisTests: XCTestCase {
     }
 
     func testVanishingAndExplodingGradients() throws {
-        let vocabulary = try PreparedCorpus.prepare(text: EmbeddedCorpus.timeMachine.text, mode: .d2l, maxTokens: 100).vocabulary
-        let tokens = Array(try vocabulary.encode(TextPreparation.d2lNormalize(EmbeddedCorpus.timeMachine.text)).prefix(61))
+        let vocabulary = try PreparedCorpus.prepare(text: EmbeddedCorpus.timeMachine.text, mode: .d2l, maxTokens: 100)
+            .vocabulary
+        let tokens = Array(
+            try vocabulary.encode(TextPreparation.d2lNormalize(EmbeddedCorpus.timeMachine.text)).prefix(61))
         func norms(_ cell: CellKind, radius: Double) throws -> [Double] {
             var g = SeededGenerator(seed: 1)
-            let model = try LanguageModel<Float>(.init(vocabularySize: vocabulary.count, cell: cell, hiddenSize: 16), generator: &g)
+            let model = try LanguageModel<Float>(
+                .init(vocabularySize: vocabulary.count, cell: cell, hiddenSize: 16), generator: &g)
             try GradientFlow.setRecurrentSpectralRadius(model, radius: radius)
             let report = try GradientFlow.analyze(model: model, tokens: tokens)
             XCTAssertEqual(report.spectralRadius[0][0], radius, accuracy: 1e-3)
             return report.hiddenGradientNorms[0]
         }
         let vanishing = try norms(.rnnTanh, radius: 0.5)
-        XCTAssertLessThan(vanishing.first! / vanishing.last!, 1e-8, "60 steps at radius 0.5 (<= 0.5^60 ~ 1e-18) must vanish")
+        XCTAssertLessThan(
+            vanishing.first! / vanishing.last!, 1e-8, "60 steps at radius 0.5 (<= 0.5^60 ~ 1e-18) must vanish")
         let exploding = try norms(.rnnLinear, radius: 1.2)
         XCTAssertGreaterThan(exploding.first! / exploding.last!, 100, "a linear RNN with radius 1.2 grows ~1.2^60")
     }
@@ -43,7 +47,8 @@ final class AnalysisTests: XCTestCase {
         o.evaluateEvery = 100
         let results = try AddingProblem.train(o)
         XCTAssertEqual(results.map(\.update), [100, 200, 300])
-        XCTAssertLessThan(results.last!.testMSE, AddingProblem.baselineMSE / 4, "an LSTM learns the T=10 adding problem quickly")
+        XCTAssertLessThan(
+            results.last!.testMSE, AddingProblem.baselineMSE / 4, "an LSTM learns the T=10 adding problem quickly")
         var g = SeededGenerator(seed: 0)
         let (inputs, targets) = try AddingProblem.batch(length: 8, batch: 3, generator: &g)
         for b in 0..<3 {

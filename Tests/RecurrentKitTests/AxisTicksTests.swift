@@ -35,7 +35,8 @@ final class AxisTicksTests: XCTestCase {
         XCTAssertEqual(axis.high, 25)
         XCTAssertEqual(AxisTicks.inside(low: 0, high: 99, integer: true), [0, 20, 40, 60, 80])
         XCTAssertEqual(AxisTicks.inside(low: 0, high: 3, integer: true), [0, 1, 2, 3])
-        XCTAssertEqual(AxisTicks.axis(low: -13.4, high: -0.2, target: 8, integer: true).ticks, [-14, -12, -10, -8, -6, -4, -2, 0])
+        XCTAssertEqual(
+            AxisTicks.axis(low: -13.4, high: -0.2, target: 8, integer: true).ticks, [-14, -12, -10, -8, -6, -4, -2, 0])
     }
 
     func testAxisCoversDataWithRoundTicksAndCleanLabels() {
@@ -65,8 +66,11 @@ final class AxisTicksTests: XCTestCase {
     }
 
     func testPlotsUseRoundTicks() {
-        let history = (1...99).map { EpochReport(epoch: $0, step: $0, trainPerplexity: 24.37 - Double($0) * 0.2, validationPerplexity: nil,
-                                                 gradientNorm: 1, tokensPerSecond: 1, elapsedSeconds: 1) }
+        let history = (1...99).map {
+            EpochReport(
+                epoch: $0, step: $0, trainPerplexity: 24.37 - Double($0) * 0.2, validationPerplexity: nil,
+                gradientNorm: 1, tokensPerSecond: 1, elapsedSeconds: 1)
+        }
         let svg = TrainingReports.perplexitySVG(history, title: "t")
         XCTAssertTrue(svg.contains(">20</text>"))
         XCTAssertFalse(svg.contains(">24.37<"))
@@ -77,14 +81,18 @@ final class AxisTicksTests: XCTestCase {
     }
 
     func testMetricsRoundTripForReplotting() throws {
-        let history = [EpochReport(epoch: 1, step: 8, trainPerplexity: 24.5, validationPerplexity: nil, gradientNorm: 0.2,
-                                   tokensPerSecond: 1000, elapsedSeconds: 0.1),
-                       EpochReport(epoch: 2, step: 16, trainPerplexity: .infinity, validationPerplexity: 30, gradientNorm: .nan,
-                                   tokensPerSecond: 900, elapsedSeconds: 0.2)]
+        let history = [
+            EpochReport(
+                epoch: 1, step: 8, trainPerplexity: 24.5, validationPerplexity: nil, gradientNorm: 0.2,
+                tokensPerSecond: 1000, elapsedSeconds: 0.1),
+            EpochReport(
+                epoch: 2, step: 16, trainPerplexity: .infinity, validationPerplexity: 30, gradientNorm: .nan,
+                tokensPerSecond: 900, elapsedSeconds: 0.2),
+        ]
         let back = try TrainingReports.history(fromJSONLines: TrainingReports.jsonLines(history))
         XCTAssertEqual(back.count, 2)
         XCTAssertEqual(back[0], history[0])
-        XCTAssertTrue(back[1].trainPerplexity.isNaN) // null comes back as NaN: not finite, not plotted
+        XCTAssertTrue(back[1].trainPerplexity.isNaN)  // null comes back as NaN: not finite, not plotted
         XCTAssertEqual(back[1].validationPerplexity, 30)
         XCTAssertThrowsError(try TrainingReports.history(fromJSONLines: "{\"epoch\": 1}\n"))
         XCTAssertThrowsError(try TrainingReports.history(fromJSONLines: "not json\n"))

@@ -9,13 +9,19 @@ final class BFloat16GemmTests: XCTestCase {
     override func setUp() { super.setUp(); savedLevel = rk_active_level(); savedThreads = rk_threads() }
     override func tearDown() { rk_set_level(savedLevel); rk_set_threads(savedThreads); super.tearDown() }
 
-    func bf16(_ x: Float) -> Double { var h: UInt16 = 0, v = x, out: Float = 0; rk_f32_to_bf16(&v, &h, 1); rk_bf16_to_f32(&h, &out, 1); return Double(out) }
+    func bf16(_ x: Float) -> Double {
+        var h: UInt16 = 0, v = x, out: Float = 0; rk_f32_to_bf16(&v, &h, 1); rk_bf16_to_f32(&h, &out, 1);
+        return Double(out)
+    }
 
     func testAgainstADoubleReferenceOnOddSizes() {
         var g = SeededGenerator(seed: 21)
         for level in 0...rk_detected_level() {
             rk_set_level(level)
-            for (M, N, K) in [(1, 1, 1), (1, 3, 17), (3, 33, 1), (17, 1, 33), (8, 32, 256), (9, 33, 257), (33, 65, 300), (130, 40, 513), (300, 70, 40)] {
+            for (M, N, K) in [
+                (1, 1, 1), (1, 3, 17), (3, 33, 1), (17, 1, 33), (8, 32, 256), (9, 33, 257), (33, 65, 300),
+                (130, 40, 513), (300, 70, 40),
+            ] {
                 for transA in [Int32(0), 1] {
                     for transB in [Int32(0), 1] {
                         let lda = (transA == 0 ? K : M) + 2, ldb = (transB == 0 ? N : K) + 3, ldc = N + 1
@@ -30,9 +36,12 @@ final class BFloat16GemmTests: XCTestCase {
                             var two = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
                             rk_set_threads(2)
                             rk_sgemm_bf16(transA, transB, M, N, K, 0.75, A, lda, B, ldb, beta, &two, ldc)
-                            func valid(_ x: [Float]) -> [Float] { (0..<M).flatMap { i in x[(i * ldc)..<(i * ldc + N)] } }
+                            func valid(_ x: [Float]) -> [Float] {
+                                (0..<M).flatMap { i in x[(i * ldc)..<(i * ldc + N)] }
+                            }
                             XCTAssertEqual(valid(two), valid(C), "level \(level) \(M)x\(N)x\(K): 2 threads")
-                            let packed = UnsafeMutableRawPointer.allocate(byteCount: rk_sgemm_bf16_pack_b_size(K, N), alignment: 64)
+                            let packed = UnsafeMutableRawPointer.allocate(
+                                byteCount: rk_sgemm_bf16_pack_b_size(K, N), alignment: 64)
                             defer { packed.deallocate() }
                             rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, packed)
                             var viaPacked = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
@@ -47,8 +56,10 @@ final class BFloat16GemmTests: XCTestCase {
                                         exact += a * b; magnitude += abs(a * b)
                                     }
                                     exact = 0.75 * exact + (beta == 0 ? 0 : Double(beta) * Double(start[i * ldc + j]))
-                                    XCTAssertEqual(Double(C[i * ldc + j]), exact, accuracy: 2e-6 * (magnitude + 1),
-                                                   "level \(level) \(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) (\(i), \(j))")
+                                    XCTAssertEqual(
+                                        Double(C[i * ldc + j]), exact, accuracy: 2e-6 * (magnitude + 1),
+                                        "level \(level) \(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) (\(i), \(j))"
+                                    )
                                 }
                             }
                         }
@@ -76,7 +87,9 @@ final class BFloat16GemmTests: XCTestCase {
                 let reference = packed(level: 0, threads: 1)
                 for level in 0...rk_detected_level() {
                     for threads: Int32 in [1, 2] {
-                        XCTAssertEqual(packed(level: level, threads: threads), reference, "B \(K)x\(N) trans \(transB) level \(level) threads \(threads)")
+                        XCTAssertEqual(
+                            packed(level: level, threads: threads), reference,
+                            "B \(K)x\(N) trans \(transB) level \(level) threads \(threads)")
                     }
                 }
             }

@@ -16,16 +16,17 @@ final class BFloat16Tests: XCTestCase {
     func widen(_ b: UInt16) -> Float { var out: Float = 0; var v = b; rk_bf16_to_f32(&v, &out, 1); return out }
 
     func testConversionsRoundToNearestEven() {
-        XCTAssertEqual(bf16(Float(bitPattern: 0x3F80_8000)), 0x3F80) // tie, even below
-        XCTAssertEqual(bf16(Float(bitPattern: 0x3F81_8000)), 0x3F82) // tie, even above
-        XCTAssertEqual(bf16(Float(bitPattern: 0x3F80_8001)), 0x3F81) // just above the tie
-        XCTAssertEqual(bf16(Float(bitPattern: 0x3F80_7FFF)), 0x3F80) // just below
+        XCTAssertEqual(bf16(Float(bitPattern: 0x3F80_8000)), 0x3F80)  // tie, even below
+        XCTAssertEqual(bf16(Float(bitPattern: 0x3F81_8000)), 0x3F82)  // tie, even above
+        XCTAssertEqual(bf16(Float(bitPattern: 0x3F80_8001)), 0x3F81)  // just above the tie
+        XCTAssertEqual(bf16(Float(bitPattern: 0x3F80_7FFF)), 0x3F80)  // just below
         XCTAssertEqual(bf16(.infinity), 0x7F80)
         XCTAssertEqual(bf16(-.infinity), 0xFF80)
-        XCTAssertEqual(bf16(3.4e38), 0x7F80) // rounds past the largest bf16
+        XCTAssertEqual(bf16(3.4e38), 0x7F80)  // rounds past the largest bf16
         XCTAssertEqual(bf16(-0.0), 0x8000)
         XCTAssertTrue(widen(bf16(.nan)).isNaN)
-        XCTAssertTrue(widen(bf16(Float(bitPattern: 0x7F80_0001))).isNaN) // a signalling NaN whose payload sits in the low half
+        // a signalling NaN whose payload sits in the low half
+        XCTAssertTrue(widen(bf16(Float(bitPattern: 0x7F80_0001))).isNaN)
         for pattern in 0...UInt16.max {
             let value = widen(pattern)
             XCTAssertEqual(value.bitPattern, UInt32(pattern) << 16)
@@ -52,10 +53,14 @@ final class BFloat16Tests: XCTestCase {
                             let term = Double(widen(weights[r * ldw + k])) * Double(x[k])
                             exact += term; magnitude += abs(term)
                         }
-                        XCTAssertEqual(Double(y[r]), exact, accuracy: 1e-6 * (magnitude + 1), "level \(level) \(rows)x\(cols) beta \(beta) row \(r)")
+                        XCTAssertEqual(
+                            Double(y[r]), exact, accuracy: 1e-6 * (magnitude + 1),
+                            "level \(level) \(rows)x\(cols) beta \(beta) row \(r)")
                         // A row alone gives the same bits as the row inside the block.
                         var alone: [Float] = [beta == 0 ? .nan : start[r]]
-                        weights.withUnsafeBufferPointer { w in rk_gemv_bf16(1, cols, w.baseAddress! + r * ldw, ldw, x, beta, &alone) }
+                        weights.withUnsafeBufferPointer { w in
+                            rk_gemv_bf16(1, cols, w.baseAddress! + r * ldw, ldw, x, beta, &alone)
+                        }
                         XCTAssertEqual(alone[0], y[r], "level \(level) \(rows)x\(cols) row \(r) alone")
                     }
                     var twoThreads = beta == 0 ? [Float](repeating: .nan, count: rows) : start
@@ -67,7 +72,8 @@ final class BFloat16Tests: XCTestCase {
         }
         // A large product splits over threads; the bits must not change.
         let rows = 2048, cols = 512
-        let weights = (0..<(rows * cols)).map { _ in bf16(Float(g.normal())) }, x = (0..<cols).map { _ in Float(g.normal()) }
+        let weights = (0..<(rows * cols)).map { _ in bf16(Float(g.normal())) },
+            x = (0..<cols).map { _ in Float(g.normal()) }
         var one = [Float](repeating: 0, count: rows), two = one
         rk_set_threads(1); rk_gemv_bf16(rows, cols, weights, cols, x, 0, &one)
         rk_set_threads(2); rk_gemv_bf16(rows, cols, weights, cols, x, 0, &two)
@@ -81,7 +87,8 @@ final class BFloat16Tests: XCTestCase {
             rk_set_level(level)
             for (rows, cols) in [1, 3, 4, 5, 17, 33, 64].flatMap({ r in [1, 3, 8, 17, 33, 100].map { (r, $0) } }) {
                 let ldw = cols + 5
-                let weights = (0..<(rows * ldw)).map { _ in Float(g.normal()) }, x = (0..<cols).map { _ in Float(g.normal()) }
+                let weights = (0..<(rows * ldw)).map { _ in Float(g.normal()) },
+                    x = (0..<cols).map { _ in Float(g.normal()) }
                 let start = (0..<rows).map { _ in Float(g.normal()) }
                 for (alpha, beta) in [(Float(1), Float(0)), (-0.5, 1), (1, 0.5)] {
                     var y = beta == 0 ? [Float](repeating: .nan, count: rows) : start
@@ -92,11 +99,18 @@ final class BFloat16Tests: XCTestCase {
                     XCTAssertEqual(viaGemm, y, "level \(level) \(rows)x\(cols): rk_sgemm with M = 1 is the GEMV")
                     for r in 0..<rows {
                         var sum = 0.0, magnitude = abs(Double(beta) * Double(start[r]))
-                        for k in 0..<cols { sum += Double(weights[r * ldw + k]) * Double(x[k]); magnitude += abs(Double(weights[r * ldw + k]) * Double(x[k])) }
+                        for k in 0..<cols {
+                            sum += Double(weights[r * ldw + k]) * Double(x[k]);
+                            magnitude += abs(Double(weights[r * ldw + k]) * Double(x[k]))
+                        }
                         let exact = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(start[r]))
-                        XCTAssertEqual(Double(y[r]), exact, accuracy: 1e-6 * (magnitude + 1), "level \(level) \(rows)x\(cols) row \(r)")
+                        XCTAssertEqual(
+                            Double(y[r]), exact, accuracy: 1e-6 * (magnitude + 1),
+                            "level \(level) \(rows)x\(cols) row \(r)")
                         var alone: [Float] = [beta == 0 ? .nan : start[r]]
-                        weights.withUnsafeBufferPointer { w in rk_gemv_f32(1, cols, w.baseAddress! + r * ldw, ldw, x, alpha, beta, &alone) }
+                        weights.withUnsafeBufferPointer { w in
+                            rk_gemv_f32(1, cols, w.baseAddress! + r * ldw, ldw, x, alpha, beta, &alone)
+                        }
                         XCTAssertEqual(alone[0], y[r], "level \(level) \(rows)x\(cols) row \(r) alone")
                     }
                     var twoThreads = beta == 0 ? [Float](repeating: .nan, count: rows) : start
@@ -120,8 +134,10 @@ final class BFloat16Tests: XCTestCase {
 
     func model(_ cell: CellKind, embedding: Int?, roundedToBFloat16: Bool) throws -> LanguageModel<Float> {
         var g = SeededGenerator(seed: 12)
-        let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: 11, cell: cell, hiddenSize: 17, numLayers: 2,
-                                                                        embeddingSize: embedding), generator: &g)
+        let model = try LanguageModel<Float>(
+            LanguageModelConfiguration(
+                vocabularySize: 11, cell: cell, hiddenSize: 17, numLayers: 2,
+                embeddingSize: embedding), generator: &g)
         if roundedToBFloat16 {
             // Weights that bf16 represents exactly: the session must then compute what the Float path computes.
             for entry in model.parameters.entries where entry.name.contains("weight") {
@@ -142,7 +158,9 @@ final class BFloat16Tests: XCTestCase {
                 let m = try model(cell, embedding: embedding, roundedToBFloat16: true)
                 let session = try BFloat16GenerationSession(model: m)
                 // The prefix in one call, then one token at a time (state carried).
-                let worst = try compactLogitDifferences(m, session, warmUp: Array(tokens[..<10]), tokens: Array(tokens[10...])).max()!
+                let worst = try compactLogitDifferences(
+                    m, session, warmUp: Array(tokens[..<10]), tokens: Array(tokens[10...])
+                ).max()!
                 XCTAssertLessThan(worst, 2e-6, "\(cell) embedding \(embedding.map(String.init) ?? "none")")
             }
         }
@@ -153,7 +171,9 @@ final class BFloat16Tests: XCTestCase {
             let m = try model(cell, embedding: 5, roundedToBFloat16: false)
             let session = try BFloat16GenerationSession(model: m)
             // Layer 0 streams one Float row of its input table and its W_hh; layer 1 both matrices; then the head.
-            XCTAssertEqual(session.weightBytes, 4 * cell.gateCount * 17 + 2 * (cell.gateCount * 17 * 17 + cell.gateCount * 17 * (17 + 17) + 11 * 17))
+            XCTAssertEqual(
+                session.weightBytes,
+                4 * cell.gateCount * 17 + 2 * (cell.gateCount * 17 * 17 + cell.gateCount * 17 * (17 + 17) + 11 * 17))
             var g = SeededGenerator(seed: 14)
             let tokens = (0..<50).map { _ in g.nextInt(below: 11) }
             let worst = try compactLogitDifferences(m, session, warmUp: [0], tokens: tokens).dropFirst().max()!
@@ -161,7 +181,8 @@ final class BFloat16Tests: XCTestCase {
             XCTAssertLessThan(worst, 0.02, "\(cell)")
             var g1 = SeededGenerator(seed: 1), g2 = SeededGenerator(seed: 1)
             let a = try TextGenerator.generate(model: m, prefix: [1, 2], length: 20, decoding: .greedy, generator: &g1)
-            let b = try TextGenerator.generate(model: m, prefix: [1, 2], length: 20, decoding: .greedy, generator: &g2, precision: .bfloat16)
+            let b = try TextGenerator.generate(
+                model: m, prefix: [1, 2], length: 20, decoding: .greedy, generator: &g2, precision: .bfloat16)
             XCTAssertEqual(a.count, b.count)
         }
         let m = try model(.lstm, embedding: nil, roundedToBFloat16: false)
@@ -174,7 +195,8 @@ final class BFloat16Tests: XCTestCase {
         let before = Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11))
         m.parameters.value("output.bias")[0] += 1
         m.parameters.value("rnn.bias_hh_l0")[0] += 1
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11)), before)
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11)), before)
     }
     /// A session made once gives what generating from the model with the same precision gives, every time (its state is
     /// reset per generation), greedy and sampled.
@@ -184,15 +206,20 @@ final class BFloat16Tests: XCTestCase {
             let session = try CompactGenerationSession(model: m, format: format)
             for decoding in [TextGenerator.Decoding.greedy, .sample(temperature: 0.9, topK: 4)] {
                 var g1 = SeededGenerator(seed: 5), g2 = SeededGenerator(seed: 5), g3 = SeededGenerator(seed: 5)
-                let fromModel = try TextGenerator.generate(model: m, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g1, precision: precision)
-                let first = try TextGenerator.generate(session: session, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g2)
-                let again = try TextGenerator.generate(session: session, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g3)
+                let fromModel = try TextGenerator.generate(
+                    model: m, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g1, precision: precision)
+                let first = try TextGenerator.generate(
+                    session: session, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g2)
+                let again = try TextGenerator.generate(
+                    session: session, prefix: [1, 2, 3], length: 40, decoding: decoding, generator: &g3)
                 XCTAssertEqual(first, fromModel, "\(format) \(decoding)")
                 XCTAssertEqual(again, fromModel, "\(format) \(decoding)")
             }
             var g = SeededGenerator(seed: 1)
-            XCTAssertThrowsError(try TextGenerator.generate(session: session, prefix: [], length: 3, decoding: .greedy, generator: &g))
-            XCTAssertThrowsError(try TextGenerator.generate(session: session, prefix: [11], length: 3, decoding: .greedy, generator: &g))
+            XCTAssertThrowsError(
+                try TextGenerator.generate(session: session, prefix: [], length: 3, decoding: .greedy, generator: &g))
+            XCTAssertThrowsError(
+                try TextGenerator.generate(session: session, prefix: [11], length: 3, decoding: .greedy, generator: &g))
         }
     }
 }

@@ -24,16 +24,22 @@ final class BPTTStrategyTests: XCTestCase {
             let truncated = gradients(network)
             // Two chunks of 3 with the state carried as a value.
             network.parameters.zeroGradients()
-            let x1 = try Tensor(shape: [3, 2, 3], scalars: Array(x.scalars[..<18])), x2 = try Tensor(shape: [3, 2, 3], scalars: Array(x.scalars[18...]))
-            let d1 = try Tensor(shape: [3, 2, 4], scalars: Array(dOut.scalars[..<24])), d2 = try Tensor(shape: [3, 2, 4], scalars: Array(dOut.scalars[24...]))
+            let x1 = try Tensor(shape: [3, 2, 3], scalars: Array(x.scalars[..<18])),
+                x2 = try Tensor(shape: [3, 2, 3], scalars: Array(x.scalars[18...]))
+            let d1 = try Tensor(shape: [3, 2, 4], scalars: Array(dOut.scalars[..<24])),
+                d2 = try Tensor(shape: [3, 2, 4], scalars: Array(dOut.scalars[24...]))
             let (_, mid) = try network.forward(.dense(x1), initialState: state0, generator: &g)
             let (dx1, dState1) = try network.backward(outputGradient: d1)
             _ = try network.forward(.dense(x2), initialState: mid, generator: &g)
             let (dx2, _) = try network.backward(outputGradient: d2)
             let chunked = gradients(network)
-            for i in truncated.indices { XCTAssertEqual(truncated[i], chunked[i], accuracy: 1e-12, "\(cell) parameter gradient \(i)") }
+            for i in truncated.indices {
+                XCTAssertEqual(truncated[i], chunked[i], accuracy: 1e-12, "\(cell) parameter gradient \(i)")
+            }
             // Equal up to summation order (a 6-step pass uses pre-packed weights, 3-step chunks read them in place).
-            assertClose(dx!, try Tensor(shape: [6, 2, 3], scalars: dx1!.scalars + dx2!.scalars), tolerance: 1e-14, "\(cell) input gradient")
+            assertClose(
+                dx!, try Tensor(shape: [6, 2, 3], scalars: dx1!.scalars + dx2!.scalars), tolerance: 1e-14,
+                "\(cell) input gradient")
             assertClose(dState.h, dState1.h, tolerance: 1e-14, "\(cell) h0 gradient")
             // And it really differs from full BPTT.
             network.parameters.zeroGradients()
@@ -47,7 +53,7 @@ final class BPTTStrategyTests: XCTestCase {
         var g = SeededGenerator(seed: 22)
         let config = RecurrentConfiguration(cell: .rnnTanh, inputSize: 2, hiddenSize: 4)
         let network = try RecurrentNetwork<Double>(config, generator: &g)
-        for i in 0..<16 { network.weightHH[0][i] *= 2.5 } // strong recurrence, so long paths matter
+        for i in 0..<16 { network.weightHH[0][i] *= 2.5 }  // strong recurrence, so long paths matter
         let T = 10
         let x = Tensor<Double>(shape: [T, 2, 2]) { g.normal() }
         let dOut = Tensor<Double>(shape: [T, 2, 4]) { g.normal() }
@@ -57,7 +63,9 @@ final class BPTTStrategyTests: XCTestCase {
             _ = try network.backward(outputGradient: dOut, truncation: truncation)
             return gradients(network)
         }
-        func distance(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }
+        func distance(_ a: [Double], _ b: [Double]) -> Double {
+            zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        }
         let full = try gradient(.none)
         let fixedBias = distance(try gradient(.fixed(length: 3)), full)
 
@@ -70,7 +78,7 @@ final class BPTTStrategyTests: XCTestCase {
             squaredDeviation += pow(distance(sample, full), 2)
             if [50, 200, 800, 3200].contains(n) { errors[n] = distance(sum.map { $0 / Double(n) }, full) }
         }
-        let sigma = (squaredDeviation / 3200).squareRoot() // per-sample spread around the full gradient
+        let sigma = (squaredDeviation / 3200).squareRoot()  // per-sample spread around the full gradient
         for (n, error) in errors.sorted(by: { $0.key < $1.key }) {
             // The error of a mean of n unbiased samples is about sigma / sqrt(n); 4 sigma-widths is a generous bound.
             XCTAssertLessThan(error, 4 * sigma / Double(n).squareRoot(), "n = \(n)")
@@ -78,7 +86,9 @@ final class BPTTStrategyTests: XCTestCase {
         XCTAssertLessThan(errors[3200]!, errors[50]! / 2, "the error must shrink as samples are averaged")
         XCTAssertGreaterThan(fixedBias, 8 * sigma / 3200.0.squareRoot(), "fixed truncation stays biased")
         XCTAssertGreaterThan(fixedBias, 5 * errors[3200]!)
-        print("randomized truncation: sigma \(sigma), mean error \(errors.sorted { $0.key < $1.key }.map { "n=\($0.key): \($0.value)" }), fixed-truncation bias \(fixedBias)")
+        print(
+            "randomized truncation: sigma \(sigma), mean error \(errors.sorted { $0.key < $1.key }.map { "n=\($0.key): \($0.value)" }), fixed-truncation bias \(fixedBias)"
+        )
     }
 
     func testLinearRNNMatchesClosedFormOfEquation9() throws {
@@ -90,17 +100,21 @@ final class BPTTStrategyTests: XCTestCase {
         let network = try RecurrentNetwork<Double>(config, generator: &g)
         try network.parameters.setTensor("bias_ih_l0", Tensor(zeros: [H]))
         try network.parameters.setTensor("bias_hh_l0", Tensor(zeros: [H]))
-        let whh = try network.parameters.tensor("weight_hh_l0").scalars // (H, H)
-        let wqh = (0..<(V * H)).map { _ in g.normal() }                  // (V, H)
-        let dO = (0..<(T * V)).map { _ in g.normal() }                   // dL/do_t, (T, V)
+        let whh = try network.parameters.tensor("weight_hh_l0").scalars  // (H, H)
+        let wqh = (0..<(V * H)).map { _ in g.normal() }  // (V, H)
+        let dO = (0..<(T * V)).map { _ in g.normal() }  // dL/do_t, (T, V)
         // dOut_t = W_qh^T dL/do_t
         var dOut = Tensor<Double>(zeros: [T, 1, H])
-        for t in 0..<T { for j in 0..<H { dOut.scalars[t * H + j] = (0..<V).reduce(0) { $0 + wqh[$1 * H + j] * dO[t * V + $1] } } }
+        for t in 0..<T {
+            for j in 0..<H { dOut.scalars[t * H + j] = (0..<V).reduce(0) { $0 + wqh[$1 * H + j] * dO[t * V + $1] } }
+        }
         network.recordsHiddenGradients = true
         _ = try network.forward(.dense(Tensor(shape: [T, 1, I]) { g.normal() }), generator: &g)
         _ = try network.backward(outputGradient: dOut)
         let recorded = network.hiddenGradients[0]
-        func applyTranspose(_ v: [Double]) -> [Double] { (0..<H).map { j in (0..<H).reduce(0) { $0 + whh[$1 * H + j] * v[$1] } } }
+        func applyTranspose(_ v: [Double]) -> [Double] {
+            (0..<H).map { j in (0..<H).reduce(0) { $0 + whh[$1 * H + j] * v[$1] } }
+        }
         for t in 0..<T {
             var expected = [Double](repeating: 0, count: H)
             for i in t..<T {
@@ -117,8 +131,13 @@ final class BPTTStrategyTests: XCTestCase {
         var g = SeededGenerator(seed: 24)
         let network = try RecurrentNetwork<Double>(.init(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
         _ = try network.forward(.dense(Tensor(zeros: [4, 1, 2])), generator: &g)
-        XCTAssertThrowsError(try network.backward(outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .fixed(length: 0)))
-        XCTAssertThrowsError(try network.backward(outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .randomized(continueProbability: 0, seed: 1)))
-        XCTAssertThrowsError(try network.backward(outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .randomized(continueProbability: 1.5, seed: 1)))
+        XCTAssertThrowsError(
+            try network.backward(outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .fixed(length: 0)))
+        XCTAssertThrowsError(
+            try network.backward(
+                outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .randomized(continueProbability: 0, seed: 1)))
+        XCTAssertThrowsError(
+            try network.backward(
+                outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .randomized(continueProbability: 1.5, seed: 1)))
     }
 }

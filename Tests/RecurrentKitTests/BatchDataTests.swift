@@ -13,20 +13,25 @@ final class BatchDataTests: XCTestCase {
         XCTAssertNotEqual(epochs[0], epochs[1], "a new order every epoch")
         XCTAssertEqual(sampler.position, BatchSampler.Position(epoch: 2, batch: 3))
         var again = try BatchSampler(count: 10, batchSize: 4, seed: 7)
-        XCTAssertEqual((0..<9).flatMap { _ in again.next() }, epochs.flatMap { $0 }, "the same seed gives the same batches")
+        XCTAssertEqual(
+            (0..<9).flatMap { _ in again.next() }, epochs.flatMap { $0 }, "the same seed gives the same batches")
         var other = try BatchSampler(count: 10, batchSize: 4, seed: 8)
         XCTAssertNotEqual(other.next() + other.next(), Array(epochs[0].prefix(8)))
         var ordered = try BatchSampler(count: 5, batchSize: 2, shuffle: false, seed: 0)
-        XCTAssertEqual([ordered.next(), ordered.next(), ordered.next(), ordered.next()], [[0, 1], [2, 3], [4], [0, 1]])
+        XCTAssertEqual(
+            [ordered.next(), ordered.next(), ordered.next(), ordered.next()], [[0, 1], [2, 3], [4], [0, 1]])
         var dropping = try BatchSampler(count: 5, batchSize: 2, seed: 1, dropLast: true)
         XCTAssertEqual((0..<4).map { _ in dropping.next().count }, [2, 2, 2, 2])
     }
 
     func testAResumedSamplerContinuesExactly() throws {
-        var sampler = try BatchSampler(count: 23, batchSize: 5, seed: 3, bucketByLengths: (0..<23).map { ($0 * 7) % 11 + 1 })
+        var sampler = try BatchSampler(
+            count: 23, batchSize: 5, seed: 3, bucketByLengths: (0..<23).map { ($0 * 7) % 11 + 1 })
         for _ in 0..<7 { _ = sampler.next() }
-        let saved = try JSONDecoder().decode(BatchSampler.Position.self, from: try JSONEncoder().encode(sampler.position))
-        var resumed = try BatchSampler(count: 23, batchSize: 5, seed: 3, bucketByLengths: (0..<23).map { ($0 * 7) % 11 + 1 })
+        let saved = try JSONDecoder().decode(
+            BatchSampler.Position.self, from: try JSONEncoder().encode(sampler.position))
+        var resumed = try BatchSampler(
+            count: 23, batchSize: 5, seed: 3, bucketByLengths: (0..<23).map { ($0 * 7) % 11 + 1 })
         resumed.position = saved
         for _ in 0..<12 { XCTAssertEqual(resumed.next(), sampler.next()) }
     }
@@ -64,7 +69,9 @@ final class BatchDataTests: XCTestCase {
         guard case .dense(let x) = dense.input else { return XCTFail("dense input") }
         XCTAssertEqual(x.shape, [4, 2, 3])
         XCTAssertEqual(dense.lengths, [2, 4])
-        XCTAssertThrowsError(try SequenceBatch<Float>(padding: [[1], []])) { XCTAssertEqual("\($0)", "sequence 1 is empty") }
+        XCTAssertThrowsError(try SequenceBatch<Float>(padding: [[1], []])) {
+            XCTAssertEqual("\($0)", "sequence 1 is empty")
+        }
     }
 
     func testSlidingWindows() throws {
@@ -76,7 +83,9 @@ final class BatchDataTests: XCTestCase {
         XCTAssertEqual(try x[0], try Tensor(shape: [2, 2], scalars: [0, 1, 10, 11]))
         XCTAssertEqual(y, try Tensor(shape: [2, 4], scalars: [6, 7, 8, 9, 16, 17, 18, 19]))
         XCTAssertEqual(try windows.batch(starts: [0, 5], layout: .batchFirst).inputs, try x.transposed(0, 1))
-        XCTAssertThrowsError(try windows.batch(starts: [6])) { XCTAssertEqual("\($0)", "window start 6 of row 0 is outside [0, 6)") }
+        XCTAssertThrowsError(try windows.batch(starts: [6])) {
+            XCTAssertEqual("\($0)", "window start 6 of row 0 is outside [0, 6)")
+        }
         XCTAssertThrowsError(try SlidingWindows(series: Tensor<Double>(zeros: [4]), window: 4)) {
             XCTAssertEqual("\($0)", "a series of 4 steps has no window of 4 + 1 steps")
         }

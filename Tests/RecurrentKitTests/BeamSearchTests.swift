@@ -6,11 +6,14 @@ import XCTest
 final class BeamSearchTests: XCTestCase {
     func testBeamOneIsGreedyAndAWideBeamIsExact() throws {
         var g = SeededGenerator(seed: 31)
-        let model = try LanguageModel<Float>(.init(vocabularySize: 3, cell: .lstm, hiddenSize: 5), initialization: .pytorch, generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: 3, cell: .lstm, hiddenSize: 5), initialization: .pytorch, generator: &g)
         let prefix = [0, 2, 1]
         var unused = SeededGenerator(seed: 0)
-        let greedy = try TextGenerator.generate(model: model, prefix: prefix, length: 6, decoding: .greedy, generator: &unused)
-        XCTAssertEqual(try TextGenerator.beamSearch(model: model, prefix: prefix, length: 6, beamWidth: 1).first?.tokens, greedy)
+        let greedy = try TextGenerator.generate(
+            model: model, prefix: prefix, length: 6, decoding: .greedy, generator: &unused)
+        XCTAssertEqual(
+            try TextGenerator.beamSearch(model: model, prefix: prefix, length: 6, beamWidth: 1).first?.tokens, greedy)
 
         // Every continuation of 4 tokens, scored by one forward over prefix + continuation.
         var all: [(tokens: [Int], logP: Double)] = []
@@ -33,8 +36,11 @@ final class BeamSearchTests: XCTestCase {
             XCTAssertEqual(hypothesis.logProbability, all[i].logP, accuracy: 1e-4, "rank \(i)")
             // Same sequence at the same rank unless the two are within rounding of each other.
             if hypothesis.tokens != all[i].tokens {
-                XCTAssertEqual(hypothesis.logProbability, all.first { $0.tokens == hypothesis.tokens }!.logP, accuracy: 1e-4)
-                XCTAssertLessThan(abs(all[i].logP - (i + 1 < all.count ? all[i + 1].logP : all[i].logP)), 1e-4, "rank \(i) differs without a near-tie")
+                XCTAssertEqual(
+                    hypothesis.logProbability, all.first { $0.tokens == hypothesis.tokens }!.logP, accuracy: 1e-4)
+                XCTAssertLessThan(
+                    abs(all[i].logP - (i + 1 < all.count ? all[i + 1].logP : all[i].logP)), 1e-4,
+                    "rank \(i) differs without a near-tie")
             }
             XCTAssertEqual(hypothesis.score, hypothesis.logProbability / Double.pow(4, 0.75), accuracy: 1e-12)
         }
@@ -45,7 +51,8 @@ final class BeamSearchTests: XCTestCase {
 
     func testStopEndsAHypothesis() throws {
         var g = SeededGenerator(seed: 32)
-        let model = try LanguageModel<Float>(.init(vocabularySize: 4, cell: .gru, hiddenSize: 6), initialization: .pytorch, generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: 4, cell: .gru, hiddenSize: 6), initialization: .pytorch, generator: &g)
         let results = try TextGenerator.beamSearch(model: model, prefix: [1], length: 8, beamWidth: 6, stop: [2])
         XCTAssertFalse(results.isEmpty)
         for r in results {

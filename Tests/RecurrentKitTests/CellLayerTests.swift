@@ -6,7 +6,9 @@ import XCTest
 /// and last steps) replayed through `forward(_:generator:)` and `backward(_:outputGradient:)`, a decoder loop that
 /// applies the same cell (and head) several times in one pass against finite differences, and a cell in `Sequential`.
 final class CellLayerTests: XCTestCase {
-    private func makeCell(_ kind: String, inputSize I: Int = 4, hiddenSize H: Int = 5, generator g: inout SeededGenerator) throws -> RecurrentCell<Double> {
+    private func makeCell(
+        _ kind: String, inputSize I: Int = 4, hiddenSize H: Int = 5, generator g: inout SeededGenerator
+    ) throws -> RecurrentCell<Double> {
         switch kind {
         case "lstm": return try LSTMCell<Double>(inputSize: I, hiddenSize: H, generator: &g)
         case "lstm_nobias": return try LSTMCell<Double>(inputSize: I, hiddenSize: H, bias: false, generator: &g)
@@ -40,9 +42,11 @@ final class CellLayerTests: XCTestCase {
     /// The fixture's loop through the Layer API only: T forwards of the same layer, each from the state the previous one
     /// returned, then T backwards in reverse, the output gradient of step t being the loss's (`lossGradients[t]`, nil:
     /// none) plus the state gradient that step t + 1 returned.
-    private func unroll<L: Layer>(_ layer: L, x: Tensor<Double>, initial: CellState<Double>?, lossGradients: [CellState<Double>?]) throws
+    private func unroll<L: Layer>(
+        _ layer: L, x: Tensor<Double>, initial: CellState<Double>?, lossGradients: [CellState<Double>?]
+    ) throws
         -> (states: [CellState<Double>], dx: [Double], dInitial: CellState<Double>)
-        where L.Input == CellInput<Double>, L.Output == CellState<Double> {
+    where L.Input == CellInput<Double>, L.Output == CellState<Double> {
         let T = x.shape[0]
         var g = SeededGenerator(seed: 0)
         var state = initial, states: [CellState<Double>] = [], records: [L.Record] = []
@@ -62,7 +66,10 @@ final class CellLayerTests: XCTestCase {
         return (states, dx.flatMap { $0 }, dState!)
     }
 
-    func assertClose(_ a: [Double], _ b: [Double], _ tolerance: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertClose(
+        _ a: [Double], _ b: [Double], _ tolerance: Double, _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
         let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
         XCTAssertLessThanOrEqual(worst, tolerance, "\(what): max |diff| \(worst)", file: file, line: line)
@@ -70,49 +77,70 @@ final class CellLayerTests: XCTestCase {
 
     /// Replays one fixture case through `layer` (a cell, or a model holding one) and checks states and gradients at
     /// CellTests' tolerances; `gradient(name)` reads dL/d`name` (PyTorch's name in the cell) from the layer's store.
-    private func checkFixtureCase<L: Layer>(_ c: [String: Any], _ layer: L, gradient: (String) throws -> Tensor<Double>, file: StaticString = #filePath,
-                                            line: UInt = #line) throws where L.Input == CellInput<Double>, L.Output == CellState<Double> {
+    private func checkFixtureCase<L: Layer>(
+        _ c: [String: Any], _ layer: L, gradient: (String) throws -> Tensor<Double>, file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws where L.Input == CellInput<Double>, L.Output == CellState<Double> {
         let kind = c["kind"] as! String, lstm = kind.hasPrefix("lstm")
         let T = 3
         var lossGradients = [CellState<Double>?](repeating: nil, count: T)
         lossGradients[0] = CellState(h: try Fixture.tensor(c["u1"]))
-        lossGradients[T - 1] = sum(lossGradients[T - 1], CellState(h: try Fixture.tensor(c["uT"]), c: lstm ? try Fixture.tensor(c["vT"]) : nil))
+        lossGradients[T - 1] = sum(
+            lossGradients[T - 1], CellState(h: try Fixture.tensor(c["uT"]), c: lstm ? try Fixture.tensor(c["vT"]) : nil)
+        )
         let initial = CellState<Double>(h: try Fixture.tensor(c["h0"]), c: lstm ? try Fixture.tensor(c["c0"]) : nil)
-        let (states, dx, d0) = try unroll(layer, x: try Fixture.tensor(c["x"]), initial: initial, lossGradients: lossGradients)
-        assertClose(states.flatMap(\.h.scalars), try Fixture.tensor(c["h"], as: Double.self).scalars, 1e-12, "\(kind) h", file: file, line: line)
+        let (states, dx, d0) = try unroll(
+            layer, x: try Fixture.tensor(c["x"]), initial: initial, lossGradients: lossGradients)
+        assertClose(
+            states.flatMap(\.h.scalars), try Fixture.tensor(c["h"], as: Double.self).scalars, 1e-12, "\(kind) h",
+            file: file, line: line)
         if lstm {
-            assertClose(states.flatMap { $0.c!.scalars }, try Fixture.tensor(c["c"], as: Double.self).scalars, 1e-12, "\(kind) c", file: file, line: line)
+            assertClose(
+                states.flatMap { $0.c!.scalars }, try Fixture.tensor(c["c"], as: Double.self).scalars, 1e-12,
+                "\(kind) c", file: file, line: line)
         } else {
             XCTAssertTrue(states.allSatisfy { $0.c == nil }, "\(kind): no c", file: file, line: line)
         }
-        assertClose(dx, try Fixture.tensor(c["grad_x"], as: Double.self).scalars, 1e-10, "\(kind) dx", file: file, line: line)
-        assertClose(d0.h.scalars, try Fixture.tensor(c["grad_h0"], as: Double.self).scalars, 1e-10, "\(kind) dh0", file: file, line: line)
+        assertClose(
+            dx, try Fixture.tensor(c["grad_x"], as: Double.self).scalars, 1e-10, "\(kind) dx", file: file, line: line)
+        assertClose(
+            d0.h.scalars, try Fixture.tensor(c["grad_h0"], as: Double.self).scalars, 1e-10, "\(kind) dh0", file: file,
+            line: line)
         if lstm {
-            assertClose(try XCTUnwrap(d0.c).scalars, try Fixture.tensor(c["grad_c0"], as: Double.self).scalars, 1e-10, "\(kind) dc0", file: file, line: line)
+            assertClose(
+                try XCTUnwrap(d0.c).scalars, try Fixture.tensor(c["grad_c0"], as: Double.self).scalars, 1e-10,
+                "\(kind) dc0", file: file, line: line)
         } else {
             XCTAssertNil(d0.c, "\(kind): no dc0", file: file, line: line)
         }
         for (name, value) in c["grads"] as! [String: Any] {
-            assertClose(try gradient(name).scalars, try Fixture.tensor(value, as: Double.self).scalars, 1e-10, "\(kind) d\(name)", file: file, line: line)
+            assertClose(
+                try gradient(name).scalars, try Fixture.tensor(value, as: Double.self).scalars, 1e-10,
+                "\(kind) d\(name)", file: file, line: line)
         }
     }
 
     func testCellLayersMatchPyTorch() throws {
         let cases = try XCTUnwrap(try Fixture.load("cells/cells.json")["cases"] as? [[String: Any]])
-        XCTAssertEqual(cases.map { $0["kind"] as! String }, ["rnn_tanh", "rnn_relu", "gru", "lstm", "gru_nobias", "lstm_nobias"])
+        XCTAssertEqual(
+            cases.map { $0["kind"] as! String }, ["rnn_tanh", "rnn_relu", "gru", "lstm", "gru_nobias", "lstm_nobias"])
         for c in cases {
             let kind = c["kind"] as! String
             var g = SeededGenerator(seed: 1)
             let cell = try makeCell(kind, generator: &g)
             let weights = c["weights"] as! [String: Any]
-            XCTAssertEqual(cell.parameterDeclarations.entries.map(\.name), weights.keys.sorted { order($0) < order($1) }, "\(kind): nn.*Cell's state_dict names")
+            XCTAssertEqual(
+                cell.parameterDeclarations.entries.map(\.name), weights.keys.sorted { order($0) < order($1) },
+                "\(kind): nn.*Cell's state_dict names")
             for (name, value) in weights { try cell.parameters.setTensor(name, try Fixture.tensor(value)) }
             cell.parameters.zeroGradients()
             try checkFixtureCase(c, cell) { try cell.parameters.gradientTensor($0) }
         }
     }
 
-    private func order(_ name: String) -> Int { ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].firstIndex(of: name) ?? 99 }
+    private func order(_ name: String) -> Int {
+        ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].firstIndex(of: name) ?? 99
+    }
 
     /// A decoder that feeds its own output back: x_{t+1} = head(h_t), the same cell and head applied T = 3 times in one
     /// pass, each application's record kept and backpropagated last first; L = sum_t u_t . h_t (+ v . c_T). Every
@@ -128,8 +156,11 @@ final class CellLayerTests: XCTestCase {
                 let store = try ParameterStore<Double>(gathering: ["cell": cell, "head": head])
                 let lstm = kind == "lstm", what = "\(kind), \(givenState ? "given" : "nil") state"
                 let x0 = Tensor<Double>(shape: [B, I]) { g.normal() }
-                let initial: CellState<Double>? = givenState
-                    ? CellState(h: Tensor(shape: [B, H]) { g.normal() }, c: lstm ? Tensor(shape: [B, H]) { g.normal() } : nil) : nil
+                let initial: CellState<Double>? =
+                    givenState
+                    ? CellState(
+                        h: Tensor(shape: [B, H]) { g.normal() }, c: lstm ? Tensor(shape: [B, H]) { g.normal() } : nil)
+                    : nil
                 let u = (0..<T).map { _ in Tensor<Double>(shape: [B, H]) { g.normal() } }
                 let v: Tensor<Double>? = lstm ? Tensor(shape: [B, H]) { g.normal() } : nil
 
@@ -158,7 +189,7 @@ final class CellLayerTests: XCTestCase {
                     (x, state) = (y, next)
                 }
                 store.zeroGradients()
-                var dState: CellState<Double>? = nil, dx: Tensor<Double>? = nil // from step t + 1
+                var dState: CellState<Double>? = nil, dx: Tensor<Double>? = nil  // from step t + 1
                 for t in stride(from: T - 1, through: 0, by: -1) {
                     var dh = sum(u[t], dState?.h)!
                     if t < T - 1 { dh = sum(dh, try head.backward(headRecords[t], outputGradient: try XCTUnwrap(dx)))! }
@@ -171,7 +202,8 @@ final class CellLayerTests: XCTestCase {
 
                 let e = 1e-6
                 func check(_ analytic: Double, _ plus: Double, _ minus: Double, _ label: String) {
-                    XCTAssertEqual(analytic, (plus - minus) / (2 * e), accuracy: 1e-7 * max(1, abs(analytic)), "\(what): \(label)")
+                    XCTAssertEqual(
+                        analytic, (plus - minus) / (2 * e), accuracy: 1e-7 * max(1, abs(analytic)), "\(what): \(label)")
                 }
                 for i in 0..<store.count {
                     let saved = store.values[i]
@@ -221,19 +253,24 @@ final class CellLayerTests: XCTestCase {
         let before = try cell.backward(record, outputGradient: dOut)
         let gradientsBefore = Array(UnsafeBufferPointer(start: cell.parameters.gradients, count: cell.parameters.count))
         let second = CellInput(Tensor<Double>(shape: [2, 3]) { g.normal() }, state: out)
-        let other = CellInput(Tensor<Double>(shape: [1, 3]) { g.normal() }) // another batch size
+        let other = CellInput(Tensor<Double>(shape: [1, 3]) { g.normal() })  // another batch size
         _ = try cell.forward(second, generator: &g)
         _ = try cell.forward(other, generator: &g)
         cell.parameters.zeroGradients()
         let after = try cell.backward(record, outputGradient: dOut)
         XCTAssertEqual(after, before)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: cell.parameters.gradients, count: cell.parameters.count)), gradientsBefore)
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: cell.parameters.gradients, count: cell.parameters.count)), gradientsBefore)
         cell.parameters.zeroGradients()
-        XCTAssertEqual(try cell.backward(record, outputGradient: CellState(h: dOut.h, c: Tensor(zeros: [2, 2]))), before, "nil dc' is zero")
+        XCTAssertEqual(
+            try cell.backward(record, outputGradient: CellState(h: dOut.h, c: Tensor(zeros: [2, 2]))), before,
+            "nil dc' is zero")
         XCTAssertThrowsError(try cell.backward(record, outputGradient: CellState(h: Tensor(zeros: [2, 3])))) {
             XCTAssertTrue("\($0)".contains("outputGradient.h"), "\($0)")
         }
-        XCTAssertThrowsError(try cell.forward(CellInput(Tensor(zeros: [2, 2])), generator: &g)) { XCTAssertTrue("\($0)".contains("cell input"), "\($0)") }
+        XCTAssertThrowsError(try cell.forward(CellInput(Tensor(zeros: [2, 2])), generator: &g)) {
+            XCTAssertTrue("\($0)".contains("cell input"), "\($0)")
+        }
     }
 
     /// `Sequential { ("cell", LSTMCell) }` has PyTorch's names for an nn.LSTMCell attribute `cell` (no `_l0`), loads
@@ -249,21 +286,27 @@ final class CellLayerTests: XCTestCase {
             XCTAssertEqual(model.parameterDeclarations.entries.map(\.name), suffixes.map { "cell.\($0)" }, kind)
             let G = kind == "lstm" ? 4 : kind == "gru" ? 3 : 1
             XCTAssertEqual(model.parameters.entries.map(\.shape), [[G * 5, 4], [G * 5, 5], [G * 5], [G * 5]], kind)
-            for (name, value) in c["weights"] as! [String: Any] { try model.parameters.setTensor("cell.\(name)", try Fixture.tensor(value)) }
+            for (name, value) in c["weights"] as! [String: Any] {
+                try model.parameters.setTensor("cell.\(name)", try Fixture.tensor(value))
+            }
             model.parameters.zeroGradients()
             try checkFixtureCase(c, model) { try model.parameters.gradientTensor("cell.\($0)") }
         }
 
         var g = SeededGenerator(seed: 6)
         let model = try Sequential { ("cell", try LSTMCell<Double>(inputSize: 3, hiddenSize: 2, generator: &g)) }
-        let input = CellInput(Tensor<Double>(shape: [2, 3]) { g.normal() }, state: CellState(h: Tensor(shape: [2, 2]) { g.normal() }))
+        let input = CellInput(
+            Tensor<Double>(shape: [2, 3]) { g.normal() }, state: CellState(h: Tensor(shape: [2, 2]) { g.normal() }))
         let pass = try model.forward(input)
         XCTAssertNotNil(pass.output.c)
         model.parameters.zeroGradients()
         let dInput = try pass.backward(CellState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4])))
         let gradients = Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count))
         model.parameters.zeroGradients()
-        XCTAssertEqual(try model.body.layer.backward(input, outputGradient: CellState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]))), dInput)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count)), gradients)
+        XCTAssertEqual(
+            try model.body.layer.backward(
+                input, outputGradient: CellState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]))), dInput)
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count)), gradients)
     }
 }

@@ -17,16 +17,22 @@ final class CellTests: XCTestCase {
     }
 
     /// Runs the user's loop: forward over the steps keeping inputs and states, then backward from the last step.
-    func unroll(_ cell: RecurrentCell<Double>, x: Tensor<Double>, h0: Tensor<Double>, c0: Tensor<Double>?, u1: Tensor<Double>,
-                uT: Tensor<Double>, vT: Tensor<Double>?) throws -> (states: [CellState<Double>], dx: [Double], d0: CellState<Double>) {
+    func unroll(
+        _ cell: RecurrentCell<Double>, x: Tensor<Double>, h0: Tensor<Double>, c0: Tensor<Double>?, u1: Tensor<Double>,
+        uT: Tensor<Double>, vT: Tensor<Double>?
+    ) throws -> (states: [CellState<Double>], dx: [Double], d0: CellState<Double>) {
         let (T, B, I) = (x.shape[0], x.shape[1], x.shape[2])
-        func step(_ t: Int) throws -> Tensor<Double> { try Tensor(shape: [B, I], scalars: Array(x.scalars[(t * B * I)..<((t + 1) * B * I)])) }
+        func step(_ t: Int) throws -> Tensor<Double> {
+            try Tensor(shape: [B, I], scalars: Array(x.scalars[(t * B * I)..<((t + 1) * B * I)]))
+        }
         var states = [CellState(h: h0, c: c0)]
         for t in 0..<T { states.append(try cell(try step(t), state: states[t])) }
         var dState = CellState(h: uT, c: vT)
         var dx = [Double](repeating: 0, count: T * B * I)
         for t in stride(from: T - 1, through: 0, by: -1) {
-            if t == 0 { dState.h = try Tensor(shape: dState.h.shape, scalars: zip(dState.h.scalars, u1.scalars).map { $0 + $1 }) }
+            if t == 0 {
+                dState.h = try Tensor(shape: dState.h.shape, scalars: zip(dState.h.scalars, u1.scalars).map { $0 + $1 })
+            }
             let (dxt, dPrev) = try cell.backward(input: try step(t), state: states[t], outputGradient: dState)
             dx.replaceSubrange((t * B * I)..<((t + 1) * B * I), with: dxt.scalars)
             dState = dPrev
@@ -44,21 +50,33 @@ final class CellTests: XCTestCase {
             let cell = try makeCell(kind, generator: &g)
             let weights = c["weights"] as! [String: Any]
             XCTAssertEqual(Set(cell.parameterDeclarations.entries.map(\.name)), Set(weights.keys), kind)
-            for view in [cell.weightIH, cell.weightHH] + [cell.biasIH, cell.biasHH].compactMap({ $0 }) { try view.set(try Fixture.tensor(weights[view.name])) }
+            for view in [cell.weightIH, cell.weightHH] + [cell.biasIH, cell.biasHH].compactMap({ $0 }) {
+                try view.set(try Fixture.tensor(weights[view.name]))
+            }
             let lstm = kind.hasPrefix("lstm")
             cell.parameters.zeroGradients()
-            let (states, dx, d0) = try unroll(cell, x: try Fixture.tensor(c["x"]), h0: try Fixture.tensor(c["h0"]),
-                                              c0: lstm ? try Fixture.tensor(c["c0"]) : nil, u1: try Fixture.tensor(c["u1"]),
-                                              uT: try Fixture.tensor(c["uT"]), vT: lstm ? try Fixture.tensor(c["vT"]) : nil)
+            let (states, dx, d0) = try unroll(
+                cell, x: try Fixture.tensor(c["x"]), h0: try Fixture.tensor(c["h0"]),
+                c0: lstm ? try Fixture.tensor(c["c0"]) : nil, u1: try Fixture.tensor(c["u1"]),
+                uT: try Fixture.tensor(c["uT"]), vT: lstm ? try Fixture.tensor(c["vT"]) : nil)
             let h: Tensor<Double> = try Fixture.tensor(c["h"])
             assertClose(states.dropFirst().flatMap(\.h.scalars), h.scalars, 1e-12, "\(kind) h")
-            if lstm { assertClose(states.dropFirst().flatMap { $0.c!.scalars }, try Fixture.tensor(c["c"], as: Double.self).scalars, 1e-12, "\(kind) c") }
+            if lstm {
+                assertClose(
+                    states.dropFirst().flatMap { $0.c!.scalars }, try Fixture.tensor(c["c"], as: Double.self).scalars,
+                    1e-12, "\(kind) c")
+            }
             assertClose(dx, try Fixture.tensor(c["grad_x"], as: Double.self).scalars, 1e-10, "\(kind) dx")
             assertClose(d0.h.scalars, try Fixture.tensor(c["grad_h0"], as: Double.self).scalars, 1e-10, "\(kind) dh0")
-            if lstm { assertClose(d0.c!.scalars, try Fixture.tensor(c["grad_c0"], as: Double.self).scalars, 1e-10, "\(kind) dc0") }
+            if lstm {
+                assertClose(
+                    d0.c!.scalars, try Fixture.tensor(c["grad_c0"], as: Double.self).scalars, 1e-10, "\(kind) dc0")
+            }
             let grads = c["grads"] as! [String: Any]
             for view in [cell.weightIH, cell.weightHH] + [cell.biasIH, cell.biasHH].compactMap({ $0 }) {
-                assertClose(Array(view.gradients), try Fixture.tensor(grads[view.name], as: Double.self).scalars, 1e-10, "\(kind) d\(view.name)")
+                assertClose(
+                    Array(view.gradients), try Fixture.tensor(grads[view.name], as: Double.self).scalars, 1e-10,
+                    "\(kind) d\(view.name)")
             }
         }
     }
@@ -74,8 +92,14 @@ final class CellTests: XCTestCase {
             let vT: Tensor<Double>? = lstm ? Tensor(shape: [2, 5]) { g.normal() } : nil
             func loss() throws -> Double {
                 var s = [CellState(h: h0, c: c0)]
-                for t in 0..<3 { s.append(try cell(try Tensor(shape: [2, 4], scalars: Array(x.scalars[(t * 8)..<((t + 1) * 8)])), state: s[t])) }
-                var l = zip(s[1].h.scalars, u1.scalars).reduce(0) { $0 + $1.0 * $1.1 } + zip(s[3].h.scalars, uT.scalars).reduce(0) { $0 + $1.0 * $1.1 }
+                for t in 0..<3 {
+                    s.append(
+                        try cell(
+                            try Tensor(shape: [2, 4], scalars: Array(x.scalars[(t * 8)..<((t + 1) * 8)])), state: s[t]))
+                }
+                var l =
+                    zip(s[1].h.scalars, u1.scalars).reduce(0) { $0 + $1.0 * $1.1 }
+                    + zip(s[3].h.scalars, uT.scalars).reduce(0) { $0 + $1.0 * $1.1 }
                 if let vT { l += zip(s[3].c!.scalars, vT.scalars).reduce(0) { $0 + $1.0 * $1.1 } }
                 return l
             }
@@ -88,7 +112,9 @@ final class CellTests: XCTestCase {
                 values[i] = saved + h; let plus = try loss()
                 values[i] = saved - h; let minus = try loss()
                 values[i] = saved
-                XCTAssertEqual(analytic[i], (plus - minus) / (2 * h), accuracy: 1e-7 * max(1, abs(analytic[i])), "\(kind) parameter \(i)")
+                XCTAssertEqual(
+                    analytic[i], (plus - minus) / (2 * h), accuracy: 1e-7 * max(1, abs(analytic[i])),
+                    "\(kind) parameter \(i)")
             }
         }
     }
@@ -99,29 +125,54 @@ final class CellTests: XCTestCase {
         let head = try Linear<Float>(inputSize: 3, outputSize: 1, generator: &g)
         let before = try cell.weightHH.tensor()
         let store = try ParameterStore<Float>(gathering: ["decoder": cell, "head": head])
-        XCTAssertEqual(store.entries.map(\.name), ["decoder.weight_ih", "decoder.weight_hh", "decoder.bias_ih", "decoder.bias_hh", "head.weight", "head.bias"])
+        XCTAssertEqual(
+            store.entries.map(\.name),
+            [
+                "decoder.weight_ih", "decoder.weight_hh", "decoder.bias_ih", "decoder.bias_hh", "head.weight",
+                "head.bias",
+            ])
         XCTAssertEqual(try cell.weightHH.tensor(), before)
         XCTAssertEqual(cell.weightHH.shape, [12, 3])
         XCTAssertThrowsError(try cell(Tensor(zeros: [2, 3]))) { XCTAssertTrue("\($0)".contains("cell input"), "\($0)") }
-        XCTAssertThrowsError(try cell(Tensor(zeros: [2, 2]), state: CellState(h: Tensor(zeros: [1, 3])))) { XCTAssertTrue("\($0)".contains("state.h"), "\($0)") }
+        XCTAssertThrowsError(try cell(Tensor(zeros: [2, 2]), state: CellState(h: Tensor(zeros: [1, 3])))) {
+            XCTAssertTrue("\($0)".contains("state.h"), "\($0)")
+        }
         XCTAssertThrowsError(try RNNCell<Float>(inputSize: 0, hiddenSize: 3, generator: &g))
 
         // The PyTorch-named stacks are RecurrentNetworks with PyTorch's arguments and the same initialisation.
-        for (cell, made) in [(CellKind.lstm, { (g: inout SeededGenerator) throws -> RecurrentNetwork<Float> in try LSTM<Float>(inputSize: 4, hiddenSize: 6, numLayers: 2, dropout: 0.1, generator: &g) }),
-                             (.gru, { try GRU<Float>(inputSize: 4, hiddenSize: 6, numLayers: 2, dropout: 0.1, generator: &$0) }),
-                             (.rnnReLU, { try RNN<Float>(inputSize: 4, hiddenSize: 6, numLayers: 2, nonlinearity: .relu, dropout: 0.1, generator: &$0) })] {
+        for (cell, made) in [
+            (
+                CellKind.lstm,
+                { (g: inout SeededGenerator) throws -> RecurrentNetwork<Float> in
+                    try LSTM<Float>(inputSize: 4, hiddenSize: 6, numLayers: 2, dropout: 0.1, generator: &g)
+                }
+            ),
+            (.gru, { try GRU<Float>(inputSize: 4, hiddenSize: 6, numLayers: 2, dropout: 0.1, generator: &$0) }),
+            (
+                .rnnReLU,
+                {
+                    try RNN<Float>(
+                        inputSize: 4, hiddenSize: 6, numLayers: 2, nonlinearity: .relu, dropout: 0.1, generator: &$0)
+                }
+            ),
+        ] {
             var a = SeededGenerator(seed: 8), b = SeededGenerator(seed: 8)
             let named = try made(&a)
-            let plain = try RecurrentNetwork<Float>(.init(cell: cell, inputSize: 4, hiddenSize: 6, numLayers: 2, dropout: 0.1), generator: &b)
+            let plain = try RecurrentNetwork<Float>(
+                .init(cell: cell, inputSize: 4, hiddenSize: 6, numLayers: 2, dropout: 0.1), generator: &b)
             XCTAssertEqual(named.configuration, plain.configuration)
             XCTAssertEqual(named.parameters.entries, plain.parameters.entries)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: named.parameters.values, count: named.parameters.count)),
-                           Array(UnsafeBufferPointer(start: plain.parameters.values, count: plain.parameters.count)))
+            XCTAssertEqual(
+                Array(UnsafeBufferPointer(start: named.parameters.values, count: named.parameters.count)),
+                Array(UnsafeBufferPointer(start: plain.parameters.values, count: plain.parameters.count)))
         }
         XCTAssertThrowsError(try LSTM<Float>(inputSize: 4, hiddenSize: 6, dropout: 1, generator: &g))
     }
 
-    func assertClose(_ a: [Double], _ b: [Double], _ tolerance: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertClose(
+        _ a: [Double], _ b: [Double], _ tolerance: Double, _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
         let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
         XCTAssertLessThanOrEqual(worst, tolerance, "\(what): max |diff| \(worst)", file: file, line: line)

@@ -28,13 +28,17 @@ final class CheckpointFormatTests: XCTestCase {
         let model = try sequential(seed: 1)
         let adam = try Adam(learningRate: 0.01)
         try step(model.parameters, adam, seed: 1)
-        let parameterFile = try SafetensorsFile(bytes: try model.parameters.serialized(metadata: ["model": "mine"], optimizer: adam))
+        let parameterFile = try SafetensorsFile(
+            bytes: try model.parameters.serialized(metadata: ["model": "mine"], optimizer: adam))
 
-        let trainer = try LanguageModelTrainer(options: {
-            var o = TrainingPreset.d2lRNN.options
-            (o.hiddenSize, o.epochs, o.sampleEvery, o.maxTokens, o.optimizer, o.learningRate) = (8, 3, 0, 2000, .adam, 0.01)
-            return o
-        }())
+        let trainer = try LanguageModelTrainer(
+            options: {
+                var o = TrainingPreset.d2lRNN.options
+                (o.hiddenSize, o.epochs, o.sampleEvery, o.maxTokens, o.optimizer, o.learningRate) = (
+                    8, 3, 0, 2000, .adam, 0.01
+                )
+                return o
+            }())
         try trainer.train(shouldStop: { trainer.step >= 2 })
         let languageModelFile = try SafetensorsFile(bytes: try trainer.checkpoint().serialized())
 
@@ -57,7 +61,9 @@ final class CheckpointFormatTests: XCTestCase {
         try copy.parameters.load(serialized: try languageModelFile.serialized(), optimizer: resumedAdam)
         XCTAssertEqual(resumedAdam.stepCount, 2)
         XCTAssertEqual(resumedAdam.stateBuffers, trainer.optimizer.stateBuffers)
-        XCTAssertTrue((0..<copy.parameters.count).allSatisfy { copy.parameters.values[$0] == trainer.model.parameters.values[$0] })
+        XCTAssertTrue(
+            (0..<copy.parameters.count).allSatisfy { copy.parameters.values[$0] == trainer.model.parameters.values[$0] }
+        )
     }
 
     /// A parameter file of 0.2 (`recurrentkit.parameters.v1`, optimizer buffers `_optimizer.*`) and a language-model
@@ -78,7 +84,9 @@ final class CheckpointFormatTests: XCTestCase {
         XCTAssertEqual(otherAdam.stepCount, 3)
         XCTAssertEqual(otherAdam.stateBuffers, adam.stateBuffers)
         // The loaders of state_dicts skip training tensors of every version.
-        XCTAssertEqual(try other.parameters.loadStateDict(try SafetensorsFile(bytes: old)).loadedKeys.count, model.parameters.entries.count)
+        XCTAssertEqual(
+            try other.parameters.loadStateDict(try SafetensorsFile(bytes: old)).loadedKeys.count,
+            model.parameters.entries.count)
 
         // Format 2: optimizerSteps in the training JSON, no optimizer.stepCount.
         var lm = try SafetensorsFile(bytes: try model.parameters.serialized(optimizer: adam))
@@ -88,24 +96,32 @@ final class CheckpointFormatTests: XCTestCase {
         XCTAssertEqual(v2Adam.stepCount, 3)
         // A newer version and a foreign format are refused by name.
         lm.metadata["format"] = "recurrentkit.checkpoint.v4"
-        XCTAssertThrowsError(try other.parameters.load(serialized: try lm.serialized())) { XCTAssertTrue("\($0)".contains("newer RecurrentKit"), "\($0)") }
+        XCTAssertThrowsError(try other.parameters.load(serialized: try lm.serialized())) {
+            XCTAssertTrue("\($0)".contains("newer RecurrentKit"), "\($0)")
+        }
         lm.metadata["format"] = "something.else"
-        XCTAssertThrowsError(try other.parameters.load(serialized: try lm.serialized())) { XCTAssertTrue("\($0)".contains("not a RecurrentKit checkpoint"), "\($0)") }
+        XCTAssertThrowsError(try other.parameters.load(serialized: try lm.serialized())) {
+            XCTAssertTrue("\($0)".contains("not a RecurrentKit checkpoint"), "\($0)")
+        }
     }
 
     /// The generic Trainer writes its state under `training`, reads the key of its earlier files, and names what a
     /// language model's checkpoint is when given one.
     func testTrainerStateKeyAndForeignStates() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-format-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-format-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         func make() throws -> Trainer<Model, WindowBatches<Float>> {
-            let series = try Tensor<Float>(shape: [200, 2], scalars: (0..<400).map { i in Float(sin(Double(i) * 0.1)) })
+            let series = try Tensor<Float>(
+                shape: [200, 2], scalars: (0..<400).map { i in Float(sin(Double(i) * 0.1)) })
             let windows = try SlidingWindows(series: series, window: 8, horizon: 1)
             let data = try WindowBatches(windows, batchSize: 16, seed: 3)
             let loss = MeanSquaredErrorLoss<Float>()
-            return try Trainer(model: try sequential(seed: 1), optimizer: try Adam(learningRate: 0.01), data: data,
-                               options: TrainerOptions(epochs: 2, clip: 1)) { try loss($0, $1) }
+            return try Trainer(
+                model: try sequential(seed: 1), optimizer: try Adam(learningRate: 0.01), data: data,
+                options: TrainerOptions(epochs: 2, clip: 1)
+            ) { try loss($0, $1) }
         }
         let trainer = try make()
         try trainer.train(shouldStop: { trainer.step >= 3 })
@@ -127,6 +143,8 @@ final class CheckpointFormatTests: XCTestCase {
         file.metadata["trainer.state"] = nil
         file.metadata["training"] = "{\"optimizerSteps\": 3, \"epoch\": 1}"
         try writeFileAtomically(try file.serialized(), to: earlier)
-        XCTAssertThrowsError(try make().restore(from: earlier)) { XCTAssertTrue("\($0)".contains("LanguageModelTrainer"), "\($0)") }
+        XCTAssertThrowsError(try make().restore(from: earlier)) {
+            XCTAssertTrue("\($0)".contains("LanguageModelTrainer"), "\($0)")
+        }
     }
 }

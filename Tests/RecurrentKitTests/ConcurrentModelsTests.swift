@@ -9,11 +9,14 @@ final class ConcurrentModelsTests: XCTestCase {
     /// Gradients of one forward/backward of a model large enough for the pool (products and element-wise split).
     static func gradients(seed: UInt64) throws -> [Float] {
         var g = SeededGenerator(seed: seed)
-        let model = try LanguageModel<Float>(.init(vocabularySize: 30, cell: seed % 2 == 0 ? .lstm : .gru, hiddenSize: 96, numLayers: 2,
-                                                   embeddingSize: 32), generator: &g)
+        let model = try LanguageModel<Float>(
+            .init(
+                vocabularySize: 30, cell: seed % 2 == 0 ? .lstm : .gru, hiddenSize: 96, numLayers: 2,
+                embeddingSize: 32), generator: &g)
         let tokens = (0..<(12 * 64)).map { _ in g.nextInt(below: 30) }
         model.parameters.zeroGradients()
-        _ = try model.loss(inputs: tokens, targets: tokens.reversed(), steps: 12, batch: 64, training: false, generator: &g)
+        _ = try model.loss(
+            inputs: tokens, targets: tokens.reversed(), steps: 12, batch: 64, training: false, generator: &g)
         return Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count))
     }
 
@@ -30,7 +33,9 @@ final class ConcurrentModelsTests: XCTestCase {
                 group.enter()
                 Thread {
                     defer { group.leave() }
-                    do { results.values[i] = try ConcurrentModelsTests.gradients(seed: UInt64(i + 1)) } catch { results.errors.append("\(error)") }
+                    do { results.values[i] = try ConcurrentModelsTests.gradients(seed: UInt64(i + 1)) } catch {
+                        results.errors.append("\(error)")
+                    }
                 }.start()
             }
             group.wait()

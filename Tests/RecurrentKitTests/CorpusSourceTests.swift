@@ -32,20 +32,23 @@ final class CorpusSourceTests: XCTestCase {
         let dir = try folder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let text = dir + "/text.txt", fifo = dir + "/fifo"
-        try String(repeating: "the time traveller was expounding a recondite matter to us. ", count: 40).write(toFile: text, atomically: true, encoding: .utf8)
+        try String(repeating: "the time traveller was expounding a recondite matter to us. ", count: 40).write(
+            toFile: text, atomically: true, encoding: .utf8)
         try makeFIFO(fifo)
         let trainer = try LanguageModelTrainer(options: options(corpus: text))
         try trainer.train(shouldStop: { trainer.step >= 1 })
         let checkpoint = try trainer.checkpoint()
         // The checkpoint now names a FIFO (a hostile or stale file): refused, naming why, without opening it for long.
-        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(checkpoint.training.utf8)) as? [String: Any])
+        var json = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(checkpoint.training.utf8)) as? [String: Any])
         var saved = try XCTUnwrap(json["options"] as? [String: Any])
         saved["corpus"] = fifo
         json["options"] = saved
-        let edited = try Checkpoint(model: checkpoint.model, vocabulary: checkpoint.vocabulary,
-                                    training: String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
-                                    extraTensors: checkpoint.extraTensors, extraDoubleTensors: checkpoint.extraDoubleTensors,
-                                    optimizerStepCount: checkpoint.optimizerStepCount)
+        let edited = try Checkpoint(
+            model: checkpoint.model, vocabulary: checkpoint.vocabulary,
+            training: String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
+            extraTensors: checkpoint.extraTensors, extraDoubleTensors: checkpoint.extraDoubleTensors,
+            optimizerStepCount: checkpoint.optimizerStepCount)
         let start = monotonicSeconds()
         XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: edited)) {
             XCTAssertTrue("\($0)".contains("not a regular file") && "\($0)".contains("checkpoint"), "\($0)")
@@ -53,7 +56,9 @@ final class CorpusSourceTests: XCTestCase {
         }
         // Every process of a job reads the corpus: a FIFO is refused before any process waits on it.
         let job = ThreadedJob(count: 2)
-        XCTAssertThrowsError(try LanguageModelTrainer(options: options(corpus: fifo), reducer: ThreadedJob.Reducer(job: job, rank: 0))) {
+        XCTAssertThrowsError(
+            try LanguageModelTrainer(options: options(corpus: fifo), reducer: ThreadedJob.Reducer(job: job, rank: 0))
+        ) {
             XCTAssertTrue("\($0)".contains("not a regular file") && "\($0)".contains("every process"), "\($0)")
         }
         XCTAssertLessThan(monotonicSeconds() - start, 10, "nothing waited on the FIFO")

@@ -9,19 +9,23 @@ final class DataParallelTests: XCTestCase {
     func testShardsSplitTheBatchEvenly() throws {
         for (B, N) in [(32, 1), (32, 2), (32, 3), (5, 5), (7, 3), (64, 7)] {
             let shards = try (0..<N).map { try BatchShard(rank: $0, processCount: N, globalBatch: B) }
-            XCTAssertEqual(shards.map(\.rows.lowerBound), [0] + shards.dropLast().map(\.rows.upperBound), "contiguous, in rank order")
+            XCTAssertEqual(
+                shards.map(\.rows.lowerBound), [0] + shards.dropLast().map(\.rows.upperBound),
+                "contiguous, in rank order")
             XCTAssertEqual(shards.last?.rows.upperBound, B)
             XCTAssertLessThanOrEqual(Set(shards.map(\.count)).count, 2)
             XCTAssertEqual(shards.map(\.count).max()! - shards.map(\.count).min()!, B % N == 0 ? 0 : 1)
         }
         XCTAssertThrowsError(try BatchShard(rank: 0, processCount: 3, globalBatch: 2)) { error in
-            XCTAssertEqual((error as? RecurrentKitError)?.message, "3 processes need a batch of at least 3 rows (one per process); the batch has 2")
+            XCTAssertEqual(
+                (error as? RecurrentKitError)?.message,
+                "3 processes need a batch of at least 3 rows (one per process); the batch has 2")
         }
         XCTAssertThrowsError(try BatchShard(rank: 3, processCount: 3, globalBatch: 8))
         XCTAssertThrowsError(try BatchShard(rank: 0, processCount: 0, globalBatch: 8))
         var local: [Int] = []
         try BatchShard(rank: 1, processCount: 2, globalBatch: 3).gather([0, 1, 2, 10, 11, 12], steps: 2, into: &local)
-        XCTAssertEqual(local, [2, 12]) // rows 0...1 go to rank 0 (the first B mod N ranks get one more)
+        XCTAssertEqual(local, [2, 12])  // rows 0...1 go to rank 0 (the first B mod N ranks get one more)
         try BatchShard(rank: 0, processCount: 2, globalBatch: 3).gather([0, 1, 2, 10, 11, 12], steps: 2, into: &local)
         XCTAssertEqual(local, [0, 1, 10, 11])
     }
@@ -31,20 +35,23 @@ final class DataParallelTests: XCTestCase {
     /// 3 layers; each shard's final state is its rows of the whole batch's.
     func testShardGradientsSumToTheWholeBatchGradient() throws {
         let V = 11, T = 19, B = 5, L = 3, H = 6
-        let configuration = LanguageModelConfiguration(vocabularySize: V, cell: .lstm, hiddenSize: H, numLayers: L, dropout: 0.4, embeddingSize: 4)
+        let configuration = LanguageModelConfiguration(
+            vocabularySize: V, cell: .lstm, hiddenSize: H, numLayers: L, dropout: 0.4, embeddingSize: 4)
         var g = SeededGenerator(seed: 3)
         let whole = try LanguageModel<Double>(configuration, initialization: .pytorch, generator: &g)
-        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
+        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: V) },
+            targets = (0..<(T * B)).map { _ in g.nextInt(below: V) }
         let h = try Tensor<Double>(shape: [L, B, H], scalars: (0..<(L * B * H)).map { _ in g.uniform(-1, 1) })
         let c = try Tensor<Double>(shape: [L, B, H], scalars: (0..<(L * B * H)).map { _ in g.uniform(-1, 1) })
         let truncation = BackwardTruncation.randomized(continueProbability: 0.8, seed: 5)
         whole.parameters.zeroGradients()
         var drops = SeededGenerator(seed: 99)
-        let loss = try whole.loss(inputs: inputs, targets: targets, steps: T, batch: B, state: RecurrentState(h: h, c: c),
-                                  training: true, truncation: truncation, generator: &drops)
+        let loss = try whole.loss(
+            inputs: inputs, targets: targets, steps: T, batch: B, state: RecurrentState(h: h, c: c),
+            training: true, truncation: truncation, generator: &drops)
         let expected = Array(UnsafeBufferPointer(start: whole.parameters.gradients, count: whole.parameters.count))
         let final = try whole.finalState()
-        func rows(_ t: Tensor<Double>, _ shard: BatchShard) throws -> Tensor<Double> { // (L, B, H) -> (L, B_r, H)
+        func rows(_ t: Tensor<Double>, _ shard: BatchShard) throws -> Tensor<Double> {  // (L, B, H) -> (L, B_r, H)
             var values: [Double] = []
             shard.gather(t.scalars, steps: L, width: H, into: &values)
             return try Tensor(shape: [L, shard.count, H], scalars: values)
@@ -61,17 +68,21 @@ final class DataParallelTests: XCTestCase {
                 shard.gather(targets, steps: T, into: &shardTargets)
                 model.parameters.zeroGradients()
                 var drops = SeededGenerator(seed: 99)
-                let shardLoss = try model.loss(inputs: shardInputs, targets: shardTargets, steps: T, batch: shard.count,
-                                               state: RecurrentState(h: try rows(h, shard), c: try rows(c, shard)),
-                                               training: true, truncation: truncation, generator: &drops)
+                let shardLoss = try model.loss(
+                    inputs: shardInputs, targets: shardTargets, steps: T, batch: shard.count,
+                    state: RecurrentState(h: try rows(h, shard), c: try rows(c, shard)),
+                    training: true, truncation: truncation, generator: &drops)
                 let weight = Double(shard.count) / Double(B)
                 model.parameters.scaleGradients(by: weight)
                 for i in 0..<sum.count { sum[i] += model.parameters.gradients[i] }
                 lossSum += shardLoss * weight
                 let shardFinal = try model.finalState()
                 // The products run over fewer rows, so a row's sums may round differently in the last bit.
-                for (name, a, b) in [("h", shardFinal.h, try rows(final.h, shard)), ("c", shardFinal.c!, try rows(final.c!, shard))] {
-                    XCTAssertLessThan(zip(a.scalars, b.scalars).map { abs($0 - $1) }.max()!, 1e-14, "N \(N) rank \(r): final \(name)")
+                for (name, a, b) in [
+                    ("h", shardFinal.h, try rows(final.h, shard)), ("c", shardFinal.c!, try rows(final.c!, shard)),
+                ] {
+                    XCTAssertLessThan(
+                        zip(a.scalars, b.scalars).map { abs($0 - $1) }.max()!, 1e-14, "N \(N) rank \(r): final \(name)")
                 }
             }
             XCTAssertEqual(lossSum, loss, accuracy: 1e-13 * abs(loss), "N \(N)")
@@ -91,7 +102,7 @@ final class DataParallelTests: XCTestCase {
             o.dropout = dropout
             o.optimizer = optimizer
             o.learningRate = optimizer == .sgd ? 1 : 0.01
-            o.maxTokens = 20 * 8 * 10 + 11 // 20 updates
+            o.maxTokens = 20 * 8 * 10 + 11  // 20 updates
             o.batchSize = 8
             o.numSteps = 10
             o.epochs = 1
@@ -103,18 +114,23 @@ final class DataParallelTests: XCTestCase {
                 let runs = try ThreadedJob.run(processes: N) { reducer in
                     let trainer = try LanguageModelTrainer(options: o, reducer: reducer)
                     let losses = try trainer.trainCollectingLosses().losses
-                    let checkpoint = try trainer.checkpoint() // collective: checks the replicas agree
+                    let checkpoint = try trainer.checkpoint()  // collective: checks the replicas agree
                     return (losses, checkpoint)
                 }
                 for (rank, run) in runs.enumerated() {
                     XCTAssertEqual(run.0, runs[0].0, "rank \(rank) saw the same losses")
                     for e in single.model.parameters.entries {
-                        XCTAssertEqual(try run.1.model.parameters.tensor(e.name), try runs[0].1.model.parameters.tensor(e.name), "replicas: \(e.name)")
+                        XCTAssertEqual(
+                            try run.1.model.parameters.tensor(e.name), try runs[0].1.model.parameters.tensor(e.name),
+                            "replicas: \(e.name)")
                     }
                 }
-                for (a, b) in zip(runs[0].0, singleLosses) { XCTAssertEqual(a, b, accuracy: 1e-5 * b, "\(cell) N \(N)") }
+                for (a, b) in zip(runs[0].0, singleLosses) {
+                    XCTAssertEqual(a, b, accuracy: 1e-5 * b, "\(cell) N \(N)")
+                }
                 for e in single.model.parameters.entries {
-                    let a = try single.model.parameters.tensor(e.name).scalars, b = try runs[0].1.model.parameters.tensor(e.name).scalars
+                    let a = try single.model.parameters.tensor(e.name).scalars,
+                        b = try runs[0].1.model.parameters.tensor(e.name).scalars
                     XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1e-5, "\(cell) N \(N): \(e.name)")
                 }
             }
@@ -136,7 +152,9 @@ final class DataParallelTests: XCTestCase {
         o.numSteps = 10
         o.epochs = 2
         o.sampleEvery = 0
-        func train(_ trainer: LanguageModelTrainer, stopAfter: Int? = nil) throws -> [Double] { try trainer.trainCollectingLosses(stopAfter: stopAfter).losses }
+        func train(_ trainer: LanguageModelTrainer, stopAfter: Int? = nil) throws -> [Double] {
+            try trainer.trainCollectingLosses(stopAfter: stopAfter).losses
+        }
         let uninterrupted = try ThreadedJob.run(processes: 2) { reducer in
             let trainer = try LanguageModelTrainer(options: o, reducer: reducer)
             return (try train(trainer), try trainer.checkpoint())
@@ -153,9 +171,13 @@ final class DataParallelTests: XCTestCase {
             }[0]
             XCTAssertEqual(resumed.0.count, uninterrupted.0.count - 7)
             for (e, entry) in uninterrupted.1.model.parameters.entries.enumerated() {
-                let a = try uninterrupted.1.model.parameters.tensor(entry.name).scalars, b = try resumed.1.model.parameters.tensor(entry.name).scalars
-                if N == 2 { XCTAssertEqual(a, b, "same N: bit-identical (\(entry.name))") }
-                else { XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1e-5, "N \(N) entry \(e)") }
+                let a = try uninterrupted.1.model.parameters.tensor(entry.name).scalars,
+                    b = try resumed.1.model.parameters.tensor(entry.name).scalars
+                if N == 2 {
+                    XCTAssertEqual(a, b, "same N: bit-identical (\(entry.name))")
+                } else {
+                    XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1e-5, "N \(N) entry \(e)")
+                }
             }
         }
     }
@@ -165,8 +187,12 @@ final class DataParallelTests: XCTestCase {
         var o = TrainingOptions()
         o.batchSize = 2
         o.maxTokens = 2000
-        XCTAssertThrowsError(try ThreadedJob.run(processes: 3) { reducer in try LanguageModelTrainer(options: o, reducer: reducer) }) { error in
-            XCTAssertEqual((error as? RecurrentKitError)?.message, "3 processes need a batch of at least 3 rows (one per process); the batch has 2")
+        XCTAssertThrowsError(
+            try ThreadedJob.run(processes: 3) { reducer in try LanguageModelTrainer(options: o, reducer: reducer) }
+        ) { error in
+            XCTAssertEqual(
+                (error as? RecurrentKitError)?.message,
+                "3 processes need a batch of at least 3 rows (one per process); the batch has 2")
         }
     }
 }
@@ -208,7 +234,7 @@ final class ThreadedJob: @unchecked Sendable {
             let p = buffers[r]!.assumingMemoryBound(to: T.self)
             for i in 0..<n { total[i] += p[i] }
         }
-        barrier() // every thread has read every buffer
+        barrier()  // every thread has read every buffer
         values.update(from: total, count: n)
     }
 
@@ -218,7 +244,9 @@ final class ThreadedJob: @unchecked Sendable {
         var processCount: Int { job.count }
         init(job: ThreadedJob, rank: Int) { self.job = job; self.rank = rank }
         func sum(_ values: UnsafeMutablePointer<Float>, count: Int) throws { job.sum(values, count: count, rank: rank) }
-        func sum(_ values: UnsafeMutablePointer<Double>, count: Int) throws { job.sum(values, count: count, rank: rank) }
+        func sum(_ values: UnsafeMutablePointer<Double>, count: Int) throws {
+            job.sum(values, count: count, rank: rank)
+        }
     }
 
     /// Runs `body` on `processes` threads, each with its reducer; returns the results in rank order or the first error.

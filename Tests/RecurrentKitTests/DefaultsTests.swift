@@ -33,7 +33,8 @@ final class DefaultsTests: XCTestCase {
         for preset in TrainingPreset.allCases {
             XCTAssertEqual(preset.options.maxTokens, preset.isD2L ? 10_000 : nil, preset.rawValue)
         }
-        XCTAssertEqual(TrainingPreset.allCases.filter(\.isD2L), [.d2lRNN, .d2lRNNRandom, .d2lGRU, .d2lLSTM, .d2lDeepLSTM])
+        XCTAssertEqual(
+            TrainingPreset.allCases.filter(\.isD2L), [.d2lRNN, .d2lRNNRandom, .d2lGRU, .d2lLSTM, .d2lDeepLSTM])
         let path = writeLongText()
         for mode in [TextMode.d2l, .raw] {
             let whole = try PreparedCorpus.prepare(text: Self.longText, mode: mode)
@@ -44,7 +45,8 @@ final class DefaultsTests: XCTestCase {
             own.corpus = path
             own.textMode = mode
             let byDefault = try LanguageModelTrainer(options: own).corpus
-            XCTAssertEqual(byDefault.trainTokens.count + byDefault.validationTokens.count, total, "\(mode): the whole corpus")
+            XCTAssertEqual(
+                byDefault.trainTokens.count + byDefault.validationTokens.count, total, "\(mode): the whole corpus")
             XCTAssertEqual(byDefault, whole)
 
             var d2l = TrainingPreset.d2lRNN.options
@@ -76,9 +78,13 @@ final class DefaultsTests: XCTestCase {
         // An explicit value of an old file, and an old default run's options with the key removed by hand.
         var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(d2l.utf8)) as? [String: Any])
         object["maxTokens"] = 600
-        XCTAssertEqual(try JSONDecoder().decode(TrainingOptions.self, from: try JSONSerialization.data(withJSONObject: object)).maxTokens, 600)
+        XCTAssertEqual(
+            try JSONDecoder().decode(TrainingOptions.self, from: try JSONSerialization.data(withJSONObject: object))
+                .maxTokens, 600)
         object["maxTokens"] = nil
-        XCTAssertNil(try JSONDecoder().decode(TrainingOptions.self, from: try JSONSerialization.data(withJSONObject: object)).maxTokens)
+        XCTAssertNil(
+            try JSONDecoder().decode(TrainingOptions.self, from: try JSONSerialization.data(withJSONObject: object))
+                .maxTokens)
     }
 
     /// A small character model trained for a few epochs (row-parallel validation on its last 10%).
@@ -108,8 +114,14 @@ final class DefaultsTests: XCTestCase {
         XCTAssertEqual(byDefault, try Evaluation.meanCrossEntropy(model: model, tokens: tokens, layout: .stream))
         // One stream is one row with the state carried through: the same computation as batch 1 (chunks of 1,000),
         // and any other chunk length changes only the rounding.
-        XCTAssertEqual(byDefault, try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: EvaluationLayout.streamChunkSteps))
-        XCTAssertEqual(byDefault, try Evaluation.meanCrossEntropy(model: model, tokens: tokens, layout: .rows(batch: 1, steps: 35)), accuracy: 1e-5)
+        XCTAssertEqual(
+            byDefault,
+            try Evaluation.meanCrossEntropy(
+                model: model, tokens: tokens, batchSize: 1, numSteps: EvaluationLayout.streamChunkSteps))
+        XCTAssertEqual(
+            byDefault,
+            try Evaluation.meanCrossEntropy(model: model, tokens: tokens, layout: .rows(batch: 1, steps: 35)),
+            accuracy: 1e-5)
         // Row-parallel: 32 rows that each start from a zero state predict their first tokens without context (here
         // 0.0047 nats higher; rounding differences are about 1e-6).
         let rows = try Evaluation.meanCrossEntropy(model: model, tokens: tokens, layout: .rows(batch: 32, steps: 35))
@@ -120,20 +132,39 @@ final class DefaultsTests: XCTestCase {
         XCTAssertEqual(trainer.validationLayout, .rows(batch: 8, steps: 16))
         let validation = trainer.corpus.validationTokens
         let lastReported = try XCTUnwrap(trainer.history.last?.validationPerplexity)
-        XCTAssertEqual(lastReported, perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(model: model, tokens: validation,
-                                                                                                 layout: trainer.validationLayout)))
-        XCTAssertEqual(trainer.validationLayout.description(tokenCount: validation.count), "row-parallel (8 rows x 16 steps, each from a zero state)")
+        XCTAssertEqual(
+            lastReported,
+            perplexity(
+                meanCrossEntropy: try Evaluation.meanCrossEntropy(
+                    model: model, tokens: validation,
+                    layout: trainer.validationLayout)))
+        XCTAssertEqual(
+            trainer.validationLayout.description(tokenCount: validation.count),
+            "row-parallel (8 rows x 16 steps, each from a zero state)")
     }
 
     func testLayoutsDescribeThemselves() {
-        XCTAssertEqual(EvaluationLayout.stream.description(tokenCount: 1_114_394), "one stream, state carried over 1,114,394 tokens")
-        XCTAssertEqual(EvaluationLayout.stream.description(tokenCount: 999), "one stream, state carried over 999 tokens")
-        XCTAssertEqual(EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 100_000), "row-parallel (32 rows x 35 steps, each from a zero state)")
+        XCTAssertEqual(
+            EvaluationLayout.stream.description(tokenCount: 1_114_394),
+            "one stream, state carried over 1,114,394 tokens")
+        XCTAssertEqual(
+            EvaluationLayout.stream.description(tokenCount: 999), "one stream, state carried over 999 tokens")
+        XCTAssertEqual(
+            EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 100_000),
+            "row-parallel (32 rows x 35 steps, each from a zero state)")
         // The rows actually read: a short text gets fewer (each row has at least `steps` predictions); one row is the stream.
-        XCTAssertEqual(EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 351), "row-parallel (10 rows x 35 steps, each from a zero state)")
-        XCTAssertEqual(EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 50), "one stream, state carried over 50 tokens")
-        XCTAssertEqual(EvaluationLayout.rows(batch: 1, steps: 35).description(tokenCount: 12_345), "one stream, state carried over 12,345 tokens")
-        XCTAssertEqual(EvaluationLayout.rows(batch: 32, steps: 35).description, "row-parallel (32 rows x 35 steps, each from a zero state)")
+        XCTAssertEqual(
+            EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 351),
+            "row-parallel (10 rows x 35 steps, each from a zero state)")
+        XCTAssertEqual(
+            EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 50),
+            "one stream, state carried over 50 tokens")
+        XCTAssertEqual(
+            EvaluationLayout.rows(batch: 1, steps: 35).description(tokenCount: 12_345),
+            "one stream, state carried over 12,345 tokens")
+        XCTAssertEqual(
+            EvaluationLayout.rows(batch: 32, steps: 35).description,
+            "row-parallel (32 rows x 35 steps, each from a zero state)")
         XCTAssertEqual("\(EvaluationLayout.stream)", "one stream, state carried")
     }
 
@@ -141,35 +172,57 @@ final class DefaultsTests: XCTestCase {
 
     func testTrainPrintsTheTokensItTrainsAndValidatesOn() throws {
         let path = writeLongText()
-        let total = Self.longText.unicodeScalars.count // raw mode: one token per character
-        let small = ["--text-mode", "raw", "--hidden", "8", "--epochs", "1", "--batch", "4", "--steps", "8", "--sample-every", "0"]
+        let total = Self.longText.unicodeScalars.count  // raw mode: one token per character
+        let small = [
+            "--text-mode", "raw", "--hidden", "8", "--epochs", "1", "--batch", "4", "--steps", "8", "--sample-every",
+            "0",
+        ]
         func train(_ name: String, _ arguments: [String]) throws -> String {
-            let result = try cli.run(["train", "--corpus", path] + small + arguments + ["--output", cli.folder + "/" + name])
+            let result = try cli.run(
+                ["train", "--corpus", path] + small + arguments + ["--output", cli.folder + "/" + name])
             XCTAssertEqual(result.status, 0, result.err)
             return result.out
         }
         // Your own corpus without a preset: all of it.
         let trainCount = Int((Double(total) * 0.9).rounded(.down))
         let whole = try train("whole", [])
-        XCTAssertTrue(whole.contains("training on \(groupedDigits(trainCount)) tokens, validating on \(groupedDigits(total - trainCount)) (last 10%) of the whole text"), whole)
+        XCTAssertTrue(
+            whole.contains(
+                "training on \(groupedDigits(trainCount)) tokens, validating on \(groupedDigits(total - trainCount)) (last 10%) of the whole text"
+            ), whole)
         XCTAssertTrue(whole.contains("validation: row-parallel (4 rows x 8 steps, each from a zero state)"), whole)
         // A d2l preset asks for d2l's cut, and the line says so and who set it.
         let d2l = try train("d2l", ["--preset", "d2l-rnn"])
-        XCTAssertTrue(d2l.contains("training on 9,000 tokens, validating on 1,000 (last 10%) of the first 10,000 tokens (--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all)"), d2l)
+        XCTAssertTrue(
+            d2l.contains(
+                "training on 9,000 tokens, validating on 1,000 (last 10%) of the first 10,000 tokens (--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all)"
+            ), d2l)
         let wholeAgain = try train("d2l-whole", ["--preset", "d2l-rnn", "--max-tokens", "0"])
         XCTAssertTrue(wholeAgain.contains("training on \(groupedDigits(trainCount)) tokens"), wholeAgain)
         let limited = try train("limited", ["--max-tokens", "5000", "--validation-fraction", "0.2"])
-        XCTAssertTrue(limited.contains("training on 4,000 tokens, validating on 1,000 (last 20%) of the first 5,000 tokens (--max-tokens)"), limited)
+        XCTAssertTrue(
+            limited.contains(
+                "training on 4,000 tokens, validating on 1,000 (last 20%) of the first 5,000 tokens (--max-tokens)"),
+            limited)
         // `rnn train` alone is d2l 8.5: the first 10,000 tokens of The Time Machine.
-        let d2lDefault = try cli.run(["train", "--hidden", "8", "--epochs", "1", "--sample-every", "0", "--output", cli.folder + "/default"])
+        let d2lDefault = try cli.run([
+            "train", "--hidden", "8", "--epochs", "1", "--sample-every", "0", "--output", cli.folder + "/default",
+        ])
         XCTAssertEqual(d2lDefault.status, 0, d2lDefault.err)
-        XCTAssertTrue(d2lDefault.out.contains("corpus timemachine (d2l, vocabulary 28): training on the first 10,000 tokens (--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all), no validation"), d2lDefault.out)
+        XCTAssertTrue(
+            d2lDefault.out.contains(
+                "corpus timemachine (d2l, vocabulary 28): training on the first 10,000 tokens (--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all), no validation"
+            ), d2lDefault.out)
         // d2l mode holds nothing out unless asked.
-        let d2lMode = try cli.run(["train", "--corpus", path, "--hidden", "8", "--epochs", "1", "--batch", "4", "--steps", "8", "--sample-every", "0",
-                                   "--output", cli.folder + "/d2l-mode"])
+        let d2lMode = try cli.run([
+            "train", "--corpus", path, "--hidden", "8", "--epochs", "1", "--batch", "4", "--steps", "8",
+            "--sample-every", "0",
+            "--output", cli.folder + "/d2l-mode",
+        ])
         XCTAssertEqual(d2lMode.status, 0, d2lMode.err)
         let d2lTokens = try PreparedCorpus.prepare(text: Self.longText, mode: .d2l).trainTokens.count
-        XCTAssertTrue(d2lMode.out.contains("training on all \(groupedDigits(d2lTokens)) tokens, no validation"), d2lMode.out)
+        XCTAssertTrue(
+            d2lMode.out.contains("training on all \(groupedDigits(d2lTokens)) tokens, no validation"), d2lMode.out)
         XCTAssertFalse(d2lMode.out.contains("validation: "), d2lMode.out)
     }
 
@@ -183,24 +236,35 @@ final class DefaultsTests: XCTestCase {
         func perplexityLine(_ arguments: [String]) throws -> (value: Double, setting: String) {
             let result = try cli.run(["eval", "--checkpoint", checkpoint, "--text", text] + arguments)
             XCTAssertEqual(result.status, 0, result.err)
-            let line = try XCTUnwrap(result.out.split(separator: "\n").first { $0.hasPrefix("perplexity ") }, result.out)
+            let line = try XCTUnwrap(
+                result.out.split(separator: "\n").first { $0.hasPrefix("perplexity ") }, result.out)
             let parts = line.dropFirst("perplexity ".count).split(separator: " ", maxSplits: 1)
             return (Double(parts[0]) ?? .nan, String(parts.count > 1 ? parts[1] : ""))
         }
         let stream = try perplexityLine([])
         XCTAssertEqual(stream.setting, "(one stream, state carried over 3,000 tokens)")
-        XCTAssertEqual(stream.value, perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(model: trainer.model, tokens: tokens)), accuracy: 2e-6)
+        XCTAssertEqual(
+            stream.value,
+            perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(model: trainer.model, tokens: tokens)),
+            accuracy: 2e-6)
         let rows = try perplexityLine(["--batch", "8"])
         XCTAssertEqual(rows.setting, "(row-parallel (8 rows x 35 steps, each from a zero state))")
-        XCTAssertEqual(rows.value, perplexity(meanCrossEntropy: try Evaluation.meanCrossEntropy(model: trainer.model, tokens: tokens,
-                                                                                                 layout: .rows(batch: 8, steps: 35))), accuracy: 2e-6)
+        XCTAssertEqual(
+            rows.value,
+            perplexity(
+                meanCrossEntropy: try Evaluation.meanCrossEntropy(
+                    model: trainer.model, tokens: tokens,
+                    layout: .rows(batch: 8, steps: 35))), accuracy: 2e-6)
         XCTAssertGreaterThan(rows.value, stream.value)
         // --batch 1 is the stream (chunks of --steps), as before.
         let one = try perplexityLine(["--batch", "1"])
         XCTAssertEqual(one.setting, stream.setting)
         XCTAssertEqual(one.value, stream.value, accuracy: 2e-5)
         let compact = try perplexityLine(["--precision", "bfloat16"])
-        XCTAssertEqual(compact.setting, "(one stream, state carried over 3,000 tokens, token by token, bfloat16 weights)")
-        try cli.assertFails(["eval", "--checkpoint", checkpoint, "--text", text, "--precision", "bfloat16", "--batch", "8"], mentioning: "--batch 8")
+        XCTAssertEqual(
+            compact.setting, "(one stream, state carried over 3,000 tokens, token by token, bfloat16 weights)")
+        try cli.assertFails(
+            ["eval", "--checkpoint", checkpoint, "--text", text, "--precision", "bfloat16", "--batch", "8"],
+            mentioning: "--batch 8")
     }
 }

@@ -20,18 +20,26 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// The release `rnn` and `mpirun`, or a skip.
     func tools() throws -> (rnn: String, mpirun: String) {
-        guard let rnn = ProcessInfo.processInfo.environment["RK_RNN_BINARY"], FileManager.default.isExecutableFile(atPath: rnn) else {
+        guard let rnn = ProcessInfo.processInfo.environment["RK_RNN_BINARY"],
+            FileManager.default.isExecutableFile(atPath: rnn)
+        else {
             throw XCTSkip("set RK_RNN_BINARY to a release rnn to run the mpirun tests (.ci/run does)")
         }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        guard let mpirun = path.split(separator: ":").map({ $0 + "/mpirun" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard
+            let mpirun = path.split(separator: ":").map({ $0 + "/mpirun" }).first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
             throw XCTSkip("mpirun is not installed (Debian: apt install openmpi-bin)")
         }
         return (rnn, mpirun)
     }
 
     /// Starts `rnn train arguments` alone (processes 1) or under `mpirun -np processes`.
-    func start(_ processes: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+    func start(
+        _ processes: Int, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (Process, Pipe, Pipe) {
         let (rnn, mpirun) = try tools()
         let process = Process()
         if processes == 1 {
@@ -39,7 +47,8 @@ final class DistributedTrainingTests: XCTestCase {
             process.arguments = ["train"] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: mpirun)
-            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", rnn, "train"] + arguments
+            process.arguments =
+                ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", rnn, "train"] + arguments
         }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
@@ -52,17 +61,25 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     @discardableResult
-    func train(_ processes: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    func train(
+        _ processes: Int, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (status: Int32, out: String, err: String) {
         let (process, out, err) = try start(processes, arguments, environment: environment)
-        let outData = out.fileHandleForReading.readDataToEndOfFile(), errData = err.fileHandleForReading.readDataToEndOfFile()
+        let outData = out.fileHandleForReading.readDataToEndOfFile(),
+            errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errData, as: UTF8.self)
+        )
     }
 
     func weights(_ path: String) throws -> [String: [Float]] {
         let checkpoint = try Checkpoint.load(from: path)
         var result: [String: [Float]] = [:]
-        for e in checkpoint.model.parameters.entries { result[e.name] = try checkpoint.model.parameters.tensor(e.name).scalars }
+        for e in checkpoint.model.parameters.entries {
+            result[e.name] = try checkpoint.model.parameters.tensor(e.name).scalars
+        }
         return result
     }
 
@@ -70,7 +87,9 @@ final class DistributedTrainingTests: XCTestCase {
         let text = try String(contentsOfFile: folder + "/metrics.jsonl", encoding: .utf8)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try text.split(separator: "\n").map { try decoder.decode(EpochReport.self, from: Data($0.utf8)).trainPerplexity }.map { Foundation.log($0) }
+        return try text.split(separator: "\n").map {
+            try decoder.decode(EpochReport.self, from: Data($0.utf8)).trainPerplexity
+        }.map { Foundation.log($0) }
     }
 
     /// 2 and 3 processes (an uneven split of 32 rows) against one, 24 updates of d2l-rnn (SGD) and of a 2-layer LSTM
@@ -79,7 +98,13 @@ final class DistributedTrainingTests: XCTestCase {
         _ = try tools()
         let runs: [(String, [String])] = [
             ("d2l-rnn", []),
-            ("lstm-dropout-adam", ["--cell", "lstm", "--layers", "2", "--hidden", "64", "--dropout", "0.3", "--optimizer", "adam", "--lr", "0.01"]),
+            (
+                "lstm-dropout-adam",
+                [
+                    "--cell", "lstm", "--layers", "2", "--hidden", "64", "--dropout", "0.3", "--optimizer", "adam",
+                    "--lr", "0.01",
+                ]
+            ),
         ]
         for (name, options) in runs {
             // The d2l text (10,000 tokens, 8 updates per epoch): 24 updates.
@@ -93,7 +118,9 @@ final class DistributedTrainingTests: XCTestCase {
                 let losses = try epochLosses(output), w = try weights(output + "/model.safetensors")
                 guard let reference else { reference = (losses, w); continue }
                 XCTAssertEqual(losses.count, 3)
-                for (a, b) in zip(losses, reference.losses) { XCTAssertEqual(a, b, accuracy: 1e-5 * b, "\(name) x\(processes): epoch loss") }
+                for (a, b) in zip(losses, reference.losses) {
+                    XCTAssertEqual(a, b, accuracy: 1e-5 * b, "\(name) x\(processes): epoch loss")
+                }
                 for (key, values) in reference.weights {
                     let worst = zip(values, w[key]!).map { abs($0 - $1) }.max() ?? 0
                     XCTAssertLessThan(worst, 1e-5, "\(name) x\(processes): \(key)")
@@ -106,8 +133,11 @@ final class DistributedTrainingTests: XCTestCase {
     /// exits 0; resuming under mpirun gives the weights of the uninterrupted job bit for bit.
     func testSigtermToOneProcessStopsTheJobAndResumesExactly() throws {
         _ = try tools()
-        let common = ["--cell", "lstm", "--layers", "2", "--hidden", "128", "--dropout", "0.2", "--optimizer", "adam", "--lr", "0.005",
-                      "--max-tokens", "60000", "--epochs", "6", "--sample-every", "0", "--threads", "1"]
+        let common = [
+            "--cell", "lstm", "--layers", "2", "--hidden", "128", "--dropout", "0.2", "--optimizer", "adam", "--lr",
+            "0.005",
+            "--max-tokens", "60000", "--epochs", "6", "--sample-every", "0", "--threads", "1",
+        ]
         let whole = try train(2, common + ["--output", folder + "/whole"])
         XCTAssertEqual(whole.status, 0, whole.err)
         let (job, out, err) = try start(2, common + ["--output", folder + "/cut"])
@@ -133,12 +163,16 @@ final class DistributedTrainingTests: XCTestCase {
     func testKilledProcessEndsTheJobAndTheCheckpointSurvives() throws {
         _ = try tools()
         let output = folder + "/killed"
-        let arguments = ["--cell", "gru", "--hidden", "256", "--max-tokens", "60000", "--epochs", "50", "--sample-every", "0",
-                         "--checkpoint-every", "5", "--output", output]
+        let arguments = [
+            "--cell", "gru", "--hidden", "256", "--max-tokens", "60000", "--epochs", "50", "--sample-every", "0",
+            "--checkpoint-every", "5", "--output", output,
+        ]
         let (job, out, err) = try start(2, arguments)
         let checkpoint = output + "/model.safetensors"
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint), "no checkpoint within 60 s")
         Thread.sleep(forTimeInterval: 0.3)
         let ranks = childProcesses(of: job.processIdentifier)
@@ -153,7 +187,7 @@ final class DistributedTrainingTests: XCTestCase {
         job.waitUntilExit()
         XCTAssertNotEqual(job.terminationStatus, 0)
         for pid in ranks { XCTAssertFalse(isAlive(pid), "process \(pid) outlived the job") }
-        let saved = try Checkpoint.load(from: checkpoint) // intact: written atomically
+        let saved = try Checkpoint.load(from: checkpoint)  // intact: written atomically
         let step = try LanguageModelTrainer(resumingFrom: saved).step
         XCTAssertEqual(step % 5, 0)
         let resumed = try train(2, ["--resume", checkpoint, "--time-limit", "1"])
@@ -165,22 +199,31 @@ final class DistributedTrainingTests: XCTestCase {
     func testOneLineErrors() throws {
         let tooMany = try train(3, ["--batch", "2", "--max-tokens", "2000", "--output", folder + "/many"])
         XCTAssertNotEqual(tooMany.status, 0)
-        XCTAssertTrue(tooMany.err.contains("rnn: error: 3 processes need a batch of at least 3 rows (one per process); the batch has 2"), tooMany.err)
+        XCTAssertTrue(
+            tooMany.err.contains(
+                "rnn: error: 3 processes need a batch of at least 3 rows (one per process); the batch has 2"),
+            tooMany.err)
         // Every process meets it; rank 0 reports it and its MPI_Abort ends the others before they do.
         XCTAssertEqual(tooMany.err.components(separatedBy: "rnn: error:").count - 1, 1, tooMany.err)
         XCTAssertEqual(tooMany.out, "", "nothing on stdout, not even a terminal's line clearing")
         // The launcher's environment without a loadable library (no mpirun needed).
-        let missing = try train(1, ["--max-tokens", "2000", "--output", folder + "/missing"],
-                                environment: ["OMPI_COMM_WORLD_SIZE": "2", "RK_MPI_LIBRARY": folder + "/no-such-libmpi.so"])
+        let missing = try train(
+            1, ["--max-tokens", "2000", "--output", folder + "/missing"],
+            environment: ["OMPI_COMM_WORLD_SIZE": "2", "RK_MPI_LIBRARY": folder + "/no-such-libmpi.so"])
         XCTAssertEqual(missing.status, 1)
         let lines = missing.err.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, missing.err)
-        XCTAssertTrue(missing.err.hasPrefix("rnn: error: MPI: cannot load the MPI library \(folder)/no-such-libmpi.so named by RK_MPI_LIBRARY"), missing.err)
+        XCTAssertTrue(
+            missing.err.hasPrefix(
+                "rnn: error: MPI: cannot load the MPI library \(folder)/no-such-libmpi.so named by RK_MPI_LIBRARY"),
+            missing.err)
     }
 
     /// Whether process `pid` exists and is not a zombie (a container's init may never reap an orphan).
     func isAlive(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
         return stat[stat.index(after: close)...].split(separator: " ").first.map { $0 != "Z" && $0 != "X" } ?? false
     }
 
@@ -189,7 +232,8 @@ final class DistributedTrainingTests: XCTestCase {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap(Int32.init).filter { child in
             guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == pid
         }.sorted()

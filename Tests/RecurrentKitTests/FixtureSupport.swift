@@ -6,7 +6,8 @@ import XCTest
 
 /// JSON fixtures written by Scripts/fixtures/generate.py (PyTorch, float64).
 enum Fixture {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Fixtures")
 
     static func load(_ relativePath: String) throws -> [String: Any] {
         let url = directory.appendingPathComponent(relativePath)
@@ -19,7 +20,8 @@ enum Fixture {
 
     /// Decodes {"shape": [...], "data": [...]} into a tensor.
     static func tensor<Scalar: RecurrentScalar>(_ value: Any?, as: Scalar.Type = Scalar.self) throws -> Tensor<Scalar> {
-        guard let dict = value as? [String: Any], let shape = dict["shape"] as? [Int], let data = dict["data"] as? [Any] else {
+        guard let dict = value as? [String: Any], let shape = dict["shape"] as? [Int], let data = dict["data"] as? [Any]
+        else {
             throw RecurrentKitError("fixture value is not a tensor")
         }
         return try Tensor(shape: shape, scalars: data.map { Scalar(($0 as! NSNumber).doubleValue) })
@@ -43,8 +45,9 @@ func assertClose<Scalar: RecurrentScalar, Other: RecurrentScalar>(
     let worst = try! actual.converted(to: Double.self).maxAbsDifference(expected.converted(to: Double.self))
     if !(worst.value <= tolerance) {
         let at = actual.multiIndex(ofFlat: worst.index)
-        XCTFail("\(name): max |diff| \(worst.value) > \(tolerance) at \(at): got \(actual.scalars[worst.index]), expected \(expected.scalars[worst.index])",
-                file: file, line: line)
+        XCTFail(
+            "\(name): max |diff| \(worst.value) > \(tolerance) at \(at): got \(actual.scalars[worst.index]), expected \(expected.scalars[worst.index])",
+            file: file, line: line)
     }
 }
 
@@ -55,7 +58,9 @@ func maxDifference<Scalar: RecurrentScalar, Other: RecurrentScalar>(_ a: Tensor<
 
 /// The largest |logit difference| between Float generation (`generationLogits`) and `session` per call: first after
 /// `warmUp` fed from a zero state, then after each of `tokens` fed one at a time with the state carried.
-func compactLogitDifferences(_ model: LanguageModel<Float>, _ session: CompactGenerationSession, warmUp: [Int], tokens: [Int]) throws -> [Float] {
+func compactLogitDifferences(
+    _ model: LanguageModel<Float>, _ session: CompactGenerationSession, warmUp: [Int], tokens: [Int]
+) throws -> [Float] {
     let V = model.configuration.vocabularySize
     func worst(_ feed: [Int], reset: Bool) throws -> Float {
         let r = Array(UnsafeBufferPointer(start: try model.generationLogits(feed, reset: reset), count: V))

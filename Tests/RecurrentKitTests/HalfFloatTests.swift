@@ -18,8 +18,10 @@ final class HalfFloatTests: XCTestCase {
 
     func testRoundingMatchesFloat16() {
         var g = SeededGenerator(seed: 5)
-        var values: [Float] = [0, -0, 65504, 65519.99, 65520, -65520, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 0x1p-14, 0x1.ffcp-15,
-                               1.0009765625, 1.00048828125, 1.00146484375, .infinity, -.infinity, .greatestFiniteMagnitude]
+        var values: [Float] = [
+            0, -0, 65504, 65519.99, 65520, -65520, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 0x1p-14, 0x1.ffcp-15,
+            1.0009765625, 1.00048828125, 1.00146484375, .infinity, -.infinity, .greatestFiniteMagnitude,
+        ]
         for _ in 0..<200_000 {
             values.append(Float(bitPattern: UInt32(truncatingIfNeeded: g.next())))
             values.append(Float(g.normal() * pow(10, Double(g.nextInt(below: 12)) - 6)))
@@ -34,7 +36,9 @@ final class HalfFloatTests: XCTestCase {
             if y.isFinite && x.isFinite {
                 let up = floatFromHalf(h &+ 1), down = floatFromHalf(h &- 1)
                 if up.isFinite { XCTAssertLessThanOrEqual(abs(Double(y) - Double(x)), abs(Double(up) - Double(x))) }
-                if down.isFinite && h & 0x7FFF != 0 { XCTAssertLessThanOrEqual(abs(Double(y) - Double(x)), abs(Double(down) - Double(x))) }
+                if down.isFinite && h & 0x7FFF != 0 {
+                    XCTAssertLessThanOrEqual(abs(Double(y) - Double(x)), abs(Double(down) - Double(x)))
+                }
             }
         }
         XCTAssertTrue(floatFromHalf(halfBits(.nan)).isNaN)

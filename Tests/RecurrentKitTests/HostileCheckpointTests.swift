@@ -61,15 +61,21 @@ final class HostileCheckpointTests: XCTestCase {
             return object
         }
         if var array = root as? [Any], let index = head as? Int, array.indices.contains(index) {
-            if let value = replacing(array[index], at: path.dropFirst(), with: replacement) { array[index] = value } else { array.remove(at: index) }
+            if let value = replacing(array[index], at: path.dropFirst(), with: replacement) {
+                array[index] = value
+            } else {
+                array.remove(at: index)
+            }
             return array
         }
         return root
     }
 
     private let hostileValues: [Any?] = [
-        nil, NSNull(), 0, -1, 1, 2, 7, Int.max, Int.min, Int.max - 1, 1 << 62, 1 << 31, 1e308, -1e308, 1e-308, 0.5, -0.5,
-        "inf", "-inf", "nan", "", "0", "-1", "18446744073709551615", "99999999999999999999999", String(repeating: "9", count: 400),
+        nil, NSNull(), 0, -1, 1, 2, 7, Int.max, Int.min, Int.max - 1, 1 << 62, 1 << 31, 1e308, -1e308, 1e-308, 0.5,
+        -0.5,
+        "inf", "-inf", "nan", "", "0", "-1", "18446744073709551615", "99999999999999999999999",
+        String(repeating: "9", count: 400),
         true, false, [Any](), [String: Any](), ["0", "0", "0", "0"], [0, 0, 0, 0], ["1"], "lstm", "bogus",
     ]
 
@@ -88,13 +94,18 @@ final class HostileCheckpointTests: XCTestCase {
             var stats = (resumed: 0, refused: 0, unclear: [String]())
             let base: Checkpoint, json: Any, paths: [[Any]], hostileValues: [Any?]
             let replacing: (Any, ArraySlice<Any>, Any?) -> Any?
-            init(seed: UInt64, base: Checkpoint, json: Any, paths: [[Any]], hostileValues: [Any?], replacing: @escaping (Any, ArraySlice<Any>, Any?) -> Any?) {
+            init(
+                seed: UInt64, base: Checkpoint, json: Any, paths: [[Any]], hostileValues: [Any?],
+                replacing: @escaping (Any, ArraySlice<Any>, Any?) -> Any?
+            ) {
                 generator = SeededGenerator(seed: seed)
-                self.base = base; self.json = json; self.paths = paths; self.hostileValues = hostileValues; self.replacing = replacing
+                self.base = base; self.json = json; self.paths = paths; self.hostileValues = hostileValues;
+                self.replacing = replacing
             }
         }
-        let state = State(seed: UInt64(count), base: base, json: json, paths: paths, hostileValues: hostileValues,
-                          replacing: { [unowned self] in self.replacing($0, at: $1, with: $2) })
+        let state = State(
+            seed: UInt64(count), base: base, json: json, paths: paths, hostileValues: hostileValues,
+            replacing: { [unowned self] in self.replacing($0, at: $1, with: $2) })
         let done = DispatchSemaphore(value: 0)
         var failure: String? = nil
         let worker = Thread {
@@ -107,19 +118,23 @@ final class HostileCheckpointTests: XCTestCase {
                     let value = hostileValues[state.generator.nextInt(below: hostileValues.count)]
                     mutant = state.replacing(mutant, path[...], value) ?? mutant
                 }
-                guard let data = try? JSONSerialization.data(withJSONObject: mutant, options: [.fragmentsAllowed]) else { continue }
+                guard let data = try? JSONSerialization.data(withJSONObject: mutant, options: [.fragmentsAllowed])
+                else { continue }
                 do {
-                    let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: String(decoding: data, as: UTF8.self),
-                                                    extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+                    let checkpoint = try Checkpoint(
+                        model: base.model, vocabulary: base.vocabulary, training: String(decoding: data, as: UTF8.self),
+                        extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
                     let parsed = try Checkpoint.parse(try checkpoint.serialized())
                     let trainer = try LanguageModelTrainer(resumingFrom: parsed)
                     let start = trainer.step
                     try trainer.train(shouldStop: { trainer.step >= start + 3 })
-                    _ = try trainer.checkpoint().serialized() // what it would save must be savable
+                    _ = try trainer.checkpoint().serialized()  // what it would save must be savable
                     state.stats.resumed += 1
                 } catch let error as RecurrentKitError {
                     state.stats.refused += 1
-                    if error.message.isEmpty || error.message.contains("\n") { state.stats.unclear.append(error.message) }
+                    if error.message.isEmpty || error.message.contains("\n") {
+                        state.stats.unclear.append(error.message)
+                    }
                 } catch {
                     state.stats.unclear.append("\(type(of: error)): \(error)")
                 }
@@ -127,33 +142,44 @@ final class HostileCheckpointTests: XCTestCase {
         }
         worker.stackSize = 16 << 20
         worker.start()
-        if done.wait(timeout: .now() + .seconds(max(120, count / 5))) == .timedOut { failure = "a mutant hangs (watchdog)" }
+        if done.wait(timeout: .now() + .seconds(max(120, count / 5))) == .timedOut {
+            failure = "a mutant hangs (watchdog)"
+        }
         let stats = state.stats
         XCTAssertNil(failure)
         XCTAssertEqual(stats.unclear, [], "unclear errors")
         XCTAssertGreaterThan(stats.refused, count / 4, "most hostile fields are refused")
-        print("metadata fuzzer: \(count) mutants, \(stats.resumed) resumed and ran 3 updates, \(stats.refused) refused with one line, \(stats.unclear.count) unclear, 0 crashes, 0 hangs")
+        print(
+            "metadata fuzzer: \(count) mutants, \(stats.resumed) resumed and ran 3 updates, \(stats.refused) refused with one line, \(stats.unclear.count) unclear, 0 crashes, 0 hangs"
+        )
     }
 
     // MARK: - Classes from the issue, one test each
 
     func testCountersNearIntMaxAreRefused() throws {
         let base = try realCheckpoint()
-        for (field, value) in [("step", "9223372036854775807"), ("tokenCount", "9223372036854775000"), ("optimizerSteps", "9223372036854775807"),
-                               ("skippedSteps", "-5"), ("elapsedSeconds", "1e308"), ("epochSeconds", "\"inf\""), ("lossSum", "\"nan\""),
-                               ("epoch", "4611686018427387904"), ("doneInEpoch", "1000000")] {
+        for (field, value) in [
+            ("step", "9223372036854775807"), ("tokenCount", "9223372036854775000"),
+            ("optimizerSteps", "9223372036854775807"),
+            ("skippedSteps", "-5"), ("elapsedSeconds", "1e308"), ("epochSeconds", "\"inf\""), ("lossSum", "\"nan\""),
+            ("epoch", "4611686018427387904"), ("doneInEpoch", "1000000"),
+        ] {
             let mutated = try replacingField(field, with: value, in: base.training)
-            let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: mutated,
-                                            extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+            let checkpoint = try Checkpoint(
+                model: base.model, vocabulary: base.vocabulary, training: mutated,
+                extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
             XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint), field) { error in
                 XCTAssertTrue("\(error)".contains(field), "\(field): \(error)")
             }
         }
         // Options from the file are validated like the command line's.
-        for (field, value) in [("epochs", "4611686018427387904"), ("timeLimitSeconds", "\"inf\""), ("sampleLength", "9223372036854775807")] {
+        for (field, value) in [
+            ("epochs", "4611686018427387904"), ("timeLimitSeconds", "\"inf\""), ("sampleLength", "9223372036854775807"),
+        ] {
             let mutated = try replacingField(field, with: value, in: base.training)
-            let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: mutated,
-                                            extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+            let checkpoint = try Checkpoint(
+                model: base.model, vocabulary: base.vocabulary, training: mutated,
+                extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
             XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint), field)
         }
     }
@@ -162,9 +188,12 @@ final class HostileCheckpointTests: XCTestCase {
         let base = try realCheckpoint()
         for field in ["dataGenerator", "epochStartGenerator", "dropoutGenerator"] {
             let mutated = try replacingField(field, with: "[\"0\",\"0\",\"0\",\"0\"]", in: base.training)
-            let checkpoint = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: mutated,
-                                            extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
-            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint)) { XCTAssertTrue("\($0)".contains("all zeros"), "\($0)") }
+            let checkpoint = try Checkpoint(
+                model: base.model, vocabulary: base.vocabulary, training: mutated,
+                extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: checkpoint)) {
+                XCTAssertTrue("\($0)".contains("all zeros"), "\($0)")
+            }
         }
         // The library type itself never enters the absorbing state.
         var g = SeededGenerator(state: (0, 0, 0, 0))
@@ -213,7 +242,10 @@ final class HostileCheckpointTests: XCTestCase {
             XCTAssertThrowsError(try parse(edit)) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
         }
         // Today's v1 files (RecurrentKit 0.1, Scripts/interchange) and files without a format entry still load.
-        let v1 = try parse { $0.metadata["format"] = "recurrentkit.checkpoint.v1"; $0.metadata["kernel_level"] = nil; $0.metadata["library_version"] = nil }
+        let v1 = try parse {
+            $0.metadata["format"] = "recurrentkit.checkpoint.v1"; $0.metadata["kernel_level"] = nil;
+            $0.metadata["library_version"] = nil
+        }
         XCTAssertEqual(v1.fileFormatVersion, 1)
         XCTAssertNil(v1.savedKernelLevel)
         XCTAssertNil(v1.writtenByVersion)
@@ -224,17 +256,26 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertEqual(trainer.options.textMode, .d2l)
         let withFraction = try replacingField("validationFraction", with: "0.1", in: current.training)
         for (format, split) in [("recurrentkit.checkpoint.v1", false), (Checkpoint.formatName, true)] {
-            let resumed = try LanguageModelTrainer(resumingFrom: try parse {
-                $0.metadata["format"] = format
-                $0.metadata["training"] = withFraction
-            })
+            let resumed = try LanguageModelTrainer(
+                resumingFrom: try parse {
+                    $0.metadata["format"] = format
+                    $0.metadata["training"] = withFraction
+                })
             XCTAssertEqual(!resumed.corpus.validationTokens.isEmpty, split, format)
         }
         // A newer version, a foreign format, and a v2 file without its fields are refused by name.
-        refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v\(Checkpoint.formatVersion + 1)" }
+        refused("newer RecurrentKit") {
+            $0.metadata["format"] = "recurrentkit.checkpoint.v\(Checkpoint.formatVersion + 1)"
+        }
         refused("optimizer.stepCount") { $0.metadata["optimizer.stepCount"] = "-1" }
-        refused("newer RecurrentKit") { $0.metadata["format"] = "recurrentkit.checkpoint.v99999999999999999999" == "" ? "" : "recurrentkit.checkpoint.v\(Int.max)" }
-        for format in ["recurrentkit.checkpoint.v0", "recurrentkit.checkpoint.v-1", "recurrentkit.checkpoint.vX", "recurrentkit.parameters.v1", ""] {
+        refused("newer RecurrentKit") {
+            $0.metadata["format"] =
+                "recurrentkit.checkpoint.v99999999999999999999" == "" ? "" : "recurrentkit.checkpoint.v\(Int.max)"
+        }
+        for format in [
+            "recurrentkit.checkpoint.v0", "recurrentkit.checkpoint.v-1", "recurrentkit.checkpoint.vX",
+            "recurrentkit.parameters.v1", "",
+        ] {
             refused("not a RecurrentKit checkpoint") { $0.metadata["format"] = format }
         }
         refused("kernel_level") { $0.metadata["kernel_level"] = nil }
@@ -266,16 +307,22 @@ final class HostileCheckpointTests: XCTestCase {
         }
         // Model metadata: out of range, of the wrong type, or inconsistent with the tensors: one line each, never a trap.
         for value: Any? in [-1, 0, options.hiddenSize, Int.max, "3", 2.5, NSNull(), nil, 2] {
-            XCTAssertThrowsError(try edited("projectionSize", value, in: "model"), "projectionSize \(String(describing: value))") { error in
+            XCTAssertThrowsError(
+                try edited("projectionSize", value, in: "model"), "projectionSize \(String(describing: value))"
+            ) { error in
                 XCTAssertTrue(error is RecurrentKitError && !"\(error)".contains("\n"), "\(error)")
             }
         }
         XCTAssertThrowsError(try edited("cell", "gru", in: "model"))
-        XCTAssertThrowsError(try edited("bias", false, in: "model")) // the file has bias tensors
+        XCTAssertThrowsError(try edited("bias", false, in: "model"))  // the file has bias tensors
         // Training metadata: the same fields are checked before a model is built.
-        for (key, value) in [("projectionSize", -4), ("projectionSize", 1 << 40), ("projectionSize", 2), ("recurrentBias", false),
-                             ("recurrentBias", 7)] as [(String, Any)] {
-            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: try edited(key, value, in: "training")), "\(key) \(value)") { error in
+        for (key, value) in [
+            ("projectionSize", -4), ("projectionSize", 1 << 40), ("projectionSize", 2), ("recurrentBias", false),
+            ("recurrentBias", 7),
+        ] as [(String, Any)] {
+            XCTAssertThrowsError(
+                try LanguageModelTrainer(resumingFrom: try edited(key, value, in: "training")), "\(key) \(value)"
+            ) { error in
                 XCTAssertTrue(error is RecurrentKitError && !"\(error)".contains("\n"), "\(error)")
             }
         }
@@ -286,19 +333,25 @@ final class HostileCheckpointTests: XCTestCase {
         o.epochs = 1_000_000
         let trainer = try LanguageModelTrainer(options: o)
         try trainer.train(shouldStop: { trainer.step >= 2 })
-        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(
+            resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertNil(resumed.options.timeLimitSeconds)
         XCTAssertEqual(resumed.savedKernelLevel, Kernels.activeLevel.name)
         // A file of 0.1 (no kernel level recorded) still resumes; a made-up level is refused.
         let base = try trainer.checkpoint()
         var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(base.training.utf8)) as? [String: Any])
         object["kernelLevel"] = nil
-        let old = try Checkpoint(model: base.model, vocabulary: base.vocabulary, training: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self),
-                                 extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+        let old = try Checkpoint(
+            model: base.model, vocabulary: base.vocabulary,
+            training: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self),
+            extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
         XCTAssertNil(try LanguageModelTrainer(resumingFrom: old).savedKernelLevel)
-        XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: try Checkpoint(model: base.model, vocabulary: base.vocabulary,
-                                                                      training: try replacingField("kernelLevel", with: "\"SSE9\\nx\"", in: base.training),
-                                                                      extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)))
+        XCTAssertThrowsError(
+            try LanguageModelTrainer(
+                resumingFrom: try Checkpoint(
+                    model: base.model, vocabulary: base.vocabulary,
+                    training: try replacingField("kernelLevel", with: "\"SSE9\\nx\"", in: base.training),
+                    extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)))
         try resumed.setTimeLimit(0.3)
         let start = Date()
         XCTAssertFalse(try resumed.train())
@@ -310,7 +363,8 @@ final class HostileCheckpointTests: XCTestCase {
         let victim = folder + "/victim.txt"
         try Data("precious".utf8).write(to: URL(fileURLWithPath: victim))
         let target = folder + "/out.txt"
-        try FileManager.default.createSymbolicLink(atPath: folder + "/.out.txt.tmp-\(getpid())", withDestinationPath: victim)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder + "/.out.txt.tmp-\(getpid())", withDestinationPath: victim)
         try writeFileAtomically(Array("new".utf8), to: target)
         XCTAssertEqual(try String(contentsOfFile: victim, encoding: .utf8), "precious")
         XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "new")
@@ -330,14 +384,20 @@ final class HostileCheckpointTests: XCTestCase {
         }
         XCTAssertNotNil(first)
         first = nil
-        _ = try OutputFolderLock(folder: folder) // released with the first
+        _ = try OutputFolderLock(folder: folder)  // released with the first
     }
 
     func testSpecialFilesAreRefusedOrReadBounded() throws {
-        XCTAssertThrowsError(try Checkpoint.load(from: "/dev/zero")) { XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)") }
+        XCTAssertThrowsError(try Checkpoint.load(from: "/dev/zero")) {
+            XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)")
+        }
         XCTAssertThrowsError(try loadTextFile(at: "/dev/null")) { XCTAssertTrue("\($0)".contains("empty"), "\($0)") }
-        XCTAssertThrowsError(try loadTextFile(at: "/dev/zero", maximumBytes: 1 << 20)) { XCTAssertTrue("\($0)".contains("longer than"), "\($0)") }
-        XCTAssertThrowsError(try loadTextFile(at: "/proc/self/mem")) { XCTAssertFalse("\($0)".contains("NSCocoa"), "\($0)") }
+        XCTAssertThrowsError(try loadTextFile(at: "/dev/zero", maximumBytes: 1 << 20)) {
+            XCTAssertTrue("\($0)".contains("longer than"), "\($0)")
+        }
+        XCTAssertThrowsError(try loadTextFile(at: "/proc/self/mem")) {
+            XCTAssertFalse("\($0)".contains("NSCocoa"), "\($0)")
+        }
         // A FIFO: refused at once as a checkpoint; read to its end as a corpus.
         let fifo = folder + "/fifo"
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
@@ -370,7 +430,7 @@ final class HostileCheckpointTests: XCTestCase {
         let start = Date()
         let text = try vocabulary.decode(indices)
         XCTAssertEqual(text.utf8.count, 2_000_000 / 3 * 7 + 6)
-        XCTAssertLessThan(Date().timeIntervalSince(start), 20) // quadratic took minutes at this length
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20)  // quadratic took minutes at this length
     }
 
     func testOptimizerStateOfAnotherSizeIsRefused() throws {
@@ -381,13 +441,13 @@ final class HostileCheckpointTests: XCTestCase {
         try adam.restore(stateBuffers: ["exp_avg": [0, 0], "exp_avg_sq": [0, 0]], stepCount: 5)
         XCTAssertThrowsError(try adam.step(store)) { XCTAssertTrue("\($0)".contains("another model"), "\($0)") }
         let sgd = try SGD(learningRate: 0.1, momentum: 0.9, dampening: 0.5)
-        try sgd.restore(stateBuffers: [:], stepCount: 4) // a step count without its momentum buffer
+        try sgd.restore(stateBuffers: [:], stepCount: 4)  // a step count without its momentum buffer
         XCTAssertThrowsError(try sgd.step(store))
         XCTAssertThrowsError(try adam.restore(stateBuffers: ["exp_avg": [.nan], "exp_avg_sq": [0]], stepCount: 1))
         XCTAssertThrowsError(try adam.restore(stateBuffers: ["bogus": [0]], stepCount: 1))
         XCTAssertThrowsError(try sgd.restore(stateBuffers: [:], stepCount: -1))
         let fresh = try Adam()
-        try fresh.step(store) // a fresh optimizer sizes its state from the store
+        try fresh.step(store)  // a fresh optimizer sizes its state from the store
         XCTAssertEqual(fresh.stateBuffers["exp_avg"]?.count, store.count)
     }
 
@@ -395,7 +455,9 @@ final class HostileCheckpointTests: XCTestCase {
     private func replacingField(_ field: String, with raw: String, in training: String) throws -> String {
         var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(training.utf8)) as? [String: Any])
         let value = try JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])
-        if object[field] != nil { object[field] = value } else {
+        if object[field] != nil {
+            object[field] = value
+        } else {
             var options = try XCTUnwrap(object["options"] as? [String: Any])
             options[field] = value
             object["options"] = options

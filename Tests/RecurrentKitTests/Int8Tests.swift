@@ -13,23 +13,30 @@ final class Int8Tests: XCTestCase {
 
     func testQuantizationRoundsPerRow() {
         let w: [Float] = [0.5, -1.27, 0.005, 0.015, /* zero row */ 0, 0, 0, 0, /* tie */ 2.54, 0.01, -0.03, 1]
-        var q = [Int8](repeating: 9, count: 12), s = [Float](repeating: 9, count: 3), sums = [Int32](repeating: 9, count: 3)
+        var q = [Int8](repeating: 9, count: 12), s = [Float](repeating: 9, count: 3),
+            sums = [Int32](repeating: 9, count: 3)
         XCTAssertEqual(rk_quantize_i8_rows(w, &q, &s, &sums, 3, 4), 0)
         XCTAssertEqual(s[0], Float(1.27) / 127)
-        XCTAssertEqual(Array(q[0..<4]), [50, -127, 0, 2]) // 0.005 / 0.01 = 0.5 -> 0 and 1.5 -> 2: ties to even
+        XCTAssertEqual(Array(q[0..<4]), [50, -127, 0, 2])  // 0.005 / 0.01 = 0.5 -> 0 and 1.5 -> 2: ties to even
         XCTAssertEqual(s[1], 0)
         XCTAssertEqual(Array(q[4..<8]), [0, 0, 0, 0])
         XCTAssertEqual(q[8], 127)
         XCTAssertEqual(sums, [50 - 127 + 0 + 2, 0, (0..<4).reduce(Int32(0)) { $0 + Int32(q[8 + $1]) }])
-        for r in 0..<3 { for k in 0..<4 { XCTAssertLessThanOrEqual(abs(Float(q[r * 4 + k]) * s[r] - w[r * 4 + k]), s[r] / 2 * 1.0001) } }
+        for r in 0..<3 {
+            for k in 0..<4 {
+                XCTAssertLessThanOrEqual(abs(Float(q[r * 4 + k]) * s[r] - w[r * 4 + k]), s[r] / 2 * 1.0001)
+            }
+        }
         for bad in [Float.nan, .infinity, -.infinity] {
             XCTAssertEqual(rk_quantize_i8_rows([1, bad], &q, &s, &sums, 1, 2), -1)
         }
     }
 
     /// The kernel's documented arithmetic, step by step in Swift: x to 8 bits with one scale, exact integer sums.
-    static func replica(rows: Int, cols: Int, w: [Int8], ldw: Int, scales: [Float], sums: [Int32], x: [Float], beta: Float,
-                        y: [Float]) -> [Float] {
+    static func replica(
+        rows: Int, cols: Int, w: [Int8], ldw: Int, scales: [Float], sums: [Int32], x: [Float], beta: Float,
+        y: [Float]
+    ) -> [Float] {
         let m = x.map { abs($0) }.max() ?? 0, sx = m / 127
         let xq = x.map { sx == 0 ? 0 : Int64(max(-127, min(127, ($0 / sx).rounded(.toNearestOrEven)))) }
         return (0..<rows).map { r in
@@ -42,7 +49,9 @@ final class Int8Tests: XCTestCase {
 
     func testMatrixVectorKernelIsExactAndTheSameOnEveryLevel() {
         var g = SeededGenerator(seed: 5)
-        for (rows, cols) in [1, 3, 4, 5, 17, 33, 64].flatMap({ r in [1, 3, 8, 17, 33, 64, 100, 129, 300].map { (r, $0) } }) {
+        for (rows, cols) in [1, 3, 4, 5, 17, 33, 64].flatMap({ r in
+            [1, 3, 8, 17, 33, 64, 100, 129, 300].map { (r, $0) }
+        }) {
             let ldw = cols + 3
             let weights = (0..<(rows * ldw)).map { _ in Int8(g.nextInt(below: 255) - 127) }
             let sums = (0..<rows).map { r in (0..<cols).reduce(Int32(0)) { $0 + Int32(weights[r * ldw + $1]) } }
@@ -50,7 +59,9 @@ final class Int8Tests: XCTestCase {
             let x = (0..<cols).map { _ in Float(g.normal()) }
             let start = (0..<rows).map { _ in Float(g.normal()) }
             for beta: Float in [0, 0.5, 1] {
-                let expected = Self.replica(rows: rows, cols: cols, w: weights, ldw: ldw, scales: scales, sums: sums, x: x, beta: beta, y: start)
+                let expected = Self.replica(
+                    rows: rows, cols: cols, w: weights, ldw: ldw, scales: scales, sums: sums, x: x, beta: beta, y: start
+                )
                 for level in 0...rk_detected_level() {
                     rk_set_level(level)
                     for threads: Int32 in [1, 2] {
@@ -82,7 +93,9 @@ final class Int8Tests: XCTestCase {
         rk_set_threads(1); rk_gemv_i8(rows, cols, w, cols, scales, sums, x, 0, &one)
         rk_set_threads(2); rk_gemv_i8(rows, cols, w, cols, scales, sums, x, 0, &two)
         XCTAssertEqual(one, two)
-        XCTAssertEqual(one, Self.replica(rows: rows, cols: cols, w: w, ldw: cols, scales: scales, sums: sums, x: x, beta: 0, y: one))
+        XCTAssertEqual(
+            one,
+            Self.replica(rows: rows, cols: cols, w: w, ldw: cols, scales: scales, sums: sums, x: x, beta: 0, y: one))
         x[7] = .nan
         rk_gemv_i8(rows, cols, w, cols, scales, sums, x, 0, &one)
         XCTAssertTrue(one.allSatisfy { $0.isNaN })
@@ -90,8 +103,10 @@ final class Int8Tests: XCTestCase {
 
     func model(_ cell: CellKind, embedding: Int?, layers: Int = 2) throws -> LanguageModel<Float> {
         var g = SeededGenerator(seed: 12)
-        return try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: 11, cell: cell, hiddenSize: 17, numLayers: layers,
-                                                                   embeddingSize: embedding), generator: &g)
+        return try LanguageModel<Float>(
+            LanguageModelConfiguration(
+                vocabularySize: 11, cell: cell, hiddenSize: 17, numLayers: layers,
+                embeddingSize: embedding), generator: &g)
     }
 
     /// The decoder wires each matrix's scales and sums: a one-hot tanh RNN token by token against the kernel's
@@ -102,26 +117,32 @@ final class Int8Tests: XCTestCase {
         func quantized(_ name: String) throws -> (q: [Int8], s: [Float], sums: [Int32], rows: Int, cols: Int) {
             let t = try m.parameters.tensor(name)
             let rows = t.shape[0], cols = t.shape[1], values = t.scalars
-            var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows), sums = [Int32](repeating: 0, count: rows)
+            var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows),
+                sums = [Int32](repeating: 0, count: rows)
             XCTAssertEqual(rk_quantize_i8_rows(values, &q, &s, &sums, rows, cols), 0)
             return (q, s, sums, rows, cols)
         }
-        let wih = try m.parameters.tensor("rnn.weight_ih_l0").scalars // (17, 11)
+        let wih = try m.parameters.tensor("rnn.weight_ih_l0").scalars  // (17, 11)
         let whh = try quantized("rnn.weight_hh_l0"), head = try quantized("output.weight")
-        let bih = try m.parameters.tensor("rnn.bias_ih_l0").scalars, bhh = try m.parameters.tensor("rnn.bias_hh_l0").scalars
+        let bih = try m.parameters.tensor("rnn.bias_ih_l0").scalars,
+            bhh = try m.parameters.tensor("rnn.bias_hh_l0").scalars
         let bout = try m.parameters.tensor("output.bias").scalars
         var h = [Float](repeating: 0, count: 17), worst: Float = 0
         for (i, token) in [3, 1, 4, 1, 5, 9, 2, 6, 5, 3].enumerated() {
             let row = (0..<17).map { wih[$0 * 11 + token] }
             let pre = zip(row, bih).map { $0 + $1 }
-            let recurrent = Self.replica(rows: 17, cols: 17, w: whh.q, ldw: 17, scales: whh.s, sums: whh.sums, x: h, beta: 1,
-                                         y: zip(pre, bhh).map { $0 + $1 })
+            let recurrent = Self.replica(
+                rows: 17, cols: 17, w: whh.q, ldw: 17, scales: whh.s, sums: whh.sums, x: h, beta: 1,
+                y: zip(pre, bhh).map { $0 + $1 })
             h = recurrent.map { Float(Foundation.tanh(Double($0))) }
-            let logits = zip(Self.replica(rows: 11, cols: 17, w: head.q, ldw: 17, scales: head.s, sums: head.sums, x: h, beta: 0, y: h), bout).map { $0 + $1 }
+            let logits = zip(
+                Self.replica(
+                    rows: 11, cols: 17, w: head.q, ldw: 17, scales: head.s, sums: head.sums, x: h, beta: 0, y: h), bout
+            ).map { $0 + $1 }
             let got = Array(UnsafeBufferPointer(start: try session.logits(after: [token], reset: i == 0), count: 11))
             worst = max(worst, zip(logits, got).map { abs($0 - $1) / max(1, abs($0)) }.max()!)
         }
-        XCTAssertLessThan(worst, 1e-5) // tanh: the cells' vectorised one against libm
+        XCTAssertLessThan(worst, 1e-5)  // tanh: the cells' vectorised one against libm
     }
 
     func testInt8GenerationStaysCloseToFloat() throws {
@@ -129,8 +150,9 @@ final class Int8Tests: XCTestCase {
             let m = try model(cell, embedding: 5)
             let session = try CompactGenerationSession(model: m, format: .int8)
             let G = cell.gateCount
-            let matrices = [(G * 17, 17), (G * 17, 17), (G * 17, 17), (11, 17)] // W_hh l0, W_ih l1, W_hh l1, head
-            XCTAssertEqual(session.weightBytes, matrices.reduce(4 * G * 17) { $0 + $1.0 * $1.1 + 8 * $1.0 }) // + a Float table row
+            let matrices = [(G * 17, 17), (G * 17, 17), (G * 17, 17), (11, 17)]  // W_hh l0, W_ih l1, W_hh l1, head
+            // + a Float table row
+            XCTAssertEqual(session.weightBytes, matrices.reduce(4 * G * 17) { $0 + $1.0 * $1.1 + 8 * $1.0 })
             var g = SeededGenerator(seed: 14)
             let tokens = (0..<50).map { _ in g.nextInt(below: 11) }
             let worst = try compactLogitDifferences(m, session, warmUp: [0], tokens: tokens).dropFirst().max()!
@@ -146,7 +168,9 @@ final class Int8Tests: XCTestCase {
         XCTAssertThrowsError(try Evaluation.meanCrossEntropy(model: m, tokens: [0, 11], format: .int8))
         m.parameters.value("rnn.weight_hh_l0")[3] = .nan
         XCTAssertThrowsError(try CompactGenerationSession(model: m, format: .int8)) { error in
-            XCTAssertEqual((error as? RecurrentKitError)?.message, "the model has weights that are not finite; they cannot be quantized to int8")
+            XCTAssertEqual(
+                (error as? RecurrentKitError)?.message,
+                "the model has weights that are not finite; they cannot be quantized to int8")
         }
     }
 }

@@ -23,7 +23,9 @@ final class InterchangeTests: XCTestCase {
         let json: [String: Any]
         var text: String { json["text"] as! String }
         var tokens: [Int] { (json["tokens"] as! [Any]).map { ($0 as! NSNumber).intValue } }
-        var logits: [[Double]] { (json["logits"] as! [Any]).map { ($0 as! [Any]).map { ($0 as! NSNumber).doubleValue } } }
+        var logits: [[Double]] {
+            (json["logits"] as! [Any]).map { ($0 as! [Any]).map { ($0 as! NSNumber).doubleValue } }
+        }
         var meanCrossEntropy: Double { (json["mean_cross_entropy"] as! NSNumber).doubleValue }
         var description: [String: Any] { json["case"] as! [String: Any] }
     }
@@ -37,13 +39,16 @@ final class InterchangeTests: XCTestCase {
             guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw RecurrentKitError("fixture \(file) is not a JSON object")
             }
-            return Case(name: name, checkpointPath: Self.directory.appendingPathComponent(name + ".safetensors").path, json: json)
+            return Case(
+                name: name, checkpointPath: Self.directory.appendingPathComponent(name + ".safetensors").path,
+                json: json)
         }
     }
 
     func testEveryCellAndLayerCountIsCovered() throws {
         let all = try cases()
-        XCTAssertGreaterThanOrEqual(all.count, 7, "fixtures missing in \(Self.directory.path); run Scripts/interchange/make_fixtures.py")
+        XCTAssertGreaterThanOrEqual(
+            all.count, 7, "fixtures missing in \(Self.directory.path); run Scripts/interchange/make_fixtures.py")
         let cells = Set(all.map { $0.description["cell"] as! String })
         let layers = Set(all.map { ($0.description["numLayers"] as! NSNumber).intValue })
         XCTAssertEqual(cells, ["rnn_tanh", "rnn_relu", "gru", "lstm"])
@@ -88,9 +93,10 @@ final class InterchangeTests: XCTestCase {
                     if !(diff <= worst) { worst = diff; worstStep = t; worstClass = v }
                 }
             }
-            XCTAssertLessThanOrEqual(worst, logitTolerance,
-                                     "\(c.name): max |logit - torch| \(worst) at step \(worstStep), class \(worstClass): "
-                                     + "got \(logits.scalars[worstStep * V + worstClass]), torch \(expected[worstStep][worstClass])")
+            XCTAssertLessThanOrEqual(
+                worst, logitTolerance,
+                "\(c.name): max |logit - torch| \(worst) at step \(worstStep), class \(worstClass): "
+                    + "got \(logits.scalars[worstStep * V + worstClass]), torch \(expected[worstStep][worstClass])")
 
             // Cross-entropy of steps 0..T-2 against tokens 1..T-1, as F.cross_entropy computed it.
             let rows = try Tensor<Float>(shape: [T - 1, V], scalars: Array(logits.scalars[0..<((T - 1) * V)]))
@@ -99,16 +105,22 @@ final class InterchangeTests: XCTestCase {
             // The same through Evaluation (what `rnn eval --batch 1 --steps 1000` runs): one row, one chunk. A bidirectional
             // model sees the token it predicts (d2l 9.4): its logits load and match, but evaluation refuses it.
             if configuration.bidirectional {
-                XCTAssertThrowsError(try Evaluation.meanCrossEntropy(model: checkpoint.model, tokens: tokens, batchSize: 1, numSteps: 1000)) {
+                XCTAssertThrowsError(
+                    try Evaluation.meanCrossEntropy(
+                        model: checkpoint.model, tokens: tokens, batchSize: 1, numSteps: 1000)
+                ) {
                     XCTAssertTrue("\($0)".contains("d2l 9.4"), "\($0)")
                 }
             } else {
-                let evaluated = try Evaluation.meanCrossEntropy(model: checkpoint.model, tokens: tokens, batchSize: 1, numSteps: 1000)
-                XCTAssertEqual(evaluated, c.meanCrossEntropy, accuracy: ceTolerance, "\(c.name): Evaluation.meanCrossEntropy")
+                let evaluated = try Evaluation.meanCrossEntropy(
+                    model: checkpoint.model, tokens: tokens, batchSize: 1, numSteps: 1000)
+                XCTAssertEqual(
+                    evaluated, c.meanCrossEntropy, accuracy: ceTolerance, "\(c.name): Evaluation.meanCrossEntropy")
             }
 
-            print("interchange \(c.name): max |logit diff| \(worst) (step \(worstStep), class \(worstClass)); "
-                  + "CE swift \(ce) torch \(c.meanCrossEntropy) |diff| \(abs(ce - c.meanCrossEntropy))")
+            print(
+                "interchange \(c.name): max |logit diff| \(worst) (step \(worstStep), class \(worstClass)); "
+                    + "CE swift \(ce) torch \(c.meanCrossEntropy) |diff| \(abs(ce - c.meanCrossEntropy))")
         }
     }
 
@@ -132,7 +144,9 @@ final class InterchangeTests: XCTestCase {
                 XCTAssertEqual(entry.shape, b.tensors[name]?.shape, "\(c.name) \(name)")
                 XCTAssertEqual(entry.bytes, b.tensors[name]?.bytes, "\(c.name) \(name): bytes differ")
             }
-            if original != resaved { print("interchange \(c.name): re-saved file is equivalent but not byte-identical") }
+            if original != resaved {
+                print("interchange \(c.name): re-saved file is equivalent but not byte-identical")
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ final class KernelTests: XCTestCase {
         var transA: Bool, transB: Bool
         var m: Int, n: Int, k: Int
         var alpha: Double, beta: Double
-        var pad: Int // extra elements at the end of every row (lda > cols etc.)
+        var pad: Int  // extra elements at the end of every row (lda > cols etc.)
 
         var description: String {
             "tA=\(transA ? 1 : 0) tB=\(transB ? 1 : 0) M=\(m) N=\(n) K=\(k) alpha=\(alpha) beta=\(beta) pad=\(pad)"
@@ -38,20 +38,26 @@ final class KernelTests: XCTestCase {
                 for i in 0..<sizes.count {
                     let a = sizes[i], b = sizes[(i * 5 + 3) % sizes.count], c = sizes[(i * 7 + 1) % sizes.count]
                     for (m, n, k) in [(a, b, c), (b, c, a), (c, a, b)] {
-                        out.append(Case(transA: transA, transB: transB, m: m, n: n, k: k,
-                                        alpha: v % 2 == 0 ? 1 : -0.75, beta: betas[v % 3],
-                                        pad: v % 4 == 1 ? 3 : 0))
+                        out.append(
+                            Case(
+                                transA: transA, transB: transB, m: m, n: n, k: k,
+                                alpha: v % 2 == 0 ? 1 : -0.75, beta: betas[v % 3],
+                                pad: v % 4 == 1 ? 3 : 0))
                         v += 1
                     }
                 }
                 for (m, n, k) in [(33, 257, 130), (1, 2051, 260), (100, 100, 100), (70, 65, 520)] {
-                    out.append(Case(transA: transA, transB: transB, m: m, n: n, k: k,
-                                    alpha: 0.5, beta: betas[v % 3], pad: v % 2))
+                    out.append(
+                        Case(
+                            transA: transA, transB: transB, m: m, n: n, k: k,
+                            alpha: 0.5, beta: betas[v % 3], pad: v % 2))
                     v += 1
                 }
                 for beta in betas {
-                    out.append(Case(transA: transA, transB: transB, m: 3, n: 5, k: 0,
-                                    alpha: 1.5, beta: beta, pad: 1))
+                    out.append(
+                        Case(
+                            transA: transA, transB: transB, m: 3, n: 5, k: 0,
+                            alpha: 1.5, beta: beta, pad: 1))
                 }
             }
         }
@@ -142,8 +148,10 @@ final class KernelTests: XCTestCase {
         }
 
         /// Compares a result with the reference (and checks row padding was not written).
-        func check(_ result: [Double], epsilon: Double, label: String,
-                   file: StaticString = #filePath, line: UInt = #line) {
+        func check(
+            _ result: [Double], epsilon: Double, label: String,
+            file: StaticString = #filePath, line: UInt = #line
+        ) {
             let (m, n, k, ldc, beta) = (c.m, c.n, c.k, ldc, c.beta)
             let failure: String? = result.withUnsafeBufferPointer { res in
                 reference.withUnsafeBufferPointer { ref in
@@ -214,8 +222,9 @@ final class KernelTests: XCTestCase {
                     rk_set_threads(threads)
                     var out = initial(p)
                     gemm(p, &out)
-                    p.check(out.map { Double($0) }, epsilon: epsilon,
-                            label: "\(label) level \(level) threads \(threads)")
+                    p.check(
+                        out.map { Double($0) }, epsilon: epsilon,
+                        label: "\(label) level \(level) threads \(threads)")
                     results.append(out)
                 }
                 let same = results[0].withUnsafeBytes { x in
@@ -228,30 +237,34 @@ final class KernelTests: XCTestCase {
 
     func testSgemm() {
         runAllLevels(Self.problems, initial: { $0.c0Float }, epsilon: 0x1p-23, label: "rk_sgemm") { p, out in
-            rk_sgemm(p.c.transA ? 1 : 0, p.c.transB ? 1 : 0, p.c.m, p.c.n, p.c.k, Float(p.c.alpha),
-                     p.aFloat, p.lda, p.bFloat, p.ldb, Float(p.c.beta), &out, p.ldc)
+            rk_sgemm(
+                p.c.transA ? 1 : 0, p.c.transB ? 1 : 0, p.c.m, p.c.n, p.c.k, Float(p.c.alpha),
+                p.aFloat, p.lda, p.bFloat, p.ldb, Float(p.c.beta), &out, p.ldc)
         }
     }
 
     func testDgemm() {
         runAllLevels(Self.problems, initial: { $0.c0 }, epsilon: 0x1p-52, label: "rk_dgemm") { p, out in
-            rk_dgemm(p.c.transA ? 1 : 0, p.c.transB ? 1 : 0, p.c.m, p.c.n, p.c.k, p.c.alpha,
-                     p.a, p.lda, p.b, p.ldb, p.c.beta, &out, p.ldc)
+            rk_dgemm(
+                p.c.transA ? 1 : 0, p.c.transB ? 1 : 0, p.c.m, p.c.n, p.c.k, p.c.alpha,
+                p.a, p.lda, p.b, p.ldb, p.c.beta, &out, p.ldc)
         }
     }
 
     /// Pre-packed B: packed at the active level, so each level checks its own layout.
     func testPackedB() {
         // Every third grid case, plus one large enough (K*N >= 1e6) for multi-threaded packing.
-        let large = Problem(Case(transA: true, transB: true, m: 3, n: 1100, k: 1000, alpha: 1, beta: 0.5, pad: 1),
-                            seed: 99)
+        let large = Problem(
+            Case(transA: true, transB: true, m: 3, n: 1100, k: 1000, alpha: 1, beta: 0.5, pad: 1),
+            seed: 99)
         let problems = Self.problems.enumerated().compactMap { $0 % 3 == 0 ? $1 : nil } + [large]
         runAllLevels(problems, initial: { $0.c0Float }, epsilon: 0x1p-23, label: "rk_sgemm_packed") { p, out in
             var packed = [UInt8](repeating: 0, count: rk_sgemm_pack_b_size(p.c.k, p.c.n))
             packed.withUnsafeMutableBytes { buf in
                 rk_sgemm_pack_b(p.c.transB ? 1 : 0, p.c.k, p.c.n, p.bFloat, p.ldb, buf.baseAddress)
-                rk_sgemm_packed(p.c.transA ? 1 : 0, p.c.m, p.c.n, p.c.k, Float(p.c.alpha), p.aFloat, p.lda,
-                                buf.baseAddress, Float(p.c.beta), &out, p.ldc)
+                rk_sgemm_packed(
+                    p.c.transA ? 1 : 0, p.c.m, p.c.n, p.c.k, Float(p.c.alpha), p.aFloat, p.lda,
+                    buf.baseAddress, Float(p.c.beta), &out, p.ldc)
             }
         }
         let doubleProblems = Self.problems.enumerated().compactMap { $0 % 3 == 1 ? $1 : nil }
@@ -259,8 +272,9 @@ final class KernelTests: XCTestCase {
             var packed = [UInt8](repeating: 0, count: rk_dgemm_pack_b_size(p.c.k, p.c.n))
             packed.withUnsafeMutableBytes { buf in
                 rk_dgemm_pack_b(p.c.transB ? 1 : 0, p.c.k, p.c.n, p.b, p.ldb, buf.baseAddress)
-                rk_dgemm_packed(p.c.transA ? 1 : 0, p.c.m, p.c.n, p.c.k, p.c.alpha, p.a, p.lda,
-                                buf.baseAddress, p.c.beta, &out, p.ldc)
+                rk_dgemm_packed(
+                    p.c.transA ? 1 : 0, p.c.m, p.c.n, p.c.k, p.c.alpha, p.a, p.lda,
+                    buf.baseAddress, p.c.beta, &out, p.ldc)
             }
         }
     }
@@ -269,8 +283,9 @@ final class KernelTests: XCTestCase {
     func testPackedBAcrossLevels() {
         let detected = rk_detected_level()
         guard detected > 0 else { return }
-        let p = Problem(Case(transA: false, transB: true, m: 5, n: 37, k: 41, alpha: 1, beta: 0.5, pad: 2),
-                        seed: 77)
+        let p = Problem(
+            Case(transA: false, transB: true, m: 5, n: 37, k: 41, alpha: 1, beta: 0.5, pad: 2),
+            seed: 77)
         let a = p.aFloat, b = p.bFloat
         rk_set_level(detected)
         var packed = [UInt8](repeating: 0, count: rk_sgemm_pack_b_size(p.c.k, p.c.n))
@@ -285,4 +300,3 @@ final class KernelTests: XCTestCase {
         }
     }
 }
-

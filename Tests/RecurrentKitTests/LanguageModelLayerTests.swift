@@ -6,10 +6,13 @@ import XCTest
 /// The language model as a Layer, d2l's minibatches as a BatchSource, and the character-model trainer as a
 /// configuration of the generic Trainer.
 final class LanguageModelLayerTests: XCTestCase {
-    private func model<Scalar: RecurrentScalar>(_: Scalar.Type, cell: CellKind = .lstm, seed: UInt64 = 3) throws -> LanguageModel<Scalar> {
+    private func model<Scalar: RecurrentScalar>(
+        _: Scalar.Type, cell: CellKind = .lstm, seed: UInt64 = 3
+    ) throws -> LanguageModel<Scalar> {
         var generator = SeededGenerator(seed: seed)
-        return try LanguageModel<Scalar>(LanguageModelConfiguration(vocabularySize: 7, cell: cell, hiddenSize: 5, numLayers: 2, embeddingSize: 4),
-                                         generator: &generator)
+        return try LanguageModel<Scalar>(
+            LanguageModelConfiguration(vocabularySize: 7, cell: cell, hiddenSize: 5, numLayers: 2, embeddingSize: 4),
+            generator: &generator)
     }
 
     /// The Layer path (forward, NextTokenLoss, backward) gives the fused loss path's loss and gradients bit for bit.
@@ -29,7 +32,9 @@ final class LanguageModelLayerTests: XCTestCase {
             XCTAssertNil(dInput.input)
             XCTAssertNil(dInput.initialState, "no initial state given: no state gradient")
             XCTAssertEqual(loss.bitPattern, fused.bitPattern, "\(cell)")
-            XCTAssertEqual(bits(a.parameters.gradients, a.parameters.count), bits(b.parameters.gradients, b.parameters.count), "\(cell)")
+            XCTAssertEqual(
+                bits(a.parameters.gradients, a.parameters.count), bits(b.parameters.gradients, b.parameters.count),
+                "\(cell)")
         }
     }
 
@@ -46,12 +51,17 @@ final class LanguageModelLayerTests: XCTestCase {
         let weights = (0..<(B * 7)).map { Double($0 % 5) - 2 }
         func loss(_ h: Tensor<Double>, _ c: Tensor<Double>) throws -> Double {
             var unused = SeededGenerator(seed: 0)
-            let logits = try m.forward(SequenceBatch(tokens: tokens, steps: T, batch: B, initialState: RecurrentState(h: h, c: c)), generator: &unused).output
+            let logits = try m.forward(
+                SequenceBatch(tokens: tokens, steps: T, batch: B, initialState: RecurrentState(h: h, c: c)),
+                generator: &unused
+            ).output
             return zip(logits.scalars[((T - 1) * B * 7)...], weights).map { $0 * $1 }.reduce(0, +)
         }
         m.parameters.zeroGradients()
         var unused = SeededGenerator(seed: 0)
-        let (logits, record) = try m.forward(SequenceBatch(tokens: tokens, steps: T, batch: B, initialState: RecurrentState(h: h0, c: c0)), generator: &unused)
+        let (logits, record) = try m.forward(
+            SequenceBatch(tokens: tokens, steps: T, batch: B, initialState: RecurrentState(h: h0, c: c0)),
+            generator: &unused)
         var dLogits = Tensor<Double>(zeros: logits.shape)
         for i in weights.indices { dLogits.scalars[(T - 1) * B * 7 + i] = weights[i] }
         let analytic = try m.backward(record, outputGradient: dLogits)
@@ -81,9 +91,12 @@ final class LanguageModelLayerTests: XCTestCase {
         let m = try model(Float.self)
         var g = SeededGenerator(seed: 0)
         XCTAssertThrowsError(try m.forward(SequenceBatch(Tensor<Float>(zeros: [2, 1, 7])), generator: &g)) {
-            XCTAssertEqual("\($0)", "a language model reads token indices (SequenceBatch(tokens:steps:batch:)), not dense features")
+            XCTAssertEqual(
+                "\($0)", "a language model reads token indices (SequenceBatch(tokens:steps:batch:)), not dense features"
+            )
         }
-        XCTAssertThrowsError(try m.forward(SequenceBatch(tokens: [0, 1], steps: 2, batch: 1, lengths: [1]), generator: &g))
+        XCTAssertThrowsError(
+            try m.forward(SequenceBatch(tokens: [0, 1], steps: 2, batch: 1, lengths: [1]), generator: &g))
         XCTAssertThrowsError(try m.forward(SequenceBatch(tokens: [0, 9], steps: 2, batch: 1), generator: &g)) {
             XCTAssertTrue("\($0)".contains("token 9"), "\($0)")
         }
@@ -94,8 +107,10 @@ final class LanguageModelLayerTests: XCTestCase {
     func testTokenStreamBatchesArePureFunctionsOfThePosition() throws {
         let tokens = (0..<2000).map { ($0 * 7 + $0 / 13) % 11 }
         for sampling in [SamplingStrategy.sequential, .random] {
-            let a = try TokenStreamBatches<Float>(tokens: tokens, batchSize: 4, steps: 9, sampling: sampling, generator: SeededGenerator(seed: 8))
-            let b = try TokenStreamBatches<Float>(tokens: tokens, batchSize: 4, steps: 9, sampling: sampling, generator: SeededGenerator(seed: 8))
+            let a = try TokenStreamBatches<Float>(
+                tokens: tokens, batchSize: 4, steps: 9, sampling: sampling, generator: SeededGenerator(seed: 8))
+            let b = try TokenStreamBatches<Float>(
+                tokens: tokens, batchSize: 4, steps: 9, sampling: sampling, generator: SeededGenerator(seed: 8))
             let late = try b.batch(epoch: 3, index: 2)
             let early = try b.batch(epoch: 0, index: 1)
             XCTAssertEqual(try a.batch(epoch: 0, index: 1).target, early.target)
@@ -105,7 +120,8 @@ final class LanguageModelLayerTests: XCTestCase {
             XCTAssertTrue(try a.batch(epoch: 1, index: 0).resetsState)
             let counts = (0..<6).map { a.batchCount(epoch: $0) }
             XCTAssertTrue(counts.allSatisfy { $0 == a.batchesPerEpoch || $0 == a.batchesPerEpoch + 1 }, "\(counts)")
-            let c = try TokenStreamBatches<Float>(tokens: tokens, batchSize: 4, steps: 9, sampling: sampling, generator: SeededGenerator(seed: 0))
+            let c = try TokenStreamBatches<Float>(
+                tokens: tokens, batchSize: 4, steps: 9, sampling: sampling, generator: SeededGenerator(seed: 0))
             c.position(epoch: 3, generator: try a.generator(atStartOf: 3))
             XCTAssertEqual(try c.batch(epoch: 3, index: 2).target, late.target)
             XCTAssertEqual(try c.batch(epoch: 4, index: 0).target, try a.batch(epoch: 4, index: 0).target)
@@ -128,17 +144,26 @@ final class LanguageModelLayerTests: XCTestCase {
 
         let corpus = try LanguageModelTrainer.prepareCorpus(o)
         var generator = SeededGenerator(seed: o.seed)
-        let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count, cell: .gru, hiddenSize: 16,
-                                                                         numLayers: 2, dropout: 0.2),
-                                             initialization: o.initialization, generator: &generator)
-        let text = try TokenStreamBatches<Float>(tokens: corpus.trainTokens, batchSize: o.batchSize, steps: o.numSteps, sampling: .sequential,
-                                                 generator: SeededGenerator(seed: generator.next()))
+        let model = try LanguageModel<Float>(
+            LanguageModelConfiguration(
+                vocabularySize: corpus.vocabulary.count, cell: .gru, hiddenSize: 16,
+                numLayers: 2, dropout: 0.2),
+            initialization: o.initialization, generator: &generator)
+        let text = try TokenStreamBatches<Float>(
+            tokens: corpus.trainTokens, batchSize: o.batchSize, steps: o.numSteps, sampling: .sequential,
+            generator: SeededGenerator(seed: generator.next()))
         let loss = NextTokenLoss<Float>()
-        let trainer = try Trainer(model: model, optimizer: try SGD(learningRate: o.learningRate), data: text,
-                                  options: TrainerOptions(epochs: 2, clip: 1, seed: generator.next(), randomStream: .continuous)) { try loss($0, $1) }
+        let trainer = try Trainer(
+            model: model, optimizer: try SGD(learningRate: o.learningRate), data: text,
+            options: TrainerOptions(epochs: 2, clip: 1, seed: generator.next(), randomStream: .continuous)
+        ) { try loss($0, $1) }
         try trainer.train()
-        XCTAssertEqual(bits(model.parameters.values, model.parameters.count), bits(reference.model.parameters.values, reference.model.parameters.count))
-        XCTAssertEqual(trainer.history.map { perplexity(meanCrossEntropy: $0.trainingLoss) }, reference.history.map(\.trainPerplexity))
+        XCTAssertEqual(
+            bits(model.parameters.values, model.parameters.count),
+            bits(reference.model.parameters.values, reference.model.parameters.count))
+        XCTAssertEqual(
+            trainer.history.map { perplexity(meanCrossEntropy: $0.trainingLoss) },
+            reference.history.map(\.trainPerplexity))
     }
 
     /// A generic trainer of a stateful model saves between epochs and resumes bit-identically (its random stream
@@ -147,12 +172,16 @@ final class LanguageModelLayerTests: XCTestCase {
         let tokens = (0..<1500).map { ($0 * 7 + $0 / 13) % 11 }
         func make() throws -> Trainer<LanguageModel<Float>, TokenStreamBatches<Float>> {
             var generator = SeededGenerator(seed: 1)
-            let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: 11, cell: .lstm, hiddenSize: 8, numLayers: 2, dropout: 0.3),
-                                                 generator: &generator)
-            let text = try TokenStreamBatches<Float>(tokens: tokens, batchSize: 4, steps: 10, sampling: .sequential, generator: SeededGenerator(seed: 2))
+            let model = try LanguageModel<Float>(
+                LanguageModelConfiguration(vocabularySize: 11, cell: .lstm, hiddenSize: 8, numLayers: 2, dropout: 0.3),
+                generator: &generator)
+            let text = try TokenStreamBatches<Float>(
+                tokens: tokens, batchSize: 4, steps: 10, sampling: .sequential, generator: SeededGenerator(seed: 2))
             let loss = NextTokenLoss<Float>()
-            return try Trainer(model: model, optimizer: try Adam(learningRate: 0.01), data: text,
-                               options: TrainerOptions(epochs: 3, clip: 1, seed: 4, randomStream: .continuous)) { try loss($0, $1) }
+            return try Trainer(
+                model: model, optimizer: try Adam(learningRate: 0.01), data: text,
+                options: TrainerOptions(epochs: 3, clip: 1, seed: 4, randomStream: .continuous)
+            ) { try loss($0, $1) }
         }
         let whole = try make()
         try whole.train()
@@ -160,28 +189,40 @@ final class LanguageModelLayerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let first = try make()
         var refused: Error?
-        try first.train(shouldStop: { first.position.epoch == 1 }, afterStep: { t in
-            if t.position.batch == 2, refused == nil { refused = Result(catching: { try t.save(to: path) }).failure }
-        })
-        XCTAssertTrue(refused.map { "\($0)".hasPrefix("the model carries its state into the next batch") } ?? false, "\(String(describing: refused))")
+        try first.train(
+            shouldStop: { first.position.epoch == 1 },
+            afterStep: { t in
+                if t.position.batch == 2, refused == nil {
+                    refused = Result(catching: { try t.save(to: path) }).failure
+                }
+            })
+        XCTAssertTrue(
+            refused.map { "\($0)".hasPrefix("the model carries its state into the next batch") } ?? false,
+            "\(String(describing: refused))")
         XCTAssertEqual(first.position.epoch, 1)
         try first.save(to: path)
         let second = try make()
         try second.restore(from: path)
         XCTAssertEqual(second.streamGenerator, first.streamGenerator)
         try second.train()
-        XCTAssertEqual(bits(second.model.parameters.values, second.model.parameters.count), bits(whole.model.parameters.values, whole.model.parameters.count))
+        XCTAssertEqual(
+            bits(second.model.parameters.values, second.model.parameters.count),
+            bits(whole.model.parameters.values, whole.model.parameters.count))
         let state = second.state
         let third = try make()
         try third.restore(state: state)
         XCTAssertEqual(third.state, state)
         var bad = state
         bad.streamGenerator = ["0", "0", "0", "0"]
-        XCTAssertThrowsError(try third.restore(state: bad)) { XCTAssertTrue("\($0)".contains("random stream"), "\($0)") }
+        XCTAssertThrowsError(try third.restore(state: bad)) {
+            XCTAssertTrue("\($0)".contains("random stream"), "\($0)")
+        }
     }
 }
 
-private func bits(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [UInt32] { UnsafeBufferPointer(start: p, count: n).map(\.bitPattern) }
+private func bits(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [UInt32] {
+    UnsafeBufferPointer(start: p, count: n).map(\.bitPattern)
+}
 
 private extension Result where Success == Void {
     var failure: Error? { if case .failure(let e) = self { return e } else { return nil } }

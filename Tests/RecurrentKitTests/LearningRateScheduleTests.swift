@@ -17,7 +17,8 @@ final class LearningRateScheduleTests: XCTestCase {
                 schedule = .step(every: c["every"] as! Int, factor: (c["factor"] as! NSNumber).doubleValue)
                 total = 0
             } else {
-                schedule = .cosine(warmup: c["warmup"] as! Int, minimumFactor: (c["minimum_factor"] as! NSNumber).doubleValue)
+                schedule = .cosine(
+                    warmup: c["warmup"] as! Int, minimumFactor: (c["minimum_factor"] as! NSNumber).doubleValue)
                 total = c["total"] as! Int
             }
             try schedule.validate()
@@ -28,8 +29,11 @@ final class LearningRateScheduleTests: XCTestCase {
             }
         }
         XCTAssertEqual(LearningRateSchedule.constant.learningRate(base: 0.3, update: 1_000_000, totalUpdates: 1), 0.3)
-        for bad in [LearningRateSchedule.step(every: 0, factor: 0.5), .step(every: 3, factor: 1.5), .step(every: 3, factor: .nan),
-                    .cosine(warmup: -1, minimumFactor: 0.1), .cosine(warmup: 3, minimumFactor: 2)] {
+        for bad in [
+            LearningRateSchedule.step(every: 0, factor: 0.5), .step(every: 3, factor: 1.5),
+            .step(every: 3, factor: .nan),
+            .cosine(warmup: -1, minimumFactor: 0.1), .cosine(warmup: 3, minimumFactor: 2),
+        ] {
             XCTAssertThrowsError(try bad.validate(), "\(bad)")
         }
     }
@@ -55,23 +59,32 @@ final class LearningRateScheduleTests: XCTestCase {
             let o = options(schedule)
             let reference = try LanguageModelTrainer(options: o)
             var rates: [Double] = [], losses: [Double] = []
-            try reference.train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
-                                afterStep: { rates.append($0.optimizer.learningRate) })
+            try reference.train(
+                progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
+                afterStep: { rates.append($0.optimizer.learningRate) })
             let total = reference.scheduledUpdates
             XCTAssertEqual(total, 3 * reference.minibatchesPerEpoch)
-            XCTAssertEqual(rates, (0..<rates.count).map { schedule.learningRate(base: 0.01, update: $0, totalUpdates: total) })
+            XCTAssertEqual(
+                rates, (0..<rates.count).map { schedule.learningRate(base: 0.01, update: $0, totalUpdates: total) })
             XCTAssertEqual(reference.history.last?.learningRate, rates.last)
-            if case .cosine = schedule { XCTAssertEqual(rates.last!, 0.001, accuracy: 1e-3 * 0.01) } // ends at its minimum
+            // ends at its minimum
+            if case .cosine = schedule { XCTAssertEqual(rates.last!, 0.001, accuracy: 1e-3 * 0.01) }
 
             let first = try LanguageModelTrainer(options: o)
             var head: [Double] = []
-            try first.train(progress: { if case .step(let s) = $0 { head.append(s.loss) } }, shouldStop: { first.step >= 7 })
-            let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+            try first.train(
+                progress: { if case .step(let s) = $0 { head.append(s.loss) } }, shouldStop: { first.step >= 7 })
+            let resumed = try LanguageModelTrainer(
+                resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
             var tail: [Double] = []
             try resumed.train(progress: { if case .step(let s) = $0 { tail.append(s.loss) } })
             XCTAssertEqual(head + tail, losses, "\(schedule)")
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: resumed.model.parameters.values, count: resumed.model.parameters.count)),
-                           Array(UnsafeBufferPointer(start: reference.model.parameters.values, count: reference.model.parameters.count)))
+            XCTAssertEqual(
+                Array(
+                    UnsafeBufferPointer(start: resumed.model.parameters.values, count: resumed.model.parameters.count)),
+                Array(
+                    UnsafeBufferPointer(
+                        start: reference.model.parameters.values, count: reference.model.parameters.count)))
         }
     }
 
@@ -85,10 +98,12 @@ final class LearningRateScheduleTests: XCTestCase {
         try trainer.train(afterStep: { rates.append($0.optimizer.learningRate) })
         // Fixed after the first updates, far below 1000 epochs' worth, and the run ends near the schedule's end.
         XCTAssertLessThan(trainer.scheduledUpdates, planned)
-        XCTAssertGreaterThan(trainer.scheduledUpdates, LanguageModelTrainer.calibrationWarmUp + LanguageModelTrainer.calibrationUpdates)
+        XCTAssertGreaterThan(
+            trainer.scheduledUpdates, LanguageModelTrainer.calibrationWarmUp + LanguageModelTrainer.calibrationUpdates)
         XCTAssertLessThan(rates.last!, 0.8 * 0.01, "the time-limited run should end well into the cosine")
         // The fixed length is in the checkpoint, so a resume keeps it.
-        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(
+            resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertEqual(resumed.scheduledUpdates, trainer.scheduledUpdates)
     }
 }

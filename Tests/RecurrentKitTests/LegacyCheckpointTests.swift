@@ -34,8 +34,10 @@ final class LegacyCheckpointTests: XCTestCase {
 
     // MARK: -
 
-    private func checkLegacyResume(_ name: String, formatVersion: Int, writtenByVersion: String?,
-                                   file: StaticString = #filePath, line: UInt = #line) throws {
+    private func checkLegacyResume(
+        _ name: String, formatVersion: Int, writtenByVersion: String?,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let folder = Fixture.directory.appendingPathComponent("legacy-checkpoints/\(name)")
         let manifest = try Fixture.load("legacy-checkpoints/\(name)/fixture.json")
         let interruptedPath = folder.appendingPathComponent("interrupted.safetensors").path
@@ -56,7 +58,8 @@ final class LegacyCheckpointTests: XCTestCase {
         XCTAssertGreaterThan(stoppedState.doneInEpoch, 0, "\(name): stopped mid-epoch", file: file, line: line)
         XCTAssertEqual(finalState.step, expectedFinal["step"] as? Int, file: file, line: line)
         XCTAssertEqual(finalState.epoch, stoppedState.options.epochs + 1, file: file, line: line)
-        XCTAssertNotNil(interrupted.extraTensors["_trainer.state.c"], "\(name): a carried LSTM state", file: file, line: line)
+        XCTAssertNotNil(
+            interrupted.extraTensors["_trainer.state.c"], "\(name): a carried LSTM state", file: file, line: line)
 
         // The level the old run used: both versions record it in the training state, format 2 in the header too.
         let levelName = try XCTUnwrap(stoppedState.kernelLevel, file: file, line: line)
@@ -80,17 +83,24 @@ final class LegacyCheckpointTests: XCTestCase {
             if level == fixtureLevel {
                 assertBitIdentical(state, final, label, file: file, line: line)
                 // Every loss was the same: the epochs' perplexities and mean gradient norms are too.
-                XCTAssertEqual(resumed.history.map(\.trainPerplexity), finalState.history.map(\.trainPerplexity), label, file: file, line: line)
-                XCTAssertEqual(resumed.history.map(\.gradientNorm), finalState.history.map(\.gradientNorm), label, file: file, line: line)
+                XCTAssertEqual(
+                    resumed.history.map(\.trainPerplexity), finalState.history.map(\.trainPerplexity), label,
+                    file: file, line: line)
+                XCTAssertEqual(
+                    resumed.history.map(\.gradientNorm), finalState.history.map(\.gradientNorm), label, file: file,
+                    line: line)
             } else {
                 var worst: Float = 0
                 for entry in final.model.parameters.entries {
-                    let a = try state.model.parameters.tensor(entry.name), b = try final.model.parameters.tensor(entry.name)
+                    let a = try state.model.parameters.tensor(entry.name),
+                        b = try final.model.parameters.tensor(entry.name)
                     worst = max(worst, zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0)
                 }
                 XCTAssertLessThanOrEqual(worst, Self.crossLevelTolerance, label, file: file, line: line)
                 for (r, f) in zip(resumed.history, finalState.history) {
-                    XCTAssertEqual(r.trainPerplexity, f.trainPerplexity, accuracy: 1e-5 * f.trainPerplexity, label, file: file, line: line)
+                    XCTAssertEqual(
+                        r.trainPerplexity, f.trainPerplexity, accuracy: 1e-5 * f.trainPerplexity, label, file: file,
+                        line: line)
                 }
                 print("\(label): max |weight difference| \(worst)")
             }
@@ -112,48 +122,64 @@ final class LegacyCheckpointTests: XCTestCase {
 
     private func trainerState(_ checkpoint: Checkpoint) throws -> LanguageModelTrainingState {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try decoder.decode(LanguageModelTrainingState.self, from: Data(checkpoint.training.utf8))
     }
 
     /// Weights, optimizer moments and carried state, bit for bit (so -0.0 != 0.0 and NaN payloads count).
-    private func assertBitIdentical(_ actual: Checkpoint, _ expected: Checkpoint, _ label: String, file: StaticString, line: UInt) {
+    private func assertBitIdentical(
+        _ actual: Checkpoint, _ expected: Checkpoint, _ label: String, file: StaticString, line: UInt
+    ) {
         XCTAssertEqual(actual.model.configuration, expected.model.configuration, label, file: file, line: line)
         for entry in expected.model.parameters.entries {
-            let a = try! actual.model.parameters.tensor(entry.name), b = try! expected.model.parameters.tensor(entry.name)
-            assertSameBits(a.shape, a.scalars.map { UInt64($0.bitPattern) }, b.shape, b.scalars.map { UInt64($0.bitPattern) },
-                           "\(label) \(entry.name)", file: file, line: line)
+            let a = try! actual.model.parameters.tensor(entry.name),
+                b = try! expected.model.parameters.tensor(entry.name)
+            assertSameBits(
+                a.shape, a.scalars.map { UInt64($0.bitPattern) }, b.shape, b.scalars.map { UInt64($0.bitPattern) },
+                "\(label) \(entry.name)", file: file, line: line)
         }
         XCTAssertEqual(Set(actual.extraTensors.keys), Set(expected.extraTensors.keys), label, file: file, line: line)
-        XCTAssertEqual(Set(actual.extraDoubleTensors.keys), Set(expected.extraDoubleTensors.keys), label, file: file, line: line)
+        XCTAssertEqual(
+            Set(actual.extraDoubleTensors.keys), Set(expected.extraDoubleTensors.keys), label, file: file, line: line)
         for (name, b) in expected.extraTensors {
             guard let a = actual.extraTensors[name] else { continue }
-            assertSameBits(a.shape, a.scalars.map { UInt64($0.bitPattern) }, b.shape, b.scalars.map { UInt64($0.bitPattern) },
-                           "\(label) \(name)", file: file, line: line)
+            assertSameBits(
+                a.shape, a.scalars.map { UInt64($0.bitPattern) }, b.shape, b.scalars.map { UInt64($0.bitPattern) },
+                "\(label) \(name)", file: file, line: line)
         }
         for (name, b) in expected.extraDoubleTensors {
             guard let a = actual.extraDoubleTensors[name] else { continue }
-            assertSameBits(a.shape, a.scalars.map(\.bitPattern), b.shape, b.scalars.map(\.bitPattern), "\(label) \(name)", file: file, line: line)
+            assertSameBits(
+                a.shape, a.scalars.map(\.bitPattern), b.shape, b.scalars.map(\.bitPattern), "\(label) \(name)",
+                file: file, line: line)
         }
     }
 
     /// One failure naming the first differing element and how many differ.
-    private func assertSameBits(_ shape: [Int], _ bits: [UInt64], _ expectedShape: [Int], _ expectedBits: [UInt64], _ label: String,
-                                file: StaticString, line: UInt) {
+    private func assertSameBits(
+        _ shape: [Int], _ bits: [UInt64], _ expectedShape: [Int], _ expectedBits: [UInt64], _ label: String,
+        file: StaticString, line: UInt
+    ) {
         guard shape == expectedShape, bits.count == expectedBits.count else {
             XCTFail("\(label): shape \(shape) != \(expectedShape)", file: file, line: line)
             return
         }
         let differing = bits.indices.filter { bits[$0] != expectedBits[$0] }
         if let i = differing.first {
-            XCTFail("\(label): \(differing.count) of \(bits.count) values differ from the uninterrupted run's, first at [\(i)] (bits \(String(bits[i], radix: 16)) vs \(String(expectedBits[i], radix: 16)))",
-                    file: file, line: line)
+            XCTFail(
+                "\(label): \(differing.count) of \(bits.count) values differ from the uninterrupted run's, first at [\(i)] (bits \(String(bits[i], radix: 16)) vs \(String(expectedBits[i], radix: 16)))",
+                file: file, line: line)
         }
     }
 
     private func assertFinite(_ checkpoint: Checkpoint, _ label: String, file: StaticString, line: UInt) {
         XCTAssertTrue(checkpoint.model.parameters.valuesAreFinite(), "\(label): weights", file: file, line: line)
-        for (name, t) in checkpoint.extraTensors { XCTAssertTrue(t.scalars.allSatisfy(\.isFinite), "\(label): \(name)", file: file, line: line) }
-        for (name, t) in checkpoint.extraDoubleTensors { XCTAssertTrue(t.scalars.allSatisfy(\.isFinite), "\(label): \(name)", file: file, line: line) }
+        for (name, t) in checkpoint.extraTensors {
+            XCTAssertTrue(t.scalars.allSatisfy(\.isFinite), "\(label): \(name)", file: file, line: line)
+        }
+        for (name, t) in checkpoint.extraDoubleTensors {
+            XCTAssertTrue(t.scalars.allSatisfy(\.isFinite), "\(label): \(name)", file: file, line: line)
+        }
     }
 }

@@ -9,13 +9,17 @@ final class MemoryLimitTests: XCTestCase {
     /// `rnn train` under `ulimit -v 4194304` (4 GiB of address space): a model far too large for it is refused by
     /// name before anything is allocated; a small one still trains.
     func testAddressSpaceLimitRefusesWithOneLine() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-ulimit-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-ulimit-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         func train(_ arguments: String) throws -> (status: Int32, err: String) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "ulimit -v 4194304 && exec \"$0\" train --epochs 1 --sample-every 0 --threads 1 --output \"$1\" \(arguments)",
-                                 rnnBinary().path, folder]
+            process.arguments = [
+                "-c",
+                "ulimit -v 4194304 && exec \"$0\" train --epochs 1 --sample-every 0 --threads 1 --output \"$1\" \(arguments)",
+                rnnBinary().path, folder,
+            ]
             let err = Pipe()
             process.standardError = err
             process.standardOutput = FileHandle.nullDevice
@@ -47,10 +51,18 @@ final class MemoryLimitTests: XCTestCase {
         let text = "The Time  Traveller (for so it will be\tconvenient) was expounding\na recondite matter to us. é"
         for mode in [TextMode.d2l, .raw, .words] {
             let corpus = try PreparedCorpus.prepare(text: text, mode: mode)
-            let all = try corpus.vocabulary.encode(mode == .d2l ? TextPreparation.d2lNormalize(text) : mode == .words ? TextPreparation.d2lLines(text).joined(separator: " ") : text)
+            let all = try corpus.vocabulary.encode(
+                mode == .d2l
+                    ? TextPreparation.d2lNormalize(text)
+                    : mode == .words ? TextPreparation.d2lLines(text).joined(separator: " ") : text)
             for limit in [0, 1, 5, all.count - 1, all.count, all.count + 7] {
-                let source = mode == .d2l ? TextPreparation.d2lNormalize(text) : mode == .words ? TextPreparation.d2lLines(text).joined(separator: " ") : text
-                XCTAssertEqual(try corpus.vocabulary.encode(source, maxTokens: limit), Array(all.prefix(max(limit, 0))), "\(mode) \(limit)")
+                let source =
+                    mode == .d2l
+                    ? TextPreparation.d2lNormalize(text)
+                    : mode == .words ? TextPreparation.d2lLines(text).joined(separator: " ") : text
+                XCTAssertEqual(
+                    try corpus.vocabulary.encode(source, maxTokens: limit), Array(all.prefix(max(limit, 0))),
+                    "\(mode) \(limit)")
             }
             let cut = try PreparedCorpus.prepare(text: text, mode: mode, maxTokens: 6, validationFraction: 0)
             XCTAssertEqual(cut.trainTokens, Array(all.prefix(6)), "\(mode)")
@@ -65,7 +77,7 @@ final class MemoryLimitTests: XCTestCase {
     /// stores: refused with one line before the model is allocated; the same graph with one layer imports.
     func testSharedInitializersAreCountedAsWhatTheyAllocate() throws {
         func graph(layers L: Int) -> [UInt8] {
-            let (H, V) = (8, 8) // one-hot input of width V = H: every layer's W has layer 0's shape
+            let (H, V) = (8, 8)  // one-hot input of width V = H: every layer's W has layer 0's shape
             var g = GraphBuilder()
             g.input("tokens", elementType: TensorType.int64, shape: [.named("T"), .named("B")])
             g.initializer("onehot.depth", ints: [V], shape: [1])
@@ -76,7 +88,9 @@ final class MemoryLimitTests: XCTestCase {
             g.initializer("B", floats: [Float](repeating: 0, count: 2 * H), shape: [1, 2 * H])
             g.initializer("reshape.joined", ints: [0, 0, -1], shape: [3])
             for k in 0..<L {
-                g.node("RNN", ["x\(k)", "W", "R", "B"], ["y\(k)", "hn\(k)"], [.int("hidden_size", H), .strings("activations", ["Tanh"])])
+                g.node(
+                    "RNN", ["x\(k)", "W", "R", "B"], ["y\(k)", "hn\(k)"],
+                    [.int("hidden_size", H), .strings("activations", ["Tanh"])])
                 g.node("Transpose", ["y\(k)"], ["y\(k).t"], [.ints("perm", [0, 2, 1, 3])])
                 g.node("Reshape", ["y\(k).t", "reshape.joined"], ["x\(k + 1)"])
             }
@@ -88,7 +102,9 @@ final class MemoryLimitTests: XCTestCase {
             var file = ProtobufWriter()
             file.int(1, ONNX.irVersion)
             file.message(7) { g.write(into: &$0, name: "shared") }
-            file.message(8) { $0.string(1, ""); $0.int(2, ONNX.opset) }
+            file.message(8) {
+                $0.string(1, ""); $0.int(2, ONNX.opset)
+            }
             return file.bytes
         }
         let one = try ONNX.importLanguageModel(graph(layers: 1))

@@ -7,15 +7,21 @@ import _RecurrentKitKernels
 final class MixedPrecisionTests: XCTestCase {
     private var savedThreads = 1
     override func setUp() { super.setUp(); savedThreads = Kernels.threadCount }
-    override func tearDown() { Kernels.threadCount = savedThreads; Kernels.productPrecision = .float32; super.tearDown() }
+    override func tearDown() {
+        Kernels.threadCount = savedThreads; Kernels.productPrecision = .float32; super.tearDown()
+    }
 
-    func gradients(_ cell: CellKind, precision: Precision, threads: Int = 1) throws -> (loss: Double, gradients: [Float]) {
+    func gradients(
+        _ cell: CellKind, precision: Precision, threads: Int = 1
+    ) throws -> (loss: Double, gradients: [Float]) {
         Kernels.threadCount = threads
         var g = SeededGenerator(seed: 31)
-        let model = try LanguageModel<Float>(.init(vocabularySize: 23, cell: cell, hiddenSize: 40, numLayers: 2, dropout: 0.1, embeddingSize: 24),
-                                             initialization: .pytorch, generator: &g)
-        let T = 48, B = 5 // T long enough for the pre-packed recurrent weights
-        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: 23) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: 23) }
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: 23, cell: cell, hiddenSize: 40, numLayers: 2, dropout: 0.1, embeddingSize: 24),
+            initialization: .pytorch, generator: &g)
+        let T = 48, B = 5  // T long enough for the pre-packed recurrent weights
+        let inputs = (0..<(T * B)).map { _ in g.nextInt(below: 23) },
+            targets = (0..<(T * B)).map { _ in g.nextInt(below: 23) }
         model.parameters.zeroGradients()
         var drops = SeededGenerator(seed: 5)
         let loss = try Kernels.withProductPrecision(precision) {
@@ -30,12 +36,14 @@ final class MixedPrecisionTests: XCTestCase {
         for cell in [CellKind.rnnTanh, .gru, .lstm] {
             let f32 = try gradients(cell, precision: .float32), bf16 = try gradients(cell, precision: .bfloat16)
             XCTAssertEqual(bf16.loss, f32.loss, accuracy: 2e-3 * f32.loss, "\(cell): loss")
-            let diff = zip(f32.gradients, bf16.gradients).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+            let diff = zip(f32.gradients, bf16.gradients).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+                .squareRoot()
             let norm = f32.gradients.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
             XCTAssertGreaterThan(diff, 0, "\(cell): the products really are bf16")
             XCTAssertLessThan(diff / norm, 3e-2, "\(cell): gradient within bf16 rounding")
             // The same bits at 2 threads, and again at 1.
-            XCTAssertEqual(try gradients(cell, precision: .bfloat16, threads: 2).gradients, bf16.gradients, "\(cell): 2 threads")
+            XCTAssertEqual(
+                try gradients(cell, precision: .bfloat16, threads: 2).gradients, bf16.gradients, "\(cell): 2 threads")
             XCTAssertEqual(try gradients(cell, precision: .bfloat16).gradients, bf16.gradients, "\(cell): repeated")
         }
     }
@@ -56,7 +64,9 @@ final class MixedPrecisionTests: XCTestCase {
         o.epochs = 4
         o.sampleEvery = 0
         o.precision = .bfloat16
-        func losses(_ t: LanguageModelTrainer, stopAfter: Int? = nil) throws -> [Double] { try t.trainCollectingLosses(stopAfter: stopAfter).losses }
+        func losses(_ t: LanguageModelTrainer, stopAfter: Int? = nil) throws -> [Double] {
+            try t.trainCollectingLosses(stopAfter: stopAfter).losses
+        }
         let whole = try LanguageModelTrainer(options: o)
         let all = try losses(whole)
         XCTAssertLessThan(all.suffix(5).reduce(0, +) / 5, all.prefix(5).reduce(0, +) / 5, "the loss falls")

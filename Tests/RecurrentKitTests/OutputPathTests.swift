@@ -11,7 +11,8 @@ final class OutputPathTests: XCTestCase {
     var folder = ""
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-out-\(UUID().uuidString.prefix(8))").path
+        folder =
+            FileManager.default.temporaryDirectory.appendingPathComponent("rk-out-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     }
 
@@ -32,7 +33,11 @@ final class OutputPathTests: XCTestCase {
             var buffer = [CChar](repeating: 0, count: 4097)
             let n = buffer.withUnsafeMutableBufferPointer { readlink(path, $0.baseAddress!, 4096) }
             linkTarget = n >= 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
-            contents = type == S_IFDIR ? (try? FileManager.default.contentsOfDirectory(atPath: path).sorted()).map { Array($0.joined(separator: "/").utf8) } : nil
+            contents =
+                type == S_IFDIR
+                ? (try? FileManager.default.contentsOfDirectory(atPath: path).sorted()).map {
+                    Array($0.joined(separator: "/").utf8)
+                } : nil
         }
     }
 
@@ -52,7 +57,8 @@ final class OutputPathTests: XCTestCase {
         made.append((dir + "/fifo", "a FIFO"))
         try FileManager.default.createSymbolicLink(atPath: dir + "/link-to-file", withDestinationPath: "victim.txt")
         made.append((dir + "/link-to-file", "a symbolic link (to victim.txt)"))
-        try FileManager.default.createSymbolicLink(atPath: dir + "/dangling", withDestinationPath: dir + "/nowhere/missing")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/dangling", withDestinationPath: dir + "/nowhere/missing")
         made.append((dir + "/dangling", "a symbolic link"))
         try FileManager.default.createSymbolicLink(atPath: dir + "/loop-a", withDestinationPath: "loop-b")
         try FileManager.default.createSymbolicLink(atPath: dir + "/loop-b", withDestinationPath: "loop-a")
@@ -63,8 +69,12 @@ final class OutputPathTests: XCTestCase {
         made.append((dir + "/folder", "a folder"))
         if makeSocket(dir + "/socket") { made.append((dir + "/socket", "a socket")) }
         if getuid() == 0 {
-            if mknod(dir + "/null", S_IFCHR | 0o666, deviceNumber(1, 3)) == 0 { made.append((dir + "/null", "a character device")) }
-            if mknod(dir + "/block", S_IFBLK | 0o600, deviceNumber(7, 250)) == 0 { made.append((dir + "/block", "a block device")) }
+            if mknod(dir + "/null", S_IFCHR | 0o666, deviceNumber(1, 3)) == 0 {
+                made.append((dir + "/null", "a character device"))
+            }
+            if mknod(dir + "/block", S_IFBLK | 0o600, deviceNumber(7, 250)) == 0 {
+                made.append((dir + "/block", "a block device"))
+            }
         }
         return made.map { Special(path: $0.0, what: $0.1, before: Snapshot($0.0)!) }
     }
@@ -73,7 +83,7 @@ final class OutputPathTests: XCTestCase {
         #if canImport(Darwin)
         return dev_t(Int32(bitPattern: major << 24 | minor))
         #else
-        return dev_t(major << 8 | minor) // Linux, small numbers: what makedev(1, 3) gives
+        return dev_t(major << 8 | minor)  // Linux, small numbers: what makedev(1, 3) gives
         #endif
     }
 
@@ -94,23 +104,36 @@ final class OutputPathTests: XCTestCase {
             for (i, byte) in bytes.enumerated() { raw[i] = byte }
         }
         let length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } } == 0
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        } == 0
     }
 
     /// Checks that `special` is exactly as it was, the link's target untouched and no temporary left beside it.
     func assertUnchanged(_ special: Special, _ context: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(Snapshot(special.path), special.before, "\(context): \(special.path) changed", file: file, line: line)
+        XCTAssertEqual(
+            Snapshot(special.path), special.before, "\(context): \(special.path) changed", file: file, line: line)
         let dir = parentFolder(of: special.path)
-        XCTAssertEqual(try String(contentsOfFile: dir + "/victim.txt", encoding: .utf8), "precious", "\(context): written through a link", file: file, line: line)
+        XCTAssertEqual(
+            try String(contentsOfFile: dir + "/victim.txt", encoding: .utf8), "precious",
+            "\(context): written through a link", file: file, line: line)
         let name = special.path.split(separator: "/").last.map(String.init) ?? ""
-        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix(".\(name).tmp-") }
+        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter {
+            $0.hasPrefix(".\(name).tmp-")
+        }
         XCTAssertEqual(leftovers, [], "\(context): temporaries left", file: file, line: line)
     }
 
-    func assertRefusal(_ message: String, _ special: Special, _ context: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertTrue(message.contains(special.path) && message.contains("is \(special.what)") && message.contains("not a regular file"),
-                      "\(context): '\(message)' should name \(special.path) as \(special.what)", file: file, line: line)
-        XCTAssertFalse(message.trimmingCharacters(in: .newlines).contains("\n"), "\(context): one line expected: \(message)", file: file, line: line)
+    func assertRefusal(
+        _ message: String, _ special: Special, _ context: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertTrue(
+            message.contains(special.path) && message.contains("is \(special.what)")
+                && message.contains("not a regular file"),
+            "\(context): '\(message)' should name \(special.path) as \(special.what)", file: file, line: line)
+        XCTAssertFalse(
+            message.trimmingCharacters(in: .newlines).contains("\n"), "\(context): one line expected: \(message)",
+            file: file, line: line)
     }
 
     // MARK: - Library
@@ -134,16 +157,22 @@ final class OutputPathTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(specials.count, 6)
         for special in specials {
             let message = boundedWrite(Array("new".utf8), to: special.path)
-            guard let message else { XCTFail("writeFileAtomically blocks on \(special.path) (\(special.what))"); continue }
+            guard let message else {
+                XCTFail("writeFileAtomically blocks on \(special.path) (\(special.what))"); continue
+            }
             assertRefusal(message, special, "writeFileAtomically")
             assertUnchanged(special, "writeFileAtomically")
             // The early check of the CLI commands says the same, before any work.
-            XCTAssertThrowsError(try checkWritableLocation(special.path)) { assertRefusal("\($0)", special, "checkWritableLocation") }
+            XCTAssertThrowsError(try checkWritableLocation(special.path)) {
+                assertRefusal("\($0)", special, "checkWritableLocation")
+            }
             assertUnchanged(special, "checkWritableLocation")
         }
         // Every writer of the library goes through it: a checkpoint onto a FIFO is refused the same way.
         let fifo = try XCTUnwrap(specials.first { $0.what == "a FIFO" })
-        XCTAssertThrowsError(try SafetensorsFile().write(toFile: fifo.path)) { assertRefusal("\($0)", fifo, "SafetensorsFile.write") }
+        XCTAssertThrowsError(try SafetensorsFile().write(toFile: fifo.path)) {
+            assertRefusal("\($0)", fifo, "SafetensorsFile.write")
+        }
         assertUnchanged(fifo, "SafetensorsFile.write")
         // A regular file is replaced (a new inode, atomically), a missing one created.
         let regular = folder + "/lib/regular.txt"
@@ -176,7 +205,9 @@ final class OutputPathTests: XCTestCase {
     var binary: URL { rnnBinary() }
 
     /// Runs `rnn`, killed after `seconds` (a command that blocks on a FIFO fails instead of hanging the tests).
-    func run(_ arguments: [String], seconds: Double = 60) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {
+    func run(
+        _ arguments: [String], seconds: Double = 60
+    ) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -191,8 +222,10 @@ final class OutputPathTests: XCTestCase {
         let timedOut = process.isRunning
         if timedOut { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "", timedOut)
+        return (
+            process.terminationStatus, (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
+            (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "", timedOut
+        )
     }
 
     /// `command(output)` refuses every special output with one line and leaves it as it was, replaces a regular
@@ -203,7 +236,8 @@ final class OutputPathTests: XCTestCase {
             let result = try run(command(special.path), seconds: 30)
             XCTAssertFalse(result.timedOut, "\(context) blocks")
             XCTAssertNotEqual(result.status, 0, "\(context) should fail")
-            XCTAssertEqual(result.err.split(separator: "\n").count, 1, "\(context): one line expected, got: \(result.err)")
+            XCTAssertEqual(
+                result.err.split(separator: "\n").count, 1, "\(context): one line expected, got: \(result.err)")
             XCTAssertTrue(result.err.hasPrefix("rnn: error: "), "\(context): \(result.err)")
             assertRefusal(result.err, special, context)
             assertUnchanged(special, context)
@@ -228,7 +262,8 @@ final class OutputPathTests: XCTestCase {
 
     func isCheckpoint(_ path: String) throws -> Bool {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        return bytes.count > 16 && bytes.dropFirst(8).first == UInt8(ascii: "{") // safetensors: u64 header size, then JSON
+        // safetensors: u64 header size, then JSON
+        return bytes.count > 16 && bytes.dropFirst(8).first == UInt8(ascii: "{")
     }
 
     func testExportRefusesSpecialOutputs() throws {
@@ -244,11 +279,15 @@ final class OutputPathTests: XCTestCase {
 
     func testPlotRefusesSpecialOutputs() throws {
         let metrics = folder + "/metrics.jsonl"
-        try Data("""
-        {"epoch":1,"step":10,"train_perplexity":20.5,"validation_perplexity":21.0,"gradient_norm":1.5,"tokens_per_second":1000,"elapsed_seconds":1.0}
-        {"epoch":2,"step":20,"train_perplexity":12.25,"validation_perplexity":13.0,"gradient_norm":1.2,"tokens_per_second":1000,"elapsed_seconds":2.0}
+        try Data(
+            """
+            {"epoch":1,"step":10,"train_perplexity":20.5,"validation_perplexity":21.0,"gradient_norm":1.5,"tokens_per_second":1000,"elapsed_seconds":1.0}
+            {"epoch":2,"step":20,"train_perplexity":12.25,"validation_perplexity":13.0,"gradient_norm":1.2,"tokens_per_second":1000,"elapsed_seconds":2.0}
 
-        """.utf8).write(to: URL(fileURLWithPath: metrics))
-        try checkCommand("plot", { ["plot", metrics, "--output", $0] }, isValid: { try String(contentsOfFile: $0, encoding: .utf8).contains("<svg") })
+            """.utf8
+        ).write(to: URL(fileURLWithPath: metrics))
+        try checkCommand(
+            "plot", { ["plot", metrics, "--output", $0] },
+            isValid: { try String(contentsOfFile: $0, encoding: .utf8).contains("<svg") })
     }
 }

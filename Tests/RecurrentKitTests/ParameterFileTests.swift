@@ -23,7 +23,8 @@ final class ParameterFileTests: XCTestCase {
 
     func update(_ m: (ParameterStore<Float>, RecurrentNetwork<Float>, Linear<Float>), _ adam: Adam, step: Int) throws {
         var g = SeededGenerator(seed: UInt64(100 + step))
-        let x = Tensor<Float>(shape: [5, 3, 2]) { Float(g.normal()) }, y = Tensor<Float>(shape: [15, 1]) { Float(g.normal()) }
+        let x = Tensor<Float>(shape: [5, 3, 2]) { Float(g.normal()) },
+            y = Tensor<Float>(shape: [15, 1]) { Float(g.normal()) }
         m.0.zeroGradients()
         let (out, _) = try m.1.forward(.dense(x), generator: &g)
         let flat = try Tensor(shape: [15, 6], scalars: out.scalars)
@@ -34,7 +35,8 @@ final class ParameterFileTests: XCTestCase {
     }
 
     func testSaveLoadResumesBitIdentically() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-params-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-params-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/model.safetensors"
@@ -46,7 +48,11 @@ final class ParameterFileTests: XCTestCase {
         XCTAssertEqual(metadata["epoch"], "3")
         XCTAssertEqual(adamB.stepCount, 3)
         for s in 3..<6 { try update(a, adamA, step: s); try update(b, adamB, step: s) }
-        XCTAssertTrue(zip(UnsafeBufferPointer(start: a.0.values, count: a.0.count), UnsafeBufferPointer(start: b.0.values, count: b.0.count)).allSatisfy { $0 == $1 })
+        XCTAssertTrue(
+            zip(
+                UnsafeBufferPointer(start: a.0.values, count: a.0.count),
+                UnsafeBufferPointer(start: b.0.values, count: b.0.count)
+            ).allSatisfy { $0 == $1 })
     }
 
     func testInvalidFilesChangeNothing() throws {
@@ -54,18 +60,25 @@ final class ParameterFileTests: XCTestCase {
         let bytes = try a.0.serialized()
         // A model of other sizes: a misshapen tensor is named, and the store is untouched.
         var layout = ParameterLayout()
-        RecurrentConfiguration(cell: .lstm, inputSize: 2, hiddenSize: 7, numLayers: 2).declareParameters(prefix: "lstm.", into: &layout)
+        RecurrentConfiguration(cell: .lstm, inputSize: 2, hiddenSize: 7, numLayers: 2).declareParameters(
+            prefix: "lstm.", into: &layout)
         Linear<Float>.declareParameters(prefix: "head.", inputSize: 7, outputSize: 1, into: &layout)
         let other = ParameterStore<Float>(layout: layout)
-        XCTAssertThrowsError(try other.load(serialized: bytes)) { XCTAssertTrue("\($0)".contains("lstm.weight_ih_l0"), "\($0)") }
+        XCTAssertThrowsError(try other.load(serialized: bytes)) {
+            XCTAssertTrue("\($0)".contains("lstm.weight_ih_l0"), "\($0)")
+        }
         XCTAssertTrue(UnsafeBufferPointer(start: other.values, count: other.count).allSatisfy { $0 == 0 })
         // Missing and extra names.
         var file = try SafetensorsFile(bytes: bytes)
         file.tensors["head.bias"] = nil
-        XCTAssertThrowsError(try a.0.load(serialized: try file.serialized())) { XCTAssertTrue("\($0)".contains("missing"), "\($0)") }
+        XCTAssertThrowsError(try a.0.load(serialized: try file.serialized())) {
+            XCTAssertTrue("\($0)".contains("missing"), "\($0)")
+        }
         file = try SafetensorsFile(bytes: bytes)
         try file.add("decoder.weight", Tensor<Float>(zeros: [1]))
-        XCTAssertThrowsError(try a.0.load(serialized: try file.serialized())) { XCTAssertTrue("\($0)".contains("unexpected"), "\($0)") }
+        XCTAssertThrowsError(try a.0.load(serialized: try file.serialized())) {
+            XCTAssertTrue("\($0)".contains("unexpected"), "\($0)")
+        }
         // No optimizer state where one is asked for; reserved metadata; non-finite values are never saved.
         XCTAssertThrowsError(try a.0.load(serialized: bytes, optimizer: try Adam()))
         XCTAssertThrowsError(try a.0.serialized(metadata: ["format": "x"]))
@@ -88,7 +101,8 @@ final class RecurrentRecordTests: XCTestCase {
     func testStaleAndForeignRecordsAreRefused() throws {
         var g = SeededGenerator(seed: 9)
         let config = RecurrentConfiguration(cell: .gru, inputSize: 3, hiddenSize: 4, numLayers: 2)
-        let net = try RecurrentNetwork<Double>(config, generator: &g), other = try RecurrentNetwork<Double>(config, generator: &g)
+        let net = try RecurrentNetwork<Double>(config, generator: &g),
+            other = try RecurrentNetwork<Double>(config, generator: &g)
         let x = Tensor<Double>(shape: [5, 2, 3]) { g.normal() }
         let record = try net(.dense(x), generator: &g)
         XCTAssertEqual(try record.output, try net.outputTensor())
@@ -101,17 +115,23 @@ final class RecurrentRecordTests: XCTestCase {
         net.parameters.zeroGradients()
         _ = try net.forward(.dense(x), generator: &g)
         let plain = try net.backward(outputGradient: dOut)
-        XCTAssertEqual(viaRecord, Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)))
+        XCTAssertEqual(
+            viaRecord, Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)))
         XCTAssertEqual(checked.inputGradient, plain.inputGradient)
         // A forward in between makes the record stale (its backward and its accessors throw); a record of another
         // network is foreign.
         _ = try net(.dense(x), generator: &g)
-        XCTAssertThrowsError(try net.backward(record, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
+        XCTAssertThrowsError(try net.backward(record, outputGradient: dOut)) {
+            XCTAssertTrue("\($0)".contains("stale"), "\($0)")
+        }
         XCTAssertThrowsError(try record.output) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
         XCTAssertThrowsError(try record.withUnsafeOutput { _ in }) { XCTAssertTrue("\($0)".contains("stale"), "\($0)") }
-        XCTAssertThrowsError(try dOut.scalars.withUnsafeBufferPointer { try net.backward(record, outputGradient: $0.baseAddress!) })
+        XCTAssertThrowsError(
+            try dOut.scalars.withUnsafeBufferPointer { try net.backward(record, outputGradient: $0.baseAddress!) })
         let foreign = try other(.dense(x), generator: &g)
-        XCTAssertThrowsError(try net.backward(foreign, outputGradient: dOut)) { XCTAssertTrue("\($0)".contains("another network"), "\($0)") }
+        XCTAssertThrowsError(try net.backward(foreign, outputGradient: dOut)) {
+            XCTAssertTrue("\($0)".contains("another network"), "\($0)")
+        }
     }
 }
 
@@ -120,9 +140,11 @@ final class SequenceLayoutTests: XCTestCase {
     func testBatchFirstMatchesTimeMajor() throws {
         for cell in [CellKind.lstm, .gru, .rnnTanh] {
             var g = SeededGenerator(seed: 31)
-            let net = try RecurrentNetwork<Double>(.init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), generator: &g)
+            let net = try RecurrentNetwork<Double>(
+                .init(cell: cell, inputSize: 3, hiddenSize: 4, numLayers: 2), generator: &g)
             let (T, B) = (5, 2)
-            let x = Tensor<Double>(shape: [T, B, 3]) { g.normal() }, dOut = Tensor<Double>(shape: [T, B, 4]) { g.normal() }
+            let x = Tensor<Double>(shape: [T, B, 3]) { g.normal() },
+                dOut = Tensor<Double>(shape: [T, B, 4]) { g.normal() }
             net.parameters.zeroGradients()
             let tm = try net(.dense(x), generator: &g)
             let tmOutput = try tm.output
@@ -134,12 +156,13 @@ final class SequenceLayoutTests: XCTestCase {
             XCTAssertEqual(try bf.output.swappingFirstTwoAxes(), tmOutput)
             let bfGrad = try net.backward(bf, outputGradient: try dOut.swappingFirstTwoAxes())
             XCTAssertEqual(try bfGrad.inputGradient!.swappingFirstTwoAxes(), tmGrad.inputGradient!)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)), tmParams)
+            XCTAssertEqual(
+                Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)), tmParams)
             XCTAssertEqual(bfGrad.initialStateGradient.h, tmGrad.initialStateGradient.h)
             // One-hot tokens (B, T) batch-first.
             let tokens = (0..<(T * B)).map { _ in g.nextInt(below: 3) }
             let a = try net(.oneHot(tokens: tokens, steps: T, batch: B), generator: &g).output
-            let transposed = (0..<(T * B)).map { tokens[($0 % T) * B + $0 / T] } // (B, T) from (T, B)
+            let transposed = (0..<(T * B)).map { tokens[($0 % T) * B + $0 / T] }  // (B, T) from (T, B)
             let b = try net(.oneHot(tokens: transposed, steps: T, batch: B), layout: .batchFirst, generator: &g).output
             XCTAssertEqual(try b.swappingFirstTwoAxes(), a)
         }

@@ -6,13 +6,18 @@ final class ParameterGatheringTests: XCTestCase {
     func testGatheringNamesKeepsValuesAndRebinds() throws {
         var g = SeededGenerator(seed: 5)
         let embed = try Embedding<Double>(vocabularySize: 7, dimension: 3, generator: &g)
-        let rnn = try RecurrentNetwork<Double>(.init(cell: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 2), generator: &g)
+        let rnn = try RecurrentNetwork<Double>(
+            .init(cell: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 2), generator: &g)
         let head = try Linear<Double>(inputSize: 4, outputSize: 5, generator: &g)
         let before = (try embed.weight.tensor(), try rnn.weightHH(layer: 1).tensor(), try head.bias!.tensor())
         let store = try ParameterStore<Double>(gathering: ["encoder.embed": embed, "rnn": rnn, "head": head])
-        XCTAssertEqual(store.entries.map(\.name), ["encoder.embed.weight"]
-            + (0..<2).flatMap { k in ["weight_ih_l\(k)", "weight_hh_l\(k)", "bias_ih_l\(k)", "bias_hh_l\(k)"].map { "rnn." + $0 } }
-            + ["head.weight", "head.bias"])
+        XCTAssertEqual(
+            store.entries.map(\.name),
+            ["encoder.embed.weight"]
+                + (0..<2).flatMap { k in
+                    ["weight_ih_l\(k)", "weight_hh_l\(k)", "bias_ih_l\(k)", "bias_hh_l\(k)"].map { "rnn." + $0 }
+                }
+                + ["head.weight", "head.bias"])
         XCTAssertTrue(rnn.parameters === store && head.parameters === store && embed.parameters === store)
         XCTAssertEqual(rnn.parameterPrefix, "rnn.")
         XCTAssertEqual(try embed.weight.tensor(), before.0)
@@ -24,14 +29,18 @@ final class ParameterGatheringTests: XCTestCase {
 
         // Forward/backward write into the gathered store: the same gradients as a model bound by prefix.
         let tokens = [1, 5, 0, 6, 2, 3], (T, B) = (3, 2)
-        func gradients(_ e: Embedding<Double>, _ r: RecurrentNetwork<Double>, _ h: Linear<Double>, _ s: ParameterStore<Double>) throws -> [Double] {
+        func gradients(
+            _ e: Embedding<Double>, _ r: RecurrentNetwork<Double>, _ h: Linear<Double>, _ s: ParameterStore<Double>
+        ) throws -> [Double] {
             s.zeroGradients()
             var gen = SeededGenerator(seed: 1)
-            let x = try e(tokens) // (T*B, E)
+            let x = try e(tokens)  // (T*B, E)
             let record = try r(.dense(try Tensor(shape: [T, B, 3], scalars: x.scalars)), generator: &gen)
             let y = try h(try record.output)
-            let (_, dy) = try softmaxCrossEntropy(logits: try Tensor(shape: [T * B, 5], scalars: y.scalars), targets: [0, 1, 2, 3, 4, 0])
-            let dh = try h.backward(input: try record.output, outputGradient: try Tensor(shape: [T, B, 5], scalars: dy.scalars))
+            let (_, dy) = try softmaxCrossEntropy(
+                logits: try Tensor(shape: [T * B, 5], scalars: y.scalars), targets: [0, 1, 2, 3, 4, 0])
+            let dh = try h.backward(
+                input: try record.output, outputGradient: try Tensor(shape: [T, B, 5], scalars: dy.scalars))
             let dx = try r.backward(record, outputGradient: dh).inputGradient!
             try e.backward(tokens: tokens, outputGradient: try Tensor(shape: [T * B, 3], scalars: dx.scalars))
             return Array(UnsafeBufferPointer(start: s.gradients, count: s.count))
@@ -42,9 +51,10 @@ final class ParameterGatheringTests: XCTestCase {
         Linear<Double>.declareParameters(prefix: "head.", inputSize: 4, outputSize: 5, into: &layout)
         let manual = ParameterStore<Double>(layout: layout)
         try manual.copyValues(from: store)
-        let viaPrefix = try gradients(try Embedding(prefix: "encoder.embed.", vocabularySize: 7, dimension: 3, store: manual),
-                                      try RecurrentNetwork(rnn.configuration, parameters: manual, prefix: "rnn."),
-                                      try Linear(prefix: "head.", inputSize: 4, outputSize: 5, store: manual), manual)
+        let viaPrefix = try gradients(
+            try Embedding(prefix: "encoder.embed.", vocabularySize: 7, dimension: 3, store: manual),
+            try RecurrentNetwork(rnn.configuration, parameters: manual, prefix: "rnn."),
+            try Linear(prefix: "head.", inputSize: 4, outputSize: 5, store: manual), manual)
         let gathered = try gradients(embed, rnn, head, store)
         XCTAssertEqual(gathered, viaPrefix)
         XCTAssertTrue(gathered.contains { $0 != 0 })
@@ -64,7 +74,9 @@ final class ParameterGatheringTests: XCTestCase {
         let head = try Linear<Float>(inputSize: 2, outputSize: 3, generator: &g)
         let other = try Linear<Float>(inputSize: 2, outputSize: 3, generator: &g)
         func refused(_ layers: KeyValuePairs<String, any ParameterizedLayer<Float>>, _ fragment: String) {
-            XCTAssertThrowsError(try ParameterStore<Float>(gathering: layers)) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
+            XCTAssertThrowsError(try ParameterStore<Float>(gathering: layers)) {
+                XCTAssertTrue("\($0)".contains(fragment), "\($0)")
+            }
         }
         refused(["a": head, "a": other], "used twice")
         refused(["a": head, "b": head], "another name")
@@ -74,7 +86,9 @@ final class ParameterGatheringTests: XCTestCase {
         let rnn = try RecurrentNetwork<Float>(.init(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
         XCTAssertThrowsError(try rnn.weightIH(layer: 1)) { XCTAssertTrue("\($0)".contains("layer"), "\($0)") }
         XCTAssertThrowsError(try rnn.biasHH(layer: -1))
-        XCTAssertThrowsError(try head.weight.set(Tensor(zeros: [2, 3]))) { XCTAssertTrue("\($0)".contains("weight"), "\($0)") }
+        XCTAssertThrowsError(try head.weight.set(Tensor(zeros: [2, 3]))) {
+            XCTAssertTrue("\($0)".contains("weight"), "\($0)")
+        }
         try head.weight.set(Tensor(shape: [3, 2]) { 0.5 })
         XCTAssertEqual(try head.weight.tensor().scalars, Array(repeating: 0.5, count: 6))
         XCTAssertEqual(head.bias!.gradients.count, 3)
@@ -85,12 +99,22 @@ final class ParameterGatheringTests: XCTestCase {
         XCTAssertEqual(plain.parameterDeclarations.entries.map(\.name), ["weight"])
         let x = Tensor<Double>(shape: [4, 2]) { g.normal() }, dy = Tensor<Double>(shape: [4, 3]) { g.normal() }
         let y = try plain(x), w = try plain.weight.tensor()
-        for r in 0..<4 { for o in 0..<3 { XCTAssertEqual(y.scalars[r * 3 + o], w.scalars[o * 2] * x.scalars[r * 2] + w.scalars[o * 2 + 1] * x.scalars[r * 2 + 1], accuracy: 1e-12) } }
+        for r in 0..<4 {
+            for o in 0..<3 {
+                XCTAssertEqual(
+                    y.scalars[r * 3 + o],
+                    w.scalars[o * 2] * x.scalars[r * 2] + w.scalars[o * 2 + 1] * x.scalars[r * 2 + 1], accuracy: 1e-12)
+            }
+        }
         plain.parameters.zeroGradients()
         _ = try plain.backward(input: x, outputGradient: dy)
-        for o in 0..<3 { for i in 0..<2 {
-            XCTAssertEqual(plain.weight.gradients[o * 2 + i], (0..<4).reduce(0.0) { $0 + dy.scalars[$1 * 3 + o] * x.scalars[$1 * 2 + i] }, accuracy: 1e-12)
-        } }
+        for o in 0..<3 {
+            for i in 0..<2 {
+                XCTAssertEqual(
+                    plain.weight.gradients[o * 2 + i],
+                    (0..<4).reduce(0.0) { $0 + dy.scalars[$1 * 3 + o] * x.scalars[$1 * 2 + i] }, accuracy: 1e-12)
+            }
+        }
         let gathered = try ParameterStore<Double>(gathering: ["proj": plain])
         XCTAssertEqual(gathered.entries.map(\.name), ["proj.weight"])
     }

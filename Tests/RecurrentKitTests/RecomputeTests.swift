@@ -13,16 +13,19 @@ final class RecomputeTests: XCTestCase {
     }
 
     /// One forward and backward of a fresh copy of the same network (seed 5), with `interval` (nil keeps everything).
-    func run<Scalar: RecurrentScalar>(_ type: Scalar.Type, cell: CellKind, interval: Int?, steps T: Int, batch B: Int = 3,
-                                      layers L: Int = 2, dropout: Double = 0.3, oneHot: Bool = false,
-                                      truncation: BackwardTruncation = .none) throws -> Pass<Scalar> {
+    func run<Scalar: RecurrentScalar>(
+        _ type: Scalar.Type, cell: CellKind, interval: Int?, steps T: Int, batch B: Int = 3,
+        layers L: Int = 2, dropout: Double = 0.3, oneHot: Bool = false,
+        truncation: BackwardTruncation = .none
+    ) throws -> Pass<Scalar> {
         var g = SeededGenerator(seed: 5)
         let I = 5, H = 7
         let config = RecurrentConfiguration(cell: cell, inputSize: I, hiddenSize: H, numLayers: L, dropout: dropout)
         let network = try RecurrentNetwork<Scalar>(config, generator: &g)
         network.recomputeInterval = interval
         network.recordsHiddenGradients = true
-        let input: RecurrentInput<Scalar> = oneHot
+        let input: RecurrentInput<Scalar> =
+            oneHot
             ? .oneHot(tokens: (0..<(T * B)).map { _ in g.nextInt(below: I) }, steps: T, batch: B)
             : .dense(Tensor(shape: [T, B, I]) { Scalar(g.normal()) })
         let h0 = Tensor<Scalar>(shape: [L, B, H]) { Scalar(0.5 * g.normal()) }
@@ -31,16 +34,19 @@ final class RecomputeTests: XCTestCase {
         let dhn = Tensor<Scalar>(shape: [L, B, H]) { Scalar(g.normal()) }
         let dcn: Tensor<Scalar>? = cell.hasCellState ? Tensor(shape: [L, B, H]) { Scalar(g.normal()) } : nil
         network.parameters.zeroGradients()
-        let (output, final) = try network.forward(input, initialState: RecurrentState(h: h0, c: c0), training: true, generator: &g)
-        let (dx, dState) = try network.backward(outputGradient: dOut, finalStateGradient: RecurrentState(h: dhn, c: dcn),
-                                                truncation: truncation)
+        let (output, final) = try network.forward(
+            input, initialState: RecurrentState(h: h0, c: c0), training: true, generator: &g)
+        let (dx, dState) = try network.backward(
+            outputGradient: dOut, finalStateGradient: RecurrentState(h: dhn, c: dcn),
+            truncation: truncation)
         // The final state read after backward (the trainer carries it) is the forward's.
         XCTAssertEqual(try network.finalState(), final)
         XCTAssertEqual(try network.outputTensor(), output)
-        return Pass(output: output.scalars, finalH: final.h.scalars, finalC: final.c?.scalars,
-                    gradients: Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)),
-                    inputGradient: dx?.scalars, h0Gradient: dState.h.scalars, c0Gradient: dState.c?.scalars,
-                    hiddenGradients: network.hiddenGradients)
+        return Pass(
+            output: output.scalars, finalH: final.h.scalars, finalC: final.c?.scalars,
+            gradients: Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)),
+            inputGradient: dx?.scalars, h0Gradient: dState.h.scalars, c0Gradient: dState.c?.scalars,
+            hiddenGradients: network.hiddenGradients)
     }
 
     func assertBitIdentical<Scalar: RecurrentScalar>(_ a: Pass<Scalar>, _ b: Pass<Scalar>, _ label: String) {
@@ -60,18 +66,24 @@ final class RecomputeTests: XCTestCase {
         for cell in [CellKind.rnnTanh, .rnnReLU, .gru, .lstm] {
             let reference = try run(Float.self, cell: cell, interval: nil, steps: 71)
             for interval in [16, 32, 48, 64] {
-                assertBitIdentical(reference, try run(Float.self, cell: cell, interval: interval, steps: 71), "\(cell) Float, interval \(interval)")
+                assertBitIdentical(
+                    reference, try run(Float.self, cell: cell, interval: interval, steps: 71),
+                    "\(cell) Float, interval \(interval)")
             }
             let referenceDouble = try run(Double.self, cell: cell, interval: nil, steps: 40, layers: 3)
-            assertBitIdentical(referenceDouble, try run(Double.self, cell: cell, interval: 16, steps: 40, layers: 3), "\(cell) Double, 3 layers")
+            assertBitIdentical(
+                referenceDouble, try run(Double.self, cell: cell, interval: 16, steps: 40, layers: 3),
+                "\(cell) Double, 3 layers")
         }
     }
 
     func testRecomputeWithOneHotInputAndTruncation() throws {
         for cell in [CellKind.gru, .lstm] {
             for truncation in [BackwardTruncation.fixed(length: 10), .randomized(continueProbability: 0.8, seed: 3)] {
-                let reference = try run(Float.self, cell: cell, interval: nil, steps: 50, oneHot: true, truncation: truncation)
-                let recomputed = try run(Float.self, cell: cell, interval: 16, steps: 50, oneHot: true, truncation: truncation)
+                let reference = try run(
+                    Float.self, cell: cell, interval: nil, steps: 50, oneHot: true, truncation: truncation)
+                let recomputed = try run(
+                    Float.self, cell: cell, interval: 16, steps: 50, oneHot: true, truncation: truncation)
                 assertBitIdentical(reference, recomputed, "\(cell) one-hot, \(truncation)")
                 XCTAssertNil(recomputed.inputGradient)
             }
@@ -80,18 +92,24 @@ final class RecomputeTests: XCTestCase {
 
     func testIntervalAtLeastTIsOneSegment() throws {
         let reference = try run(Double.self, cell: .lstm, interval: nil, steps: 20, batch: 1, layers: 1, dropout: 0)
-        assertBitIdentical(reference, try run(Double.self, cell: .lstm, interval: 32, steps: 20, batch: 1, layers: 1, dropout: 0), "interval > T")
+        assertBitIdentical(
+            reference, try run(Double.self, cell: .lstm, interval: 32, steps: 20, batch: 1, layers: 1, dropout: 0),
+            "interval > T")
     }
 
     func testLanguageModelLossAndGradientsUnchanged() throws {
         func lossAndGradients(_ interval: Int?) throws -> (Double, [Float]) {
             var g = SeededGenerator(seed: 8)
-            let model = try LanguageModel<Float>(LanguageModelConfiguration(vocabularySize: 11, cell: .lstm, hiddenSize: 9, numLayers: 2, dropout: 0.2), generator: &g)
+            let model = try LanguageModel<Float>(
+                LanguageModelConfiguration(vocabularySize: 11, cell: .lstm, hiddenSize: 9, numLayers: 2, dropout: 0.2),
+                generator: &g)
             model.recurrent.recomputeInterval = interval
             let T = 60, B = 4
-            let inputs = (0..<(T * B)).map { _ in g.nextInt(below: 11) }, targets = (0..<(T * B)).map { _ in g.nextInt(below: 11) }
+            let inputs = (0..<(T * B)).map { _ in g.nextInt(below: 11) },
+                targets = (0..<(T * B)).map { _ in g.nextInt(below: 11) }
             model.parameters.zeroGradients()
-            let loss = try model.loss(inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
+            let loss = try model.loss(
+                inputs: inputs, targets: targets, steps: T, batch: B, training: true, generator: &g)
             return (loss, Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count)))
         }
         let (loss, gradients) = try lossAndGradients(nil)
@@ -107,7 +125,8 @@ final class RecomputeTests: XCTestCase {
             let network = try RecurrentNetwork<Float>(config, generator: &g)
             network.recomputeInterval = interval
             let T = 1000, B = 4
-            _ = try network.forward(.dense(Tensor(shape: [T, B, 32]) { Float(g.normal()) }), training: true, generator: &g)
+            _ = try network.forward(
+                .dense(Tensor(shape: [T, B, 32]) { Float(g.normal()) }), training: true, generator: &g)
             _ = try network.backward(outputGradient: Tensor(shape: [T, B, 64]) { Float(g.normal()) })
             return network.activationMemoryBytes
         }
@@ -116,7 +135,9 @@ final class RecomputeTests: XCTestCase {
         for (cell, minimum) in [(CellKind.lstm, 5.0), (.gru, 5.0), (.rnnTanh, 3.5)] {
             let full = try bytes(cell, nil), recomputed = try bytes(cell, 32)
             let ratio = Double(full) / Double(recomputed)
-            print("\(cell) T=1000 activation memory: \(full) bytes kept, \(recomputed) with recomputeInterval 32 (\(String(format: "%.1f", ratio))x less)")
+            print(
+                "\(cell) T=1000 activation memory: \(full) bytes kept, \(recomputed) with recomputeInterval 32 (\(String(format: "%.1f", ratio))x less)"
+            )
             XCTAssertGreaterThanOrEqual(ratio, minimum, "\(cell)")
         }
     }
@@ -129,7 +150,7 @@ final class RecomputeTests: XCTestCase {
             o.hiddenSize = 16
             o.numLayers = 2
             o.dropout = 0.1
-            o.bptt = .full // chunks of (N - 1) / (B + 1) = 90 steps
+            o.bptt = .full  // chunks of (N - 1) / (B + 1) = 90 steps
             o.epochs = 2
             o.sampleEvery = 0
             o.recomputeInterval = interval
@@ -166,7 +187,8 @@ final class RecomputeTests: XCTestCase {
             let config = RecurrentConfiguration(cell: cell, inputSize: 3, hiddenSize: 5, numLayers: 2, dropout: 0.2)
             let network = try RecurrentNetwork<Float>(config, generator: &g)
             network.recomputeInterval = 16
-            let x = Tensor<Float>(shape: [64, 2, 3]) { Float(g.normal()) }, dOut = Tensor<Float>(shape: [64, 2, 5]) { Float(g.normal()) }
+            let x = Tensor<Float>(shape: [64, 2, 3]) { Float(g.normal()) },
+                dOut = Tensor<Float>(shape: [64, 2, 5]) { Float(g.normal()) }
             _ = try network.forward(.dense(x), training: true, generator: &g)
             network.parameters.zeroGradients()
             let first = try network.backward(outputGradient: dOut)
@@ -176,14 +198,17 @@ final class RecomputeTests: XCTestCase {
             network.recomputeInterval = 32
             network.parameters.zeroGradients()
             let second = try network.backward(outputGradient: dOut)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)), once, "\(cell)")
+            XCTAssertEqual(
+                Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)), once,
+                "\(cell)")
             XCTAssertEqual(first.inputGradient, second.inputGradient, "\(cell)")
             network.recomputeInterval = nil
             _ = try network.backward(outputGradient: dOut)
         }
         // The carried state of a cell without c has no c, even when the storage passed in had one.
         var g = SeededGenerator(seed: 16)
-        let rnn = try RecurrentNetwork<Float>(RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
+        let rnn = try RecurrentNetwork<Float>(
+            RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
         _ = try rnn.forward(.dense(Tensor(shape: [4, 1, 2]) { 0.5 }), generator: &g)
         var state: RecurrentState<Float>? = RecurrentState(h: Tensor(zeros: [1, 1, 3]), c: Tensor(zeros: [1, 1, 3]))
         try rnn.copyFinalState(into: &state)
@@ -192,10 +217,12 @@ final class RecomputeTests: XCTestCase {
 
     func testInvalidIntervalIsAClearError() throws {
         var g = SeededGenerator(seed: 1)
-        let network = try RecurrentNetwork<Float>(RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
+        let network = try RecurrentNetwork<Float>(
+            RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
         for interval in [0, -16, 10] {
             network.recomputeInterval = interval
-            XCTAssertThrowsError(try network.forward(.dense(Tensor(shape: [40, 1, 2]) { 0.1 }), generator: &g)) { error in
+            XCTAssertThrowsError(try network.forward(.dense(Tensor(shape: [40, 1, 2]) { 0.1 }), generator: &g)) {
+                error in
                 XCTAssertTrue("\(error)".contains("multiple of 16"), "\(error)")
             }
         }
@@ -218,7 +245,10 @@ final class ThreadCountTests: XCTestCase {
                 network.parameters.zeroGradients()
                 let (output, _) = try network.forward(.dense(x), generator: &g)
                 _ = try network.backward(outputGradient: dOut)
-                return (output.scalars, Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)))
+                return (
+                    output.scalars,
+                    Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count))
+                )
             }
             let one = try run(threads: 1), two = try run(threads: 2)
             XCTAssertEqual(one.0, two.0, "\(cell) outputs")

@@ -11,7 +11,7 @@ final class ResumeTests: XCTestCase {
         o.cell = .lstm
         o.hiddenSize = 12
         o.numLayers = 2
-        o.dropout = 0.2            // dropout draws must resume exactly too
+        o.dropout = 0.2  // dropout draws must resume exactly too
         o.initialization = .pytorch
         o.optimizer = optimizer
         o.learningRate = optimizer == .sgd ? 1 : 0.01
@@ -35,7 +35,7 @@ final class ResumeTests: XCTestCase {
             let reference = LanguageModelTrainer(unchecked: o)
             let (all, finished) = try losses(of: reference)
             XCTAssertTrue(finished)
-            for k in [5, 36] { // mid-epoch, and exactly at an epoch boundary... or past it
+            for k in [5, 36] {  // mid-epoch, and exactly at an epoch boundary... or past it
                 let first = LanguageModelTrainer(unchecked: o)
                 let (head, done) = try losses(of: first, stopAfter: k)
                 XCTAssertFalse(done)
@@ -48,7 +48,9 @@ final class ResumeTests: XCTestCase {
                 XCTAssertEqual(head + tail, all, "\(sampling) \(optimizer) stopped after \(k)")
                 XCTAssertEqual(resumed.history.map(\.trainPerplexity), reference.history.map(\.trainPerplexity))
                 for e in reference.model.parameters.entries {
-                    XCTAssertEqual(try resumed.model.parameters.tensor(e.name), try reference.model.parameters.tensor(e.name), e.name)
+                    XCTAssertEqual(
+                        try resumed.model.parameters.tensor(e.name), try reference.model.parameters.tensor(e.name),
+                        e.name)
                 }
             }
         }
@@ -85,7 +87,7 @@ final class ResumeTests: XCTestCase {
 
     func testNonFiniteLossStopsOrSkips() throws {
         var o = options(.sequential, optimizer: .sgd)
-        o.learningRate = 1e30       // an unbounded ReLU RNN diverges within a few updates
+        o.learningRate = 1e30  // an unbounded ReLU RNN diverges within a few updates
         o.cell = .rnnReLU
         o.clip = 0
         o.epochs = 2
@@ -95,7 +97,8 @@ final class ResumeTests: XCTestCase {
         o.skipNonFinite = true
         o.learningRate = 0.1
         let trainer = LanguageModelTrainer(unchecked: o)
-        trainer.model.parameters.values[trainer.model.parameters.entry(named: "output.bias")!.offset] = .nan // every loss is NaN now: every update is skipped and counted
+        // every loss is NaN now: every update is skipped and counted
+        trainer.model.parameters.values[trainer.model.parameters.entry(named: "output.bias")!.offset] = .nan
         var skipped = 0
         try trainer.train(progress: { if case .step(let s) = $0, s.skipped { skipped += 1 } })
         XCTAssertEqual(trainer.skippedSteps, 2 * trainer.minibatchesPerEpoch)
@@ -110,8 +113,9 @@ extension LanguageModelTrainer {
     /// Trains (stopping once `stopAfter` updates are done, when given) and returns every update's loss.
     func trainCollectingLosses(stopAfter: Int? = nil) throws -> (losses: [Double], finished: Bool) {
         var losses: [Double] = []
-        let finished = try train(progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
-                                 shouldStop: { stopAfter.map { self.step >= $0 } ?? false })
+        let finished = try train(
+            progress: { if case .step(let s) = $0 { losses.append(s.loss) } },
+            shouldStop: { stopAfter.map { self.step >= $0 } ?? false })
         return (losses, finished)
     }
 }

@@ -16,15 +16,21 @@ final class SequentialTests: XCTestCase {
         for (name, value) in stateDict { try store.setTensor(name, try Fixture.tensor(value)) }
     }
 
-    private func assertGradients<Scalar: RecurrentScalar>(_ c: [String: Any], _ store: ParameterStore<Scalar>, tolerance: Double,
-                                                          file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertGradients<Scalar: RecurrentScalar>(
+        _ c: [String: Any], _ store: ParameterStore<Scalar>, tolerance: Double,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for (name, value) in c["gradients"] as! [String: Any] {
             let expected: Tensor<Double> = try Fixture.tensor(value)
-            assertClose(try store.gradientTensor(name), expected, tolerance: tolerance, "d\(name) [\(Scalar.self)]", file: file, line: line)
+            assertClose(
+                try store.gradientTensor(name), expected, tolerance: tolerance, "d\(name) [\(Scalar.self)]", file: file,
+                line: line)
         }
     }
 
-    private func regressor<Scalar: RecurrentScalar>(_: Scalar.Type) throws -> Sequential<Chain<Chain<Named<LSTM<Scalar>>, Named<LastStep<Scalar>>>, Named<Linear<Scalar>>>> {
+    private func regressor<Scalar: RecurrentScalar>(
+        _: Scalar.Type
+    ) throws -> Sequential<Chain<Chain<Named<LSTM<Scalar>>, Named<LastStep<Scalar>>>, Named<Linear<Scalar>>>> {
         var g = SeededGenerator(seed: 1)
         return try Sequential {
             ("lstm", try LSTM<Scalar>(inputSize: 3, hiddenSize: 5, numLayers: 2, generator: &g))
@@ -42,7 +48,8 @@ final class SequentialTests: XCTestCase {
             let x: Tensor<Scalar> = try Fixture.tensor(inputs["x"])
             let pass = try model.forward(x)
             assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: tolerance, "output")
-            let (loss, dPrediction) = try meanSquaredError(predictions: pass.output, targets: try Fixture.tensor(c["targets"], as: Scalar.self))
+            let (loss, dPrediction) = try meanSquaredError(
+                predictions: pass.output, targets: try Fixture.tensor(c["targets"], as: Scalar.self))
             XCTAssertEqual(loss, c["loss"] as! Double, accuracy: tolerance)
             model.parameters.zeroGradients()
             let dInput = try pass.backward(dPrediction)
@@ -61,14 +68,16 @@ final class SequentialTests: XCTestCase {
         let model = try Sequential {
             ("emb", try Embedding<Double>(vocabularySize: 7, dimension: 4, generator: &g))
             ("gru", try GRU<Double>(inputSize: 4, hiddenSize: 5, bidirectional: true, generator: &g))
-            FinalHiddenState<Double>()                    // torch.cat([h_n[-2], h_n[-1]], 1)
+            FinalHiddenState<Double>()  // torch.cat([h_n[-2], h_n[-1]], 1)
             ("head", try Linear<Double>(inputSize: 10, outputSize: 3, generator: &g))
         }
         try load(c, into: model.parameters)
-        let batch = SequenceBatch<Double>(tokens: c["tokens"] as! [Int], steps: 7, batch: 4, lengths: Fixture.ints(c["lengths"]))
+        let batch = SequenceBatch<Double>(
+            tokens: c["tokens"] as! [Int], steps: 7, batch: 4, lengths: Fixture.ints(c["lengths"]))
         let pass = try model.forward(batch)
         assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "logits")
-        let (loss, dLogits) = try softmaxCrossEntropy(logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
+        let (loss, dLogits) = try softmaxCrossEntropy(
+            logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
         XCTAssertEqual(loss, c["loss"] as! Double, accuracy: 1e-12)
         model.parameters.zeroGradients()
         let dInput = try pass.backward(dLogits)
@@ -120,8 +129,10 @@ final class SequentialTests: XCTestCase {
         model.parameters.zeroGradients()
         let dInput = try pass.backward(dOut)
         try assertGradients(c, model.parameters, tolerance: 1e-12)
-        assertClose(try XCTUnwrap(dInput.input), try Fixture.tensor((c["input_gradients"] as! [String: Any])["x"], as: Double.self),
-                    tolerance: 1e-12, "dx")
+        assertClose(
+            try XCTUnwrap(dInput.input),
+            try Fixture.tensor((c["input_gradients"] as! [String: Any])["x"], as: Double.self),
+            tolerance: 1e-12, "dx")
     }
 
     /// Examples/ClassifyVariableLength's model at a small size: embedding, bidirectional GRU over packed rows, both
@@ -138,9 +149,11 @@ final class SequentialTests: XCTestCase {
             ("head", try Linear<Double>(inputSize: 4, outputSize: 2, generator: &g))
         }
         try load(c, into: model.parameters)
-        let pass = try model.forward(SequenceBatch(tokens: c["tokens"] as! [Int], steps: 6, batch: 3, lengths: Fixture.ints(c["lengths"])))
+        let pass = try model.forward(
+            SequenceBatch(tokens: c["tokens"] as! [Int], steps: 6, batch: 3, lengths: Fixture.ints(c["lengths"])))
         assertClose(pass.output, try Fixture.tensor(c["output"], as: Double.self), tolerance: 1e-12, "logits")
-        let (loss, dLogits) = try softmaxCrossEntropy(logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
+        let (loss, dLogits) = try softmaxCrossEntropy(
+            logits: pass.output, targets: c["labels"] as! [Int], ignoreIndex: nil)
         XCTAssertEqual(loss, c["loss"] as! Double, accuracy: 1e-12)
         model.parameters.zeroGradients()
         try pass.backward(dLogits)
@@ -153,8 +166,13 @@ final class SequentialTests: XCTestCase {
     func testGradientsMatchFiniteDifferencesWithDropoutInTrainingMode() throws {
         var g = SeededGenerator(seed: 11)
         let model = try Sequential(seed: 9) {
-            ("lstm", try LSTM<Double>(inputSize: 3, hiddenSize: 4, numLayers: 2, dropout: 0.3, bidirectional: true, projectionSize: 2, generator: &g))
-            FinalHiddenState<Double>()                                   // (B, 4)
+            (
+                "lstm",
+                try LSTM<Double>(
+                    inputSize: 3, hiddenSize: 4, numLayers: 2, dropout: 0.3, bidirectional: true, projectionSize: 2,
+                    generator: &g)
+            )
+            FinalHiddenState<Double>()  // (B, 4)
             try Dropout<Double>(probability: 0.25)
             ("fc", try Linear<Double>(inputSize: 4, outputSize: 6, generator: &g))
             ReLU<Double>()
@@ -173,7 +191,8 @@ final class SequentialTests: XCTestCase {
         model.generator = SeededGenerator(seed: 9)
         let pass = try model.forward(x, lengths: lengths)
         model.parameters.zeroGradients()
-        let dx = try XCTUnwrap(try pass.backward(try meanSquaredError(predictions: pass.output, targets: y).gradient).input)
+        let dx = try XCTUnwrap(
+            try pass.backward(try meanSquaredError(predictions: pass.output, targets: y).gradient).input)
         let p = model.parameters
         var worst = 0.0
         for i in 0..<p.count {
@@ -224,9 +243,9 @@ final class SequentialTests: XCTestCase {
     func testNamesFollowPyTorchAndNestedModelsShareOneStore() throws {
         var g = SeededGenerator(seed: 5)
         let encoder = try Sequential {
-            try Linear<Float>(inputSize: 3, outputSize: 4, generator: &g)          // "0"
-            Tanh<Float>()                                                         // "1"
-            try Linear<Float>(inputSize: 4, outputSize: 4, generator: &g)          // "2"
+            try Linear<Float>(inputSize: 3, outputSize: 4, generator: &g)  // "0"
+            Tanh<Float>()  // "1"
+            try Linear<Float>(inputSize: 4, outputSize: 4, generator: &g)  // "2"
         }
         XCTAssertEqual(encoder.parameters.entries.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias"])
         let before = try encoder.parameters.tensor("2.weight")
@@ -234,17 +253,21 @@ final class SequentialTests: XCTestCase {
             ("encoder", encoder)
             ("head", try Linear<Float>(inputSize: 4, outputSize: 1, bias: false, generator: &g))
         }
-        XCTAssertEqual(model.parameters.entries.map(\.name), ["encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias", "head.weight"])
+        XCTAssertEqual(
+            model.parameters.entries.map(\.name),
+            ["encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias", "head.weight"])
         XCTAssertEqual(try model.parameters.tensor("encoder.2.weight"), before, "values are kept when gathered")
         XCTAssertTrue(encoder.parameters === model.parameters, "the inner model is rebound to the outer store")
         let pass = try model.forward(Tensor(zeros: [2, 3]))
         model.parameters.zeroGradients()
         try pass.backward(Tensor(shape: [2, 1], scalars: [1, 1]))
         XCTAssertNotEqual(try model.parameters.gradientTensor("encoder.0.bias"), Tensor(zeros: [4]))
-        XCTAssertThrowsError(try Sequential {
-            ("a", try Linear<Float>(inputSize: 1, outputSize: 1, generator: &g))
-            ("a", try Linear<Float>(inputSize: 1, outputSize: 1, generator: &g))
-        }) { XCTAssertEqual("\($0)", "layer name 'a' is used twice") }
+        XCTAssertThrowsError(
+            try Sequential {
+                ("a", try Linear<Float>(inputSize: 1, outputSize: 1, generator: &g))
+                ("a", try Linear<Float>(inputSize: 1, outputSize: 1, generator: &g))
+            }
+        ) { XCTAssertEqual("\($0)", "layer name 'a' is used twice") }
     }
 
     /// Layers write their outputs and gradients into storage they reuse; a value the caller still holds keeps its
@@ -281,9 +304,12 @@ final class SequentialTests: XCTestCase {
         let first = try model.forward(x)
         _ = try model.forward(x)
         XCTAssertThrowsError(try first.backward(Tensor(zeros: [2, 2]))) {
-            XCTAssertEqual("\($0)", "got a stale pass: the model has run 1 forward(s) since; use a pass before the next forward")
+            XCTAssertEqual(
+                "\($0)", "got a stale pass: the model has run 1 forward(s) since; use a pass before the next forward")
         }
         let current = try model.forward(x)
-        XCTAssertThrowsError(try current.backward(Tensor(zeros: [3, 2]))) { XCTAssertTrue("\($0)".contains("shape"), "\($0)") }
+        XCTAssertThrowsError(try current.backward(Tensor(zeros: [3, 2]))) {
+            XCTAssertTrue("\($0)".contains("shape"), "\($0)")
+        }
     }
 }

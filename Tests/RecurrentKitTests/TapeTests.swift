@@ -20,9 +20,12 @@ final class TapeTests: XCTestCase {
         }
 
         /// The forward of the PyTorch module, each layer through the tape.
-        func forward(_ tape: Tape, x: Traced<SequenceBatch<Scalar>>, z: Traced<Tensor<Scalar>>, steps: Int = 3) throws -> Traced<Tensor<Scalar>> {
-            let h = try tape(FinalHiddenState<Scalar>(), try tape(encoder, x))                        // (B, 5)
-            let u = try tape.adding(try tape(Tanh<Scalar>(), try tape(proj, try tape.concatenated([h, z], along: 1))), h)
+        func forward(
+            _ tape: Tape, x: Traced<SequenceBatch<Scalar>>, z: Traced<Tensor<Scalar>>, steps: Int = 3
+        ) throws -> Traced<Tensor<Scalar>> {
+            let h = try tape(FinalHiddenState<Scalar>(), try tape(encoder, x))  // (B, 5)
+            let u = try tape.adding(
+                try tape(Tanh<Scalar>(), try tape(proj, try tape.concatenated([h, z], along: 1))), h)
             var state = try tape.cellState(h: u, c: tape.input(Tensor<Scalar>(zeros: u.value.shape)))
             var y = tape.input(Tensor<Scalar>(zeros: [z.value.shape[0], 4]))
             var outputs: [Traced<Tensor<Scalar>>] = []
@@ -31,8 +34,11 @@ final class TapeTests: XCTestCase {
                 y = try tape(head, try tape.hidden(state))
                 outputs.append(y)
             }
-            return try tape.concatenated(try outputs.map { y in try tape.map(y, { try $0.reshaped([1] + $0.shape) }, adjoint: { try $0.reshaped(y.value.shape) }) },
-                                         along: 0)                                                 // (steps, B, 4)
+            return try tape.concatenated(
+                try outputs.map { y in
+                    try tape.map(y, { try $0.reshaped([1] + $0.shape) }, adjoint: { try $0.reshaped(y.value.shape) })
+                },
+                along: 0)  // (steps, B, 4)
         }
     }
 
@@ -52,17 +58,25 @@ final class TapeTests: XCTestCase {
             let x = tape.input(SequenceBatch<Scalar>(try Fixture.tensor(inputs["x"])))
             let z = tape.input(try Fixture.tensor(inputs["z"], as: Scalar.self))
             let y = try model.forward(tape, x: x, z: z)
-            assertClose(y.value, try Fixture.tensor(c["output"], as: Double.self), tolerance: tolerance, "output [\(Scalar.self)]")
+            assertClose(
+                y.value, try Fixture.tensor(c["output"], as: Double.self), tolerance: tolerance,
+                "output [\(Scalar.self)]")
             let (loss, dy) = try meanSquaredError(predictions: y.value, targets: try Fixture.tensor(c["targets"]))
             XCTAssertEqual(loss, c["loss"] as! Double, accuracy: tolerance)
             model.parameters.zeroGradients()
             try tape.backward(y, gradient: dy)
             for (name, value) in c["gradients"] as! [String: Any] {
-                assertClose(try model.parameters.gradientTensor(name), try Fixture.tensor(value, as: Double.self), tolerance: tolerance, "d\(name) [\(Scalar.self)]")
+                assertClose(
+                    try model.parameters.gradientTensor(name), try Fixture.tensor(value, as: Double.self),
+                    tolerance: tolerance, "d\(name) [\(Scalar.self)]")
             }
             let expected = c["input_gradients"] as! [String: Any]
-            assertClose(try XCTUnwrap(tape.gradient(of: x)?.input), try Fixture.tensor(expected["x"], as: Double.self), tolerance: tolerance, "dx")
-            assertClose(try XCTUnwrap(tape.gradient(of: z)), try Fixture.tensor(expected["z"], as: Double.self), tolerance: tolerance, "dz")
+            assertClose(
+                try XCTUnwrap(tape.gradient(of: x)?.input), try Fixture.tensor(expected["x"], as: Double.self),
+                tolerance: tolerance, "dx")
+            assertClose(
+                try XCTUnwrap(tape.gradient(of: z)), try Fixture.tensor(expected["z"], as: Double.self),
+                tolerance: tolerance, "dz")
             XCTAssertEqual(tape.recordCount, 23, "a variable number of records: the decoder loop adds 5 per step")
         }
         try run(Double.self, tolerance: 1e-10)
@@ -113,13 +127,15 @@ final class TapeTests: XCTestCase {
         let linear = try Linear<Float>(inputSize: 2, outputSize: 2, generator: &g)
         let tape = Tape(), other = Tape()
         let a = tape.input(Tensor<Float>(zeros: [1, 2]))
-        let unused = try tape(linear, a)                      // never reaches the loss: its backward is not run
+        let unused = try tape(linear, a)  // never reaches the loss: its backward is not run
         let b = try tape(linear, a)
         linear.parameters.zeroGradients()
         try tape.backward(b, gradient: try Tensor(shape: [1, 2], scalars: [1, 1]))
         XCTAssertNil(tape.gradient(of: unused))
         XCTAssertEqual(try linear.bias!.gradientTensor(), try Tensor(shape: [2], scalars: [1, 1]), "one use, not two")
-        XCTAssertThrowsError(try tape(linear, b)) { XCTAssertEqual("\($0)", "a value from an earlier pass was given to the tape; a pass ends with its backward") }
+        XCTAssertThrowsError(try tape(linear, b)) {
+            XCTAssertEqual("\($0)", "a value from an earlier pass was given to the tape; a pass ends with its backward")
+        }
         XCTAssertThrowsError(try other(linear, a)) {
             XCTAssertEqual("\($0)", "a value from another tape was given to this tape")
         }

@@ -53,7 +53,8 @@ final class TextDataTests: XCTestCase {
         XCTAssertEqual(corpus.trainTokens.count, 170_580)
         XCTAssertTrue(corpus.validationTokens.isEmpty)
         // Index list checked against d2l 0.17 `load_corpus_time_machine()` run in Python.
-        XCTAssertEqual(Array(corpus.trainTokens.prefix(20)), [3, 9, 2, 1, 3, 5, 13, 2, 1, 13, 4, 15, 9, 5, 6, 2, 1, 21, 19, 1])
+        XCTAssertEqual(
+            Array(corpus.trainTokens.prefix(20)), [3, 9, 2, 1, 3, 5, 13, 2, 1, 13, 4, 15, 9, 5, 6, 2, 1, 21, 19, 1])
         XCTAssertEqual(corpus.trainTokens.reduce(0, +), 1_222_010)
     }
 
@@ -230,7 +231,8 @@ final class TextDataTests: XCTestCase {
                         for b in 0..<32 {
                             let p = try XCTUnwrap(position[minibatch.input(step: t, row: b)])
                             XCTAssertEqual(minibatch.inputs[t * 32 + b], corpus[p])
-                            XCTAssertEqual(minibatch.target(step: t, row: b), corpus[p + 1], "\(strategy) t \(t) b \(b)")
+                            XCTAssertEqual(
+                                minibatch.target(step: t, row: b), corpus[p + 1], "\(strategy) t \(t) b \(b)")
                             // Within a row, time step t + 1 reads the next token (time-major layout).
                             if t + 1 < 35 { XCTAssertEqual(position[minibatch.input(step: t + 1, row: b)], p + 1) }
                         }
@@ -316,7 +318,8 @@ final class TextDataTests: XCTestCase {
 
     func testMinimumTokenCountIsTight() throws {
         // Sequential needs (B + 1) * T + 1 tokens, random (B + 1) * T: one minibatch at the worst offset.
-        XCTAssertEqual(try MinibatchSchedule.minimumTokenCount(batchSize: 32, numSteps: 35, strategy: .sequential), 1_156)
+        XCTAssertEqual(
+            try MinibatchSchedule.minimumTokenCount(batchSize: 32, numSteps: 35, strategy: .sequential), 1_156)
         XCTAssertEqual(try MinibatchSchedule.minimumTokenCount(batchSize: 32, numSteps: 35, strategy: .random), 1_155)
         for strategy in SamplingStrategy.allCases {
             let needed = try MinibatchSchedule.minimumTokenCount(batchSize: 3, numSteps: 4, strategy: strategy)
@@ -337,7 +340,8 @@ final class TextDataTests: XCTestCase {
 
     func testTooShortTextThrows() {
         assertThrows(
-            try MinibatchSchedule(tokens: Array(repeating: 1, count: 100), batchSize: 32, numSteps: 35, strategy: .sequential),
+            try MinibatchSchedule(
+                tokens: Array(repeating: 1, count: 100), batchSize: 32, numSteps: 35, strategy: .sequential),
             containing: "needs at least 1156 tokens for one minibatch, but there are only 100")
         assertThrows(
             try MinibatchSchedule(tokens: [], batchSize: 32, numSteps: 35, strategy: .random),
@@ -366,7 +370,8 @@ final class TextDataTests: XCTestCase {
         assertThrows(
             try PreparedCorpus.prepare(text: "1984 -- 2001!\n", mode: .d2l),
             containing: "empty after d2l preparation")
-        assertThrows(try PreparedCorpus.prepare(text: "abc", mode: .d2l, maxTokens: 0), containing: "invalid maxTokens 0")
+        assertThrows(
+            try PreparedCorpus.prepare(text: "abc", mode: .d2l, maxTokens: 0), containing: "invalid maxTokens 0")
         assertThrows(
             try PreparedCorpus.prepare(text: "abc", mode: .raw, validationFraction: 0.6),
             containing: "invalid validationFraction 0.6")
@@ -390,7 +395,8 @@ final class TextDataTests: XCTestCase {
 
         let invalid = directory.appendingPathComponent("latin1.txt")
         try Data([0xC3, 0x28]).write(to: invalid)
-        assertThrows(try loadTextFile(at: invalid.path), containing: "is not valid UTF-8: invalid byte 0xC3 at byte offset 0")
+        assertThrows(
+            try loadTextFile(at: invalid.path), containing: "is not valid UTF-8: invalid byte 0xC3 at byte offset 0")
         let invalidLater = directory.appendingPathComponent("later.txt")
         try Data([0x61, 0x62, 0xC3, 0xA9, 0xFF, 0x61]).write(to: invalidLater)
         assertThrows(try loadTextFile(at: invalidLater.path), containing: "invalid byte 0xFF at byte offset 4")

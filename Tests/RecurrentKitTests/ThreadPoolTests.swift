@@ -18,10 +18,10 @@ final class ThreadPoolTests: XCTestCase {
     override func tearDown() { Kernels.threadCount = savedThreads; super.tearDown() }
 
     func testDefaultIsTheUsableCoresWithinThePoolLimit() {
-        XCTAssertEqual(Kernels.maxThreadCount, 64) // rk_set_threads clamps there
+        XCTAssertEqual(Kernels.maxThreadCount, 64)  // rk_set_threads clamps there
         let cores = Kernels.usableCoreCount, ranks = Int(rk_local_ranks())
         XCTAssertGreaterThanOrEqual(cores, 1)
-        XCTAssertLessThanOrEqual(cores, ProcessInfo.processInfo.processorCount) // never more than the machine has
+        XCTAssertLessThanOrEqual(cores, ProcessInfo.processInfo.processorCount)  // never more than the machine has
         XCTAssert((1...Kernels.maxThreadCount).contains(Kernels.defaultThreadCount))
         XCTAssertEqual(Kernels.defaultThreadCount, min(Kernels.maxThreadCount, max(1, cores / ranks)))
     }
@@ -45,12 +45,12 @@ final class ThreadPoolTests: XCTestCase {
             throw XCTSkip("no sched_setaffinity")
         }
         let getAffinity = unsafeBitCast(get, to: Affinity.self), setAffinity = unsafeBitCast(set, to: Affinity.self)
-        var saved = [UInt64](repeating: 0, count: 16) // 1024 CPUs, glibc's cpu_set_t
+        var saved = [UInt64](repeating: 0, count: 16)  // 1024 CPUs, glibc's cpu_set_t
         let bytes = saved.count * 8
         guard getAffinity(0, bytes, &saved) == 0 else { throw XCTSkip("sched_getaffinity failed") }
         guard let word = saved.firstIndex(where: { $0 != 0 }) else { throw XCTSkip("empty affinity mask") }
         var one = [UInt64](repeating: 0, count: 16)
-        one[word] = saved[word] & (~saved[word] &+ 1) // the lowest CPU of the mask
+        one[word] = saved[word] & (~saved[word] &+ 1)  // the lowest CPU of the mask
         guard setAffinity(0, bytes, &one) == 0 else { throw XCTSkip("sched_setaffinity refused") }
         let cores = Kernels.usableCoreCount, threads = Kernels.defaultThreadCount
         XCTAssertEqual(setAffinity(0, bytes, &saved), 0)
@@ -65,14 +65,16 @@ final class ThreadPoolTests: XCTestCase {
     func testDefaultIsSharedAmongMPIProcessesOnTheHost() throws {
         let names = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE"]
         let saved = names.map { name in getenv(name).map { String(cString: $0) } }
-        defer { for (name, value) in zip(names, saved) { if let value { setenv(name, value, 1) } else { unsetenv(name) } } }
+        defer {
+            for (name, value) in zip(names, saved) { if let value { setenv(name, value, 1) } else { unsetenv(name) } }
+        }
         for name in names { unsetenv(name) }
         let cores = Kernels.usableCoreCount, alone = min(Kernels.maxThreadCount, cores)
         XCTAssertEqual(Kernels.defaultThreadCount, alone)
         for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"] {
             setenv(name, "2", 1)
             XCTAssertEqual(Kernels.defaultThreadCount, min(Kernels.maxThreadCount, max(1, cores / 2)), name)
-            setenv(name, String(cores + 1), 1) // more processes than cores: still one thread each
+            setenv(name, String(cores + 1), 1)  // more processes than cores: still one thread each
             XCTAssertEqual(Kernels.defaultThreadCount, 1, name)
             setenv(name, "junk", 1)
             XCTAssertEqual(Kernels.defaultThreadCount, alone, name)
@@ -83,11 +85,14 @@ final class ThreadPoolTests: XCTestCase {
     /// `--threads` above the pool's limit is refused with one line (the limit itself is accepted).
     func testThreadsAboveThePoolLimitRefusedWithOneLine() throws {
         let limit = Kernels.maxThreadCount
-        for command in [["train", "--output", FileManager.default.temporaryDirectory.path + "/rk-never-written"], ["bench"]] {
+        for command in [
+            ["train", "--output", FileManager.default.temporaryDirectory.path + "/rk-never-written"], ["bench"],
+        ] {
             let result = try runCLI(command + ["--threads", String(limit + 1)])
             XCTAssertNotEqual(result.status, 0, "\(command): --threads \(limit + 1) should fail")
             XCTAssertEqual(result.err.split(separator: "\n").count, 1, "one line expected, got: \(result.err)")
-            XCTAssertTrue(result.err.contains("threads \(limit + 1)") && result.err.contains("1...\(limit)"), result.err)
+            XCTAssertTrue(
+                result.err.contains("threads \(limit + 1)") && result.err.contains("1...\(limit)"), result.err)
         }
         let accepted = try runCLI(["bench", "--threads", String(limit), "--filter", "no such row"])
         XCTAssertEqual(accepted.status, 0, accepted.err)
@@ -100,21 +105,25 @@ final class ThreadPoolTests: XCTestCase {
     func testCallerWaitsForWorkersChunks() {
         Kernels.threadCount = 2
         let chunks = 6
-        let runs = UnsafeMutablePointer<Int32>.allocate(capacity: chunks + 1) // [0]: the job; [1...]: runs per chunk
+        let runs = UnsafeMutablePointer<Int32>.allocate(capacity: chunks + 1)  // [0]: the job; [1...]: runs per chunk
         defer { runs.deallocate() }
         for job in 0..<300 {
             runs.initialize(repeating: 0, count: chunks + 1)
             runs[0] = Int32(job)
-            rk_parallel(Int32(chunks), { context, chunk, _ in
-                let runs = context!.assumingMemoryBound(to: Int32.self)
-                // Busy for 0, 0.05, 0.1, ... ms by chunk, longer every third job (a worker "preempted" mid-chunk).
-                let seconds = Double((Int(runs[0]) + Int(chunk)) % 7) * (runs[0] % 3 == 0 ? 2e-4 : 5e-5)
-                let start = monotonicSeconds()
-                while monotonicSeconds() - start < seconds {}
-                runs[Int(chunk) + 1] += 1
-            }, runs)
+            rk_parallel(
+                Int32(chunks),
+                { context, chunk, _ in
+                    let runs = context!.assumingMemoryBound(to: Int32.self)
+                    // Busy for 0, 0.05, 0.1, ... ms by chunk, longer every third job (a worker "preempted" mid-chunk).
+                    let seconds = Double((Int(runs[0]) + Int(chunk)) % 7) * (runs[0] % 3 == 0 ? 2e-4 : 5e-5)
+                    let start = monotonicSeconds()
+                    while monotonicSeconds() - start < seconds {}
+                    runs[Int(chunk) + 1] += 1
+                }, runs)
             let counts = (1...chunks).map { runs[$0] }
-            if counts != Array(repeating: 1, count: chunks) { XCTFail("job \(job): chunks ran \(counts) times"); return }
+            if counts != Array(repeating: 1, count: chunks) {
+                XCTFail("job \(job): chunks ran \(counts) times"); return
+            }
         }
     }
 
@@ -130,6 +139,9 @@ final class ThreadPoolTests: XCTestCase {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errData, as: UTF8.self)
+        )
     }
 }

@@ -5,7 +5,9 @@ import XCTest
 /// The Trainer for composed models: it is the plain loop (bit for bit), resumes exactly from its checkpoint, validates
 /// in evaluation mode, keeps the best parameters, stops early, on time and on request, and refuses bad checkpoints.
 final class TrainerTests: XCTestCase {
-    private typealias Model = Sequential<Chain<Chain<Chain<Named<LSTM<Float>>, Named<LastStep<Float>>>, Named<Dropout<Float>>>, Named<Linear<Float>>>>
+    private typealias Model = Sequential<
+        Chain<Chain<Chain<Named<LSTM<Float>>, Named<LastStep<Float>>>, Named<Dropout<Float>>>, Named<Linear<Float>>>
+    >
 
     private func makeModel(seed: UInt64) throws -> Model {
         var g = SeededGenerator(seed: seed)
@@ -19,21 +21,28 @@ final class TrainerTests: XCTestCase {
 
     private func windows() throws -> SlidingWindows<Float> {
         var g = SeededGenerator(seed: 1)
-        let series = try Tensor<Float>(shape: [160, 2], scalars: (0..<320).map { i in Float(sin(0.3 * Double(i / 2)) + 0.1 * g.normal()) })
-        return try SlidingWindows(series: series, window: 8, horizon: 2) // targets (B, 4)... with F = 2: horizon x F = 4
+        let series = try Tensor<Float>(
+            shape: [160, 2], scalars: (0..<320).map { i in Float(sin(0.3 * Double(i / 2)) + 0.1 * g.normal()) })
+        // targets (B, 4)... with F = 2: horizon x F = 4
+        return try SlidingWindows(series: series, window: 8, horizon: 2)
     }
 
     private func makeTrainer(_ model: Model, options: TrainerOptions) throws -> Trainer<Model, WindowBatches<Float>> {
         let w = try windows()
         let train = try WindowBatches(w, starts: 0..<100, batchSize: 16, seed: 2)
         let validation = try WindowBatches(w, starts: 100..<w.count, batchSize: 20, shuffle: false)
-        return try Trainer(model: model, optimizer: try Adam(learningRate: 0.01), data: train, validation: validation, options: options) {
-            let (loss, gradient) = try meanSquaredError(predictions: $0, targets: try $1.split(sizes: [3, 1], along: 1)[0])
+        return try Trainer(
+            model: model, optimizer: try Adam(learningRate: 0.01), data: train, validation: validation, options: options
+        ) {
+            let (loss, gradient) = try meanSquaredError(
+                predictions: $0, targets: try $1.split(sizes: [3, 1], along: 1)[0])
             return (loss, gradient)
         }
     }
 
-    private func values(_ store: ParameterStore<Float>) -> [Float] { Array(UnsafeBufferPointer(start: store.values, count: store.count)) }
+    private func values(_ store: ParameterStore<Float>) -> [Float] {
+        Array(UnsafeBufferPointer(start: store.values, count: store.count))
+    }
 
     func testTrainerIsThePlainLoop() throws {
         let options = TrainerOptions(epochs: 2, clip: 0.5, seed: 9)
@@ -50,7 +59,8 @@ final class TrainerTests: XCTestCase {
                 let batch = try data.batch(epoch: epoch, index: index)
                 manual.parameters.zeroGradients()
                 let (output, record) = try manual.forward(batch.input, generator: &generator)
-                let (_, gradient) = try meanSquaredError(predictions: output, targets: try batch.target.split(sizes: [3, 1], along: 1)[0])
+                let (_, gradient) = try meanSquaredError(
+                    predictions: output, targets: try batch.target.split(sizes: [3, 1], along: 1)[0])
                 _ = try manual.backward(record, outputGradient: gradient)
                 try clipGradientNorm(manual.parameters, maxNorm: 0.5, style: .pytorch)
                 try adam.step(manual.parameters)
@@ -64,15 +74,21 @@ final class TrainerTests: XCTestCase {
     }
 
     func testResumesBitIdenticallyFromACheckpoint() throws {
-        let options = TrainerOptions(epochs: 3, clip: 1, learningRateSchedule: .cosine(warmup: 2, minimumFactor: 0.1), validateEvery: 4, seed: 11)
+        let options = TrainerOptions(
+            epochs: 3, clip: 1, learningRateSchedule: .cosine(warmup: 2, minimumFactor: 0.1), validateEvery: 4, seed: 11
+        )
         let whole = try makeTrainer(try makeModel(seed: 4), options: options)
         try whole.train()
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-resume-\(UUID()).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-resume-\(UUID()).safetensors")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
         // Stop after 9 updates (mid-epoch 2), save, and continue in a trainer whose model started elsewhere.
         let first = try makeTrainer(try makeModel(seed: 4), options: options)
         var updates = 0
-        XCTAssertFalse(try first.train(shouldStop: { updates += 1; return updates == 9 }))
+        XCTAssertFalse(
+            try first.train(shouldStop: {
+                updates += 1; return updates == 9
+            }))
         XCTAssertEqual(first.position, BatchSampler.Position(epoch: 1, batch: 2))
         try first.save(to: path, metadata: ["model": "test"])
         let second = try makeTrainer(try makeModel(seed: 77), options: options)
@@ -92,8 +108,9 @@ final class TrainerTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-best-\(UUID())").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var options = TrainerOptions(epochs: 200, earlyStopPatience: 2, seed: 1, bestCheckpointPath: folder + "/best.safetensors",
-                                     metricsPath: folder + "/metrics.jsonl")
+        var options = TrainerOptions(
+            epochs: 200, earlyStopPatience: 2, seed: 1, bestCheckpointPath: folder + "/best.safetensors",
+            metricsPath: folder + "/metrics.jsonl")
         options.validateEvery = 3
         let trainer = try makeTrainer(try makeModel(seed: 5), options: options)
         var events: [ValidationReport] = []
@@ -116,7 +133,8 @@ final class TrainerTests: XCTestCase {
     /// more, and validation (Float) of the same weights is the Float validation.
     func testMixedPrecisionProducts() throws {
         let float = try makeTrainer(try makeModel(seed: 3), options: TrainerOptions(epochs: 1, seed: 2))
-        let bf16 = try makeTrainer(try makeModel(seed: 3), options: TrainerOptions(epochs: 1, precision: .bfloat16, seed: 2))
+        let bf16 = try makeTrainer(
+            try makeModel(seed: 3), options: TrainerOptions(epochs: 1, precision: .bfloat16, seed: 2))
         try float.train()
         try bf16.train()
         let (a, b) = (values(float.model.parameters), values(bf16.model.parameters))
@@ -129,21 +147,27 @@ final class TrainerTests: XCTestCase {
     /// Under a time limit a cosine schedule is fitted to the updates that fit, once, after 3 untimed and 10 timed
     /// updates; the fitted length is part of the checkpoint.
     func testCosineScheduleFitsATimeLimit() throws {
-        let options = TrainerOptions(epochs: 1000, learningRateSchedule: .cosine(warmup: 0, minimumFactor: 0.1), timeLimitSeconds: 3600)
+        let options = TrainerOptions(
+            epochs: 1000, learningRateSchedule: .cosine(warmup: 0, minimumFactor: 0.1), timeLimitSeconds: 3600)
         let trainer = try makeTrainer(try makeModel(seed: 1), options: options)
         var updates = 0
-        try trainer.train(shouldStop: { updates += 1; return updates == 20 })
+        try trainer.train(shouldStop: {
+            updates += 1; return updates == 20
+        })
         let fitted = try XCTUnwrap(trainer.calibratedUpdates, "fixed after 13 updates")
         XCTAssertGreaterThan(fitted, 20)
         XCTAssertLessThanOrEqual(fitted, 1000 * trainer.data.batchesPerEpoch)
         XCTAssertEqual(trainer.scheduledUpdates, fitted)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-cosine-\(UUID()).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-cosine-\(UUID()).safetensors")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try trainer.save(to: path)
         let resumed = try makeTrainer(try makeModel(seed: 2), options: options)
         try resumed.restore(from: path)
         XCTAssertEqual(resumed.calibratedUpdates, fitted)
-        let untimed = try makeTrainer(try makeModel(seed: 1), options: TrainerOptions(epochs: 2, learningRateSchedule: .cosine(warmup: 0, minimumFactor: 0.1)))
+        let untimed = try makeTrainer(
+            try makeModel(seed: 1),
+            options: TrainerOptions(epochs: 2, learningRateSchedule: .cosine(warmup: 0, minimumFactor: 0.1)))
         try untimed.train()
         XCTAssertNil(untimed.calibratedUpdates)
         XCTAssertEqual(untimed.optimizer.learningRate, 0.01 * 0.1, accuracy: 1e-3, "the cosine ends at its minimum")
@@ -161,7 +185,9 @@ final class TrainerTests: XCTestCase {
     /// weights, and without dropout they match one process up to the summation order; validation is sharded and
     /// agrees; only rank 0 writes files.
     func testDataParallelTrainingMatchesOneProcess() throws {
-        func plainModel() throws -> Sequential<Chain<Chain<Named<GRU<Float>>, Named<LastStep<Float>>>, Named<Linear<Float>>>> {
+        func plainModel() throws -> Sequential<
+            Chain<Chain<Named<GRU<Float>>, Named<LastStep<Float>>>, Named<Linear<Float>>>
+        > {
             var g = SeededGenerator(seed: 21)
             return try Sequential {
                 ("gru", try GRU<Float>(inputSize: 2, hiddenSize: 5, numLayers: 2, generator: &g))
@@ -172,10 +198,15 @@ final class TrainerTests: XCTestCase {
         let w = try windows()
         func run(_ reducer: GradientReducer, folder: String?) throws -> ([Float], [Double?]) {
             let model = try plainModel()
-            let options = TrainerOptions(epochs: 2, clip: 1, validateEvery: 3, seed: 4, metricsPath: folder.map { $0 + "/metrics-\(reducer.rank).jsonl" })
-            let trainer = try Trainer(model: model, optimizer: try Adam(learningRate: 0.01), data: try WindowBatches(w, starts: 0..<96, batchSize: 12, seed: 2),
-                                      validation: try WindowBatches(w, starts: 96..<w.count, batchSize: 11, shuffle: false), options: options,
-                                      reducer: reducer) { try meanSquaredError(predictions: $0, targets: $1) }
+            let options = TrainerOptions(
+                epochs: 2, clip: 1, validateEvery: 3, seed: 4,
+                metricsPath: folder.map { $0 + "/metrics-\(reducer.rank).jsonl" })
+            let trainer = try Trainer(
+                model: model, optimizer: try Adam(learningRate: 0.01),
+                data: try WindowBatches(w, starts: 0..<96, batchSize: 12, seed: 2),
+                validation: try WindowBatches(w, starts: 96..<w.count, batchSize: 11, shuffle: false), options: options,
+                reducer: reducer
+            ) { try meanSquaredError(predictions: $0, targets: $1) }
             try trainer.train()
             return (values(model.parameters), trainer.history.map(\.validationLoss))
         }
@@ -193,11 +224,19 @@ final class TrainerTests: XCTestCase {
             XCTAssertLessThan(worst, 2e-5, "\(processes) processes against one: summation order only")
             for (a, b) in zip(ranks[0].1, one.1) { XCTAssertEqual(a!, b!, accuracy: 1e-5) }
         }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["metrics-0.jsonl"], "rank 0 writes")
-        XCTAssertThrowsError(try ThreadedJob.run(processes: 2) { reducer in
-            try Trainer(model: try plainModel(), optimizer: try SGD(learningRate: 0.1), data: AnySource(try WindowBatches(w, batchSize: 4)),
-                        reducer: reducer) { try meanSquaredError(predictions: $0, targets: $1) }
-        }) { XCTAssertTrue("\($0)".hasPrefix("a data-parallel job needs data that give each process its rows"), "\($0)") }
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: folder), ["metrics-0.jsonl"], "rank 0 writes")
+        XCTAssertThrowsError(
+            try ThreadedJob.run(processes: 2) { reducer in
+                try Trainer(
+                    model: try plainModel(), optimizer: try SGD(learningRate: 0.1),
+                    data: AnySource(try WindowBatches(w, batchSize: 4)),
+                    reducer: reducer
+                ) { try meanSquaredError(predictions: $0, targets: $1) }
+            }
+        ) {
+            XCTAssertTrue("\($0)".hasPrefix("a data-parallel job needs data that give each process its rows"), "\($0)")
+        }
     }
 
     /// A batch source that cannot shard (a user's own type).
@@ -205,7 +244,9 @@ final class TrainerTests: XCTestCase {
         let wrapped: WindowBatches<Float>
         init(_ wrapped: WindowBatches<Float>) { self.wrapped = wrapped }
         var batchesPerEpoch: Int { wrapped.batchesPerEpoch }
-        func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Float>, Tensor<Float>> { try wrapped.batch(epoch: epoch, index: index) }
+        func batch(epoch: Int, index: Int) throws -> Batch<SequenceBatch<Float>, Tensor<Float>> {
+            try wrapped.batch(epoch: epoch, index: index)
+        }
     }
 
     func testStopsOnTimeAndRefusesNonFiniteLosses() throws {
@@ -215,14 +256,20 @@ final class TrainerTests: XCTestCase {
         let limited = try makeTrainer(try makeModel(seed: 9), options: TrainerOptions(epochs: 5, maxUpdates: 10))
         XCTAssertTrue(try limited.train())
         XCTAssertEqual(limited.step, 10)
-        let nan = try Trainer(model: try makeModel(seed: 9), optimizer: try SGD(learningRate: 0.1), data: timed.data) { output, _ in
+        let nan = try Trainer(model: try makeModel(seed: 9), optimizer: try SGD(learningRate: 0.1), data: timed.data) {
+            output, _ in
             (Double.nan, Tensor(zeros: output.shape))
         }
         XCTAssertThrowsError(try nan.train()) {
-            XCTAssertEqual("\($0)", "training stopped: loss is nan at update 1 (epoch 1); try a lower learning rate, clipping, or skipNonFinite")
+            XCTAssertEqual(
+                "\($0)",
+                "training stopped: loss is nan at update 1 (epoch 1); try a lower learning rate, clipping, or skipNonFinite"
+            )
         }
-        let skipping = try Trainer(model: try makeModel(seed: 9), optimizer: try SGD(learningRate: 0.1), data: timed.data,
-                                   options: TrainerOptions(epochs: 1, skipNonFinite: true)) { output, _ in (Double.nan, Tensor(zeros: output.shape)) }
+        let skipping = try Trainer(
+            model: try makeModel(seed: 9), optimizer: try SGD(learningRate: 0.1), data: timed.data,
+            options: TrainerOptions(epochs: 1, skipNonFinite: true)
+        ) { output, _ in (Double.nan, Tensor(zeros: output.shape)) }
         XCTAssertTrue(try skipping.train())
         XCTAssertEqual(skipping.skippedSteps, timed.data.batchesPerEpoch)
         XCTAssertEqual(skipping.step, 0)
@@ -238,14 +285,18 @@ final class TrainerTests: XCTestCase {
         let before = values(trainer.model.parameters)
         let other = try makeTrainer(try makeModel(seed: 2), options: TrainerOptions(epochs: 2, clip: 3, seed: 1))
         XCTAssertThrowsError(try other.restore(from: folder + "/run.safetensors")) {
-            XCTAssertTrue("\($0)".hasSuffix("it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)"), "\($0)")
+            XCTAssertTrue(
+                "\($0)".hasSuffix(
+                    "it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)"
+                ), "\($0)")
         }
         XCTAssertNotEqual(values(other.model.parameters), before, "nothing was loaded")
         try trainer.model.parameters.save(to: folder + "/plain.safetensors")
         XCTAssertThrowsError(try other.restore(from: folder + "/plain.safetensors")) {
             XCTAssertTrue("\($0)".contains("no training metadata"), "\($0)")
         }
-        let longer = try makeTrainer(try makeModel(seed: 2), options: TrainerOptions(epochs: 5, timeLimitSeconds: 60, seed: 1))
+        let longer = try makeTrainer(
+            try makeModel(seed: 2), options: TrainerOptions(epochs: 5, timeLimitSeconds: 60, seed: 1))
         XCTAssertNoThrow(try longer.restore(from: folder + "/run.safetensors"), "length and time limit may change")
         XCTAssertEqual(values(longer.model.parameters), before)
     }
@@ -254,14 +305,17 @@ final class TrainerTests: XCTestCase {
         var g = SeededGenerator(seed: 3)
         let sequences = (0..<64).map { _ in (0..<(2 + g.nextInt(below: 6))).map { _ in g.nextInt(below: 3) } }
         let labels = sequences.map { $0.last! == $0.first! ? 1 : 0 }
-        let data = try TokenSequenceBatches<Float>(sequences: sequences, labels: labels, batchSize: 16, seed: 1, bucketByLength: true)
+        let data = try TokenSequenceBatches<Float>(
+            sequences: sequences, labels: labels, batchSize: 16, seed: 1, bucketByLength: true)
         let model = try Sequential {
             ("emb", try Embedding<Float>(vocabularySize: 3, dimension: 4, generator: &g))
             ("gru", try GRU<Float>(inputSize: 4, hiddenSize: 8, bidirectional: true, generator: &g))
             FinalHiddenState<Float>()
             ("head", try Linear<Float>(inputSize: 16, outputSize: 2, generator: &g))
         }
-        let trainer = try Trainer(model: model, optimizer: try Adam(learningRate: 0.02), data: data, options: TrainerOptions(epochs: 3)) {
+        let trainer = try Trainer(
+            model: model, optimizer: try Adam(learningRate: 0.02), data: data, options: TrainerOptions(epochs: 3)
+        ) {
             try softmaxCrossEntropy(logits: $0, targets: $1, ignoreIndex: nil)
         }
         try trainer.train()

@@ -25,12 +25,13 @@ final class ValidationTests: XCTestCase {
     func testD2LModeSplitsOnlyWhenAsked() throws {
         let text = String(repeating: "the time machine by h g wells ", count: 50)
         let plain = try PreparedCorpus.prepare(text: text, mode: .d2l)
-        XCTAssertTrue(plain.validationTokens.isEmpty) // d2l's figures train on everything
+        XCTAssertTrue(plain.validationTokens.isEmpty)  // d2l's figures train on everything
         let split = try PreparedCorpus.prepare(text: text, mode: .d2l, validationFraction: 0.1)
         XCTAssertEqual(split.trainTokens + split.validationTokens, plain.trainTokens)
         XCTAssertEqual(split.trainTokens.count, Int((Double(plain.trainTokens.count) * 0.9).rounded(.down)))
-        XCTAssertEqual(try PreparedCorpus.prepare(text: text, mode: .raw).validationTokens.count,
-                       try PreparedCorpus.prepare(text: text, mode: .raw, validationFraction: 0.1).validationTokens.count)
+        XCTAssertEqual(
+            try PreparedCorpus.prepare(text: text, mode: .raw).validationTokens.count,
+            try PreparedCorpus.prepare(text: text, mode: .raw, validationFraction: 0.1).validationTokens.count)
     }
 
     func testBestCheckpointIsTheLowestMeasuredAndEvaluationChangesNothing() throws {
@@ -47,20 +48,22 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(trainer.bestValidationLoss, lowest)
         XCTAssertEqual(reports.filter(\.isBest).last?.loss, lowest)
         // The saved best model gives exactly the lowest recorded loss.
-        let again = try Evaluation.meanCrossEntropy(model: try XCTUnwrap(best).model, tokens: trainer.corpus.validationTokens,
-                                                    batchSize: o.batchSize, numSteps: o.numSteps)
+        let again = try Evaluation.meanCrossEntropy(
+            model: try XCTUnwrap(best).model, tokens: trainer.corpus.validationTokens,
+            batchSize: o.batchSize, numSteps: o.numSteps)
         XCTAssertEqual(again, lowest)
         // Measuring draws nothing from the training streams: the weights equal a run without measurements.
         o.evaluateEvery = nil
         let plain = try LanguageModelTrainer(options: o)
         try plain.train()
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: plain.model.parameters.values, count: plain.model.parameters.count)),
-                       Array(UnsafeBufferPointer(start: trainer.model.parameters.values, count: trainer.model.parameters.count)))
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: plain.model.parameters.values, count: plain.model.parameters.count)),
+            Array(UnsafeBufferPointer(start: trainer.model.parameters.values, count: trainer.model.parameters.count)))
     }
 
     func testEarlyStoppingStopsWhereExpectedAndStaysStopped() throws {
         var o = options()
-        o.learningRate = 0 // nothing improves after the first measurement
+        o.learningRate = 0  // nothing improves after the first measurement
         o.evaluateEvery = 1
         o.earlyStopPatience = 2
         let trainer = try LanguageModelTrainer(options: o)
@@ -71,7 +74,8 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(trainer.step, 3)
         XCTAssertEqual(reports.map(\.isBest), [true, false, false])
         XCTAssertEqual(reports.map(\.sinceBest), [0, 1, 2])
-        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
+        let resumed = try LanguageModelTrainer(
+            resumingFrom: try Checkpoint.parse(try trainer.checkpoint().serialized()))
         XCTAssertTrue(resumed.isFinished)
         XCTAssertEqual(resumed.bestValidationLoss, trainer.bestValidationLoss)
         XCTAssertTrue(try resumed.train())

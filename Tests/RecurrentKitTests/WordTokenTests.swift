@@ -12,7 +12,8 @@ final class WordTokenTests: XCTestCase {
         let vocabulary = Vocabulary.words(fromLines: lines)
         // d2l 8.2: len(vocab) 4580; d2l 8.3: the ten most frequent words (counts from the same Counter).
         XCTAssertEqual(vocabulary.count, 4580)
-        XCTAssertEqual(Array(vocabulary.tokens[0...10]), ["<unk>", "the", "i", "and", "of", "a", "to", "was", "in", "that", "my"])
+        XCTAssertEqual(
+            Array(vocabulary.tokens[0...10]), ["<unk>", "the", "i", "and", "of", "a", "to", "was", "in", "that", "my"])
         let corpus = try PreparedCorpus.prepare(text: text, mode: .words)
         XCTAssertEqual(corpus.trainTokens.count, 32775)
         XCTAssertTrue(corpus.validationTokens.isEmpty)

@@ -24,15 +24,18 @@ extension RecurrentNetwork {
             fillRows(recurrent, rows: B, with: bhh, width: GH)
             recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
             let task = rowTasks.gruForward
-            task.width = H; task.gates = gates; task.recurrent = recurrent; task.recurrentNew = hn; task.h = h; task.hPrev = hPrev
+            task.width = H; task.gates = gates; task.recurrent = recurrent; task.recurrentNew = hn; task.h = h;
+            task.hPrev = hPrev
             forEachRowChunk(task, batch: B, width: GH)
         }
     }
 
     /// dn = dh (1 - z); dz = dh (h_{t-1} - n); dn_pre = dn (1 - n^2); dr = dn_pre R_n;
     /// dP = [dr_pre, dz_pre, dn_pre]; dR = [dr_pre, dz_pre, dn_pre r]; dh_next = dR W_hh + dh z.
-    func gruBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>,
-                     dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>) {
+    func gruBackward(
+        layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>,
+        dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>
+    ) {
         let H = configuration.hiddenSize, GH = 3 * H, allRows = steps.batch
         let cache = layers[k]
         var dh = gradHidden.pointer, dhNext = gradHiddenNext.pointer
@@ -62,7 +65,8 @@ extension RecurrentNetwork {
 
 /// r, z = sigmoid(P + R); n = tanh(P_n + r R_n); h = (1 - z) n + z h_{t-1}; keeps R_n in `recurrentNew`.
 final class GRUForwardRows<Scalar: RecurrentScalar>: RowTask {
-    var gates: UnsafeMutablePointer<Scalar>!, recurrent: UnsafeMutablePointer<Scalar>!, recurrentNew: UnsafeMutablePointer<Scalar>!
+    var gates: UnsafeMutablePointer<Scalar>!, recurrent: UnsafeMutablePointer<Scalar>!,
+        recurrentNew: UnsafeMutablePointer<Scalar>!
     var h: UnsafeMutablePointer<Scalar>!, hPrev: UnsafeMutablePointer<Scalar>!
     var width = 0
     override func run(_ rows: Range<Int>) { gruForwardRows(self, rows) }
@@ -73,14 +77,15 @@ final class GRUForwardRows<Scalar: RecurrentScalar>: RowTask {
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func gruForwardRows<Scalar: RecurrentScalar>(_ t: GRUForwardRows<Scalar>, _ rows: Range<Int>) {
-    let gates = t.gates!, recurrent = t.recurrent!, recurrentNew = t.recurrentNew!, h = t.h!, hPrev = t.hPrev!, width = t.width
+    let gates = t.gates!, recurrent = t.recurrent!, recurrentNew = t.recurrentNew!, h = t.h!, hPrev = t.hPrev!,
+        width = t.width
     let hn = recurrentNew
     let H = width, GH = 3 * H
     for b in rows {
         let gr = gates + b * GH, gz = gr + H, gn = gz + H
         let rr = recurrent + b * GH, rn = rr + 2 * H
         let row = b * H
-        for j in 0..<(2 * H) { gr[j] += rr[j] } // r and z pre-activations are adjacent
+        for j in 0..<(2 * H) { gr[j] += rr[j] }  // r and z pre-activations are adjacent
         Scalar.sigmoid(gr, count: 2 * H)
         for j in 0..<H {
             hn[row + j] = rn[j]
@@ -94,8 +99,10 @@ func gruForwardRows<Scalar: RecurrentScalar>(_ t: GRUForwardRows<Scalar>, _ rows
 /// dP = [dr_pre, dz_pre, dn_pre], dR = [dr_pre, dz_pre, dn_pre r]; dh and dhNext both receive the direct path dh z
 /// (the matrix path dR W_hh is added to dhNext afterwards).
 final class GRUBackwardRows<Scalar: RecurrentScalar>: RowTask {
-    var gates: UnsafeMutablePointer<Scalar>!, hPrev: UnsafeMutablePointer<Scalar>!, recurrentNew: UnsafeMutablePointer<Scalar>!
-    var dOut: UnsafeMutablePointer<Scalar>!, dProjected: UnsafeMutablePointer<Scalar>!, dRecurrent: UnsafeMutablePointer<Scalar>!
+    var gates: UnsafeMutablePointer<Scalar>!, hPrev: UnsafeMutablePointer<Scalar>!,
+        recurrentNew: UnsafeMutablePointer<Scalar>!
+    var dOut: UnsafeMutablePointer<Scalar>!, dProjected: UnsafeMutablePointer<Scalar>!,
+        dRecurrent: UnsafeMutablePointer<Scalar>!
     var dh: UnsafeMutablePointer<Scalar>!, dhNext: UnsafeMutablePointer<Scalar>!
     var width = 0
     override func run(_ rows: Range<Int>) { gruBackwardRows(self, rows) }
@@ -106,7 +113,8 @@ final class GRUBackwardRows<Scalar: RecurrentScalar>: RowTask {
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ rows: Range<Int>) {
-    let gates = t.gates!, hPrev = t.hPrev!, recurrentNew = t.recurrentNew!, dOut = t.dOut!, dProjected = t.dProjected!, dRecurrent = t.dRecurrent!, dh = t.dh!, dhNext = t.dhNext!, width = t.width
+    let gates = t.gates!, hPrev = t.hPrev!, recurrentNew = t.recurrentNew!, dOut = t.dOut!, dProjected = t.dProjected!,
+        dRecurrent = t.dRecurrent!, dh = t.dh!, dhNext = t.dhNext!, width = t.width
     let hn = recurrentNew, dP = dProjected, dR = dRecurrent, dhNow = dh, dhNew = dhNext
     let H = width, GH = 3 * H
     for b in rows {
@@ -133,9 +141,13 @@ func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ ro
 public final class GRUCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: when a size is below 1.
-    public init(inputSize: Int, hiddenSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        try super.init(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization, generator: &generator)
+    public init(
+        inputSize: Int, hiddenSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
+        try super.init(
+            cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization,
+            generator: &generator)
     }
 }
 
@@ -144,10 +156,14 @@ public final class GRUCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
 public final class GRU<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
-    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
-                bidirectional: Bool = false, initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias,
-                                                   bidirectional: bidirectional)
+    public init(
+        inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
+        bidirectional: Bool = false, initialization: Initialization = .pytorch, generator: inout SeededGenerator
+    ) throws {
+        let configuration = RecurrentConfiguration(
+            cell: .gru, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout,
+            bias: bias,
+            bidirectional: bidirectional)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }

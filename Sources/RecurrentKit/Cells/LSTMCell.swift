@@ -31,16 +31,22 @@ extension RecurrentNetwork {
             let task = rowTasks.lstmForward
             task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
             forEachRowChunk(task, batch: B, width: GH)
-            guard R != H else { lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: h, batch: B, width: H); continue }
+            guard R != H else {
+                lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: h, batch: B, width: H); continue
+            }
             let m = cache.unprojected.pointer + steps.offset(t) * H
             lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: m, batch: B, width: H)
-            Scalar.gemm(transA: false, transB: true, m: B, n: R, k: H, alpha: 1, a: m, lda: H, b: weightHR[k], ldb: H, beta: 0, c: h, ldc: R)
+            Scalar.gemm(
+                transA: false, transB: true, m: B, n: R, k: H, alpha: 1, a: m, lda: H, b: weightHR[k], ldb: H, beta: 0,
+                c: h, ldc: R)
         }
     }
 
     /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
     /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
-    func lstmBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+    func lstmBackward(
+        layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>
+    ) {
         let H = configuration.hiddenSize, GH = 4 * H, R = configuration.stateSize
         let cache = layers[k]
         let dh = gradHidden.pointer, dc = gradCell.pointer
@@ -57,12 +63,15 @@ extension RecurrentNetwork {
             task.dh = dh; task.dc = dc; task.dOut = dOut
             if R != H {
                 // Through the projection: dh_total = dh + dOut (B, R); dW_hr += dh_total^T m_t; dm = dh_total W_hr (B, H).
-                let total = projectionScratch.pointer, dm = total + B * H, m = cache.unprojected.pointer + steps.offset(t) * H
+                let total = projectionScratch.pointer, dm = total + B * H,
+                    m = cache.unprojected.pointer + steps.offset(t) * H
                 for i in 0..<(B * R) { total[i] = dh[i] + dOut[i] }
-                Scalar.gemm(transA: true, transB: false, m: R, n: H, k: B, alpha: 1, a: total, lda: R, b: m, ldb: H,
-                            beta: 1, c: gradWeightHR[k], ldc: H)
-                Scalar.gemm(transA: false, transB: false, m: B, n: H, k: R, alpha: 1, a: total, lda: R, b: weightHR[k], ldb: H,
-                            beta: 0, c: dm, ldc: H)
+                Scalar.gemm(
+                    transA: true, transB: false, m: R, n: H, k: B, alpha: 1, a: total, lda: R, b: m, ldb: H,
+                    beta: 1, c: gradWeightHR[k], ldc: H)
+                Scalar.gemm(
+                    transA: false, transB: false, m: B, n: H, k: R, alpha: 1, a: total, lda: R, b: weightHR[k], ldb: H,
+                    beta: 0, c: dm, ldc: H)
                 task.dh = dm; task.dOut = zeroRows.pointer
             }
             forEachRowChunk(task, batch: B, width: GH)
@@ -77,8 +86,10 @@ extension RecurrentNetwork {
 /// h_t = o tanh(c_t) for B rows of width H, keeping tanh(c_t) in `tanhCell` for the backward (one vectorised tanh over
 /// all B * H values).
 @inline(__always)
-func lstmOutput<Scalar: RecurrentScalar>(gates: UnsafePointer<Scalar>, cell c: UnsafePointer<Scalar>, tanhCell tc: UnsafeMutablePointer<Scalar>,
-                                         hidden h: UnsafeMutablePointer<Scalar>, batch B: Int, width H: Int) {
+func lstmOutput<Scalar: RecurrentScalar>(
+    gates: UnsafePointer<Scalar>, cell c: UnsafePointer<Scalar>, tanhCell tc: UnsafeMutablePointer<Scalar>,
+    hidden h: UnsafeMutablePointer<Scalar>, batch B: Int, width H: Int
+) {
     tc.update(from: c, count: B * H)
     Scalar.tanh(tc, count: B * H)
     for b in 0..<B {
@@ -103,7 +114,7 @@ func lstmForwardRows<Scalar: RecurrentScalar>(_ t: LSTMForwardRows<Scalar>, _ ro
     let H = width, GH = 4 * H
     for b in rows {
         let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
-        Scalar.sigmoid(gi, count: 2 * H) // i and f are adjacent
+        Scalar.sigmoid(gi, count: 2 * H)  // i and f are adjacent
         Scalar.tanh(gg, count: H)
         Scalar.sigmoid(go, count: H)
         let gf = gi + H, row = b * H
@@ -125,7 +136,8 @@ final class LSTMBackwardRows<Scalar: RecurrentScalar>: RowTask {
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ rows: Range<Int>) {
-    let gates = t.gates!, dGates = t.dGates!, cPrev = t.cPrev!, tanhCell = t.tanhCell!, dh = t.dh!, dc = t.dc!, dOut = t.dOut!, width = t.width
+    let gates = t.gates!, dGates = t.dGates!, cPrev = t.cPrev!, tanhCell = t.tanhCell!, dh = t.dh!, dc = t.dc!,
+        dOut = t.dOut!, width = t.width
     let tc = tanhCell
     let H = width, GH = 4 * H
     for b in rows {
@@ -152,9 +164,13 @@ func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ 
 public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: when a size is below 1.
-    public init(inputSize: Int, hiddenSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        try super.init(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization, generator: &generator)
+    public init(
+        inputSize: Int, hiddenSize: Int, bias: Bool = true, initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
+        try super.init(
+            cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization,
+            generator: &generator)
     }
 }
 
@@ -165,11 +181,15 @@ public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// - Throws: on invalid sizes or dropout.
     /// `projectionSize` is PyTorch's `proj_size`: 0 (default) or P < H, the width of h (see
     /// ``RecurrentConfiguration/projectionSize``).
-    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
-                bidirectional: Bool = false, projectionSize: Int = 0, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout, bias: bias,
-                                                   bidirectional: bidirectional, projectionSize: projectionSize)
+    public init(
+        inputSize: Int, hiddenSize: Int, numLayers: Int = 1, dropout: Double = 0, bias: Bool = true,
+        bidirectional: Bool = false, projectionSize: Int = 0, initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
+        let configuration = RecurrentConfiguration(
+            cell: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, dropout: dropout,
+            bias: bias,
+            bidirectional: bidirectional, projectionSize: projectionSize)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }

@@ -32,7 +32,9 @@ extension RecurrentNetwork {
     }
 
     /// dPre_t = (dOut_t + dh_next) * act'(h_t); dh_next = dPre_t W_hh. Starts from `gradHidden` (dL/dh_T).
-    func rnnBackward(layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>) {
+    func rnnBackward(
+        layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>
+    ) {
         let H = configuration.hiddenSize
         let cache = layers[k]
         let task = rowTasks.rnnBackward
@@ -118,10 +120,14 @@ func rnnBackwardRows<Scalar: RecurrentScalar>(_ t: RNNBackwardRows<Scalar>, _ ro
 public final class RNNCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     /// A cell with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: when a size is below 1.
-    public init(inputSize: Int, hiddenSize: Int, nonlinearity: RNNNonlinearity = .tanh, bias: Bool = true,
-                initialization: Initialization = .pytorch, generator: inout SeededGenerator) throws {
-        try super.init(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias, initialization: initialization,
-                       generator: &generator)
+    public init(
+        inputSize: Int, hiddenSize: Int, nonlinearity: RNNNonlinearity = .tanh, bias: Bool = true,
+        initialization: Initialization = .pytorch, generator: inout SeededGenerator
+    ) throws {
+        try super.init(
+            cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize, bias: bias,
+            initialization: initialization,
+            generator: &generator)
     }
 }
 
@@ -130,12 +136,15 @@ public final class RNNCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
 public final class RNN<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.
-    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, nonlinearity: RNNNonlinearity = .tanh, dropout: Double = 0,
-                bias: Bool = true, bidirectional: Bool = false, initialization: Initialization = .pytorch,
-                generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize,
-                                                   numLayers: numLayers, dropout: dropout, bias: bias,
-                                                   bidirectional: bidirectional)
+    public init(
+        inputSize: Int, hiddenSize: Int, numLayers: Int = 1, nonlinearity: RNNNonlinearity = .tanh, dropout: Double = 0,
+        bias: Bool = true, bidirectional: Bool = false, initialization: Initialization = .pytorch,
+        generator: inout SeededGenerator
+    ) throws {
+        let configuration = RecurrentConfiguration(
+            cell: nonlinearity.cell, inputSize: inputSize, hiddenSize: hiddenSize,
+            numLayers: numLayers, dropout: dropout, bias: bias,
+            bidirectional: bidirectional)
         try super.init(configuration, parameters: try ownParameters(configuration), prefix: "", naming: .layers)
         initialize(initialization, generator: &generator)
     }

@@ -30,11 +30,16 @@ public struct CellState<Scalar: RecurrentScalar>: Equatable, Sendable {
 public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// The one-layer, one-step network doing the work (names without the `_l0` suffix).
     let network: RecurrentNetwork<Scalar>
-    private var generator = SeededGenerator(seed: 0) // no dropout in a single layer: never drawn from
+    private var generator = SeededGenerator(seed: 0)  // no dropout in a single layer: never drawn from
 
-    init(cell: CellKind, inputSize: Int, hiddenSize: Int, bias: Bool, initialization: Initialization, generator: inout SeededGenerator) throws {
-        let configuration = RecurrentConfiguration(cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: 1, bias: bias)
-        network = try RecurrentNetwork(configuration, parameters: try ownParameters(configuration, naming: .cell), prefix: "", naming: .cell)
+    init(
+        cell: CellKind, inputSize: Int, hiddenSize: Int, bias: Bool, initialization: Initialization,
+        generator: inout SeededGenerator
+    ) throws {
+        let configuration = RecurrentConfiguration(
+            cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: 1, bias: bias)
+        network = try RecurrentNetwork(
+            configuration, parameters: try ownParameters(configuration, naming: .cell), prefix: "", naming: .cell)
         network.initialize(initialization, generator: &generator)
     }
 
@@ -52,12 +57,18 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` (PyTorch's `nn.*Cell` `state_dict` order; no biases with `bias: false`).
     public var parameterDeclarations: ParameterLayout { network.parameterDeclarations }
     /// Rebinds to `store` under `prefix` (``ParameterStore/init(gathering:)`` calls it after copying the values).
-    public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws { try network._bind(to: store, prefix: prefix) }
+    public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
+        try network._bind(to: store, prefix: prefix)
+    }
 
     /// `weight_ih`, (G*H, I), and its gradient.
-    public var weightIH: ParameterView<Scalar> { ParameterView(store: parameters, name: network.parameterName("weight_ih", 0)) }
+    public var weightIH: ParameterView<Scalar> {
+        ParameterView(store: parameters, name: network.parameterName("weight_ih", 0))
+    }
     /// `weight_hh`, (G*H, H), and its gradient.
-    public var weightHH: ParameterView<Scalar> { ParameterView(store: parameters, name: network.parameterName("weight_hh", 0)) }
+    public var weightHH: ParameterView<Scalar> {
+        ParameterView(store: parameters, name: network.parameterName("weight_hh", 0))
+    }
     /// `bias_ih`, (G*H), and its gradient; nil for a cell made with `bias: false`.
     public var biasIH: ParameterView<Scalar>? { try? network.biasIH(layer: 0) }
     /// `bias_hh`, (G*H), and its gradient; nil for a cell made with `bias: false`.
@@ -73,7 +84,9 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
         var next: RecurrentState<Scalar>? = nil
         try record.copyFinalState(into: &next)
         let B = input.shape[0], H = hiddenSize
-        return CellState(h: try Tensor(shape: [B, H], scalars: next!.h.scalars), c: try next!.c.map { try Tensor(shape: [B, H], scalars: $0.scalars) })
+        return CellState(
+            h: try Tensor(shape: [B, H], scalars: next!.h.scalars),
+            c: try next!.c.map { try Tensor(shape: [B, H], scalars: $0.scalars) })
     }
 
     /// Backpropagates through the step from `state` with `input`: adds dL/dparameters into the store's gradients
@@ -82,8 +95,11 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     ///   - input: x (B, I) given to the step.
     ///   - state: the state given to the step (nil for zeros).
     ///   - outputGradient: dL/dh' (B, H) and, for the LSTM, dL/dc' (B, H) (nil for zero).
-    public func backward(input: Tensor<Scalar>, state: CellState<Scalar>? = nil, outputGradient: CellState<Scalar>) throws
-        -> (inputGradient: Tensor<Scalar>, stateGradient: CellState<Scalar>) {
+    public func backward(
+        input: Tensor<Scalar>, state: CellState<Scalar>? = nil, outputGradient: CellState<Scalar>
+    ) throws
+        -> (inputGradient: Tensor<Scalar>, stateGradient: CellState<Scalar>)
+    {
         let record = try step(input, state)
         let B = input.shape[0], H = hiddenSize, I = inputSize
         try outputGradient.h.requireShape([B, H], name: "outputGradient.h")
@@ -96,16 +112,20 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
                 try dx.withUnsafeMutableBufferPointer { dxp in
                     try dh.withUnsafeMutableBufferPointer { dhp in
                         try dc.withUnsafeMutableBufferPointer { dcp in
-                            try network.backward(record, outputGradient: dOut.baseAddress!, finalCellGradient: dcNext,
-                                                 inputGradient: dxp.baseAddress!, initialHiddenGradient: dhp.baseAddress!,
-                                                 initialCellGradient: lstm ? dcp.baseAddress! : nil)
+                            try network.backward(
+                                record, outputGradient: dOut.baseAddress!, finalCellGradient: dcNext,
+                                inputGradient: dxp.baseAddress!, initialHiddenGradient: dhp.baseAddress!,
+                                initialCellGradient: lstm ? dcp.baseAddress! : nil)
                         }
                     }
                 }
             }
         }
-        return (try Tensor(shape: [B, I], scalars: dx),
-                CellState(h: try Tensor(shape: [B, H], scalars: dh), c: lstm ? try Tensor(shape: [B, H], scalars: dc) : nil))
+        return (
+            try Tensor(shape: [B, I], scalars: dx),
+            CellState(
+                h: try Tensor(shape: [B, H], scalars: dh), c: lstm ? try Tensor(shape: [B, H], scalars: dc) : nil)
+        )
     }
 
     /// Runs the one-step network on checked arguments.
@@ -121,8 +141,9 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
         return try input.scalars.withUnsafeBufferPointer { x in
             try withOptionalPointer(state?.h) { h0 in
                 try withOptionalPointer(cell.hasCellState ? state?.c : nil) { c0 in
-                    try network.forward(steps: 1, batch: B, input: x.baseAddress!, tokens: nil, initialHidden: h0, initialCell: c0,
-                                        training: false, generator: &generator) // one layer: no dropout
+                    try network.forward(
+                        steps: 1, batch: B, input: x.baseAddress!, tokens: nil, initialHidden: h0, initialCell: c0,
+                        training: false, generator: &generator)  // one layer: no dropout
                 }
             }
         }

@@ -29,8 +29,10 @@ final class StepRowTasks<Scalar: RecurrentScalar> {
 func forEachRowChunk(_ task: RowTask, batch B: Int, width: Int) {
     guard B >= 2, B * width >= 16384 else { task.run(0..<B); return }
     task.rows = B
-    rk_parallel(2, { context, chunk, chunks in
-        let task = Unmanaged<RowTask>.fromOpaque(context!).takeUnretainedValue()
-        task.run((Int(chunk) * task.rows / Int(chunks))..<((Int(chunk) + 1) * task.rows / Int(chunks)))
-    }, Unmanaged.passUnretained(task).toOpaque())
+    rk_parallel(
+        2,
+        { context, chunk, chunks in
+            let task = Unmanaged<RowTask>.fromOpaque(context!).takeUnretainedValue()
+            task.run((Int(chunk) * task.rows / Int(chunks))..<((Int(chunk) + 1) * task.rows / Int(chunks)))
+        }, Unmanaged.passUnretained(task).toOpaque())
 }

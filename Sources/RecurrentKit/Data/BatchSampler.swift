@@ -47,13 +47,23 @@ public struct BatchSampler: Sendable {
     ///     length and cut into batches, whose order is then shuffled, so padding stays small.
     /// - Throws: on a count or batch size below 1, `dropLast` with fewer examples than one batch, or a lengths
     ///   count that is not `count`.
-    public init(count: Int, batchSize: Int, shuffle: Bool = true, seed: UInt64, dropLast: Bool = false, bucketByLengths: [Int]? = nil) throws {
-        guard count >= 1, batchSize >= 1 else { throw RecurrentKitError("a sampler needs at least 1 example and a batch size of at least 1, got \(count) and \(batchSize)") }
-        guard !dropLast || count >= batchSize else { throw RecurrentKitError("dropLast with \(count) examples and batches of \(batchSize) leaves no batch") }
+    public init(
+        count: Int, batchSize: Int, shuffle: Bool = true, seed: UInt64, dropLast: Bool = false,
+        bucketByLengths: [Int]? = nil
+    ) throws {
+        guard count >= 1, batchSize >= 1 else {
+            throw RecurrentKitError(
+                "a sampler needs at least 1 example and a batch size of at least 1, got \(count) and \(batchSize)")
+        }
+        guard !dropLast || count >= batchSize else {
+            throw RecurrentKitError("dropLast with \(count) examples and batches of \(batchSize) leaves no batch")
+        }
         if let lengths = bucketByLengths, lengths.count != count {
             throw RecurrentKitError("bucketing got \(lengths.count) lengths for \(count) examples")
         }
-        (self.count, self.batchSize, self.shuffle, self.seed, self.dropLast, self.lengths) = (count, batchSize, shuffle, seed, dropLast, bucketByLengths)
+        (self.count, self.batchSize, self.shuffle, self.seed, self.dropLast, self.lengths) = (
+            count, batchSize, shuffle, seed, dropLast, bucketByLengths
+        )
     }
 
     /// Batches in every epoch.
@@ -82,7 +92,9 @@ public struct BatchSampler: Sendable {
         var batches: [[Int]] = []
         for start in stride(from: 0, to: count, by: chunk) {
             let sorted = indices[start..<min(start + chunk, count)].sorted { (lengths[$0], $0) < (lengths[$1], $1) }
-            for b in stride(from: 0, to: sorted.count, by: batchSize) { batches.append(Array(sorted[b..<min(b + batchSize, sorted.count)])) }
+            for b in stride(from: 0, to: sorted.count, by: batchSize) {
+                batches.append(Array(sorted[b..<min(b + batchSize, sorted.count)]))
+            }
         }
         // Short batches go last, so that only the epoch's final batch can be short (and `dropLast` drops it).
         let full = batches.filter { $0.count == batchSize }, short = batches.filter { $0.count < batchSize }

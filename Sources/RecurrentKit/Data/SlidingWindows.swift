@@ -21,9 +21,13 @@ public struct SlidingWindows<Scalar: RecurrentScalar>: Sendable {
         guard series.shape.count == 1 || series.shape.count == 2 else {
             throw RecurrentKitError("a series must be (N) or (N, F), got shape \(series.shape)")
         }
-        guard window >= 1, horizon >= 1 else { throw RecurrentKitError("window \(window) and horizon \(horizon) must be at least 1") }
+        guard window >= 1, horizon >= 1 else {
+            throw RecurrentKitError("window \(window) and horizon \(horizon) must be at least 1")
+        }
         let n = series.shape[0]
-        guard n >= window + horizon else { throw RecurrentKitError("a series of \(n) steps has no window of \(window) + \(horizon) steps") }
+        guard n >= window + horizon else {
+            throw RecurrentKitError("a series of \(n) steps has no window of \(window) + \(horizon) steps")
+        }
         self.series = series.shape.count == 1 ? try series.reshaped([n, 1]) : series
         (self.window, self.horizon) = (window, horizon)
     }
@@ -41,7 +45,9 @@ public struct SlidingWindows<Scalar: RecurrentScalar>: Sendable {
     /// - Returns: inputs (T, B, F) time-major or (B, T, F) batch-first, and targets (B, horizon x F): row b holds
     ///   steps starts[b] + T ..< starts[b] + T + horizon, feature by feature.
     /// - Throws: when a start is outside [0, ``count``) or `starts` is empty.
-    public func batch(starts: [Int], layout: SequenceLayout = .timeMajor) throws -> (inputs: Tensor<Scalar>, targets: Tensor<Scalar>) {
+    public func batch(
+        starts: [Int], layout: SequenceLayout = .timeMajor
+    ) throws -> (inputs: Tensor<Scalar>, targets: Tensor<Scalar>) {
         var inputs = Tensor<Scalar>(zeros: [0]), targets = Tensor<Scalar>(zeros: [0])
         try fill(starts: starts[...], offset: 0, layout: layout, inputs: &inputs, targets: &targets)
         return (inputs, targets)
@@ -49,7 +55,10 @@ public struct SlidingWindows<Scalar: RecurrentScalar>: Sendable {
 
     /// Writes the windows starting at `offset + starts[b]` into `inputs` and `targets` (see ``batch(starts:layout:)``),
     /// reusing their storage when their shapes match.
-    func fill(starts: ArraySlice<Int>, offset: Int, layout: SequenceLayout, inputs: inout Tensor<Scalar>, targets: inout Tensor<Scalar>) throws {
+    func fill(
+        starts: ArraySlice<Int>, offset: Int, layout: SequenceLayout, inputs: inout Tensor<Scalar>,
+        targets: inout Tensor<Scalar>
+    ) throws {
         guard !starts.isEmpty else { throw RecurrentKitError("a batch needs at least one window start") }
         for (b, s) in starts.enumerated() where offset + s < 0 || offset + s >= count {
             throw RecurrentKitError("window start \(offset + s) of row \(b) is outside [0, \(count))")

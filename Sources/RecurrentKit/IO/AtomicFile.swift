@@ -56,7 +56,9 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     // name and is never opened or written. `path` itself is never opened, so nothing is ever written through it.
     try refuseNonRegularOutput(path)
     guard rename(temporary, path) == 0 else {
-        throw RecurrentKitError("cannot move the new file into place at \(path): \(errnoDescription()); the previous file, if any, is unchanged")
+        throw RecurrentKitError(
+            "cannot move the new file into place at \(path): \(errnoDescription()); the previous file, if any, is unchanged"
+        )
     }
     ok = true
     // Make the rename itself durable.
@@ -79,7 +81,8 @@ func removeStaleTemporaries(of name: String, in folder: String, minimumAge: Int 
         let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+        guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)), pid > 0, pid != getpid()
+        else { continue }
         var info = stat()
         guard kill(pid, 0) != 0, errno == ESRCH, stat(folder + "/" + entryName, &info) == 0 else { continue }
         if Int(time(nil)) - modificationSeconds(info) >= minimumAge { stale.append(entryName) }
@@ -102,7 +105,9 @@ public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws
         if statvfs(folder, &fs) == 0 {
             let free = Double(fs.f_bavail) * Double(fs.f_frsize)
             guard free >= Double(requiredBytes) else {
-                throw RecurrentKitError("not enough free space in \(folder): \(Int(free / 1_000_000)) MB free, checkpoints need about \(requiredBytes / 1_000_000 + 1) MB")
+                throw RecurrentKitError(
+                    "not enough free space in \(folder): \(Int(free / 1_000_000)) MB free, checkpoints need about \(requiredBytes / 1_000_000 + 1) MB"
+                )
             }
         }
     }
@@ -121,7 +126,9 @@ public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws
 ///   - maximumBytes: the most bytes accepted (default 16 GiB).
 ///   - allowStreams: accept FIFOs, pipes and character devices.
 /// - Returns: the bytes.
-public func readFileBytes(_ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false) throws -> [UInt8] {
+public func readFileBytes(
+    _ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false
+) throws -> [UInt8] {
     var fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
     guard fd >= 0 else {
         if errno == ENOENT { throw RecurrentKitError("\(what) not found: \(path) does not exist") }
@@ -135,7 +142,8 @@ public func readFileBytes(_ path: String, what: String = "file", maximumBytes: I
     let regular = type == S_IFREG
     if !regular {
         guard allowStreams, type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK else {
-            throw RecurrentKitError("\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
+            throw RecurrentKitError(
+                "\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
         }
         if type == S_IFIFO {
             // A named FIFO is read like `cat` reads it: opened again without O_NONBLOCK, which waits for its writer
@@ -165,7 +173,9 @@ public func readFileBytes(_ path: String, what: String = "file", maximumBytes: I
         }
         if n == 0 { break }
         guard result.count <= maximumBytes - n else {
-            throw RecurrentKitError("\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as /dev/zero?)")
+            throw RecurrentKitError(
+                "\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as /dev/zero?)"
+            )
         }
         result.append(contentsOf: chunk[0..<n])
     }
@@ -200,7 +210,9 @@ func refuseNonRegularOutput(_ path: String) throws {
             what += " (to \(target.replacingControlCharacters))"
         }
     }
-    throw RecurrentKitError("output \(path) is \(what), not a regular file; an output only replaces a regular file (it is left as it is: remove it or choose another path)")
+    throw RecurrentKitError(
+        "output \(path) is \(what), not a regular file; an output only replaces a regular file (it is left as it is: remove it or choose another path)"
+    )
 }
 
 private func fileTypeName(_ type: mode_t) -> String {
@@ -237,9 +249,14 @@ public final class OutputFolderLock {
             let busy = errno == EWOULDBLOCK
             close(fd)
             if busy {
-                let holder = (try? readFileBytes(pidPath, maximumBytes: 32)).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace } ?? ""
+                let holder =
+                    (try? readFileBytes(pidPath, maximumBytes: 32)).map {
+                        String(decoding: $0, as: UTF8.self).trimmingWhitespace
+                    } ?? ""
                 let pid = holder.allSatisfy(\.isNumber) && !holder.isEmpty ? " (pid \(holder))" : ""
-                throw RecurrentKitError("output folder \(folder) is in use by another training run\(pid); wait for it to finish or choose another --output")
+                throw RecurrentKitError(
+                    "output folder \(folder) is in use by another training run\(pid); wait for it to finish or choose another --output"
+                )
             }
             throw RecurrentKitError("cannot lock output folder \(folder): \(errnoDescription())")
         }
@@ -268,7 +285,9 @@ private extension String {
     }
 
     var trimmingWhitespace: String {
-        String(unicodeScalars.drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed().map(Character.init))
+        String(
+            unicodeScalars.drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed().map(
+                Character.init))
     }
 }
 
@@ -282,12 +301,17 @@ public func availableMemoryBytes() -> Int? {
     }
     var best: Int? = nil
     if let meminfo = try? readFileBytes("/proc/meminfo", maximumBytes: 1 << 20) {
-        for line in String(decoding: meminfo, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            if let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kb < Int.max / 1024 { best = kb * 1024 }
+        for line in String(decoding: meminfo, as: UTF8.self).split(separator: "\n")
+        where line.hasPrefix("MemAvailable:") {
+            if let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kb < Int.max / 1024 {
+                best = kb * 1024
+            }
         }
     }
-    for (limitPath, usagePath) in [("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")] {
+    for (limitPath, usagePath) in [
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ] {
         if let limit = number(limitPath), limit > 0, limit < 1 << 60 {
             let free = max(limit - (number(usagePath) ?? 0), 0)
             best = min(best ?? free, free)
@@ -305,7 +329,9 @@ public func availableAddressSpaceBytes() -> Int? {
     guard let status = try? readFileBytes("/proc/self/status", maximumBytes: 1 << 16) else { return nil }
     for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmSize:") {
         // "VmSize:\t  123456 kB"
-        guard let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }), kb < Int.max / 1024 else { return nil }
+        guard let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }),
+            kb < Int.max / 1024
+        else { return nil }
         return max(limit - kb * 1024, 0)
     }
     return nil
@@ -316,10 +342,13 @@ public func availableAddressSpaceBytes() -> Int? {
 /// that large is allocated.
 public func checkMemory(_ bytes: Int, for purpose: String) throws {
     if let available = availableMemoryBytes(), bytes > available {
-        throw RecurrentKitError("\(purpose) needs about \(megabytes(bytes)) of memory, but only \(megabytes(available)) are available")
+        throw RecurrentKitError(
+            "\(purpose) needs about \(megabytes(bytes)) of memory, but only \(megabytes(available)) are available")
     }
     if let space = availableAddressSpaceBytes(), bytes > space {
-        throw RecurrentKitError("\(purpose) needs about \(megabytes(bytes)) of memory, but the address-space limit (ulimit -v) leaves only \(megabytes(space))")
+        throw RecurrentKitError(
+            "\(purpose) needs about \(megabytes(bytes)) of memory, but the address-space limit (ulimit -v) leaves only \(megabytes(space))"
+        )
     }
 }
 

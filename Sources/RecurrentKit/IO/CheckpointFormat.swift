@@ -54,11 +54,14 @@ public enum CheckpointFormat {
     public static func version(of metadata: [String: String]) throws -> Int? {
         guard let format = metadata["format"] else { return nil }
         if format == legacyParameterFileName { return 0 }
-        guard format.hasPrefix(namePrefix), let v = Int(format.dropFirst(namePrefix.count)), v >= oldestReadableVersion else {
+        guard format.hasPrefix(namePrefix), let v = Int(format.dropFirst(namePrefix.count)), v >= oldestReadableVersion
+        else {
             throw RecurrentKitError("format \(format.prefix(60)) is not a RecurrentKit checkpoint (expected \(name))")
         }
         guard v <= version else {
-            throw RecurrentKitError("format version \(v) was written by a newer RecurrentKit; this one (\(RecurrentKitVersion.string)) reads versions \(oldestReadableVersion) to \(version)")
+            throw RecurrentKitError(
+                "format version \(v) was written by a newer RecurrentKit; this one (\(RecurrentKitVersion.string)) reads versions \(oldestReadableVersion) to \(version)"
+            )
         }
         return v
     }
@@ -67,8 +70,10 @@ public enum CheckpointFormat {
     /// the training state (language-model checkpoints of versions 1 and 2); nil when neither is there.
     static func optimizerStepCount(_ metadata: [String: String]) -> Int? {
         if let text = metadata["optimizer.stepCount"] { return Int(text) }
-        guard let training = metadata["training"], let object = try? JSONSerialization.jsonObject(with: Data(training.utf8)),
-              let steps = (object as? [String: Any])?["optimizerSteps"] as? Int else { return nil }
+        guard let training = metadata["training"],
+            let object = try? JSONSerialization.jsonObject(with: Data(training.utf8)),
+            let steps = (object as? [String: Any])?["optimizerSteps"] as? Int
+        else { return nil }
         return steps
     }
 }

@@ -29,7 +29,8 @@ extension ParameterStore {
     /// The file ``save(to:metadata:optimizer:)`` writes, before it is serialized, for a writer that adds training
     /// tensors of its own (names under ``CheckpointFormat/trainingTensorPrefix``), as a language model's checkpoint does.
     /// - Throws: on a reserved metadata key, or when a parameter is NaN or infinite (such a file is never written).
-    public func checkpointFile(metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws -> SafetensorsFile {
+    public func checkpointFile(metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws -> SafetensorsFile
+    {
         for key in metadata.keys where CheckpointFormat.reservedKeys.contains(key) || key.hasPrefix("optimizer.") {
             throw RecurrentKitError("metadata key '\(key)' is reserved")
         }
@@ -43,7 +44,8 @@ extension ParameterStore {
         if let optimizer {
             file.metadata["optimizer.stepCount"] = String(optimizer.stepCount)
             for (name, values) in optimizer.stateBuffers {
-                try file.add(Self.optimizerPrefix + name, try Tensor<Double>(shape: [values.count], scalars: values), as: .f64)
+                try file.add(
+                    Self.optimizerPrefix + name, try Tensor<Double>(shape: [values.count], scalars: values), as: .f64)
             }
         }
         return file
@@ -65,8 +67,9 @@ extension ParameterStore {
     @discardableResult
     public func load(from path: String, optimizer: Optimizer? = nil) throws -> [String: String] {
         let bytes = try readFileBytes(path, what: "parameter file")
-        do { return try load(serialized: bytes, optimizer: optimizer) }
-        catch let error as RecurrentKitError { throw RecurrentKitError("parameter file \(path): \(error.message)") }
+        do { return try load(serialized: bytes, optimizer: optimizer) } catch let error as RecurrentKitError {
+            throw RecurrentKitError("parameter file \(path): \(error.message)")
+        }
     }
 
     /// Parses bytes written by ``serialized(metadata:optimizer:)`` into this store (see ``load(from:optimizer:)``).
@@ -84,9 +87,12 @@ extension ParameterStore {
             for name in file.tensors.keys where name.hasPrefix(prefix) {
                 let values: Tensor<Double> = try file.tensor(name)
                 guard values.scalars.count == count else {
-                    throw RecurrentKitError("optimizer state \(name) holds \(values.scalars.count) values for \(count) parameters")
+                    throw RecurrentKitError(
+                        "optimizer state \(name) holds \(values.scalars.count) values for \(count) parameters")
                 }
-                guard values.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("optimizer state \(name) holds a non-finite value") }
+                guard values.scalars.allSatisfy(\.isFinite) else {
+                    throw RecurrentKitError("optimizer state \(name) holds a non-finite value")
+                }
                 buffers[String(name.dropFirst(prefix.count))] = values.scalars
             }
             try optimizer.restore(stateBuffers: buffers, stepCount: steps)
@@ -127,8 +133,12 @@ extension ParameterStore {
     ///   (naming both and both shapes), that is not floating-point or holds a non-finite value, and when no parameter
     ///   name starts with `prefix`.
     @discardableResult
-    public func loadStateDict(_ file: SafetensorsFile, into prefix: String = "", stripping: String = "", strict: Bool = true) throws -> StateDictLoadReport {
-        let (loaded, report) = try matchStateDict(file, into: prefix, stripping: stripping, strict: strict, hint: " (pass strict: false to load the tensors that match)")
+    public func loadStateDict(
+        _ file: SafetensorsFile, into prefix: String = "", stripping: String = "", strict: Bool = true
+    ) throws -> StateDictLoadReport {
+        let (loaded, report) = try matchStateDict(
+            file, into: prefix, stripping: stripping, strict: strict,
+            hint: " (pass strict: false to load the tensors that match)")
         for (entry, tensor) in loaded { try setTensor(entry.name, tensor) }
         return report
     }
@@ -136,24 +146,33 @@ extension ParameterStore {
     /// Reads the safetensors file at `path` and loads it as ``loadStateDict(_:into:stripping:strict:)`` does; errors
     /// name the path.
     @discardableResult
-    public func loadStateDict(from path: String, into prefix: String = "", stripping: String = "", strict: Bool = true) throws -> StateDictLoadReport {
+    public func loadStateDict(
+        from path: String, into prefix: String = "", stripping: String = "", strict: Bool = true
+    ) throws -> StateDictLoadReport {
         let bytes = try readFileBytes(path, what: "state_dict file")
-        do { return try loadStateDict(try SafetensorsFile(bytes: bytes), into: prefix, stripping: stripping, strict: strict) }
-        catch let error as RecurrentKitError { throw RecurrentKitError("state_dict file \(path): \(error.message)") }
+        do {
+            return try loadStateDict(
+                try SafetensorsFile(bytes: bytes), into: prefix, stripping: stripping, strict: strict)
+        } catch let error as RecurrentKitError { throw RecurrentKitError("state_dict file \(path): \(error.message)") }
     }
 
     /// The tensors of `file` for the parameters under `prefix`, checked (names in strict mode, shapes, dtypes, finite
     /// values) but not yet stored, and what matched.
-    private func matchStateDict(_ file: SafetensorsFile, into prefix: String, stripping: String, strict: Bool,
-                                hint: String) throws -> ([(ParameterEntry, Tensor<Scalar>)], StateDictLoadReport) {
+    private func matchStateDict(
+        _ file: SafetensorsFile, into prefix: String, stripping: String, strict: Bool,
+        hint: String
+    ) throws -> ([(ParameterEntry, Tensor<Scalar>)], StateDictLoadReport) {
         let targets = entries.filter { $0.name.hasPrefix(prefix) }
         guard !targets.isEmpty || entries.isEmpty else {
-            throw RecurrentKitError("no parameter name starts with '\(prefix)'; the model has \(nameList(entries.map(\.name)))")
+            throw RecurrentKitError(
+                "no parameter name starts with '\(prefix)'; the model has \(nameList(entries.map(\.name)))")
         }
         let targetNames = Set(targets.map(\.name))
         var keyForName: [String: String] = [:], unexpected: [String] = []
         for key in file.tensors.keys.sorted()
-        where !key.hasPrefix(CheckpointFormat.trainingTensorPrefix) && !key.hasPrefix(CheckpointFormat.legacyOptimizerTensorPrefix) {
+        where !key.hasPrefix(CheckpointFormat.trainingTensorPrefix)
+            && !key.hasPrefix(CheckpointFormat.legacyOptimizerTensorPrefix)
+        {
             guard key.hasPrefix(stripping) else { continue }
             let name = prefix + key.dropFirst(stripping.count)
             if targetNames.contains(name) { keyForName[name] = key } else { unexpected.append(key) }
@@ -172,10 +191,15 @@ extension ParameterStore {
             let tensor: Tensor<Scalar> = try file.tensor(key)
             let what = key == entry.name ? key : "tensor \(key) (for \(entry.name))"
             try tensor.requireShape(entry.shape, name: what)
-            guard tensor.scalars.allSatisfy(\.isFinite) else { throw RecurrentKitError("tensor \(key) holds a non-finite value") }
+            guard tensor.scalars.allSatisfy(\.isFinite) else {
+                throw RecurrentKitError("tensor \(key) holds a non-finite value")
+            }
             loaded.append((entry, tensor))
         }
-        return (loaded, StateDictLoadReport(loadedKeys: loaded.map(\.0.name), missingKeys: missing, unexpectedKeys: unexpected))
+        return (
+            loaded,
+            StateDictLoadReport(loadedKeys: loaded.map(\.0.name), missingKeys: missing, unexpectedKeys: unexpected)
+        )
     }
 }
 
@@ -210,5 +234,6 @@ public struct StateDictLoadReport: Equatable, Sendable, CustomStringConvertible 
 
 /// Up to 8 names, then how many more.
 private func nameList(_ names: [String]) -> String {
-    names.count <= 8 ? names.joined(separator: ", ") : names.prefix(8).joined(separator: ", ") + " and \(names.count - 8) more"
+    names.count <= 8
+        ? names.joined(separator: ", ") : names.prefix(8).joined(separator: ", ") + " and \(names.count - 8) more"
 }

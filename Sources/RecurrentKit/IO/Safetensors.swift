@@ -96,8 +96,9 @@ public struct SafetensorsFile: Sendable {
     /// Reads and parses the safetensors file at `path` (see ``init(bytes:maximumHeaderBytes:)``); errors name the path.
     public init(contentsOfFile path: String) throws {
         let bytes = try readFileBytes(path, what: "safetensors file")
-        do { try self.init(bytes: bytes) }
-        catch let error as RecurrentKitError { throw RecurrentKitError("safetensors file \(path): \(error.message)") }
+        do { try self.init(bytes: bytes) } catch let error as RecurrentKitError {
+            throw RecurrentKitError("safetensors file \(path): \(error.message)")
+        }
     }
 
     /// Writes ``serialized()`` to `path` atomically (the previous file stays intact on any failure).
@@ -109,9 +110,13 @@ public struct SafetensorsFile: Sendable {
     ///
     /// - Throws: when `dtype` is not floating-point (``DType/isFloatingPoint``): integer and bool data are written
     ///   from an ``IntegerTensor`` or a ``BoolTensor``, whose `add` overloads check every value.
-    public mutating func add<Scalar: RecurrentScalar>(_ name: String, _ tensor: Tensor<Scalar>, as dtype: DType = .f32) throws {
+    public mutating func add<Scalar: RecurrentScalar>(
+        _ name: String, _ tensor: Tensor<Scalar>, as dtype: DType = .f32
+    ) throws {
         guard dtype.isFloatingPoint else {
-            throw RecurrentKitError("tensor \(name): a Tensor is written as F16, BF16, F32 or F64, not \(dtype.rawValue); write integer or bool data from an IntegerTensor or a BoolTensor")
+            throw RecurrentKitError(
+                "tensor \(name): a Tensor is written as F16, BF16, F32 or F64, not \(dtype.rawValue); write integer or bool data from an IntegerTensor or a BoolTensor"
+            )
         }
         var bytes = [UInt8]()
         bytes.reserveCapacity(tensor.count * dtype.size)
@@ -124,7 +129,7 @@ public struct SafetensorsFile: Sendable {
                 let rounded = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
                 withUnsafeBytes(of: rounded.littleEndian) { bytes.append(contentsOf: $0) }
             case .f32: withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            default: break // refused above
+            default: break  // refused above
             }
         }
         tensors[name] = Entry(dtype: dtype, shape: tensor.shape, bytes: bytes)
@@ -134,11 +139,13 @@ public struct SafetensorsFile: Sendable {
     ///
     /// Throws if it is missing, or if it holds integers or bools: those are data, not values to compute with, and are
     /// read exactly with ``integerTensor(_:as:)`` or ``boolTensor(_:)``.
-    public func tensor<Scalar: RecurrentScalar>(_ name: String, as: Scalar.Type = Scalar.self) throws -> Tensor<Scalar> {
+    public func tensor<Scalar: RecurrentScalar>(_ name: String, as: Scalar.Type = Scalar.self) throws -> Tensor<Scalar>
+    {
         guard let entry = tensors[name] else { throw RecurrentKitError("checkpoint has no tensor named \(name)") }
         guard entry.dtype.isFloatingPoint else {
             let reader = entry.dtype == .bool ? "boolTensor(_:)" : "integerTensor(_:as:)"
-            throw RecurrentKitError("tensor \(name) has dtype \(entry.dtype.rawValue), not a floating-point dtype; read it with \(reader)")
+            throw RecurrentKitError(
+                "tensor \(name) has dtype \(entry.dtype.rawValue), not a floating-point dtype; read it with \(reader)")
         }
         let count = entry.shape.reduce(1, *)
         var values = [Scalar]()
@@ -146,13 +153,28 @@ public struct SafetensorsFile: Sendable {
         entry.bytes.withUnsafeBytes { raw in
             for i in 0..<count {
                 switch entry.dtype {
-                case .f32: values.append(Scalar(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))))
-                case .f64: values.append(Scalar(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))))
-                case .f16: values.append(Scalar(floatFromHalf(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))))
+                case .f32:
+                    values.append(
+                        Scalar(
+                            Float(
+                                bitPattern: UInt32(
+                                    littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))))
+                case .f64:
+                    values.append(
+                        Scalar(
+                            Double(
+                                bitPattern: UInt64(
+                                    littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))))
+                case .f16:
+                    values.append(
+                        Scalar(
+                            floatFromHalf(
+                                UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))))
                 case .bf16:
-                    let bits = UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16
+                    let bits =
+                        UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16
                     values.append(Scalar(Float(bitPattern: bits)))
-                default: break // refused above
+                default: break  // refused above
                 }
             }
         }
@@ -185,7 +207,11 @@ public struct SafetensorsFile: Sendable {
         let names = tensors.keys.sorted()
         for name in names {
             let entry = tensors[name]!
-            header[name] = ["dtype": entry.dtype.rawValue, "shape": entry.shape, "data_offsets": [offset, offset + entry.bytes.count]] as [String: Any]
+            header[name] =
+                [
+                    "dtype": entry.dtype.rawValue, "shape": entry.shape,
+                    "data_offsets": [offset, offset + entry.bytes.count],
+                ] as [String: Any]
             offset += entry.bytes.count
         }
         var json = Self.asciiJSON(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
@@ -204,7 +230,9 @@ public struct SafetensorsFile: Sendable {
         guard bytes.count >= 8 else { throw bad("\(bytes.count) bytes, shorter than the 8-byte header length") }
         var headerLength: UInt64 = 0
         for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-        guard headerLength <= UInt64(maximumHeaderBytes) else { throw bad("header length \(headerLength) exceeds the limit of \(maximumHeaderBytes) bytes") }
+        guard headerLength <= UInt64(maximumHeaderBytes) else {
+            throw bad("header length \(headerLength) exceeds the limit of \(maximumHeaderBytes) bytes")
+        }
         guard headerLength >= 2, Int(headerLength) <= bytes.count - 8 else {
             throw bad("header length \(headerLength) does not fit in a \(bytes.count)-byte file")
         }
@@ -212,7 +240,9 @@ public struct SafetensorsFile: Sendable {
         let headerBytes = Data(bytes[8..<headerEnd])
         guard String(data: headerBytes, encoding: .utf8) != nil else { throw bad("header is not UTF-8") }
         let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: headerBytes) } catch { throw bad("header is not well-formed JSON") }
+        do { parsed = try JSONSerialization.jsonObject(with: headerBytes) } catch {
+            throw bad("header is not well-formed JSON")
+        }
         guard let header = parsed as? [String: Any] else { throw bad("header is not a JSON object") }
         let dataCount = bytes.count - headerEnd
         var metadata: [String: String] = [:]
@@ -230,27 +260,36 @@ public struct SafetensorsFile: Sendable {
             guard let info = value as? [String: Any] else { throw bad("entry \(name) is not an object") }
             guard let dtypeName = info["dtype"] as? String else { throw bad("tensor \(name) has no dtype") }
             guard let dtype = DType(rawValue: dtypeName) else {
-                throw bad("tensor \(name) has dtype \(dtypeName); supported: \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw bad(
+                    "tensor \(name) has dtype \(dtypeName); supported: \(DType.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             guard let shapeValues = info["shape"] as? [Any] else { throw bad("tensor \(name) has no shape") }
             var shape: [Int] = []
             var count = 1
             for d in shapeValues {
-                guard let n = exactInteger(d), n >= 0, n <= Int(Int32.max) else { throw bad("tensor \(name) has an invalid dimension \(d)") }
+                guard let n = exactInteger(d), n >= 0, n <= Int(Int32.max) else {
+                    throw bad("tensor \(name) has an invalid dimension \(d)")
+                }
                 let (product, overflow) = count.multipliedReportingOverflow(by: n)
-                guard !overflow, product <= bytes.count else { throw bad("tensor \(name) with shape \(shapeValues) is larger than the file") }
+                guard !overflow, product <= bytes.count else {
+                    throw bad("tensor \(name) with shape \(shapeValues) is larger than the file")
+                }
                 count = product
                 shape.append(n)
             }
             guard let offsets = info["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = exactInteger(offsets[0]), let end = exactInteger(offsets[1]) else {
+                let begin = exactInteger(offsets[0]), let end = exactInteger(offsets[1])
+            else {
                 throw bad("tensor \(name) has no valid data_offsets")
             }
             guard begin >= 0, end >= begin, end <= dataCount else {
                 throw bad("tensor \(name) data_offsets [\(begin), \(end)] fall outside the \(dataCount) data bytes")
             }
             guard end - begin == count * dtype.size else {
-                throw bad("tensor \(name) has \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs \(count * dtype.size)")
+                throw bad(
+                    "tensor \(name) has \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs \(count * dtype.size)"
+                )
             }
             ranges.append((name, begin, end))
             entries[name] = (dtype, shape)
@@ -271,7 +310,9 @@ public struct SafetensorsFile: Sendable {
             // safetensors and PyTorch do not check BOOL bytes (torch reads 2 as True, but a C++ bool holding 2 is
             // undefined behaviour): anything but 0 and 1 is a corrupt or hostile file.
             if dtype == .bool, let i = data.firstIndex(where: { $0 > 1 }) {
-                throw bad("BOOL tensor \(r.name) holds byte \(data[i]) at index \(safetensorsIndex(ofFlat: i, shape: shape)); BOOL bytes must be 0 or 1")
+                throw bad(
+                    "BOOL tensor \(r.name) holds byte \(data[i]) at index \(safetensorsIndex(ofFlat: i, shape: shape)); BOOL bytes must be 0 or 1"
+                )
             }
             tensors[r.name] = Entry(dtype: dtype, shape: shape, bytes: data)
         }
@@ -293,8 +334,8 @@ private func exactInteger(_ value: Any) -> Int? {
 func floatFromHalf(_ h: UInt16) -> Float {
     let sign: Float = h & 0x8000 != 0 ? -1 : 1
     let exponent = UInt32((h >> 10) & 0x1F), mantissa = UInt32(h & 0x3FF)
-    if exponent == 0 { return sign * Float(mantissa) * 0x1p-24 } // zero and subnormals
-    if exponent == 31 { return Float(bitPattern: UInt32(h & 0x8000) << 16 | 0x7F80_0000 | mantissa << 13) } // inf, NaN
+    if exponent == 0 { return sign * Float(mantissa) * 0x1p-24 }  // zero and subnormals
+    if exponent == 31 { return Float(bitPattern: UInt32(h & 0x8000) << 16 | 0x7F80_0000 | mantissa << 13) }  // inf, NaN
     return Float(bitPattern: UInt32(h & 0x8000) << 16 | (exponent + 112) << 23 | mantissa << 13)
 }
 
@@ -304,7 +345,7 @@ func halfBits(_ x: Float) -> UInt16 {
     let sign = UInt16(truncatingIfNeeded: bits >> 16) & 0x8000
     if x.isNaN { return sign | 0x7E00 | UInt16(truncatingIfNeeded: (bits >> 13) & 0x3FF) }
     let magnitude = abs(x)
-    if magnitude >= 65520 { return sign | 0x7C00 } // rounds past the largest half, 65504
+    if magnitude >= 65520 { return sign | 0x7C00 }  // rounds past the largest half, 65504
     if magnitude < 0x1p-14 {
         // Subnormal halves are multiples of 2^-24; scaling by 2^24 is exact, and 1024 is the smallest normal's bits.
         return sign | UInt16((magnitude * 0x1p24).rounded(.toNearestOrEven))
@@ -312,6 +353,6 @@ func halfBits(_ x: Float) -> UInt16 {
     let exponent = (bits >> 23) & 0xFF, mantissa = bits & 0x7F_FFFF
     var half = (exponent - 112) << 10 | mantissa >> 13
     let rest = mantissa & 0x1FFF
-    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half += 1 } // a carry moves into the exponent correctly
+    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half += 1 }  // a carry moves into the exponent correctly
     return sign | UInt16(half)
 }

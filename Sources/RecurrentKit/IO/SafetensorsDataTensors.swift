@@ -20,9 +20,13 @@ public struct IntegerTensor<Element: FixedWidthInteger>: Equatable, Hashable {
 
     /// Creates a tensor; throws if a dimension is negative or `scalars.count` is not the product of `shape`.
     public init(shape: [Int], scalars: [Element]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw RecurrentKitError("tensor shape \(shape) has a negative dimension") }
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw RecurrentKitError("tensor shape \(shape) has a negative dimension")
+        }
         let count = try safetensorsElementCount(shape)
-        guard count == scalars.count else { throw RecurrentKitError("tensor of shape \(shape) needs \(count) values, got \(scalars.count)") }
+        guard count == scalars.count else {
+            throw RecurrentKitError("tensor of shape \(shape) needs \(count) values, got \(scalars.count)")
+        }
         self.shape = shape
         self.scalars = scalars
     }
@@ -43,7 +47,9 @@ public struct IntegerTensor<Element: FixedWidthInteger>: Equatable, Hashable {
         values.reserveCapacity(scalars.count)
         for (i, v) in scalars.enumerated() {
             guard let w = Other(exactly: v) else {
-                throw RecurrentKitError("value \(v) at index \(safetensorsIndex(ofFlat: i, shape: shape)) is outside the range of \(Other.self) (\(Other.min)...\(Other.max))")
+                throw RecurrentKitError(
+                    "value \(v) at index \(safetensorsIndex(ofFlat: i, shape: shape)) is outside the range of \(Other.self) (\(Other.min)...\(Other.max))"
+                )
             }
             values.append(w)
         }
@@ -63,9 +69,13 @@ public struct BoolTensor: Equatable, Hashable, Sendable {
 
     /// Creates a tensor; throws if a dimension is negative or `scalars.count` is not the product of `shape`.
     public init(shape: [Int], scalars: [Bool]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw RecurrentKitError("tensor shape \(shape) has a negative dimension") }
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw RecurrentKitError("tensor shape \(shape) has a negative dimension")
+        }
         let count = try safetensorsElementCount(shape)
-        guard count == scalars.count else { throw RecurrentKitError("tensor of shape \(shape) needs \(count) values, got \(scalars.count)") }
+        guard count == scalars.count else {
+            throw RecurrentKitError("tensor of shape \(shape) needs \(count) values, got \(scalars.count)")
+        }
         self.shape = shape
         self.scalars = scalars
     }
@@ -108,14 +118,21 @@ extension SafetensorsFile {
     /// - Throws: when `dtype` is not an integer dtype (bools are written from a ``BoolTensor``, floats from a
     ///   ``Tensor``), when `Element` has no dtype of its own and none is given, when `scalars.count` does not match
     ///   the shape, or naming the first value (and its index) that does not fit `dtype`. Nothing is added then.
-    public mutating func add<Element: FixedWidthInteger>(_ name: String, _ tensor: IntegerTensor<Element>, as dtype: DType? = nil) throws {
+    public mutating func add<Element: FixedWidthInteger>(
+        _ name: String, _ tensor: IntegerTensor<Element>, as dtype: DType? = nil
+    ) throws {
         guard let dtype = dtype ?? DType.integer(for: Element.self) else {
-            throw RecurrentKitError("\(Element.self) has no safetensors dtype of its own; pass one of I8 to I64 or U8 to U64 for tensor \(name)")
+            throw RecurrentKitError(
+                "\(Element.self) has no safetensors dtype of its own; pass one of I8 to I64 or U8 to U64 for tensor \(name)"
+            )
         }
         guard dtype.isInteger else {
-            throw RecurrentKitError("tensor \(name) cannot be written as \(dtype.rawValue) from integers: use an integer dtype (I8 to I64, U8 to U64), a BoolTensor for BOOL or a Tensor for floats")
+            throw RecurrentKitError(
+                "tensor \(name) cannot be written as \(dtype.rawValue) from integers: use an integer dtype (I8 to I64, U8 to U64), a BoolTensor for BOOL or a Tensor for floats"
+            )
         }
-        guard tensor.shape.allSatisfy({ $0 >= 0 }), (try? safetensorsElementCount(tensor.shape)) == tensor.scalars.count else {
+        guard tensor.shape.allSatisfy({ $0 >= 0 }), (try? safetensorsElementCount(tensor.shape)) == tensor.scalars.count
+        else {
             throw RecurrentKitError("tensor \(name) of shape \(tensor.shape) holds \(tensor.scalars.count) values")
         }
         func encode<Target: FixedWidthInteger>(_: Target.Type) throws -> [UInt8] {
@@ -123,7 +140,9 @@ extension SafetensorsFile {
             bytes.reserveCapacity(tensor.scalars.count * MemoryLayout<Target>.size)
             for (i, v) in tensor.scalars.enumerated() {
                 guard let t = Target(exactly: v) else {
-                    throw RecurrentKitError("value \(v) at index \(safetensorsIndex(ofFlat: i, shape: tensor.shape)) of tensor \(name) does not fit \(dtype.rawValue) (\(Target.min)...\(Target.max))")
+                    throw RecurrentKitError(
+                        "value \(v) at index \(safetensorsIndex(ofFlat: i, shape: tensor.shape)) of tensor \(name) does not fit \(dtype.rawValue) (\(Target.min)...\(Target.max))"
+                    )
                 }
                 withUnsafeBytes(of: t.littleEndian) { bytes.append(contentsOf: $0) }
             }
@@ -139,7 +158,7 @@ extension SafetensorsFile {
         case .u16: bytes = try encode(UInt16.self)
         case .u32: bytes = try encode(UInt32.self)
         case .u64: bytes = try encode(UInt64.self)
-        default: preconditionFailure("not an integer dtype") // refused above
+        default: preconditionFailure("not an integer dtype")  // refused above
         }
         tensors[name] = Entry(dtype: dtype, shape: tensor.shape, bytes: bytes)
     }
@@ -147,7 +166,8 @@ extension SafetensorsFile {
     /// Adds a bool tensor stored as BOOL (one byte, 0 or 1, per element), with `tensor`'s shape.
     /// - Throws: when `scalars.count` does not match the shape.
     public mutating func add(_ name: String, _ tensor: BoolTensor) throws {
-        guard tensor.shape.allSatisfy({ $0 >= 0 }), (try? safetensorsElementCount(tensor.shape)) == tensor.scalars.count else {
+        guard tensor.shape.allSatisfy({ $0 >= 0 }), (try? safetensorsElementCount(tensor.shape)) == tensor.scalars.count
+        else {
             throw RecurrentKitError("tensor \(name) of shape \(tensor.shape) holds \(tensor.scalars.count) values")
         }
         tensors[name] = Entry(dtype: .bool, shape: tensor.shape, bytes: tensor.scalars.map { $0 ? 1 : 0 })
@@ -161,11 +181,14 @@ extension SafetensorsFile {
     /// - Throws: when it is missing, when it is a floating-point tensor (read it with ``tensor(_:as:)``) or a BOOL one
     ///   (``boolTensor(_:)``), or naming the first value (and its index) that `Element` cannot represent (a U64 above
     ///   `Int64.max` as `Int`, a negative I8 as `UInt8`, ...).
-    public func integerTensor<Element: FixedWidthInteger>(_ name: String, as: Element.Type = Element.self) throws -> IntegerTensor<Element> {
+    public func integerTensor<Element: FixedWidthInteger>(
+        _ name: String, as: Element.Type = Element.self
+    ) throws -> IntegerTensor<Element> {
         guard let entry = tensors[name] else { throw RecurrentKitError("checkpoint has no tensor named \(name)") }
         guard entry.dtype.isInteger else {
             let reader = entry.dtype == .bool ? "boolTensor(_:)" : "tensor(_:as:)"
-            throw RecurrentKitError("tensor \(name) has dtype \(entry.dtype.rawValue), not an integer dtype; read it with \(reader)")
+            throw RecurrentKitError(
+                "tensor \(name) has dtype \(entry.dtype.rawValue), not an integer dtype; read it with \(reader)")
         }
         func decode<Source: FixedWidthInteger & BitwiseCopyable>(_: Source.Type) throws -> [Element] {
             let size = MemoryLayout<Source>.size, count = entry.bytes.count / size
@@ -175,7 +198,9 @@ extension SafetensorsFile {
                 for i in 0..<count {
                     let v = Source(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: Source.self))
                     guard let e = Element(exactly: v) else {
-                        throw RecurrentKitError("tensor \(name) (\(entry.dtype.rawValue)) holds \(v) at index \(safetensorsIndex(ofFlat: i, shape: entry.shape)), outside the range of \(Element.self) (\(Element.min)...\(Element.max))")
+                        throw RecurrentKitError(
+                            "tensor \(name) (\(entry.dtype.rawValue)) holds \(v) at index \(safetensorsIndex(ofFlat: i, shape: entry.shape)), outside the range of \(Element.self) (\(Element.min)...\(Element.max))"
+                        )
                     }
                     values.append(e)
                 }
@@ -192,7 +217,7 @@ extension SafetensorsFile {
         case .u16: values = try decode(UInt16.self)
         case .u32: values = try decode(UInt32.self)
         case .u64: values = try decode(UInt64.self)
-        default: preconditionFailure("not an integer dtype") // refused above
+        default: preconditionFailure("not an integer dtype")  // refused above
         }
         return try IntegerTensor(shape: entry.shape, scalars: values)
     }
@@ -204,14 +229,17 @@ extension SafetensorsFile {
         guard let entry = tensors[name] else { throw RecurrentKitError("checkpoint has no tensor named \(name)") }
         guard entry.dtype == .bool else {
             let reader = entry.dtype.isInteger ? "integerTensor(_:as:)" : "tensor(_:as:)"
-            throw RecurrentKitError("tensor \(name) has dtype \(entry.dtype.rawValue), not BOOL; read it with \(reader)")
+            throw RecurrentKitError(
+                "tensor \(name) has dtype \(entry.dtype.rawValue), not BOOL; read it with \(reader)")
         }
         var values = [Bool]()
         values.reserveCapacity(entry.bytes.count)
         for (i, byte) in entry.bytes.enumerated() {
             // Parsing refuses other bytes already; an entry is only made by parsing or `add`, so this is a guard.
             guard byte <= 1 else {
-                throw RecurrentKitError("BOOL tensor \(name) holds byte \(byte) at index \(safetensorsIndex(ofFlat: i, shape: entry.shape)); BOOL bytes must be 0 or 1")
+                throw RecurrentKitError(
+                    "BOOL tensor \(name) holds byte \(byte) at index \(safetensorsIndex(ofFlat: i, shape: entry.shape)); BOOL bytes must be 0 or 1"
+                )
             }
             values.append(byte == 1)
         }
@@ -231,4 +259,6 @@ func safetensorsElementCount(_ shape: [Int]) throws -> Int {
 }
 
 /// The row-major index of flat element `index` in `shape`.
-func safetensorsIndex(ofFlat index: Int, shape: [Int]) -> [Int] { Tensor<Float>.multiIndex(ofFlat: index, shape: shape) }
+func safetensorsIndex(ofFlat index: Int, shape: [Int]) -> [Int] {
+    Tensor<Float>.multiIndex(ofFlat: index, shape: shape)
+}

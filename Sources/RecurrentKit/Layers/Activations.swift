@@ -108,7 +108,9 @@ public final class Dropout<Scalar: RecurrentScalar>: Layer {
     /// A dropout layer.
     /// - Throws: when `probability` is outside [0, 1].
     public init(probability: Double) throws {
-        guard probability >= 0 && probability <= 1 else { throw RecurrentKitError.invalidArgument("dropout probability", probability, "must be in [0, 1]") }
+        guard probability >= 0 && probability <= 1 else {
+            throw RecurrentKitError.invalidArgument("dropout probability", probability, "must be in [0, 1]")
+        }
         self.probability = probability
     }
 
@@ -147,7 +149,9 @@ func elementwise<Scalar>(_ x: Tensor<Scalar>, into out: inout Tensor<Scalar>, _ 
 }
 
 /// out[i] = f(a[i], b[i]) for tensors of one shape, out taking that shape.
-func elementwise<Scalar>(_ a: Tensor<Scalar>, _ b: Tensor<Scalar>, into out: inout Tensor<Scalar>, _ f: (Scalar, Scalar) -> Scalar) {
+func elementwise<Scalar>(
+    _ a: Tensor<Scalar>, _ b: Tensor<Scalar>, into out: inout Tensor<Scalar>, _ f: (Scalar, Scalar) -> Scalar
+) {
     out.prepare(like: a.shape)
     a.scalars.withUnsafeBufferPointer { xs in
         b.scalars.withUnsafeBufferPointer { ys in

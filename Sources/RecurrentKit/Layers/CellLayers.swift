@@ -61,7 +61,9 @@ extension RecurrentCell: Layer {
 
     /// One step, `h' = cell(x, h)` (and `c'` for the LSTM) as ``callAsFunction(_:state:)``; the record is the input.
     /// - Throws: when x is not (B, I) or a state tensor is not (B, H).
-    public func forward(_ input: CellInput<Scalar>, generator: inout SeededGenerator) throws -> (output: CellState<Scalar>, record: CellInput<Scalar>) {
+    public func forward(
+        _ input: CellInput<Scalar>, generator: inout SeededGenerator
+    ) throws -> (output: CellState<Scalar>, record: CellInput<Scalar>) {
         (try self(input.x, state: input.state), input)
     }
 
@@ -69,7 +71,9 @@ extension RecurrentCell: Layer {
     /// adds dL/dparameters into the store's gradients (zero them first) and returns dL/dx (B, I) and dL/dstate
     /// (B, H each).
     /// - Throws: when a gradient is not (B, H).
-    public func backward(_ record: CellInput<Scalar>, outputGradient: CellState<Scalar>) throws -> CellInputGradient<Scalar> {
+    public func backward(
+        _ record: CellInput<Scalar>, outputGradient: CellState<Scalar>
+    ) throws -> CellInputGradient<Scalar> {
         let (dx, dState) = try backward(input: record.x, state: record.state, outputGradient: outputGradient)
         return CellInputGradient(x: dx, state: dState)
     }

@@ -80,7 +80,8 @@ public protocol Layer<Scalar>: AnyObject {
     /// Appends every parameterized layer of this one to `list` with its full name (an implementation hook for
     /// containers: a plain layer appends itself when it has parameters, under `name` or else its position `index`,
     /// and advances `index`).
-    func _appendParameterized(to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?)
+    func _appendParameterized(
+        to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?)
 }
 
 extension Layer {
@@ -88,7 +89,9 @@ extension Layer {
     public func setTraining(_ training: Bool) {}
 
     /// Appends `self` under `name`, or its position in the container, when it has parameters.
-    public func _appendParameterized(to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?) {
+    public func _appendParameterized(
+        to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?
+    ) {
         if let layer = self as? any ParameterizedLayer<Scalar> { list.append((name ?? String(index), layer)) }
         index += 1
     }

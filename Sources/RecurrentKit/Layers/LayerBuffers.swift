@@ -38,7 +38,9 @@ extension Tensor {
 
     /// Gives this tensor `leading`'s shape with the last dimension replaced by `last` (see ``prepare(_:_:)``).
     mutating func prepare(like leading: [Int], last: Int) {
-        if !Tensor.sameLeading(shape, leading) || shape.last != last { self = Tensor(zeros: Array(leading.dropLast()) + [last]) }
+        if !Tensor.sameLeading(shape, leading) || shape.last != last {
+            self = Tensor(zeros: Array(leading.dropLast()) + [last])
+        }
     }
 
     /// Whether `a` and `b` have the same rank and agree on every dimension but the last (allocates nothing).

@@ -19,7 +19,9 @@ public final class LastStep<Scalar: RecurrentScalar>: Layer {
     /// Step T - 1 of every row (in the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         let x = input.output
-        guard x.shape.count >= 2, x.shape[0] >= 1, x.shape[1] >= 1 else { throw RecurrentKitError("LastStep takes a (T, B, D) output, got shape \(x.shape)") }
+        guard x.shape.count >= 2, x.shape[0] >= 1, x.shape[1] >= 1 else {
+            throw RecurrentKitError("LastStep takes a (T, B, D) output, got shape \(x.shape)")
+        }
         let (T, B) = input.layout == .timeMajor ? (x.shape[0], x.shape[1]) : (x.shape[1], x.shape[0])
         let inner = x.count / (T * B)
         buffers.output.prepare(B, inner)
@@ -29,21 +31,28 @@ public final class LastStep<Scalar: RecurrentScalar>: Layer {
 
     /// dL/doutput: zero except step T - 1.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> RecurrentOutputGradient<Scalar> {
-        let (T, B) = record.layout == .timeMajor ? (record.shape[0], record.shape[1]) : (record.shape[1], record.shape[0])
+        let (T, B) =
+            record.layout == .timeMajor ? (record.shape[0], record.shape[1]) : (record.shape[1], record.shape[0])
         let inner = record.shape.dropFirst(2).reduce(1, *)
         guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == inner else {
-            throw RecurrentKitError.shapeMismatch("gradient of LastStep", expected: [B, inner], got: outputGradient.shape)
+            throw RecurrentKitError.shapeMismatch(
+                "gradient of LastStep", expected: [B, inner], got: outputGradient.shape)
         }
         buffers.inputGradient.prepare(like: record.shape)
         buffers.inputGradient.zeroAll()
-        placeStep(outputGradient, step: T - 1, steps: T, batch: B, inner: inner, layout: record.layout, into: &buffers.inputGradient)
+        placeStep(
+            outputGradient, step: T - 1, steps: T, batch: B, inner: inner, layout: record.layout,
+            into: &buffers.inputGradient)
         return RecurrentOutputGradient(output: buffers.inputGradient)
     }
 }
 
 /// out (B, inner) = row b of `x` at `step` (or at steps[b] when `perRow` is given).
-func copyStep<Scalar>(_ x: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, steps T: Int, batch B: Int, inner: Int, layout: SequenceLayout,
-                      into out: inout Tensor<Scalar>) {
+func copyStep<Scalar>(
+    _ x: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, steps T: Int, batch B: Int, inner: Int,
+    layout: SequenceLayout,
+    into out: inout Tensor<Scalar>
+) {
     x.scalars.withUnsafeBufferPointer { xs in
         out.scalars.withUnsafeMutableBufferPointer { o in
             for b in 0..<B {
@@ -56,8 +65,11 @@ func copyStep<Scalar>(_ x: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, step
 }
 
 /// Writes row b of `g` (B, inner) at `step` (or steps[b] - 1) of `out` (the sequence's shape).
-func placeStep<Scalar>(_ g: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, steps T: Int, batch B: Int, inner: Int, layout: SequenceLayout,
-                       into out: inout Tensor<Scalar>) {
+func placeStep<Scalar>(
+    _ g: Tensor<Scalar>, step: Int, perRow: [Int]? = nil, steps T: Int, batch B: Int, inner: Int,
+    layout: SequenceLayout,
+    into out: inout Tensor<Scalar>
+) {
     g.scalars.withUnsafeBufferPointer { gs in
         out.scalars.withUnsafeMutableBufferPointer { o in
             for b in 0..<B {
@@ -88,24 +100,35 @@ public final class LastValidStep<Scalar: RecurrentScalar>: Layer {
     /// Row b at step lengths[b] - 1 (in the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         let x = input.output
-        guard x.shape.count == 3 else { throw RecurrentKitError("LastValidStep takes a (T, B, D) output, got shape \(x.shape)") }
+        guard x.shape.count == 3 else {
+            throw RecurrentKitError("LastValidStep takes a (T, B, D) output, got shape \(x.shape)")
+        }
         let (T, B) = input.layout == .timeMajor ? (x.shape[0], x.shape[1]) : (x.shape[1], x.shape[0])
-        if let lengths = input.lengths { _ = try x.sequenceDimensions(lengths: lengths, layout: input.layout, operation: "LastValidStep") }
+        if let lengths = input.lengths {
+            _ = try x.sequenceDimensions(lengths: lengths, layout: input.layout, operation: "LastValidStep")
+        }
         buffers.output.prepare(B, x.shape[2])
-        copyStep(x, step: T - 1, perRow: input.lengths, steps: T, batch: B, inner: x.shape[2], layout: input.layout, into: &buffers.output)
+        copyStep(
+            x, step: T - 1, perRow: input.lengths, steps: T, batch: B, inner: x.shape[2], layout: input.layout,
+            into: &buffers.output)
         return (buffers.output, (x.shape, input.layout, input.lengths))
     }
 
     /// dL/doutput: zero except row b's step lengths[b] - 1.
     public func backward(_ record: Record, outputGradient: Tensor<Scalar>) throws -> RecurrentOutputGradient<Scalar> {
-        let (T, B) = record.layout == .timeMajor ? (record.shape[0], record.shape[1]) : (record.shape[1], record.shape[0])
-        guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == record.shape[2] else {
-            throw RecurrentKitError.shapeMismatch("gradient of LastValidStep", expected: [B, record.shape[2]], got: outputGradient.shape)
+        let (T, B) =
+            record.layout == .timeMajor ? (record.shape[0], record.shape[1]) : (record.shape[1], record.shape[0])
+        guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == record.shape[2]
+        else {
+            throw RecurrentKitError.shapeMismatch(
+                "gradient of LastValidStep", expected: [B, record.shape[2]], got: outputGradient.shape)
         }
         buffers.inputGradient.prepare(like: record.shape)
         buffers.inputGradient.zeroAll()
-        placeStep(outputGradient, step: T - 1, perRow: record.lengths, steps: T, batch: B, inner: record.shape[2], layout: record.layout,
-                  into: &buffers.inputGradient)
+        placeStep(
+            outputGradient, step: T - 1, perRow: record.lengths, steps: T, batch: B, inner: record.shape[2],
+            layout: record.layout,
+            into: &buffers.inputGradient)
         return RecurrentOutputGradient(output: buffers.inputGradient)
     }
 }
@@ -128,13 +151,18 @@ public final class FinalHiddenState<Scalar: RecurrentScalar>: Layer {
     /// h_n's last `directions` rows joined along the feature axis (in the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
         let h = input.finalState.h, D = input.directions
-        guard h.shape.count == 3, D >= 1, h.shape[0] >= D else { throw RecurrentKitError("FinalHiddenState: h_n of shape \(h.shape) for \(D) direction(s)") }
+        guard h.shape.count == 3, D >= 1, h.shape[0] >= D else {
+            throw RecurrentKitError("FinalHiddenState: h_n of shape \(h.shape) for \(D) direction(s)")
+        }
         let (rows, B, S) = (h.shape[0], h.shape[1], h.shape[2])
         buffers.output.prepare(B, D * S)
         h.scalars.withUnsafeBufferPointer { hs in
             buffers.output.scalars.withUnsafeMutableBufferPointer { o in
                 for d in 0..<D {
-                    for b in 0..<B { (o.baseAddress! + b * D * S + d * S).update(from: hs.baseAddress! + ((rows - D + d) * B + b) * S, count: S) }
+                    for b in 0..<B {
+                        (o.baseAddress! + b * D * S + d * S).update(
+                            from: hs.baseAddress! + ((rows - D + d) * B + b) * S, count: S)
+                    }
                 }
             }
         }
@@ -146,14 +174,18 @@ public final class FinalHiddenState<Scalar: RecurrentScalar>: Layer {
         let (shape, D) = record
         let (rows, B, S) = (shape[0], shape[1], shape[2])
         guard outputGradient.shape.count == 2, outputGradient.shape[0] == B, outputGradient.shape[1] == D * S else {
-            throw RecurrentKitError.shapeMismatch("gradient of FinalHiddenState", expected: [B, D * S], got: outputGradient.shape)
+            throw RecurrentKitError.shapeMismatch(
+                "gradient of FinalHiddenState", expected: [B, D * S], got: outputGradient.shape)
         }
         buffers.inputGradient.prepare(like: shape)
         buffers.inputGradient.zeroAll()
         outputGradient.scalars.withUnsafeBufferPointer { g in
             buffers.inputGradient.scalars.withUnsafeMutableBufferPointer { h in
                 for d in 0..<D {
-                    for b in 0..<B { (h.baseAddress! + ((rows - D + d) * B + b) * S).update(from: g.baseAddress! + b * D * S + d * S, count: S) }
+                    for b in 0..<B {
+                        (h.baseAddress! + ((rows - D + d) * B + b) * S).update(
+                            from: g.baseAddress! + b * D * S + d * S, count: S)
+                    }
                 }
             }
         }
@@ -218,7 +250,9 @@ public final class Reshape<Scalar: RecurrentScalar>: Layer {
 /// Copies `x`'s elements into `out` with `shape` (one -1 inferred), reusing `out`'s storage when its shape matches.
 func copy<Scalar>(_ x: Tensor<Scalar>, shape: [Int], into out: inout Tensor<Scalar>) throws {
     if out.count != x.count || !shapeMatches(out.shape, shape) { out = Tensor(zeros: try x.reshaped(shape).shape) }
-    x.scalars.withUnsafeBufferPointer { xs in out.scalars.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: xs) } }
+    x.scalars.withUnsafeBufferPointer { xs in
+        out.scalars.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: xs) }
+    }
 }
 
 /// Whether `actual` is `pattern` with its -1 (if any) standing for any dimension.
@@ -244,9 +278,13 @@ public final class Flatten<Scalar: RecurrentScalar>: Layer {
 
     /// The flattened input (copied into the layer's storage: no allocation once warm).
     public func forward(_ input: Input, generator: inout SeededGenerator) throws -> (output: Output, record: Record) {
-        guard let rows = input.shape.first else { throw RecurrentKitError("Flatten needs at least one axis, got shape \(input.shape)") }
+        guard let rows = input.shape.first else {
+            throw RecurrentKitError("Flatten needs at least one axis, got shape \(input.shape)")
+        }
         buffers.output.prepare(rows, input.count / max(rows, 1))
-        input.scalars.withUnsafeBufferPointer { xs in buffers.output.scalars.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: xs) } }
+        input.scalars.withUnsafeBufferPointer { xs in
+            buffers.output.scalars.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: xs) }
+        }
         return (buffers.output, input.shape)
     }
 

@@ -18,18 +18,27 @@ public struct SequenceBatch<Scalar: RecurrentScalar>: LayerValue {
 
     /// Both parts added, a missing one counting as zeros.
     public static func accumulate(_ a: Gradient, _ b: Gradient) throws -> Gradient {
-        Gradient(input: try Tensor.accumulate(a.input, b.input), initialState: try RecurrentState.accumulate(a.initialState, b.initialState))
+        Gradient(
+            input: try Tensor.accumulate(a.input, b.input),
+            initialState: try RecurrentState.accumulate(a.initialState, b.initialState))
     }
 
     /// A batch of dense sequences, x (T, B, I), or (B, T, I) batch-first.
-    public init(_ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor, initialState: RecurrentState<Scalar>? = nil) {
+    public init(
+        _ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor,
+        initialState: RecurrentState<Scalar>? = nil
+    ) {
         (input, self.lengths, self.layout, self.initialState) = (.dense(x), lengths, layout, initialState)
     }
 
     /// A batch of token sequences: `steps * batch` indices, time-major (t * batch + b) or batch-first (b * steps + t).
-    public init(tokens: [Int], steps: Int, batch: Int, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor,
-                initialState: RecurrentState<Scalar>? = nil) {
-        (input, self.lengths, self.layout, self.initialState) = (.oneHot(tokens: tokens, steps: steps, batch: batch), lengths, layout, initialState)
+    public init(
+        tokens: [Int], steps: Int, batch: Int, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor,
+        initialState: RecurrentState<Scalar>? = nil
+    ) {
+        (input, self.lengths, self.layout, self.initialState) = (
+            .oneHot(tokens: tokens, steps: steps, batch: batch), lengths, layout, initialState
+        )
     }
 }
 
@@ -66,12 +75,19 @@ public struct RecurrentOutput<Scalar: RecurrentScalar>: LayerValue {
 
     /// Both parts added, a missing one counting as zeros.
     public static func accumulate(_ a: Gradient, _ b: Gradient) throws -> Gradient {
-        Gradient(output: try Tensor.accumulate(a.output, b.output), finalState: try RecurrentState.accumulate(a.finalState, b.finalState))
+        Gradient(
+            output: try Tensor.accumulate(a.output, b.output),
+            finalState: try RecurrentState.accumulate(a.finalState, b.finalState))
     }
 
     /// An output from its parts.
-    public init(output: Tensor<Scalar>, finalState: RecurrentState<Scalar>, lengths: [Int]?, layout: SequenceLayout, directions: Int) {
-        (self.output, self.finalState, self.lengths, self.layout, self.directions) = (output, finalState, lengths, layout, directions)
+    public init(
+        output: Tensor<Scalar>, finalState: RecurrentState<Scalar>, lengths: [Int]?, layout: SequenceLayout,
+        directions: Int
+    ) {
+        (self.output, self.finalState, self.lengths, self.layout, self.directions) = (
+            output, finalState, lengths, layout, directions
+        )
     }
 }
 

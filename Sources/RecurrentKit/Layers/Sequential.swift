@@ -112,7 +112,9 @@ public final class Sequential<Body: Layer>: Layer, ParameterizedLayer {
         @discardableResult
         public func backward(_ outputGradient: Output.Gradient) throws -> Input.Gradient {
             guard generation == model.generation else {
-                throw RecurrentKitError("got a stale pass: the model has run \(model.generation &- generation) forward(s) since; use a pass before the next forward")
+                throw RecurrentKitError(
+                    "got a stale pass: the model has run \(model.generation &- generation) forward(s) since; use a pass before the next forward"
+                )
             }
             return try model.body.backward(record, outputGradient: outputGradient)
         }
@@ -124,7 +126,9 @@ public final class Sequential<Body: Layer>: Layer, ParameterizedLayer {
     public var parameterDeclarations: ParameterLayout {
         var layout = ParameterLayout()
         for (name, layer) in members {
-            for entry in layer.parameterDeclarations.entries { layout.append("\(name).\(entry.name)", shape: entry.shape) }
+            for entry in layer.parameterDeclarations.entries {
+                layout.append("\(name).\(entry.name)", shape: entry.shape)
+            }
         }
         return layout
     }
@@ -138,12 +142,15 @@ public final class Sequential<Body: Layer>: Layer, ParameterizedLayer {
 
 extension Sequential where Input == SequenceBatch<Scalar> {
     /// One forward over dense sequences x, (T, B, I) or (B, T, I) batch-first, with optional lengths.
-    public func forward(_ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor) throws -> Pass {
+    public func forward(_ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor) throws -> Pass
+    {
         try forward(SequenceBatch(x, lengths: lengths, layout: layout))
     }
 
     /// The output for dense sequences x, (T, B, I) or (B, T, I) batch-first, in the current mode.
-    public func callAsFunction(_ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor) throws -> Output {
+    public func callAsFunction(
+        _ x: Tensor<Scalar>, lengths: [Int]? = nil, layout: SequenceLayout = .timeMajor
+    ) throws -> Output {
         try self(SequenceBatch(x, lengths: lengths, layout: layout))
     }
 }
@@ -159,7 +166,7 @@ public enum SequentialBuilder {
     public static func buildPartialBlock<L: Layer>(first: L) -> L { first }
     /// The layers so far followed by the next, whose input is their output.
     public static func buildPartialBlock<A: Layer, B: Layer>(accumulated: A, next: B) -> Chain<A, B>
-        where A.Output == B.Input, A.Scalar == B.Scalar {
+    where A.Output == B.Input, A.Scalar == B.Scalar {
         Chain(accumulated, next)
     }
 }
@@ -196,13 +203,16 @@ public final class Named<Wrapped: Layer>: Layer {
     public func setTraining(_ training: Bool) { layer.setTraining(training) }
 
     /// The layer, under this name.
-    public func _appendParameterized(to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?) {
+    public func _appendParameterized(
+        to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?
+    ) {
         layer._appendParameterized(to: &list, index: &index, name: self.name)
     }
 }
 
 /// Two layers run one after the other: `first`'s output is `second`'s input; the backward runs `second`'s first.
-public final class Chain<First: Layer, Second: Layer>: Layer where First.Output == Second.Input, First.Scalar == Second.Scalar {
+public final class Chain<First: Layer, Second: Layer>: Layer
+where First.Output == Second.Input, First.Scalar == Second.Scalar {
     /// The layers' scalar type.
     public typealias Scalar = First.Scalar
     /// `first`'s input.
@@ -238,7 +248,9 @@ public final class Chain<First: Layer, Second: Layer>: Layer where First.Output 
     }
 
     /// Both layers' parameterized layers, in order.
-    public func _appendParameterized(to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?) {
+    public func _appendParameterized(
+        to list: inout [(name: String, layer: any ParameterizedLayer<Scalar>)], index: inout Int, name: String?
+    ) {
         first._appendParameterized(to: &list, index: &index, name: nil)
         second._appendParameterized(to: &list, index: &index, name: nil)
     }

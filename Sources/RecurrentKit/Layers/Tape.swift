@@ -71,25 +71,33 @@ public final class Tape {
 
     /// a + b element-wise (a residual connection); both receive the sum's gradient.
     /// - Throws: when the shapes differ.
-    public func adding<Scalar: RecurrentScalar>(_ a: Traced<Tensor<Scalar>>, _ b: Traced<Tensor<Scalar>>) throws -> Traced<Tensor<Scalar>> {
+    public func adding<Scalar: RecurrentScalar>(
+        _ a: Traced<Tensor<Scalar>>, _ b: Traced<Tensor<Scalar>>
+    ) throws -> Traced<Tensor<Scalar>> {
         try combine(a, b, { try Tensor.accumulate($0, $1) }, adjoint: { ($0, $0) })
     }
 
     /// The tensors joined along `axis` (``Tensor/concatenated(_:along:)``); the gradient is split back.
-    public func concatenated<Scalar: RecurrentScalar>(_ tensors: [Traced<Tensor<Scalar>>], along axis: Int) throws -> Traced<Tensor<Scalar>> {
+    public func concatenated<Scalar: RecurrentScalar>(
+        _ tensors: [Traced<Tensor<Scalar>>], along axis: Int
+    ) throws -> Traced<Tensor<Scalar>> {
         for t in tensors { try check(t) }
         let joined = try Tensor.concatenated(tensors.map(\.value), along: axis)
         let a = try joined.axis(axis, operation: "concatenated")
         let sizes = tensors.map { $0.value.shape[a] }, slots = tensors.map(\.slot)
         return record(joined) { tape, dJoined in
-            for (slot, g) in zip(slots, try dJoined.split(sizes: sizes, along: a)) { try tape.accumulate(g, into: slot, as: Tensor<Scalar>.self) }
+            for (slot, g) in zip(slots, try dJoined.split(sizes: sizes, along: a)) {
+                try tape.accumulate(g, into: slot, as: Tensor<Scalar>.self)
+            }
         }
     }
 
     /// A function of one traced value with the adjoint you give (a slice, a reshape, a scaling, picking a part):
     /// the forward computes `function(a)`, the backward calls `adjoint(dL/doutput)` for dL/da.
-    public func map<A: LayerValue, V: LayerValue>(_ a: Traced<A>, _ function: (A) throws -> V,
-                                                  adjoint: @escaping (V.Gradient) throws -> A.Gradient) throws -> Traced<V> {
+    public func map<A: LayerValue, V: LayerValue>(
+        _ a: Traced<A>, _ function: (A) throws -> V,
+        adjoint: @escaping (V.Gradient) throws -> A.Gradient
+    ) throws -> Traced<V> {
         try check(a)
         let slot = a.slot
         return record(try function(a.value)) { tape, g in try tape.accumulate(try adjoint(g), into: slot, as: A.self) }
@@ -111,8 +119,10 @@ public final class Tape {
     }
 
     /// One step of `cell` from x (B, I) and the state (PyTorch `cell(x, (h, c))`; zeros when nil).
-    public func callAsFunction<Scalar: RecurrentScalar>(_ cell: RecurrentCell<Scalar>, _ x: Traced<Tensor<Scalar>>,
-                                                        state: Traced<CellState<Scalar>>?) throws -> Traced<CellState<Scalar>> {
+    public func callAsFunction<Scalar: RecurrentScalar>(
+        _ cell: RecurrentCell<Scalar>, _ x: Traced<Tensor<Scalar>>,
+        state: Traced<CellState<Scalar>>?
+    ) throws -> Traced<CellState<Scalar>> {
         let input: Traced<CellInput<Scalar>>
         if let state {
             input = try combine(x, state, { CellInput($0, state: $1) }, adjoint: { ($0.x, $0.state) })
@@ -128,7 +138,9 @@ public final class Tape {
     }
 
     /// A cell state from traced tensors h (B, H) and, for the LSTM, c (B, H) (zeros when nil).
-    public func cellState<Scalar: RecurrentScalar>(h: Traced<Tensor<Scalar>>, c: Traced<Tensor<Scalar>>? = nil) throws -> Traced<CellState<Scalar>> {
+    public func cellState<Scalar: RecurrentScalar>(
+        h: Traced<Tensor<Scalar>>, c: Traced<Tensor<Scalar>>? = nil
+    ) throws -> Traced<CellState<Scalar>> {
         guard let c else { return try map(h, { CellState(h: $0) }, adjoint: \.h) }
         return try combine(h, c, { CellState(h: $0, c: $1) }, adjoint: { ($0.h, $0.c) })
     }
@@ -154,7 +166,9 @@ public final class Tape {
     // MARK: - Helpers
 
     private func check<Value>(_ value: Traced<Value>) throws {
-        guard value.tape == ObjectIdentifier(self) else { throw RecurrentKitError("a value from another tape was given to this tape") }
+        guard value.tape == ObjectIdentifier(self) else {
+            throw RecurrentKitError("a value from another tape was given to this tape")
+        }
         guard value.pass == pass, !finished else {
             throw RecurrentKitError("a value from an earlier pass was given to the tape; a pass ends with its backward")
         }

@@ -23,7 +23,9 @@ extension Tensor {
                 throw RecurrentKitError("slice \(range) is outside the leading axis of shape \(shape)")
             }
             let inner = shape.dropFirst().reduce(1, *)
-            return Tensor(unchecked: [range.count] + shape.dropFirst(), Array(scalars[(range.lowerBound * inner)..<(range.upperBound * inner)]))
+            return Tensor(
+                unchecked: [range.count] + shape.dropFirst(),
+                Array(scalars[(range.lowerBound * inner)..<(range.upperBound * inner)]))
         }
     }
 
@@ -47,15 +49,20 @@ extension Tensor {
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         let inferred = newShape.indices.filter { newShape[$0] == -1 }
         guard inferred.count <= 1, newShape.allSatisfy({ $0 >= -1 }) else {
-            throw RecurrentKitError("cannot reshape \(shape) to \(newShape): at most one dimension may be -1, the others >= 0")
+            throw RecurrentKitError(
+                "cannot reshape \(shape) to \(newShape): at most one dimension may be -1, the others >= 0")
         }
         var resolved = newShape
         if let at = inferred.first {
             let known = newShape.enumerated().reduce(1) { $1.offset == at ? $0 : $0 * $1.element }
-            guard known > 0, count % known == 0 else { throw RecurrentKitError("cannot reshape \(shape) (\(count) elements) to \(newShape)") }
+            guard known > 0, count % known == 0 else {
+                throw RecurrentKitError("cannot reshape \(shape) (\(count) elements) to \(newShape)")
+            }
             resolved[at] = count / known
         }
-        guard resolved.reduce(1, *) == count else { throw RecurrentKitError("cannot reshape \(shape) (\(count) elements) to \(newShape)") }
+        guard resolved.reduce(1, *) == count else {
+            throw RecurrentKitError("cannot reshape \(shape) (\(count) elements) to \(newShape)")
+        }
         return Tensor(unchecked: resolved, scalars)
     }
 
@@ -119,9 +126,12 @@ extension Tensor {
 
     /// The adjoint of ``lastValidSteps(lengths:layout:)``: zeros of the sequence's `shape` with row b of `gradient`
     /// (B, F...) at step lengths[b] - 1.
-    public static func lastValidStepsAdjoint(_ gradient: Tensor, lengths: [Int], shape: [Int], layout: SequenceLayout = .timeMajor) throws -> Tensor {
+    public static func lastValidStepsAdjoint(
+        _ gradient: Tensor, lengths: [Int], shape: [Int], layout: SequenceLayout = .timeMajor
+    ) throws -> Tensor {
         var out = Tensor(zeros: shape)
-        let (T, B, inner) = try out.sequenceDimensions(lengths: lengths, layout: layout, operation: "lastValidSteps adjoint")
+        let (T, B, inner) = try out.sequenceDimensions(
+            lengths: lengths, layout: layout, operation: "lastValidSteps adjoint")
         try gradient.requireShape([B] + shape.dropFirst(2), name: "gradient of lastValidSteps")
         for b in 0..<B {
             let to = layout == .timeMajor ? ((lengths[b] - 1) * B + b) * inner : (b * T + lengths[b] - 1) * inner
@@ -140,9 +150,13 @@ extension Tensor {
 
     /// `index` of the leading axis resolved from the end when negative.
     func leadingIndex(_ index: Int, operation: String) throws -> Int {
-        guard let d0 = shape.first else { throw RecurrentKitError("\(operation): a tensor of shape \(shape) has no leading axis") }
+        guard let d0 = shape.first else {
+            throw RecurrentKitError("\(operation): a tensor of shape \(shape) has no leading axis")
+        }
         let i = index < 0 ? index + d0 : index
-        guard i >= 0 && i < d0 else { throw RecurrentKitError("\(operation): index \(index) is outside [-\(d0), \(d0)) for shape \(shape)") }
+        guard i >= 0 && i < d0 else {
+            throw RecurrentKitError("\(operation): index \(index) is outside [-\(d0), \(d0)) for shape \(shape)")
+        }
         return i
     }
 
@@ -151,15 +165,21 @@ extension Tensor {
         let rank = shape.count + extra
         guard rank > 0 else { throw RecurrentKitError("\(operation): a tensor of shape \(shape) has no axis") }
         let a = axis < 0 ? axis + rank : axis
-        guard a >= 0 && a < rank else { throw RecurrentKitError("\(operation): axis \(axis) is outside [-\(rank), \(rank)) for shape \(shape)") }
+        guard a >= 0 && a < rank else {
+            throw RecurrentKitError("\(operation): axis \(axis) is outside [-\(rank), \(rank)) for shape \(shape)")
+        }
         return a
     }
 
     /// (T, B, elements per step and row), checking `lengths` against the sequence axes of `layout`.
     func sequenceDimensions(lengths: [Int], layout: SequenceLayout, operation: String) throws -> (Int, Int, Int) {
-        guard shape.count >= 2 else { throw RecurrentKitError("\(operation): a sequence needs at least 2 axes, got shape \(shape)") }
+        guard shape.count >= 2 else {
+            throw RecurrentKitError("\(operation): a sequence needs at least 2 axes, got shape \(shape)")
+        }
         let (T, B) = layout == .timeMajor ? (shape[0], shape[1]) : (shape[1], shape[0])
-        guard lengths.count == B else { throw RecurrentKitError("\(operation): \(lengths.count) lengths for \(B) rows (shape \(shape))") }
+        guard lengths.count == B else {
+            throw RecurrentKitError("\(operation): \(lengths.count) lengths for \(B) rows (shape \(shape))")
+        }
         for (b, l) in lengths.enumerated() where l < 1 || l > T {
             throw RecurrentKitError("\(operation): length \(l) of row \(b) is outside [1, \(T)]")
         }

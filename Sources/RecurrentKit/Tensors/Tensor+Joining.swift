@@ -12,8 +12,11 @@ extension Tensor {
         let a = try first.axis(axis, operation: "concatenated")
         for (i, t) in tensors.enumerated() {
             guard t.shape.count == first.shape.count,
-                  t.shape.indices.allSatisfy({ $0 == a || t.shape[$0] == first.shape[$0] }) else {
-                throw RecurrentKitError("concatenated: tensor \(i) has shape \(t.shape), incompatible with \(first.shape) along axis \(axis)")
+                t.shape.indices.allSatisfy({ $0 == a || t.shape[$0] == first.shape[$0] })
+            else {
+                throw RecurrentKitError(
+                    "concatenated: tensor \(i) has shape \(t.shape), incompatible with \(first.shape) along axis \(axis)"
+                )
             }
         }
         let outer = first.shape[..<a].reduce(1, *), inner = first.shape[(a + 1)...].reduce(1, *)
@@ -36,7 +39,8 @@ extension Tensor {
     public func split(sizes: [Int], along axis: Int) throws -> [Tensor] {
         let a = try self.axis(axis, operation: "split")
         guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == shape[a] else {
-            throw RecurrentKitError("split: sizes \(sizes) do not add up to dimension \(shape[a]) of shape \(shape) along axis \(axis)")
+            throw RecurrentKitError(
+                "split: sizes \(sizes) do not add up to dimension \(shape[a]) of shape \(shape) along axis \(axis)")
         }
         let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
         var start = 0
@@ -59,7 +63,8 @@ extension Tensor {
     public func split(parts: Int, along axis: Int) throws -> [Tensor] {
         let a = try self.axis(axis, operation: "split")
         guard parts >= 1, shape[a] % parts == 0 else {
-            throw RecurrentKitError("split: \(parts) parts do not divide dimension \(shape[a]) of shape \(shape) along axis \(axis)")
+            throw RecurrentKitError(
+                "split: \(parts) parts do not divide dimension \(shape[a]) of shape \(shape) along axis \(axis)")
         }
         return try split(sizes: Array(repeating: shape[a] / parts, count: parts), along: a)
     }
@@ -85,15 +90,20 @@ extension Tensor {
         let a = try self.axis(axis, operation: "unstacked")
         var inner = shape
         inner.remove(at: a)
-        return try split(sizes: Array(repeating: 1, count: shape[a]), along: a).map { Tensor(unchecked: inner, $0.scalars) }
+        return try split(sizes: Array(repeating: 1, count: shape[a]), along: a).map {
+            Tensor(unchecked: inner, $0.scalars)
+        }
     }
 
     /// Variable-length sequences (L_i, F...) padded into one batch with their lengths (PyTorch `pad_sequence`):
     /// (T, B, F...) time-major or (B, T, F...) batch-first, T the longest length, `padding` after each sequence.
     /// Adjoint: ``unpadded(lengths:layout:)`` of the gradient.
     /// - Throws: for an empty list, an empty sequence, or sequences whose trailing shapes differ.
-    public static func padded(_ sequences: [Tensor], layout: SequenceLayout = .timeMajor, padding: Scalar = 0) throws
-        -> (batch: Tensor, lengths: [Int]) {
+    public static func padded(
+        _ sequences: [Tensor], layout: SequenceLayout = .timeMajor, padding: Scalar = 0
+    ) throws
+        -> (batch: Tensor, lengths: [Int])
+    {
         guard let first = sequences.first else { throw RecurrentKitError("padded: no sequences") }
         let trailing = Array(first.shape.dropFirst())
         for (i, s) in sequences.enumerated() {

@@ -54,7 +54,9 @@ public struct Tensor<Scalar: RecurrentScalar>: Equatable, Sendable {
 
     /// Throws a shape mismatch naming `name` unless the shape is (d0, d1, d2); allocates nothing when it is.
     public func requireShape(_ d0: Int, _ d1: Int, _ d2: Int, name: String) throws {
-        guard hasShape(d0, d1, d2) else { throw RecurrentKitError.shapeMismatch(name, expected: [d0, d1, d2], got: shape) }
+        guard hasShape(d0, d1, d2) else {
+            throw RecurrentKitError.shapeMismatch(name, expected: [d0, d1, d2], got: shape)
+        }
     }
 
     /// Largest absolute element difference and its flat index; throws if shapes differ.

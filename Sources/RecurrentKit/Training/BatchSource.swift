@@ -93,8 +93,11 @@ public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
     ///   - seed: seeds the orders.
     ///   - layout: of the inputs.
     /// - Throws: when `starts` is empty or outside the valid starts, or the batch size is below 1.
-    public init(_ windows: SlidingWindows<Scalar>, starts: Range<Int>? = nil, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0,
-                layout: SequenceLayout = .timeMajor) throws {
+    public init(
+        _ windows: SlidingWindows<Scalar>, starts: Range<Int>? = nil, batchSize: Int, shuffle: Bool = true,
+        seed: UInt64 = 0,
+        layout: SequenceLayout = .timeMajor
+    ) throws {
         let range = starts ?? 0..<windows.count
         guard !range.isEmpty, range.lowerBound >= 0, range.upperBound <= windows.count else {
             throw RecurrentKitError("window starts \(range) are not a non-empty part of 0..<\(windows.count)")
@@ -122,14 +125,17 @@ public struct WindowBatches<Scalar: RecurrentScalar>: BatchSource {
         return try windows(rows, reusing: &none)
     }
 
-    private func windows(_ rows: ArraySlice<Int>, reusing old: inout Batch<SequenceBatch<Scalar>, Tensor<Scalar>>?) throws
-        -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
+    private func windows(
+        _ rows: ArraySlice<Int>, reusing old: inout Batch<SequenceBatch<Scalar>, Tensor<Scalar>>?
+    ) throws
+        -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>>
+    {
         var x = Tensor<Scalar>(unchecked: [], []), y = Tensor<Scalar>(unchecked: [], [])
         if let previous = old {
             if case .dense(let input) = previous.input.input { x = input }
             y = previous.target
         }
-        old = nil // x and y are now the only references to the old storage, which is written in place
+        old = nil  // x and y are now the only references to the old storage, which is written in place
         try windows.fill(starts: rows, offset: starts.lowerBound, layout: layout, inputs: &x, targets: &y)
         return Batch(input: SequenceBatch(x, layout: layout), target: y, count: rows.count)
     }
@@ -140,7 +146,8 @@ extension WindowBatches: ShardableBatchSource {
     public func rowCount(epoch: Int, index: Int) -> Int { cache.rows(of: sampler, epoch: epoch, index: index).count }
 
     /// This process's windows of batch `index` in epoch `epoch`.
-    public func batch(epoch: Int, index: Int, shard: BatchShard) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>> {
+    public func batch(epoch: Int, index: Int, shard: BatchShard) throws -> Batch<SequenceBatch<Scalar>, Tensor<Scalar>>
+    {
         let rows = cache.rows(of: sampler, epoch: epoch, index: index)
         return try windows(rows[(rows.startIndex + shard.rows.lowerBound)..<(rows.startIndex + shard.rows.upperBound)])
     }
@@ -169,13 +176,19 @@ public struct TokenSequenceBatches<Scalar: RecurrentScalar>: BatchSource {
     ///   - bucketByLength: batches of similar lengths (see ``BatchSampler``).
     ///   - layout: of the inputs.
     /// - Throws: when the counts differ, a sequence is empty, or the batch size is below 1.
-    public init(sequences: [[Int]], labels: [Int], batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, bucketByLength: Bool = false,
-                layout: SequenceLayout = .timeMajor) throws {
-        guard sequences.count == labels.count else { throw RecurrentKitError("\(sequences.count) sequences but \(labels.count) labels") }
+    public init(
+        sequences: [[Int]], labels: [Int], batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0,
+        bucketByLength: Bool = false,
+        layout: SequenceLayout = .timeMajor
+    ) throws {
+        guard sequences.count == labels.count else {
+            throw RecurrentKitError("\(sequences.count) sequences but \(labels.count) labels")
+        }
         if let empty = sequences.firstIndex(where: \.isEmpty) { throw RecurrentKitError("sequence \(empty) is empty") }
         (self.sequences, self.labels, self.layout) = (sequences, labels, layout)
-        sampler = try BatchSampler(count: sequences.count, batchSize: batchSize, shuffle: shuffle, seed: seed,
-                                   bucketByLengths: bucketByLength ? sequences.map(\.count) : nil)
+        sampler = try BatchSampler(
+            count: sequences.count, batchSize: batchSize, shuffle: shuffle, seed: seed,
+            bucketByLengths: bucketByLength ? sequences.map(\.count) : nil)
     }
 
     /// Batches in every epoch.
@@ -197,14 +210,16 @@ public struct TokenSequenceBatches<Scalar: RecurrentScalar>: BatchSource {
         return try padded(rows, reusing: &none)
     }
 
-    private func padded(_ rows: ArraySlice<Int>, reusing old: inout Batch<SequenceBatch<Scalar>, [Int]>?) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
+    private func padded(
+        _ rows: ArraySlice<Int>, reusing old: inout Batch<SequenceBatch<Scalar>, [Int]>?
+    ) throws -> Batch<SequenceBatch<Scalar>, [Int]> {
         var tokens: [Int] = [], lengths: [Int] = [], targets: [Int] = []
         if let previous = old {
             if case .oneHot(let t, _, _) = previous.input.input { tokens = t }
             lengths = previous.input.lengths ?? []
             targets = previous.target
         }
-        old = nil // the arrays are now the only references to the old storage, which is refilled in place
+        old = nil  // the arrays are now the only references to the old storage, which is refilled in place
         let B = rows.count
         var T = 0
         for row in rows { T = max(T, sequences[row].count) }

@@ -31,16 +31,28 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var streamGenerator: [String]?
 
     /// A state from its fields (see each property).
-    public init(options: TrainerOptions, position: BatchSampler.Position, step: Int, skippedSteps: Int, bestValidationLoss: Double?,
-                bestValidationStep: Int, measurementsSinceBest: Int, stoppedEarly: Bool, history: [EpochSummary], validations: [ValidationReport],
-                lossSum: Double, exampleCount: Int, normSum: Double, updatesInEpoch: Int, epochSeconds: Double, elapsedSeconds: Double,
-                learningRate: Double, baseLearningRate: Double, kernelLevel: String, calibratedUpdates: Int?, streamGenerator: [String]?) {
+    public init(
+        options: TrainerOptions, position: BatchSampler.Position, step: Int, skippedSteps: Int,
+        bestValidationLoss: Double?,
+        bestValidationStep: Int, measurementsSinceBest: Int, stoppedEarly: Bool, history: [EpochSummary],
+        validations: [ValidationReport],
+        lossSum: Double, exampleCount: Int, normSum: Double, updatesInEpoch: Int, epochSeconds: Double,
+        elapsedSeconds: Double,
+        learningRate: Double, baseLearningRate: Double, kernelLevel: String, calibratedUpdates: Int?,
+        streamGenerator: [String]?
+    ) {
         (self.options, self.position, self.step, self.skippedSteps) = (options, position, step, skippedSteps)
         (self.bestValidationLoss, self.bestValidationStep, self.measurementsSinceBest, self.stoppedEarly) =
             (bestValidationLoss, bestValidationStep, measurementsSinceBest, stoppedEarly)
-        (self.history, self.validations, self.lossSum, self.exampleCount, self.normSum) = (history, validations, lossSum, exampleCount, normSum)
-        (self.updatesInEpoch, self.epochSeconds, self.elapsedSeconds, self.learningRate) = (updatesInEpoch, epochSeconds, elapsedSeconds, learningRate)
-        (self.baseLearningRate, self.kernelLevel, self.calibratedUpdates, self.streamGenerator) = (baseLearningRate, kernelLevel, calibratedUpdates, streamGenerator)
+        (self.history, self.validations, self.lossSum, self.exampleCount, self.normSum) = (
+            history, validations, lossSum, exampleCount, normSum
+        )
+        (self.updatesInEpoch, self.epochSeconds, self.elapsedSeconds, self.learningRate) = (
+            updatesInEpoch, epochSeconds, elapsedSeconds, learningRate
+        )
+        (self.baseLearningRate, self.kernelLevel, self.calibratedUpdates, self.streamGenerator) = (
+            baseLearningRate, kernelLevel, calibratedUpdates, streamGenerator
+        )
     }
 }
 
@@ -61,9 +73,13 @@ extension Trainer {
     /// - Throws: also when a ``StatefulLayer`` model carries its state into the next batch of an epoch (the file
     ///   holds no state; save between epochs).
     public func save(to path: String, metadata: [String: String] = [:]) throws {
-        guard metadata[Self.stateKey] == nil else { throw RecurrentKitError("metadata key '\(Self.stateKey)' is reserved") }
+        guard metadata[Self.stateKey] == nil else {
+            throw RecurrentKitError("metadata key '\(Self.stateKey)' is reserved")
+        }
         if let stateful, stateful.isCarryingState, position.batch > 0 {
-            throw RecurrentKitError("the model carries its state into the next batch, which this file format does not hold: save between epochs, or with the model's own trainer (LanguageModelTrainer.checkpoint())")
+            throw RecurrentKitError(
+                "the model carries its state into the next batch, which this file format does not hold: save between epochs, or with the model's own trainer (LanguageModelTrainer.checkpoint())"
+            )
         }
         guard reducer.rank == 0 else { return }
         var all = metadata
@@ -83,14 +99,18 @@ extension Trainer {
         // Check the state before anything is loaded, so a bad file changes nothing.
         let bytes = try readFileBytes(path, what: "trainer checkpoint")
         let header = try SafetensorsFile(bytes: bytes)
-        do { _ = try CheckpointFormat.version(of: header.metadata) }
-        catch let error as RecurrentKitError { throw RecurrentKitError("trainer checkpoint \(path): \(error.message)") }
+        do { _ = try CheckpointFormat.version(of: header.metadata) } catch let error as RecurrentKitError {
+            throw RecurrentKitError("trainer checkpoint \(path): \(error.message)")
+        }
         guard let json = header.metadata[Self.stateKey] ?? header.metadata[Self.earlierStateKey] else {
-            throw RecurrentKitError("trainer checkpoint \(path): no \(Self.stateKey) metadata (a parameter file without a training run?)")
+            throw RecurrentKitError(
+                "trainer checkpoint \(path): no \(Self.stateKey) metadata (a parameter file without a training run?)")
         }
         let saved: TrainerState
         do { saved = try JSONDecoder.trainerState.decode(TrainerState.self, from: Foundation.Data(json.utf8)) } catch {
-            throw RecurrentKitError("trainer checkpoint \(path): its \(Self.stateKey) metadata is not a Trainer's state (a language model's checkpoint resumes with LanguageModelTrainer)")
+            throw RecurrentKitError(
+                "trainer checkpoint \(path): its \(Self.stateKey) metadata is not a Trainer's state (a language model's checkpoint resumes with LanguageModelTrainer)"
+            )
         }
         let stream = try check(saved, source: "trainer checkpoint \(path)")
         let metadata = try model.parameters.load(serialized: bytes, optimizer: optimizer)
@@ -101,13 +121,18 @@ extension Trainer {
     /// The run's position, counters, sums, best validation, history and random stream, for a checkpoint format of
     /// your own (``save(to:metadata:)`` writes it as JSON); the parameters and the optimizer's state are saved apart.
     public var state: TrainerState {
-        TrainerState(options: options, position: position, step: step, skippedSteps: skippedSteps,
-                     bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
-                     measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly, history: history, validations: validations,
-                     lossSum: lossSum, exampleCount: exampleCount, normSum: normSum, updatesInEpoch: updatesInEpoch,
-                     epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
-                     baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name, calibratedUpdates: calibratedUpdates,
-                     streamGenerator: [streamGenerator.state.0, streamGenerator.state.1, streamGenerator.state.2, streamGenerator.state.3].map { String($0) })
+        TrainerState(
+            options: options, position: position, step: step, skippedSteps: skippedSteps,
+            bestValidationLoss: bestValidationLoss, bestValidationStep: bestValidationStep,
+            measurementsSinceBest: measurementsSinceBest, stoppedEarly: stoppedEarly, history: history,
+            validations: validations,
+            lossSum: lossSum, exampleCount: exampleCount, normSum: normSum, updatesInEpoch: updatesInEpoch,
+            epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
+            baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name,
+            calibratedUpdates: calibratedUpdates,
+            streamGenerator: [
+                streamGenerator.state.0, streamGenerator.state.1, streamGenerator.state.2, streamGenerator.state.3,
+            ].map { String($0) })
     }
 
     /// Puts back a state ``state`` returned (restore the parameters and the optimizer's state yourself).
@@ -121,23 +146,33 @@ extension Trainer {
     private func check(_ saved: TrainerState, source: String) throws -> SeededGenerator {
         func bad(_ why: String) -> RecurrentKitError { RecurrentKitError("\(source): \(why)") }
         guard saved.options.allowsResuming(as: options) else {
-            throw bad("it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)")
+            throw bad(
+                "it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)"
+            )
         }
         guard saved.baseLearningRate == baseLearningRate else {
             throw bad("its base learning rate \(saved.baseLearningRate) is not the optimizer's \(baseLearningRate)")
         }
-        guard saved.position.epoch >= 0, saved.position.epoch <= max(options.epochs, saved.options.epochs), saved.position.batch >= 0,
-              saved.position.batch <= data.batchCount(epoch: saved.position.epoch) else {
-            throw bad("position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchCount(epoch: max(saved.position.epoch, 0))) batches per epoch")
+        guard saved.position.epoch >= 0, saved.position.epoch <= max(options.epochs, saved.options.epochs),
+            saved.position.batch >= 0,
+            saved.position.batch <= data.batchCount(epoch: saved.position.epoch)
+        else {
+            throw bad(
+                "position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchCount(epoch: max(saved.position.epoch, 0))) batches per epoch"
+            )
         }
         // Sources whose epochs differ in length have at most one batch more than batchesPerEpoch in any epoch.
-        let perEpoch = data.batchesPerEpoch + (data.batchCount(epoch: saved.position.epoch) == data.batchesPerEpoch ? 0 : 1)
+        let perEpoch =
+            data.batchesPerEpoch + (data.batchCount(epoch: saved.position.epoch) == data.batchesPerEpoch ? 0 : 1)
         // Between epochs (batch 0) the sums are still the finished epoch's.
         guard saved.step >= 0, saved.skippedSteps >= 0, saved.updatesInEpoch >= 0,
-              saved.updatesInEpoch <= (saved.position.batch == 0 ? data.batchesPerEpoch + 1 : saved.position.batch),
-              saved.step <= saved.position.epoch * perEpoch + saved.position.batch,
-              saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly else {
-            throw bad("its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)")
+            saved.updatesInEpoch <= (saved.position.batch == 0 ? data.batchesPerEpoch + 1 : saved.position.batch),
+            saved.step <= saved.position.epoch * perEpoch + saved.position.batch,
+            saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly
+        else {
+            throw bad(
+                "its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)"
+            )
         }
         // A schedule fixed under a time limit may be shorter than the updates run since (faster updates than timed,
         // or a resume with more time): the rate then stays at its minimum. It is at least 1 update.
@@ -145,7 +180,8 @@ extension Trainer {
             throw bad("its cosine schedule length \(calibrated) is not a positive number of updates")
         }
         guard saved.lossSum.isFinite, saved.normSum.isFinite, saved.learningRate.isFinite, saved.learningRate >= 0,
-              saved.epochSeconds >= 0, saved.elapsedSeconds >= 0 else {
+            saved.epochSeconds >= 0, saved.elapsedSeconds >= 0
+        else {
             throw bad("its running sums are not finite")
         }
         guard let words = saved.streamGenerator else { return SeededGenerator(seed: options.seed) }
@@ -160,9 +196,13 @@ extension Trainer {
         streamGenerator = stream
         position = saved.position
         (step, skippedSteps) = (saved.step, saved.skippedSteps)
-        (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (saved.bestValidationLoss, saved.bestValidationStep, saved.measurementsSinceBest)
+        (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (
+            saved.bestValidationLoss, saved.bestValidationStep, saved.measurementsSinceBest
+        )
         (stoppedEarly, history, validations) = (saved.stoppedEarly, saved.history, saved.validations)
-        (lossSum, exampleCount, normSum, updatesInEpoch) = (saved.lossSum, saved.exampleCount, saved.normSum, saved.updatesInEpoch)
+        (lossSum, exampleCount, normSum, updatesInEpoch) = (
+            saved.lossSum, saved.exampleCount, saved.normSum, saved.updatesInEpoch
+        )
         (epochSeconds, elapsedBefore) = (saved.epochSeconds, saved.elapsedSeconds)
         optimizer.learningRate = saved.learningRate
         calibratedUpdates = saved.calibratedUpdates
@@ -172,15 +212,20 @@ extension Trainer {
     func writeMetrics() throws {
         guard reducer.rank == 0, let path = options.metricsPath else { return }
         var lines: [String] = []
-        for summary in history { lines.append(try Self.encode(MetricsLine(event: "epoch", epoch: summary, validation: nil))) }
-        for report in validations { lines.append(try Self.encode(MetricsLine(event: "validation", epoch: nil, validation: report))) }
+        for summary in history {
+            lines.append(try Self.encode(MetricsLine(event: "epoch", epoch: summary, validation: nil)))
+        }
+        for report in validations {
+            lines.append(try Self.encode(MetricsLine(event: "validation", epoch: nil, validation: report)))
+        }
         try writeFileAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
     }
 
     private static func encode<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
@@ -196,7 +241,8 @@ extension JSONDecoder {
     /// A decoder for trainer states (non-finite numbers as the encoder writes them).
     fileprivate static var trainerState: JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return decoder
     }
 }

@@ -30,7 +30,9 @@
 /// 0 only.
 public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource> where Data.Input == Model.Input {
     /// The loss of one batch and its gradient with respect to the model's output.
-    public typealias LossFunction = (Model.Output, Data.Target) throws -> (loss: Double, gradient: Model.Output.Gradient)
+    public typealias LossFunction = (Model.Output, Data.Target) throws -> (
+        loss: Double, gradient: Model.Output.Gradient
+    )
 
     /// The model being trained.
     public let model: Model
@@ -79,7 +81,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     public private(set) var reducedUpdates = 0
     /// The model as a ``StatefulLayer``, when it carries its state between batches.
     let stateful: StatefulLayer?
-    private var collective = [0.0, 0.0] // per-update sums of scalars, reused
+    private var collective = [0.0, 0.0]  // per-update sums of scalars, reused
     // The last training and validation batches, whose storage the next ones reuse.
     private var trainingBatch: Batch<Data.Input, Data.Target>?
     private var validationBatch: Batch<Data.Input, Data.Target>?
@@ -100,25 +102,41 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     ///   - loss: the loss of a batch's output and target, and its gradient.
     /// - Throws: on invalid options, a data source without batches, or several processes with data that cannot be
     ///   sharded.
-    public convenience init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
-                            reducer: GradientReducer = SingleProcessReducer(), measureValidation: ((Model) throws -> Double)? = nil,
-                            loss: @escaping LossFunction) throws {
+    public convenience init(
+        model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil,
+        options: TrainerOptions = TrainerOptions(),
+        reducer: GradientReducer = SingleProcessReducer(), measureValidation: ((Model) throws -> Double)? = nil,
+        loss: @escaping LossFunction
+    ) throws {
         guard reducer.processCount == 1 else {
-            throw RecurrentKitError("a data-parallel job needs data that give each process its rows (a ShardableBatchSource such as WindowBatches or TokenSequenceBatches)")
+            throw RecurrentKitError(
+                "a data-parallel job needs data that give each process its rows (a ShardableBatchSource such as WindowBatches or TokenSequenceBatches)"
+            )
         }
-        try self.init(model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
-                      measureValidation: measureValidation, shardedBatch: nil, globalRows: nil, loss: loss)
+        try self.init(
+            model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
+            measureValidation: measureValidation, shardedBatch: nil, globalRows: nil, loss: loss)
     }
 
-    init(model: Model, optimizer: Optimizer, data: Data, validation: Data?, options: TrainerOptions, reducer: GradientReducer,
-         measureValidation: ((Model) throws -> Double)?,
-         shardedBatch: ((Data, Int, Int, BatchShard, inout Batch<Data.Input, Data.Target>?) throws -> Void)?, globalRows: ((Data, Int, Int) -> Int)?,
-         loss: @escaping LossFunction) throws {
+    init(
+        model: Model, optimizer: Optimizer, data: Data, validation: Data?, options: TrainerOptions,
+        reducer: GradientReducer,
+        measureValidation: ((Model) throws -> Double)?,
+        shardedBatch: ((Data, Int, Int, BatchShard, inout Batch<Data.Input, Data.Target>?) throws -> Void)?,
+        globalRows: ((Data, Int, Int) -> Int)?,
+        loss: @escaping LossFunction
+    ) throws {
         try options.validate()
         guard data.batchesPerEpoch >= 1 else { throw RecurrentKitError("the training data have no batch") }
-        if let validation, validation.batchesPerEpoch < 1 { throw RecurrentKitError("the validation data have no batch") }
-        (self.model, self.optimizer, self.data, validationData, self.options, self.loss) = (model, optimizer, data, validation, options, loss)
-        (self.reducer, self.shardedBatch, self.globalRows, validationMeasure) = (reducer, shardedBatch, globalRows, measureValidation)
+        if let validation, validation.batchesPerEpoch < 1 {
+            throw RecurrentKitError("the validation data have no batch")
+        }
+        (self.model, self.optimizer, self.data, validationData, self.options, self.loss) = (
+            model, optimizer, data, validation, options, loss
+        )
+        (self.reducer, self.shardedBatch, self.globalRows, validationMeasure) = (
+            reducer, shardedBatch, globalRows, measureValidation
+        )
         baseLearningRate = optimizer.learningRate
         streamGenerator = SeededGenerator(seed: options.seed)
         stateful = model as? StatefulLayer
@@ -137,8 +155,11 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
 
     /// This process's rows of batch `index` of `source`'s epoch `epoch`, their share of the global batch's rows, and
     /// the global batch's example count; `reuse` holds the previous batch's storage.
-    private func localBatch(_ source: Data, epoch: Int, index: Int, reuse: inout Batch<Data.Input, Data.Target>?) throws
-        -> (batch: Batch<Data.Input, Data.Target>, share: Double, globalCount: Int) {
+    private func localBatch(
+        _ source: Data, epoch: Int, index: Int, reuse: inout Batch<Data.Input, Data.Target>?
+    ) throws
+        -> (batch: Batch<Data.Input, Data.Target>, share: Double, globalCount: Int)
+    {
         guard let shardedBatch, let globalRows, reducer.processCount > 1 else {
             try source.batch(epoch: epoch, index: index, into: &reuse)
             let batch = reuse!
@@ -179,7 +200,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     public func setOptions(_ newOptions: TrainerOptions) throws {
         try newOptions.validate()
         guard options.allowsResuming(as: newOptions) else {
-            throw RecurrentKitError("only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change during a run")
+            throw RecurrentKitError(
+                "only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change during a run"
+            )
         }
         options = newOptions
     }
@@ -196,9 +219,11 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     /// - Throws: naming the update, when the loss or the gradient norm is NaN or infinite (unless `skipNonFinite`), or
     ///   when a layer, the loss or a file write throws.
     @discardableResult
-    public func train(progress: (TrainerEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
-                      afterStep: (Trainer) throws -> Void = { _ in },
-                      afterValidation: (Trainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
+    public func train(
+        progress: (TrainerEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
+        afterStep: (Trainer) throws -> Void = { _ in },
+        afterValidation: (Trainer, ValidationReport) throws -> Void = { _, _ in }
+    ) throws -> Bool {
         let start = monotonicSeconds()
         defer { elapsedBefore += monotonicSeconds() - start }
         var usesCosine = false
@@ -210,9 +235,11 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         while !isFinished {
             let perEpoch = data.batchCount(epoch: position.epoch)
             let updateStart = monotonicSeconds()
-            let (batch, share, globalCount) = try localBatch(data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
+            let (batch, share, globalCount) = try localBatch(
+                data, epoch: position.epoch, index: position.batch, reuse: &trainingBatch)
             model.setTraining(true)
-            if position.batch == 0 { (lossSum, exampleCount, normSum, updatesInEpoch, epochSeconds) = (0, 0, 0, 0, 0) } // a new epoch
+            // a new epoch
+            if position.batch == 0 { (lossSum, exampleCount, normSum, updatesInEpoch, epochSeconds) = (0, 0, 0, 0, 0) }
             if let stateful, position.batch == 0 || batch.resetsState { stateful.resetCarriedState() }
             model.parameters.zeroGradients()
             var generator = continuous ? streamGenerator : maskGenerator(epoch: position.epoch, index: position.batch)
@@ -234,19 +261,24 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             }
             var norm = Double.nan
             if batchLoss.isFinite {
-                norm = options.clip > 0 ? (try? clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle)) ?? .nan
+                norm =
+                    options.clip > 0
+                    ? (try? clipGradientNorm(model.parameters, maxNorm: options.clip, style: options.clipStyle)) ?? .nan
                     : model.parameters.gradientSquaredNorm().squareRoot()
             }
             let skipped = !batchLoss.isFinite || !norm.isFinite
             if skipped {
                 guard options.skipNonFinite else {
-                    throw RecurrentKitError("training stopped: \(batchLoss.isFinite ? "gradient norm" : "loss") is \(batchLoss.isFinite ? norm : batchLoss) at update \(step + 1) (epoch \(position.epoch + 1)); try a lower learning rate, clipping, or skipNonFinite")
+                    throw RecurrentKitError(
+                        "training stopped: \(batchLoss.isFinite ? "gradient norm" : "loss") is \(batchLoss.isFinite ? norm : batchLoss) at update \(step + 1) (epoch \(position.epoch + 1)); try a lower learning rate, clipping, or skipNonFinite"
+                    )
                 }
                 skippedSteps += 1
-                stateful?.resetCarriedState() // the state may hold NaN now
+                stateful?.resetCarriedState()  // the state may hold NaN now
             } else {
                 if let schedule = options.learningRateSchedule {
-                    optimizer.learningRate = schedule.learningRate(base: baseLearningRate, update: step, totalUpdates: scheduledUpdates)
+                    optimizer.learningRate = schedule.learningRate(
+                        base: baseLearningRate, update: step, totalUpdates: scheduledUpdates)
                 }
                 try optimizer.step(model.parameters)
                 step += 1
@@ -258,18 +290,24 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             }
             position.batch += 1
             epochSeconds += monotonicSeconds() - updateStart
-            let updatesLeft = Double(perEpoch - position.batch) + Double(options.epochs - position.epoch - 1) * Double(perEpoch)
-            progress(.update(UpdateReport(epoch: position.epoch + 1, batch: position.batch, batchesPerEpoch: perEpoch, step: step,
-                                          loss: batchLoss, gradientNorm: norm, learningRate: optimizer.learningRate, skipped: skipped,
-                                          epochMeanLoss: lossSum / Double(max(exampleCount, 1)),
-                                          examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9),
-                                          secondsLeft: updatesLeft * epochSeconds / Double(position.batch))))
+            let updatesLeft =
+                Double(perEpoch - position.batch) + Double(options.epochs - position.epoch - 1) * Double(perEpoch)
+            progress(
+                .update(
+                    UpdateReport(
+                        epoch: position.epoch + 1, batch: position.batch, batchesPerEpoch: perEpoch, step: step,
+                        loss: batchLoss, gradientNorm: norm, learningRate: optimizer.learningRate, skipped: skipped,
+                        epochMeanLoss: lossSum / Double(max(exampleCount, 1)),
+                        examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9),
+                        secondsLeft: updatesLeft * epochSeconds / Double(position.batch))))
             if calibrates, calibratedUpdates == nil, let limit = options.timeLimitSeconds {
                 if step - calibrationStart == Self.calibrationWarmUp { timingStart = monotonicSeconds() }
                 if let timingStart, step - calibrationStart >= Self.calibrationWarmUp + Self.calibrationUpdates {
                     // The updates that fit in what is left of the limit at the measured speed; rank 0's clock decides.
-                    let perUpdate = (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
-                    let fit = perUpdate > 0 ? (limit - (monotonicSeconds() - start)) / perUpdate : Double(scheduledUpdates)
+                    let perUpdate =
+                        (monotonicSeconds() - timingStart) / Double(step - calibrationStart - Self.calibrationWarmUp)
+                    let fit =
+                        perUpdate > 0 ? (limit - (monotonicSeconds() - start)) / perUpdate : Double(scheduledUpdates)
                     let length = min(scheduledUpdates, step + max(1, Int(min(fit, Double(scheduledUpdates)))))
                     calibratedUpdates = Int(try reducer.broadcastFromRankZero(Double(length)))
                 }
@@ -279,12 +317,14 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
                 try measure(progress: progress, afterValidation: afterValidation)
             }
             if epochEnds {
-                try finishEpoch(elapsed: elapsedBefore + monotonicSeconds() - start, progress: progress, afterValidation: afterValidation)
+                try finishEpoch(
+                    elapsed: elapsedBefore + monotonicSeconds() - start, progress: progress,
+                    afterValidation: afterValidation)
             }
             try afterStep(self)
             if isFinished { break }
             let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-            if try reducer.any(timeUp || shouldStop()) { return false } // every process stops after the same update
+            if try reducer.any(timeUp || shouldStop()) { return false }  // every process stops after the same update
         }
         return true
     }
@@ -320,7 +360,7 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         defer { model.setTraining(true) }
         var sums = [0.0, 0.0]
         var unused = SeededGenerator(seed: 0)
-        defer { validationBatch = nil } // the next validation may be far away: do not hold its memory
+        defer { validationBatch = nil }  // the next validation may be far away: do not hold its memory
         func run() throws {
             for index in 0..<source.batchCount(epoch: 0) {
                 let (batch, _, _) = try localBatch(source, epoch: 0, index: index, reuse: &validationBatch)
@@ -337,12 +377,15 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     }
 
     /// Closes the epoch: its summary, the validation at its end, the history and metrics.
-    private func finishEpoch(elapsed: Double, progress: (TrainerEvent) -> Void,
-                             afterValidation: (Trainer, ValidationReport) throws -> Void) throws {
-        var summary = EpochSummary(epoch: position.epoch + 1, step: step, trainingLoss: lossSum / Double(max(exampleCount, 1)),
-                                   validationLoss: nil, gradientNorm: normSum / Double(max(updatesInEpoch, 1)),
-                                   examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9), elapsedSeconds: elapsed,
-                                   learningRate: optimizer.learningRate)
+    private func finishEpoch(
+        elapsed: Double, progress: (TrainerEvent) -> Void,
+        afterValidation: (Trainer, ValidationReport) throws -> Void
+    ) throws {
+        var summary = EpochSummary(
+            epoch: position.epoch + 1, step: step, trainingLoss: lossSum / Double(max(exampleCount, 1)),
+            validationLoss: nil, gradientNorm: normSum / Double(max(updatesInEpoch, 1)),
+            examplesPerSecond: Double(exampleCount) / max(epochSeconds, 1e-9), elapsedSeconds: elapsed,
+            learningRate: optimizer.learningRate)
         if validates { summary.validationLoss = try measure(progress: progress, afterValidation: afterValidation) }
         history.append(summary)
         progress(.epoch(summary))
@@ -353,16 +396,24 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
 
     /// Measures the validation loss, tracks the best (saving it when asked), reports it, applies the patience.
     @discardableResult
-    private func measure(progress: (TrainerEvent) -> Void, afterValidation: (Trainer, ValidationReport) throws -> Void) throws -> Double {
+    private func measure(
+        progress: (TrainerEvent) -> Void, afterValidation: (Trainer, ValidationReport) throws -> Void
+    ) throws -> Double {
         let measured = try validationLoss() ?? .nan
         let isBest = measured.isFinite && (bestValidationLoss.map { measured < $0 } ?? true)
-        if isBest { (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (measured, step, 0) } else { measurementsSinceBest += 1 }
-        let report = ValidationReport(step: step, epoch: position.epoch + 1, loss: measured, isBest: isBest, sinceBest: measurementsSinceBest)
+        if isBest {
+            (bestValidationLoss, bestValidationStep, measurementsSinceBest) = (measured, step, 0)
+        } else {
+            measurementsSinceBest += 1
+        }
+        let report = ValidationReport(
+            step: step, epoch: position.epoch + 1, loss: measured, isBest: isBest, sinceBest: measurementsSinceBest)
         validations.append(report)
         progress(.validation(report))
         try afterValidation(self, report)
         if isBest, reducer.rank == 0, let path = options.bestCheckpointPath {
-            try model.parameters.save(to: path, metadata: ["trainer.bestStep": String(step), "trainer.bestLoss": "\(measured)"])
+            try model.parameters.save(
+                to: path, metadata: ["trainer.bestStep": String(step), "trainer.bestLoss": "\(measured)"])
         }
         if let patience = options.earlyStopPatience, measurementsSinceBest >= patience { stoppedEarly = true }
         return measured
@@ -375,12 +426,18 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
 extension Trainer where Data: ShardableBatchSource {
     /// A trainer whose data can be sharded: with a reducer of several processes, each process runs its rows of every
     /// batch (see ``Trainer``); with one process, the same as the general initializer.
-    public convenience init(model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil, options: TrainerOptions = TrainerOptions(),
-                            reducer: GradientReducer = SingleProcessReducer(), measureValidation: ((Model) throws -> Double)? = nil,
-                            loss: @escaping LossFunction) throws {
-        try self.init(model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
-                      measureValidation: measureValidation,
-                      shardedBatch: { source, epoch, index, shard, batch in try source.batch(epoch: epoch, index: index, shard: shard, into: &batch) },
-                      globalRows: { source, epoch, index in source.rowCount(epoch: epoch, index: index) }, loss: loss)
+    public convenience init(
+        model: Model, optimizer: Optimizer, data: Data, validation: Data? = nil,
+        options: TrainerOptions = TrainerOptions(),
+        reducer: GradientReducer = SingleProcessReducer(), measureValidation: ((Model) throws -> Double)? = nil,
+        loss: @escaping LossFunction
+    ) throws {
+        try self.init(
+            model: model, optimizer: optimizer, data: data, validation: validation, options: options, reducer: reducer,
+            measureValidation: measureValidation,
+            shardedBatch: { source, epoch, index, shard, batch in
+                try source.batch(epoch: epoch, index: index, shard: shard, into: &batch)
+            },
+            globalRows: { source, epoch, index in source.rowCount(epoch: epoch, index: index) }, loss: loss)
     }
 }

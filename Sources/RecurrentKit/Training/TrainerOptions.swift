@@ -34,49 +34,65 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public var metricsPath: String?
 
     /// Options; see each property.
-    public init(epochs: Int = 10, maxUpdates: Int? = nil, clip: Double = 0, clipStyle: ClipStyle = .pytorch,
-                learningRateSchedule: LearningRateSchedule? = nil, validateEvery: Int? = nil, earlyStopPatience: Int? = nil,
-                timeLimitSeconds: Double? = nil, precision: Precision = .float32, seed: UInt64 = 0, skipNonFinite: Bool = false,
-                bestCheckpointPath: String? = nil, metricsPath: String? = nil, randomStream: RandomStream = .perBatch) {
+    public init(
+        epochs: Int = 10, maxUpdates: Int? = nil, clip: Double = 0, clipStyle: ClipStyle = .pytorch,
+        learningRateSchedule: LearningRateSchedule? = nil, validateEvery: Int? = nil, earlyStopPatience: Int? = nil,
+        timeLimitSeconds: Double? = nil, precision: Precision = .float32, seed: UInt64 = 0, skipNonFinite: Bool = false,
+        bestCheckpointPath: String? = nil, metricsPath: String? = nil, randomStream: RandomStream = .perBatch
+    ) {
         (self.epochs, self.maxUpdates, self.clip, self.clipStyle) = (epochs, maxUpdates, clip, clipStyle)
-        (self.learningRateSchedule, self.validateEvery, self.earlyStopPatience) = (learningRateSchedule, validateEvery, earlyStopPatience)
-        (self.timeLimitSeconds, self.precision, self.seed, self.skipNonFinite) = (timeLimitSeconds, precision, seed, skipNonFinite)
+        (self.learningRateSchedule, self.validateEvery, self.earlyStopPatience) = (
+            learningRateSchedule, validateEvery, earlyStopPatience
+        )
+        (self.timeLimitSeconds, self.precision, self.seed, self.skipNonFinite) = (
+            timeLimitSeconds, precision, seed, skipNonFinite
+        )
         (self.bestCheckpointPath, self.metricsPath, self.randomStream) = (bestCheckpointPath, metricsPath, randomStream)
     }
 
     private enum CodingKeys: String, CodingKey {
-        case epochs, maxUpdates, clip, clipStyle, learningRateSchedule, validateEvery, earlyStopPatience, timeLimitSeconds, precision, seed
+        case epochs, maxUpdates, clip, clipStyle, learningRateSchedule, validateEvery, earlyStopPatience,
+            timeLimitSeconds, precision, seed
         case skipNonFinite, bestCheckpointPath, metricsPath, randomStream
     }
 
     /// Decodes options; `randomStream` may be absent (files written before it existed: one generator per batch).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(epochs: try c.decode(Int.self, forKey: .epochs), maxUpdates: try c.decodeIfPresent(Int.self, forKey: .maxUpdates),
-                  clip: try c.decode(Double.self, forKey: .clip), clipStyle: try c.decode(ClipStyle.self, forKey: .clipStyle),
-                  learningRateSchedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .learningRateSchedule),
-                  validateEvery: try c.decodeIfPresent(Int.self, forKey: .validateEvery),
-                  earlyStopPatience: try c.decodeIfPresent(Int.self, forKey: .earlyStopPatience),
-                  timeLimitSeconds: try c.decodeIfPresent(Double.self, forKey: .timeLimitSeconds),
-                  precision: try c.decode(Precision.self, forKey: .precision), seed: try c.decode(UInt64.self, forKey: .seed),
-                  skipNonFinite: try c.decode(Bool.self, forKey: .skipNonFinite),
-                  bestCheckpointPath: try c.decodeIfPresent(String.self, forKey: .bestCheckpointPath),
-                  metricsPath: try c.decodeIfPresent(String.self, forKey: .metricsPath),
-                  randomStream: try c.decodeIfPresent(RandomStream.self, forKey: .randomStream) ?? .perBatch)
+        self.init(
+            epochs: try c.decode(Int.self, forKey: .epochs),
+            maxUpdates: try c.decodeIfPresent(Int.self, forKey: .maxUpdates),
+            clip: try c.decode(Double.self, forKey: .clip), clipStyle: try c.decode(ClipStyle.self, forKey: .clipStyle),
+            learningRateSchedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .learningRateSchedule),
+            validateEvery: try c.decodeIfPresent(Int.self, forKey: .validateEvery),
+            earlyStopPatience: try c.decodeIfPresent(Int.self, forKey: .earlyStopPatience),
+            timeLimitSeconds: try c.decodeIfPresent(Double.self, forKey: .timeLimitSeconds),
+            precision: try c.decode(Precision.self, forKey: .precision), seed: try c.decode(UInt64.self, forKey: .seed),
+            skipNonFinite: try c.decode(Bool.self, forKey: .skipNonFinite),
+            bestCheckpointPath: try c.decodeIfPresent(String.self, forKey: .bestCheckpointPath),
+            metricsPath: try c.decodeIfPresent(String.self, forKey: .metricsPath),
+            randomStream: try c.decodeIfPresent(RandomStream.self, forKey: .randomStream) ?? .perBatch)
     }
 
     /// Throws one line naming the first invalid option.
     public func validate() throws {
         guard epochs >= 1 else { throw RecurrentKitError.invalidArgument("epochs", epochs, "must be at least 1") }
-        if let maxUpdates, maxUpdates < 1 { throw RecurrentKitError.invalidArgument("maxUpdates", maxUpdates, "must be at least 1") }
-        guard clip.isFinite, clip >= 0 else { throw RecurrentKitError.invalidArgument("clip", clip, "must be finite and >= 0 (0: no clipping)") }
+        if let maxUpdates, maxUpdates < 1 {
+            throw RecurrentKitError.invalidArgument("maxUpdates", maxUpdates, "must be at least 1")
+        }
+        guard clip.isFinite, clip >= 0 else {
+            throw RecurrentKitError.invalidArgument("clip", clip, "must be finite and >= 0 (0: no clipping)")
+        }
         try learningRateSchedule?.validate()
-        if let validateEvery, validateEvery < 1 { throw RecurrentKitError.invalidArgument("validateEvery", validateEvery, "must be at least 1") }
+        if let validateEvery, validateEvery < 1 {
+            throw RecurrentKitError.invalidArgument("validateEvery", validateEvery, "must be at least 1")
+        }
         if let earlyStopPatience, earlyStopPatience < 1 {
             throw RecurrentKitError.invalidArgument("earlyStopPatience", earlyStopPatience, "must be at least 1")
         }
         if let timeLimitSeconds, !(timeLimitSeconds > 0 && timeLimitSeconds.isFinite) {
-            throw RecurrentKitError.invalidArgument("timeLimitSeconds", timeLimitSeconds, "must be a positive number of seconds")
+            throw RecurrentKitError.invalidArgument(
+                "timeLimitSeconds", timeLimitSeconds, "must be a positive number of seconds")
         }
     }
 
@@ -84,7 +100,9 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     /// cadence, the patience and the output paths may change.
     func allowsResuming(as other: TrainerOptions) -> Bool {
         var a = self, b = other
-        for o in [\TrainerOptions.maxUpdates, \.validateEvery, \.earlyStopPatience] { a[keyPath: o] = nil; b[keyPath: o] = nil }
+        for o in [\TrainerOptions.maxUpdates, \.validateEvery, \.earlyStopPatience] {
+            a[keyPath: o] = nil; b[keyPath: o] = nil
+        }
         (a.epochs, a.timeLimitSeconds, a.bestCheckpointPath, a.metricsPath) = (0, nil, nil, nil)
         (b.epochs, b.timeLimitSeconds, b.bestCheckpointPath, b.metricsPath) = (0, nil, nil, nil)
         return a == b
@@ -158,10 +176,15 @@ public struct EpochSummary: Codable, Sendable, Equatable {
     public var learningRate: Double
 
     /// A summary from its fields.
-    public init(epoch: Int, step: Int, trainingLoss: Double, validationLoss: Double?, gradientNorm: Double, examplesPerSecond: Double,
-                elapsedSeconds: Double, learningRate: Double) {
+    public init(
+        epoch: Int, step: Int, trainingLoss: Double, validationLoss: Double?, gradientNorm: Double,
+        examplesPerSecond: Double,
+        elapsedSeconds: Double, learningRate: Double
+    ) {
         (self.epoch, self.step, self.trainingLoss, self.validationLoss) = (epoch, step, trainingLoss, validationLoss)
-        (self.gradientNorm, self.examplesPerSecond, self.elapsedSeconds, self.learningRate) = (gradientNorm, examplesPerSecond, elapsedSeconds, learningRate)
+        (self.gradientNorm, self.examplesPerSecond, self.elapsedSeconds, self.learningRate) = (
+            gradientNorm, examplesPerSecond, elapsedSeconds, learningRate
+        )
     }
 }
 

@@ -29,9 +29,13 @@ public enum ONNX {
     public static func export(_ model: LanguageModel<Float>, vocabulary: Vocabulary? = nil) throws -> [UInt8] {
         let c = model.configuration
         guard c.projectionSize == 0 else {
-            throw ONNXError("an LSTM projection (proj_size) has no ONNX operator equivalent: ONNX's LSTM has no weight_hr; export a model without one")
+            throw ONNXError(
+                "an LSTM projection (proj_size) has no ONNX operator equivalent: ONNX's LSTM has no weight_hr; export a model without one"
+            )
         }
-        guard c.cell != .rnnLinear else { throw ONNXError("the linear RNN has no ONNX RNN activation equivalent (ONNX RNN needs Tanh, Relu, ...)") }
+        guard c.cell != .rnnLinear else {
+            throw ONNXError("the linear RNN has no ONNX RNN activation equivalent (ONNX RNN needs Tanh, Relu, ...)")
+        }
         guard model.parameters.valuesAreFinite() else { throw ONNXError("refusing to export NaN or infinite weights") }
         if let vocabulary, vocabulary.count != c.vocabularySize {
             throw ONNXError("the vocabulary has \(vocabulary.count) tokens but the model expects \(c.vocabularySize)")
@@ -50,7 +54,8 @@ public enum ONNX {
 
         // Layer 0's input: gathered embedding rows, or one-hot rows of width V.
         if let embedding = model.embedding {
-            graph.initializer("embedding.weight", floats: try embedding.weight.tensor().scalars, shape: [V, embedding.dimension])
+            graph.initializer(
+                "embedding.weight", floats: try embedding.weight.tensor().scalars, shape: [V, embedding.dimension])
             graph.node("Gather", ["embedding.weight", "tokens"], ["x0"], [.int("axis", 0)])
         } else {
             graph.initializer("onehot.depth", ints: [V], shape: [1])
@@ -80,11 +85,17 @@ public enum ONNX {
             let input = "x\(k)", In = rc.layerInputSize(k)
             var w: [Float] = [], r: [Float] = [], b: [Float] = []
             for reverse in D == 2 ? [false, true] : [false] {
-                w += reordered(try model.recurrent.weightIH(layer: k, reverse: reverse).tensor().scalars, order: order, block: H * In)
-                r += reordered(try model.recurrent.weightHH(layer: k, reverse: reverse).tensor().scalars, order: order, block: H * R)
+                w += reordered(
+                    try model.recurrent.weightIH(layer: k, reverse: reverse).tensor().scalars, order: order,
+                    block: H * In)
+                r += reordered(
+                    try model.recurrent.weightHH(layer: k, reverse: reverse).tensor().scalars, order: order,
+                    block: H * R)
                 if c.bias {
-                    b += reordered(try model.recurrent.biasIH(layer: k, reverse: reverse).tensor().scalars, order: order, block: H)
-                    b += reordered(try model.recurrent.biasHH(layer: k, reverse: reverse).tensor().scalars, order: order, block: H)
+                    b += reordered(
+                        try model.recurrent.biasIH(layer: k, reverse: reverse).tensor().scalars, order: order, block: H)
+                    b += reordered(
+                        try model.recurrent.biasHH(layer: k, reverse: reverse).tensor().scalars, order: order, block: H)
                 }
             }
             let name = "rnn.l\(k)"
@@ -96,7 +107,9 @@ public enum ONNX {
             graph.node("Slice", ["h0.batch", "\(name).start", "\(name).end", "const.0"], ["\(name).h0"])
             var inputs = [input, "\(name).W", "\(name).R", c.bias ? "\(name).B" : "", "", "\(name).h0"]
             var outputs = ["\(name).Y", "\(name).hn"]
-            var attributes: [Attribute] = [.int("hidden_size", H), .string("direction", D == 2 ? "bidirectional" : "forward")]
+            var attributes: [Attribute] = [
+                .int("hidden_size", H), .string("direction", D == 2 ? "bidirectional" : "forward"),
+            ]
             let op: String
             switch c.cell {
             case .lstm:
@@ -110,7 +123,8 @@ public enum ONNX {
                 attributes.append(.int("linear_before_reset", 1))
             case .rnnTanh, .rnnReLU:
                 op = "RNN"
-                attributes.append(.strings("activations", Array(repeating: c.cell == .rnnTanh ? "Tanh" : "Relu", count: D)))
+                attributes.append(
+                    .strings("activations", Array(repeating: c.cell == .rnnTanh ? "Tanh" : "Relu", count: D)))
             case .rnnLinear: throw ONNXError("the linear RNN has no ONNX RNN activation equivalent")
             }
             graph.node(op, inputs, outputs, attributes)
@@ -138,14 +152,22 @@ public enum ONNX {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var metadata = [(modelKey, String(decoding: try encoder.encode(c), as: UTF8.self))]
-        if let vocabulary { metadata.append((vocabularyKey, String(decoding: try encoder.encode(vocabulary), as: UTF8.self))) }
+        if let vocabulary {
+            metadata.append((vocabularyKey, String(decoding: try encoder.encode(vocabulary), as: UTF8.self)))
+        }
         var file = ProtobufWriter()
         file.int(1, irVersion)
         file.string(2, "RecurrentKit")
         file.string(3, RecurrentKitVersion.string)
         file.message(7) { graph.write(into: &$0, name: "recurrentkit_language_model") }
-        file.message(8) { $0.string(1, ""); $0.int(2, opset) }
-        for (key, value) in metadata { file.message(14) { $0.string(1, key); $0.string(2, value) } }
+        file.message(8) {
+            $0.string(1, ""); $0.int(2, opset)
+        }
+        for (key, value) in metadata {
+            file.message(14) {
+                $0.string(1, key); $0.string(2, value)
+            }
+        }
         return file.bytes
     }
 
@@ -264,8 +286,12 @@ struct GraphBuilder {
         return w
     }
 
-    mutating func input(_ name: String, elementType: Int, shape: [Dimension]) { inputs.append(valueInfo(name, elementType: elementType, shape: shape)) }
-    mutating func output(_ name: String, elementType: Int, shape: [Dimension]) { outputs.append(valueInfo(name, elementType: elementType, shape: shape)) }
+    mutating func input(_ name: String, elementType: Int, shape: [Dimension]) {
+        inputs.append(valueInfo(name, elementType: elementType, shape: shape))
+    }
+    mutating func output(_ name: String, elementType: Int, shape: [Dimension]) {
+        outputs.append(valueInfo(name, elementType: elementType, shape: shape))
+    }
 
     func write(into w: inout ProtobufWriter, name: String) {
         for n in nodes { w.bytes(1, n.bytes) }

@@ -11,7 +11,8 @@ struct ONNXNode {
 
     init(_ bytes: ArraySlice<UInt8>, index: Int) throws {
         var reader = ProtobufReader(bytes)
-        var op = "", name = "", inputs: [String] = [], outputs: [String] = [], attributes: [String: [ProtobufField]] = [:]
+        var op = "", name = "", inputs: [String] = [], outputs: [String] = [],
+            attributes: [String: [ProtobufField]] = [:]
         while let f = try reader.next() {
             switch f.number {
             case 1: inputs.append(try f.string("node input name"))
@@ -20,15 +21,21 @@ struct ONNXNode {
             case 4: op = try f.string("op_type")
             case 7:
                 let domain = try f.string("node domain")
-                guard domain.isEmpty || domain == "ai.onnx" else { throw ONNXError("node \(index) uses operator domain \(domain)") }
+                guard domain.isEmpty || domain == "ai.onnx" else {
+                    throw ONNXError("node \(index) uses operator domain \(domain)")
+                }
             case 5:
                 var a = ProtobufReader(try f.bytes("attribute"))
                 let fields = try a.fields(maximumCount: 1 << 16)
-                guard let n = fields.first(where: { $0.number == 1 }) else { throw ONNXError("an attribute of node \(index) has no name") }
+                guard let n = fields.first(where: { $0.number == 1 }) else {
+                    throw ONNXError("an attribute of node \(index) has no name")
+                }
                 attributes[try n.string("attribute name")] = fields
             default: break
             }
-            guard inputs.count <= 64, outputs.count <= 64 else { throw ONNXError("node \(index) has too many inputs or outputs") }
+            guard inputs.count <= 64, outputs.count <= 64 else {
+                throw ONNXError("node \(index) has too many inputs or outputs")
+            }
         }
         guard !op.isEmpty else { throw ONNXError("node \(index) has no op_type") }
         self.op = op
@@ -39,21 +46,27 @@ struct ONNXNode {
     /// An INT attribute (field i), or nil when absent.
     func int(_ key: String) throws -> Int? {
         guard let fields = attributes[key] else { return nil }
-        guard let f = fields.first(where: { $0.number == 3 }) else { throw ONNXError("node \(name): attribute \(key) is not an integer") }
+        guard let f = fields.first(where: { $0.number == 3 }) else {
+            throw ONNXError("node \(name): attribute \(key) is not an integer")
+        }
         return try f.int("attribute \(key)")
     }
 
     /// A STRING attribute (field s), or nil when absent.
     func string(_ key: String) throws -> String? {
         guard let fields = attributes[key] else { return nil }
-        guard let f = fields.first(where: { $0.number == 4 }) else { throw ONNXError("node \(name): attribute \(key) is not a string") }
+        guard let f = fields.first(where: { $0.number == 4 }) else {
+            throw ONNXError("node \(name): attribute \(key) is not a string")
+        }
         return try f.string("attribute \(key)")
     }
 
     /// A TENSOR attribute (field t), or nil when absent.
     func tensor(_ key: String) throws -> ONNXTensor? {
         guard let fields = attributes[key] else { return nil }
-        guard let f = fields.first(where: { $0.number == 5 }) else { throw ONNXError("node \(name): attribute \(key) is not a tensor") }
+        guard let f = fields.first(where: { $0.number == 5 }) else {
+            throw ONNXError("node \(name): attribute \(key) is not a tensor")
+        }
         var tensorName = "\(name).\(key)"
         return try ONNXTensor(try f.bytes("attribute \(key)"), name: &tensorName)
     }
@@ -68,7 +81,9 @@ struct ONNXNode {
             if attributes["sparse_value"] != nil { throw ONNXError("node \(name): sparse constants are not supported") }
             if let t = try tensor("value") { return t }
             if let fields = attributes["value_float"] {
-                guard let f = fields.first(where: { $0.number == 2 }) else { throw ONNXError("node \(name): value_float is not a float") }
+                guard let f = fields.first(where: { $0.number == 2 }) else {
+                    throw ONNXError("node \(name): value_float is not a float")
+                }
                 return ONNXTensor(scalar: try f.float("attribute value_float"))
             }
             if let fields = attributes["value_floats"] {
@@ -77,7 +92,9 @@ struct ONNXNode {
                     switch f.value {
                     case .fixed32(let v): values.append(Float(bitPattern: v))
                     case .bytes(let b):
-                        guard b.count % 4 == 0 else { throw ONNXError("node \(name): value_floats has \(b.count) bytes") }
+                        guard b.count % 4 == 0 else {
+                            throw ONNXError("node \(name): value_floats has \(b.count) bytes")
+                        }
                         values += littleEndianFloats(b)
                     default: throw ONNXError("node \(name): value_floats is not a list of floats")
                     }
@@ -138,7 +155,9 @@ struct ONNXTensor {
                 if case .bytes(let b) = f.value {
                     guard b.count % 4 == 0 else { throw ONNXError("tensor float_data has \(b.count) bytes") }
                     floatData += littleEndianFloats(b)
-                } else { floatData.append(try f.float("tensor float_data")) }
+                } else {
+                    floatData.append(try f.float("tensor float_data"))
+                }
                 if !floatData.isEmpty { holds("float_data") }
             case 5: if case .bytes(let b) = f.value, b.isEmpty {} else { holds("int32_data") }
             case 6: holds("string_data")
@@ -159,14 +178,20 @@ struct ONNXTensor {
                 }
                 if !doubleData.isEmpty { holds("double_data") }
             case 11: if case .bytes(let b) = f.value, b.isEmpty {} else { holds("uint64_data") }
-            case 13, 14: throw ONNXError("tensor \(name) uses external data, which is not read (save the model with its weights inside)")
+            case 13, 14:
+                throw ONNXError(
+                    "tensor \(name) uses external data, which is not read (save the model with its weights inside)")
             default: break
             }
         }
         guard dataFields.count <= 1 else {
-            throw ONNXError("tensor \(name) sets both \(dataFields[0]) and \(dataFields[1]): its values are contradictory (a tensor holds them in one field)")
+            throw ONNXError(
+                "tensor \(name) sets both \(dataFields[0]) and \(dataFields[1]): its values are contradictory (a tensor holds them in one field)"
+            )
         }
-        guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else { throw ONNXError("tensor \(name) has dimensions \(dims)") }
+        guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else {
+            throw ONNXError("tensor \(name) has dimensions \(dims)")
+        }
         var count = 1
         for d in dims {
             let (p, overflow) = count.multipliedReportingOverflow(by: d)
@@ -178,17 +203,22 @@ struct ONNXTensor {
         /// The type's own field, or raw_data: values in another field contradict the data type.
         func requireField(_ own: String, of typeName: String) throws {
             if let other = dataFields.first, other != own, other != "raw_data" {
-                throw ONNXError("tensor \(name) of type \(typeName) holds its values in \(other) (expected \(own) or raw_data)")
+                throw ONNXError(
+                    "tensor \(name) of type \(typeName) holds its values in \(other) (expected \(own) or raw_data)")
             }
         }
         switch type {
         case TensorType.float:
             try requireField("float_data", of: "float")
             if let raw {
-                guard raw.count == count * 4 else { throw ONNXError("tensor \(name) has \(raw.count) bytes of data for \(count) floats") }
+                guard raw.count == count * 4 else {
+                    throw ONNXError("tensor \(name) has \(raw.count) bytes of data for \(count) floats")
+                }
                 floats = littleEndianFloats(raw)
             } else {
-                guard floatData.count == count else { throw ONNXError("tensor \(name) has \(floatData.count) floats for shape \(dims)") }
+                guard floatData.count == count else {
+                    throw ONNXError("tensor \(name) has \(floatData.count) floats for shape \(dims)")
+                }
                 floats = floatData
             }
             int64s = []
@@ -196,10 +226,14 @@ struct ONNXTensor {
         case TensorType.int64:
             try requireField("int64_data", of: "int64")
             if let raw {
-                guard raw.count == count * 8 else { throw ONNXError("tensor \(name) has the wrong amount of int64 data") }
+                guard raw.count == count * 8 else {
+                    throw ONNXError("tensor \(name) has the wrong amount of int64 data")
+                }
                 int64s = littleEndianWords(raw).map { Int(Int64(bitPattern: $0)) }
             } else {
-                guard int64Data.count == count else { throw ONNXError("tensor \(name) has the wrong amount of int64 data") }
+                guard int64Data.count == count else {
+                    throw ONNXError("tensor \(name) has the wrong amount of int64 data")
+                }
                 int64s = int64Data
             }
             floats = []
@@ -211,7 +245,7 @@ struct ONNXTensor {
             int64s = []
             hasNonFiniteValue = !values.allSatisfy(\.isFinite)
         default:
-            floats = [] // other types are only ever plumbing constants; a weight of another type is refused where used
+            floats = []  // other types are only ever plumbing constants; a weight of another type is refused where used
             int64s = []
             hasNonFiniteValue = false
         }
@@ -277,7 +311,10 @@ private func littleEndianFloats(_ bytes: ArraySlice<UInt8>) -> [Float] {
     values.reserveCapacity(bytes.count / 4)
     var i = bytes.startIndex
     while i + 3 < bytes.endIndex {
-        values.append(Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24))
+        values.append(
+            Float(
+                bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(
+                    bytes[i + 3]) << 24))
         i += 4
     }
     return values
@@ -305,19 +342,25 @@ struct ONNXGraph {
                 initializers[name] = tensor
             case 11:
                 var r = ProtobufReader(try f.bytes("graph input"))
-                if let n = try r.fields(maximumCount: 64).first(where: { $0.number == 1 }) { graphInputs.insert(try n.string("input name")) }
+                if let n = try r.fields(maximumCount: 64).first(where: { $0.number == 1 }) {
+                    graphInputs.insert(try n.string("input name"))
+                }
             case 15: throw ONNXError("sparse initializers are not supported")
             default: break
             }
         }
-        for (index, node) in nodes.enumerated() { for output in node.outputs where producers[output] == nil { producers[output] = index } }
+        for (index, node) in nodes.enumerated() {
+            for output in node.outputs where producers[output] == nil { producers[output] = index }
+        }
     }
 
     /// The constants whose values reach `value` through plumbing operators (initializers, Constant and
     /// ConstantOfShape values), each with a label for messages; a value computed by any other operator, or a graph
     /// input without an initializer, contributes none. Values in `seen` are not visited again (a shared set keeps
     /// several walks linear in the graph's size); nil when the walk visits more than `limit` values.
-    func constantSources(of value: String, seen: inout Set<String>, limit: Int = .max) throws -> [(label: String, tensor: ONNXTensor)]? {
+    func constantSources(
+        of value: String, seen: inout Set<String>, limit: Int = .max
+    ) throws -> [(label: String, tensor: ONNXTensor)]? {
         var sources: [(label: String, tensor: ONNXTensor)] = []
         var pending = [value], visited = 0
         while let name = pending.popLast() {
@@ -336,14 +379,20 @@ struct ONNXGraph {
     /// The single constant `value` comes from through at most a few plumbing operators, or nil.
     func constant(_ value: String) throws -> (label: String, tensor: ONNXTensor)? {
         var seen: Set<String> = []
-        guard let sources = try constantSources(of: value, seen: &seen, limit: 64), sources.count == 1 else { return nil }
+        guard let sources = try constantSources(of: value, seen: &seen, limit: 64), sources.count == 1 else {
+            return nil
+        }
         return sources[0]
     }
 
     /// The float initializer `name` used by `node`, finite, as a tensor.
     func floatInitializer(_ name: String, for node: ONNXNode) throws -> Tensor<Float> {
-        guard let t = initializers[name] else { throw ONNXError("node \(node.name) (\(node.op)): input \(name) is not a constant initializer") }
-        guard t.dataType == TensorType.float else { throw ONNXError("node \(node.name): initializer \(name) is not float32 (data type \(t.dataType))") }
+        guard let t = initializers[name] else {
+            throw ONNXError("node \(node.name) (\(node.op)): input \(name) is not a constant initializer")
+        }
+        guard t.dataType == TensorType.float else {
+            throw ONNXError("node \(node.name): initializer \(name) is not float32 (data type \(t.dataType))")
+        }
         return try Tensor(shape: t.shape, scalars: t.floats)
     }
 }

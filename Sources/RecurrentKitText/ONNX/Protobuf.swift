@@ -79,7 +79,9 @@ struct ProtobufField {
     /// The value as UTF-8 text (at most `maximumLength` bytes).
     func string(_ what: String, maximumLength: Int = 4096) throws -> String {
         let b = try bytes(what)
-        guard b.count <= maximumLength else { throw ONNXError("\(what) is \(b.count) bytes long (limit \(maximumLength))") }
+        guard b.count <= maximumLength else {
+            throw ONNXError("\(what) is \(b.count) bytes long (limit \(maximumLength))")
+        }
         let text = String(decoding: b, as: UTF8.self)
         guard text.utf8.elementsEqual(b) else { throw ONNXError("\(what) is not valid UTF-8") }
         return text
@@ -124,7 +126,9 @@ struct ProtobufReader {
     mutating func varint() throws -> UInt64 {
         var result: UInt64 = 0
         for shift in stride(from: 0, to: 70, by: 7) {
-            guard position < bytes.endIndex else { throw ONNXError("not a valid protobuf message: a varint runs past the end") }
+            guard position < bytes.endIndex else {
+                throw ONNXError("not a valid protobuf message: a varint runs past the end")
+            }
             let byte = bytes[position]
             position += 1
             guard shift < 64 else { throw ONNXError("not a valid protobuf message: a varint is longer than 10 bytes") }
@@ -147,7 +151,9 @@ struct ProtobufReader {
         guard !isAtEnd else { return nil }
         let key = try varint()
         let number = key >> 3
-        guard number >= 1, number <= 536_870_911 else { throw ONNXError("not a valid protobuf message: field number \(number)") }
+        guard number >= 1, number <= 536_870_911 else {
+            throw ONNXError("not a valid protobuf message: field number \(number)")
+        }
         switch key & 7 {
         case 0: return ProtobufField(number: Int(number), value: .varint(try varint()))
         case 1:

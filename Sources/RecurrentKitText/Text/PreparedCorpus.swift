@@ -37,7 +37,8 @@ public struct PreparedCorpus: Equatable, Sendable {
     ///     default: 0.1 in raw mode (nanoGPT), 0 in d2l and words modes (d2l trains on everything).
     ///   - minimumFrequency: words mode: words rarer than this become `<unk>` (d2l's `min_freq`).
     public static func prepare(
-        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double? = nil, minimumFrequency: Int = 0
+        text: String, mode: TextMode, maxTokens: Int? = nil, validationFraction: Double? = nil,
+        minimumFrequency: Int = 0
     ) throws -> PreparedCorpus {
         let validationFraction = validationFraction ?? (mode == .raw ? 0.1 : 0)
         guard minimumFrequency >= 0, minimumFrequency <= 1 << 40 else {
@@ -61,7 +62,7 @@ public struct PreparedCorpus: Equatable, Sendable {
             guard vocabulary.count > 1 else {
                 throw RecurrentKitError("text has no word after d2l preparation: it has no ASCII letter A-Z or a-z")
             }
-            prepared = lines.joined(separator: " ") // words never cross a line end
+            prepared = lines.joined(separator: " ")  // words never cross a line end
         case .d2l:
             prepared = TextPreparation.d2lNormalize(text)
             guard !prepared.isEmpty else {
@@ -76,7 +77,8 @@ public struct PreparedCorpus: Equatable, Sendable {
         }
         // The tokens (8 bytes each, at most one per UTF-8 byte) and their training and validation copies: checked
         // before they are allocated, and only the first `maxTokens` are encoded.
-        let (bound, overflow) = min(prepared.utf8.count, maxTokens ?? Int.max).multipliedReportingOverflow(by: 2 * MemoryLayout<Int>.stride)
+        let (bound, overflow) = min(prepared.utf8.count, maxTokens ?? Int.max).multipliedReportingOverflow(
+            by: 2 * MemoryLayout<Int>.stride)
         try checkMemory(overflow ? Int.max : bound, for: "encoding the text (\(prepared.utf8.count) bytes) into tokens")
         // Every token of `prepared` is in the vocabulary (or `<unk>`), so encoding never throws here.
         let tokens = try vocabulary.encode(prepared, maxTokens: maxTokens)

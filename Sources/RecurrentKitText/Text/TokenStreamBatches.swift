@@ -42,14 +42,20 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     ///   - sampling: d2l's sequential (state carried through an epoch) or random sampling.
     ///   - generator: draws every epoch's offset and shuffle, epoch after epoch.
     /// - Throws: when the text is too short for one batch.
-    public convenience init(tokens: [Int], batchSize: Int, steps: Int, sampling: SamplingStrategy, generator: SeededGenerator) throws {
-        try self.init(schedule: try MinibatchSchedule(tokens: tokens, batchSize: batchSize, numSteps: steps, strategy: sampling), generator: generator)
+    public convenience init(
+        tokens: [Int], batchSize: Int, steps: Int, sampling: SamplingStrategy, generator: SeededGenerator
+    ) throws {
+        try self.init(
+            schedule: try MinibatchSchedule(tokens: tokens, batchSize: batchSize, numSteps: steps, strategy: sampling),
+            generator: generator)
     }
 
     /// Batches of `schedule`, drawing every epoch from `generator`.
     public init(schedule: MinibatchSchedule, generator: SeededGenerator) throws {
         guard schedule.minibatchesPerEpoch >= 1 else {
-            throw RecurrentKitError("the text of \(schedule.tokens.count) tokens is too short for one batch of \(schedule.batchSize) x \(schedule.numSteps)")
+            throw RecurrentKitError(
+                "the text of \(schedule.tokens.count) tokens is too short for one batch of \(schedule.batchSize) x \(schedule.numSteps)"
+            )
         }
         self.schedule = schedule
         (anchor, cachedStart, cachedAfter) = (generator, generator, generator)
@@ -85,8 +91,9 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     public func batch(epoch: Int, index: Int, into batch: inout Batch<SequenceBatch<Scalar>, [Int]>?) throws {
         let minibatch = try minibatch(epoch: epoch, index: index)
         let T = schedule.numSteps, B = schedule.batchSize
-        batch = Batch(input: SequenceBatch(tokens: minibatch.inputs, steps: T, batch: B), target: minibatch.targets, count: T * B,
-                      resetsState: minibatch.resetsState)
+        batch = Batch(
+            input: SequenceBatch(tokens: minibatch.inputs, steps: T, batch: B), target: minibatch.targets, count: T * B,
+            resetsState: minibatch.resetsState)
     }
 
     /// Every batch has B rows.
@@ -100,17 +107,22 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     }
 
     /// The rows `shard.rows` of batch `index` of epoch `epoch`, in storage reused from the previous batch.
-    public func batch(epoch: Int, index: Int, shard: BatchShard, into batch: inout Batch<SequenceBatch<Scalar>, [Int]>?) throws {
+    public func batch(
+        epoch: Int, index: Int, shard: BatchShard, into batch: inout Batch<SequenceBatch<Scalar>, [Int]>?
+    ) throws {
         let minibatch = try minibatch(epoch: epoch, index: index)
         let T = schedule.numSteps
         guard shard.globalBatch == schedule.batchSize else {
-            throw RecurrentKitError("a shard of a \(shard.globalBatch)-row batch asked of batches of \(schedule.batchSize) rows")
+            throw RecurrentKitError(
+                "a shard of a \(shard.globalBatch)-row batch asked of batches of \(schedule.batchSize) rows")
         }
-        batch = nil // the previous batch's arrays are then this source's alone, and are overwritten in place
+        batch = nil  // the previous batch's arrays are then this source's alone, and are overwritten in place
         shard.gather(minibatch.inputs, steps: T, into: &shardInputs)
         shard.gather(minibatch.targets, steps: T, into: &shardTargets)
-        batch = Batch(input: SequenceBatch(tokens: shardInputs, steps: T, batch: shard.count), target: shardTargets, count: T * shard.count,
-                      resetsState: minibatch.resetsState)
+        batch = Batch(
+            input: SequenceBatch(tokens: shardInputs, steps: T, batch: shard.count), target: shardTargets,
+            count: T * shard.count,
+            resetsState: minibatch.resetsState)
     }
 
     private func minibatch(epoch: Int, index: Int) throws -> Minibatch {
@@ -125,7 +137,8 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     private func minibatches(epoch: Int) throws -> [Minibatch] {
         if epoch == cachedEpoch { return cached }
         guard epoch >= anchorEpoch else {
-            throw RecurrentKitError("epoch \(epoch + 1) comes before epoch \(anchorEpoch + 1), where this text's batches were positioned")
+            throw RecurrentKitError(
+                "epoch \(epoch + 1) comes before epoch \(anchorEpoch + 1), where this text's batches were positioned")
         }
         var e = anchorEpoch, generator = anchor
         if cachedEpoch >= anchorEpoch, cachedEpoch < epoch { (e, generator) = (cachedEpoch + 1, cachedAfter) }

@@ -21,7 +21,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     private let scalarOfIndex: [Unicode.Scalar?]  // nil for `<unk>`
     private let asciiIndex: [Int]  // 128 entries, -1 = not in the vocabulary (fast path for ASCII text)
     private let indexOfScalar: [UInt32: Int]
-    private let indexOfWord: [String: Int] // words mode
+    private let indexOfWord: [String: Int]  // words mode
 
     private enum CodingKeys: String, CodingKey { case tokens, mode }
 
@@ -38,16 +38,21 @@ public struct Vocabulary: Equatable, Codable, Sendable {
         }
         if mode == .words {
             guard Vocabulary.isUnknownToken(tokens[0]) else {
-                throw RecurrentKitError.invalidArgument("word vocabulary token 0", Vocabulary.quoted(tokens[0]), "must be \"\(Vocabulary.unknownToken)\"")
+                throw RecurrentKitError.invalidArgument(
+                    "word vocabulary token 0", Vocabulary.quoted(tokens[0]), "must be \"\(Vocabulary.unknownToken)\"")
             }
             var seen: [String: Int] = [:]
             for (index, word) in tokens.enumerated().dropFirst() {
                 // No length limit: ``words(fromLines:minimumFrequency:)`` makes a word of any run of letters, and a
                 // vocabulary a training run writes must load (the safetensors header limit bounds a hostile file).
                 guard !word.isEmpty, !word.unicodeScalars.contains(where: { $0.properties.isWhitespace }) else {
-                    throw RecurrentKitError.invalidArgument("word \(index)", Vocabulary.quoted(String(word.unicodeScalars.prefix(40))), "must be non-empty and without whitespace")
+                    throw RecurrentKitError.invalidArgument(
+                        "word \(index)", Vocabulary.quoted(String(word.unicodeScalars.prefix(40))),
+                        "must be non-empty and without whitespace")
                 }
-                if let previous = seen[word] { throw RecurrentKitError("invalid vocabulary: word \(index) duplicates word \(previous)") }
+                if let previous = seen[word] {
+                    throw RecurrentKitError("invalid vocabulary: word \(index) duplicates word \(previous)")
+                }
                 seen[word] = index
             }
             self.init(validatedWords: tokens)
@@ -253,7 +258,10 @@ public struct Vocabulary: Equatable, Codable, Sendable {
             }
         }
         let kept = order.enumerated().filter { counts[$0.element]! >= minimumFrequency }
-            .sorted { counts[$0.element]! != counts[$1.element]! ? counts[$0.element]! > counts[$1.element]! : $0.offset < $1.offset }
+            .sorted {
+                counts[$0.element]! != counts[$1.element]!
+                    ? counts[$0.element]! > counts[$1.element]! : $0.offset < $1.offset
+            }
             .map { String($0.element) }
         return Vocabulary(validatedWords: [unknownToken] + kept)
     }
@@ -336,7 +344,8 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     public func decode(_ indices: [Int]) throws -> String {
         if mode == .words {
             for (position, index) in indices.enumerated() where index < 0 || index >= count {
-                throw RecurrentKitError("token index \(index) at position \(position) is out of range: vocabulary indices are 0..<\(count)")
+                throw RecurrentKitError(
+                    "token index \(index) at position \(position) is out of range: vocabulary indices are 0..<\(count)")
             }
             return indices.map { tokens[$0] }.joined(separator: " ")
         }

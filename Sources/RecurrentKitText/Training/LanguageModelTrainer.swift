@@ -83,8 +83,9 @@ public final class LanguageModelTrainer {
     ///     the corpus must be a regular file (every process reads it; none may wait on a FIFO).
     public convenience init(options: TrainingOptions, reducer: GradientReducer = SingleProcessReducer()) throws {
         try options.validate()
-        let corpus = try LanguageModelTrainer.prepareCorpus(options, allowStreams: reducer.processCount == 1,
-                                                            why: "every process of the job reads it")
+        let corpus = try LanguageModelTrainer.prepareCorpus(
+            options, allowStreams: reducer.processCount == 1,
+            why: "every process of the job reads it")
         try self.init(options: options, corpus: corpus, reducer: reducer)
     }
 
@@ -94,29 +95,42 @@ public final class LanguageModelTrainer {
     ///   - corpus: the prepared text (every process of a job must prepare the same).
     ///   - reducer: the data-parallel job this process belongs to (default: one process); throws when it has more
     ///     processes than the batch has rows.
-    public init(options: TrainingOptions, corpus: PreparedCorpus, reducer: GradientReducer = SingleProcessReducer()) throws {
+    public init(
+        options: TrainingOptions, corpus: PreparedCorpus, reducer: GradientReducer = SingleProcessReducer()
+    ) throws {
         try options.validate()
         self.options = options
         self.corpus = corpus
         self.reducer = reducer
         shard = try reducer.shard(ofBatch: options.batchSize)
-        let schedule = try MinibatchSchedule(tokens: corpus.trainTokens, batchSize: options.batchSize,
-                                             numSteps: LanguageModelTrainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
-                                             strategy: options.sampling)
-        guard let bytes = options.estimatedMemoryBytes(vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps) else {
-            throw RecurrentKitError("model and minibatch sizes too large: the memory they need does not fit in a 64-bit count")
+        let schedule = try MinibatchSchedule(
+            tokens: corpus.trainTokens, batchSize: options.batchSize,
+            numSteps: LanguageModelTrainer.chunkLength(options, tokenCount: corpus.trainTokens.count),
+            strategy: options.sampling)
+        guard
+            let bytes = options.estimatedMemoryBytes(
+                vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps)
+        else {
+            throw RecurrentKitError(
+                "model and minibatch sizes too large: the memory they need does not fit in a 64-bit count")
         }
-        try checkMemory(bytes, for: "training \(options.cell.rawValue) H \(options.hiddenSize) x \(options.numLayers) layer(s), batch \(options.batchSize) x \(schedule.numSteps) steps")
+        try checkMemory(
+            bytes,
+            for:
+                "training \(options.cell.rawValue) H \(options.hiddenSize) x \(options.numLayers) layer(s), batch \(options.batchSize) x \(schedule.numSteps) steps"
+        )
         if options.sampleEvery > 0, !options.samplePrefix.isEmpty {
             // A prefix the vocabulary cannot encode fails now, not after the first epoch.
-            do { _ = try corpus.vocabulary.encode(options.samplePrefix) }
-            catch let error as RecurrentKitError { throw RecurrentKitError("sample prefix: \(error.message)") }
+            do { _ = try corpus.vocabulary.encode(options.samplePrefix) } catch let error as RecurrentKitError {
+                throw RecurrentKitError("sample prefix: \(error.message)")
+            }
         }
         var generator = SeededGenerator(seed: options.seed)
-        let configuration = LanguageModelConfiguration(vocabularySize: corpus.vocabulary.count, cell: options.cell,
-                                                       hiddenSize: options.hiddenSize, numLayers: options.numLayers,
-                                                       dropout: options.dropout, embeddingSize: options.embeddingSize,
-                                                       bias: options.recurrentBias ?? true, projectionSize: options.projectionSize ?? 0)
+        let configuration = LanguageModelConfiguration(
+            vocabularySize: corpus.vocabulary.count, cell: options.cell,
+            hiddenSize: options.hiddenSize, numLayers: options.numLayers,
+            dropout: options.dropout, embeddingSize: options.embeddingSize,
+            bias: options.recurrentBias ?? true, projectionSize: options.projectionSize ?? 0)
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
         if let b = options.forgetGateBias { try model.recurrent.setForgetGateBias(b) }
         model.recurrent.recomputeInterval = options.recomputeInterval
@@ -127,22 +141,34 @@ public final class LanguageModelTrainer {
         // The two streams of d2l's loop: offsets and shuffles, then dropout masks and truncation seeds.
         data = try TokenStreamBatches(schedule: schedule, generator: SeededGenerator(seed: generator.next()))
         let streamSeed = generator.next()
-        let validationTokens = corpus.validationTokens, layout = EvaluationLayout.rows(batch: options.batchSize, steps: options.numSteps)
+        let validationTokens = corpus.validationTokens,
+            layout = EvaluationLayout.rows(batch: options.batchSize, steps: options.numSteps)
         let loss = NextTokenLoss<Float>()
-        trainer = try Trainer(model: model, optimizer: optimizer, data: data, options: LanguageModelTrainer.trainerOptions(options, seed: streamSeed),
-                              reducer: reducer, measureValidation: validationTokens.isEmpty ? nil : { model in
-            // The rows shared among the processes; every process decides from rank 0's figure: hosts whose kernels
-            // differ (AVX-512 and AVX2) measure different last bits, and the best model and early stopping are collective.
-            let measured = try Evaluation.meanCrossEntropy(model: model, tokens: validationTokens, layout: layout, reducer: reducer)
-            return try reducer.broadcastFromRankZero(measured)
-        }) { try loss($0, $1) }
+        trainer = try Trainer(
+            model: model, optimizer: optimizer, data: data,
+            options: LanguageModelTrainer.trainerOptions(options, seed: streamSeed),
+            reducer: reducer,
+            measureValidation: validationTokens.isEmpty
+                ? nil
+                : { model in
+                    // The rows shared among the processes; every process decides from rank 0's figure: hosts whose kernels
+                    // differ (AVX-512 and AVX2) measure different last bits, and the best model and early stopping are collective.
+                    let measured = try Evaluation.meanCrossEntropy(
+                        model: model, tokens: validationTokens, layout: layout, reducer: reducer)
+                    return try reducer.broadcastFromRankZero(measured)
+                }
+        ) { try loss($0, $1) }
     }
 
     /// The generic trainer's options for `options`, its continuous stream seeded by `seed`.
     static func trainerOptions(_ options: TrainingOptions, seed: UInt64) -> TrainerOptions {
-        TrainerOptions(epochs: options.epochs, clip: options.clip, clipStyle: options.clipStyle, learningRateSchedule: options.learningRateSchedule,
-                       validateEvery: options.evaluateEvery, earlyStopPatience: options.earlyStopPatience, timeLimitSeconds: options.timeLimitSeconds,
-                       precision: options.precision ?? .float32, seed: seed, skipNonFinite: options.skipNonFinite, randomStream: .continuous)
+        TrainerOptions(
+            epochs: options.epochs, clip: options.clip, clipStyle: options.clipStyle,
+            learningRateSchedule: options.learningRateSchedule,
+            validateEvery: options.evaluateEvery, earlyStopPatience: options.earlyStopPatience,
+            timeLimitSeconds: options.timeLimitSeconds,
+            precision: options.precision ?? .float32, seed: seed, skipNonFinite: options.skipNonFinite,
+            randomStream: .continuous)
     }
 
     /// Steps per chunk: `numSteps` for truncated BPTT; for full and randomized, the longest chunk that still gives
@@ -156,13 +182,19 @@ public final class LanguageModelTrainer {
 
     /// The text of `options.corpus`, prepared; without `allowStreams` the corpus must be a regular file (`why` says
     /// what requires it).
-    static func prepareCorpus(_ options: TrainingOptions, allowStreams: Bool = true, why: String = "") throws -> PreparedCorpus {
+    static func prepareCorpus(
+        _ options: TrainingOptions, allowStreams: Bool = true, why: String = ""
+    ) throws -> PreparedCorpus {
         let text: String
-        do { text = try loadCorpusText(options.corpus, allowStreams: allowStreams) } catch let error as RecurrentKitError where !allowStreams {
-            throw error.message.contains("is not a regular file") ? RecurrentKitError("\(error.message) (\(why))") : error
+        do { text = try loadCorpusText(options.corpus, allowStreams: allowStreams) } catch let error
+            as RecurrentKitError where !allowStreams
+        {
+            throw error.message.contains("is not a regular file")
+                ? RecurrentKitError("\(error.message) (\(why))") : error
         }
-        return try PreparedCorpus.prepare(text: text, mode: options.textMode, maxTokens: options.maxTokens,
-                                          validationFraction: options.validationFraction, minimumFrequency: options.minimumFrequency ?? 0)
+        return try PreparedCorpus.prepare(
+            text: text, mode: options.textMode, maxTokens: options.maxTokens,
+            validationFraction: options.validationFraction, minimumFrequency: options.minimumFrequency ?? 0)
     }
 
     /// How the periodic validation reads the validation tokens: row-parallel, the run's batch x steps
@@ -186,49 +218,75 @@ public final class LanguageModelTrainer {
     /// - Throws: naming the update, when the loss or the gradient norm becomes NaN or infinite, or an epoch's training
     ///   perplexity overflows (unless `skipNonFinite`).
     @discardableResult
-    public func train(progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
-                      afterStep: (LanguageModelTrainer) throws -> Void = { _ in },
-                      afterValidation: (LanguageModelTrainer, ValidationReport) throws -> Void = { _, _ in }) throws -> Bool {
+    public func train(
+        progress: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false },
+        afterStep: (LanguageModelTrainer) throws -> Void = { _ in },
+        afterValidation: (LanguageModelTrainer, ValidationReport) throws -> Void = { _, _ in }
+    ) throws -> Bool {
         let start = monotonicSeconds()
         var epochEnded = false
         do {
-            return try trainer.train(progress: { event in
-                switch event {
-                case .update(let r):
-                    progress(.step(StepReport(epoch: r.epoch, stepInEpoch: r.batch, stepsPerEpoch: r.batchesPerEpoch, step: r.step, loss: r.loss,
-                                              gradientNorm: r.gradientNorm, runningPerplexity: perplexity(meanCrossEntropy: r.epochMeanLoss),
-                                              tokensPerSecond: r.examplesPerSecond, secondsLeft: r.secondsLeft, skipped: r.skipped)))
-                case .validation(let r):
-                    progress(.validation(r))
-                case .epoch(let s):
-                    let report = EpochReport(epoch: s.epoch, step: s.step, trainPerplexity: perplexity(meanCrossEntropy: s.trainingLoss),
-                                             validationPerplexity: s.validationLoss.map { perplexity(meanCrossEntropy: $0) },
-                                             gradientNorm: s.gradientNorm, tokensPerSecond: s.examplesPerSecond, elapsedSeconds: s.elapsedSeconds,
-                                             learningRate: s.learningRate)
-                    history.append(report)
-                    progress(.epoch(report))
-                    epochEnded = true
-                }
-            }, shouldStop: shouldStop, afterStep: { _ in
-                if epochEnded, let report = history.last {
-                    epochEnded = false
-                    if !report.trainPerplexity.isFinite && !options.skipNonFinite {
-                        // Every loss was finite, but so large that exp overflows: the run has diverged.
-                        throw RecurrentKitError("training stopped: the training perplexity of epoch \(report.epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
+            return try trainer.train(
+                progress: { event in
+                    switch event {
+                    case .update(let r):
+                        progress(
+                            .step(
+                                StepReport(
+                                    epoch: r.epoch, stepInEpoch: r.batch, stepsPerEpoch: r.batchesPerEpoch,
+                                    step: r.step, loss: r.loss,
+                                    gradientNorm: r.gradientNorm,
+                                    runningPerplexity: perplexity(meanCrossEntropy: r.epochMeanLoss),
+                                    tokensPerSecond: r.examplesPerSecond, secondsLeft: r.secondsLeft, skipped: r.skipped
+                                )))
+                    case .validation(let r):
+                        progress(.validation(r))
+                    case .epoch(let s):
+                        let report = EpochReport(
+                            epoch: s.epoch, step: s.step, trainPerplexity: perplexity(meanCrossEntropy: s.trainingLoss),
+                            validationPerplexity: s.validationLoss.map { perplexity(meanCrossEntropy: $0) },
+                            gradientNorm: s.gradientNorm, tokensPerSecond: s.examplesPerSecond,
+                            elapsedSeconds: s.elapsedSeconds,
+                            learningRate: s.learningRate)
+                        history.append(report)
+                        progress(.epoch(report))
+                        epochEnded = true
                     }
-                    let last = report.epoch == options.epochs
-                    let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
-                    if options.sampleEvery > 0, report.epoch % options.sampleEvery == 0 || last || timeUp, !options.samplePrefix.isEmpty {
-                        progress(.sample(epoch: report.epoch, text: try TextGenerator.predict(model: model, vocabulary: corpus.vocabulary,
-                                                                                              prefix: options.samplePrefix, length: options.sampleLength)))
+                }, shouldStop: shouldStop,
+                afterStep: { _ in
+                    if epochEnded, let report = history.last {
+                        epochEnded = false
+                        if !report.trainPerplexity.isFinite && !options.skipNonFinite {
+                            // Every loss was finite, but so large that exp overflows: the run has diverged.
+                            throw RecurrentKitError(
+                                "training stopped: the training perplexity of epoch \(report.epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
+                            )
+                        }
+                        let last = report.epoch == options.epochs
+                        let timeUp = options.timeLimitSeconds.map { monotonicSeconds() - start >= $0 } ?? false
+                        if options.sampleEvery > 0, report.epoch % options.sampleEvery == 0 || last || timeUp,
+                            !options.samplePrefix.isEmpty
+                        {
+                            progress(
+                                .sample(
+                                    epoch: report.epoch,
+                                    text: try TextGenerator.predict(
+                                        model: model, vocabulary: corpus.vocabulary,
+                                        prefix: options.samplePrefix, length: options.sampleLength)))
+                        }
                     }
-                }
-                try afterStep(self)
-            }, afterValidation: { _, report in try afterValidation(self, report) })
-        } catch let error as RecurrentKitError where error.message.hasPrefix("training stopped:") && error.message.hasSuffix("; try a lower learning rate, clipping, or skipNonFinite") {
+                    try afterStep(self)
+                }, afterValidation: { _, report in try afterValidation(self, report) })
+        } catch let error as RecurrentKitError
+            where error.message.hasPrefix("training stopped:")
+            && error.message.hasSuffix("; try a lower learning rate, clipping, or skipNonFinite")
+        {
             // The promise this trainer's checkpoints keep, and the command line's words for the option.
             let cause = error.message.dropLast("; try a lower learning rate, clipping, or skipNonFinite".count)
-            throw RecurrentKitError(cause + "; the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite")
+            throw RecurrentKitError(
+                cause
+                    + "; the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
+            )
         }
     }
 
@@ -264,7 +322,9 @@ public final class LanguageModelTrainer {
     public func checkpoint() throws -> Checkpoint {
         var extra: [String: Tensor<Float>] = [:]
         var extra64: [String: Tensor<Double>] = [:]
-        for (name, values) in optimizer.stateBuffers { extra64["_trainer.optimizer.\(name)"] = try Tensor(shape: [values.count], scalars: values) }
+        for (name, values) in optimizer.stateBuffers {
+            extra64["_trainer.optimizer.\(name)"] = try Tensor(shape: [values.count], scalars: values)
+        }
         if reducer.processCount > 1 { try checkReplicasAgree() }
         if let carried = model.carriedState {
             extra["_trainer.state.h"] = try wholeBatch(carried.h)
@@ -275,25 +335,31 @@ public final class LanguageModelTrainer {
         // d2l's data stream: the generator the current epoch started from, and where the next epoch's draw starts.
         // Between epochs the last epoch's start is unused on resume (a resumed stream may not know it: then `next`).
         let next = try data.generator(atStartOf: done > 0 ? epoch + 1 : epoch)
-        let epochStart = done > 0 ? try data.generator(atStartOf: epoch) : (try? data.generator(atStartOf: max(epoch - 1, 0))) ?? next
+        let epochStart =
+            done > 0
+            ? try data.generator(atStartOf: epoch) : (try? data.generator(atStartOf: max(epoch - 1, 0))) ?? next
         var usesCosine = false
         if case .cosine = options.learningRateSchedule { usesCosine = true }
-        let state = LanguageModelTrainingState(options: options, epoch: epoch + 1, doneInEpoch: done, step: run.step, skippedSteps: run.skippedSteps,
-                                               optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
-                                               dataGenerator: words(next), epochStartGenerator: words(epochStart),
-                                               dropoutGenerator: words(trainer.streamGenerator), lossSum: run.lossSum, tokenCount: run.exampleCount,
-                                               normSum: run.normSum, epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds, history: history,
-                                               kernelLevel: Kernels.activeLevel.name,
-                                               scheduledUpdates: usesCosine && (run.calibratedUpdates != nil || options.timeLimitSeconds == nil) ? trainer.scheduledUpdates : nil,
-                                               bestValidationLoss: run.bestValidationLoss, bestValidationStep: run.bestValidationStep,
-                                               measurementsSinceBest: run.measurementsSinceBest, stoppedEarly: run.stoppedEarly)
+        let state = LanguageModelTrainingState(
+            options: options, epoch: epoch + 1, doneInEpoch: done, step: run.step, skippedSteps: run.skippedSteps,
+            optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
+            dataGenerator: words(next), epochStartGenerator: words(epochStart),
+            dropoutGenerator: words(trainer.streamGenerator), lossSum: run.lossSum, tokenCount: run.exampleCount,
+            normSum: run.normSum, epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds, history: history,
+            kernelLevel: Kernels.activeLevel.name,
+            scheduledUpdates: usesCosine && (run.calibratedUpdates != nil || options.timeLimitSeconds == nil)
+                ? trainer.scheduledUpdates : nil,
+            bestValidationLoss: run.bestValidationLoss, bestValidationStep: run.bestValidationStep,
+            measurementsSinceBest: run.measurementsSinceBest, stoppedEarly: run.stoppedEarly)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try Checkpoint(model: model, vocabulary: corpus.vocabulary,
-                              training: String(decoding: try encoder.encode(state), as: UTF8.self),
-                              extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: optimizer.stepCount)
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try Checkpoint(
+            model: model, vocabulary: corpus.vocabulary,
+            training: String(decoding: try encoder.encode(state), as: UTF8.self),
+            extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: optimizer.stepCount)
     }
 
     /// A state (layers, B_r, width) of this shard's rows as the whole batch's (layers, B, width): every process fills
@@ -305,7 +371,8 @@ public final class LanguageModelTrainer {
         var whole = [Float](repeating: -0.0, count: layers * B * width)
         for k in 0..<layers {
             let source = k * shard.count * width, target = (k * B + shard.rows.lowerBound) * width
-            whole.replaceSubrange(target..<(target + shard.count * width), with: local.scalars[source..<(source + shard.count * width)])
+            whole.replaceSubrange(
+                target..<(target + shard.count * width), with: local.scalars[source..<(source + shard.count * width)])
         }
         try whole.withUnsafeMutableBufferPointer { try reducer.sum($0.baseAddress!, count: $0.count) }
         return try Tensor(shape: [layers, B, width], scalars: whole)
@@ -326,11 +393,13 @@ public final class LanguageModelTrainer {
         let values = model.parameters.values
         for i in 0..<model.parameters.count { hash = (hash ^ UInt64(values[i].bitPattern)) &* 0x100_0000_01b3 }
         hash = (hash ^ UInt64(optimizer.stepCount)) &* 0x100_0000_01b3
-        let mine = Double(hash >> 24) // 40 bits, exact in a Double
+        let mine = Double(hash >> 24)  // 40 bits, exact in a Double
         // Rank 0's hash to everyone, then whether any process differs from it: every process reaches the same verdict.
         let root = try reducer.broadcastFromRankZero(mine)
         guard try !reducer.any(mine != root) else {
-            throw RecurrentKitError("the processes' weights differ at update \(step): the job's processes do not run the same training (same options, text and program on every process?)")
+            throw RecurrentKitError(
+                "the processes' weights differ at update \(step): the job's processes do not run the same training (same options, text and program on every process?)"
+            )
         }
     }
 
@@ -339,53 +408,73 @@ public final class LanguageModelTrainer {
     ///   - checkpoint: a checkpoint with training state.
     ///   - reducer: the data-parallel job this process belongs to (default: one process); any process count that
     ///     the batch allows resumes the same run (the checkpoint holds the whole batch's carried state).
-    public convenience init(resumingFrom checkpoint: Checkpoint, reducer: GradientReducer = SingleProcessReducer()) throws {
+    public convenience init(
+        resumingFrom checkpoint: Checkpoint, reducer: GradientReducer = SingleProcessReducer()
+    ) throws {
         let state: LanguageModelTrainingState
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        do { state = try decoder.decode(LanguageModelTrainingState.self, from: Data(checkpoint.training.utf8)) }
-        catch { throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))") }
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { state = try decoder.decode(LanguageModelTrainingState.self, from: Data(checkpoint.training.utf8)) } catch {
+            throw RecurrentKitError("checkpoint has no resumable training state (\(shortDescription(error)))")
+        }
         try checkpoint.model.configuration.requireCausal(for: "training")
         var options = state.options
         // Before format version 2, `validationFraction` (then always written, 0.1 by default) applied in raw mode only.
         if checkpoint.fileFormatVersion < 2 && options.textMode != .raw { options.validationFraction = nil }
         try options.validate()
-        let corpus = try LanguageModelTrainer.prepareCorpus(options, allowStreams: false, why: "a corpus named by a checkpoint must be a file")
+        let corpus = try LanguageModelTrainer.prepareCorpus(
+            options, allowStreams: false, why: "a corpus named by a checkpoint must be a file")
         try self.init(options: options, corpus: corpus, reducer: reducer)
-        try state.validate(minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
+        try state.validate(
+            minibatchesPerEpoch: schedule.minibatchesPerEpoch, tokensPerUpdate: schedule.numSteps * options.batchSize)
         guard corpus.vocabulary == checkpoint.vocabulary else {
-            throw RecurrentKitError("the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
+            throw RecurrentKitError(
+                "the training text now gives a different vocabulary than the checkpoint's; resume needs the same text")
         }
-        guard model.configuration == checkpoint.model.configuration else { throw RecurrentKitError("checkpoint model does not match its training options") }
+        guard model.configuration == checkpoint.model.configuration else {
+            throw RecurrentKitError("checkpoint model does not match its training options")
+        }
         try model.parameters.copyValues(from: checkpoint.model.parameters)
         let optimizerPrefix = "_trainer.optimizer."
         if let name = checkpoint.extraTensors.keys.filter({ $0.hasPrefix(optimizerPrefix) }).min() {
-            throw RecurrentKitError("checkpoint tensor \(name) is not F64: optimizer state is saved in double precision")
+            throw RecurrentKitError(
+                "checkpoint tensor \(name) is not F64: optimizer state is saved in double precision")
         }
         var buffers: [String: [Double]] = [:]
         for (name, tensor) in checkpoint.extraDoubleTensors where name.hasPrefix(optimizerPrefix) {
             buffers[String(name.dropFirst(optimizerPrefix.count))] = tensor.scalars
         }
         for name in buffers.keys.sorted() where buffers[name]!.count != model.parameters.count {
-            throw RecurrentKitError("checkpoint tensor \(optimizerPrefix)\(name) has \(buffers[name]!.count) values for \(model.parameters.count) parameters")
+            throw RecurrentKitError(
+                "checkpoint tensor \(optimizerPrefix)\(name) has \(buffers[name]!.count) values for \(model.parameters.count) parameters"
+            )
         }
         // Exactly the buffers this optimizer has after `optimizerSteps` updates (none before the first).
         let expected = state.optimizerSteps > 0 ? try LanguageModelTrainer.optimizerBufferNames(options) : []
         if let missing = expected.subtracting(buffers.keys).min() {
-            throw RecurrentKitError("checkpoint has no tensor \(optimizerPrefix)\(missing), which \(options.optimizer.rawValue) holds after \(state.optimizerSteps) update(s)")
+            throw RecurrentKitError(
+                "checkpoint has no tensor \(optimizerPrefix)\(missing), which \(options.optimizer.rawValue) holds after \(state.optimizerSteps) update(s)"
+            )
         }
         if let unexpected = Set(buffers.keys).subtracting(expected).min() {
-            throw RecurrentKitError("checkpoint tensor \(optimizerPrefix)\(unexpected) is not state of \(options.optimizer.rawValue)"
-                + (options.momentum > 0 ? " with momentum \(options.momentum)" : "") + " after \(state.optimizerSteps) update(s)")
+            throw RecurrentKitError(
+                "checkpoint tensor \(optimizerPrefix)\(unexpected) is not state of \(options.optimizer.rawValue)"
+                    + (options.momentum > 0 ? " with momentum \(options.momentum)" : "")
+                    + " after \(state.optimizerSteps) update(s)")
         }
         if let steps = checkpoint.optimizerStepCount, steps != state.optimizerSteps {
-            throw RecurrentKitError("checkpoint optimizer.stepCount \(steps) differs from its training state's optimizerSteps \(state.optimizerSteps)")
+            throw RecurrentKitError(
+                "checkpoint optimizer.stepCount \(steps) differs from its training state's optimizerSteps \(state.optimizerSteps)"
+            )
         }
         try optimizer.restore(stateBuffers: buffers, stepCount: state.optimizerSteps)
         optimizer.learningRate = state.learningRate
         if checkpoint.extraTensors["_trainer.state.c"] != nil {
             guard model.configuration.cell.hasCellState else {
-                throw RecurrentKitError("checkpoint tensor _trainer.state.c is a carried cell state, but a \(model.configuration.cell.rawValue) model has none")
+                throw RecurrentKitError(
+                    "checkpoint tensor _trainer.state.c is a carried cell state, but a \(model.configuration.cell.rawValue) model has none"
+                )
             }
             guard checkpoint.extraTensors["_trainer.state.h"] != nil else {
                 throw RecurrentKitError("checkpoint has a carried cell state _trainer.state.c but no _trainer.state.h")
@@ -402,32 +491,39 @@ public final class LanguageModelTrainer {
             }
             carried = RecurrentState(h: try shardRows(h), c: try c.map(shardRows))
         }
-        guard state.epoch >= 1, state.doneInEpoch >= 0, state.step >= 0 else { throw RecurrentKitError("checkpoint training position is invalid") }
-        let dataGenerator = try generator(state.dataGenerator), epochStartGenerator = try generator(state.epochStartGenerator)
+        guard state.epoch >= 1, state.doneInEpoch >= 0, state.step >= 0 else {
+            throw RecurrentKitError("checkpoint training position is invalid")
+        }
+        let dataGenerator = try generator(state.dataGenerator),
+            epochStartGenerator = try generator(state.epochStartGenerator)
         let stream = try generator(state.dropoutGenerator)
         let epoch = state.epoch - 1, done = state.doneInEpoch
         if done > 0 {
             var rebuilt = epochStartGenerator
-            guard done <= schedule.epoch(using: &rebuilt).count else { throw RecurrentKitError("checkpoint position is past the end of its epoch") }
+            guard done <= schedule.epoch(using: &rebuilt).count else {
+                throw RecurrentKitError("checkpoint position is past the end of its epoch")
+            }
         }
         // The generic trainer's state (between epochs the sums are the last epoch's, which the next epoch zeroes).
         let finished = state.history.prefix(epoch)
-        let run = TrainerState(options: trainer.options, position: BatchSampler.Position(epoch: epoch, batch: done), step: state.step,
-                               skippedSteps: state.skippedSteps, bestValidationLoss: state.bestValidationLoss,
-                               bestValidationStep: state.bestValidationStep ?? 0, measurementsSinceBest: state.measurementsSinceBest ?? 0,
-                               stoppedEarly: state.stoppedEarly ?? false,
-                               history: finished.map { r in
-                                   EpochSummary(epoch: r.epoch, step: r.step, trainingLoss: Foundation.log(r.trainPerplexity),
-                                                validationLoss: r.validationPerplexity.map { Foundation.log($0) }, gradientNorm: r.gradientNorm,
-                                                examplesPerSecond: r.tokensPerSecond, elapsedSeconds: r.elapsedSeconds,
-                                                learningRate: r.learningRate ?? state.learningRate)
-                               }, validations: [],
-                               lossSum: state.lossSum, exampleCount: state.tokenCount, normSum: state.normSum,
-                               updatesInEpoch: state.tokenCount / (schedule.numSteps * options.batchSize),
-                               epochSeconds: state.epochSeconds, elapsedSeconds: state.elapsedSeconds,
-                               learningRate: state.learningRate, baseLearningRate: trainer.baseLearningRate,
-                               kernelLevel: state.kernelLevel ?? Kernels.activeLevel.name, calibratedUpdates: state.scheduledUpdates,
-                               streamGenerator: words(stream))
+        let run = TrainerState(
+            options: trainer.options, position: BatchSampler.Position(epoch: epoch, batch: done), step: state.step,
+            skippedSteps: state.skippedSteps, bestValidationLoss: state.bestValidationLoss,
+            bestValidationStep: state.bestValidationStep ?? 0, measurementsSinceBest: state.measurementsSinceBest ?? 0,
+            stoppedEarly: state.stoppedEarly ?? false,
+            history: finished.map { r in
+                EpochSummary(
+                    epoch: r.epoch, step: r.step, trainingLoss: Foundation.log(r.trainPerplexity),
+                    validationLoss: r.validationPerplexity.map { Foundation.log($0) }, gradientNorm: r.gradientNorm,
+                    examplesPerSecond: r.tokensPerSecond, elapsedSeconds: r.elapsedSeconds,
+                    learningRate: r.learningRate ?? state.learningRate)
+            }, validations: [],
+            lossSum: state.lossSum, exampleCount: state.tokenCount, normSum: state.normSum,
+            updatesInEpoch: state.tokenCount / (schedule.numSteps * options.batchSize),
+            epochSeconds: state.epochSeconds, elapsedSeconds: state.elapsedSeconds,
+            learningRate: state.learningRate, baseLearningRate: trainer.baseLearningRate,
+            kernelLevel: state.kernelLevel ?? Kernels.activeLevel.name, calibratedUpdates: state.scheduledUpdates,
+            streamGenerator: words(stream))
         data.position(epoch: epoch, generator: done > 0 ? epochStartGenerator : dataGenerator)
         try trainer.restore(state: run)
         model.carriedState = carried
@@ -445,12 +541,16 @@ public final class LanguageModelTrainer {
         return Set(probe.stateBuffers.keys)
     }
 
-    private func words(_ g: SeededGenerator) -> [String] { [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) } }
+    private func words(_ g: SeededGenerator) -> [String] {
+        [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) }
+    }
     private func generator(_ words: [String]) throws -> SeededGenerator {
         let values = words.compactMap(UInt64.init)
         guard words.count == 4, values.count == 4 else { throw RecurrentKitError("checkpoint random state is invalid") }
         // xoshiro256** never leaves the all-zero state (every draw would be 0, and bounded draws would never end).
-        guard values.contains(where: { $0 != 0 }) else { throw RecurrentKitError("checkpoint random state is all zeros") }
+        guard values.contains(where: { $0 != 0 }) else {
+            throw RecurrentKitError("checkpoint random state is all zeros")
+        }
         return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
     }
 }

@@ -24,8 +24,10 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var learningRate: Double?
 
     /// A report from its fields (e.g. read back from metrics.jsonl).
-    public init(epoch: Int, step: Int, trainPerplexity: Double, validationPerplexity: Double? = nil, gradientNorm: Double,
-                tokensPerSecond: Double, elapsedSeconds: Double, learningRate: Double? = nil) {
+    public init(
+        epoch: Int, step: Int, trainPerplexity: Double, validationPerplexity: Double? = nil, gradientNorm: Double,
+        tokensPerSecond: Double, elapsedSeconds: Double, learningRate: Double? = nil
+    ) {
         self.learningRate = learningRate
         self.epoch = epoch
         self.step = step

@@ -122,52 +122,90 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if let m = maxTokens, m < 1 { throw RecurrentKitError.invalidArgument("max-tokens", m, "must be at least 1") }
         try learningRateSchedule?.validate()
         if let m = minimumFrequency {
-            guard m >= 0, m <= 1 << 40 else { throw RecurrentKitError.invalidArgument("min-frequency", m, "must be in 0...2^40") }
+            guard m >= 0, m <= 1 << 40 else {
+                throw RecurrentKitError.invalidArgument("min-frequency", m, "must be in 0...2^40")
+            }
             guard textMode == .words else { throw RecurrentKitError("--min-frequency needs --text-mode words") }
         }
         if let b = forgetGateBias {
-            guard b.isFinite, abs(b) <= 100 else { throw RecurrentKitError.invalidArgument("forget-bias", b, "must be finite, |b| <= 100") }
-            guard cell == .lstm else { throw RecurrentKitError("--forget-bias needs --cell lstm (it is the LSTM forget gate's bias)") }
+            guard b.isFinite, abs(b) <= 100 else {
+                throw RecurrentKitError.invalidArgument("forget-bias", b, "must be finite, |b| <= 100")
+            }
+            guard cell == .lstm else {
+                throw RecurrentKitError("--forget-bias needs --cell lstm (it is the LSTM forget gate's bias)")
+            }
         }
         if let f = validationFraction, !(f >= 0 && f <= 0.5) {
             throw RecurrentKitError.invalidArgument("validation-fraction", f, "must be in [0, 0.5]")
         }
-        if let n = evaluateEvery, n < 1 || n > 1 << 40 { throw RecurrentKitError.invalidArgument("eval-every", n, "must be in 1...2^40 updates") }
-        if let n = earlyStopPatience, n < 1 || n > 1 << 40 { throw RecurrentKitError.invalidArgument("early-stop-patience", n, "must be in 1...2^40 measurements") }
-        guard hiddenSize >= 1 else { throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1") }
-        guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("layers", numLayers, "must be at least 1") }
-        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)") }
-        if let e = embeddingSize, e < 1 { throw RecurrentKitError.invalidArgument("embedding", e, "must be at least 1") }
-        if let p = projectionSize, p != 0 {
-            guard cell == .lstm else { throw RecurrentKitError("--projection (proj_size) is defined for the LSTM only") }
-            guard p >= 1, p < hiddenSize else { throw RecurrentKitError.invalidArgument("projection", p, "must be in 1..<hidden (\(hiddenSize)), or 0 for none") }
+        if let n = evaluateEvery, n < 1 || n > 1 << 40 {
+            throw RecurrentKitError.invalidArgument("eval-every", n, "must be in 1...2^40 updates")
         }
-        guard learningRate.isFinite, learningRate >= 0 else { throw RecurrentKitError.invalidArgument("lr", learningRate, "must be >= 0") }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw RecurrentKitError.invalidArgument("weight-decay", weightDecay, "must be >= 0") }
-        guard clip.isFinite, clip >= 0 else { throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0 (0 disables clipping)") }
+        if let n = earlyStopPatience, n < 1 || n > 1 << 40 {
+            throw RecurrentKitError.invalidArgument("early-stop-patience", n, "must be in 1...2^40 measurements")
+        }
+        guard hiddenSize >= 1 else {
+            throw RecurrentKitError.invalidArgument("hidden", hiddenSize, "must be at least 1")
+        }
+        guard numLayers >= 1 else { throw RecurrentKitError.invalidArgument("layers", numLayers, "must be at least 1") }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else {
+            throw RecurrentKitError.invalidArgument("dropout", dropout, "must be in [0, 1)")
+        }
+        if let e = embeddingSize, e < 1 {
+            throw RecurrentKitError.invalidArgument("embedding", e, "must be at least 1")
+        }
+        if let p = projectionSize, p != 0 {
+            guard cell == .lstm else {
+                throw RecurrentKitError("--projection (proj_size) is defined for the LSTM only")
+            }
+            guard p >= 1, p < hiddenSize else {
+                throw RecurrentKitError.invalidArgument(
+                    "projection", p, "must be in 1..<hidden (\(hiddenSize)), or 0 for none")
+            }
+        }
+        guard learningRate.isFinite, learningRate >= 0 else {
+            throw RecurrentKitError.invalidArgument("lr", learningRate, "must be >= 0")
+        }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else {
+            throw RecurrentKitError.invalidArgument("momentum", momentum, "must be in [0, 1)")
+        }
+        guard weightDecay.isFinite, weightDecay >= 0 else {
+            throw RecurrentKitError.invalidArgument("weight-decay", weightDecay, "must be >= 0")
+        }
+        guard clip.isFinite, clip >= 0 else {
+            throw RecurrentKitError.invalidArgument("clip", clip, "must be >= 0 (0 disables clipping)")
+        }
         guard batchSize >= 1 else { throw RecurrentKitError.invalidArgument("batch", batchSize, "must be at least 1") }
         guard numSteps >= 1 else { throw RecurrentKitError.invalidArgument("steps", numSteps, "must be at least 1") }
         if let r = recomputeInterval, r < 1 || r % RecurrentNetwork<Float>.timeBlockSteps != 0 {
-            throw RecurrentKitError.invalidArgument("recompute-interval", r, "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps), or nil to keep every activation")
+            throw RecurrentKitError.invalidArgument(
+                "recompute-interval", r,
+                "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps), or nil to keep every activation"
+            )
         }
         guard epochs >= 1, epochs <= TrainingOptions.maximumEpochs else {
             throw RecurrentKitError.invalidArgument("epochs", epochs, "must be in 1...\(TrainingOptions.maximumEpochs)")
         }
         if let t = timeLimitSeconds, !(t > 0 && t <= TrainingOptions.maximumSeconds) {
-            throw RecurrentKitError.invalidArgument("time-limit", t, "must be a number of seconds in (0, \(Int(TrainingOptions.maximumSeconds))]")
+            throw RecurrentKitError.invalidArgument(
+                "time-limit", t, "must be a number of seconds in (0, \(Int(TrainingOptions.maximumSeconds))]")
         }
         guard sampleEvery >= 0, sampleEvery <= TrainingOptions.maximumEpochs else {
-            throw RecurrentKitError.invalidArgument("sample-every", sampleEvery, "must be in 0...\(TrainingOptions.maximumEpochs)")
+            throw RecurrentKitError.invalidArgument(
+                "sample-every", sampleEvery, "must be in 0...\(TrainingOptions.maximumEpochs)")
         }
         guard sampleLength >= 0, sampleLength <= TrainingOptions.maximumSampleLength else {
-            throw RecurrentKitError.invalidArgument("sample-length", sampleLength, "must be in 0...\(TrainingOptions.maximumSampleLength)")
+            throw RecurrentKitError.invalidArgument(
+                "sample-length", sampleLength, "must be in 0...\(TrainingOptions.maximumSampleLength)")
         }
         guard hiddenSize <= 1 << 16, numLayers <= 1024 else {
             throw RecurrentKitError("model too large: hidden \(hiddenSize) (max 65536), layers \(numLayers) (max 1024)")
         }
-        if let e = embeddingSize, e > 1 << 16 { throw RecurrentKitError.invalidArgument("embedding", e, "must be at most 65536") }
-        guard batchSize.multipliedReportingOverflow(by: numSteps).overflow == false, batchSize * numSteps <= 1 << 26 else {
+        if let e = embeddingSize, e > 1 << 16 {
+            throw RecurrentKitError.invalidArgument("embedding", e, "must be at most 65536")
+        }
+        guard batchSize.multipliedReportingOverflow(by: numSteps).overflow == false, batchSize * numSteps <= 1 << 26
+        else {
             throw RecurrentKitError("batch \(batchSize) x steps \(numSteps) is too large")
         }
     }
@@ -204,8 +242,12 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
             return result
         }
         let moments = optimizer == .sgd ? (momentum > 0 ? 1 : 0) : 2
-        guard let parameters = sum(product(G, H, In + H + 2), product(L - 1, G, H, 2 * H + 2), product(V, H + 1), product(V, embeddingSize ?? 0)),
-              let weights = sum(product(parameters, 8), product(parameters, 4, moments)) else { return nil }
+        guard
+            let parameters = sum(
+                product(G, H, In + H + 2), product(L - 1, G, H, 2 * H + 2), product(V, H + 1),
+                product(V, embeddingSize ?? 0)),
+            let weights = sum(product(parameters, 8), product(parameters, 4, moments))
+        else { return nil }
         // Per step and row: gates, h, c, tanh c, dropout mask and gradients per layer; input, logits and their gradients.
         let activations = sum(product(T, B, L, (2 * G + 6) * H, 4), product(T, B, 2 * (V + In) + 2 * H, 4))
         return sum(weights, activations)
@@ -252,49 +294,49 @@ public enum TrainingPreset: String, CaseIterable, Sendable {
 
     /// The options of this preset.
     public var options: TrainingOptions {
-        var o = TrainingOptions() // d2l 8.5: The Time Machine, batch 32, 35 steps, SGD, clip 1, 500 epochs
+        var o = TrainingOptions()  // d2l 8.5: The Time Machine, batch 32, 35 steps, SGD, clip 1, 500 epochs
         if isD2L {
-            o.maxTokens = 10_000                     // d2l 8.5 `load_data_time_machine(..., max_tokens=10000)`, used by 8.5-9.3
+            o.maxTokens = 10_000  // d2l 8.5 `load_data_time_machine(..., max_tokens=10000)`, used by 8.5-9.3
         }
         switch self {
         case .d2lRNN:
-            break                                    // the defaults and the cut are d2l 8.5 exactly
+            break  // the defaults and the cut are d2l 8.5 exactly
         case .d2lRNNRandom:
-            o.sampling = .random                     // d2l 8.5 `use_random_iter=True`: state reset every minibatch
+            o.sampling = .random  // d2l 8.5 `use_random_iter=True`: state reset every minibatch
         case .d2lGRU:
-            o.cell = .gru; o.hiddenSize = 256        // d2l 9.1 `num_hiddens = 256`, lr 1
+            o.cell = .gru; o.hiddenSize = 256  // d2l 9.1 `num_hiddens = 256`, lr 1
         case .d2lLSTM:
-            o.cell = .lstm; o.hiddenSize = 256       // d2l 9.2 `num_hiddens = 256`, lr 1
+            o.cell = .lstm; o.hiddenSize = 256  // d2l 9.2 `num_hiddens = 256`, lr 1
         case .d2lDeepLSTM:
             o.cell = .lstm; o.hiddenSize = 256
-            o.numLayers = 2                          // d2l 9.3 `num_layers = 2`
-            o.learningRate = 2                       // d2l 9.3 uses lr 2 for the deep model
-            o.initialization = .pytorch              // d2l 9.3 uses nn.LSTM, PyTorch's default init
+            o.numLayers = 2  // d2l 9.3 `num_layers = 2`
+            o.learningRate = 2  // d2l 9.3 uses lr 2 for the deep model
+            o.initialization = .pytorch  // d2l 9.3 uses nn.LSTM, PyTorch's default init
         case .shakespeareLSTM, .shakespeareLSTMLarge:
             // Tuned on this 2-core machine with `--time-limit 180 --threads 2`, validation loss on the last 10% as one
             // stream (README, "Training for a time budget"): H 256 made 3.5x the updates of H 512 and won by 0.10 nats;
             // lr 4e-3 beat 2e-3 and 6e-3; batch 32 beat 64 (twice the updates); a cosine decay lost at this length.
             o.corpus = EmbeddedCorpus.tinyShakespeare.rawValue
-            o.textMode = .raw                        // keep case and punctuation (char-rnn), 65 characters
-            o.maxTokens = nil                        // all 1.1 M characters (the default)
-            o.cell = .lstm; o.numLayers = 2          // char-rnn's default 2-layer LSTM
-            o.hiddenSize = 256                       // small enough for many updates in a few minutes
-            o.embeddingSize = 256                    // as wide as the state: beat 64 in the 180 s runs
-            o.dropout = 0                            // a few epochs do not overfit
-            o.sampling = .random                     // random windows (nanoGPT, the PyTorch comparison): beat sequential
+            o.textMode = .raw  // keep case and punctuation (char-rnn), 65 characters
+            o.maxTokens = nil  // all 1.1 M characters (the default)
+            o.cell = .lstm; o.numLayers = 2  // char-rnn's default 2-layer LSTM
+            o.hiddenSize = 256  // small enough for many updates in a few minutes
+            o.embeddingSize = 256  // as wide as the state: beat 64 in the 180 s runs
+            o.dropout = 0  // a few epochs do not overfit
+            o.sampling = .random  // random windows (nanoGPT, the PyTorch comparison): beat sequential
             o.initialization = .pytorch
             o.optimizer = .adam; o.learningRate = 4e-3
-            o.clip = 1                               // nanoGPT grad_clip = 1.0
-            o.batchSize = 32; o.numSteps = 100       // 3,200 tokens per update; context of 100 characters
-            o.epochs = 50                            // about 313 updates per epoch; use --time-limit to stop earlier
+            o.clip = 1  // nanoGPT grad_clip = 1.0
+            o.batchSize = 32; o.numSteps = 100  // 3,200 tokens per update; context of 100 characters
+            o.epochs = 50  // about 313 updates per epoch; use --time-limit to stop earlier
             o.sampleEvery = 1
             o.samplePrefix = "ROMEO:"
             o.sampleLength = 200
-            if self == .shakespeareLSTMLarge {       // 30 minutes and more: a larger model that needs dropout
+            if self == .shakespeareLSTMLarge {  // 30 minutes and more: a larger model that needs dropout
                 o.hiddenSize = 512
-                o.dropout = 0.2                      // nanoGPT shakespeare-char: "dropout 0.2" against overfitting
+                o.dropout = 0.2  // nanoGPT shakespeare-char: "dropout 0.2" against overfitting
                 o.learningRate = 3e-3
-                o.evaluateEvery = 500                // keep best.safetensors as the model starts to overfit
+                o.evaluateEvery = 500  // keep best.safetensors as the model starts to overfit
             }
         }
         return o
