@@ -259,6 +259,13 @@ struct TrainCommand: ParsableCommand {
                 + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), threads \(threadOptions.summary)"
                 + (options.precision == .bfloat16 ? ", bf16 products (mixed precision)" : "")
                 + (reducer.processCount > 1 ? " per process" : ""))
+        if let bytes = options.estimatedMemoryBytes(
+            vocabularySize: config.vocabularySize, chunkLength: trainer.chunkLength,
+            trainingTokens: trainer.corpus.trainTokens.count,
+            validationTokens: trainer.corpus.validationTokens.count)
+        {
+            say("memory: estimated \(bytes >> 20) MiB at the peak (checkpoint saves included)")
+        }
         if let job = mpiJob {
             say(
                 "MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), \(trainer.shard.count)"

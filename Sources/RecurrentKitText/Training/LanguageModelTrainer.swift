@@ -109,7 +109,8 @@ public final class LanguageModelTrainer {
             strategy: options.sampling)
         guard
             let bytes = options.estimatedMemoryBytes(
-                vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps)
+                vocabularySize: corpus.vocabulary.count, chunkLength: schedule.numSteps,
+                trainingTokens: corpus.trainTokens.count, validationTokens: corpus.validationTokens.count)
         else {
             throw RecurrentKitError(
                 "model and minibatch sizes too large: the memory they need does not fit in a 64-bit count")

@@ -217,14 +217,41 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// The longest periodic sample, in tokens.
     public static let maximumSampleLength = 10_000_000
 
-    /// Bytes a run with these options needs for a vocabulary of `vocabularySize` tokens: parameters and gradients
-    /// (Float), optimizer moments (Float, the parameters' precision), and the activations and backward buffers of one (T, B) minibatch. An
-    /// estimate for refusing hopeless sizes before allocating; nil when the sizes overflow Int.
-    public func estimatedMemoryBytes(vocabularySize V: Int, chunkLength T: Int) -> Int? {
-        let H = hiddenSize, L = numLayers, G = cell.gateCount, B = batchSize, In = embeddingSize ?? V
-        func product(_ values: Int...) -> Int? {
+    /// Bytes a run with these options reaches at its peak (resident memory) for a vocabulary of `vocabularySize`
+    /// tokens: an estimate made before anything is allocated, to refuse hopeless sizes with a clear message.
+    /// `Scripts/memory/estimate-vs-peak.sh` compares it with the peak of real `rnn train` runs (within 20%).
+    ///
+    /// With P the parameters (each tensor padded to 16 values), m the optimizer's buffers (SGD 0, or 1 with momentum;
+    /// Adam and AdamW 2; RMSprop 1, 2 with momentum), T the chunk length, B the batch, R the state width, G*H the gate
+    /// rows and N the training tokens, it adds, in bytes (blocks of 4 MiB and more from the kernels' allocator in
+    /// whole 2 MiB pages, `Kernels.residentBytes(ofBlock:)`):
+    /// - the process itself, 32 MiB (Swift runtime, Foundation, the program, the kernels' per-thread GEMM blocks);
+    /// - parameters, gradients and optimizer buffers, 4 (2 + m) P (the buffers are Float, the parameters' precision);
+    /// - the recurrent layers' caches and scratch for (T, B) (`RecurrentConfiguration.trainingActivationBytes`) and
+    ///   their packed W_hh copies (`RecurrentConfiguration.trainingWeightCopyBytes`, half size with `.bfloat16`);
+    /// - the language model's buffers: the logits and their gradient (T, B, V) each, dL/dh (T, B, R), with an
+    ///   embedding its output and gradient (T, B, E) each; with validation the evaluation's logits (numSteps, B, V);
+    ///   with samples layer 0's input table (V, G*H); the carried state;
+    /// - with `.bfloat16` products, the calling thread's bf16 copies of the largest unpacked operands;
+    /// - the text: 8 bytes per token kept (training and validation) and 16 per training token for an epoch's
+    ///   minibatches (inputs and targets as `[Int]`);
+    /// - making and saving a checkpoint, the largest transient: the optimizer buffers as Double (8 m P), then the
+    ///   file's tensors and its bytes, 2 (4 P + 8 m P), with the Float copy of the largest weight tensor when glibc
+    ///   keeps it (32 MiB or less), or a second epoch's minibatches (16 N);
+    /// - at initialisation instead, an orthogonal W_hh block's Double matrix (8 H^2) beside the parameters.
+    /// - Parameters:
+    ///   - V: the vocabulary size (>= 1).
+    ///   - T: steps per training chunk (`LanguageModelTrainer.chunkLength`; `numSteps` for truncated BPTT).
+    ///   - trainingTokens: the training text's tokens N (0 leaves the text out).
+    ///   - validationTokens: the held-out tokens (0 leaves them out).
+    /// - Returns: the bytes, or nil when a size is below 1 or the sizes overflow `Int`.
+    public func estimatedMemoryBytes(
+        vocabularySize V: Int, chunkLength T: Int, trainingTokens: Int = 0, validationTokens: Int = 0
+    ) -> Int? {
+        func product(_ values: Int?...) -> Int? {
             var result = 1
             for v in values {
+                guard let v else { return nil }
                 let (p, overflow) = result.multipliedReportingOverflow(by: v)
                 if overflow { return nil }
                 result = p
@@ -241,16 +268,122 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
             }
             return result
         }
-        let moments = optimizer == .sgd ? (momentum > 0 ? 1 : 0) : 2
+        // The process before any buffer of the run: Swift runtime, Foundation, the program's pages, the kernels'
+        // per-thread GEMM blocks (28 MiB measured for `rnn train` at H 16 on x86-64 Linux).
+        let runtime = 32 << 20
+        let H = hiddenSize, L = numLayers, B = batchSize, E = embeddingSize, projection = projectionSize ?? 0
+        guard V >= 1, T >= 1, H >= 1, L >= 1, B >= 1, (E ?? 1) >= 1, projection >= 0, trainingTokens >= 0,
+            validationTokens >= 0,
+            let TB = product(T, B)
+        else { return nil }
+        let float = MemoryLayout<Float>.stride, bias = recurrentBias ?? true
+        let recurrent = RecurrentConfiguration(
+            cell: cell, inputSize: E ?? V, hiddenSize: H, numLayers: L, dropout: dropout, bias: bias,
+            projectionSize: projection)
+        let R = recurrent.stateSize
+        guard let GH = product(cell.gateCount, H) else { return nil }
+        /// A tensor's values in a `ParameterLayout`, padded to 16.
+        func padded(_ factors: Int...) -> Int? {
+            var count = 1
+            for f in factors {
+                let (p, overflow) = count.multipliedReportingOverflow(by: f)
+                if overflow { return nil }
+                count = p
+            }
+            return count > Int.max - 15 ? nil : (count + 15) / 16 * 16
+        }
+        // The parameters: embedding.weight, per layer W_ih, W_hh, two biases and W_hr, output.weight and output.bias.
+        let perLayer = { (k: Int) in
+            sum(
+                padded(GH, recurrent.layerInputSize(k)), padded(GH, R), bias ? padded(GH) : 0, bias ? padded(GH) : 0,
+                projection > 0 ? padded(projection, H) : 0)
+        }
         guard
             let parameters = sum(
-                product(G, H, In + H + 2), product(L - 1, G, H, 2 * H + 2), product(V, H + 1),
-                product(V, embeddingSize ?? 0)),
-            let weights = sum(product(parameters, 8), product(parameters, 4, moments))
+                E.map { padded(V, $0) } ?? 0, perLayer(0), L > 1 ? product(perLayer(1), L - 1) : 0, padded(V, R),
+                padded(V))
         else { return nil }
-        // Per step and row: gates, h, c, tanh c, dropout mask and gradients per layer; input, logits and their gradients.
-        let activations = sum(product(T, B, L, (2 * G + 6) * H, 4), product(T, B, 2 * (V + In) + 2 * H, 4))
-        return sum(weights, activations)
+        let buffers: Int
+        switch optimizer {
+        case .sgd: buffers = momentum > 0 ? 1 : 0
+        case .adam, .adamw: buffers = 2
+        case .rmsprop: buffers = momentum > 0 ? 2 : 1
+        }
+        let bfloat16 = precision == .bfloat16
+        let validates = (validationFraction ?? (textMode == .raw ? 0.1 : 0)) > 0
+        let samples = sampleEvery > 0 && !samplePrefix.isEmpty
+        let prefixTokens = samplePrefix.unicodeScalars.count
+        /// A block from the kernels' allocator (the store, optimizer buffers, workspaces), in the pages it occupies.
+        func block(_ bytes: Int?) -> Int? { bytes.map(Kernels.residentBytes(ofBlock:)) }
+        // Values, gradients and optimizer buffers (Float), and the recurrent layers' caches, scratch and packed W_hh.
+        let weights = product(block(product(parameters, float)), 2 + buffers)
+        let layers = recurrent.trainingActivationBytes(
+            steps: T, batch: B, oneHotInput: E == nil, recomputeInterval: recomputeInterval,
+            residentPages: true)
+        let copies = recurrent.trainingWeightCopyBytes(
+            forward: bfloat16 && !validates && !samples ? .bfloat16 : .float32,
+            backward: bfloat16 ? .bfloat16 : .float32)
+        // The language model's own buffers: logits (the Layer forward's) and their gradient (NextTokenLoss), dL/dh, the
+        // embedding's output and gradient, the evaluation's logits, the samples' input table and rows, the carried
+        // state (and its spare) of h (L, B, R) and the LSTM's c (L, B, H).
+        let stateWidth = R + (cell.hasCellState ? H : 0)
+        let model = sum(
+            product(2, T, B, V, float), block(product(T, B, R, float)),
+            E.map { product(2, block(product(T, B, $0, float))) } ?? 0,
+            validates ? block(product(max(min(numSteps, T), 1), B, V, float)) : 0,
+            samples ? sum(block(product(V, GH, float)), product(2, block(product(prefixTokens, GH, float)))) : 0,
+            product(2, L, B, stateWidth, float))
+        // Mixed precision: the calling thread's bf16 copy of the largest B operand of an unpacked product (k, n), and of
+        // the largest A operand (k, m) of a product with m <= 128 rows.
+        var mixed: Int? = 0
+        if bfloat16 {
+            let rows = min(T, RecurrentNetwork<Float>.timeBlockSteps) * B  // rows of one time block's products
+            // (k, n, m) of op(A) (m, k) x op(B) (k, n): the head's forward and backward, the recurrent step forward and
+            // backward (B packed once per forward: its A only), W_hh's gradient, layer inputs' products, the projection.
+            var products: [(k: Int, n: Int, m: Int, packedB: Bool)] = [
+                (R, V, TB, false), (V, R, TB, false), (TB, R, V, false),
+                (R, GH, B, true), (GH, R, B, true), (rows, R, GH, false),
+            ]
+            for k in 0..<L where k > 0 || E != nil {
+                let input = recurrent.layerInputSize(k)
+                products += [(input, GH, rows, false), (GH, input, rows, false), (rows, input, GH, false)]
+            }
+            if projection > 0 {
+                products += [(H, projection, B, false), (B, H, projection, false), (projection, H, B, false)]
+            }
+            var largestB = 0, largestA = 0
+            for (k, n, m, packedB) in products {
+                guard let b = Kernels.packedOperandBytes(rows: k, columns: n, precision: .bfloat16),
+                    let a = Kernels.packedOperandBytes(rows: k, columns: m, precision: .bfloat16)
+                else { return nil }
+                if !packedB { largestB = max(largestB, b) }
+                if m <= 128 { largestA = max(largestA, a) }
+            }
+            mixed = sum(block(largestB), block(largestA))
+        }
+        // The text: the tokens kept (8 bytes each) and the current epoch's minibatches (inputs and targets, 16 per token).
+        let text = sum(product(8, sum(trainingTokens, validationTokens)), product(16, trainingTokens))
+        // The largest transient on top, a checkpoint being made and saved: the optimizer buffers as Double, then either
+        // a second epoch's minibatches (drawn to record the position) or the file's tensors and its bytes (weights,
+        // buffers and the carried state, twice) with a Float copy of the largest weight, which glibc keeps in its heap
+        // once freed when it is below its 32 MiB mmap threshold. At initialisation: the orthogonal matrix.
+        let tensors = [
+            product(GH, recurrent.layerInputSize(0)), product(GH, R), product(V, R), E.map { product(V, $0) } ?? 0,
+            product(projection, H),
+        ]
+        guard let largestCount = tensors.map({ $0 ?? .max }).max(), largestCount < .max,
+            let largest = product(largestCount, float)
+        else { return nil }
+        let file = sum(product(4, parameters), product(8, buffers, parameters), product(L, B, stateWidth, float))
+        guard let doubles = product(8, buffers, parameters),
+            let save = sum(product(2, file), largest <= 32 << 20 ? largest : 0),
+            let epoch = product(16, trainingTokens),
+            let training = sum(runtime, weights, layers, copies, model, mixed, text, doubles, max(save, epoch)),
+            let initialization = sum(
+                runtime, product(block(product(parameters, float)), 2),
+                initialization == .orthogonal ? product(8, H, H) : 0)
+        else { return nil }
+        return max(training, initialization)
     }
 
     /// The optimizer these options describe.
