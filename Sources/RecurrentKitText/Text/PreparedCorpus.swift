@@ -30,7 +30,7 @@ public struct PreparedCorpus: Equatable, Sendable {
     /// Throws a `RecurrentKitError` for empty text (or, in d2l mode, text with no ASCII letter),
     /// `maxTokens <= 0`, a fraction outside [0, 0.5], and a split that leaves no training token.
     /// - Parameters:
-    ///   - text: the whole corpus as read (see ``loadTextFile(at:maximumBytes:)``, ``EmbeddedCorpus/text``).
+    ///   - text: the whole corpus as read (see ``loadTextFile(at:maximumBytes:allowStreams:)``, ``EmbeddedCorpus/text``).
     ///   - mode: ``TextMode/d2l`` or ``TextMode/raw``.
     ///   - maxTokens: keep only the first `maxTokens` tokens (> 0); nil (default) keeps all. d2l uses 10,000.
     ///   - validationFraction: share of the tokens held out (the end of the text), in [0, 0.5]; nil for the mode's
