@@ -156,6 +156,51 @@ extension LanguageModel: StatefulLayer {
         try copyFinalState(into: &carried)
     }
 
+    /// Adds ``carriedState`` as `prefix` + `h` (L, B, H) and, for the LSTM, `prefix` + `c`, in the model's precision.
+    public func writeCarriedState(into file: inout SafetensorsFile, prefix: String) throws {
+        guard let carried else { return }
+        let dtype: SafetensorsFile.DType = MemoryLayout<Scalar>.size == 8 ? .f64 : .f32
+        try file.add(prefix + "h", carried.h, as: dtype)
+        if let c = carried.c { try file.add(prefix + "c", c, as: dtype) }
+    }
+
+    /// Sets ``carriedState`` from `prefix` + `h` (and `c`): (L, B, H) with this model's layers and widths, any B,
+    /// finite values; none in the file: not carrying.
+    public func readCarriedState(from file: SafetensorsFile, prefix: String) throws {
+        guard file.tensors[prefix + "h"] != nil else {
+            if file.tensors[prefix + "c"] != nil {
+                throw RecurrentKitError("tensor \(prefix)c is a carried cell state without \(prefix)h")
+            }
+            resetCarriedState()
+            return
+        }
+        let h: Tensor<Scalar> = try file.tensor(prefix + "h")
+        let layers = configuration.recurrent.stateLayers
+        guard h.shape.count == 3, h.shape[0] == layers, h.shape[1] >= 1, h.shape[2] == configuration.recurrent.stateSize
+        else {
+            throw RecurrentKitError.shapeMismatch(
+                prefix + "h",
+                expected: [layers, h.shape.count == 3 ? h.shape[1] : 1, configuration.recurrent.stateSize], got: h.shape
+            )
+        }
+        var c: Tensor<Scalar>? = nil
+        if configuration.cell.hasCellState {
+            guard file.tensors[prefix + "c"] != nil else {
+                throw RecurrentKitError("a carried LSTM state needs \(prefix)c beside \(prefix)h")
+            }
+            let cell: Tensor<Scalar> = try file.tensor(prefix + "c")
+            try cell.requireShape([layers, h.shape[1], configuration.hiddenSize], name: prefix + "c")
+            c = cell
+        } else if file.tensors[prefix + "c"] != nil {
+            throw RecurrentKitError(
+                "tensor \(prefix)c is a carried cell state, but a \(configuration.cell.rawValue) model has none")
+        }
+        for (name, tensor) in [("h", h), ("c", c)] where !(tensor?.scalars.allSatisfy(\.isFinite) ?? true) {
+            throw RecurrentKitError("tensor \(prefix)\(name) holds NaN or infinite values")
+        }
+        carried = RecurrentState(h: h, c: c)
+    }
+
     /// Runs `body` from a zero state and puts the carried state back afterwards.
     public func withCarriedStateSaved<R>(_ body: () throws -> R) rethrows -> R {
         let saved = carried

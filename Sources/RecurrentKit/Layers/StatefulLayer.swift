@@ -7,7 +7,8 @@
 /// A ``Trainer`` drives it: ``resetCarriedState()`` at the start of every epoch, before every batch whose
 /// ``Batch/resetsState`` is true, and after a skipped update (the state may hold NaN then);
 /// ``carryFinalState()`` after every update it applies. Validation through the trainer's own loop runs inside
-/// ``withCarriedStateSaved(_:)``, so it neither sees nor changes the training state.
+/// ``withCarriedStateSaved(_:)``, so it neither sees nor changes the training state. A trainer's checkpoint holds the
+/// carried state (``writeCarriedState(into:prefix:)``), so a run saved in the middle of an epoch resumes exactly.
 public protocol StatefulLayer: AnyObject {
     /// Whether the next forward starts from a carried state (false: zeros).
     var isCarryingState: Bool { get }
@@ -18,4 +19,11 @@ public protocol StatefulLayer: AnyObject {
     func carryFinalState() throws
     /// Runs `body` from a zero state and puts the carried state back afterwards, whatever `body` does to it.
     func withCarriedStateSaved<R>(_ body: () throws -> R) rethrows -> R
+    /// Adds the carried state to a checkpoint file as tensors named `prefix` + `h` (and `c`), in the model's
+    /// precision; adds nothing when the model is not carrying a state.
+    func writeCarriedState(into file: inout SafetensorsFile, prefix: String) throws
+    /// Sets the carried state from the tensors ``writeCarriedState(into:prefix:)`` wrote (none: not carrying).
+    /// - Throws: one line when a tensor's shape is not a state of this model or a value is not finite; the carried
+    ///   state is then unchanged.
+    func readCarriedState(from file: SafetensorsFile, prefix: String) throws
 }

@@ -70,22 +70,30 @@ extension Trainer {
     ///   - path: the file.
     ///   - metadata: your own strings (e.g. a `model` description to rebuild it from); `format`, `library_version`,
     ///     `kernel_level`, `optimizer.*` and `training` are reserved.
-    /// - Throws: also when a ``StatefulLayer`` model carries its state into the next batch of an epoch (the file
-    ///   holds no state; save between epochs).
+    /// A ``StatefulLayer`` model's carried state is saved as `_trainer.state.h` (and `.c`) in the middle of an epoch.
+    /// - Throws: also when, in a data-parallel job, a ``StatefulLayer`` model carries its state into the next batch
+    ///   (each process carries its own rows: save between epochs, or with `LanguageModelTrainer.checkpoint()`, which
+    ///   gathers them).
     public func save(to path: String, metadata: [String: String] = [:]) throws {
         guard metadata[Self.stateKey] == nil else {
             throw RecurrentKitError("metadata key '\(Self.stateKey)' is reserved")
         }
-        if let stateful, stateful.isCarryingState, position.batch > 0 {
+        let carries = stateful.map { $0.isCarryingState && position.batch > 0 } ?? false
+        if carries, reducer.processCount > 1 {
             throw RecurrentKitError(
-                "the model carries its state into the next batch, which this file format does not hold: save between epochs, or with the model's own trainer (LanguageModelTrainer.checkpoint())"
+                "the model carries each process's rows of its state into the next batch, which one file does not gather: save between epochs, or with LanguageModelTrainer.checkpoint()"
             )
         }
         guard reducer.rank == 0 else { return }
         var all = metadata
         all[Self.stateKey] = try Self.encode(state)
-        try model.parameters.save(to: path, metadata: all, optimizer: optimizer)
+        var file = try model.parameters.checkpointFile(metadata: all, optimizer: optimizer)
+        if carries, let stateful { try stateful.writeCarriedState(into: &file, prefix: Self.carriedStatePrefix) }
+        try writeFileAtomically(try file.serialized(), to: path)
     }
+
+    /// Where a checkpoint holds a ``StatefulLayer``'s carried state (``CheckpointFormat``).
+    static var carriedStatePrefix: String { CheckpointFormat.trainingTensorPrefix + "state." }
 
     /// Continues the run saved at `path`: parameters, optimizer moments, dropout stream, position, best validation,
     /// history. Build this trainer exactly as the saved one was (model, optimizer, data, loss); the options may
@@ -113,7 +121,16 @@ extension Trainer {
             )
         }
         let stream = try check(saved, source: "trainer checkpoint \(path)")
-        let metadata = try model.parameters.load(serialized: bytes, optimizer: optimizer)
+        do { try stateful?.readCarriedState(from: header, prefix: Self.carriedStatePrefix) } catch let error
+            as RecurrentKitError
+        {
+            throw RecurrentKitError("trainer checkpoint \(path): \(error.message)")
+        }
+        let metadata: [String: String]
+        do { metadata = try model.parameters.load(serialized: bytes, optimizer: optimizer) } catch {
+            stateful?.resetCarriedState()
+            throw error
+        }
         apply(saved, stream: stream)
         return metadata
     }
