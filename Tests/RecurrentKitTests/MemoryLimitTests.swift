@@ -120,4 +120,28 @@ final class MemoryLimitTests: XCTestCase {
             XCTAssertFalse("\($0)".contains("\n"))
         }
     }
+
+    /// ONNX attributes are read from the file's bytes when used, not held decoded: a node may carry at most 64 of
+    /// them, and a graph whose nodes carry many still imports with the attributes it needs.
+    func testONNXAttributesAreBounded() throws {
+        var g = SeededGenerator(seed: 3)
+        let model = try LanguageModel<Float>(.init(vocabularySize: 5, cell: .lstm, hiddenSize: 4), generator: &g)
+        XCTAssertNoThrow(try ONNX.importLanguageModel(try ONNX.export(model)))
+        func graph(attributes: Int) -> [UInt8] {
+            var b = GraphBuilder()
+            b.input("tokens", elementType: TensorType.int64, shape: [.named("T"), .named("B")])
+            b.node("Identity", ["tokens"], ["x"], (0..<attributes).map { .ints("extra\($0)", Array(0..<100)) })
+            var file = ProtobufWriter()
+            file.int(1, ONNX.irVersion)
+            file.message(7) { b.write(into: &$0, name: "many") }
+            return file.bytes
+        }
+        XCTAssertThrowsError(try ONNX.importLanguageModel(graph(attributes: 65))) {
+            XCTAssertTrue("\($0)".contains("more than 64 attributes"), "\($0)")
+        }
+        XCTAssertThrowsError(try ONNX.importLanguageModel(graph(attributes: 64))) {
+            XCTAssertFalse(
+                "\($0)".contains("attributes"), "64 attributes parse; the graph is refused for what it lacks: \($0)")
+        }
+    }
 }

@@ -68,8 +68,7 @@ extension ONNX {
                     "node \(node.name): every recurrent layer must have hidden_size \(H) and direction \(directionName)"
                 )
             }
-            for unsupported in ["clip", "activation_alpha", "activation_beta"] where node.attributes[unsupported] != nil
-            {
+            for unsupported in ["clip", "activation_alpha", "activation_beta"] where node.hasAttribute(unsupported) {
                 throw ONNXError("node \(node.name): attribute \(unsupported) has no PyTorch equivalent")
             }
             if let coupled = try node.int("input_forget"), coupled != 0 {

@@ -7,12 +7,16 @@ import RecurrentKit
 struct ONNXNode {
     let op: String, name: String
     let inputs: [String], outputs: [String]
-    let attributes: [String: [ProtobufField]]
+    /// Each attribute's encoded AttributeProto, a view into the file's bytes: decoded when it is read, so a file
+    /// costs no more memory than its bytes whatever attributes its nodes carry.
+    private let attributeBytes: [String: ArraySlice<UInt8>]
+    /// Attributes one node may carry (an ONNX RNN, GRU or LSTM node has at most 9).
+    static let maximumAttributes = 64
 
     init(_ bytes: ArraySlice<UInt8>, index: Int) throws {
         var reader = ProtobufReader(bytes)
         var op = "", name = "", inputs: [String] = [], outputs: [String] = [],
-            attributes: [String: [ProtobufField]] = [:]
+            attributes: [String: ArraySlice<UInt8>] = [:]
         while let f = try reader.next() {
             switch f.number {
             case 1: inputs.append(try f.string("node input name"))
@@ -25,12 +29,22 @@ struct ONNXNode {
                     throw ONNXError("node \(index) uses operator domain \(domain)")
                 }
             case 5:
-                var a = ProtobufReader(try f.bytes("attribute"))
-                let fields = try a.fields(maximumCount: 1 << 16)
-                guard let n = fields.first(where: { $0.number == 1 }) else {
-                    throw ONNXError("an attribute of node \(index) has no name")
+                // Checked now (well-formed, named, at most 2^16 fields), decoded when read.
+                let bytes = try f.bytes("attribute")
+                var a = ProtobufReader(bytes)
+                var attributeName: String? = nil, count = 0
+                while let field = try a.next() {
+                    count += 1
+                    guard count <= 1 << 16 else {
+                        throw ONNXError("an attribute of node \(index) has more than 65536 fields")
+                    }
+                    if field.number == 1, attributeName == nil { attributeName = try field.string("attribute name") }
                 }
-                attributes[try n.string("attribute name")] = fields
+                guard let attributeName else { throw ONNXError("an attribute of node \(index) has no name") }
+                guard attributes.count < ONNXNode.maximumAttributes || attributes[attributeName] != nil else {
+                    throw ONNXError("node \(index) has more than \(ONNXNode.maximumAttributes) attributes")
+                }
+                attributes[attributeName] = bytes
             default: break
             }
             guard inputs.count <= 64, outputs.count <= 64 else {
@@ -40,12 +54,22 @@ struct ONNXNode {
         guard !op.isEmpty else { throw ONNXError("node \(index) has no op_type") }
         self.op = op
         self.name = name.isEmpty ? "#\(index)" : name
-        self.inputs = inputs; self.outputs = outputs; self.attributes = attributes
+        self.inputs = inputs; self.outputs = outputs; self.attributeBytes = attributes
+    }
+
+    /// Whether the node has the attribute `key`.
+    func hasAttribute(_ key: String) -> Bool { attributeBytes[key] != nil }
+
+    /// The fields of attribute `key`, decoded from the file's bytes, or nil when absent.
+    func attributeFields(_ key: String) throws -> [ProtobufField]? {
+        guard let bytes = attributeBytes[key] else { return nil }
+        var reader = ProtobufReader(bytes)
+        return try reader.fields(maximumCount: 1 << 16)
     }
 
     /// An INT attribute (field i), or nil when absent.
     func int(_ key: String) throws -> Int? {
-        guard let fields = attributes[key] else { return nil }
+        guard let fields = try attributeFields(key) else { return nil }
         guard let f = fields.first(where: { $0.number == 3 }) else {
             throw ONNXError("node \(name): attribute \(key) is not an integer")
         }
@@ -54,7 +78,7 @@ struct ONNXNode {
 
     /// A STRING attribute (field s), or nil when absent.
     func string(_ key: String) throws -> String? {
-        guard let fields = attributes[key] else { return nil }
+        guard let fields = try attributeFields(key) else { return nil }
         guard let f = fields.first(where: { $0.number == 4 }) else {
             throw ONNXError("node \(name): attribute \(key) is not a string")
         }
@@ -63,7 +87,7 @@ struct ONNXNode {
 
     /// A TENSOR attribute (field t), or nil when absent.
     func tensor(_ key: String) throws -> ONNXTensor? {
-        guard let fields = attributes[key] else { return nil }
+        guard let fields = try attributeFields(key) else { return nil }
         guard let f = fields.first(where: { $0.number == 5 }) else {
             throw ONNXError("node \(name): attribute \(key) is not a tensor")
         }
@@ -78,15 +102,15 @@ struct ONNXNode {
         case "ConstantOfShape":
             return try tensor("value") ?? ONNXTensor(scalar: 0)
         case "Constant":
-            if attributes["sparse_value"] != nil { throw ONNXError("node \(name): sparse constants are not supported") }
+            if hasAttribute("sparse_value") { throw ONNXError("node \(name): sparse constants are not supported") }
             if let t = try tensor("value") { return t }
-            if let fields = attributes["value_float"] {
+            if let fields = try attributeFields("value_float") {
                 guard let f = fields.first(where: { $0.number == 2 }) else {
                     throw ONNXError("node \(name): value_float is not a float")
                 }
                 return ONNXTensor(scalar: try f.float("attribute value_float"))
             }
-            if let fields = attributes["value_floats"] {
+            if let fields = try attributeFields("value_floats") {
                 var values: [Float] = []
                 for f in fields where f.number == 7 {
                     switch f.value {
@@ -102,7 +126,7 @@ struct ONNXNode {
                 return ONNXTensor(floats: values)
             }
             if let i = try int("value_int") { return ONNXTensor(int64s: [i], shape: []) }
-            if let fields = attributes["value_ints"] {
+            if let fields = try attributeFields("value_ints") {
                 let values = try fields.filter { $0.number == 8 }.flatMap { try $0.ints("attribute value_ints") }
                 return ONNXTensor(int64s: values, shape: [values.count])
             }
@@ -125,7 +149,7 @@ struct ONNXNode {
 
     /// A STRINGS attribute (fields strings), or nil when absent.
     func strings(_ key: String) throws -> [String]? {
-        guard let fields = attributes[key] else { return nil }
+        guard let fields = try attributeFields(key) else { return nil }
         return try fields.filter { $0.number == 9 }.map { try $0.string("attribute \(key)") }
     }
 }
