@@ -42,7 +42,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// layer of a bidirectional stack.
     let naming: ParameterNaming
     /// With `bidirectional`: the one-layer networks doing each direction's work, and what the stack keeps.
-    private(set) var bidirectionalLayers: BidirectionalLayers<Scalar>? = nil
+    internal(set) var bidirectionalLayers: BidirectionalLayers<Scalar>? = nil
 
     // Per-layer parameter and gradient pointers, resolved when bound.
     var weightIH: [UnsafeMutablePointer<Scalar>]
@@ -70,21 +70,21 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var cachedProjected = false
     /// The sorted order and step sizes of the cached forward's variable-length batch; nil when every row ran T steps.
     var packing: SequencePacking? = nil
-    private let packingStorage = SequencePacking()
+    let packingStorage = SequencePacking()
 
     // W_hh packed once per forward (the weights do not change between a forward and its backward):
     // op(B) = W_hh^T (H, G*H) for h W_hh^T, and W_hh (G*H, H) for dGates W_hh.
-    private var packedForward: [PackedWeight<Scalar>] = []
-    private var packedBackward: [PackedWeight<Scalar>] = []
-    private var packedBackwardReady = false
+    var packedForward: [PackedWeight<Scalar>] = []
+    var packedBackward: [PackedWeight<Scalar>] = []
+    var packedBackwardReady = false
     /// Whether the cached forward packed W_hh (sequences of at least `packingMinimumSteps` steps).
-    private var usesPackedWeights = false
+    var usesPackedWeights = false
     /// Shorter sequences (generation, one token at a time) read W_hh in place: packing would cost more than it saves.
     static var packingMinimumSteps: Int { 4 }
 
     // Backward truncation of the current backward pass; randomized truncation draws from one stream per layer.
-    private var truncation: BackwardTruncation = .none
-    private var truncationGenerators: [SeededGenerator] = []
+    var truncation: BackwardTruncation = .none
+    var truncationGenerators: [SeededGenerator] = []
 
     /// Opt-in memory-efficient BPTT (after Gruslys et al. 2016): when set, forward keeps every layer's state only at
     /// the start of each segment of `recomputeInterval` steps (plus the layer-0 input and the last layer's outputs, kept
@@ -112,20 +112,20 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var recomputes = false
     /// Segment length of the cached forward (T when not recomputing): later changes to `recomputeInterval` do not
     /// affect a backward through a forward that already ran.
-    private var cachedSegmentSteps = 0
+    var cachedSegmentSteps = 0
     /// Which segment's activations the layer caches hold now (the last after forward; backward recomputes others).
-    private var heldSegment = 0
+    var heldSegment = 0
     /// Whether the cached forward was in training mode (dropout), for recomputation.
-    private var cachedTraining = false
+    var cachedTraining = false
     /// Seed of the cached forward's dropout masks.
-    private var dropoutSeed: UInt64 = 0
+    var dropoutSeed: UInt64 = 0
 
     /// When true, backward records ``hiddenGradients``.
     public var recordsHiddenGradients = false
     /// After a backward with ``recordsHiddenGradients``: per layer, dL/dh_t for every step, (T, B, H) flattened:
     /// the output gradient plus the recurrent gradient from step t+1, the quantity d2l 8.7 eq. (8) recurses on.
-    public private(set) var hiddenGradients: [[Scalar]] = []
-    private var recordedBatch = 1
+    public internal(set) var hiddenGradients: [[Scalar]] = []
+    var recordedBatch = 1
 
     /// [layer][t] = ||dL/dh_t|| over the batch, from ``hiddenGradients``.
     public var hiddenGradientNorms: [[Double]] {
@@ -138,11 +138,11 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     }
 
     // Backward scratch, reused.
-    private let gradProjected = Workspace<Scalar>()  // (T, B, G*H) dL/d(W_ih x + b_ih)
+    let gradProjected = Workspace<Scalar>()  // (T, B, G*H) dL/d(W_ih x + b_ih)
     // (T, B, G*H) dL/d(W_hh h + b_hh); GRU only (others alias gradProjected)
-    private let gradRecurrent = Workspace<Scalar>()
+    let gradRecurrent = Workspace<Scalar>()
     // (T, B, max(In, R)) gradient w.r.t. the current layer's output / input
-    private let gradOutput = Workspace<Scalar>()
+    let gradOutput = Workspace<Scalar>()
     let gradHidden = Workspace<Scalar>()  // (B, R) dL/dh_t carried backwards
     let gradHiddenNext = Workspace<Scalar>()  // (B, R)
     let gradCell = Workspace<Scalar>()  // (B, H) dL/dc_t carried backwards
@@ -151,28 +151,28 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     let projectionScratch = Workspace<Scalar>()  // (2, B, H) LSTM projection: dL/dh_t, then dL/d(o * tanh c_t)
     // (B, H) zeros: the output term of an LSTM step whose output gradient went through W_hr
     let zeroRows = Workspace<Scalar>()
-    private let stagedStates = Workspace<Scalar>()  // (L, B, R) h0 then (L, B, H) c0 copies (they may alias the caches)
-    private let oneHotScratch = Workspace<Scalar>()  // (I, G*H) transposed one-hot W_ih gradient of one time block
-    private let columnSumScratch = Workspace<Scalar>()  // (G*H) bias gradient sums
+    let stagedStates = Workspace<Scalar>()  // (L, B, R) h0 then (L, B, H) c0 copies (they may alias the caches)
+    let oneHotScratch = Workspace<Scalar>()  // (I, G*H) transposed one-hot W_ih gradient of one time block
+    let columnSumScratch = Workspace<Scalar>()  // (G*H) bias gradient sums
     /// With `bias: false`: zeros the stack reads as biases, then scratch for the bias gradients, (4, L, G*H).
     let absentBias = Workspace<Scalar>()
     // (L, B, R) dL/dh then (L, B, H) dL/dc per layer at the current segment end
-    private let carriedGradients = Workspace<Scalar>()
-    private let oneHotWeightT = Workspace<Scalar>()  // (I, G*H) W_ih^T for the one-hot gather
+    let carriedGradients = Workspace<Scalar>()
+    let oneHotWeightT = Workspace<Scalar>()  // (I, G*H) W_ih^T for the one-hot gather
 
     // Forward data kept whole.
-    private let inputCopy = Workspace<Scalar>()  // (T, B, I) dense input of layer 0
-    private let outputSequence = Workspace<Scalar>()  // (T, B, R) last layer's h_1 ... h_T when recomputing
+    let inputCopy = Workspace<Scalar>()  // (T, B, I) dense input of layer 0
+    let outputSequence = Workspace<Scalar>()  // (T, B, R) last layer's h_1 ... h_T when recomputing
     // (segments, L, B, R + H) h then c of every layer at each segment start
-    private let stateCheckpoints = Workspace<Scalar>()
-    private let finalStates = Workspace<Scalar>()  // (L, B, R) h_T then (L, B, H) c_T when recomputing or packed
+    let stateCheckpoints = Workspace<Scalar>()
+    let finalStates = Workspace<Scalar>()  // (L, B, R) h_T then (L, B, H) c_T when recomputing or packed
     // Variable-length batches (see SequencePacking.swift).
-    private let sortedFinalStates = Workspace<Scalar>()  // (L, B, R + H) each sorted row's state at its own last step
+    let sortedFinalStates = Workspace<Scalar>()  // (L, B, R + H) each sorted row's state at its own last step
     // (T, B, R) last layer's output in the caller's order, zeros when padded
-    private let paddedOutput = Workspace<Scalar>()
-    private let packedGradient = Workspace<Scalar>()  // (N, R) output gradient in packed order
-    private let packedInputGradient = Workspace<Scalar>()  // (N, I) input gradient in packed order
-    private let gatheredHidden = Workspace<Scalar>()  // (rows of a time block, R) h_{t-1} rows matching dW_hh's rows
+    let paddedOutput = Workspace<Scalar>()
+    let packedGradient = Workspace<Scalar>()  // (N, R) output gradient in packed order
+    let packedInputGradient = Workspace<Scalar>()  // (N, I) input gradient in packed order
+    let gatheredHidden = Workspace<Scalar>()  // (rows of a time block, R) h_{t-1} rows matching dW_hh's rows
 
     /// A standalone network with its own parameters, initialised by `initialization` from `generator`.
     public convenience init(
@@ -265,626 +265,19 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Absolute step ranges of the time blocks covering [first, first + n): boundaries at multiples of
     /// ``timeBlockSteps``, so every caller of the block products (plain or recomputing) issues the same calls.
     @inline(__always)
-    private func timeBlocks(first: Int, steps n: Int) -> TimeSpans {
+    func timeBlocks(first: Int, steps n: Int) -> TimeSpans {
         TimeSpans(first: first, end: first + n, boundary: Self.timeBlockSteps)
     }
 
     /// Segments the sequence is processed in: one when all activations are kept, else ``recomputeInterval`` steps each.
-    private func segments(steps T: Int) -> TimeSpans {
+    func segments(steps T: Int) -> TimeSpans {
         TimeSpans(first: 0, end: T, boundary: max(cachedSegmentSteps, 1))
     }
 
     /// Where absolute step t's rows start in the (rows, width) buffers kept whole (layer-0 input, one-hot tokens, the
     /// recomputing forward's output): t * B, or the packed offset.
     @inline(__always)
-    private func absoluteRow(_ t: Int, batch B: Int) -> Int { packing?.rowStart[t] ?? t * B }
-
-    /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
-    /// `h0`, `c0` are (L, B, H) or nil for zeros; they are copied before any cache is resized, so they may point into
-    /// memory the previous forward wrote (`finalHidden(layer:)` itself). `lengths` (B values in [1, T]) makes a
-    /// variable-length batch: row b runs its first lengths[b] steps only (see SequencePacking.swift).
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
-    func forward(
-        steps T: Int, batch B: Int,
-        input: UnsafePointer<Scalar>?, tokens: [Int]?,
-        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil,
-        inputProjections: UnsafePointer<Scalar>? = nil,
-        training: Bool, generator: inout SeededGenerator
-    ) throws {
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
-            R = configuration.stateSize
-        let GH = G * H, I = configuration.inputSize
-        guard T >= 1 else { throw RecurrentKitError.invalidArgument("steps", T, "must be at least 1") }
-        guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
-        if let interval = recomputeInterval, interval < 1 || interval % Self.timeBlockSteps != 0 {
-            throw RecurrentKitError.invalidArgument(
-                "recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
-        }
-        // Every check comes before anything changes, so a refused forward leaves the last record usable.
-        if let lengths { try SequencePacking.check(lengths, steps: T, batch: B) }
-        if let shard = dropoutShard, training, configuration.dropout > 0 {
-            guard shard.count == B else {
-                throw RecurrentKitError("dropout shard has \(shard.count) rows but the batch has \(B)")
-            }
-            guard lengths == nil, bidirectionalLayers == nil else {
-                throw RecurrentKitError("a dropout shard is not available with variable-length or bidirectional layers")
-            }
-        }
-        if let tokens {
-            guard tokens.count == T * B else {
-                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)")
-            }
-            for (i, token) in tokens.enumerated() where token < 0 || token >= I {
-                // Padded positions of a variable-length batch are never read: any value is allowed there.
-                if let lengths, i / B >= lengths[i % B] { continue }
-                throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(I))")
-            }
-        } else if input == nil && inputProjections == nil {
-            throw RecurrentKitError("forward needs dense input, one-hot tokens or input projections")
-        }
-        if inputProjections != nil {
-            guard input == nil, tokens == nil else {
-                throw RecurrentKitError("give input projections instead of the input, not with it")
-            }
-            guard bidirectionalLayers == nil else {
-                throw RecurrentKitError("input projections are not defined for a bidirectional stack")
-            }
-        }
-        let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
-        if let bidirectionalLayers {
-            try bidirectionalLayers.forward(
-                steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
-                training: training, generator: &generator)
-            packing = nil
-            cachedTokens = tokens
-            cachedSteps = T
-            cachedBatch = B
-            forwardGeneration &+= 1
-            return
-        }
-        let isLSTM = configuration.cell == .lstm
-        let willRecompute = recomputeInterval.map { $0 < T } ?? false
-        let segmentSteps = willRecompute ? recomputeInterval! : T
-        let dropsOut = training && configuration.dropout > 0
-        // Reserve every buffer first: initial states may alias last call's final states, so copy them in before anything moves.
-        for k in 0..<L {
-            let cache = layers[k]
-            if k > 0 { cache.input.reserve(segmentSteps * B * configuration.layerInputSize(k)) }
-            cache.gates.reserve(segmentSteps * B * GH)
-            if isLSTM { cache.tanhCell.reserve(segmentSteps * B * H) }
-            if configuration.cell == .gru { cache.recurrentNew.reserve(segmentSteps * B * H) }
-            if k < L - 1 && dropsOut { cache.dropoutMask.reserve(segmentSteps * B * R) }
-            if R != H { cache.unprojected.reserve(segmentSteps * B * H) }
-        }
-        packing = packed ? packingStorage : nil
-        // Layer 0 reads the dense input (T, B, I) or, with `inputProjections`, its precomputed projections (T, B, G*H).
-        cachedProjected = inputProjections != nil
-        let firstWidth = cachedProjected ? GH : I
-        if let first = inputProjections ?? input {
-            if let packing {
-                packing.pack(first, into: inputCopy.reserve(packing.validRows * firstWidth), width: firstWidth)
-            } else {
-                inputCopy.reserve(T * B * firstWidth).update(from: first, count: T * B * firstWidth)
-            }
-        }
-        stepScratch.reserve(B * GH)
-        // h0 (L, B, R) then c0 (L, B, H); every state buffer of the stack has this layout.
-        let cells = L * B * R
-        stagedStates.reserve(2 * L * B * H)
-        if let h0 {
-            stagedStates.pointer.update(from: h0, count: L * B * R)
-        } else {
-            stagedStates.pointer.update(repeating: 0, count: L * B * R)
-        }
-        if isLSTM {
-            if let c0 {
-                (stagedStates.pointer + cells).update(from: c0, count: L * B * H)
-            } else {
-                (stagedStates.pointer + cells).update(repeating: 0, count: L * B * H)
-            }
-        }
-        for k in 0..<L {
-            let cache = layers[k]
-            cache.hidden.reserve((segmentSteps + 1) * B * R)
-            if isLSTM { cache.cell.reserve((segmentSteps + 1) * B * H) }
-            if let packing {  // the sorted rows' initial states
-                packing.permuteRows(
-                    stagedStates.pointer + k * B * R, into: cache.hidden.pointer, layers: 1, width: R, toSorted: true)
-                if isLSTM {
-                    packing.permuteRows(
-                        stagedStates.pointer + cells + k * B * H, into: cache.cell.pointer, layers: 1, width: H,
-                        toSorted: true)
-                }
-            } else {
-                cache.hidden.pointer.update(from: stagedStates.pointer + k * B * R, count: B * R)
-                if isLSTM { cache.cell.pointer.update(from: stagedStates.pointer + cells + k * B * H, count: B * H) }
-            }
-        }
-        if let packing, let tokens {
-            var packedTokens: [Int] = []
-            packing.pack(tokens: tokens, into: &packedTokens)
-            cachedTokens = packedTokens
-        } else {
-            cachedTokens = tokens
-        }
-        cachedSteps = T
-        forwardGeneration &+= 1
-        cachedBatch = B
-        cachedTraining = training
-        recomputes = willRecompute
-        cachedSegmentSteps = segmentSteps
-        // One seed per forward; each (layer, time block) mask draws from its own stream, so a recomputed segment
-        // gets the same masks.
-        dropoutSeed = dropsOut && L > 1 ? generator.next() : 0
-        usesPackedWeights = T >= Self.packingMinimumSteps
-        packedBackwardReady = false
-        if usesPackedWeights {
-            for k in 0..<L { packedForward[k].pack(transB: true, k: R, n: GH, b: weightHH[k], ldb: R) }
-        }
-        if let tokens = cachedTokens, tokens.count >= 64 {
-            // W_ih^T (I, G*H), transposed once per forward so each gathered row is contiguous.
-            let w = weightIH[0], wT = oneHotWeightT.reserve(I * GH)
-            for j in 0..<GH { for v in 0..<I { wT[v * GH + j] = w[j * I + v] } }
-        }
-
-        let segmentList = segments(steps: T)
-        heldSegment = segmentList.count - 1
-        if recomputes {
-            stateCheckpoints.reserve(segmentList.count * 2 * L * B * H)
-            outputSequence.reserve(T * B * R)
-        }
-        if recomputes || packed { finalStates.reserve(2 * L * B * H) }
-        if packed { sortedFinalStates.reserve(2 * L * B * H) }
-        for (index, segment) in segmentList.enumerated() {
-            let steps = StepRows(first: segment.start, count: segment.count, batch: B, packing: packing)
-            for k in 0..<L {
-                let cache = layers[k]
-                if index > 0 {
-                    // Carry the state from the end of the previous segment (same buffer, earlier slot).
-                    let previous = StepRows(
-                        first: segmentList[index - 1].start, count: segmentList[index - 1].count, batch: B,
-                        packing: packing)
-                    let last = previous.count - 1, rows = previous.rows(last)
-                    cache.hidden.pointer.update(from: cache.hidden.pointer + previous.output(last) * R, count: rows * R)
-                    if isLSTM {
-                        cache.cell.pointer.update(from: cache.cell.pointer + previous.output(last) * H, count: rows * H)
-                    }
-                }
-                if recomputes {
-                    let slot = stateCheckpoints.pointer + index * 2 * L * B * H
-                    (slot + k * B * R).update(from: cache.hidden.pointer, count: B * R)
-                    if isLSTM { (slot + cells + k * B * H).update(from: cache.cell.pointer, count: B * H) }
-                }
-                layerForward(k, steps)
-                if packed { keepFinishedRows(layer: k, steps) }
-            }
-            if recomputes {
-                (outputSequence.pointer + absoluteRow(segment.start, batch: B) * R)
-                    .update(from: layers[L - 1].hidden.pointer + B * R, count: steps.total * R)
-            }
-        }
-        if let packing {
-            packing.permuteRows(
-                sortedFinalStates.pointer, into: finalStates.pointer, layers: L, width: R, toSorted: false)
-            if isLSTM {
-                packing.permuteRows(
-                    sortedFinalStates.pointer + cells, into: finalStates.pointer + cells, layers: L, width: H,
-                    toSorted: false)
-            }
-            packing.unpack(
-                recomputes ? outputSequence.pointer : layers[L - 1].hidden.pointer + B * R,
-                into: paddedOutput.reserve(T * B * R), width: R)
-        } else if recomputes {
-            let n = segmentList.last!.count
-            for k in 0..<L {
-                (finalStates.pointer + k * B * R).update(from: layers[k].hidden.pointer + n * B * R, count: B * R)
-                if isLSTM {
-                    (finalStates.pointer + cells + k * B * H).update(
-                        from: layers[k].cell.pointer + n * B * H, count: B * H)
-                }
-            }
-        }
-    }
-
-    /// Forward of layer `k` over absolute steps [first, first + n); its `hidden` (and `cell`) slot 0 already holds the
-    /// state at `first`, and for k > 0 its `input` holds the layer below's (dropped-out) output for these steps.
-    private func layerForward(_ k: Int, _ steps: StepRows) {
-        let L = configuration.numLayers, H = configuration.hiddenSize, GH = configuration.cell.gateCount * H,
-            R = configuration.stateSize
-        let first = steps.first, n = steps.count, B = steps.batch
-        let cache = layers[k]
-        let inSize = configuration.layerInputSize(k)
-        // 1. Input projection, one product per time block: (rows, In) x W_ih^T + b_ih -> (rows, G*H).
-        for block in timeBlocks(first: first, steps: n) {
-            let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
-            let projected = cache.gates.pointer + local * GH
-            let tokenBase = absoluteRow(block.start, batch: B)
-            if k == 0, let tokens = cachedTokens {
-                // One-hot input: a row gather (exact). Few rows (generation) gather in place.
-                let b = biasIH[0]
-                if tokens.count < 64 {
-                    let w = weightIH[0]
-                    for row in 0..<rows {
-                        let token = tokens[tokenBase + row], out = projected + row * GH
-                        for j in 0..<GH { out[j] = w[j * inSize + token] + b[j] }
-                    }
-                } else {
-                    let wT = oneHotWeightT.pointer
-                    for row in 0..<rows {
-                        let source = wT + tokens[tokenBase + row] * GH, out = projected + row * GH
-                        for j in 0..<GH { out[j] = source[j] + b[j] }
-                    }
-                }
-            } else if k == 0 && cachedProjected {
-                projected.update(from: inputCopy.pointer + tokenBase * GH, count: rows * GH)
-            } else {
-                let x = k == 0 ? inputCopy.pointer + tokenBase * inSize : cache.input.pointer + local * inSize
-                fillRows(projected, rows: rows, with: biasIH[k], width: GH)
-                Scalar.gemm(
-                    transA: false, transB: true, m: rows, n: GH, k: inSize,
-                    alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
-                    beta: 1, c: projected, ldc: GH)
-            }
-        }
-        // 2. The recurrence, one step at a time.
-        switch configuration.cell {
-        case .rnnTanh, .rnnReLU, .rnnLinear: rnnForward(layer: k, steps)
-        case .lstm: lstmForward(layer: k, steps)
-        case .gru: gruForward(layer: k, steps)
-        }
-        // 3. Dropout on this layer's output feeds the next layer.
-        guard k < L - 1 else { cache.droppedOut = false; return }
-        let next = layers[k + 1].input.pointer
-        let out = cache.hidden.pointer + B * R
-        let p = configuration.dropout
-        cache.droppedOut = cachedTraining && p > 0
-        guard cache.droppedOut else { next.update(from: out, count: steps.total * R); return }
-        let mask = cache.dropoutMask.pointer
-        let keepScale = Scalar(1 / (1 - p))
-        for block in timeBlocks(first: first, steps: n) {
-            var blockGenerator = SeededGenerator(
-                seed: dropoutSeed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
-                    ^ (UInt64(block.start) &* 0xD1B5_4A32_D192_ED03))
-            if let shard = dropoutShard, !shard.isWholeBatch {
-                // The block's whole (steps, global batch, R) mask in the stream's order; this shard's rows kept.
-                let G = shard.globalBatch, lo = shard.rows.lowerBound, hi = shard.rows.upperBound
-                var i = steps.offset(block.start - first) * R
-                for _ in block.start..<block.end {
-                    for row in 0..<G {
-                        guard row >= lo && row < hi else { for _ in 0..<R { _ = blockGenerator.nextUnit() }; continue }
-                        for _ in 0..<R {
-                            mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
-                            next[i] = out[i] * mask[i]
-                            i += 1
-                        }
-                    }
-                }
-                continue
-            }
-            for i in (steps.offset(block.start - first) * R)..<(steps.offset(block.end - first) * R) {
-                mask[i] = blockGenerator.nextUnit() < p ? 0 : keepScale
-                next[i] = out[i] * mask[i]
-            }
-        }
-    }
-
-    /// With a variable-length batch: copies the states of the rows whose last step is in `steps` (sorted rows
-    /// [B_{t+1}, B_t) end at step t) into `sortedFinalStates`.
-    private func keepFinishedRows(layer k: Int, _ steps: StepRows) {
-        let L = configuration.numLayers, H = configuration.hiddenSize, B = steps.batch, R = configuration.stateSize
-        for t in 0..<steps.count {
-            let ending = steps.rows(t), continuing = packing!.batchSizes[steps.first + t + 1]
-            guard ending > continuing else { continue }
-            let rows = ending - continuing, row = steps.output(t) + continuing
-            (sortedFinalStates.pointer + (k * B + continuing) * R).update(
-                from: layers[k].hidden.pointer + row * R, count: rows * R)
-            guard configuration.cell == .lstm else { continue }
-            (sortedFinalStates.pointer + L * B * R + (k * B + continuing) * H).update(
-                from: layers[k].cell.pointer + row * H, count: rows * H)
-        }
-    }
-
-    /// Backward through the cached forward. `outputGradient` is (T, B, H); `finalHiddenGradient` and
-    /// `finalCellGradient` are (L, B, H) or nil for zeros. Writes (overwrites) `inputGradient` (T, B, I) when
-    /// non-nil and the input was dense, and `initialHiddenGradient`/`initialCellGradient` (L, B, H) when non-nil.
-    /// Adds every parameter gradient into the store.
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
-    func backward(
-        outputGradient: UnsafePointer<Scalar>,
-        finalHiddenGradient: UnsafePointer<Scalar>?,
-        finalCellGradient: UnsafePointer<Scalar>?,
-        inputGradient: UnsafeMutablePointer<Scalar>?,
-        initialHiddenGradient: UnsafeMutablePointer<Scalar>?,
-        initialCellGradient: UnsafeMutablePointer<Scalar>?,
-        truncation: BackwardTruncation = .none
-    ) throws {
-        let T = cachedSteps, B = cachedBatch
-        guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        guard !cachedProjected else {
-            throw RecurrentKitError(
-                "a forward from precomputed input projections is for inference: it has no input to differentiate")
-        }
-        if let bidirectionalLayers {
-            guard truncation == .none else {
-                throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none")
-            }
-            try bidirectionalLayers.backward(
-                steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-                finalCellGradient: finalCellGradient, inputGradient: cachedTokens == nil ? inputGradient : nil,
-                initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
-            return
-        }
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
-            R = configuration.stateSize
-        let GH = G * H, cells = L * B * R
-        switch truncation {
-        case .none: truncationGenerators = []
-        case .fixed(let length):
-            guard length >= 1 else {
-                throw RecurrentKitError.invalidArgument("truncation length", length, "must be at least 1")
-            }
-        case .randomized(let p, let seed):
-            guard p > 0, p <= 1 else {
-                throw RecurrentKitError.invalidArgument("continue probability", p, "must be in (0, 1]")
-            }
-            // One stream per layer, each drawn backwards in time, so segment order does not change the draws.
-            truncationGenerators = (0..<L).map { SeededGenerator(seed: seed ^ (UInt64($0) &* 0x9E37_79B9_7F4A_7C15)) }
-        }
-        self.truncation = truncation
-        if usesPackedWeights && !packedBackwardReady {
-            for k in 0..<L { packedBackward[k].pack(transB: false, k: GH, n: R, b: weightHH[k], ldb: R) }
-            packedBackwardReady = true
-        }
-        if recordsHiddenGradients {
-            guard packing == nil else {
-                throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch")
-            }
-            recordedBatch = B
-            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * R), count: L)
-        }
-        let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
-        let segmentList = segments(steps: T)
-        let segmentSteps = segmentList[0].count
-        let dProjected = gradProjected.reserve(segmentSteps * B * GH)
-        let dRecurrent = isGRU ? gradRecurrent.reserve(segmentSteps * B * GH) : dProjected
-        let dLayerOutput = gradOutput.reserve(segmentSteps * B * H)
-        gradHidden.reserve(B * H); gradHiddenNext.reserve(B * H); gradCell.reserve(B * H)
-        if R != H { projectionScratch.reserve(2 * B * H); zeroRows.reserve(B * H).update(repeating: 0, count: B * H) }
-        // dL/dh (L, B, R) then dL/dc (L, B, H) per layer at the end of the segment being processed.
-        let carried = carriedGradients.reserve(2 * L * B * H)
-        if let g = finalHiddenGradient {
-            carried.update(from: g, count: L * B * R)
-        } else {
-            carried.update(repeating: 0, count: L * B * R)
-        }
-        if isLSTM, let g = finalCellGradient {
-            (carried + cells).update(from: g, count: L * B * H)
-        } else {
-            (carried + cells).update(repeating: 0, count: L * B * H)
-        }
-        // A variable-length batch works on sorted rows: the output gradient's valid positions packed, the final-state
-        // gradients permuted (each waits in the carried gradient until backward reaches its row's last step).
-        var outputSource = outputGradient
-        if let packing {
-            let sorted = stagedStates.reserve(2 * L * B * H)  // free after the forward
-            sorted.update(from: carried, count: cells + L * B * H)
-            packing.permuteRows(sorted, into: carried, layers: L, width: R, toSorted: true)
-            packing.permuteRows(sorted + cells, into: carried + cells, layers: L, width: H, toSorted: true)
-            let packedOutput = packedGradient.reserve(packing.validRows * R)
-            packing.pack(outputGradient, into: packedOutput, width: R)
-            outputSource = UnsafePointer(packedOutput)
-            if inputGradient != nil && cachedTokens == nil {
-                packedInputGradient.reserve(packing.validRows * configuration.inputSize)
-            }
-        }
-
-        if cachedTokens != nil {
-            let I = configuration.inputSize
-            oneHotScratch.reserve(I * GH).update(repeating: 0, count: I * GH)
-        }
-        for index in segmentList.indices.reversed() {
-            let segment = segmentList[index]
-            let first = segment.start, n = segment.count
-            if index != heldSegment {
-                recomputeSegment(index, first: first, steps: n, batch: B)
-                heldSegment = index
-            }
-            let steps = StepRows(first: first, count: n, batch: B, packing: packing)
-            dLayerOutput.update(from: outputSource + absoluteRow(first, batch: B) * R, count: steps.total * R)
-            for k in stride(from: L - 1, through: 0, by: -1) {
-                gradHidden.pointer.update(from: carried + k * B * R, count: B * R)
-                if isLSTM { gradCell.pointer.update(from: carried + cells + k * B * H, count: B * H) }
-                switch configuration.cell {
-                case .rnnTanh, .rnnReLU, .rnnLinear:
-                    rnnBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
-                case .lstm: lstmBackward(layer: k, steps, dOutput: dLayerOutput, dPre: dProjected)
-                case .gru:
-                    gruBackward(layer: k, steps, dOutput: dLayerOutput, dProjected: dProjected, dRecurrent: dRecurrent)
-                }
-                (carried + k * B * R).update(from: gradHidden.pointer, count: B * R)
-                if isLSTM { (carried + cells + k * B * H).update(from: gradCell.pointer, count: B * H) }
-                accumulateWeightGradients(k, steps, dProjected: dProjected, dRecurrent: dRecurrent)
-                // dL/dinput (rows, In) = dProjected x W_ih, per time block; for k > 0 the layer below's output gradient.
-                if k == 0 && (cachedTokens != nil || inputGradient == nil) { continue }
-                let inSize = configuration.layerInputSize(k)
-                let firstLayerTarget = packing != nil ? packedInputGradient.pointer : inputGradient
-                for block in timeBlocks(first: first, steps: n) {
-                    let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
-                    let target =
-                        k == 0
-                        ? firstLayerTarget! + absoluteRow(block.start, batch: B) * inSize
-                        : dLayerOutput + local * inSize
-                    Scalar.gemm(
-                        transA: false, transB: false, m: rows, n: inSize, k: GH,
-                        alpha: 1, a: dProjected + local * GH, lda: GH, b: weightIH[k], ldb: inSize,
-                        beta: 0, c: target, ldc: inSize)
-                }
-                if k > 0 && layers[k - 1].droppedOut {
-                    let mask = layers[k - 1].dropoutMask.pointer
-                    for i in 0..<(steps.total * R) { dLayerOutput[i] *= mask[i] }
-                }
-            }
-        }
-        if let packing {
-            if let g = initialHiddenGradient {
-                packing.permuteRows(carried, into: g, layers: L, width: R, toSorted: false)
-            }
-            if isLSTM, let g = initialCellGradient {
-                packing.permuteRows(carried + cells, into: g, layers: L, width: H, toSorted: false)
-            }
-            if cachedTokens == nil, let dx = inputGradient {
-                packing.unpack(packedInputGradient.pointer, into: dx, width: configuration.inputSize)
-            }
-        } else {
-            if let g = initialHiddenGradient { g.update(from: carried, count: L * B * R) }
-            if isLSTM, let g = initialCellGradient { g.update(from: carried + cells, count: L * B * H) }
-        }
-        if cachedTokens != nil {
-            let I = configuration.inputSize, dw = gradWeightIH[0], dwT = oneHotScratch.pointer
-            for j in 0..<GH { for v in 0..<I { dw[j * I + v] += dwT[v * GH + j] } }
-        }
-    }
-
-    /// Recomputes every layer's activations of segment `index` from its state checkpoint (same calls as the forward,
-    /// so the same bits).
-    private func recomputeSegment(_ index: Int, first: Int, steps n: Int, batch B: Int) {
-        let steps = StepRows(first: first, count: n, batch: B, packing: packing)
-        let L = configuration.numLayers, H = configuration.hiddenSize, R = configuration.stateSize
-        let slot = stateCheckpoints.pointer + index * 2 * L * B * H
-        for k in 0..<L {
-            layers[k].hidden.pointer.update(from: slot + k * B * R, count: B * R)
-            if configuration.cell == .lstm {
-                layers[k].cell.pointer.update(from: slot + L * B * R + k * B * H, count: B * H)
-            }
-            layerForward(k, steps)
-        }
-    }
-
-    /// Adds layer k's weight and bias gradients for steps [first, first + n), one product per time block, latest
-    /// block first (the order is the same whether the sequence is one segment or many).
-    private func accumulateWeightGradients(
-        _ k: Int, _ steps: StepRows,
-        dProjected: UnsafeMutablePointer<Scalar>, dRecurrent: UnsafeMutablePointer<Scalar>
-    ) {
-        let H = configuration.hiddenSize, GH = configuration.cell.gateCount * H, R = configuration.stateSize
-        let first = steps.first, B = steps.batch
-        let cache = layers[k]
-        let inSize = configuration.layerInputSize(k)
-        let sums = columnSumScratch.reserve(GH)
-        for block in timeBlocks(first: first, steps: steps.count).reversed() {
-            let local = steps.offset(block.start - first), rows = steps.offset(block.end - first) - local
-            let dP = dProjected + local * GH, dR = dRecurrent + local * GH
-            // dW_hh += dRec^T (G*H, rows) x [h_{t-1}] (rows, H). With equal lengths the h_{t-1} rows are contiguous in
-            // the state cache; a variable-length batch gathers step t's first B_t rows of h_{t-1}.
-            var hPrev = UnsafePointer(cache.hidden.pointer + local * R)
-            if packing != nil {
-                let gathered = gatheredHidden.reserve(rows * R)
-                for t in (block.start - first)..<(block.end - first) {
-                    (gathered + (steps.offset(t) - local) * R).update(
-                        from: cache.hidden.pointer + steps.previous(t) * R, count: steps.rows(t) * R)
-                }
-                hPrev = UnsafePointer(gathered)
-            }
-            Scalar.gemm(
-                transA: true, transB: false, m: GH, n: R, k: rows,
-                alpha: 1, a: dR, lda: GH, b: hPrev, ldb: R,
-                beta: 1, c: gradWeightHH[k], ldc: R)
-            if dR == dP {
-                // RNN and LSTM: both biases receive the same column sums; compute them once.
-                sums.update(repeating: 0, count: GH)
-                addColumnSums(of: dP, rows: rows, width: GH, into: sums)
-                for j in 0..<GH { gradBiasHH[k][j] += sums[j]; gradBiasIH[k][j] += sums[j] }
-            } else {
-                addColumnSums(of: dR, rows: rows, width: GH, into: gradBiasHH[k])
-                addColumnSums(of: dP, rows: rows, width: GH, into: gradBiasIH[k])
-            }
-            if k == 0, let tokens = cachedTokens {
-                // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather),
-                // accumulated in a contiguous (I, G*H) buffer (zeroed by backward, added transposed at its end).
-                let dwT = oneHotScratch.pointer
-                for row in 0..<rows {
-                    let target = dwT + tokens[absoluteRow(block.start, batch: B) + row] * GH, d = dP + row * GH
-                    for j in 0..<GH { target[j] += d[j] }
-                }
-            } else {
-                let x =
-                    k == 0
-                    ? inputCopy.pointer + absoluteRow(block.start, batch: B) * inSize
-                    : cache.input.pointer + local * inSize
-                Scalar.gemm(
-                    transA: true, transB: false, m: GH, n: inSize, k: rows,
-                    alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
-                    beta: 1, c: gradWeightIH[k], ldc: inSize)
-            }
-        }
-    }
-
-    // MARK: - Recurrent products
-
-    /// out (B, G*H) = h (B, R) W_hh^T + beta * out, from the packed weight when this forward packed it.
-    @inline(__always)
-    func recurrentProduct(
-        layer k: Int, _ h: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into out: UnsafeMutablePointer<Scalar>
-    ) {
-        let R = configuration.stateSize, GH = configuration.cell.gateCount * configuration.hiddenSize
-        if usesPackedWeights {
-            packedForward[k].multiply(h, m: B, lda: R, beta: beta, into: out, ldc: GH)
-        } else {
-            Scalar.gemm(
-                transA: false, transB: true, m: B, n: GH, k: R, alpha: 1, a: h, lda: R, b: weightHH[k], ldb: R,
-                beta: beta, c: out, ldc: GH)
-        }
-    }
-
-    /// dh (B, R) = dGates (B, G*H) W_hh + beta * dh: the hidden slice of the gradient, to step t-1.
-    @inline(__always)
-    func recurrentGradientProduct(
-        layer k: Int, _ dGates: UnsafePointer<Scalar>, batch B: Int, beta: Scalar, into dh: UnsafeMutablePointer<Scalar>
-    ) {
-        let R = configuration.stateSize, GH = configuration.cell.gateCount * configuration.hiddenSize
-        if usesPackedWeights {
-            packedBackward[k].multiply(dGates, m: B, lda: GH, beta: beta, into: dh, ldc: R)
-        } else {
-            Scalar.gemm(
-                transA: false, transB: false, m: B, n: R, k: GH, alpha: 1, a: dGates, lda: GH, b: weightHH[k], ldb: R,
-                beta: beta, c: dh, ldc: R)
-        }
-    }
-
-    // MARK: - Truncation and recording
-
-    /// Applies the truncation rule to the recurrent gradient that step t sends to step t-1 (dh, and dc for the LSTM).
-    @inline(__always)
-    func truncateRecurrentGradient(
-        layer k: Int, step t: Int, rows: Int, _ dh: UnsafeMutablePointer<Scalar>, _ dc: UnsafeMutablePointer<Scalar>?
-    ) {
-        let hCount = rows * configuration.stateSize, cCount = rows * configuration.hiddenSize
-        switch truncation {
-        case .none: return
-        case .fixed(let length):
-            guard t > 0, t % length == 0 else { return }  // t = 0 feeds h0, whose gradient the first chunk keeps
-            dh.update(repeating: 0, count: hCount)
-            dc?.update(repeating: 0, count: cCount)
-        case .randomized(let p, _):
-            let keep = truncationGenerators[k].nextUnit() < p
-            let weight: Scalar = keep ? Scalar(1 / p) : 0
-            if keep && p == 1 { return }
-            for i in 0..<hCount { dh[i] *= weight }
-            if let dc { for i in 0..<cCount { dc[i] *= weight } }
-        }
-    }
-
-    /// Records dL/dh_t = dOut_t + dh_recurrent of `rows` rows for layer k at step t when enabled.
-    @inline(__always)
-    func recordGradientNorm(
-        layer k: Int, step t: Int, rows: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>
-    ) {
-        guard recordsHiddenGradients else { return }
-        let count = rows * configuration.stateSize
-        for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
-    }
+    func absoluteRow(_ t: Int, batch B: Int) -> Int { packing?.rowStart[t] ?? t * B }
 
 }
 
