@@ -42,7 +42,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// layer of a bidirectional stack.
     let naming: ParameterNaming
     /// With `bidirectional`: the one-layer networks doing each direction's work, and what the stack keeps.
-    internal(set) var bidirectionalLayers: BidirectionalLayers<Scalar>? = nil
+    var bidirectionalLayers: BidirectionalLayers<Scalar>? = nil
 
     // Per-layer parameter and gradient pointers, resolved when bound.
     var weightIH: [UnsafeMutablePointer<Scalar>]
