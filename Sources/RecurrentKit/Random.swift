@@ -28,6 +28,17 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
         if state == (0, 0, 0, 0) { self = SeededGenerator(seed: 0) } else { self.state = state }
     }
 
+    /// The four state words as decimal strings: how a checkpoint stores a random stream (JSON numbers lose bits).
+    public var decimalWords: [String] { [state.0, state.1, state.2, state.3].map { String($0) } }
+
+    /// A generator from ``decimalWords``, checked: nil unless `words` are four decimal UInt64 values, not all zero
+    /// (a state no seed gives and xoshiro256** never leaves).
+    public init?(decimalWords words: [String]) {
+        let values = words.compactMap(UInt64.init)
+        guard words.count == 4, values.count == 4, values.contains(where: { $0 != 0 }) else { return nil }
+        self.init(state: (values[0], values[1], values[2], values[3]))
+    }
+
     /// Next 64 random bits.
     public mutating func next() -> UInt64 {
         let result = rotateLeft(state.1 &* 5, 7) &* 9

@@ -147,9 +147,7 @@ extension Trainer {
             epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
             baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name,
             calibratedUpdates: calibratedUpdates,
-            streamGenerator: [
-                streamGenerator.state.0, streamGenerator.state.1, streamGenerator.state.2, streamGenerator.state.3,
-            ].map { String($0) })
+            streamGenerator: streamGenerator.decimalWords)
     }
 
     /// Puts back a state ``state`` returned (restore the parameters and the optimizer's state yourself).
@@ -202,11 +200,10 @@ extension Trainer {
             throw bad("its running sums are not finite")
         }
         guard let words = saved.streamGenerator else { return SeededGenerator(seed: options.seed) }
-        let values = words.compactMap(UInt64.init)
-        guard words.count == 4, values.count == 4, values.contains(where: { $0 != 0 }) else {
+        guard let stream = SeededGenerator(decimalWords: words) else {
             throw bad("its random stream is not four decimal words, not all zero")
         }
-        return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
+        return stream
     }
 
     private func apply(_ saved: TrainerState, stream: SeededGenerator) {

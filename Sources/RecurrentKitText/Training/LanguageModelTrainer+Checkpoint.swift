@@ -34,8 +34,8 @@ extension LanguageModelTrainer {
         let state = LanguageModelTrainingState(
             options: options, epoch: epoch + 1, doneInEpoch: done, step: run.step, skippedSteps: run.skippedSteps,
             optimizerSteps: optimizer.stepCount, learningRate: optimizer.learningRate,
-            dataGenerator: words(next), epochStartGenerator: words(epochStart),
-            dropoutGenerator: words(trainer.streamGenerator), lossSum: run.lossSum, tokenCount: run.exampleCount,
+            dataGenerator: next.decimalWords, epochStartGenerator: epochStart.decimalWords,
+            dropoutGenerator: trainer.streamGenerator.decimalWords, lossSum: run.lossSum, tokenCount: run.exampleCount,
             normSum: run.normSum, epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds, history: history,
             kernelLevel: Kernels.activeLevel.name,
             scheduledUpdates: usesCosine && (run.calibratedUpdates != nil || options.timeLimitSeconds == nil)
@@ -214,7 +214,7 @@ extension LanguageModelTrainer {
             epochSeconds: state.epochSeconds, elapsedSeconds: state.elapsedSeconds,
             learningRate: state.learningRate, baseLearningRate: trainer.baseLearningRate,
             kernelLevel: state.kernelLevel ?? Kernels.activeLevel.name, calibratedUpdates: state.scheduledUpdates,
-            streamGenerator: words(stream))
+            streamGenerator: stream.decimalWords)
         data.position(epoch: epoch, generator: done > 0 ? epochStartGenerator : dataGenerator)
         try trainer.restore(state: run)
         model.carriedState = carried
@@ -232,16 +232,10 @@ extension LanguageModelTrainer {
         return Set(probe.stateBuffers.keys)
     }
 
-    private func words(_ g: SeededGenerator) -> [String] {
-        [g.state.0, g.state.1, g.state.2, g.state.3].map { String($0) }
-    }
     private func generator(_ words: [String]) throws -> SeededGenerator {
-        let values = words.compactMap(UInt64.init)
-        guard words.count == 4, values.count == 4 else { throw RecurrentKitError("checkpoint random state is invalid") }
+        if let generator = SeededGenerator(decimalWords: words) { return generator }
         // xoshiro256** never leaves the all-zero state (every draw would be 0, and bounded draws would never end).
-        guard values.contains(where: { $0 != 0 }) else {
-            throw RecurrentKitError("checkpoint random state is all zeros")
-        }
-        return SeededGenerator(state: (values[0], values[1], values[2], values[3]))
+        let allZero = words.count == 4 && words.allSatisfy { UInt64($0) == 0 }
+        throw RecurrentKitError(allZero ? "checkpoint random state is all zeros" : "checkpoint random state is invalid")
     }
 }
