@@ -97,6 +97,16 @@ public enum Kernels {
         }
         return best
     }
+
+    /// Whether bfloat16 products use AVX512_BF16's `vdpbf16ps` now: true when the CPU has it, the active level is
+    /// AVX-512 and it was not switched off here. Setting false runs, on such a CPU, the path of an AVX-512 CPU without
+    /// those instructions (an Ice Lake Xeon, for example): the same bf16 operands widened to Float and summed with Float
+    /// multiply-adds in an 8 x 32 register tile, the bits of the AVX2+FMA level. Setting true allows them again (no
+    /// effect on a CPU without them). For benchmarks and tests; affects the whole process.
+    public static var usesBFloat16DotInstructions: Bool {
+        get { rk_bf16_dot_available() != 0 }
+        set { _ = rk_set_bf16_dot(newValue ? 1 : 0) }
+    }
 }
 
 /// The precision of matrix products (``Kernels/productPrecision``).

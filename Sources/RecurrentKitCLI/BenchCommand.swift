@@ -17,6 +17,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable) and the bf16 dot-product peak.")
     var peak = false
     @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
+    @Flag(
+        help:
+            "Compute bf16 products without AVX512_BF16 (the path of an AVX-512 CPU that lacks it, e.g. Ice Lake)."
+    )
+    var withoutBF16Instructions = false
     @Option(help: "Only rows whose name contains this text, e.g. 'lstm H512'.") var filter: String?
 
     func run() throws {
@@ -24,8 +29,10 @@ struct BenchCommand: ParsableCommand {
             throw RecurrentKitError.invalidArgument("seconds", seconds, "must be in (0, 3600]")
         }
         try threadOptions.apply()
+        if withoutBF16Instructions { Kernels.usesBFloat16DotInstructions = false }
         let levelName = Kernels.activeLevel.name
-        if !csv { print("kernels: \(levelName), threads: \(threadOptions.summary)") }
+        let bf16 = Kernels.usesBFloat16DotInstructions ? "vdpbf16ps" : "widened to Float"
+        if !csv { print("kernels: \(levelName), bf16 products: \(bf16), threads: \(threadOptions.summary)") }
         if peak {
             for level in stride(from: Kernels.detectedLevel.rawValue, through: 0, by: -1) {
                 let name = Kernels.Level(rawValue: level)!.name

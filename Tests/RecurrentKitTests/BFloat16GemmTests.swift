@@ -7,7 +7,32 @@ final class BFloat16GemmTests: XCTestCase {
     private var savedLevel: Int32 = 0
     private var savedThreads: Int32 = 1
     override func setUp() { super.setUp(); savedLevel = rk_active_level(); savedThreads = rk_threads() }
-    override func tearDown() { rk_set_level(savedLevel); rk_set_threads(savedThreads); super.tearDown() }
+    override func tearDown() {
+        rk_set_level(savedLevel); rk_set_threads(savedThreads); _ = rk_set_bf16_dot(1); super.tearDown()
+    }
+
+    /// Every path this machine can run: each level, and at AVX-512 also without AVX512_BF16 (the path of a CPU
+    /// that lacks it, such as an Ice Lake Xeon) when this CPU has it. `select` sets the path.
+    private var paths: [(name: String, select: () -> Void)] {
+        var all: [(name: String, select: () -> Void)] = (0...rk_detected_level()).map { level in
+            (
+                "level \(level)",
+                {
+                    rk_set_level(level); _ = rk_set_bf16_dot(1)
+                }
+            )
+        }
+        if rk_detected_level() >= 2 {
+            all.append(
+                (
+                    "AVX-512F without AVX512_BF16",
+                    {
+                        rk_set_level(2); _ = rk_set_bf16_dot(0)
+                    }
+                ))
+        }
+        return all
+    }
 
     func bf16(_ x: Float) -> Double {
         var h: UInt16 = 0, v = x, out: Float = 0; rk_f32_to_bf16(&v, &h, 1); rk_bf16_to_f32(&h, &out, 1);
@@ -16,8 +41,8 @@ final class BFloat16GemmTests: XCTestCase {
 
     func testAgainstADoubleReferenceOnOddSizes() {
         var g = SeededGenerator(seed: 21)
-        for level in 0...rk_detected_level() {
-            rk_set_level(level)
+        for (path, select) in paths {
+            select()
             for (M, N, K) in [
                 (1, 1, 1), (1, 3, 17), (3, 33, 1), (17, 1, 33), (8, 32, 256), (9, 33, 257), (33, 65, 300),
                 (130, 40, 513), (300, 70, 40),
@@ -39,14 +64,14 @@ final class BFloat16GemmTests: XCTestCase {
                             func valid(_ x: [Float]) -> [Float] {
                                 (0..<M).flatMap { i in x[(i * ldc)..<(i * ldc + N)] }
                             }
-                            XCTAssertEqual(valid(two), valid(C), "level \(level) \(M)x\(N)x\(K): 2 threads")
+                            XCTAssertEqual(valid(two), valid(C), "\(path) \(M)x\(N)x\(K): 2 threads")
                             let packed = UnsafeMutableRawPointer.allocate(
                                 byteCount: rk_sgemm_bf16_pack_b_size(K, N), alignment: 64)
                             defer { packed.deallocate() }
                             rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, packed)
                             var viaPacked = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : start
                             rk_sgemm_bf16_packed(transA, M, N, K, 0.75, A, lda, packed, beta, &viaPacked, ldc)
-                            XCTAssertEqual(valid(viaPacked), valid(C), "level \(level) \(M)x\(N)x\(K): packed B")
+                            XCTAssertEqual(valid(viaPacked), valid(C), "\(path) \(M)x\(N)x\(K): packed B")
                             for i in 0..<M {
                                 for j in 0..<N {
                                     var exact = 0.0, magnitude = 0.0
@@ -58,7 +83,7 @@ final class BFloat16GemmTests: XCTestCase {
                                     exact = 0.75 * exact + (beta == 0 ? 0 : Double(beta) * Double(start[i * ldc + j]))
                                     XCTAssertEqual(
                                         Double(C[i * ldc + j]), exact, accuracy: 2e-6 * (magnitude + 1),
-                                        "level \(level) \(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) (\(i), \(j))"
+                                        "\(path) \(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) (\(i), \(j))"
                                     )
                                 }
                             }
@@ -68,6 +93,51 @@ final class BFloat16GemmTests: XCTestCase {
             }
         }
     }
+    /// AVX-512F without AVX512_BF16 sums each pair's even k, then its odd k, into f32 accumulators in the order of the
+    /// AVX2+FMA tile: the two give the same bits (so a CPU without AVX512_BF16 trains the same weights at either
+    /// level), for every shape, transpose, beta, thread count and a pre-packed B.
+    func testAVX512FTileGivesTheBitsOfTheAVX2Tile() throws {
+        try XCTSkipIf(rk_detected_level() < 2, "this CPU has no AVX-512F")
+        var g = SeededGenerator(seed: 23)
+        for (M, N, K) in [
+            (1, 1, 1), (3, 33, 2), (8, 32, 511), (9, 65, 513), (64, 100, 1030), (130, 40, 700), (7, 300, 64),
+        ] {
+            for transA in [Int32(0), 1] {
+                for transB in [Int32(0), 1] {
+                    let lda = (transA == 0 ? K : M) + 1, ldb = (transB == 0 ? N : K) + 2, ldc = N + 3
+                    let A = (0..<((transA == 0 ? M : K) * lda)).map { _ in Float(g.normal()) }
+                    let B = (0..<((transB == 0 ? K : N) * ldb)).map { _ in Float(g.normal()) }
+                    let start = (0..<(M * ldc)).map { _ in Float(g.normal()) }
+                    for beta: Float in [0, 1, 0.5] {
+                        func product(level: Int32, dot: Int32, threads: Int32, packed: Bool) -> [Float] {
+                            rk_set_level(level); _ = rk_set_bf16_dot(dot); rk_set_threads(threads)
+                            var C = start
+                            if packed {
+                                let buffer = UnsafeMutableRawPointer.allocate(
+                                    byteCount: rk_sgemm_bf16_pack_b_size(K, N), alignment: 64)
+                                defer { buffer.deallocate() }
+                                rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, buffer)
+                                rk_sgemm_bf16_packed(transA, M, N, K, 0.75, A, lda, buffer, beta, &C, ldc)
+                            } else {
+                                rk_sgemm_bf16(transA, transB, M, N, K, 0.75, A, lda, B, ldb, beta, &C, ldc)
+                            }
+                            return C
+                        }
+                        let avx2 = product(level: 1, dot: 1, threads: 1, packed: false)
+                        for threads: Int32 in [1, 2, 3] {
+                            for packed in [false, true] {
+                                XCTAssertEqual(
+                                    product(level: 2, dot: 0, threads: threads, packed: packed), avx2,
+                                    "\(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) threads \(threads) packed \(packed)"
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The vectorised packing (AVX512_BF16) writes the same bits as the scalar one: B's packed panels compared byte for
     /// byte (1 and 2 threads, which split the packing), A's through products with K = 1 and 2, whose sums have one
     /// rounding at most and so agree exactly between vdpbf16ps and the portable tile.

@@ -7,8 +7,9 @@
 /// f32. With AVX512_BF16 the operands are rounded by vcvtne2ps2bf16 and multiplied by vdpbf16ps (two products per
 /// lane and instruction; denormal inputs and results are flushed to zero, as these instructions do); elsewhere the
 /// same bf16 values (rounded with integer operations, AVX2 or scalar) are widened and multiplied with f32 FMA, each
-/// pair's even k first (AVX2+FMA: 4 x 16 register blocks at about the f32 GEMM's speed; portable: one k at a time),
-/// so levels agree within f32 summation-order rounding, not bit for bit. C is not read when beta == 0. Uses the kernels' thread pool (row
+/// pair's even k first (AVX-512F without AVX512_BF16: an 8 x 32 tile over A widened when packed, B's pairs widened
+/// in registers; AVX2+FMA: 4 x 16 register blocks; these two give the same bits; portable: one k at a time), so
+/// levels agree within f32 summation-order rounding, not bit for bit. C is not read when beta == 0. Uses the kernels' thread pool (row
 /// blocks, or column panels over one shared packing of A for few rows; B's packing by column panels); results do not
 /// depend on the thread count. Mixed-precision training reaches it through rk_sgemm (rk_set_bf16_products).
 void rk_sgemm_bf16(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
@@ -30,6 +31,11 @@ void rk_set_bf16_products(int on);
 /// Whether this thread computes bf16 products (rk_set_bf16_products).
 int rk_bf16_products(void);
 
-/// Whether this CPU has AVX512_BF16 and the active level is AVX-512 (rk_sgemm_bf16 then uses vdpbf16ps).
+/// Whether this CPU has AVX512_BF16, the active level is AVX-512 and rk_set_bf16_dot allows it (rk_sgemm_bf16 then
+/// uses vdpbf16ps).
 int rk_bf16_dot_available(void);
+/// Allows (1, the default) or forbids (0) the AVX512_BF16 instructions process-wide, so that tests and benchmarks can
+/// run the path of an AVX-512 CPU without them; returns rk_bf16_dot_available() after the change. Like
+/// rk_set_level, re-pack bf16 buffers after changing it.
+int rk_set_bf16_dot(int allowed);
 #endif
