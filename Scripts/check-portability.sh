@@ -3,13 +3,13 @@
 # compile on macOS/iOS or on Musl-based Linux.
 #  - a platform module (Glibc, Musl, Darwin) imported outside an `#if canImport(...)` guard;
 #  - a qualified platform symbol (`Glibc.exit`, `Darwin.exp`, ...) or a Linux-only spelling (`__rusage_who_t`,
-#    `st_mtim`, `st_mtimespec`) outside Sources/RecurrentKit/Platform.swift, the one shim;
+#    `st_mtim`, `st_mtimespec`) outside Sources/RecurrentKit/Support/Platform.swift, the one shim;
 #  - availability-gated API: `Float16` (unavailable on macOS x86_64), `String(validating:` (macOS 15), `@available`
 #    (the package declares no `platforms:`), anywhere in Sources.
 # Also syntax-checks the C kernels for aarch64 when a cross sysroot is installed (libc6-dev-arm64-cross).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shim=Sources/RecurrentKit/Platform.swift
+shim=Sources/RecurrentKit/Support/Platform.swift
 problems=0
 report() { echo "check-portability: $1" >&2; problems=$((problems + 1)); }
 

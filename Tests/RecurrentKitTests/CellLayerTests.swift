@@ -1,7 +1,7 @@
 import XCTest
 @testable import RecurrentKit
 
-/// The single-step cells as `Layer`s (input `CellInput`, output `CellState`): the PyTorch float64 fixture of CellTests
+/// The single-step cells as `Layer`s (input `CellInput`, output `RecurrentState`): the PyTorch float64 fixture of CellTests
 /// (Scripts/fixtures/cells.py: nn.RNNCell / nn.GRUCell / nn.LSTMCell unrolled by hand over 3 steps, loss on the first
 /// and last steps) replayed through `forward(_:generator:)` and `backward(_:outputGradient:)`, a decoder loop that
 /// applies the same cell (and head) several times in one pass against finite differences, and a cell in `Sequential`.
@@ -27,10 +27,10 @@ final class CellLayerTests: XCTestCase {
     }
 
     /// a + b for state gradients; a nil state (or `c`) is zero.
-    private func sum(_ a: CellState<Double>?, _ b: CellState<Double>?) -> CellState<Double>? {
+    private func sum(_ a: RecurrentState<Double>?, _ b: RecurrentState<Double>?) -> RecurrentState<Double>? {
         guard let a else { return b }
         guard let b else { return a }
-        return CellState(h: sum(a.h, b.h)!, c: sum(a.c, b.c))
+        return RecurrentState(h: sum(a.h, b.h)!, c: sum(a.c, b.c))
     }
 
     /// Step t of x (T, B, I): (B, I).
@@ -43,20 +43,20 @@ final class CellLayerTests: XCTestCase {
     /// returned, then T backwards in reverse, the output gradient of step t being the loss's (`lossGradients[t]`, nil:
     /// none) plus the state gradient that step t + 1 returned.
     private func unroll<L: Layer>(
-        _ layer: L, x: Tensor<Double>, initial: CellState<Double>?, lossGradients: [CellState<Double>?]
+        _ layer: L, x: Tensor<Double>, initial: RecurrentState<Double>?, lossGradients: [RecurrentState<Double>?]
     ) throws
-        -> (states: [CellState<Double>], dx: [Double], dInitial: CellState<Double>)
-    where L.Input == CellInput<Double>, L.Output == CellState<Double> {
+        -> (states: [RecurrentState<Double>], dx: [Double], dInitial: RecurrentState<Double>)
+    where L.Input == CellInput<Double>, L.Output == RecurrentState<Double> {
         let T = x.shape[0]
         var g = SeededGenerator(seed: 0)
-        var state = initial, states: [CellState<Double>] = [], records: [L.Record] = []
+        var state = initial, states: [RecurrentState<Double>] = [], records: [L.Record] = []
         for t in 0..<T {
             let (next, record) = try layer.forward(CellInput(try step(x, t), state: state), generator: &g)
             states.append(next)
             records.append(record)
             state = next
         }
-        var dState: CellState<Double>? = nil, dx: [[Double]] = Array(repeating: [], count: T)
+        var dState: RecurrentState<Double>? = nil, dx: [[Double]] = Array(repeating: [], count: T)
         for t in stride(from: T - 1, through: 0, by: -1) {
             let outputGradient = try XCTUnwrap(sum(lossGradients[t], dState), "step \(t) has no gradient")
             let dInput = try layer.backward(records[t], outputGradient: outputGradient)
@@ -80,15 +80,17 @@ final class CellLayerTests: XCTestCase {
     private func checkFixtureCase<L: Layer>(
         _ c: [String: Any], _ layer: L, gradient: (String) throws -> Tensor<Double>, file: StaticString = #filePath,
         line: UInt = #line
-    ) throws where L.Input == CellInput<Double>, L.Output == CellState<Double> {
+    ) throws where L.Input == CellInput<Double>, L.Output == RecurrentState<Double> {
         let kind = c["kind"] as! String, lstm = kind.hasPrefix("lstm")
         let T = 3
-        var lossGradients = [CellState<Double>?](repeating: nil, count: T)
-        lossGradients[0] = CellState(h: try Fixture.tensor(c["u1"]))
+        var lossGradients = [RecurrentState<Double>?](repeating: nil, count: T)
+        lossGradients[0] = RecurrentState(h: try Fixture.tensor(c["u1"]))
         lossGradients[T - 1] = sum(
-            lossGradients[T - 1], CellState(h: try Fixture.tensor(c["uT"]), c: lstm ? try Fixture.tensor(c["vT"]) : nil)
+            lossGradients[T - 1],
+            RecurrentState(h: try Fixture.tensor(c["uT"]), c: lstm ? try Fixture.tensor(c["vT"]) : nil)
         )
-        let initial = CellState<Double>(h: try Fixture.tensor(c["h0"]), c: lstm ? try Fixture.tensor(c["c0"]) : nil)
+        let initial = RecurrentState<Double>(
+            h: try Fixture.tensor(c["h0"]), c: lstm ? try Fixture.tensor(c["c0"]) : nil)
         let (states, dx, d0) = try unroll(
             layer, x: try Fixture.tensor(c["x"]), initial: initial, lossGradients: lossGradients)
         assertClose(
@@ -156,15 +158,15 @@ final class CellLayerTests: XCTestCase {
                 let store = try ParameterStore<Double>(gathering: ["cell": cell, "head": head])
                 let lstm = kind == "lstm", what = "\(kind), \(givenState ? "given" : "nil") state"
                 let x0 = Tensor<Double>(shape: [B, I]) { g.normal() }
-                let initial: CellState<Double>? =
+                let initial: RecurrentState<Double>? =
                     givenState
-                    ? CellState(
+                    ? RecurrentState(
                         h: Tensor(shape: [B, H]) { g.normal() }, c: lstm ? Tensor(shape: [B, H]) { g.normal() } : nil)
                     : nil
                 let u = (0..<T).map { _ in Tensor<Double>(shape: [B, H]) { g.normal() } }
                 let v: Tensor<Double>? = lstm ? Tensor(shape: [B, H]) { g.normal() } : nil
 
-                func loss(x0: Tensor<Double>, initial: CellState<Double>?) throws -> Double {
+                func loss(x0: Tensor<Double>, initial: RecurrentState<Double>?) throws -> Double {
                     var (x, state, total) = (x0, initial, 0.0)
                     for t in 0..<T {
                         var generator = SeededGenerator(seed: 0)
@@ -189,12 +191,12 @@ final class CellLayerTests: XCTestCase {
                     (x, state) = (y, next)
                 }
                 store.zeroGradients()
-                var dState: CellState<Double>? = nil, dx: Tensor<Double>? = nil  // from step t + 1
+                var dState: RecurrentState<Double>? = nil, dx: Tensor<Double>? = nil  // from step t + 1
                 for t in stride(from: T - 1, through: 0, by: -1) {
                     var dh = sum(u[t], dState?.h)!
                     if t < T - 1 { dh = sum(dh, try head.backward(headRecords[t], outputGradient: try XCTUnwrap(dx)))! }
                     let dc = t == T - 1 ? v : dState?.c
-                    let dInput = try cell.backward(cellRecords[t], outputGradient: CellState(h: dh, c: dc))
+                    let dInput = try cell.backward(cellRecords[t], outputGradient: RecurrentState(h: dh, c: dc))
                     (dx, dState) = (dInput.x, dInput.state)
                 }
                 let analytic = Array(UnsafeBufferPointer(start: store.gradients, count: store.count))
@@ -223,7 +225,7 @@ final class CellLayerTests: XCTestCase {
                 let d0 = try XCTUnwrap(dState)
                 XCTAssertEqual(d0.h.shape, [B, H])
                 XCTAssertEqual(d0.c?.shape, lstm ? [B, H] : nil, what)
-                let base = initial ?? CellState(h: Tensor(zeros: [B, H]), c: lstm ? Tensor(zeros: [B, H]) : nil)
+                let base = initial ?? RecurrentState(h: Tensor(zeros: [B, H]), c: lstm ? Tensor(zeros: [B, H]) : nil)
                 for i in 0..<(B * H) {
                     var s = base
                     s.h.scalars[i] += e; let plus = try loss(x0: x0, initial: s)
@@ -245,7 +247,7 @@ final class CellLayerTests: XCTestCase {
         var g = SeededGenerator(seed: 5)
         let cell = try LSTMCell<Double>(inputSize: 3, hiddenSize: 2, generator: &g)
         let first = CellInput(Tensor<Double>(shape: [2, 3]) { g.normal() })
-        let dOut = CellState<Double>(h: Tensor(shape: [2, 2]) { g.normal() })
+        let dOut = RecurrentState<Double>(h: Tensor(shape: [2, 2]) { g.normal() })
         let (out, record) = try cell.forward(first, generator: &g)
         XCTAssertEqual(record, first)
         XCTAssertEqual(out, try cell(first.x))
@@ -263,9 +265,9 @@ final class CellLayerTests: XCTestCase {
             Array(UnsafeBufferPointer(start: cell.parameters.gradients, count: cell.parameters.count)), gradientsBefore)
         cell.parameters.zeroGradients()
         XCTAssertEqual(
-            try cell.backward(record, outputGradient: CellState(h: dOut.h, c: Tensor(zeros: [2, 2]))), before,
+            try cell.backward(record, outputGradient: RecurrentState(h: dOut.h, c: Tensor(zeros: [2, 2]))), before,
             "nil dc' is zero")
-        XCTAssertThrowsError(try cell.backward(record, outputGradient: CellState(h: Tensor(zeros: [2, 3])))) {
+        XCTAssertThrowsError(try cell.backward(record, outputGradient: RecurrentState(h: Tensor(zeros: [2, 3])))) {
             XCTAssertTrue("\($0)".contains("outputGradient.h"), "\($0)")
         }
         XCTAssertThrowsError(try cell.forward(CellInput(Tensor(zeros: [2, 2])), generator: &g)) {
@@ -296,16 +298,17 @@ final class CellLayerTests: XCTestCase {
         var g = SeededGenerator(seed: 6)
         let model = try Sequential { ("cell", try LSTMCell<Double>(inputSize: 3, hiddenSize: 2, generator: &g)) }
         let input = CellInput(
-            Tensor<Double>(shape: [2, 3]) { g.normal() }, state: CellState(h: Tensor(shape: [2, 2]) { g.normal() }))
+            Tensor<Double>(shape: [2, 3]) { g.normal() },
+            state: RecurrentState(h: Tensor(shape: [2, 2]) { g.normal() }))
         let pass = try model.forward(input)
         XCTAssertNotNil(pass.output.c)
         model.parameters.zeroGradients()
-        let dInput = try pass.backward(CellState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4])))
+        let dInput = try pass.backward(RecurrentState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4])))
         let gradients = Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count))
         model.parameters.zeroGradients()
         XCTAssertEqual(
             try model.body.layer.backward(
-                input, outputGradient: CellState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]))), dInput)
+                input, outputGradient: RecurrentState(h: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]))), dInput)
         XCTAssertEqual(
             Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count)), gradients)
     }

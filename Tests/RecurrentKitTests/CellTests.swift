@@ -20,14 +20,14 @@ final class CellTests: XCTestCase {
     func unroll(
         _ cell: RecurrentCell<Double>, x: Tensor<Double>, h0: Tensor<Double>, c0: Tensor<Double>?, u1: Tensor<Double>,
         uT: Tensor<Double>, vT: Tensor<Double>?
-    ) throws -> (states: [CellState<Double>], dx: [Double], d0: CellState<Double>) {
+    ) throws -> (states: [RecurrentState<Double>], dx: [Double], d0: RecurrentState<Double>) {
         let (T, B, I) = (x.shape[0], x.shape[1], x.shape[2])
         func step(_ t: Int) throws -> Tensor<Double> {
             try Tensor(shape: [B, I], scalars: Array(x.scalars[(t * B * I)..<((t + 1) * B * I)]))
         }
-        var states = [CellState(h: h0, c: c0)]
+        var states = [RecurrentState(h: h0, c: c0)]
         for t in 0..<T { states.append(try cell(try step(t), state: states[t])) }
-        var dState = CellState(h: uT, c: vT)
+        var dState = RecurrentState(h: uT, c: vT)
         var dx = [Double](repeating: 0, count: T * B * I)
         for t in stride(from: T - 1, through: 0, by: -1) {
             if t == 0 {
@@ -91,7 +91,7 @@ final class CellTests: XCTestCase {
             let u1 = Tensor<Double>(shape: [2, 5]) { g.normal() }, uT = Tensor<Double>(shape: [2, 5]) { g.normal() }
             let vT: Tensor<Double>? = lstm ? Tensor(shape: [2, 5]) { g.normal() } : nil
             func loss() throws -> Double {
-                var s = [CellState(h: h0, c: c0)]
+                var s = [RecurrentState(h: h0, c: c0)]
                 for t in 0..<3 {
                     s.append(
                         try cell(
@@ -134,7 +134,7 @@ final class CellTests: XCTestCase {
         XCTAssertEqual(try cell.weightHH.tensor(), before)
         XCTAssertEqual(cell.weightHH.shape, [12, 3])
         XCTAssertThrowsError(try cell(Tensor(zeros: [2, 3]))) { XCTAssertTrue("\($0)".contains("cell input"), "\($0)") }
-        XCTAssertThrowsError(try cell(Tensor(zeros: [2, 2]), state: CellState(h: Tensor(zeros: [1, 3])))) {
+        XCTAssertThrowsError(try cell(Tensor(zeros: [2, 2]), state: RecurrentState(h: Tensor(zeros: [1, 3])))) {
             XCTAssertTrue("\($0)".contains("state.h"), "\($0)")
         }
         XCTAssertThrowsError(try RNNCell<Float>(inputSize: 0, hiddenSize: 3, generator: &g))

@@ -1,20 +1,6 @@
 // Single-step cells (PyTorch `nn.RNNCell`, `nn.GRUCell`, `nn.LSTMCell`): one layer, one step, run by the same code as
 // the stack (a one-layer network over T = 1), so their equations are the ones in this folder and nowhere else.
 
-/// The state a cell reads and writes: `h` (B, H) and, for the LSTM, `c` (B, H).
-public struct CellState<Scalar: RecurrentScalar>: Equatable, Sendable {
-    /// Hidden state, (B, H).
-    public var h: Tensor<Scalar>
-    /// LSTM memory cell, (B, H); nil for RNN and GRU cells.
-    public var c: Tensor<Scalar>?
-
-    /// A state from tensors (shapes are checked where it is used).
-    public init(h: Tensor<Scalar>, c: Tensor<Scalar>? = nil) {
-        self.h = h
-        self.c = c
-    }
-}
-
 /// One step of a single-layer recurrent cell: `h' = cell(x, h)` (and `c'` for the LSTM), with PyTorch's parameter
 /// names (`weight_ih` (G*H, I), `weight_hh` (G*H, H), `bias_ih`, `bias_hh`), gate orders and initialisation.
 /// Make one with ``RNNCell``, ``GRUCell`` or ``LSTMCell``.
@@ -24,7 +10,7 @@ public struct CellState<Scalar: RecurrentScalar>: Equatable, Sendable {
 /// from them (one cheap step) and adds the parameter gradients, so steps can be backpropagated in any order and
 /// nothing is cached between calls. For whole sequences, ``RNN``, ``GRU`` and ``LSTM`` are faster.
 ///
-/// A cell is also a ``Layer`` (input ``CellInput``: x and the state; output the next ``CellState``), so it can sit in
+/// A cell is also a ``Layer`` (input ``CellInput``: x and the state; output the next ``RecurrentState``), so it can sit in
 /// a ``Sequential`` model; its record is the step's input, so one cell applied several times in a pass keeps one
 /// independent record per step.
 public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
@@ -79,12 +65,14 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     ///   - input: x, (B, I).
     ///   - state: h (B, H) and, for the LSTM, c (B, H); zeros when nil (or when `c` is nil).
     /// - Returns: h' (B, H) and, for the LSTM, c' (B, H).
-    public func callAsFunction(_ input: Tensor<Scalar>, state: CellState<Scalar>? = nil) throws -> CellState<Scalar> {
+    public func callAsFunction(
+        _ input: Tensor<Scalar>, state: RecurrentState<Scalar>? = nil
+    ) throws -> RecurrentState<Scalar> {
         let record = try step(input, state)
         var next: RecurrentState<Scalar>? = nil
         try record.copyFinalState(into: &next)
         let B = input.shape[0], H = hiddenSize
-        return CellState(
+        return RecurrentState(
             h: try Tensor(shape: [B, H], scalars: next!.h.scalars),
             c: try next!.c.map { try Tensor(shape: [B, H], scalars: $0.scalars) })
     }
@@ -96,9 +84,9 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     ///   - state: the state given to the step (nil for zeros).
     ///   - outputGradient: dL/dh' (B, H) and, for the LSTM, dL/dc' (B, H) (nil for zero).
     public func backward(
-        input: Tensor<Scalar>, state: CellState<Scalar>? = nil, outputGradient: CellState<Scalar>
+        input: Tensor<Scalar>, state: RecurrentState<Scalar>? = nil, outputGradient: RecurrentState<Scalar>
     ) throws
-        -> (inputGradient: Tensor<Scalar>, stateGradient: CellState<Scalar>)
+        -> (inputGradient: Tensor<Scalar>, stateGradient: RecurrentState<Scalar>)
     {
         let record = try step(input, state)
         let B = input.shape[0], H = hiddenSize, I = inputSize
@@ -123,13 +111,13 @@ public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
         }
         return (
             try Tensor(shape: [B, I], scalars: dx),
-            CellState(
+            RecurrentState(
                 h: try Tensor(shape: [B, H], scalars: dh), c: lstm ? try Tensor(shape: [B, H], scalars: dc) : nil)
         )
     }
 
     /// Runs the one-step network on checked arguments.
-    private func step(_ input: Tensor<Scalar>, _ state: CellState<Scalar>?) throws -> RecurrentRecord<Scalar> {
+    private func step(_ input: Tensor<Scalar>, _ state: RecurrentState<Scalar>?) throws -> RecurrentRecord<Scalar> {
         guard input.shape.count == 2, input.shape[0] >= 1, input.shape[1] == inputSize else {
             throw RecurrentKitError.shapeMismatch("cell input", expected: [-1, inputSize], got: input.shape)
         }

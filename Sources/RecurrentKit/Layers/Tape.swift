@@ -121,8 +121,8 @@ public final class Tape {
     /// One step of `cell` from x (B, I) and the state (PyTorch `cell(x, (h, c))`; zeros when nil).
     public func callAsFunction<Scalar: RecurrentScalar>(
         _ cell: RecurrentCell<Scalar>, _ x: Traced<Tensor<Scalar>>,
-        state: Traced<CellState<Scalar>>?
-    ) throws -> Traced<CellState<Scalar>> {
+        state: Traced<RecurrentState<Scalar>>?
+    ) throws -> Traced<RecurrentState<Scalar>> {
         let input: Traced<CellInput<Scalar>>
         if let state {
             input = try combine(x, state, { CellInput($0, state: $1) }, adjoint: { ($0.x, $0.state) })
@@ -133,16 +133,18 @@ public final class Tape {
     }
 
     /// The hidden state h of a cell's state; its gradient reaches h only.
-    public func hidden<Scalar: RecurrentScalar>(_ state: Traced<CellState<Scalar>>) throws -> Traced<Tensor<Scalar>> {
-        try map(state, \.h, adjoint: { CellState(h: $0) })
+    public func hidden<Scalar: RecurrentScalar>(
+        _ state: Traced<RecurrentState<Scalar>>
+    ) throws -> Traced<Tensor<Scalar>> {
+        try map(state, \.h, adjoint: { RecurrentState(h: $0) })
     }
 
     /// A cell state from traced tensors h (B, H) and, for the LSTM, c (B, H) (zeros when nil).
     public func cellState<Scalar: RecurrentScalar>(
         h: Traced<Tensor<Scalar>>, c: Traced<Tensor<Scalar>>? = nil
-    ) throws -> Traced<CellState<Scalar>> {
-        guard let c else { return try map(h, { CellState(h: $0) }, adjoint: \.h) }
-        return try combine(h, c, { CellState(h: $0, c: $1) }, adjoint: { ($0.h, $0.c) })
+    ) throws -> Traced<RecurrentState<Scalar>> {
+        guard let c else { return try map(h, { RecurrentState(h: $0) }, adjoint: \.h) }
+        return try combine(h, c, { RecurrentState(h: $0, c: $1) }, adjoint: { ($0.h, $0.c) })
     }
 
     /// Runs every recorded backward, last first, from dL/d`output`: parameter gradients are added into the layers'

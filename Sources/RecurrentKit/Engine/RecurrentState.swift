@@ -1,12 +1,15 @@
 // The values a recurrent stack reads and returns: states, input, truncation.
 
-/// Initial or final states of every layer: `h` (L, B, H) and, for the LSTM, `c` (L, B, H); (2L, B, H) for a
-/// bidirectional stack (layer 0 forward, layer 0 reverse, layer 1 forward, ...). With an LSTM projection, h is
-/// (L, B, P) (``RecurrentConfiguration/stateSize``).
+/// The states `h` and, for the LSTM, `c` that a recurrent layer or cell reads and returns: the one state type.
+///
+/// For a stack (``RecurrentNetwork``), the initial or final states of every layer: `h` (L, B, H) and `c` (L, B, H);
+/// (2L, B, H) for a bidirectional stack (layer 0 forward, layer 0 reverse, layer 1 forward, ...). With an LSTM
+/// projection, h is (L, B, P) (``RecurrentConfiguration/stateSize``). For a single-step cell (``RNNCell``,
+/// ``GRUCell``, ``LSTMCell``): `h` (B, H) and `c` (B, H).
 public struct RecurrentState<Scalar: RecurrentScalar>: Equatable, Sendable {
-    /// Hidden states, (L, B, H).
+    /// Hidden states, (L, B, H) for a stack, (B, H) for a cell.
     public var h: Tensor<Scalar>
-    /// LSTM memory cells, (L, B, H); nil for RNN and GRU.
+    /// LSTM memory cells, shaped as `h` (without projection); nil for RNN and GRU.
     public var c: Tensor<Scalar>?
 
     /// Creates a state from tensors (shapes are checked where the state is used).

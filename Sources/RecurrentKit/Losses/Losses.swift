@@ -54,15 +54,11 @@ func softmaxCrossEntropy<Scalar: RecurrentScalar>(
         gradient.scalars.withUnsafeMutableBufferPointer { g in
             for r in 0..<rows where targets[r] != ignoreIndex {
                 let w = (weights?[r] ?? 1) / total
-                let row = z.baseAddress! + r * classes, gRow = g.baseAddress! + r * classes
-                var maxLogit = row[0]
-                for j in 1..<classes where row[j] > maxLogit { maxLogit = row[j] }
-                var sum = 0.0
-                for j in 0..<classes { sum += Double.exp(Double(row[j] - maxLogit)) }
-                let logSum = Double.log(sum) + Double(maxLogit)
-                loss += w * (logSum - Double(row[targets[r]]))
-                for j in 0..<classes { gRow[j] = Scalar(w * Double.exp(Double(row[j]) - logSum)) }
-                gRow[targets[r]] -= Scalar(w)
+                loss +=
+                    w
+                    * crossEntropyRow(
+                        z.baseAddress! + r * classes, classes: classes, target: targets[r],
+                        gradient: g.baseAddress! + r * classes, scale: w)
             }
         }
     }

@@ -26,20 +26,32 @@ public func softmaxCrossEntropy<Scalar: RecurrentScalar>(
     var total = 0.0
     let scale = Scalar(gradientScale / Double(rows))
     for r in 0..<rows {
-        let z = logits + r * V
-        var maxLogit = z[0]
-        for j in 1..<max(V, 1) where z[j] > maxLogit { maxLogit = z[j] }
-        var sum: Scalar = 0
-        for j in 0..<V { sum += Scalar.exp(z[j] - maxLogit) }
-        let logSum = Scalar.log(sum) + maxLogit
-        total += Double(logSum - z[targets[r]])
-        if let gradient {
-            let g = gradient + r * V
-            for j in 0..<V { g[j] = Scalar.exp(z[j] - logSum) * scale }
-            g[targets[r]] -= scale
-        }
+        let g = gradient.map { $0 + r * V }
+        total += Double(crossEntropyRow(logits + r * V, classes: V, target: targets[r], gradient: g, scale: scale))
     }
     return total / Double(rows)
+}
+
+/// The one softmax cross-entropy of a row, which every cross-entropy in the library runs: returns
+/// l = logsumexp(z) - z[target] and, when `gradient` is non-nil, writes scale * (softmax(z) - onehot(target)) into it
+/// (classes values, overwritten). `Sum` is the precision of the sums and of l: the scalar itself for the language
+/// model's fused loss (its bits are the trained weights'), Double for the tensor losses of
+/// ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)``. The largest logit is subtracted in `Scalar` before
+/// the exponentials (log-sum-exp stable).
+@inline(__always)
+func crossEntropyRow<Scalar: RecurrentScalar, Sum: RecurrentScalar>(
+    _ z: UnsafePointer<Scalar>, classes V: Int, target: Int, gradient g: UnsafeMutablePointer<Scalar>?, scale: Sum
+) -> Sum {
+    var maxLogit = z[0]
+    for j in 1..<max(V, 1) where z[j] > maxLogit { maxLogit = z[j] }
+    var sum: Sum = 0
+    for j in 0..<V { sum += Sum.exp(Sum(z[j] - maxLogit)) }
+    let logSum = Sum.log(sum) + Sum(maxLogit)
+    if let g {
+        for j in 0..<V { g[j] = Scalar(Sum.exp(Sum(z[j]) - logSum) * scale) }
+        g[target] -= Scalar(scale)
+    }
+    return logSum - Sum(z[target])
 }
 
 /// Tensor form of ``softmaxCrossEntropy(logits:rows:classes:targets:gradient:gradientScale:)``:
