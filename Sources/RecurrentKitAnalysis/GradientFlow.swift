@@ -122,67 +122,23 @@ public enum GradientFlow {
         return out
     }
 
-    /// SVG plot of log10 ||dL/dh|| against time distance, one line per (label, layer) series.
+    /// SVG plot of log10 ||dL/dh|| against time distance, one line per (label, layer) series: norms[t] is drawn at
+    /// distance T - 1 - t from the loss (zero or non-finite norms are skipped).
     public static func svg(_ series: [(label: String, norms: [Double])], title: String) -> String {
-        let width = 640.0, height = 400.0, left = 60.0, right = 150.0, top = 40.0, bottom = 50.0
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
         let logs = series.flatMap { $0.norms.filter { $0 > 0 && $0.isFinite }.map { Double.log($0) / Double.log(10) } }
         // A log axis: ticks at powers of ten, every 1, 2 or 5 decades.
         let yAxis = AxisTicks.axis(low: logs.min() ?? -1, high: logs.max() ?? 0, target: 8, integer: true)
-        let yMin = yAxis.low, yMax = yAxis.high
-        let maxDistance = Double(max(series.map { $0.norms.count }.max() ?? 1, 2) - 1)
-        func x(_ d: Int) -> Double { left + Double(d) / maxDistance * (width - left - right) }
-        func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
-        func f(_ v: Double) -> String { String(Int((v * 100).rounded())).withDecimal }
-        var svg =
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        svg +=
-            "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
-        svg +=
-            "<line x1=\"\(f(left))\" y1=\"\(f(height - bottom))\" x2=\"\(f(width - right))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
-        svg +=
-            "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(height - bottom))\" stroke=\"black\"/>\n"
-        svg +=
-            "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">time distance to the loss (steps)</text>\n"
-        svg +=
-            "<text x=\"16\" y=\"\(f(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(height / 2)))\">||dL/dh_t|| (log scale)</text>\n"
-        for tick in yAxis.ticks {
-            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">1e\(Int(tick))</text>\n"
-            svg +=
-                "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>\n"
-        }
-        for tick in AxisTicks.inside(low: 0, high: maxDistance, integer: true) {
-            let d = Int(tick)
-            svg += "<text x=\"\(f(x(d)))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">\(d)</text>\n"
-        }
-        for (i, s) in series.enumerated() {
-            let color = colors[i % colors.count]
-            let T = s.norms.count
-            var path = ""
-            for (t, n) in s.norms.enumerated() where n > 0 && n.isFinite {
-                path += "\(path.isEmpty ? "M" : " L")\(f(x(T - 1 - t))),\(f(y(Double.log(n) / Double.log(10))))"
-            }
-            svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            svg +=
-                "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
-        }
-        return svg + "</svg>\n"
+        let plot = SVGLinePlot(
+            title: title, xLabel: "time distance to the loss (steps)", yLabel: "||dL/dh_t|| (log scale)",
+            yAxis: yAxis, yTickLabel: { "1e\(Int($0))" },
+            xMax: Double(max(series.map { $0.norms.count }.max() ?? 1, 2) - 1))
+        return plot.render(
+            series.map { s in
+                let T = s.norms.count
+                let points = s.norms.enumerated().filter { $0.element > 0 && $0.element.isFinite }.map {
+                    (x: Double(T - 1 - $0.offset), y: Double.log($0.element) / Double.log(10))
+                }
+                return SVGLinePlot.Series(label: s.label, points: points)
+            })
     }
-}
-
-private extension String {
-    /// "1234" (hundredths) -> "12.34".
-    var withDecimal: String {
-        let negative = hasPrefix("-")
-        var digits = negative ? String(dropFirst()) : self
-        while digits.count < 3 { digits = "0" + digits }
-        return (negative ? "-" : "") + digits.dropLast(2) + "." + digits.suffix(2)
-    }
-}
-
-/// `text` with &, < and > escaped for SVG/XML text content.
-func escapeXML(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
-        of: ">", with: "&gt;")
 }

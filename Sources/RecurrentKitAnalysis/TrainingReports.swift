@@ -54,49 +54,21 @@ public enum TrainingReports {
         return perplexitySVG(series: series, title: title)
     }
 
-    /// An SVG line plot of several perplexity curves (label, [(epoch, perplexity)]) on shared linear axes.
+    /// An SVG line plot of several perplexity curves (label, [(epoch, perplexity)]) on shared linear axes (every
+    /// second curve dashed).
     public static func perplexitySVG(series: [(label: String, points: [(Int, Double)])], title: String) -> String {
-        let width = 640.0, height = 400.0, left = 60.0, right = 170.0, top = 40.0, bottom = 50.0
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
         let values = series.flatMap { $0.points.map(\.1) }.filter(\.isFinite)
-        let maxEpoch = Double(max(series.flatMap { $0.points.map(\.0) }.max() ?? 1, 1))
         let yAxis = AxisTicks.axis(low: values.min() ?? 1, high: values.max() ?? 2)
-        let yMin = yAxis.low, yMax = yAxis.high
-        func x(_ e: Int) -> Double { left + (Double(e) / maxEpoch) * (width - left - right) }
-        func y(_ v: Double) -> Double { top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom) }
-        var svg = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
-            <rect width="100%" height="100%" fill="white"/>
-            <text x="\(fmt((left + width - right) / 2))" y="22" text-anchor="middle" font-size="14">\(escapeXML(title))</text>
-            <line x1="\(left)" y1="\(height - bottom)" x2="\(width - right)" y2="\(height - bottom)" stroke="black"/>
-            <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(height - bottom)" stroke="black"/>
-            <text x="\(fmt((left + width - right) / 2))" y="\(fmt(height - 12))" text-anchor="middle">epoch</text>
-            <text x="16" y="\(fmt(height / 2))" text-anchor="middle" transform="rotate(-90 16 \(fmt(height / 2)))">perplexity</text>
-
-            """
-        for v in yAxis.ticks {
-            svg +=
-                "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(v) + 4))\" text-anchor=\"end\">\(AxisTicks.label(v, step: yAxis.step))</text>\n"
-            svg +=
-                "<line x1=\"\(left)\" y1=\"\(fmt(y(v)))\" x2=\"\(width - right)\" y2=\"\(fmt(y(v)))\" stroke=\"#ddd\"/>\n"
-        }
-        for tick in AxisTicks.inside(low: 0, high: maxEpoch, integer: true) {
-            let e = Int(tick)
-            svg += "<text x=\"\(fmt(x(e)))\" y=\"\(fmt(height - bottom + 16))\" text-anchor=\"middle\">\(e)</text>\n"
-        }
-        for (i, s) in series.enumerated() {
-            let color = colors[i % colors.count]
-            let path = s.points.filter { $0.1.isFinite }.enumerated().map { j, p in
-                "\(j == 0 ? "M" : "L")\(fmt(x(p.0))),\(fmt(y(p.1)))"
-            }
-            svg +=
-                "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(i % 2 == 1 ? " stroke-dasharray=\"6 3\"" : "")/>\n"
-            svg +=
-                "<text x=\"\(fmt(width - right + 8))\" y=\"\(fmt(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">\(escapeXML(s.label))</text>\n"
-        }
-        return svg + "</svg>\n"
+        let plot = SVGLinePlot(
+            title: title, xLabel: "epoch", yLabel: "perplexity", yAxis: yAxis,
+            yTickLabel: { AxisTicks.label($0, step: yAxis.step) },
+            xMax: Double(max(series.flatMap { $0.points.map(\.0) }.max() ?? 1, 1)))
+        return plot.render(
+            series.enumerated().map { i, s in
+                SVGLinePlot.Series(
+                    label: s.label, points: s.points.map { (x: Double($0.0), y: $0.1) }, dashed: i % 2 == 1)
+            })
     }
 
     private static func json(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
-    private static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
 }
