@@ -2,7 +2,7 @@
 # Mixed precision against float32: the five d2l presets (500 epochs each, their own update counts) and
 # shakespeare-lstm for a fixed 2 epochs (about 626 updates, validation on the last 10%), each once with
 # --precision float32 and once with --precision bf16; prints final perplexities side by side and writes the
-# per-epoch curves to docs/bf16-convergence/<preset>-<precision>.jsonl.
+# per-epoch curves to docs/data/bf16-convergence/<preset>-<precision>.jsonl.
 # Usage: Scripts/bench/bf16_convergence.sh [rnn binary] [threads]   (release build; about 8 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +10,7 @@ RNN="${1:-.build/release/rnn}"
 THREADS="${2:-2}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p docs/bf16-convergence
+mkdir -p docs/data/bf16-convergence
 echo "| run | float32 | bf16 | difference |"
 echo "|---|---|---|---|"
 for preset in d2l-rnn d2l-rnn-random d2l-gru d2l-lstm d2l-deep-lstm shakespeare-lstm; do
@@ -18,7 +18,7 @@ for preset in d2l-rnn d2l-rnn-random d2l-gru d2l-lstm d2l-deep-lstm shakespeare-
     [ "$preset" = shakespeare-lstm ] && extra+=(--epochs 2)
     for precision in float32 bf16; do
         "$RNN" train --preset "$preset" --precision "$precision" --threads "$THREADS" "${extra[@]}" --output "$work/$preset-$precision" >"$work/$preset-$precision.log"
-        cp "$work/$preset-$precision/metrics.jsonl" "docs/bf16-convergence/$preset-$precision.jsonl"
+        cp "$work/$preset-$precision/metrics.jsonl" "docs/data/bf16-convergence/$preset-$precision.jsonl"
     done
     python3 - "$work/$preset-float32/metrics.jsonl" "$work/$preset-bf16/metrics.jsonl" "$preset" <<'PYTHON'
 import json, math, sys
