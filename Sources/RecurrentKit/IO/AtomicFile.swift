@@ -1,3 +1,4 @@
+// Atomic writes that never replace what is not a regular file, and the checks of an output location before them.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -113,75 +114,6 @@ public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws
     }
 }
 
-/// Reads a whole file; a clear error when it is missing, a folder, unreadable, or larger than `maximumBytes`.
-///
-/// The file is opened with `O_NONBLOCK`, so a FIFO with no writer never blocks, and checked with `fstat` on the open
-/// descriptor. Unless `allowStreams` is true, only regular files are accepted (a checkpoint must be one): a FIFO,
-/// socket or device such as `/dev/zero` is refused at once. With `allowStreams` (a corpus may come from a pipe, e.g.
-/// `--corpus <(zcat big.txt.gz)`), pipes and character devices are read to their end, and an endless one stops at
-/// `maximumBytes` with an error.
-/// - Parameters:
-///   - path: the file.
-///   - what: how messages name it ("checkpoint", "text file").
-///   - maximumBytes: the most bytes accepted (default 16 GiB).
-///   - allowStreams: accept FIFOs, pipes and character devices.
-/// - Returns: the bytes.
-public func readFileBytes(
-    _ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false
-) throws -> [UInt8] {
-    var fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-    guard fd >= 0 else {
-        if errno == ENOENT { throw RecurrentKitError("\(what) not found: \(path) does not exist") }
-        throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
-    }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
-    let type = info.st_mode & S_IFMT
-    if type == S_IFDIR { throw RecurrentKitError("\(what) \(path) is a directory (a folder), not a file") }
-    let regular = type == S_IFREG
-    if !regular {
-        guard allowStreams, type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK else {
-            throw RecurrentKitError(
-                "\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
-        }
-        if type == S_IFIFO {
-            // A named FIFO is read like `cat` reads it: opened again without O_NONBLOCK, which waits for its writer
-            // (without one, a non-blocking read would see end-of-file at once).
-            let blocking = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
-            guard blocking >= 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
-            close(fd)
-            fd = blocking
-        } else {
-            // Other streams are read with blocking reads (the writer may be slower than we are).
-            let current = fcntl(fd, F_GETFL)
-            if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
-        }
-    }
-    let declared = Int(info.st_size)
-    if regular && declared > maximumBytes {
-        throw RecurrentKitError("\(what) \(path) is \(declared) bytes, more than the \(maximumBytes) bytes accepted")
-    }
-    var result = [UInt8]()
-    result.reserveCapacity(regular ? min(max(declared, 0), maximumBytes) : 1 << 16)
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
-        }
-        if n == 0 { break }
-        guard result.count <= maximumBytes - n else {
-            throw RecurrentKitError(
-                "\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as /dev/zero?)"
-            )
-        }
-        result.append(contentsOf: chunk[0..<n])
-    }
-    return result
-}
-
 /// Throws, with one line naming `path` and what it is, when `path` exists and is not a regular file: the rule that an
 /// output never replaces anything but a regular file. `lstat` only: the path is not opened (a FIFO cannot block) and a
 /// symbolic link is not followed (a link to a regular file is refused too: replacing it would break the link, and
@@ -215,7 +147,7 @@ func refuseNonRegularOutput(_ path: String) throws {
     )
 }
 
-private func fileTypeName(_ type: mode_t) -> String {
+func fileTypeName(_ type: mode_t) -> String {
     switch type {
     case S_IFIFO: return "a FIFO or pipe"
     case S_IFCHR: return "a character device"
@@ -226,136 +158,6 @@ private func fileTypeName(_ type: mode_t) -> String {
     }
 }
 
-/// Exclusive use of an output folder by one writer, through `flock` on the folder itself (released when the lock is
-/// deinitialized or the process ends, even by SIGKILL), so deleting any file in it cannot free it. The holder's pid is
-/// written to `.rnn.lock` in the folder for the message a second process gets: an error naming the process that holds
-/// it. While the lock is held, temporaries of dead processes in the folder are removed at once (no other writer can
-/// own them).
-public final class OutputFolderLock {
-    /// The locked folder.
-    public let folder: String
-    private let fd: Int32
-
-    /// Locks `folder` (which must exist) or throws naming the holder.
-    /// - Parameters:
-    ///   - folder: the output folder.
-    ///   - names: file names (e.g. `model.safetensors`) whose leftover temporaries from dead processes are removed
-    ///     once the lock is held.
-    public init(folder: String, staleTemporariesOf names: [String] = []) throws {
-        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw RecurrentKitError("cannot lock output folder \(folder): \(errnoDescription())") }
-        let pidPath = folder + "/.rnn.lock"
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let busy = errno == EWOULDBLOCK
-            close(fd)
-            if busy {
-                let holder =
-                    (try? readFileBytes(pidPath, maximumBytes: 32)).map {
-                        String(decoding: $0, as: UTF8.self).trimmingWhitespace
-                    } ?? ""
-                let pid = holder.allSatisfy(\.isNumber) && !holder.isEmpty ? " (pid \(holder))" : ""
-                throw RecurrentKitError(
-                    "output folder \(folder) is in use by another training run\(pid); wait for it to finish or choose another --output"
-                )
-            }
-            throw RecurrentKitError("cannot lock output folder \(folder): \(errnoDescription())")
-        }
-        // The pid, for the message above (informational: the lock is the folder's).
-        let pidFD = open(pidPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        if pidFD >= 0 {
-            var pid = Array("\(getpid())\n".utf8)
-            _ = pid.withUnsafeMutableBytes { write(pidFD, $0.baseAddress!, $0.count) }
-            close(pidFD)
-        }
-        self.fd = fd
-        self.folder = folder
-        for name in names { removeStaleTemporaries(of: name, in: folder, minimumAge: 0) }
-    }
-
-    deinit {
-        flock(fd, LOCK_UN)
-        close(fd)
-    }
-}
-
-private extension String {
-    /// Newlines and other control characters as `\n`-style or `\u{..}` escapes (a message stays one line).
-    var replacingControlCharacters: String {
-        unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? $0.escaped(asASCII: true) : String($0) }.joined()
-    }
-
-    var trimmingWhitespace: String {
-        String(
-            unicodeScalars.drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed().map(
-                Character.init))
-    }
-}
-
-/// The memory this process may still use, in bytes: the smaller of the cgroup limit (minus current use, cgroup v2
-/// `memory.max` / `memory.current` or v1 `memory.limit_in_bytes` / `memory.usage_in_bytes`) and `MemAvailable` of
-/// `/proc/meminfo`; nil where neither can be read (non-Linux systems).
-public func availableMemoryBytes() -> Int? {
-    func number(_ path: String) -> Int? {
-        guard let bytes = try? readFileBytes(path, maximumBytes: 4096) else { return nil }
-        return Int(String(decoding: bytes, as: UTF8.self).trimmingWhitespace)
-    }
-    var best: Int? = nil
-    if let meminfo = try? readFileBytes("/proc/meminfo", maximumBytes: 1 << 20) {
-        for line in String(decoding: meminfo, as: UTF8.self).split(separator: "\n")
-        where line.hasPrefix("MemAvailable:") {
-            if let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kb < Int.max / 1024 {
-                best = kb * 1024
-            }
-        }
-    }
-    for (limitPath, usagePath) in [
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
-    ] {
-        if let limit = number(limitPath), limit > 0, limit < 1 << 60 {
-            let free = max(limit - (number(usagePath) ?? 0), 0)
-            best = min(best ?? free, free)
-            break
-        }
-    }
-    return best
-}
-
-/// The address space this process may still map, in bytes: the soft `RLIMIT_AS` (`ulimit -v`) minus what is mapped
-/// now (`VmSize` of `/proc/self/status`); nil without such a limit (or where the mapped size cannot be read).
-/// Allocations beyond it fail even when memory is free, so a run under `ulimit -v` is checked against both.
-public func availableAddressSpaceBytes() -> Int? {
-    guard let limit = addressSpaceLimitBytes() else { return nil }
-    guard let status = try? readFileBytes("/proc/self/status", maximumBytes: 1 << 16) else { return nil }
-    for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmSize:") {
-        // "VmSize:\t  123456 kB"
-        guard let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }),
-            kb < Int.max / 1024
-        else { return nil }
-        return max(limit - kb * 1024, 0)
-    }
-    return nil
-}
-
-/// Throws a clear error when `bytes` (what `purpose` needs) exceeds what ``availableMemoryBytes()`` reports (the
-/// cgroup limit and `MemAvailable`) or what ``availableAddressSpaceBytes()`` leaves under `ulimit -v`, before anything
-/// that large is allocated.
-public func checkMemory(_ bytes: Int, for purpose: String) throws {
-    if let available = availableMemoryBytes(), bytes > available {
-        throw RecurrentKitError(
-            "\(purpose) needs about \(megabytes(bytes)) of memory, but only \(megabytes(available)) are available")
-    }
-    if let space = availableAddressSpaceBytes(), bytes > space {
-        throw RecurrentKitError(
-            "\(purpose) needs about \(megabytes(bytes)) of memory, but the address-space limit (ulimit -v) leaves only \(megabytes(space))"
-        )
-    }
-}
-
-func megabytes(_ bytes: Int) -> String {
-    bytes >= 10 << 30 ? "\(bytes >> 30) GiB (\(bytes) bytes)" : "\(max(bytes >> 20, 1)) MiB (\(bytes) bytes)"
-}
-
 /// The folder part of `path` ("." for a bare file name, "/" for a file at the root).
 public func parentFolder(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
@@ -364,3 +166,18 @@ public func parentFolder(of path: String) -> String {
 }
 
 func errnoDescription() -> String { String(cString: strerror(errno)) }
+
+// Message helpers shared by the IO files.
+extension String {
+    /// Newlines and other control characters as `\n`-style or `\u{..}` escapes (a message stays one line).
+    var replacingControlCharacters: String {
+        unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? $0.escaped(asASCII: true) : String($0) }.joined()
+    }
+
+    /// The string without leading and trailing spaces and newlines.
+    var trimmingWhitespace: String {
+        String(
+            unicodeScalars.drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed().map(
+                Character.init))
+    }
+}

@@ -1,0 +1,77 @@
+// Reading a whole input file, bounded and checked before anything is allocated.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a whole file; a clear error when it is missing, a folder, unreadable, or larger than `maximumBytes`.
+///
+/// The file is opened with `O_NONBLOCK`, so a FIFO with no writer never blocks, and checked with `fstat` on the open
+/// descriptor. Unless `allowStreams` is true, only regular files are accepted (a checkpoint must be one): a FIFO,
+/// socket or device such as `/dev/zero` is refused at once. With `allowStreams` (a corpus may come from a pipe, e.g.
+/// `--corpus <(zcat big.txt.gz)`), pipes and character devices are read to their end, and an endless one stops at
+/// `maximumBytes` with an error.
+/// - Parameters:
+///   - path: the file.
+///   - what: how messages name it ("checkpoint", "text file").
+///   - maximumBytes: the most bytes accepted (default 16 GiB).
+///   - allowStreams: accept FIFOs, pipes and character devices.
+/// - Returns: the bytes.
+public func readFileBytes(
+    _ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false
+) throws -> [UInt8] {
+    var fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+    guard fd >= 0 else {
+        if errno == ENOENT { throw RecurrentKitError("\(what) not found: \(path) does not exist") }
+        throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
+    }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+    let type = info.st_mode & S_IFMT
+    if type == S_IFDIR { throw RecurrentKitError("\(what) \(path) is a directory (a folder), not a file") }
+    let regular = type == S_IFREG
+    if !regular {
+        guard allowStreams, type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK else {
+            throw RecurrentKitError(
+                "\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
+        }
+        if type == S_IFIFO {
+            // A named FIFO is read like `cat` reads it: opened again without O_NONBLOCK, which waits for its writer
+            // (without one, a non-blocking read would see end-of-file at once).
+            let blocking = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+            guard blocking >= 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
+            close(fd)
+            fd = blocking
+        } else {
+            // Other streams are read with blocking reads (the writer may be slower than we are).
+            let current = fcntl(fd, F_GETFL)
+            if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
+        }
+    }
+    let declared = Int(info.st_size)
+    if regular && declared > maximumBytes {
+        throw RecurrentKitError("\(what) \(path) is \(declared) bytes, more than the \(maximumBytes) bytes accepted")
+    }
+    var result = [UInt8]()
+    result.reserveCapacity(regular ? min(max(declared, 0), maximumBytes) : 1 << 16)
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
+        }
+        if n == 0 { break }
+        guard result.count <= maximumBytes - n else {
+            throw RecurrentKitError(
+                "\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as /dev/zero?)"
+            )
+        }
+        result.append(contentsOf: chunk[0..<n])
+    }
+    return result
+}
