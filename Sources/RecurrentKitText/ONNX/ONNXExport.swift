@@ -29,16 +29,16 @@ public enum ONNX {
     public static func export(_ model: LanguageModel<Float>, vocabulary: Vocabulary? = nil) throws -> [UInt8] {
         let c = model.configuration
         guard c.projectionSize == 0 else {
-            throw ONNXError(
+            throw onnxError(
                 "an LSTM projection (proj_size) has no ONNX operator equivalent: ONNX's LSTM has no weight_hr; export a model without one"
             )
         }
         guard c.cell != .rnnLinear else {
-            throw ONNXError("the linear RNN has no ONNX RNN activation equivalent (ONNX RNN needs Tanh, Relu, ...)")
+            throw onnxError("the linear RNN has no ONNX RNN activation equivalent (ONNX RNN needs Tanh, Relu, ...)")
         }
-        guard model.parameters.valuesAreFinite() else { throw ONNXError("refusing to export NaN or infinite weights") }
+        guard model.parameters.valuesAreFinite() else { throw onnxError("refusing to export NaN or infinite weights") }
         if let vocabulary, vocabulary.count != c.vocabularySize {
-            throw ONNXError("the vocabulary has \(vocabulary.count) tokens but the model expects \(c.vocabularySize)")
+            throw onnxError("the vocabulary has \(vocabulary.count) tokens but the model expects \(c.vocabularySize)")
         }
         var graph = GraphBuilder()
         let rc = c.recurrent
@@ -125,7 +125,7 @@ public enum ONNX {
                 op = "RNN"
                 attributes.append(
                     .strings("activations", Array(repeating: c.cell == .rnnTanh ? "Tanh" : "Relu", count: D)))
-            case .rnnLinear: throw ONNXError("the linear RNN has no ONNX RNN activation equivalent")
+            case .rnnLinear: throw onnxError("the linear RNN has no ONNX RNN activation equivalent")
             }
             graph.node(op, inputs, outputs, attributes)
             finalH.append("\(name).hn")

@@ -26,7 +26,7 @@ struct ONNXNode {
             case 7:
                 let domain = try f.string("node domain")
                 guard domain.isEmpty || domain == "ai.onnx" else {
-                    throw ONNXError("node \(index) uses operator domain \(domain)")
+                    throw onnxError("node \(index) uses operator domain \(domain)")
                 }
             case 5:
                 // Checked now (well-formed, named, at most 2^16 fields), decoded when read.
@@ -36,22 +36,22 @@ struct ONNXNode {
                 while let field = try a.next() {
                     count += 1
                     guard count <= 1 << 16 else {
-                        throw ONNXError("an attribute of node \(index) has more than 65536 fields")
+                        throw onnxError("an attribute of node \(index) has more than 65536 fields")
                     }
                     if field.number == 1, attributeName == nil { attributeName = try field.string("attribute name") }
                 }
-                guard let attributeName else { throw ONNXError("an attribute of node \(index) has no name") }
+                guard let attributeName else { throw onnxError("an attribute of node \(index) has no name") }
                 guard attributes.count < ONNXNode.maximumAttributes || attributes[attributeName] != nil else {
-                    throw ONNXError("node \(index) has more than \(ONNXNode.maximumAttributes) attributes")
+                    throw onnxError("node \(index) has more than \(ONNXNode.maximumAttributes) attributes")
                 }
                 attributes[attributeName] = bytes
             default: break
             }
             guard inputs.count <= 64, outputs.count <= 64 else {
-                throw ONNXError("node \(index) has too many inputs or outputs")
+                throw onnxError("node \(index) has too many inputs or outputs")
             }
         }
-        guard !op.isEmpty else { throw ONNXError("node \(index) has no op_type") }
+        guard !op.isEmpty else { throw onnxError("node \(index) has no op_type") }
         self.op = op
         self.name = name.isEmpty ? "#\(index)" : name
         self.inputs = inputs; self.outputs = outputs; self.attributeBytes = attributes
@@ -71,7 +71,7 @@ struct ONNXNode {
     func int(_ key: String) throws -> Int? {
         guard let fields = try attributeFields(key) else { return nil }
         guard let f = fields.first(where: { $0.number == 3 }) else {
-            throw ONNXError("node \(name): attribute \(key) is not an integer")
+            throw onnxError("node \(name): attribute \(key) is not an integer")
         }
         return try f.int("attribute \(key)")
     }
@@ -80,7 +80,7 @@ struct ONNXNode {
     func string(_ key: String) throws -> String? {
         guard let fields = try attributeFields(key) else { return nil }
         guard let f = fields.first(where: { $0.number == 4 }) else {
-            throw ONNXError("node \(name): attribute \(key) is not a string")
+            throw onnxError("node \(name): attribute \(key) is not a string")
         }
         return try f.string("attribute \(key)")
     }
@@ -89,7 +89,7 @@ struct ONNXNode {
     func tensor(_ key: String) throws -> ONNXTensor? {
         guard let fields = try attributeFields(key) else { return nil }
         guard let f = fields.first(where: { $0.number == 5 }) else {
-            throw ONNXError("node \(name): attribute \(key) is not a tensor")
+            throw onnxError("node \(name): attribute \(key) is not a tensor")
         }
         var tensorName = "\(name).\(key)"
         return try ONNXTensor(try f.bytes("attribute \(key)"), name: &tensorName)
@@ -102,11 +102,11 @@ struct ONNXNode {
         case "ConstantOfShape":
             return try tensor("value") ?? ONNXTensor(scalar: 0)
         case "Constant":
-            if hasAttribute("sparse_value") { throw ONNXError("node \(name): sparse constants are not supported") }
+            if hasAttribute("sparse_value") { throw onnxError("node \(name): sparse constants are not supported") }
             if let t = try tensor("value") { return t }
             if let fields = try attributeFields("value_float") {
                 guard let f = fields.first(where: { $0.number == 2 }) else {
-                    throw ONNXError("node \(name): value_float is not a float")
+                    throw onnxError("node \(name): value_float is not a float")
                 }
                 return ONNXTensor(scalar: try f.float("attribute value_float"))
             }
@@ -117,10 +117,10 @@ struct ONNXNode {
                     case .fixed32(let v): values.append(Float(bitPattern: v))
                     case .bytes(let b):
                         guard b.count % 4 == 0 else {
-                            throw ONNXError("node \(name): value_floats has \(b.count) bytes")
+                            throw onnxError("node \(name): value_floats has \(b.count) bytes")
                         }
                         values += littleEndianFloats(b)
-                    default: throw ONNXError("node \(name): value_floats is not a list of floats")
+                    default: throw onnxError("node \(name): value_floats is not a list of floats")
                     }
                 }
                 return ONNXTensor(floats: values)
@@ -177,7 +177,7 @@ struct ONNXTensor {
             case 2: type = try f.int("tensor data_type")
             case 4:
                 if case .bytes(let b) = f.value {
-                    guard b.count % 4 == 0 else { throw ONNXError("tensor float_data has \(b.count) bytes") }
+                    guard b.count % 4 == 0 else { throw onnxError("tensor float_data has \(b.count) bytes") }
                     floatData += littleEndianFloats(b)
                 } else {
                     floatData.append(try f.float("tensor float_data"))
@@ -196,30 +196,30 @@ struct ONNXTensor {
                 switch f.value {
                 case .fixed64(let v): doubleData.append(Double(bitPattern: v))
                 case .bytes(let b):
-                    guard b.count % 8 == 0 else { throw ONNXError("tensor double_data has \(b.count) bytes") }
+                    guard b.count % 8 == 0 else { throw onnxError("tensor double_data has \(b.count) bytes") }
                     doubleData += littleEndianWords(b).map(Double.init(bitPattern:))
-                default: throw ONNXError("tensor double_data is not a list of doubles")
+                default: throw onnxError("tensor double_data is not a list of doubles")
                 }
                 if !doubleData.isEmpty { holds("double_data") }
             case 11: if case .bytes(let b) = f.value, b.isEmpty {} else { holds("uint64_data") }
             case 13, 14:
-                throw ONNXError(
+                throw onnxError(
                     "tensor \(name) uses external data, which is not read (save the model with its weights inside)")
             default: break
             }
         }
         guard dataFields.count <= 1 else {
-            throw ONNXError(
+            throw onnxError(
                 "tensor \(name) sets both \(dataFields[0]) and \(dataFields[1]): its values are contradictory (a tensor holds them in one field)"
             )
         }
         guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else {
-            throw ONNXError("tensor \(name) has dimensions \(dims)")
+            throw onnxError("tensor \(name) has dimensions \(dims)")
         }
         var count = 1
         for d in dims {
             let (p, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow, p <= 1 << 31 else { throw ONNXError("tensor \(name) of shape \(dims) is too large") }
+            guard !overflow, p <= 1 << 31 else { throw onnxError("tensor \(name) of shape \(dims) is too large") }
             count = p
         }
         shape = dims
@@ -227,7 +227,7 @@ struct ONNXTensor {
         /// The type's own field, or raw_data: values in another field contradict the data type.
         func requireField(_ own: String, of typeName: String) throws {
             if let other = dataFields.first, other != own, other != "raw_data" {
-                throw ONNXError(
+                throw onnxError(
                     "tensor \(name) of type \(typeName) holds its values in \(other) (expected \(own) or raw_data)")
             }
         }
@@ -236,12 +236,12 @@ struct ONNXTensor {
             try requireField("float_data", of: "float")
             if let raw {
                 guard raw.count == count * 4 else {
-                    throw ONNXError("tensor \(name) has \(raw.count) bytes of data for \(count) floats")
+                    throw onnxError("tensor \(name) has \(raw.count) bytes of data for \(count) floats")
                 }
                 floats = littleEndianFloats(raw)
             } else {
                 guard floatData.count == count else {
-                    throw ONNXError("tensor \(name) has \(floatData.count) floats for shape \(dims)")
+                    throw onnxError("tensor \(name) has \(floatData.count) floats for shape \(dims)")
                 }
                 floats = floatData
             }
@@ -251,12 +251,12 @@ struct ONNXTensor {
             try requireField("int64_data", of: "int64")
             if let raw {
                 guard raw.count == count * 8 else {
-                    throw ONNXError("tensor \(name) has the wrong amount of int64 data")
+                    throw onnxError("tensor \(name) has the wrong amount of int64 data")
                 }
                 int64s = littleEndianWords(raw).map { Int(Int64(bitPattern: $0)) }
             } else {
                 guard int64Data.count == count else {
-                    throw ONNXError("tensor \(name) has the wrong amount of int64 data")
+                    throw onnxError("tensor \(name) has the wrong amount of int64 data")
                 }
                 int64s = int64Data
             }
@@ -357,19 +357,19 @@ struct ONNXGraph {
         while let f = try reader.next() {
             switch f.number {
             case 1:
-                guard nodes.count < 100_000 else { throw ONNXError("the graph has more than 100000 nodes") }
+                guard nodes.count < 100_000 else { throw onnxError("the graph has more than 100000 nodes") }
                 nodes.append(try ONNXNode(try f.bytes("node"), index: nodes.count))
             case 5:
                 var name = ""
                 let tensor = try ONNXTensor(try f.bytes("initializer"), name: &name)
-                guard initializers[name] == nil else { throw ONNXError("initializer \(name) appears twice") }
+                guard initializers[name] == nil else { throw onnxError("initializer \(name) appears twice") }
                 initializers[name] = tensor
             case 11:
                 var r = ProtobufReader(try f.bytes("graph input"))
                 if let n = try r.fields(maximumCount: 64).first(where: { $0.number == 1 }) {
                     graphInputs.insert(try n.string("input name"))
                 }
-            case 15: throw ONNXError("sparse initializers are not supported")
+            case 15: throw onnxError("sparse initializers are not supported")
             default: break
             }
         }
@@ -412,10 +412,10 @@ struct ONNXGraph {
     /// The float initializer `name` used by `node`, finite, as a tensor.
     func floatInitializer(_ name: String, for node: ONNXNode) throws -> Tensor<Float> {
         guard let t = initializers[name] else {
-            throw ONNXError("node \(node.name) (\(node.op)): input \(name) is not a constant initializer")
+            throw onnxError("node \(node.name) (\(node.op)): input \(name) is not a constant initializer")
         }
         guard t.dataType == TensorType.float else {
-            throw ONNXError("node \(node.name): initializer \(name) is not float32 (data type \(t.dataType))")
+            throw onnxError("node \(node.name): initializer \(name) is not float32 (data type \(t.dataType))")
         }
         return try Tensor(shape: t.shape, scalars: t.floats)
     }
@@ -432,7 +432,7 @@ struct ONNXFile {
         while let f = try reader.next() {
             switch f.number {
             case 7:
-                guard graph == nil else { throw ONNXError("the model has two graphs") }
+                guard graph == nil else { throw onnxError("the model has two graphs") }
                 graph = try ONNXGraph(try f.bytes("graph"))
             case 8:
                 var r = ProtobufReader(try f.bytes("opset_import"))
@@ -453,9 +453,9 @@ struct ONNXFile {
             default: break
             }
         }
-        guard let graph else { throw ONNXError("not an ONNX model: no graph (is this an ONNX file?)") }
-        guard let opset else { throw ONNXError("the model imports no default-domain opset") }
-        guard opset >= 7, opset <= 30 else { throw ONNXError("opset \(opset) is not supported (7 to 30)") }
+        guard let graph else { throw onnxError("not an ONNX model: no graph (is this an ONNX file?)") }
+        guard let opset else { throw onnxError("the model imports no default-domain opset") }
+        guard opset >= 7, opset <= 30 else { throw onnxError("opset \(opset) is not supported (7 to 30)") }
         self.graph = graph
     }
 }

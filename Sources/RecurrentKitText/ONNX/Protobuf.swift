@@ -66,13 +66,13 @@ struct ProtobufField {
 
     /// The value as an int64 (varint), or an error naming `what`.
     func int(_ what: String) throws -> Int {
-        guard case .varint(let v) = value else { throw ONNXError("\(what) is not an integer field") }
+        guard case .varint(let v) = value else { throw onnxError("\(what) is not an integer field") }
         return Int(truncatingIfNeeded: Int64(bitPattern: v))
     }
 
     /// The value as bytes (length-delimited), or an error naming `what`.
     func bytes(_ what: String) throws -> ArraySlice<UInt8> {
-        guard case .bytes(let b) = value else { throw ONNXError("\(what) is not a length-delimited field") }
+        guard case .bytes(let b) = value else { throw onnxError("\(what) is not a length-delimited field") }
         return b
     }
 
@@ -80,16 +80,16 @@ struct ProtobufField {
     func string(_ what: String, maximumLength: Int = 4096) throws -> String {
         let b = try bytes(what)
         guard b.count <= maximumLength else {
-            throw ONNXError("\(what) is \(b.count) bytes long (limit \(maximumLength))")
+            throw onnxError("\(what) is \(b.count) bytes long (limit \(maximumLength))")
         }
         let text = String(decoding: b, as: UTF8.self)
-        guard text.utf8.elementsEqual(b) else { throw ONNXError("\(what) is not valid UTF-8") }
+        guard text.utf8.elementsEqual(b) else { throw onnxError("\(what) is not valid UTF-8") }
         return text
     }
 
     /// A float (fixed32).
     func float(_ what: String) throws -> Float {
-        guard case .fixed32(let v) = value else { throw ONNXError("\(what) is not a float field") }
+        guard case .fixed32(let v) = value else { throw onnxError("\(what) is not a float field") }
         return Float(bitPattern: v)
     }
 
@@ -101,11 +101,11 @@ struct ProtobufField {
             var reader = ProtobufReader(b)
             var out: [Int] = []
             while !reader.isAtEnd {
-                guard out.count < maximumCount else { throw ONNXError("\(what) has more than \(maximumCount) values") }
+                guard out.count < maximumCount else { throw onnxError("\(what) has more than \(maximumCount) values") }
                 out.append(Int(truncatingIfNeeded: Int64(bitPattern: try reader.varint())))
             }
             return out
-        default: throw ONNXError("\(what) is not a list of integers")
+        default: throw onnxError("\(what) is not a list of integers")
         }
     }
 }
@@ -127,20 +127,20 @@ struct ProtobufReader {
         var result: UInt64 = 0
         for shift in stride(from: 0, to: 70, by: 7) {
             guard position < bytes.endIndex else {
-                throw ONNXError("not a valid protobuf message: a varint runs past the end")
+                throw onnxError("not a valid protobuf message: a varint runs past the end")
             }
             let byte = bytes[position]
             position += 1
-            guard shift < 64 else { throw ONNXError("not a valid protobuf message: a varint is longer than 10 bytes") }
+            guard shift < 64 else { throw onnxError("not a valid protobuf message: a varint is longer than 10 bytes") }
             result |= UInt64(byte & 0x7F) << UInt64(shift)
             if byte & 0x80 == 0 { return result }
         }
-        throw ONNXError("not a valid protobuf message: a varint is longer than 10 bytes")
+        throw onnxError("not a valid protobuf message: a varint is longer than 10 bytes")
     }
 
     private mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
         guard count >= 0, count <= bytes.endIndex - position else {
-            throw ONNXError("not a valid protobuf message: a field of \(count) bytes runs past the end")
+            throw onnxError("not a valid protobuf message: a field of \(count) bytes runs past the end")
         }
         defer { position += count }
         return bytes[position..<(position + count)]
@@ -152,7 +152,7 @@ struct ProtobufReader {
         let key = try varint()
         let number = key >> 3
         guard number >= 1, number <= 536_870_911 else {
-            throw ONNXError("not a valid protobuf message: field number \(number)")
+            throw onnxError("not a valid protobuf message: field number \(number)")
         }
         switch key & 7 {
         case 0: return ProtobufField(number: Int(number), value: .varint(try varint()))
@@ -161,13 +161,13 @@ struct ProtobufReader {
             return ProtobufField(number: Int(number), value: .fixed64(b.reversed().reduce(0) { $0 << 8 | UInt64($1) }))
         case 2:
             let length = try varint()
-            guard length <= UInt64(Int.max) else { throw ONNXError("not a valid protobuf message: length \(length)") }
+            guard length <= UInt64(Int.max) else { throw onnxError("not a valid protobuf message: length \(length)") }
             return ProtobufField(number: Int(number), value: .bytes(try take(Int(length))))
         case 5:
             let b = try take(4)
             return ProtobufField(number: Int(number), value: .fixed32(b.reversed().reduce(0) { $0 << 8 | UInt32($1) }))
         default:
-            throw ONNXError("not a valid protobuf message: wire type \(key & 7) (groups are not used by ONNX)")
+            throw onnxError("not a valid protobuf message: wire type \(key & 7) (groups are not used by ONNX)")
         }
     }
 
@@ -175,7 +175,7 @@ struct ProtobufReader {
     mutating func fields(maximumCount: Int = 1 << 20) throws -> [ProtobufField] {
         var out: [ProtobufField] = []
         while let field = try next() {
-            guard out.count < maximumCount else { throw ONNXError("a message has more than \(maximumCount) fields") }
+            guard out.count < maximumCount else { throw onnxError("a message has more than \(maximumCount) fields") }
             out.append(field)
         }
         return out
@@ -184,7 +184,7 @@ struct ProtobufReader {
 
 /// A problem with an ONNX file or an export, as the library's one-line error (control characters from hostile names
 /// escaped, so the message stays one line).
-func ONNXError(_ message: String) -> RecurrentKitError {
+func onnxError(_ message: String) -> RecurrentKitError {
     var line = "ONNX: "
     for scalar in message.unicodeScalars {
         if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
