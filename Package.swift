@@ -61,10 +61,25 @@ let package = Package(
         .target(name: "_RecurrentKitMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
 
         // MARK: - Unit test bundles
+        // Shared by the test targets: fixtures (in Tests/RecurrentKitTests/Fixtures), comparisons, the rnn binary.
+        .target(name: "RecurrentKitTestSupport", dependencies: ["RecurrentKit"], path: "Tests/RecurrentKitTestSupport"),
+        // One test target per library, and one for the rnn command (which runs the built executable).
         .testTarget(
             name: "RecurrentKitTests",
-            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "RecurrentKitMPI", "_RecurrentKitKernels", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["RecurrentKit", "RecurrentKitTestSupport", "_RecurrentKitKernels", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "RecurrentKitTextTests",
+            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitTestSupport", "_RecurrentKitKernels"]
+        ),
+        .testTarget(
+            name: "RecurrentKitAnalysisTests",
+            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "RecurrentKitTestSupport"]
+        ),
+        .testTarget(
+            name: "RecurrentKitCLITests",
+            dependencies: ["RecurrentKit", "RecurrentKitText", "RecurrentKitAnalysis", "RecurrentKitTestSupport", "_RecurrentKitKernels"]
         ),
     ],
     swiftLanguageModes: [.v6],

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Doc snippets that compile: every ```swift block of the DocC articles listed below, in order, becomes the body of
-one function in Tests/RecurrentKitTests/DocSnippets.swift, which the test build compiles (and DocSnippetTests runs).
+one function in Tests/RecurrentKitTextTests/DocSnippets.swift, which the test build compiles (and DocSnippetTests runs).
 
     python3 Scripts/doc-snippets.py           # regenerate the file
     python3 Scripts/doc-snippets.py --check   # CI: exit 1 when the file is not what the articles give
@@ -18,7 +18,7 @@ ARTICLES = [
     # Compiled only (DocSnippetTests does not run it: its second block trains for seconds and writes a file).
     ("Sources/RecurrentKitText/Documentation.docc/TrainingACharacterModel.md", "trainingACharacterModel", ["RecurrentKit", "RecurrentKitText"]),
 ]
-OUT = "Tests/RecurrentKitTests/DocSnippets.swift"
+OUT = "Tests/RecurrentKitTextTests/DocSnippets.swift"
 
 
 def blocks(path):

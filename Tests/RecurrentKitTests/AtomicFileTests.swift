@@ -1,8 +1,7 @@
 import Foundation
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Atomic writes: the new file replaces the old in one step, and temporaries of killed writers are cleaned up.
 final class AtomicFileTests: XCTestCase {

@@ -1,3 +1,4 @@
+import RecurrentKitTestSupport
 import XCTest
 import _RecurrentKitKernels
 @testable import RecurrentKit

@@ -1,7 +1,6 @@
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Full, regular (fixed) and randomized truncation of BPTT, and the closed form of d2l 8.7 eq. (9).
 final class BPTTStrategyTests: XCTestCase {

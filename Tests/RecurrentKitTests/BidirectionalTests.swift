@@ -1,3 +1,4 @@
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
 

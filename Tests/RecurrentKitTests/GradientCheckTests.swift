@@ -1,7 +1,6 @@
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Finite differences in Double on every parameter, input and initial state of every cell.
 final class GradientCheckTests: XCTestCase {

@@ -1,7 +1,6 @@
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Half-precision conversion by hand (safetensors F16) agrees with the hardware/stdlib `Float16` where it exists.
 final class HalfFloatTests: XCTestCase {

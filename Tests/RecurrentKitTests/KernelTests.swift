@@ -1,4 +1,5 @@
 import _RecurrentKitKernels
+import RecurrentKitTestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

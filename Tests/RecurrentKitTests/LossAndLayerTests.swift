@@ -1,7 +1,6 @@
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Public losses and the Linear/Embedding layers: finite differences in Double and PyTorch float64 fixtures.
 final class LossAndLayerTests: XCTestCase {

@@ -1,8 +1,7 @@
 import Foundation
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Any model's parameters and optimizer state save and load, so a user's own model resumes exactly.
 final class ParameterFileTests: XCTestCase {

@@ -1,8 +1,7 @@
 import Foundation
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
-@testable import RecurrentKitAnalysis
-@testable import RecurrentKitText
 
 /// Forward and backward of every cell against PyTorch float64 (Scripts/fixtures/generate.py):
 /// outputs, final states, every parameter gradient, input gradients and h0/c0 gradients.

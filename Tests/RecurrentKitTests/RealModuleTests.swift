@@ -1,5 +1,6 @@
 import RealModule
 import RecurrentKit
+import RecurrentKitTestSupport
 import XCTest
 
 /// A program importing both RecurrentKit and swift-numerics' RealModule sees one tanh, exp and log per type: the

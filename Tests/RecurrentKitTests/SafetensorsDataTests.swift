@@ -1,4 +1,5 @@
 import Foundation
+import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
 

@@ -1,0 +1,148 @@
+import Foundation
+import RecurrentKitTestSupport
+import XCTest
+@testable import RecurrentKit
+@testable import RecurrentKitText
+
+/// Memory known before it is spent (#30): an address-space limit (`ulimit -v`) refuses a run that would not fit with
+/// one line instead of a trap, and a text is encoded only as far as it is used.
+final class MemoryLimitTests: XCTestCase {
+    /// `rnn train` under `ulimit -v 4194304` (4 GiB of address space): a model far too large for it is refused by
+    /// name before anything is allocated; a small one still trains.
+    func testAddressSpaceLimitRefusesWithOneLine() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-ulimit-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func train(_ arguments: String) throws -> (status: Int32, err: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = [
+                "-c",
+                "ulimit -v 4194304 && exec \"$0\" train --epochs 1 --sample-every 0 --threads 1 --output \"$1\" \(arguments)",
+                rnnBinary().path, folder,
+            ]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        // About 6 GiB: more than the 4 GiB of address space, less than this machine's memory (where it has 8 GiB free;
+        // elsewhere the memory check may speak first, which is as good).
+        let refused = try train("--hidden 16000")
+        XCTAssertEqual(refused.status, 1, refused.err)
+        XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
+        if (availableMemoryBytes() ?? 0) > 8 << 30 {
+            XCTAssertTrue(refused.err.contains("address-space limit (ulimit -v)"), refused.err)
+        } else {
+            XCTAssertTrue(refused.err.contains("of memory"), refused.err)
+        }
+        let small = try train("--hidden 16 --max-tokens 3000")
+        XCTAssertEqual(small.status, 0, small.err)
+    }
+
+    /// With no limit set in this process the address space is unbounded; the figure, when there is one, is below the
+    /// limit.
+    func testAvailableAddressSpaceIsBelowTheLimit() {
+        if let limit = addressSpaceLimitBytes() {
+            XCTAssertLessThanOrEqual(availableAddressSpaceBytes() ?? 0, limit)
+        } else {
+            XCTAssertNil(availableAddressSpaceBytes())
+        }
+    }
+
+    /// Encoding with a token limit gives the first tokens of the whole encoding, in every mode, and stops there.
+    func testEncodingStopsAtMaxTokens() throws {
+        let text = "The Time  Traveller (for so it will be\tconvenient) was expounding\na recondite matter to us. é"
+        for mode in [TextMode.d2l, .raw, .words] {
+            let corpus = try PreparedCorpus.prepare(text: text, mode: mode)
+            let all = try corpus.vocabulary.encode(
+                mode == .d2l
+                    ? TextPreparation.d2lNormalize(text)
+                    : mode == .words ? TextPreparation.d2lLines(text).joined(separator: " ") : text)
+            for limit in [0, 1, 5, all.count - 1, all.count, all.count + 7] {
+                let source =
+                    mode == .d2l
+                    ? TextPreparation.d2lNormalize(text)
+                    : mode == .words ? TextPreparation.d2lLines(text).joined(separator: " ") : text
+                XCTAssertEqual(
+                    try corpus.vocabulary.encode(source, maxTokens: limit), Array(all.prefix(max(limit, 0))),
+                    "\(mode) \(limit)")
+            }
+            let cut = try PreparedCorpus.prepare(text: text, mode: mode, maxTokens: 6, validationFraction: 0)
+            XCTAssertEqual(cut.trainTokens, Array(all.prefix(6)), "\(mode)")
+        }
+        // Raw mode: a character outside the vocabulary after the limit is never reached.
+        let raw = Vocabulary.raw(from: "abc")
+        XCTAssertEqual(try raw.encode("abcz", maxTokens: 3), try raw.encode("abc"))
+        XCTAssertThrowsError(try raw.encode("abcz", maxTokens: 4))
+    }
+
+    /// An ONNX graph whose RNN layers all name one set of initializers describes far more parameters than the file
+    /// stores: refused with one line before the model is allocated; the same graph with one layer imports.
+    func testSharedInitializersAreCountedAsWhatTheyAllocate() throws {
+        func graph(layers L: Int) -> [UInt8] {
+            let (H, V) = (8, 8)  // one-hot input of width V = H: every layer's W has layer 0's shape
+            var g = GraphBuilder()
+            g.input("tokens", elementType: TensorType.int64, shape: [.named("T"), .named("B")])
+            g.initializer("onehot.depth", ints: [V], shape: [1])
+            g.initializer("onehot.values", floats: [0, 1], shape: [2])
+            g.node("OneHot", ["tokens", "onehot.depth", "onehot.values"], ["x0"], [.int("axis", -1)])
+            g.initializer("W", floats: (0..<(H * V)).map { Float($0 % 5) * 0.1 }, shape: [1, H, V])
+            g.initializer("R", floats: (0..<(H * H)).map { Float($0 % 3) * 0.1 }, shape: [1, H, H])
+            g.initializer("B", floats: [Float](repeating: 0, count: 2 * H), shape: [1, 2 * H])
+            g.initializer("reshape.joined", ints: [0, 0, -1], shape: [3])
+            for k in 0..<L {
+                g.node(
+                    "RNN", ["x\(k)", "W", "R", "B"], ["y\(k)", "hn\(k)"],
+                    [.int("hidden_size", H), .strings("activations", ["Tanh"])])
+                g.node("Transpose", ["y\(k)"], ["y\(k).t"], [.ints("perm", [0, 2, 1, 3])])
+                g.node("Reshape", ["y\(k).t", "reshape.joined"], ["x\(k + 1)"])
+            }
+            g.initializer("head.T", floats: [Float](repeating: 0.1, count: H * V), shape: [H, V])
+            g.node("MatMul", ["x\(L)", "head.T"], ["logits.nobias"])
+            g.initializer("head.bias", floats: [Float](repeating: 0, count: V), shape: [V])
+            g.node("Add", ["logits.nobias", "head.bias"], ["logits"])
+            g.output("logits", elementType: TensorType.float, shape: [.named("T"), .named("B"), .fixed(V)])
+            var file = ProtobufWriter()
+            file.int(1, ONNX.irVersion)
+            file.message(7) { g.write(into: &$0, name: "shared") }
+            file.message(8) {
+                $0.string(1, ""); $0.int(2, ONNX.opset)
+            }
+            return file.bytes
+        }
+        let one = try ONNX.importLanguageModel(graph(layers: 1))
+        XCTAssertEqual(one.model.configuration.numLayers, 1)
+        XCTAssertThrowsError(try ONNX.importLanguageModel(graph(layers: 64))) {
+            XCTAssertTrue("\($0)".contains("reuse initializers"), "\($0)")
+            XCTAssertFalse("\($0)".contains("\n"))
+        }
+    }
+
+    /// ONNX attributes are read from the file's bytes when used, not held decoded: a node may carry at most 64 of
+    /// them, and a graph whose nodes carry many still imports with the attributes it needs.
+    func testONNXAttributesAreBounded() throws {
+        var g = SeededGenerator(seed: 3)
+        let model = try LanguageModel<Float>(.init(vocabularySize: 5, cell: .lstm, hiddenSize: 4), generator: &g)
+        XCTAssertNoThrow(try ONNX.importLanguageModel(try ONNX.export(model)))
+        func graph(attributes: Int) -> [UInt8] {
+            var b = GraphBuilder()
+            b.input("tokens", elementType: TensorType.int64, shape: [.named("T"), .named("B")])
+            b.node("Identity", ["tokens"], ["x"], (0..<attributes).map { .ints("extra\($0)", Array(0..<100)) })
+            var file = ProtobufWriter()
+            file.int(1, ONNX.irVersion)
+            file.message(7) { b.write(into: &$0, name: "many") }
+            return file.bytes
+        }
+        XCTAssertThrowsError(try ONNX.importLanguageModel(graph(attributes: 65))) {
+            XCTAssertTrue("\($0)".contains("more than 64 attributes"), "\($0)")
+        }
+        XCTAssertThrowsError(try ONNX.importLanguageModel(graph(attributes: 64))) {
+            XCTAssertFalse(
+                "\($0)".contains("attributes"), "64 attributes parse; the graph is refused for what it lacks: \($0)")
+        }
+    }
+}
