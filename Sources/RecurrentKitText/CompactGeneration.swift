@@ -22,9 +22,6 @@ public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
     }
 }
 
-/// The name ``CompactGenerationSession`` had when bfloat16 was its only format.
-public typealias BFloat16GenerationSession = CompactGenerationSession
-
 /// Batch-1 generation with compact copies (bfloat16, or int8 with a scale per row) of a ``LanguageModel``'s weight
 /// matrices: a `CompactDecoder` over the model's layers, kept with the model it was copied from.
 ///

@@ -71,13 +71,6 @@ func groupedDigits(_ value: Int) -> String {
 /// validation reports. Say which one a figure is: ``EvaluationLayout/description(tokenCount:)``.
 public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
-    /// token at a time through a bfloat16 ``CompactGenerationSession``: what generation with bf16 weights sees.
-    /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
-    public static func meanCrossEntropyBFloat16(model: LanguageModel<Float>, tokens: [Int]) throws -> Double {
-        try meanCrossEntropy(model: model, tokens: tokens, format: .bfloat16)
-    }
-
-    /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
     /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
     /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
     public static func meanCrossEntropy(

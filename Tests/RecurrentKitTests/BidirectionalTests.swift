@@ -100,7 +100,7 @@ final class BidirectionalTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("one direction"), "\($0)")
         }
         XCTAssertThrowsError(
-            try BFloat16Decoder(
+            try CompactDecoder(
                 network: try LSTM<Float>(inputSize: 6, hiddenSize: 3, bidirectional: true, generator: &g),
                 embedding: nil, output: try Linear<Float>(inputSize: 3, outputSize: 6, generator: &g))
         ) {

@@ -156,7 +156,7 @@ final class BFloat16Tests: XCTestCase {
         for cell in [CellKind.rnnTanh, .rnnReLU, .gru, .lstm] {
             for embedding in [nil, 5] as [Int?] {
                 let m = try model(cell, embedding: embedding, roundedToBFloat16: true)
-                let session = try BFloat16GenerationSession(model: m)
+                let session = try CompactGenerationSession(model: m, format: .bfloat16)
                 // The prefix in one call, then one token at a time (state carried).
                 let worst = try compactLogitDifferences(
                     m, session, warmUp: Array(tokens[..<10]), tokens: Array(tokens[10...])
@@ -169,7 +169,7 @@ final class BFloat16Tests: XCTestCase {
     func testBFloat16GenerationStaysCloseToFloat() throws {
         for cell in [CellKind.gru, .lstm, .rnnTanh] {
             let m = try model(cell, embedding: 5, roundedToBFloat16: false)
-            let session = try BFloat16GenerationSession(model: m)
+            let session = try CompactGenerationSession(model: m, format: .bfloat16)
             // Layer 0 streams one Float row of its input table and its W_hh; layer 1 both matrices; then the head.
             XCTAssertEqual(
                 session.weightBytes,
@@ -186,12 +186,12 @@ final class BFloat16Tests: XCTestCase {
             XCTAssertEqual(a.count, b.count)
         }
         let m = try model(.lstm, embedding: nil, roundedToBFloat16: false)
-        XCTAssertThrowsError(try BFloat16GenerationSession(model: m).logits(after: [11], reset: true))
-        XCTAssertThrowsError(try BFloat16GenerationSession(model: m).logits(after: [], reset: true))
-        XCTAssertThrowsError(try Evaluation.meanCrossEntropyBFloat16(model: m, tokens: [0, 11]))
-        XCTAssertThrowsError(try Evaluation.meanCrossEntropyBFloat16(model: m, tokens: [0, -1]))
+        XCTAssertThrowsError(try CompactGenerationSession(model: m, format: .bfloat16).logits(after: [11], reset: true))
+        XCTAssertThrowsError(try CompactGenerationSession(model: m, format: .bfloat16).logits(after: [], reset: true))
+        XCTAssertThrowsError(try Evaluation.meanCrossEntropy(model: m, tokens: [0, 11], format: .bfloat16))
+        XCTAssertThrowsError(try Evaluation.meanCrossEntropy(model: m, tokens: [0, -1], format: .bfloat16))
         // A session is a snapshot: changing the model afterwards does not change its logits.
-        let session = try BFloat16GenerationSession(model: m)
+        let session = try CompactGenerationSession(model: m, format: .bfloat16)
         let before = Array(UnsafeBufferPointer(start: try session.logits(after: [1, 2], reset: true), count: 11))
         m.parameters.value("output.bias")[0] += 1
         m.parameters.value("rnn.bias_hh_l0")[0] += 1

@@ -78,6 +78,6 @@ final class ProjectionTests: XCTestCase {
         }
         for i in whole.scalars.indices { XCTAssertEqual(whole.scalars[i], stepwise[i], accuracy: 1e-5) }
         XCTAssertThrowsError(
-            try BFloat16Decoder(network: model.recurrent, embedding: model.embedding, output: model.output))
+            try CompactDecoder(network: model.recurrent, embedding: model.embedding, output: model.output))
     }
 }

@@ -12,9 +12,6 @@ public enum CompactWeightFormat: String, Sendable, CaseIterable {
     case int8
 }
 
-/// The name ``CompactDecoder`` had when bfloat16 was its only format (its initializer's format defaults to bfloat16).
-public typealias BFloat16Decoder = CompactDecoder
-
 /// One weight matrix (rows, cols) in a compact format and its product W x.
 struct CompactMatrix {
     let rows: Int, cols: Int
