@@ -35,8 +35,9 @@ public enum GradientFlow {
         for j in 0..<H {
             dOut.scalars[(T - 1) * H + j] = (0..<V).reduce(0) { $0 + w.scalars[$1 * H + j] * dLogits.scalars[$1] }
         }
-        model.recurrent.recordsHiddenGradients = true
-        defer { model.recurrent.recordsHiddenGradients = false }
+        let recorder = HiddenGradientRecorder<Float>()
+        model.recurrent.hiddenGradientRecorder = recorder
+        defer { model.recurrent.hiddenGradientRecorder = nil }
         // The forward above cached the sequence; backward reuses it (the model's gradients are restored afterwards).
         let saved = Array(UnsafeBufferPointer(start: model.parameters.gradients, count: model.parameters.count))
         defer { model.parameters.gradients.update(from: saved, count: saved.count) }
@@ -54,7 +55,7 @@ public enum GradientFlow {
             radius.append(r); singular.append(s)
         }
         return Report(
-            cell: model.configuration.cell, steps: T, hiddenGradientNorms: model.recurrent.hiddenGradientNorms,
+            cell: model.configuration.cell, steps: T, hiddenGradientNorms: recorder.norms,
             spectralRadius: radius, largestSingularValue: singular)
     }
 

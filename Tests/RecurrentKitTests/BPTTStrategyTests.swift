@@ -107,10 +107,11 @@ final class BPTTStrategyTests: XCTestCase {
         for t in 0..<T {
             for j in 0..<H { dOut.scalars[t * H + j] = (0..<V).reduce(0) { $0 + wqh[$1 * H + j] * dO[t * V + $1] } }
         }
-        network.recordsHiddenGradients = true
+        let recorder = HiddenGradientRecorder<Double>()
+        network.hiddenGradientRecorder = recorder
         _ = try network.forward(.dense(Tensor(shape: [T, 1, I]) { g.normal() }), generator: &g)
         _ = try network.backward(outputGradient: dOut)
-        let recorded = network.hiddenGradients[0]
+        let recorded = recorder.gradients[0]
         func applyTranspose(_ v: [Double]) -> [Double] {
             (0..<H).map { j in (0..<H).reduce(0) { $0 + whh[$1 * H + j] * v[$1] } }
         }
@@ -123,7 +124,7 @@ final class BPTTStrategyTests: XCTestCase {
             }
             for j in 0..<H { XCTAssertEqual(recorded[t * H + j], expected[j], accuracy: 1e-12, "t = \(t)") }
         }
-        XCTAssertEqual(network.hiddenGradientNorms[0].count, T)
+        XCTAssertEqual(recorder.norms[0].count, T)
     }
 
     func testTruncationArgumentsAreValidated() throws {

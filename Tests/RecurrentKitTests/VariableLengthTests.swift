@@ -266,7 +266,7 @@ final class VariableLengthTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains("length"), "\(error)")
             }
         }
-        lstm.recordsHiddenGradients = true
+        lstm.hiddenGradientRecorder = HiddenGradientRecorder()
         let record = try lstm(.dense(x), lengths: [4, 2], generator: &g)
         XCTAssertEqual(record.lengths, [4, 2])
         XCTAssertThrowsError(try lstm.backward(record, outputGradient: Tensor(zeros: [4, 2, 3])))

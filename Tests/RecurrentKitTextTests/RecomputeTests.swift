@@ -23,7 +23,8 @@ final class RecomputeTests: XCTestCase {
         let config = RecurrentConfiguration(cell: cell, inputSize: I, hiddenSize: H, numLayers: L, dropout: dropout)
         let network = try RecurrentNetwork<Scalar>(config, generator: &g)
         network.recomputeInterval = interval
-        network.recordsHiddenGradients = true
+        let recorder = HiddenGradientRecorder<Scalar>()
+        network.hiddenGradientRecorder = recorder
         let input: RecurrentInput<Scalar> =
             oneHot
             ? .oneHot(tokens: (0..<(T * B)).map { _ in g.nextInt(below: I) }, steps: T, batch: B)
@@ -46,7 +47,7 @@ final class RecomputeTests: XCTestCase {
             output: output.scalars, finalH: final.h.scalars, finalC: final.c?.scalars,
             gradients: Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)),
             inputGradient: dx?.scalars, h0Gradient: dState.h.scalars, c0Gradient: dState.c?.scalars,
-            hiddenGradients: network.hiddenGradients)
+            hiddenGradients: recorder.gradients)
     }
 
     func assertBitIdentical<Scalar: RecurrentScalar>(_ a: Pass<Scalar>, _ b: Pass<Scalar>, _ label: String) {

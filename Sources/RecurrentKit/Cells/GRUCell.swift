@@ -46,7 +46,7 @@ extension RecurrentNetwork {
             let hn = cache.recurrentNew.pointer + steps.offset(t) * H
             let dOut = dOutput + steps.offset(t) * H
             let dP = dProjected + steps.offset(t) * GH, dR = dRecurrent + steps.offset(t) * GH
-            recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
+            recordHiddenGradient(layer: k, step: steps.first + t, rows: B, dh, dOut)
             let task = rowTasks.gruBackward
             task.width = H; task.gates = gates; task.hPrev = hPrev; task.recurrentNew = hn; task.dOut = dOut
             task.dProjected = dP; task.dRecurrent = dR; task.dh = dh; task.dhNext = dhNext

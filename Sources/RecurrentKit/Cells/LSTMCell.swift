@@ -57,7 +57,7 @@ extension RecurrentNetwork {
             let gates = cache.gates.pointer + steps.offset(t) * GH
             let dOut = dOutput + steps.offset(t) * R
             let dGates = dPre + steps.offset(t) * GH
-            recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
+            recordHiddenGradient(layer: k, step: steps.first + t, rows: B, dh, dOut)
             let task = rowTasks.lstmBackward
             task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
             task.dh = dh; task.dc = dc; task.dOut = dOut

@@ -44,7 +44,7 @@ extension RecurrentNetwork {
             let B = steps.rows(t)
             let h = cache.hidden.pointer + steps.output(t) * H
             let dh = gradHidden.pointer, dOut = dOutput + steps.offset(t) * H, d = dPre + steps.offset(t) * H
-            recordGradientNorm(layer: k, step: steps.first + t, rows: B, dh, dOut)
+            recordHiddenGradient(layer: k, step: steps.first + t, rows: B, dh, dOut)
             task.h = h; task.dh = dh; task.dOut = dOut; task.d = d
             forEachRowChunk(task, batch: B, width: H)
             recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)

@@ -298,3 +298,22 @@ public enum GradientCheck {
         return results
     }
 }
+
+extension RecurrentNetwork {
+    /// Appends, for a ReLU RNN, whether each pre-activation of the cached forward was positive (every layer, step,
+    /// row and unit: h_t > 0 exactly when its pre-activation is), so a gradient check can tell whether a perturbation
+    /// moved any pre-activation across the kink at 0. Other cells have no kink and append nothing. Requires caches
+    /// that hold every step (no recompute interval).
+    func appendReLUSigns(to signs: inout [Bool]) {
+        guard configuration.cell == .rnnReLU, !recomputes else { return }
+        if let bidirectionalLayers {
+            for direction in bidirectionalLayers.directions { direction.appendReLUSigns(to: &signs) }
+            return
+        }
+        let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.stateSize
+        for k in 0..<configuration.numLayers {
+            let h = layers[k].hidden.pointer + cachedBatch * configuration.stateSize  // h_1 ... h_T
+            for i in 0..<count { signs.append(h[i] > 0) }
+        }
+    }
+}

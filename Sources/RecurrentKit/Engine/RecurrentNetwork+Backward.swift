@@ -56,12 +56,11 @@ extension RecurrentNetwork {
             for k in 0..<L { packedBackward[k].pack(transB: false, k: GH, n: R, b: weightHH[k], ldb: R) }
             packedBackwardReady = true
         }
-        if recordsHiddenGradients {
+        if let hiddenGradientRecorder {
             guard packing == nil else {
                 throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch")
             }
-            recordedBatch = B
-            hiddenGradients = Array(repeating: Array(repeating: 0, count: T * B * R), count: L)
+            hiddenGradientRecorder.begin(layers: L, steps: T, batch: B, stateSize: R)
         }
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
         let segmentList = segments(steps: T)
@@ -295,13 +294,11 @@ extension RecurrentNetwork {
         }
     }
 
-    /// Records dL/dh_t = dOut_t + dh_recurrent of `rows` rows for layer k at step t when enabled.
+    /// Hands dL/dh_t = dOut_t + dh_recurrent of `rows` rows for layer k at step t to an attached recorder.
     @inline(__always)
-    func recordGradientNorm(
+    func recordHiddenGradient(
         layer k: Int, step t: Int, rows: Int, _ dh: UnsafePointer<Scalar>, _ dOut: UnsafePointer<Scalar>
     ) {
-        guard recordsHiddenGradients else { return }
-        let count = rows * configuration.stateSize
-        for i in 0..<count { hiddenGradients[k][t * count + i] = dh[i] + dOut[i] }
+        hiddenGradientRecorder?.record(layer: k, step: t, rows: rows, dh, dOut)
     }
 }

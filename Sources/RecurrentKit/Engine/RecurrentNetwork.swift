@@ -120,22 +120,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// Seed of the cached forward's dropout masks.
     var dropoutSeed: UInt64 = 0
 
-    /// When true, backward records ``hiddenGradients``.
-    public var recordsHiddenGradients = false
-    /// After a backward with ``recordsHiddenGradients``: per layer, dL/dh_t for every step, (T, B, H) flattened:
-    /// the output gradient plus the recurrent gradient from step t+1, the quantity d2l 8.7 eq. (8) recurses on.
-    public internal(set) var hiddenGradients: [[Scalar]] = []
-    var recordedBatch = 1
-
-    /// [layer][t] = ||dL/dh_t|| over the batch, from ``hiddenGradients``.
-    public var hiddenGradientNorms: [[Double]] {
-        let B = recordedBatch, H = configuration.stateSize
-        return hiddenGradients.map { g in
-            stride(from: 0, to: g.count, by: B * H).map { start in
-                (start..<(start + B * H)).reduce(0.0) { $0 + Double(g[$1]) * Double(g[$1]) }.squareRoot()
-            }
-        }
-    }
+    /// Attached by an analysis (d2l 8.7's gradient flow) to record dL/dh_t at every step of each backward; nil (the
+    /// default, and always in training): nothing is recorded.
+    public var hiddenGradientRecorder: HiddenGradientRecorder<Scalar>? = nil
 
     // Backward scratch, reused.
     let gradProjected = Workspace<Scalar>()  // (T, B, G*H) dL/d(W_ih x + b_ih)
