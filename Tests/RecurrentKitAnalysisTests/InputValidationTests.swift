@@ -65,30 +65,40 @@ final class InputValidationTests: XCTestCase {
         let network = try RecurrentNetwork<Double>(
             .init(cell: .lstm, inputSize: 4, hiddenSize: 5, numLayers: 2), generator: &g)
         assertThrows(
-            try network.forward(.dense(Tensor(zeros: [6, 3, 5])), generator: &g), mentions: ["input", "[6, 3, 5]"])
-        assertThrows(try network.forward(.dense(Tensor(zeros: [6, 3])), generator: &g), mentions: ["input"])
-        assertThrows(try network.forward(.dense(Tensor(zeros: [0, 3, 4])), generator: &g), mentions: ["input"])
+            try network.forwardTensors(.dense(Tensor(zeros: [6, 3, 5])), generator: &g),
+            mentions: ["input", "[6, 3, 5]"])
+        assertThrows(try network.forwardTensors(.dense(Tensor(zeros: [6, 3])), generator: &g), mentions: ["input"])
+        assertThrows(try network.forwardTensors(.dense(Tensor(zeros: [0, 3, 4])), generator: &g), mentions: ["input"])
         assertThrows(
-            try network.forward(
+            try network.forwardTensors(
                 .dense(Tensor(zeros: [6, 3, 4])), initialState: RecurrentState(h: Tensor(zeros: [1, 3, 5])),
                 generator: &g),
             mentions: ["h0", "[1, 3, 5]", "[2, 3, 5]"])
         assertThrows(
-            try network.forward(
+            try network.forwardTensors(
                 .dense(Tensor(zeros: [6, 3, 4])),
                 initialState: RecurrentState(h: Tensor(zeros: [2, 3, 5]), c: Tensor(zeros: [2, 2, 5])), generator: &g),
             mentions: ["c0"])
         assertThrows(
-            try network.forward(.oneHot(tokens: [0, 1, 2], steps: 2, batch: 2), generator: &g), mentions: ["3", "4"])
+            try network.forwardTensors(.oneHot(tokens: [0, 1, 2], steps: 2, batch: 2), generator: &g),
+            mentions: ["3", "4"])
         assertThrows(
-            try network.forward(.oneHot(tokens: [0, 1, 9, 2], steps: 2, batch: 2), generator: &g),
+            try network.forwardTensors(.oneHot(tokens: [0, 1, 9, 2], steps: 2, batch: 2), generator: &g),
             mentions: ["9", "position 2"])
-        assertThrows(try network.backward(outputGradient: Tensor(zeros: [6, 3, 5])), mentions: ["without a forward"])
-        _ = try network.forward(.dense(Tensor(zeros: [6, 3, 4])), generator: &g)
+        // A record pairs a backward with its forward: another network's, or one a later forward made stale, is refused.
+        let other = try RecurrentNetwork<Double>(
+            .init(cell: .lstm, inputSize: 4, hiddenSize: 5, numLayers: 2), generator: &g)
+        let foreign = try other(.dense(Tensor(zeros: [6, 3, 4])), generator: &g)
         assertThrows(
-            try network.backward(outputGradient: Tensor(zeros: [5, 3, 5])), mentions: ["outputGradient", "[5, 3, 5]"])
+            try network.backward(foreign, outputGradient: Tensor(zeros: [6, 3, 5])), mentions: ["another network"])
+        let stale = try network(.dense(Tensor(zeros: [6, 3, 4])), generator: &g)
+        _ = try network.forwardTensors(.dense(Tensor(zeros: [6, 3, 4])), generator: &g)
+        assertThrows(try network.backward(stale, outputGradient: Tensor(zeros: [6, 3, 5])), mentions: ["stale"])
         assertThrows(
-            try network.backward(
+            try network.backwardTensors(outputGradient: Tensor(zeros: [5, 3, 5])),
+            mentions: ["outputGradient", "[5, 3, 5]"])
+        assertThrows(
+            try network.backwardTensors(
                 outputGradient: Tensor(zeros: [6, 3, 5]),
                 finalStateGradient: RecurrentState(h: Tensor(zeros: [2, 3, 4]))),
             mentions: ["finalStateGradient"])
@@ -136,13 +146,13 @@ final class InputValidationTests: XCTestCase {
         let tokens = (0..<(5 * 3)).map { _ in g.nextInt(below: 7) }
         var dense = Tensor<Double>(zeros: [5, 3, 7])
         for (i, t) in tokens.enumerated() { dense.scalars[i * 7 + t] = 1 }
-        let (outA, _) = try a.forward(.oneHot(tokens: tokens, steps: 5, batch: 3), generator: &g)
-        let (outB, _) = try b.forward(.dense(dense), generator: &g)
+        let (outA, _) = try a.forwardTensors(.oneHot(tokens: tokens, steps: 5, batch: 3), generator: &g)
+        let (outB, _) = try b.forwardTensors(.dense(dense), generator: &g)
         XCTAssertEqual(outA, outB)
         let dOut = Tensor<Double>(shape: [5, 3, 4]) { g.normal() }
         a.parameters.zeroGradients(); b.parameters.zeroGradients()
-        _ = try a.backward(outputGradient: dOut)
-        _ = try b.backward(outputGradient: dOut)
+        _ = try a.backwardTensors(outputGradient: dOut)
+        _ = try b.backwardTensors(outputGradient: dOut)
         for e in a.parameters.entries {
             XCTAssertLessThanOrEqual(
                 maxDifference(try a.parameters.gradientTensor(e.name), try b.parameters.gradientTensor(e.name)), 1e-14,
@@ -156,9 +166,9 @@ final class InputValidationTests: XCTestCase {
         let x = Tensor<Double>(shape: [4, 2, 3]) { g.normal() }
         let dOut = Tensor<Double>(shape: [4, 2, 2]) { g.normal() }
         network.parameters.zeroGradients()
-        _ = try network.forward(.dense(x), generator: &g); _ = try network.backward(outputGradient: dOut)
+        _ = try network.forwardTensors(.dense(x), generator: &g); _ = try network.backwardTensors(outputGradient: dOut)
         let once = try network.parameters.gradientTensor("weight_hh_l0")
-        _ = try network.forward(.dense(x), generator: &g); _ = try network.backward(outputGradient: dOut)
+        _ = try network.forwardTensors(.dense(x), generator: &g); _ = try network.backwardTensors(outputGradient: dOut)
         let twice = try network.parameters.gradientTensor("weight_hh_l0")
         for i in 0..<once.count { XCTAssertEqual(twice.scalars[i], 2 * once.scalars[i], accuracy: 1e-14) }
         network.parameters.zeroGradients()

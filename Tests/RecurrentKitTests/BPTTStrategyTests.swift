@@ -18,8 +18,8 @@ final class BPTTStrategyTests: XCTestCase {
             let state0 = RecurrentState<Double>(zerosFor: config, batch: 2)
             // One pass over 6 steps, the recurrent gradient cut between steps 2 and 3.
             network.parameters.zeroGradients()
-            _ = try network.forward(.dense(x), initialState: state0, generator: &g)
-            let (dx, dState) = try network.backward(outputGradient: dOut, truncation: .fixed(length: 3))
+            _ = try network.forwardTensors(.dense(x), initialState: state0, generator: &g)
+            let (dx, dState) = try network.backwardTensors(outputGradient: dOut, truncation: .fixed(length: 3))
             let truncated = gradients(network)
             // Two chunks of 3 with the state carried as a value.
             network.parameters.zeroGradients()
@@ -27,10 +27,10 @@ final class BPTTStrategyTests: XCTestCase {
                 x2 = try Tensor(shape: [3, 2, 3], scalars: Array(x.scalars[18...]))
             let d1 = try Tensor(shape: [3, 2, 4], scalars: Array(dOut.scalars[..<24])),
                 d2 = try Tensor(shape: [3, 2, 4], scalars: Array(dOut.scalars[24...]))
-            let (_, mid) = try network.forward(.dense(x1), initialState: state0, generator: &g)
-            let (dx1, dState1) = try network.backward(outputGradient: d1)
-            _ = try network.forward(.dense(x2), initialState: mid, generator: &g)
-            let (dx2, _) = try network.backward(outputGradient: d2)
+            let (_, mid) = try network.forwardTensors(.dense(x1), initialState: state0, generator: &g)
+            let (dx1, dState1) = try network.backwardTensors(outputGradient: d1)
+            _ = try network.forwardTensors(.dense(x2), initialState: mid, generator: &g)
+            let (dx2, _) = try network.backwardTensors(outputGradient: d2)
             let chunked = gradients(network)
             for i in truncated.indices {
                 XCTAssertEqual(truncated[i], chunked[i], accuracy: 1e-12, "\(cell) parameter gradient \(i)")
@@ -42,8 +42,8 @@ final class BPTTStrategyTests: XCTestCase {
             assertClose(dState.h, dState1.h, tolerance: 1e-14, "\(cell) h0 gradient")
             // And it really differs from full BPTT.
             network.parameters.zeroGradients()
-            _ = try network.forward(.dense(x), initialState: state0, generator: &g)
-            _ = try network.backward(outputGradient: dOut)
+            _ = try network.forwardTensors(.dense(x), initialState: state0, generator: &g)
+            _ = try network.backwardTensors(outputGradient: dOut)
             XCTAssertGreaterThan(zip(gradients(network), truncated).map { abs($0 - $1) }.max()!, 1e-4)
         }
     }
@@ -56,10 +56,10 @@ final class BPTTStrategyTests: XCTestCase {
         let T = 10
         let x = Tensor<Double>(shape: [T, 2, 2]) { g.normal() }
         let dOut = Tensor<Double>(shape: [T, 2, 4]) { g.normal() }
-        _ = try network.forward(.dense(x), generator: &g)
+        _ = try network.forwardTensors(.dense(x), generator: &g)
         func gradient(_ truncation: BackwardTruncation) throws -> [Double] {
             network.parameters.zeroGradients()
-            _ = try network.backward(outputGradient: dOut, truncation: truncation)
+            _ = try network.backwardTensors(outputGradient: dOut, truncation: truncation)
             return gradients(network)
         }
         func distance(_ a: [Double], _ b: [Double]) -> Double {
@@ -109,8 +109,8 @@ final class BPTTStrategyTests: XCTestCase {
         }
         let recorder = HiddenGradientRecorder<Double>()
         network.hiddenGradientRecorder = recorder
-        _ = try network.forward(.dense(Tensor(shape: [T, 1, I]) { g.normal() }), generator: &g)
-        _ = try network.backward(outputGradient: dOut)
+        _ = try network.forwardTensors(.dense(Tensor(shape: [T, 1, I]) { g.normal() }), generator: &g)
+        _ = try network.backwardTensors(outputGradient: dOut)
         let recorded = recorder.gradients[0]
         func applyTranspose(_ v: [Double]) -> [Double] {
             (0..<H).map { j in (0..<H).reduce(0) { $0 + whh[$1 * H + j] * v[$1] } }
@@ -130,14 +130,14 @@ final class BPTTStrategyTests: XCTestCase {
     func testTruncationArgumentsAreValidated() throws {
         var g = SeededGenerator(seed: 24)
         let network = try RecurrentNetwork<Double>(.init(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
-        _ = try network.forward(.dense(Tensor(zeros: [4, 1, 2])), generator: &g)
+        _ = try network.forwardTensors(.dense(Tensor(zeros: [4, 1, 2])), generator: &g)
         XCTAssertThrowsError(
-            try network.backward(outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .fixed(length: 0)))
+            try network.backwardTensors(outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .fixed(length: 0)))
         XCTAssertThrowsError(
-            try network.backward(
+            try network.backwardTensors(
                 outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .randomized(continueProbability: 0, seed: 1)))
         XCTAssertThrowsError(
-            try network.backward(
+            try network.backwardTensors(
                 outputGradient: Tensor(zeros: [4, 1, 3]), truncation: .randomized(continueProbability: 1.5, seed: 1)))
     }
 }

@@ -25,11 +25,11 @@ final class ParameterFileTests: XCTestCase {
         let x = Tensor<Float>(shape: [5, 3, 2]) { Float(g.normal()) },
             y = Tensor<Float>(shape: [15, 1]) { Float(g.normal()) }
         m.0.zeroGradients()
-        let (out, _) = try m.1.forward(.dense(x), generator: &g)
+        let (out, _) = try m.1.forwardTensors(.dense(x), generator: &g)
         let flat = try Tensor(shape: [15, 6], scalars: out.scalars)
         let (_, d) = try meanSquaredError(predictions: try m.2(flat), targets: y)
         let dOut = try m.2.backward(input: flat, outputGradient: d)
-        _ = try m.1.backward(outputGradient: try Tensor(shape: [5, 3, 6], scalars: dOut.scalars))
+        _ = try m.1.backwardTensors(outputGradient: try Tensor(shape: [5, 3, 6], scalars: dOut.scalars))
         try adam.step(m.0)
     }
 
@@ -112,8 +112,8 @@ final class RecurrentRecordTests: XCTestCase {
         let checked = try net.backward(record, outputGradient: dOut)
         let viaRecord = Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count))
         net.parameters.zeroGradients()
-        _ = try net.forward(.dense(x), generator: &g)
-        let plain = try net.backward(outputGradient: dOut)
+        _ = try net.forwardTensors(.dense(x), generator: &g)
+        let plain = try net.backwardTensors(outputGradient: dOut)
         XCTAssertEqual(
             viaRecord, Array(UnsafeBufferPointer(start: net.parameters.gradients, count: net.parameters.count)))
         XCTAssertEqual(checked.inputGradient, plain.inputGradient)

@@ -125,11 +125,11 @@ final class PyTorchFixtureTests: XCTestCase {
         let d1: Tensor<Double> = try Fixture.tensor(chunks[0]["d_output"]),
             d2: Tensor<Double> = try Fixture.tensor(chunks[1]["d_output"])
         let x = try Tensor(shape: [6, 3, 4], scalars: x1.scalars + x2.scalars)
-        _ = try network.forward(
+        _ = try network.forwardTensors(
             .dense(x),
             initialState: RecurrentState(h: try Fixture.tensor(fixture["h0"]), c: try Fixture.tensor(fixture["c0"])),
             generator: &generator)
-        _ = try network.backward(
+        _ = try network.backwardTensors(
             outputGradient: try Tensor(shape: [6, 3, 5], scalars: d1.scalars + d2.scalars),
             finalStateGradient: RecurrentState(
                 h: try Fixture.tensor(chunks[1]["d_h_n"]), c: try Fixture.tensor(chunks[1]["d_c_n"])))

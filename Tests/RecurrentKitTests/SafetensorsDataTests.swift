@@ -310,7 +310,7 @@ final class SafetensorsDataTests: XCTestCase {
         }
         XCTAssertEqual(try m.store.tensor("head.weight"), head)
         var g = SeededGenerator(seed: 0)
-        let (output, _) = try m.lstm.forward(.dense(x), generator: &g)
+        let (output, _) = try m.lstm.forwardTensors(.dense(x), generator: &g)
         assertClose(output, expected, tolerance: 1e-6, "nn.LSTM output")
 
         // A Sequential model names its layers the same way: nn.Sequential(OrderedDict(lstm=..., ...)).

@@ -68,8 +68,8 @@ final class MemoryEstimateTests: XCTestCase {
                 oneHot
                 ? .oneHot(tokens: (0..<(T * B)).map { _ in g.nextInt(below: I) }, steps: T, batch: B)
                 : .dense(Tensor(shape: [T, B, I]) { Float(g.normal()) })
-            _ = try network.forward(input, training: true, generator: &g)
-            _ = try network.backward(
+            _ = try network.forwardTensors(input, training: true, generator: &g)
+            _ = try network.backwardTensors(
                 outputGradient: Tensor(shape: [T, B, configuration.outputSize]) { Float(g.normal()) })
             let predicted = try XCTUnwrap(
                 configuration.trainingActivationBytes(

@@ -35,9 +35,9 @@ final class RecomputeTests: XCTestCase {
         let dhn = Tensor<Scalar>(shape: [L, B, H]) { Scalar(g.normal()) }
         let dcn: Tensor<Scalar>? = cell.hasCellState ? Tensor(shape: [L, B, H]) { Scalar(g.normal()) } : nil
         network.parameters.zeroGradients()
-        let (output, final) = try network.forward(
+        let (output, final) = try network.forwardTensors(
             input, initialState: RecurrentState(h: h0, c: c0), training: true, generator: &g)
-        let (dx, dState) = try network.backward(
+        let (dx, dState) = try network.backwardTensors(
             outputGradient: dOut, finalStateGradient: RecurrentState(h: dhn, c: dcn),
             truncation: truncation)
         // The final state read after backward (the trainer carries it) is the forward's.
@@ -126,9 +126,9 @@ final class RecomputeTests: XCTestCase {
             let network = try RecurrentNetwork<Float>(config, generator: &g)
             network.recomputeInterval = interval
             let T = 1000, B = 4
-            _ = try network.forward(
+            _ = try network.forwardTensors(
                 .dense(Tensor(shape: [T, B, 32]) { Float(g.normal()) }), training: true, generator: &g)
-            _ = try network.backward(outputGradient: Tensor(shape: [T, B, 64]) { Float(g.normal()) })
+            _ = try network.backwardTensors(outputGradient: Tensor(shape: [T, B, 64]) { Float(g.normal()) })
             return network.activationMemoryBytes
         }
         // A vanilla RNN keeps only h per step, so the layer input and the returned outputs (kept whole in both modes)
@@ -190,27 +190,27 @@ final class RecomputeTests: XCTestCase {
             network.recomputeInterval = 16
             let x = Tensor<Float>(shape: [64, 2, 3]) { Float(g.normal()) },
                 dOut = Tensor<Float>(shape: [64, 2, 5]) { Float(g.normal()) }
-            _ = try network.forward(.dense(x), training: true, generator: &g)
+            _ = try network.forwardTensors(.dense(x), training: true, generator: &g)
             network.parameters.zeroGradients()
-            let first = try network.backward(outputGradient: dOut)
+            let first = try network.backwardTensors(outputGradient: dOut)
             let once = Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count))
             // The caches now hold segment 0; a second backward must recompute the others, and the interval set after
             // the forward must not change which segments exist.
             network.recomputeInterval = 32
             network.parameters.zeroGradients()
-            let second = try network.backward(outputGradient: dOut)
+            let second = try network.backwardTensors(outputGradient: dOut)
             XCTAssertEqual(
                 Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count)), once,
                 "\(cell)")
             XCTAssertEqual(first.inputGradient, second.inputGradient, "\(cell)")
             network.recomputeInterval = nil
-            _ = try network.backward(outputGradient: dOut)
+            _ = try network.backwardTensors(outputGradient: dOut)
         }
         // The carried state of a cell without c has no c, even when the storage passed in had one.
         var g = SeededGenerator(seed: 16)
         let rnn = try RecurrentNetwork<Float>(
             RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
-        _ = try rnn.forward(.dense(Tensor(shape: [4, 1, 2]) { 0.5 }), generator: &g)
+        _ = try rnn.forwardTensors(.dense(Tensor(shape: [4, 1, 2]) { 0.5 }), generator: &g)
         var state: RecurrentState<Float>? = RecurrentState(h: Tensor(zeros: [1, 1, 3]), c: Tensor(zeros: [1, 1, 3]))
         try rnn.copyFinalState(into: &state)
         XCTAssertEqual(state, try rnn.finalState())
@@ -222,7 +222,7 @@ final class RecomputeTests: XCTestCase {
             RecurrentConfiguration(cell: .gru, inputSize: 2, hiddenSize: 3), generator: &g)
         for interval in [0, -16, 10] {
             network.recomputeInterval = interval
-            XCTAssertThrowsError(try network.forward(.dense(Tensor(shape: [40, 1, 2]) { 0.1 }), generator: &g)) {
+            XCTAssertThrowsError(try network.forwardTensors(.dense(Tensor(shape: [40, 1, 2]) { 0.1 }), generator: &g)) {
                 error in
                 XCTAssertTrue("\(error)".contains("multiple of 16"), "\(error)")
             }
@@ -244,8 +244,8 @@ final class ThreadCountTests: XCTestCase {
                 let x = Tensor<Float>(shape: [5, 32, 8]) { Float(g.normal()) }
                 let dOut = Tensor<Float>(shape: [5, 32, hidden]) { Float(g.normal()) }
                 network.parameters.zeroGradients()
-                let (output, _) = try network.forward(.dense(x), generator: &g)
-                _ = try network.backward(outputGradient: dOut)
+                let (output, _) = try network.forwardTensors(.dense(x), generator: &g)
+                _ = try network.backwardTensors(outputGradient: dOut)
                 return (
                     output.scalars,
                     Array(UnsafeBufferPointer(start: network.parameters.gradients, count: network.parameters.count))

@@ -155,10 +155,10 @@ public enum GradientCheck {
         var startStates = [RecurrentState(h: h0, c: c0)]
         for c in 0..<(options.chunks - 1) {
             var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-            let (_, final) = try network.forward(
+            let record = try network(
                 .dense(inputs[c]), initialState: startStates[c], lengths: options.lengths,
                 training: options.training, generator: &masks)
-            startStates.append(final)
+            startStates.append(try record.finalState)
         }
 
         // L as a function of the current parameters, inputs and first state; `signs` receives the ReLU
@@ -169,9 +169,10 @@ public enum GradientCheck {
             signs.removeAll(keepingCapacity: true)
             for c in 0..<options.chunks {
                 var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-                let (out, final) = try network.forward(
+                let record = try network(
                     .dense(inputs[c]), initialState: c == 0 ? first : startStates[c],
                     lengths: options.lengths, training: options.training, generator: &masks)
+                let (out, final) = (try record.output, try record.finalState)
                 network.appendReLUSigns(to: &signs)
                 for i in out.scalars.indices { sum += out.scalars[i] * dOutputs[c].scalars[i] }
                 if c == options.chunks - 1 {
@@ -190,12 +191,12 @@ public enum GradientCheck {
         var firstStateGradient: RecurrentState<Double>? = nil
         for c in 0..<options.chunks {
             var masks = SeededGenerator(seed: maskSeed &+ UInt64(c))
-            _ = try network.forward(
+            let record = try network(
                 .dense(inputs[c]), initialState: startStates[c], lengths: options.lengths, training: options.training,
                 generator: &masks)
             let last = c == options.chunks - 1
             let (dx, dState) = try network.backward(
-                outputGradient: dOutputs[c],
+                record, outputGradient: dOutputs[c],
                 finalStateGradient: last ? RecurrentState(h: dhn, c: dcn) : nil)
             inputGradients.append(dx!)
             if c == 0 { firstStateGradient = dState }

@@ -68,7 +68,7 @@ extension RecurrentNetwork {
     {
         try check(record)
         guard record.layout == .batchFirst else {
-            return try backward(
+            return try runBackward(
                 outputGradient: outputGradient, finalStateGradient: finalStateGradient, truncation: truncation)
         }
         guard outputGradient.shape.count == 3 else {
@@ -76,7 +76,7 @@ extension RecurrentNetwork {
                 "outputGradient", expected: [record.batch, record.steps, configuration.outputSize],
                 got: outputGradient.shape)
         }
-        let result = try backward(
+        let result = try runBackward(
             outputGradient: try outputGradient.swappingFirstTwoAxes(), finalStateGradient: finalStateGradient,
             truncation: truncation)
         return (try result.inputGradient?.swappingFirstTwoAxes(), result.initialStateGradient)

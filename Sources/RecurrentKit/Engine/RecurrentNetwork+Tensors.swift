@@ -1,26 +1,7 @@
 // The stack's tensor conveniences over the buffer forward/backward: checked inputs, copies of outputs and states.
 
 extension RecurrentNetwork {
-    // MARK: - Public tensor API
-
-    /// Runs every layer over the sequence.
-    /// - Parameters:
-    ///   - input: (T, B, I) dense features, or (T, B) one-hot indices.
-    ///   - initialState: h0 (directions x L, B, H) and, for the LSTM, c0 (directions x L, B, H); zeros when nil (or when `c` is nil).
-    ///   - training: applies dropout between layers when true and `dropout > 0`.
-    ///   - generator: draws the dropout masks.
-    /// - Returns: every h_t of the last layer (T, B, directions x H) and the final state of every layer.
-    /// Unchecked (the tests' form): prefer ``callAsFunction(_:layout:initialState:lengths:training:generator:)``.
-    func forward(
-        _ input: RecurrentInput<Scalar>,
-        initialState: RecurrentState<Scalar>? = nil,
-        lengths: [Int]? = nil,
-        training: Bool = false,
-        generator: inout SeededGenerator
-    ) throws -> (output: Tensor<Scalar>, finalState: RecurrentState<Scalar>) {
-        try runForward(input, initialState: initialState, lengths: lengths, training: training, generator: &generator)
-        return (try outputTensor(), try finalState())
-    }
+    // MARK: - The tensor forms behind the public checked pair (RecurrentNetwork+Calls.swift)
 
     /// Checks `input` and `initialState` and runs the buffer forward on them.
     func runForward(
@@ -44,15 +25,14 @@ extension RecurrentNetwork {
         }
     }
 
-    /// Backpropagates through the last forward.
+    /// Backpropagates through the last forward (the public backward checks its record first, then calls this).
     /// - Parameters:
     ///   - outputGradient: dL/dh_t of the last layer for every step, (T, B, directions x H).
     ///   - finalStateGradient: dL/dh_n (and dL/dc_n), (directions x L, B, H); zeros when nil.
     ///   - truncation: how far the recurrent gradient travels back in time; full by default.
     /// - Returns: dL/dinput (T, B, I) (nil for one-hot input) and dL/dh0 (and dL/dc0), (directions x L, B, H).
     ///   Parameter gradients are added into `parameters.gradients`.
-    /// Unchecked (the tests' form): prefer ``backward(_:outputGradient:finalStateGradient:truncation:)``.
-    func backward(
+    func runBackward(
         outputGradient: Tensor<Scalar>,
         finalStateGradient: RecurrentState<Scalar>? = nil,
         truncation: BackwardTruncation = .none
