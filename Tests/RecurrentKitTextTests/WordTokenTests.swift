@@ -47,4 +47,26 @@ final class WordTokenTests: XCTestCase {
         XCTAssertEqual(loaded.vocabulary, vocabulary)
         XCTAssertEqual(loaded.vocabulary.mode, .words)
     }
+
+    /// A minimum frequency that maps every word to <unk> is refused naming it and the most frequent word's count, not
+    /// as a text without letters (issue #30; found by Scripts/fuzz); a text without letters keeps its own message.
+    func testAMinimumFrequencyAboveEveryWordIsNamed() throws {
+        let text = "the time traveller\nthe time machine\nthe end\n"
+        XCTAssertThrowsError(try PreparedCorpus.prepare(text: text, mode: .words, minimumFrequency: 4)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("minimumFrequency 4"), message)
+            XCTAssertTrue(message.contains("\"the\", 3 times"), message)
+            XCTAssertTrue(message.contains("at most 3"), message)
+            XCTAssertFalse(message.contains("ASCII letter"), message)
+        }
+        XCTAssertEqual(try PreparedCorpus.prepare(text: text, mode: .words, minimumFrequency: 3).vocabulary.count, 2)
+        XCTAssertThrowsError(try PreparedCorpus.prepare(text: "123 !?\n", mode: .words, minimumFrequency: 4)) {
+            XCTAssertTrue("\($0)".contains("no ASCII letter"), "\($0)")
+        }
+        // A long word is shortened in the message.
+        let long = String(repeating: "a", count: 5000)
+        XCTAssertThrowsError(try PreparedCorpus.prepare(text: long, mode: .words, minimumFrequency: 2)) {
+            XCTAssertTrue("\($0)".contains("\"\(String(repeating: "a", count: 40))...\", 1 times"), "\($0)")
+        }
+    }
 }

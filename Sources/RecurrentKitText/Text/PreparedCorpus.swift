@@ -60,6 +60,14 @@ public struct PreparedCorpus: Equatable, Sendable {
             let lines = TextPreparation.d2lLines(text)
             vocabulary = Vocabulary.words(fromLines: lines, minimumFrequency: minimumFrequency)
             guard vocabulary.count > 1 else {
+                // Every word rarer than minimumFrequency (each token would be <unk>) is a different cause than a text
+                // with no word at all: name the one that applies.
+                if let (word, count) = mostFrequentWord(lines) {
+                    let shown = word.count > 40 ? word.prefix(40) + "..." : word
+                    throw RecurrentKitError(
+                        "every word of the text is seen fewer than minimumFrequency \(minimumFrequency) times (the most frequent, \"\(shown)\", \(count) times), so every token would be <unk>; use a minimum frequency of at most \(count)"
+                    )
+                }
                 throw RecurrentKitError("text has no word after d2l preparation: it has no ASCII letter A-Z or a-z")
             }
             prepared = lines.joined(separator: " ")  // words never cross a line end
@@ -94,4 +102,19 @@ public struct PreparedCorpus: Equatable, Sendable {
             validationTokens: Array(tokens[trainCount...]))
     }
 
+    /// A most frequent word of d2l-prepared `lines` (the first to reach the highest count) and its count; nil when the
+    /// lines hold no word. Words are split as ``Vocabulary/words(fromLines:minimumFrequency:)`` splits them.
+    static func mostFrequentWord(_ lines: [String]) -> (word: String, count: Int)? {
+        var counts: [Substring: Int] = [:]
+        var best: (word: Substring, count: Int)? = nil
+        for line in lines {
+            for scalars in line.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }) {
+                let word = Substring(scalars)
+                let count = counts[word, default: 0] + 1
+                counts[word] = count
+                if count > best?.count ?? 0 { best = (word, count) }
+            }
+        }
+        return best.map { (String($0.word), $0.count) }
+    }
 }
