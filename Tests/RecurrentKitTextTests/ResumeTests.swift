@@ -85,6 +85,35 @@ final class ResumeTests: XCTestCase {
         XCTAssertThrowsError(try bad.validate())
     }
 
+    /// A run saved between epochs resumes, and resumes exactly, whatever its epochs' lengths: d2l's random offset gives
+    /// some epochs one minibatch more, and a first epoch of m + 1 followed by one of m made the trainer refuse the run's
+    /// own checkpoint ("its counters do not agree"; found by Scripts/fuzz, #30).
+    func testResumesBetweenEpochsOfDifferentLengths() throws {
+        var longerFirst = 0
+        for seed in 0..<12 {
+            // 302 tokens in 2 rows of 5 steps: offsets 0 and 1 give 30 minibatches, larger ones 29.
+            var o = options(.sequential, optimizer: .sgd)
+            (o.seed, o.hiddenSize, o.numLayers, o.dropout, o.maxTokens, o.batchSize, o.numSteps) = (
+                UInt64(seed), 4, 1, 0, 302, 2, 5
+            )
+            let reference = LanguageModelTrainer(unchecked: o)
+            let (all, _) = try losses(of: reference)
+            let first = LanguageModelTrainer(unchecked: o)
+            var epochs = 0
+            try first.train(progress: { if case .epoch = $0 { epochs += 1 } }, shouldStop: { epochs >= 1 })
+            let m = first.minibatchesPerEpoch
+            if first.step == m + 1 && first.data.batchCount(epoch: 1) == m { longerFirst += 1 }
+            let resumed = try LanguageModelTrainer(
+                resumingFrom: try Checkpoint.parse(try first.checkpoint().serialized()))
+            XCTAssertEqual(resumed.step, first.step, "seed \(seed)")
+            let (tail, done) = try losses(of: resumed)
+            XCTAssertTrue(done)
+            XCTAssertEqual(Array(all.suffix(tail.count)), tail, "seed \(seed)")
+            XCTAssertEqual(first.step + tail.count, all.count, "seed \(seed)")
+        }
+        XCTAssertGreaterThan(longerFirst, 0, "some seed gives a first epoch one minibatch longer than the second")
+    }
+
     func testNonFiniteLossStopsOrSkips() throws {
         var o = options(.sequential, optimizer: .sgd)
         o.learningRate = 1e30  // an unbounded ReLU RNN diverges within a few updates

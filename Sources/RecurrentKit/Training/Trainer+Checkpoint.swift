@@ -176,9 +176,10 @@ extension Trainer {
                 "position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchCount(epoch: max(saved.position.epoch, 0))) batches per epoch"
             )
         }
-        // Sources whose epochs differ in length have at most one batch more than batchesPerEpoch in any epoch.
-        let perEpoch =
-            data.batchesPerEpoch + (data.batchCount(epoch: saved.position.epoch) == data.batchesPerEpoch ? 0 : 1)
+        // Sources whose epochs differ in length have at most one batch more than batchesPerEpoch in any epoch. The
+        // finished epochs' own lengths are not known here (a source positioned at the resumed epoch draws no earlier
+        // one, and this epoch's length says nothing of theirs), so each may have had one more.
+        let perEpoch = data.batchesPerEpoch + 1
         // Between epochs (batch 0) the sums are still the finished epoch's.
         guard saved.step >= 0, saved.skippedSteps >= 0, saved.updatesInEpoch >= 0,
             saved.updatesInEpoch <= (saved.position.batch == 0 ? data.batchesPerEpoch + 1 : saved.position.batch),
