@@ -70,7 +70,7 @@ for cell in rnn_tanh gru lstm; do
     for decoding in greedy sample nucleus; do
         for precision in float32 bfloat16 int8; do
             check token --workload generate --cell "$cell" --hidden 256 --layers 2 --embedding 64 --decoding "$decoding" \
-                --precision "$precision" --threads 2
+                --product-precision "$precision" --threads 2
         done
     done
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mixed precision against float32: the five d2l presets (500 epochs each, their own update counts) and
 # shakespeare-lstm for a fixed 2 epochs (about 626 updates, validation on the last 10%), each once with
-# --precision float32 and once with --precision bf16; prints final perplexities side by side and writes the
+# --product-precision float32 and once with --product-precision bf16; prints final perplexities side by side and writes the
 # per-epoch curves to docs/data/bf16-convergence/<preset>-<precision>.jsonl.
 # Usage: Scripts/bench/bf16_convergence.sh [rnn binary] [threads]   (release build; about 8 minutes on 2 cores)
 set -euo pipefail
@@ -17,7 +17,7 @@ for preset in d2l-rnn d2l-rnn-random d2l-gru d2l-lstm d2l-deep-lstm shakespeare-
     extra=(--sample-every 0)
     [ "$preset" = shakespeare-lstm ] && extra+=(--epochs 2)
     for precision in float32 bf16; do
-        "$RNN" train --preset "$preset" --precision "$precision" --threads "$THREADS" "${extra[@]}" --output "$work/$preset-$precision" >"$work/$preset-$precision.log"
+        "$RNN" train --preset "$preset" --product-precision "$precision" --threads "$THREADS" "${extra[@]}" --output "$work/$preset-$precision" >"$work/$preset-$precision.log"
         cp "$work/$preset-$precision/metrics.jsonl" "docs/data/bf16-convergence/$preset-$precision.jsonl"
     done
     python3 - "$work/$preset-float32/metrics.jsonl" "$work/$preset-bf16/metrics.jsonl" "$preset" <<'PYTHON'

@@ -74,7 +74,7 @@ measure "lstm 2x1024 E128 dropout B64 T64 adam, raw + validation" \
     --batch 64 --steps 64 --optimizer adam --lr 0.002
 measure "rnn_tanh H4096 one-hot B32 T35 adam bf16" \
     --corpus timemachine --max-tokens 5000 --cell rnn_tanh --hidden 4096 --batch 32 --steps 35 --optimizer adam --lr 0.001 \
-    --precision bfloat16
+    --product-precision bfloat16
 measure "lstm 2x2048 proj 512 recompute 16 B32 T64 rmsprop" \
     --corpus timemachine --max-tokens 8000 --cell lstm --hidden 2048 --projection 512 --layers 2 --recompute-interval 16 \
     --batch 32 --steps 64 --optimizer rmsprop --lr 0.001

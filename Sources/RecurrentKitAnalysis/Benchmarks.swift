@@ -32,7 +32,7 @@ public enum Benchmarks {
     public static func training(
         cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
         embedding: Int? = nil, seconds: Double = 3, recomputeInterval: Int? = nil,
-        precision: Precision = .float32
+        precision: ProductPrecision = .float32
     ) throws -> Result {
         var g = SeededGenerator(seed: 1)
         let model = try LanguageModel<Float>(
@@ -153,7 +153,7 @@ public enum Benchmarks {
             generator: &g)
         let prefix = (0..<10).map { _ in g.nextInt(below: V) }
         // Compact weights are copied (and quantized) once, before the clock starts, as PyTorch's rows quantize first.
-        let session = try precision.compactFormat.map { try CompactGenerationSession(model: model, format: $0) }
+        let session = precision.isCompact ? try CompactGenerationSession(model: model, format: precision) : nil
         func run(_ length: Int) throws {
             if let session {
                 _ = try TextGenerator.generate(
@@ -192,12 +192,12 @@ public enum Benchmarks {
     ///   - dropout: dropout between layers.
     ///   - optimizer: `OptimizerKind.sgd` (learning rate 0.01) or `OptimizerKind.adam`/`OptimizerKind.adamw` (1e-3).
     ///   - recomputeInterval: memory-efficient BPTT interval, nil keeps every step.
-    ///   - precision: matrix-product precision of forward and backward (`Precision.bfloat16`: mixed precision).
+    ///   - precision: matrix-product precision of forward and backward (`ProductPrecision.bfloat16`: mixed precision).
     ///   - updates: measured updates (>= 0).
     public static func trainingUpdates(
         cell: CellKind, hidden H: Int, layers: Int = 1, batch B: Int, steps T: Int, vocabulary V: Int,
         embedding: Int? = nil, dropout: Double = 0, optimizer: OptimizerKind = .sgd,
-        recomputeInterval: Int? = nil, precision: Precision = .float32, updates: Int
+        recomputeInterval: Int? = nil, precision: ProductPrecision = .float32, updates: Int
     ) throws {
         guard updates >= 0 else { throw RecurrentKitError.invalidArgument("updates", updates, "must be >= 0") }
         var g = SeededGenerator(seed: 1)

@@ -21,11 +21,11 @@ extension SamplingStrategy: ExpressibleByArgument {}
 extension BPTTStrategy: ExpressibleByArgument {}
 extension TrainingPreset: ExpressibleByArgument {}
 
-extension Precision: ExpressibleByArgument {
+extension ProductPrecision: ExpressibleByArgument {
     /// float32 or bfloat16, also bf16, fp32, f32.
     public init?(argument: String) {
         let aliases = ["bf16": "bfloat16", "fp32": "float32", "f32": "float32"]
-        guard let value = Precision(rawValue: aliases[argument.lowercased()] ?? argument.lowercased()) else {
+        guard let value = ProductPrecision(rawValue: aliases[argument.lowercased()] ?? argument.lowercased()) else {
             return nil
         }
         self = value

@@ -20,16 +20,13 @@ struct EvalCommand: ParsableCommand {
         help:
             "Steps per chunk; the state is carried across chunks, so it changes only the rounding (default 35 with --batch, \(EvaluationLayout.streamChunkSteps) for one stream)."
     ) var steps: Int?
-    @Option(
-        help:
-            "Weight storage: float32, or bfloat16 or int8 (these read the text as one stream, token by token, like generation)."
-    ) var precision: WeightPrecision = .float32
+    @OptionGroup var weightPrecisionOption: WeightPrecisionOption
     @Option(help: "Evaluate only the first N characters (0 = all).") var maxChars: Int = 0
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
         try threadOptions.apply()
-        let weightPrecision = precision
+        let weightPrecision = weightPrecisionOption.resolved
         let loaded = try Checkpoint.load(from: checkpoint)
         guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
             throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
@@ -53,13 +50,13 @@ struct EvalCommand: ParsableCommand {
             : .rows(batch: batch ?? 1, steps: steps ?? (batch == nil ? EvaluationLayout.streamChunkSteps : 35))
         let setting: String
         let ce: Double
-        if let format = weightPrecision.compactFormat {
+        if weightPrecision.isCompact {
             guard (batch ?? 1) == 1 else {
                 throw RecurrentKitError(
-                    "--batch \(batch!) needs --precision float32: \(weightPrecision.rawValue) weights read the text as one stream, token by token"
+                    "--batch \(batch!) needs --weight-precision float32: \(weightPrecision.rawValue) weights read the text as one stream, token by token"
                 )
             }
-            ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, format: format)
+            ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, format: weightPrecision)
             setting =
                 EvaluationLayout.stream.description(tokenCount: tokens.count)
                 + ", token by token, \(weightPrecision.rawValue) weights"

@@ -28,8 +28,9 @@ struct ProbeCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Decoding (generate; sample: temperature 0.8, top-k 10; nucleus: temperature 0.8, top-p 0.9).")
     var decoding: ProbeDecoding = .greedy
-    @Option(help: "Weight storage (generate).") var precision: WeightPrecision = .float32
-    @Option(help: "Matrix-product precision (train).") var products: Precision = .float32
+    @OptionGroup var weightPrecisionOption: WeightPrecisionOption
+    @Option(name: .customLong("product-precision"), help: "Matrix-product precision (train).") var products:
+        ProductPrecision = .float32
     @Option(help: "Units of work: updates, generated tokens, or (trainer) updates before stopping.") var count: Int = 10
     @Option(help: "Epochs (trainer).") var epochs: Int = 1
 
@@ -50,7 +51,7 @@ struct ProbeCommand: ParsableCommand {
                 recomputeInterval: recomputeInterval > 0 ? recomputeInterval : nil, precision: products,
                 updates: count)
         case .generate:
-            let weights = precision
+            let weights = weightPrecisionOption.resolved
             let choice: TextGenerator.Decoding =
                 switch decoding {
                 case .greedy: .greedy

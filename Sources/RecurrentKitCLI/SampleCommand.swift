@@ -25,13 +25,10 @@ struct SampleCommand: ParsableCommand {
             "Beam search with this many hypotheses (d2l 9.8; 1...1000): prints the --num-samples best with their log-probabilities."
     ) var beam: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(
-        help:
-            "Weight storage while generating: float32, bfloat16 (half the bytes per token) or int8 (a quarter; a scale per row)."
-    ) var precision: WeightPrecision = .float32
+    @OptionGroup var weightPrecisionOption: WeightPrecisionOption
 
     func run() throws {
-        let weightPrecision = precision
+        let weightPrecision = weightPrecisionOption.resolved
         guard temperature.isFinite, temperature >= 0 else {
             throw RecurrentKitError.invalidArgument("temperature", temperature, "must be >= 0 (0 = greedy)")
         }

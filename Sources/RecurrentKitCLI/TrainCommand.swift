@@ -31,10 +31,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
     @Flag(help: "Recurrent layers without biases (PyTorch bias=False).") var noBias = false
     @Option(help: "LSTM: project h to this width (PyTorch proj_size, below --hidden; 0 = none).") var projection: Int?
-    @Option(
-        help:
-            "Matrix products while training: float32, or bf16 (mixed precision: bfloat16 operands, float32 sums, master weights and states)."
-    ) var precision: Precision?
+    @OptionGroup var productPrecision: ProductPrecisionOption
     @Option(
         help:
             "Initialisation: d2l (N(0, 0.01^2)), pytorch (U(+-1/sqrt(H))), identity (IRNN), orthogonal (W_hh gate blocks)."
@@ -110,7 +107,7 @@ struct TrainCommand: ParsableCommand {
         }
         if noBias { o.recurrentBias = false }
         if let projection { o.projectionSize = projection == 0 ? nil : projection }
-        if let precision { o.precision = precision == .float32 ? nil : precision }
+        if let precision = productPrecision.resolved { o.precision = precision == .float32 ? nil : precision }
         if let initialization { o.initialization = initialization }
         if let forgetBias { o.forgetGateBias = forgetBias }
         if let optimizer { o.optimizer = optimizer }

@@ -1,27 +1,5 @@
 import RecurrentKit
 
-/// How generation stores the weight matrices it re-reads for every token.
-public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
-    /// The model's own Float weights (the default; the path the PyTorch fixtures check).
-    case float32
-    /// bfloat16 copies (8 significant bits, Float's exponent range), widened exactly to Float inside the
-    /// matrix-vector kernel; inputs, states and sums stay Float. Half the bytes per token.
-    case bfloat16
-    /// int8 copies with one Float scale per row (the row's largest magnitude / 127); each matrix-vector product
-    /// quantizes its input vector to 8 bits (one symmetric scale) and sums in exact integers; states, biases and the
-    /// element-wise math stay Float. A quarter of the bytes per token.
-    case int8
-
-    /// The `CompactDecoder` format, nil for the model's own Float weights.
-    public var compactFormat: CompactWeightFormat? {
-        switch self {
-        case .float32: return nil
-        case .bfloat16: return .bfloat16
-        case .int8: return .int8
-        }
-    }
-}
-
 /// Batch-1 generation with compact copies (bfloat16, or int8 with a scale per row) of a ``LanguageModel``'s weight
 /// matrices: a `CompactDecoder` over the model's layers, kept with the model it was copied from.
 ///
@@ -35,8 +13,8 @@ public final class CompactGenerationSession {
     /// Copies `model`'s weight matrices to `format` (round to nearest even) and starts from a zero state.
     /// - Parameters:
     ///   - model: the trained model.
-    ///   - format: bfloat16 (the default) or int8 with a scale per row.
-    public init(model: LanguageModel<Float>, format: CompactWeightFormat = .bfloat16) throws {
+    ///   - format: bfloat16 (the default) or int8 with a scale per row (float32 is refused: use the model itself).
+    public init(model: LanguageModel<Float>, format: WeightPrecision = .bfloat16) throws {
         self.model = model
         decoder = try CompactDecoder(
             network: model.recurrent, embedding: model.embedding, output: model.output, format: format)

@@ -74,7 +74,7 @@ public enum Evaluation {
     /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
     /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
     public static func meanCrossEntropy(
-        model: LanguageModel<Float>, tokens: [Int], format: CompactWeightFormat
+        model: LanguageModel<Float>, tokens: [Int], format: WeightPrecision
     ) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else {

@@ -26,8 +26,8 @@ public enum TextGenerator {
         generator: inout SeededGenerator, precision: WeightPrecision = .float32, stop: [Int] = []
     ) throws -> [Int] {
         try check(prefix: prefix, length: length, decoding: decoding)
-        if let format = precision.compactFormat {
-            let session = try CompactGenerationSession(model: model, format: format)
+        if precision.isCompact {
+            let session = try CompactGenerationSession(model: model, format: precision)
             return try generate(
                 session: session, prefix: prefix, length: length, decoding: decoding, generator: &generator, stop: stop)
         }

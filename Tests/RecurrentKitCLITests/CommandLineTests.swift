@@ -75,7 +75,8 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--optimizer", "lion"] + out, mentioning: "'sgd', 'adam', 'adamw' or 'rmsprop'")
         try assertFails(["train", "--bptt", "half"] + out, mentioning: "--bptt")
         try assertFails(
-            ["sample", "--checkpoint", "x", "--precision", "half"], mentioning: "'float32', 'bfloat16' or 'int8'")
+            ["sample", "--checkpoint", "x", "--weight-precision", "half"], mentioning: "'float32', 'bfloat16' or 'int8'"
+        )
         try assertFails(["bench", "--rows", "some"], mentioning: "--rows")
         try assertFails(
             ["analyze", "--cell", "gpt"], mentioning: "'rnn_tanh', 'rnn_relu', 'rnn_linear', 'gru' or 'lstm'")
@@ -122,7 +123,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(evaluated.out.contains("bits per character"))
         // bfloat16 weights: the same length of text, and a perplexity within 1% of the Float one on the same stream.
         let compact = try run([
-            "sample", "--checkpoint", checkpoint, "--prefix", "the time", "--length", "20", "--precision", "bf16",
+            "sample", "--checkpoint", checkpoint, "--prefix", "the time", "--length", "20", "--weight-precision",
+            "bf16",
         ])
         XCTAssertEqual(compact.status, 0, compact.err)
         XCTAssertEqual(compact.out.trimmingCharacters(in: .newlines).count, 28)
@@ -133,9 +135,23 @@ final class CommandLineTests: XCTestCase {
             return Double(line.dropFirst("perplexity ".count).prefix { $0 != " " }) ?? .nan  // "perplexity X (setting)"
         }
         let floatPerplexity = try perplexityLine(["--batch", "1"]),
-            compactPerplexity = try perplexityLine(["--precision", "bfloat16"])
+            compactPerplexity = try perplexityLine(["--weight-precision", "bfloat16"])
         XCTAssertEqual(compactPerplexity, floatPerplexity, accuracy: 0.01 * floatPerplexity)
-        try assertFails(["sample", "--checkpoint", checkpoint, "--precision", "fp8"], mentioning: "precision")
+        try assertFails(["sample", "--checkpoint", checkpoint, "--weight-precision", "fp8"], mentioning: "precision")
+        // --precision, the old spelling of --weight-precision here (and of --product-precision in train), still works:
+        // the same output, and one line on stderr naming the new spelling. Both spellings at once are refused.
+        let old = try run([
+            "sample", "--checkpoint", checkpoint, "--prefix", "the time", "--length", "20", "--precision", "bf16",
+        ])
+        XCTAssertEqual(old.status, 0, old.err)
+        XCTAssertEqual(old.out, compact.out)
+        XCTAssertEqual(old.err, "note: --precision is the old spelling of --weight-precision; use --weight-precision\n")
+        try assertFails(
+            ["sample", "--checkpoint", checkpoint, "--precision", "bf16", "--weight-precision", "bf16"],
+            mentioning: "--weight-precision once")
+        try assertFails(
+            ["train", "--precision", "bf16", "--product-precision", "bf16", "--epochs", "1"],
+            mentioning: "--product-precision once")
         // Memory-efficient BPTT may be switched on when resuming (it never changes the gradients).
         let resumed = try run(["train", "--resume", checkpoint, "--recompute-interval", "16"])
         XCTAssertEqual(resumed.status, 0, resumed.err)

@@ -261,11 +261,11 @@ final class DefaultsTests: XCTestCase {
         let one = try perplexityLine(["--batch", "1"])
         XCTAssertEqual(one.setting, stream.setting)
         XCTAssertEqual(one.value, stream.value, accuracy: 2e-5)
-        let compact = try perplexityLine(["--precision", "bfloat16"])
+        let compact = try perplexityLine(["--weight-precision", "bfloat16"])
         XCTAssertEqual(
             compact.setting, "(one stream, state carried over 3,000 tokens, token by token, bfloat16 weights)")
         try cli.assertFails(
-            ["eval", "--checkpoint", checkpoint, "--text", text, "--precision", "bfloat16", "--batch", "8"],
+            ["eval", "--checkpoint", checkpoint, "--text", text, "--weight-precision", "bfloat16", "--batch", "8"],
             mentioning: "--batch 8")
     }
 }

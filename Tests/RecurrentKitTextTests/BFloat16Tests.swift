@@ -202,7 +202,7 @@ final class BFloat16Tests: XCTestCase {
     /// reset per generation), greedy and sampled.
     func testGenerationReusesASession() throws {
         let m = try model(.lstm, embedding: 5, roundedToBFloat16: false)
-        for (format, precision) in [(CompactWeightFormat.bfloat16, WeightPrecision.bfloat16), (.int8, .int8)] {
+        for (format, precision) in [(WeightPrecision.bfloat16, WeightPrecision.bfloat16), (.int8, .int8)] {
             let session = try CompactGenerationSession(model: m, format: format)
             for decoding in [TextGenerator.Decoding.greedy, .sample(temperature: 0.9, topK: 4)] {
                 var g1 = SeededGenerator(seed: 5), g2 = SeededGenerator(seed: 5), g3 = SeededGenerator(seed: 5)

@@ -98,7 +98,7 @@ final class GenerationTableTests: XCTestCase {
         let tokens = (0..<12).map { _ in g.nextInt(below: V) }
         XCTAssertEqual(try generated(model, tokens), try stepwise(model, tokens))
         let reference = try generated(model, tokens)
-        for (format, bound) in [(CompactWeightFormat.bfloat16, Float(0.02)), (.int8, 0.05)] {
+        for (format, bound) in [(WeightPrecision.bfloat16, Float(0.02)), (.int8, 0.05)] {
             let decoder = try CompactDecoder(
                 network: net, embedding: model.embedding, output: model.output, format: format)
             let bytes = format == .bfloat16 ? 2 : 1, extra = format == .int8 ? 8 : 0

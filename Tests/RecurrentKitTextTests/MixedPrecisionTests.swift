@@ -14,7 +14,7 @@ final class MixedPrecisionTests: XCTestCase {
     }
 
     func gradients(
-        _ cell: CellKind, precision: Precision, threads: Int = 1
+        _ cell: CellKind, precision: ProductPrecision, threads: Int = 1
     ) throws -> (loss: Double, gradients: [Float]) {
         Kernels.threadCount = threads
         var g = SeededGenerator(seed: 31)

@@ -95,7 +95,9 @@ extension RecurrentConfiguration {
     ///     e.g. a validation forward).
     ///   - backward: the precision of the backward's products.
     /// - Returns: the bytes, or nil for a bidirectional stack, a size below 1, or sizes that overflow `Int`.
-    public func trainingWeightCopyBytes(forward: Precision = .float32, backward: Precision = .float32) -> Int? {
+    public func trainingWeightCopyBytes(
+        forward: ProductPrecision = .float32, backward: ProductPrecision = .float32
+    ) -> Int? {
         guard !bidirectional, hiddenSize >= 1, numLayers >= 1, projectionSize >= 0 else { return nil }
         let R = stateSize
         guard let GH = checkedProduct(cell.gateCount, hiddenSize),
@@ -123,7 +125,7 @@ extension Kernels {
     ///   - n: columns, >= 0.
     ///   - precision: the products' precision.
     /// - Returns: the bytes, or nil for a negative size or one that overflows `Int`.
-    public static func packedOperandBytes(rows k: Int, columns n: Int, precision: Precision) -> Int? {
+    public static func packedOperandBytes(rows k: Int, columns n: Int, precision: ProductPrecision) -> Int? {
         guard k >= 0, n >= 0, k <= Int.max - 511, n <= Int.max - 63 else { return nil }
         switch precision {
         case .float32:

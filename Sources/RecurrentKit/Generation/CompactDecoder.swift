@@ -1,17 +1,5 @@
 import _RecurrentKitKernels
 
-/// How a ``CompactDecoder`` stores the weight matrices it streams for every token.
-public enum CompactWeightFormat: String, Sendable, CaseIterable {
-    /// bfloat16 (round to nearest even): Float's exponent range with 8 significant bits, half of Float's bytes.
-    case bfloat16
-    /// int8 with one Float scale per row (the row's largest magnitude / 127, round to nearest even): a quarter of
-    /// Float's bytes plus 8 bytes per row (the scale and the row's sum). Each product quantizes its input vector to
-    /// 8 bits with one symmetric scale (dynamic quantization of the activations, as PyTorch's `quantize_dynamic`
-    /// does, though PyTorch uses one scale per weight tensor and an asymmetric input range) and sums in exact 32-bit
-    /// integers (AVX512-VNNI where present), so results are the same on every instruction-set level.
-    case int8
-}
-
 /// One weight matrix (rows, cols) in a compact format and its product W x.
 struct CompactMatrix {
     let rows: Int, cols: Int
@@ -33,13 +21,13 @@ struct CompactMatrix {
 
 /// Batch-1, token-by-token inference of a token model (an optional ``Embedding`` or one-hot input, a
 /// ``RecurrentNetwork``, a ``Linear`` head on the last layer) with compact copies of its weight matrices: bfloat16
-/// or int8 with a scale per row (``CompactWeightFormat``).
+/// or int8 with a scale per row (``WeightPrecision/bfloat16``, ``WeightPrecision/int8``).
 ///
 /// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream
 /// from cache; shrinking them is the lever. The decoder is a snapshot taken when it is created: compact copies of the
 /// weight matrices, Float copies of the biases and layer 0's input table; states and the element-wise math are Float (bf16
 /// weights widen exactly to Float inside the matrix-vector kernel; int8 products quantize their input vector, see
-/// ``CompactWeightFormat/int8``). Layer 0's input projection is folded into a Float table (V, G*H) built by
+/// ``WeightPrecision/int8``). Layer 0's input projection is folded into a Float table (V, G*H) built by
 /// ``RecurrentNetwork/inputProjectionTable(embedding:vocabularySize:into:)`` (row v = W_ih x_v + b_ih for the one-hot or
 /// embedded token v), the same table Float generation reads, so layer 0 streams one table row and its W_hh per token,
 /// and its input part is exact; when the table would be large (a vocabulary much wider than the embedding, see
@@ -55,7 +43,7 @@ public final class CompactDecoder {
     public let outputSize: Int
     private let cell: CellKind
     /// The storage of the weight matrices.
-    public let format: CompactWeightFormat
+    public let format: WeightPrecision
     /// Per layer k >= 1: W_ih (G*H, H) at index k - 1 (layer 0 reads `inputTable`, or `firstInput` times its
     /// embedding row when the table would be large).
     private let inputWeights: [CompactMatrix]
@@ -93,11 +81,15 @@ public final class CompactDecoder {
     ///   - embedding: token vectors (V, E) with E the network's `inputSize`, or nil.
     ///   - output: the head, (outputSize, H) on the last layer's h.
     ///   - format: bfloat16 (the default) or int8 with a scale per row.
-    /// - Throws: when the sizes do not chain, or (int8) a weight is not finite.
+    /// - Throws: for ``WeightPrecision/float32``, when the sizes do not chain, or (int8) a weight is not finite.
     public init(
         network: RecurrentNetwork<Float>, embedding: Embedding<Float>?, output: Linear<Float>,
-        format: CompactWeightFormat = .bfloat16
+        format: WeightPrecision = .bfloat16
     ) throws {
+        guard format != .float32 else {
+            throw RecurrentKitError(
+                "a compact decoder stores bfloat16 or int8 weights; float32 decoding reads the network's own weights")
+        }
         let configuration = network.configuration
         guard !configuration.bidirectional else {
             throw RecurrentKitError(
@@ -144,7 +136,7 @@ public final class CompactDecoder {
             let data = next
             next += aligned(rows * cols * elementBytes)
             switch format {
-            case .bfloat16:
+            case .bfloat16, .float32:  // float32 was refused above
                 let copy = data.bindMemory(to: UInt16.self, capacity: rows * cols)
                 rk_f32_to_bf16(source, copy, rows * cols)
                 return CompactMatrix(rows: rows, cols: cols, bf16: copy, int8: nil, scales: nil, sums: nil)

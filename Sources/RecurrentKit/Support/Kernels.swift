@@ -14,13 +14,13 @@ public enum Kernels {
     /// levels compute the same bf16 products with Float multiply-adds. Weights, optimizer state, cell states and the
     /// element-wise math stay Float. Per thread (other threads' models are not affected); `.float32` by default.
     /// A weight packed for the recurrent step in one precision must be used in the same one (checked: the process stops).
-    public static var productPrecision: Precision {
+    public static var productPrecision: ProductPrecision {
         get { rk_bf16_products() != 0 ? .bfloat16 : .float32 }
         set { rk_set_bf16_products(newValue == .bfloat16 ? 1 : 0) }
     }
 
     /// Runs `body` with ``productPrecision`` set to `precision` on this thread, then restores the previous value.
-    public static func withProductPrecision<R>(_ precision: Precision, _ body: () throws -> R) rethrows -> R {
+    public static func withProductPrecision<R>(_ precision: ProductPrecision, _ body: () throws -> R) rethrows -> R {
         let saved = productPrecision
         productPrecision = precision
         defer { productPrecision = saved }
@@ -110,7 +110,7 @@ public enum Kernels {
 }
 
 /// The precision of matrix products (``Kernels/productPrecision``).
-public enum Precision: String, Codable, CaseIterable, Sendable {
+public enum ProductPrecision: String, Codable, CaseIterable, Sendable {
     /// Float operands and sums (the default; the path the PyTorch fixtures check).
     case float32
     /// Mixed precision: bfloat16 operands (8 significant bits), Float sums, Float master weights.

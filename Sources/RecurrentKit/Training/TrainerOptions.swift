@@ -18,9 +18,9 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public var earlyStopPatience: Int?
     /// Stop (resumably) after the update during which this many seconds of training have passed (nil: no limit).
     public var timeLimitSeconds: Double?
-    /// The precision of the matrix products of the forward and backward passes (``Precision/bfloat16``: bf16
+    /// The precision of the matrix products of the forward and backward passes (``ProductPrecision/bfloat16``: bf16
     /// operands, Float sums and weights); validation and everything else stay Float.
-    public var precision: Precision
+    public var precision: ProductPrecision
     /// Seeds the dropout masks.
     public var seed: UInt64
     /// Where the dropout masks (and a model's other draws, such as randomized truncation) come from: one generator per
@@ -37,7 +37,8 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public init(
         epochs: Int = 10, maxUpdates: Int? = nil, clip: Double = 0, clipStyle: ClipStyle = .pytorch,
         learningRateSchedule: LearningRateSchedule? = nil, validateEvery: Int? = nil, earlyStopPatience: Int? = nil,
-        timeLimitSeconds: Double? = nil, precision: Precision = .float32, seed: UInt64 = 0, skipNonFinite: Bool = false,
+        timeLimitSeconds: Double? = nil, precision: ProductPrecision = .float32, seed: UInt64 = 0,
+        skipNonFinite: Bool = false,
         bestCheckpointPath: String? = nil, metricsPath: String? = nil, randomStream: RandomStream = .perBatch
     ) {
         (self.epochs, self.maxUpdates, self.clip, self.clipStyle) = (epochs, maxUpdates, clip, clipStyle)
@@ -67,7 +68,8 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
             validateEvery: try c.decodeIfPresent(Int.self, forKey: .validateEvery),
             earlyStopPatience: try c.decodeIfPresent(Int.self, forKey: .earlyStopPatience),
             timeLimitSeconds: try c.decodeIfPresent(Double.self, forKey: .timeLimitSeconds),
-            precision: try c.decode(Precision.self, forKey: .precision), seed: try c.decode(UInt64.self, forKey: .seed),
+            precision: try c.decode(ProductPrecision.self, forKey: .precision),
+            seed: try c.decode(UInt64.self, forKey: .seed),
             skipNonFinite: try c.decode(Bool.self, forKey: .skipNonFinite),
             bestCheckpointPath: try c.decodeIfPresent(String.self, forKey: .bestCheckpointPath),
             metricsPath: try c.decodeIfPresent(String.self, forKey: .metricsPath),

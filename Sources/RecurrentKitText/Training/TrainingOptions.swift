@@ -62,7 +62,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Matrix products in training: nil or `.float32` (default), or `.bfloat16` for mixed precision (bfloat16
     /// operands, Float sums, master weights and optimizer state; see `Kernels.productPrecision`). Validation, samples
     /// and evaluation compute in Float. nil keeps older checkpoints' metadata.
-    public var precision: Precision? = nil
+    public var precision: ProductPrecision? = nil
     /// Parameter initialisation. Default d2l's scratch N(0, 0.01^2).
     public var initialization: Initialization = .d2l
     /// LSTM only: the forget gate's initial bias (`RecurrentNetwork.setForgetGateBias(_:)`), e.g. 1; nil leaves the
