@@ -61,7 +61,7 @@ done
 check update --workload train --cell lstm --hidden 512 --layers 1 --batch 32 --steps 35 --vocabulary 28 --threads 2
 # Mixed precision: the bf16 GEMM's packing buffers are per thread and grow once.
 for threads in 1 2; do
-    check update --workload train --cell gru --hidden 256 --layers 2 --batch 64 --steps 35 --embedding 64 --products bfloat16 \
+    check update --workload train --cell gru --hidden 256 --layers 2 --batch 64 --steps 35 --embedding 64 --product-precision bfloat16 \
         --threads "$threads"
 done
 # Batch-1 generation per token: greedy, sampling (temperature 0.8, top-k 10) and nucleus sampling (top-p 0.9, which
@@ -70,7 +70,7 @@ for cell in rnn_tanh gru lstm; do
     for decoding in greedy sample nucleus; do
         for precision in float32 bfloat16 int8; do
             check token --workload generate --cell "$cell" --hidden 256 --layers 2 --embedding 64 --decoding "$decoding" \
-                --product-precision "$precision" --threads 2
+                --weight-precision "$precision" --threads 2
         done
     done
 done

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rnn=.build/release/rnn
 [ -x "$rnn" ] || { echo "gradcheck-sweep: build first: swift build -c release --product rnn" >&2; exit 1; }
-sizes=("--input-size 4 --hidden-size 5 --layers 2 --batch 3 --steps 6"
-       "--input-size 6 --hidden-size 9 --layers 3 --batch 4 --steps 5 --chunks 2 --last-step")
+sizes=("--input-size 4 --hidden 5 --layers 2 --batch 3 --steps 6"
+       "--input-size 6 --hidden 9 --layers 3 --batch 4 --steps 5 --chunks 2 --last-step")
 failures=0
 for cell in rnn_tanh rnn_relu gru lstm; do
     for size in "${sizes[@]}"; do

@@ -16,9 +16,7 @@ struct AnalyzeCommand: ParsableCommand {
 
     @Option(help: "Checkpoint to analyse (default: a fresh model built from --cell/--hidden/--init).") var checkpoint:
         String?
-    @Option(help: "Cell of a fresh model.") var cell: CellKind = .rnnTanh
-    @Option(help: "Hidden units of a fresh model.") var hidden: Int = 64
-    @Option(help: "Layers of a fresh model.") var layers: Int = 1
+    @OptionGroup(title: "A fresh model (defaults: rnn_tanh, --hidden 64, --layers 1)") var model: ModelOptions
     @Option(help: "Initialisation of a fresh model.") var initialization: Initialization = .pytorch
     @Option(help: "Rescale each W_hh gate block to this spectral radius (> 0).") var radius: Double?
     @Option(help: "UTF-8 text file (default: the embedded corpus).") var text: String?
@@ -39,6 +37,12 @@ struct AnalyzeCommand: ParsableCommand {
         guard text != nil || EmbeddedCorpus(rawValue: corpus) != nil else {
             throw RecurrentKitError.invalidArgument("corpus", "'\(corpus)'", "expected timemachine or tinyshakespeare")
         }
+        try model.refuse([.dropout, .embedding, .noBias, .projection], in: "analyze")
+        if checkpoint != nil, !demo { try model.refuseShape(because: "--checkpoint gives the model") }
+        if demo, model.cell != nil || model.layers != nil {
+            throw RecurrentKitError("--cell and --layers cannot be given with --demo, which compares its own cells")
+        }
+        let hidden = model.hiddenSize ?? 64
         let raw = try loadCorpusText(text ?? corpus)
         try createFolder(output)
         try checkWritableLocation(output + "/gradient-flow.svg")  // before the work, not after it
@@ -86,7 +90,7 @@ struct AnalyzeCommand: ParsableCommand {
             if let radius { try GradientFlow.setRecurrentSpectralRadius(loaded.model, radius: radius) }
             try add(loaded.model.configuration.cell.rawValue, loaded.model, loaded.vocabulary)
         } else {
-            let kind = cell, initial = initialization
+            let kind = model.cell ?? .rnnTanh, layers = model.layers ?? 1, initial = initialization
             let vocabulary = try PreparedCorpus.prepare(text: raw, mode: .d2l).vocabulary
             var g = SeededGenerator(seed: seed)
             let model = try LanguageModel<Float>(
@@ -121,8 +125,7 @@ struct AddingCommand: ParsableCommand {
     )
 
     @Option(help: "Sequence length T.") var length: Int = 100
-    @Option(help: "Cell.") var cell: CellKind = .lstm
-    @Option(help: "Hidden units.") var hidden: Int = 64
+    @OptionGroup(title: "Model (defaults: lstm, --hidden 64)") var model: ModelOptions
     @Option(help: "Initialisation (identity with rnn_relu: IRNN).") var initialization: Initialization = .pytorch
     @Option(help: "Adam updates.") var updates: Int = 2000
     @Option(help: "Sequences per update.") var batch: Int = 50
@@ -135,6 +138,9 @@ struct AddingCommand: ParsableCommand {
     static let maximumUpdates = 1_000_000
 
     func run() throws {
+        try model.refuse([.dropout, .embedding, .noBias, .projection], in: "task adding")
+        if model.layers != nil { throw RecurrentKitError("--layers is not used by rnn task adding (one layer)") }
+        let cell = model.cell ?? .lstm, hidden = model.hiddenSize ?? 64
         // Every count bounded before anything runs: a huge --updates would run until killed, a huge --hidden would
         // allocate until the process dies.
         guard (1...Self.maximumUpdates).contains(updates) else {
@@ -200,8 +206,7 @@ struct CompareBPTTCommand: ParsableCommand {
             "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of perplexity curves."
     )
 
-    @Option(help: "Cell.") var cell: CellKind = .rnnTanh
-    @Option(help: "Hidden units.") var hidden: Int = 256
+    @OptionGroup(title: "Model (defaults: rnn_tanh, --hidden 256)") var model: ModelOptions
     @Option(help: "Epochs per run.") var epochs: Int = 100
     @Option(help: "Learning rate (SGD, clip 1).") var lr: Double = 1
     @Option(help: "Folder for comparison.svg and comparison.csv.") var output: String = "runs/compare-bptt"
@@ -209,6 +214,11 @@ struct CompareBPTTCommand: ParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
+        try model.refuse([.dropout, .embedding, .noBias, .projection], in: "compare-bptt")
+        if model.layers != nil {
+            throw RecurrentKitError("--layers is not used by rnn compare-bptt (one layer, as d2l 8.7)")
+        }
+        let cell = model.cell ?? .rnnTanh, hidden = model.hiddenSize ?? 256
         try threadOptions.apply()
         try createFolder(output)
         try checkWritableLocation(output + "/comparison.svg")  // before the work, not after it

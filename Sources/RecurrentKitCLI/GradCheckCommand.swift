@@ -17,15 +17,12 @@ struct GradCheckCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Cell.") var cell: CellKind = .lstm
+    @OptionGroup(title: "Model (defaults: lstm, --hidden 5, --layers 2, no dropout)") var model: ModelOptions
     @Option(help: "Input features I (>= 1).") var inputSize: Int = 4
-    @Option(help: "Hidden units H (>= 1).") var hiddenSize: Int = 5
-    @Option(help: "Stacked layers (>= 1).") var layers: Int = 2
     @Option(help: "Batch size B (>= 1).") var batch: Int = 3
     @Option(help: "Steps T per chunk (>= 1).") var steps: Int = 6
     @Option(help: "Truncated chunks; the state crosses chunks with its gradient cut (>= 1).") var chunks: Int = 1
     @Flag(help: "Put the loss on the last step only.") var lastStep = false
-    @Option(help: "Dropout between layers, [0, 1); masks are fixed by the seed.") var dropout: Double = 0
     @Option(help: "Finite-difference step h (> 0).") var step: Double = 1e-4
     @Option(help: "Fail (exit 1) when a relative error exceeds this.") var tolerance: Double = 1e-6
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -38,16 +35,16 @@ struct GradCheckCommand: ParsableCommand {
         guard tolerance.isFinite, tolerance > 0 else {
             throw RecurrentKitError.invalidArgument("tolerance", tolerance, "must be a finite number > 0")
         }
-        let kind = cell
-        let config = RecurrentConfiguration(
-            cell: kind, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, dropout: dropout)
+        try model.refuse([.embedding], in: "gradcheck")
+        let config = model.recurrentConfiguration(inputSize: inputSize, defaults: (.lstm, 5, 2))
+        let (kind, hiddenSize, layers, dropout) = (config.cell, config.hiddenSize, config.numLayers, config.dropout)
         var options = GradientCheck.Options(
             configuration: config, batch: batch, steps: steps, chunks: chunks,
             lastStepOnly: lastStep, training: dropout > 0, step: step, seed: seed)
         options.corruption = corrupt.map { GradientCheck.Corruption(tensor: $0, relativeError: 1e-3) }
         let results = try GradientCheck.run(options)
         print(
-            "gradcheck \(kind.rawValue): I=\(inputSize) H=\(hiddenSize) layers=\(layers) B=\(batch) T=\(steps) chunks=\(chunks)\(lastStep ? " last-step" : "")\(dropout > 0 ? " dropout=\(dropout)" : "")"
+            "gradcheck \(kind.rawValue): I=\(inputSize) H=\(hiddenSize) layers=\(layers) B=\(batch) T=\(steps) chunks=\(chunks)\(lastStep ? " last-step" : "")\(dropout > 0 ? " dropout=\(dropout)" : "")\(config.bias ? "" : " no-bias")\(config.projectionSize > 0 ? " projection=\(config.projectionSize)" : "")"
         )
         let kinks = kind == .rnnReLU
         print(

@@ -7,9 +7,14 @@ import RecurrentKit
 // `WeightPrecision`). `--precision`, which meant the first in `train` and the second elsewhere, still works as the old
 // spelling of each and prints one line saying so.
 
-/// Prints the one line that names an option's new spelling (standard error, so output meant for files stays clean).
+/// Lines naming the new spelling of an old option, printed (standard error, so output meant for files stays clean)
+/// when the command has succeeded: a failure stays the one line of its error.
+nonisolated(unsafe) var deprecationNotes: [String] = []
+
+/// Records the line that names an option's new spelling (once per option).
 func noteDeprecatedSpelling(_ old: String, use new: String) {
-    FileHandle.standardError.write(Data("note: \(old) is the old spelling of \(new); use \(new)\n".utf8))
+    let line = "note: \(old) is the old spelling of \(new); use \(new)"
+    if !deprecationNotes.contains(line) { deprecationNotes.append(line) }
 }
 
 /// `--product-precision` (and its old spelling `--precision`) of `rnn train`.

@@ -15,14 +15,10 @@ struct ProbeCommand: ParsableCommand {
     )
 
     @Option(help: "What to run.") var workload: ProbeWorkload = .train
-    @Option(help: "Cell.") var cell: CellKind = .lstm
-    @Option(help: "Hidden units.") var hidden: Int = 256
-    @Option(help: "Recurrent layers.") var layers: Int = 2
+    @OptionGroup(title: "Model (defaults: lstm, --hidden 256, --layers 2, one-hot, no dropout)") var model: ModelOptions
     @Option(help: "Batch rows (train).") var batch: Int = 64
     @Option(help: "Steps per chunk (train).") var steps: Int = 32
     @Option(help: "Vocabulary size.") var vocabulary: Int = 65
-    @Option(help: "Embedding width (0 = one-hot).") var embedding: Int = 0
-    @Option(help: "Dropout between layers (train).") var dropout: Double = 0
     @Option(help: "Optimizer (train).") var optimizer: OptimizerKind = .sgd
     @Option(help: "Memory-efficient BPTT interval (train; 0 = off).") var recomputeInterval: Int = 0
     @OptionGroup var threadOptions: ThreadOptions
@@ -42,7 +38,10 @@ struct ProbeCommand: ParsableCommand {
             throw RecurrentKitError.invalidArgument("epochs", epochs, "must be in 1...1000")
         }
         try threadOptions.apply()
-        let width: Int? = embedding > 0 ? embedding : nil
+        try model.refuse([.noBias, .projection], in: "probe")
+        let cell = model.cell ?? .lstm, hidden = model.hiddenSize ?? 256, layers = model.layers ?? 2
+        let dropout = model.dropout ?? 0
+        let width: Int? = (model.embedding ?? 0) > 0 ? model.embedding : nil
         switch workload {
         case .train:
             try Benchmarks.trainingUpdates(

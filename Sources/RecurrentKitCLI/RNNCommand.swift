@@ -29,6 +29,7 @@ struct RNNCommand: ParsableCommand {
         do {
             var command = try parseAsRootAcceptingNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
             try command.run()
+            for note in deprecationNotes { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         } catch let error as RecurrentKitError {
             fail(error.message)
         } catch let code as ExitCode {

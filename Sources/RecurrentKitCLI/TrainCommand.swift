@@ -24,13 +24,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Words mode: words seen fewer times become <unk> (d2l min_freq).") var minFrequency: Int?
     @Option(help: "Use only the first N tokens (0 = all; default: all, or the d2l presets' 10,000).") var maxTokens:
         Int?
-    @Option(help: "Cell (also rnn, tanh, relu, linear).") var cell: CellKind?
-    @Option(help: "Hidden units.") var hidden: Int?
-    @Option(help: "Recurrent layers.") var layers: Int?
-    @Option(help: "Dropout between layers, [0, 1).") var dropout: Double?
-    @Option(help: "Embedding width (0 = one-hot input).") var embedding: Int?
-    @Flag(help: "Recurrent layers without biases (PyTorch bias=False).") var noBias = false
-    @Option(help: "LSTM: project h to this width (PyTorch proj_size, below --hidden; 0 = none).") var projection: Int?
+    @OptionGroup var model: ModelOptions
     @OptionGroup var productPrecision: ProductPrecisionOption
     @Option(
         help:
@@ -95,18 +89,7 @@ struct TrainCommand: ParsableCommand {
             }
             o.maxTokens = maxTokens == 0 ? nil : maxTokens
         }
-        if let cell { o.cell = cell }
-        if let hidden { o.hiddenSize = hidden }
-        if let layers { o.numLayers = layers }
-        if let dropout { o.dropout = dropout }
-        if let embedding {
-            guard embedding >= 0 else {
-                throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)")
-            }
-            o.embeddingSize = embedding == 0 ? nil : embedding
-        }
-        if noBias { o.recurrentBias = false }
-        if let projection { o.projectionSize = projection == 0 ? nil : projection }
+        model.apply(to: &o)
         if let precision = productPrecision.resolved { o.precision = precision == .float32 ? nil : precision }
         if let initialization { o.initialization = initialization }
         if let forgetBias { o.forgetGateBias = forgetBias }
@@ -152,7 +135,7 @@ struct TrainCommand: ParsableCommand {
     ) var resume: String?
     @Option(
         help:
-            "Start from the weights of a checkpoint (e.g. one exported from PyTorch); its model shape replaces --cell/--hidden/--layers/--embedding/--no-bias/--projection."
+            "Start from the weights of a checkpoint (e.g. one exported from PyTorch), with its model shape (so --cell, --hidden, --layers, --embedding, --no-bias and --projection cannot be given)."
     ) var initFrom: String?
     @Option(help: "Also save a checkpoint every N updates (0 = only at the end and on interrupt).") var checkpointEvery:
         Int = 0
@@ -202,14 +185,10 @@ struct TrainCommand: ParsableCommand {
             var options = try resolvedOptions()
             options.skipNonFinite = skipNonfinite
             let start = try initFrom.map { try Checkpoint.load(from: $0) }
-            if let model = start?.model.configuration {
-                try model.requireCausal(for: "training")
-                options.recurrentBias = model.bias ? nil : false
-                options.projectionSize = model.projectionSize == 0 ? nil : model.projectionSize
-                options.cell = model.cell
-                options.hiddenSize = model.hiddenSize
-                options.numLayers = model.numLayers
-                options.embeddingSize = model.embeddingSize
+            if let shape = start?.model.configuration {
+                try shape.requireCausal(for: "training")
+                try model.refuseShape(because: "--init-from takes the checkpoint's model shape")
+                options.adoptModelShape(of: shape)
                 options.textMode = start!.vocabulary.mode
             }
             folder = output ?? "runs/\(basePreset.rawValue)"

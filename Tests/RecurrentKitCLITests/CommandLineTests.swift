@@ -89,6 +89,30 @@ final class CommandLineTests: XCTestCase {
             mentioning: "safetensors")
         try assertFails(["eval", "--checkpoint", folder], mentioning: "folder")
         try assertFails(["gradcheck", "--hidden-size=-3"], mentioning: "hiddenSize")
+        try assertFails(["gradcheck", "--hidden=-3"], mentioning: "hiddenSize")
+    }
+
+    /// The model's options are one group with one spelling in every command that builds a model, and a command refuses
+    /// those it has no use for instead of ignoring them.
+    func testModelOptionsAreOneGroupAndNeverIgnored() throws {
+        let old = try run(["gradcheck", "--cell", "gru", "--hidden-size", "3", "--layers", "1"])
+        XCTAssertEqual(old.status, 0, old.err)
+        XCTAssertTrue(old.out.contains("H=3 layers=1"), old.out)
+        XCTAssertEqual(old.err, "note: --hidden-size is the old spelling of --hidden; use --hidden\n")
+        let new = try run(["gradcheck", "--cell", "gru", "--hidden", "3", "--layers", "1", "--no-bias"])
+        XCTAssertEqual(new.status, 0, new.err)
+        XCTAssertTrue(new.out.contains("H=3 layers=1 B=3 T=6 chunks=1 no-bias"), new.out)
+        try assertFails(["gradcheck", "--hidden", "3", "--hidden-size", "3"], mentioning: "--hidden once")
+        try assertFails(["gradcheck", "--embedding", "4"], mentioning: "--embedding is not used by rnn gradcheck")
+        try assertFails(["probe", "--projection", "4"], mentioning: "--projection is not used by rnn probe")
+        try assertFails(["task", "adding", "--layers", "2"], mentioning: "--layers is not used")
+        try assertFails(["compare-bptt", "--dropout", "0.1"], mentioning: "--dropout is not used")
+        try assertFails(["analyze", "--demo", "--cell", "gru"], mentioning: "--demo")
+        let fixture = Fixture.directory.appendingPathComponent("interchange/lstm_l2_emb8.safetensors").path
+        try assertFails(
+            ["train", "--init-from", fixture, "--hidden", "32", "--epochs", "1", "--output", folder + "/init"],
+            mentioning: "--hidden cannot be given: --init-from takes the checkpoint's model shape")
+        try assertFails(["analyze", "--checkpoint", fixture, "--layers", "2"], mentioning: "--layers cannot be given")
     }
 
     func testTrainSampleEvalRoundTrip() throws {

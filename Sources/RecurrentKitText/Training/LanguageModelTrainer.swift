@@ -127,11 +127,7 @@ public final class LanguageModelTrainer {
             }
         }
         var generator = SeededGenerator(seed: options.seed)
-        let configuration = LanguageModelConfiguration(
-            vocabularySize: corpus.vocabulary.count, cell: options.cell,
-            hiddenSize: options.hiddenSize, numLayers: options.numLayers,
-            dropout: options.dropout, embeddingSize: options.embeddingSize,
-            bias: options.recurrentBias ?? true, projectionSize: options.projectionSize ?? 0)
+        let configuration = options.modelConfiguration(vocabularySize: corpus.vocabulary.count)
         model = try LanguageModel(configuration, initialization: options.initialization, generator: &generator)
         if let b = options.forgetGateBias { try model.recurrent.setForgetGateBias(b) }
         model.recurrent.recomputeInterval = options.recomputeInterval
