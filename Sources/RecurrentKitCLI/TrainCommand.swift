@@ -418,8 +418,6 @@ func installStopHandlers() {
     signal(SIGTERM) { _ in stopRequested = 1 }
 }
 
-/// The case of `E` named `value`, or an error "invalid NAME 'value': expected a, b or c" listing every case.
-
 /// `--recompute-interval`: 0 keeps every activation (nil); other values are checked by the options.
 func parseRecomputeInterval(_ value: Int) throws -> Int? {
     guard value >= 0 else {

@@ -1,5 +1,5 @@
-/// Losses for sequence models beyond language modelling: each returns the mean loss and its gradient with respect to
-/// the predictions, ready for a layer's `backward`. PyTorch's definitions and reductions ("mean").
+// Losses for sequence models beyond language modelling: each returns the mean loss and its gradient with respect to
+// the predictions, ready for a layer's `backward`. PyTorch's definitions and reductions ("mean").
 
 /// Softmax cross-entropy over any number of classes (PyTorch `F.cross_entropy`), optionally ignoring a padding class
 /// and weighting each position.
