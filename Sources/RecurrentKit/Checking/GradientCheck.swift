@@ -307,10 +307,8 @@ extension RecurrentNetwork {
     /// that hold every step (no recompute interval).
     func appendReLUSigns(to signs: inout [Bool]) {
         guard configuration.cell == .rnnReLU, !recomputes else { return }
-        if let bidirectionalLayers {
-            for direction in bidirectionalLayers.directions { direction.appendReLUSigns(to: &signs) }
-            return
-        }
+        for direction in stack.directions { direction.appendReLUSigns(to: &signs) }
+        guard stack.directions.isEmpty else { return }
         let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.stateSize
         for k in 0..<configuration.numLayers {
             let h = layers[k].hidden.pointer + cachedBatch * configuration.stateSize  // h_1 ... h_T

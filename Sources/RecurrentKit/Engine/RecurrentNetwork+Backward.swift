@@ -25,16 +25,21 @@ extension RecurrentNetwork {
             throw RecurrentKitError(
                 "a forward from precomputed input projections is for inference: it has no input to differentiate")
         }
-        if let bidirectionalLayers {
-            guard truncation == .none else {
-                throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none")
-            }
-            try bidirectionalLayers.backward(
-                steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-                finalCellGradient: finalCellGradient, inputGradient: cachedTokens == nil ? inputGradient : nil,
-                initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
-            return
-        }
+        try stack.backward(
+            steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
+            finalCellGradient: finalCellGradient, inputGradient: inputGradient,
+            initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient,
+            truncation: truncation)
+    }
+
+    /// The backward of this network's own layer loop (`OneDirectionStack`), after `backward` checked that a forward
+    /// it can differentiate ran.
+    func backwardOneDirection(
+        steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
+        finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
+        initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?,
+        truncation: BackwardTruncation
+    ) throws {
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
             R = configuration.stateSize
         let GH = G * H, cells = L * B * R

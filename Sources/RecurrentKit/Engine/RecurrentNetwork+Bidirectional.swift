@@ -4,17 +4,11 @@
 // H below is the state width), and feeds the next layer
 // through dropout. The directions run the cells' own loops (Cells/), so no equation is written here.
 
-extension RecurrentNetwork {
-    /// Recompute interval the direction networks use (set from the stack's before each forward).
-    fileprivate func syncDirections(_ interval: Int?) {
-        for direction in bidirectionalLayers?.directions ?? [] { direction.recomputeInterval = interval }
-    }
-}
-
-/// What a bidirectional stack keeps between its forward and its backward.
-final class BidirectionalLayers<Scalar: RecurrentScalar> {
+/// A bidirectional stack: two one-layer networks per layer, and what it keeps between its forward and its backward.
+final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
     /// Layer k's forward direction at 2k, its reverse direction at 2k + 1: one-layer networks bound to the stack's store.
-    let directions: [RecurrentNetwork<Scalar>]
+    private let networks: [RecurrentNetwork<Scalar>]
+    override var directions: [RecurrentNetwork<Scalar>] { networks }
     /// (T, B, 2H) per layer: the joined output, after dropout below the last layer.
     let outputs: [Workspace<Scalar>]
     /// (T, B, 2H) per layer below the last: dropout keep masks scaled by 1/(1-p), valid when `droppedOut[k]`.
@@ -23,6 +17,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
     /// The cached forward's row lengths (variable-length batch), or nil when every row ran all T steps.
     private var lengths: [Int]? = nil
     private let configuration: RecurrentConfiguration
+    /// The network this stack runs the layers of.
     private unowned let stack: RecurrentNetwork<Scalar>
     private let reversedInput = Workspace<Scalar>()  // (T, B, In) time-reversed layer input
     private var reversedTokens: [Int] = []  // (T, B) time-reversed one-hot input of layer 0
@@ -49,14 +44,14 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
                         naming: .direction(layer: k, reverse: reverse)))
             }
         }
-        directions = made
+        networks = made
         outputs = (0..<c.numLayers).map { _ in Workspace() }
         masks = (0..<c.numLayers).map { _ in Workspace() }
         droppedOut = Array(repeating: false, count: c.numLayers)
     }
 
     /// Bytes of the directions' caches and of the joined outputs, masks and gradient scratch.
-    var activationMemoryBytes: Int {
+    override var extraActivationBytes: Int {
         directions.reduce(0) { $0 + $1.activationMemoryBytes }
             + (outputs + masks + [
                 reversedInput, gradJoined, gradBelow, gradForward, gradReverse, gradInputForward, gradInputReverse,
@@ -86,20 +81,55 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
         }
     }
 
-    func forward(
+    override func forward(
+        steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
+        c0: UnsafePointer<Scalar>?, lengths: [Int]?, packed: Bool, inputProjections: UnsafePointer<Scalar>?,
+        training: Bool, generator: inout SeededGenerator
+    ) throws {
+        try forwardLayers(
+            steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
+            training: training, generator: &generator)
+        stack.packing = nil
+        stack.cachedTokens = tokens
+        stack.cachedSteps = T
+        stack.cachedBatch = B
+        stack.forwardGeneration &+= 1
+    }
+
+    override func backward(
+        steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
+        finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
+        initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?,
+        truncation: BackwardTruncation
+    ) throws {
+        guard truncation == .none else {
+            throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none")
+        }
+        try backwardLayers(
+            steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
+            finalCellGradient: finalCellGradient, inputGradient: stack.cachedTokens == nil ? inputGradient : nil,
+            initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
+    }
+
+    override var output: UnsafeMutablePointer<Scalar> { outputs[configuration.numLayers - 1].pointer }
+    override func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> { networks[k].finalHidden(layer: 0) }
+    override func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> { networks[k].finalCell(layer: 0) }
+
+    /// Every layer, each direction over its own time order, joined (and dropped out below the last layer).
+    private func forwardLayers(
         steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
         c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, generator: inout SeededGenerator
     ) throws {
         let L = configuration.numLayers, H = configuration.stateSize, BH = B * H,
             cellRows = B * configuration.hiddenSize
         self.lengths = lengths
-        stack.syncDirections(stack.recomputeInterval)
+        for direction in networks { direction.recomputeInterval = stack.recomputeInterval }
         let dropsOut = training && configuration.dropout > 0 && L > 1
         let seed = dropsOut ? generator.next() : 0
         var unused = SeededGenerator(seed: 0)  // one-layer directions have no dropout of their own
         for k in 0..<L {
             let In = configuration.layerInputSize(k)
-            let forward = directions[2 * k], reverse = directions[2 * k + 1]
+            let forward = networks[2 * k], reverse = networks[2 * k + 1]
             let x: UnsafePointer<Scalar>? = k == 0 ? input : UnsafePointer(outputs[k - 1].pointer)
             let layerTokens = k == 0 ? tokens : nil
             try forward.forward(
@@ -145,7 +175,8 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
         }
     }
 
-    func backward(
+    /// Every layer last first: each direction's backward over its own time order, the gradients joined again.
+    private func backwardLayers(
         steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
         finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
         initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?
@@ -170,7 +201,7 @@ final class BidirectionalLayers<Scalar: RecurrentScalar> {
             let dxF = wantsInput ? gradInputForward.reserve(T * B * In) : nil
             let dxR = wantsInput ? gradInputReverse.reserve(T * B * In) : nil
             for (index, (direction, dOut, dx)) in [
-                (directions[2 * k], UnsafePointer(dF), dxF), (directions[2 * k + 1], UnsafePointer(dR), dxR),
+                (networks[2 * k], UnsafePointer(dF), dxF), (networks[2 * k + 1], UnsafePointer(dR), dxR),
             ].enumerated() {
                 let row = (2 * k + index) * BH, cellRow = (2 * k + index) * cellRows
                 try direction.backward(

@@ -175,7 +175,7 @@ extension RecurrentNetwork {
     public func inputProjectionTable(
         embedding: UnsafePointer<Scalar>?, vocabularySize V: Int, into table: UnsafeMutablePointer<Scalar>
     ) throws {
-        guard bidirectionalLayers == nil else {
+        guard !configuration.bidirectional else {
             throw RecurrentKitError("input projections are not defined for a bidirectional stack")
         }
         let I = configuration.inputSize, GH = configuration.cell.gateCount * configuration.hiddenSize

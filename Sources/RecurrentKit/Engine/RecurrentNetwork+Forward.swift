@@ -32,7 +32,7 @@ extension RecurrentNetwork {
             guard shard.count == B else {
                 throw RecurrentKitError("dropout shard has \(shard.count) rows but the batch has \(B)")
             }
-            guard lengths == nil, bidirectionalLayers == nil else {
+            guard lengths == nil, !configuration.bidirectional else {
                 throw RecurrentKitError("a dropout shard is not available with variable-length or bidirectional layers")
             }
         }
@@ -52,22 +52,26 @@ extension RecurrentNetwork {
             guard input == nil, tokens == nil else {
                 throw RecurrentKitError("give input projections instead of the input, not with it")
             }
-            guard bidirectionalLayers == nil else {
+            guard !configuration.bidirectional else {
                 throw RecurrentKitError("input projections are not defined for a bidirectional stack")
             }
         }
         let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
-        if let bidirectionalLayers {
-            try bidirectionalLayers.forward(
-                steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
-                training: training, generator: &generator)
-            packing = nil
-            cachedTokens = tokens
-            cachedSteps = T
-            cachedBatch = B
-            forwardGeneration &+= 1
-            return
-        }
+        try stack.forward(
+            steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: lengths, packed: packed,
+            inputProjections: inputProjections, training: training, generator: &generator)
+    }
+
+    /// The forward of this network's own layer loop (`OneDirectionStack`), after `forward` checked its arguments and
+    /// configured the packing of a variable-length batch (`packed`).
+    func forwardOneDirection(
+        steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
+        c0: UnsafePointer<Scalar>?, packed: Bool, inputProjections: UnsafePointer<Scalar>?, training: Bool,
+        generator: inout SeededGenerator
+    ) throws {
+        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
+            R = configuration.stateSize
+        let GH = G * H, I = configuration.inputSize
         let isLSTM = configuration.cell == .lstm
         let willRecompute = recomputeInterval.map { $0 < T } ?? false
         let segmentSteps = willRecompute ? recomputeInterval! : T

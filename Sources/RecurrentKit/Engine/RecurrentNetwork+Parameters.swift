@@ -54,7 +54,7 @@ extension RecurrentNetwork {
     /// Records of earlier forwards become stale.
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
         try Self.checkDeclared(configuration, in: store, prefix: prefix, naming: naming)
-        for direction in bidirectionalLayers?.directions ?? [] { try direction._bind(to: store, prefix: prefix) }
+        for direction in stack.directions { try direction._bind(to: store, prefix: prefix) }
         parameters = store
         self.prefix = prefix
         resolvePointers()
@@ -142,12 +142,9 @@ extension RecurrentNetwork {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
-        if let bidirectionalLayers {
-            for direction in bidirectionalLayers.directions {
-                direction.initialize(initialization, generator: &generator)
-            }
-            return
-        }
+        for direction in stack.directions { direction.initialize(initialization, generator: &generator) }
+        guard stack.directions.isEmpty else { return }  // a composition's parameters are its directions'
+
         let H = configuration.hiddenSize, R = configuration.stateSize
         let bound = 1 / Double(H).squareRoot()
         for k in 0..<configuration.numLayers {

@@ -41,8 +41,9 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// How the parameters are named: per layer (`weight_ih_l0`), as a cell (`weight_ih`), or as one direction of one
     /// layer of a bidirectional stack.
     let naming: ParameterNaming
-    /// With `bidirectional`: the one-layer networks doing each direction's work, and what the stack keeps.
-    var bidirectionalLayers: BidirectionalLayers<Scalar>? = nil
+    /// What runs the layers (LayerStack.swift): this network's own loop in one direction, or with `bidirectional` two
+    /// one-layer networks per layer and what they keep. Set once, at the end of `init`.
+    var stack: LayerStack<Scalar>!
 
     // Per-layer parameter and gradient pointers, resolved when bound.
     var weightIH: [UnsafeMutablePointer<Scalar>]
@@ -199,30 +200,36 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         packedForward = (0..<L).map { _ in PackedWeight() }
         packedBackward = (0..<L).map { _ in PackedWeight() }
         resolvePointers()
-        if configuration.bidirectional { bidirectionalLayers = try BidirectionalLayers(self) }
+        stack = configuration.bidirectional ? try BidirectionalLayers(self) : OneDirectionStack(self)
     }
 
     // MARK: - Pointer API (no allocation after the first call at a given size)
 
-    /// Every h_t of the last layer after `forward`, (T, B, H), valid until the next forward.
-    var output: UnsafeMutablePointer<Scalar> {
-        if let bidirectionalLayers { return bidirectionalLayers.outputs[configuration.numLayers - 1].pointer }
+    /// Every h_t of the last layer after `forward`, (T, B, D*H), valid until the next forward.
+    var output: UnsafeMutablePointer<Scalar> { stack.output }
+
+    /// Final hidden state of state row `k` (layer k, or layer k/2 and direction k%2 when bidirectional), (B, H).
+    func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> { stack.finalHidden(layer: k) }
+
+    /// Final cell state of state row `k`, (B, H), after `forward` (LSTM only).
+    func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> { stack.finalCell(layer: k) }
+
+    /// ``output`` of this network's own loop.
+    var oneDirectionOutput: UnsafeMutablePointer<Scalar> {
         if packing != nil { return paddedOutput.pointer }
         return recomputes
             ? outputSequence.pointer
             : layers[configuration.numLayers - 1].hidden.pointer + cachedBatch * configuration.stateSize
     }
 
-    /// Final hidden state of state row `k` (layer k, or layer k/2 and direction k%2 when bidirectional), (B, H).
-    func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
-        if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalHidden(layer: 0) }
+    /// ``finalHidden(layer:)`` of this network's own loop.
+    func oneDirectionFinalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         let BH = cachedBatch * configuration.stateSize
         return recomputes || packing != nil ? finalStates.pointer + k * BH : layers[k].hidden.pointer + cachedSteps * BH
     }
 
-    /// Final cell state of state row `k`, (B, H), after `forward` (LSTM only).
-    func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
-        if let bidirectionalLayers { return bidirectionalLayers.directions[k].finalCell(layer: 0) }
+    /// ``finalCell(layer:)`` of this network's own loop.
+    func oneDirectionFinalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> {
         let BH = cachedBatch * configuration.hiddenSize,
             cells = configuration.numLayers * cachedBatch * configuration.stateSize
         return recomputes || packing != nil
@@ -246,7 +253,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
             ]
         }
         return workspaces.reduce(0) { $0 + $1.capacity } * MemoryLayout<Scalar>.stride
-            + (bidirectionalLayers?.activationMemoryBytes ?? 0)
+            + stack.extraActivationBytes
     }
 
     /// Absolute step ranges of the time blocks covering [first, first + n): boundaries at multiples of
