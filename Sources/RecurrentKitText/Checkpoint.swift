@@ -194,22 +194,7 @@ public struct Checkpoint {
                 extra[name] = try file.tensor(name)
             }
         }
-        // The training state is checked like the weights: no run writes a NaN or infinite carried state or optimizer
-        // buffer, nor a negative second moment (a mean of squares); resuming one would fail as a "divergence".
-        for name in extra.keys.sorted() where !extra[name]!.scalars.allSatisfy(\.isFinite) {
-            throw RecurrentKitError("tensor \(name) holds NaN or infinite values")
-        }
-        for name in extra64.keys.sorted() {
-            let values = extra64[name]!.scalars
-            guard values.allSatisfy(\.isFinite) else {
-                throw RecurrentKitError("tensor \(name) holds NaN or infinite values")
-            }
-            if secondMomentTensors.contains(name), let i = values.firstIndex(where: { $0 < 0 }) {
-                throw RecurrentKitError(
-                    "tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of squares, never negative"
-                )
-            }
-        }
+        try checkTrainingTensors(extra, extra64)
         var checkpoint = try Checkpoint(
             model: model, vocabulary: vocabulary, training: file.metadata["training"] ?? "",
             extraTensors: extra, extraDoubleTensors: extra64, optimizerStepCount: steps)
@@ -224,6 +209,33 @@ extension Checkpoint {
     /// Optimizer buffers that hold running means of squared gradients (Adam's `exp_avg_sq`, RMSprop's `square_avg`):
     /// a negative value in one cannot come from training.
     static let secondMomentTensors: Set<String> = ["_trainer.optimizer.exp_avg_sq", "_trainer.optimizer.square_avg"]
+
+    /// Throws, naming the tensor, unless the training state is one a run can write and resume: the carried state and
+    /// optimizer buffers finite, second moments (a mean of squares) not negative, and the F64 optimizer buffers within
+    /// Float's range (a Float model's optimizer computes them in Float: a larger value never comes from training, and
+    /// it would turn infinite when read back, so a resumed run would save a state that no longer loads).
+    static func checkTrainingTensors(_ float: [String: Tensor<Float>], _ double: [String: Tensor<Double>]) throws {
+        for name in float.keys.sorted() where !float[name]!.scalars.allSatisfy(\.isFinite) {
+            throw RecurrentKitError("tensor \(name) holds NaN or infinite values")
+        }
+        let largest = Double(Float.greatestFiniteMagnitude)
+        for name in double.keys.sorted() {
+            let values = double[name]!.scalars
+            guard values.allSatisfy(\.isFinite) else {
+                throw RecurrentKitError("tensor \(name) holds NaN or infinite values")
+            }
+            if let i = values.firstIndex(where: { abs($0) > largest }) {
+                throw RecurrentKitError(
+                    "tensor \(name) holds \(values[i]) at index \(i), beyond Float's range (\(Float.greatestFiniteMagnitude)); the optimizer state of a Float model never reaches it"
+                )
+            }
+            if secondMomentTensors.contains(name), let i = values.firstIndex(where: { $0 < 0 }) {
+                throw RecurrentKitError(
+                    "tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of squares, never negative"
+                )
+            }
+        }
+    }
 
     /// `__metadata__["vocabulary"]` scalar for scalar, nil when absent.
     ///

@@ -329,6 +329,26 @@ final class HostileInputTests: XCTestCase {
                 try editing(base, [:], doubleTensors: [name: try Tensor(shape: [n], scalars: values)]),
                 [name, "NaN or infinite"])
         }
+        // A value beyond Float's range turns infinite in the Float optimizer, and the resumed run saved a state that no
+        // longer loads (found by Scripts/fuzz): refused at load; and a run whose state overflowed saves nothing.
+        var huge = exp.scalars
+        huge[3] = 4e259
+        refusedAtLoad(
+            try editing(
+                base, [:], doubleTensors: ["_trainer.optimizer.exp_avg_sq": try Tensor(shape: exp.shape, scalars: huge)]
+            ),
+            ["_trainer.optimizer.exp_avg_sq", "index 3", "Float's range"])
+        var buffers = trainer.optimizer.stateBuffers
+        buffers["exp_avg_sq"]![3] = 4e259
+        try trainer.optimizer.restore(stateBuffers: buffers, stepCount: trainer.optimizer.stepCount)
+        let step = trainer.step
+        try trainer.train(shouldStop: { trainer.step > step })
+        XCTAssertEqual(trainer.optimizer.stateBuffers["exp_avg_sq"]![3], .infinity)
+        XCTAssertThrowsError(try trainer.checkpoint()) { error in
+            for fragment in ["is not saved", "_trainer.optimizer.exp_avg_sq", "NaN or infinite"] {
+                XCTAssertTrue("\(error)".contains(fragment), "'\(error)' should mention '\(fragment)'")
+            }
+        }
         var squares = [Double](repeating: 0, count: n)
         squares[0] = -2
         refusedAtLoad(

@@ -47,6 +47,13 @@ extension LanguageModelTrainer {
         // A diverged run records inf/NaN perplexities; they are saved as strings, not refused.
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        // What loading checks, checked before anything is written: a state that overflowed (a squared gradient beyond
+        // Float's range makes a second moment infinite while the loss stays finite) is never saved over a good one.
+        do { try Checkpoint.checkTrainingTensors(extra, extra64) } catch let error as RecurrentKitError {
+            throw RecurrentKitError(
+                "the training state at update \(run.step) is not saved: no run could resume it (the run diverged): \(error.message)"
+            )
+        }
         return try Checkpoint(
             model: model, vocabulary: corpus.vocabulary,
             training: String(decoding: try encoder.encode(state), as: UTF8.self),
