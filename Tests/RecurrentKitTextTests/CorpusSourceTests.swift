@@ -66,4 +66,42 @@ final class CorpusSourceTests: XCTestCase {
         // One process may still read a stream it was given.
         XCTAssertEqual(try loadTextFile(at: text, allowStreams: false).count, 60 * 40)
     }
+
+    /// A writer that opens a FIFO before its reader does (`cat text > fifo & rnn train --corpus fifo`) is read, not
+    /// waited for: a first open without blocking, then a blocking one, lost a writer that wrote and left in between,
+    /// and the second open waited for ever (about 1 run in 5; found while fuzzing, #30).
+    func testAFIFOWhoseWriterCameFirstIsRead() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = String(repeating: "the time machine ", count: 100)
+        for round in 0..<30 {
+            let fifo = dir + "/fifo\(round)"
+            XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+            let written = DispatchSemaphore(value: 0), read = DispatchSemaphore(value: 0)
+            Thread {
+                let fd = open(fifo, O_WRONLY)  // waits for the reader
+                _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+                close(fd)
+                written.signal()
+            }.start()
+            usleep(20_000)  // the writer is waiting in open
+            let box = ReadResult()
+            Thread {
+                box.result = Result { try loadTextFile(at: fifo) }
+                read.signal()
+            }.start()
+            guard read.wait(timeout: .now() + 10) == .success else {
+                close(open(fifo, O_WRONLY))  // a writer that leaves at once frees the stuck reader
+                _ = read.wait(timeout: .now() + 10)
+                return XCTFail("round \(round): the reader waits for a writer that has already written")
+            }
+            XCTAssertEqual(try box.result?.get(), text, "round \(round)")
+            XCTAssertEqual(written.wait(timeout: .now() + 10), .success)
+        }
+    }
+}
+
+/// What a reader thread returns to the test.
+private final class ReadResult: @unchecked Sendable {
+    var result: Result<String, Error>?
 }

@@ -13,7 +13,7 @@ import Darwin
 /// descriptor. Unless `allowStreams` is true, only regular files are accepted (a checkpoint must be one): a FIFO,
 /// socket or device such as `/dev/zero` is refused at once. With `allowStreams` (a corpus may come from a pipe, e.g.
 /// `--corpus <(zcat big.txt.gz)`), pipes and character devices are read to their end, and an endless one stops at
-/// `maximumBytes` with an error.
+/// `maximumBytes` with an error; a named FIFO is opened as `cat` opens it, waiting for its writer.
 /// - Parameters:
 ///   - path: the file.
 ///   - what: how messages name it ("checkpoint", "text file").
@@ -23,7 +23,12 @@ import Darwin
 public func readFileBytes(
     _ path: String, what: String = "file", maximumBytes: Int = 16 << 30, allowStreams: Bool = false
 ) throws -> [UInt8] {
-    var fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+    // A FIFO the caller accepts is opened as `cat` opens it: once, blocking until its writer comes. (Opening it
+    // without blocking, then again to wait, lost a writer that came at the first open and was gone by the second,
+    // which then waited for ever.) Anything else is opened with O_NONBLOCK, so that a FIFO never blocks otherwise.
+    var named = stat()
+    let fifo = allowStreams && stat(path, &named) == 0 && (named.st_mode & S_IFMT) == S_IFIFO
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (fifo ? 0 : O_NONBLOCK))
     guard fd >= 0 else {
         if errno == ENOENT { throw RecurrentKitError("\(what) not found: \(path) does not exist") }
         throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())")
@@ -39,18 +44,9 @@ public func readFileBytes(
             throw RecurrentKitError(
                 "\(what) \(path) is not a regular file (\(fileTypeName(type))); give the path of a file")
         }
-        if type == S_IFIFO {
-            // A named FIFO is read like `cat` reads it: opened again without O_NONBLOCK, which waits for its writer
-            // (without one, a non-blocking read would see end-of-file at once).
-            let blocking = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
-            guard blocking >= 0 else { throw RecurrentKitError("cannot read \(what) \(path): \(errnoDescription())") }
-            close(fd)
-            fd = blocking
-        } else {
-            // Other streams are read with blocking reads (the writer may be slower than we are).
-            let current = fcntl(fd, F_GETFL)
-            if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
-        }
+        // Streams are read with blocking reads (the writer may be slower than we are).
+        let current = fcntl(fd, F_GETFL)
+        if current >= 0 { _ = fcntl(fd, F_SETFL, current & ~O_NONBLOCK) }
     }
     let declared = Int(info.st_size)
     if regular && declared > maximumBytes {
