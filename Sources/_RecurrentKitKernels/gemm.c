@@ -88,7 +88,7 @@ void *rk_alloc(size_t bytes) {
 
 void rk_free(void *p) { free(p); }
 
-static const rk_ops_s *rk_ops_s_for(int level) {
+const rk_ops_s *rk_ops_s_for(int level) {
 #if defined(__x86_64__)
     if (level >= RK_LEVEL_AVX512) return &rk_ops_s_avx512;
     if (level >= RK_LEVEL_AVX2_FMA) return &rk_ops_s_avx2;
@@ -97,7 +97,7 @@ static const rk_ops_s *rk_ops_s_for(int level) {
     return &rk_ops_s_portable;
 }
 
-static const rk_ops_d *rk_ops_d_for(int level) {
+const rk_ops_d *rk_ops_d_for(int level) {
 #if defined(__x86_64__)
     if (level >= RK_LEVEL_AVX512) return &rk_ops_d_avx512;
     if (level >= RK_LEVEL_AVX2_FMA) return &rk_ops_d_avx2;

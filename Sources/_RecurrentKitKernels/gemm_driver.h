@@ -7,6 +7,7 @@ enum { P(PATH_PACKED), P(PATH_DIRECT), P(PATH_DOT), P(PATH_PREPACKED_GENERIC) };
 
 typedef struct {
     const OPS *o;
+    int kc, mc, nc; // blocking of this product (rk_blocking at its level)
     int path, transA, transB;
     ptrdiff_t M, N, K;
     T alpha, beta;
@@ -26,18 +27,13 @@ typedef struct {
 static _Thread_local T *P(tls_a), *P(tls_b);
 static _Thread_local size_t P(tls_a_n), P(tls_b_n);
 
-// Every first allocation is at least the largest blocking any level requests (MC*KC for A, KC*NC for B), so a
-// buffer never grows later because its thread happened to run a larger product than before: which thread runs which
+// Every first allocation is at least the largest blocking any level uses (MC*KC for A, KC*NC for B: rk_tls_floor), so
+// a buffer never grows later because its thread happened to run a larger product than before: which thread runs which
 // chunk depends on timing, and growth then would make heap allocations (counted by Scripts/check-allocations.sh)
 // depend on timing too.
-#ifndef RK_TLS_FLOORS
-#define RK_TLS_FLOORS
-enum { RK_TLS_A_FLOOR = 128 * 512, RK_TLS_B_FLOOR = 512 * 1024 };
-#endif
-
 static T *P(buffer)(T **buf, size_t *cap, size_t n) {
     if (*cap < n) {
-        size_t floor = buf == &P(tls_a) ? (size_t)RK_TLS_A_FLOOR : (size_t)RK_TLS_B_FLOOR;
+        size_t floor = rk_tls_floor((int)sizeof(T), buf != &P(tls_a));
         if (n < floor) n = floor;
         free(*buf);
         void *p = NULL;
@@ -62,7 +58,7 @@ static inline T P(packed_at)(const T *pb, ptrdiff_t K, ptrdiff_t N, int nr, int 
 
 static void P(packed_range)(const P(job) *jb, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t n0, ptrdiff_t n1) {
     const OPS *o = jb->o;
-    const int MR = o->mr, NR = o->nr, KC = o->kc, MC = o->mc, NC = o->nc;
+    const int MR = o->mr, NR = o->nr, KC = jb->kc, MC = jb->mc, NC = jb->nc;
     const ptrdiff_t K = jb->K;
     const ptrdiff_t npad = (jb->N + NR - 1) / NR * NR;
     T *pa = P(buffer)(&P(tls_a), &P(tls_a_n), (size_t)MC * KC);
@@ -276,7 +272,10 @@ void PUBLIC_GEMM(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
 #endif
     P(job) jb;
     memset(&jb, 0, sizeof jb);
-    jb.o = OPS_FOR_LEVEL(rk_active_level());
+    int level = rk_active_level();
+    jb.o = OPS_FOR_LEVEL(level);
+    rk_block_sizes bs = rk_blocking(level, (int)sizeof(T));
+    jb.kc = bs.kc; jb.mc = bs.mc; jb.nc = bs.nc;
     jb.transA = transA != 0;
     jb.transB = transB != 0;
     jb.M = M; jb.N = N; jb.K = K;
@@ -313,7 +312,7 @@ size_t PUBLIC_PACK_SIZE(ptrdiff_t K, ptrdiff_t N) {
 
 typedef struct {
     const OPS *o;
-    int transB;
+    int kc, transB;
     ptrdiff_t K, N;
     const T *B;
     ptrdiff_t ldb;
@@ -324,7 +323,7 @@ typedef struct {
 static void P(pack_part)(void *ctx, int chunk, int nchunks) {
     const P(pack_job) *pj = (const P(pack_job) *)ctx;
     const OPS *o = pj->o;
-    const int NR = o->nr, KC = o->kc;
+    const int NR = o->nr, KC = pj->kc;
     const ptrdiff_t K = pj->K, N = pj->N, ldb = pj->ldb;
     const ptrdiff_t panels = (N + NR - 1) / NR, npad = panels * NR;
     ptrdiff_t j0 = panels * chunk / nchunks * NR, j1 = panels * (chunk + 1) / nchunks * NR;
@@ -345,16 +344,17 @@ void PUBLIC_PACK(int transB, ptrdiff_t K, ptrdiff_t N, const T *B, ptrdiff_t ldb
     if (N < 0) N = 0;
     int level = rk_active_level();
     const OPS *o = OPS_FOR_LEVEL(level);
+    const int kc = rk_blocking(level, (int)sizeof(T)).kc;
     P(pack_header) h;
     memset(&h, 0, sizeof h);
     h.magic = RK_PACK_MAGIC + (uint32_t)sizeof(T);
     h.level = (uint32_t)level;
     h.nr = (uint32_t)o->nr;
-    h.kc = (uint32_t)o->kc;
+    h.kc = (uint32_t)kc;
     h.K = K;
     h.N = N;
     memcpy(packed, &h, sizeof h);
-    P(pack_job) pj = {o, transB, K, N, B, ldb, (T *)((char *)packed + sizeof h)};
+    P(pack_job) pj = {o, kc, transB, K, N, B, ldb, (T *)((char *)packed + sizeof h)};
     ptrdiff_t panels = (N + o->nr - 1) / o->nr;
     int nchunks = 1;
     if (rk_threads() > 1 && (double)K * (double)N >= 1.0e6)
@@ -377,6 +377,8 @@ void PUBLIC_PACKED(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, T alpha, c
     memset(&jb, 0, sizeof jb);
     int level = rk_active_level();
     jb.o = OPS_FOR_LEVEL(level);
+    rk_block_sizes bs = rk_blocking(level, (int)sizeof(T));
+    jb.kc = bs.kc; jb.mc = bs.mc; jb.nc = bs.nc;
     jb.transA = transA != 0;
     jb.M = M; jb.N = N; jb.K = K;
     jb.alpha = alpha; jb.beta = beta;
@@ -385,7 +387,8 @@ void PUBLIC_PACKED(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, T alpha, c
     jb.pb_nr = (int)h.nr;
     jb.pb_kc = (int)h.kc;
     jb.C = C; jb.ldc = ldc;
-    if ((int)h.level == level && jb.o->nr == (int)h.nr && jb.o->kc == (int)h.kc) jb.path = P(PATH_PACKED);
+    // The layout depends on the level's tile and on kc (a blocking replaced by rk_set_blocking after packing).
+    if ((int)h.level == level && jb.o->nr == (int)h.nr && jb.kc == (int)h.kc) jb.path = P(PATH_PACKED);
     else jb.path = P(PATH_PREPACKED_GENERIC);
     P(execute)(&jb);
 }

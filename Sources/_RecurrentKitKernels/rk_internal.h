@@ -15,7 +15,7 @@
 #define RK_DECLARE_OPS(T, NAME)                                                              \
     typedef struct {                                                                         \
         int mr, nr;          /* micro-tile */                                                \
-        int kc, mc, nc;      /* cache blocking (mc % mr == 0, nc % nr == 0) */               \
+        int kc, mc, nc;      /* compiled blocking: fallback and largest kc of rk_blocking */ \
         /* C[mr x nr] = alpha * PA * PB + beta * C over kc steps (beta == 0: C not read). */ \
         void (*kern)(int mr, int nr, ptrdiff_t kc, const T *pa, const T *pb,                 \
                      T *c, ptrdiff_t ldc, T alpha, T beta);                                  \
@@ -55,6 +55,15 @@ extern const rk_ops_d rk_ops_d_avx2;
 extern const rk_ops_s rk_ops_s_avx512;
 extern const rk_ops_d rk_ops_d_avx512;
 #endif
+
+// The ops tables of a level (the highest one at or below it that was compiled).
+const rk_ops_s *rk_ops_s_for(int level);
+const rk_ops_d *rk_ops_d_for(int level);
+
+// Elements a thread-local packing buffer of the GEMM driver is allocated with at least: the largest A block (mc * kc,
+// b_block 0) or B block (kc * nc, b_block 1) of any level's current blocking (blocking.c), so a buffer never grows later
+// because its thread happened to run a larger product than before.
+size_t rk_tls_floor(int element_bytes, int b_block);
 
 // Task of rk_parallel (declared in _RecurrentKitKernels.h): chunks are claimed dynamically by the
 // caller and idle workers; every chunk runs on the caller when n <= 1 or the pool is busy.

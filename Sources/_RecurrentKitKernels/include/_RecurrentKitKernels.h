@@ -10,6 +10,7 @@ extern "C" {
 #include "rk_activations.h"
 #include "rk_gemv.h"
 #include "rk_gemm_bf16.h"
+#include "rk_blocking.h"
 #endif
 
 /// Instruction-set levels the kernels can run at.
@@ -69,8 +70,8 @@ void rk_parallel(int nchunks, void (*fn)(void *ctx, int chunk, int nchunks), voi
 size_t rk_sgemm_pack_b_size(ptrdiff_t K, ptrdiff_t N);
 /// Packs op(B)[K, N] (transB and ldb as in rk_sgemm) into `packed`, which must hold
 /// rk_sgemm_pack_b_size(K, N) bytes (64-byte alignment recommended). The layout belongs to the
-/// level active at packing time; if the level changes afterwards rk_sgemm_packed still gives
-/// correct results, but slowly, so re-pack after rk_set_level.
+/// level active at packing time and to its blocking's kc (rk_blocking); if either changes afterwards
+/// rk_sgemm_packed still gives correct results, but slowly, so re-pack after rk_set_level or rk_set_blocking.
 void rk_sgemm_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb,
                      void *packed);
 /// C[M,N] = alpha * op(A)[M,K] * Bpacked[K,N] + beta * C, same contract as rk_sgemm.
@@ -103,4 +104,5 @@ void rk_dgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double a
 #include "rk_activations.h"
 #include "rk_gemv.h"
 #include "rk_gemm_bf16.h"
+#include "rk_blocking.h"
 #endif
