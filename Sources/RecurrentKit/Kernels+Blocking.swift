@@ -73,7 +73,8 @@ extension Kernels {
 
     /// The blocking of the matrix products at one ``Level``: a pure function of the CPU's caches (an analytical model
     /// documented in the kernels' `blocking.c`), never of a timing or of the thread count, so runs on one machine are
-    /// bit-identical for any ``threadCount``.
+    /// bit-identical for any ``threadCount``. Checkpoints record it (`__metadata__["kernel_blocking"]`) beside the
+    /// kernel level: a resume is bit-exact where both agree.
     public struct Blocking: Equatable, Sendable, CustomStringConvertible {
         /// The level it belongs to (the tile is the level's).
         public var level: Level
@@ -82,7 +83,7 @@ extension Kernels {
         /// The caches it was computed from.
         public var caches: Caches
 
-        /// "f32 8x32 kc512 mc192 nc1024, f64 8x16 kc256 mc224 nc1024".
+        /// "f32 8x32 kc512 mc192 nc1024, f64 8x16 kc256 mc224 nc1024": what checkpoints record.
         public var description: String { "f32 \(float), f64 \(double)" }
 
         /// True when a run recorded with `recorded` (a ``description``) sums exactly as this blocking does: the same

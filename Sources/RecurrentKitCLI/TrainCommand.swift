@@ -175,6 +175,10 @@ struct TrainCommand: ParsableCommand {
                 say(
                     "note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run"
                 )
+            } else if let saved = trainer.savedKernelBlocking, !Kernels.blocking.sumsLike(saved) {
+                say(
+                    "note: this run was trained with the blocking \(saved) and continues with \(Kernels.blocking) (another CPU's caches): correct, but not bit-identical to an uninterrupted run"
+                )
             }
             if let recomputeInterval {  // changes memory, never the gradients, so it may differ from the saved run's
                 try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))

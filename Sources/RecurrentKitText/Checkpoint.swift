@@ -25,6 +25,10 @@ public struct Checkpoint {
     /// before format version 2. Resuming is bit-exact on the same level; another level continues correctly but its
     /// sums round differently.
     public private(set) var savedKernelLevel: Kernels.Level? = nil
+    /// The matrix products' blocking when the file was written (`__metadata__["kernel_blocking"]`, a
+    /// `Kernels.Blocking.description`), nil in files written before it was recorded. On the same level, resuming is
+    /// bit-exact where `Kernels.blocking.sumsLike(_:)` holds.
+    public private(set) var savedKernelBlocking: String? = nil
 
     /// The model (its parameters are the checkpoint's weights).
     public let model: LanguageModel<Float>
@@ -137,6 +141,11 @@ public struct Checkpoint {
             level = l
             writer = v
         }
+        let blocking = file.metadata["kernel_blocking"]
+        if let blocking, !Kernels.Blocking.isDescription(blocking) {
+            throw RecurrentKitError(
+                "__metadata__[\"kernel_blocking\"] is not a blocking (such as '\(Kernels.blocking)')")
+        }
         guard let modelJSON = file.metadata["model"] else {
             throw RecurrentKitError(
                 "no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)"
@@ -201,6 +210,7 @@ public struct Checkpoint {
         checkpoint.fileFormatVersion = version
         checkpoint.writtenByVersion = writer
         checkpoint.savedKernelLevel = level
+        checkpoint.savedKernelBlocking = blocking
         return checkpoint
     }
 }

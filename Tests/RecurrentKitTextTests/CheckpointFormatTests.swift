@@ -47,6 +47,7 @@ final class CheckpointFormatTests: XCTestCase {
             XCTAssertEqual(file.metadata["format"], "recurrentkit.checkpoint.v3", what)
             XCTAssertEqual(file.metadata["library_version"], RecurrentKitVersion.string, what)
             XCTAssertEqual(file.metadata["kernel_level"], Kernels.activeLevel.name, what)
+            XCTAssertEqual(file.metadata["kernel_blocking"], Kernels.blocking.description, what)
             XCTAssertNotNil(file.metadata["model"], what)
             let optimizerTensors = file.tensors.keys.filter { $0.hasPrefix("_trainer.optimizer.") }.sorted()
             XCTAssertEqual(optimizerTensors, ["_trainer.optimizer.exp_avg", "_trainer.optimizer.exp_avg_sq"], what)

@@ -124,7 +124,7 @@ final class InterchangeTests: XCTestCase {
     }
 
     /// Saving a PyTorch-written (format v1) checkpoint again from Swift keeps the metadata strings and the weight bytes;
-    /// the file becomes format v2, which adds the writer's version and kernel level.
+    /// the file becomes format v3, which adds the writer's version, kernel level and blocking.
     func testResavingKeepsMetadataAndWeights() throws {
         for c in try cases() {
             let original = try readFileBytes(c.checkpointPath)
@@ -136,6 +136,7 @@ final class InterchangeTests: XCTestCase {
             upgraded["format"] = Checkpoint.formatName
             upgraded["library_version"] = RecurrentKitVersion.string
             upgraded["kernel_level"] = Kernels.activeLevel.name
+            upgraded["kernel_blocking"] = Kernels.blocking.description
             XCTAssertEqual(upgraded, b.metadata, "\(c.name): metadata differs after re-saving from Swift")
             XCTAssertEqual(Set(a.tensors.keys), Set(b.tensors.keys), c.name)
             for (name, entry) in a.tensors {

@@ -14,7 +14,9 @@ import Foundation
 ///
 /// `__metadata__` strings:
 /// - `format` = `recurrentkit.checkpoint.v3`, `library_version` (the writer's `RecurrentKitVersion`),
-///   `kernel_level` (the kernels' level when saved: a resume is bit-exact on the same level);
+///   `kernel_level` (the kernels' level when saved: a resume is bit-exact on the same level), `kernel_blocking` (the
+///   matrix products' blocking, ``Kernels/Blocking/description``, absent in files written before it: a resume is
+///   bit-exact where ``Kernels/Blocking/sumsLike(_:)`` holds too);
 /// - `optimizer.stepCount`, with optimizer buffers;
 /// - `model`: a description of the model (a language model's configuration as JSON; your own string otherwise);
 /// - `vocabulary`: a language model's vocabulary as JSON;
@@ -45,7 +47,7 @@ public enum CheckpointFormat {
     /// Prefix of the optimizer's buffers in `recurrentkit.parameters.v1` files.
     public static let legacyOptimizerTensorPrefix = "_optimizer."
     /// Metadata keys every writer sets; your own metadata may not use them (nor any key starting with `optimizer.`).
-    public static let reservedKeys: Set<String> = ["format", "library_version", "kernel_level"]
+    public static let reservedKeys: Set<String> = ["format", "library_version", "kernel_level", "kernel_blocking"]
 
     /// The format version of a file's `__metadata__["format"]`: 1, 2 or 3 for `recurrentkit.checkpoint.vN`, 0 for
     /// `recurrentkit.parameters.v1`, nil without a `format` entry (a PyTorch `state_dict`, or a file of

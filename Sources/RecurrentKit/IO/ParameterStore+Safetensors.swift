@@ -15,7 +15,7 @@ extension ParameterStore {
     /// - Parameters:
     ///   - path: destination file.
     ///   - metadata: your own strings (e.g. a `model` description, the epoch); the keys `format`, `library_version`,
-    ///     `kernel_level` and `optimizer.*` are reserved.
+    ///     `kernel_level`, `kernel_blocking` and `optimizer.*` are reserved.
     ///   - optimizer: an optimizer whose state should resume exactly, or nil.
     public func save(to path: String, metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws {
         try writeFileAtomically(try serialized(metadata: metadata, optimizer: optimizer), to: path)
@@ -39,6 +39,7 @@ extension ParameterStore {
         file.metadata[Self.formatKey] = CheckpointFormat.name
         file.metadata["library_version"] = RecurrentKitVersion.string
         file.metadata["kernel_level"] = Kernels.activeLevel.name
+        file.metadata["kernel_blocking"] = Kernels.blocking.description
         let dtype: SafetensorsFile.DType = Scalar.safetensorsDType == "F64" ? .f64 : .f32
         for entry in entries { try file.add(entry.name, try tensor(entry.name), as: dtype) }
         if let optimizer {

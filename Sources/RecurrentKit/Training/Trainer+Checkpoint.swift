@@ -25,6 +25,9 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var learningRate: Double, baseLearningRate: Double
     /// The kernels' level the run used (a `Kernels.Level` name).
     public var kernelLevel: String
+    /// The matrix products' blocking the run used (``Kernels/Blocking/description``), nil in states written before it
+    /// was recorded. A resume is bit-exact where the level agrees and ``Kernels/Blocking/sumsLike(_:)`` holds.
+    public var kernelBlocking: String?
     /// The cosine schedule's length fixed under a time limit, or nil.
     public var calibratedUpdates: Int?
     /// The ``RandomStream/continuous`` generator's four state words (decimal), nil in files written before it existed.
@@ -39,7 +42,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         lossSum: Double, exampleCount: Int, normSum: Double, updatesInEpoch: Int, epochSeconds: Double,
         elapsedSeconds: Double,
         learningRate: Double, baseLearningRate: Double, kernelLevel: String, calibratedUpdates: Int?,
-        streamGenerator: [String]?
+        streamGenerator: [String]?, kernelBlocking: String? = nil
     ) {
         (self.options, self.position, self.step, self.skippedSteps) = (options, position, step, skippedSteps)
         (self.bestValidationLoss, self.bestValidationStep, self.measurementsSinceBest, self.stoppedEarly) =
@@ -53,6 +56,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         (self.baseLearningRate, self.kernelLevel, self.calibratedUpdates, self.streamGenerator) = (
             baseLearningRate, kernelLevel, calibratedUpdates, streamGenerator
         )
+        self.kernelBlocking = kernelBlocking
     }
 }
 
@@ -69,7 +73,7 @@ extension Trainer {
     /// - Parameters:
     ///   - path: the file.
     ///   - metadata: your own strings (e.g. a `model` description to rebuild it from); `format`, `library_version`,
-    ///     `kernel_level`, `optimizer.*` and `training` are reserved.
+    ///     `kernel_level`, `kernel_blocking`, `optimizer.*` and `training` are reserved.
     /// A ``StatefulLayer`` model's carried state is saved as `_trainer.state.h` (and `.c`) in the middle of an epoch.
     /// - Throws: also when, in a data-parallel job, a ``StatefulLayer`` model carries its state into the next batch
     ///   (each process carries its own rows: save between epochs, or with `LanguageModelTrainer.checkpoint()`, which
@@ -147,7 +151,7 @@ extension Trainer {
             epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
             baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name,
             calibratedUpdates: calibratedUpdates,
-            streamGenerator: streamGenerator.decimalWords)
+            streamGenerator: streamGenerator.decimalWords, kernelBlocking: Kernels.blocking.description)
     }
 
     /// Puts back a state ``state`` returned (restore the parameters and the optimizer's state yourself).

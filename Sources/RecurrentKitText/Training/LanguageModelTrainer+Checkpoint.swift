@@ -37,7 +37,7 @@ extension LanguageModelTrainer {
             dataGenerator: next.decimalWords, epochStartGenerator: epochStart.decimalWords,
             dropoutGenerator: trainer.streamGenerator.decimalWords, lossSum: run.lossSum, tokenCount: run.exampleCount,
             normSum: run.normSum, epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds, history: history,
-            kernelLevel: Kernels.activeLevel.name,
+            kernelLevel: Kernels.activeLevel.name, kernelBlocking: Kernels.blocking.description,
             scheduledUpdates: usesCosine && (run.calibratedUpdates != nil || options.timeLimitSeconds == nil)
                 ? trainer.scheduledUpdates : nil,
             bestValidationLoss: run.bestValidationLoss, bestValidationStep: run.bestValidationStep,
@@ -221,12 +221,13 @@ extension LanguageModelTrainer {
             epochSeconds: state.epochSeconds, elapsedSeconds: state.elapsedSeconds,
             learningRate: state.learningRate, baseLearningRate: trainer.baseLearningRate,
             kernelLevel: state.kernelLevel ?? Kernels.activeLevel.name, calibratedUpdates: state.scheduledUpdates,
-            streamGenerator: stream.decimalWords)
+            streamGenerator: stream.decimalWords, kernelBlocking: state.kernelBlocking)
         data.position(epoch: epoch, generator: done > 0 ? epochStartGenerator : dataGenerator)
         try trainer.restore(state: run)
         model.carriedState = carried
         history = state.history
         savedKernelLevel = state.kernelLevel
+        savedKernelBlocking = state.kernelBlocking
     }
 
     /// The state buffers an optimizer made from `options` holds once it has stepped (e.g. Adam's `exp_avg` and

@@ -46,6 +46,11 @@ public final class LanguageModelTrainer {
     /// Resuming is bit-identical on the same level; on another level the products round differently and the run
     /// continues correctly but not bit for bit.
     public internal(set) var savedKernelLevel: String? = nil
+    /// The matrix products' blocking (`Kernels.Blocking.description`) the resumed run was trained with, when the
+    /// checkpoint records it (nil for files written before it was). On the same level, resuming is bit-identical
+    /// where `Kernels.blocking.sumsLike(_:)` holds; otherwise the sums round differently (another CPU's caches gave
+    /// another `kc`) and the run continues correctly but not bit for bit.
+    public internal(set) var savedKernelBlocking: String? = nil
 
     /// Seconds this process has spent in the reducer's sums during updates (gradients, loss, stop decisions), waiting
     /// for the slowest process included; 0 with one process.

@@ -24,6 +24,8 @@ struct LanguageModelTrainingState: Codable {
     var history: [EpochReport]
     /// The kernels' instruction-set level the run used ("AVX-512", ...); absent in files of 0.1.
     var kernelLevel: String? = nil
+    /// The matrix products' blocking the run used (`Kernels.Blocking.description`); absent before it was recorded.
+    var kernelBlocking: String? = nil
     /// The fixed length of the learning-rate schedule; absent before it is fixed and in files of 0.1.
     var scheduledUpdates: Int? = nil
     /// Best validation loss so far, its update, measurements since, and whether early stopping ended the run
@@ -86,6 +88,10 @@ struct LanguageModelTrainingState: Codable {
             throw bad(
                 "kernelLevel", "'\(level.prefix(40))'",
                 "is not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))")
+        }
+        if let blocking = kernelBlocking, !Kernels.Blocking.isDescription(blocking) {
+            throw bad(
+                "kernelBlocking", "'\(blocking.prefix(40))'", "is not a blocking (such as '\(Kernels.blocking)')")
         }
         guard history.count <= epoch else {
             throw bad("history", "of \(history.count) epochs", "is longer than the epochs done")
