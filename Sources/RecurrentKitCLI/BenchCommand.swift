@@ -14,7 +14,10 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Which rows (memory: LSTM T=1000 with and without memory-efficient BPTT).") var rows: BenchRows = .all
     @Option(help: "Seconds per training row (after warm-up).") var seconds: Double = 3
-    @Flag(help: "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable) and the bf16 dot-product peak.")
+    @Flag(
+        help:
+            "Also measure the single-core FMA peak (AVX-512, AVX2+FMA, portable) and the bf16 dot-product peak, and print the caches and the matrix products' blocking."
+    )
     var peak = false
     @Flag(help: "Print rows as CSV (name,tokens_per_second,gflops).") var csv = false
     @Flag(
@@ -44,6 +47,11 @@ struct BenchCommand: ParsableCommand {
                     csv
                         ? "peak bf16 dot,0,\(value)"
                         : "bf16 dot-product peak (vdpbf16ps): \(fixed(value, 1)) GFLOP/s per core")
+            }
+            if !csv {
+                let blocking = Kernels.blocking
+                print("CPU: \(blocking.caches.cpu); caches: \(blocking.caches)")
+                print("GEMM blocking (\(blocking.level.name), from the caches): \(blocking)")
             }
         }
         var results: [Benchmarks.Result] = []
