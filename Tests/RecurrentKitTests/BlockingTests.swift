@@ -1,5 +1,6 @@
 import _RecurrentKitKernels
 import RecurrentKit
+import RecurrentKitTestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import _RecurrentKitKernels
 import Foundation
 import RecurrentKit
+import RecurrentKitTestSupport
 import XCTest
 
 @testable import RecurrentKitText
