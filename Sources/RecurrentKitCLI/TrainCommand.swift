@@ -284,7 +284,7 @@ struct TrainCommand: ParsableCommand {
                             if now - lastLine >= 30 && s.stepInEpoch != s.stepsPerEpoch {
                                 lastLine = now
                                 print(
-                                    "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                                    "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(whole(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
                                 )
                                 flushStandardOutput()
                             }
@@ -293,7 +293,7 @@ struct TrainCommand: ParsableCommand {
                         if now - lastLine < 0.1 && s.stepInEpoch != s.stepsPerEpoch { return }
                         lastLine = now
                         let line =
-                            "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(Int(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                            "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(whole(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
                         print("\r" + line + "\u{1B}[K", terminator: "")
                         flushStandardOutput()
                     case let .epoch(r):
@@ -301,7 +301,7 @@ struct TrainCommand: ParsableCommand {
                         var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
                         if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
                         line +=
-                            " grad norm \(fixed(r.gradientNorm, 3)) \(Int(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
+                            " grad norm \(fixed(r.gradientNorm, 3)) \(whole(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
                         print(line)
                         flushStandardOutput()
                     case let .sample(_, text):
@@ -356,7 +356,7 @@ struct TrainCommand: ParsableCommand {
             print(
                 "perplexity \(fixed(last.trainPerplexity, 2))"
                     + (last.validationPerplexity.map { ", validation \(fixed($0, 2)) (row-parallel)" } ?? "")
-                    + ", \(Int(last.tokensPerSecond)) tokens/s (best \(Int(bestRate))), \(duration(last.elapsedSeconds))"
+                    + ", \(whole(last.tokensPerSecond)) tokens/s (best \(whole(bestRate))), \(duration(last.elapsedSeconds))"
                     + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
                     + ", peak memory \(Int(peakResidentMegabytes())) MB")
         }
@@ -443,8 +443,16 @@ func createFolder(_ path: String) throws {
 
 func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
 
+/// `x` without its fraction, for any value: a rate or duration read back from a checkpoint may be beyond Int's range
+/// (converting one with `Int(_:)` trapped after a resumed run had saved), infinite or NaN.
+func whole(_ x: Double) -> String {
+    guard x.isFinite else { return "\(x)" }
+    return abs(x) < 1e15 ? String(Int(x)) : String(format: "%.0f", x)
+}
+
 func duration(_ seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "?" }
+    guard seconds < 1e15 else { return "\(whole(seconds / 3600))h" }
     let s = Int(seconds.rounded())
     if s < 60 { return "\(s)s" }
     if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }

@@ -171,6 +171,24 @@ final class HostileInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/neg/model.safetensors"))
     }
 
+    /// Rates read back from a checkpoint print whatever they are: a tokens/s beyond Int's range in the history (a
+    /// hostile or hand-edited file) trapped the summary line after the resumed run had saved (found by Scripts/fuzz).
+    func testRatesBeyondIntInTheHistoryPrintWithoutTrapping() throws {
+        var o = smallOptions()
+        o.epochs = 1
+        let finished = try LanguageModelTrainer(options: o)
+        try finished.train()
+        var history = try XCTUnwrap(field(try finished.checkpoint(), "history") as? [[String: Any]])
+        history[0]["tokensPerSecond"] = 1.8446744073709552e19
+        try FileManager.default.createDirectory(atPath: folder + "/run", withIntermediateDirectories: true)
+        let path = folder + "/run/model.safetensors"
+        try editing(try finished.checkpoint(), ["history": history]).save(to: path)
+        let result = try run(["train", "--resume", path])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.out.contains("18446744073709551616 tokens/s"), result.out)
+        XCTAssertNoThrow(try Checkpoint.load(from: path))
+    }
+
     // MARK: - Resume counters checked against each other
 
     /// A real checkpoint stopped three updates into its second epoch.
