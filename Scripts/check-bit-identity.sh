@@ -3,7 +3,7 @@
 # (release) at BASE and at NEW, each in its own clone, trains with each binary
 #   rnn train --preset d2l-rnn --epochs 20
 #   rnn train --preset shakespeare-lstm --epochs 1 --max-tokens 50000
-#   rnn train --preset d2l-lstm --epochs 5 --precision bf16
+#   rnn train --preset d2l-lstm --epochs 5 --product-precision bf16   (--precision before 0.3)
 # all with --seed 0 --threads 1 --sample-every 0, and compares the two model.safetensors of each run tensor by tensor
 # (Scripts/compare-safetensors.py: name, dtype, shape and bytes of every weight and of the trainer's `_trainer.*`
 # tensors, i.e. optimizer moments and carried state; then the model/vocabulary/kernel-level metadata and the training
@@ -63,12 +63,16 @@ short() { [ "$1" = WORKTREE ] && echo WORKTREE || echo "${1:0:9}"; }
 build() {
     local rev=$1
     build_revision "$rev" check-bit-identity
-    # Every option the runs use must exist at this revision (--precision bf16 is the newest).
+    # Every option the runs use must exist at this revision. The products' precision is --product-precision since
+    # 0.3 and --precision before (still accepted, hidden from the help): $precision_flag is the one this build names.
     local help missing=()
     help=$("$binary" train --help)
-    for flag in --preset --epochs --max-tokens --precision --seed --threads --sample-every --output; do
+    for flag in --preset --epochs --max-tokens --seed --threads --sample-every --output; do
         grep -q -- "$flag" <<<"$help" || missing+=("$flag")
     done
+    if grep -q -- "--product-precision" <<<"$help"; then precision_flag=--product-precision
+    elif grep -q -- "--precision" <<<"$help"; then precision_flag=--precision
+    else missing+=(--precision); fi
     if [ ${#missing[@]} -gt 0 ]; then
         echo "check-bit-identity: rnn train at $(short "$rev") has no ${missing[*]}" >&2
         exit 2
@@ -76,14 +80,15 @@ build() {
 }
 
 echo "check-bit-identity: BASE $(short "$base") vs NEW $(short "$new") (seed $seed, 1 thread; CPU $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')$(grep -qw avx512_bf16 /proc/cpuinfo && echo ', AVX512_BF16'))"
-build "$base"; base_binary=$binary
-if [ "$new" = "$base" ]; then new_binary=$base_binary; else build "$new"; new_binary=$binary; fi
+build "$base"; base_binary=$binary; base_precision=$precision_flag
+if [ "$new" = "$base" ]; then new_binary=$base_binary; new_precision=$base_precision
+else build "$new"; new_binary=$binary; new_precision=$precision_flag; fi
 
 names=(d2l-rnn shakespeare-lstm d2l-lstm-bf16)
 arguments=(
     "--preset d2l-rnn --epochs 20"
     "--preset shakespeare-lstm --epochs 1 --max-tokens 50000"
-    "--preset d2l-lstm --epochs 5 --precision bf16"
+    "--preset d2l-lstm --epochs 5 PRECISION bf16"
 )
 status=0
 results=()
@@ -91,13 +96,15 @@ for i in "${!names[@]}"; do
     name=${names[$i]}
     for side in base new; do
         [ $side = base ] && bin=$base_binary || bin=$new_binary
+        [ $side = base ] && flag=$base_precision || flag=$new_precision
+        args=${arguments[$i]/PRECISION/$flag}
         out="$runs/$side/$name"
         mkdir -p "$runs/$side"
         t=$(now)
         # shellcheck disable=SC2086 # the arguments are words
-        if ! "$bin" train ${arguments[$i]} --seed "$seed" --threads 1 --sample-every 0 --output "$out" >"$out.log" 2>&1 </dev/null; then
+        if ! "$bin" train $args --seed "$seed" --threads 1 --sample-every 0 --output "$out" >"$out.log" 2>&1 </dev/null; then
             tail -n 20 "$out.log" >&2
-            echo "check-bit-identity: rnn train ${arguments[$i]} failed with the $side binary (log above)" >&2
+            echo "check-bit-identity: rnn train $args failed with the $side binary (log above)" >&2
             exit 2
         fi
         if grep -q "stopped at update" "$out.log"; then
