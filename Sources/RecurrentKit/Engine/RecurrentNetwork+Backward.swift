@@ -33,7 +33,9 @@ extension RecurrentNetwork {
     }
 
     /// The backward of this network's own layer loop (`OneDirectionStack`), after `backward` checked that a forward
-    /// it can differentiate ran.
+    /// it can differentiate ran. Specialized, as `forwardOneDirection`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func backwardOneDirection(
         steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
         finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
