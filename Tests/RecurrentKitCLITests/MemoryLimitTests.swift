@@ -43,6 +43,72 @@ final class MemoryLimitTests: XCTestCase {
         XCTAssertEqual(small.status, 0, small.err)
     }
 
+    /// A text of mostly distinct words needs far more than its size for its vocabulary (a 200 MB one trapped under
+    /// `ulimit -v 4194304` on a 1.3 GB allocation of the counts; found by Scripts/fuzz): the counting checks the memory
+    /// each time the number of distinct words doubles, and refuses with one line.
+    func testDistinctWordsAreCheckedAsTheyAreCounted() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-distinct-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // 2.5 million distinct five-letter words (a counter in base 26), ten to a line: 15 MB.
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(15_000_000)
+        for i in 0..<2_500_000 {
+            var n = i
+            for _ in 0..<5 {
+                bytes.append(UInt8(97 + n % 26))
+                n /= 26
+            }
+            bytes.append(i % 10 == 9 ? 10 : 32)
+        }
+        let corpus = folder + "/distinct.txt"
+        try Data(bytes).write(to: URL(fileURLWithPath: corpus))
+        let refused = try trainUnderLimit(kibibytes: 471040, corpus: corpus, mode: "words", output: folder + "/run")
+        XCTAssertEqual(refused.status, 1, refused.err)
+        XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
+        XCTAssertTrue(refused.err.contains("distinct words") || refused.err.contains("of memory"), refused.err)
+    }
+
+    /// `rnn train --corpus CORPUS --text-mode MODE` (H 8, one epoch, one thread) under `ulimit -v KIBIBYTES`.
+    func trainUnderLimit(
+        kibibytes: Int, corpus: String, mode: String, output: String
+    ) throws -> (status: Int32, err: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = [
+            "-c",
+            "ulimit -v \(kibibytes) && exec \"$0\" train --corpus \"$1\" --text-mode \(mode) --hidden 8 --epochs 1 --threads 1 --sample-every 0 --output \"$2\"",
+            rnnBinary().path, corpus, output,
+        ]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Words mode copies a text into one String per line before counting its tokens: under an address-space limit
+    /// that copy is checked first and refused with one line; it trapped on a failed allocation (a 1 GiB text under
+    /// `ulimit -v 4194304`, and this 48 MiB one of short lines under 460 MiB; found by Scripts/fuzz).
+    func testWordsModePreparationIsCheckedBeforeItIsSpent() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-words-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let corpus = folder + "/short-lines.txt"
+        let line = Array("abcdefghijklmnop\n".utf8)
+        try Data([[UInt8]](repeating: line, count: (48 << 20) / line.count).flatMap { $0 }).write(
+            to: URL(fileURLWithPath: corpus))
+        let refused = try trainUnderLimit(kibibytes: 471040, corpus: corpus, mode: "words", output: folder + "/run")
+        XCTAssertEqual(refused.status, 1, refused.err)
+        XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
+        XCTAssertTrue(
+            refused.err.contains("preparing the text") || refused.err.contains("encoding the text"), refused.err)
+    }
+
     /// With no limit set in this process the address space is unbounded; the figure, when there is one, is below the
     /// limit.
     func testAvailableAddressSpaceIsBelowTheLimit() {

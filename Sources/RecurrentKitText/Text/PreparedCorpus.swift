@@ -54,11 +54,24 @@ public struct PreparedCorpus: Equatable, Sendable {
         guard !text.isEmpty else {
             throw RecurrentKitError("text is empty: there is nothing to train on")
         }
+        // Preparing a text for d2l or words mode copies it before its tokens are counted: a copy of its bytes and the
+        // cleaned text (d2l), or the cleaned lines and the text they are joined into (words: one String per line, about
+        // 160 bytes beyond its characters with the allocator's overhead and the array's slot). Checked before it is
+        // spent, as the encoding is below: a 1 GiB text in words mode trapped on a failed allocation under
+        // ulimit -v 4194304.
+        if mode != .raw {
+            let bytes = text.utf8.count
+            let lines = mode == .words ? text.utf8.reduce(into: 1) { if $1 == 0x0A || $1 == 0x0D { $0 += 1 } } : 0
+            try checkMemory(
+                2 * bytes + 160 * lines, for: "preparing the text (\(bytes) bytes) in \(mode.rawValue) mode")
+        }
         let vocabulary: Vocabulary, prepared: String
         switch mode {
         case .words:
             let lines = TextPreparation.d2lLines(text)
-            vocabulary = Vocabulary.words(fromLines: lines, minimumFrequency: minimumFrequency)
+            vocabulary = try Vocabulary.words(fromLines: lines, minimumFrequency: minimumFrequency) {
+                try checkMemory($1, for: "the vocabulary of a text with more than \($0) distinct words")
+            }
             guard vocabulary.count > 1 else {
                 // Every word rarer than minimumFrequency (each token would be <unk>) is a different cause than a text
                 // with no word at all: name the one that applies.

@@ -247,13 +247,31 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     ///   - lines: lines already passed through ``TextPreparation/d2lLines(_:)``.
     ///   - minimumFrequency: words rarer than this become `<unk>` (d2l's `min_freq`; 0 or 1 keeps every word).
     public static func words(fromLines lines: [String], minimumFrequency: Int = 0) -> Vocabulary {
+        words(fromLines: lines, minimumFrequency: minimumFrequency, reserving: { _, _ in })
+    }
+
+    /// The bytes one distinct word costs while a word vocabulary is built, about: its entry in the counts (a
+    /// `Substring` and an `Int`, in a table that doubles), in the first-seen order, in the sorted list, as a `String`
+    /// and in the vocabulary's index.
+    static let bytesPerDistinctWord = 256
+
+    /// ``words(fromLines:minimumFrequency:)``, calling `reserve(distinct, bytes)` before the count of distinct words
+    /// doubles (from 65,536 on) with the bytes the vocabulary may need by then, so a caller can check the memory before
+    /// it is spent: a text of mostly distinct words needs far more than its size.
+    static func words(
+        fromLines lines: [String], minimumFrequency: Int, reserving reserve: (Int, Int) throws -> Void
+    ) rethrows -> Vocabulary {
         var counts: [Substring: Int] = [:], order: [Substring] = []
         for line in lines {
             // Scalars, not Characters: a space followed by a combining mark is one Character, and a word must never
             // hold whitespace (``init(tokens:mode:)`` refuses it when the checkpoint is read).
             for scalars in line.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }) {
                 let word = Substring(scalars)
-                if counts[word] == nil { order.append(word) }
+                if counts[word] == nil {
+                    let n = order.count
+                    if n >= 1 << 16, n & (n - 1) == 0 { try reserve(n, 2 * n * bytesPerDistinctWord) }
+                    order.append(word)
+                }
                 counts[word, default: 0] += 1
             }
         }
