@@ -18,7 +18,7 @@ public enum TextGenerator {
     ///   - length: new tokens to produce (>= 0).
     ///   - decoding: greedy (d2l `predict_ch8`) or `sample(temperature:topK:)`.
     ///   - generator: draws the samples (unused when greedy).
-    ///   - precision: weight storage for the per-token products (``WeightPrecision/float32`` by default).
+    ///   - precision: weight storage for the per-token products (`WeightPrecision.float32` by default).
     ///   - stop: when non-empty, generation ends as soon as the new tokens end with this sequence (kept in the output).
     /// - Returns: prefix followed by the new tokens.
     public static func generate(
