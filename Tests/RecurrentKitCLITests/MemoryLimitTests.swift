@@ -74,13 +74,19 @@ final class MemoryLimitTests: XCTestCase {
     func trainUnderLimit(
         kibibytes: Int, corpus: String, mode: String, output: String
     ) throws -> (status: Int32, err: String) {
+        try rnnUnderLimit(
+            kibibytes: kibibytes,
+            [
+                "train", "--corpus", corpus, "--text-mode", mode, "--hidden", "8", "--epochs", "1", "--threads", "1",
+                "--sample-every", "0", "--output", output,
+            ])
+    }
+
+    /// `rnn ARGUMENTS` under `ulimit -v KIBIBYTES`: its exit status and standard error.
+    func rnnUnderLimit(kibibytes: Int, _ arguments: [String]) throws -> (status: Int32, err: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = [
-            "-c",
-            "ulimit -v \(kibibytes) && exec \"$0\" train --corpus \"$1\" --text-mode \(mode) --hidden 8 --epochs 1 --threads 1 --sample-every 0 --output \"$2\"",
-            rnnBinary().path, corpus, output,
-        ]
+        process.arguments = ["-c", "ulimit -v \(kibibytes) && exec \"$0\" \"$@\"", rnnBinary().path] + arguments
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -88,6 +94,32 @@ final class MemoryLimitTests: XCTestCase {
         let data = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// `rnn import` needs about 5 times an ONNX file's size beyond the file (its values decoded, the weights reordered,
+    /// the model, the checkpoint written): checked before it is spent (a valid 788 MB file trapped under
+    /// `ulimit -v 4194304`; found while measuring import for #30). Here 32 MB under 256 MiB, where it trapped too: now
+    /// refused with one line, or imported when the limit leaves enough (a smaller runtime elsewhere), never a trap.
+    func testONNXImportIsCheckedBeforeItIsSpent() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-import-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var generator = SeededGenerator(seed: 30)
+        let model = try LanguageModel<Float>(
+            .init(vocabularySize: 28, cell: .lstm, hiddenSize: 1400), generator: &generator)
+        let onnx = folder + "/model.onnx", imported = folder + "/imported.safetensors"
+        let vocabulary = Vocabulary.d2l(from: "the quick brown fox jumps over a lazy dog")
+        try writeFileAtomically(try ONNX.export(model, vocabulary: vocabulary), to: onnx)
+        let result = try rnnUnderLimit(kibibytes: 262144, ["import", onnx, imported])
+        if result.status == 0 {
+            XCTAssertNoThrow(try Checkpoint.load(from: imported))
+        } else {
+            XCTAssertEqual(result.status, 1, result.err)
+            XCTAssertEqual(result.err.split(separator: "\n").count, 1, result.err)
+            XCTAssertTrue(result.err.contains("of memory"), result.err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: imported))
+        }
     }
 
     /// Words mode copies a text into one String per line before counting its tokens: under an address-space limit

@@ -52,6 +52,8 @@ public func readFileBytes(
     if regular && declared > maximumBytes {
         throw RecurrentKitError("\(what) \(path) is \(declared) bytes, more than the \(maximumBytes) bytes accepted")
     }
+    // A large file is read into memory whole: checked first, as everything large is (a stream cannot be).
+    if regular && declared > 1 << 20 { try checkMemory(declared, for: "reading \(what) \(path) (\(declared) bytes)") }
     var result = [UInt8]()
     result.reserveCapacity(regular ? min(max(declared, 0), maximumBytes) : 1 << 16)
     var chunk = [UInt8](repeating: 0, count: 1 << 16)

@@ -11,6 +11,9 @@ extension ONNX {
     /// The most bytes ``importLanguageModel(_:)`` reads (2 GiB, protobuf's own limit).
     public static let maximumFileBytes = Int(Int32.max)
 
+    /// The memory ``importLanguageModel(_:)`` and saving its model take beyond a file of `count` bytes, about.
+    static func bytesNeededBeyondTheFile(_ count: Int) -> Int { 5 * count }
+
     /// Operators allowed between the weight-carrying ones: they move or reshape values, never compute new ones.
     static let plumbing: Set<String> = [
         "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Slice", "Shape", "Gather",
@@ -25,6 +28,11 @@ extension ONNX {
         guard bytes.count <= maximumFileBytes else {
             throw onnxError("file of \(bytes.count) bytes exceeds the 2 GiB protobuf limit")
         }
+        // Memory known before it is spent: the values decoded from the file, the weight blocks reordered layer by
+        // layer, the model and the checkpoint written from it take about 5 times the file's bytes beyond them (a
+        // 198 MB file peaks at 967 MiB resident, the file included; a 788 MB one trapped under ulimit -v 4194304).
+        try checkMemory(
+            bytesNeededBeyondTheFile(bytes.count), for: "importing an ONNX file of \(bytes.count) bytes")
         let file = try ONNXFile(bytes[...])
         let g = file.graph
         // Every constant finite, named: weights, default states (h0, c0), one-hot values and the plumbing's constants.
