@@ -70,6 +70,24 @@ final class MemoryLimitTests: XCTestCase {
         XCTAssertTrue(refused.err.contains("distinct words") || refused.err.contains("of memory"), refused.err)
     }
 
+    /// The tokens a text in words or d2l mode will need are checked before its preparation, from a bound on the
+    /// cleaned text's length: a 700 MB text was refused only after a minute of preparation (found by Scripts/fuzz).
+    func testEncodingIsCheckedBeforeThePreparation() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-encode-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let corpus = folder + "/one-line.txt"
+        try Data(String(repeating: "the time traveller ", count: (12 << 20) / 19).utf8).write(
+            to: URL(fileURLWithPath: corpus))
+        for mode in ["words", "d2l"] {
+            let refused = try trainUnderLimit(kibibytes: 229376, corpus: corpus, mode: mode, output: folder + "/run")
+            XCTAssertEqual(refused.status, 1, refused.err)
+            XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
+            XCTAssertTrue(refused.err.contains("once prepared) into tokens"), refused.err)
+        }
+    }
+
     /// `rnn train --corpus CORPUS --text-mode MODE` (H 8, one epoch, one thread) under `ulimit -v KIBIBYTES`.
     func trainUnderLimit(
         kibibytes: Int, corpus: String, mode: String, output: String
@@ -124,17 +142,16 @@ final class MemoryLimitTests: XCTestCase {
 
     /// Words mode copies a text into one String per line before counting its tokens: under an address-space limit
     /// that copy is checked first and refused with one line; it trapped on a failed allocation (a 1 GiB text under
-    /// `ulimit -v 4194304`, and this 48 MiB one of short lines under 460 MiB; found by Scripts/fuzz).
+    /// `ulimit -v 4194304`, and this 12 MiB one of short lines under 192 MiB; found by Scripts/fuzz).
     func testWordsModePreparationIsCheckedBeforeItIsSpent() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-words-\(UUID().uuidString)")
             .path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let corpus = folder + "/short-lines.txt"
-        let line = Array("abcdefghijklmnop\n".utf8)
-        try Data([[UInt8]](repeating: line, count: (48 << 20) / line.count).flatMap { $0 }).write(
+        try Data(String(repeating: "abcdefghijklmnop\n", count: (12 << 20) / 17).utf8).write(
             to: URL(fileURLWithPath: corpus))
-        let refused = try trainUnderLimit(kibibytes: 471040, corpus: corpus, mode: "words", output: folder + "/run")
+        let refused = try trainUnderLimit(kibibytes: 196608, corpus: corpus, mode: "words", output: folder + "/run")
         XCTAssertEqual(refused.status, 1, refused.err)
         XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
         XCTAssertTrue(

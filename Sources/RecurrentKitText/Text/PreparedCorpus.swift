@@ -57,13 +57,28 @@ public struct PreparedCorpus: Equatable, Sendable {
         // Preparing a text for d2l or words mode copies it before its tokens are counted: a copy of its bytes and the
         // cleaned text (d2l), or the cleaned lines and the text they are joined into (words: one String per line, about
         // 160 bytes beyond its characters with the allocator's overhead and the array's slot). Checked before it is
-        // spent, as the encoding is below: a 1 GiB text in words mode trapped on a failed allocation under
-        // ulimit -v 4194304.
+        // spent (a 1 GiB text in words mode trapped on a failed allocation under ulimit -v 4194304), and so is the
+        // encoding below, with the cleaned text's length bounded by its letters, their runs and its lines (a 700 MB text
+        // was refused by the encoding's check only after a minute of preparation).
         if mode != .raw {
-            let bytes = text.utf8.count
-            let lines = mode == .words ? text.utf8.reduce(into: 1) { if $1 == 0x0A || $1 == 0x0D { $0 += 1 } } : 0
+            var (bytes, lines, letters, runs, inRun) = (0, 1, 0, 0, false)
+            for byte in text.utf8 {
+                bytes += 1
+                if byte == 0x0A || byte == 0x0D { lines += 1 }
+                let letter = (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A
+                if letter { letters += 1 }
+                if letter && !inRun { runs += 1 }
+                inRun = letter
+            }
             try checkMemory(
-                2 * bytes + 160 * lines, for: "preparing the text (\(bytes) bytes) in \(mode.rawValue) mode")
+                2 * bytes + (mode == .words ? 160 * lines : 0),
+                for: "preparing the text (\(bytes) bytes) in \(mode.rawValue) mode")
+            let cleaned = letters + runs + lines
+            let (tokens, overflow) = min(cleaned, maxTokens ?? Int.max).multipliedReportingOverflow(
+                by: 2 * MemoryLayout<Int>.stride)
+            try checkMemory(
+                overflow ? Int.max : cleaned + tokens,
+                for: "encoding the text (up to \(cleaned) bytes once prepared) into tokens")
         }
         let vocabulary: Vocabulary, prepared: String
         switch mode {
