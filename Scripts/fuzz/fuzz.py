@@ -95,8 +95,8 @@ def prepare(fz, work, long_run):
             with open(path, "rb") as f:
                 onnx[name] = f.read()
     # A larger LSTM (H 256 reading a 256-wide embedding, about 2 MB of ONNX) for the shared-initializer bombs, larger
-    # ones (about 39 MB and 197 MB) in long runs.
-    big = {"lstm-256": 256} | ({"lstm-1560": 1560, "lstm-3500": 3500} if long_run else {})
+    # ones (about 40, 198 and 788 MB) in long runs.
+    big = {"lstm-256": 256} | ({"lstm-1560": 1560, "lstm-3500": 3500, "lstm-7000": 7000} if long_run else {})
     large = {}
     for name, hidden in big.items():
         folder = os.path.join(work, "bases", name)
