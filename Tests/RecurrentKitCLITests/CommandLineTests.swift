@@ -20,20 +20,9 @@ final class CommandLineTests: XCTestCase {
 
     @discardableResult
     func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, String(decoding: outData, as: UTF8.self),
-            String(decoding: errData, as: UTF8.self)
-        )
+        let result = try runRNN(arguments)
+        XCTAssertFalse(result.timedOut, "rnn \(arguments.joined(separator: " ")) was killed after 600 s")
+        return (result.status, result.out, result.err)
     }
 
     func assertFails(
@@ -271,24 +260,7 @@ extension CommandLineTests {
     func runBounded(
         _ arguments: [String], seconds: Double = 60
     ) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let outFile = folder + "/bounded-\(UUID().uuidString).out", errFile = outFile + ".err"
-        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
-        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
-        try process.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        let timedOut = process.isRunning
-        if timedOut { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
-            (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "", timedOut
-        )
+        try runRNN(arguments, seconds: seconds)
     }
 
     func assertFailsBounded(

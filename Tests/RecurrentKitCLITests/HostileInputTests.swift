@@ -28,29 +28,11 @@ final class HostileInputTests: XCTestCase {
     func run(
         _ arguments: [String], timeout: Double = 120, file: StaticString = #filePath, line: UInt = #line
     ) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let outFile = folder + "/.out-\(UUID().uuidString)", errFile = folder + "/.err-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
-        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(atPath: outFile); try? FileManager.default.removeItem(atPath: errFile)
-        }
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        let result = try runRNN(arguments, seconds: timeout)
+        if result.timedOut {
             XCTFail("rnn \(arguments.joined(separator: " ")) still ran after \(timeout) s", file: file, line: line)
         }
-        process.waitUntilExit()
-        let out = String(decoding: FileManager.default.contents(atPath: outFile) ?? Data(), as: UTF8.self)
-        let err = String(decoding: FileManager.default.contents(atPath: errFile) ?? Data(), as: UTF8.self)
-        return (process.terminationStatus, out, err)
+        return (result.status, result.out, result.err)
     }
 
     func assertFails(

@@ -14,20 +14,9 @@ final class MemoryLimitTests: XCTestCase {
             .path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         func train(_ arguments: String) throws -> (status: Int32, err: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = [
-                "-c",
-                "ulimit -v 4194304 && exec \"$0\" train --epochs 1 --sample-every 0 --threads 1 --output \"$1\" \(arguments)",
-                rnnBinary().path, folder,
-            ]
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+            let words = ["train", "--epochs", "1", "--sample-every", "0", "--threads", "1", "--output", folder]
+            return try rnnUnderLimit(
+                kibibytes: 4_194_304, words + arguments.split(separator: " ").map(String.init))
         }
         // About 6 GiB: more than the 4 GiB of address space, less than this machine's memory (where it has 8 GiB free;
         // elsewhere the memory check may speak first, which is as good).
@@ -102,16 +91,9 @@ final class MemoryLimitTests: XCTestCase {
 
     /// `rnn ARGUMENTS` under `ulimit -v KIBIBYTES`: its exit status and standard error.
     func rnnUnderLimit(kibibytes: Int, _ arguments: [String]) throws -> (status: Int32, err: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -v \(kibibytes) && exec \"$0\" \"$@\"", rnnBinary().path] + arguments
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try runRNN(arguments, addressSpaceKiB: kibibytes)
+        XCTAssertFalse(result.timedOut, "rnn \(arguments.joined(separator: " ")) was killed after 600 s")
+        return (result.status, result.err)
     }
 
     /// `rnn import` needs about 5 times an ONNX file's size beyond the file (its values decoded, the weights reordered,

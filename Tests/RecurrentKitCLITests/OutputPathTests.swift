@@ -209,24 +209,7 @@ final class OutputPathTests: XCTestCase {
     func run(
         _ arguments: [String], seconds: Double = 60
     ) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let outFile = folder + "/run-\(UUID().uuidString).out", errFile = outFile + ".err"
-        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
-        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
-        try process.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        let timedOut = process.isRunning
-        if timedOut { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
-            (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "", timedOut
-        )
+        try runRNN(arguments, seconds: seconds)
     }
 
     /// `command(output)` refuses every special output with one line and leaves it as it was, replaces a regular

@@ -130,19 +130,8 @@ final class ThreadPoolTests: XCTestCase {
 
     /// Runs the `rnn` executable next to the test bundle.
     private func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = rnnBinary()
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, String(decoding: outData, as: UTF8.self),
-            String(decoding: errData, as: UTF8.self)
-        )
+        let result = try runRNN(arguments)
+        XCTAssertFalse(result.timedOut, "rnn \(arguments.joined(separator: " ")) was killed after 600 s")
+        return (result.status, result.out, result.err)
     }
 }

@@ -4,6 +4,12 @@ import Foundation
 import RecurrentKit
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// JSON fixtures written by Scripts/fixtures/generate.py (PyTorch, float64).
 public enum Fixture {
     /// Tests/RecurrentKitTests/Fixtures.
@@ -76,3 +82,39 @@ public func rnnBinary() -> URL {
 /// The repository's root folder (this file is Tests/RecurrentKitTestSupport/Fixtures.swift).
 public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
+
+/// Runs the `rnn` executable with `arguments`, optionally under `ulimit -v addressSpaceKiB`, and kills it after
+/// `seconds` (a hang becomes a failure, not a stuck test run). Standard output and error go to temporary files, not
+/// pipes, so a child that writes more than a pipe holds never blocks; both are removed afterwards.
+/// - Returns: the exit status, both outputs, and whether it had to be killed.
+public func runRNN(
+    _ arguments: [String], seconds: Double = 600, addressSpaceKiB: Int? = nil
+) throws -> (status: Int32, out: String, err: String, timedOut: Bool) {
+    let process = Process()
+    if let addressSpaceKiB {
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "ulimit -v \(addressSpaceKiB) && exec \"$0\" \"$@\"", rnnBinary().path] + arguments
+    } else {
+        process.executableURL = rnnBinary()
+        process.arguments = arguments
+    }
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("rk-run-\(UUID().uuidString)").path
+    let outFile = base + ".out", errFile = base + ".err"
+    _ = FileManager.default.createFile(atPath: outFile, contents: nil)
+    _ = FileManager.default.createFile(atPath: errFile, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: outFile)
+        try? FileManager.default.removeItem(atPath: errFile)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
+    try process.run()
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+    let timedOut = process.isRunning
+    if timedOut { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    let out = String(decoding: FileManager.default.contents(atPath: outFile) ?? Data(), as: UTF8.self)
+    let err = String(decoding: FileManager.default.contents(atPath: errFile) ?? Data(), as: UTF8.self)
+    return (process.terminationStatus, out, err, timedOut)
+}
