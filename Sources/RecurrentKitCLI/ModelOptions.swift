@@ -20,9 +20,7 @@ struct ModelOptions: ParsableArguments {
     /// Checks what the options say on their own; the sizes' ranges are the library's (the configuration's `validate`,
     /// with the same messages whichever command builds the model).
     func validate() throws {
-        if hidden != nil, hiddenOldSpelling != nil {
-            throw RecurrentKitError("give --hidden once (--hidden-size is its old spelling)")
-        }
+        try requireOneSpelling(hidden != nil, hiddenOldSpelling != nil, new: "--hidden", old: "--hidden-size")
         if let embedding, embedding < 0 {
             throw RecurrentKitError.invalidArgument("embedding", embedding, "must be >= 0 (0 = one-hot)")
         }
@@ -33,11 +31,7 @@ struct ModelOptions: ParsableArguments {
 
     /// --hidden (or its old spelling --hidden-size, with one line naming the new one).
     var hiddenSize: Int? {
-        if let hiddenOldSpelling {
-            noteDeprecatedSpelling("--hidden-size", use: "--hidden")
-            return hiddenOldSpelling
-        }
-        return hidden
+        spelledValue(hidden, orOldSpelling: hiddenOldSpelling, new: "--hidden", old: "--hidden-size")
     }
 
     /// The options a command can use.

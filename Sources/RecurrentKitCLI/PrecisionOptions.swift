@@ -7,16 +7,6 @@ import RecurrentKit
 // `WeightPrecision`). `--precision`, which meant the first in `train` and the second elsewhere, still works as the old
 // spelling of each and prints one line saying so.
 
-/// Lines naming the new spelling of an old option, printed (standard error, so output meant for files stays clean)
-/// when the command has succeeded: a failure stays the one line of its error.
-nonisolated(unsafe) var deprecationNotes: [String] = []
-
-/// Records the line that names an option's new spelling (once per option).
-func noteDeprecatedSpelling(_ old: String, use new: String) {
-    let line = "note: \(old) is the old spelling of \(new); use \(new)"
-    if !deprecationNotes.contains(line) { deprecationNotes.append(line) }
-}
-
 /// `--product-precision` (and its old spelling `--precision`) of `rnn train`.
 struct ProductPrecisionOption: ParsableArguments {
     @Option(
@@ -27,18 +17,12 @@ struct ProductPrecisionOption: ParsableArguments {
     @Option(name: .customLong("precision"), help: .hidden) var oldSpelling: ProductPrecision?
 
     func validate() throws {
-        if value != nil, oldSpelling != nil {
-            throw ValidationError("give --product-precision once (--precision is its old spelling)")
-        }
+        try requireOneSpelling(value != nil, oldSpelling != nil, new: "--product-precision", old: "--precision")
     }
 
     /// The precision asked for, nil when neither spelling is given.
     var resolved: ProductPrecision? {
-        if let oldSpelling {
-            noteDeprecatedSpelling("--precision", use: "--product-precision")
-            return oldSpelling
-        }
-        return value
+        spelledValue(value, orOldSpelling: oldSpelling, new: "--product-precision", old: "--precision")
     }
 }
 
@@ -52,17 +36,12 @@ struct WeightPrecisionOption: ParsableArguments {
     @Option(name: .customLong("precision"), help: .hidden) var oldSpelling: WeightPrecision?
 
     func validate() throws {
-        if value != nil, oldSpelling != nil {
-            throw ValidationError("give --weight-precision once (--precision is its old spelling)")
-        }
+        try requireOneSpelling(value != nil, oldSpelling != nil, new: "--weight-precision", old: "--precision")
     }
 
     /// The storage asked for, float32 by default.
     var resolved: WeightPrecision {
-        if let oldSpelling {
-            noteDeprecatedSpelling("--precision", use: "--weight-precision")
-            return oldSpelling
-        }
-        return value ?? .float32
+        spelledValue(value, orOldSpelling: oldSpelling, new: "--weight-precision", old: "--precision")
+            ?? .float32
     }
 }
