@@ -86,10 +86,10 @@ for cell in rnn_tanh gru lstm; do
             --optimizer adam --threads "$threads"
     done
 done
-# Per epoch (not an invariant: each epoch builds its minibatch arrays and a report); printed for the record.
+# Per epoch (not an invariant: each epoch draws its row starts and makes a report); printed for the record.
 a="$(count --workload trainer --cell rnn_tanh --hidden 64 --epochs 1 --count 1000000)"
 b="$(count --workload trainer --cell rnn_tanh --hidden 64 --epochs 2 --count 1000000)"
-echo "trainer d2l-rnn (whole corpus): $((b - a)) allocations per epoch (minibatch arrays and the epoch report)"
+echo "trainer d2l-rnn (whole corpus): $((b - a)) allocations per epoch (the epoch's row starts and its report)"
 
 if [ "$failures" -gt 0 ]; then echo "check-allocations: $failures configuration(s) allocate per unit of work" >&2; exit 1; fi
 echo "check-allocations: every configuration allocates 0 per update and per token"

@@ -40,7 +40,7 @@ struct EvalCommand: ParsableCommand {
         if maxChars > 0 && prepared.unicodeScalars.count > maxChars {
             prepared = String(prepared.unicodeScalars.prefix(maxChars))
         }
-        let tokens = try loaded.vocabulary.encode(prepared)
+        let tokens = try loaded.vocabulary.encodeTokens(prepared)
         if let batch, batch < 1 { throw RecurrentKitError.invalidArgument("batch", batch, "must be at least 1") }
         if let steps, steps < 1 { throw RecurrentKitError.invalidArgument("steps", steps, "must be at least 1") }
         // One stream unless --batch asks for rows; --steps alone only sets the stream's chunk length.

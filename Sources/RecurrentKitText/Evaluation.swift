@@ -74,7 +74,7 @@ public enum Evaluation {
     /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.
     /// Compare with ``meanCrossEntropy(model:tokens:layout:reducer:)`` (the same stream in Float).
     public static func meanCrossEntropy(
-        model: LanguageModel<Float>, tokens: [Int], format: WeightPrecision
+        model: LanguageModel<Float>, tokens: TokenList, format: WeightPrecision
     ) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")
         guard tokens.count >= 2 else {
@@ -103,7 +103,7 @@ public enum Evaluation {
     ///   - reducer: the processes of a data-parallel job share the rows of a row-parallel evaluation (see
     ///     ``meanCrossEntropy(model:tokens:batchSize:numSteps:reducer:)``); one stream is read whole by every process.
     public static func meanCrossEntropy(
-        model: LanguageModel<Float>, tokens: [Int], layout: EvaluationLayout = .stream,
+        model: LanguageModel<Float>, tokens: TokenList, layout: EvaluationLayout = .stream,
         reducer: GradientReducer = SingleProcessReducer()
     ) throws -> Double {
         switch layout {
@@ -127,7 +127,7 @@ public enum Evaluation {
     /// losses are summed: every process gets the same figure, one process's up to rounding (Float products over fewer
     /// rows and another summation order: about 2e-9 relative in the tests).
     public static func meanCrossEntropy(
-        model: LanguageModel<Float>, tokens: [Int], batchSize: Int, numSteps: Int = 35,
+        model: LanguageModel<Float>, tokens: TokenList, batchSize: Int, numSteps: Int = 35,
         reducer: GradientReducer = SingleProcessReducer()
     ) throws -> Double {
         try model.configuration.requireCausal(for: "evaluation")

@@ -233,7 +233,7 @@ final class DefaultsTests: XCTestCase {
         try trainer.checkpoint().save(to: checkpoint)
         let excerpt = String(EmbeddedCorpus.tinyShakespeare.text.unicodeScalars.prefix(3_000).map(Character.init))
         let text = cli.write("excerpt.txt", Array(excerpt.utf8))
-        let tokens = try trainer.corpus.vocabulary.encode(excerpt)
+        let tokens = try trainer.corpus.vocabulary.encodeTokens(excerpt)
         func perplexityLine(_ arguments: [String]) throws -> (value: Double, setting: String) {
             let result = try cli.run(["eval", "--checkpoint", checkpoint, "--text", text] + arguments)
             XCTAssertEqual(result.status, 0, result.err)

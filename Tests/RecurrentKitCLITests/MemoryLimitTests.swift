@@ -67,7 +67,7 @@ final class MemoryLimitTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let corpus = folder + "/one-line.txt"
-        try Data(String(repeating: "the time traveller ", count: (12 << 20) / 19).utf8).write(
+        try Data(String(repeating: "the time traveller ", count: (24 << 20) / 19).utf8).write(
             to: URL(fileURLWithPath: corpus))
         for mode in ["words", "d2l"] {
             let refused = try trainUnderLimit(kibibytes: 229376, corpus: corpus, mode: mode, output: folder + "/run")
@@ -167,9 +167,12 @@ final class MemoryLimitTests: XCTestCase {
                 XCTAssertEqual(
                     try corpus.vocabulary.encode(source, maxTokens: limit), Array(all.prefix(max(limit, 0))),
                     "\(mode) \(limit)")
+                let compact = try corpus.vocabulary.encodeTokens(source, maxTokens: limit)
+                XCTAssertEqual(Array(compact), Array(all.prefix(max(limit, 0))), "\(mode) \(limit)")
+                XCTAssertEqual(compact.bytesPerToken, 1, "\(mode): a vocabulary of \(corpus.vocabulary.count)")
             }
             let cut = try PreparedCorpus.prepare(text: text, mode: mode, maxTokens: 6, validationFraction: 0)
-            XCTAssertEqual(cut.trainTokens, Array(all.prefix(6)), "\(mode)")
+            XCTAssertEqual(Array(cut.trainTokens), Array(all.prefix(6)), "\(mode)")
         }
         // Raw mode: a character outside the vocabulary after the limit is never reached.
         let raw = Vocabulary.raw(from: "abc")

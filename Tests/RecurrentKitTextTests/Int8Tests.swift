@@ -160,8 +160,8 @@ final class Int8Tests: XCTestCase {
             XCTAssertGreaterThan(worst, 0, "\(cell): the copies really are int8")
             XCTAssertLessThan(worst, 0.05, "\(cell)")
             let text = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2]
-            let float = try Evaluation.meanCrossEntropy(model: m, tokens: text, batchSize: 1, numSteps: 100)
-            let int8 = try Evaluation.meanCrossEntropy(model: m, tokens: text, format: .int8)
+            let float = try Evaluation.meanCrossEntropy(model: m, tokens: TokenList(text), batchSize: 1, numSteps: 100)
+            let int8 = try Evaluation.meanCrossEntropy(model: m, tokens: TokenList(text), format: .int8)
             XCTAssertEqual(int8, float, accuracy: 0.01 * float, "\(cell)")
         }
         let m = try model(.lstm, embedding: nil)

@@ -106,13 +106,13 @@ final class InterchangeTests: XCTestCase {
             if configuration.bidirectional {
                 XCTAssertThrowsError(
                     try Evaluation.meanCrossEntropy(
-                        model: checkpoint.model, tokens: tokens, batchSize: 1, numSteps: 1000)
+                        model: checkpoint.model, tokens: TokenList(tokens), batchSize: 1, numSteps: 1000)
                 ) {
                     XCTAssertTrue("\($0)".contains("d2l 9.4"), "\($0)")
                 }
             } else {
                 let evaluated = try Evaluation.meanCrossEntropy(
-                    model: checkpoint.model, tokens: tokens, batchSize: 1, numSteps: 1000)
+                    model: checkpoint.model, tokens: TokenList(tokens), batchSize: 1, numSteps: 1000)
                 XCTAssertEqual(
                     evaluated, c.meanCrossEntropy, accuracy: ceTolerance, "\(c.name): Evaluation.meanCrossEntropy")
             }

@@ -52,7 +52,7 @@ final class LanguageModelOptionsTests: XCTestCase {
         XCTAssertEqual(loaded.model.configuration, options)
         XCTAssertEqual(try loaded.model.logits(inputs: tokens, steps: T, batch: B), logits)
         for attempt in [
-            { _ = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens) },
+            { _ = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: TokenList(tokens)) },
             {
                 _ = try TextGenerator.predict(
                     model: loaded.model, vocabulary: loaded.vocabulary, prefix: "ab", length: 3)

@@ -88,15 +88,17 @@ final class LanguageModelTests: XCTestCase {
         // 49 predictions, batch 3, steps 4: rows of 16 predictions; the last one continues row 3.
         let expected = (try streamLoss(tokens[0...16]) + streamLoss(tokens[16...32]) + streamLoss(tokens[32...49])) / 49
         XCTAssertEqual(
-            try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 3, numSteps: 4), expected,
+            try Evaluation.meanCrossEntropy(model: model, tokens: TokenList(tokens), batchSize: 3, numSteps: 4),
+            expected,
             accuracy: 1e-6)
         // One stream, any chunk length: the same number.
         let single = try streamLoss(tokens[0...49]) / 49
         XCTAssertEqual(
-            try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: 7), single,
+            try Evaluation.meanCrossEntropy(model: model, tokens: TokenList(tokens), batchSize: 1, numSteps: 7), single,
             accuracy: 1e-6)
         XCTAssertEqual(
-            try Evaluation.meanCrossEntropy(model: model, tokens: tokens, batchSize: 1, numSteps: 1000), single,
+            try Evaluation.meanCrossEntropy(model: model, tokens: TokenList(tokens), batchSize: 1, numSteps: 1000),
+            single,
             accuracy: 1e-6)
         XCTAssertThrowsError(try Evaluation.meanCrossEntropy(model: model, tokens: [1], batchSize: 1, numSteps: 4))
     }

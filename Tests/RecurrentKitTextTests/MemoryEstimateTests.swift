@@ -126,18 +126,25 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertGreaterThan(base, 2 * 4 * P + 32 << 20)
     }
 
-    /// The text: 8 bytes per token kept, 16 more per training token for the epoch's minibatch arrays.
-    func testTokensCostTwentyFourBytesForTrainingAndEightForValidation() throws {
+    /// The text: one byte per token kept below 257 vocabulary entries (two up to 65,536), an epoch's row starts
+    /// (8 bytes per T training tokens), and a second epoch's row starts while a checkpoint is made when they outgrow
+    /// saving it.
+    func testTokensCostTheirWidthAndAnEpochsRowStarts() throws {
         let o = options(optimizer: .adam)
-        let base = try estimate(o)
-        XCTAssertEqual(try estimate(o, training: 10_000) - base, 24 * 10_000)
-        XCTAssertEqual(try estimate(o, validation: 1_000) - base, 8 * 1_000)
-        // A text large enough that redrawing an epoch's minibatches outgrows saving the checkpoint.
+        let T = 20
+        let base = try estimate(o, T: T)
+        XCTAssertEqual(try estimate(o, T: T, training: 10_000) - base, 1 * 10_000 + 8 * (10_000 / T))
+        XCTAssertEqual(try estimate(o, T: T, validation: 1_000) - base, 1 * 1_000)
+        XCTAssertEqual(
+            try estimate(o, V: 300, T: T, validation: 1_000) - (try estimate(o, V: 300, T: T)), 2 * 1_000)
+        // A text large enough that redrawing an epoch's row starts outgrows saving the checkpoint.
         let P = parameterCount(o), tokens = 100_000_000
         let save =
             2 * (4 * P + 16 * P + 4 * o.numLayers * o.batchSize * 2 * o.hiddenSize) + 4 * 4 * o.hiddenSize
             * o.hiddenSize
-        XCTAssertEqual(try estimate(o, training: tokens) - base, 24 * tokens + 16 * tokens - save)
+        let starts = 8 * (tokens / T + 1)
+        XCTAssertGreaterThan(starts, save)
+        XCTAssertEqual(try estimate(o, T: T, training: tokens) - base, tokens + (starts - 8) + starts - save)
     }
 
     /// Mixed precision halves the packed W_hh copies but keeps bf16 copies of operands; without validation and
@@ -215,7 +222,7 @@ final class MemoryEstimateTests: XCTestCase {
         let o = options()
         XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 1 << 24, chunkLength: Int.max / 2))
         XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: Int.max, chunkLength: 35))
-        XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 28, chunkLength: 35, trainingTokens: Int.max / 4))
+        XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 28, chunkLength: 35, trainingTokens: Int.max - 1))
         XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 0, chunkLength: 35))
         XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 28, chunkLength: 0))
         XCTAssertNil(o.estimatedMemoryBytes(vocabularySize: 28, chunkLength: 35, trainingTokens: -1))

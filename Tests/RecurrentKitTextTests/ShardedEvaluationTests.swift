@@ -15,13 +15,14 @@ final class ShardedEvaluationTests: XCTestCase {
         for (count, batch, steps) in [(1000, 8, 7), (1003, 5, 9), (40, 8, 35)] {
             let tokens = (0..<count).map { _ in g.nextInt(below: 9) }
             let one = try Evaluation.meanCrossEntropy(
-                model: reference, tokens: tokens, batchSize: batch, numSteps: steps)
+                model: reference, tokens: TokenList(tokens), batchSize: batch, numSteps: steps)
             for processes in [2, 3] {
                 let figures = try ThreadedJob.run(processes: processes) { reducer -> Double in
                     let model = try LanguageModel<Float>(configuration)
                     try model.parameters.copyValues(from: reference.parameters)
                     return try Evaluation.meanCrossEntropy(
-                        model: model, tokens: tokens, layout: .rows(batch: batch, steps: steps), reducer: reducer)
+                        model: model, tokens: TokenList(tokens), layout: .rows(batch: batch, steps: steps),
+                        reducer: reducer)
                 }
                 XCTAssertEqual(
                     Set(figures).count, 1, "\(processes) processes, \(count) tokens: the same figure everywhere")

@@ -62,7 +62,7 @@ final class TextDataTests: XCTestCase {
     func testD2LMaxTokensTruncatesAfterBuildingTheVocabulary() {
         let corpus = Self.timeMachineD2L10k
         XCTAssertEqual(corpus.trainTokens.count, 10_000)
-        XCTAssertEqual(corpus.trainTokens, Array(Self.timeMachineD2L.trainTokens.prefix(10_000)))
+        XCTAssertEqual(Array(corpus.trainTokens), Array(Self.timeMachineD2L.trainTokens.prefix(10_000)))
         XCTAssertEqual(corpus.trainTokens.reduce(0, +), 72_424)  // d2l 0.17, max_tokens=10000
         XCTAssertEqual(corpus.vocabulary, Self.timeMachineD2L.vocabulary)  // built from all 170,580 tokens
         XCTAssertTrue(corpus.validationTokens.isEmpty)
@@ -122,7 +122,8 @@ final class TextDataTests: XCTestCase {
         XCTAssertEqual(cut.trainTokens.count, 18)
         XCTAssertEqual(cut.validationTokens.count, 2)
         XCTAssertEqual(cut.vocabulary.count, 11)
-        XCTAssertEqual(try cut.vocabulary.decode(cut.trainTokens + cut.validationTokens), "abcdefghijabcdefghij")
+        XCTAssertEqual(
+            try cut.vocabulary.decode(Array(cut.trainTokens) + Array(cut.validationTokens)), "abcdefghijabcdefghij")
     }
 
     func testRawVocabularyKeepsEveryScalarSortedByValue() {

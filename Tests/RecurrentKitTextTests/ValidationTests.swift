@@ -28,7 +28,7 @@ final class ValidationTests: XCTestCase {
         let plain = try PreparedCorpus.prepare(text: text, mode: .d2l)
         XCTAssertTrue(plain.validationTokens.isEmpty)  // d2l's figures train on everything
         let split = try PreparedCorpus.prepare(text: text, mode: .d2l, validationFraction: 0.1)
-        XCTAssertEqual(split.trainTokens + split.validationTokens, plain.trainTokens)
+        XCTAssertEqual(Array(split.trainTokens) + Array(split.validationTokens), Array(plain.trainTokens))
         XCTAssertEqual(split.trainTokens.count, Int((Double(plain.trainTokens.count) * 0.9).rounded(.down)))
         XCTAssertEqual(
             try PreparedCorpus.prepare(text: text, mode: .raw).validationTokens.count,

@@ -15,7 +15,7 @@ import RecurrentKit
 /// tokens, B = 32 and T = 35 both give 8 minibatches for every offset.
 public struct MinibatchSchedule: Sendable {
     /// The token indices the epochs are cut from (training tokens, in text order).
-    public let tokens: [Int]
+    public let tokens: TokenList
     /// Sequences per minibatch, B (> 0).
     public let batchSize: Int
     /// Time steps per minibatch, T (> 0).
@@ -31,6 +31,11 @@ public struct MinibatchSchedule: Sendable {
     ///   - numSteps: T, > 0 (d2l: 35).
     ///   - strategy: ``SamplingStrategy/sequential`` (d2l's default) or ``SamplingStrategy/random``.
     public init(tokens: [Int], batchSize: Int, numSteps: Int, strategy: SamplingStrategy) throws {
+        try self.init(tokens: TokenList(tokens), batchSize: batchSize, numSteps: numSteps, strategy: strategy)
+    }
+
+    /// Creates a schedule over a ``TokenList`` (shared, not copied); see ``init(tokens:batchSize:numSteps:strategy:)``.
+    public init(tokens: TokenList, batchSize: Int, numSteps: Int, strategy: SamplingStrategy) throws {
         let needed = try MinibatchSchedule.minimumTokenCount(
             batchSize: batchSize, numSteps: numSteps, strategy: strategy)
         guard tokens.count >= needed else {
@@ -84,53 +89,85 @@ public struct MinibatchSchedule: Sendable {
     /// Random: every one has `resetsState == true`.
     /// - Parameter generator: source of the offset (and, for random sampling, the shuffle); advanced.
     public func epoch(using generator: inout SeededGenerator) -> [Minibatch] {
+        let drawn = draw(using: &generator)
+        return (0..<drawn.count).map { i in
+            var inputs: [Int] = [], targets: [Int] = []
+            gather(drawn, index: i, rows: 0..<batchSize, inputs: &inputs, targets: &targets)
+            return Minibatch(
+                unchecked: numSteps, batchSize: batchSize, inputs: inputs, targets: targets,
+                resetsState: drawn.resetsState(i))
+        }
+    }
+
+    /// One epoch as drawn, before any token is gathered: its minibatch count and each minibatch's row starts
+    /// (sequential: an offset and a row length; random: the shuffled subsequence starts, one `Int` per T tokens).
+    struct DrawnEpoch: Sendable {
+        let count: Int
+        let strategy: SamplingStrategy
+        let batchSize: Int, numSteps: Int
+        let offset: Int, rowLength: Int
+        let starts: [Int]
+
+        /// The first token of row `b` of minibatch `i`.
+        func rowStart(_ i: Int, _ b: Int) -> Int {
+            strategy == .sequential ? offset + b * rowLength + i * numSteps : starts[i * batchSize + b]
+        }
+
+        /// Whether minibatch `i` starts from a zero state.
+        func resetsState(_ i: Int) -> Bool { strategy == .random || i == 0 }
+    }
+
+    /// Draws one epoch (the offset, and for random sampling the shuffle) from `generator`, as ``epoch(using:)``.
+    func draw(using generator: inout SeededGenerator) -> DrawnEpoch {
         switch strategy {
-        case .sequential: return sequentialEpoch(using: &generator)
-        case .random: return randomEpoch(using: &generator)
+        case .sequential:
+            // d2l `seq_data_iter_sequential`: offset = randint(0, num_steps), inclusive; numTokens / B is the length
+            // of each of the B rows of the (B, numTokens / B) reshape, and minibatch i reads columns i*T ..< (i+1)*T.
+            let offset = generator.nextInt(below: numSteps + 1)
+            let rowLength = (tokens.count - offset - 1) / batchSize
+            return DrawnEpoch(
+                count: rowLength / numSteps, strategy: strategy, batchSize: batchSize, numSteps: numSteps,
+                offset: offset, rowLength: rowLength, starts: [])
+        case .random:
+            // d2l `seq_data_iter_random`: offset = randint(0, num_steps - 1), subsequences from offset every T
+            // tokens, shuffled as Python's random.shuffle (for i from the end down to 1, swap with a uniform j in
+            // 0...i) and taken B at a time.
+            let offset = generator.nextInt(below: numSteps)
+            let subsequenceCount = (tokens.count - offset - 1) / numSteps
+            var starts = (0..<subsequenceCount).map { offset + $0 * numSteps }
+            var i = starts.count - 1
+            while i > 0 {
+                starts.swapAt(i, generator.nextInt(below: i + 1))
+                i -= 1
+            }
+            return DrawnEpoch(
+                count: subsequenceCount / batchSize, strategy: strategy, batchSize: batchSize, numSteps: numSteps,
+                offset: offset, rowLength: 0, starts: starts)
         }
     }
 
-    /// d2l `seq_data_iter_sequential`.
-    private func sequentialEpoch(using generator: inout SeededGenerator) -> [Minibatch] {
-        let offset = generator.nextInt(below: numSteps + 1)  // randint(0, num_steps), inclusive
-        // numTokens / B: the length of each of the B rows of the (B, numTokens / B) reshape.
-        let rowLength = (tokens.count - offset - 1) / batchSize
-        let minibatchCount = rowLength / numSteps
-        return (0..<minibatchCount).map { i in
-            // Row b starts at offset + b*rowLength; minibatch i reads its columns i*T ..< (i+1)*T.
-            let rowStarts = (0..<batchSize).map { b in offset + b * rowLength + i * numSteps }
-            return minibatch(rowStarts: rowStarts, resetsState: i == 0)
-        }
-    }
-
-    /// d2l `seq_data_iter_random`.
-    private func randomEpoch(using generator: inout SeededGenerator) -> [Minibatch] {
-        let offset = generator.nextInt(below: numSteps)  // randint(0, num_steps - 1)
-        let subsequenceCount = (tokens.count - offset - 1) / numSteps
-        var starts = (0..<subsequenceCount).map { offset + $0 * numSteps }
-        // Python's random.shuffle: for i from the end down to 1, swap with a uniform j in 0...i.
-        var i = starts.count - 1
-        while i > 0 {
-            starts.swapAt(i, generator.nextInt(below: i + 1))
-            i -= 1
-        }
-        let minibatchCount = subsequenceCount / batchSize
-        return (0..<minibatchCount).map { i in
-            minibatch(rowStarts: Array(starts[(i * batchSize)..<((i + 1) * batchSize)]), resetsState: true)
-        }
-    }
-
-    /// Gathers rows `tokens[start ..< start + T]` (inputs) and the next tokens (targets), time-major.
-    private func minibatch(rowStarts: [Int], resetsState: Bool) -> Minibatch {
-        var inputs = [Int](repeating: 0, count: numSteps * batchSize)
-        var targets = inputs
-        for (b, start) in rowStarts.enumerated() {
-            for t in 0..<numSteps {
-                inputs[t * batchSize + b] = tokens[start + t]
-                targets[t * batchSize + b] = tokens[start + t + 1]
+    /// Gathers rows `rows` of minibatch `index` of `drawn`, time-major: `inputs[t * rows.count + r]` is token
+    /// `start + t` of row `rows.lowerBound + r`, `targets` the token after it. Reuses the arrays' storage when they
+    /// have the right size and are not shared.
+    func gather(
+        _ drawn: DrawnEpoch, index i: Int, rows: Range<Int>, inputs: inout [Int], targets: inout [Int]
+    ) {
+        let T = numSteps, width = rows.count
+        if inputs.count != T * width { inputs = [Int](repeating: 0, count: T * width) }
+        if targets.count != T * width { targets = [Int](repeating: 0, count: T * width) }
+        inputs.withUnsafeMutableBufferPointer { x in
+            targets.withUnsafeMutableBufferPointer { y in
+                for (r, b) in rows.enumerated() {
+                    let start = drawn.rowStart(i, b)
+                    var previous = tokens[start]
+                    for t in 0..<T {
+                        let next = tokens[start + t + 1]
+                        x[t * width + r] = previous
+                        y[t * width + r] = next
+                        previous = next
+                    }
+                }
             }
         }
-        return Minibatch(
-            unchecked: numSteps, batchSize: batchSize, inputs: inputs, targets: targets, resetsState: resetsState)
     }
 }

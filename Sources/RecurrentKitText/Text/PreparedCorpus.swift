@@ -3,16 +3,23 @@ import RecurrentKit
 public struct PreparedCorpus: Equatable, Sendable {
     /// The vocabulary, built from the whole text (before any `maxTokens` truncation).
     public let vocabulary: Vocabulary
-    /// Token indices used for training, in text order.
-    public let trainTokens: [Int]
+    /// Token indices used for training, in text order (1 byte each for a vocabulary of at most 256 entries).
+    public let trainTokens: TokenList
     /// Token indices held out for validation, in text order; empty in d2l mode (d2l 0.17 has no split).
-    public let validationTokens: [Int]
+    public let validationTokens: TokenList
 
     /// Creates a corpus from parts that are already consistent (indices in `0..<vocabulary.count`).
-    public init(vocabulary: Vocabulary, trainTokens: [Int], validationTokens: [Int]) {
+    public init(vocabulary: Vocabulary, trainTokens: TokenList, validationTokens: TokenList) {
         self.vocabulary = vocabulary
         self.trainTokens = trainTokens
         self.validationTokens = validationTokens
+    }
+
+    /// Creates a corpus from parts that are already consistent (indices in `0..<vocabulary.count`), stored as
+    /// ``TokenList``s.
+    public init(vocabulary: Vocabulary, trainTokens: [Int], validationTokens: [Int]) {
+        self.init(
+            vocabulary: vocabulary, trainTokens: TokenList(trainTokens), validationTokens: TokenList(validationTokens))
     }
 
     /// Tokenises `text` in the given mode.
@@ -75,7 +82,7 @@ public struct PreparedCorpus: Equatable, Sendable {
                 for: "preparing the text (\(bytes) bytes) in \(mode.rawValue) mode")
             let cleaned = letters + runs + lines
             let (tokens, overflow) = min(cleaned, maxTokens ?? Int.max).multipliedReportingOverflow(
-                by: 2 * MemoryLayout<Int>.stride)
+                by: 2 * MemoryLayout<UInt32>.stride)
             try checkMemory(
                 overflow ? Int.max : cleaned + tokens,
                 for: "encoding the text (up to \(cleaned) bytes once prepared) into tokens")
@@ -111,13 +118,16 @@ public struct PreparedCorpus: Equatable, Sendable {
             prepared = text
             vocabulary = Vocabulary.raw(from: text)
         }
-        // The tokens (8 bytes each, at most one per UTF-8 byte) and their training and validation copies: checked
-        // before they are allocated, and only the first `maxTokens` are encoded.
-        let (bound, overflow) = min(prepared.utf8.count, maxTokens ?? Int.max).multipliedReportingOverflow(
-            by: 2 * MemoryLayout<Int>.stride)
+        // The tokens (at most one per UTF-8 byte, in the vocabulary's width) and the validation tail copied out of
+        // them: checked before they are allocated, and only the first `maxTokens` are encoded.
+        let width = TokenList.bytesPerToken(forLargest: vocabulary.count - 1)
+        let kept = min(prepared.utf8.count, maxTokens ?? Int.max)
+        let (bound, overflow) = (kept + Int((Double(kept) * validationFraction).rounded(.up)))
+            .multipliedReportingOverflow(
+                by: width)
         try checkMemory(overflow ? Int.max : bound, for: "encoding the text (\(prepared.utf8.count) bytes) into tokens")
         // Every token of `prepared` is in the vocabulary (or `<unk>`), so encoding never throws here.
-        let tokens = try vocabulary.encode(prepared, maxTokens: maxTokens)
+        var tokens = try vocabulary.encodeTokens(prepared, maxTokens: maxTokens)
         // The end is held out; nanoGPT: train = data[:int(n * 0.9)], and 1 - 0.1 is exactly the Double 0.9.
         let trainCount = Int((Double(tokens.count) * (1 - validationFraction)).rounded(.down))
         guard trainCount > 0 else {
@@ -125,9 +135,10 @@ public struct PreparedCorpus: Equatable, Sendable {
                 "text too short to split: \(tokens.count) token(s) leave no training token"
                     + " with validationFraction \(validationFraction)")
         }
-        return PreparedCorpus(
-            vocabulary: vocabulary, trainTokens: Array(tokens[..<trainCount]),
-            validationTokens: Array(tokens[trainCount...]))
+        // The tail is copied out, then cut from the list in place: the training tokens are never copied.
+        let validation = tokens.copy(trainCount..<tokens.count)
+        tokens.truncate(to: trainCount)
+        return PreparedCorpus(vocabulary: vocabulary, trainTokens: tokens, validationTokens: validation)
     }
 
     /// A most frequent word of d2l-prepared `lines` (the first to reach the highest count) and its count; nil when the

@@ -26,13 +26,16 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     // Where the stream is known: epoch `anchorEpoch` starts from `anchor`.
     private var anchorEpoch = 0
     private var anchor: SeededGenerator
-    // The latest epoch drawn: its number, its start, its minibatches and the generator after it.
+    // The latest epoch drawn: its number, its start, its row starts and the generator after it. A batch's tokens are
+    // gathered when it is asked for, into the arrays below: the text is never copied into an epoch's minibatches.
+    // Two pairs take turns, since a model may keep the previous batch's tokens (the record of its forward) until
+    // its next forward: each batch is written into the pair of the batch before the previous one.
     private var cachedEpoch = -1
     private var cachedStart: SeededGenerator
     private var cachedAfter: SeededGenerator
-    private var cached: [Minibatch] = []
-    // This process's rows of the current batch (data-parallel), reused.
-    private var shardInputs: [Int] = [], shardTargets: [Int] = []
+    private var cached: MinibatchSchedule.DrawnEpoch? = nil
+    private var inputs: [Int] = [], targets: [Int] = []
+    private var spareInputs: [Int] = [], spareTargets: [Int] = []
 
     /// Batches of `batchSize` rows of `steps` tokens.
     /// - Parameters:
@@ -44,6 +47,15 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     /// - Throws: when the text is too short for one batch.
     public convenience init(
         tokens: [Int], batchSize: Int, steps: Int, sampling: SamplingStrategy, generator: SeededGenerator
+    ) throws {
+        try self.init(
+            tokens: TokenList(tokens), batchSize: batchSize, steps: steps, sampling: sampling, generator: generator)
+    }
+
+    /// Batches of `batchSize` rows of `steps` tokens of a ``TokenList`` (shared, not copied), for example
+    /// ``PreparedCorpus/trainTokens``; see ``init(tokens:batchSize:steps:sampling:generator:)``.
+    public convenience init(
+        tokens: TokenList, batchSize: Int, steps: Int, sampling: SamplingStrategy, generator: SeededGenerator
     ) throws {
         try self.init(
             schedule: try MinibatchSchedule(tokens: tokens, batchSize: batchSize, numSteps: steps, strategy: sampling),
@@ -65,19 +77,19 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     public var batchesPerEpoch: Int { schedule.minibatchesPerEpoch }
 
     /// Minibatches in epoch `epoch` (``batchesPerEpoch`` for an epoch before the stream's position).
-    public func batchCount(epoch: Int) -> Int { (try? minibatches(epoch: epoch).count) ?? batchesPerEpoch }
+    public func batchCount(epoch: Int) -> Int { (try? drawn(epoch: epoch).count) ?? batchesPerEpoch }
 
     /// The generator state epoch `epoch` starts from (to save a run's position).
     /// - Throws: for an epoch before the one the stream was positioned at.
     public func generator(atStartOf epoch: Int) throws -> SeededGenerator {
-        _ = try minibatches(epoch: epoch)
+        _ = try drawn(epoch: epoch)
         return cachedStart
     }
 
     /// Positions the stream: epoch `epoch` starts from `generator` (a resumed run's saved state); earlier epochs are
     /// then unknown.
     public func position(epoch: Int, generator: SeededGenerator) {
-        (anchorEpoch, anchor, cachedEpoch, cached) = (max(epoch, 0), generator, -1, [])
+        (anchorEpoch, anchor, cachedEpoch, cached) = (max(epoch, 0), generator, -1, nil)
     }
 
     /// Batch `index` of epoch `epoch`.
@@ -87,13 +99,11 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
         return batch!
     }
 
-    /// Batch `index` of epoch `epoch`, sharing the epoch's token arrays (no allocation within an epoch).
+    /// Batch `index` of epoch `epoch`, its tokens gathered into storage reused from the batch before the previous one
+    /// (no allocation within an epoch when the caller keeps no older batch).
     public func batch(epoch: Int, index: Int, into batch: inout Batch<SequenceBatch<Scalar>, [Int]>?) throws {
-        let minibatch = try minibatch(epoch: epoch, index: index)
-        let T = schedule.numSteps, B = schedule.batchSize
-        batch = Batch(
-            input: SequenceBatch(tokens: minibatch.inputs, steps: T, batch: B), target: minibatch.targets, count: T * B,
-            resetsState: minibatch.resetsState)
+        try self.batch(
+            epoch: epoch, index: index, shard: BatchShard(wholeBatch: schedule.batchSize), into: &batch)
     }
 
     /// Every batch has B rows.
@@ -110,32 +120,27 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     public func batch(
         epoch: Int, index: Int, shard: BatchShard, into batch: inout Batch<SequenceBatch<Scalar>, [Int]>?
     ) throws {
-        let minibatch = try minibatch(epoch: epoch, index: index)
+        let drawn = try drawn(epoch: epoch)
+        guard index >= 0, index < drawn.count else {
+            throw RecurrentKitError("batch \(index) is outside epoch \(epoch + 1)'s \(drawn.count) minibatches")
+        }
         let T = schedule.numSteps
         guard shard.globalBatch == schedule.batchSize else {
             throw RecurrentKitError(
                 "a shard of a \(shard.globalBatch)-row batch asked of batches of \(schedule.batchSize) rows")
         }
-        batch = nil  // the previous batch's arrays are then this source's alone, and are overwritten in place
-        shard.gather(minibatch.inputs, steps: T, into: &shardInputs)
-        shard.gather(minibatch.targets, steps: T, into: &shardTargets)
+        batch = nil  // the previous batch's arrays are then this source's alone, or the model's (its forward's record)
+        swap(&inputs, &spareInputs)
+        swap(&targets, &spareTargets)
+        schedule.gather(drawn, index: index, rows: shard.rows, inputs: &inputs, targets: &targets)
         batch = Batch(
-            input: SequenceBatch(tokens: shardInputs, steps: T, batch: shard.count), target: shardTargets,
-            count: T * shard.count,
-            resetsState: minibatch.resetsState)
+            input: SequenceBatch(tokens: inputs, steps: T, batch: shard.count), target: targets,
+            count: T * shard.count, resetsState: drawn.resetsState(index))
     }
 
-    private func minibatch(epoch: Int, index: Int) throws -> Minibatch {
-        let all = try minibatches(epoch: epoch)
-        guard index >= 0, index < all.count else {
-            throw RecurrentKitError("batch \(index) is outside epoch \(epoch + 1)'s \(all.count) minibatches")
-        }
-        return all[index]
-    }
-
-    /// Epoch `epoch`'s minibatches, drawn on from the cached epoch or the anchor.
-    private func minibatches(epoch: Int) throws -> [Minibatch] {
-        if epoch == cachedEpoch { return cached }
+    /// Epoch `epoch` as drawn, on from the cached epoch or the anchor.
+    private func drawn(epoch: Int) throws -> MinibatchSchedule.DrawnEpoch {
+        if epoch == cachedEpoch, let cached { return cached }
         guard epoch >= anchorEpoch else {
             throw RecurrentKitError(
                 "epoch \(epoch + 1) comes before epoch \(anchorEpoch + 1), where this text's batches were positioned")
@@ -144,7 +149,7 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
         if cachedEpoch >= anchorEpoch, cachedEpoch < epoch { (e, generator) = (cachedEpoch + 1, cachedAfter) }
         while true {
             let start = generator
-            let drawn = schedule.epoch(using: &generator)
+            let drawn = schedule.draw(using: &generator)
             if e == epoch {
                 (cachedEpoch, cachedStart, cachedAfter, cached) = (e, start, generator, drawn)
                 return drawn

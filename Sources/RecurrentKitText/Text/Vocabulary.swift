@@ -316,31 +316,58 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     public func encode(_ text: String) throws -> [Int] { try encode(text, maxTokens: nil) }
 
     /// The first `maxTokens` token indices of `text` (all when nil), as ``encode(_:)`` gives them; the rest of the
-    /// text is neither encoded nor checked, and only the tokens kept are allocated (8 bytes each).
+    /// text is neither encoded nor checked, and only the tokens kept are allocated (8 bytes each; see
+    /// ``encodeTokens(_:maxTokens:)`` for a compact list).
     public func encode(_ text: String, maxTokens: Int?) throws -> [Int] {
+        try encode(text, maxTokens: maxTokens, as: Int.self)
+    }
+
+    /// The first `maxTokens` token indices of `text` (all when nil), as ``encode(_:)`` gives them, in a
+    /// ``TokenList`` of ``TokenList/bytesPerToken(forLargest:)`` `count - 1` bytes per token: 1 for a vocabulary of
+    /// at most 256 entries, 2 up to 65,536. Only the tokens kept are allocated.
+    /// - Parameters:
+    ///   - text: the text to encode.
+    ///   - maxTokens: keep only the first `maxTokens` (nil: all).
+    /// - Returns: indices in `0..<count`.
+    public func encodeTokens(_ text: String, maxTokens: Int? = nil) throws -> TokenList {
+        switch TokenList.bytesPerToken(forLargest: count - 1) {
+        case 1: return TokenList(storage: .bytes(try encode(text, maxTokens: maxTokens, as: UInt8.self)))
+        case 2: return TokenList(storage: .halves(try encode(text, maxTokens: maxTokens, as: UInt16.self)))
+        case 4: return TokenList(storage: .words(try encode(text, maxTokens: maxTokens, as: UInt32.self)))
+        default: return TokenList(storage: .wide(try encode(text, maxTokens: maxTokens, as: Int.self)))
+        }
+    }
+
+    /// ``encode(_:maxTokens:)`` into integers of type `T`, which holds every index of this vocabulary.
+    private func encode<T: FixedWidthInteger>(_ text: String, maxTokens: Int?, as _: T.Type) throws -> [T] {
         let limit = max(maxTokens ?? Int.max, 0)
         if mode == .words {
             // Words are separated by whitespace scalars (as when the vocabulary was built); an unknown word is `<unk>` (0).
-            var indices: [Int] = []
+            var indices: [T] = []
             var start: String.UnicodeScalarView.Index? = nil
             let scalars = text.unicodeScalars
             for i in scalars.indices where indices.count < limit {
                 if scalars[i].properties.isWhitespace {
-                    if let s = start { indices.append(indexOfWord[String(scalars[s..<i])] ?? 0); start = nil }
+                    if let s = start {
+                        indices.append(T(truncatingIfNeeded: indexOfWord[String(scalars[s..<i])] ?? 0))
+                        start = nil
+                    }
                 } else if start == nil {
                     start = i
                 }
             }
-            if let s = start, indices.count < limit { indices.append(indexOfWord[String(scalars[s...])] ?? 0) }
+            if let s = start, indices.count < limit {
+                indices.append(T(truncatingIfNeeded: indexOfWord[String(scalars[s...])] ?? 0))
+            }
             return indices
         }
-        var indices: [Int] = []
+        var indices: [T] = []
         indices.reserveCapacity(min(text.utf8.count, limit))
         var position = 0
         for scalar in text.unicodeScalars {
             if position == limit { break }
             if let index = index(of: scalar) {
-                indices.append(index)
+                indices.append(T(truncatingIfNeeded: index))
             } else if mode == .d2l {
                 indices.append(0)
             } else {
@@ -359,7 +386,7 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     /// Throws a `RecurrentKitError` naming the first index outside `0..<count` and its position.
     /// - Parameter indices: token indices.
     /// - Returns: the decoded text.
-    public func decode(_ indices: [Int]) throws -> String {
+    public func decode(_ indices: some Collection<Int>) throws -> String {
         if mode == .words {
             for (position, index) in indices.enumerated() where index < 0 || index >= count {
                 throw RecurrentKitError(

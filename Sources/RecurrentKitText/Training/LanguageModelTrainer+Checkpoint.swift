@@ -198,7 +198,7 @@ extension LanguageModelTrainer {
         let epoch = state.epoch - 1, done = state.doneInEpoch
         if done > 0 {
             var rebuilt = epochStartGenerator
-            guard done <= schedule.epoch(using: &rebuilt).count else {
+            guard done <= schedule.draw(using: &rebuilt).count else {
                 throw RecurrentKitError("checkpoint position is past the end of its epoch")
             }
         }

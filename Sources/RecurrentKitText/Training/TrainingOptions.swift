@@ -233,11 +233,12 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     ///   embedding its output and gradient (T, B, E) each; with validation the evaluation's logits (numSteps, B, V);
     ///   with samples layer 0's input table (V, G*H); the carried state;
     /// - with `.bfloat16` products, the calling thread's bf16 copies of the largest unpacked operands;
-    /// - the text: 8 bytes per token kept (training and validation) and 16 per training token for an epoch's
-    ///   minibatches (inputs and targets as `[Int]`);
+    /// - the text: the tokens kept (training and validation) in a ``TokenList`` of
+    ///   ``TokenList/bytesPerToken(forLargest:)`` `V - 1` bytes each, an epoch's row starts (8 bytes per T tokens)
+    ///   and one batch's inputs and targets as `[Int]` (16 T B);
     /// - making and saving a checkpoint, the largest transient: the optimizer buffers as Double (8 m P), then the
     ///   file's tensors and its bytes, 2 (4 P + 8 m P), with the Float copy of the largest weight tensor when glibc
-    ///   keeps it (32 MiB or less), or a second epoch's minibatches (16 N);
+    ///   keeps it (32 MiB or less), or a second epoch's row starts (8 N / T);
     /// - at initialisation instead, an orthogonal W_hh block's Double matrix (8 H^2) beside the parameters.
     /// - Parameters:
     ///   - V: the vocabulary size (>= 1).
@@ -361,10 +362,14 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
             }
             mixed = sum(block(largestB), block(largestA))
         }
-        // The text: the tokens kept (8 bytes each) and the current epoch's minibatches (inputs and targets, 16 per token).
-        let text = sum(product(8, sum(trainingTokens, validationTokens)), product(16, trainingTokens))
+        // The text: the tokens kept (1 byte each below 256 entries), the current epoch's row starts (one Int per T
+        // tokens) and one batch gathered from them (inputs and targets as Int).
+        let starts = product(8, trainingTokens / T + 1)
+        let text = sum(
+            product(TokenList.bytesPerToken(forLargest: V - 1), sum(trainingTokens, validationTokens)), starts,
+            product(16, TB))
         // The largest transient on top, a checkpoint being made and saved: the optimizer buffers as Double, then either
-        // a second epoch's minibatches (drawn to record the position) or the file's tensors and its bytes (weights,
+        // a second epoch's row starts (drawn to record the position) or the file's tensors and its bytes (weights,
         // buffers and the carried state, twice) with a Float copy of the largest weight, which glibc keeps in its heap
         // once freed when it is below its 32 MiB mmap threshold. At initialisation: the orthogonal matrix.
         let tensors = [
@@ -377,7 +382,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         let file = sum(product(4, parameters), product(8, buffers, parameters), product(L, B, stateWidth, float))
         guard let doubles = product(8, buffers, parameters),
             let save = sum(product(2, file), largest <= 32 << 20 ? largest : 0),
-            let epoch = product(16, trainingTokens),
+            let epoch = starts,
             let training = sum(runtime, weights, layers, copies, model, mixed, text, doubles, max(save, epoch)),
             let initialization = sum(
                 runtime, product(block(product(parameters, float)), 2),
