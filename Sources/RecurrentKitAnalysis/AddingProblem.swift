@@ -87,10 +87,12 @@ public enum AddingProblem {
             guard evaluateEvery >= 1 else {
                 throw RecurrentKitError.invalidArgument("evaluate-every", evaluateEvery, "must be at least 1")
             }
-            guard length * max(batchSize, testSize) <= 1 << 26 else {
-                throw RecurrentKitError(
-                    "length \(length) x batch \(max(batchSize, testSize)) is too large (max 67108864 steps x sequences)"
-                )
+            // Name the count that is too large: the training batch, or the test sequences (1,000 by default).
+            for (count, name) in [
+                (batchSize, "batch \(batchSize)"), (testSize, "\(testSize) test sequences (testSize)"),
+            ]
+            where length * count > 1 << 26 {
+                throw RecurrentKitError("length \(length) x \(name) is too large (max 67108864 steps x sequences)")
             }
         }
     }

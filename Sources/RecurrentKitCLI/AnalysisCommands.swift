@@ -181,7 +181,7 @@ struct AddingCommand: ParsableCommand {
         try checkMemory(
             bytes,
             for:
-                "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(max(batch, o.testSize))"
+                "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(batch) and \(o.testSize) test sequences"
         )
         let start = Date()
         print(

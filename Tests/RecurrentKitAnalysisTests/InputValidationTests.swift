@@ -215,7 +215,15 @@ extension InputValidationTests {
         adding = AddingProblem.Options()
         adding.length = 100_000
         adding.testSize = 1_000_000
-        assertThrows(try AddingProblem.train(adding), mentions: ["too large"])
+        assertThrows(try AddingProblem.train(adding), mentions: ["too large", "1000000 test sequences"])
+        // A length too long for the default 1,000 test sequences names them, not the batch.
+        adding = AddingProblem.Options()
+        adding.length = 100_000
+        assertThrows(
+            try AddingProblem.train(adding), mentions: ["length 100000 x 1000 test sequences (testSize) is too large"])
+        adding.testSize = 1
+        adding.batchSize = 1_000
+        assertThrows(try AddingProblem.train(adding), mentions: ["length 100000 x batch 1000 is too large"])
         assertThrows(
             try GradientCheck.run(.init(configuration: .init(cell: .gru, inputSize: 2, hiddenSize: 2), batch: 1 << 40)),
             mentions: ["too large"])

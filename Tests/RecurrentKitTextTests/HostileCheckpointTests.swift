@@ -225,6 +225,26 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertTrue(resumed.history.contains { !$0.trainPerplexity.isFinite }, "the non-finite history is kept")
     }
 
+    /// Huge but finite moments (an edited or damaged file) resume, and the run they drive to overflow says that it
+    /// stopped on the first updates after resuming, naming the checkpoint's state as a cause, not only the rate.
+    func testDivergenceRightAfterResumingNamesTheCheckpoint() throws {
+        let trainer = try LanguageModelTrainer(options: smallOptions())
+        XCTAssertFalse(try trainer.train(shouldStop: { trainer.step >= 5 }))
+        let path = folder + "/huge-moments.safetensors"
+        try trainer.checkpoint().save(to: path)
+        var file = try SafetensorsFile(contentsOfFile: path)
+        let entry = try XCTUnwrap(file.tensors["_trainer.optimizer.exp_avg"])
+        try file.add("_trainer.optimizer.exp_avg", Tensor<Double>(shape: entry.shape) { 1e30 }, as: entry.dtype)
+        try file.write(toFile: path)
+        let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.load(from: path))  // finite: it loads
+        XCTAssertThrowsError(try resumed.train()) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("after resuming at update \(trainer.step)"), message)
+            XCTAssertTrue(message.contains("optimizer state may be damaged"), message)
+            XCTAssertFalse(message.contains("\n"))
+        }
+    }
+
     func testFormatVersions() throws {
         let trainer = try LanguageModelTrainer(options: smallOptions())
         try trainer.train(shouldStop: { trainer.step >= 1 })

@@ -226,6 +226,7 @@ public final class LanguageModelTrainer {
         afterValidation: (LanguageModelTrainer, ValidationReport) throws -> Void = { _, _ in }
     ) throws -> Bool {
         let start = monotonicSeconds()
+        let firstStep = trainer.step
         var epochEnded = false
         do {
             return try trainer.train(
@@ -261,7 +262,7 @@ public final class LanguageModelTrainer {
                         if !report.trainPerplexity.isFinite && !options.skipNonFinite {
                             // Every loss was finite, but so large that exp overflows: the run has diverged.
                             throw RecurrentKitError(
-                                "training stopped: the training perplexity of epoch \(report.epoch) is \(report.trainPerplexity) at update \(step) (the run diverged); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
+                                "training stopped: the training perplexity of epoch \(report.epoch) is \(report.trainPerplexity) at update \(step) (the run diverged)\(resumedCause(since: firstStep)); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
                             )
                         }
                         let last = report.epoch == options.epochs
@@ -285,11 +286,22 @@ public final class LanguageModelTrainer {
         {
             // The promise this trainer's checkpoints keep, and the command line's words for the option.
             let cause = error.message.dropLast("; try a lower learning rate, clipping, or skipNonFinite".count)
+            let resumed = resumedCause(since: firstStep)
             throw RecurrentKitError(
-                cause
+                cause + resumed
                     + "; the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
             )
         }
+    }
+
+    /// A run that diverges within an epoch's updates of resuming may have been driven there by the resumed weights or
+    /// optimizer state (huge but finite moments in an edited or damaged file resume, then overflow) as much as by
+    /// the learning rate: the words that say so, or "" for a run that started at update 0 or ran longer.
+    private func resumedCause(since firstStep: Int) -> String {
+        guard firstStep > 0, trainer.step - firstStep <= max(minibatchesPerEpoch, 1) else { return "" }
+        return ", \(trainer.step - firstStep + 1) update(s) after resuming at update \(firstStep): the checkpoint's"
+            + " weights or optimizer state may be damaged (resume from an earlier checkpoint), or the learning rate is"
+            + " too high"
     }
 
     /// Switches memory-efficient BPTT on (a positive multiple of 16) or off (nil), also for a resumed run: it changes
