@@ -11,6 +11,13 @@
 // threads than cores) a worker can be preempted in the middle of a chunk for a whole time slice,
 // and a caller that kept polling (sched_yield) took the core from it and from everyone else.
 //
+// Under load a worker can also be preempted in the middle of a chunk, and the caller then waits for it a whole time
+// slice (milliseconds for microseconds of work): a 2-thread run beside busy processes was 1.4x slower than a 1-thread
+// one. So the caller measures each job: when it waited for workers longer than RK_PREEMPT_NS and longer than it
+// worked, the jobs of the next RK_SERIAL_MIN_NS run on the caller alone (the workers go to sleep), doubling up to
+// RK_SERIAL_MAX_NS while it happens again and back to the minimum after RK_CLEAN_JOBS jobs without it. On an idle
+// machine a wait like that does not happen, and the window is short enough to cost little if it does.
+//
 // Which thread runs a chunk never changes the arithmetic, so results do not depend on timing.
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE // sched_getaffinity
@@ -38,6 +45,10 @@
 
 #define RK_MAX_WORKERS 63 // rk_set_threads clamps to 64 = the caller and 63 workers
 #define RK_SPIN_NS 200000LL // 200 us
+#define RK_PREEMPT_NS 1000000LL // a wait of 1 ms for a worker's chunk: it was preempted
+#define RK_SERIAL_MIN_NS 20000000LL // then 20 ms of jobs on the caller alone,
+#define RK_SERIAL_MAX_NS 1280000000LL // doubling up to 1.28 s,
+#define RK_CLEAN_JOBS 256 // back to 20 ms after this many parallel jobs without such a wait
 
 static pthread_mutex_t g_job_lock = PTHREAD_MUTEX_INITIALIZER; // one job at a time
 static pthread_mutex_t g_sleep_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +68,10 @@ static pthread_cond_t g_done_cond = PTHREAD_COND_INITIALIZER;
 static _Atomic int g_caller_waiting;
 static rk_task_fn g_fn;
 static void *g_ctx;
+// The serial windows (guarded by g_job_lock): jobs that start before g_serial_until run on the caller alone.
+static long long g_serial_until, g_serial_span = RK_SERIAL_MIN_NS;
+static int g_clean_jobs;
+static _Atomic long long g_serial_windows; // how many windows were opened (rk_pool_serial_windows)
 
 static long long rk_now_ns(void) {
     struct timespec ts;
@@ -122,6 +137,12 @@ void rk_parallel(int nchunks, rk_task_fn fn, void *ctx) {
         for (int p = 0; p < nchunks; p++) fn(ctx, p, nchunks);
         return;
     }
+    long long t0 = rk_now_ns();
+    if (t0 < g_serial_until) {
+        for (int p = 0; p < nchunks; p++) fn(ctx, p, nchunks);
+        pthread_mutex_unlock(&g_job_lock);
+        return;
+    }
     int want = rk_threads() - 1;
     if (want > RK_MAX_WORKERS) want = RK_MAX_WORKERS;
     while (g_nworkers < want) {
@@ -148,6 +169,7 @@ void rk_parallel(int nchunks, rk_task_fn fn, void *ctx) {
         pthread_mutex_unlock(&g_sleep_lock);
     }
     rk_run_chunks(gen);
+    long long t1 = rk_now_ns(); // the caller's own share is done
     // Chunks still running on workers: spin for a while (they usually finish within microseconds), then sleep.
     long long start = 0;
     unsigned spins = 0;
@@ -166,8 +188,20 @@ void rk_parallel(int nchunks, rk_task_fn fn, void *ctx) {
         atomic_store(&g_caller_waiting, 0);
         pthread_mutex_unlock(&g_done_lock);
     }
+    long long t2 = start == 0 ? t1 : rk_now_ns(); // start == 0: the workers were done within 256 spins
+    if (t2 - t1 > RK_PREEMPT_NS && t2 - t1 > t1 - t0) {
+        g_serial_until = t2 + g_serial_span;
+        if (g_serial_span < RK_SERIAL_MAX_NS) g_serial_span *= 2;
+        g_clean_jobs = 0;
+        atomic_fetch_add_explicit(&g_serial_windows, 1, memory_order_relaxed);
+    } else if (++g_clean_jobs >= RK_CLEAN_JOBS) {
+        g_serial_span = RK_SERIAL_MIN_NS;
+        g_clean_jobs = 0;
+    }
     pthread_mutex_unlock(&g_job_lock);
 }
+
+long long rk_pool_serial_windows(void) { return atomic_load_explicit(&g_serial_windows, memory_order_relaxed); }
 
 int rk_max_threads(void) { return RK_MAX_WORKERS + 1; }
 

@@ -115,8 +115,9 @@ final class ThreadPoolTests: XCTestCase {
                 Int32(chunks),
                 { context, chunk, _ in
                     let runs = context!.assumingMemoryBound(to: Int32.self)
-                    // Busy for 0, 0.05, 0.1, ... ms by chunk, longer every third job (a worker "preempted" mid-chunk).
-                    let seconds = Double((Int(runs[0]) + Int(chunk)) % 7) * (runs[0] % 3 == 0 ? 2e-4 : 5e-5)
+                    // Busy for 0, 0.05, 0.1, ... ms by chunk, up to 0.6 ms every third job: longer than the caller's spin,
+                    // shorter than the 1 ms wait that makes the pool run the next jobs on the caller alone.
+                    let seconds = Double((Int(runs[0]) + Int(chunk)) % 7) * (runs[0] % 3 == 0 ? 1e-4 : 5e-5)
                     let start = monotonicSeconds()
                     while monotonicSeconds() - start < seconds {}
                     runs[Int(chunk) + 1] += 1
@@ -126,6 +127,68 @@ final class ThreadPoolTests: XCTestCase {
                 XCTFail("job \(job): chunks ran \(counts) times"); return
             }
         }
+    }
+
+    /// A worker preempted in the middle of a chunk (here: sleeping 20 ms in it) makes the caller wait longer than it
+    /// worked; the pool then runs the next jobs on the caller alone, and after the window (at most 1.28 s) with the
+    /// workers again. Every chunk runs once either way.
+    func testAPreemptedWorkerMakesTheNextJobsRunOnTheCaller() {
+        Kernels.threadCount = 2
+        final class Job {
+            let caller = pthread_self()
+            var workerStarted = false  // written by the worker, read by the caller (a test's loose flag, then a lock)
+            let lock = NSLock()
+            var workerChunks = 0, runs = [Int](repeating: 0, count: 8)
+            var sleepInWorker = true
+        }
+        let job = Job()
+        let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { context, chunk, _ in
+            let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
+            let onCaller = pthread_equal(pthread_self(), job.caller) != 0
+            job.lock.lock()
+            job.runs[Int(chunk)] += 1
+            if !onCaller { job.workerChunks += 1; job.workerStarted = true }
+            let sleep = !onCaller && job.sleepInWorker && job.workerChunks == 1
+            job.lock.unlock()
+            if sleep { usleep(20_000) }
+            // The caller's first chunk waits (up to 0.2 s) for a worker to take one, so the job is really shared.
+            if onCaller && chunk == 0 {
+                let start = monotonicSeconds()
+                while monotonicSeconds() - start < 0.2 {
+                    job.lock.lock()
+                    let started = job.workerStarted
+                    job.lock.unlock()
+                    if started { break }
+                    usleep(50)
+                }
+            }
+        }
+        let context = Unmanaged.passUnretained(job).toOpaque()
+        let before = rk_pool_serial_windows()
+        // Under load the caller itself can be preempted long enough that the worker's sleep is not what it waited
+        // for (or the worker runs every chunk): a few tries.
+        for _ in 0..<5 where rk_pool_serial_windows() == before {
+            job.runs = Array(repeating: 0, count: 8)
+            (job.workerChunks, job.workerStarted, job.sleepInWorker) = (0, false, true)
+            rk_parallel(8, task, context)
+            XCTAssertEqual(job.runs, Array(repeating: 1, count: 8))
+        }
+        XCTAssertGreaterThan(rk_pool_serial_windows(), before, "a worker 20 ms late should open a serial window")
+        // The next job, at once: on the caller alone (its first chunk gives up waiting for a worker after 0.2 s),
+        // unless this thread was itself preempted past the shortest window (20 ms) before it started.
+        let end = monotonicSeconds()
+        job.runs = Array(repeating: 0, count: 8)
+        (job.workerChunks, job.workerStarted, job.sleepInWorker) = (0, false, false)
+        let gap = monotonicSeconds() - end
+        rk_parallel(8, task, context)
+        XCTAssertEqual(job.runs, Array(repeating: 1, count: 8))
+        if gap < 0.005 { XCTAssertEqual(job.workerChunks, 0) }
+        // After the longest window, the workers take chunks again.
+        usleep(1_300_000)
+        (job.workerChunks, job.workerStarted) = (0, false)
+        rk_parallel(8, task, context)
+        XCTAssertEqual(job.runs, Array(repeating: 2, count: 8))
+        XCTAssertGreaterThan(job.workerChunks, 0)
     }
 
     /// Runs the `rnn` executable next to the test bundle.

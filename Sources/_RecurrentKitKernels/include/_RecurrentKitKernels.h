@@ -61,6 +61,9 @@ int rk_default_threads(void);
 /// (all on the caller with 1 thread or when the pool is busy); returns when every chunk is done. Chunks must write
 /// disjoint memory; which thread runs a chunk must not change its result. nchunks < 65536.
 void rk_parallel(int nchunks, void (*fn)(void *ctx, int chunk, int nchunks), void *ctx);
+/// How many times the pool saw a worker preempted in the middle of a chunk (the caller waited for it over 1 ms, longer
+/// than it worked) and ran the next jobs on the caller alone for a while (20 ms, doubling while it recurs).
+long long rk_pool_serial_windows(void);
 
 /// Pre-packed B ("weights"): pack op(B) once, reuse it for many products with the same B
 /// (e.g. W_hh for every time step of a sequence), which saves the per-call packing.
