@@ -1,6 +1,8 @@
 // GEMM entry points: instruction-set level selection, path choice (packed micro-kernel,
 // direct small-M kernel, dot-product kernel for A * B^T, rk_gemv_f32 for one row times B^T),
-// threading and pre-packed B.
+// threading and pre-packed B; the Float entry points (rk_sgemm and its packed forms) choose between the f32 driver
+// and gemm_bf16.c's bf16 products by the calling thread's setting.
+#include "rk_gemm_bf16.h"
 #include "rk_internal.h"
 
 #include <stdatomic.h>
@@ -110,7 +112,7 @@ const rk_ops_d *rk_ops_d_for(int level) {
 #define OPS rk_ops_s
 #define P(x) x##_s
 #define OPS_FOR_LEVEL(l) rk_ops_s_for(l)
-// The f32 driver; rk_sgemm, rk_sgemm_pack_b_size, rk_sgemm_pack_b and rk_sgemm_packed (gemm_bf16.c) call it unless
+// The f32 driver; rk_sgemm, rk_sgemm_pack_b_size, rk_sgemm_pack_b and rk_sgemm_packed (at the end) call it unless
 // the calling thread asked for bf16 products (rk_set_bf16_products).
 #define PUBLIC_GEMM rk_sgemm_f32
 #define PUBLIC_PACK_SIZE rk_sgemm_f32_pack_b_size
@@ -137,3 +139,49 @@ const rk_ops_d *rk_ops_d_for(int level) {
 #define PUBLIC_PACK rk_dgemm_pack_b
 #define PUBLIC_PACKED rk_dgemm_packed
 #include "gemm_driver.h"
+
+// ---- The Float GEMM entry points: f32, or bf16 products when the calling thread asked for them ----
+
+static _Thread_local int rk_tls_bf16_products;
+
+void rk_set_bf16_products(int on) { rk_tls_bf16_products = on != 0; }
+int rk_bf16_products(void) { return rk_tls_bf16_products; }
+
+void rk_sgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+              const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc) {
+    if (rk_tls_bf16_products) rk_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else rk_sgemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// A bf16-packed buffer carries this tag after its panels (in the 64 spare bytes), so a buffer packed in one mode and
+// used in the other stops the process instead of computing garbage.
+static const uint64_t rk_bf16_packed_tag = 0x3631666250414B52ull; // "RKAPbf16"
+
+size_t rk_sgemm_pack_b_size(ptrdiff_t K, ptrdiff_t N) {
+    size_t f = rk_sgemm_f32_pack_b_size(K, N), b = rk_sgemm_bf16_pack_b_size(K, N);
+    return f > b ? f : b; // either layout fits, whatever the mode when it is packed
+}
+
+void rk_sgemm_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed) {
+    if (!rk_tls_bf16_products) {
+        rk_sgemm_f32_pack_b(transB, K, N, B, ldb, packed);
+        return;
+    }
+    rk_sgemm_bf16_pack_b(transB, K, N, B, ldb, packed);
+    memcpy((char *)packed + rk_sgemm_bf16_pack_b_size(K, N) - 64, &rk_bf16_packed_tag, 8);
+}
+
+void rk_sgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,
+                     const void *packedB, float beta, float *C, ptrdiff_t ldc) {
+    if (!rk_tls_bf16_products) {
+        rk_sgemm_f32_packed(transA, M, N, K, alpha, A, lda, packedB, beta, C, ldc);
+        return;
+    }
+    uint64_t tag = 0;
+    memcpy(&tag, (const char *)packedB + rk_sgemm_bf16_pack_b_size(K, N) - 64, 8);
+    if (tag != rk_bf16_packed_tag) {
+        fprintf(stderr, "_RecurrentKitKernels: rk_sgemm_packed with bf16 products on a buffer not packed with them\n");
+        abort();
+    }
+    rk_sgemm_bf16_packed(transA, M, N, K, alpha, A, lda, packedB, beta, C, ldc);
+}
