@@ -67,7 +67,8 @@ public enum Benchmarks {
         let tokens = Double(T * B * updates)
         return Result(
             name:
-                "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) \(embedding.map { "embedding \($0)" } ?? "one-hot")"
+                "train \(cell.rawValue) H\(H)\(layers > 1 ? " L\(layers)" : "") B\(B) T\(T) V\(V) "
+                + "\(embedding.map { "embedding \($0)" } ?? "one-hot")"
                 + (recomputeInterval.map { " recompute \($0)" } ?? "") + (precision == .bfloat16 ? " bf16" : ""),
             tokensPerSecond: tokens / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed,
             activationBytes: model.recurrent.activationMemoryBytes)

@@ -43,11 +43,13 @@ struct SVGLinePlot {
         for v in yAxis.ticks {
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\">\(yTickLabel(v))</text>\n"
             svg +=
-                "<line x1=\"\(f(left))\" y1=\"\(f(y(v)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(v)))\" stroke=\"#ddd\"/>\n"
+                "<line x1=\"\(f(left))\" y1=\"\(f(y(v)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(v)))\" "
+                + "stroke=\"#ddd\"/>\n"
         }
         for tick in AxisTicks.inside(low: 0, high: xMax, integer: true) {
             svg +=
-                "<text x=\"\(f(x(tick)))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">\(Int(tick))</text>\n"
+                "<text x=\"\(f(x(tick)))\" y=\"\(f(height - bottom + 16))\" "
+                + "text-anchor=\"middle\">\(Int(tick))</text>\n"
         }
         for (i, s) in series.enumerated() {
             let color = colors[i % colors.count]
@@ -56,7 +58,8 @@ struct SVGLinePlot {
             }
             let dash = s.dashed ? " stroke-dasharray=\"6 3\"" : ""
             svg +=
-                "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
+                "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" "
+                + "stroke-width=\"2\"\(dash)/>\n"
             svg +=
                 "<text x=\"\(f(width - right + 8))\" y=\"\(f(top + 4 + 16 * Double(i)))\" fill=\"\(color)\">"
                 + "\(escapeXML(s.label))</text>\n"

@@ -9,9 +9,11 @@ struct AnalyzeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
         abstract:
-            "Gradient flow through time: ||dL/dh_t|| per step and layer for a loss on the last step, and the spectral radius of W_hh.",
+            "Gradient flow through time: ||dL/dh_t|| per step and layer for a loss on the last step, and the spectral "
+            + "radius of W_hh.",
         discussion:
-            "With --demo, compares a tanh RNN with small recurrent weights (vanishing), a linear RNN with radius 1.1 (exploding) and an LSTM on the same text."
+            "With --demo, compares a tanh RNN with small recurrent weights (vanishing), a linear RNN with radius 1.1 "
+            + "(exploding) and an LSTM on the same text."
     )
 
     @Option(help: "Checkpoint to analyse (default: a fresh model built from --cell/--hidden/--init).") var checkpoint:
@@ -181,19 +183,23 @@ struct AddingCommand: ParsableCommand {
         try checkMemory(
             bytes,
             for:
-                "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(batch) and \(o.testSize) test sequences"
+                "the adding problem with \(cell.rawValue) H \(hidden), length \(length), batch \(batch) and "
+                + "\(o.testSize) test sequences"
         )
         let start = Date()
         print(
-            "adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(o.initialization.rawValue), \(updates) Adam updates of \(batch), lr \(lr); baseline MSE 0.1667"
+            "adding problem T=\(length) \(o.cell.rawValue) H=\(hidden) init \(o.initialization.rawValue), \(updates) "
+                + "Adam updates of \(batch), lr \(lr); baseline MSE 0.1667"
         )
         let results = try AddingProblem.train(o) { e in
             print(
-                "update \(e.update) train MSE \(String(format: "%.4f", e.trainMSE)) test MSE \(String(format: "%.4f", e.testMSE))"
+                "update \(e.update) train MSE \(String(format: "%.4f", e.trainMSE)) test MSE "
+                    + "\(String(format: "%.4f", e.testMSE))"
             )
         }
         print(
-            "final test MSE \(String(format: "%.4f", results.last!.testMSE)) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s"
+            "final test MSE \(String(format: "%.4f", results.last!.testMSE)) after "
+                + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s"
         )
     }
 }
@@ -203,7 +209,8 @@ struct CompareBPTTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare-bptt",
         abstract:
-            "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of perplexity curves."
+            "d2l 8.7 comparison: sequential vs random sampling, truncated vs randomized vs full BPTT; one SVG of "
+            + "perplexity curves."
     )
 
     @OptionGroup(title: "Model (defaults: rnn_tanh, --hidden 256)") var model: ModelOptions
@@ -243,7 +250,8 @@ struct CompareBPTTCommand: ParsableCommand {
             try trainer.train()
             let last = trainer.history.last!
             print(
-                "\(label): chunks of \(trainer.chunkLength) steps, \(trainer.step) updates, final perplexity \(fixed(last.trainPerplexity, 2)), \(duration(last.elapsedSeconds))"
+                "\(label): chunks of \(trainer.chunkLength) steps, \(trainer.step) updates, final perplexity "
+                    + "\(fixed(last.trainPerplexity, 2)), \(duration(last.elapsedSeconds))"
             )
             series.append((label, trainer.history.map { ($0.epoch, $0.trainPerplexity) }))
             for r in trainer.history {

@@ -64,7 +64,8 @@ struct BenchCommand: ParsableCommand {
             print(
                 csv
                     ? "\(r.name),\(Int(r.tokensPerSecond)),\(fixed(r.gflops, 1))"
-                    : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) GFLOP/s\(rows == .memory ? memory : "")"
+                    : "\(pad(r.name, 58)) \(pad(String(Int(r.tokensPerSecond)), 9)) tokens/s  \(fixed(r.gflops, 1)) "
+                        + "GFLOP/s\(rows == .memory ? memory : "")"
             )
         }
         if rows == .memory {

@@ -53,7 +53,8 @@ struct EvalCommand: ParsableCommand {
         if weightPrecision.isCompact {
             guard (batch ?? 1) == 1 else {
                 throw RecurrentKitError(
-                    "--batch \(batch!) needs --weight-precision float32: \(weightPrecision.rawValue) weights read the text as one stream, token by token"
+                    "--batch \(batch!) needs --weight-precision float32: \(weightPrecision.rawValue) weights read the "
+                        + "text as one stream, token by token"
                 )
             }
             ce = try Evaluation.meanCrossEntropy(model: loaded.model, tokens: tokens, format: weightPrecision)
@@ -66,7 +67,8 @@ struct EvalCommand: ParsableCommand {
         }
         guard ce.isFinite, perplexity(meanCrossEntropy: ce).isFinite else {
             throw RecurrentKitError(
-                "the checkpoint's predictions overflow (cross-entropy \(ce) nats per character, perplexity \(perplexity(meanCrossEntropy: ce))): the model diverged and cannot be evaluated"
+                "the checkpoint's predictions overflow (cross-entropy \(ce) nats per character, perplexity "
+                    + "\(perplexity(meanCrossEntropy: ce))): the model diverged and cannot be evaluated"
             )
         }
         print("characters predicted \(tokens.count - 1)")

@@ -8,7 +8,8 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a checkpoint's model as an ONNX file (native RNN/GRU/LSTM operators, opset 14).",
         discussion:
-            "Inputs tokens (T, B) int64 and optional h0/c0; outputs logits (T, B, V), hn and cn. The vocabulary travels in the file's metadata."
+            "Inputs tokens (T, B) int64 and optional h0/c0; outputs logits (T, B, V), hn and cn. The vocabulary "
+            + "travels in the file's metadata."
     )
 
     /// The export formats (ONNX only, so far).

@@ -44,7 +44,8 @@ struct GradCheckCommand: ParsableCommand {
         options.corruption = corrupt.map { GradientCheck.Corruption(tensor: $0, relativeError: 1e-3) }
         let results = try GradientCheck.run(options)
         print(
-            "gradcheck \(kind.rawValue): I=\(inputSize) H=\(hiddenSize) layers=\(layers) B=\(batch) T=\(steps) chunks=\(chunks)\(lastStep ? " last-step" : "")\(dropout > 0 ? " dropout=\(dropout)" : "")\(config.bias ? "" : " no-bias")\(config.projectionSize > 0 ? " projection=\(config.projectionSize)" : "")"
+            "gradcheck \(kind.rawValue): I=\(inputSize) H=\(hiddenSize) layers=\(layers) B=\(batch) T=\(steps) "
+                + "chunks=\(chunks)\(lastStep ? " last-step" : "")\(dropout > 0 ? " dropout=\(dropout)" : "")\(config.bias ? "" : " no-bias")\(config.projectionSize > 0 ? " projection=\(config.projectionSize)" : "")"
         )
         let kinks = kind == .rnnReLU
         print(
@@ -64,7 +65,8 @@ struct GradCheckCommand: ParsableCommand {
         let tooManySkipped = skipped * 50 > total
         if kinks {
             print(
-                "ReLU kinks: \(oneSided) of \(total) elements checked one-sided, \(skipped) skipped (a kink on both sides; at most 2% allowed)"
+                "ReLU kinks: \(oneSided) of \(total) elements checked one-sided, \(skipped) skipped (a kink on both "
+                    + "sides; at most 2% allowed)"
             )
         }
         let ok = worst <= tolerance && !tooManySkipped

@@ -7,9 +7,11 @@ struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract:
-            "Read an ONNX language model (from rnn export, or torch.onnx.export of an embedding or one-hot input, nn.RNN/GRU/LSTM and nn.Linear) into a checkpoint.",
+            "Read an ONNX language model (from rnn export, or torch.onnx.export of an embedding or one-hot input, "
+            + "nn.RNN/GRU/LSTM and nn.Linear) into a checkpoint.",
         discussion:
-            "Files written by rnn export carry their vocabulary; for others give --vocabulary-from or --corpus with --text-mode."
+            "Files written by rnn export carry their vocabulary; for others give --vocabulary-from or --corpus with "
+            + "--text-mode."
     )
 
     @Argument(help: "The ONNX file.") var model: String

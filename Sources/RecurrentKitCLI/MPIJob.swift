@@ -16,7 +16,9 @@ func joinLaunchedJob() throws -> GradientReducer {
     guard reducer.processCount == launched else {
         // e.g. a binary loading MPICH started by Open MPI's mpirun: each process would train alone, all in one folder.
         throw RecurrentKitError(
-            "the launcher started \(launched) processes but MPI (\(reducer.libraryVersion)) sees \(reducer.processCount): use the mpirun of the MPI library that is loaded (RK_MPI_LIBRARY selects it)"
+            "the launcher started \(launched) processes but MPI (\(reducer.libraryVersion)) sees "
+                + "\(reducer.processCount): use the mpirun of the MPI library that is loaded (RK_MPI_LIBRARY "
+                + "selects it)"
         )
     }
     return reducer

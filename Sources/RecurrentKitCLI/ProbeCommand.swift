@@ -10,7 +10,9 @@ struct ProbeCommand: ParsableCommand {
         commandName: "probe",
         abstract: "Run a fixed number of training updates or generated tokens (for allocation counting).",
         discussion:
-            "Workloads: train (Benchmarks.trainingUpdates), generate (Benchmarks.generationTokens), trainer (Benchmarks.trainerRun on the d2l preset of --cell, whole corpus), sequential (Benchmarks.composedTrainerUpdates: a Sequential forecaster through the Trainer).",
+            "Workloads: train (Benchmarks.trainingUpdates), generate (Benchmarks.generationTokens), trainer "
+            + "(Benchmarks.trainerRun on the d2l preset of --cell, whole corpus), sequential "
+            + "(Benchmarks.composedTrainerUpdates: a Sequential forecaster through the Trainer).",
         shouldDisplay: false
     )
 

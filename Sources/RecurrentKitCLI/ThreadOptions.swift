@@ -9,8 +9,10 @@ struct ThreadOptions: ParsableArguments {
     @Option(
         name: .customLong("threads"),
         help: ArgumentHelp(
-            "Threads for large matrix products and per-step element-wise work (1...\(Kernels.maxThreadCount); results do not depend on it). "
-                + "Default: the cores this process may use (affinity mask, cgroup CPU quota), divided among the processes of an mpirun job on this host: "
+            "Threads for large matrix products and per-step element-wise work (1...\(Kernels.maxThreadCount); results "
+                + "do not depend on it). "
+                + "Default: the cores this process may use (affinity mask, cgroup CPU quota), divided among the "
+                + "processes of an mpirun job on this host: "
                 + "\(Kernels.defaultThreadCount) here.",
             valueName: "threads"))
     var requested: Int?

@@ -173,11 +173,13 @@ struct TrainCommand: ParsableCommand {
             say("resuming \(resume) at update \(trainer.step)")
             if let saved = trainer.savedKernelLevel, saved != Kernels.activeLevel.name {
                 say(
-                    "note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): correct, but not bit-identical to an uninterrupted run"
+                    "note: this run was trained with \(saved) kernels and continues with \(Kernels.activeLevel.name): "
+                        + "correct, but not bit-identical to an uninterrupted run"
                 )
             } else if let saved = trainer.savedKernelBlocking, !Kernels.blocking.sumsLike(saved) {
                 say(
-                    "note: this run was trained with the blocking \(saved) and continues with \(Kernels.blocking) (another CPU's caches): correct, but not bit-identical to an uninterrupted run"
+                    "note: this run was trained with the blocking \(saved) and continues with \(Kernels.blocking) "
+                        + "(another CPU's caches): correct, but not bit-identical to an uninterrupted run"
                 )
             }
             if let recomputeInterval {  // changes memory, never the gradients, so it may differ from the saved run's
@@ -202,7 +204,8 @@ struct TrainCommand: ParsableCommand {
             if let start {
                 guard trainer.corpus.vocabulary == start.vocabulary else {
                     throw RecurrentKitError(
-                        "--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this text's (\(trainer.corpus.vocabulary.count))"
+                        "--init-from: the checkpoint's vocabulary (\(start.vocabulary.count) tokens) differs from this "
+                            + "text's (\(trainer.corpus.vocabulary.count))"
                     )
                 }
                 try trainer.model.parameters.copyValues(from: start.model.parameters)
@@ -227,7 +230,9 @@ struct TrainCommand: ParsableCommand {
                         ? "preset \(basePreset.rawValue)" : nil))
         if !trainer.corpus.validationTokens.isEmpty {
             say(
-                "validation: \(trainer.validationLayout.description(tokenCount: trainer.corpus.validationTokens.count)), at the end of every epoch"
+                "validation: "
+                    + "\(trainer.validationLayout.description(tokenCount: trainer.corpus.validationTokens.count)), at "
+                    + "the end of every epoch"
                     + (options.evaluateEvery.map { " and every \($0) updates" } ?? "") + "; rnn eval reads one stream")
         }
         say(
@@ -235,8 +240,11 @@ struct TrainCommand: ParsableCommand {
                 + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot")
                 + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
         say(
-            "\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) steps=\(options.numSteps) "
-                + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of \(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) epochs, seed \(options.seed), threads \(threadOptions.summary)"
+            "\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) "
+                + "steps=\(options.numSteps) "
+                + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of "
+                + "\(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) "
+                + "epochs, seed \(options.seed), threads \(threadOptions.summary)"
                 + (options.precision == .bfloat16 ? ", bf16 products (mixed precision)" : "")
                 + (reducer.processCount > 1 ? " per process" : ""))
         if let bytes = options.estimatedMemoryBytes(
@@ -248,7 +256,8 @@ struct TrainCommand: ParsableCommand {
         }
         if let job = mpiJob {
             say(
-                "MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), \(trainer.shard.count)"
+                "MPI: \(job.processCount) processes (\(job.libraryVersion.isEmpty ? "MPI" : job.libraryVersion)), "
+                    + "\(trainer.shard.count)"
                     + (options.batchSize % job.processCount == 0 ? "" : " or \(trainer.shard.count - 1)")
                     + " of the \(options.batchSize) rows each")
         }
@@ -275,7 +284,8 @@ struct TrainCommand: ParsableCommand {
                     case let .step(s):
                         if s.skipped {
                             print(
-                                "\(live ? "\r\u{1B}[K" : "")skipped update in epoch \(s.epoch): loss \(s.loss), gradient norm \(s.gradientNorm)"
+                                "\(live ? "\r\u{1B}[K" : "")skipped update in epoch \(s.epoch): loss \(s.loss), "
+                                    + "gradient norm \(s.gradientNorm)"
                             )
                         }
                         let now = Date().timeIntervalSince1970
@@ -284,7 +294,9 @@ struct TrainCommand: ParsableCommand {
                             if now - lastLine >= 30 && s.stepInEpoch != s.stepsPerEpoch {
                                 lastLine = now
                                 print(
-                                    "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(whole(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                                    "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl "
+                                        + "\(fixed(s.runningPerplexity, 3)) \(whole(s.tokensPerSecond)) tok/s ETA "
+                                        + "\(duration(s.secondsLeft))"
                                 )
                                 flushStandardOutput()
                             }
@@ -293,7 +305,9 @@ struct TrainCommand: ParsableCommand {
                         if now - lastLine < 0.1 && s.stepInEpoch != s.stepsPerEpoch { return }
                         lastLine = now
                         let line =
-                            "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl \(fixed(s.runningPerplexity, 3)) \(whole(s.tokensPerSecond)) tok/s ETA \(duration(s.secondsLeft))"
+                            "epoch \(s.epoch)/\(options.epochs) step \(s.stepInEpoch)/\(s.stepsPerEpoch) ppl "
+                            + "\(fixed(s.runningPerplexity, 3)) \(whole(s.tokensPerSecond)) tok/s ETA "
+                            + "\(duration(s.secondsLeft))"
                         print("\r" + line + "\u{1B}[K", terminator: "")
                         flushStandardOutput()
                     case let .epoch(r):
@@ -301,7 +315,8 @@ struct TrainCommand: ParsableCommand {
                         var line = "epoch \(r.epoch) ppl \(fixed(r.trainPerplexity, 3))"
                         if let v = r.validationPerplexity { line += " val ppl \(fixed(v, 3))" }
                         line +=
-                            " grad norm \(fixed(r.gradientNorm, 3)) \(whole(r.tokensPerSecond)) tok/s \(duration(r.elapsedSeconds))"
+                            " grad norm \(fixed(r.gradientNorm, 3)) \(whole(r.tokensPerSecond)) tok/s "
+                            + "\(duration(r.elapsedSeconds))"
                         print(line)
                         flushStandardOutput()
                     case let .sample(_, text):
@@ -347,7 +362,8 @@ struct TrainCommand: ParsableCommand {
         if live { print("\r\u{1B}[K", terminator: "") }
         if !finished {
             print(
-                "stopped at update \(trainer.step); saved \(checkpointPath); continue with: rnn train --resume \(checkpointPath)"
+                "stopped at update \(trainer.step); saved \(checkpointPath); continue with: rnn train --resume "
+                    + "\(checkpointPath)"
             )
             return
         }
@@ -356,7 +372,8 @@ struct TrainCommand: ParsableCommand {
             print(
                 "perplexity \(fixed(last.trainPerplexity, 2))"
                     + (last.validationPerplexity.map { ", validation \(fixed($0, 2)) (row-parallel)" } ?? "")
-                    + ", \(whole(last.tokensPerSecond)) tokens/s (best \(whole(bestRate))), \(duration(last.elapsedSeconds))"
+                    + ", \(whole(last.tokensPerSecond)) tokens/s (best \(whole(bestRate))), "
+                    + "\(duration(last.elapsedSeconds))"
                     + (trainer.skippedSteps > 0 ? ", \(trainer.skippedSteps) skipped updates" : "")
                     + ", peak memory \(Int(peakResidentMegabytes())) MB")
         }
@@ -364,12 +381,15 @@ struct TrainCommand: ParsableCommand {
             let perUpdate = trainer.reductionSeconds / Double(trainer.reducedUpdates)
             let updateSeconds = Double(options.batchSize * trainer.chunkLength) / max(last.tokensPerSecond, 1e-9)
             print(
-                "MPI: \(fixed(perUpdate * 1000, 2)) ms per update in the sums on rank 0 (\(fixed(100 * perUpdate / updateSeconds, 1))% of the last epoch's update time, waiting for the slowest process included)"
+                "MPI: \(fixed(perUpdate * 1000, 2)) ms per update in the sums on rank 0 "
+                    + "(\(fixed(100 * perUpdate / updateSeconds, 1))% of the last epoch's update time, waiting for the "
+                    + "slowest process included)"
             )
         }
         if trainer.stoppedEarly {
             print(
-                "stopped early: \(options.earlyStopPatience ?? 0) validation measurements without improvement; best loss \(fixed(trainer.bestValidationLoss ?? .nan, 4)) at update \(trainer.bestValidationStep)"
+                "stopped early: \(options.earlyStopPatience ?? 0) validation measurements without improvement; best "
+                    + "loss \(fixed(trainer.bestValidationLoss ?? .nan, 4)) at update \(trainer.bestValidationStep)"
             )
         }
         print(

@@ -114,7 +114,8 @@ public struct Checkpoint {
         let version = try CheckpointFormat.version(of: file.metadata) ?? 1
         guard version >= 1 else {
             throw RecurrentKitError(
-                "format \(CheckpointFormat.legacyParameterFileName) is not a RecurrentKit checkpoint of a language model (a parameter file of RecurrentKit 0.2: read it with ParameterStore.load(from:))"
+                "format \(CheckpointFormat.legacyParameterFileName) is not a RecurrentKit checkpoint of a language "
+                    + "model (a parameter file of RecurrentKit 0.2: read it with ParameterStore.load(from:))"
             )
         }
         var steps: Int? = nil
@@ -130,7 +131,8 @@ public struct Checkpoint {
                 let l = Kernels.Level.allCases.first(where: { $0.name == name })
             else {
                 throw RecurrentKitError(
-                    "__metadata__[\"kernel_level\"] is missing or not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))"
+                    "__metadata__[\"kernel_level\"] is missing or not a kernel level "
+                        + "(\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))"
                 )
             }
             guard let v = file.metadata["library_version"], !v.isEmpty, v.count <= 64,
@@ -148,7 +150,8 @@ public struct Checkpoint {
         }
         guard let modelJSON = file.metadata["model"] else {
             throw RecurrentKitError(
-                "no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or Scripts/interchange?)"
+                "no model configuration in __metadata__[\"model\"] (was it written by RecurrentKit or "
+                    + "Scripts/interchange?)"
             )
         }
         guard let vocabularyJSON = storedVocabularyJSON(file, bytes: bytes) else {
@@ -182,7 +185,8 @@ public struct Checkpoint {
         }
         if let extra = present.subtracting(expected).sorted().first {
             throw RecurrentKitError(
-                "unexpected tensor \(extra) for a \(configuration.cell.rawValue) model with \(configuration.numLayers) layer(s)"
+                "unexpected tensor \(extra) for a \(configuration.cell.rawValue) model with "
+                    + "\(configuration.numLayers) layer(s)"
             )
         }
         for entry in model.parameters.entries {
@@ -236,12 +240,14 @@ extension Checkpoint {
             }
             if let i = values.firstIndex(where: { abs($0) > largest }) {
                 throw RecurrentKitError(
-                    "tensor \(name) holds \(values[i]) at index \(i), beyond Float's range (\(Float.greatestFiniteMagnitude)); the optimizer state of a Float model never reaches it"
+                    "tensor \(name) holds \(values[i]) at index \(i), beyond Float's range "
+                        + "(\(Float.greatestFiniteMagnitude)); the optimizer state of a Float model never reaches it"
                 )
             }
             if secondMomentTensors.contains(name), let i = values.firstIndex(where: { $0 < 0 }) {
                 throw RecurrentKitError(
-                    "tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of squares, never negative"
+                    "tensor \(name) holds a negative value (\(values[i]) at index \(i)); a second moment is a mean of "
+                        + "squares, never negative"
                 )
             }
         }

@@ -86,7 +86,8 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public func requireCausal(for use: String) throws {
         guard !bidirectional else {
             throw RecurrentKitError(
-                "a bidirectional model reads the token it must predict (d2l 9.4), so it cannot be used for \(use); load it to compute logits only"
+                "a bidirectional model reads the token it must predict (d2l 9.4), so it cannot be used for \(use); "
+                    + "load it to compute logits only"
             )
         }
     }
@@ -179,7 +180,8 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         try checkMemory(
             layout.totalCount * MemoryLayout<Scalar>.stride * 2,
             for:
-                "a \(configuration.cell.rawValue) model with H \(configuration.hiddenSize), \(configuration.numLayers) layer(s) and \(layout.totalCount) parameters"
+                "a \(configuration.cell.rawValue) model with H \(configuration.hiddenSize), \(configuration.numLayers) "
+                + "layer(s) and \(layout.totalCount) parameters"
         )
         self.configuration = configuration
         parameters = ParameterStore(layout: layout)

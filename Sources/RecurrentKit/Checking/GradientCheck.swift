@@ -113,7 +113,8 @@ public enum GradientCheck {
         }
         guard options.batch <= 1024, options.steps <= 10_000, options.chunks <= 100 else {
             throw RecurrentKitError(
-                "gradient check too large: batch \(options.batch) (max 1024), steps \(options.steps) (max 10000), chunks \(options.chunks) (max 100)"
+                "gradient check too large: batch \(options.batch) (max 1024), steps \(options.steps) (max 10000), "
+                    + "chunks \(options.chunks) (max 100)"
             )
         }
         guard options.floor > 0, options.floor.isFinite else {

@@ -173,7 +173,8 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         // Sizes whose buffers would overflow Int arithmetic or any realistic memory are refused, not trapped on.
         guard hiddenSize <= 1 << 16, inputSize <= 1 << 24, numLayers <= 1024 else {
             throw RecurrentKitError(
-                "configuration too large: inputSize \(inputSize) (max 16777216), hiddenSize \(hiddenSize) (max 65536), numLayers \(numLayers) (max 1024)"
+                "configuration too large: inputSize \(inputSize) (max 16777216), hiddenSize \(hiddenSize) (max 65536), "
+                    + "numLayers \(numLayers) (max 1024)"
             )
         }
         let gateRows = cell.gateCount * hiddenSize

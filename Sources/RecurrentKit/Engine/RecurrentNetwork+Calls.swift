@@ -198,7 +198,8 @@ extension RecurrentNetwork {
         guard record.network === self else { throw RecurrentKitError("backward got a record made by another network") }
         guard record.generation == forwardGeneration else {
             throw RecurrentKitError(
-                "got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; use a record before the next forward"
+                "got a stale record: this network has run \(forwardGeneration &- record.generation) forward(s) since; "
+                    + "use a record before the next forward"
             )
         }
     }

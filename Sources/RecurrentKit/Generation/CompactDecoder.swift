@@ -93,7 +93,8 @@ public final class CompactDecoder {
         let configuration = network.configuration
         guard !configuration.bidirectional else {
             throw RecurrentKitError(
-                "a bidirectional network reads the whole sequence before its first output; it cannot decode token by token"
+                "a bidirectional network reads the whole sequence before its first output; it cannot decode "
+                    + "token by token"
             )
         }
         guard configuration.projectionSize == 0 else {

@@ -58,7 +58,8 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     try refuseNonRegularOutput(path)
     guard rename(temporary, path) == 0 else {
         throw RecurrentKitError(
-            "cannot move the new file into place at \(path): \(errnoDescription()); the previous file, if any, is unchanged"
+            "cannot move the new file into place at \(path): \(errnoDescription()); the previous file, if any, "
+                + "is unchanged"
         )
     }
     ok = true
@@ -107,7 +108,8 @@ public func checkWritableLocation(_ path: String, requiredBytes: Int = 0) throws
             let free = Double(fs.f_bavail) * Double(fs.f_frsize)
             guard free >= Double(requiredBytes) else {
                 throw RecurrentKitError(
-                    "not enough free space in \(folder): \(Int(free / 1_000_000)) MB free, checkpoints need about \(requiredBytes / 1_000_000 + 1) MB"
+                    "not enough free space in \(folder): \(Int(free / 1_000_000)) MB free, checkpoints need about "
+                        + "\(requiredBytes / 1_000_000 + 1) MB"
                 )
             }
         }
@@ -143,7 +145,8 @@ func refuseNonRegularOutput(_ path: String) throws {
         }
     }
     throw RecurrentKitError(
-        "output \(path) is \(what), not a regular file; an output only replaces a regular file (it is left as it is: remove it or choose another path)"
+        "output \(path) is \(what), not a regular file; an output only replaces a regular file (it is left as it is: "
+            + "remove it or choose another path)"
     )
 }
 

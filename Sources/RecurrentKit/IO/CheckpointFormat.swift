@@ -62,7 +62,8 @@ public enum CheckpointFormat {
         }
         guard v <= version else {
             throw RecurrentKitError(
-                "format version \(v) was written by a newer RecurrentKit; this one (\(RecurrentKitVersion.string)) reads versions \(oldestReadableVersion) to \(version)"
+                "format version \(v) was written by a newer RecurrentKit; this one (\(RecurrentKitVersion.string)) "
+                    + "reads versions \(oldestReadableVersion) to \(version)"
             )
         }
         return v

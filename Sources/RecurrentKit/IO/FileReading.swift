@@ -66,7 +66,8 @@ public func readFileBytes(
         if n == 0 { break }
         guard result.count <= maximumBytes - n else {
             throw RecurrentKitError(
-                "\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as /dev/zero?)"
+                "\(what) \(path) is longer than the \(maximumBytes) bytes accepted (an endless stream such as "
+                    + "/dev/zero?)"
             )
         }
         result.append(contentsOf: chunk[0..<n])

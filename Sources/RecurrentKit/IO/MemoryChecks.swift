@@ -64,7 +64,8 @@ public func checkMemory(_ bytes: Int, for purpose: String) throws {
     }
     if let space = availableAddressSpaceBytes(), bytes > space {
         throw RecurrentKitError(
-            "\(purpose) needs about \(megabytes(bytes)) of memory, but the address-space limit (ulimit -v) leaves only \(megabytes(space))"
+            "\(purpose) needs about \(megabytes(bytes)) of memory, but the address-space limit (ulimit -v) leaves only "
+                + "\(megabytes(space))"
         )
     }
 }

@@ -36,7 +36,8 @@ public final class OutputFolderLock {
                     } ?? ""
                 let pid = holder.allSatisfy(\.isNumber) && !holder.isEmpty ? " (pid \(holder))" : ""
                 throw RecurrentKitError(
-                    "output folder \(folder) is in use by another training run\(pid); wait for it to finish or choose another --output"
+                    "output folder \(folder) is in use by another training run\(pid); wait for it to finish or choose "
+                        + "another --output"
                 )
             }
             throw RecurrentKitError("cannot lock output folder \(folder): \(errnoDescription())")

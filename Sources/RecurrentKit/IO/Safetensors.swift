@@ -115,7 +115,8 @@ public struct SafetensorsFile: Sendable {
     ) throws {
         guard dtype.isFloatingPoint else {
             throw RecurrentKitError(
-                "tensor \(name): a Tensor is written as F16, BF16, F32 or F64, not \(dtype.rawValue); write integer or bool data from an IntegerTensor or a BoolTensor"
+                "tensor \(name): a Tensor is written as F16, BF16, F32 or F64, not \(dtype.rawValue); write integer or "
+                    + "bool data from an IntegerTensor or a BoolTensor"
             )
         }
         var bytes = [UInt8]()
@@ -261,7 +262,8 @@ public struct SafetensorsFile: Sendable {
             guard let dtypeName = info["dtype"] as? String else { throw bad("tensor \(name) has no dtype") }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw bad(
-                    "tensor \(name) has dtype \(dtypeName); supported: \(DType.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "tensor \(name) has dtype \(dtypeName); supported: "
+                        + "\(DType.allCases.map(\.rawValue).joined(separator: ", "))"
                 )
             }
             guard let shapeValues = info["shape"] as? [Any] else { throw bad("tensor \(name) has no shape") }
@@ -288,7 +290,8 @@ public struct SafetensorsFile: Sendable {
             }
             guard end - begin == count * dtype.size else {
                 throw bad(
-                    "tensor \(name) has \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs \(count * dtype.size)"
+                    "tensor \(name) has \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs "
+                        + "\(count * dtype.size)"
                 )
             }
             ranges.append((name, begin, end))
@@ -311,7 +314,8 @@ public struct SafetensorsFile: Sendable {
             // undefined behaviour): anything but 0 and 1 is a corrupt or hostile file.
             if dtype == .bool, let i = data.firstIndex(where: { $0 > 1 }) {
                 throw bad(
-                    "BOOL tensor \(r.name) holds byte \(data[i]) at index \(safetensorsIndex(ofFlat: i, shape: shape)); BOOL bytes must be 0 or 1"
+                    "BOOL tensor \(r.name) holds byte \(data[i]) at index "
+                        + "\(safetensorsIndex(ofFlat: i, shape: shape)); BOOL bytes must be 0 or 1"
                 )
             }
             tensors[r.name] = Entry(dtype: dtype, shape: shape, bytes: data)

@@ -48,7 +48,8 @@ public struct IntegerTensor<Element: FixedWidthInteger>: Equatable, Hashable {
         for (i, v) in scalars.enumerated() {
             guard let w = Other(exactly: v) else {
                 throw RecurrentKitError(
-                    "value \(v) at index \(safetensorsIndex(ofFlat: i, shape: shape)) is outside the range of \(Other.self) (\(Other.min)...\(Other.max))"
+                    "value \(v) at index \(safetensorsIndex(ofFlat: i, shape: shape)) is outside the range of "
+                        + "\(Other.self) (\(Other.min)...\(Other.max))"
                 )
             }
             values.append(w)
@@ -123,12 +124,14 @@ extension SafetensorsFile {
     ) throws {
         guard let dtype = dtype ?? DType.integer(for: Element.self) else {
             throw RecurrentKitError(
-                "\(Element.self) has no safetensors dtype of its own; pass one of I8 to I64 or U8 to U64 for tensor \(name)"
+                "\(Element.self) has no safetensors dtype of its own; pass one of I8 to I64 or U8 to U64 for "
+                    + "tensor \(name)"
             )
         }
         guard dtype.isInteger else {
             throw RecurrentKitError(
-                "tensor \(name) cannot be written as \(dtype.rawValue) from integers: use an integer dtype (I8 to I64, U8 to U64), a BoolTensor for BOOL or a Tensor for floats"
+                "tensor \(name) cannot be written as \(dtype.rawValue) from integers: use an integer dtype (I8 to I64, "
+                    + "U8 to U64), a BoolTensor for BOOL or a Tensor for floats"
             )
         }
         guard tensor.shape.allSatisfy({ $0 >= 0 }), (try? safetensorsElementCount(tensor.shape)) == tensor.scalars.count
@@ -141,7 +144,8 @@ extension SafetensorsFile {
             for (i, v) in tensor.scalars.enumerated() {
                 guard let t = Target(exactly: v) else {
                     throw RecurrentKitError(
-                        "value \(v) at index \(safetensorsIndex(ofFlat: i, shape: tensor.shape)) of tensor \(name) does not fit \(dtype.rawValue) (\(Target.min)...\(Target.max))"
+                        "value \(v) at index \(safetensorsIndex(ofFlat: i, shape: tensor.shape)) of tensor \(name) "
+                            + "does not fit \(dtype.rawValue) (\(Target.min)...\(Target.max))"
                     )
                 }
                 withUnsafeBytes(of: t.littleEndian) { bytes.append(contentsOf: $0) }
@@ -199,7 +203,9 @@ extension SafetensorsFile {
                     let v = Source(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: Source.self))
                     guard let e = Element(exactly: v) else {
                         throw RecurrentKitError(
-                            "tensor \(name) (\(entry.dtype.rawValue)) holds \(v) at index \(safetensorsIndex(ofFlat: i, shape: entry.shape)), outside the range of \(Element.self) (\(Element.min)...\(Element.max))"
+                            "tensor \(name) (\(entry.dtype.rawValue)) holds \(v) at index "
+                                + "\(safetensorsIndex(ofFlat: i, shape: entry.shape)), outside the range of "
+                                + "\(Element.self) (\(Element.min)...\(Element.max))"
                         )
                     }
                     values.append(e)
@@ -238,7 +244,8 @@ extension SafetensorsFile {
             // Parsing refuses other bytes already; an entry is only made by parsing or `add`, so this is a guard.
             guard byte <= 1 else {
                 throw RecurrentKitError(
-                    "BOOL tensor \(name) holds byte \(byte) at index \(safetensorsIndex(ofFlat: i, shape: entry.shape)); BOOL bytes must be 0 or 1"
+                    "BOOL tensor \(name) holds byte \(byte) at index "
+                        + "\(safetensorsIndex(ofFlat: i, shape: entry.shape)); BOOL bytes must be 0 or 1"
                 )
             }
             values.append(byte == 1)

@@ -113,7 +113,8 @@ public final class Sequential<Body: Layer>: Layer, ParameterizedLayer {
         public func backward(_ outputGradient: Output.Gradient) throws -> Input.Gradient {
             guard generation == model.generation else {
                 throw RecurrentKitError(
-                    "got a stale pass: the model has run \(model.generation &- generation) forward(s) since; use a pass before the next forward"
+                    "got a stale pass: the model has run \(model.generation &- generation) forward(s) since; use a "
+                        + "pass before the next forward"
                 )
             }
             return try model.body.backward(record, outputGradient: outputGradient)

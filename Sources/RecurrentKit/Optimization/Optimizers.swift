@@ -423,7 +423,8 @@ final class StateBuffer {
         }
         guard source.isEmpty ? steps == 0 : source.count == n else {
             throw RecurrentKitError(
-                "\(name) state holds \(source.count) values after \(steps) steps, but the parameters have \(n); it was restored from or used with another model"
+                "\(name) state holds \(source.count) values after \(steps) steps, but the parameters have \(n); it was "
+                    + "restored from or used with another model"
             )
         }
         if let storage { freeAligned(storage.assumingMemoryBound(to: UInt8.self)) }

@@ -15,7 +15,8 @@ extension Tensor {
                 t.shape.indices.allSatisfy({ $0 == a || t.shape[$0] == first.shape[$0] })
             else {
                 throw RecurrentKitError(
-                    "concatenated: tensor \(i) has shape \(t.shape), incompatible with \(first.shape) along axis \(axis)"
+                    "concatenated: tensor \(i) has shape \(t.shape), incompatible with \(first.shape) along "
+                        + "axis \(axis)"
                 )
             }
         }

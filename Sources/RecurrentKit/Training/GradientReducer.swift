@@ -20,7 +20,8 @@ public struct BatchShard: Equatable, Sendable {
         }
         guard globalBatch >= processCount else {
             throw RecurrentKitError(
-                "\(processCount) processes need a batch of at least \(processCount) rows (one per process); the batch has \(globalBatch)"
+                "\(processCount) processes need a batch of at least \(processCount) rows (one per process); the batch "
+                    + "has \(globalBatch)"
             )
         }
         let base = globalBatch / processCount, extra = globalBatch % processCount

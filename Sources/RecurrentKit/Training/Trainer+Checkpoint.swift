@@ -85,7 +85,8 @@ extension Trainer {
         let carries = stateful.map { $0.isCarryingState && position.batch > 0 } ?? false
         if carries, reducer.processCount > 1 {
             throw RecurrentKitError(
-                "the model carries each process's rows of its state into the next batch, which one file does not gather: save between epochs, or with LanguageModelTrainer.checkpoint()"
+                "the model carries each process's rows of its state into the next batch, which one file does not "
+                    + "gather: save between epochs, or with LanguageModelTrainer.checkpoint()"
             )
         }
         guard reducer.rank == 0 else { return }
@@ -121,7 +122,8 @@ extension Trainer {
         let saved: TrainerState
         do { saved = try JSONDecoder.trainerState.decode(TrainerState.self, from: Foundation.Data(json.utf8)) } catch {
             throw RecurrentKitError(
-                "trainer checkpoint \(path): its \(Self.stateKey) metadata is not a Trainer's state (a language model's checkpoint resumes with LanguageModelTrainer)"
+                "trainer checkpoint \(path): its \(Self.stateKey) metadata is not a Trainer's state (a language "
+                    + "model's checkpoint resumes with LanguageModelTrainer)"
             )
         }
         let stream = try check(saved, source: "trainer checkpoint \(path)")
@@ -166,7 +168,8 @@ extension Trainer {
         func bad(_ why: String) -> RecurrentKitError { RecurrentKitError("\(source): \(why)") }
         guard saved.options.allowsResuming(as: options) else {
             throw bad(
-                "it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)"
+                "it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, "
+                    + "earlyStopPatience and the output paths may change)"
             )
         }
         guard saved.baseLearningRate == baseLearningRate else {
@@ -177,7 +180,8 @@ extension Trainer {
             saved.position.batch <= data.batchCount(epoch: saved.position.epoch)
         else {
             throw bad(
-                "position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's \(data.batchCount(epoch: max(saved.position.epoch, 0))) batches per epoch"
+                "position epoch \(saved.position.epoch), batch \(saved.position.batch) is outside the data's "
+                    + "\(data.batchCount(epoch: max(saved.position.epoch, 0))) batches per epoch"
             )
         }
         // Sources whose epochs differ in length have at most one batch more than batchesPerEpoch in any epoch. The
@@ -191,7 +195,8 @@ extension Trainer {
             saved.exampleCount >= 0, saved.history.count == saved.position.epoch || saved.stoppedEarly
         else {
             throw bad(
-                "its counters do not agree (step \(saved.step), position \(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)"
+                "its counters do not agree (step \(saved.step), position "
+                    + "\(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)"
             )
         }
         // A schedule fixed under a time limit may be shorter than the updates run since (faster updates than timed,

@@ -110,7 +110,8 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
     ) throws {
         guard reducer.processCount == 1 else {
             throw RecurrentKitError(
-                "a data-parallel job needs data that give each process its rows (a ShardableBatchSource such as WindowBatches or TokenSequenceBatches)"
+                "a data-parallel job needs data that give each process its rows (a ShardableBatchSource such as "
+                    + "WindowBatches or TokenSequenceBatches)"
             )
         }
         try self.init(
@@ -201,7 +202,8 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
         try newOptions.validate()
         guard options.allowsResuming(as: newOptions) else {
             throw RecurrentKitError(
-                "only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change during a run"
+                "only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may "
+                    + "change during a run"
             )
         }
         options = newOptions
@@ -270,7 +272,9 @@ public final class Trainer<Model: Layer & ParameterizedLayer, Data: BatchSource>
             if skipped {
                 guard options.skipNonFinite else {
                     throw RecurrentKitError(
-                        "training stopped: \(batchLoss.isFinite ? "gradient norm" : "loss") is \(batchLoss.isFinite ? norm : batchLoss) at update \(step + 1) (epoch \(position.epoch + 1)); try a lower learning rate, clipping, or skipNonFinite"
+                        "training stopped: \(batchLoss.isFinite ? "gradient norm" : "loss") is "
+                            + "\(batchLoss.isFinite ? norm : batchLoss) at update \(step + 1) (epoch "
+                            + "\(position.epoch + 1)); try a lower learning rate, clipping, or skipNonFinite"
                     )
                 }
                 skippedSteps += 1

@@ -30,7 +30,8 @@ public enum ONNX {
         let c = model.configuration
         guard c.projectionSize == 0 else {
             throw onnxError(
-                "an LSTM projection (proj_size) has no ONNX operator equivalent: ONNX's LSTM has no weight_hr; export a model without one"
+                "an LSTM projection (proj_size) has no ONNX operator equivalent: ONNX's LSTM has no weight_hr; export "
+                    + "a model without one"
             )
         }
         guard c.cell != .rnnLinear else {

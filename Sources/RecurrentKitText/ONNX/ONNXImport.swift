@@ -89,7 +89,8 @@ extension ONNX {
             case "GRU":
                 guard try node.int("linear_before_reset") == 1 else {
                     throw onnxError(
-                        "node \(node.name): a GRU with linear_before_reset = 0 is not PyTorch's GRU (reset after the product)"
+                        "node \(node.name): a GRU with linear_before_reset = 0 is not PyTorch's GRU (reset after "
+                            + "the product)"
                     )
                 }
                 if let a = try node.strings("activations"),
@@ -110,7 +111,8 @@ extension ONNX {
                 let a = try node.strings("activations") ?? ["Tanh"]
                 guard a.count == D, Set(a).count == 1, a[0] == "Tanh" || a[0] == "Relu" else {
                     throw onnxError(
-                        "node \(node.name): activations \(a) (PyTorch's RNN has tanh or relu, the same in both directions)"
+                        "node \(node.name): activations \(a) (PyTorch's RNN has tanh or relu, the same in both "
+                            + "directions)"
                     )
                 }
                 cell = a[0] == "Tanh" ? .rnnTanh : .rnnReLU
@@ -144,7 +146,8 @@ extension ONNX {
         let L = recurrent.count
         for k in 1..<max(L, 1) where layerWeights[k].w.shape[2] != D * H {
             throw onnxError(
-                "node \(recurrent[k].name): W reads \(layerWeights[k].w.shape[2]) inputs, expected \(D * H) (the layer below)"
+                "node \(recurrent[k].name): W reads \(layerWeights[k].w.shape[2]) inputs, expected \(D * H) (the "
+                    + "layer below)"
             )
         }
 
@@ -158,7 +161,8 @@ extension ONNX {
             embedding = try g.floatInitializer(gather.inputs[0], for: gather)
             guard embedding!.shape[1] == inputWidth else {
                 throw onnxError(
-                    "embedding \(gather.inputs[0]) has width \(embedding!.shape[1]) but the first layer reads \(inputWidth)"
+                    "embedding \(gather.inputs[0]) has width \(embedding!.shape[1]) but the first layer reads "
+                        + "\(inputWidth)"
                 )
             }
         } else if !g.nodes.contains(where: { $0.op == "OneHot" }) {
@@ -184,7 +188,8 @@ extension ONNX {
             }
             guard d[0] == Double(V) else {
                 throw onnxError(
-                    "node \(node.name) (OneHot): depth \(d[0]) (from \(depth.label)) differs from the \(V) inputs the first layer reads"
+                    "node \(node.name) (OneHot): depth \(d[0]) (from \(depth.label)) differs from the \(V) inputs the "
+                        + "first layer reads"
                 )
             }
         }
@@ -198,7 +203,8 @@ extension ONNX {
                 where tensor.dataType == TensorType.float {
                     if let i = tensor.floats.firstIndex(where: { $0 != 0 }) {
                         throw onnxError(
-                            "node \(node.name): \(role) comes from \(label), which is not zero (\(tensor.floats[i]) at index \(i)); the imported model starts from a zero state"
+                            "node \(node.name): \(role) comes from \(label), which is not zero (\(tensor.floats[i]) at "
+                                + "index \(i)); the imported model starts from a zero state"
                         )
                     }
                 }
@@ -245,7 +251,8 @@ extension ONNX {
         let known: Set<String> = ["LSTM", "GRU", "RNN", "MatMul", "Gemm", "Add", "OneHot"]
         if let other = g.nodes.first(where: { !known.contains($0.op) && !plumbing.contains($0.op) }) {
             throw onnxError(
-                "unsupported node \(other.name) (\(other.op)): only embedding/one-hot, RNN/GRU/LSTM and a linear head are imported"
+                "unsupported node \(other.name) (\(other.op)): only embedding/one-hot, RNN/GRU/LSTM and a linear head "
+                    + "are imported"
             )
         }
 
@@ -267,7 +274,8 @@ extension ONNX {
         let parameterCount = configuration.parameterLayout.totalCount
         guard parameterCount <= 2 * stored + 1024 else {
             throw onnxError(
-                "the graph's \(L) layer(s) of H \(H) need \(parameterCount) parameters, more than twice the \(stored) values the file stores: its nodes reuse initializers, which a RecurrentKit model cannot share"
+                "the graph's \(L) layer(s) of H \(H) need \(parameterCount) parameters, more than twice the \(stored) "
+                    + "values the file stores: its nodes reuse initializers, which a RecurrentKit model cannot share"
             )
         }
         let model = try LanguageModel<Float>(configuration)

@@ -210,7 +210,8 @@ struct ONNXTensor {
         }
         guard dataFields.count <= 1 else {
             throw onnxError(
-                "tensor \(name) sets both \(dataFields[0]) and \(dataFields[1]): its values are contradictory (a tensor holds them in one field)"
+                "tensor \(name) sets both \(dataFields[0]) and \(dataFields[1]): its values are contradictory (a "
+                    + "tensor holds them in one field)"
             )
         }
         guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else {

@@ -100,7 +100,9 @@ public struct PreparedCorpus: Equatable, Sendable {
                 if let (word, count) = mostFrequentWord(lines) {
                     let shown = word.count > 40 ? word.prefix(40) + "..." : word
                     throw RecurrentKitError(
-                        "every word of the text is seen fewer than minimumFrequency \(minimumFrequency) times (the most frequent, \"\(shown)\", \(count) times), so every token would be <unk>; use a minimum frequency of at most \(count)"
+                        "every word of the text is seen fewer than minimumFrequency \(minimumFrequency) times (the "
+                            + "most frequent, \"\(shown)\", \(count) times), so every token would be <unk>; use a "
+                            + "minimum frequency of at most \(count)"
                     )
                 }
                 throw RecurrentKitError("text has no word after d2l preparation: it has no ASCII letter A-Z or a-z")

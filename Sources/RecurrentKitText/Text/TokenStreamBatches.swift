@@ -66,7 +66,8 @@ public final class TokenStreamBatches<Scalar: RecurrentScalar>: ShardableBatchSo
     public init(schedule: MinibatchSchedule, generator: SeededGenerator) throws {
         guard schedule.minibatchesPerEpoch >= 1 else {
             throw RecurrentKitError(
-                "the text of \(schedule.tokens.count) tokens is too short for one batch of \(schedule.batchSize) x \(schedule.numSteps)"
+                "the text of \(schedule.tokens.count) tokens is too short for one batch of \(schedule.batchSize) x "
+                    + "\(schedule.numSteps)"
             )
         }
         self.schedule = schedule

@@ -51,7 +51,8 @@ extension LanguageModelTrainer {
         // Float's range makes a second moment infinite while the loss stays finite) is never saved over a good one.
         do { try Checkpoint.checkTrainingTensors(extra, extra64) } catch let error as RecurrentKitError {
             throw RecurrentKitError(
-                "the training state at update \(run.step) is not saved: no run could resume it (the run diverged): \(error.message)"
+                "the training state at update \(run.step) is not saved: no run could resume it (the run diverged): "
+                    + "\(error.message)"
             )
         }
         return try Checkpoint(
@@ -96,7 +97,8 @@ extension LanguageModelTrainer {
         let root = try reducer.broadcastFromRankZero(mine)
         guard try !reducer.any(mine != root) else {
             throw RecurrentKitError(
-                "the processes' weights differ at update \(step): the job's processes do not run the same training (same options, text and program on every process?)"
+                "the processes' weights differ at update \(step): the job's processes do not run the same training "
+                    + "(same options, text and program on every process?)"
             )
         }
     }
@@ -145,14 +147,16 @@ extension LanguageModelTrainer {
         }
         for name in buffers.keys.sorted() where buffers[name]!.count != model.parameters.count {
             throw RecurrentKitError(
-                "checkpoint tensor \(optimizerPrefix)\(name) has \(buffers[name]!.count) values for \(model.parameters.count) parameters"
+                "checkpoint tensor \(optimizerPrefix)\(name) has \(buffers[name]!.count) values for "
+                    + "\(model.parameters.count) parameters"
             )
         }
         // Exactly the buffers this optimizer has after `optimizerSteps` updates (none before the first).
         let expected = state.optimizerSteps > 0 ? try LanguageModelTrainer.optimizerBufferNames(options) : []
         if let missing = expected.subtracting(buffers.keys).min() {
             throw RecurrentKitError(
-                "checkpoint has no tensor \(optimizerPrefix)\(missing), which \(options.optimizer.rawValue) holds after \(state.optimizerSteps) update(s)"
+                "checkpoint has no tensor \(optimizerPrefix)\(missing), which \(options.optimizer.rawValue) holds "
+                    + "after \(state.optimizerSteps) update(s)"
             )
         }
         if let unexpected = Set(buffers.keys).subtracting(expected).min() {
@@ -163,7 +167,8 @@ extension LanguageModelTrainer {
         }
         if let steps = checkpoint.optimizerStepCount, steps != state.optimizerSteps {
             throw RecurrentKitError(
-                "checkpoint optimizer.stepCount \(steps) differs from its training state's optimizerSteps \(state.optimizerSteps)"
+                "checkpoint optimizer.stepCount \(steps) differs from its training state's optimizerSteps "
+                    + "\(state.optimizerSteps)"
             )
         }
         try optimizer.restore(stateBuffers: buffers, stepCount: state.optimizerSteps)
@@ -171,7 +176,8 @@ extension LanguageModelTrainer {
         if checkpoint.extraTensors["_trainer.state.c"] != nil {
             guard model.configuration.cell.hasCellState else {
                 throw RecurrentKitError(
-                    "checkpoint tensor _trainer.state.c is a carried cell state, but a \(model.configuration.cell.rawValue) model has none"
+                    "checkpoint tensor _trainer.state.c is a carried cell state, but a "
+                        + "\(model.configuration.cell.rawValue) model has none"
                 )
             }
             guard checkpoint.extraTensors["_trainer.state.h"] != nil else {

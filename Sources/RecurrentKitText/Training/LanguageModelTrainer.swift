@@ -123,7 +123,8 @@ public final class LanguageModelTrainer {
         try checkMemory(
             bytes,
             for:
-                "training \(options.cell.rawValue) H \(options.hiddenSize) x \(options.numLayers) layer(s), batch \(options.batchSize) x \(schedule.numSteps) steps"
+                "training \(options.cell.rawValue) H \(options.hiddenSize) x \(options.numLayers) layer(s), batch "
+                + "\(options.batchSize) x \(schedule.numSteps) steps"
         )
         if options.sampleEvery > 0, !options.samplePrefix.isEmpty {
             // A prefix the vocabulary cannot encode fails now, not after the first epoch.
@@ -262,7 +263,10 @@ public final class LanguageModelTrainer {
                         if !report.trainPerplexity.isFinite && !options.skipNonFinite {
                             // Every loss was finite, but so large that exp overflows: the run has diverged.
                             throw RecurrentKitError(
-                                "training stopped: the training perplexity of epoch \(report.epoch) is \(report.trainPerplexity) at update \(step) (the run diverged)\(resumedCause(since: firstStep)); the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
+                                "training stopped: the training perplexity of epoch \(report.epoch) is "
+                                    + "\(report.trainPerplexity) at update \(step) (the run "
+                                    + "diverged)\(resumedCause(since: firstStep)); the last saved checkpoint is "
+                                    + "unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
                             )
                         }
                         let last = report.epoch == options.epochs
@@ -289,7 +293,8 @@ public final class LanguageModelTrainer {
             let resumed = resumedCause(since: firstStep)
             throw RecurrentKitError(
                 cause + resumed
-                    + "; the last saved checkpoint is unchanged; try a lower learning rate, clipping, or --skip-nonfinite"
+                    + "; the last saved checkpoint is unchanged; try a lower learning rate, clipping, or "
+                    + "--skip-nonfinite"
             )
         }
     }

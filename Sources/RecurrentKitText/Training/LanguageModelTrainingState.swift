@@ -167,7 +167,9 @@ struct LanguageModelTrainingState: Codable {
         guard processed >= lowest, processed <= highest else {
             throw bad(
                 "step", step,
-                "plus skippedSteps \(skippedSteps) is outside \(lowest)...\(highest), the minibatches of \(finished) finished epoch(s) of \(m) or \(m + 1) and \(doneInEpoch) of epoch \(epoch) (is this the text the checkpoint was trained on?)"
+                "plus skippedSteps \(skippedSteps) is outside \(lowest)...\(highest), the minibatches of \(finished) "
+                    + "finished epoch(s) of \(m) or \(m + 1) and \(doneInEpoch) of epoch \(epoch) (is this the text "
+                    + "the checkpoint was trained on?)"
             )
         }
         let atEpochStart = history.prefix(finished).last?.step ?? 0  // `step` when this epoch began
@@ -175,7 +177,8 @@ struct LanguageModelTrainingState: Codable {
             guard step - atEpochStart == counted else {
                 throw bad(
                     "tokenCount", tokenCount,
-                    "counts \(counted) update(s), but epoch \(epoch) has applied \(step - atEpochStart) (step \(step), \(atEpochStart) when it began)"
+                    "counts \(counted) update(s), but epoch \(epoch) has applied \(step - atEpochStart) (step \(step), "
+                        + "\(atEpochStart) when it began)"
                 )
             }
             guard counted <= doneInEpoch, doneInEpoch - counted <= skippedSteps else {
@@ -189,7 +192,8 @@ struct LanguageModelTrainingState: Codable {
             guard step == atEpochStart else {
                 throw bad(
                     "step", step,
-                    "differs from \(atEpochStart), the step of the last finished epoch, with no minibatch done in epoch \(epoch)"
+                    "differs from \(atEpochStart), the step of the last finished epoch, with no minibatch done in "
+                        + "epoch \(epoch)"
                 )
             }
             let lastEpochUpdates = finished > 0 ? atEpochStart - (history.prefix(finished - 1).last?.step ?? 0) : 0
@@ -206,7 +210,8 @@ struct LanguageModelTrainingState: Codable {
             guard let patience = options.earlyStopPatience, (measurementsSinceBest ?? 0) >= patience else {
                 throw bad(
                     "stoppedEarly", true,
-                    "but earlyStopPatience \(options.earlyStopPatience.map(String.init) ?? "nil") is not used up (measurementsSinceBest \(measurementsSinceBest ?? 0))"
+                    "but earlyStopPatience \(options.earlyStopPatience.map(String.init) ?? "nil") is not used up "
+                        + "(measurementsSinceBest \(measurementsSinceBest ?? 0))"
                 )
             }
         }

@@ -180,7 +180,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if let r = recomputeInterval, r < 1 || r % RecurrentNetwork<Float>.timeBlockSteps != 0 {
             throw RecurrentKitError.invalidArgument(
                 "recompute-interval", r,
-                "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps), or nil to keep every activation"
+                "must be a positive multiple of \(RecurrentNetwork<Float>.timeBlockSteps), or nil to keep every "
+                    + "activation"
             )
         }
         guard epochs >= 1, epochs <= TrainingOptions.maximumEpochs else {
