@@ -107,8 +107,8 @@ public enum AddingProblem {
         public var testMSE: Double
     }
 
-    /// Trains a recurrent network + linear read-out with Adam and returns the test MSE after every `evaluateEvery` updates.
-    /// Throws when the loss becomes NaN or infinite.
+    /// Trains a recurrent network + linear read-out with Adam and returns the test MSE after every `evaluateEvery`
+    /// updates. Throws when the loss becomes NaN or infinite.
     public static func train(_ options: Options, progress: (Evaluation) -> Void = { _ in }) throws -> [Evaluation] {
         try options.validate()
         var generator = SeededGenerator(seed: options.seed)

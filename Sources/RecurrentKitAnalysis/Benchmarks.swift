@@ -119,8 +119,8 @@ public enum Benchmarks {
             tokensPerSecond: valid * Double(updates) / elapsed, gflops: flops / elapsed / 1e9, seconds: elapsed)
     }
 
-    /// d2l 8.5's `train_ch8` as `LanguageModelTrainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot, SGD, d2l
-    /// clipping, sequential minibatches from The Time Machine with the state carried), for at least `seconds`.
+    /// d2l 8.5's `train_ch8` as `LanguageModelTrainer` runs it (preset `d2l-rnn`: tanh RNN H512, B 32, T 35, one-hot,
+    /// SGD, d2l clipping, sequential minibatches from The Time Machine with the state carried), for at least `seconds`.
     public static func d2lTrainingLoop(seconds: Double = 3) throws -> Result {
         var options = TrainingPreset.d2lRNN.options
         options.epochs = 1_000_000
@@ -170,7 +170,8 @@ public enum Benchmarks {
         let elapsed = monotonicSeconds() - start
         let G = Double(cell.gateCount), h = Double(H)
         var perToken = h * Double(V)
-        // Layer 0's input projection is a row of a per-token table in every precision (no product), so it is not counted.
+        // Layer 0's input projection is a row of a per-token table in every precision (no product), so it is not
+        // counted.
         for k in 0..<layers { perToken += G * h * ((k == 0 ? 0 : h) + h) }
         return Result(
             name: "generate \(cell.rawValue) H\(H) L\(layers) V\(V) batch 1 greedy"
@@ -227,7 +228,8 @@ public enum Benchmarks {
     }
 
     /// Batch-1 generation of `tokens` new tokens after a 10-token prefix (and a 50-token warm-up run), for counting
-    /// heap allocations per generated token like ``trainingUpdates(cell:hidden:layers:batch:steps:vocabulary:embedding:dropout:optimizer:recomputeInterval:precision:updates:)``.
+    /// heap allocations per generated token like
+    /// ``trainingUpdates(cell:hidden:layers:batch:steps:vocabulary:embedding:dropout:optimizer:recomputeInterval:precision:updates:)``.
     public static func generationTokens(
         cell: CellKind, hidden H: Int, layers: Int, vocabulary V: Int, embedding: Int? = nil,
         decoding: TextGenerator.Decoding, precision: WeightPrecision = .float32, tokens: Int
@@ -243,9 +245,10 @@ public enum Benchmarks {
             model: model, prefix: prefix, length: tokens, decoding: decoding, generator: &g, precision: precision)
     }
 
-    /// Runs `LanguageModelTrainer` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates when given.
-    /// Counting heap allocations of two runs that differ only in `updates` gives the loop's allocations per update;
-    /// of two runs that differ only in `epochs`, its allocations per epoch (minibatch arrays and the epoch report).
+    /// Runs `LanguageModelTrainer` with `options` (sampling off) for `epochs` epochs, stopping after `updates` updates
+    /// when given. Counting heap allocations of two runs that differ only in `updates` gives the loop's allocations per
+    /// update; of two runs that differ only in `epochs`, its allocations per epoch (minibatch arrays and the epoch
+    /// report).
     public static func trainerRun(options: TrainingOptions, epochs: Int, updates: Int? = nil) throws {
         var options = options
         options.epochs = epochs

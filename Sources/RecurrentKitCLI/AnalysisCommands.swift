@@ -136,7 +136,8 @@ struct AddingCommand: ParsableCommand {
     @Option(help: "Evaluate on 1,000 test sequences every N updates.") var evaluateEvery: Int = 200
     @Option(help: "Seed.") var seed: UInt64 = 0
 
-    /// The most updates, and the most updates between evaluations, `rnn task adding` accepts (like `rnn train`'s epochs).
+    /// The most updates, and the most updates between evaluations, `rnn task adding` accepts (like `rnn train`'s
+    /// epochs).
     static let maximumUpdates = 1_000_000
 
     func run() throws {

@@ -97,7 +97,8 @@ struct BenchCommand: ParsableCommand {
                 try Benchmarks.training(
                     cell: .gru, hidden: 1024, batch: 64, steps: 35, vocabulary: 65, embedding: 1024, seconds: seconds),
                 name: "train gru H1024 B64 T35 V65 embedding 1024")
-            // Mixed precision (--precision bf16 on rnn train); PyTorch's rows: torch.autocast("cpu", dtype=torch.bfloat16).
+            // Mixed precision (--precision bf16 on rnn train); PyTorch's rows: torch.autocast("cpu",
+            // dtype=torch.bfloat16).
             try report(
                 try Benchmarks.training(
                     cell: .rnnTanh, hidden: 512, batch: 32, steps: 35, vocabulary: 28, seconds: seconds,

@@ -51,7 +51,8 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Throws when any option of the model's shape (all but --dropout) is given: `reason` says where the shape comes from.
+    /// Throws when any option of the model's shape (all but --dropout) is given: `reason` says where the shape comes
+    /// from.
     func refuseShape(because reason: String) throws {
         let given: [(String, Bool)] = [
             ("--cell", cell != nil), ("--hidden", hidden != nil || hiddenOldSpelling != nil),

@@ -109,7 +109,8 @@ func exitProcess(_ code: Int32) -> Never { exit(code) }
 
 /// Prints `rnn: error: message` on stderr and exits.
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    // One line, whatever the message holds (paths and user text may contain newlines); clear a live progress line first.
+    // One line, whatever the message holds (paths and user text may contain newlines); clear a live progress line
+    // first.
     let flat = message.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
     if standardOutputIsTerminal && mpiJob == nil { print("\r\u{1B}[K", terminator: ""); flushStandardOutput() }
     let line = "rnn: error: \(flat)\n"

@@ -154,7 +154,8 @@ struct TrainCommand: ParsableCommand {
         func say(_ line: String, terminator: String = "\n") { if isRoot { print(line, terminator: terminator) } }
         let trainer: LanguageModelTrainer
         let folder: String
-        // One writer per output folder: the lock is taken before anything is read or written there, and held until exit.
+        // One writer per output folder: the lock is taken before anything is read or written there, and held until
+        // exit.
         var lock: OutputFolderLock? = nil
         func lockFolder(_ folder: String) throws {
             guard isRoot else { return }

@@ -70,7 +70,8 @@ extension TextGenerator {
                         && (live[$0.parent].tokens + [$0.token]).lexicographicallyPrecedes(
                             live[$1.parent].tokens + [$1.token]))
             }
-            // The best `beamWidth` extensions; those that end with `stop`, and all of them at the last step, are finished.
+            // The best `beamWidth` extensions; those that end with `stop`, and all of them at the last step, are
+            // finished.
             var next: [(tokens: [Int], logP: Double)] = [], parents: [Int] = []
             for c in candidates.prefix(beamWidth) {
                 let tokens = live[c.parent].tokens + [c.token]

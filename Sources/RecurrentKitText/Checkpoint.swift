@@ -8,9 +8,9 @@ public struct Checkpoint {
     /// The format version this library writes, `__metadata__["format"]` = `recurrentkit.checkpoint.v<version>`
     /// (`CheckpointFormat/version`). Version 3 is the one format of every RecurrentKit file (written through
     /// `ParameterStore/checkpointFile(metadata:optimizer:)`; it adds `optimizer.stepCount`); version 2 added
-    /// `__metadata__["library_version"]` (`RecurrentKitVersion.string` of the writer) and `__metadata__["kernel_level"]`
-    /// (the kernels' instruction-set level when it was saved: a resume is exact on the same level); version 1 files
-    /// (RecurrentKit 0.1, `Scripts/interchange`) are read as before.
+    /// `__metadata__["library_version"]` (`RecurrentKitVersion.string` of the writer) and
+    /// `__metadata__["kernel_level"]` (the kernels' instruction-set level when it was saved: a resume is exact on the
+    /// same level); version 1 files (RecurrentKit 0.1, `Scripts/interchange`) are read as before.
     public static let formatVersion = CheckpointFormat.version
     /// Oldest format version this library reads.
     public static let oldestReadableFormatVersion = CheckpointFormat.oldestReadableVersion
@@ -255,11 +255,12 @@ extension Checkpoint {
 
     /// `__metadata__["vocabulary"]` scalar for scalar, nil when absent.
     ///
-    /// `SafetensorsFile` reads the header with Foundation's `JSONSerialization`, which drops a U+FEFF that begins a JSON
-    /// string or follows an escape sequence (it makes each unescaped run with `String(bytes:encoding:)`, which strips a
-    /// byte-order mark). Files written before the vocabulary was stored in ASCII (``Vocabulary/checkpointJSON``) hold
-    /// such a U+FEFF unescaped, as `\"\u{FEFF}`: when the header has the bytes EF BB BF, the value is read again with
-    /// `JSONDecoder`, which keeps every scalar, and used when it differs from the first reading by U+FEFF alone.
+    /// `SafetensorsFile` reads the header with Foundation's `JSONSerialization`, which drops a U+FEFF that begins a
+    /// JSON string or follows an escape sequence (it makes each unescaped run with `String(bytes:encoding:)`, which
+    /// strips a byte-order mark). Files written before the vocabulary was stored in ASCII
+    /// (``Vocabulary/checkpointJSON``) hold such a U+FEFF unescaped, as `\"\u{FEFF}`: when the header has the bytes EF
+    /// BB BF, the value is read again with `JSONDecoder`, which keeps every scalar, and used when it differs from the
+    /// first reading by U+FEFF alone.
     static func storedVocabularyJSON(_ file: SafetensorsFile, bytes: [UInt8]) -> String? {
         guard let parsed = file.metadata["vocabulary"], bytes.count >= 8 else { return file.metadata["vocabulary"] }
         var length: UInt64 = 0

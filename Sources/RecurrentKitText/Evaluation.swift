@@ -66,9 +66,10 @@ func groupedDigits(_ value: Int) -> String {
 
 /// Perplexity of a model on a token sequence (held-out evaluation).
 ///
-/// ``meanCrossEntropy(model:tokens:layout:reducer:)`` reads the tokens as one stream by default (``EvaluationLayout/stream``);
-/// pass ``EvaluationLayout/rows(batch:steps:)`` for the row-parallel figure that ``LanguageModelTrainer``'s periodic
-/// validation reports. Say which one a figure is: ``EvaluationLayout/description(tokenCount:)``.
+/// ``meanCrossEntropy(model:tokens:layout:reducer:)`` reads the tokens as one stream by default
+/// (``EvaluationLayout/stream``); pass ``EvaluationLayout/rows(batch:steps:)`` for the row-parallel figure that
+/// ``LanguageModelTrainer``'s periodic validation reports. Say which one a figure is:
+/// ``EvaluationLayout/description(tokenCount:)``.
 public enum Evaluation {
     /// Mean cross-entropy (nats per token) of predicting tokens[i+1] from tokens[...i] as one stream (batch 1), one
     /// token at a time through a ``CompactGenerationSession`` in `format`: what generation with those weights sees.

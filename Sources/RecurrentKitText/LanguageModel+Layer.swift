@@ -211,7 +211,8 @@ extension LanguageModel: StatefulLayer {
 }
 
 /// The language model's loss for a `Trainer`: mean softmax cross-entropy of logits (T, B, V) against the T*B next
-/// tokens (time-major), reduced in the logits' precision as d2l and ``LanguageModel/loss(inputs:targets:steps:batch:state:training:computeGradients:truncation:gradientScale:generator:)``
+/// tokens (time-major), reduced in the logits' precision as d2l and
+/// ``LanguageModel/loss(inputs:targets:steps:batch:state:training:computeGradients:truncation:gradientScale:generator:)``
 /// do (so training through it gives the same weights bit for bit); the gradient's storage is reused.
 public final class NextTokenLoss<Scalar: RecurrentScalar> {
     private var gradient = Tensor<Scalar>(zeros: [0])

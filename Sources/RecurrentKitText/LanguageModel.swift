@@ -19,7 +19,8 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// model sees the token it must predict (d2l 9.4), so it can be loaded and its logits computed, but it is refused
     /// for training, evaluation and generation. Default false.
     public var bidirectional: Bool
-    /// LSTM projection width P (PyTorch `proj_size`), or 0 (default) for none: h and the head's input then have width P.
+    /// LSTM projection width P (PyTorch `proj_size`), or 0 (default) for none: h and the head's input then have width
+    /// P.
     public var projectionSize: Int
 
     /// Creates a configuration (validated by ``validate()``).
@@ -59,8 +60,8 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
             projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
-    /// Encodes the configuration; `bias`, `bidirectional` and `projectionSize` only when they differ from the defaults, so a default
-    /// model's metadata is what earlier versions wrote.
+    /// Encodes the configuration; `bias`, `bidirectional` and `projectionSize` only when they differ from the defaults,
+    /// so a default model's metadata is what earlier versions wrote.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(vocabularySize, forKey: .vocabularySize)
@@ -197,9 +198,9 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
             store: parameters)
     }
 
-    /// Runs the model over `inputs` (T*B indices, time-major) and returns the logits (T, B, V), valid until the next call.
-    /// `state` is the initial state (zeros when nil); the final state is available from ``finalState()``.
-    /// With `destination`, the logits are written there instead of the model's own buffer.
+    /// Runs the model over `inputs` (T*B indices, time-major) and returns the logits (T, B, V), valid until the next
+    /// call. `state` is the initial state (zeros when nil); the final state is available from ``finalState()``. With
+    /// `destination`, the logits are written there instead of the model's own buffer.
     @discardableResult
     func forwardLogits(
         inputs: [Int], steps T: Int, batch B: Int, state: RecurrentState<Scalar>?, training: Bool,
@@ -239,9 +240,10 @@ public final class LanguageModel<Scalar: RecurrentScalar> {
         return logits
     }
 
-    /// Training mode (PyTorch `train()`/`eval()`): the dropout between recurrent layers acts in ``loss(inputs:targets:steps:batch:state:training:computeGradients:truncation:gradientScale:generator:)``
-    /// when its `training` is nil; true until ``setTraining(_:)`` turns it off. Generation and evaluation always run
-    /// without dropout.
+    /// Training mode (PyTorch `train()`/`eval()`): the dropout between recurrent layers acts in
+    /// ``loss(inputs:targets:steps:batch:state:training:computeGradients:truncation:gradientScale:generator:)`` when
+    /// its `training` is nil; true until ``setTraining(_:)`` turns it off. Generation and evaluation always run without
+    /// dropout.
     public var isTraining: Bool { recurrent.isTraining }
 
     /// Turns training mode on (dropout acts) or off.

@@ -319,7 +319,8 @@ extension CommandLineTests {
         try assertFailsBounded(
             ["train", "--hidden", "16", "--epochs", "1", "--output", run1], mentioning: "in use by another training run"
         )
-        // The lock is the folder's: deleting the pid file frees nothing, and `import` into the folder waits its turn too.
+        // The lock is the folder's: deleting the pid file frees nothing, and `import` into the folder waits its turn
+        // too.
         try FileManager.default.removeItem(atPath: run1 + "/.rnn.lock")
         try assertFailsBounded(
             ["train", "--hidden", "16", "--epochs", "1", "--output", run1], mentioning: "in use by another training run"

@@ -153,7 +153,8 @@ final class DefaultsTests: XCTestCase {
         XCTAssertEqual(
             EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 100_000),
             "row-parallel (32 rows x 35 steps, each from a zero state)")
-        // The rows actually read: a short text gets fewer (each row has at least `steps` predictions); one row is the stream.
+        // The rows actually read: a short text gets fewer (each row has at least `steps` predictions); one row is the
+        // stream.
         XCTAssertEqual(
             EvaluationLayout.rows(batch: 32, steps: 35).description(tokenCount: 351),
             "row-parallel (10 rows x 35 steps, each from a zero state)")
@@ -189,14 +190,16 @@ final class DefaultsTests: XCTestCase {
         let whole = try train("whole", [])
         XCTAssertTrue(
             whole.contains(
-                "training on \(groupedDigits(trainCount)) tokens, validating on \(groupedDigits(total - trainCount)) (last 10%) of the whole text"
+                "training on \(groupedDigits(trainCount)) tokens, validating on \(groupedDigits(total - trainCount)) "
+                    + "(last 10%) of the whole text"
             ), whole)
         XCTAssertTrue(whole.contains("validation: row-parallel (4 rows x 8 steps, each from a zero state)"), whole)
         // A d2l preset asks for d2l's cut, and the line says so and who set it.
         let d2l = try train("d2l", ["--preset", "d2l-rnn"])
         XCTAssertTrue(
             d2l.contains(
-                "training on 9,000 tokens, validating on 1,000 (last 10%) of the first 10,000 tokens (--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all)"
+                "training on 9,000 tokens, validating on 1,000 (last 10%) of the first 10,000 tokens (--max-tokens "
+                    + "10000 of preset d2l-rnn; --max-tokens 0 reads all)"
             ), d2l)
         let wholeAgain = try train("d2l-whole", ["--preset", "d2l-rnn", "--max-tokens", "0"])
         XCTAssertTrue(wholeAgain.contains("training on \(groupedDigits(trainCount)) tokens"), wholeAgain)
@@ -212,7 +215,8 @@ final class DefaultsTests: XCTestCase {
         XCTAssertEqual(d2lDefault.status, 0, d2lDefault.err)
         XCTAssertTrue(
             d2lDefault.out.contains(
-                "corpus timemachine (d2l, vocabulary 28): training on the first 10,000 tokens (--max-tokens 10000 of preset d2l-rnn; --max-tokens 0 reads all), no validation"
+                "corpus timemachine (d2l, vocabulary 28): training on the first 10,000 tokens (--max-tokens 10000 of "
+                    + "preset d2l-rnn; --max-tokens 0 reads all), no validation"
             ), d2lDefault.out)
         // d2l mode holds nothing out unless asked.
         let d2lMode = try cli.run([

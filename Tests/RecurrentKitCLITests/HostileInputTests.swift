@@ -217,8 +217,8 @@ final class HostileInputTests: XCTestCase {
                 "\(optimizer) \(momentum)")
         }
 
-        // Skipped updates (skipNonFinite): every processed minibatch is an update or a skip. A NaN bias makes every loss
-        // NaN for a while (those updates are skipped), then the run goes on.
+        // Skipped updates (skipNonFinite): every processed minibatch is an update or a skip. A NaN bias makes every
+        // loss NaN for a while (those updates are skipped), then the run goes on.
         var o = smallOptions()
         o.skipNonFinite = true
         o.epochs = 2
@@ -535,7 +535,8 @@ final class HostileInputTests: XCTestCase {
                 try editingInitializer(bytes, "onehot.values", setRaw(rawFloats([bad, 1]))),
                 mentioning: ["initializer onehot.values", "NaN or infinite"])
         }
-        // Finite values the imported model would not compute with: a non-zero default state, other one-hot values or width.
+        // Finite values the imported model would not compute with: a non-zero default state, other one-hot values or
+        // width.
         assertImportRefused(
             try editingInitializer(bytes, "h0", setRaw(rawFloats([Float](repeating: 0, count: S * H - 1) + [0.5]))),
             mentioning: ["initial_h", "initializer h0", "not zero", "0.5"])
@@ -604,8 +605,8 @@ final class HostileInputTests: XCTestCase {
 
     func testASignalAtAnyMomentOfStartUpNeverLeavesAPartialRun() throws {
         // SIGINT or SIGTERM from the first instant on: before `main` (the dynamic loader's few milliseconds, before any
-        // code of rnn runs) the process ends by the signal with nothing written; from `main` on the handlers are in, and
-        // the run trains one update, saves a complete checkpoint and exits 0.
+        // code of rnn runs) the process ends by the signal with nothing written; from `main` on the handlers are in,
+        // and the run trains one update, saves a complete checkpoint and exits 0.
         var savedRuns = 0, killedEarly = 0
         let delays: [Double] = [0, 0.001, 0.003, 0.006, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4]
         for (i, delay) in delays.enumerated() {
@@ -643,7 +644,8 @@ final class HostileInputTests: XCTestCase {
         }
         XCTAssertGreaterThan(savedRuns, 0, "the later signals reach the handlers")
         print(
-            "signals during start-up: \(savedRuns) runs saved and exited 0, \(killedEarly) ended by the signal before main with nothing written"
+            "signals during start-up: \(savedRuns) runs saved and exited 0, \(killedEarly) ended by the signal before "
+                + "main with nothing written"
         )
     }
 }

@@ -115,8 +115,8 @@ final class ThreadPoolTests: XCTestCase {
                 Int32(chunks),
                 { context, chunk, _ in
                     let runs = context!.assumingMemoryBound(to: Int32.self)
-                    // Busy for 0, 0.05, 0.1, ... ms by chunk, up to 0.6 ms every third job: longer than the caller's spin,
-                    // shorter than the 1 ms wait that makes the pool run the next jobs on the caller alone.
+                    // Busy for 0, 0.05, 0.1, ... ms by chunk, up to 0.6 ms every third job: longer than the caller's
+                    // spin, shorter than the 1 ms wait that makes the pool run the next jobs on the caller alone.
                     let seconds = Double((Int(runs[0]) + Int(chunk)) % 7) * (runs[0] % 3 == 0 ? 1e-4 : 5e-5)
                     let start = monotonicSeconds()
                     while monotonicSeconds() - start < seconds {}

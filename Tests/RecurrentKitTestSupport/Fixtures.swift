@@ -56,7 +56,8 @@ public func assertClose<Scalar: RecurrentScalar, Other: RecurrentScalar>(
     if !(worst.value <= tolerance) {
         let at = actual.multiIndex(ofFlat: worst.index)
         XCTFail(
-            "\(name): max |diff| \(worst.value) > \(tolerance) at \(at): got \(actual.scalars[worst.index]), expected \(expected.scalars[worst.index])",
+            "\(name): max |diff| \(worst.value) > \(tolerance) at \(at): got \(actual.scalars[worst.index]), expected "
+                + "\(expected.scalars[worst.index])",
             file: file, line: line)
     }
 }

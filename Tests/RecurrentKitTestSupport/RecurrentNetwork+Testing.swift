@@ -2,8 +2,9 @@
 // a backward through the latest record. Public API only: the tests exercise the path users do.
 import RecurrentKit
 
-/// The latest record of each network run through ``RecurrentNetwork/forwardTensors(_:initialState:lengths:training:generator:)``
-/// (a few at most: the tests run one or two networks at a time).
+/// The latest record of each network run through
+/// ``RecurrentNetwork/forwardTensors(_:initialState:lengths:training:generator:)`` (a few at most: the tests run one or
+/// two networks at a time).
 nonisolated(unsafe) private var latestRecords: [ObjectIdentifier: Any] = [:]
 
 extension RecurrentNetwork {

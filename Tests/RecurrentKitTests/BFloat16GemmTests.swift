@@ -129,7 +129,8 @@ final class BFloat16GemmTests: XCTestCase {
                             for packed in [false, true] {
                                 XCTAssertEqual(
                                     product(level: 2, dot: 0, threads: threads, packed: packed), avx2,
-                                    "\(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) threads \(threads) packed \(packed)"
+                                    "\(M)x\(N)x\(K) trans \(transA)\(transB) beta \(beta) threads \(threads) "
+                                        + "packed \(packed)"
                                 )
                             }
                         }
@@ -185,7 +186,8 @@ final class BFloat16GemmTests: XCTestCase {
             }
         }
     }
-    /// `rnn bench --peak`'s bf16 probe counts 4 FLOPs per lane per instruction, and reports nothing without AVX512_BF16.
+    /// `rnn bench --peak`'s bf16 probe counts 4 FLOPs per lane per instruction, and reports nothing without
+    /// AVX512_BF16.
     func testDotPeakProbeCountsItsOperations() {
         rk_set_level(rk_detected_level())
         XCTAssertEqual(rk_bf16_dot_peak_flops(10), rk_bf16_dot_available() != 0 ? 10 * 12 * 16 * 4 : 0)

@@ -86,7 +86,9 @@ final class BPTTStrategyTests: XCTestCase {
         XCTAssertGreaterThan(fixedBias, 8 * sigma / 3200.0.squareRoot(), "fixed truncation stays biased")
         XCTAssertGreaterThan(fixedBias, 5 * errors[3200]!)
         print(
-            "randomized truncation: sigma \(sigma), mean error \(errors.sorted { $0.key < $1.key }.map { "n=\($0.key): \($0.value)" }), fixed-truncation bias \(fixedBias)"
+            "randomized truncation: sigma \(sigma), mean error "
+                + "\(errors.sorted { $0.key < $1.key }.map { "n=\($0.key): \($0.value)" }), fixed-truncation bias "
+                + "\(fixedBias)"
         )
     }
 

@@ -2,8 +2,8 @@ import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
 
-/// Bidirectional stacks through the public API (the numerics are PyTorch's: PyTorchFixtureTests' *_bidirectional cases and
-/// GradientCheckTests): shapes, names, records, batch-first, recompute, gathering, and what is refused.
+/// Bidirectional stacks through the public API (the numerics are PyTorch's: PyTorchFixtureTests' *_bidirectional cases
+/// and GradientCheckTests): shapes, names, records, batch-first, recompute, gathering, and what is refused.
 final class BidirectionalTests: XCTestCase {
     func testShapesNamesAndRecords() throws {
         var g = SeededGenerator(seed: 21)

@@ -2,10 +2,11 @@ import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
 
-/// The single-step cells as `Layer`s (input `CellInput`, output `RecurrentState`): the PyTorch float64 fixture of CellTests
-/// (Scripts/fixtures/cells.py: nn.RNNCell / nn.GRUCell / nn.LSTMCell unrolled by hand over 3 steps, loss on the first
-/// and last steps) replayed through `forward(_:generator:)` and `backward(_:outputGradient:)`, a decoder loop that
-/// applies the same cell (and head) several times in one pass against finite differences, and a cell in `Sequential`.
+/// The single-step cells as `Layer`s (input `CellInput`, output `RecurrentState`): the PyTorch float64 fixture of
+/// CellTests (Scripts/fixtures/cells.py: nn.RNNCell / nn.GRUCell / nn.LSTMCell unrolled by hand over 3 steps, loss on
+/// the first and last steps) replayed through `forward(_:generator:)` and `backward(_:outputGradient:)`, a decoder loop
+/// that applies the same cell (and head) several times in one pass against finite differences, and a cell in
+/// `Sequential`.
 final class CellLayerTests: XCTestCase {
     private func makeCell(
         _ kind: String, inputSize I: Int = 4, hiddenSize H: Int = 5, generator g: inout SeededGenerator
@@ -40,9 +41,9 @@ final class CellLayerTests: XCTestCase {
         return try Tensor(shape: [B, I], scalars: Array(x.scalars[(t * B * I)..<((t + 1) * B * I)]))
     }
 
-    /// The fixture's loop through the Layer API only: T forwards of the same layer, each from the state the previous one
-    /// returned, then T backwards in reverse, the output gradient of step t being the loss's (`lossGradients[t]`, nil:
-    /// none) plus the state gradient that step t + 1 returned.
+    /// The fixture's loop through the Layer API only: T forwards of the same layer, each from the state the previous
+    /// one returned, then T backwards in reverse, the output gradient of step t being the loss's (`lossGradients[t]`,
+    /// nil: none) plus the state gradient that step t + 1 returned.
     private func unroll<L: Layer>(
         _ layer: L, x: Tensor<Double>, initial: RecurrentState<Double>?, lossGradients: [RecurrentState<Double>?]
     ) throws

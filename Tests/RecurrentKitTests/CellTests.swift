@@ -2,9 +2,9 @@ import RecurrentKitTestSupport
 import XCTest
 @testable import RecurrentKit
 
-/// The single-step cells against PyTorch's nn.RNNCell / nn.GRUCell / nn.LSTMCell (Scripts/fixtures/cells.py: unrolled by
-/// hand over 3 steps, batch 3, I 4 != H 5, loss on the first and last steps), finite differences, and the PyTorch-named
-/// stacks (RNN, GRU, LSTM) against RecurrentNetwork.
+/// The single-step cells against PyTorch's nn.RNNCell / nn.GRUCell / nn.LSTMCell (Scripts/fixtures/cells.py: unrolled
+/// by hand over 3 steps, batch 3, I 4 != H 5, loss on the first and last steps), finite differences, and the
+/// PyTorch-named stacks (RNN, GRU, LSTM) against RecurrentNetwork.
 final class CellTests: XCTestCase {
     func makeCell(_ kind: String, generator g: inout SeededGenerator) throws -> RecurrentCell<Double> {
         switch kind {

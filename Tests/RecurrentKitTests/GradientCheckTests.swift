@@ -20,7 +20,8 @@ final class GradientCheckTests: XCTestCase {
         for r in results {
             XCTAssertLessThanOrEqual(
                 r.worstRelativeError, tolerance,
-                "\(options.configuration.cell) \(r.name) at \(r.worstIndex): analytic \(r.analytic) numeric \(r.numeric)",
+                "\(options.configuration.cell) \(r.name) at \(r.worstIndex): analytic \(r.analytic) numeric "
+                    + "\(r.numeric)",
                 file: file, line: line)
             XCTAssertGreaterThan(r.count, 0, file: file, line: line)
         }

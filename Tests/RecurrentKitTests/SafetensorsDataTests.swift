@@ -354,7 +354,9 @@ final class SafetensorsDataTests: XCTestCase {
         let before = values(m.store)
         // Strict (the default): one line naming every mismatch; nothing changes.
         assertRefused(
-            "state_dict does not match the parameters under 'lstm.': missing lstm.weight_ih_l1, lstm.weight_hh_l1, lstm.bias_ih_l1, lstm.bias_hh_l1; unexpected num_batches_tracked, weight_ih_l9 (pass strict: false to load the tensors that match)",
+            "state_dict does not match the parameters under 'lstm.': missing lstm.weight_ih_l1, lstm.weight_hh_l1, "
+                + "lstm.bias_ih_l1, lstm.bias_hh_l1; unexpected num_batches_tracked, weight_ih_l9 (pass strict: false "
+                + "to load the tensors that match)",
             try m.store.loadStateDict(file, into: "lstm."))
         XCTAssertEqual(values(m.store), before)
         let report = try m.store.loadStateDict(file, into: "lstm.", strict: false)
@@ -366,7 +368,8 @@ final class SafetensorsDataTests: XCTestCase {
         XCTAssertFalse(report.isComplete)
         XCTAssertEqual(
             report.description,
-            "loaded 4 tensor(s); missing lstm.weight_ih_l1, lstm.weight_hh_l1, lstm.bias_ih_l1, lstm.bias_hh_l1; unexpected num_batches_tracked, weight_ih_l9"
+            "loaded 4 tensor(s); missing lstm.weight_ih_l1, lstm.weight_hh_l1, lstm.bias_ih_l1, lstm.bias_hh_l1; "
+                + "unexpected num_batches_tracked, weight_ih_l9"
         )
         XCTAssertEqual(try m.store.tensor("lstm.weight_ih_l0"), try stateDict.tensor("weight_ih_l0", as: Float.self))
         XCTAssertEqual(
@@ -402,7 +405,8 @@ final class SafetensorsDataTests: XCTestCase {
                 try m.store.loadStateDict(stateDict, into: "lstm.", strict: strict))
         }
         assertRefused(
-            "no parameter name starts with 'decoder.'; the model has lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, head.weight, head.bias",
+            "no parameter name starts with 'decoder.'; the model has lstm.weight_ih_l0, lstm.weight_hh_l0, "
+                + "lstm.bias_ih_l0, lstm.bias_hh_l0, head.weight, head.bias",
             try m.store.loadStateDict(stateDict, into: "decoder.", strict: false))
         var nonFinite = try SafetensorsFile(bytes: try m.store.serialized())
         try nonFinite.add("head.bias", try Tensor<Float>(shape: [2], scalars: [0, .infinity]))

@@ -264,7 +264,8 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try nan.train()) {
             XCTAssertEqual(
                 "\($0)",
-                "training stopped: loss is nan at update 1 (epoch 1); try a lower learning rate, clipping, or skipNonFinite"
+                "training stopped: loss is nan at update 1 (epoch 1); try a lower learning rate, clipping, or "
+                    + "skipNonFinite"
             )
         }
         let skipping = try Trainer(
@@ -288,7 +289,8 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try other.restore(from: folder + "/run.safetensors")) {
             XCTAssertTrue(
                 "\($0)".hasSuffix(
-                    "it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, earlyStopPatience and the output paths may change)"
+                    "it was trained with other options (only epochs, maxUpdates, timeLimitSeconds, validateEvery, "
+                        + "earlyStopPatience and the output paths may change)"
                 ), "\($0)")
         }
         XCTAssertNotEqual(values(other.model.parameters), before, "nothing was loaded")

@@ -3,13 +3,14 @@ import XCTest
 @testable import RecurrentKit
 
 /// Variable-length batches beyond the PyTorch fixtures (PyTorchFixtureTests' *_packed cases) and finite differences
-/// (GradientCheckTests): padded positions are inert, packing equals running each row alone, equal lengths change no bit,
-/// recompute and one-hot input agree, and bad lengths are refused.
+/// (GradientCheckTests): padded positions are inert, packing equals running each row alone, equal lengths change no
+/// bit, recompute and one-hot input agree, and bad lengths are refused.
 final class VariableLengthTests: XCTestCase {
     let (T, B, I, H) = (7, 4, 3, 5)
     let lengths = [5, 7, 1, 3]
 
-    /// Forward and backward of `network` on x with `lengths`; returns output, final state, input, state and parameter gradients.
+    /// Forward and backward of `network` on x with `lengths`; returns output, final state, input, state and parameter
+    /// gradients.
     func run(
         _ network: RecurrentNetwork<Double>, _ x: Tensor<Double>, _ dOut: Tensor<Double>, lengths: [Int]?,
         h0: RecurrentState<Double>? = nil, dFinal: RecurrentState<Double>? = nil
@@ -43,7 +44,8 @@ final class VariableLengthTests: XCTestCase {
                     h: Tensor<Double>(shape: [D, B, H]) { g.normal() },
                     c: cell.hasCellState ? Tensor(shape: [D, B, H]) { g.normal() } : nil)
                 let a = try run(network, x, dOut, lengths: lengths, h0: h0, dFinal: dFinal)
-                // Other values at padded positions, in the input and in the output gradient: nothing changes, to the bit.
+                // Other values at padded positions, in the input and in the output gradient: nothing changes, to the
+                // bit.
                 var x2 = x, dOut2 = dOut
                 for t in 0..<T {
                     for b in 0..<B where t >= lengths[b] {

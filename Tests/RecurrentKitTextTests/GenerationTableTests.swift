@@ -3,9 +3,9 @@ import XCTest
 @testable import RecurrentKit
 @testable import RecurrentKitText
 
-/// Batch-1 generation reads layer 0's input projection from a per-token table (`RecurrentNetwork.inputProjectionTable`):
-/// bit-identical to the forward's own gather for one-hot input, within float rounding of the per-step product for an
-/// embedding, and rebuilt at every reset so changed weights are seen.
+/// Batch-1 generation reads layer 0's input projection from a per-token table
+/// (`RecurrentNetwork.inputProjectionTable`): bit-identical to the forward's own gather for one-hot input, within float
+/// rounding of the per-step product for an embedding, and rebuilt at every reset so changed weights are seen.
 final class GenerationTableTests: XCTestCase {
     /// Logits of `tokens` fed one at a time through the ordinary forward (`logits` with the state carried).
     func stepwise(_ model: LanguageModel<Float>, _ tokens: [Int]) throws -> [Float] {

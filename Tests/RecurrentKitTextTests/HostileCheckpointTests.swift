@@ -150,7 +150,8 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertEqual(stats.unclear, [], "unclear errors")
         XCTAssertGreaterThan(stats.refused, count / 4, "most hostile fields are refused")
         print(
-            "metadata fuzzer: \(count) mutants, \(stats.resumed) resumed and ran 3 updates, \(stats.refused) refused with one line, \(stats.unclear.count) unclear, 0 crashes, 0 hangs"
+            "metadata fuzzer: \(count) mutants, \(stats.resumed) resumed and ran 3 updates, \(stats.refused) refused "
+                + "with one line, \(stats.unclear.count) unclear, 0 crashes, 0 hangs"
         )
     }
 
@@ -325,7 +326,8 @@ final class HostileCheckpointTests: XCTestCase {
             file.metadata[field] = String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
             return try Checkpoint.parse(try file.serialized())
         }
-        // Model metadata: out of range, of the wrong type, or inconsistent with the tensors: one line each, never a trap.
+        // Model metadata: out of range, of the wrong type, or inconsistent with the tensors: one line each, never a
+        // trap.
         for value: Any? in [-1, 0, options.hiddenSize, Int.max, "3", 2.5, NSNull(), nil, 2] {
             XCTAssertThrowsError(
                 try edited("projectionSize", value, in: "model"), "projectionSize \(String(describing: value))"

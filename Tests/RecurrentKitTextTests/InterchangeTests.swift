@@ -101,8 +101,9 @@ final class InterchangeTests: XCTestCase {
             let rows = try Tensor<Float>(shape: [T - 1, V], scalars: Array(logits.scalars[0..<((T - 1) * V)]))
             let ce = try softmaxCrossEntropy(logits: rows, targets: Array(tokens[1...])).loss
             XCTAssertEqual(ce, c.meanCrossEntropy, accuracy: ceTolerance, "\(c.name): mean cross-entropy")
-            // The same through Evaluation (what `rnn eval --batch 1 --steps 1000` runs): one row, one chunk. A bidirectional
-            // model sees the token it predicts (d2l 9.4): its logits load and match, but evaluation refuses it.
+            // The same through Evaluation (what `rnn eval --batch 1 --steps 1000` runs): one row, one chunk. A
+            // bidirectional model sees the token it predicts (d2l 9.4): its logits load and match, but evaluation
+            // refuses it.
             if configuration.bidirectional {
                 XCTAssertThrowsError(
                     try Evaluation.meanCrossEntropy(
@@ -123,8 +124,8 @@ final class InterchangeTests: XCTestCase {
         }
     }
 
-    /// Saving a PyTorch-written (format v1) checkpoint again from Swift keeps the metadata strings and the weight bytes;
-    /// the file becomes format v3, which adds the writer's version, kernel level and blocking.
+    /// Saving a PyTorch-written (format v1) checkpoint again from Swift keeps the metadata strings and the weight
+    /// bytes; the file becomes format v3, which adds the writer's version, kernel level and blocking.
     func testResavingKeepsMetadataAndWeights() throws {
         for c in try cases() {
             let original = try readFileBytes(c.checkpointPath)

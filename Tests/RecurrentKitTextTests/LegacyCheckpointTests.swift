@@ -173,7 +173,8 @@ final class LegacyCheckpointTests: XCTestCase {
         let differing = bits.indices.filter { bits[$0] != expectedBits[$0] }
         if let i = differing.first {
             XCTFail(
-                "\(label): \(differing.count) of \(bits.count) values differ from the uninterrupted run's, first at [\(i)] (bits \(String(bits[i], radix: 16)) vs \(String(expectedBits[i], radix: 16)))",
+                "\(label): \(differing.count) of \(bits.count) values differ from the uninterrupted run's, first at "
+                    + "[\(i)] (bits \(String(bits[i], radix: 16)) vs \(String(expectedBits[i], radix: 16)))",
                 file: file, line: line)
         }
     }

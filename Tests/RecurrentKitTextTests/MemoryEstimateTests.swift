@@ -86,7 +86,8 @@ final class MemoryEstimateTests: XCTestCase {
         }
     }
 
-    /// The language model trained through `LanguageModelTrainer` grows its recurrent workspaces to exactly the estimate's.
+    /// The language model trained through `LanguageModelTrainer` grows its recurrent workspaces to exactly the
+    /// estimate's.
     func testTrainerGrowsTheRecurrentWorkspacesToTheEstimate() throws {
         for (cell, embedding) in [(CellKind.gru, Int?.none), (.lstm, 6)] {
             var o = options(cell, hidden: 12)

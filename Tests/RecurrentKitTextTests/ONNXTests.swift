@@ -4,9 +4,9 @@ import XCTest
 @testable import RecurrentKit
 @testable import RecurrentKitText
 
-/// ONNX export and import against ONNX Runtime and PyTorch (fixtures from Scripts/onnx/make_fixtures.py, pinned onnx and
-/// onnxruntime; no ONNX Runtime needed here): our logits and states equal what ONNX Runtime computed from our exported
-/// files, PyTorch-exported files import with PyTorch's logits, and malformed files are refused with one line.
+/// ONNX export and import against ONNX Runtime and PyTorch (fixtures from Scripts/onnx/make_fixtures.py, pinned onnx
+/// and onnxruntime; no ONNX Runtime needed here): our logits and states equal what ONNX Runtime computed from our
+/// exported files, PyTorch-exported files import with PyTorch's logits, and malformed files are refused with one line.
 final class ONNXTests: XCTestCase {
     static let directory = Fixture.directory.appendingPathComponent("onnx")
     static let interchange = Fixture.directory.appendingPathComponent("interchange")

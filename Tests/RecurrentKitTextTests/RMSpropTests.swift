@@ -4,7 +4,8 @@ import XCTest
 @testable import RecurrentKit
 @testable import RecurrentKitText
 
-/// RMSprop against torch.optim.RMSprop in float64 (Scripts/fixtures/rmsprop.py), its state round trip, and its refusals.
+/// RMSprop against torch.optim.RMSprop in float64 (Scripts/fixtures/rmsprop.py), its state round trip, and its
+/// refusals.
 final class RMSpropTests: XCTestCase {
     func make(_ o: [String: Any]) throws -> RMSprop {
         func d(_ key: String, _ fallback: Double) -> Double { (o[key] as? NSNumber)?.doubleValue ?? fallback }

@@ -137,7 +137,8 @@ final class RecomputeTests: XCTestCase {
             let full = try bytes(cell, nil), recomputed = try bytes(cell, 32)
             let ratio = Double(full) / Double(recomputed)
             print(
-                "\(cell) T=1000 activation memory: \(full) bytes kept, \(recomputed) with recomputeInterval 32 (\(String(format: "%.1f", ratio))x less)"
+                "\(cell) T=1000 activation memory: \(full) bytes kept, \(recomputed) with recomputeInterval 32 "
+                    + "(\(String(format: "%.1f", ratio))x less)"
             )
             XCTAssertGreaterThanOrEqual(ratio, minimum, "\(cell)")
         }

@@ -86,8 +86,8 @@ final class ResumeTests: XCTestCase {
     }
 
     /// A run saved between epochs resumes, and resumes exactly, whatever its epochs' lengths: d2l's random offset gives
-    /// some epochs one minibatch more, and a first epoch of m + 1 followed by one of m made the trainer refuse the run's
-    /// own checkpoint ("its counters do not agree"; found by Scripts/fuzz, #30).
+    /// some epochs one minibatch more, and a first epoch of m + 1 followed by one of m made the trainer refuse the
+    /// run's own checkpoint ("its counters do not agree"; found by Scripts/fuzz, #30).
     func testResumesBetweenEpochsOfDifferentLengths() throws {
         var longerFirst = 0
         for seed in 0..<12 {

@@ -72,8 +72,9 @@ final class GRUForwardRows<Scalar: RecurrentScalar>: RowTask {
     override func run(_ rows: Range<Int>) { gruForwardRows(self, rows) }
 }
 
-/// The body of `GRUForwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
-/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+/// The body of `GRUForwardRows.run`, specialized for Float and Double: a method of a generic class called through its
+/// base class runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x
+/// slower).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func gruForwardRows<Scalar: RecurrentScalar>(_ t: GRUForwardRows<Scalar>, _ rows: Range<Int>) {
@@ -108,8 +109,9 @@ final class GRUBackwardRows<Scalar: RecurrentScalar>: RowTask {
     override func run(_ rows: Range<Int>) { gruBackwardRows(self, rows) }
 }
 
-/// The body of `GRUBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
-/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+/// The body of `GRUBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its
+/// base class runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x
+/// slower).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ rows: Range<Int>) {
@@ -151,8 +153,8 @@ public final class GRUCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     }
 }
 
-/// PyTorch `nn.GRU` (stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made from PyTorch's arguments,
-/// with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
+/// PyTorch `nn.GRU` (stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made
+/// from PyTorch's arguments, with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
 public final class GRU<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.

@@ -42,8 +42,9 @@ extension RecurrentNetwork {
         }
     }
 
-    /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh c_t;
-    /// pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of dX).
+    /// dh = dOut_t + dh_next; dc = dc_next + dh o (1 - tanh^2 c_t); di = dc g; df = dc c_{t-1}; dg = dc i; do = dh tanh
+    /// c_t; pre-activation gradients through sigmoid/tanh; dc_next = dc f; dh_next = dGates W_hh (the hidden slice of
+    /// dX).
     func lstmBackward(
         layer k: Int, _ steps: StepRows, dOutput: UnsafeMutablePointer<Scalar>, dPre: UnsafeMutablePointer<Scalar>
     ) {
@@ -62,7 +63,8 @@ extension RecurrentNetwork {
             task.width = H; task.gates = gates; task.dGates = dGates; task.cPrev = cPrev; task.tanhCell = tc
             task.dh = dh; task.dc = dc; task.dOut = dOut
             if R != H {
-                // Through the projection: dh_total = dh + dOut (B, R); dW_hr += dh_total^T m_t; dm = dh_total W_hr (B, H).
+                // Through the projection: dh_total = dh + dOut (B, R); dW_hr += dh_total^T m_t; dm = dh_total W_hr (B,
+                // H).
                 let total = projectionScratch.pointer, dm = total + B * H,
                     m = cache.unprojected.pointer + steps.offset(t) * H
                 for i in 0..<(B * R) { total[i] = dh[i] + dOut[i] }
@@ -105,8 +107,9 @@ final class LSTMForwardRows<Scalar: RecurrentScalar>: RowTask {
     override func run(_ rows: Range<Int>) { lstmForwardRows(self, rows) }
 }
 
-/// The body of `LSTMForwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
-/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+/// The body of `LSTMForwardRows.run`, specialized for Float and Double: a method of a generic class called through its
+/// base class runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x
+/// slower).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func lstmForwardRows<Scalar: RecurrentScalar>(_ t: LSTMForwardRows<Scalar>, _ rows: Range<Int>) {
@@ -131,8 +134,9 @@ final class LSTMBackwardRows<Scalar: RecurrentScalar>: RowTask {
     override func run(_ rows: Range<Int>) { lstmBackwardRows(self, rows) }
 }
 
-/// The body of `LSTMBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
-/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+/// The body of `LSTMBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its
+/// base class runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x
+/// slower).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ rows: Range<Int>) {
@@ -174,8 +178,8 @@ public final class LSTMCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     }
 }
 
-/// PyTorch `nn.LSTM` (stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made from PyTorch's arguments,
-/// with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
+/// PyTorch `nn.LSTM` (stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made
+/// from PyTorch's arguments, with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
 public final class LSTM<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.

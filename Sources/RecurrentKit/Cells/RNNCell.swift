@@ -76,8 +76,9 @@ final class RNNForwardRows<Scalar: RecurrentScalar>: RowTask {
     override func run(_ rows: Range<Int>) { rnnForwardRows(self, rows) }
 }
 
-/// The body of `RNNForwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
-/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+/// The body of `RNNForwardRows.run`, specialized for Float and Double: a method of a generic class called through its
+/// base class runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x
+/// slower).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func rnnForwardRows<Scalar: RecurrentScalar>(_ t: RNNForwardRows<Scalar>, _ rows: Range<Int>) {
@@ -99,8 +100,9 @@ final class RNNBackwardRows<Scalar: RecurrentScalar>: RowTask {
     override func run(_ rows: Range<Int>) { rnnBackwardRows(self, rows) }
 }
 
-/// The body of `RNNBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its base class
-/// runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x slower).
+/// The body of `RNNBackwardRows.run`, specialized for Float and Double: a method of a generic class called through its
+/// base class runs unspecialized, every scalar operation going through the protocol witness table (training 2.4x
+/// slower).
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func rnnBackwardRows<Scalar: RecurrentScalar>(_ t: RNNBackwardRows<Scalar>, _ rows: Range<Int>) {
@@ -131,8 +133,9 @@ public final class RNNCell<Scalar: RecurrentScalar>: RecurrentCell<Scalar> {
     }
 }
 
-/// PyTorch `nn.RNN` (tanh or ReLU, stacked layers, dropout between them, optionally both directions): a ``RecurrentNetwork`` made from PyTorch's
-/// arguments, with its own parameters (gather it into a model with ``ParameterStore/init(gathering:)``).
+/// PyTorch `nn.RNN` (tanh or ReLU, stacked layers, dropout between them, optionally both directions): a
+/// ``RecurrentNetwork`` made from PyTorch's arguments, with its own parameters (gather it into a model with
+/// ``ParameterStore/init(gathering:)``).
 public final class RNN<Scalar: RecurrentScalar>: RecurrentNetwork<Scalar> {
     /// A stack with fresh parameters (PyTorch's U(±1/√H) by default).
     /// - Throws: on invalid sizes or dropout.

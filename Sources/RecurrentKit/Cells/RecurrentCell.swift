@@ -10,8 +10,8 @@
 /// from them (one cheap step) and adds the parameter gradients, so steps can be backpropagated in any order and
 /// nothing is cached between calls. For whole sequences, ``RNN``, ``GRU`` and ``LSTM`` are faster.
 ///
-/// A cell is also a ``Layer`` (input ``CellInput``: x and the state; output the next ``RecurrentState``), so it can sit in
-/// a ``Sequential`` model; its record is the step's input, so one cell applied several times in a pass keeps one
+/// A cell is also a ``Layer`` (input ``CellInput``: x and the state; output the next ``RecurrentState``), so it can sit
+/// in a ``Sequential`` model; its record is the step's input, so one cell applied several times in a pass keeps one
 /// independent record per step.
 public class RecurrentCell<Scalar: RecurrentScalar>: ParameterizedLayer {
     /// The one-layer, one-step network doing the work (names without the `_l0` suffix).

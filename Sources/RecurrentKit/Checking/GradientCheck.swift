@@ -62,7 +62,8 @@ public enum GradientCheck {
         public var chunks: Int
         /// Loss on the last step only (each row's own last step with ``lengths``). Default false.
         public var lastStepOnly: Bool
-        /// A variable-length batch: B lengths in [1, steps] given to every chunk's forward (nil: every row runs all steps).
+        /// A variable-length batch: B lengths in [1, steps] given to every chunk's forward (nil: every row runs all
+        /// steps).
         public var lengths: [Int]? = nil
         /// Dropout active (masks fixed by the seed, so the function is deterministic). Default false.
         public var training: Bool

@@ -86,10 +86,10 @@ extension RecurrentConfiguration {
 
     /// Resident bytes (``Kernels/residentBytes(ofBlock:)``) of the other buffers a Float network of this configuration
     /// keeps while it trains on sequences of at least 4 steps: per layer the copies of `weight_hh_l{k}` packed for the
-    /// recurrent products of the forward (R, G*H) and of the backward (G*H, R) (``Kernels/packedOperandBytes(rows:columns:precision:)``):
-    /// 4 bytes per weight with Float products, 2 with bfloat16 products (`Kernels.productPrecision`; the buffer keeps
-    /// the larger layout once both precisions have used it); and without biases the zeros read as biases and their
-    /// gradient scratch, (4, L, G*H).
+    /// recurrent products of the forward (R, G*H) and of the backward (G*H, R)
+    /// (``Kernels/packedOperandBytes(rows:columns:precision:)``): 4 bytes per weight with Float products, 2 with
+    /// bfloat16 products (`Kernels.productPrecision`; the buffer keeps the larger layout once both precisions have used
+    /// it); and without biases the zeros read as biases and their gradient scratch, (4, L, G*H).
     /// - Parameters:
     ///   - forward: the precision of the products of every forward that ran (`.float32` as soon as one ran in Float,
     ///     e.g. a validation forward).

@@ -23,7 +23,8 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// True for the LSTM, the only cell with a memory cell state `c`.
     public var hasCellState: Bool { self == .lstm }
 
-    /// Parses "rnn" / "rnn_tanh" / "tanh", "rnn_relu" / "relu", "rnn_linear" / "linear", "gru", "lstm" (case-insensitive).
+    /// Parses "rnn" / "rnn_tanh" / "tanh", "rnn_relu" / "relu", "rnn_linear" / "linear", "gru", "lstm"
+    /// (case-insensitive).
     public init(parsing name: String) throws {
         switch name.lowercased() {
         case "rnn", "rnn_tanh", "rnn-tanh", "tanh": self = .rnnTanh
@@ -54,10 +55,12 @@ public enum Initialization: String, Codable, CaseIterable, Sendable {
     case pytorch
     /// d2l's scratch models: weights from N(0, 0.01^2), biases zero.
     case d2l
-    /// IRNN (Le et al. 2015): each H x H gate block of W_hh = identity, W_ih from N(0, 0.001^2), biases zero (meant for ReLU RNNs).
+    /// IRNN (Le et al. 2015): each H x H gate block of W_hh = identity, W_ih from N(0, 0.001^2), biases zero (meant for
+    /// ReLU RNNs).
     case identity
     /// Orthogonal recurrent weights (Saxe et al. 2014): each H x H gate block of W_hh a random orthogonal matrix (QR of
-    /// a Gaussian, signs fixed as `torch.nn.init.orthogonal_`); W_ih and biases as ``pytorch``. Other layers as ``pytorch``.
+    /// a Gaussian, signs fixed as `torch.nn.init.orthogonal_`); W_ih and biases as ``pytorch``. Other layers as
+    /// ``pytorch``.
     case orthogonal
 }
 
@@ -115,8 +118,8 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
         case cell, inputSize, hiddenSize, numLayers, dropout, bias, bidirectional, projectionSize
     }
 
-    /// Decodes a configuration; `bias` (true), `bidirectional` (false) and `projectionSize` (0) are optional, as in files
-    /// written before they existed.
+    /// Decodes a configuration; `bias` (true), `bidirectional` (false) and `projectionSize` (0) are optional, as in
+    /// files written before they existed.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
@@ -146,7 +149,8 @@ public struct RecurrentConfiguration: Codable, Equatable, Sendable {
     public var stateSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
     /// Width of every output step: directions x ``stateSize``.
     public var outputSize: Int { directions * stateSize }
-    /// Rows of the initial and final states: directions x L (h is (directions x L, B, ``stateSize``), c (directions x L, B, H)).
+    /// Rows of the initial and final states: directions x L (h is (directions x L, B, ``stateSize``), c (directions x
+    /// L, B, H)).
     public var stateLayers: Int { directions * numLayers }
 
     /// Throws an error naming the first invalid field and its value.

@@ -131,7 +131,8 @@ extension RecurrentNetwork {
                 (carried + k * B * R).update(from: gradHidden.pointer, count: B * R)
                 if isLSTM { (carried + cells + k * B * H).update(from: gradCell.pointer, count: B * H) }
                 accumulateWeightGradients(k, steps, dProjected: dProjected, dRecurrent: dRecurrent)
-                // dL/dinput (rows, In) = dProjected x W_ih, per time block; for k > 0 the layer below's output gradient.
+                // dL/dinput (rows, In) = dProjected x W_ih, per time block; for k > 0 the layer below's output
+                // gradient.
                 if k == 0 && (cachedTokens != nil || inputGradient == nil) { continue }
                 let inSize = configuration.layerInputSize(k)
                 let firstLayerTarget = packing != nil ? packedInputGradient.pointer : inputGradient

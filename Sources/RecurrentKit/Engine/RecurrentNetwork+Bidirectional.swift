@@ -6,7 +6,8 @@
 
 /// A bidirectional stack: two one-layer networks per layer, and what it keeps between its forward and its backward.
 final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
-    /// Layer k's forward direction at 2k, its reverse direction at 2k + 1: one-layer networks bound to the stack's store.
+    /// Layer k's forward direction at 2k, its reverse direction at 2k + 1: one-layer networks bound to the stack's
+    /// store.
     private let networks: [RecurrentNetwork<Scalar>]
     override var directions: [RecurrentNetwork<Scalar>] { networks }
     /// (T, B, 2H) per layer: the joined output, after dropout below the last layer.
@@ -183,7 +184,8 @@ final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
     ) throws {
         let L = configuration.numLayers, H = configuration.stateSize, BH = B * H,
             cellRows = B * configuration.hiddenSize
-        // Two (T, B, 2H) buffers take turns: `current` holds dL/d(joined output of layer k), `other` receives layer k-1's.
+        // Two (T, B, 2H) buffers take turns: `current` holds dL/d(joined output of layer k), `other` receives layer
+        // k-1's.
         var current = gradJoined.reserve(T * B * 2 * H), other = gradBelow.reserve(T * B * 2 * H)
         current.update(from: outputGradient, count: T * B * 2 * H)
         for k in stride(from: L - 1, through: 0, by: -1) {

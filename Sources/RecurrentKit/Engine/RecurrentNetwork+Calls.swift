@@ -2,9 +2,10 @@
 // either layout, and the input-projection table token-by-token decoding reads.
 
 extension RecurrentNetwork {
-    /// Runs every layer over the sequence and returns the record that ``backward(_:outputGradient:finalStateGradient:truncation:)``
-    /// consumes. The record stays valid until the next forward of this network: a stale record, or one made by another
-    /// network, is refused instead of silently pairing the backward with another forward.
+    /// Runs every layer over the sequence and returns the record that
+    /// ``backward(_:outputGradient:finalStateGradient:truncation:)`` consumes. The record stays valid until the next
+    /// forward of this network: a stale record, or one made by another network, is refused instead of silently pairing
+    /// the backward with another forward.
     /// - Parameters:
     ///   - input: (T, B, I) dense features, or (T, B) one-hot indices; (B, T, I) and (B, T) with `layout: .batchFirst`.
     ///   - layout: ``SequenceLayout/timeMajor`` (default) or ``SequenceLayout/batchFirst`` (PyTorch `batch_first=True`);

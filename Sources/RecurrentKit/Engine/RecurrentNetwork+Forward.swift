@@ -79,7 +79,8 @@ extension RecurrentNetwork {
         let willRecompute = recomputeInterval.map { $0 < T } ?? false
         let segmentSteps = willRecompute ? recomputeInterval! : T
         let dropsOut = training && configuration.dropout > 0
-        // Reserve every buffer first: initial states may alias last call's final states, so copy them in before anything moves.
+        // Reserve every buffer first: initial states may alias last call's final states, so copy them in before
+        // anything moves.
         for k in 0..<L {
             let cache = layers[k]
             if k > 0 { cache.input.reserve(segmentSteps * B * configuration.layerInputSize(k)) }

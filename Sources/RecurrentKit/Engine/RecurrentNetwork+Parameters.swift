@@ -76,12 +76,14 @@ extension RecurrentNetwork {
         }
     }
 
-    /// `weight_ih_l{layer}` (or `weight_ih_l{layer}_reverse`), (G*H, In) with In the layer's input size, and its gradient.
+    /// `weight_ih_l{layer}` (or `weight_ih_l{layer}_reverse`), (G*H, In) with In the layer's input size, and its
+    /// gradient.
     /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
     public func weightIH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
         try view("weight_ih", layer, reverse)
     }
-    /// `weight_hr_l{layer}` (or `..._reverse`), (P, H): an LSTM's projection (``RecurrentConfiguration/projectionSize``), and its gradient.
+    /// `weight_hr_l{layer}` (or `..._reverse`), (P, H): an LSTM's projection
+    /// (``RecurrentConfiguration/projectionSize``), and its gradient.
     /// - Throws: when `layer` is outside [0, L), `reverse` on a one-direction stack, or the network has no projection.
     public func weightHR(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
         guard configuration.projectionSize > 0 else {
@@ -89,7 +91,8 @@ extension RecurrentNetwork {
         }
         return try view("weight_hr", layer, reverse)
     }
-    /// `weight_hh_l{layer}` (or `..._reverse`), (G*H, R) with R = ``RecurrentConfiguration/stateSize``, and its gradient.
+    /// `weight_hh_l{layer}` (or `..._reverse`), (G*H, R) with R = ``RecurrentConfiguration/stateSize``, and its
+    /// gradient.
     /// - Throws: when `layer` is outside [0, L), or `reverse` on a one-direction stack.
     public func weightHH(layer: Int, reverse: Bool = false) throws -> ParameterView<Scalar> {
         try view("weight_hh", layer, reverse)
@@ -171,7 +174,8 @@ extension RecurrentNetwork {
                 for (p, n) in [(weightIH[k], inCount)] + biases {
                     for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
                 }
-                // Each (H, R) gate block: the first R columns of a random H x H orthogonal matrix (orthonormal columns).
+                // Each (H, R) gate block: the first R columns of a random H x H orthogonal matrix (orthonormal
+                // columns).
                 for g in 0..<configuration.cell.gateCount {
                     let q = randomOrthogonal(H, generator: &generator)
                     for i in 0..<H { for j in 0..<R { weightHH[k][g * H * R + i * R + j] = Scalar(q[i * H + j]) } }

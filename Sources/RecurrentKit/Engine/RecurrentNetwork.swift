@@ -65,7 +65,8 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var cachedBatch = 0
     /// Counts forwards: a ``RecurrentRecord`` is valid only while this equals the count it was made with.
     var forwardGeneration = 0
-    /// (T, B) token indices of the cached forward when the input was one-hot (packed, (N), for a variable-length batch).
+    /// (T, B) token indices of the cached forward when the input was one-hot (packed, (N), for a variable-length
+    /// batch).
     var cachedTokens: [Int]? = nil
     /// Whether the cached forward read layer 0's input projections precomputed (`inputProjections`, inference only).
     var cachedProjected = false
@@ -88,11 +89,10 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
     var truncationGenerators: [SeededGenerator] = []
 
     /// Opt-in memory-efficient BPTT (after Gruslys et al. 2016): when set, forward keeps every layer's state only at
-    /// the start of each segment of `recomputeInterval` steps (plus the layer-0 input and the last layer's outputs, kept
-    /// whole) and backward recomputes
-    /// one segment's activations at a time, so activation memory follows the interval instead of T, for about one
-    /// extra forward pass. Gradients are bit-identical to the default. A positive multiple of ``timeBlockSteps``;
-    /// nil (default) keeps every activation.
+    /// the start of each segment of `recomputeInterval` steps (plus the layer-0 input and the last layer's outputs,
+    /// kept whole) and backward recomputes one segment's activations at a time, so activation memory follows the
+    /// interval instead of T, for about one extra forward pass. Gradients are bit-identical to the default. A positive
+    /// multiple of ``timeBlockSteps``; nil (default) keeps every activation.
     public var recomputeInterval: Int? = nil
     /// Data-parallel training: each forward's batch is the rows `dropoutShard.rows` of a global batch of
     /// `dropoutShard.globalBatch` rows (time-major, the shard's rows in order). The dropout masks between layers are

@@ -16,7 +16,8 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
     /// t >= lengths[b], and ``sequenceMask(lengths:steps:layout:)`` gives the matching loss weights.
     public let lengths: [Int]?
 
-    /// Every h_t of the last layer, (T, B, directions x H), or (B, T, directions x H) with ``SequenceLayout/batchFirst`` (a copy).
+    /// Every h_t of the last layer, (T, B, directions x H), or (B, T, directions x H) with
+    /// ``SequenceLayout/batchFirst`` (a copy).
     public var output: Tensor<Scalar> {
         get throws {
             try network.check(self)
@@ -25,7 +26,8 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
         }
     }
 
-    /// h_T (and c_T) of every layer, (directions x L, B, H) (a copy; carrying it into the next chunk cuts the gradient path).
+    /// h_T (and c_T) of every layer, (directions x L, B, H) (a copy; carrying it into the next chunk cuts the gradient
+    /// path).
     public var finalState: RecurrentState<Scalar> {
         get throws {
             try network.check(self)
@@ -33,8 +35,8 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
         }
     }
 
-    /// Calls `body` with the output in the network's workspace, (T, B, directions x H) time-major whatever the record's layout; the
-    /// buffer must not escape `body`. Allocates nothing.
+    /// Calls `body` with the output in the network's workspace, (T, B, directions x H) time-major whatever the record's
+    /// layout; the buffer must not escape `body`. Allocates nothing.
     public func withUnsafeOutput<R>(_ body: (UnsafeBufferPointer<Scalar>) throws -> R) throws -> R {
         try network.check(self)
         return try body(
@@ -47,8 +49,8 @@ public struct RecurrentRecord<Scalar: RecurrentScalar> {
         try network.copyFinalState(into: &state)
     }
 
-    /// Copies h_T of every layer into `hidden` (directions x L, B, H) and, for the LSTM when non-nil, c_T into `cell` (directions x L, B, H).
-    /// The buffers may be the ones this forward read its initial state from.
+    /// Copies h_T of every layer into `hidden` (directions x L, B, H) and, for the LSTM when non-nil, c_T into `cell`
+    /// (directions x L, B, H). The buffers may be the ones this forward read its initial state from.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func copyFinalState(hidden: UnsafeMutablePointer<Scalar>, cell: UnsafeMutablePointer<Scalar>?) throws {

@@ -23,14 +23,14 @@ struct CompactMatrix {
 /// ``RecurrentNetwork``, a ``Linear`` head on the last layer) with compact copies of its weight matrices: bfloat16
 /// or int8 with a scale per row (``WeightPrecision/bfloat16``, ``WeightPrecision/int8``).
 ///
-/// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream
-/// from cache; shrinking them is the lever. The decoder is a snapshot taken when it is created: compact copies of the
-/// weight matrices, Float copies of the biases and layer 0's input table; states and the element-wise math are Float (bf16
+/// At batch 1 every token re-reads every weight matrix once, so decoding is limited by how fast the weights stream from
+/// cache; shrinking them is the lever. The decoder is a snapshot taken when it is created: compact copies of the weight
+/// matrices, Float copies of the biases and layer 0's input table; states and the element-wise math are Float (bf16
 /// weights widen exactly to Float inside the matrix-vector kernel; int8 products quantize their input vector, see
 /// ``WeightPrecision/int8``). Layer 0's input projection is folded into a Float table (V, G*H) built by
-/// ``RecurrentNetwork/inputProjectionTable(embedding:vocabularySize:into:)`` (row v = W_ih x_v + b_ih for the one-hot or
-/// embedded token v), the same table Float generation reads, so layer 0 streams one table row and its W_hh per token,
-/// and its input part is exact; when the table would be large (a vocabulary much wider than the embedding, see
+/// ``RecurrentNetwork/inputProjectionTable(embedding:vocabularySize:into:)`` (row v = W_ih x_v + b_ih for the one-hot
+/// or embedded token v), the same table Float generation reads, so layer 0 streams one table row and its W_hh per
+/// token, and its input part is exact; when the table would be large (a vocabulary much wider than the embedding, see
 /// ``RecurrentNetwork/decodesWithInputTable(vocabularySize:embeddingSize:)``) layer 0 keeps a compact W_ih and a Float
 /// copy of the embedding instead. Later changes to the layers' parameters are not seen (make a new decoder). The
 /// element-wise step is the cells' own (the same code the network's forward runs); only the matrix products read
@@ -236,7 +236,8 @@ public final class CompactDecoder {
                 inputWeights[k - 1].multiply(hidden + (k - 1) * H, beta: 0, into: gates)
                 for j in 0..<GH { gates[j] += bih[j] }
             }
-            // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (compact weights).
+            // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (compact
+            // weights).
             switch cell {
             case .rnnTanh, .rnnReLU, .rnnLinear:
                 for j in 0..<GH { gates[j] += bhh[j] }

@@ -1,6 +1,6 @@
 /// How the weight matrices are stored for inference (generation, evaluation): the model's own Float weights, or compact
-/// copies that a ``CompactDecoder`` streams for every token. Not to be confused with ``ProductPrecision``, the precision
-/// of the matrix products in training.
+/// copies that a ``CompactDecoder`` streams for every token. Not to be confused with ``ProductPrecision``, the
+/// precision of the matrix products in training.
 public enum WeightPrecision: String, Codable, CaseIterable, Sendable {
     /// The model's own Float weights (the default; the path the PyTorch fixtures check).
     case float32

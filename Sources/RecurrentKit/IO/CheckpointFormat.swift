@@ -23,12 +23,13 @@ import Foundation
 /// - `training`: the trainer's state as JSON (a ``TrainerState``, or a language-model trainer's state);
 /// - your own keys.
 ///
-/// Written by ``ParameterStore/checkpointFile(metadata:optimizer:)`` (and so by ``ParameterStore/save(to:metadata:optimizer:)``,
-/// ``Trainer/save(to:metadata:)`` and `RecurrentKitText`'s `Checkpoint`). Read: ``ParameterStore/load(from:optimizer:)``
-/// takes the weights (and optimizer state) of every version and of a plain PyTorch `state_dict`; ``Trainer/restore(from:)``
-/// continues a run; `Checkpoint` loads a language model. Earlier versions: `recurrentkit.checkpoint.v1` and `v2`
-/// (language models of RecurrentKit 0.1 and 0.2, optimizer step count in their training state) and
-/// `recurrentkit.parameters.v1` (parameter files of 0.2, optimizer buffers `_optimizer.<buffer>`).
+/// Written by ``ParameterStore/checkpointFile(metadata:optimizer:)`` (and so by
+/// ``ParameterStore/save(to:metadata:optimizer:)``, ``Trainer/save(to:metadata:)`` and `RecurrentKitText`'s
+/// `Checkpoint`). Read: ``ParameterStore/load(from:optimizer:)`` takes the weights (and optimizer state) of every
+/// version and of a plain PyTorch `state_dict`; ``Trainer/restore(from:)`` continues a run; `Checkpoint` loads a
+/// language model. Earlier versions: `recurrentkit.checkpoint.v1` and `v2` (language models of RecurrentKit 0.1 and
+/// 0.2, optimizer step count in their training state) and `recurrentkit.parameters.v1` (parameter files of 0.2,
+/// optimizer buffers `_optimizer.<buffer>`).
 public enum CheckpointFormat {
     /// The version this library writes.
     public static let version = 3

@@ -27,7 +27,8 @@ extension ParameterStore {
     }
 
     /// The file ``save(to:metadata:optimizer:)`` writes, before it is serialized, for a writer that adds training
-    /// tensors of its own (names under ``CheckpointFormat/trainingTensorPrefix``), as a language model's checkpoint does.
+    /// tensors of its own (names under ``CheckpointFormat/trainingTensorPrefix``), as a language model's checkpoint
+    /// does.
     /// - Throws: on a reserved metadata key, or when a parameter is NaN or infinite (such a file is never written).
     public func checkpointFile(metadata: [String: String] = [:], optimizer: Optimizer? = nil) throws -> SafetensorsFile
     {

@@ -182,8 +182,8 @@ public struct SafetensorsFile: Sendable {
         return try Tensor(shape: entry.shape, scalars: values)
     }
 
-    /// `json` with every non-ASCII scalar written as a `\uXXXX` escape (a surrogate pair above U+FFFF). Such scalars can
-    /// only stand inside strings, where the escape means the same; it keeps them intact through every JSON reader
+    /// `json` with every non-ASCII scalar written as a `\uXXXX` escape (a surrogate pair above U+FFFF). Such scalars
+    /// can only stand inside strings, where the escape means the same; it keeps them intact through every JSON reader
     /// (Foundation's JSONSerialization on Linux drops a U+FEFF that starts an unescaped run of a string).
     static func asciiJSON(_ json: Foundation.Data) -> [UInt8] {
         guard json.contains(where: { $0 >= 0x80 }) else { return Array(json) }

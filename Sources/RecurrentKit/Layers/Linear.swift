@@ -99,7 +99,8 @@ public final class Linear<Scalar: RecurrentScalar>: ParameterizedLayer {
         hasBias ? ParameterView(store: parameters, name: parameterPrefix + "bias") : nil
     }
 
-    /// PyTorch's default: weight and bias from U(-1/sqrt(In), 1/sqrt(In)); d2l's scratch models: N(0, 0.01^2) weight, zero bias.
+    /// PyTorch's default: weight and bias from U(-1/sqrt(In), 1/sqrt(In)); d2l's scratch models: N(0, 0.01^2) weight,
+    /// zero bias.
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
         switch initialization {
         case .pytorch, .orthogonal:

@@ -6,7 +6,8 @@
 public struct SequenceBatch<Scalar: RecurrentScalar>: LayerValue {
     /// (T, B, I) dense features or (T, B) indices; (B, T, I) and (B, T) with ``layout`` batch-first.
     public var input: RecurrentInput<Scalar>
-    /// B lengths in [1, T] for a variable-length batch (rows padded after their length), or nil when every row has T steps.
+    /// B lengths in [1, T] for a variable-length batch (rows padded after their length), or nil when every row has T
+    /// steps.
     public var lengths: [Int]?
     /// Time-major (default) or batch-first.
     public var layout: SequenceLayout

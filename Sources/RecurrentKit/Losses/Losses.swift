@@ -155,8 +155,8 @@ public final class CrossEntropyLoss<Scalar: RecurrentScalar> {
 
 /// Loss weights for a variable-length batch: 1 at each row's valid steps (t < lengths[b]) and 0 at padded ones, one per
 /// output row: T*B in time-major order, or B*T with ``SequenceLayout/batchFirst``. Pass them as the `weights` of
-/// ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)`` or ``meanSquaredError(predictions:targets:weights:)`` to
-/// average over valid positions only, as a loss on `pad_packed_sequence`'s output masked by length does in PyTorch.
+/// ``softmaxCrossEntropy(logits:targets:ignoreIndex:weights:)`` or ``meanSquaredError(predictions:targets:weights:)``
+/// to average over valid positions only, as a loss on `pad_packed_sequence`'s output masked by length does in PyTorch.
 /// - Throws: when a length is outside [1, T].
 public func sequenceMask(lengths: [Int], steps T: Int, layout: SequenceLayout = .timeMajor) throws -> [Double] {
     let B = lengths.count

@@ -12,8 +12,8 @@ public enum Kernels {
     /// product (forward, backward, weight gradients, the recurrent step) rounds its two operands to bfloat16 (round to
     /// nearest even) and sums in Float; AVX512_BF16's `vdpbf16ps` computes them where the CPU has it, and the other
     /// levels compute the same bf16 products with Float multiply-adds. Weights, optimizer state, cell states and the
-    /// element-wise math stay Float. Per thread (other threads' models are not affected); `.float32` by default.
-    /// A weight packed for the recurrent step in one precision must be used in the same one (checked: the process stops).
+    /// element-wise math stay Float. Per thread (other threads' models are not affected); `.float32` by default. A
+    /// weight packed for the recurrent step in one precision must be used in the same one (checked: the process stops).
     public static var productPrecision: ProductPrecision {
         get { rk_bf16_products() != 0 ? .bfloat16 : .float32 }
         set { rk_set_bf16_products(newValue == .bfloat16 ? 1 : 0) }
@@ -100,9 +100,9 @@ public enum Kernels {
 
     /// Whether bfloat16 products use AVX512_BF16's `vdpbf16ps` now: true when the CPU has it, the active level is
     /// AVX-512 and it was not switched off here. Setting false runs, on such a CPU, the path of an AVX-512 CPU without
-    /// those instructions (an Ice Lake Xeon, for example): the same bf16 operands widened to Float and summed with Float
-    /// multiply-adds in an 8 x 32 register tile, the bits of the AVX2+FMA level. Setting true allows them again (no
-    /// effect on a CPU without them). For benchmarks and tests; affects the whole process.
+    /// those instructions (an Ice Lake Xeon, for example): the same bf16 operands widened to Float and summed with
+    /// Float multiply-adds in an 8 x 32 register tile, the bits of the AVX2+FMA level. Setting true allows them again
+    /// (no effect on a CPU without them). For benchmarks and tests; affects the whole process.
     public static var usesBFloat16DotInstructions: Bool {
         get { rk_bf16_dot_available() != 0 }
         set { _ = rk_set_bf16_dot(newValue ? 1 : 0) }

@@ -19,7 +19,8 @@ where RawSignificand: FixedWidthInteger {
     /// Packs op(B) (k, n) once, so many products with the same weight skip the per-call packing.
     static func pack(
         transB: Bool, k: Int, n: Int, b: UnsafePointer<Self>, ldb: Int, into packed: UnsafeMutableRawPointer)
-    /// C[m,n] = alpha * op(A) * packedB + beta * C, the contract of ``gemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
+    /// C[m,n] = alpha * op(A) * packedB + beta * C, the contract of
+    /// ``gemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
     static func gemmPacked(
         transA: Bool, m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
         packedB: UnsafeRawPointer, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)

@@ -12,12 +12,12 @@
 /// try trainer.train()
 /// ```
 ///
-/// The model is in training mode during updates and in evaluation mode while it is validated. Dropout masks come
-/// from a generator seeded by the options' seed, the batch's position and the process's rank, so they do not depend on
-/// how a run was interrupted (or, with ``RandomStream/continuous``, from one stream through the run). A model that
-/// carries its state between batches (a ``StatefulLayer``, e.g. a language model reading a text in order) restarts
-/// from zeros at every epoch and at every batch whose ``Batch/resetsState`` is set, and carries the final state of
-/// every applied update into the next batch. A trainer can stop after any update (time limit, `shouldStop`) and be saved with
+/// The model is in training mode during updates and in evaluation mode while it is validated. Dropout masks come from a
+/// generator seeded by the options' seed, the batch's position and the process's rank, so they do not depend on how a
+/// run was interrupted (or, with ``RandomStream/continuous``, from one stream through the run). A model that carries
+/// its state between batches (a ``StatefulLayer``, e.g. a language model reading a text in order) restarts from zeros
+/// at every epoch and at every batch whose ``Batch/resetsState`` is set, and carries the final state of every applied
+/// update into the next batch. A trainer can stop after any update (time limit, `shouldStop`) and be saved with
 /// ``save(to:metadata:)``; a trainer built the same way and ``restore(from:)`` continues bit-identically (weights,
 /// optimizer moments, position, best validation, history).
 ///

@@ -116,8 +116,8 @@ public enum RandomStream: String, Codable, Sendable {
     /// Batch k of epoch e draws from a generator made of the seed, e, k and the process's rank: the masks do not
     /// depend on how a run was interrupted, and each process of a data-parallel job draws its own.
     case perBatch
-    /// One generator, seeded by ``TrainerOptions/seed``, runs through the whole run (d2l's single stream; saved with the
-    /// trainer so a resumed run continues it). Every process of a data-parallel job draws the same numbers, which
+    /// One generator, seeded by ``TrainerOptions/seed``, runs through the whole run (d2l's single stream; saved with
+    /// the trainer so a resumed run continues it). Every process of a data-parallel job draws the same numbers, which
     /// suits layers that draw the whole batch's masks and keep their rows (``RecurrentNetwork/dropoutShard``).
     case continuous
 }

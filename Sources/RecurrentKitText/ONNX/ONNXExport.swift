@@ -187,7 +187,8 @@ func onnxGateOrder(_ cell: CellKind) -> [Int] {
     }
 }
 
-/// The (columns, rows) transpose of a row-major (rows, columns) matrix: the head's weight as `MatMul` reads it, and back.
+/// The (columns, rows) transpose of a row-major (rows, columns) matrix: the head's weight as `MatMul` reads it, and
+/// back.
 func transposed(_ values: [Float], rows: Int, columns: Int) -> [Float] {
     var out = [Float](repeating: 0, count: rows * columns)
     for r in 0..<rows { for c in 0..<columns { out[c * rows + r] = values[r * columns + c] } }

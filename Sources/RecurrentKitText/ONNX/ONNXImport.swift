@@ -193,8 +193,8 @@ extension ONNX {
                 )
             }
         }
-        // The initial states: a constant default (h0, c0 as initializers, or zeros made by ConstantOfShape) must be zero,
-        // the state the imported model starts from; a state given at run time (a graph input) is the caller's.
+        // The initial states: a constant default (h0, c0 as initializers, or zeros made by ConstantOfShape) must be
+        // zero, the state the imported model starts from; a state given at run time (a graph input) is the caller's.
         var seen: Set<String> = []
         for node in recurrent {
             for (index, role) in [(5, "initial_h"), (6, "initial_c")]

@@ -8,7 +8,8 @@ public func loadCorpusText(_ nameOrPath: String, allowStreams: Bool = true) thro
     return try loadTextFile(at: nameOrPath, allowStreams: allowStreams)
 }
 
-/// A text corpus compiled into the library (origins and SHA-1 checksums in Sources/_RecurrentKitCorpora/corpora/README.md).
+/// A text corpus compiled into the library (origins and SHA-1 checksums in
+/// Sources/_RecurrentKitCorpora/corpora/README.md).
 ///
 /// Both are ASCII with LF line endings, so ``text`` is exactly the file's bytes.
 public enum EmbeddedCorpus: String, CaseIterable, Sendable {

@@ -65,8 +65,8 @@ public struct PreparedCorpus: Equatable, Sendable {
         // cleaned text (d2l), or the cleaned lines and the text they are joined into (words: one String per line, about
         // 160 bytes beyond its characters with the allocator's overhead and the array's slot). Checked before it is
         // spent (a 1 GiB text in words mode trapped on a failed allocation under ulimit -v 4194304), and so is the
-        // encoding below, with the cleaned text's length bounded by its letters, their runs and its lines (a 700 MB text
-        // was refused by the encoding's check only after a minute of preparation).
+        // encoding below, with the cleaned text's length bounded by its letters, their runs and its lines (a 700 MB
+        // text was refused by the encoding's check only after a minute of preparation).
         if mode != .raw {
             var (bytes, lines, letters, runs, inRun) = (0, 1, 0, 0, false)
             for byte in text.utf8 {

@@ -6,8 +6,9 @@ import RecurrentKit
 ///
 /// A random-access collection of `Int` with indices `0..<count`: read it as an array (`tokens[i]`, `tokens.count`,
 /// `Array(tokens)`, `for token in tokens`). Equal lists hold equal values, whatever their width. Made by
-/// ``Vocabulary/encodeTokens(_:maxTokens:)`` and ``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:minimumFrequency:)``,
-/// or from any `[Int]` (an array literal too).
+/// ``Vocabulary/encodeTokens(_:maxTokens:)`` and
+/// ``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:minimumFrequency:)``, or from any `[Int]` (an array
+/// literal too).
 ///
 /// ```swift
 /// let tokens: TokenList = [3, 1, 4, 1, 5]

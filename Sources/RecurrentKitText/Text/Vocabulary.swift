@@ -223,8 +223,8 @@ public struct Vocabulary: Equatable, Codable, Sendable {
 
     /// char-rnn / nanoGPT vocabulary: the distinct Unicode scalars of `text`, sorted by scalar value.
     ///
-    /// "\r" and "\n" are separate tokens (no grapheme clustering). Empty text gives an empty
-    /// vocabulary (``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:minimumFrequency:)`` rejects empty text first).
+    /// "\r" and "\n" are separate tokens (no grapheme clustering). Empty text gives an empty vocabulary
+    /// (``PreparedCorpus/prepare(text:mode:maxTokens:validationFraction:minimumFrequency:)`` rejects empty text first).
     /// - Parameter text: the whole corpus, unchanged.
     /// - Returns: a raw-mode vocabulary (65 tokens for tiny Shakespeare).
     public static func raw(from text: String) -> Vocabulary {
@@ -342,7 +342,8 @@ public struct Vocabulary: Equatable, Codable, Sendable {
     private func encode<T: FixedWidthInteger>(_ text: String, maxTokens: Int?, as _: T.Type) throws -> [T] {
         let limit = max(maxTokens ?? Int.max, 0)
         if mode == .words {
-            // Words are separated by whitespace scalars (as when the vocabulary was built); an unknown word is `<unk>` (0).
+            // Words are separated by whitespace scalars (as when the vocabulary was built); an unknown word is `<unk>`
+            // (0).
             var indices: [T] = []
             var start: String.UnicodeScalarView.Index? = nil
             let scalars = text.unicodeScalars

@@ -154,8 +154,9 @@ public final class LanguageModelTrainer {
             measureValidation: validationTokens.isEmpty
                 ? nil
                 : { model in
-                    // The rows shared among the processes; every process decides from rank 0's figure: hosts whose kernels
-                    // differ (AVX-512 and AVX2) measure different last bits, and the best model and early stopping are collective.
+                    // The rows shared among the processes; every process decides from rank 0's figure: hosts whose
+                    // kernels differ (AVX-512 and AVX2) measure different last bits, and the best model and early
+                    // stopping are collective.
                     let measured = try Evaluation.meanCrossEntropy(
                         model: model, tokens: validationTokens, layout: layout, reducer: reducer)
                     return try reducer.broadcastFromRankZero(measured)

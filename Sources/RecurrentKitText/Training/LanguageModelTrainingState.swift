@@ -108,12 +108,13 @@ struct LanguageModelTrainingState: Codable {
         try validateCounters(minibatchesPerEpoch: minibatchesPerEpoch, tokensPerUpdate: tokensPerUpdate)
     }
 
-    /// The counters against each other, as ``LanguageModelTrainer/train(progress:shouldStop:afterStep:afterValidation:)``
-    /// advances them: every minibatch of an epoch (``LanguageModelTrainer/minibatchesPerEpoch`` m, or m + 1) adds 1 to
-    /// `doneInEpoch` and either applies an update (`step` and the optimizer's count + 1, `tokenCount` + T x B, the loss
-    /// and norm added to the sums) or is skipped (`skippedSteps` + 1, only with `skipNonFinite`); the epoch's end appends
-    /// one ``EpochReport`` (its number, `step`), then `epoch` + 1 and `doneInEpoch` = 0, and the next epoch's first
-    /// minibatch zeroes the sums. Checked on resume: a file no run could write is refused, naming the field.
+    /// The counters against each other, as
+    /// ``LanguageModelTrainer/train(progress:shouldStop:afterStep:afterValidation:)`` advances them: every minibatch of
+    /// an epoch (``LanguageModelTrainer/minibatchesPerEpoch`` m, or m + 1) adds 1 to `doneInEpoch` and either applies
+    /// an update (`step` and the optimizer's count + 1, `tokenCount` + T x B, the loss and norm added to the sums) or
+    /// is skipped (`skippedSteps` + 1, only with `skipNonFinite`); the epoch's end appends one ``EpochReport`` (its
+    /// number, `step`), then `epoch` + 1 and `doneInEpoch` = 0, and the next epoch's first minibatch zeroes the sums.
+    /// Checked on resume: a file no run could write is refused, naming the field.
     private func validateCounters(minibatchesPerEpoch m: Int, tokensPerUpdate: Int) throws {
         func bad(_ field: String, _ value: Any, _ rule: String) -> RecurrentKitError {
             RecurrentKitError("checkpoint training state: \(field) \(value) \(rule)")

@@ -15,7 +15,8 @@ public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
 public enum BPTTStrategy: String, Codable, CaseIterable, Sendable {
     /// Regular truncation: chunks of `numSteps`, the state carried between them with its gradient cut (d2l 8.5).
     case truncated
-    /// Full BPTT: each row of the epoch is one chunk of (N-1)/(B+1) steps, backpropagated end to end (one update per epoch).
+    /// Full BPTT: each row of the epoch is one chunk of (N-1)/(B+1) steps, backpropagated end to end (one update per
+    /// epoch).
     case full
     /// Randomized truncation (Tallec and Ollivier 2017) over the same long chunks as `full`: the recurrent gradient
     /// continues each step with probability 1 - 1/numSteps (expected length numSteps), weighted so it is unbiased.
@@ -55,7 +56,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var dropout: Double = 0
     /// Embedding width, or nil for one-hot input (d2l). Default nil.
     public var embeddingSize: Int? = nil
-    /// Whether the recurrent layers have biases (PyTorch `bias`); nil means true (and keeps older checkpoints' metadata).
+    /// Whether the recurrent layers have biases (PyTorch `bias`); nil means true (and keeps older checkpoints'
+    /// metadata).
     public var recurrentBias: Bool? = nil
     /// LSTM projection width (PyTorch `proj_size`, below ``hiddenSize``); nil or 0: none.
     public var projectionSize: Int? = nil
@@ -335,13 +337,14 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
             validates ? block(product(max(min(numSteps, T), 1), B, V, float)) : 0,
             samples ? sum(block(product(V, GH, float)), product(2, block(product(prefixTokens, GH, float)))) : 0,
             product(2, L, B, stateWidth, float))
-        // Mixed precision: the calling thread's bf16 copy of the largest B operand of an unpacked product (k, n), and of
-        // the largest A operand (k, m) of a product with m <= 128 rows.
+        // Mixed precision: the calling thread's bf16 copy of the largest B operand of an unpacked product (k, n), and
+        // of the largest A operand (k, m) of a product with m <= 128 rows.
         var mixed: Int? = 0
         if bfloat16 {
             let rows = min(T, RecurrentNetwork<Float>.timeBlockSteps) * B  // rows of one time block's products
             // (k, n, m) of op(A) (m, k) x op(B) (k, n): the head's forward and backward, the recurrent step forward and
-            // backward (B packed once per forward: its A only), W_hh's gradient, layer inputs' products, the projection.
+            // backward (B packed once per forward: its A only), W_hh's gradient, layer inputs' products, the
+            // projection.
             var products: [(k: Int, n: Int, m: Int, packedB: Bool)] = [
                 (R, V, TB, false), (V, R, TB, false), (TB, R, V, false),
                 (R, GH, B, true), (GH, R, B, true), (rows, R, GH, false),
