@@ -15,7 +15,8 @@
 // slice (milliseconds for microseconds of work): a 2-thread run beside busy processes was 1.4x slower than a 1-thread
 // one. So the caller measures each job: when it waited for workers longer than RK_PREEMPT_NS and longer than it
 // worked, the jobs of the next RK_SERIAL_MIN_NS run on the caller alone (the workers go to sleep), doubling up to
-// RK_SERIAL_MAX_NS while it happens again and back to the minimum after RK_CLEAN_JOBS jobs without it. On an idle
+// RK_SERIAL_MAX_NS while it happens again, halving again after twice its length of parallel jobs without it (a count
+// of clean jobs would not do: jobs last microseconds, and beside one busy process the span never grew). On an idle
 // machine a wait like that does not happen, and the window is short enough to cost little if it does.
 //
 // Which thread runs a chunk never changes the arithmetic, so results do not depend on timing.
@@ -48,7 +49,6 @@
 #define RK_PREEMPT_NS 1000000LL // a wait of 1 ms for a worker's chunk: it was preempted
 #define RK_SERIAL_MIN_NS 20000000LL // then 20 ms of jobs on the caller alone,
 #define RK_SERIAL_MAX_NS 1280000000LL // doubling up to 1.28 s,
-#define RK_CLEAN_JOBS 256 // back to 20 ms after this many parallel jobs without such a wait
 
 static pthread_mutex_t g_job_lock = PTHREAD_MUTEX_INITIALIZER; // one job at a time
 static pthread_mutex_t g_sleep_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,7 +70,7 @@ static rk_task_fn g_fn;
 static void *g_ctx;
 // The serial windows (guarded by g_job_lock): jobs that start before g_serial_until run on the caller alone.
 static long long g_serial_until, g_serial_span = RK_SERIAL_MIN_NS;
-static int g_clean_jobs;
+static long long g_last_change; // when the span last doubled or halved
 static _Atomic long long g_serial_windows; // how many windows were opened (rk_pool_serial_windows)
 
 static long long rk_now_ns(void) {
@@ -192,11 +192,11 @@ void rk_parallel(int nchunks, rk_task_fn fn, void *ctx) {
     if (t2 - t1 > RK_PREEMPT_NS && t2 - t1 > t1 - t0) {
         g_serial_until = t2 + g_serial_span;
         if (g_serial_span < RK_SERIAL_MAX_NS) g_serial_span *= 2;
-        g_clean_jobs = 0;
+        g_last_change = g_serial_until;
         atomic_fetch_add_explicit(&g_serial_windows, 1, memory_order_relaxed);
-    } else if (++g_clean_jobs >= RK_CLEAN_JOBS) {
-        g_serial_span = RK_SERIAL_MIN_NS;
-        g_clean_jobs = 0;
+    } else if (g_serial_span > RK_SERIAL_MIN_NS && t2 - g_last_change > 2 * g_serial_span) {
+        g_serial_span /= 2;
+        g_last_change = t2;
     }
     pthread_mutex_unlock(&g_job_lock);
 }
