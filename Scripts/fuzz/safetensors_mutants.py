@@ -54,15 +54,9 @@ def replaced(value, path, new, delete=False):
     if not path:
         return new
     head, rest = path[0], path[1:]
-    if isinstance(value, dict) and head in value:
-        copy = dict(value)
-        if delete and not rest:
-            del copy[head]
-        else:
-            copy[head] = replaced(value[head], rest, new, delete)
-        return copy
-    if isinstance(value, list) and isinstance(head, int) and head < len(value):
-        copy = list(value)
+    if (isinstance(value, dict) and head in value) or (
+            isinstance(value, list) and isinstance(head, int) and head < len(value)):
+        copy = value.copy()  # a dict or a list: the same steps for a key or an index
         if delete and not rest:
             del copy[head]
         else:

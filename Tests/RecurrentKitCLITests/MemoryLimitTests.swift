@@ -36,10 +36,7 @@ final class MemoryLimitTests: XCTestCase {
     /// `ulimit -v 4194304` on a 1.3 GB allocation of the counts; found by Scripts/fuzz): the counting checks the memory
     /// each time the number of distinct words doubles, and refuses with one line.
     func testDistinctWordsAreCheckedAsTheyAreCounted() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-distinct-\(UUID().uuidString)")
-            .path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let folder = try temporaryFolder("rk-distinct")
         // 2.5 million distinct five-letter words (a counter in base 26), ten to a line: 15 MB.
         var bytes = [UInt8]()
         bytes.reserveCapacity(15_000_000)
@@ -62,10 +59,7 @@ final class MemoryLimitTests: XCTestCase {
     /// The tokens a text in words or d2l mode will need are checked before its preparation, from a bound on the
     /// cleaned text's length: a 700 MB text was refused only after a minute of preparation (found by Scripts/fuzz).
     func testEncodingIsCheckedBeforeThePreparation() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-encode-\(UUID().uuidString)")
-            .path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let folder = try temporaryFolder("rk-encode")
         let corpus = folder + "/one-line.txt"
         try Data(String(repeating: "the time traveller ", count: (24 << 20) / 19).utf8).write(
             to: URL(fileURLWithPath: corpus))
@@ -75,6 +69,15 @@ final class MemoryLimitTests: XCTestCase {
             XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
             XCTAssertTrue(refused.err.contains("once prepared) into tokens"), refused.err)
         }
+    }
+
+    /// A new empty folder named `prefix`-UUID in the temporary directory, removed when the test ends.
+    private func temporaryFolder(_ prefix: String) throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+        return folder
     }
 
     /// `rnn train --corpus CORPUS --text-mode MODE` (H 8, one epoch, one thread) under `ulimit -v KIBIBYTES`.
@@ -101,10 +104,7 @@ final class MemoryLimitTests: XCTestCase {
     /// `ulimit -v 4194304`; found while measuring import for #30). Here 32 MB under 256 MiB, where it trapped too: now
     /// refused with one line, or imported when the limit leaves enough (a smaller runtime elsewhere), never a trap.
     func testONNXImportIsCheckedBeforeItIsSpent() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-import-\(UUID().uuidString)")
-            .path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let folder = try temporaryFolder("rk-import")
         var generator = SeededGenerator(seed: 30)
         let model = try LanguageModel<Float>(
             .init(vocabularySize: 28, cell: .lstm, hiddenSize: 1400), generator: &generator)
@@ -126,10 +126,7 @@ final class MemoryLimitTests: XCTestCase {
     /// that copy is checked first and refused with one line; it trapped on a failed allocation (a 1 GiB text under
     /// `ulimit -v 4194304`, and this 12 MiB one of short lines under 192 MiB; found by Scripts/fuzz).
     func testWordsModePreparationIsCheckedBeforeItIsSpent() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rk-words-\(UUID().uuidString)")
-            .path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let folder = try temporaryFolder("rk-words")
         let corpus = folder + "/short-lines.txt"
         try Data(String(repeating: "abcdefghijklmnop\n", count: (12 << 20) / 17).utf8).write(
             to: URL(fileURLWithPath: corpus))
