@@ -36,7 +36,7 @@ final class MixedPrecisionTests: XCTestCase {
     /// On a CPU with AVX512_BF16 also without it (the path of an Ice Lake Xeon: the same bf16 operands through Float
     /// multiply-adds).
     func testBFloat16GradientsAreCloseToFloatAndDeterministic() throws {
-        XCTAssertGreaterThanOrEqual(48, RecurrentNetwork<Float>.packingMinimumSteps)
+        XCTAssertGreaterThanOrEqual(48, OneDirectionStack<Float>.packingMinimumSteps)
         let dotPaths = Kernels.usesBFloat16DotInstructions ? [true, false] : [false]
         for (cell, dot) in [CellKind.rnnTanh, .gru, .lstm].flatMap({ c in dotPaths.map { (c, $0) } }) {
             Kernels.usesBFloat16DotInstructions = dot

@@ -9,7 +9,7 @@
 
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
-extension RecurrentNetwork {
+extension OneDirectionStack {
     /// r, z = sigmoid(P + R), R = h_{t-1} W_hh^T + b_hh; n = tanh(P_n + r R_n); h_t = (1 - z) n + z h_{t-1}.
     func gruForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize, GH = 3 * H

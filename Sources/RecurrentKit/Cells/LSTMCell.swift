@@ -11,7 +11,7 @@
 
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
-extension RecurrentNetwork {
+extension OneDirectionStack {
     /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
     func lstmForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize, GH = 4 * H, R = configuration.stateSize

@@ -8,7 +8,7 @@
 
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
-extension RecurrentNetwork {
+extension OneDirectionStack {
     /// h_t = act(P_t + b_hh + h_{t-1} W_hh^T), P_t = W_ih x_t + b_ih already in `gates`.
     func rnnForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize

@@ -10,7 +10,7 @@ class RowTask {
     func run(_ rows: Range<Int>) { fatalError("RowTask.run is abstract") }
 }
 
-/// The per-step tasks of one ``RecurrentNetwork``, built once.
+/// The per-step tasks of one `OneDirectionStack`, built once.
 final class StepRowTasks<Scalar: RecurrentScalar> {
     let rnnForward = RNNForwardRows<Scalar>()
     let rnnBackward = RNNBackwardRows<Scalar>()
@@ -22,7 +22,7 @@ final class StepRowTasks<Scalar: RecurrentScalar> {
 
 /// Runs `task` over batch rows [0, B) in two halves on the kernel pool when the step is large enough (B >= 2,
 /// B * width >= 16384). The split depends on the sizes only, never on the thread count, and each row's arithmetic is
-/// the same either way, so results are identical for any thread count. The task is an object built once per network
+/// the same either way, so results are identical for any thread count. The task is an object built once per stack
 /// (`StepRowTasks`) and re-pointed each step, and the pool receives it as an unretained pointer, so a step
 /// allocates nothing (a closure here would box its captures on the heap at every step).
 @inline(__always)

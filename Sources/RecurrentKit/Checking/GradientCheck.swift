@@ -303,14 +303,19 @@ public enum GradientCheck {
 }
 
 extension RecurrentNetwork {
-    /// Appends, for a ReLU RNN, whether each pre-activation of the cached forward was positive (every layer, step,
-    /// row and unit: h_t > 0 exactly when its pre-activation is), so a gradient check can tell whether a perturbation
-    /// moved any pre-activation across the kink at 0. Other cells have no kink and append nothing. Requires caches
-    /// that hold every step (no recompute interval).
+    /// Appends, for a ReLU RNN, whether each pre-activation of the cached forward was positive (every direction, layer,
+    /// step, row and unit: h_t > 0 exactly when its pre-activation is), so a gradient check can tell whether a
+    /// perturbation moved any pre-activation across the kink at 0. Other cells have no kink and append nothing.
+    /// Requires caches that hold every step (no recompute interval).
+    func appendReLUSigns(to signs: inout [Bool]) {
+        for engine in stack.engines { engine.appendReLUSigns(to: &signs) }
+    }
+}
+
+extension OneDirectionStack {
+    /// ``RecurrentNetwork/appendReLUSigns(to:)`` for this direction's layers.
     func appendReLUSigns(to signs: inout [Bool]) {
         guard configuration.cell == .rnnReLU, !recomputes else { return }
-        for direction in stack.directions { direction.appendReLUSigns(to: &signs) }
-        guard stack.directions.isEmpty else { return }
         let count = (packing?.validRows ?? cachedSteps * cachedBatch) * configuration.stateSize
         for k in 0..<configuration.numLayers {
             let h = layers[k].hidden.pointer + cachedBatch * configuration.stateSize  // h_1 ... h_T

@@ -183,7 +183,7 @@ extension RecurrentNetwork {
         guard V >= 1, embedding != nil || V == I else {
             throw RecurrentKitError.invalidArgument("vocabularySize", V, "must be the one-hot width \(I)")
         }
-        let w = weightIH[0], b = biasIH[0]
+        let w = weights.weightIH[0], b = weights.biasIH[0]
         if let embedding {
             fillRows(table, rows: V, with: b, width: GH)
             Scalar.gemm(

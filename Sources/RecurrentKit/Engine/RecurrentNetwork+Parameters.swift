@@ -11,33 +11,6 @@ func ownParameters<Scalar: RecurrentScalar>(
 }
 
 extension RecurrentNetwork {
-    /// Points the per-layer parameter and gradient pointers into `parameters` under `prefix` (names checked before).
-    func resolvePointers() {
-        // A bidirectional stack's work is done by its direction networks; its own per-layer pointers stay empty.
-        let L = configuration.bidirectional ? 0 : configuration.numLayers
-        weightIH = (0..<L).map { parameters.value(parameterName("weight_ih", $0)) }
-        weightHH = (0..<L).map { parameters.value(parameterName("weight_hh", $0)) }
-        // Without biases the stack reads zeros and adds bias gradients into scratch no one reads, so its loops stay
-        // the same (adding +0 changes no value).
-        let GH = configuration.cell.gateCount * configuration.hiddenSize
-        let zeros = configuration.bias ? nil : absentBias.reserve(4 * L * GH)
-        if let zeros { zeros.update(repeating: 0, count: 4 * L * GH) }
-        /// The bias pointer of `base` for layer `k`: in the store, or block `block` of the absent-bias buffer.
-        func biasPointer(_ base: String, _ k: Int, block: Int, gradient: Bool) -> UnsafeMutablePointer<Scalar> {
-            if let zeros { return zeros + (block * L + k) * GH }
-            return gradient ? parameters.gradient(parameterName(base, k)) : parameters.value(parameterName(base, k))
-        }
-        biasIH = (0..<L).map { biasPointer("bias_ih", $0, block: 0, gradient: false) }
-        biasHH = (0..<L).map { biasPointer("bias_hh", $0, block: 1, gradient: false) }
-        gradWeightIH = (0..<L).map { parameters.gradient(parameterName("weight_ih", $0)) }
-        gradWeightHH = (0..<L).map { parameters.gradient(parameterName("weight_hh", $0)) }
-        gradBiasIH = (0..<L).map { biasPointer("bias_ih", $0, block: 2, gradient: true) }
-        gradBiasHH = (0..<L).map { biasPointer("bias_hh", $0, block: 3, gradient: true) }
-        let projects = configuration.projectionSize > 0
-        weightHR = projects ? (0..<L).map { parameters.value(parameterName("weight_hr", $0)) } : []
-        gradWeightHR = projects ? (0..<L).map { parameters.gradient(parameterName("weight_hr", $0)) } : []
-    }
-
     /// The full name of parameter `base` (`weight_ih`, ...) of layer `k` in ``parameters``.
     func parameterName(_ base: String, _ k: Int, reverse: Bool = false) -> String {
         prefix + base + naming.suffix(layer: k, reverse: reverse)
@@ -54,10 +27,9 @@ extension RecurrentNetwork {
     /// Records of earlier forwards become stale.
     public func _bind(to store: ParameterStore<Scalar>, prefix: String) throws {
         try Self.checkDeclared(configuration, in: store, prefix: prefix, naming: naming)
-        for direction in stack.directions { try direction._bind(to: store, prefix: prefix) }
         parameters = store
         self.prefix = prefix
-        resolvePointers()
+        for engine in stack.engines { engine.weights.bind(to: store, prefix: prefix) }
         cachedSteps = 0
         forwardGeneration &+= 1
     }
@@ -142,74 +114,7 @@ extension RecurrentNetwork {
     }
 
     /// Draws every parameter of this network again (in `state_dict` order, row-major).
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
     public func initialize(_ initialization: Initialization, generator: inout SeededGenerator) {
-        for direction in stack.directions { direction.initialize(initialization, generator: &generator) }
-        guard stack.directions.isEmpty else { return }  // a composition's parameters are its directions'
-
-        let H = configuration.hiddenSize, R = configuration.stateSize
-        let bound = 1 / Double(H).squareRoot()
-        for k in 0..<configuration.numLayers {
-            let rows = configuration.cell.gateCount * H
-            let inCount = rows * configuration.layerInputSize(k)
-            let hhCount = rows * R
-            // A projection's W_hr (P, H) comes last in each layer's `state_dict` order, drawn like the other weights.
-            let projection = weightHR.isEmpty ? [] : [(weightHR[k], R * H)]
-            switch initialization {
-            case .pytorch:
-                let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
-                for (p, n) in [(weightIH[k], inCount), (weightHH[k], hhCount)] + biases + projection {
-                    for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
-                }
-            case .d2l:
-                for i in 0..<inCount { weightIH[k][i] = Scalar(0.01 * generator.normal()) }
-                for i in 0..<hhCount { weightHH[k][i] = Scalar(0.01 * generator.normal()) }
-                if configuration.bias {
-                    biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows)
-                }
-                for (p, n) in projection { for i in 0..<n { p[i] = Scalar(0.01 * generator.normal()) } }
-            case .orthogonal:
-                let biases = configuration.bias ? [(biasIH[k], rows), (biasHH[k], rows)] : []
-                for (p, n) in [(weightIH[k], inCount)] + biases {
-                    for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) }
-                }
-                // Each (H, R) gate block: the first R columns of a random H x H orthogonal matrix (orthonormal
-                // columns).
-                for g in 0..<configuration.cell.gateCount {
-                    let q = randomOrthogonal(H, generator: &generator)
-                    for i in 0..<H { for j in 0..<R { weightHH[k][g * H * R + i * R + j] = Scalar(q[i * H + j]) } }
-                }
-                for (p, n) in projection { for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) } }
-            case .identity:
-                for i in 0..<inCount { weightIH[k][i] = Scalar(0.001 * generator.normal()) }
-                weightHH[k].update(repeating: 0, count: hhCount)
-                // Identity on each gate block's diagonal (for the RNN, the whole W_hh).
-                for r in 0..<rows where r % H < R { weightHH[k][r * R + r % H] = 1 }
-                if configuration.bias {
-                    biasIH[k].update(repeating: 0, count: rows); biasHH[k].update(repeating: 0, count: rows)
-                }
-                for (p, n) in projection { for i in 0..<n { p[i] = Scalar(generator.uniform(-bound, bound)) } }
-            }
-        }
+        for engine in stack.engines { engine.weights.initialize(initialization, generator: &generator) }
     }
-}
-
-/// A random n x n orthogonal matrix, row-major: QR of a standard Gaussian matrix by modified Gram-Schmidt in Double,
-/// each column's sign made that of R's diagonal (as `torch.nn.init.orthogonal_`, so the draw is uniform).
-func randomOrthogonal(_ n: Int, generator: inout SeededGenerator) -> [Double] {
-    var a = (0..<(n * n)).map { _ in generator.normal() }  // a[i * n + j]: row i, column j
-    for j in 0..<n {
-        for p in 0..<j {
-            var dot = 0.0
-            for i in 0..<n { dot += a[i * n + p] * a[i * n + j] }
-            for i in 0..<n { a[i * n + j] -= dot * a[i * n + p] }
-        }
-        var norm = 0.0
-        for i in 0..<n { norm += a[i * n + j] * a[i * n + j] }
-        norm = norm.squareRoot()
-        // Column j of Q = a_j / r_jj with r_jj = norm > 0 (a Gaussian matrix is full rank with probability 1).
-        for i in 0..<n { a[i * n + j] /= max(norm, .leastNormalMagnitude) }
-    }
-    return a
 }

@@ -46,7 +46,7 @@ extension RecurrentNetwork {
             try g.h.requireShape(L, B, R, name: "finalStateGradient.h")
             if let c = g.c { try c.requireShape(L, B, H, name: "finalStateGradient.c") }
         }
-        let dense = cachedTokens == nil
+        let dense = !cachedOneHot
         var inputGradient = dense ? Tensor<Scalar>(zeros: [T, B, I]) : nil
         var dh0 = Tensor<Scalar>(zeros: [L, B, R])
         var dc0: Tensor<Scalar>? = configuration.cell.hasCellState ? Tensor(zeros: [L, B, H]) : nil

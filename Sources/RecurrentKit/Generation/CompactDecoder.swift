@@ -150,18 +150,18 @@ public final class CompactDecoder {
                 return CompactMatrix(rows: rows, cols: cols, bf16: nil, int8: copy, scales: scales, sums: sums)
             }
         }
-        firstInput = table ? nil : compact(network.weightIH[0], rows: GH, cols: E)
+        firstInput = table ? nil : compact(network.weights.weightIH[0], rows: GH, cols: E)
         inputWeights = (1..<max(L, 1)).map {
-            compact(network.weightIH[$0], rows: GH, cols: configuration.layerInputSize($0))
+            compact(network.weights.weightIH[$0], rows: GH, cols: configuration.layerInputSize($0))
         }
-        recurrentWeights = (0..<L).map { compact(network.weightHH[$0], rows: GH, cols: H) }
+        recurrentWeights = (0..<L).map { compact(network.weights.weightHH[$0], rows: GH, cols: H) }
         outputWeight = compact(output.weightValues, rows: O, cols: H)
         // Float copies of the biases and layer 0's table, so the decoder stays a consistent snapshot.
         let floats = allocateAligned(Float.self, count: 2 * L * GH + O + (table ? V * GH : V * E))
         floatCopies = floats
         for k in 0..<L {
-            (floats + k * GH).update(from: network.biasIH[k], count: GH)
-            (floats + (L + k) * GH).update(from: network.biasHH[k], count: GH)
+            (floats + k * GH).update(from: network.weights.biasIH[k], count: GH)
+            (floats + (L + k) * GH).update(from: network.weights.biasHH[k], count: GH)
         }
         inputBias = (0..<L).map { floats + $0 * GH }
         recurrentBias = (0..<L).map { floats + (L + $0) * GH }

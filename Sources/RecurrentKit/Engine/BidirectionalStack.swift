@@ -1,15 +1,16 @@
 // Bidirectional stacks (PyTorch `bidirectional=True`): every layer runs a forward direction over the sequence and a
-// reverse direction over the time-reversed sequence, each a one-layer network with its own parameters
+// reverse direction over the time-reversed sequence, each a one-layer OneDirectionStack with its own parameters
 // (`*_l{k}` and `*_l{k}_reverse`); the layer's output joins the two halves, (T, B, 2H) (2P with an LSTM projection:
 // H below is the state width), and feeds the next layer
 // through dropout. The directions run the cells' own loops (Cells/), so no equation is written here.
 
-/// A bidirectional stack: two one-layer networks per layer, and what it keeps between its forward and its backward.
-final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
-    /// Layer k's forward direction at 2k, its reverse direction at 2k + 1: one-layer networks bound to the stack's
-    /// store.
-    private let networks: [RecurrentNetwork<Scalar>]
-    override var directions: [RecurrentNetwork<Scalar>] { networks }
+/// A bidirectional stack: two one-layer, one-direction stacks per layer, and what it keeps between its forward and its
+/// backward.
+final class BidirectionalStack<Scalar: RecurrentScalar>: LayerStack<Scalar> {
+    /// Layer k's forward direction at 2k, its reverse direction at 2k + 1, reading the store's `*_l{k}` and
+    /// `*_l{k}_reverse` parameters.
+    private let directions: [OneDirectionStack<Scalar>]
+    override var engines: [OneDirectionStack<Scalar>] { directions }
     /// (T, B, 2H) per layer: the joined output, after dropout below the last layer.
     let outputs: [Workspace<Scalar>]
     /// (T, B, 2H) per layer below the last: dropout keep masks scaled by 1/(1-p), valid when `droppedOut[k]`.
@@ -17,9 +18,9 @@ final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
     private var droppedOut: [Bool]
     /// The cached forward's row lengths (variable-length batch), or nil when every row ran all T steps.
     private var lengths: [Int]? = nil
+    /// Whether the cached forward read one-hot tokens (no input gradient).
+    private var oneHot = false
     private let configuration: RecurrentConfiguration
-    /// The network this stack runs the layers of.
-    private unowned let stack: RecurrentNetwork<Scalar>
     private let reversedInput = Workspace<Scalar>()  // (T, B, In) time-reversed layer input
     private var reversedTokens: [Int] = []  // (T, B) time-reversed one-hot input of layer 0
     private let gradJoined = Workspace<Scalar>()  // (T, B, 2H) dL/d(joined output) of the layer being processed
@@ -29,30 +30,29 @@ final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
     private let gradInputForward = Workspace<Scalar>()  // (T, B, In) dL/dx through the forward direction
     private let gradInputReverse = Workspace<Scalar>()  // (T, B, In) dL/dx through the reverse direction, time-reversed
 
-    init(_ stack: RecurrentNetwork<Scalar>) throws {
-        let c = stack.configuration
+    /// The stack of `c` (bidirectional) over `parameters` under `prefix` (names checked by the network).
+    init(_ c: RecurrentConfiguration, parameters: ParameterStore<Scalar>, prefix: String) {
         configuration = c
-        self.stack = stack
-        var made: [RecurrentNetwork<Scalar>] = []
+        var made: [OneDirectionStack<Scalar>] = []
         for k in 0..<c.numLayers {
             let one = RecurrentConfiguration(
                 cell: c.cell, inputSize: c.layerInputSize(k), hiddenSize: c.hiddenSize, numLayers: 1,
                 dropout: 0, bias: c.bias, projectionSize: c.projectionSize)
             for reverse in [false, true] {
+                let naming = ParameterNaming.direction(layer: k, reverse: reverse)
                 made.append(
-                    try RecurrentNetwork(
-                        one, parameters: stack.parameters, prefix: stack.prefix,
-                        naming: .direction(layer: k, reverse: reverse)))
+                    OneDirectionStack(
+                        one, weights: RecurrentWeights(one, naming: naming, store: parameters, prefix: prefix)))
             }
         }
-        networks = made
+        directions = made
         outputs = (0..<c.numLayers).map { _ in Workspace() }
         masks = (0..<c.numLayers).map { _ in Workspace() }
         droppedOut = Array(repeating: false, count: c.numLayers)
     }
 
     /// Bytes of the directions' caches and of the joined outputs, masks and gradient scratch.
-    override var extraActivationBytes: Int {
+    override var activationMemoryBytes: Int {
         directions.reduce(0) { $0 + $1.activationMemoryBytes }
             + (outputs + masks + [
                 reversedInput, gradJoined, gradBelow, gradForward, gradReverse, gradInputForward, gradInputReverse,
@@ -84,58 +84,60 @@ final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
 
     override func forward(
         steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
-        c0: UnsafePointer<Scalar>?, lengths: [Int]?, packed: Bool, inputProjections: UnsafePointer<Scalar>?,
-        training: Bool, generator: inout SeededGenerator
+        c0: UnsafePointer<Scalar>?, lengths: [Int]?, inputProjections: UnsafePointer<Scalar>?, training: Bool,
+        recomputeInterval: Int?, dropoutShard: BatchShard?, generator: inout SeededGenerator
     ) throws {
+        // Rows that all run T steps need no packing, and then the reverse direction starts at T-1 for every row.
+        let packed = lengths.map { !$0.allSatisfy { $0 == T } } ?? false
         try forwardLayers(
             steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
-            training: training, generator: &generator)
-        stack.packing = nil
-        stack.cachedTokens = tokens
-        stack.cachedSteps = T
-        stack.cachedBatch = B
-        stack.forwardGeneration &+= 1
+            training: training, recomputeInterval: recomputeInterval, generator: &generator)
+        oneHot = tokens != nil
     }
 
     override func backward(
         steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
         finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
         initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?,
-        truncation: BackwardTruncation
+        truncation: BackwardTruncation, recorder: HiddenGradientRecorder<Scalar>?
     ) throws {
         guard truncation == .none else {
             throw RecurrentKitError("truncation inside a chunk is not defined for a bidirectional stack; use .none")
         }
+        guard recorder == nil else {
+            throw RecurrentKitError("hidden-gradient recording is not available for a bidirectional stack")
+        }
         try backwardLayers(
             steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-            finalCellGradient: finalCellGradient, inputGradient: stack.cachedTokens == nil ? inputGradient : nil,
+            finalCellGradient: finalCellGradient, inputGradient: oneHot ? nil : inputGradient,
             initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
     }
 
     override var output: UnsafeMutablePointer<Scalar> { outputs[configuration.numLayers - 1].pointer }
-    override func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> { networks[k].finalHidden(layer: 0) }
-    override func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> { networks[k].finalCell(layer: 0) }
+    override func finalHidden(layer k: Int) -> UnsafeMutablePointer<Scalar> { directions[k].finalHidden(layer: 0) }
+    override func finalCell(layer k: Int) -> UnsafeMutablePointer<Scalar> { directions[k].finalCell(layer: 0) }
 
     /// Every layer, each direction over its own time order, joined (and dropped out below the last layer).
     private func forwardLayers(
         steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
-        c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, generator: inout SeededGenerator
+        c0: UnsafePointer<Scalar>?, lengths: [Int]?, training: Bool, recomputeInterval: Int?,
+        generator: inout SeededGenerator
     ) throws {
         let L = configuration.numLayers, H = configuration.stateSize, BH = B * H,
             cellRows = B * configuration.hiddenSize
         self.lengths = lengths
-        for direction in networks { direction.recomputeInterval = stack.recomputeInterval }
         let dropsOut = training && configuration.dropout > 0 && L > 1
         let seed = dropsOut ? generator.next() : 0
         var unused = SeededGenerator(seed: 0)  // one-layer directions have no dropout of their own
         for k in 0..<L {
             let In = configuration.layerInputSize(k)
-            let forward = networks[2 * k], reverse = networks[2 * k + 1]
+            let forward = directions[2 * k], reverse = directions[2 * k + 1]
             let x: UnsafePointer<Scalar>? = k == 0 ? input : UnsafePointer(outputs[k - 1].pointer)
             let layerTokens = k == 0 ? tokens : nil
             try forward.forward(
                 steps: T, batch: B, input: x, tokens: layerTokens, h0: h0.map { $0 + 2 * k * BH },
-                c0: c0.map { $0 + 2 * k * cellRows }, lengths: lengths, training: false, generator: &unused)
+                c0: c0.map { $0 + 2 * k * cellRows }, lengths: lengths, inputProjections: nil, training: false,
+                recomputeInterval: recomputeInterval, dropoutShard: nil, generator: &unused)
             if let layerTokens {
                 if reversedTokens.count != T * B { reversedTokens = Array(repeating: 0, count: T * B) }
                 for t in 0..<T {
@@ -145,13 +147,15 @@ final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
                 }
                 try reverse.forward(
                     steps: T, batch: B, input: nil, tokens: reversedTokens, h0: h0.map { $0 + (2 * k + 1) * BH },
-                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
+                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, inputProjections: nil,
+                    training: false, recomputeInterval: recomputeInterval, dropoutShard: nil, generator: &unused)
             } else {
                 let xr = reversedInput.reserve(T * B * In)
                 reverseTime(x!, into: xr, steps: T, batch: B, width: In)
                 try reverse.forward(
                     steps: T, batch: B, input: xr, tokens: nil, h0: h0.map { $0 + (2 * k + 1) * BH },
-                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, training: false, generator: &unused)
+                    c0: c0.map { $0 + (2 * k + 1) * cellRows }, lengths: lengths, inputProjections: nil,
+                    training: false, recomputeInterval: recomputeInterval, dropoutShard: nil, generator: &unused)
             }
             // Join: step t holds the forward direction's h_t and the reverse direction's state after reading x_t.
             let joined = outputs[k].reserve(T * B * 2 * H)
@@ -203,14 +207,14 @@ final class BidirectionalLayers<Scalar: RecurrentScalar>: LayerStack<Scalar> {
             let dxF = wantsInput ? gradInputForward.reserve(T * B * In) : nil
             let dxR = wantsInput ? gradInputReverse.reserve(T * B * In) : nil
             for (index, (direction, dOut, dx)) in [
-                (networks[2 * k], UnsafePointer(dF), dxF), (networks[2 * k + 1], UnsafePointer(dR), dxR),
+                (directions[2 * k], UnsafePointer(dF), dxF), (directions[2 * k + 1], UnsafePointer(dR), dxR),
             ].enumerated() {
                 let row = (2 * k + index) * BH, cellRow = (2 * k + index) * cellRows
                 try direction.backward(
-                    outputGradient: dOut, finalHiddenGradient: finalHiddenGradient.map { $0 + row },
+                    steps: T, batch: B, outputGradient: dOut, finalHiddenGradient: finalHiddenGradient.map { $0 + row },
                     finalCellGradient: finalCellGradient.map { $0 + cellRow }, inputGradient: dx,
                     initialHiddenGradient: initialHiddenGradient.map { $0 + row },
-                    initialCellGradient: initialCellGradient.map { $0 + cellRow })
+                    initialCellGradient: initialCellGradient.map { $0 + cellRow }, truncation: .none, recorder: nil)
             }
             guard wantsInput, let dxF, let dxR else { continue }
             // dL/dx_t = through the forward direction at t + through the reverse direction at its step T-1-t.

@@ -1,46 +1,18 @@
-// The recurrent stack's backward: every layer last first over the cached forward (recomputed segments, truncation,
-// the d2l 8.7 gradient-norm recording), adding the parameter gradients.
+// One direction's backward: every layer last first over the cached forward (recomputed segments, truncation, the
+// d2l 8.7 gradient-norm recording when an analysis attached a recorder), adding the parameter gradients.
 
 import _RecurrentKitKernels
 
-extension RecurrentNetwork {
-    /// Backward through the cached forward. `outputGradient` is (T, B, H); `finalHiddenGradient` and
-    /// `finalCellGradient` are (L, B, H) or nil for zeros. Writes (overwrites) `inputGradient` (T, B, I) when
-    /// non-nil and the input was dense, and `initialHiddenGradient`/`initialCellGradient` (L, B, H) when non-nil.
-    /// Adds every parameter gradient into the store.
+extension OneDirectionStack {
+    /// The layer loop's backward, after the network checked that a forward it can differentiate ran. Specialized, as
+    /// `forwardLayers`. `recorder` (analysis only) receives dL/dh_t of every layer and step.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    func backward(
-        outputGradient: UnsafePointer<Scalar>,
-        finalHiddenGradient: UnsafePointer<Scalar>?,
-        finalCellGradient: UnsafePointer<Scalar>?,
-        inputGradient: UnsafeMutablePointer<Scalar>?,
-        initialHiddenGradient: UnsafeMutablePointer<Scalar>?,
-        initialCellGradient: UnsafeMutablePointer<Scalar>?,
-        truncation: BackwardTruncation = .none
-    ) throws {
-        let T = cachedSteps, B = cachedBatch
-        guard T > 0 else { throw RecurrentKitError("backward called without a forward pass") }
-        guard !cachedProjected else {
-            throw RecurrentKitError(
-                "a forward from precomputed input projections is for inference: it has no input to differentiate")
-        }
-        try stack.backward(
-            steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-            finalCellGradient: finalCellGradient, inputGradient: inputGradient,
-            initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient,
-            truncation: truncation)
-    }
-
-    /// The backward of this network's own layer loop (`OneDirectionStack`), after `backward` checked that a forward
-    /// it can differentiate ran. Specialized, as `forwardOneDirection`.
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
-    func backwardOneDirection(
+    func backwardLayers(
         steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
         finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,
         initialHiddenGradient: UnsafeMutablePointer<Scalar>?, initialCellGradient: UnsafeMutablePointer<Scalar>?,
-        truncation: BackwardTruncation
+        truncation: BackwardTruncation, recorder: HiddenGradientRecorder<Scalar>?
     ) throws {
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
             R = configuration.stateSize
@@ -63,12 +35,14 @@ extension RecurrentNetwork {
             for k in 0..<L { packedBackward[k].pack(transB: false, k: GH, n: R, b: weightHH[k], ldb: R) }
             packedBackwardReady = true
         }
-        if let hiddenGradientRecorder {
+        if let recorder {
             guard packing == nil else {
                 throw RecurrentKitError("hidden-gradient recording is not available for a variable-length batch")
             }
-            hiddenGradientRecorder.begin(layers: L, steps: T, batch: B, stateSize: R)
+            recorder.begin(layers: L, steps: T, batch: B, stateSize: R)
         }
+        hiddenGradientRecorder = recorder
+        defer { hiddenGradientRecorder = nil }
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
         let segmentList = segments(steps: T)
         let segmentSteps = segmentList[0].count

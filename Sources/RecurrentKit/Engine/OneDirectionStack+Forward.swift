@@ -1,77 +1,19 @@
-// The recurrent stack's forward: every layer over the time steps (packed rows, dropout between layers, recompute
+// One direction's forward: every layer over the time steps (packed rows, dropout between layers, recompute
 // segments), caching what the backward needs.
 
 import _RecurrentKitKernels
 
-extension RecurrentNetwork {
-    /// Forward over T steps. `input` is (T, B, I) dense or nil with `tokens` (T*B indices in [0, I)).
-    /// `h0`, `c0` are (L, B, H) or nil for zeros; they are copied before any cache is resized, so they may point into
-    /// memory the previous forward wrote (`finalHidden(layer:)` itself). `lengths` (B values in [1, T]) makes a
-    /// variable-length batch: row b runs its first lengths[b] steps only (see SequencePacking.swift).
+extension OneDirectionStack {
+    /// The layer loop's forward, after the network checked its arguments and `forward` configured the packing of a
+    /// variable-length batch (`packed`). Specialized: it is reached through a method of the stack's base class, whose
+    /// generic entry would otherwise run the whole layer loop unspecialized (60% slower, measured).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    func forward(
-        steps T: Int, batch B: Int,
-        input: UnsafePointer<Scalar>?, tokens: [Int]?,
-        h0: UnsafePointer<Scalar>?, c0: UnsafePointer<Scalar>?, lengths: [Int]? = nil,
-        inputProjections: UnsafePointer<Scalar>? = nil,
-        training: Bool, generator: inout SeededGenerator
-    ) throws {
-        let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
-            R = configuration.stateSize
-        let GH = G * H, I = configuration.inputSize
-        guard T >= 1 else { throw RecurrentKitError.invalidArgument("steps", T, "must be at least 1") }
-        guard B >= 1 else { throw RecurrentKitError.invalidArgument("batch", B, "must be at least 1") }
-        if let interval = recomputeInterval, interval < 1 || interval % Self.timeBlockSteps != 0 {
-            throw RecurrentKitError.invalidArgument(
-                "recompute interval", interval, "must be a positive multiple of \(Self.timeBlockSteps)")
-        }
-        // Every check comes before anything changes, so a refused forward leaves the last record usable.
-        if let lengths { try SequencePacking.check(lengths, steps: T, batch: B) }
-        if let shard = dropoutShard, training, configuration.dropout > 0 {
-            guard shard.count == B else {
-                throw RecurrentKitError("dropout shard has \(shard.count) rows but the batch has \(B)")
-            }
-            guard lengths == nil, !configuration.bidirectional else {
-                throw RecurrentKitError("a dropout shard is not available with variable-length or bidirectional layers")
-            }
-        }
-        if let tokens {
-            guard tokens.count == T * B else {
-                throw RecurrentKitError("one-hot input has \(tokens.count) indices, expected T*B = \(T * B)")
-            }
-            for (i, token) in tokens.enumerated() where token < 0 || token >= I {
-                // Padded positions of a variable-length batch are never read: any value is allowed there.
-                if let lengths, i / B >= lengths[i % B] { continue }
-                throw RecurrentKitError("one-hot index \(token) at position \(i) is outside [0, \(I))")
-            }
-        } else if input == nil && inputProjections == nil {
-            throw RecurrentKitError("forward needs dense input, one-hot tokens or input projections")
-        }
-        if inputProjections != nil {
-            guard input == nil, tokens == nil else {
-                throw RecurrentKitError("give input projections instead of the input, not with it")
-            }
-            guard !configuration.bidirectional else {
-                throw RecurrentKitError("input projections are not defined for a bidirectional stack")
-            }
-        }
-        let packed = try lengths.map { try packingStorage.configure($0, steps: T, batch: B) } ?? false
-        try stack.forward(
-            steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: lengths, packed: packed,
-            inputProjections: inputProjections, training: training, generator: &generator)
-    }
-
-    /// The forward of this network's own layer loop (`OneDirectionStack`), after `forward` checked its arguments and
-    /// configured the packing of a variable-length batch (`packed`). Specialized: the stack reaches it through a class
-    /// method, whose generic entry would otherwise run the whole layer loop unspecialized (60% slower, measured).
-    @_specialize(where Scalar == Float)
-    @_specialize(where Scalar == Double)
-    func forwardOneDirection(
+    func forwardLayers(
         steps T: Int, batch B: Int, input: UnsafePointer<Scalar>?, tokens: [Int]?, h0: UnsafePointer<Scalar>?,
         c0: UnsafePointer<Scalar>?, packed: Bool, inputProjections: UnsafePointer<Scalar>?, training: Bool,
-        generator: inout SeededGenerator
-    ) throws {
+        recomputeInterval: Int?, dropoutShard: BatchShard?, generator: inout SeededGenerator
+    ) {
         let L = configuration.numLayers, H = configuration.hiddenSize, G = configuration.cell.gateCount,
             R = configuration.stateSize
         let GH = G * H, I = configuration.inputSize
@@ -142,8 +84,8 @@ extension RecurrentNetwork {
             cachedTokens = tokens
         }
         cachedSteps = T
-        forwardGeneration &+= 1
         cachedBatch = B
+        self.dropoutShard = dropoutShard
         cachedTraining = training
         recomputes = willRecompute
         cachedSegmentSteps = segmentSteps
