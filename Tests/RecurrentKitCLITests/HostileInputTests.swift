@@ -69,15 +69,12 @@ final class HostileInputTests: XCTestCase {
         _ checkpoint: Checkpoint, _ fields: [String: Any?], tensors: [String: Tensor<Float>?] = [:],
         doubleTensors: [String: Tensor<Double>?] = [:]
     ) throws -> Checkpoint {
-        var json = try JSONSerialization.jsonObject(with: Data(checkpoint.training.utf8)) as! [String: Any]
-        for (key, value) in fields { json[key] = value }
         var extra = checkpoint.extraTensors, extra64 = checkpoint.extraDoubleTensors
         for (name, tensor) in tensors { extra[name] = tensor }
         for (name, tensor) in doubleTensors { extra64[name] = tensor }
-        let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         return try Checkpoint(
-            model: checkpoint.model, vocabulary: checkpoint.vocabulary, training: String(decoding: data, as: UTF8.self),
-            extraTensors: extra, extraDoubleTensors: extra64)
+            model: checkpoint.model, vocabulary: checkpoint.vocabulary,
+            training: try editingJSON(checkpoint.training, fields), extraTensors: extra, extraDoubleTensors: extra64)
     }
 
     func field(_ checkpoint: Checkpoint, _ name: String) throws -> Any? {

@@ -40,31 +40,21 @@ final class BlockingCheckpointTests: XCTestCase {
         }
 
         // Files written before the blocking was recorded load, and resume; a value that is not a blocking is refused.
-        func edited(_ edit: (inout SafetensorsFile) -> Void) throws -> Checkpoint {
-            var f = file
-            edit(&f)
-            return try Checkpoint.parse(try f.serialized())
-        }
-        let old = try edited { $0.metadata["kernel_blocking"] = nil }
+        let old = try checkpoint(bytes) { $0.metadata["kernel_blocking"] = nil }
         XCTAssertNil(old.savedKernelBlocking)
         XCTAssertEqual(try LanguageModelTrainer(resumingFrom: old).step, trainer.step)
         for junk in ["", "f32 8x32 kc512", "f32 8x32 kc512 mc192 nc1024, f64 8x16 kc256 mc224 nc1024\nx", "AVX-512"] {
-            XCTAssertThrowsError(try edited { $0.metadata["kernel_blocking"] = junk }) {
+            XCTAssertThrowsError(try checkpoint(bytes) { $0.metadata["kernel_blocking"] = junk }) {
                 XCTAssertTrue("\($0)".contains("kernel_blocking"), "\($0)")
             }
         }
-        var object = try XCTUnwrap(
-            try JSONSerialization.jsonObject(with: Data(trainer.checkpoint().training.utf8)) as? [String: Any])
-        object["kernelBlocking"] = nil
-        let withoutState = try edited {
-            $0.metadata["training"] = String(
-                decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let training = try trainer.checkpoint().training
+        let withoutState = try checkpoint(bytes) {
+            $0.metadata["training"] = try editingJSON(training, ["kernelBlocking": nil])
         }
         XCTAssertNil(try LanguageModelTrainer(resumingFrom: withoutState).savedKernelBlocking)
-        object["kernelBlocking"] = "kc 512"
-        let badState = try edited {
-            $0.metadata["training"] = String(
-                decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let badState = try checkpoint(bytes) {
+            $0.metadata["training"] = try editingJSON(training, ["kernelBlocking": "kc 512"])
         }
         XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: badState)) {
             XCTAssertTrue("\($0)".contains("kernelBlocking"), "\($0)")

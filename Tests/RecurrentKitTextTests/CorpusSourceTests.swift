@@ -40,16 +40,8 @@ final class CorpusSourceTests: XCTestCase {
         try trainer.train(shouldStop: { trainer.step >= 1 })
         let checkpoint = try trainer.checkpoint()
         // The checkpoint now names a FIFO (a hostile or stale file): refused, naming why, without opening it for long.
-        var json = try XCTUnwrap(
-            try JSONSerialization.jsonObject(with: Data(checkpoint.training.utf8)) as? [String: Any])
-        var saved = try XCTUnwrap(json["options"] as? [String: Any])
-        saved["corpus"] = fifo
-        json["options"] = saved
-        let edited = try Checkpoint(
-            model: checkpoint.model, vocabulary: checkpoint.vocabulary,
-            training: String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
-            extraTensors: checkpoint.extraTensors, extraDoubleTensors: checkpoint.extraDoubleTensors,
-            optimizerStepCount: checkpoint.optimizerStepCount)
+        let edited = try checkpoint.replacingTraining(
+            try editingJSON(checkpoint.training, ["corpus": fifo], in: "options"))
         let start = monotonicSeconds()
         XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: edited)) {
             XCTAssertTrue("\($0)".contains("not a regular file") && "\($0)".contains("checkpoint"), "\($0)")

@@ -255,9 +255,7 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertEqual(current.writtenByVersion, RecurrentKitVersion.string)
         XCTAssertEqual(current.savedKernelLevel, Kernels.activeLevel)
         func parse(_ edit: (inout SafetensorsFile) -> Void) throws -> Checkpoint {
-            var file = try SafetensorsFile(bytes: bytes)
-            edit(&file)
-            return try Checkpoint.parse(try file.serialized())
+            try checkpoint(bytes, editedBy: edit)
         }
         func refused(_ fragment: String, _ edit: (inout SafetensorsFile) -> Void) {
             XCTAssertThrowsError(try parse(edit)) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
@@ -314,17 +312,10 @@ final class HostileCheckpointTests: XCTestCase {
         let bytes = try trainer.checkpoint().serialized()
         XCTAssertEqual(try Checkpoint.parse(bytes).model.configuration.projectionSize, 3)
         func edited(_ key: String, _ value: Any?, in field: String) throws -> Checkpoint {
-            var file = try SafetensorsFile(bytes: bytes)
-            var json = try JSONSerialization.jsonObject(with: Data(file.metadata[field]!.utf8)) as! [String: Any]
-            if field == "training" {
-                var options = json["options"] as! [String: Any]
-                options[key] = value
-                json["options"] = options
-            } else {
-                json[key] = value
+            try checkpoint(bytes) {
+                $0.metadata[field] = try editingJSON(
+                    $0.metadata[field]!, [key: value], in: field == "training" ? "options" : nil)
             }
-            file.metadata[field] = String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
-            return try Checkpoint.parse(try file.serialized())
         }
         // Model metadata: out of range, of the wrong type, or inconsistent with the tensors: one line each, never a
         // trap.
@@ -361,19 +352,12 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertEqual(resumed.savedKernelLevel, Kernels.activeLevel.name)
         // A file of 0.1 (no kernel level recorded) still resumes; a made-up level is refused.
         let base = try trainer.checkpoint()
-        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(base.training.utf8)) as? [String: Any])
-        object["kernelLevel"] = nil
-        let old = try Checkpoint(
-            model: base.model, vocabulary: base.vocabulary,
-            training: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self),
-            extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)
+        let old = try base.replacingTraining(try editingJSON(base.training, ["kernelLevel": nil]))
         XCTAssertNil(try LanguageModelTrainer(resumingFrom: old).savedKernelLevel)
         XCTAssertThrowsError(
             try LanguageModelTrainer(
-                resumingFrom: try Checkpoint(
-                    model: base.model, vocabulary: base.vocabulary,
-                    training: try replacingField("kernelLevel", with: "\"SSE9\\nx\"", in: base.training),
-                    extraTensors: base.extraTensors, extraDoubleTensors: base.extraDoubleTensors)))
+                resumingFrom: try base.replacingTraining(
+                    try replacingField("kernelLevel", with: "\"SSE9\\nx\"", in: base.training))))
         try resumed.setTimeLimit(0.3)
         let start = Date()
         XCTAssertFalse(try resumed.train())
@@ -475,15 +459,8 @@ final class HostileCheckpointTests: XCTestCase {
 
     /// The training JSON with one top-level (or `options`) field's value replaced by raw JSON text.
     private func replacingField(_ field: String, with raw: String, in training: String) throws -> String {
-        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(training.utf8)) as? [String: Any])
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(training.utf8)) as? [String: Any])
         let value = try JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])
-        if object[field] != nil {
-            object[field] = value
-        } else {
-            var options = try XCTUnwrap(object["options"] as? [String: Any])
-            options[field] = value
-            object["options"] = options
-        }
-        return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        return try editingJSON(training, [field: value], in: object[field] != nil ? nil : "options")
     }
 }

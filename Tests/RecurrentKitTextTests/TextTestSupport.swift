@@ -1,5 +1,6 @@
 // Helpers of the text library's tests.
 import RecurrentKit
+
 @testable import RecurrentKitText
 
 /// The largest |logit difference| between Float generation (`generationLogits`) and `session` per call: first after
@@ -14,4 +15,21 @@ func compactLogitDifferences(
         return zip(r, c).map { abs($0 - $1) }.max()!
     }
     return try [worst(warmUp, reset: true)] + tokens.map { try worst([$0], reset: false) }
+}
+
+/// The checkpoint that `bytes` (a serialized checkpoint) become after `edit` changes their safetensors file, metadata or
+/// tensors: how the hostile-input and format tests make a damaged, older or foreign file without writing one.
+func checkpoint(_ bytes: [UInt8], editedBy edit: (inout SafetensorsFile) throws -> Void) throws -> Checkpoint {
+    var file = try SafetensorsFile(bytes: bytes)
+    try edit(&file)
+    return try Checkpoint.parse(try file.serialized())
+}
+
+extension Checkpoint {
+    /// This checkpoint with its training state JSON replaced (model, vocabulary, tensors and step count kept).
+    func replacingTraining(_ training: String) throws -> Checkpoint {
+        try Checkpoint(
+            model: model, vocabulary: vocabulary, training: training, extraTensors: extraTensors,
+            extraDoubleTensors: extraDoubleTensors, optimizerStepCount: optimizerStepCount)
+    }
 }
