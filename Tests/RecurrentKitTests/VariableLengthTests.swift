@@ -272,6 +272,16 @@ final class VariableLengthTests: XCTestCase {
         let record = try lstm(.dense(x), lengths: [4, 2], generator: &g)
         XCTAssertEqual(record.lengths, [4, 2])
         XCTAssertThrowsError(try lstm.backward(record, outputGradient: Tensor(zeros: [4, 2, 3])))
+        // A bidirectional stack cannot record either, and says so instead of recording nothing.
+        let both = try LSTM<Float>(inputSize: 2, hiddenSize: 3, bidirectional: true, generator: &g)
+        let recorder = HiddenGradientRecorder<Float>()
+        both.hiddenGradientRecorder = recorder
+        let joined = try both(.dense(x), generator: &g)
+        XCTAssertThrowsError(try both.backward(joined, outputGradient: Tensor(zeros: [4, 2, 6]))) { error in
+            XCTAssertTrue("\(error)".contains("bidirectional"), "\(error)")
+        }
+        XCTAssertTrue(recorder.gradients.isEmpty)
+        XCTAssertTrue((0..<both.parameters.count).allSatisfy { both.parameters.gradients[$0] == 0 })
     }
 }
 
