@@ -1,5 +1,5 @@
 // What a network of a configuration holds while it trains, computed from the sizes alone (before anything is
-// allocated): the workspaces of RecurrentNetwork.swift and the packed copies of W_hh, so a trainer can estimate a
+// allocated): the workspaces of OneDirectionStack.swift and the packed copies of W_hh, so a trainer can estimate a
 // run's memory and refuse hopeless sizes.
 
 extension RecurrentConfiguration {
@@ -62,7 +62,7 @@ extension RecurrentConfiguration {
         }
         // Layer 0, the middle layers (all alike: input and dropout mask), the last layer (no dropout mask).
         let layers = checkedSum(layer(0), L > 2 ? checkedProduct(layer(1), L - 2) : 0, L > 1 ? layer(L - 1) : 0)
-        // The stack's workspaces in the order of `RecurrentNetwork.activationMemoryBytes`.
+        // The stack's workspaces in the order of `OneDirectionStack.activationMemoryBytes`.
         let stack = checkedSum(
             workspace(!oneHotInput, T, B, I),  // inputCopy
             workspace(recomputes, T, B, R),  // outputSequence
