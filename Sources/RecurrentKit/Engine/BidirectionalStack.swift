@@ -18,8 +18,6 @@ final class BidirectionalStack<Scalar: RecurrentScalar>: LayerStack<Scalar> {
     private var droppedOut: [Bool]
     /// The cached forward's row lengths (variable-length batch), or nil when every row ran all T steps.
     private var lengths: [Int]? = nil
-    /// Whether the cached forward read one-hot tokens (no input gradient).
-    private var oneHot = false
     private let configuration: RecurrentConfiguration
     private let reversedInput = Workspace<Scalar>()  // (T, B, In) time-reversed layer input
     private var reversedTokens: [Int] = []  // (T, B) time-reversed one-hot input of layer 0
@@ -88,11 +86,10 @@ final class BidirectionalStack<Scalar: RecurrentScalar>: LayerStack<Scalar> {
         recomputeInterval: Int?, dropoutShard: BatchShard?, generator: inout SeededGenerator
     ) throws {
         // Rows that all run T steps need no packing, and then the reverse direction starts at T-1 for every row.
-        let packed = lengths.map { !$0.allSatisfy { $0 == T } } ?? false
+        let packed = lengths.map { SequencePacking.needsPacking($0, steps: T) } ?? false
         try forwardLayers(
             steps: T, batch: B, input: input, tokens: tokens, h0: h0, c0: c0, lengths: packed ? lengths : nil,
             training: training, recomputeInterval: recomputeInterval, generator: &generator)
-        oneHot = tokens != nil
     }
 
     override func backward(
@@ -109,7 +106,7 @@ final class BidirectionalStack<Scalar: RecurrentScalar>: LayerStack<Scalar> {
         }
         try backwardLayers(
             steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-            finalCellGradient: finalCellGradient, inputGradient: oneHot ? nil : inputGradient,
+            finalCellGradient: finalCellGradient, inputGradient: inputGradient,
             initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient)
     }
 

@@ -16,8 +16,9 @@ class LayerStack<Scalar: RecurrentScalar> {
     ) throws { fatalError("LayerStack.forward is abstract") }
 
     /// Backpropagates through the last forward: `outputGradient` (T, B, directions x R), the final-state gradients
-    /// (directions x L, B, R / H) or nil for zeros; overwrites the non-nil input and initial-state gradients and adds
-    /// every parameter gradient into the store. `recorder` receives dL/dh_t of every step (analysis only).
+    /// (directions x L, B, R / H) or nil for zeros; overwrites the non-nil input and initial-state gradients (the
+    /// network passes no input gradient after one-hot input) and adds every parameter gradient into the store.
+    /// `recorder` receives dL/dh_t of every step (analysis only).
     func backward(
         steps T: Int, batch B: Int, outputGradient: UnsafePointer<Scalar>, finalHiddenGradient: UnsafePointer<Scalar>?,
         finalCellGradient: UnsafePointer<Scalar>?, inputGradient: UnsafeMutablePointer<Scalar>?,

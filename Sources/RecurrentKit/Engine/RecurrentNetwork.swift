@@ -190,7 +190,7 @@ public class RecurrentNetwork<Scalar: RecurrentScalar>: ParameterizedLayer {
         }
         try stack.backward(
             steps: T, batch: B, outputGradient: outputGradient, finalHiddenGradient: finalHiddenGradient,
-            finalCellGradient: finalCellGradient, inputGradient: inputGradient,
+            finalCellGradient: finalCellGradient, inputGradient: cachedOneHot ? nil : inputGradient,
             initialHiddenGradient: initialHiddenGradient, initialCellGradient: initialCellGradient,
             truncation: truncation, recorder: hiddenGradientRecorder)
     }

@@ -25,7 +25,7 @@ final class SequencePacking {
     /// arrays have grown to this size). Returns false when every row runs all T steps: the batch needs no packing.
     func configure(_ given: [Int], steps T: Int, batch B: Int) throws -> Bool {
         try Self.check(given, steps: T, batch: B)
-        if given.allSatisfy({ $0 == T }) { return false }
+        if !Self.needsPacking(given, steps: T) { return false }
         steps = T; batch = B
         lengths.removeAll(keepingCapacity: true); lengths.append(contentsOf: given)
         resize(&counts, T + 2); resize(&order, B); resize(&batchSizes, T + 1); resize(&rowStart, T + 1)
@@ -45,6 +45,9 @@ final class SequencePacking {
         }
         return true
     }
+
+    /// Whether `lengths` make a variable-length batch: false when every row runs all T steps.
+    static func needsPacking(_ lengths: [Int], steps T: Int) -> Bool { !lengths.allSatisfy { $0 == T } }
 
     /// Throws unless `lengths` has B values in [1, T]; changes nothing, so a forward can check before it mutates.
     static func check(_ lengths: [Int], steps T: Int, batch B: Int) throws {
