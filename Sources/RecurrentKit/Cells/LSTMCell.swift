@@ -1,4 +1,5 @@
-// The LSTM cell (PyTorch `nn.LSTM`, gate order i|f|g|o), the only place its equations are written. Forward:
+// The LSTM cell (PyTorch `nn.LSTM`, gate order i|f|g|o), the only place its equations are written (cell_rows.c
+// runs the Float element-wise loops below with the same operations). Forward:
 //     [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
 //     i, f, o = sigmoid(.), g = tanh(.)
 //     c_t = f c_{t-1} + i g,   h_t = o tanh(c_t)
@@ -8,6 +9,8 @@
 //     dc_{t-1} = dc f,  dh_{t-1} = [di, df, dg, do] W_hh,  dx_t = [di, df, dg, do] W_ih
 // With a projection (PyTorch `proj_size` P): m_t = o tanh(c_t) and h_t = W_hr m_t (width P); backward
 //     dW_hr += dh^T m_t,  dm = dh W_hr, and dm takes the place of dh above.
+
+import _RecurrentKitKernels
 
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
@@ -84,6 +87,10 @@ extension OneDirectionStack {
 }
 
 // MARK: - Element-wise step work over batch rows (split over the kernel pool by forEachRowChunk)
+//
+// Float runs these loops in the C kernels (`rk_lstm_forward_rows_f32`, `rk_lstm_output_f32`,
+// `rk_lstm_backward_rows_f32` in cell_rows.c): the same operations in the same order, 16 or 8 lanes at a time, where
+// the Swift compiler leaves them scalar; Double (the proofs) runs the Swift loops below.
 
 /// h_t = o tanh(c_t) for B rows of width H, keeping tanh(c_t) in `tanhCell` for the backward (one vectorised tanh over
 /// all B * H values).
@@ -92,6 +99,10 @@ func lstmOutput<Scalar: RecurrentScalar>(
     gates: UnsafePointer<Scalar>, cell c: UnsafePointer<Scalar>, tanhCell tc: UnsafeMutablePointer<Scalar>,
     hidden h: UnsafeMutablePointer<Scalar>, batch B: Int, width H: Int
 ) {
+    if Scalar.self == Float.self {
+        rk_lstm_output_f32(floats(gates), floats(c), floats(tc), floats(h), B, H)
+        return
+    }
     tc.update(from: c, count: B * H)
     Scalar.tanh(tc, count: B * H)
     for b in 0..<B {
@@ -115,6 +126,10 @@ final class LSTMForwardRows<Scalar: RecurrentScalar>: RowTask {
 func lstmForwardRows<Scalar: RecurrentScalar>(_ t: LSTMForwardRows<Scalar>, _ rows: Range<Int>) {
     let gates = t.gates!, c = t.c!, cPrev = t.cPrev!, width = t.width
     let H = width, GH = 4 * H
+    if Scalar.self == Float.self {
+        rk_lstm_forward_rows_f32(floats(gates), floats(c), floats(cPrev), rows.lowerBound, rows.upperBound, H)
+        return
+    }
     for b in rows {
         let gi = gates + b * GH, gg = gi + 2 * H, go = gg + H
         Scalar.sigmoid(gi, count: 2 * H)  // i and f are adjacent
@@ -144,6 +159,12 @@ func lstmBackwardRows<Scalar: RecurrentScalar>(_ t: LSTMBackwardRows<Scalar>, _ 
         dOut = t.dOut!, width = t.width
     let tc = tanhCell
     let H = width, GH = 4 * H
+    if Scalar.self == Float.self {
+        rk_lstm_backward_rows_f32(
+            floats(gates), floats(dGates), floats(cPrev), floats(tc), floats(dh), floats(dc), floats(dOut),
+            rows.lowerBound, rows.upperBound, H)
+        return
+    }
     for b in rows {
         let gi = gates + b * GH, gf = gi + H, gg = gf + H, go = gg + H
         let di = dGates + b * GH, df = di + H, dg = df + H, dO = dg + H

@@ -36,3 +36,15 @@ func forEachRowChunk(_ task: RowTask, batch B: Int, width: Int) {
             task.run((Int(chunk) * task.rows / Int(chunks))..<((Int(chunk) + 1) * task.rows / Int(chunks)))
         }, Unmanaged.passUnretained(task).toOpaque())
 }
+
+/// `p` as a Float pointer, for the Float branch (`Scalar.self == Float.self`) of a generic row loop that hands its
+/// arrays to a C kernel.
+@inline(__always)
+func floats<Scalar>(_ p: UnsafePointer<Scalar>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(mutating: p).assumingMemoryBound(to: Float.self)
+}
+
+@inline(__always)
+func floats<Scalar>(_ p: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+}

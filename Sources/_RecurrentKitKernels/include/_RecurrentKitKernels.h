@@ -11,7 +11,9 @@ extern "C" {
 #include "rk_gemv.h"
 #include "rk_gemm_bf16.h"
 #include "rk_blocking.h"
+#include "rk_cell_rows.h"
 #endif
+
 
 /// Instruction-set levels the kernels can run at.
 enum {
@@ -108,4 +110,5 @@ void rk_dgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double a
 #include "rk_gemv.h"
 #include "rk_gemm_bf16.h"
 #include "rk_blocking.h"
+#include "rk_cell_rows.h"
 #endif

@@ -1,0 +1,87 @@
+import XCTest
+import _RecurrentKitKernels
+
+/// The Float LSTM step kernels of cell_rows.c against the Swift loops they replace (LSTMCell.swift), bit for bit, on
+/// every instruction-set level this machine has: widths around the 8- and 16-lane boundaries, a row range that leaves
+/// other rows alone, and values that include signed zeros, subnormals, infinities and NaN.
+final class LSTMCellRowTests: XCTestCase {
+    func values(_ n: Int, seed: UInt64) -> [Float] {
+        var g = seed
+        let special: [Float] = [
+            0, -0.0, Float(bitPattern: 0x0001_1C3A), -Float(bitPattern: 0x0000_0F01), .infinity, -.infinity, .nan, 1,
+            -1, 0.5, 3e38, -3e38,
+        ]
+        return (0..<n).map { i in
+            g = g &* 6364136223846793005 &+ 1442695040888963407
+            if (g >> 33) % 23 == 0 { return special[i % special.count] }
+            return (Float(g >> 40) / Float(1 << 24) - 0.5) * 6
+        }
+    }
+
+    func assertSame(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        for i in 0..<min(a.count, b.count) where !(a[i].isNaN && b[i].isNaN) && a[i].bitPattern != b[i].bitPattern {
+            XCTFail("\(what)[\(i)]: \(a[i]) against \(b[i])", file: file, line: line)
+            return
+        }
+    }
+
+    func testKernelsMatchTheSwiftLoopsBitForBit() {
+        let saved = rk_active_level()
+        defer { _ = rk_set_level(saved) }
+        for level in 0...rk_detected_level() {
+            _ = rk_set_level(level)
+            for H in [1, 5, 8, 15, 16, 17, 33, 40] {
+                let B = 3, rows = 1..<3, GH = 4 * H
+                let what = "level \(level) H \(H)"
+                // Forward rows: activations in place, then c = f cPrev + i g.
+                var gates = values(B * GH, seed: UInt64(H)), c = values(B * H, seed: 7), cPrev = values(B * H, seed: 8)
+                var gatesRef = gates, cRef = c
+                rk_lstm_forward_rows_f32(&gates, &c, cPrev, rows.lowerBound, rows.upperBound, H)
+                for b in rows {
+                    gatesRef.withUnsafeMutableBufferPointer { g in
+                        let gi = g.baseAddress! + b * GH
+                        rk_sigmoid_f32(gi, 2 * H); rk_tanh_f32(gi + 2 * H, H); rk_sigmoid_f32(gi + 3 * H, H)
+                    }
+                    for j in 0..<H {
+                        let gi = b * GH
+                        cRef[b * H + j] =
+                            gatesRef[gi + H + j] * cPrev[b * H + j] + gatesRef[gi + j] * gatesRef[gi + 2 * H + j]
+                    }
+                }
+                assertSame(gates, gatesRef, "forward gates, \(what)")
+                assertSame(c, cRef, "forward c, \(what)")
+                // Output: tanhCell = tanh(c), h = o tanhCell, all B rows.
+                var tc = [Float](repeating: 9, count: B * H), h = [Float](repeating: 9, count: B * H)
+                rk_lstm_output_f32(gates, c, &tc, &h, B, H)
+                var tcRef = c
+                rk_tanh_f32(&tcRef, B * H)
+                let hRef = (0..<(B * H)).map { gates[($0 / H) * GH + 3 * H + $0 % H] * tcRef[$0] }
+                assertSame(tc, tcRef, "output tanh(c), \(what)")
+                assertSame(h, hRef, "output h, \(what)")
+                // Backward rows.
+                let dh = values(B * H, seed: 11), dOut = values(B * H, seed: 12), tanhC = values(B * H, seed: 13)
+                var dc = values(B * H, seed: 14), dGates = values(B * GH, seed: 15)
+                var dcRef = dc, dGatesRef = dGates
+                rk_lstm_backward_rows_f32(
+                    gates, &dGates, cPrev, tanhC, dh, &dc, dOut, rows.lowerBound, rows.upperBound, H)
+                for b in rows {
+                    for j in 0..<H {
+                        let g0 = b * GH, r = b * H + j
+                        let i = gates[g0 + j], f = gates[g0 + H + j], g = gates[g0 + 2 * H + j]
+                        let o = gates[g0 + 3 * H + j], t = tanhC[r]
+                        let dhTotal = dh[r] + dOut[r]
+                        let dcTotal = dcRef[r] + dhTotal * o * (1 - t * t)
+                        dGatesRef[g0 + j] = dcTotal * g * i * (1 - i)
+                        dGatesRef[g0 + H + j] = dcTotal * cPrev[r] * f * (1 - f)
+                        dGatesRef[g0 + 2 * H + j] = dcTotal * i * (1 - g * g)
+                        dGatesRef[g0 + 3 * H + j] = dhTotal * t * o * (1 - o)
+                        dcRef[r] = dcTotal * f
+                    }
+                }
+                assertSame(dGates, dGatesRef, "backward dGates, \(what)")
+                assertSame(dc, dcRef, "backward dc, \(what)")
+            }
+        }
+    }
+}
