@@ -22,7 +22,9 @@ extension OneDirectionStack {
             let gates = cache.gates.pointer + steps.offset(t) * GH
             let hn = cache.recurrentNew.pointer + steps.offset(t) * H
             fillRows(recurrent, rows: B, with: bhh, width: GH)
-            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
+            if !startsFromZeroState(steps, t) {
+                recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: recurrent)
+            }
             let task = rowTasks.gruForward
             task.width = H; task.gates = gates; task.recurrent = recurrent; task.recurrentNew = hn; task.h = h;
             task.hPrev = hPrev
@@ -51,7 +53,9 @@ extension OneDirectionStack {
             task.width = H; task.gates = gates; task.hPrev = hPrev; task.recurrentNew = hn; task.dOut = dOut
             task.dProjected = dP; task.dRecurrent = dR; task.dh = dh; task.dhNext = dhNext
             forEachRowChunk(task, batch: B, width: GH)
-            recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
+            if !feedsUnwantedInitialGradient(steps, t) {
+                recurrentGradientProduct(layer: k, dR, batch: B, beta: 1, into: dhNext)
+            }
             // Rows whose sequence ended before step t keep their pending final-state gradient.
             if B < allRows { (dhNext + B * H).update(from: dh + B * H, count: (allRows - B) * H) }
             truncateRecurrentGradient(layer: k, step: steps.first + t, rows: B, dhNext, nil)

@@ -30,7 +30,9 @@ extension OneDirectionStack {
                 let g = gates + b * GH
                 for j in 0..<GH { g[j] += bhh[j] }
             }
-            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
+            if !startsFromZeroState(steps, t) {
+                recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
+            }
             let task = rowTasks.lstmForward
             task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
             forEachRowChunk(task, batch: B, width: GH)
@@ -80,7 +82,9 @@ extension OneDirectionStack {
                 task.dh = dm; task.dOut = zeroRows.pointer
             }
             forEachRowChunk(task, batch: B, width: GH)
-            recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
+            if !feedsUnwantedInitialGradient(steps, t) {
+                recurrentGradientProduct(layer: k, dGates, batch: B, beta: 0, into: dh)
+            }
             truncateRecurrentGradient(layer: k, step: steps.first + t, rows: B, dh, dc)
         }
     }

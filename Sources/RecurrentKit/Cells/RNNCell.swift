@@ -23,7 +23,9 @@ extension OneDirectionStack {
                 let row = h + b * H, pRow = p + b * H
                 for j in 0..<H { row[j] = pRow[j] + biasHH[k][j] }
             }
-            recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
+            if !startsFromZeroState(steps, t) {
+                recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: h)
+            }
             guard activation != .identity else { continue }
             let task = rowTasks.rnnForward
             task.h = h; task.width = H; task.activation = activation
@@ -47,7 +49,9 @@ extension OneDirectionStack {
             recordHiddenGradient(layer: k, step: steps.first + t, rows: B, dh, dOut)
             task.h = h; task.dh = dh; task.dOut = dOut; task.d = d
             forEachRowChunk(task, batch: B, width: H)
-            recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
+            if !feedsUnwantedInitialGradient(steps, t) {
+                recurrentGradientProduct(layer: k, d, batch: B, beta: 0, into: dh)
+            }
             truncateRecurrentGradient(layer: k, step: steps.first + t, rows: B, dh, nil)
         }
     }

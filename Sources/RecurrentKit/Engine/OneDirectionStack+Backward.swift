@@ -43,6 +43,8 @@ extension OneDirectionStack {
         }
         hiddenGradientRecorder = recorder
         defer { hiddenGradientRecorder = nil }
+        wantsInitialHiddenGradient = initialHiddenGradient != nil
+        defer { wantsInitialHiddenGradient = true }
         let isGRU = configuration.cell == .gru, isLSTM = configuration.cell == .lstm
         let segmentList = segments(steps: T)
         let segmentSteps = segmentList[0].count
@@ -222,6 +224,19 @@ extension OneDirectionStack {
     }
 
     // MARK: - Recurrent products
+
+    /// Whether step t of `steps` is the sequence's first and the forward got no h0: its W_hh h0 adds exact zeros, so
+    /// the cells skip it (only an exactly zero pre-activation can keep the sign -0 that adding the product's +0 would
+    /// make +0; sigmoid and tanh give the same values either way).
+    @inline(__always)
+    func startsFromZeroState(_ steps: StepRows, _ t: Int) -> Bool { zeroInitialHidden && steps.first + t == 0 }
+
+    /// Whether step t's dh_{t-1} = dGates W_hh only feeds dL/dh0 and the backward was not asked for it, so the cells
+    /// skip the product.
+    @inline(__always)
+    func feedsUnwantedInitialGradient(_ steps: StepRows, _ t: Int) -> Bool {
+        !wantsInitialHiddenGradient && steps.first + t == 0
+    }
 
     /// out (B, G*H) = h (B, R) W_hh^T + beta * out, from the packed weight when this forward packed it.
     @inline(__always)

@@ -47,6 +47,7 @@ extension OneDirectionStack {
         // h0 (L, B, R) then c0 (L, B, H); every state buffer of the stack has this layout.
         let cells = L * B * R
         stagedStates.reserve(2 * L * B * H)
+        zeroInitialHidden = h0 == nil
         if let h0 {
             stagedStates.pointer.update(from: h0, count: L * B * R)
         } else {

@@ -65,6 +65,10 @@ final class OneDirectionStack<Scalar: RecurrentScalar>: LayerStack<Scalar> {
     var packedBackwardReady = false
     /// Whether the cached forward packed W_hh (sequences of at least `packingMinimumSteps` steps).
     var usesPackedWeights = false
+    /// Whether the latest forward started from a zero state (no h0): step 0's W_hh h0 is then skipped.
+    var zeroInitialHidden = false
+    /// Whether the backward running now returns dL/dh0: if not, step 0's dGates W_hh (which only feeds it) is skipped.
+    var wantsInitialHiddenGradient = true
     /// Shorter sequences (generation, one token at a time) read W_hh in place: packing would cost more than it saves.
     static var packingMinimumSteps: Int { 4 }
 
