@@ -12,6 +12,7 @@ extern "C" {
 #include "rk_gemm_bf16.h"
 #include "rk_blocking.h"
 #include "rk_cell_rows.h"
+#include "rk_optimizer.h"
 #endif
 
 
@@ -111,4 +112,5 @@ void rk_dgemm_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double a
 #include "rk_gemm_bf16.h"
 #include "rk_blocking.h"
 #include "rk_cell_rows.h"
+#include "rk_optimizer.h"
 #endif
