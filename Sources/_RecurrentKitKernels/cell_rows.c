@@ -121,42 +121,31 @@ T256 static ptrdiff_t lstm_backward_row_256(const float *gi, float *di, const fl
 }
 #endif
 
-void rk_lstm_forward_rows_f32(float *gates, float *c, const float *cPrev, ptrdiff_t begin, ptrdiff_t end,
-                              ptrdiff_t H) {
+void rk_lstm_forward_rows_f32(float *gates, float *c, const float *cPrev, float *tanhCell, float *out, ptrdiff_t begin,
+                              ptrdiff_t end, ptrdiff_t H) {
 #if defined(__x86_64__)
     int level = rk_active_level();
 #endif
     for (ptrdiff_t b = begin; b < end; b++) {
-        float *gi = gates + b * 4 * H;
+        float *gi = gates + b * 4 * H, *go = gi + 3 * H;
         rk_sigmoid_f32(gi, 2 * H);  // i and f are adjacent
         rk_tanh_f32(gi + 2 * H, H);
-        rk_sigmoid_f32(gi + 3 * H, H);
+        rk_sigmoid_f32(go, H);
         const float *cp = cPrev + b * H;
-        float *cr = c + b * H;
-        ptrdiff_t j0 = 0;
+        float *cr = c + b * H, *tc = tanhCell + b * H, *h = out + b * H;
+        ptrdiff_t j0 = 0, k0 = 0;  // where the scalar loops take over (H: nothing left)
 #if defined(__x86_64__)
-        if (level >= RK_LEVEL_AVX512) { lstm_cell_row_512(gi, cp, cr, H); continue; }
-        if (level >= RK_LEVEL_AVX2_FMA) j0 = lstm_cell_row_256(gi, cp, cr, H);
+        if (level >= RK_LEVEL_AVX512) { lstm_cell_row_512(gi, cp, cr, H); j0 = H; }
+        else if (level >= RK_LEVEL_AVX2_FMA) j0 = lstm_cell_row_256(gi, cp, cr, H);
 #endif
         lstm_cell_row(gi, cp, cr, j0, H);
-    }
-}
-
-void rk_lstm_output_f32(const float *gates, const float *c, float *tanhCell, float *h, ptrdiff_t rows, ptrdiff_t H) {
-    for (ptrdiff_t k = 0; k < rows * H; k++) tanhCell[k] = c[k];
-    rk_tanh_f32(tanhCell, rows * H);
+        for (ptrdiff_t j = 0; j < H; j++) tc[j] = cr[j];
+        rk_tanh_f32(tc, H);
 #if defined(__x86_64__)
-    int level = rk_active_level();
+        if (level >= RK_LEVEL_AVX512) { lstm_output_row_512(go, tc, h, H); k0 = H; }
+        else if (level >= RK_LEVEL_AVX2_FMA) k0 = lstm_output_row_256(go, tc, h, H);
 #endif
-    for (ptrdiff_t b = 0; b < rows; b++) {
-        const float *go = gates + b * 4 * H + 3 * H, *tc = tanhCell + b * H;
-        float *hr = h + b * H;
-        ptrdiff_t j0 = 0;
-#if defined(__x86_64__)
-        if (level >= RK_LEVEL_AVX512) { lstm_output_row_512(go, tc, hr, H); continue; }
-        if (level >= RK_LEVEL_AVX2_FMA) j0 = lstm_output_row_256(go, tc, hr, H);
-#endif
-        lstm_output_row(go, tc, hr, j0, H);
+        lstm_output_row(go, tc, h, k0, H);
     }
 }
 
@@ -173,10 +162,10 @@ void rk_lstm_backward_rows_f32(const float *gates, float *dGates, const float *c
 #if defined(__x86_64__)
         if (level >= RK_LEVEL_AVX512) {
             lstm_backward_row_512(gi, di, cPrev + r, tanhCell + r, dh + r, dc + r, dOut + r, H);
-            continue;
-        }
-        if (level >= RK_LEVEL_AVX2_FMA)
+            j0 = H;
+        } else if (level >= RK_LEVEL_AVX2_FMA) {
             j0 = lstm_backward_row_256(gi, di, cPrev + r, tanhCell + r, dh + r, dc + r, dOut + r, H);
+        }
 #endif
         lstm_backward_row(gi, di, cPrev + r, tanhCell + r, dh + r, dc + r, dOut + r, j0, H);
     }

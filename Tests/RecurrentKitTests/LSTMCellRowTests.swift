@@ -34,31 +34,38 @@ final class LSTMCellRowTests: XCTestCase {
             for H in [1, 5, 8, 15, 16, 17, 33, 40] {
                 let B = 3, rows = 1..<3, GH = 4 * H
                 let what = "level \(level) H \(H)"
-                // Forward rows: activations in place, then c = f cPrev + i g.
+                // Forward rows: activations in place, c = f cPrev + i g, tanhCell = tanh(c), out = o tanhCell.
                 var gates = values(B * GH, seed: UInt64(H)), c = values(B * H, seed: 7), cPrev = values(B * H, seed: 8)
-                var gatesRef = gates, cRef = c
-                rk_lstm_forward_rows_f32(&gates, &c, cPrev, rows.lowerBound, rows.upperBound, H)
+                var tc = values(B * H, seed: 9), out = values(B * H, seed: 10)
+                var gatesRef = gates, cRef = c, tcRef = tc, outRef = out
+                rk_lstm_forward_rows_f32(&gates, &c, cPrev, &tc, &out, rows.lowerBound, rows.upperBound, H)
                 for b in rows {
                     gatesRef.withUnsafeMutableBufferPointer { g in
                         let gi = g.baseAddress! + b * GH
                         rk_sigmoid_f32(gi, 2 * H); rk_tanh_f32(gi + 2 * H, H); rk_sigmoid_f32(gi + 3 * H, H)
                     }
+                    let g0 = b * GH
                     for j in 0..<H {
-                        let gi = b * GH
                         cRef[b * H + j] =
-                            gatesRef[gi + H + j] * cPrev[b * H + j] + gatesRef[gi + j] * gatesRef[gi + 2 * H + j]
+                            gatesRef[g0 + H + j] * cPrev[b * H + j] + gatesRef[g0 + j] * gatesRef[g0 + 2 * H + j]
+                    }
+                    var row = Array(cRef[(b * H)..<(b * H + H)])
+                    rk_tanh_f32(&row, H)
+                    for j in 0..<H {
+                        tcRef[b * H + j] = row[j]
+                        outRef[b * H + j] = gatesRef[g0 + 3 * H + j] * row[j]
                     }
                 }
                 assertSame(gates, gatesRef, "forward gates, \(what)")
                 assertSame(c, cRef, "forward c, \(what)")
-                // Output: tanhCell = tanh(c), h = o tanhCell, all B rows.
-                var tc = [Float](repeating: 9, count: B * H), h = [Float](repeating: 9, count: B * H)
-                rk_lstm_output_f32(gates, c, &tc, &h, B, H)
-                var tcRef = c
-                rk_tanh_f32(&tcRef, B * H)
-                let hRef = (0..<(B * H)).map { gates[($0 / H) * GH + 3 * H + $0 % H] * tcRef[$0] }
-                assertSame(tc, tcRef, "output tanh(c), \(what)")
-                assertSame(h, hRef, "output h, \(what)")
+                assertSame(tc, tcRef, "forward tanh(c), \(what)")
+                assertSame(out, outRef, "forward output, \(what)")
+                // In place, as generation runs one step (cPrev == c).
+                var cInPlace = cPrev, gatesInPlace = values(B * GH, seed: UInt64(H))
+                var gatesCopy = gatesInPlace, cCopy = cPrev
+                rk_lstm_forward_rows_f32(&gatesInPlace, &cInPlace, cInPlace, &tc, &out, 0, B, H)
+                rk_lstm_forward_rows_f32(&gatesCopy, &cCopy, cPrev, &tc, &out, 0, B, H)
+                assertSame(cInPlace, cCopy, "forward c in place, \(what)")
                 // Backward rows.
                 let dh = values(B * H, seed: 11), dOut = values(B * H, seed: 12), tanhC = values(B * H, seed: 13)
                 var dc = values(B * H, seed: 14), dGates = values(B * GH, seed: 15)

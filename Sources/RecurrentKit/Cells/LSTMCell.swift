@@ -33,14 +33,11 @@ extension OneDirectionStack {
             if !startsFromZeroState(steps, t) {
                 recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
             }
+            let m = R == H ? h : cache.unprojected.pointer + steps.offset(t) * H
             let task = rowTasks.lstmForward
-            task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev
+            task.width = H; task.gates = gates; task.c = c; task.cPrev = cPrev; task.tanhCell = tc; task.output = m
             forEachRowChunk(task, batch: B, width: GH)
-            guard R != H else {
-                lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: h, batch: B, width: H); continue
-            }
-            let m = cache.unprojected.pointer + steps.offset(t) * H
-            lstmOutput(gates: gates, cell: c, tanhCell: tc, hidden: m, batch: B, width: H)
+            guard R != H else { continue }
             Scalar.gemm(
                 transA: false, transB: true, m: B, n: R, k: H, alpha: 1, a: m, lda: H, b: weightHR[k], ldb: H, beta: 0,
                 c: h, ldc: R)
@@ -92,32 +89,15 @@ extension OneDirectionStack {
 
 // MARK: - Element-wise step work over batch rows (split over the kernel pool by forEachRowChunk)
 //
-// Float runs these loops in the C kernels (`rk_lstm_forward_rows_f32`, `rk_lstm_output_f32`,
-// `rk_lstm_backward_rows_f32` in cell_rows.c): the same operations in the same order, 16 or 8 lanes at a time, where
+// Float runs these loops in the C kernels (`rk_lstm_forward_rows_f32` and `rk_lstm_backward_rows_f32` in
+// cell_rows.c): the same operations in the same order, 16 or 8 lanes at a time, where
 // the Swift compiler leaves them scalar; Double (the proofs) runs the Swift loops below.
 
-/// h_t = o tanh(c_t) for B rows of width H, keeping tanh(c_t) in `tanhCell` for the backward (one vectorised tanh over
-/// all B * H values).
-@inline(__always)
-func lstmOutput<Scalar: RecurrentScalar>(
-    gates: UnsafePointer<Scalar>, cell c: UnsafePointer<Scalar>, tanhCell tc: UnsafeMutablePointer<Scalar>,
-    hidden h: UnsafeMutablePointer<Scalar>, batch B: Int, width H: Int
-) {
-    if Scalar.self == Float.self {
-        rk_lstm_output_f32(floats(gates), floats(c), floats(tc), floats(h), B, H)
-        return
-    }
-    tc.update(from: c, count: B * H)
-    Scalar.tanh(tc, count: B * H)
-    for b in 0..<B {
-        let go = gates + b * 4 * H + 3 * H, row = b * H
-        for j in 0..<H { h[row + j] = go[j] * tc[row + j] }
-    }
-}
-
-/// i, f, o = sigmoid, g = tanh of the gate pre-activations (in place); c = f c_{t-1} + i g.
+/// i, f, o = sigmoid, g = tanh of the gate pre-activations (in place); c = f c_{t-1} + i g; tanhCell = tanh(c), kept
+/// for the backward; output = o tanh(c) (h_t, or m_t before an LSTM projection). `cPrev` may be `c` (one step in place).
 final class LSTMForwardRows<Scalar: RecurrentScalar>: RowTask {
     var gates: UnsafeMutablePointer<Scalar>!, c: UnsafeMutablePointer<Scalar>!, cPrev: UnsafeMutablePointer<Scalar>!
+    var tanhCell: UnsafeMutablePointer<Scalar>!, output: UnsafeMutablePointer<Scalar>!
     var width = 0
     override func run(_ rows: Range<Int>) { lstmForwardRows(self, rows) }
 }
@@ -128,10 +108,11 @@ final class LSTMForwardRows<Scalar: RecurrentScalar>: RowTask {
 @_specialize(where Scalar == Float)
 @_specialize(where Scalar == Double)
 func lstmForwardRows<Scalar: RecurrentScalar>(_ t: LSTMForwardRows<Scalar>, _ rows: Range<Int>) {
-    let gates = t.gates!, c = t.c!, cPrev = t.cPrev!, width = t.width
+    let gates = t.gates!, c = t.c!, cPrev = t.cPrev!, tc = t.tanhCell!, out = t.output!, width = t.width
     let H = width, GH = 4 * H
     if Scalar.self == Float.self {
-        rk_lstm_forward_rows_f32(floats(gates), floats(c), floats(cPrev), rows.lowerBound, rows.upperBound, H)
+        rk_lstm_forward_rows_f32(
+            floats(gates), floats(c), floats(cPrev), floats(tc), floats(out), rows.lowerBound, rows.upperBound, H)
         return
     }
     for b in rows {
@@ -141,6 +122,9 @@ func lstmForwardRows<Scalar: RecurrentScalar>(_ t: LSTMForwardRows<Scalar>, _ ro
         Scalar.sigmoid(go, count: H)
         let gf = gi + H, row = b * H
         for j in 0..<H { c[row + j] = gf[j] * cPrev[row + j] + gi[j] * gg[j] }
+        (tc + row).update(from: c + row, count: H)
+        Scalar.tanh(tc + row, count: H)
+        for j in 0..<H { out[row + j] = go[j] * tc[row + j] }
     }
 }
 

@@ -252,8 +252,8 @@ public final class CompactDecoder {
                 recurrentWeights[k].multiply(h, beta: 1, into: gates)
                 let c = cellState + k * H
                 lstmRows.gates = gates; lstmRows.c = c; lstmRows.cPrev = c; lstmRows.width = H
+                lstmRows.tanhCell = scratch; lstmRows.output = h
                 lstmForwardRows(lstmRows, 0..<1)
-                lstmOutput(gates: gates, cell: c, tanhCell: scratch, hidden: h, batch: 1, width: H)
             case .gru:
                 recurrent.update(from: bhh, count: GH)
                 recurrentWeights[k].multiply(h, beta: 1, into: recurrent)

@@ -8,12 +8,9 @@
 // gates and dGates have 4H values per row (i|f|g|o), every other array H.
 
 /// i, f, o = sigmoid and g = tanh of the pre-activations (in place, through rk_sigmoid_f32 / rk_tanh_f32);
-/// c = (f * cPrev) + (i * g).
-void rk_lstm_forward_rows_f32(float *gates, float *c, const float *cPrev, ptrdiff_t begin, ptrdiff_t end,
-                              ptrdiff_t H);
-
-/// tanhCell = tanh(c) (rk_tanh_f32 over all rows at once) and h = o * tanhCell for `rows` rows.
-void rk_lstm_output_f32(const float *gates, const float *c, float *tanhCell, float *h, ptrdiff_t rows, ptrdiff_t H);
+/// c = (f * cPrev) + (i * g); tanhCell = tanh(c) (rk_tanh_f32); out = o * tanhCell. cPrev may equal c.
+void rk_lstm_forward_rows_f32(float *gates, float *c, const float *cPrev, float *tanhCell, float *out, ptrdiff_t begin,
+                              ptrdiff_t end, ptrdiff_t H);
 
 /// dhT = dh + dOut; dcT = dc + (dhT * o) * (1 - tanhC * tanhC); di = ((dcT * g) * i) * (1 - i);
 /// df = ((dcT * cPrev) * f) * (1 - f); dg = (dcT * i) * (1 - g * g); do = ((dhT * tanhC) * o) * (1 - o); dc = dcT * f.
