@@ -90,7 +90,12 @@ __attribute__((target("avx512f,avx512bf16"))) void rk_tile_bf16_avx512(ptrdiff_t
                                                                               float beta) {
     __m512 c[BF_MR][2];
     for (int r = 0; r < BF_MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    // As the float micro-kernel (gemm_template.h): the C tile's rows fetched while the sums run, the B panel 16 pairs
+    // ahead. Same operations, same bits.
+    for (int r = 0; r < rows; r++) __builtin_prefetch(C + r * ldc, 1, 3), __builtin_prefetch(C + r * ldc + 31, 1, 3);
     for (ptrdiff_t q = 0; q < kp; q++) {
+        __builtin_prefetch(b + (q + 16) * BF_NR, 0, 3);
+        __builtin_prefetch(b + (q + 16) * BF_NR + 16, 0, 3);
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + q * BF_NR), b1 = (__m512bh)_mm512_loadu_si512(b + q * BF_NR + 16);
         for (int r = 0; r < BF_MR; r++) {
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[q * BF_MR + r]);
