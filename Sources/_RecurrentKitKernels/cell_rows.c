@@ -80,6 +80,18 @@ T512 static void lstm_backward_row_512(const float *gi, float *di, const float *
     }
 }
 
+T512 static ptrdiff_t add_row_512(float *x, const float *row, ptrdiff_t n) {
+    ptrdiff_t j = 0;
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(x + j, _mm512_add_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(row + j)));
+    return j;
+}
+
+T256 static ptrdiff_t add_row_256(float *x, const float *row, ptrdiff_t n) {
+    ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, _mm256_add_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(row + j)));
+    return j;
+}
+
 // AVX (eight lanes; the AVX2+FMA level, whose FMA this file does not use): the tail in the scalar loop.
 T256 static ptrdiff_t lstm_cell_row_256(const float *gi, const float *cPrev, float *c, ptrdiff_t H) {
     const float *gf = gi + H, *gg = gf + H;
@@ -169,4 +181,37 @@ void rk_lstm_backward_rows_f32(const float *gates, float *dGates, const float *c
 #endif
         lstm_backward_row(gi, di, cPrev + r, tanhCell + r, dh + r, dc + r, dOut + r, j0, H);
     }
+}
+
+typedef struct {
+    float *x;
+    const float *row;
+    ptrdiff_t rows, n;
+} add_row_job;
+
+static void add_row_part(void *ctx, int chunk, int nchunks) {
+    const add_row_job *j = (const add_row_job *)ctx;
+    ptrdiff_t r0 = j->rows * chunk / nchunks, r1 = j->rows * (chunk + 1) / nchunks;
+#if defined(__x86_64__)
+    int level = rk_active_level();
+#endif
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        float *x = j->x + r * j->n;
+        ptrdiff_t k = 0;
+#if defined(__x86_64__)
+        if (level >= RK_LEVEL_AVX512) k = add_row_512(x, j->row, j->n);
+        else if (level >= RK_LEVEL_AVX2_FMA) k = add_row_256(x, j->row, j->n);
+#endif
+        for (; k < j->n; k++) x[k] = x[k] + j->row[k];
+    }
+}
+
+// Below this many elements the caller adds alone (the pool's hand-off would cost more than half of it).
+#define RK_ADD_ROW_SPLIT_MIN 65536
+
+void rk_add_row_f32(float *x, const float *row, ptrdiff_t rows, ptrdiff_t n) {
+    add_row_job job = {x, row, rows, n};
+    int chunks = rows < 2 * rk_threads() ? (int)rows : 2 * rk_threads();
+    if (rows * n >= RK_ADD_ROW_SPLIT_MIN && chunks > 1) rk_parallel(chunks, add_row_part, &job);
+    else add_row_part(&job, 0, 1);
 }

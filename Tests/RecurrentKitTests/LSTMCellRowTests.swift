@@ -91,4 +91,23 @@ final class LSTMCellRowTests: XCTestCase {
             }
         }
     }
+
+    func testBiasRowAddMatchesAPlainLoop() {
+        let savedLevel = rk_active_level(), savedThreads = rk_threads()
+        defer { _ = rk_set_level(savedLevel); rk_set_threads(savedThreads) }
+        for level in 0...rk_detected_level() {
+            _ = rk_set_level(level)
+            for threads: Int32 in [1, 2] {
+                rk_set_threads(threads)
+                for (rows, n) in [(1, 1), (3, 17), (5, 40), (70, 1024)] {
+                    var x = values(rows * n, seed: 21), expected = x
+                    let row = values(n, seed: 22)
+                    rk_add_row_f32(&x, row, rows, n)
+                    for r in 0..<rows { for j in 0..<n { expected[r * n + j] += row[j] } }
+                    assertSame(x, expected, "level \(level) threads \(threads) rows \(rows) n \(n)")
+                }
+            }
+        }
+    }
+
 }

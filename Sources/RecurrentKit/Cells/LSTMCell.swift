@@ -15,21 +15,17 @@ import _RecurrentKitKernels
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
 extension OneDirectionStack {
-    /// gates = P_t + b_hh + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+    /// gates = P_t + b_hh + h_{t-1} W_hh^T (P_t + b_ih + b_hh from `layerForward`); i, f, o = sigmoid, g = tanh;
+    /// c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
     func lstmForward(layer k: Int, _ steps: StepRows) {
         let H = configuration.hiddenSize, GH = 4 * H, R = configuration.stateSize
         let cache = layers[k]
-        let bhh = biasHH[k]
         for t in 0..<steps.count {
             let B = steps.rows(t)
             let hPrev = cache.hidden.pointer + steps.previous(t) * R, h = cache.hidden.pointer + steps.output(t) * R
             let cPrev = cache.cell.pointer + steps.previous(t) * H, c = cache.cell.pointer + steps.output(t) * H
             let tc = cache.tanhCell.pointer + steps.offset(t) * H
             let gates = cache.gates.pointer + steps.offset(t) * GH
-            for b in 0..<B {
-                let g = gates + b * GH
-                for j in 0..<GH { g[j] += bhh[j] }
-            }
             if !startsFromZeroState(steps, t) {
                 recurrentProduct(layer: k, hPrev, batch: B, beta: 1, into: gates)
             }

@@ -202,6 +202,9 @@ extension OneDirectionStack {
                     alpha: 1, a: x, lda: inSize, b: weightIH[k], ldb: inSize,
                     beta: 1, c: projected, ldc: GH)
             }
+            // The LSTM's b_hh joins the gates before W_hh h_{t-1} (the cell adds that product onto them): here, while
+            // the block is in cache and split over the pool, rather than step by step on the caller.
+            if configuration.cell == .lstm { addToRows(projected, rows: rows, row: biasHH[k], width: GH) }
         }
         // 2. The recurrence, one step at a time.
         switch configuration.cell {

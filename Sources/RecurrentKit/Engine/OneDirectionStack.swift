@@ -245,6 +245,22 @@ func fillRows<Scalar: RecurrentScalar>(
     for r in 0..<rows { (destination + r * width).update(from: row, count: width) }
 }
 
+/// `destination[r, j] += row[j]` for `rows` rows of `width` (Float: `rk_add_row_f32`, vectorised and split over the
+/// pool when large; the same sums).
+@inline(__always)
+func addToRows<Scalar: RecurrentScalar>(
+    _ destination: UnsafeMutablePointer<Scalar>, rows: Int, row: UnsafePointer<Scalar>, width: Int
+) {
+    if Scalar.self == Float.self {
+        rk_add_row_f32(floats(destination), floats(row), rows, width)
+        return
+    }
+    for r in 0..<rows {
+        let d = destination + r * width
+        for j in 0..<width { d[j] += row[j] }
+    }
+}
+
 /// `sums[j] += sum_r matrix[r, j]` for a (rows, width) matrix.
 @inline(__always)
 func addColumnSums<Scalar: RecurrentScalar>(

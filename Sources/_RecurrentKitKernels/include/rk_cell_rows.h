@@ -17,4 +17,7 @@ void rk_lstm_forward_rows_f32(float *gates, float *c, const float *cPrev, float 
 void rk_lstm_backward_rows_f32(const float *gates, float *dGates, const float *cPrev, const float *tanhCell,
                                const float *dh, float *dc, const float *dOut, ptrdiff_t begin, ptrdiff_t end,
                                ptrdiff_t H);
+/// x[r * n + j] += row[j] for r < rows, j < n (a bias added to every row), split over the kernel pool when rows * n
+/// is large; the same sums at every level and thread count.
+void rk_add_row_f32(float *x, const float *row, ptrdiff_t rows, ptrdiff_t n);
 #endif
