@@ -119,8 +119,10 @@ const rk_ops_d *rk_ops_d_for(int level) {
 #define PUBLIC_PACK rk_sgemm_f32_pack_b
 #define PUBLIC_PACKED rk_sgemm_f32_packed
 #define GEMV_ROW rk_gemv_f32
+#define PUBLIC_GEMM_PAIR rk_sgemm_f32_tn_pair
 #include "gemm_driver.h"
 #undef GEMV_ROW
+#undef PUBLIC_GEMM_PAIR
 #undef T
 #undef OPS
 #undef P
@@ -151,6 +153,17 @@ void rk_sgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, flo
               const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc) {
     if (rk_tls_bf16_products) rk_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else rk_sgemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void rk_sgemm_tn_pair(ptrdiff_t M, ptrdiff_t K, const float *A, ptrdiff_t lda, ptrdiff_t N1, const float *B1,
+                      ptrdiff_t ldb1, float *C1, ptrdiff_t ldc1, ptrdiff_t N2, const float *B2, ptrdiff_t ldb2, float *C2,
+                      ptrdiff_t ldc2) {
+    if (rk_tls_bf16_products) { // the bf16 products pack their own operands: two calls
+        rk_sgemm_bf16(1, 0, M, N1, K, 1, A, lda, B1, ldb1, 1, C1, ldc1);
+        rk_sgemm_bf16(1, 0, M, N2, K, 1, A, lda, B2, ldb2, 1, C2, ldc2);
+    } else {
+        rk_sgemm_f32_tn_pair(M, K, A, lda, N1, B1, ldb1, C1, ldc1, N2, B2, ldb2, C2, ldc2);
+    }
 }
 
 // A bf16-packed buffer carries this tag after its panels (in the 64 spare bytes), so a buffer packed in one mode and

@@ -19,6 +19,11 @@ typedef struct {
     int pb_nr, pb_kc;
     T *C;
     ptrdiff_t ldc;
+    // A pair of products sharing A (PUBLIC_GEMM_PAIR): columns from n1 on are those of B2 (K x (N - n1), not
+    // transposed) and C2. NULL for one product.
+    const T *B2;
+    T *C2;
+    ptrdiff_t n1, ldb2, ldc2;
     int split_m;    // split the work over rows of C (1) or columns (0)
     ptrdiff_t unit; // split granularity
 } P(job);
@@ -56,6 +61,23 @@ static inline T P(packed_at)(const T *pb, ptrdiff_t K, ptrdiff_t N, int nr, int 
     return pb[pc * npad + (j / nr) * nr * kcb + (k - pc) * nr + j % nr];
 }
 
+// Packs the KC x w panel of op(B) at depth pc and column j (of B, or of B2 past n1; a panel never straddles n1).
+static inline void P(pack_b_panel)(const P(job) *jb, T *dst, ptrdiff_t pc, ptrdiff_t j, ptrdiff_t kc, int w, int NR) {
+    const OPS *o = jb->o;
+    if (jb->B2 && j >= jb->n1) o->pack_n(dst, jb->B2 + pc * jb->ldb2 + (j - jb->n1), jb->ldb2, kc, w, NR);
+    else if (jb->transB) o->pack_t(dst, jb->B + j * jb->ldb + pc, jb->ldb, kc, w, NR);
+    else o->pack_n(dst, jb->B + pc * jb->ldb + j, jb->ldb, kc, w, NR);
+}
+
+// One micro-kernel call on the tile of C at row i, column j (of C, or of C2 past n1).
+static inline void P(kern_at)(const P(job) *jb, int mr, int nr, ptrdiff_t kc, const T *pa, const T *pb, ptrdiff_t i,
+                              ptrdiff_t j, T beta) {
+    if (jb->B2 && j >= jb->n1)
+        jb->o->kern(mr, nr, kc, pa, pb, jb->C2 + i * jb->ldc2 + (j - jb->n1), jb->ldc2, jb->alpha, beta);
+    else
+        jb->o->kern(mr, nr, kc, pa, pb, jb->C + i * jb->ldc + j, jb->ldc, jb->alpha, beta);
+}
+
 static void P(packed_range)(const P(job) *jb, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t n0, ptrdiff_t n1) {
     const OPS *o = jb->o;
     const int MR = o->mr, NR = o->nr, KC = jb->kc, MC = jb->mc, NC = jb->nc;
@@ -83,17 +105,13 @@ static void P(packed_range)(const P(job) *jb, ptrdiff_t m0, ptrdiff_t m1, ptrdif
                 ptrdiff_t ng = n1 - jg < NG ? n1 - jg : NG;
                 for (ptrdiff_t jr = 0; jr < ng; jr += NR) {
                     int w = (int)(ng - jr < NR ? ng - jr : NR);
-                    if (jb->transB)
-                        o->pack_t(pbuf + jr * kc, jb->B + (jg + jr) * jb->ldb + pc, jb->ldb, kc, w, NR);
-                    else
-                        o->pack_n(pbuf + jr * kc, jb->B + pc * jb->ldb + jg + jr, jb->ldb, kc, w, NR);
+                    P(pack_b_panel)(jb, pbuf + jr * kc, pc, jg + jr, kc, w, NR);
                 }
                 for (ptrdiff_t jr = 0; jr < ng; jr += NR) {
                     int nr = (int)(ng - jr < NR ? ng - jr : NR);
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
                         int mr = (int)(mc - ir < MR ? mc - ir : MR);
-                        o->kern(mr, nr, kc, pa + ir * kc, pbuf + jr * kc,
-                                jb->C + (m0 + ir) * jb->ldc + jg + jr, jb->ldc, jb->alpha, beta);
+                        P(kern_at)(jb, mr, nr, kc, pa + ir * kc, pbuf + jr * kc, m0 + ir, jg + jr, beta);
                     }
                 }
             }
@@ -112,10 +130,7 @@ static void P(packed_range)(const P(job) *jb, ptrdiff_t m0, ptrdiff_t m1, ptrdif
             } else {
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     int w = (int)(nc - jr < NR ? nc - jr : NR);
-                    if (jb->transB)
-                        o->pack_t(pbuf + jr * kc, jb->B + (jc + jr) * jb->ldb + pc, jb->ldb, kc, w, NR);
-                    else
-                        o->pack_n(pbuf + jr * kc, jb->B + pc * jb->ldb + jc + jr, jb->ldb, kc, w, NR);
+                    P(pack_b_panel)(jb, pbuf + jr * kc, pc, jc + jr, kc, w, NR);
                 }
                 bblk = pbuf;
             }
@@ -138,8 +153,7 @@ static void P(packed_range)(const P(job) *jb, ptrdiff_t m0, ptrdiff_t m1, ptrdif
                     int nr = (int)(nc - jr < NR ? nc - jr : NR);
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
                         int mr = (int)(mc - ir < MR ? mc - ir : MR);
-                        o->kern(mr, nr, kc, pa + ir * kc, bblk + jr * kc,
-                                jb->C + (ic + ir) * jb->ldc + jc + jr, jb->ldc, jb->alpha, beta);
+                        P(kern_at)(jb, mr, nr, kc, pa + ir * kc, bblk + jr * kc, ic + ir, jc + jr, beta);
                     }
                 }
             }
@@ -289,6 +303,38 @@ void PUBLIC_GEMM(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
     else jb.path = P(PATH_PACKED);
     P(execute)(&jb);
 }
+
+#ifdef PUBLIC_GEMM_PAIR
+// C1 += A^T B1 and C2 += A^T B2 (A stored K x M; B1 K x N1, B2 K x N2): one product over the columns of both, so each
+// block of A is packed once for the two; every element of C1 and C2 sees the operations of its own PUBLIC_GEMM call.
+// Falls back to the two calls where the shared product would take another path (M <= RK_DIRECT_MAX_M) or a panel of
+// the level's width would straddle the two (N1 not a multiple of NR).
+void PUBLIC_GEMM_PAIR(ptrdiff_t M, ptrdiff_t K, const T *A, ptrdiff_t lda, ptrdiff_t N1, const T *B1, ptrdiff_t ldb1,
+                      T *C1, ptrdiff_t ldc1, ptrdiff_t N2, const T *B2, ptrdiff_t ldb2, T *C2, ptrdiff_t ldc2) {
+    int level = rk_active_level();
+    const OPS *o = OPS_FOR_LEVEL(level);
+    if (M <= RK_DIRECT_MAX_M || K <= 0 || N1 <= 0 || N2 <= 0 || N1 % o->nr != 0) {
+        PUBLIC_GEMM(1, 0, M, N1, K, 1, A, lda, B1, ldb1, 1, C1, ldc1);
+        PUBLIC_GEMM(1, 0, M, N2, K, 1, A, lda, B2, ldb2, 1, C2, ldc2);
+        return;
+    }
+    P(job) jb;
+    memset(&jb, 0, sizeof jb);
+    jb.o = o;
+    rk_block_sizes bs = rk_blocking(level, (int)sizeof(T));
+    jb.kc = bs.kc; jb.mc = bs.mc; jb.nc = bs.nc;
+    jb.transA = 1;
+    jb.transB = 0;
+    jb.M = M; jb.N = N1 + N2; jb.K = K;
+    jb.alpha = 1; jb.beta = 1;
+    jb.A = A; jb.lda = lda;
+    jb.B = B1; jb.ldb = ldb1;
+    jb.C = C1; jb.ldc = ldc1;
+    jb.B2 = B2; jb.ldb2 = ldb2; jb.C2 = C2; jb.ldc2 = ldc2; jb.n1 = N1;
+    jb.path = P(PATH_PACKED);
+    P(execute)(&jb);
+}
+#endif
 
 // ---- pre-packed B ----
 

@@ -72,6 +72,9 @@ typedef void (*rk_task_fn)(void *ctx, int chunk, int nchunks);
 // The f32 GEMM driver behind rk_sgemm and its packed forms (same contracts).
 void rk_sgemm_f32(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A,
                   ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc);
+void rk_sgemm_f32_tn_pair(ptrdiff_t M, ptrdiff_t K, const float *A, ptrdiff_t lda, ptrdiff_t N1, const float *B1,
+                          ptrdiff_t ldb1, float *C1, ptrdiff_t ldc1, ptrdiff_t N2, const float *B2, ptrdiff_t ldb2,
+                          float *C2, ptrdiff_t ldc2);
 size_t rk_sgemm_f32_pack_b_size(ptrdiff_t K, ptrdiff_t N);
 void rk_sgemm_f32_pack_b(int transB, ptrdiff_t K, ptrdiff_t N, const float *B, ptrdiff_t ldb, void *packed);
 void rk_sgemm_f32_packed(int transA, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha, const float *A, ptrdiff_t lda,

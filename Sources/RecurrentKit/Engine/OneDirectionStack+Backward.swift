@@ -189,10 +189,30 @@ extension OneDirectionStack {
                 }
                 hPrev = UnsafePointer(gathered)
             }
-            Scalar.gemm(
-                transA: true, transB: false, m: GH, n: R, k: rows,
-                alpha: 1, a: dR, lda: GH, b: hPrev, ldb: R,
-                beta: 1, c: gradWeightHH[k], ldc: R)
+            let oneHot = k == 0 && cachedTokens != nil
+            // The layer's input rows of this block (dense input; none for a one-hot layer 0).
+            let x: UnsafeMutablePointer<Scalar>? =
+                oneHot
+                ? nil
+                : k == 0
+                    ? inputCopy.pointer + absoluteRow(block.start, batch: B) * inSize
+                    : cache.input.pointer + local * inSize
+            if dR == dP, let x {
+                // RNN and LSTM: dW_ih and dW_hh share dGates^T, packed once for both (the same sums as two products).
+                accumulateProductPair(
+                    dP, rows: rows, width: GH, x, inSize, into: gradWeightIH[k], hPrev, R, into: gradWeightHH[k])
+            } else {
+                Scalar.gemm(
+                    transA: true, transB: false, m: GH, n: R, k: rows,
+                    alpha: 1, a: dR, lda: GH, b: hPrev, ldb: R,
+                    beta: 1, c: gradWeightHH[k], ldc: R)
+                if let x {
+                    Scalar.gemm(
+                        transA: true, transB: false, m: GH, n: inSize, k: rows,
+                        alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
+                        beta: 1, c: gradWeightIH[k], ldc: inSize)
+                }
+            }
             if dR == dP {
                 // RNN and LSTM: both biases receive the same column sums; compute them once.
                 sums.update(repeating: 0, count: GH)
@@ -202,7 +222,7 @@ extension OneDirectionStack {
                 addColumnSums(of: dR, rows: rows, width: GH, into: gradBiasHH[k])
                 addColumnSums(of: dP, rows: rows, width: GH, into: gradBiasIH[k])
             }
-            if k == 0, let tokens = cachedTokens {
+            if oneHot, let tokens = cachedTokens {
                 // One-hot input: dW_ih[:, token] += dProjected row (a scatter, the transpose of the forward gather),
                 // accumulated in a contiguous (I, G*H) buffer (zeroed by backward, added transposed at its end).
                 let dwT = oneHotScratch.pointer
@@ -210,15 +230,6 @@ extension OneDirectionStack {
                     let target = dwT + tokens[absoluteRow(block.start, batch: B) + row] * GH, d = dP + row * GH
                     for j in 0..<GH { target[j] += d[j] }
                 }
-            } else {
-                let x =
-                    k == 0
-                    ? inputCopy.pointer + absoluteRow(block.start, batch: B) * inSize
-                    : cache.input.pointer + local * inSize
-                Scalar.gemm(
-                    transA: true, transB: false, m: GH, n: inSize, k: rows,
-                    alpha: 1, a: dP, lda: GH, b: x, ldb: inSize,
-                    beta: 1, c: gradWeightIH[k], ldc: inSize)
             }
         }
     }

@@ -261,6 +261,26 @@ func addToRows<Scalar: RecurrentScalar>(
     }
 }
 
+/// `c1 += a^T b1` (width, n1) and `c2 += a^T b2` (width, n2) for `a` (rows, width) and `b1`, `b2` (rows, n1 / n2): the
+/// two products `Scalar.gemm` gives, bit for bit; Float packs each block of `a` once for both (`rk_sgemm_tn_pair`).
+@inline(__always)
+func accumulateProductPair<Scalar: RecurrentScalar>(
+    _ a: UnsafePointer<Scalar>, rows: Int, width: Int, _ b1: UnsafePointer<Scalar>, _ n1: Int,
+    into c1: UnsafeMutablePointer<Scalar>, _ b2: UnsafePointer<Scalar>, _ n2: Int, into c2: UnsafeMutablePointer<Scalar>
+) {
+    if Scalar.self == Float.self {
+        rk_sgemm_tn_pair(
+            width, rows, floats(a), width, n1, floats(b1), n1, floats(c1), n1, n2, floats(b2), n2, floats(c2), n2)
+        return
+    }
+    Scalar.gemm(
+        transA: true, transB: false, m: width, n: n1, k: rows, alpha: 1, a: a, lda: width, b: b1, ldb: n1, beta: 1,
+        c: c1, ldc: n1)
+    Scalar.gemm(
+        transA: true, transB: false, m: width, n: n2, k: rows, alpha: 1, a: a, lda: width, b: b2, ldb: n2, beta: 1,
+        c: c2, ldc: n2)
+}
+
 /// `sums[j] += sum_r matrix[r, j]` for a (rows, width) matrix.
 @inline(__always)
 func addColumnSums<Scalar: RecurrentScalar>(

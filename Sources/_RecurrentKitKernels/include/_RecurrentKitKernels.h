@@ -39,6 +39,13 @@ void rk_sgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
               const float *B, ptrdiff_t ldb,
               float beta, float *C, ptrdiff_t ldc);
 
+/// C1 += A^T B1 and C2 += A^T B2 for one A stored K x M (lda) and B1 (K x N1), B2 (K x N2) not transposed: the same
+/// bits as rk_sgemm(1, 0, M, N1, K, 1, A, lda, B1, ldb1, 1, C1, ldc1) and the same call for B2, C2, with each block of
+/// A packed once for both (a layer's weight gradients dW_ih and dW_hh share dGates^T). bf16 products: the two calls.
+void rk_sgemm_tn_pair(ptrdiff_t M, ptrdiff_t K, const float *A, ptrdiff_t lda, ptrdiff_t N1, const float *B1,
+                      ptrdiff_t ldb1, float *C1, ptrdiff_t ldc1, ptrdiff_t N2, const float *B2, ptrdiff_t ldb2, float *C2,
+                      ptrdiff_t ldc2);
+
 /// Double-precision twin of rk_sgemm, same contract.
 void rk_dgemm(int transA, int transB, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
               double alpha, const double *A, ptrdiff_t lda,
