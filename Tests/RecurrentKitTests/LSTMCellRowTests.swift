@@ -6,16 +6,11 @@ import _RecurrentKitKernels
 /// other rows alone, and values that include signed zeros, subnormals, infinities and NaN.
 final class LSTMCellRowTests: XCTestCase {
     func values(_ n: Int, seed: UInt64) -> [Float] {
-        var g = seed
         let special: [Float] = [
             0, -0.0, Float(bitPattern: 0x0001_1C3A), -Float(bitPattern: 0x0000_0F01), .infinity, -.infinity, .nan, 1,
             -1, 0.5, 3e38, -3e38,
         ]
-        return (0..<n).map { i in
-            g = g &* 6364136223846793005 &+ 1442695040888963407
-            if (g >> 33) % 23 == 0 { return special[i % special.count] }
-            return (Float(g >> 40) / Float(1 << 24) - 0.5) * 6
-        }
+        return kernelTestValues(n, seed: seed, scale: 6, special: special, specialEvery: 23)
     }
 
     func assertSame(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -27,10 +22,7 @@ final class LSTMCellRowTests: XCTestCase {
     }
 
     func testKernelsMatchTheSwiftLoopsBitForBit() {
-        let saved = rk_active_level()
-        defer { _ = rk_set_level(saved) }
-        for level in 0...rk_detected_level() {
-            _ = rk_set_level(level)
+        forEachKernelSetting(threads: [1]) { level, _ in
             for H in [1, 5, 8, 15, 16, 17, 33, 40] {
                 let B = 3, rows = 1..<3, GH = 4 * H
                 let what = "level \(level) H \(H)"
@@ -93,19 +85,13 @@ final class LSTMCellRowTests: XCTestCase {
     }
 
     func testBiasRowAddMatchesAPlainLoop() {
-        let savedLevel = rk_active_level(), savedThreads = rk_threads()
-        defer { _ = rk_set_level(savedLevel); rk_set_threads(savedThreads) }
-        for level in 0...rk_detected_level() {
-            _ = rk_set_level(level)
-            for threads: Int32 in [1, 2] {
-                rk_set_threads(threads)
-                for (rows, n) in [(1, 1), (3, 17), (5, 40), (70, 1024)] {
-                    var x = values(rows * n, seed: 21), expected = x
-                    let row = values(n, seed: 22)
-                    rk_add_row_f32(&x, row, rows, n)
-                    for r in 0..<rows { for j in 0..<n { expected[r * n + j] += row[j] } }
-                    assertSame(x, expected, "level \(level) threads \(threads) rows \(rows) n \(n)")
-                }
+        forEachKernelSetting { level, threads in
+            for (rows, n) in [(1, 1), (3, 17), (5, 40), (70, 1024)] {
+                var x = values(rows * n, seed: 21), expected = x
+                let row = values(n, seed: 22)
+                rk_add_row_f32(&x, row, rows, n)
+                for r in 0..<rows { for j in 0..<n { expected[r * n + j] += row[j] } }
+                assertSame(x, expected, "level \(level) threads \(threads) rows \(rows) n \(n)")
             }
         }
     }

@@ -214,9 +214,9 @@ public final class Adam: Optimizer {
             // The loop below in the C kernels (optimizer_steps.c), vectorised and split over the pool: the same
             // operations, so the same bits.
             var args = rk_adam_f32_args(
-                b1: Float(1 - beta1), b2: Float(beta2), oneMinusB2: Float(1 - beta2), bc2: Float(biasCorrection2Sqrt),
-                eps: Float(epsilon), stepSize: Float(learningRate / biasCorrection1), wd: Float(weightDecay),
-                decay: Float(1 - learningRate * weightDecay), decayMode: hasDecay ? (decoupled ? 2 : 1) : 0)
+                b1: Float(b1), b2: Float(b2), oneMinusB2: Float(oneMinusB2), bc2: Float(bc2), eps: Float(eps),
+                stepSize: Float(stepSize), wd: Float(wd), decay: Float(decay),
+                decayMode: hasDecay ? (decoupled ? 2 : 1) : 0)
             rk_adam_f32(floats(p), floats(g), floats(mBuf), floats(vBuf), n, &args)
             return
         }
