@@ -7,6 +7,8 @@
 //     dP = [dr_pre, dz_pre, dn_pre],  dR = [dr_pre, dz_pre, dn_pre r]
 //     dh_{t-1} = dR W_hh + dh z,  dx_t = dP W_ih
 
+import _RecurrentKitKernels
+
 // MARK: - Sequence loops over one layer (called by the stack for each layer and time block)
 
 extension OneDirectionStack {
@@ -66,6 +68,10 @@ extension OneDirectionStack {
 }
 
 // MARK: - Element-wise step work over batch rows (split over the kernel pool by forEachRowChunk)
+//
+// Float runs these loops in the C kernels (`rk_gru_forward_rows_f32` and `rk_gru_backward_rows_f32` in cell_rows.c):
+// the same operations in the same order, 16 or 8 lanes at a time, where the Swift compiler leaves them scalar; Double
+// (the proofs) runs the Swift loops below.
 
 /// r, z = sigmoid(P + R); n = tanh(P_n + r R_n); h = (1 - z) n + z h_{t-1}; keeps R_n in `recurrentNew`.
 final class GRUForwardRows<Scalar: RecurrentScalar>: RowTask {
@@ -86,6 +92,11 @@ func gruForwardRows<Scalar: RecurrentScalar>(_ t: GRUForwardRows<Scalar>, _ rows
         width = t.width
     let hn = recurrentNew
     let H = width, GH = 3 * H
+    if Scalar.self == Float.self {
+        rk_gru_forward_rows_f32(
+            floats(gates), floats(recurrent), floats(hn), floats(h), floats(hPrev), rows.lowerBound, rows.upperBound, H)
+        return
+    }
     for b in rows {
         let gr = gates + b * GH, gz = gr + H, gn = gz + H
         let rr = recurrent + b * GH, rn = rr + 2 * H
@@ -123,6 +134,12 @@ func gruBackwardRows<Scalar: RecurrentScalar>(_ t: GRUBackwardRows<Scalar>, _ ro
         dRecurrent = t.dRecurrent!, dh = t.dh!, dhNext = t.dhNext!, width = t.width
     let hn = recurrentNew, dP = dProjected, dR = dRecurrent, dhNow = dh, dhNew = dhNext
     let H = width, GH = 3 * H
+    if Scalar.self == Float.self {
+        rk_gru_backward_rows_f32(
+            floats(gates), floats(hPrev), floats(hn), floats(dOut), floats(dP), floats(dR), floats(dhNow),
+            floats(dhNew), rows.lowerBound, rows.upperBound, H)
+        return
+    }
     for b in rows {
         let row = b * H
         for j in 0..<H {
