@@ -4,6 +4,7 @@
 #   rnn train --preset d2l-rnn --epochs 20
 #   rnn train --preset shakespeare-lstm --epochs 1 --max-tokens 50000
 #   rnn train --preset d2l-lstm --epochs 5 --product-precision bf16   (--precision before 0.3)
+#   rnn train --preset d2l-gru --epochs 10
 # all with --seed 0 --threads 1 --sample-every 0, and compares the two model.safetensors of each run tensor by tensor
 # (Scripts/compare-safetensors.py: name, dtype, shape and bytes of every weight and of the trainer's `_trainer.*`
 # tensors, i.e. optimizer moments and carried state; then the model/vocabulary/kernel-level metadata and the training
@@ -84,11 +85,12 @@ build "$base"; base_binary=$binary; base_precision=$precision_flag
 if [ "$new" = "$base" ]; then new_binary=$base_binary; new_precision=$base_precision
 else build "$new"; new_binary=$binary; new_precision=$precision_flag; fi
 
-names=(d2l-rnn shakespeare-lstm d2l-lstm-bf16)
+names=(d2l-rnn shakespeare-lstm d2l-lstm-bf16 d2l-gru)
 arguments=(
     "--preset d2l-rnn --epochs 20"
     "--preset shakespeare-lstm --epochs 1 --max-tokens 50000"
     "--preset d2l-lstm --epochs 5 PRECISION bf16"
+    "--preset d2l-gru --epochs 10"
 )
 status=0
 results=()

@@ -215,7 +215,7 @@ public final class CompactDecoder {
         if reset { self.reset() }
         for token in tokens { step(token) }
         outputWeight.multiply(hidden + (L - 1) * H, beta: 0, into: logitBuffer)
-        for j in 0..<outputSize { logitBuffer[j] += outputBias[j] }
+        addToRows(logitBuffer, rows: 1, row: outputBias, width: outputSize)
         return logitBuffer
     }
 
@@ -230,17 +230,17 @@ public final class CompactDecoder {
                     gates.update(from: inputTable + token * GH, count: GH)
                 } else {
                     firstInput!.multiply(embeddingCopy! + token * embeddingSize, beta: 0, into: gates)
-                    for j in 0..<GH { gates[j] += bih[j] }
+                    addToRows(gates, rows: 1, row: bih, width: GH)
                 }
             } else {
                 inputWeights[k - 1].multiply(hidden + (k - 1) * H, beta: 0, into: gates)
-                for j in 0..<GH { gates[j] += bih[j] }
+                addToRows(gates, rows: 1, row: bih, width: GH)
             }
             // The element-wise work is the cells' own (Cells/), one row wide; only the products differ (compact
             // weights).
             switch cell {
             case .rnnTanh, .rnnReLU, .rnnLinear:
-                for j in 0..<GH { gates[j] += bhh[j] }
+                addToRows(gates, rows: 1, row: bhh, width: GH)
                 recurrentWeights[k].multiply(h, beta: 1, into: gates)
                 if cell != .rnnLinear {
                     rnnRows.h = gates; rnnRows.width = H; rnnRows.activation = RNNActivation(cell)
@@ -248,7 +248,7 @@ public final class CompactDecoder {
                 }
                 h.update(from: gates, count: H)
             case .lstm:
-                for j in 0..<GH { gates[j] += bhh[j] }
+                addToRows(gates, rows: 1, row: bhh, width: GH)
                 recurrentWeights[k].multiply(h, beta: 1, into: gates)
                 let c = cellState + k * H
                 lstmRows.gates = gates; lstmRows.c = c; lstmRows.cPrev = c; lstmRows.width = H
