@@ -65,6 +65,11 @@ trap 'exit 143' TERM
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rnn_version=$("$rnn" --version) || die "$rnn --version failed"
+# The checkout's commit when the binary is its own build (a dirty tree is marked): the version alone names no commit.
+if [ "$rnn" = "$repo/.build/release/rnn" ] && commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null); then
+    git -C "$repo" diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
+    rnn_version="$rnn_version at $commit"
+fi
 rnn_mtime=$(stat -c %Y "$rnn")
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') || cpu=unknown
 family=$(lscpu 2>/dev/null | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); print $2 }') || true
