@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
         try threadOptions.apply()
         if withoutBF16Instructions { Kernels.usesBFloat16DotInstructions = false }
         let levelName = Kernels.activeLevel.name
-        let bf16 = Kernels.usesBFloat16DotInstructions ? "vdpbf16ps" : "widened to Float"
+        let bf16 = Kernels.bfloat16Products == "widened" ? "widened to Float" : Kernels.bfloat16Products
         if !csv { print("kernels: \(levelName), bf16 products: \(bf16), threads: \(threadOptions.summary)") }
         if peak {
             for level in stride(from: Kernels.detectedLevel.rawValue, through: 0, by: -1) {

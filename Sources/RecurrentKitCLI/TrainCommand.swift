@@ -182,6 +182,13 @@ struct TrainCommand: ParsableCommand {
                     "note: this run was trained with the blocking \(saved) and continues with \(Kernels.blocking) "
                         + "(another CPU's caches): correct, but not bit-identical to an uninterrupted run"
                 )
+            } else if trainer.options.precision == .bfloat16, let saved = trainer.savedBFloat16Products,
+                saved != Kernels.bfloat16Products
+            {
+                say(
+                    "note: this run computed its bf16 products \(saved) and continues \(Kernels.bfloat16Products) "
+                        + "(another CPU's instructions): correct, but not bit-identical to an uninterrupted run"
+                )
             }
             if let recomputeInterval {  // changes memory, never the gradients, so it may differ from the saved run's
                 try trainer.setRecomputeInterval(try parseRecomputeInterval(recomputeInterval))

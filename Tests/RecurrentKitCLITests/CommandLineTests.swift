@@ -363,4 +363,39 @@ extension CommandLineTests {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint)), good)
         XCTAssertEqual(try run(["sample", "--checkpoint", checkpoint, "--length", "3"]).status, 0)
     }
+
+    /// A bf16 run resumed where its products are computed on the other path (dot instructions against widened, here
+    /// by editing what the checkpoint records) says it continues correctly but not bit for bit; a Float run, whose
+    /// products do not use that path, and a bf16 run on its own path say nothing of it.
+    func testResumeNotesAnotherBFloat16Path() throws {
+        func trainAndEdit(_ name: String, _ precision: String) throws -> String {
+            let out = folder + "/" + name
+            let first = try run([
+                "train", "--preset", "d2l-rnn", "--epochs", "1", "--max-tokens", "2000", "--sample-every", "0",
+                "--product-precision", precision, "--output", out,
+            ])
+            XCTAssertEqual(first.status, 0, first.err)
+            let path = out + "/model.safetensors"
+            var file = try SafetensorsFile(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+            let training = try XCTUnwrap(file.metadata["training"])
+            XCTAssertTrue(training.contains("\"kernelBFloat16Products\":\"\(Kernels.bfloat16Products)\""), training)
+            let other = Kernels.bfloat16Products == "widened" ? "vdpbf16ps" : "widened"
+            file.metadata["training"] = try editingJSON(training, ["kernelBFloat16Products": other])
+            let edited = out + "/edited.safetensors"
+            try Data(try file.serialized()).write(to: URL(fileURLWithPath: edited))
+            return edited
+        }
+        let note = "computed its bf16 products"
+        let bf16 = try run(["train", "--resume", try trainAndEdit("bf16", "bf16"), "--epochs", "2"])
+        XCTAssertEqual(bf16.status, 0, bf16.err)
+        XCTAssertTrue(bf16.out.contains(note), bf16.out)
+        XCTAssertTrue(bf16.out.contains("not bit-identical"), bf16.out)
+        let float = try run(["train", "--resume", try trainAndEdit("float", "float32"), "--epochs", "2"])
+        XCTAssertEqual(float.status, 0, float.err)
+        XCTAssertFalse(float.out.contains(note), float.out)
+        // The resumed run saved what it continued with: resuming that again notes nothing.
+        let same = try run(["train", "--resume", folder + "/bf16/model.safetensors", "--epochs", "3"])
+        XCTAssertEqual(same.status, 0, same.err)
+        XCTAssertFalse(same.out.contains(note), same.out)
+    }
 }

@@ -12,6 +12,7 @@ import XCTest
 final class BlockingCheckpointTests: XCTestCase {
     override func tearDown() {
         XCTAssertEqual(rk_set_blocking(rk_active_level(), 4, 0, 0, 0), 0)
+        Kernels.usesBFloat16DotInstructions = true  // back to what the CPU has
         super.tearDown()
     }
 
@@ -79,5 +80,46 @@ final class BlockingCheckpointTests: XCTestCase {
         XCTAssertEqual(next.metadata["kernel_blocking"], Kernels.blocking.description)
         XCTAssertNotEqual(next.metadata["kernel_blocking"], recorded)
         XCTAssertFalse(Kernels.blocking.sumsLike("not a blocking"))
+    }
+
+    /// The bfloat16 product path (dot instructions or widened) is in every training state: a resume knows how its run
+    /// summed bf16 products; files without it load; a value that is neither is refused.
+    func testTrainingStatesRecordTheBFloat16Path() throws {
+        let trainer = try smallTrainer()
+        let path = Kernels.bfloat16Products
+        XCTAssertTrue(Kernels.bfloat16ProductPaths.contains(path))
+        XCTAssertEqual(trainer.trainer.state.kernelBFloat16Products, path)
+        let bytes = try trainer.checkpoint().serialized()
+        XCTAssertEqual(try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(bytes)).savedBFloat16Products, path)
+        // On a CPU with AVX512_BF16, switching the instructions off is another path; the resume still knows the saved.
+        Kernels.usesBFloat16DotInstructions = false
+        XCTAssertEqual(Kernels.bfloat16Products, "widened")
+        if path == "vdpbf16ps" {
+            let resumed = try LanguageModelTrainer(resumingFrom: try Checkpoint.parse(bytes))
+            XCTAssertEqual(resumed.savedBFloat16Products, "vdpbf16ps")
+            XCTAssertEqual(resumed.trainer.state.kernelBFloat16Products, "widened")  // what it saves next
+        }
+        Kernels.usesBFloat16DotInstructions = true
+        XCTAssertEqual(Kernels.bfloat16Products, path)
+
+        let training = try trainer.checkpoint().training
+        let old = try checkpoint(bytes) {
+            $0.metadata["training"] = try editingJSON(training, ["kernelBFloat16Products": nil])
+        }
+        XCTAssertNil(try LanguageModelTrainer(resumingFrom: old).savedBFloat16Products)
+        for junk in ["", "bf16", "vdpbf16ps ", "Widened"] {
+            let bad = try checkpoint(bytes) {
+                $0.metadata["training"] = try editingJSON(training, ["kernelBFloat16Products": junk])
+            }
+            XCTAssertThrowsError(try LanguageModelTrainer(resumingFrom: bad)) {
+                XCTAssertTrue("\($0)".contains("kernelBFloat16Products"), "\($0)")
+            }
+        }
+        // The generic trainer's state refuses it too.
+        var state = trainer.trainer.state
+        state.kernelBFloat16Products = "bf16"
+        XCTAssertThrowsError(try trainer.trainer.restore(state: state)) {
+            XCTAssertTrue("\($0)".contains("bfloat16 product path"), "\($0)")
+        }
     }
 }

@@ -107,6 +107,15 @@ public enum Kernels {
         get { rk_bf16_dot_available() != 0 }
         set { _ = rk_set_bf16_dot(newValue ? 1 : 0) }
     }
+
+    /// How bfloat16 products are computed now, as training states record it: "vdpbf16ps" (AVX512_BF16's dot
+    /// instructions, ``usesBFloat16DotInstructions``) or "widened" (the bf16 operands widened to Float and summed with
+    /// multiply-adds). The two round the sums differently, so a run with ``ProductPrecision/bfloat16`` resumes bit for
+    /// bit only where this agrees, beside the ``activeLevel`` and the ``blocking``.
+    public static var bfloat16Products: String { usesBFloat16DotInstructions ? "vdpbf16ps" : "widened" }
+
+    /// The values ``bfloat16Products`` takes.
+    public static let bfloat16ProductPaths: Set<String> = ["vdpbf16ps", "widened"]
 }
 
 /// The precision of matrix products (``Kernels/productPrecision``).

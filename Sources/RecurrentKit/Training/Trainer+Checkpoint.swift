@@ -28,6 +28,9 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// The matrix products' blocking the run used (``Kernels/Blocking/description``), nil in states written before it
     /// was recorded. A resume is bit-exact where the level agrees and ``Kernels/Blocking/sumsLike(_:)`` holds.
     public var kernelBlocking: String?
+    /// How the run's bfloat16 products were computed (``Kernels/bfloat16Products``), nil in states written before it
+    /// was recorded. Only a run with ``ProductPrecision/bfloat16`` products depends on it.
+    public var kernelBFloat16Products: String?
     /// The cosine schedule's length fixed under a time limit, or nil.
     public var calibratedUpdates: Int?
     /// The ``RandomStream/continuous`` generator's four state words (decimal), nil in files written before it existed.
@@ -42,7 +45,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         lossSum: Double, exampleCount: Int, normSum: Double, updatesInEpoch: Int, epochSeconds: Double,
         elapsedSeconds: Double,
         learningRate: Double, baseLearningRate: Double, kernelLevel: String, calibratedUpdates: Int?,
-        streamGenerator: [String]?, kernelBlocking: String? = nil
+        streamGenerator: [String]?, kernelBlocking: String? = nil, kernelBFloat16Products: String? = nil
     ) {
         (self.options, self.position, self.step, self.skippedSteps) = (options, position, step, skippedSteps)
         (self.bestValidationLoss, self.bestValidationStep, self.measurementsSinceBest, self.stoppedEarly) =
@@ -56,7 +59,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         (self.baseLearningRate, self.kernelLevel, self.calibratedUpdates, self.streamGenerator) = (
             baseLearningRate, kernelLevel, calibratedUpdates, streamGenerator
         )
-        self.kernelBlocking = kernelBlocking
+        (self.kernelBlocking, self.kernelBFloat16Products) = (kernelBlocking, kernelBFloat16Products)
     }
 }
 
@@ -153,7 +156,8 @@ extension Trainer {
             epochSeconds: epochSeconds, elapsedSeconds: elapsedBefore, learningRate: optimizer.learningRate,
             baseLearningRate: baseLearningRate, kernelLevel: Kernels.activeLevel.name,
             calibratedUpdates: calibratedUpdates,
-            streamGenerator: streamGenerator.decimalWords, kernelBlocking: Kernels.blocking.description)
+            streamGenerator: streamGenerator.decimalWords, kernelBlocking: Kernels.blocking.description,
+            kernelBFloat16Products: Kernels.bfloat16Products)
     }
 
     /// Puts back a state ``state`` returned (restore the parameters and the optimizer's state yourself).
@@ -201,6 +205,10 @@ extension Trainer {
         }
         // A schedule fixed under a time limit may be shorter than the updates run since (faster updates than timed,
         // or a resume with more time): the rate then stays at its minimum. It is at least 1 update.
+        if let path = saved.kernelBFloat16Products, !Kernels.bfloat16ProductPaths.contains(path) {
+            throw bad(
+                "its bfloat16 product path '\(path.prefix(40))' is not one of \(Kernels.bfloat16ProductPaths.sorted())")
+        }
         if let calibrated = saved.calibratedUpdates, calibrated < 1 {
             throw bad("its cosine schedule length \(calibrated) is not a positive number of updates")
         }

@@ -30,7 +30,9 @@ public struct UpdateReport: Sendable, Equatable {
     public var skipped: Bool
     /// Mean loss of the epoch's applied updates so far (each batch weighted by its count).
     public var epochMeanLoss: Double
-    /// Training examples per second so far in this epoch.
+    /// Training examples per second so far in this epoch: the epoch's examples over the seconds its updates took
+    /// (validation excluded), including the part of the epoch before a resume, so right after a resume it is still
+    /// mostly the earlier run's rate.
     public var examplesPerSecond: Double
     /// Estimated seconds until the last epoch ends, at this epoch's speed.
     public var secondsLeft: Double
@@ -48,7 +50,8 @@ public struct EpochSummary: Codable, Sendable, Equatable {
     public var validationLoss: Double?
     /// Mean gradient norm before clipping.
     public var gradientNorm: Double
-    /// Training examples per second in this epoch.
+    /// Training examples per second in this epoch: its examples over the seconds its updates took (validation
+    /// excluded), the part before a resume included.
     public var examplesPerSecond: Double
     /// Seconds of training so far (earlier runs of a resumed trainer included).
     public var elapsedSeconds: Double

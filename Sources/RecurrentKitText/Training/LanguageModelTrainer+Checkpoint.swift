@@ -38,6 +38,7 @@ extension LanguageModelTrainer {
             dropoutGenerator: trainer.streamGenerator.decimalWords, lossSum: run.lossSum, tokenCount: run.exampleCount,
             normSum: run.normSum, epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds, history: history,
             kernelLevel: Kernels.activeLevel.name, kernelBlocking: Kernels.blocking.description,
+            kernelBFloat16Products: Kernels.bfloat16Products,
             scheduledUpdates: usesCosine && (run.calibratedUpdates != nil || options.timeLimitSeconds == nil)
                 ? trainer.scheduledUpdates : nil,
             bestValidationLoss: run.bestValidationLoss, bestValidationStep: run.bestValidationStep,
@@ -227,13 +228,15 @@ extension LanguageModelTrainer {
             epochSeconds: state.epochSeconds, elapsedSeconds: state.elapsedSeconds,
             learningRate: state.learningRate, baseLearningRate: trainer.baseLearningRate,
             kernelLevel: state.kernelLevel ?? Kernels.activeLevel.name, calibratedUpdates: state.scheduledUpdates,
-            streamGenerator: stream.decimalWords, kernelBlocking: state.kernelBlocking)
+            streamGenerator: stream.decimalWords, kernelBlocking: state.kernelBlocking,
+            kernelBFloat16Products: state.kernelBFloat16Products)
         data.position(epoch: epoch, generator: done > 0 ? epochStartGenerator : dataGenerator)
         try trainer.restore(state: run)
         model.carriedState = carried
         history = state.history
         savedKernelLevel = state.kernelLevel
         savedKernelBlocking = state.kernelBlocking
+        savedBFloat16Products = state.kernelBFloat16Products
     }
 
     /// The state buffers an optimizer made from `options` holds once it has stepped (e.g. Adam's `exp_avg` and

@@ -51,6 +51,10 @@ public final class LanguageModelTrainer {
     /// where `Kernels.blocking.sumsLike(_:)` holds; otherwise the sums round differently (another CPU's caches gave
     /// another `kc`) and the run continues correctly but not bit for bit.
     public internal(set) var savedKernelBlocking: String? = nil
+    /// How the resumed run computed its bfloat16 products (`Kernels.bfloat16Products`), when the checkpoint records
+    /// it (nil for files written before it was). A run with bfloat16 products resumes bit for bit only where it equals
+    /// today's (the dot instructions and the widened path round the sums differently); a Float run does not use it.
+    public internal(set) var savedBFloat16Products: String? = nil
 
     /// Seconds this process has spent in the reducer's sums during updates (gradients, loss, stop decisions), waiting
     /// for the slowest process included; 0 with one process.

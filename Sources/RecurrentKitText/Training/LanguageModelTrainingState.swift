@@ -26,6 +26,8 @@ struct LanguageModelTrainingState: Codable {
     var kernelLevel: String? = nil
     /// The matrix products' blocking the run used (`Kernels.Blocking.description`); absent before it was recorded.
     var kernelBlocking: String? = nil
+    /// How the run's bfloat16 products were computed (`Kernels.bfloat16Products`); absent before it was recorded.
+    var kernelBFloat16Products: String? = nil
     /// The fixed length of the learning-rate schedule; absent before it is fixed and in files of 0.1.
     var scheduledUpdates: Int? = nil
     /// Best validation loss so far, its update, measurements since, and whether early stopping ended the run
@@ -88,6 +90,11 @@ struct LanguageModelTrainingState: Codable {
             throw bad(
                 "kernelLevel", "'\(level.prefix(40))'",
                 "is not a kernel level (\(Kernels.Level.allCases.map(\.name).joined(separator: ", ")))")
+        }
+        if let path = kernelBFloat16Products, !Kernels.bfloat16ProductPaths.contains(path) {
+            throw bad(
+                "kernelBFloat16Products", "'\(path.prefix(40))'",
+                "is not one of \(Kernels.bfloat16ProductPaths.sorted())")
         }
         if let blocking = kernelBlocking, !Kernels.Blocking.isDescription(blocking) {
             throw bad(
