@@ -203,12 +203,12 @@ extension Trainer {
                     + "\(saved.position.epoch).\(saved.position.batch), \(saved.history.count) epochs of history)"
             )
         }
-        // A schedule fixed under a time limit may be shorter than the updates run since (faster updates than timed,
-        // or a resume with more time): the rate then stays at its minimum. It is at least 1 update.
         if let path = saved.kernelBFloat16Products, !Kernels.bfloat16ProductPaths.contains(path) {
             throw bad(
                 "its bfloat16 product path '\(path.prefix(40))' is not one of \(Kernels.bfloat16ProductPaths.sorted())")
         }
+        // A schedule fixed under a time limit may be shorter than the updates run since (faster updates than timed,
+        // or a resume with more time): the rate then stays at its minimum. It is at least 1 update.
         if let calibrated = saved.calibratedUpdates, calibrated < 1 {
             throw bad("its cosine schedule length \(calibrated) is not a positive number of updates")
         }
