@@ -101,19 +101,7 @@ struct TrainCommand: ParsableCommand {
         if let validationFraction { o.validationFraction = validationFraction }
         if let evalEvery { o.evaluateEvery = evalEvery }
         if let earlyStopPatience { o.earlyStopPatience = earlyStopPatience }
-        switch schedule {
-        case .constant: o.learningRateSchedule = nil
-        case .step: o.learningRateSchedule = .step(every: decayEvery ?? 1000, factor: decayFactor ?? 0.5)
-        case .cosine: o.learningRateSchedule = .cosine(warmup: warmup ?? 0, minimumFactor: minLrFactor ?? 0.1)
-        case nil: break
-        }
-        let stepOptions = decayEvery != nil || decayFactor != nil, cosineOptions = warmup != nil || minLrFactor != nil
-        if stepOptions, schedule != .step {
-            throw RecurrentKitError("--decay-every and --decay-factor need --schedule step")
-        }
-        if cosineOptions, schedule != .cosine {
-            throw RecurrentKitError("--warmup and --min-lr-factor need --schedule cosine")
-        }
+        try applySchedule(to: &o)
         if let batch { o.batchSize = batch }
         if let steps { o.numSteps = steps }
         if let sampling { o.sampling = sampling }
@@ -248,7 +236,8 @@ struct TrainCommand: ParsableCommand {
                 + (config.embeddingSize.map { " embedding=\($0)" } ?? " one-hot")
                 + ", \(weightCount) parameters, init \(options.initialization.rawValue)")
         say(
-            "\(options.optimizer.rawValue) lr=\(options.learningRate) clip=\(options.clip) batch=\(options.batchSize) "
+            "\(options.optimizer.rawValue) lr=\(options.learningRate)\(scheduleSummary(options)) clip=\(options.clip) "
+                + "batch=\(options.batchSize) "
                 + "steps=\(options.numSteps) "
                 + "\(options.sampling.rawValue) sampling, \(options.bptt.rawValue) BPTT (chunks of "
                 + "\(trainer.chunkLength)), \(trainer.minibatchesPerEpoch) updates/epoch, \(options.epochs) "

@@ -398,4 +398,25 @@ extension CommandLineTests {
         XCTAssertEqual(same.status, 0, same.err)
         XCTAssertFalse(same.out.contains(note), same.out)
     }
+
+    /// shakespeare-lstm decays its rate by a cosine: the header says so, --warmup and --min-lr-factor adjust it without
+    /// --schedule, --schedule constant turns it off, and a preset with a constant rate still refuses them alone.
+    func testPresetCosineAndItsOptions() throws {
+        // One update, then the time limit (no validation pass over the 111,540-character tail in a debug build).
+        let small = ["--epochs", "1", "--max-tokens", "12000", "--sample-every", "0", "--time-limit", "0.001"]
+        let tuned = try run(
+            ["train", "--preset", "shakespeare-lstm", "--warmup", "2", "--output", folder + "/a"] + small)
+        XCTAssertEqual(tuned.status, 0, tuned.err)
+        XCTAssertTrue(
+            tuned.out.contains(
+                "lr=0.004 (warm-up 2 updates, then cosine to 0.1x over the updates the time limit allows)"),
+            tuned.out)
+        let constant = try run(
+            ["train", "--preset", "shakespeare-lstm", "--schedule", "constant", "--output", folder + "/b"] + small)
+        XCTAssertEqual(constant.status, 0, constant.err)
+        XCTAssertTrue(constant.out.contains("lr=0.004 clip="), constant.out)
+        try assertFails(
+            ["train", "--preset", "d2l-rnn", "--min-lr-factor", "0.2", "--output", folder + "/c"],
+            mentioning: "need --schedule cosine")
+    }
 }
