@@ -5,29 +5,14 @@ import _RecurrentKitKernels
 /// every instruction-set level this machine has: widths around the 8- and 16-lane boundaries, a row range that leaves
 /// other rows alone, and values that include signed zeros, subnormals, infinities and NaN.
 final class GRUCellRowTests: XCTestCase {
-    func values(_ n: Int, seed: UInt64) -> [Float] {
-        let special: [Float] = [
-            0, -0.0, Float(bitPattern: 0x0001_1C3A), -Float(bitPattern: 0x0000_0F01), .infinity, -.infinity, .nan, 1,
-            -1, 0.5, 3e38, -3e38,
-        ]
-        return kernelTestValues(n, seed: seed, scale: 6, special: special, specialEvery: 23)
-    }
-
-    func assertSame(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for i in 0..<min(a.count, b.count) where !(a[i].isNaN && b[i].isNaN) && a[i].bitPattern != b[i].bitPattern {
-            XCTFail("\(what)[\(i)]: \(a[i]) against \(b[i])", file: file, line: line)
-            return
-        }
-    }
-
     func testForwardKernelMatchesTheSwiftLoopBitForBit() {
         forEachKernelSetting(threads: [1]) { level, _ in
             for H in [1, 5, 8, 15, 16, 17, 24, 33, 40] {
                 let B = 3, rows = 1..<3, GH = 3 * H
                 let what = "level \(level) H \(H)"
-                var gates = values(B * GH, seed: UInt64(H)), hn = values(B * H, seed: 7), h = values(B * H, seed: 8)
-                let recurrent = values(B * GH, seed: 9), hPrev = values(B * H, seed: 10)
+                var gates = cellRowTestValues(B * GH, seed: UInt64(H)), hn = cellRowTestValues(B * H, seed: 7),
+                    h = cellRowTestValues(B * H, seed: 8)
+                let recurrent = cellRowTestValues(B * GH, seed: 9), hPrev = cellRowTestValues(B * H, seed: 10)
                 var gatesRef = gates, hnRef = hn, hRef = h
                 rk_gru_forward_rows_f32(&gates, recurrent, &hn, &h, hPrev, rows.lowerBound, rows.upperBound, H)
                 // GRUCell.swift's loop: r|z += R; sigmoid; hn = R_n; n += r R_n; tanh; h = (1 - z) n + z hPrev.
@@ -45,9 +30,9 @@ final class GRUCellRowTests: XCTestCase {
                         hRef[b * H + j] = (1 - z) * gatesRef[g0 + 2 * H + j] + z * hPrev[b * H + j]
                     }
                 }
-                assertSame(gates, gatesRef, "forward gates, \(what)")
-                assertSame(hn, hnRef, "forward R_n, \(what)")
-                assertSame(h, hRef, "forward h, \(what)")
+                assertSameBits(gates, gatesRef, "forward gates, \(what)")
+                assertSameBits(hn, hnRef, "forward R_n, \(what)")
+                assertSameBits(h, hRef, "forward h, \(what)")
             }
         }
     }
@@ -57,10 +42,10 @@ final class GRUCellRowTests: XCTestCase {
             for H in [1, 5, 8, 15, 16, 17, 24, 33, 40] {
                 let B = 3, rows = 1..<3, GH = 3 * H
                 let what = "level \(level) H \(H)"
-                let gates = values(B * GH, seed: UInt64(H) + 100), hPrev = values(B * H, seed: 11)
-                let hn = values(B * H, seed: 12), dOut = values(B * H, seed: 13)
-                var dP = values(B * GH, seed: 14), dR = values(B * GH, seed: 15)
-                var dh = values(B * H, seed: 16), dhNext = values(B * H, seed: 17)
+                let gates = cellRowTestValues(B * GH, seed: UInt64(H) + 100), hPrev = cellRowTestValues(B * H, seed: 11)
+                let hn = cellRowTestValues(B * H, seed: 12), dOut = cellRowTestValues(B * H, seed: 13)
+                var dP = cellRowTestValues(B * GH, seed: 14), dR = cellRowTestValues(B * GH, seed: 15)
+                var dh = cellRowTestValues(B * H, seed: 16), dhNext = cellRowTestValues(B * H, seed: 17)
                 var dPRef = dP, dRRef = dR, dhRef = dh, dhNextRef = dhNext
                 rk_gru_backward_rows_f32(
                     gates, hPrev, hn, dOut, &dP, &dR, &dh, &dhNext, rows.lowerBound, rows.upperBound, H)
@@ -78,10 +63,10 @@ final class GRUCellRowTests: XCTestCase {
                         dhNextRef[i] = dhTotal * z
                     }
                 }
-                assertSame(dP, dPRef, "backward dP, \(what)")
-                assertSame(dR, dRRef, "backward dR, \(what)")
-                assertSame(dh, dhRef, "backward dh, \(what)")
-                assertSame(dhNext, dhNextRef, "backward dhNext, \(what)")
+                assertSameBits(dP, dPRef, "backward dP, \(what)")
+                assertSameBits(dR, dRRef, "backward dR, \(what)")
+                assertSameBits(dh, dhRef, "backward dh, \(what)")
+                assertSameBits(dhNext, dhNextRef, "backward dhNext, \(what)")
             }
         }
     }

@@ -1,3 +1,4 @@
+import XCTest
 import _RecurrentKitKernels
 
 /// Runs `body(level, threads)` at every instruction-set level this CPU has and each of `threads`, then restores the
@@ -25,5 +26,26 @@ func kernelTestValues(_ n: Int, seed: UInt64, scale: Float, special: [Float] = [
         g = g &* 6364136223846793005 &+ 1442695040888963407
         if !special.isEmpty && (g >> 33) % specialEvery == 0 { return special[i % special.count] }
         return (Float(g >> 40) / Float(1 << 24) - 0.5) * scale
+    }
+}
+
+/// n values for the cell-row kernel tests: `kernelTestValues` in (-3, 3) with, about one in 23, a signed zero, a
+/// subnormal, an infinity, NaN, ±1, 0.5 or ±3e38 (the values where a reordered or fused operation shows).
+func cellRowTestValues(_ n: Int, seed: UInt64) -> [Float] {
+    let special: [Float] = [
+        0, -0.0, Float(bitPattern: 0x0001_1C3A), -Float(bitPattern: 0x0000_0F01), .infinity, -.infinity, .nan, 1, -1,
+        0.5, 3e38, -3e38,
+    ]
+    return kernelTestValues(n, seed: seed, scale: 6, special: special, specialEvery: 23)
+}
+
+/// Fails at the first element whose bits differ (any NaN matches any NaN): kernels against the loops they replace.
+func assertSameBits(
+    _ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+    for i in 0..<min(a.count, b.count) where !(a[i].isNaN && b[i].isNaN) && a[i].bitPattern != b[i].bitPattern {
+        XCTFail("\(what)[\(i)]: \(a[i]) against \(b[i])", file: file, line: line)
+        return
     }
 }

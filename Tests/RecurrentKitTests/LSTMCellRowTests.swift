@@ -5,30 +5,15 @@ import _RecurrentKitKernels
 /// every instruction-set level this machine has: widths around the 8- and 16-lane boundaries, a row range that leaves
 /// other rows alone, and values that include signed zeros, subnormals, infinities and NaN.
 final class LSTMCellRowTests: XCTestCase {
-    func values(_ n: Int, seed: UInt64) -> [Float] {
-        let special: [Float] = [
-            0, -0.0, Float(bitPattern: 0x0001_1C3A), -Float(bitPattern: 0x0000_0F01), .infinity, -.infinity, .nan, 1,
-            -1, 0.5, 3e38, -3e38,
-        ]
-        return kernelTestValues(n, seed: seed, scale: 6, special: special, specialEvery: 23)
-    }
-
-    func assertSame(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for i in 0..<min(a.count, b.count) where !(a[i].isNaN && b[i].isNaN) && a[i].bitPattern != b[i].bitPattern {
-            XCTFail("\(what)[\(i)]: \(a[i]) against \(b[i])", file: file, line: line)
-            return
-        }
-    }
-
     func testKernelsMatchTheSwiftLoopsBitForBit() {
         forEachKernelSetting(threads: [1]) { level, _ in
             for H in [1, 5, 8, 15, 16, 17, 33, 40] {
                 let B = 3, rows = 1..<3, GH = 4 * H
                 let what = "level \(level) H \(H)"
                 // Forward rows: activations in place, c = f cPrev + i g, tanhCell = tanh(c), out = o tanhCell.
-                var gates = values(B * GH, seed: UInt64(H)), c = values(B * H, seed: 7), cPrev = values(B * H, seed: 8)
-                var tc = values(B * H, seed: 9), out = values(B * H, seed: 10)
+                var gates = cellRowTestValues(B * GH, seed: UInt64(H)), c = cellRowTestValues(B * H, seed: 7),
+                    cPrev = cellRowTestValues(B * H, seed: 8)
+                var tc = cellRowTestValues(B * H, seed: 9), out = cellRowTestValues(B * H, seed: 10)
                 var gatesRef = gates, cRef = c, tcRef = tc, outRef = out
                 rk_lstm_forward_rows_f32(&gates, &c, cPrev, &tc, &out, rows.lowerBound, rows.upperBound, H)
                 for b in rows {
@@ -48,19 +33,20 @@ final class LSTMCellRowTests: XCTestCase {
                         outRef[b * H + j] = gatesRef[g0 + 3 * H + j] * row[j]
                     }
                 }
-                assertSame(gates, gatesRef, "forward gates, \(what)")
-                assertSame(c, cRef, "forward c, \(what)")
-                assertSame(tc, tcRef, "forward tanh(c), \(what)")
-                assertSame(out, outRef, "forward output, \(what)")
+                assertSameBits(gates, gatesRef, "forward gates, \(what)")
+                assertSameBits(c, cRef, "forward c, \(what)")
+                assertSameBits(tc, tcRef, "forward tanh(c), \(what)")
+                assertSameBits(out, outRef, "forward output, \(what)")
                 // In place, as generation runs one step (cPrev == c).
-                var cInPlace = cPrev, gatesInPlace = values(B * GH, seed: UInt64(H))
+                var cInPlace = cPrev, gatesInPlace = cellRowTestValues(B * GH, seed: UInt64(H))
                 var gatesCopy = gatesInPlace, cCopy = cPrev
                 rk_lstm_forward_rows_f32(&gatesInPlace, &cInPlace, cInPlace, &tc, &out, 0, B, H)
                 rk_lstm_forward_rows_f32(&gatesCopy, &cCopy, cPrev, &tc, &out, 0, B, H)
-                assertSame(cInPlace, cCopy, "forward c in place, \(what)")
+                assertSameBits(cInPlace, cCopy, "forward c in place, \(what)")
                 // Backward rows.
-                let dh = values(B * H, seed: 11), dOut = values(B * H, seed: 12), tanhC = values(B * H, seed: 13)
-                var dc = values(B * H, seed: 14), dGates = values(B * GH, seed: 15)
+                let dh = cellRowTestValues(B * H, seed: 11), dOut = cellRowTestValues(B * H, seed: 12),
+                    tanhC = cellRowTestValues(B * H, seed: 13)
+                var dc = cellRowTestValues(B * H, seed: 14), dGates = cellRowTestValues(B * GH, seed: 15)
                 var dcRef = dc, dGatesRef = dGates
                 rk_lstm_backward_rows_f32(
                     gates, &dGates, cPrev, tanhC, dh, &dc, dOut, rows.lowerBound, rows.upperBound, H)
@@ -78,8 +64,8 @@ final class LSTMCellRowTests: XCTestCase {
                         dcRef[r] = dcTotal * f
                     }
                 }
-                assertSame(dGates, dGatesRef, "backward dGates, \(what)")
-                assertSame(dc, dcRef, "backward dc, \(what)")
+                assertSameBits(dGates, dGatesRef, "backward dGates, \(what)")
+                assertSameBits(dc, dcRef, "backward dc, \(what)")
             }
         }
     }
@@ -87,11 +73,11 @@ final class LSTMCellRowTests: XCTestCase {
     func testBiasRowAddMatchesAPlainLoop() {
         forEachKernelSetting { level, threads in
             for (rows, n) in [(1, 1), (3, 17), (5, 40), (70, 1024)] {
-                var x = values(rows * n, seed: 21), expected = x
-                let row = values(n, seed: 22)
+                var x = cellRowTestValues(rows * n, seed: 21), expected = x
+                let row = cellRowTestValues(n, seed: 22)
                 rk_add_row_f32(&x, row, rows, n)
                 for r in 0..<rows { for j in 0..<n { expected[r * n + j] += row[j] } }
-                assertSame(x, expected, "level \(level) threads \(threads) rows \(rows) n \(n)")
+                assertSameBits(x, expected, "level \(level) threads \(threads) rows \(rows) n \(n)")
             }
         }
     }
