@@ -27,8 +27,16 @@ if [ -z "$qemu" ] || [ -z "$gcc_cross" ] || ! [ -d /usr/aarch64-linux-gnu/includ
     echo "check-aarch64-kernels: skipped the aarch64 run ($message)"
     exit 0
 fi
-clang --target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu --gcc-toolchain=/usr -fuse-ld=lld -static \
-    "${flags[@]}" "${kernels[@]}" -ffp-contract=off "$driver" -o "$out/aarch64" -lm -lpthread
+cross=(clang --target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu --gcc-toolchain=/usr -fuse-ld=lld -static)
+# The toolchain first (an environment without a working cross link is skipped, not failed); then the kernels.
+printf '#include <math.h>\nint main(void) { return (int)sqrt(0.0); }\n' >"$out/probe.c"
+if ! "${cross[@]}" "$out/probe.c" -o "$out/probe" -lm 2>"$out/probe.log" || ! "$qemu" "$out/probe"; then
+    message="clang cannot link and run a static aarch64 program here ($(head -n 1 "$out/probe.log"))"
+    if [ "${RK_REQUIRE_AARCH64:-0}" = 1 ]; then echo "check-aarch64-kernels: $message" >&2; exit 1; fi
+    echo "check-aarch64-kernels: skipped the aarch64 run ($message)"
+    exit 0
+fi
+"${cross[@]}" "${flags[@]}" "${kernels[@]}" -ffp-contract=off "$driver" -o "$out/aarch64" -lm -lpthread
 file_type=$(od -An -tx1 -j18 -N2 "$out/aarch64" | tr -d ' ')
 [ "$file_type" = b700 ] || { echo "check-aarch64-kernels: the cross build is not an aarch64 ELF (e_machine $file_type)" >&2; exit 1; }
 "$qemu" "$out/aarch64" | grep -E "^level [0-9]+ of|: ok$|FAIL|self-test" \
