@@ -138,7 +138,7 @@ static void products(void) {
     // Matrix-vector products of generation: f32, bf16 weights, int8 weights.
     {
         ptrdiff_t rows = 77, cols = 301;
-        float *w = floats(rows * cols), *x = floats(cols), *y = malloc(rows * 4), *r = malloc(rows * 4);
+        float *w = floats(rows * cols), *x = floats(cols), *y = malloc(rows * 4);
         uint16_t *wb = malloc(rows * cols * 2);
         int8_t *wq = malloc(rows * cols);
         float *scales = malloc(rows * 4);
@@ -175,7 +175,7 @@ static void products(void) {
             if (!(fabs(s - y[i]) <= bound)) within = 0;
         }
         check(within, "rk_gemv_i8", "error above the bound of int8 rounding");
-        free(w); free(x); free(y); free(r); free(wb); free(wq); free(scales); free(sums);
+        free(w); free(x); free(y); free(wb); free(wq); free(scales); free(sums);
     }
 }
 

@@ -12,7 +12,7 @@ static LANES_TARGET ptrdiff_t LANES(lstm_cell_row)(ptrdiff_t j, const float *gi,
     return j;
 }
 
-// x = x * y (the LSTM's output o * tanh(c)).
+// out = x * y (the LSTM's output o * tanh(c)).
 static LANES_TARGET ptrdiff_t LANES(mul_row)(ptrdiff_t j, const float *x, const float *y, float *out, ptrdiff_t n) {
     for (; j + VL <= n; j += VL) VSTORE(out + j, VMUL(VLOAD(x + j), VLOAD(y + j)));
     return j;

@@ -84,18 +84,26 @@ rk_pack_pairs_bf16_avx512(const float *X, ptrdiff_t ld, int trans, ptrdiff_t r0,
         }
 }
 
+// The two AVX-512 tiles' prefetches, as the float micro-kernel's (gemm_template.h): the C tile's rows (32 floats each)
+// fetched while the sums run, and the B panel 16 pairs ahead. They change no value.
+static inline void prefetch_c_rows(float *C, ptrdiff_t ldc, int rows) {
+    for (int r = 0; r < rows; r++) __builtin_prefetch(C + r * ldc, 1, 3), __builtin_prefetch(C + r * ldc + 31, 1, 3);
+}
+
+static inline void prefetch_b_ahead(const uint32_t *b, ptrdiff_t q) {
+    __builtin_prefetch(b + (q + 16) * BF_NR, 0, 3);
+    __builtin_prefetch(b + (q + 16) * BF_NR + 16, 0, 3);
+}
+
 __attribute__((target("avx512f,avx512bf16"))) void rk_tile_bf16_avx512(ptrdiff_t kp, const uint32_t *a,
                                                                               const uint32_t *b, float *C, ptrdiff_t ldc,
                                                                               int rows, int cols, float alpha,
                                                                               float beta) {
     __m512 c[BF_MR][2];
     for (int r = 0; r < BF_MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    // As the float micro-kernel (gemm_template.h): the C tile's rows fetched while the sums run, the B panel 16 pairs
-    // ahead. Same operations, same bits.
-    for (int r = 0; r < rows; r++) __builtin_prefetch(C + r * ldc, 1, 3), __builtin_prefetch(C + r * ldc + 31, 1, 3);
+    prefetch_c_rows(C, ldc, rows);
     for (ptrdiff_t q = 0; q < kp; q++) {
-        __builtin_prefetch(b + (q + 16) * BF_NR, 0, 3);
-        __builtin_prefetch(b + (q + 16) * BF_NR + 16, 0, 3);
+        prefetch_b_ahead(b, q);
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + q * BF_NR), b1 = (__m512bh)_mm512_loadu_si512(b + q * BF_NR + 16);
         for (int r = 0; r < BF_MR; r++) {
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[q * BF_MR + r]);
@@ -250,11 +258,9 @@ __attribute__((target("avx512f"))) void rk_tile_bf16_avx512f(ptrdiff_t kp, const
     const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
     __m512 c[BF_MR][2];
     for (int r = 0; r < BF_MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    // The float micro-kernel's and rk_tile_bf16_avx512's prefetches: C's rows while the sums run, B 16 pairs ahead.
-    for (int r = 0; r < rows; r++) __builtin_prefetch(C + r * ldc, 1, 3), __builtin_prefetch(C + r * ldc + 31, 1, 3);
+    prefetch_c_rows(C, ldc, rows);
     for (ptrdiff_t q = 0; q < kp; q++) {
-        __builtin_prefetch(b + (q + 16) * BF_NR, 0, 3);
-        __builtin_prefetch(b + (q + 16) * BF_NR + 16, 0, 3);
+        prefetch_b_ahead(b, q);
         __m512i b0 = _mm512_loadu_si512(b + q * BF_NR), b1 = _mm512_loadu_si512(b + q * BF_NR + 16);
         __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16)), b0o = _mm512_castsi512_ps(_mm512_and_si512(b0, high));
         __m512 b1e = _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16)), b1o = _mm512_castsi512_ps(_mm512_and_si512(b1, high));
